@@ -1,0 +1,224 @@
+/* File helpers: mappings, whole-file reads and atomic writes. */
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+sl_status sl_map_file(const char *path, sl_mapping *map, sl_error *err)
+{
+	map->addr = NULL;
+	map->size = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return sl_errorf(err, SL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return sl_errorf(err, SL_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return sl_errorf(err, SL_ERR_IO, "%s: not a regular file", path);
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return SL_OK;
+	}
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return sl_errorf(err, SL_ERR_IO, "%s: cannot map %lld bytes: %s", path,
+		                 (long long)st.st_size, strerror(e));
+	map->addr = p;
+	map->size = (size_t)st.st_size;
+	return SL_OK;
+}
+
+void sl_unmap(sl_mapping *map)
+{
+	if (map->addr && map->size)
+		munmap(map->addr, map->size);
+	map->addr = NULL;
+	map->size = 0;
+}
+
+sl_status sl_read_file(const char *path, size_t max_bytes, char **data, size_t *len, sl_error *err)
+{
+	*data = NULL;
+	*len = 0;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return sl_errorf(err, SL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+	sl_buf b = {0};
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+		if (b.len + n > max_bytes) {
+			fclose(f);
+			sl_buf_free(&b);
+			return sl_errorf(err, SL_ERR_FORMAT, "%s: larger than the %zu bytes slimlab accepts here",
+			                 path, max_bytes);
+		}
+		if (!sl_buf_put(&b, chunk, n)) {
+			fclose(f);
+			sl_buf_free(&b);
+			return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", path);
+		}
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		sl_buf_free(&b);
+		return sl_errorf(err, SL_ERR_IO, "%s: read error", path);
+	}
+	if (!sl_buf_put(&b, "", 1)) {
+		sl_buf_free(&b);
+		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", path);
+	}
+	*data = b.data;
+	*len = b.len - 1;
+	return SL_OK;
+}
+
+sl_status sl_write_atomic(const char *path, sl_write_fn fn, void *ctx, sl_error *err)
+{
+	size_t n = strlen(path) + 32;
+	char *tmp = malloc(n);
+	if (!tmp)
+		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", path);
+	snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		sl_status st = sl_errorf(err, SL_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+		free(tmp);
+		return st;
+	}
+	FILE *f = fdopen(fd, "wb");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", path);
+	}
+	sl_status st = fn(f, ctx, err);
+	if (st == SL_OK && (fflush(f) != 0 || ferror(f)))
+		st = sl_errorf(err, SL_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+	else if (st == SL_ERR_IO && err && !err->msg[0])
+		sl_errorf(err, SL_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+	if (st == SL_OK && fsync(fileno(f)) != 0)
+		st = sl_errorf(err, SL_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+	if (fclose(f) != 0 && st == SL_OK)
+		st = sl_errorf(err, SL_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+	if (st == SL_OK && rename(tmp, path) != 0)
+		st = sl_errorf(err, SL_ERR_IO, "%s: cannot rename into place: %s", path, strerror(errno));
+	if (st != SL_OK)
+		unlink(tmp);
+	free(tmp);
+	return st;
+}
+
+typedef struct {
+	const void *data;
+	size_t len;
+} blob;
+
+static sl_status write_blob(FILE *f, void *ctx, sl_error *err)
+{
+	blob *b = ctx;
+	(void)err;
+	return (!b->len || fwrite(b->data, b->len, 1, f) == 1) ? SL_OK : SL_ERR_IO;
+}
+
+sl_status sl_write_file_atomic(const char *path, const void *data, size_t len, sl_error *err)
+{
+	blob b = {data, len};
+	if (err)
+		err->msg[0] = 0;
+	return sl_write_atomic(path, write_blob, &b, err);
+}
+
+bool sl_file_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool sl_is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool sl_path_join(char *buf, size_t n, const char *dir, const char *name)
+{
+	int k = snprintf(buf, n, "%s/%s", dir, name);
+	return k >= 0 && (size_t)k < n;
+}
+
+void sl_path_dir(const char *path, char *buf, size_t n)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		snprintf(buf, n, ".");
+		return;
+	}
+	size_t k = (size_t)(slash - path);
+	if (k == 0)
+		k = 1;
+	snprintf(buf, n, "%.*s", (int)k, path);
+}
+
+bool sl_buf_put(sl_buf *b, const void *p, size_t n)
+{
+	if (n > SIZE_MAX - b->len)
+		return false;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n)
+			cap = cap > SIZE_MAX / 2 ? b->len + n : cap * 2;
+		char *d = realloc(b->data, cap);
+		if (!d)
+			return false;
+		b->data = d;
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return true;
+}
+
+bool sl_buf_printf(sl_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int k = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (k < 0)
+		return false;
+	char *tmp = malloc((size_t)k + 1);
+	if (!tmp)
+		return false;
+	va_start(ap, fmt);
+	vsnprintf(tmp, (size_t)k + 1, fmt, ap);
+	va_end(ap);
+	bool ok = sl_buf_put(b, tmp, (size_t)k);
+	free(tmp);
+	return ok;
+}
+
+void sl_buf_free(sl_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}

@@ -1,0 +1,48 @@
+/* Files: read-only mappings, whole-file reads, atomic writes (temporary file,
+ * fsync, rename), and a growable byte buffer. */
+#ifndef SL_FILEIO_H
+#define SL_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "error.h"
+
+typedef struct sl_mapping {
+	void *addr;
+	size_t size;
+} sl_mapping;
+
+/* Maps a whole file read-only (an empty file maps to a NULL address). */
+sl_status sl_map_file(const char *path, sl_mapping *map, sl_error *err);
+void sl_unmap(sl_mapping *map);
+
+/* Reads a whole file into a NUL-terminated malloc'ed buffer, refusing files
+ * larger than max_bytes. */
+sl_status sl_read_file(const char *path, size_t max_bytes, char **data, size_t *len, sl_error *err);
+
+/* Writes path through fn into a temporary file in the same directory, syncs
+ * it and renames it into place: readers see the old file or the new one,
+ * never a mix, even if the process dies midway. */
+typedef sl_status (*sl_write_fn)(FILE *f, void *ctx, sl_error *err);
+sl_status sl_write_atomic(const char *path, sl_write_fn fn, void *ctx, sl_error *err);
+sl_status sl_write_file_atomic(const char *path, const void *data, size_t len, sl_error *err);
+
+bool sl_file_exists(const char *path);
+bool sl_is_dir(const char *path);
+/* dir/name into buf; false if it does not fit. */
+bool sl_path_join(char *buf, size_t n, const char *dir, const char *name);
+/* The directory part of path ("." when none). */
+void sl_path_dir(const char *path, char *buf, size_t n);
+
+typedef struct {
+	char *data;
+	size_t len, cap;
+} sl_buf;
+
+bool sl_buf_put(sl_buf *b, const void *p, size_t n);
+bool sl_buf_printf(sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl_buf_free(sl_buf *b);
+
+#endif

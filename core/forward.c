@@ -1,0 +1,210 @@
+/* The transformer forward pass, read top to bottom: embed, blocks, norm,
+ * logits. Speed comes from the kernels, not from this file. */
+#include "forward.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t max_sz(size_t a, size_t b)
+{
+	return a > b ? a : b;
+}
+
+sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *err)
+{
+	*out = NULL;
+	const sl_config *c = &m->cfg;
+	if (n_ctx <= 0)
+		n_ctx = c->max_seq_len;
+	if (m->pos_embd && n_ctx > c->max_seq_len)
+		return sl_errorf(err, SL_ERR_ARG, "a context of %d positions exceeds the %d learned positions of this model",
+		                 n_ctx, c->max_seq_len);
+	if (n_ctx > (1 << 20))
+		return sl_errorf(err, SL_ERR_ARG, "a context of %d positions is too large", n_ctx);
+	sl_state *s = calloc(1, sizeof *s);
+	if (!s)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	s->m = m;
+	s->K = sl_kernels_cpu();
+	s->n_ctx = n_ctx;
+	s->max_batch = n_ctx < 256 ? n_ctx : 256;
+	int L = c->n_layers;
+	s->k_off = calloc((size_t)L, sizeof(size_t));
+	s->v_off = calloc((size_t)L, sizeof(size_t));
+	s->kv_dim = calloc((size_t)L, sizeof(int));
+	if (!s->k_off || !s->v_off || !s->kv_dim)
+		goto oom;
+	size_t total = 0, q_max = 0, hid_max = 0;
+	for (int il = 0; il < L; il++) {
+		const sl_layer *ly = &m->layers[il];
+		s->kv_dim[il] = ly->n_kv_heads * c->head_dim;
+		s->k_off[il] = total;
+		total += (size_t)n_ctx * s->kv_dim[il];
+		s->v_off[il] = total;
+		total += (size_t)n_ctx * s->kv_dim[il];
+		q_max = max_sz(q_max, (size_t)ly->n_heads * c->head_dim);
+		hid_max = max_sz(hid_max, (size_t)ly->hidden_dim);
+	}
+	size_t B = (size_t)s->max_batch;
+	s->kv = sl_malloc_array(total, sizeof(float));
+	s->x = sl_malloc_array(B * c->dim, sizeof(float));
+	s->xb = sl_malloc_array(B * max_sz(c->dim, q_max), sizeof(float));
+	s->q = sl_malloc_array(B * q_max, sizeof(float));
+	s->att = sl_malloc_array(B * q_max, sizeof(float));
+	s->hb = sl_malloc_array(B * hid_max, sizeof(float));
+	s->hb2 = sl_malloc_array(B * hid_max, sizeof(float));
+	if (c->arch == SL_ARCH_GPT2)
+		s->qkv = sl_malloc_array(B * 3 * (size_t)c->dim, sizeof(float));
+	if (!s->kv || !s->x || !s->xb || !s->q || !s->att || !s->hb || !s->hb2 ||
+	    (c->arch == SL_ARCH_GPT2 && !s->qkv))
+		goto oom;
+	*out = s;
+	return SL_OK;
+oom:
+	sl_state_free(s);
+	return sl_errorf(err, SL_ERR_NOMEM, "out of memory for a %d-position KV cache", n_ctx);
+}
+
+void sl_state_free(sl_state *s)
+{
+	if (!s)
+		return;
+	free(s->k_off);
+	free(s->v_off);
+	free(s->kv_dim);
+	free(s->kv);
+	free(s->x);
+	free(s->xb);
+	free(s->q);
+	free(s->att);
+	free(s->hb);
+	free(s->hb2);
+	free(s->qkv);
+	free(s);
+}
+
+void sl_state_reset(sl_state *s)
+{
+	s->n_past = 0;
+}
+
+static void tap(sl_state *s, int il, sl_tap where, float *x, int T, int n)
+{
+	if (s->tap)
+		s->tap(s->tap_ctx, il, where, x, T, n);
+}
+
+static void matmul(sl_state *s, float *y, const float *x, int T, const sl_tensor *w, const sl_tensor *b)
+{
+	s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], b ? b->data : NULL);
+}
+
+static void norm(sl_state *s, float *y, const float *x, int T, const sl_tensor *w, const sl_tensor *b)
+{
+	const sl_config *c = &s->m->cfg;
+	if (c->arch == SL_ARCH_GPT2)
+		s->K->layernorm(y, x, w->data, b ? b->data : NULL, T, c->dim, c->norm_eps);
+	else
+		s->K->rmsnorm(y, x, w->data, T, c->dim, c->norm_eps);
+}
+
+static void block(sl_state *s, int il, int T, int pos0)
+{
+	const sl_config *c = &s->m->cfg;
+	const sl_layer *L = &s->m->layers[il];
+	const int dim = c->dim, hd = c->head_dim;
+	const int q_dim = L->n_heads * hd, kv_dim = s->kv_dim[il];
+	float *k_cache = s->kv + s->k_off[il], *v_cache = s->kv + s->v_off[il];
+	float *k_new = k_cache + (size_t)pos0 * kv_dim, *v_new = v_cache + (size_t)pos0 * kv_dim;
+
+	tap(s, il, SL_TAP_BLOCK_IN, s->x, T, dim);
+	/* attention */
+	norm(s, s->xb, s->x, T, L->attn_norm, L->attn_norm_b);
+	tap(s, il, SL_TAP_ATTN_IN, s->xb, T, dim);
+	if (L->wqkv) {
+		matmul(s, s->qkv, s->xb, T, L->wqkv, L->bqkv);
+		for (int t = 0; t < T; t++) {
+			const float *row = s->qkv + (size_t)t * 3 * dim;
+			memcpy(s->q + (size_t)t * q_dim, row, (size_t)dim * sizeof(float));
+			memcpy(k_new + (size_t)t * kv_dim, row + dim, (size_t)dim * sizeof(float));
+			memcpy(v_new + (size_t)t * kv_dim, row + 2 * dim, (size_t)dim * sizeof(float));
+		}
+	} else {
+		matmul(s, s->q, s->xb, T, L->wq, L->bq);
+		matmul(s, k_new, s->xb, T, L->wk, L->bk);
+		matmul(s, v_new, s->xb, T, L->wv, L->bv);
+	}
+	s->K->rope(s->q, T, L->n_heads, hd, c->rope_dim, pos0, c->rope_theta, c->rope_style);
+	s->K->rope(k_new, T, L->n_kv_heads, hd, c->rope_dim, pos0, c->rope_theta, c->rope_style);
+	s->K->attention(s->att, s->q, k_cache, v_cache, T, pos0, L->n_heads, L->n_kv_heads, hd,
+	                (size_t)kv_dim);
+	tap(s, il, SL_TAP_ATTN_OUT_IN, s->att, T, q_dim);
+	matmul(s, s->xb, s->att, T, L->wo, L->bo);
+	for (size_t i = 0; i < (size_t)T * dim; i++)
+		s->x[i] += s->xb[i];
+
+	/* feed-forward */
+	norm(s, s->xb, s->x, T, L->ffn_norm, L->ffn_norm_b);
+	tap(s, il, SL_TAP_FFN_IN, s->xb, T, dim);
+	size_t nh = (size_t)T * L->hidden_dim;
+	if (L->w_gate) {
+		matmul(s, s->hb, s->xb, T, L->w_gate, NULL);
+		matmul(s, s->hb2, s->xb, T, L->w_up, L->b_up);
+		s->K->swiglu(s->hb, s->hb2, nh);
+	} else {
+		matmul(s, s->hb, s->xb, T, L->w_up, L->b_up);
+		s->K->gelu(s->hb, nh);
+	}
+	tap(s, il, SL_TAP_FFN_DOWN_IN, s->hb, T, L->hidden_dim);
+	matmul(s, s->xb, s->hb, T, L->w_down, L->b_down);
+	for (size_t i = 0; i < (size_t)T * dim; i++)
+		s->x[i] += s->xb[i];
+	tap(s, il, SL_TAP_BLOCK_OUT, s->x, T, dim);
+}
+
+sl_status sl_forward(sl_state *s, const int32_t *tokens, int n, float *logits, int logits_from,
+                     sl_error *err)
+{
+	const sl_model *m = s->m;
+	const sl_config *c = &m->cfg;
+	if (n <= 0)
+		return SL_OK;
+	if (n > s->n_ctx - s->n_past)
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "the context is full: %d positions used, %d more asked for, %d available",
+		                 s->n_past, n, s->n_ctx);
+	for (int i = 0; i < n; i++)
+		if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+			return sl_errorf(err, SL_ERR_ARG, "token id %d at position %d is outside the vocabulary (0..%d)",
+			                 tokens[i], i, c->vocab_size - 1);
+	if (logits_from < 0)
+		logits_from = 0;
+	for (int b0 = 0; b0 < n; b0 += s->max_batch) {
+		int T = n - b0 < s->max_batch ? n - b0 : s->max_batch;
+		int pos0 = s->n_past;
+		for (int t = 0; t < T; t++) {
+			float *row = s->x + (size_t)t * c->dim;
+			sl_tensor_rows_to_f32(m->tok_embd, tokens[b0 + t], 1, row);
+			if (m->pos_embd) {
+				float *pe = s->xb;
+				sl_tensor_rows_to_f32(m->pos_embd, pos0 + t, 1, pe);
+				for (int i = 0; i < c->dim; i++)
+					row[i] += pe[i];
+			}
+		}
+		for (int il = 0; il < c->n_layers; il++)
+			block(s, il, T, pos0);
+		s->n_past += T;
+		/* Only the rows whose predictions were asked for reach the head. */
+		int first = logits_from > b0 ? logits_from - b0 : 0;
+		if (logits && first < T) {
+			int k = T - first;
+			float *xr = s->x + (size_t)first * c->dim;
+			norm(s, xr, xr, k, m->out_norm, m->out_norm_b);
+			matmul(s, logits + (size_t)(b0 + first - logits_from) * c->vocab_size, xr, k, m->output,
+			       NULL);
+		}
+	}
+	return SL_OK;
+}

@@ -1,0 +1,51 @@
+/* The forward pass: a run state with its KV cache, batched prompt
+ * processing and incremental decoding through one function. */
+#ifndef SL_FORWARD_H
+#define SL_FORWARD_H
+
+#include "model.h"
+
+/* Points inside a block where activations can be observed: the inputs of
+ * the linear modules (what calibration statistics are gathered from) and
+ * the block's input and output (what sensitivity sweeps cache). */
+typedef enum {
+	SL_TAP_BLOCK_IN = 0, /* residual stream entering the block */
+	SL_TAP_ATTN_IN,      /* normed input of q, k, v (or qkv) */
+	SL_TAP_ATTN_OUT_IN,  /* input of attn_output */
+	SL_TAP_FFN_IN,       /* normed input of ffn_gate and ffn_up */
+	SL_TAP_FFN_DOWN_IN,  /* input of ffn_down */
+	SL_TAP_BLOCK_OUT,    /* residual stream leaving the block */
+	SL_TAP_COUNT
+} sl_tap;
+
+/* Called with T rows of n floats; x may be modified by the callee only if
+ * it means to change the computation (sweeps use that to inject states). */
+typedef void (*sl_tap_fn)(void *ctx, int layer, sl_tap where, float *x, int T, int n);
+
+typedef struct sl_state {
+	const sl_model *m;
+	const sl_kernels *K;
+	int n_ctx;         /* positions the KV cache holds */
+	int n_past;        /* positions already in it */
+	int max_batch;     /* tokens per internal step */
+	float *kv;
+	size_t *k_off, *v_off; /* per block, in floats */
+	int *kv_dim;
+	float *x, *xb, *q, *att, *hb, *hb2, *qkv;
+	sl_tap_fn tap;
+	void *tap_ctx;
+} sl_state;
+
+/* n_ctx: 0 = the model's trained context. */
+sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *err);
+void sl_state_free(sl_state *s);
+/* Forgets the cache (a new sequence starts at position 0). */
+void sl_state_reset(sl_state *s);
+
+/* Runs n tokens at positions n_past .. n_past+n-1 and appends them to the
+ * cache. If logits is not NULL it receives (n - logits_from) rows of
+ * vocab_size floats, the predictions after tokens logits_from .. n-1. */
+sl_status sl_forward(sl_state *s, const int32_t *tokens, int n, float *logits, int logits_from,
+                     sl_error *err);
+
+#endif

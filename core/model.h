@@ -1,0 +1,87 @@
+/* The decoder-only transformer: configuration, weights and tokenizer.
+ * Two families: Llama (RMSNorm, RoPE, grouped-query attention, SwiGLU;
+ * Mistral and Qwen2 too) and GPT-2 (LayerNorm, learned positions, GELU,
+ * fused qkv). Modules are named as GGUF names them (blk.3.attn_q, ...),
+ * which is also how recipes select them. */
+#ifndef SL_MODEL_H
+#define SL_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../kernels/kernels.h"
+#include "error.h"
+#include "fileio.h"
+#include "tensor.h"
+
+struct sl_tokenizer;
+
+typedef enum { SL_ARCH_LLAMA = 0, SL_ARCH_GPT2 = 1 } sl_arch;
+
+typedef struct {
+	sl_arch arch;
+	char arch_name[32];  /* as the file named it: llama, qwen2, gpt2, ... */
+	int dim;             /* embedding width */
+	int hidden_dim;      /* MLP width (per layer widths live in sl_layer) */
+	int n_layers;
+	int n_heads;
+	int n_kv_heads;
+	int head_dim;
+	int vocab_size;
+	int max_seq_len;     /* the context the model was trained for */
+	float norm_eps;
+	float rope_theta;
+	sl_rope_style rope_style;
+	int rope_dim;        /* rotated dims per head (= head_dim unless partial) */
+} sl_config;
+
+/* One transformer block. Pointers are NULL for tensors the family lacks. */
+typedef struct {
+	sl_tensor *attn_norm, *attn_norm_b;
+	sl_tensor *wq, *wk, *wv, *wqkv, *wo;
+	sl_tensor *bq, *bk, *bv, *bqkv, *bo;
+	sl_tensor *ffn_norm, *ffn_norm_b;
+	sl_tensor *w_gate, *w_up, *w_down;
+	sl_tensor *b_up, *b_down;
+	/* Shapes of this block; structured pruning makes them differ per block. */
+	int n_heads, n_kv_heads, hidden_dim;
+} sl_layer;
+
+typedef struct sl_model {
+	sl_config cfg;
+	char path[4096];
+	char format[16];         /* gguf, safetensors, llama2c */
+	sl_tensor **tensors;     /* every tensor, named as GGUF names them; stable pointers */
+	int n_tensors;
+	sl_tensor *tok_embd, *pos_embd, *out_norm, *out_norm_b, *output;
+	sl_layer *layers;
+	struct sl_tokenizer *tok;
+	sl_mapping *maps;        /* file mappings the tensors may point into */
+	int n_maps;
+} sl_model;
+
+typedef struct {
+	const char *tokenizer_path; /* llama2.c: tokenizer.bin to use */
+	bool check_finite;          /* scan float weights for NaN/Inf (default on) */
+} sl_load_opts;
+
+/* Opens a GGUF, safetensors (file, sharded index or directory) or llama2.c
+ * checkpoint, by content. On failure nothing is leaked and err says which
+ * file, offset or tensor was wrong. */
+sl_status sl_model_load(const char *path, const sl_load_opts *opts, sl_model **out, sl_error *err);
+void sl_model_free(sl_model *m);
+
+sl_tensor *sl_model_tensor(const sl_model *m, const char *name);
+int64_t sl_model_n_params(const sl_model *m);
+size_t sl_model_bytes(const sl_model *m);
+/* A deep copy whose tensors are all owned (for recipes and training). */
+sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err);
+
+/* Loaders call these after filling tensors and cfg. */
+sl_tensor *sl_model_add_tensor(sl_model *m, const char *name, int type, const int64_t *ne,
+                               int n_dims, void *data, bool owned, sl_error *err);
+/* Wires cfg and the layer pointers from named tensors, checking every shape. */
+sl_status sl_model_finish(sl_model *m, sl_error *err);
+sl_status sl_model_add_mapping(sl_model *m, void *addr, size_t size, sl_error *err);
+
+#endif

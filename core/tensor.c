@@ -1,0 +1,128 @@
+/* Tensor sizes and conversions. */
+#include "tensor.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int64_t sl_tensor_nelements(const sl_tensor *t)
+{
+	int64_t n = 1;
+	for (int i = 0; i < SL_MAX_DIMS; i++)
+		n *= t->ne[i];
+	return n;
+}
+
+int64_t sl_tensor_nrows(const sl_tensor *t)
+{
+	return sl_tensor_nelements(t) / t->ne[0];
+}
+
+size_t sl_tensor_bytes_for(int type, const int64_t *ne, int n_dims)
+{
+	size_t row = sl_dtype_row_bytes(type, ne[0]);
+	if (!row)
+		return 0;
+	size_t total = row;
+	for (int i = 1; i < n_dims; i++) {
+		if (ne[i] <= 0 || (uint64_t)ne[i] > SIZE_MAX / total)
+			return 0;
+		total *= (size_t)ne[i];
+	}
+	/* Nothing slimlab opens holds a single tensor of a terabyte or more. */
+	if (total >= ((size_t)1 << 40))
+		return 0;
+	return total;
+}
+
+void sl_tensor_rows_to_f32(const sl_tensor *t, int64_t r0, int64_t n, float *dst)
+{
+	size_t row = sl_dtype_row_bytes(t->type, t->ne[0]);
+	const char *src = (const char *)t->data + (size_t)r0 * row;
+	if (t->type == SL_DT_F32) {
+		memcpy(dst, src, (size_t)(n * t->ne[0]) * sizeof(float));
+		return;
+	}
+	sl_type_info_get(t->type)->to_float(src, dst, n * t->ne[0]);
+}
+
+sl_status sl_tensor_realloc(sl_tensor *t, int type, const int64_t *ne, int n_dims, sl_error *err)
+{
+	size_t nb = sl_tensor_bytes_for(type, ne, n_dims);
+	if (!nb)
+		return sl_errorf(err, SL_ERR_ARG, "tensor '%s': shape does not fit type %s", t->name,
+		                 sl_dtype_name(type));
+	void *d = malloc(nb);
+	if (!d)
+		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory for %zu bytes", t->name, nb);
+	sl_tensor_release(t);
+	t->data = d;
+	t->owned = true;
+	t->nbytes = nb;
+	t->type = type;
+	t->n_dims = n_dims;
+	for (int i = 0; i < SL_MAX_DIMS; i++)
+		t->ne[i] = i < n_dims ? ne[i] : 1;
+	return SL_OK;
+}
+
+sl_status sl_tensor_to_f32(sl_tensor *t, sl_error *err)
+{
+	if (t->type == SL_DT_F32 && t->owned)
+		return SL_OK;
+	size_t n = (size_t)sl_tensor_nelements(t);
+	float *d = sl_malloc_array(n, sizeof(float));
+	if (!d)
+		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory converting to f32", t->name);
+	sl_tensor_rows_to_f32(t, 0, sl_tensor_nrows(t), d);
+	sl_tensor_release(t);
+	t->data = d;
+	t->owned = true;
+	t->type = SL_DT_F32;
+	t->nbytes = n * sizeof(float);
+	return SL_OK;
+}
+
+void sl_tensor_release(sl_tensor *t)
+{
+	if (t->owned)
+		free(t->data);
+	t->data = NULL;
+	t->owned = false;
+	t->nbytes = 0;
+}
+
+sl_status sl_tensor_check_finite(const sl_tensor *t, sl_error *err)
+{
+	if (t->type != SL_DT_F32 && t->type != SL_DT_F16 && t->type != SL_DT_BF16)
+		return SL_OK;
+	int64_t n = sl_tensor_nelements(t);
+	float buf[1024];
+	for (int64_t i = 0; i < n; i += 1024) {
+		int64_t k = n - i < 1024 ? n - i : 1024;
+		const char *src = (const char *)t->data + (size_t)i * (t->type == SL_DT_F32 ? 4 : 2);
+		if (t->type == SL_DT_F32)
+			memcpy(buf, src, (size_t)k * 4);
+		else
+			sl_type_info_get(t->type)->to_float(src, buf, k);
+		for (int64_t j = 0; j < k; j++)
+			if (!isfinite(buf[j]))
+				return sl_errorf(err, SL_ERR_FORMAT,
+				                 "tensor '%s' holds %s at element %lld: the weights are corrupt",
+				                 t->name, isnan(buf[j]) ? "NaN" : "infinity", (long long)(i + j));
+	}
+	return SL_OK;
+}
+
+void sl_tensor_shape_str(const sl_tensor *t, char *buf, size_t n)
+{
+	size_t k = 0;
+	buf[0] = 0;
+	for (int i = t->n_dims - 1; i >= 0 && k < n; i--) {
+		int w = snprintf(buf + k, n - k, "%s%lld", k ? " x " : "", (long long)t->ne[i]);
+		if (w < 0)
+			break;
+		k += (size_t)w;
+	}
+}

@@ -1,0 +1,270 @@
+/* CPU kernels: matrix products through OpenBLAS (split across the pool by
+ * output rows), and the small elementwise and attention operations. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels.h"
+
+/* ---- matmul ---------------------------------------------------------- */
+
+typedef struct {
+	float *y;
+	const float *x;
+	int T;
+	const char *w;
+	int wtype;
+	const sl_type_info *ti;
+	int n_out, n_in;
+	const float *bias;
+	int rows_per_task;
+	size_t row_bytes;
+	const char *xq;        /* activations quantized to ti->vec_dot_type, or NULL */
+	size_t xq_row_bytes;
+} mm_args;
+
+/* Rows converted to F32 at a time for the sgemm path of packed weights. */
+#define MM_TILE_ROWS 64
+
+static void mm_task(int task, void *p)
+{
+	const mm_args *a = p;
+	int r0 = task * a->rows_per_task;
+	int r1 = r0 + a->rows_per_task < a->n_out ? r0 + a->rows_per_task : a->n_out;
+	int nr = r1 - r0;
+	if (nr <= 0)
+		return;
+	if (a->wtype == SL_DT_F32) {
+		const float *W = (const float *)a->w + (size_t)r0 * a->n_in;
+		if (a->T == 1)
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, a->n_in, 1.0f, W, a->n_in, a->x, 1, 0.0f,
+			            a->y + r0, 1);
+		else
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->T, nr, a->n_in, 1.0f, a->x,
+			            a->n_in, W, a->n_in, 0.0f, a->y + r0, a->n_out);
+	} else if (a->xq) {
+		for (int t = 0; t < a->T; t++)
+			for (int r = r0; r < r1; r++)
+				a->ti->vec_dot(a->n_in, &a->y[(size_t)t * a->n_out + r], a->w + (size_t)r * a->row_bytes,
+				               a->xq + (size_t)t * a->xq_row_bytes);
+	} else if (a->T <= 2 && a->ti->dot_f32) {
+		for (int t = 0; t < a->T; t++)
+			for (int r = r0; r < r1; r++)
+				a->y[(size_t)t * a->n_out + r] = a->ti->dot_f32(a->w + (size_t)r * a->row_bytes,
+				                                                a->x + (size_t)t * a->n_in, a->n_in);
+	} else {
+		float *tile = malloc((size_t)MM_TILE_ROWS * a->n_in * sizeof(float));
+		if (!tile)
+			abort(); /* a few hundred KiB; there is no sensible way on without it */
+		for (int rr = r0; rr < r1; rr += MM_TILE_ROWS) {
+			int k = r1 - rr < MM_TILE_ROWS ? r1 - rr : MM_TILE_ROWS;
+			a->ti->to_float(a->w + (size_t)rr * a->row_bytes, tile, (int64_t)k * a->n_in);
+			if (a->T == 1)
+				cblas_sgemv(CblasRowMajor, CblasNoTrans, k, a->n_in, 1.0f, tile, a->n_in, a->x, 1,
+				            0.0f, a->y + rr, 1);
+			else
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->T, k, a->n_in, 1.0f, a->x,
+				            a->n_in, tile, a->n_in, 0.0f, a->y + rr, a->n_out);
+		}
+		free(tile);
+	}
+	if (a->bias)
+		for (int t = 0; t < a->T; t++)
+			for (int r = r0; r < r1; r++)
+				a->y[(size_t)t * a->n_out + r] += a->bias[r];
+}
+
+static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                       const float *bias)
+{
+	mm_args a = {y, x, T, w, wtype, sl_type_info_get(wtype), n_out, n_in, bias, 0,
+	             sl_dtype_row_bytes(wtype, n_in), NULL, 0};
+	char *xq = NULL;
+	/* Integer dot products pay off for decoding; batches go through sgemm. */
+	if (wtype != SL_DT_F32 && T <= 4 && a.ti->vec_dot) {
+		const sl_type_info *qt = sl_type_info_get(a.ti->vec_dot_type);
+		size_t qrow = sl_dtype_row_bytes(a.ti->vec_dot_type, n_in);
+		if (qt && qrow && (xq = malloc((size_t)T * qrow))) {
+			for (int t = 0; t < T; t++)
+				qt->from_float(x + (size_t)t * n_in, xq + (size_t)t * qrow, n_in);
+			a.xq = xq;
+			a.xq_row_bytes = qrow;
+		}
+	}
+	double flops = 2.0 * T * n_out * (double)n_in;
+	int threads = sl_kernels_threads();
+	int tasks = flops < 2e5 ? 1 : threads * 4;
+	if (tasks > n_out)
+		tasks = n_out;
+	int per = (n_out + tasks - 1) / tasks;
+	if (tasks > 1)
+		per = (per + 15) / 16 * 16;
+	a.rows_per_task = per;
+	sl_parallel_for((n_out + per - 1) / per, mm_task, &a);
+	free(xq);
+}
+
+/* ---- normalization and activations ----------------------------------- */
+
+static void cpu_rmsnorm(float *y, const float *x, const float *w, int T, int n, float eps)
+{
+	for (int t = 0; t < T; t++) {
+		const float *xr = x + (size_t)t * n;
+		float *yr = y + (size_t)t * n;
+		float ss = 0.0f;
+		for (int i = 0; i < n; i++)
+			ss += xr[i] * xr[i];
+		ss /= (float)n;
+		ss += eps;
+		ss = 1.0f / sqrtf(ss);
+		for (int i = 0; i < n; i++)
+			yr[i] = w[i] * (ss * xr[i]);
+	}
+}
+
+static void cpu_layernorm(float *y, const float *x, const float *w, const float *b, int T, int n, float eps)
+{
+	for (int t = 0; t < T; t++) {
+		const float *xr = x + (size_t)t * n;
+		float *yr = y + (size_t)t * n;
+		double mean = 0, var = 0;
+		for (int i = 0; i < n; i++)
+			mean += xr[i];
+		mean /= n;
+		for (int i = 0; i < n; i++)
+			var += (xr[i] - mean) * (xr[i] - mean);
+		var /= n;
+		float inv = (float)(1.0 / sqrt(var + eps));
+		for (int i = 0; i < n; i++)
+			yr[i] = (float)(xr[i] - mean) * inv * w[i] + (b ? b[i] : 0.0f);
+	}
+}
+
+static void cpu_swiglu(float *gate, const float *up, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float g = gate[i];
+		g *= 1.0f / (1.0f + expf(-g));
+		gate[i] = g * up[i];
+	}
+}
+
+static void cpu_gelu(float *x, size_t n)
+{
+	const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+	for (size_t i = 0; i < n; i++) {
+		float v = x[i];
+		x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+	}
+}
+
+/* ---- rotary position embedding --------------------------------------- */
+
+static void cpu_rope(float *x, int T, int n_heads, int head_dim, int rot_dim, int pos0, float theta,
+                     sl_rope_style style)
+{
+	if (style == SL_ROPE_NONE)
+		return;
+	int half = rot_dim / 2;
+	float *cs = malloc((size_t)half * 2 * sizeof(float));
+	if (!cs)
+		abort();
+	for (int t = 0; t < T; t++) {
+		float pos = (float)(pos0 + t);
+		for (int i = 0; i < half; i++) {
+			float freq = 1.0f / powf(theta, (float)(2 * i) / (float)rot_dim);
+			float val = pos * freq;
+			cs[2 * i] = cosf(val);
+			cs[2 * i + 1] = sinf(val);
+		}
+		for (int h = 0; h < n_heads; h++) {
+			float *v = x + (size_t)t * n_heads * head_dim + (size_t)h * head_dim;
+			for (int i = 0; i < half; i++) {
+				int a = style == SL_ROPE_NORM ? 2 * i : i;
+				int b = style == SL_ROPE_NORM ? 2 * i + 1 : i + half;
+				float c = cs[2 * i], s = cs[2 * i + 1];
+				float x0 = v[a], x1 = v[b];
+				v[a] = x0 * c - x1 * s;
+				v[b] = x0 * s + x1 * c;
+			}
+		}
+	}
+	free(cs);
+}
+
+/* ---- attention ------------------------------------------------------- */
+
+#define ATT_TILE 32
+
+typedef struct {
+	float *out;
+	const float *q, *k, *v;
+	int T, pos0, n_heads, n_kv_heads, head_dim;
+	size_t kv_stride;
+	int n_tiles;
+} att_args;
+
+static void att_task(int task, void *p)
+{
+	const att_args *a = p;
+	int h = task / a->n_tiles, tile = task % a->n_tiles;
+	int t0 = tile * ATT_TILE, t1 = t0 + ATT_TILE < a->T ? t0 + ATT_TILE : a->T;
+	int tq = t1 - t0;
+	int L = a->pos0 + t1; /* keys the last query of the tile sees */
+	int kvh = h / (a->n_heads / a->n_kv_heads);
+	int qs = a->n_heads * a->head_dim;
+	float *S = malloc((size_t)tq * L * sizeof(float));
+	if (!S)
+		abort();
+	const float *Q = a->q + (size_t)t0 * qs + (size_t)h * a->head_dim;
+	const float *K = a->k + (size_t)kvh * a->head_dim;
+	const float *V = a->v + (size_t)kvh * a->head_dim;
+	float scale = 1.0f / sqrtf((float)a->head_dim);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tq, L, a->head_dim, scale, Q, qs, K,
+	            (int)a->kv_stride, 0.0f, S, L);
+	for (int t = 0; t < tq; t++) {
+		float *row = S + (size_t)t * L;
+		int n = a->pos0 + t0 + t + 1; /* causal: keys 0 .. own position */
+		float mx = row[0];
+		for (int j = 1; j < n; j++)
+			if (row[j] > mx)
+				mx = row[j];
+		float sum = 0.0f;
+		for (int j = 0; j < n; j++) {
+			row[j] = expf(row[j] - mx);
+			sum += row[j];
+		}
+		for (int j = 0; j < n; j++)
+			row[j] /= sum;
+		for (int j = n; j < L; j++)
+			row[j] = 0.0f;
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, a->head_dim, L, 1.0f, S, L, V,
+	            (int)a->kv_stride, 0.0f, a->out + (size_t)t0 * qs + (size_t)h * a->head_dim, qs);
+	free(S);
+}
+
+static void cpu_attention(float *out, const float *q, const float *k_cache, const float *v_cache, int T,
+                          int pos0, int n_heads, int n_kv_heads, int head_dim, size_t kv_stride)
+{
+	att_args a = {out, q, k_cache, v_cache, T, pos0, n_heads, n_kv_heads, head_dim, kv_stride,
+	              (T + ATT_TILE - 1) / ATT_TILE};
+	sl_parallel_for(n_heads * a.n_tiles, att_task, &a);
+}
+
+static const sl_kernels cpu = {
+	.name = "cpu",
+	.matmul = cpu_matmul,
+	.rmsnorm = cpu_rmsnorm,
+	.layernorm = cpu_layernorm,
+	.rope = cpu_rope,
+	.attention = cpu_attention,
+	.swiglu = cpu_swiglu,
+	.gelu = cpu_gelu,
+};
+
+const sl_kernels *sl_kernels_cpu(void)
+{
+	return &cpu;
+}

@@ -1,0 +1,249 @@
+/* GGUF reading and writing, and hostile files: every malformed header,
+ * count, length and offset gets a clear error and never a crash. */
+#include <stdint.h>
+
+#include "core/fileio.h"
+#include "core/gguf.h"
+#include "core/model.h"
+#include "test.h"
+
+static char *tmp_path(const char *name)
+{
+	static char buf[4][512];
+	static int slot;
+	char *p = buf[slot++ % 4];
+	snprintf(p, 512, "%s/%s", test_tmpdir(), name);
+	return p;
+}
+
+/* A small valid file: scalars, a string, arrays and two tensors. */
+static void write_sample(const char *path, float *w, int n)
+{
+	sl_gguf_writer *wr = sl_gguf_writer_new();
+	sl_gguf_set_str(wr, "general.architecture", "llama");
+	sl_gguf_set_u32(wr, "llama.block_count", 3);
+	sl_gguf_set_f32(wr, "llama.rope.freq_base", 500000.0f);
+	sl_gguf_set_bool(wr, "flag", true);
+	int32_t arr[4] = {5, -6, 7, -8};
+	sl_gguf_set_arr(wr, "ints", SL_GGUF_I32, arr, 4);
+	const char *strs[3] = {"a", "", "ünï"};
+	sl_gguf_set_arr_str(wr, "strs", strs, NULL, 3);
+	int64_t ne[2] = {8, n / 8};
+	sl_gguf_add_tensor(wr, "w", SL_DT_F32, ne, 2, w, (size_t)n * 4);
+	int64_t ne1[1] = {8};
+	sl_gguf_add_tensor(wr, "b", SL_DT_F32, ne1, 1, w, 32);
+	sl_error err;
+	CHECK(sl_gguf_write(wr, path, &err) == SL_OK, "write: %s", err.msg);
+	sl_gguf_writer_free(wr);
+}
+
+static void test_round_trip(void)
+{
+	float w[64];
+	for (int i = 0; i < 64; i++)
+		w[i] = (float)i * 0.5f - 3.0f;
+	const char *path = tmp_path("sample.gguf");
+	write_sample(path, w, 64);
+	sl_gguf *g;
+	sl_error err;
+	REQUIRE(sl_gguf_open(path, &g, &err) == SL_OK, "open: %s", err.msg);
+	CHECK(g->version == 3 && g->n_kv == 6 && g->n_tensors == 2, "header %u %llu %llu", g->version,
+	      (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors);
+	char s[32];
+	CHECK(sl_gguf_get_str(g, "general.architecture", s, sizeof s) && !strcmp(s, "llama"), "arch");
+	int64_t v;
+	CHECK(sl_gguf_get_i64(g, "llama.block_count", &v) && v == 3, "u32");
+	float f;
+	CHECK(sl_gguf_get_f32(g, "llama.rope.freq_base", &f) && f == 500000.0f, "f32");
+	bool b;
+	CHECK(sl_gguf_get_bool(g, "flag", &b) && b, "bool");
+	const sl_gguf_kv *kv = sl_gguf_find(g, "ints");
+	REQUIRE(kv && kv->n == 4, "ints array");
+	CHECK(sl_gguf_arr_num(kv, 1) == -6 && sl_gguf_arr_num(kv, 3) == -8, "ints values");
+	kv = sl_gguf_find(g, "strs");
+	REQUIRE(kv && kv->n == 3, "string array");
+	size_t len;
+	const char *e = sl_gguf_arr_str(kv, 2, &len);
+	CHECK(e && len == strlen("ünï") && !memcmp(e, "ünï", len), "utf-8 string element");
+	CHECK(sl_gguf_arr_str(kv, 1, &len) && len == 0, "empty string element");
+	CHECK(!sl_gguf_arr_str(kv, 3, &len), "out-of-range element");
+	CHECK(!strcmp(g->tensors[0].name, "w") && g->tensors[0].ne[0] == 8 && g->tensors[0].ne[1] == 8,
+	      "tensor shape");
+	CHECK(!memcmp(g->tensors[0].data, w, sizeof w), "tensor data");
+	CHECK(((uintptr_t)g->tensors[1].data - (uintptr_t)g->base) % 32 == 0, "tensor aligned");
+	sl_gguf_close(g);
+}
+
+static uint8_t *read_all(const char *path, size_t *n)
+{
+	char *d;
+	sl_error err;
+	if (sl_read_file(path, (size_t)1 << 30, &d, n, &err))
+		return NULL;
+	return (uint8_t *)d;
+}
+
+/* Parses a buffer and expects failure with a message containing want. */
+static void expect_bad(const uint8_t *buf, size_t n, const char *want, const char *what)
+{
+	sl_gguf *g = NULL;
+	sl_error err = {0};
+	sl_status st = sl_gguf_parse(buf, n, "hostile.gguf", &g, &err);
+	CHECK(st != SL_OK, "%s: accepted", what);
+	CHECK(strstr(err.msg, "hostile.gguf") != NULL, "%s: message names the file: %s", what, err.msg);
+	if (want)
+		CHECK(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, want);
+	sl_gguf_close(g);
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static void test_hostile(void)
+{
+	float w[64] = {0};
+	const char *path = tmp_path("h.gguf");
+	write_sample(path, w, 64);
+	size_t n;
+	uint8_t *good = read_all(path, &n);
+	REQUIRE(good, "sample read");
+	uint8_t *b = malloc(n);
+
+	/* Every truncation of a valid file fails cleanly. */
+	int failures = 0;
+	for (size_t k = 0; k < n; k++) {
+		sl_gguf *g = NULL;
+		sl_error err = {0};
+		if (sl_gguf_parse(good, k, "hostile.gguf", &g, &err) == SL_OK) {
+			failures++;
+			sl_gguf_close(g);
+		}
+	}
+	CHECK(failures == 0, "%d truncated prefixes were accepted", failures);
+
+	memcpy(b, good, n);
+	b[0] = 'X';
+	expect_bad(b, n, "not a GGUF file", "wrong magic");
+	memcpy(b, good, n);
+	b[4] = 1;
+	expect_bad(b, n, "version 1", "version 1");
+	memcpy(b, good, n);
+	put_u64(b + 8, (uint64_t)1 << 60);
+	expect_bad(b, n, "tensors", "absurd tensor count");
+	memcpy(b, good, n);
+	put_u64(b + 16, (uint64_t)-1);
+	expect_bad(b, n, "metadata", "absurd metadata count");
+	memcpy(b, good, n);
+	put_u64(b + 24, (uint64_t)1 << 62); /* first key's length */
+	expect_bad(b, n, "claims", "absurd string length");
+
+	/* Patch fields of the first tensor info, found by its name "w". */
+	sl_gguf *g;
+	sl_error err;
+	REQUIRE(sl_gguf_parse(good, n, "good", &g, &err) == SL_OK, "good parses");
+	size_t ti = 0;
+	for (size_t k = 0; k + 9 < n; k++)
+		if (!memcmp(good + k, "\x01\0\0\0\0\0\0\0w\x02\0\0\0", 13)) {
+			ti = k;
+			break;
+		}
+	sl_gguf_close(g);
+	REQUIRE(ti, "tensor info found");
+	size_t dims = ti + 8 + 1 + 4, type = dims + 16, off = type + 4;
+	memcpy(b, good, n);
+	b[ti + 9] = 5;
+	expect_bad(b, n, "dimensions", "five dimensions");
+	memcpy(b, good, n);
+	put_u64(b + dims + 8, (uint64_t)1 << 50);
+	expect_bad(b, n, "dimension", "absurd dimension");
+	memcpy(b, good, n);
+	put_u64(b + dims + 8, (uint64_t)1 << 38);
+	expect_bad(b, n, NULL, "huge tensor");
+	memcpy(b, good, n);
+	b[type] = 200;
+	expect_bad(b, n, "type", "unknown tensor type");
+	memcpy(b, good, n);
+	put_u64(b + off, 1u << 20);
+	expect_bad(b, n, "past the end", "offset past the end");
+	memcpy(b, good, n);
+	put_u64(b + off, 4);
+	expect_bad(b, n, "alignment", "misaligned offset");
+	memcpy(b, good, n);
+	b[ti + 8] = 'b'; /* both tensors now named "b" */
+	expect_bad(b, n, "twice", "duplicate tensor");
+
+	/* Random byte flips: errors are fine, crashes are not (ASan watches). */
+	uint64_t seed = 12345;
+	for (int it = 0; it < 3000; it++) {
+		memcpy(b, good, n);
+		for (int k = 0; k < 4; k++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			b[(seed >> 33) % n] = (uint8_t)(seed >> 20);
+		}
+		sl_gguf *h = NULL;
+		if (sl_gguf_parse(b, n, "fuzz", &h, &err) == SL_OK)
+			sl_gguf_close(h);
+	}
+	free(b);
+	free(good);
+}
+
+/* Real model files, damaged: truncated and with NaN weights. */
+static void test_hostile_models(void)
+{
+	const char *gg = test_fixture("models/stories260K.gguf");
+	const char *bin = test_fixture("models/stories260K.bin");
+	if (!gg || !bin)
+		return;
+	size_t n;
+	uint8_t *d = read_all(gg, &n);
+	REQUIRE(d, "read fixture");
+	sl_error err = {0};
+	sl_model *m = NULL;
+	const char *p = tmp_path("trunc.gguf");
+	sl_write_file_atomic(p, d, n / 2, &err);
+	CHECK(sl_model_load(p, NULL, &m, &err) != SL_OK && strstr(err.msg, "trunc.gguf") &&
+	      strstr(err.msg, "past the end"), "truncated gguf: %s", err.msg);
+
+	sl_gguf *g;
+	REQUIRE(sl_gguf_parse(d, n, "x", &g, &err) == SL_OK, "parse");
+	size_t at = (size_t)((const uint8_t *)g->tensors[3].data - d);
+	char name[SL_NAME_MAX];
+	snprintf(name, sizeof name, "%s", g->tensors[3].name);
+	sl_gguf_close(g);
+	float nan = NAN;
+	memcpy(d + at + 8, &nan, 4);
+	p = tmp_path("nan.gguf");
+	sl_write_file_atomic(p, d, n, &err);
+	CHECK(sl_model_load(p, NULL, &m, &err) != SL_OK && strstr(err.msg, "NaN") && strstr(err.msg, name),
+	      "NaN weights: %s", err.msg);
+	free(d);
+
+	d = read_all(bin, &n);
+	REQUIRE(d, "read bin");
+	for (size_t cut = 0; cut < n; cut += n / 7 + 1) {
+		p = tmp_path("trunc.bin");
+		sl_write_file_atomic(p, d, cut, &err);
+		CHECK(sl_model_load(p, NULL, &m, &err) != SL_OK && strstr(err.msg, "trunc.bin"),
+		      "truncated llama2.c checkpoint at %zu accepted", cut);
+	}
+	/* Absurd header values in a llama2.c checkpoint. */
+	int32_t hdr[7] = {64, 172, 5, 8, 4, 512, 512};
+	hdr[0] = 1 << 30;
+	memcpy(d, hdr, sizeof hdr);
+	p = tmp_path("absurd.bin");
+	sl_write_file_atomic(p, d, n, &err);
+	CHECK(sl_model_load(p, NULL, &m, &err) != SL_OK && strstr(err.msg, "absurd.bin"), "absurd dim: %s",
+	      err.msg);
+	free(d);
+}
+
+int main(void)
+{
+	test_round_trip();
+	test_hostile();
+	test_hostile_models();
+	return test_finish();
+}

@@ -1,0 +1,95 @@
+/* A small test harness: CHECK records failures and goes on, fixtures are
+ * found through $SL_FIXTURES, and a test with nothing to run exits 77 so
+ * automake reports SKIP with the printed reason. */
+#ifndef SL_TEST_H
+#define SL_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int test_failures;
+static int test_checks;
+
+/* Evaluates cond once; returns whether it held. */
+#define TEST_EVAL(cond, ...)                                                    \
+	({                                                                      \
+		int test_ok_ = !!(cond);                                        \
+		test_checks++;                                                  \
+		if (!test_ok_) {                                                \
+			test_failures++;                                        \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                           \
+			fputc('\n', stderr);                                    \
+		}                                                               \
+		test_ok_;                                                       \
+	})
+
+#define CHECK(cond, ...) ((void)TEST_EVAL(cond, __VA_ARGS__))
+
+/* Aborts the current test function (not the program) when cond fails. */
+#define REQUIRE(cond, ...)                                                      \
+	do {                                                                    \
+		if (!TEST_EVAL(cond, __VA_ARGS__))                              \
+			return;                                                 \
+	} while (0)
+
+#define CHECK_NEAR(a, b, tol, what)                                             \
+	CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s: %.9g vs %.9g (tol %g)", \
+	      what, (double)(a), (double)(b), (double)(tol))
+
+/* Path of a fixture, or NULL (with the reason printed once) when absent. */
+static inline const char *test_fixture(const char *rel)
+{
+	static char buf[8][4096];
+	static int slot;
+	const char *root = getenv("SL_FIXTURES");
+	if (!root || !*root)
+		root = "../shared/fixtures";
+	char *p = buf[slot++ % 8];
+	snprintf(p, 4096, "%s/%s", root, rel);
+	if (access(p, R_OK) != 0) {
+		printf("SKIP: fixture %s is absent (set SL_FIXTURES to the fixtures folder)\n", p);
+		return NULL;
+	}
+	return p;
+}
+
+/* A path in the source tree ($SL_SRCDIR, else "."). */
+static inline const char *test_srcpath(const char *rel)
+{
+	static char buf[4][4096];
+	static int slot;
+	const char *root = getenv("SL_SRCDIR");
+	char *p = buf[slot++ % 4];
+	snprintf(p, 4096, "%s/%s", root && *root ? root : ".", rel);
+	return p;
+}
+
+/* A scratch directory unique to this test run. */
+static inline const char *test_tmpdir(void)
+{
+	static char dir[256];
+	if (!dir[0]) {
+		const char *t = getenv("TMPDIR");
+		snprintf(dir, sizeof dir, "%s/sltest.XXXXXX", t && *t ? t : "/tmp");
+		if (!mkdtemp(dir)) {
+			perror("mkdtemp");
+			exit(99);
+		}
+	}
+	return dir;
+}
+
+/* Ends main: 0 when all passed, 1 on failure, 77 (skip) when nothing ran. */
+static inline int test_finish(void)
+{
+	printf("%d checks, %d failed\n", test_checks, test_failures);
+	if (test_failures)
+		return 1;
+	return test_checks ? 0 : 77;
+}
+
+#endif

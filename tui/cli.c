@@ -1,0 +1,116 @@
+/* Helpers shared by the command-line subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_error(const sl_error *err)
+{
+	fprintf(stderr, "slimlab: %s\n", err->msg[0] ? err->msg : sl_status_name(err->status));
+	return CLI_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "slimlab %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'slimlab %s --help'.\n", cmd);
+	return CLI_USAGE;
+}
+
+sl_model *cli_load_model(const char *path, const char *tokenizer_path)
+{
+	sl_error err = {0};
+	sl_model *m = NULL;
+	sl_load_opts o = {.tokenizer_path = tokenizer_path, .check_finite = true};
+	if (sl_model_load(path, &o, &m, &err)) {
+		cli_error(&err);
+		return NULL;
+	}
+	return m;
+}
+
+static void bar_cb(void *ctx, double frac, const char *stage)
+{
+	cli_bar *b = ctx;
+	int pct = (int)(frac * 100.0 + 0.5);
+	if (!b->tty || pct == b->last_pct)
+		return;
+	b->last_pct = pct;
+	int w = 30, fill = pct * w / 100;
+	fprintf(stderr, "\r%s [", b->label);
+	for (int i = 0; i < w; i++)
+		fputc(i < fill ? '#' : '.', stderr);
+	fprintf(stderr, "] %3d%% %s\033[K", pct, stage ? stage : "");
+	fflush(stderr);
+}
+
+void cli_bar_init(cli_bar *b, const char *label)
+{
+	memset(b, 0, sizeof *b);
+	b->label = label;
+	b->tty = isatty(STDERR_FILENO);
+	b->last_pct = -1;
+	b->p.fn = bar_cb;
+	b->p.ctx = b;
+}
+
+void cli_bar_done(cli_bar *b)
+{
+	if (b->tty && b->last_pct >= 0)
+		fprintf(stderr, "\r\033[K");
+}
+
+void cli_fmt_bytes(double bytes, char *buf, size_t n)
+{
+	const char *units[] = {"B", "KB", "MB", "GB", "TB"};
+	int u = 0;
+	while (bytes >= 1000.0 && u < 4) {
+		bytes /= 1000.0;
+		u++;
+	}
+	snprintf(buf, n, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
+}
+
+void cli_fmt_count(double v, char *buf, size_t len)
+{
+	const char *units[] = {"", "K", "M", "B", "T"};
+	int u = 0;
+	while (v >= 1000.0 && u < 4) {
+		v /= 1000.0;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.2f%s" : "%.0f%s", v, units[u]);
+}
+
+bool cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		cli_usage_error(cmd, "%s wants a whole number from %ld to %ld, not '%s'", opt, lo, hi, s);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+bool cli_parse_float(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+		cli_usage_error(cmd, "%s wants a number from %g to %g, not '%s'", opt, lo, hi, s);
+		return false;
+	}
+	*out = v;
+	return true;
+}

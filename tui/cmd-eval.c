@@ -1,0 +1,133 @@
+/* slimlab eval MODEL --text FILE: perplexity, and against --base the KL
+ * divergence, top-1 agreement and change in perplexity. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/eval.h"
+
+static const char eval_usage[] =
+	"Usage: slimlab eval MODEL --text FILE [--ctx N] [--chunks N] [--base BASE_MODEL] [--json]\n"
+	"Measures perplexity over FILE in windows of N tokens, scoring the second half\n"
+	"of each window. With --base, also the KL divergence from BASE, the top-1\n"
+	"agreement and the change in perplexity, all in one pass.\n"
+	"  --text FILE        text to score (e.g. data/eval.txt)\n"
+	"  --ctx N            window length in tokens (default 512 or the model's context)\n"
+	"  --chunks N         score at most N windows (default: all the text holds)\n"
+	"  --base MODEL       reference model for KL, top-1 and delta PPL\n"
+	"  --tokenizer FILE   llama2.c tokenizer.bin for MODEL and BASE\n"
+	"  --threads N        CPU threads (default: one per core)\n"
+	"  --json             print one JSON object\n";
+
+static void print_json(const sl_eval_result *r, const char *model, const char *base, const char *text)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "model", model);
+	if (base)
+		cJSON_AddStringToObject(o, "base", base);
+	cJSON_AddStringToObject(o, "text", text);
+	cJSON_AddNumberToObject(o, "ctx", r->n_ctx);
+	cJSON_AddNumberToObject(o, "chunks", r->n_chunks);
+	cJSON_AddNumberToObject(o, "tokens_scored", (double)r->n_scored);
+	cJSON_AddNumberToObject(o, "ppl", r->ppl);
+	cJSON_AddNumberToObject(o, "ppl_se", r->ppl_se);
+	cJSON_AddNumberToObject(o, "nll", r->nll);
+	if (r->has_base) {
+		cJSON_AddNumberToObject(o, "base_ppl", r->base_ppl);
+		cJSON_AddNumberToObject(o, "delta_ppl", r->delta_ppl);
+		cJSON_AddNumberToObject(o, "kl_mean", r->kl_mean);
+		cJSON_AddNumberToObject(o, "kl_se", r->kl_se);
+		cJSON_AddNumberToObject(o, "kl_median", r->kl_median);
+		cJSON_AddNumberToObject(o, "kl_p99", r->kl_p99);
+		cJSON_AddNumberToObject(o, "kl_max", r->kl_max);
+		cJSON_AddNumberToObject(o, "top1_agreement", r->top1);
+	}
+	cJSON_AddNumberToObject(o, "seconds", r->seconds);
+	char *s = cJSON_Print(o);
+	puts(s);
+	free(s);
+	cJSON_Delete(o);
+}
+
+static void print_text(const sl_eval_result *r)
+{
+	printf("windows      %d of %d tokens, %lld predictions scored\n", r->n_chunks, r->n_ctx, r->n_scored);
+	printf("perplexity   %.4f +/- %.4f\n", r->ppl, r->ppl_se);
+	if (r->has_base) {
+		printf("base ppl     %.4f   (delta %+.4f)\n", r->base_ppl, r->delta_ppl);
+		printf("KL           mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r->kl_mean, r->kl_se,
+		       r->kl_median, r->kl_p99, r->kl_max);
+		printf("top-1        %.2f%% agreement\n", 100.0 * r->top1);
+	}
+	printf("time         %.2f s\n", r->seconds);
+}
+
+int sl_cmd_eval(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"text", required_argument, 0, 'f'},
+		{"ctx", required_argument, 0, 'c'},
+		{"chunks", required_argument, 0, 'k'},
+		{"base", required_argument, 0, 'b'},
+		{"tokenizer", required_argument, 0, 't'},
+		{"threads", required_argument, 0, 'T'},
+		{"json", no_argument, 0, 'j'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	const char *text_path = NULL, *base_path = NULL, *tok = NULL;
+	long ctx = 0, chunks = 0, threads = 0;
+	bool json = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:c:k:b:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f': text_path = optarg; break;
+		case 'c': if (!cli_parse_int("eval", "--ctx", optarg, 4, 1 << 20, &ctx)) return CLI_USAGE; break;
+		case 'k': if (!cli_parse_int("eval", "--chunks", optarg, 1, 1 << 30, &chunks)) return CLI_USAGE; break;
+		case 'b': base_path = optarg; break;
+		case 't': tok = optarg; break;
+		case 'T': if (!cli_parse_int("eval", "--threads", optarg, 1, 256, &threads)) return CLI_USAGE; break;
+		case 'j': json = true; break;
+		case 'h': fputs(eval_usage, stdout); return CLI_OK;
+		default: return cli_usage_error("eval", "unknown option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("eval", "expects one MODEL");
+	if (!text_path)
+		return cli_usage_error("eval", "--text FILE is required");
+	if (threads)
+		sl_kernels_set_threads((int)threads);
+	sl_error err = {0};
+	char *text;
+	size_t len;
+	if (sl_read_file(text_path, (size_t)1 << 30, &text, &len, &err))
+		return cli_error(&err);
+	int rc = CLI_FAIL;
+	sl_model *m = cli_load_model(argv[optind], tok), *base = NULL;
+	if (!m || (base_path && !(base = cli_load_model(base_path, tok))))
+		goto done;
+	cli_bar bar;
+	cli_bar_init(&bar, "eval");
+	sl_eval_opts eo = {.n_ctx = (int)ctx, .n_chunks = (int)chunks, .progress = &bar.p};
+	sl_eval_result r;
+	sl_status st = sl_eval_text(m, base, text, len, &eo, &r, &err);
+	cli_bar_done(&bar);
+	if (st) {
+		cli_error(&err);
+		goto done;
+	}
+	if (json)
+		print_json(&r, argv[optind], base_path, text_path);
+	else
+		print_text(&r);
+	rc = CLI_OK;
+done:
+	sl_model_free(base);
+	sl_model_free(m);
+	free(text);
+	return rc;
+}

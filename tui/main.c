@@ -1,0 +1,49 @@
+/* slimlab: the entry point. A subcommand runs headless; otherwise the
+ * workbench opens. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+
+static const char main_usage[] =
+	"Usage: slimlab COMMAND [ARGS]\n"
+	"An interactive workbench for compressing language models, and its\n"
+	"command-line tools.\n"
+	"\n"
+	"Commands:\n"
+	"  info MODEL                      architecture, tokenizer, tensors\n"
+	"  eval MODEL --text FILE          perplexity; with --base: KL, top-1, delta PPL\n"
+	"  generate MODEL [-p PROMPT]      continue a prompt\n"
+	"  tokenize MODEL_OR_VOCAB --text FILE   token ids of a text\n"
+	"\n"
+	"Each command takes --help. See slimlab(1).\n";
+
+typedef struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+	{"info", sl_cmd_info},
+	{"eval", sl_cmd_eval},
+	{"generate", sl_cmd_generate},
+	{"tokenize", sl_cmd_tokenize},
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(main_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("slimlab %s\n", PACKAGE_VERSION);
+		return CLI_OK;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "slimlab: unknown command '%s'\n\n%s", argv[1], main_usage);
+	return CLI_USAGE;
+}
