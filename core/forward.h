@@ -5,19 +5,6 @@
 
 #include "model.h"
 
-/* Points inside a block where activations can be observed: the inputs of
- * the linear modules (what calibration statistics are gathered from) and
- * the block's input and output (what sensitivity sweeps cache). */
-typedef enum {
-	SL_TAP_BLOCK_IN = 0, /* residual stream entering the block */
-	SL_TAP_ATTN_IN,      /* normed input of q, k, v (or qkv) */
-	SL_TAP_ATTN_OUT_IN,  /* input of attn_output */
-	SL_TAP_FFN_IN,       /* normed input of ffn_gate and ffn_up */
-	SL_TAP_FFN_DOWN_IN,  /* input of ffn_down */
-	SL_TAP_BLOCK_OUT,    /* residual stream leaving the block */
-	SL_TAP_COUNT
-} sl_tap;
-
 /* Called with T rows of n floats; x may be modified by the callee only if
  * it means to change the computation (sweeps use that to inject states). */
 typedef void (*sl_tap_fn)(void *ctx, int layer, sl_tap where, float *x, int T, int n);

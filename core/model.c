@@ -2,10 +2,12 @@
  * blocks, and the checks that every shape agrees with the configuration. */
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sample.h"
 #include "tokenizer.h"
 
 sl_tensor *sl_model_tensor(const sl_model *m, const char *name)
@@ -85,6 +87,52 @@ void sl_model_free(sl_model *m)
 	free(m->maps);
 	sl_tok_free(m->tok);
 	free(m);
+}
+
+const char *sl_module_kind_name(sl_module_kind k)
+{
+	static const char *names[] = {"attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output",
+	                              "ffn_gate", "ffn_up", "ffn_down", "token_embd", "output"};
+	return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+int sl_model_modules(const sl_model *m, sl_module *out, int max)
+{
+	int n = 0;
+#define ADD(tensor, lay, kd, tp)                                                                \
+	do {                                                                                    \
+		if (tensor) {                                                                   \
+			if (out && n < max) {                                                   \
+				sl_module *md = &out[n];                                        \
+				const char *nm = (tensor)->name;                                \
+				size_t k = strlen(nm);                                          \
+				if (k > 7 && !strcmp(nm + k - 7, ".weight"))                    \
+					k -= 7;                                                 \
+				snprintf(md->name, sizeof md->name, "%.*s", (int)k, nm);        \
+				md->layer = (lay);                                              \
+				md->kind = (kd);                                                \
+				md->w = (tensor);                                               \
+				md->input = (tp);                                               \
+			}                                                                       \
+			n++;                                                                    \
+		}                                                                               \
+	} while (0)
+	ADD(m->tok_embd, -1, SL_MOD_EMBD, SL_TAP_BLOCK_IN);
+	for (int il = 0; il < m->cfg.n_layers; il++) {
+		const sl_layer *L = &m->layers[il];
+		ADD(L->wq, il, SL_MOD_ATTN_Q, SL_TAP_ATTN_IN);
+		ADD(L->wk, il, SL_MOD_ATTN_K, SL_TAP_ATTN_IN);
+		ADD(L->wv, il, SL_MOD_ATTN_V, SL_TAP_ATTN_IN);
+		ADD(L->wqkv, il, SL_MOD_ATTN_QKV, SL_TAP_ATTN_IN);
+		ADD(L->wo, il, SL_MOD_ATTN_OUT, SL_TAP_ATTN_OUT_IN);
+		ADD(L->w_gate, il, SL_MOD_FFN_GATE, SL_TAP_FFN_IN);
+		ADD(L->w_up, il, SL_MOD_FFN_UP, SL_TAP_FFN_IN);
+		ADD(L->w_down, il, SL_MOD_FFN_DOWN, SL_TAP_FFN_DOWN_IN);
+	}
+	if (m->output != m->tok_embd)
+		ADD(m->output, -1, SL_MOD_OUTPUT, SL_TAP_BLOCK_OUT);
+#undef ADD
+	return n;
 }
 
 int64_t sl_model_n_params(const sl_model *m)
@@ -304,6 +352,102 @@ sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err)
 		return st;
 	}
 	m->cfg = src->cfg;
+	*out = m;
+	return SL_OK;
+}
+
+/* Box-Muller normal deviates from the sampler's generator. */
+static float randn(uint64_t *state)
+{
+	float u1 = sl_rand01(state), u2 = sl_rand01(state);
+	if (u1 < 1e-7f)
+		u1 = 1e-7f;
+	return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+
+static sl_status add_random(sl_model *m, const char *name, int64_t ne0, int64_t ne1, float std, float fill,
+                            uint64_t *rng, sl_error *err)
+{
+	int64_t ne[2] = {ne0, ne1};
+	size_t n = (size_t)(ne0 * ne1);
+	float *d = sl_malloc_array(n, sizeof(float));
+	if (!d)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for tensor '%s'", name);
+	for (size_t i = 0; i < n; i++)
+		d[i] = std > 0 ? std * randn(rng) : fill;
+	if (!sl_model_add_tensor(m, name, SL_DT_F32, ne, ne1 > 1 ? 2 : 1, d, true, err)) {
+		free(d);
+		return err ? err->status : SL_ERR_NOMEM;
+	}
+	return SL_OK;
+}
+
+sl_status sl_model_init_random(const sl_config *cfg, bool tied, float std, uint64_t seed, sl_model **out,
+                               sl_error *err)
+{
+	*out = NULL;
+	sl_model *m = calloc(1, sizeof *m);
+	if (!m)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	m->cfg = *cfg;
+	snprintf(m->path, sizeof m->path, "(random %s)", cfg->arch == SL_ARCH_GPT2 ? "gpt2" : "llama");
+	snprintf(m->format, sizeof m->format, "memory");
+	if (!m->cfg.arch_name[0])
+		snprintf(m->cfg.arch_name, sizeof m->cfg.arch_name, "%s", cfg->arch == SL_ARCH_GPT2 ? "gpt2" : "llama");
+	sl_config *c = &m->cfg;
+	if (c->n_kv_heads <= 0)
+		c->n_kv_heads = c->n_heads;
+	if (c->n_heads <= 0 || c->dim <= 0) {
+		sl_model_free(m);
+		return sl_errorf(err, SL_ERR_ARG, "a model needs a positive width and head count");
+	}
+	const int64_t D = c->dim, hd = c->head_dim > 0 ? c->head_dim : c->dim / c->n_heads;
+	const int64_t F = c->hidden_dim, V = c->vocab_size;
+	bool gpt2 = c->arch == SL_ARCH_GPT2;
+	uint64_t rng = seed ? seed : 1;
+	sl_status st = add_random(m, "token_embd.weight", D, V, std, 0, &rng, err);
+	if (!st && gpt2)
+		st = add_random(m, "position_embd.weight", D, c->max_seq_len, std, 0, &rng, err);
+	for (int il = 0; !st && il < c->n_layers; il++) {
+		char n[SL_NAME_MAX];
+#define ADD(suffix, a, b, sd, fill)                                                   \
+	if (!st) {                                                                    \
+		snprintf(n, sizeof n, "blk.%d." suffix, il);                          \
+		st = add_random(m, n, a, b, sd, fill, &rng, err);                     \
+	}
+		ADD("attn_norm.weight", D, 1, 0, 1.0f);
+		ADD("ffn_norm.weight", D, 1, 0, 1.0f);
+		if (gpt2) {
+			ADD("attn_norm.bias", D, 1, 0, 0.0f);
+			ADD("ffn_norm.bias", D, 1, 0, 0.0f);
+			ADD("attn_qkv.weight", D, 3 * D, std, 0);
+			ADD("attn_qkv.bias", 3 * D, 1, 0, 0.0f);
+			ADD("attn_output.bias", D, 1, 0, 0.0f);
+			ADD("ffn_up.bias", F, 1, 0, 0.0f);
+			ADD("ffn_down.bias", D, 1, 0, 0.0f);
+		} else {
+			ADD("attn_q.weight", D, c->n_heads * hd, std, 0);
+			ADD("attn_k.weight", D, c->n_kv_heads * hd, std, 0);
+			ADD("attn_v.weight", D, c->n_kv_heads * hd, std, 0);
+			ADD("ffn_gate.weight", D, F, std, 0);
+		}
+		ADD("attn_output.weight", c->n_heads * hd, D, std, 0);
+		ADD("ffn_up.weight", D, F, std, 0);
+		ADD("ffn_down.weight", F, D, std, 0);
+#undef ADD
+	}
+	if (!st)
+		st = add_random(m, "output_norm.weight", D, 1, 0, 1.0f, &rng, err);
+	if (!st && gpt2)
+		st = add_random(m, "output_norm.bias", D, 1, 0, 0.0f, &rng, err);
+	if (!st && !tied)
+		st = add_random(m, "output.weight", D, V, std, 0, &rng, err);
+	if (!st)
+		st = sl_model_finish(m, err);
+	if (st) {
+		sl_model_free(m);
+		return st;
+	}
 	*out = m;
 	return SL_OK;
 }

@@ -16,6 +16,19 @@
 
 struct sl_tokenizer;
 
+/* Points inside a block where activations can be observed: the inputs of
+ * the linear modules (what calibration statistics are gathered from) and
+ * the block's input and output (what sensitivity sweeps cache). */
+typedef enum {
+	SL_TAP_BLOCK_IN = 0, /* residual stream entering the block */
+	SL_TAP_ATTN_IN,      /* normed input of q, k, v (or qkv) */
+	SL_TAP_ATTN_OUT_IN,  /* input of attn_output */
+	SL_TAP_FFN_IN,       /* normed input of ffn_gate and ffn_up */
+	SL_TAP_FFN_DOWN_IN,  /* input of ffn_down */
+	SL_TAP_BLOCK_OUT,    /* residual stream leaving the block */
+	SL_TAP_COUNT
+} sl_tap;
+
 typedef enum { SL_ARCH_LLAMA = 0, SL_ARCH_GPT2 = 1 } sl_arch;
 
 typedef struct {
@@ -60,6 +73,21 @@ typedef struct sl_model {
 	int n_maps;
 } sl_model;
 
+/* The linear modules a recipe can compress, named as GGUF names their
+ * weights without ".weight" (blk.3.ffn_down, token_embd, output). */
+typedef enum {
+	SL_MOD_ATTN_Q, SL_MOD_ATTN_K, SL_MOD_ATTN_V, SL_MOD_ATTN_QKV, SL_MOD_ATTN_OUT,
+	SL_MOD_FFN_GATE, SL_MOD_FFN_UP, SL_MOD_FFN_DOWN, SL_MOD_EMBD, SL_MOD_OUTPUT,
+} sl_module_kind;
+
+typedef struct {
+	char name[SL_NAME_MAX];
+	int layer;               /* block index, -1 for token_embd and output */
+	sl_module_kind kind;
+	sl_tensor *w;
+	sl_tap input;            /* where its input can be observed (blocks only) */
+} sl_module;
+
 typedef struct {
 	const char *tokenizer_path; /* llama2.c: tokenizer.bin to use */
 	bool check_finite;          /* scan float weights for NaN/Inf (default on) */
@@ -72,10 +100,21 @@ sl_status sl_model_load(const char *path, const sl_load_opts *opts, sl_model **o
 void sl_model_free(sl_model *m);
 
 sl_tensor *sl_model_tensor(const sl_model *m, const char *name);
+/* Fills up to max modules in model order (embedding, blocks, output) and
+ * returns how many the model has; a tied output is not listed twice. */
+int sl_model_modules(const sl_model *m, sl_module *out, int max);
+const char *sl_module_kind_name(sl_module_kind k);
 int64_t sl_model_n_params(const sl_model *m);
 size_t sl_model_bytes(const sl_model *m);
 /* A deep copy whose tensors are all owned (for recipes and training). */
 sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err);
+
+/* A model of the given shape with F32 weights drawn from N(0, std^2)
+ * (norm weights 1, biases 0), no tokenizer. For benchmarks and for
+ * training from scratch. cfg->arch, dim, hidden_dim, n_layers, n_heads,
+ * n_kv_heads, vocab_size and max_seq_len must be set. */
+sl_status sl_model_init_random(const sl_config *cfg, bool tied, float std, uint64_t seed, sl_model **out,
+                               sl_error *err);
 
 /* Loaders call these after filling tensors and cfg. */
 sl_tensor *sl_model_add_tensor(sl_model *m, const char *name, int type, const int64_t *ne,

@@ -44,7 +44,7 @@ void sl_tensor_rows_to_f32(const sl_tensor *t, int64_t r0, int64_t n, float *dst
 		memcpy(dst, src, (size_t)(n * t->ne[0]) * sizeof(float));
 		return;
 	}
-	sl_type_info_get(t->type)->to_float(src, dst, n * t->ne[0]);
+	sl_dtype_rows_to_float(t->type, src, dst, n, t->ne[0]);
 }
 
 sl_status sl_tensor_realloc(sl_tensor *t, int type, const int64_t *ne, int n_dims, sl_error *err)

@@ -24,17 +24,47 @@ typedef enum {
 	SL_DT_Q8_K = 15,
 	SL_DT_BF16 = 30,
 	SL_DT_GGML_END = 40, /* ids below this are ggml's; slimlab's own follow */
-	SL_DT_COUNT = 64,
+
+	/* slimlab's formats. Per-channel and per-tensor scales live in a row
+	 * header (see row_header below), so any row converts on its own. */
+	SL_DT_I8_CH = 40,        /* int8, symmetric, one f32 scale per row */
+	SL_DT_FP8_E4M3 = 41,     /* E4M3 (max 448), one f32 scale per tensor */
+	SL_DT_FP8_E4M3_CH = 42,  /* E4M3, one f32 scale per row */
+	SL_DT_FP8_E5M2 = 43,     /* E5M2 (max 57344), one f32 scale per tensor */
+	SL_DT_FP8_E5M2_CH = 44,  /* E5M2, one f32 scale per row */
+	SL_DT_NVFP4 = 45,        /* E2M1 values, E4M3 scale per 16, f32 tensor scale */
+	SL_DT_MXFP4 = 46,        /* E2M1 values, E8M0 scale per 32 */
+	/* Group-wise integers: SL_DT_INT_BASE + 6 * bits_index + 2 * group_index + asym,
+	 * bits 8/4/3/2 (index 0..3), groups 32/64/128 (index 0..2); symmetric
+	 * blocks hold an f16 scale, asymmetric ones an f16 scale and f16 minimum. */
+	SL_DT_INT_BASE = 48,
+	SL_DT_INT_END = 48 + 24,
+	SL_DT_COUNT = 128,
 } sl_dtype;
+
+/* The group-wise integer type for bits (8, 4, 3, 2) and group (32, 64,
+ * 128); -1 when there is none. */
+static inline int sl_dtype_int_group(int bits, int group, int asym)
+{
+	int bi = bits == 8 ? 0 : bits == 4 ? 1 : bits == 3 ? 2 : bits == 2 ? 3 : -1;
+	int gi = group == 32 ? 0 : group == 64 ? 1 : group == 128 ? 2 : -1;
+	if (bi < 0 || gi < 0)
+		return -1;
+	return SL_DT_INT_BASE + 6 * bi + 2 * gi + (asym ? 1 : 0);
+}
 
 typedef struct {
 	const char *name;    /* lower case, as recipes and reports spell it */
 	int block_size;      /* elements per block (1 for plain floats) */
 	size_t block_bytes;  /* bytes per block */
-	/* Converts n elements (a multiple of block_size) starting at a block boundary. */
+	size_t row_header;   /* bytes before each row's first block (row scales) */
+	/* Converts n elements (a multiple of block_size) starting at a block
+	 * boundary. Types with a row header convert exactly one row of n
+	 * (use sl_dtype_rows_to_float for several). */
 	void (*to_float)(const void *src, float *dst, int64_t n);
-	/* Reference quantizer: n floats (a multiple of block_size) to blocks,
-	 * producing the bytes ggml's reference quantizer produces. */
+	/* Reference quantizer: n floats (a multiple of block_size) to blocks;
+	 * for ggml's types, the bytes ggml's reference quantizer produces.
+	 * Types with a row header quantize exactly one row of n. */
 	void (*from_float)(const float *src, void *dst, int64_t n);
 	/* Optional fast path: sum_i w[i]*x[i] over n elements of a row, x in F32. */
 	float (*dot_f32)(const void *w, const float *x, int64_t n);
@@ -50,6 +80,10 @@ const sl_type_info *sl_type_info_get(int type);
 const char *sl_dtype_name(int type);
 /* Bytes of one row of n elements; 0 when n is not a multiple of the block. */
 size_t sl_dtype_row_bytes(int type, int64_t n);
+/* Converts n_rows rows of row_len elements, whatever the type's layout. */
+void sl_dtype_rows_to_float(int type, const void *src, float *dst, int64_t n_rows, int64_t row_len);
+/* Quantizes n_rows rows of row_len elements into the type's layout. */
+void sl_dtype_rows_from_float(int type, const float *src, void *dst, int64_t n_rows, int64_t row_len);
 
 /* IEEE half and bfloat16 conversions. */
 float sl_f16_to_f32(uint16_t h);

@@ -163,5 +163,29 @@ size_t sl_dtype_row_bytes(int type, int64_t n)
 	const sl_type_info *ti = sl_type_info_get(type);
 	if (!ti || n <= 0 || n % ti->block_size)
 		return 0;
-	return (size_t)(n / ti->block_size) * ti->block_bytes;
+	return ti->row_header + (size_t)(n / ti->block_size) * ti->block_bytes;
+}
+
+void sl_dtype_rows_to_float(int type, const void *src, float *dst, int64_t n_rows, int64_t row_len)
+{
+	const sl_type_info *ti = sl_type_info_get(type);
+	if (!ti->row_header) {
+		ti->to_float(src, dst, n_rows * row_len);
+		return;
+	}
+	size_t rb = sl_dtype_row_bytes(type, row_len);
+	for (int64_t r = 0; r < n_rows; r++)
+		ti->to_float((const char *)src + (size_t)r * rb, dst + r * row_len, row_len);
+}
+
+void sl_dtype_rows_from_float(int type, const float *src, void *dst, int64_t n_rows, int64_t row_len)
+{
+	const sl_type_info *ti = sl_type_info_get(type);
+	if (!ti->row_header) {
+		ti->from_float(src, dst, n_rows * row_len);
+		return;
+	}
+	size_t rb = sl_dtype_row_bytes(type, row_len);
+	for (int64_t r = 0; r < n_rows; r++)
+		ti->from_float(src + r * row_len, (char *)dst + (size_t)r * rb, row_len);
 }

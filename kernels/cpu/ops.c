@@ -59,7 +59,7 @@ static void mm_task(int task, void *p)
 			abort(); /* a few hundred KiB; there is no sensible way on without it */
 		for (int rr = r0; rr < r1; rr += MM_TILE_ROWS) {
 			int k = r1 - rr < MM_TILE_ROWS ? r1 - rr : MM_TILE_ROWS;
-			a->ti->to_float(a->w + (size_t)rr * a->row_bytes, tile, (int64_t)k * a->n_in);
+			sl_dtype_rows_to_float(a->wtype, a->w + (size_t)rr * a->row_bytes, tile, k, a->n_in);
 			if (a->T == 1)
 				cblas_sgemv(CblasRowMajor, CblasNoTrans, k, a->n_in, 1.0f, tile, a->n_in, a->x, 1,
 				            0.0f, a->y + rr, 1);

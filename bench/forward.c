@@ -1,0 +1,159 @@
+/* bench/forward: prompt processing and decoding speed of the forward pass,
+ * for stories260K (if the fixtures are present) and random-weight models
+ * shaped like stories15M and stories110M. Decoding is set against the
+ * machine's memory bandwidth (bytes read per token), prompt processing
+ * against OpenBLAS sgemm on the same matrix shapes, both measured here. */
+#include <cblas.h>
+#include <stdio.h>
+
+#include "bench.h"
+#include "core/forward.h"
+#include "core/model.h"
+
+/* Weight bytes one decoded token reads: every matrix, one embedding row. */
+static double weight_bytes_per_token(const sl_model *m)
+{
+	double b = 0;
+	for (int i = 0; i < m->n_tensors; i++) {
+		const sl_tensor *t = m->tensors[i];
+		if (t == m->tok_embd || t == m->pos_embd)
+			b += (double)t->nbytes / (double)t->ne[1];
+		else
+			b += (double)t->nbytes;
+	}
+	if (m->output == m->tok_embd) /* tied: the head reads the whole table */
+		b += (double)m->tok_embd->nbytes;
+	return b;
+}
+
+/* Multiply-adds of the linear modules per token (2 flops each). */
+static double matmul_flops_per_token(const sl_model *m)
+{
+	double f = 0;
+	for (int i = 0; i < m->n_tensors; i++) {
+		const sl_tensor *t = m->tensors[i];
+		if (t->n_dims == 2 && t != m->tok_embd && t != m->pos_embd)
+			f += 2.0 * (double)t->ne[0] * (double)t->ne[1];
+	}
+	if (m->output == m->tok_embd)
+		f += 2.0 * (double)m->tok_embd->ne[0] * (double)m->tok_embd->ne[1];
+	return f;
+}
+
+/* Seconds OpenBLAS, on all cores, takes for the model's matrix products on
+ * T tokens (each weight shape once per use, as the forward pass does them). */
+static double sgemm_seconds(const sl_model *m, int T)
+{
+	int threads = sl_kernels_threads();
+	openblas_set_num_threads(threads);
+	float *x = calloc((size_t)T * 65536, sizeof(float)), *y = calloc((size_t)T * 65536, sizeof(float));
+	double total = 0;
+	for (int i = 0; i < m->n_tensors; i++) {
+		const sl_tensor *t = m->tensors[i];
+		bool head = t == m->output;
+		if (t->n_dims != 2 || (t == m->tok_embd && !head) || t == m->pos_embd || t->type != SL_DT_F32)
+			continue;
+		int n_in = (int)t->ne[0], n_out = (int)t->ne[1];
+		if ((size_t)n_in > 65536 || (size_t)n_out > 65536)
+			continue;
+		double best = 1e30;
+		for (int r = 0; r < 3; r++) {
+			double t0 = bench_now();
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n_out, n_in, 1.0f, x, n_in, t->data, n_in,
+			            0.0f, y, n_out);
+			double dt = bench_now() - t0;
+			best = dt < best ? dt : best;
+		}
+		total += best;
+	}
+	free(x);
+	free(y);
+	openblas_set_num_threads(1);
+	return total;
+}
+
+static void run(const char *label, sl_model *m, double mem_bw)
+{
+	const int T_prompt = m->cfg.max_seq_len < 256 ? m->cfg.max_seq_len / 2 : 128, T_dec = 64;
+	int V = m->cfg.vocab_size;
+	int32_t *toks = malloc(sizeof(int32_t) * (size_t)(T_prompt + T_dec));
+	for (int i = 0; i < T_prompt + T_dec; i++)
+		toks[i] = (int32_t)((i * 7919 + 13) % V);
+	float *logits = malloc(sizeof(float) * (size_t)V);
+	sl_state *s;
+	sl_error err;
+	if (sl_state_new(m, T_prompt + T_dec, &s, &err)) {
+		fprintf(stderr, "%s: %s\n", label, err.msg);
+		return;
+	}
+	/* Prompt processing: best of three. */
+	double pp = 1e30;
+	for (int r = 0; r < 3; r++) {
+		sl_state_reset(s);
+		double t0 = bench_now();
+		sl_forward(s, toks, T_prompt, logits, T_prompt - 1, &err);
+		double dt = bench_now() - t0;
+		pp = dt < pp ? dt : pp;
+	}
+	/* Decoding after the prompt, one token at a time. */
+	double t0 = bench_now();
+	for (int i = 0; i < T_dec; i++)
+		sl_forward(s, &toks[T_prompt + i], 1, logits, 0, &err);
+	double dec = bench_now() - t0;
+
+	double fl = matmul_flops_per_token(m);
+	double gemm = sgemm_seconds(m, T_prompt);
+	double wbytes = weight_bytes_per_token(m);
+	double kv = 0;
+	for (int il = 0; il < m->cfg.n_layers; il++)
+		kv += 2.0 * s->kv_dim[il] * sizeof(float) * (T_prompt + T_dec / 2.0);
+	double bytes = wbytes + kv, dec_tps = T_dec / dec;
+	printf("%-22s prompt %5d tok: %9.1f tok/s, %6.1f GFLOP/s (OpenBLAS sgemm alone, same shapes: %6.1f GFLOP/s, ratio %.2f)\n",
+	       label, T_prompt, T_prompt / pp, fl * T_prompt / pp / 1e9, fl * T_prompt / gemm / 1e9,
+	       (fl * T_prompt / pp) / (fl * T_prompt / gemm));
+	printf("%-22s decode %5d tok: %9.1f tok/s, %8.2f MB read/token, %6.2f GB/s (machine %.2f GB/s, ratio %.2f)\n",
+	       "", T_dec, dec_tps, bytes / 1e6, bytes * dec_tps / 1e9, mem_bw, bytes * dec_tps / 1e9 / mem_bw);
+	sl_state_free(s);
+	free(toks);
+	free(logits);
+}
+
+static sl_model *random_model(int dim, int layers, int heads, int hidden, int vocab, int ctx)
+{
+	sl_config c = {.arch = SL_ARCH_LLAMA, .dim = dim, .hidden_dim = hidden, .n_layers = layers,
+	               .n_heads = heads, .n_kv_heads = heads, .vocab_size = vocab, .max_seq_len = ctx,
+	               .rope_style = SL_ROPE_NORM};
+	sl_model *m = NULL;
+	sl_error err;
+	if (sl_model_init_random(&c, false, 0.02f, 42, &m, &err))
+		fprintf(stderr, "random model: %s\n", err.msg);
+	return m;
+}
+
+int main(int argc, char **argv)
+{
+	const char *fixtures = getenv("SL_FIXTURES");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/models/stories260K.gguf", fixtures ? fixtures : "../shared/fixtures");
+	if (argc > 1)
+		snprintf(path, sizeof path, "%s", argv[1]);
+	double bw = bench_memory_bandwidth();
+	printf("threads %d, memory read bandwidth %.2f GB/s\n", sl_kernels_threads(), bw);
+	sl_model *m = NULL;
+	sl_error err;
+	if (sl_model_load(path, NULL, &m, &err) == SL_OK) {
+		run("stories260K", m, bw);
+		sl_model_free(m);
+	} else {
+		printf("stories260K: skipped (%s)\n", err.msg);
+	}
+	if ((m = random_model(288, 6, 6, 768, 32000, 256))) {
+		run("stories15M-shaped", m, bw);
+		sl_model_free(m);
+	}
+	if ((m = random_model(768, 12, 12, 2048, 32000, 256))) {
+		run("stories110M-shaped", m, bw);
+		sl_model_free(m);
+	}
+	return 0;
+}

@@ -1,0 +1,105 @@
+/* Recipes: how to compress a model, module by module. A recipe is JSON
+ * (schema in man/slimlab-recipe.5): a default rule, then rules that map
+ * module selectors (exact names, globs such as blk.*.ffn_down, layer
+ * ranges) to a format, method, parameters, sparsity and pattern. Later
+ * rules override earlier ones field by field. The calibration text, token
+ * count and seed are part of the recipe, so a recipe replays to the same
+ * bytes. */
+#ifndef SL_RECIPE_H
+#define SL_RECIPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "formats.h"
+#include "model.h"
+
+#define SL_RECIPE_VERSION 1
+
+/* A rule's fields are each optional; has_* says which ones it sets. */
+typedef struct {
+	char match[128];      /* selector: name or glob over module names ("" = all) */
+	int layer_lo, layer_hi; /* inclusive block range; -1, -1 = any */
+	bool has_format, has_method, has_sparsity, has_pattern, has_prune;
+	char format[32];      /* a name from formats.h */
+	char method[16];      /* rtn, gptq, awq, smoothquant */
+	double sparsity;      /* fraction of weights (or heads/channels) removed, 0..1 */
+	char pattern[16];     /* unstructured, 2:4 (any N:M), heads, channels, block */
+	char prune[16];       /* magnitude, wanda, sparsegpt */
+	/* Method parameters, each optional (NaN or -1 = method default). */
+	int group;            /* group size override where the format allows */
+	double damp;          /* gptq: dampening as a fraction of mean diag(H) */
+	int block;            /* gptq: columns per block (default 128) */
+	int act_order;        /* gptq: 1 = quantize columns by decreasing diag(H) */
+	double alpha;         /* smoothquant: migration strength 0..1 */
+	int grid;             /* awq: scale search points */
+	char note[128];       /* free text, kept on save */
+} sl_rule;
+
+typedef struct sl_recipe {
+	int version;
+	char name[64];
+	sl_rule def;          /* the default rule (its match is ignored) */
+	sl_rule *rules;
+	int n_rules;
+	struct {
+		char text[4096];  /* calibration text file */
+		int tokens;       /* tokens taken from it */
+		int ctx;          /* window length */
+		uint64_t seed;    /* which windows are taken */
+	} calib;
+	char kv_cache[32];    /* "" = f32, else a format name (int8, fp8-e4m3, nvfp4) */
+} sl_recipe;
+
+/* What a recipe says for one module after every rule is applied. */
+typedef struct {
+	const sl_format *format;   /* NULL = leave the weights as they are */
+	char method[16];
+	double sparsity;
+	char pattern[16];
+	char prune[16];
+	int group, block, act_order, grid;
+	double damp, alpha;
+	int rule;                  /* index of the last rule that touched it, -1 = default */
+} sl_module_plan;
+
+/* A problem found in a recipe: its JSON path ("rules[2].format") and what
+ * is wrong. */
+typedef struct {
+	char path[64];
+	char msg[256];
+} sl_recipe_issue;
+
+sl_recipe *sl_recipe_new(void);
+void sl_recipe_free(sl_recipe *r);
+sl_recipe *sl_recipe_copy(const sl_recipe *r);
+/* Parses JSON. Structural problems fail with err naming the JSON path. */
+sl_status sl_recipe_parse(const char *json, size_t len, sl_recipe **out, sl_error *err);
+sl_status sl_recipe_load(const char *path, sl_recipe **out, sl_error *err);
+/* malloc'ed, pretty-printed JSON. */
+char *sl_recipe_to_json(const sl_recipe *r);
+/* Written atomically. */
+sl_status sl_recipe_save(const sl_recipe *r, const char *path, sl_error *err);
+
+/* Appends a rule (copied); returns its index or -1 when out of memory. */
+int sl_recipe_add_rule(sl_recipe *r, const sl_rule *rule);
+void sl_recipe_remove_rule(sl_recipe *r, int index);
+/* A rule that sets nothing and matches everything. */
+void sl_rule_init(sl_rule *rule);
+
+/* Every problem of the recipe, and, when m is given, of the recipe against
+ * m (selectors that match nothing, formats that cannot hold a module's
+ * rows, impossible sparsities). Returns how many; fills up to max. */
+int sl_recipe_check(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out, int max);
+bool sl_rule_matches(const sl_rule *rule, const sl_module *mod);
+void sl_recipe_resolve(const sl_recipe *r, const sl_module *mod, sl_module_plan *plan);
+
+/* Bytes and bits per weight the recipe would give m (no work done). */
+typedef struct {
+	double bytes, params, bpw;
+	double base_bytes;
+} sl_recipe_estimate;
+void sl_recipe_estimate_size(const sl_recipe *r, const sl_model *m, sl_recipe_estimate *out);
+
+#endif
