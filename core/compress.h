@@ -1,0 +1,87 @@
+/* Applying a recipe: calibration statistics, quantization methods (RTN,
+ * GPTQ, AWQ, SmoothQuant), pruning (magnitude, Wanda, SparseGPT, N:M,
+ * heads, MLP channels, whole blocks), and the report of what it cost and
+ * saved. Export to GGUF lives here too. */
+#ifndef SL_COMPRESS_H
+#define SL_COMPRESS_H
+
+#include "model.h"
+#include "progress.h"
+#include "recipe.h"
+
+/* Activation statistics of one module input, gathered over calibration
+ * text: per input channel sum of squares and max |x|; the Hessian
+ * H = X^T X / n when a method needs it (GPTQ, SparseGPT). */
+typedef struct {
+	int n;                /* input width */
+	long long n_tokens;
+	double *sum_sq;       /* [n] */
+	float *abs_max;       /* [n] */
+	float *hessian;       /* [n * n] or NULL */
+} sl_act_stats;
+
+/* Statistics for every module input of a model over one calibration text,
+ * gathered once and cached on disk keyed by the model's tensors, the text,
+ * the token count, window and seed. */
+typedef struct sl_calib sl_calib;
+
+typedef struct {
+	const char *text_path;
+	int tokens;           /* tokens to use (default 8192) */
+	int ctx;              /* window (default 256) */
+	uint64_t seed;
+	bool hessians;        /* gather X^T X too */
+	const char *cache_dir;/* NULL = $XDG_CACHE_HOME/slimlab */
+	const sl_progress *progress;
+} sl_calib_opts;
+
+sl_status sl_calib_gather(const sl_model *m, const sl_calib_opts *o, sl_calib **out, sl_error *err);
+void sl_calib_free(sl_calib *c);
+/* The statistics of the input of module mod (NULL when not gathered). */
+const sl_act_stats *sl_calib_stats(const sl_calib *c, const sl_module *mod);
+
+/* What applying a recipe did to one module. */
+typedef struct {
+	char module[SL_NAME_MAX];
+	const sl_format *asked;   /* NULL when the module was left as it was */
+	const sl_format *used;    /* differs from asked when it fell back */
+	char method[16];
+	double sparsity;          /* measured fraction of zeros after pruning */
+	double bytes_before, bytes_after;
+	double rel_error;         /* ||W - W'||_F / ||W||_F */
+	double seconds;
+} sl_module_report;
+
+typedef struct {
+	sl_module_report *mods;
+	int n_mods;
+	double bytes_before, bytes_after, params, bpw;
+	int n_fallbacks;
+	double seconds;
+} sl_apply_report;
+
+typedef struct {
+	bool simulate;            /* store dequantized F32 (fake quantization) instead of packed */
+	const sl_calib *calib;    /* statistics to use (else gathered as the recipe says) */
+	const sl_progress *progress;
+} sl_apply_opts;
+
+/* A new model: base compressed as the recipe says. base is not changed. */
+sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_apply_opts *o, sl_model **out,
+                          sl_apply_report *rep, sl_error *err);
+void sl_apply_report_free(sl_apply_report *rep);
+
+/* Compresses one module's weights as plan says, into out (an owned tensor
+ * named like the module's), leaving the model untouched: what sensitivity
+ * sweeps call for each cell. */
+sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_module_plan *plan,
+                             const sl_calib *calib, bool simulate, sl_tensor *out, sl_module_report *rep,
+                             sl_error *err);
+
+/* Writes m as GGUF that llama.cpp loads: real ggml block types where the
+ * weights are in one, otherwise the smallest float type that holds them
+ * exactly; the recipe (if any) is recorded in the metadata. Atomic. */
+sl_status sl_export_gguf(const sl_model *m, const sl_recipe *r, const char *path, const sl_progress *p,
+                         sl_error *err);
+
+#endif
