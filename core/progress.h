@@ -26,4 +26,31 @@ static inline void sl_report(const sl_progress *p, double frac, const char *stag
 		p->fn(p->ctx, frac, stage);
 }
 
+/* Work done in stages reports each stage as a slice [lo, hi] of the
+ * whole: the stage's own 0..1 maps onto that slice of the parent's bar,
+ * and the parent's cancel flag still applies. */
+typedef struct {
+	sl_progress p;
+	const sl_progress *parent;
+	double lo, hi;
+} sl_progress_slice;
+
+static inline void sl_progress_slice_report(void *ctx, double frac, const char *stage)
+{
+	sl_progress_slice *s = (sl_progress_slice *)ctx;
+	sl_report(s->parent, s->lo + frac * (s->hi - s->lo), stage);
+}
+
+static inline const sl_progress *sl_progress_slice_init(sl_progress_slice *s, const sl_progress *parent, double lo,
+                                                        double hi)
+{
+	s->parent = parent;
+	s->lo = lo;
+	s->hi = hi;
+	s->p.fn = sl_progress_slice_report;
+	s->p.ctx = s;
+	s->p.cancel = parent ? parent->cancel : NULL;
+	return &s->p;
+}
+
 #endif

@@ -67,28 +67,6 @@ void cli_bar_done(cli_bar *b)
 		fprintf(stderr, "\r\033[K");
 }
 
-void cli_fmt_bytes(double bytes, char *buf, size_t n)
-{
-	const char *units[] = {"B", "KB", "MB", "GB", "TB"};
-	int u = 0;
-	while (bytes >= 1000.0 && u < 4) {
-		bytes /= 1000.0;
-		u++;
-	}
-	snprintf(buf, n, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
-}
-
-void cli_fmt_count(double v, char *buf, size_t len)
-{
-	const char *units[] = {"", "K", "M", "B", "T"};
-	int u = 0;
-	while (v >= 1000.0 && u < 4) {
-		v /= 1000.0;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.2f%s" : "%.0f%s", v, units[u]);
-}
-
 bool cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
 {
 	char *end;

@@ -1,6 +1,6 @@
 /* The command-line subcommands (slimlab info, eval, generate, tokenize,
  * ...) and the helpers they share: model loading with messages, a
- * progress bar on stderr, number formatting. */
+ * progress bar on stderr, option parsing. */
 #ifndef SL_CLI_H
 #define SL_CLI_H
 
@@ -35,10 +35,6 @@ typedef struct {
 } cli_bar;
 void cli_bar_init(cli_bar *b, const char *label);
 void cli_bar_done(cli_bar *b);
-
-/* "1.23 MB", "260.1K" */
-void cli_fmt_bytes(double bytes, char *buf, size_t n);
-void cli_fmt_count(double n, char *buf, size_t len);
 
 /* Parses a number option; prints the problem and returns false if bad. */
 bool cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "core/tokenizer.h"
+#include "core/units.h"
 
 static const char info_usage[] =
 	"Usage: slimlab info MODEL [--tokenizer FILE] [--tensors] [--json]\n"
@@ -65,8 +66,8 @@ static void print_text(const sl_model *m, bool tensors)
 {
 	const sl_config *c = &m->cfg;
 	char params[32], bytes[32];
-	cli_fmt_count((double)sl_model_n_params(m), params, sizeof params);
-	cli_fmt_bytes((double)sl_model_bytes(m), bytes, sizeof bytes);
+	sl_fmt_count((double)sl_model_n_params(m), params, sizeof params);
+	sl_fmt_bytes((double)sl_model_bytes(m), bytes, sizeof bytes);
 	printf("model        %s (%s)\n", m->path, m->format);
 	printf("architecture %s: %d blocks, dim %d, %d heads (%d key/value), head dim %d, mlp %d\n",
 	       c->arch_name, c->n_layers, c->dim, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim);
@@ -84,7 +85,7 @@ static void print_text(const sl_model *m, bool tensors)
 	printf("formats     ");
 	for (int t = 0; t < SL_DT_COUNT; t++)
 		if (by_type[t]) {
-			cli_fmt_bytes((double)by_type[t], bytes, sizeof bytes);
+			sl_fmt_bytes((double)by_type[t], bytes, sizeof bytes);
 			printf(" %s %s;", sl_dtype_name(t), bytes);
 		}
 	printf("\n");

@@ -1,15 +1,18 @@
-/* slimlab: the entry point. A subcommand runs headless; otherwise the
- * workbench opens. */
+/* slimlab: the entry point. A subcommand runs headless; anything else
+ * (nothing, a model, --session FILE) opens the workbench. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "config.h"
+#include "tui.h"
 
 static const char main_usage[] =
-	"Usage: slimlab COMMAND [ARGS]\n"
+	"Usage: slimlab [MODEL | --session FILE]\n"
+	"       slimlab COMMAND [ARGS]\n"
 	"An interactive workbench for compressing language models, and its\n"
-	"command-line tools.\n"
+	"command-line tools. Without a command the workbench opens (on MODEL, on\n"
+	"a saved session, or on a file picker).\n"
 	"\n"
 	"Commands:\n"
 	"  info MODEL                      architecture, tokenizer, tensors\n"
@@ -33,17 +36,16 @@ static const command commands[] = {
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(main_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? CLI_USAGE : CLI_OK;
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(main_usage, stdout);
+		return CLI_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
 		printf("slimlab %s\n", PACKAGE_VERSION);
 		return CLI_OK;
 	}
-	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+	for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "slimlab: unknown command '%s'\n\n%s", argv[1], main_usage);
-	return CLI_USAGE;
+	return sl_workbench_main(argc, argv);
 }

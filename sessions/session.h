@@ -1,0 +1,132 @@
+/* Sessions: everything a user did to one model, kept in a versioned JSON
+ * file: the model's path and SHA-256, the recipe, calibration and
+ * evaluation settings, the history of evaluation runs, notes and where
+ * each view was. Saves are atomic; an autosave in the XDG state directory
+ * follows every change so a crash never loses work; a session whose model
+ * no longer hashes the same is refused.
+ *
+ *   session.c    the session, its JSON form, undo and redo of the recipe
+ *   modelhash.c  SHA-256 of model files, cached by path, size and mtime
+ *   autosave.c   the state directory, autosave files, crash recovery */
+#ifndef SL_SESSION_H
+#define SL_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/eval.h"
+#include "core/progress.h"
+#include "core/recipe.h"
+
+#define SL_SESSION_VERSION 1
+/* Larger files are refused rather than read (a session is kilobytes). */
+#define SL_SESSION_MAX_BYTES ((size_t)64 << 20)
+#define SL_SESSION_MAX_RUNS 10000
+#define SL_SESSION_MAX_VIEWS 16
+#define SL_UNDO_DEPTH 100
+
+/* One evaluation, as the history table shows it. */
+typedef struct {
+	char when[32];          /* UTC, ISO 8601 */
+	char model[16];         /* "base" or "recipe" */
+	char recipe[64];        /* the recipe's name then */
+	char recipe_summary[128];
+	char text[16];          /* "calibration" or "evaluation" */
+	double bpw, bytes;      /* of the model evaluated */
+	sl_eval_result r;
+} sl_run;
+
+typedef struct {
+	char name[16];
+	int cursor, top;
+} sl_view_pos;
+
+typedef struct sl_session {
+	int version;
+	char model_path[4096];  /* absolute */
+	char model_sha256[65];
+	sl_recipe *recipe;
+	struct {
+		char calib_text[4096], eval_text[4096];
+		int ctx, chunks;    /* evaluation windows: length, count (0 = all) */
+		int stats_tokens;   /* tokens for activation statistics */
+	} settings;
+	sl_run *runs;
+	int n_runs;
+	char *notes;            /* never NULL */
+	struct {
+		char current[16];   /* the view shown */
+		sl_view_pos pos[SL_SESSION_MAX_VIEWS];
+		int n_pos;
+		char inspect[96];   /* module the layer inspector shows */
+		char prompt[1024];  /* generate: prompt, token count, temperature */
+		int gen_tokens;
+		double temp;
+	} view;
+
+	/* Not part of the file. */
+	char path[4096];        /* where it was saved or opened ("" = never saved) */
+	bool dirty;             /* changed since then */
+	bool recovered;         /* read from an autosave left by a crash */
+	sl_recipe **undo, **redo;
+	int n_undo, n_redo;
+} sl_session;
+
+/* --- session.c --- */
+sl_session *sl_session_new(void);
+void sl_session_free(sl_session *s);
+/* malloc'ed, pretty-printed; NULL when out of memory. autosave adds the
+ * fields a recovery needs (the session's own path, whether it was dirty). */
+char *sl_session_to_json(const sl_session *s, bool autosave);
+/* origin names the file in messages. Every problem names its JSON path;
+ * truncated, hostile and future-version files fail with a clear message. */
+sl_status sl_session_parse(const char *json, size_t len, const char *origin, sl_session **out, sl_error *err);
+sl_status sl_session_load(const char *path, sl_session **out, sl_error *err);
+/* Atomic; on success the session is clean and lives at path. */
+sl_status sl_session_save(sl_session *s, const char *path, sl_error *err);
+/* Writes without touching path or dirty (autosave). */
+sl_status sl_session_write(const sl_session *s, const char *path, bool autosave, sl_error *err);
+
+sl_status sl_session_add_run(sl_session *s, const sl_run *run, sl_error *err);
+void sl_session_remove_run(sl_session *s, int index);
+sl_status sl_session_add_note(sl_session *s, const char *line, sl_error *err);
+/* Where view name was (cursor 0 when never recorded), and recording it. */
+sl_view_pos sl_session_view_pos(const sl_session *s, const char *name);
+void sl_session_set_view_pos(sl_session *s, const char *name, int cursor, int top);
+
+/* Call before changing s->recipe: the current recipe goes onto the undo
+ * stack and the redo stack is cleared. */
+sl_status sl_session_recipe_edit(sl_session *s, sl_error *err);
+/* Replaces the recipe (e.g. one loaded from a file), undoably. */
+sl_status sl_session_set_recipe(sl_session *s, sl_recipe *r, sl_error *err);
+bool sl_session_undo(sl_session *s);
+bool sl_session_redo(sl_session *s);
+
+/* Refuses (SL_ERR_ARG, naming both hashes) when sha256 is not the hash the
+ * session recorded. */
+sl_status sl_session_check_model(const sl_session *s, const char *sha256, sl_error *err);
+
+/* --- modelhash.c --- */
+/* SHA-256 of a model: of the file, or for a directory (safetensors) of
+ * each regular file's name and hash in name order. Cached in
+ * $XDG_CACHE_HOME/slimlab/model-hashes.json keyed by the real path, size
+ * and modification time, so a big model is hashed once. */
+sl_status sl_model_hash(const char *path, const sl_progress *p, char hex[65], sl_error *err);
+
+/* --- autosave.c --- */
+/* $XDG_STATE_HOME/slimlab (default ~/.local/state/slimlab) or
+ * $XDG_CACHE_HOME/slimlab (default ~/.cache/slimlab), created if needed. */
+sl_status sl_state_dir(char *buf, size_t n, sl_error *err);
+sl_status sl_cache_dir(char *buf, size_t n, sl_error *err);
+/* This process's autosave file. */
+sl_status sl_autosave_path(char *buf, size_t n, sl_error *err);
+sl_status sl_autosave(const sl_session *s, sl_error *err);
+/* Called on a clean exit: nothing is left to recover. */
+void sl_autosave_remove(void);
+/* The newest autosave left by a slimlab that is no longer running (and
+ * removes temporary files such a process left half-written). False when
+ * there is none. */
+bool sl_autosave_find_orphan(char *path, size_t n);
+
+#endif

@@ -1,0 +1,974 @@
+/* The ':' commands. They mirror the command-line subcommands where one
+ * exists (open ~ info, eval, generate, apply) and add what only a session
+ * has (rules, undo, notes, views). Views hand their keys' commands here
+ * too, so everything the workbench does can be typed. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/fileio.h"
+#include "core/formats.h"
+#include "tui.h"
+
+#define MAX_ARGS 32
+
+enum { C_NONE, C_PATH, C_VIEW, C_MODULE, C_RULE, C_EVAL, C_RECIPE, C_SET, C_HISTORY, C_GENERATE };
+
+typedef struct {
+	const char *name;
+	const char *usage;
+	const char *what;
+	void (*fn)(sl_tui *t, int argc, char **argv);
+	int complete;
+} command;
+
+/* --- parsing ---------------------------------------------------------------- */
+
+/* Splits a line into words: spaces separate, quotes group, backslash
+ * escapes. Returns the count, or -1 for an unclosed quote. */
+static int split(char *line, char **argv)
+{
+	int argc = 0;
+	char *r = line, *w = line;
+	while (*r) {
+		while (*r == ' ' || *r == '\t')
+			r++;
+		if (!*r)
+			break;
+		if (argc == MAX_ARGS)
+			return argc;
+		argv[argc++] = w;
+		char quote = 0;
+		while (*r && (quote || (*r != ' ' && *r != '\t'))) {
+			if (quote && *r == quote) {
+				quote = 0;
+				r++;
+			} else if (!quote && (*r == '"' || *r == '\'')) {
+				quote = *r++;
+			} else if (*r == '\\' && r[1] && quote != '\'') {
+				*w++ = r[1];
+				r += 2;
+			} else {
+				*w++ = *r++;
+			}
+		}
+		if (quote)
+			return -1;
+		if (*r)
+			r++;
+		*w++ = 0;
+	}
+	return argc;
+}
+
+static bool parse_int(sl_tui *t, const char *what, const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		sl_tui_msg(t, true, "%s wants a whole number from %ld to %ld, not '%s'", what, lo, hi, s);
+		return false;
+	}
+	*out = (int)v;
+	return true;
+}
+
+/* A number, or a percentage ("50%" = 0.5) when percent is allowed. */
+static bool parse_num(sl_tui *t, const char *what, const char *s, double lo, double hi, bool percent, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (percent && end != s && *end == '%' && !end[1]) {
+		v /= 100;
+		end++;
+	}
+	if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+		sl_tui_msg(t, true, "%s wants a number from %g to %g%s, not '%s'", what, lo, hi, percent ? " (or a percentage)" : "",
+		           s);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static bool one_of(const char *v, const char *const *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(v, list[i]))
+			return true;
+	return false;
+}
+
+static bool need_model(sl_tui *t)
+{
+	if (t->app.model)
+		return true;
+	sl_tui_msg(t, true, "no model is open: press o or type :open PATH");
+	return false;
+}
+
+/* --- opening and saving ------------------------------------------------------- */
+
+static void go_open_model(sl_tui *t, void *arg, bool go)
+{
+	if (go)
+		sl_task_open_model(t, arg);
+	free(arg);
+}
+
+static void go_open_session(sl_tui *t, void *arg, bool go)
+{
+	if (go)
+		sl_task_open_session(t, arg);
+	free(arg);
+}
+
+static void cmd_open(sl_tui *t, int argc, char **argv)
+{
+	if (argc < 2) {
+		sl_tui_show(t, "open");
+		return;
+	}
+	char *p = sl_strdup(argv[1]);
+	if (p)
+		sl_tui_unless_unsaved(t, "opening another model", go_open_model, p);
+}
+
+static void cmd_session(sl_tui *t, int argc, char **argv)
+{
+	if (argc != 2) {
+		sl_tui_msg(t, true, "usage: session FILE");
+		return;
+	}
+	char *p = sl_strdup(argv[1]);
+	if (p)
+		sl_tui_unless_unsaved(t, "opening another session", go_open_session, p);
+}
+
+static void cmd_save(sl_tui *t, int argc, char **argv)
+{
+	if (!need_model(t))
+		return;
+	sl_session *s = t->app.ses;
+	const char *path = argc > 1 ? argv[1] : s->path;
+	if (!path[0]) {
+		sl_cmdline_open(&t->cl, "save ");
+		sl_tui_msg(t, false, "save the session as: type a file name (Tab completes)");
+		return;
+	}
+	/* Views record where they are into the session first. */
+	for (int i = 0; i < t->n_views; i++)
+		if (t->classes[i]->leave)
+			t->classes[i]->leave(t->views[i], &t->app);
+	snprintf(s->view.current, sizeof s->view.current, "%s", t->classes[t->cur]->name);
+	char target[PATH_MAX];
+	snprintf(target, sizeof target, "%s", path);
+	sl_error err = {0};
+	if (sl_session_save(s, target, &err)) {
+		sl_tui_msg(t, true, "%s", err.msg);
+		return;
+	}
+	s->recovered = false;
+	sl_autosave(s, NULL);
+	sl_tui_msg(t, false, "session saved to %s", target);
+}
+
+/* --- jobs ------------------------------------------------------------------ */
+
+static void cmd_eval(sl_tui *t, int argc, char **argv)
+{
+	const sl_session *s = t->app.ses;
+	const char *text = "calibration";
+	int ctx = s->settings.ctx, chunks = s->settings.chunks;
+	for (int i = 1; i < argc; i++) {
+		bool has = i + 1 < argc;
+		if (!strcmp(argv[i], "--text") && has)
+			text = argv[++i];
+		else if (!strcmp(argv[i], "--ctx") && has) {
+			if (!parse_int(t, "--ctx", argv[++i], 4, 1 << 20, &ctx))
+				return;
+		} else if (!strcmp(argv[i], "--chunks") && has) {
+			if (!parse_int(t, "--chunks", argv[++i], 0, 1 << 30, &chunks))
+				return;
+		} else {
+			sl_tui_msg(t, true, "usage: eval [--text calibration|evaluation|FILE] [--ctx N] [--chunks N]");
+			return;
+		}
+	}
+	sl_task_eval(t, text, ctx, chunks);
+}
+
+static void cmd_generate(sl_tui *t, int argc, char **argv)
+{
+	sl_session *s = t->app.ses;
+	char prompt[sizeof s->view.prompt] = "";
+	size_t k = 0;
+	int n = s->view.gen_tokens;
+	double temp = s->view.temp;
+	bool have_prompt = false;
+	for (int i = 1; i < argc; i++) {
+		bool has = i + 1 < argc;
+		if (!strcmp(argv[i], "-n") && has) {
+			if (!parse_int(t, "-n", argv[++i], 1, 1 << 16, &n))
+				return;
+		} else if (!strcmp(argv[i], "--temp") && has) {
+			if (!parse_num(t, "--temp", argv[++i], 0, 100, false, &temp))
+				return;
+		} else {
+			const char *w = !strcmp(argv[i], "-p") && has ? argv[++i] : argv[i];
+			k += (size_t)snprintf(prompt + k, k < sizeof prompt ? sizeof prompt - k : 0, "%s%s", k ? " " : "", w);
+			have_prompt = true;
+		}
+	}
+	if (have_prompt)
+		snprintf(s->view.prompt, sizeof s->view.prompt, "%s", prompt);
+	if (have_prompt || n != s->view.gen_tokens || temp != s->view.temp) {
+		s->view.gen_tokens = n;
+		s->view.temp = temp;
+		sl_tui_session_changed(t);
+	}
+	sl_task_generate(t);
+}
+
+static void cmd_apply(sl_tui *t, int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "--out"))
+		sl_task_apply(t, argv[2]);
+	else if (argc == 1)
+		sl_task_apply(t, NULL);
+	else
+		sl_tui_msg(t, true, "usage: apply [--out FILE.gguf]");
+}
+
+static void cmd_inspect(sl_tui *t, int argc, char **argv)
+{
+	if (argc != 2) {
+		sl_tui_msg(t, true, "usage: inspect MODULE (Tab lists them)");
+		return;
+	}
+	sl_task_weight_stats(t, argv[1]);
+}
+
+static void cmd_stats(sl_tui *t, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	sl_task_act_stats(t);
+}
+
+static void cmd_cancel(sl_tui *t, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (!sl_jobs_cancel(&t->jobs))
+		sl_tui_msg(t, false, "no job is running");
+}
+
+/* --- the recipe ---------------------------------------------------------------- */
+
+static const char *const methods[] = {"rtn", "gptq", "awq", "smoothquant"};
+static const char *const patterns[] = {"unstructured", "2:4", "4:8", "heads", "channels", "block"};
+static const char *const prunes[] = {"magnitude", "wanda", "sparsegpt"};
+static const char *const rule_keys[] = {"format=", "method=", "sparsity=", "pattern=", "prune=", "layers=",
+                                        "match=", "group=", "damp=", "block=", "act_order=", "alpha=",
+                                        "grid=", "note="};
+#define N(a) ((int)(sizeof a / sizeof a[0]))
+
+static bool valid_pattern(const char *p)
+{
+	int n, m;
+	char extra;
+	return one_of(p, patterns, N(patterns)) || (sscanf(p, "%d:%d%c", &n, &m, &extra) == 2 && n > 0 && m > n);
+}
+
+/* Applies key=value words to a rule; false (with a message) on the first bad one. */
+static bool set_fields(sl_tui *t, sl_rule *r, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq) {
+			sl_tui_msg(t, true, "'%s' is not key=value (keys: format, method, sparsity, pattern, prune, layers, ...)",
+			           argv[i]);
+			return false;
+		}
+		*eq = 0;
+		const char *k = argv[i], *v = eq + 1;
+		double d;
+		if (!strcmp(k, "format")) {
+			if (!strcmp(v, "keep")) {
+				r->has_format = false;
+				continue;
+			}
+			if (!sl_format_find(v)) {
+				sl_tui_msg(t, true, "unknown format '%s' (Tab after format= lists them)", v);
+				return false;
+			}
+			r->has_format = true;
+			snprintf(r->format, sizeof r->format, "%s", v);
+		} else if (!strcmp(k, "method")) {
+			if (!one_of(v, methods, N(methods))) {
+				sl_tui_msg(t, true, "unknown method '%s': rtn, gptq, awq or smoothquant", v);
+				return false;
+			}
+			r->has_method = true;
+			snprintf(r->method, sizeof r->method, "%s", v);
+		} else if (!strcmp(k, "sparsity")) {
+			if (!parse_num(t, "sparsity", v, 0, 1, true, &d))
+				return false;
+			r->has_sparsity = true;
+			r->sparsity = d;
+		} else if (!strcmp(k, "pattern")) {
+			if (!valid_pattern(v)) {
+				sl_tui_msg(t, true, "unknown pattern '%s': unstructured, N:M, heads, channels or block", v);
+				return false;
+			}
+			r->has_pattern = true;
+			snprintf(r->pattern, sizeof r->pattern, "%s", v);
+		} else if (!strcmp(k, "prune")) {
+			if (!one_of(v, prunes, N(prunes))) {
+				sl_tui_msg(t, true, "unknown pruning criterion '%s': magnitude, wanda or sparsegpt", v);
+				return false;
+			}
+			r->has_prune = true;
+			snprintf(r->prune, sizeof r->prune, "%s", v);
+		} else if (!strcmp(k, "layers")) {
+			int lo, hi;
+			char extra;
+			if (!strcmp(v, "all")) {
+				lo = hi = -1;
+			} else if (sscanf(v, "%d-%d%c", &lo, &hi, &extra) == 2 && lo >= 0 && hi >= lo) {
+			} else if (sscanf(v, "%d%c", &lo, &extra) == 1 && lo >= 0) {
+				hi = lo;
+			} else {
+				sl_tui_msg(t, true, "layers wants N, LO-HI or all, not '%s'", v);
+				return false;
+			}
+			r->layer_lo = lo;
+			r->layer_hi = hi;
+		} else if (!strcmp(k, "match")) {
+			snprintf(r->match, sizeof r->match, "%s", v);
+		} else if (!strcmp(k, "note")) {
+			snprintf(r->note, sizeof r->note, "%s", v);
+		} else if (!strcmp(k, "group")) {
+			if (!parse_int(t, "group", v, 1, 1 << 20, &r->group))
+				return false;
+		} else if (!strcmp(k, "block")) {
+			if (!parse_int(t, "block", v, 1, 1 << 20, &r->block))
+				return false;
+		} else if (!strcmp(k, "grid")) {
+			if (!parse_int(t, "grid", v, 1, 1000, &r->grid))
+				return false;
+		} else if (!strcmp(k, "act_order")) {
+			if (!parse_int(t, "act_order", v, 0, 1, &r->act_order))
+				return false;
+		} else if (!strcmp(k, "damp")) {
+			if (!parse_num(t, "damp", v, 0, 1, false, &r->damp))
+				return false;
+		} else if (!strcmp(k, "alpha")) {
+			if (!parse_num(t, "alpha", v, 0, 1, false, &r->alpha))
+				return false;
+		} else {
+			sl_tui_msg(t, true, "unknown rule key '%s'", k);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Commits an edited copy of rule `index` (0 = default, -1 = append). */
+static void commit_rule(sl_tui *t, int index, const sl_rule *r)
+{
+	sl_session *s = t->app.ses;
+	sl_error err = {0};
+	if (sl_session_recipe_edit(s, &err)) {
+		sl_tui_msg(t, true, "%s", err.msg);
+		return;
+	}
+	if (index == 0)
+		s->recipe->def = *r;
+	else if (index > 0)
+		s->recipe->rules[index - 1] = *r;
+	else if (sl_recipe_add_rule(s->recipe, r) < 0)
+		sl_tui_msg(t, true, "out of memory for the rule");
+	sl_tui_recipe_changed(t);
+}
+
+static void cmd_rule(sl_tui *t, int argc, char **argv)
+{
+	sl_session *s = t->app.ses;
+	sl_recipe *rc = s->recipe;
+	if (argc < 2) {
+		sl_tui_msg(t, true, "usage: rule add SELECTOR [key=value...] | rule N key=value... | rule N delete|up|down | "
+		                    "rule SELECTOR key=value...");
+		return;
+	}
+	sl_rule r;
+	int index;
+	char *end;
+	long n = strtol(argv[1], &end, 10);
+	if (!strcmp(argv[1], "add")) {
+		if (argc < 3) {
+			sl_tui_msg(t, true, "usage: rule add SELECTOR [key=value...] (a name, a glob like blk.*.ffn_down, or all)");
+			return;
+		}
+		sl_rule_init(&r);
+		snprintf(r.match, sizeof r.match, "%s", strcmp(argv[2], "all") ? argv[2] : "");
+		if (set_fields(t, &r, argc - 3, argv + 3))
+			commit_rule(t, -1, &r);
+		return;
+	}
+	if (end != argv[1] && !*end) {
+		if (n < 0 || n > rc->n_rules) {
+			sl_tui_msg(t, true, "there is no rule %ld (0 is the default rule, 1..%d the others)", n, rc->n_rules);
+			return;
+		}
+		index = (int)n;
+		if (argc == 3 && (!strcmp(argv[2], "delete") || !strcmp(argv[2], "up") || !strcmp(argv[2], "down"))) {
+			int to = !strcmp(argv[2], "up") ? index - 1 : index + 1;
+			if (index == 0 || (strcmp(argv[2], "delete") && (to < 1 || to > rc->n_rules))) {
+				sl_tui_msg(t, true, index ? "rule %d cannot move further" : "the default rule stays first", index);
+				return;
+			}
+			sl_error err = {0};
+			if (sl_session_recipe_edit(s, &err)) {
+				sl_tui_msg(t, true, "%s", err.msg);
+				return;
+			}
+			rc = s->recipe;
+			if (!strcmp(argv[2], "delete")) {
+				sl_recipe_remove_rule(rc, index - 1);
+			} else {
+				sl_rule tmp = rc->rules[index - 1];
+				rc->rules[index - 1] = rc->rules[to - 1];
+				rc->rules[to - 1] = tmp;
+			}
+			sl_tui_recipe_changed(t);
+			return;
+		}
+		r = index ? rc->rules[index - 1] : rc->def;
+	} else {
+		/* A selector: the last rule for exactly it, or a new one. */
+		const char *sel = strcmp(argv[1], "all") ? argv[1] : "";
+		index = -1;
+		for (int i = rc->n_rules - 1; i >= 0 && index < 0; i--)
+			if (!strcmp(rc->rules[i].match, sel) && rc->rules[i].layer_lo < 0)
+				index = i + 1;
+		if (index < 0) {
+			sl_rule_init(&r);
+			snprintf(r.match, sizeof r.match, "%s", sel);
+		} else {
+			r = rc->rules[index - 1];
+		}
+	}
+	if (argc < 3) {
+		sl_tui_msg(t, true, "rule %s: say what to set (format=q4_0, method=gptq, sparsity=50%%, ...)", argv[1]);
+		return;
+	}
+	if (set_fields(t, &r, argc - 2, argv + 2))
+		commit_rule(t, index, &r);
+}
+
+static void cmd_undo(sl_tui *t, int argc, char **argv)
+{
+	(void)argc;
+	bool redo = !strcmp(argv[0], "redo");
+	if (!(redo ? sl_session_redo(t->app.ses) : sl_session_undo(t->app.ses))) {
+		sl_tui_msg(t, false, "nothing to %s", argv[0]);
+		return;
+	}
+	sl_tui_recipe_changed(t);
+	sl_tui_msg(t, false, "%s", redo ? "redone" : "undone");
+}
+
+static void cmd_recipe(sl_tui *t, int argc, char **argv)
+{
+	sl_session *s = t->app.ses;
+	const char *sub = argc > 1 ? argv[1] : "";
+	sl_error err = {0};
+	if (!strcmp(sub, "new") && argc == 2) {
+		sl_recipe *r = sl_recipe_new();
+		if (!r || sl_session_set_recipe(s, r, &err)) {
+			sl_recipe_free(r);
+			sl_tui_msg(t, true, "out of memory");
+			return;
+		}
+		sl_tui_recipe_changed(t);
+	} else if (!strcmp(sub, "load") && argc == 3) {
+		sl_recipe *r;
+		if (sl_recipe_load(argv[2], &r, &err) || sl_session_set_recipe(s, r, &err)) {
+			sl_tui_msg(t, true, "%s", err.msg);
+			return;
+		}
+		sl_tui_recipe_changed(t);
+		sl_tui_msg(t, false, "recipe loaded from %s", argv[2]);
+	} else if (!strcmp(sub, "save") && argc == 3) {
+		if (sl_recipe_save(s->recipe, argv[2], &err)) {
+			sl_tui_msg(t, true, "%s", err.msg);
+			return;
+		}
+		sl_tui_msg(t, false, "recipe saved to %s", argv[2]);
+	} else if (!strcmp(sub, "name") && argc == 3) {
+		if (sl_session_recipe_edit(s, &err)) {
+			sl_tui_msg(t, true, "%s", err.msg);
+			return;
+		}
+		snprintf(s->recipe->name, sizeof s->recipe->name, "%s", argv[2]);
+		sl_tui_recipe_changed(t);
+	} else if (!strcmp(sub, "validate") && argc == 2) {
+		if (!t->app.n_issues)
+			sl_tui_msg(t, false, "the recipe has no problems");
+		else
+			sl_tui_msg(t, true, "%d problem%s; the first: %s: %s", t->app.n_issues, t->app.n_issues > 1 ? "s" : "",
+			           t->app.issues[0].path, t->app.issues[0].msg);
+	} else {
+		sl_tui_msg(t, true, "usage: recipe new | load FILE | save FILE | name NAME | validate");
+	}
+}
+
+/* --- settings, notes, history, views ------------------------------------------ */
+
+static void cmd_set(sl_tui *t, int argc, char **argv)
+{
+	sl_session *s = t->app.ses;
+	if (argc < 2) {
+		sl_tui_msg(t, true, "usage: set ctx=N chunks=N tokens=N temp=T stats_tokens=N calibration=FILE evaluation=FILE");
+		return;
+	}
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq) {
+			sl_tui_msg(t, true, "'%s' is not key=value", argv[i]);
+			return;
+		}
+		*eq = 0;
+		const char *k = argv[i], *v = eq + 1;
+		bool ok = true;
+		if (!strcmp(k, "ctx"))
+			ok = parse_int(t, "ctx", v, 4, 1 << 20, &s->settings.ctx);
+		else if (!strcmp(k, "chunks"))
+			ok = parse_int(t, "chunks", v, 0, 1 << 30, &s->settings.chunks);
+		else if (!strcmp(k, "tokens"))
+			ok = parse_int(t, "tokens", v, 1, 1 << 16, &s->view.gen_tokens);
+		else if (!strcmp(k, "stats_tokens"))
+			ok = parse_int(t, "stats_tokens", v, 2, 1 << 26, &s->settings.stats_tokens);
+		else if (!strcmp(k, "temp"))
+			ok = parse_num(t, "temp", v, 0, 100, false, &s->view.temp);
+		else if (!strcmp(k, "calibration") || !strcmp(k, "evaluation")) {
+			char real[PATH_MAX];
+			if (!realpath(v, real) || !sl_file_exists(real)) {
+				sl_tui_msg(t, true, "%s: no such file", v);
+				return;
+			}
+			bool cal = k[0] == 'c';
+			snprintf(cal ? s->settings.calib_text : s->settings.eval_text, sizeof s->settings.calib_text, "%s", real);
+			snprintf(cal ? t->app.calib_path : t->app.eval_path, sizeof t->app.calib_path, "%s", real);
+		} else {
+			sl_tui_msg(t, true, "unknown setting '%s'", k);
+			return;
+		}
+		if (!ok)
+			return;
+	}
+	sl_tui_session_changed(t);
+}
+
+static void cmd_note(sl_tui *t, int argc, char **argv)
+{
+	if (argc < 2) {
+		sl_tui_msg(t, true, "usage: note TEXT");
+		return;
+	}
+	char line[1024];
+	size_t k = 0;
+	for (int i = 1; i < argc; i++)
+		k += (size_t)snprintf(line + k, k < sizeof line ? sizeof line - k : 0, "%s%s", i > 1 ? " " : "", argv[i]);
+	sl_error err = {0};
+	if (sl_session_add_note(t->app.ses, line, &err)) {
+		sl_tui_msg(t, true, "%s", err.msg);
+		return;
+	}
+	sl_tui_session_changed(t);
+}
+
+static void cmd_history(sl_tui *t, int argc, char **argv)
+{
+	sl_session *s = t->app.ses;
+	int n;
+	if (argc == 3 && !strcmp(argv[1], "delete")) {
+		if (!parse_int(t, "history delete", argv[2], 1, s->n_runs > 0 ? s->n_runs : 1, &n) || n > s->n_runs)
+			return;
+		sl_session_remove_run(s, n - 1);
+	} else if (argc == 2 && !strcmp(argv[1], "clear")) {
+		s->n_runs = 0;
+		s->dirty = true;
+	} else {
+		sl_tui_msg(t, true, "usage: history delete N | history clear");
+		return;
+	}
+	sl_tui_session_changed(t);
+}
+
+static void cmd_view(sl_tui *t, int argc, char **argv)
+{
+	if (argc != 2 || !sl_tui_show(t, argv[1]))
+		sl_tui_msg(t, true, "usage: view NAME (Tab lists them)");
+}
+
+static void cmd_info(sl_tui *t, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	sl_tui_show(t, "model");
+}
+
+static void cmd_help(sl_tui *t, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	sl_tui_show(t, "help");
+}
+
+static void quit_now(sl_tui *t, void *arg, bool go)
+{
+	(void)arg;
+	t->quit = go;
+}
+
+static void cmd_quit(sl_tui *t, int argc, char **argv)
+{
+	(void)argc;
+	if (strchr(argv[0], '!'))
+		t->quit = true;
+	else
+		sl_tui_unless_unsaved(t, "quitting", quit_now, NULL);
+}
+
+static const command commands[] = {
+	{"open", "open [MODEL]", "open a model (no path: the file picker)", cmd_open, C_PATH},
+	{"session", "session FILE", "open a saved session", cmd_session, C_PATH},
+	{"save", "save [FILE]", "save the session (to FILE: save as)", cmd_save, C_PATH},
+	{"info", "info", "the model's modules (the Model view)", cmd_info, C_NONE},
+	{"eval", "eval [--text calibration|evaluation|FILE] [--ctx N] [--chunks N]",
+	 "PPL, and KL, top-1, delta PPL of the recipe against the base", cmd_eval, C_EVAL},
+	{"generate", "generate [-n N] [--temp T] [PROMPT]", "base and recipe model continue PROMPT", cmd_generate,
+	 C_GENERATE},
+	{"apply", "apply [--out FILE.gguf]", "build the recipe's model; with --out export it as GGUF", cmd_apply, C_PATH},
+	{"rule", "rule add SEL k=v... | rule N k=v... | rule N delete|up|down",
+	 "edit the recipe (keys: format method sparsity pattern prune layers match)", cmd_rule, C_RULE},
+	{"recipe", "recipe new|load FILE|save FILE|name NAME|validate", "the recipe as a whole", cmd_recipe, C_RECIPE},
+	{"undo", "undo", "undo the last recipe change", cmd_undo, C_NONE},
+	{"redo", "redo", "redo what undo took back", cmd_undo, C_NONE},
+	{"inspect", "inspect MODULE", "show a module in the layer inspector", cmd_inspect, C_MODULE},
+	{"stats", "stats", "gather activation statistics over the calibration text", cmd_stats, C_NONE},
+	{"set", "set ctx=N chunks=N tokens=N temp=T calibration=FILE ...", "settings of the session", cmd_set, C_SET},
+	{"note", "note TEXT", "add a line to the session's notes", cmd_note, C_NONE},
+	{"history", "history delete N | history clear", "edit the history of evaluations", cmd_history, C_HISTORY},
+	{"view", "view NAME", "show a view", cmd_view, C_VIEW},
+	{"cancel", "cancel", "cancel the running job (also Esc, Ctrl-C)", cmd_cancel, C_NONE},
+	{"help", "help", "every key and command", cmd_help, C_NONE},
+	{"quit", "quit", "leave (asks when the session has unsaved changes)", cmd_quit, C_NONE},
+	{"quit!", "quit!", "leave without asking", cmd_quit, C_NONE},
+	{"q", "q", "quit", cmd_quit, C_NONE},
+};
+
+const sl_keyhelp *sl_command_help(void)
+{
+	static sl_keyhelp help[N(commands) + 1];
+	for (int i = 0; i < N(commands); i++)
+		help[i] = (sl_keyhelp){commands[i].usage, commands[i].what};
+	return help;
+}
+
+void sl_command(sl_tui *t, const char *line)
+{
+	char buf[2048], *argv[MAX_ARGS];
+	snprintf(buf, sizeof buf, "%s", line);
+	int argc = split(buf, argv);
+	if (argc < 0) {
+		sl_tui_msg(t, true, "a quote is not closed");
+		return;
+	}
+	if (argc == 0)
+		return;
+	for (int i = 0; i < N(commands); i++)
+		if (!strcmp(argv[0], commands[i].name)) {
+			commands[i].fn(t, argc, argv);
+			return;
+		}
+	sl_tui_msg(t, true, "unknown command '%s' (Tab lists them; :help explains them)", argv[0]);
+}
+
+/* --- completion -------------------------------------------------------------- */
+
+typedef struct {
+	char **v;
+	int n, cap;
+} cands;
+
+static void add(cands *c, const char *prefix, const char *s)
+{
+	if (strncmp(s, prefix, strlen(prefix)))
+		return;
+	for (int i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i], s))
+			return;
+	if (c->n == c->cap) {
+		int cap = c->cap ? 2 * c->cap : 32;
+		char **v = realloc(c->v, (size_t)cap * sizeof *v);
+		if (!v)
+			return;
+		c->v = v;
+		c->cap = cap;
+	}
+	if ((c->v[c->n] = sl_strdup(s)))
+		c->n++;
+}
+
+static void add_paths(cands *c, const char *word)
+{
+	char dir[PATH_MAX], full[PATH_MAX];
+	const char *slash = strrchr(word, '/');
+	if (slash)
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - word + 1), word);
+	else
+		dir[0] = 0;
+	DIR *d = opendir(dir[0] ? dir : ".");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.' && (!slash ? word[0] != '.' : slash[1] != '.'))
+			continue;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(full, sizeof full, "%s%s", dir, e->d_name);
+		if (sl_is_dir(full))
+			strncat(full, "/", sizeof full - strlen(full) - 1);
+		add(c, word, full);
+	}
+	closedir(d);
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void add_list(cands *c, const char *word, const char *prefix, const char *const *items, int n)
+{
+	char buf[256];
+	for (int i = 0; i < n; i++) {
+		snprintf(buf, sizeof buf, "%s%s", prefix, items[i]);
+		add(c, word, buf);
+	}
+}
+
+static void add_rule_words(sl_tui *t, cands *c, const char *word)
+{
+	const char *eq = strchr(word, '=');
+	if (!eq) {
+		add_list(c, word, "", rule_keys, N(rule_keys));
+		return;
+	}
+	char key[32];
+	snprintf(key, sizeof key, "%.*s", (int)(eq - word + 1), word);
+	if (!strcmp(key, "format=")) {
+		add(c, word, "format=keep");
+		for (int i = 0; i < sl_format_count(); i++) {
+			char b[64];
+			snprintf(b, sizeof b, "format=%s", sl_format_at(i)->name);
+			add(c, word, b);
+		}
+	} else if (!strcmp(key, "method=")) {
+		add_list(c, word, key, methods, N(methods));
+	} else if (!strcmp(key, "pattern=")) {
+		add_list(c, word, key, patterns, N(patterns));
+	} else if (!strcmp(key, "prune=")) {
+		add_list(c, word, key, prunes, N(prunes));
+	} else if (!strcmp(key, "match=")) {
+		for (int i = 0; i < t->app.n_mods; i++) {
+			char b[128];
+			snprintf(b, sizeof b, "match=%s", t->app.mods[i].name);
+			add(c, word, b);
+		}
+	}
+}
+
+static void add_modules(sl_tui *t, cands *c, const char *word, bool globs)
+{
+	for (int i = 0; i < t->app.n_mods; i++) {
+		add(c, word, t->app.mods[i].name);
+		if (globs && t->app.mods[i].layer >= 0) {
+			char g[64];
+			snprintf(g, sizeof g, "blk.*.%s", sl_module_kind_name(t->app.mods[i].kind));
+			add(c, word, g);
+			snprintf(g, sizeof g, "blk.%d.*", t->app.mods[i].layer);
+			add(c, word, g);
+		}
+	}
+}
+
+static void candidates(sl_tui *t, int nw, char **words, const char *word, cands *c)
+{
+	if (nw == 1) {
+		for (int i = 0; i < N(commands); i++)
+			add(c, word, commands[i].name);
+		return;
+	}
+	const command *cmd = NULL;
+	for (int i = 0; i < N(commands); i++)
+		if (!strcmp(words[0], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd)
+		return;
+	const char *prev = words[nw - 2];
+	static const char *const texts[] = {"calibration", "evaluation"};
+	static const char *const eval_opts[] = {"--text", "--ctx", "--chunks"};
+	static const char *const recipe_subs[] = {"new", "load", "save", "name", "validate"};
+	static const char *const set_keys[] = {"ctx=", "chunks=", "tokens=", "temp=", "stats_tokens=", "calibration=",
+	                                       "evaluation="};
+	static const char *const hist_subs[] = {"delete", "clear"};
+	switch (cmd->complete) {
+	case C_PATH:
+		if (strcmp(cmd->name, "apply") || nw > 2)
+			add_paths(c, word);
+		else
+			add(c, word, "--out");
+		break;
+	case C_VIEW:
+		for (int i = 0; i < t->n_views; i++)
+			add(c, word, t->classes[i]->name);
+		break;
+	case C_MODULE:
+		add_modules(t, c, word, false);
+		break;
+	case C_RULE:
+		if (nw == 2) {
+			add(c, word, "add");
+			add(c, word, "all");
+			add_modules(t, c, word, true);
+		} else if (nw == 3 && !strcmp(words[1], "add")) {
+			add_modules(t, c, word, true);
+		} else {
+			if (nw == 3 && strtol(words[1], NULL, 10) > 0) {
+				add(c, word, "delete");
+				add(c, word, "up");
+				add(c, word, "down");
+			}
+			add_rule_words(t, c, word);
+		}
+		break;
+	case C_EVAL:
+		if (!strcmp(prev, "--text")) {
+			add_list(c, word, "", texts, N(texts));
+			add_paths(c, word);
+		} else {
+			add_list(c, word, "", eval_opts, N(eval_opts));
+		}
+		break;
+	case C_GENERATE:
+		if (word[0] == '-') {
+			add(c, word, "-n");
+			add(c, word, "--temp");
+		}
+		break;
+	case C_RECIPE:
+		if (nw == 2)
+			add_list(c, word, "", recipe_subs, N(recipe_subs));
+		else if (!strcmp(words[1], "load") || !strcmp(words[1], "save"))
+			add_paths(c, word);
+		break;
+	case C_SET:
+		if (!strncmp(word, "calibration=", 12) || !strncmp(word, "evaluation=", 11)) {
+			const char *eq = strchr(word, '=');
+			cands p = {0};
+			add_paths(&p, eq + 1);
+			for (int i = 0; i < p.n; i++) {
+				char b[PATH_MAX + 16];
+				snprintf(b, sizeof b, "%.*s%s", (int)(eq - word + 1), word, p.v[i]);
+				add(c, word, b);
+				free(p.v[i]);
+			}
+			free(p.v);
+		} else {
+			add_list(c, word, "", set_keys, N(set_keys));
+		}
+		break;
+	case C_HISTORY:
+		if (nw == 2)
+			add_list(c, word, "", hist_subs, N(hist_subs));
+		break;
+	}
+}
+
+void sl_complete(sl_tui *t, sl_cmdline *cl)
+{
+	/* Further Tabs after a list cycle through it. */
+	bool cycling = cl->comp_stem[0] && !strcmp(cl->buf, cl->comp_last);
+	char line[sizeof cl->buf];
+	snprintf(line, sizeof line, "%s", cycling ? cl->comp_stem : cl->buf);
+	char *words[MAX_ARGS];
+	int nw = 0;
+	char tmp[sizeof line];
+	snprintf(tmp, sizeof tmp, "%s", line);
+	for (char *p = strtok(tmp, " "); p && nw < MAX_ARGS - 1; p = strtok(NULL, " "))
+		words[nw++] = p;
+	size_t len = strlen(line);
+	const char *word = "";
+	if (len && line[len - 1] == ' ')
+		words[nw++] = (char *)word;
+	else if (nw)
+		word = words[nw - 1];
+	else
+		words[nw++] = (char *)word;
+
+	cands c = {0};
+	candidates(t, nw, words, word, &c);
+	if (c.n)
+		qsort(c.v, (size_t)c.n, sizeof *c.v, by_name);
+	if (c.n == 1) {
+		/* A finished word gets its space; a directory or key= goes on. */
+		char w[PATH_MAX + 2];
+		size_t l = strlen(c.v[0]);
+		bool open = l && (c.v[0][l - 1] == '/' || c.v[0][l - 1] == '=');
+		snprintf(w, sizeof w, "%s%s", c.v[0], open ? "" : " ");
+		sl_cmdline_set_word(cl, w);
+	} else if (c.n > 1) {
+		size_t common = strlen(c.v[0]);
+		for (int i = 1; i < c.n; i++) {
+			size_t k = 0;
+			while (k < common && c.v[i][k] == c.v[0][k])
+				k++;
+			common = k;
+		}
+		if (!cycling && common > strlen(word)) {
+			char pre[1024];
+			snprintf(pre, sizeof pre, "%.*s", (int)common, c.v[0]);
+			sl_cmdline_set_word(cl, pre);
+		} else {
+			if (!cycling) {
+				snprintf(cl->comp_stem, sizeof cl->comp_stem, "%s", line);
+				cl->comp_next = 0;
+			}
+			snprintf(cl->buf, sizeof cl->buf, "%s", cl->comp_stem);
+			cl->len = cl->pos = (int)strlen(cl->buf);
+			sl_cmdline_set_word(cl, c.v[cl->comp_next++ % c.n]);
+			snprintf(cl->comp_last, sizeof cl->comp_last, "%s", cl->buf);
+		}
+		char list[512];
+		size_t k = 0;
+		for (int i = 0; i < c.n && k < sizeof list; i++)
+			k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? "  " : "", c.v[i]);
+		sl_tui_msg(t, false, "%s", list);
+	}
+	for (int i = 0; i < c.n; i++)
+		free(c.v[i]);
+	free(c.v);
+}

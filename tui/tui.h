@@ -1,0 +1,182 @@
+/* The workbench shell: the main loop, the terminal, the job runner, the
+ * command line and the commands, and the jobs they start. One header lists
+ * them, grouped by file:
+ *
+ *   workbench.c  startup, the main loop, drawing the frame, key dispatch
+ *   screen.c     ncursesw + libtermkey setup, signals, terminal restore
+ *   job.c        worker thread, queue, progress and cancel
+ *   tasks.c      the jobs: open a model or session, evaluate, apply,
+ *                generate, weight and activation statistics
+ *   commands.c   the ':' commands (they mirror the CLI) and completion
+ *   cmdline.c    the line editor under ':' */
+#ifndef SL_TUI_H
+#define SL_TUI_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <termkey.h>
+
+#include "core/compress.h"
+#include "views/view.h"
+
+typedef struct sl_tui sl_tui;
+
+/* The model that ships with slimlab, relative to the program's directory;
+ * "" while none ships: the workbench then opens the file picker. */
+#define SL_SHIPPED_MODEL ""
+/* Below this size the workbench shows a message instead of the views. */
+#define SL_MIN_COLS 60
+#define SL_MIN_ROWS 15
+
+/* --- job.c --- */
+typedef struct sl_job sl_job;
+
+typedef struct {
+	const char *name;
+	/* Main thread, just before the worker starts: takes what the job reads
+	 * from the application (models are only replaced between jobs).
+	 * Returns false (with a message set) to drop the job. */
+	bool (*start)(sl_tui *t, void *ctx);
+	/* Worker thread. */
+	sl_status (*run)(void *ctx, sl_job *j, const sl_progress *p, sl_error *err);
+	/* Main thread, after the worker called sl_job_post (optional). */
+	void (*update)(sl_tui *t, void *ctx, sl_job *j);
+	/* Main thread, once the worker has returned. */
+	void (*done)(sl_tui *t, void *ctx, sl_status st, const sl_error *err);
+	void (*free)(void *ctx);
+} sl_job_kind;
+
+#define SL_JOB_QUEUE 8
+
+typedef struct {
+	const sl_job_kind *kind;
+	void *ctx;
+} sl_job_req;
+
+typedef struct {
+	int wake_fd;             /* written to wake the main loop */
+	sl_job *cur;             /* running, or finished and not yet collected */
+	sl_job_req queue[SL_JOB_QUEUE];
+	int n_queued;
+} sl_jobs;
+
+void sl_jobs_init(sl_jobs *q, int wake_fd);
+/* Queues a job (taking ctx); false when the queue is full (ctx freed). */
+bool sl_jobs_submit(sl_jobs *q, sl_tui *t, const sl_job_kind *k, void *ctx);
+/* Main thread, whenever woken: collects a finished job, starts the next,
+ * delivers posted updates, and refreshes the progress the app shows. */
+void sl_jobs_poll(sl_jobs *q, sl_tui *t);
+/* Raises the running job's cancel flag; returns whether one was running. */
+bool sl_jobs_cancel(sl_jobs *q);
+/* Cancels everything and waits for the worker. */
+void sl_jobs_shutdown(sl_jobs *q, sl_tui *t);
+bool sl_jobs_busy(const sl_jobs *q);
+/* Worker side: guard data shared with update(), and wake the main loop. */
+void sl_job_lock(sl_job *j);
+void sl_job_unlock(sl_job *j);
+void sl_job_post(sl_job *j);
+
+/* --- cmdline.c --- */
+typedef struct {
+	bool active;
+	char buf[1024];
+	int len, pos;            /* bytes; pos is on a character boundary */
+	char hist[32][1024];
+	int n_hist, hist_at;
+	int comp_next;           /* which completion a repeated Tab shows */
+	char comp_stem[1024];    /* the line the completions were made for */
+	char comp_last[1024];    /* the line after the last Tab */
+} sl_cmdline;
+
+enum { SL_CL_EDIT, SL_CL_CANCEL, SL_CL_SUBMIT, SL_CL_COMPLETE };
+void sl_cmdline_open(sl_cmdline *c, const char *prefill);
+int sl_cmdline_key(sl_cmdline *c, const sl_key *k);
+/* Draws ":" and the line in w columns at row y; leaves the cursor there. */
+void sl_cmdline_draw(const sl_cmdline *c, int y, int w);
+/* Replaces the line's last word. */
+void sl_cmdline_set_word(sl_cmdline *c, const char *word);
+
+/* --- commands.c --- */
+/* Runs one command line (without the ':'). */
+void sl_command(sl_tui *t, const char *line);
+/* Tab on the command line: completes the last word, or lists the choices
+ * and, on further Tabs, cycles through them. */
+void sl_complete(sl_tui *t, sl_cmdline *c);
+/* Every command with what it does, for the help view. */
+const sl_keyhelp *sl_command_help(void);
+
+/* --- tasks.c --- */
+/* Opens a model (a new session for it), or a session (its model after
+ * checking the hash). */
+void sl_task_open_model(sl_tui *t, const char *path);
+void sl_task_open_session(sl_tui *t, const char *path);
+/* Opens the autosave a crashed slimlab left, and removes it once the
+ * session it holds is back. */
+void sl_task_recover(sl_tui *t, const char *autosave_path);
+/* text: "calibration", "evaluation" or a file. */
+void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks);
+void sl_task_apply(sl_tui *t, const char *out_gguf);
+void sl_task_generate(sl_tui *t);
+void sl_task_weight_stats(sl_tui *t, const char *module);
+void sl_task_act_stats(sl_tui *t);
+/* Forgets the recipe's model (the recipe changed, or the base model did). */
+void sl_tasks_drop_recipe_model(sl_tui *t);
+
+/* --- screen.c --- */
+sl_status sl_screen_open(sl_tui *t, sl_error *err);
+void sl_screen_close(sl_tui *t);
+/* Reads the terminal's size after SIGWINCH and resizes the screen. */
+void sl_screen_resize(sl_tui *t);
+/* Turns what libtermkey read into a key for views; false for events that
+ * are not keys (mouse releases, unknown sequences). */
+bool sl_screen_translate(sl_tui *t, TermKeyKey *in, sl_key *out);
+
+/* --- workbench.c --- */
+struct sl_tui {
+	sl_app app;
+	sl_jobs jobs;
+	const sl_view_class *const *classes;
+	void **views;
+	int n_views;             /* in tab order; the open view is last and has no tab */
+	int cur, back;           /* the view shown; where the open view returns to */
+	sl_cmdline cl;
+	bool help;               /* the key overlay of the current view */
+	struct {
+		bool active;
+		char text[600];
+		char choices[64];    /* "[y]es  [n]o" */
+		void (*answer)(sl_tui *t, int key, void *arg); /* the key pressed; frees arg */
+		void *arg;
+	} ask;
+	bool quit;
+	bool opening;            /* a model or session is being opened */
+	sl_model *qmodel;        /* the recipe's model (simulated), or NULL */
+	char *qmodel_recipe;     /* the recipe JSON it was built from */
+	double qmodel_bpw;
+	TermKey *tk;
+	int wake[2];             /* self-pipe: signals and jobs wake the loop */
+	int tab_x[16];           /* where each tab starts, for clicks */
+	char program_dir[4096];
+};
+
+int sl_workbench_main(int argc, char **argv);
+/* The status-line message (printf-style); error colours it. */
+void sl_tui_msg(sl_tui *t, bool error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Shows view name ("model", "layer", ...); false if there is none. */
+bool sl_tui_show(sl_tui *t, const char *name);
+/* Asks a one-key question; answer gets the key and arg (and frees it). */
+void sl_tui_ask(sl_tui *t, const char *choices, void (*answer)(sl_tui *t, int key, void *arg), void *arg,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* After the recipe or the model changed: resolves the recipe for every
+ * module, estimates its size, checks it, and autosaves. */
+void sl_tui_recipe_changed(sl_tui *t);
+/* After the session changed: marks it and autosaves. */
+void sl_tui_session_changed(sl_tui *t);
+/* Replaces the session (and the model, which may be NULL). */
+void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m);
+/* Runs fn(t, arg) now, or after asking when the session has unsaved
+ * changes that what would drop; fn frees arg (also when it does not run). */
+void sl_tui_unless_unsaved(sl_tui *t, const char *what, void (*fn)(sl_tui *t, void *arg, bool go), void *arg);
+
+#endif

@@ -1,0 +1,757 @@
+/* The workbench: startup (a model, a session, a crashed session to
+ * recover, or the file picker), the main loop that waits on the terminal
+ * and the self-pipe together, the frame around the views (header, tabs,
+ * status line with job progress, overlays), and where keys go. */
+#define _GNU_SOURCE
+#include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <locale.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termkey.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "core/units.h"
+#include "tui.h"
+
+/* Tab order; the file picker comes last and has no tab. */
+static const sl_view_class *const view_table[] = {
+	&sl_view_model, &sl_view_layer, &sl_view_recipe, &sl_view_eval, &sl_view_generate, &sl_view_help, &sl_view_open,
+};
+#define N_VIEWS ((int)(sizeof view_table / sizeof view_table[0]))
+#define N_TABS (N_VIEWS - 1)
+
+static const sl_keyhelp global_keys[] = {
+	{"1-6  Tab  Shift-Tab", "switch views (or click a tab)"},
+	{"?  F1", "the keys of this view"},
+	{":", "command line (Tab completes, Up recalls)"},
+	{"o", "open a model or a session"},
+	{"u / U  Ctrl-R", "undo / redo a recipe change"},
+	{"Ctrl-S", "save the session (asks for a name the first time)"},
+	{"Esc  Ctrl-C", "cancel the running job"},
+	{"Ctrl-L", "redraw the screen"},
+	{"q", "quit (asks when there are unsaved changes)"},
+	{NULL, NULL},
+};
+
+static const char usage[] =
+	"Usage: slimlab [MODEL | --session FILE]\n"
+	"Opens the workbench on MODEL (GGUF, safetensors or llama2.c), on a saved\n"
+	"session, or on a file picker. See slimlab(1) for its keys, and\n"
+	"'slimlab --help' for the command-line tools.\n";
+
+void sl_tui_msg(sl_tui *t, bool error, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t->app.message, sizeof t->app.message, fmt, ap);
+	va_end(ap);
+	t->app.message_error = error;
+}
+
+static int view_index(const char *name)
+{
+	for (int i = 0; i < N_VIEWS; i++)
+		if (!strcmp(view_table[i]->name, name))
+			return i;
+	return -1;
+}
+
+static void switch_to(sl_tui *t, int i)
+{
+	if (i == t->cur)
+		return;
+	if (view_table[t->cur]->leave)
+		view_table[t->cur]->leave(t->views[t->cur], &t->app);
+	if (view_table[i] == &sl_view_open && view_table[t->cur] != &sl_view_open)
+		t->back = t->cur;
+	t->cur = i;
+	t->help = false;
+	if (view_table[i]->enter)
+		view_table[i]->enter(t->views[i], &t->app);
+	if (i < N_TABS)
+		snprintf(t->app.ses->view.current, sizeof t->app.ses->view.current, "%s", view_table[i]->name);
+}
+
+bool sl_tui_show(sl_tui *t, const char *name)
+{
+	int i = view_index(name);
+	if (i < 0)
+		return false;
+	switch_to(t, i);
+	return true;
+}
+
+void sl_tui_ask(sl_tui *t, const char *choices, void (*answer)(sl_tui *t, int key, void *arg), void *arg,
+                const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t->ask.text, sizeof t->ask.text, fmt, ap);
+	va_end(ap);
+	snprintf(t->ask.choices, sizeof t->ask.choices, "%s", choices);
+	t->ask.answer = answer;
+	t->ask.arg = arg;
+	t->ask.active = true;
+}
+
+/* The keys a question accepts: the letters in brackets ("[y]es  [n]o"). */
+static bool ask_accepts(const sl_tui *t, int key)
+{
+	for (const char *p = t->ask.choices; (p = strchr(p, '[')); p++)
+		if (p[1] == key)
+			return true;
+	return false;
+}
+
+/* Esc means the last choice (which is always the harmless one). */
+static int ask_default(const sl_tui *t)
+{
+	const char *last = strrchr(t->ask.choices, '[');
+	return last ? last[1] : 'n';
+}
+
+void sl_tui_session_changed(sl_tui *t)
+{
+	sl_session *s = t->app.ses;
+	s->dirty = true;
+	if (!t->app.model)
+		return;
+	sl_error err = {0};
+	if (sl_autosave(s, &err))
+		sl_tui_msg(t, true, "autosave failed: %s", err.msg);
+}
+
+/* Derived state of the recipe: the plan of every module, how many modules
+ * each rule selects, the size estimate and the problems. */
+static void refresh_recipe(sl_tui *t)
+{
+	sl_app *a = &t->app;
+	const sl_recipe *r = a->ses->recipe;
+	free(a->plans);
+	free(a->rule_matches);
+	a->plans = a->model ? sl_calloc((size_t)a->n_mods, sizeof *a->plans) : NULL;
+	a->rule_matches = sl_calloc((size_t)r->n_rules + 1, sizeof *a->rule_matches);
+	a->recipe_empty = true;
+	memset(&a->est, 0, sizeof a->est);
+	for (int i = 0; a->plans && i < a->n_mods; i++) {
+		sl_recipe_resolve(r, &a->mods[i], &a->plans[i]);
+		if (a->plans[i].format || a->plans[i].sparsity > 0)
+			a->recipe_empty = false;
+		if (!a->rule_matches)
+			continue;
+		a->rule_matches[0]++;
+		for (int j = 0; j < r->n_rules; j++)
+			a->rule_matches[j + 1] += sl_rule_matches(&r->rules[j], &a->mods[i]);
+	}
+	if (a->model)
+		sl_recipe_estimate_size(r, a->model, &a->est);
+	a->n_issues = sl_recipe_check(r, a->model, a->issues, 16);
+	/* The recipe's model is large: drop it once it no longer matches,
+	 * unless a job may be using it. */
+	if (t->qmodel && !sl_jobs_busy(&t->jobs)) {
+		char *json = sl_recipe_to_json(r);
+		if (!json || strcmp(json, t->qmodel_recipe))
+			sl_tasks_drop_recipe_model(t);
+		free(json);
+	}
+}
+
+void sl_tui_recipe_changed(sl_tui *t)
+{
+	refresh_recipe(t);
+	sl_tui_session_changed(t);
+}
+
+/* The first existing of $SLIMLAB_DATA/name, <program dir>/data/name. */
+static void find_data(const sl_tui *t, const char *name, char *out, size_t n)
+{
+	const char *env = getenv("SLIMLAB_DATA");
+	char p[PATH_MAX];
+	out[0] = 0;
+	if (env && *env && sl_path_join(p, sizeof p, env, name) && sl_file_exists(p)) {
+		snprintf(out, n, "%s", p);
+		return;
+	}
+	if (snprintf(p, sizeof p, "%s/data/%s", t->program_dir, name) < (int)sizeof p && sl_file_exists(p))
+		snprintf(out, n, "%s", p);
+}
+
+/* Frees the session, the model and everything derived from them. */
+static void release(sl_tui *t)
+{
+	sl_app *a = &t->app;
+	sl_tasks_drop_recipe_model(t);
+	sl_session_free(a->ses);
+	sl_model_free(a->model);
+	free(a->mods);
+	free(a->plans);
+	free(a->rule_matches);
+	sl_weight_stats_free(&a->wstats);
+	sl_act_profile_free(a->act);
+	for (int i = 0; i < 2; i++)
+		free(a->gen[i].text);
+	a->ses = NULL;
+	a->model = NULL;
+	a->mods = NULL;
+	a->plans = NULL;
+	a->rule_matches = NULL;
+	a->act = NULL;
+	a->act_in = NULL;
+	a->wstats_module[0] = 0;
+	memset(a->gen, 0, sizeof a->gen);
+}
+
+void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)
+{
+	sl_app *a = &t->app;
+	release(t);
+	a->ses = s;
+	a->model = m;
+	a->n_mods = m ? sl_model_modules(m, NULL, 0) : 0;
+	a->mods = sl_calloc((size_t)a->n_mods, sizeof *a->mods);
+	if (m && a->mods)
+		sl_model_modules(m, a->mods, a->n_mods);
+	else
+		a->n_mods = 0;
+	const char *slash = m ? strrchr(m->path, '/') : NULL;
+	snprintf(a->model_name, sizeof a->model_name, "%.255s", m ? (slash ? slash + 1 : m->path) : "");
+	/* Texts: the session's, else the ones that ship with slimlab. */
+	if (s->settings.calib_text[0])
+		snprintf(a->calib_path, sizeof a->calib_path, "%s", s->settings.calib_text);
+	else
+		find_data(t, "calib.txt", a->calib_path, sizeof a->calib_path);
+	if (s->settings.eval_text[0])
+		snprintf(a->eval_path, sizeof a->eval_path, "%s", s->settings.eval_text);
+	else
+		find_data(t, "eval.txt", a->eval_path, sizeof a->eval_path);
+	refresh_recipe(t);
+	int v = view_index(s->view.current);
+	t->cur = N_VIEWS - 1; /* so that switch_to enters the view even if it is the same */
+	switch_to(t, v >= 0 && v < N_TABS ? v : 0);
+	if (m && s->dirty)
+		sl_tui_session_changed(t);
+	else if (m)
+		sl_autosave(s, NULL);
+}
+
+typedef struct {
+	void (*fn)(sl_tui *t, void *arg, bool go);
+	void *arg;
+} deferred;
+
+static void answer_unsaved(sl_tui *t, int key, void *arg)
+{
+	deferred *d = arg;
+	if (key == 's') {
+		if (!t->app.ses->path[0]) {
+			sl_cmdline_open(&t->cl, "save ");
+			sl_tui_msg(t, false, "name the session file, save, then try again");
+			d->fn(t, d->arg, false);
+		} else {
+			sl_command(t, "save");
+			d->fn(t, d->arg, !t->app.ses->dirty);
+		}
+	} else {
+		d->fn(t, d->arg, key == 'd');
+	}
+	free(d);
+}
+
+void sl_tui_unless_unsaved(sl_tui *t, const char *what, void (*fn)(sl_tui *t, void *arg, bool go), void *arg)
+{
+	if (!t->app.model || !t->app.ses->dirty) {
+		fn(t, arg, true);
+		return;
+	}
+	deferred *d = malloc(sizeof *d);
+	if (!d) {
+		fn(t, arg, false);
+		return;
+	}
+	*d = (deferred){fn, arg};
+	sl_tui_ask(t, "[s]ave first  [d]iscard them  [c]ancel", answer_unsaved, d,
+	           "The session has unsaved changes. Before %s:", what);
+}
+
+/* --- drawing ----------------------------------------------------------------- */
+
+static void draw_too_small(void)
+{
+	/* Whatever fits of a short explanation, centred. */
+	char l2[64];
+	snprintf(l2, sizeof l2, "%dx%d, needs %dx%d", COLS, LINES, SL_MIN_COLS, SL_MIN_ROWS);
+	const char *lines[] = {"Terminal too small", l2, "enlarge it or q"};
+	int n = LINES < 3 ? LINES : 3, y0 = (LINES - n) / 2;
+	for (int i = 0; i < n; i++) {
+		int w = sl_text_width(lines[i]);
+		int x = w < COLS ? (COLS - w) / 2 : 0;
+		sl_text(y0 + i, x, COLS - x, i ? SL_R_NORMAL : SL_R_BAD, lines[i]);
+	}
+}
+
+static void draw_header(sl_tui *t)
+{
+	sl_app *a = &t->app;
+	sl_fill(0, 0, COLS, SL_R_BAR);
+	int x = sl_text(0, 0, COLS, SL_R_BAR_KEY, " slimlab ");
+	if (a->model) {
+		x += sl_textf(0, x, COLS - x, SL_R_BAR, " %s ", a->model_name);
+		const sl_recipe *r = a->ses->recipe;
+		x += sl_textf(0, x, COLS - x, SL_R_BAR, "│ recipe %s%s", r->name[0] ? r->name : "",
+		              a->recipe_empty ? "(changes nothing)" : "");
+		if (!a->recipe_empty)
+			x += sl_textf(0, x, COLS - x, SL_R_BAR, " %.2f bpw", a->est.bpw);
+	}
+	char right[160];
+	if (a->job.active)
+		snprintf(right, sizeof right, " ● %s %3.0f%% ", a->job.name, 100 * a->job.frac);
+	else if (a->model)
+		snprintf(right, sizeof right, " %.120s%s ", a->ses->path[0] ? a->ses->path : "unsaved session",
+		         a->ses->dirty ? " *" : "");
+	else
+		right[0] = 0;
+	int rw = sl_text_width(right);
+	if (rw > COLS - x - 1)
+		rw = COLS - x - 1;
+	if (rw > 0) {
+		/* Long paths lose their beginning, which matters least. */
+		const char *r = right;
+		while (sl_text_width(r) > rw)
+			r++;
+		sl_text(0, COLS - rw, rw, a->job.active ? SL_R_BAR_KEY : SL_R_BAR, r);
+	}
+}
+
+static void draw_tabs(sl_tui *t)
+{
+	int x = 0;
+	for (int i = 0; i < N_TABS && x < COLS; i++) {
+		t->tab_x[i] = x;
+		x += sl_textf(1, x, COLS - x, i == t->cur ? SL_R_TAB_ACTIVE : SL_R_DIM, " %d %s ", i + 1, view_table[i]->title);
+		x += sl_text(1, x, COLS - x, SL_R_NORMAL, " ");
+	}
+	t->tab_x[N_TABS] = x;
+}
+
+static void draw_status(sl_tui *t)
+{
+	sl_app *a = &t->app;
+	int y = LINES - 1;
+	if (t->cl.active) {
+		sl_cmdline_draw(&t->cl, y, COLS);
+		return;
+	}
+	sl_fill(y, 0, COLS, SL_R_BAR);
+	int right = 0;
+	if (a->job.active) {
+		/* name [bar] 45% stage ETA 0:12 Esc cancels */
+		char eta[16], tail[128];
+		sl_fmt_duration(a->job.eta, eta, sizeof eta);
+		snprintf(tail, sizeof tail, " %3.0f%% %s  ETA %s%s  Esc cancels ", 100 * a->job.frac, a->job.stage,
+		         a->job.eta >= 0 ? eta : "--:--", a->job.queued ? " (+queued)" : "");
+		int bw = COLS >= 100 ? 20 : 10, tw = sl_text_width(tail), nw = sl_text_width(a->job.name) + 2;
+		right = nw + bw + tw;
+		if (right > COLS / 2 + 20)
+			right = 0; /* no room: the header shows the percentage */
+		else {
+			int x = COLS - right;
+			x += sl_textf(y, x, nw, SL_R_BAR_KEY, " %s ", a->job.name);
+			sl_bar(y, x, bw, a->job.frac, SL_R_FILL, SL_R_EMPTY);
+			sl_text(y, x + bw, tw, SL_R_BAR, tail);
+		}
+	}
+	int w = COLS - right - 1;
+	if (a->message[0]) {
+		sl_text(y, 1, w, a->message_error ? SL_R_BAD : SL_R_BAR, a->message);
+		return;
+	}
+	int x = 1 + sl_text(y, 1, w, SL_R_BAR, view_table[t->cur]->hints);
+	sl_text(y, x, w - x + 1, SL_R_BAR, "  ? keys  : command  q quit");
+}
+
+static void draw_box_lines(const char *title, const sl_keyhelp *a, const sl_keyhelp *b, int top)
+{
+	int n = 0, kw = 0;
+	for (const sl_keyhelp *k = a; k && k->keys; k++, n++)
+		kw = sl_text_width(k->keys) > kw ? sl_text_width(k->keys) : kw;
+	for (const sl_keyhelp *k = b; k && k->keys; k++, n++)
+		kw = sl_text_width(k->keys) > kw ? sl_text_width(k->keys) : kw;
+	int h = n + 4 < LINES - top - 1 ? n + 4 : LINES - top - 1, w = COLS - 8 < 84 ? COLS - 8 : 84;
+	sl_rect r = {top, (COLS - w) / 2, h, w};
+	for (int i = 0; i < r.h; i++)
+		sl_fill(r.y + i, r.x, r.w, SL_R_MENU);
+	sl_frame(r, title, SL_R_MENU);
+	int y = r.y + 1;
+	for (int pass = 0; pass < 2; pass++) {
+		for (const sl_keyhelp *k = pass ? b : a; k && k->keys && y < r.y + r.h - 2; k++, y++) {
+			sl_text(y, r.x + 2, kw, SL_R_ACCENT, k->keys);
+			sl_text(y, r.x + 4 + kw, r.w - 6 - kw, SL_R_MENU, k->what);
+		}
+		if (!pass)
+			y++;
+	}
+	sl_text(r.y + r.h - 1, r.x + 2, r.w - 4, SL_R_MENU, " any key closes ");
+}
+
+static void draw_ask(sl_tui *t)
+{
+	int w = COLS - 4 < 76 ? COLS - 4 : 76;
+	/* Word-wrap the question into the box. */
+	char lines[8][128];
+	int n = 0;
+	const char *p = t->ask.text;
+	while (*p && n < 8) {
+		int len = (int)strlen(p), cut = len;
+		if (len > w - 4) {
+			cut = w - 4;
+			while (cut > 0 && p[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = w - 4;
+		}
+		snprintf(lines[n++], sizeof lines[0], "%.*s", cut, p);
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+	sl_rect r = {(LINES - n - 4) / 2, (COLS - w) / 2, n + 4, w};
+	for (int i = 0; i < r.h; i++)
+		sl_fill(r.y + i, r.x, r.w, SL_R_MENU);
+	sl_frame(r, "slimlab asks", SL_R_MENU);
+	for (int i = 0; i < n; i++)
+		sl_text(r.y + 1 + i, r.x + 2, r.w - 4, SL_R_MENU, lines[i]);
+	sl_text(r.y + 2 + n, r.x + 2, r.w - 4, SL_R_ACCENT, t->ask.choices);
+}
+
+static void draw(sl_tui *t)
+{
+	erase();
+	curs_set(0);
+	if (COLS < SL_MIN_COLS || LINES < SL_MIN_ROWS) {
+		draw_too_small();
+		refresh();
+		return;
+	}
+	draw_header(t);
+	draw_tabs(t);
+	sl_rect body = {2, 0, LINES - 3, COLS};
+	view_table[t->cur]->draw(t->views[t->cur], &t->app, body);
+	if (t->help)
+		draw_box_lines(view_table[t->cur]->title, view_table[t->cur]->keys, global_keys, 3);
+	if (t->ask.active)
+		draw_ask(t);
+	draw_status(t);
+	if (t->cl.active)
+		curs_set(1);
+	refresh();
+}
+
+/* --- keys ------------------------------------------------------------------------ */
+
+static void run_view_command(sl_tui *t, const char *cmd)
+{
+	if (cmd[0] == ':')
+		sl_cmdline_open(&t->cl, cmd + 1);
+	else if (cmd[0])
+		sl_command(t, cmd);
+}
+
+static void answer_quit(sl_tui *t, int key, void *arg)
+{
+	(void)arg;
+	if (key == 'y')
+		sl_command(t, "quit");
+}
+
+static void interrupt(sl_tui *t)
+{
+	if (sl_jobs_cancel(&t->jobs))
+		sl_tui_msg(t, false, "cancelling %s...", t->app.job.name);
+	else if (!t->ask.active)
+		sl_tui_ask(t, "[y]es  [n]o", answer_quit, NULL, "Quit slimlab?");
+}
+
+static bool global_key(sl_tui *t, const sl_key *k)
+{
+	if (k->code == SL_KEY_MOUSE) {
+		if (k->y != 1 || k->button != SL_MOUSE_LEFT)
+			return false;
+		for (int i = 0; i < N_TABS; i++)
+			if (k->x >= t->tab_x[i] && k->x < t->tab_x[i + 1])
+				switch_to(t, i);
+		return true;
+	}
+	if (k->mods & SL_KMOD_CTRL) {
+		switch (k->code) {
+		case 's': sl_command(t, "save"); return true;
+		case 'r': sl_command(t, "redo"); return true;
+		case 'l': clearok(curscr, TRUE); return true;
+		}
+		return false;
+	}
+	int tab = t->cur < N_TABS ? t->cur : t->back;
+	switch (k->code) {
+	case SL_KEY_TAB:
+		switch_to(t, (tab + ((k->mods & SL_KMOD_SHIFT) ? N_TABS - 1 : 1)) % N_TABS);
+		return true;
+	case '?':
+	case SL_KEY_F1:
+		t->help = true;
+		return true;
+	case ':':
+		sl_cmdline_open(&t->cl, "");
+		return true;
+	case 'o': sl_command(t, "open"); return true;
+	case 'u': sl_command(t, "undo"); return true;
+	case 'U': sl_command(t, "redo"); return true;
+	case 'q': sl_command(t, "quit"); return true;
+	case SL_KEY_ESC:
+		if (sl_jobs_cancel(&t->jobs))
+			sl_tui_msg(t, false, "cancelling %s...", t->app.job.name);
+		else if (view_table[t->cur] == &sl_view_open && t->app.model)
+			switch_to(t, t->back);
+		return true;
+	}
+	if (k->code >= '1' && k->code < '1' + N_TABS) {
+		switch_to(t, k->code - '1');
+		return true;
+	}
+	return false;
+}
+
+static void handle_key(sl_tui *t, const sl_key *k)
+{
+	bool ctrl_c = (k->mods & SL_KMOD_CTRL) && k->code == 'c';
+	if (t->ask.active) {
+		int key = k->code == SL_KEY_ESC || ctrl_c ? ask_default(t) : k->code;
+		if (ask_accepts(t, key)) {
+			t->ask.active = false;
+			t->ask.answer(t, key, t->ask.arg);
+		}
+		return;
+	}
+	t->app.message[0] = 0;
+	if (ctrl_c && !t->cl.active) {
+		interrupt(t);
+		return;
+	}
+	if (t->cl.active) {
+		switch (sl_cmdline_key(&t->cl, k)) {
+		case SL_CL_SUBMIT: sl_command(t, t->cl.buf); break;
+		case SL_CL_COMPLETE: sl_complete(t, &t->cl); break;
+		}
+		return;
+	}
+	if (t->help) {
+		t->help = false;
+		return;
+	}
+	if (COLS >= SL_MIN_COLS && LINES >= SL_MIN_ROWS) {
+		char cmd[1200] = "";
+		if (view_table[t->cur]->key(t->views[t->cur], &t->app, k, cmd, sizeof cmd)) {
+			run_view_command(t, cmd);
+			return;
+		}
+	}
+	global_key(t, k);
+}
+
+/* --- startup and the loop ------------------------------------------------------- */
+
+typedef struct {
+	char model[PATH_MAX];
+	char session[PATH_MAX];
+} start_args;
+
+static void begin(sl_tui *t, const start_args *a)
+{
+	char shipped[PATH_MAX];
+	if (a->session[0])
+		sl_task_open_session(t, a->session);
+	else if (a->model[0])
+		sl_task_open_model(t, a->model);
+	else if (SL_SHIPPED_MODEL[0] && sl_path_join(shipped, sizeof shipped, t->program_dir, SL_SHIPPED_MODEL) &&
+	         sl_file_exists(shipped))
+		sl_task_open_model(t, shipped);
+	else
+		switch_to(t, view_index("open"));
+}
+
+typedef struct {
+	start_args args;
+	char orphan[PATH_MAX];
+} recovery;
+
+static void answer_recover(sl_tui *t, int key, void *arg)
+{
+	recovery *r = arg;
+	if (key == 'r') {
+		sl_task_recover(t, r->orphan);
+	} else {
+		if (key == 'd')
+			unlink(r->orphan);
+		begin(t, &r->args);
+	}
+	free(r);
+}
+
+static void offer_recovery_or_begin(sl_tui *t, const start_args *a)
+{
+	recovery *r = calloc(1, sizeof *r);
+	if (!r || !sl_autosave_find_orphan(r->orphan, sizeof r->orphan)) {
+		free(r);
+		begin(t, a);
+		return;
+	}
+	r->args = *a;
+	sl_session *s = NULL;
+	char what[600] = "";
+	if (sl_session_load(r->orphan, &s, NULL) == SL_OK) {
+		snprintf(what, sizeof what, " (model %.250s, %d evaluation%s, %.250s)", s->model_path, s->n_runs,
+		         s->n_runs == 1 ? "" : "s", s->path[0] ? s->path : "never saved");
+		sl_session_free(s);
+	}
+	sl_tui_ask(t, "[r]estore  [l]ater  [d]iscard it", answer_recover, r,
+	           "slimlab did not exit cleanly last time. Restore the session it was working on%s?", what);
+}
+
+static void program_dir(char *buf, size_t n)
+{
+	char exe[PATH_MAX];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (k <= 0) {
+		snprintf(buf, n, ".");
+		return;
+	}
+	exe[k] = 0;
+	sl_path_dir(exe, buf, n);
+}
+
+static void read_keys(sl_tui *t, bool *pending)
+{
+	TermKeyKey tk;
+	TermKeyResult r;
+	*pending = false;
+	while ((r = termkey_getkey(t->tk, &tk)) == TERMKEY_RES_KEY) {
+		sl_key k;
+		if (sl_screen_translate(t, &tk, &k))
+			handle_key(t, &k);
+	}
+	if (r == TERMKEY_RES_AGAIN)
+		*pending = true;
+	else if (r == TERMKEY_RES_EOF)
+		t->quit = true; /* the terminal went away */
+}
+
+/* Returns whether a terminate signal ended the loop. */
+static bool loop(sl_tui *t)
+{
+	bool pending = false, terminated = false;
+	while (!t->quit) {
+		sl_jobs_poll(&t->jobs, t);
+		draw(t);
+		struct pollfd fds[2] = {{termkey_get_fd(t->tk), POLLIN, 0}, {t->wake[0], POLLIN, 0}};
+		int timeout = pending ? termkey_get_waittime(t->tk) : t->app.job.active ? 250 : -1;
+		int n = poll(fds, 2, timeout);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n == 0 && pending) {
+			TermKeyKey tk;
+			sl_key k;
+			if (termkey_getkey_force(t->tk, &tk) == TERMKEY_RES_KEY && sl_screen_translate(t, &tk, &k))
+				handle_key(t, &k);
+			pending = false;
+		}
+		if (n > 0 && fds[0].revents) {
+			termkey_advisereadable(t->tk);
+			read_keys(t, &pending);
+		}
+		if (n > 0 && fds[1].revents) {
+			char buf[64];
+			ssize_t got;
+			while ((got = read(t->wake[0], buf, sizeof buf)) > 0)
+				for (ssize_t i = 0; i < got; i++) {
+					if (buf[i] == 'w')
+						sl_screen_resize(t);
+					else if (buf[i] == 'c')
+						interrupt(t);
+					else if (buf[i] == 't')
+						t->quit = terminated = true;
+				}
+		}
+	}
+	return terminated;
+}
+
+int sl_workbench_main(int argc, char **argv)
+{
+	start_args args = {{0}, {0}};
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--session") && i + 1 < argc) {
+			snprintf(args.session, sizeof args.session, "%s", argv[++i]);
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage, stdout);
+			return 0;
+		} else if (argv[i][0] != '-' && !args.model[0]) {
+			snprintf(args.model, sizeof args.model, "%s", argv[i]);
+		} else {
+			fprintf(stderr, "slimlab: unexpected '%s'\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (args.model[0] && args.session[0]) {
+		fprintf(stderr, "slimlab: give a model or --session, not both (a session names its model)\n");
+		return 2;
+	}
+	setlocale(LC_ALL, "");
+	static sl_tui tui;
+	sl_tui *t = &tui;
+	program_dir(t->program_dir, sizeof t->program_dir);
+	if (pipe2(t->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+		perror("slimlab: pipe");
+		return 1;
+	}
+	sl_jobs_init(&t->jobs, t->wake[1]);
+	t->app.ses = sl_session_new();
+	t->classes = view_table;
+	t->n_views = N_VIEWS;
+	t->views = calloc(N_VIEWS, sizeof *t->views);
+	bool ok = t->app.ses && t->views;
+	for (int i = 0; ok && i < N_VIEWS; i++)
+		ok = (t->views[i] = view_table[i]->create()) != NULL;
+	if (!ok) {
+		fprintf(stderr, "slimlab: out of memory\n");
+		return 1;
+	}
+	sl_view_help_set(view_table, N_TABS, global_keys, sl_command_help());
+	refresh_recipe(t);
+
+	sl_error err = {0};
+	if (sl_screen_open(t, &err)) {
+		fprintf(stderr, "slimlab: %s\n", err.msg);
+		return 1;
+	}
+	offer_recovery_or_begin(t, &args);
+	bool terminated = loop(t);
+	sl_jobs_shutdown(&t->jobs, t);
+	/* A session with unsaved work stays recoverable after a kill; a clean
+	 * quit (the user was asked about unsaved changes) leaves nothing. */
+	if (!(terminated && t->app.ses->dirty))
+		sl_autosave_remove();
+	sl_screen_close(t);
+
+	for (int i = 0; i < N_VIEWS; i++)
+		view_table[i]->destroy(t->views[i]);
+	free(t->views);
+	release(t);
+	close(t->wake[0]);
+	close(t->wake[1]);
+	return 0;
+}

@@ -1,0 +1,83 @@
+/* The state the workbench shows, shared by the shell (tui/, which owns and
+ * changes it) and the views (which draw it and turn keys into commands).
+ * Views never change it: what they want done they hand back as a command
+ * line, the same the user could type after ':'. */
+#ifndef SL_APP_H
+#define SL_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/recipe.h"
+#include "core/stats.h"
+#include "sessions/session.h"
+
+/* Keys, as the shell hands them to views: Unicode code points, or these. */
+enum {
+	SL_KEY_UP = 0x110000, SL_KEY_DOWN, SL_KEY_LEFT, SL_KEY_RIGHT,
+	SL_KEY_PGUP, SL_KEY_PGDN, SL_KEY_HOME, SL_KEY_END,
+	SL_KEY_ENTER, SL_KEY_TAB, SL_KEY_BACKSPACE, SL_KEY_DELETE, SL_KEY_ESC,
+	SL_KEY_F1,       /* F1 .. F12 follow */
+	SL_KEY_MOUSE = SL_KEY_F1 + 12,
+};
+enum { SL_KMOD_SHIFT = 1, SL_KMOD_ALT = 2, SL_KMOD_CTRL = 4 };
+enum { SL_MOUSE_LEFT = 1, SL_MOUSE_MIDDLE = 2, SL_MOUSE_RIGHT = 3, SL_MOUSE_WHEEL_UP = 4, SL_MOUSE_WHEEL_DOWN = 5 };
+
+typedef struct {
+	int code;               /* code point or SL_KEY_* */
+	int mods;               /* SL_KMOD_* */
+	int y, x;               /* SL_KEY_MOUSE: screen cell, from 0 */
+	int button;             /* SL_KEY_MOUSE: SL_MOUSE_*; press events only */
+} sl_key;
+
+/* A generation pane: one model continuing the prompt. */
+typedef struct {
+	char label[64];
+	char *text;             /* NUL-terminated */
+	size_t len;
+	int n_tokens;
+	double tok_per_s;
+	bool done;
+} sl_gen_pane;
+
+typedef struct sl_app {
+	sl_session *ses;        /* never NULL */
+	sl_model *model;        /* the base model; NULL until one is open */
+	char model_name[256];   /* its file name */
+	sl_module *mods;        /* its linear modules in model order */
+	int n_mods;
+	sl_module_plan *plans;  /* [n_mods]: the recipe resolved for each module */
+	sl_recipe_estimate est; /* bytes and bits per weight the recipe gives */
+	int *rule_matches;      /* [1 + n_rules]: modules each rule selects (default first) */
+	sl_recipe_issue issues[16];
+	int n_issues;           /* may exceed 16: only the first 16 are kept */
+	bool recipe_empty;      /* the recipe changes nothing */
+
+	/* The running job, as the header and status line show it. */
+	struct {
+		bool active;
+		char name[32];
+		char stage[64];
+		double frac, elapsed, eta; /* eta < 0: unknown yet */
+		int queued;
+	} job;
+
+	/* Layer inspector: the module whose weights are summarized. */
+	char wstats_module[96];
+	sl_weight_stats wstats;  /* n == 0 until computed */
+	sl_act_profile *act;     /* activation statistics, NULL until gathered */
+	const sl_act_channels *act_in; /* the inspected module's input in act, or NULL */
+	sl_act_summary act_sum;        /* and its summary */
+	const char *act_tap;           /* where that input is observed, in words */
+
+	sl_gen_pane gen[2];      /* base, recipe */
+	char gen_prompt[1024];
+
+	char message[512];       /* shown on the status line until the next key */
+	bool message_error;
+
+	bool utf8;               /* the terminal takes UTF-8: block glyphs for bars */
+	char calib_path[4096], eval_path[4096]; /* resolved texts */
+} sl_app;
+
+#endif

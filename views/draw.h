@@ -1,0 +1,81 @@
+/* Drawing for the workbench: colour roles that degrade from true colour to
+ * 256, 8 and no colours, width-aware clipped text, bars, sparklines and
+ * column charts, and the two widgets every view uses: a scrolling list
+ * with a cursor and a pop-up menu. Draws on stdscr through ncursesw. */
+#ifndef SL_DRAW_H
+#define SL_DRAW_H
+
+#include <stdbool.h>
+
+#include "app.h"
+
+typedef struct {
+	int y, x, h, w;
+} sl_rect;
+
+/* What a piece of text is; the colour depth decides how it looks. */
+typedef enum {
+	SL_R_NORMAL, SL_R_DIM, SL_R_TITLE, SL_R_BAR, SL_R_BAR_KEY, SL_R_TAB_ACTIVE,
+	SL_R_SELECTED, SL_R_ACCENT, SL_R_GOOD, SL_R_BAD, SL_R_WARN,
+	SL_R_FILL, SL_R_EMPTY, SL_R_MENU, SL_R_MENU_SELECTED, SL_R_LEFT, SL_R_RIGHT,
+	SL_R_COUNT
+} sl_role;
+
+/* After initscr: picks the colour depth (none when NO_COLOR is set or the
+ * terminal has no colours) and whether block glyphs can be used. */
+void sl_draw_init(bool utf8);
+/* 0 (monochrome), 8, 256 or 16777216. */
+int sl_draw_depth(void);
+void sl_role_set(sl_role r);
+
+/* Text clipped to w columns (wide characters count twice); returns the
+ * columns used. */
+int sl_text(int y, int x, int w, sl_role r, const char *s);
+int sl_textf(int y, int x, int w, sl_role r, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Display width of UTF-8 text. */
+int sl_text_width(const char *s);
+void sl_fill(int y, int x, int w, sl_role r);
+void sl_clear_rect(sl_rect r);
+/* A box's frame with a title in its top edge. */
+void sl_frame(sl_rect r, const char *title, sl_role role);
+
+/* A horizontal bar w cells wide filled to frac. */
+void sl_bar(int y, int x, int w, double frac, sl_role fill, sl_role empty);
+/* One row of n values squeezed (maximum per cell) into w cells; values at
+ * or below lo draw blank. log: on a log scale. */
+void sl_spark(int y, int x, int w, const double *v, int n, bool log, sl_role r);
+/* Columns in r, one per group of values (summed), heights to the maximum. */
+void sl_columns(sl_rect r, const double *v, int n, bool log, sl_role role);
+
+/* A cursor over n rows shown rows at a time. */
+typedef struct {
+	int n, cursor, top, rows;
+} sl_list;
+
+/* Keeps the cursor in range and on screen. */
+void sl_list_fit(sl_list *l, int n, int rows);
+/* Moves on Up/Down/j/k/PgUp/PgDn/Home/End/g/G and the mouse wheel. */
+bool sl_list_key(sl_list *l, const sl_key *k);
+/* A left click on a row of the list drawn at r: moves the cursor there. */
+bool sl_list_click(sl_list *l, const sl_key *k, sl_rect r);
+
+typedef struct {
+	bool open;
+	char title[48];
+	const char *const *items;
+	const char *const *notes; /* a line per item, or NULL */
+	int n;
+	int tag;                  /* what the view opened it for */
+	sl_list list;
+	sl_rect at;               /* where it was drawn, for clicks */
+} sl_menu;
+
+void sl_menu_open(sl_menu *m, const char *title, const char *const *items, const char *const *notes, int n,
+                  int current, int tag);
+enum { SL_MENU_OPEN = -1, SL_MENU_CLOSED = -2 };
+/* SL_MENU_OPEN, SL_MENU_CLOSED (dismissed), or the chosen item. */
+int sl_menu_key(sl_menu *m, const sl_key *k);
+/* Drawn centred in area. */
+void sl_menu_draw(sl_menu *m, sl_rect area);
+
+#endif

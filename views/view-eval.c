@@ -1,0 +1,190 @@
+/* The Evaluate view: runs perplexity, KL divergence and top-1 agreement
+ * against the base model on the calibration or evaluation text, and keeps
+ * a history of runs to compare recipes, with sparklines of the trend. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/units.h"
+#include "view.h"
+
+typedef struct {
+	sl_list list;
+	sl_rect table;
+} eval_view;
+
+static void *create(void)
+{
+	return calloc(1, sizeof(eval_view));
+}
+
+static void destroy(void *self)
+{
+	free(self);
+}
+
+static void enter(void *self, sl_app *app)
+{
+	eval_view *v = self;
+	sl_view_pos p = sl_session_view_pos(app->ses, "eval");
+	/* The newest run is what one wants to see after a while away. */
+	v->list.cursor = p.cursor ? p.cursor : app->ses->n_runs - 1;
+	v->list.top = p.top;
+}
+
+static void leave(void *self, sl_app *app)
+{
+	eval_view *v = self;
+	sl_session_set_view_pos(app->ses, "eval", v->list.cursor, v->list.top);
+}
+
+static void draw_run(const sl_run *run, int y, int x, int w)
+{
+	const sl_eval_result *r = &run->r;
+	int u = sl_textf(y, x, w, SL_R_NORMAL, "PPL ");
+	u += sl_textf(y, x + u, w - u, SL_R_ACCENT, "%.4f", r->ppl);
+	u += sl_textf(y, x + u, w - u, SL_R_NORMAL, " ± %.4f", r->ppl_se);
+	if (r->has_base) {
+		u += sl_textf(y, x + u, w - u, SL_R_NORMAL, "   base %.4f  Δ ", r->base_ppl);
+		u += sl_textf(y, x + u, w - u, r->delta_ppl > 0 ? SL_R_BAD : SL_R_GOOD, "%+.4f", r->delta_ppl);
+		sl_textf(y + 1, x, w, SL_R_NORMAL, "KL mean %.5f ± %.5f  median %.5f  p99 %.5f  max %.4f   top-1 %.2f%%",
+		         r->kl_mean, r->kl_se, r->kl_median, r->kl_p99, r->kl_max, 100 * r->top1);
+	}
+	sl_textf(y + 2, x, w, SL_R_DIM, "%s model, recipe %s (%s), %.2f bpw, %s text, %d windows of %d, %lld scored, %.1f s",
+	         run->model, run->recipe[0] ? run->recipe : "-", run->recipe_summary, run->bpw, run->text, r->n_chunks,
+	         r->n_ctx, r->n_scored, r->seconds);
+}
+
+static void draw(void *self, sl_app *app, sl_rect r)
+{
+	eval_view *v = self;
+	const sl_session *s = app->ses;
+	sl_textf(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "Evaluate");
+	char chunks[16];
+	snprintf(chunks, sizeof chunks, s->settings.chunks ? "%d" : "all", s->settings.chunks);
+	sl_textf(r.y, r.x + 11, r.w - 12, SL_R_DIM, "windows of %d tokens, %s of them · e calibration text · E evaluation text",
+	         s->settings.ctx, chunks);
+	int y = r.y + 2;
+	if (!s->n_runs) {
+		sl_text(y, r.x + 1, r.w - 2, SL_R_DIM,
+		        app->model ? "No runs yet: press e to evaluate the recipe against the base model."
+		                   : "Open a model first.");
+		return;
+	}
+	sl_list_fit(&v->list, s->n_runs, 1);
+	const sl_run *cur = &s->runs[v->list.cursor];
+	draw_run(cur, y, r.x + 1, r.w - 2);
+	y += 4;
+
+	/* Trends over the history, oldest to newest. */
+	double *ppl = malloc((size_t)s->n_runs * sizeof *ppl), *kl = malloc((size_t)s->n_runs * sizeof *kl);
+	if (ppl && kl) {
+		for (int i = 0; i < s->n_runs; i++) {
+			ppl[i] = s->runs[i].r.ppl;
+			kl[i] = s->runs[i].r.has_base ? s->runs[i].r.kl_mean : 0;
+		}
+		int w = (r.w - 4) / 2 - 10;
+		sl_text(y, r.x + 1, 5, SL_R_DIM, "PPL");
+		sl_spark(y, r.x + 6, w, ppl, s->n_runs, false, SL_R_ACCENT);
+		sl_text(y, r.x + 8 + w, 4, SL_R_DIM, "KL");
+		sl_spark(y, r.x + 12 + w, w, kl, s->n_runs, true, SL_R_RIGHT);
+	}
+	free(ppl);
+	free(kl);
+	y += 2;
+
+	static const char *heads[] = {"#", "when", "model", "recipe", "bpw", "text", "PPL", "ΔPPL", "KL", "top-1"};
+	static const int cw[] = {4, 9, 7, 22, 7, 7, 10, 9, 10, 8};
+	int cx[10];
+	cx[0] = r.x + 1;
+	for (int i = 1; i < 10; i++)
+		cx[i] = cx[i - 1] + cw[i - 1];
+	for (int i = 0; i < 10; i++)
+		sl_text(y, cx[i], cx[i] + cw[i] <= r.x + r.w ? cw[i] : r.x + r.w - cx[i], SL_R_DIM, heads[i]);
+	int notes_h = s->notes[0] ? 3 : 0;
+	v->table = (sl_rect){y + 1, r.x, r.y + r.h - y - 1 - notes_h, r.w};
+	sl_list_fit(&v->list, s->n_runs, v->table.h);
+	for (int i = 0; i < v->table.h && v->list.top + i < s->n_runs; i++) {
+		int k = v->list.top + i;
+		const sl_run *run = &s->runs[k];
+		bool sel = k == v->list.cursor;
+		sl_role role = sel ? SL_R_SELECTED : SL_R_NORMAL;
+		int yy = v->table.y + i;
+		sl_fill(yy, r.x, r.w, role);
+		char c[10][128];
+		snprintf(c[0], sizeof c[0], "%d", k + 1);
+		snprintf(c[1], sizeof c[1], "%.8s", strlen(run->when) > 11 ? run->when + 11 : run->when);
+		snprintf(c[2], sizeof c[2], "%s", run->model);
+		snprintf(c[3], sizeof c[3], "%s", run->recipe_summary);
+		snprintf(c[4], sizeof c[4], "%.2f", run->bpw);
+		snprintf(c[5], sizeof c[5], "%.5s", run->text);
+		snprintf(c[6], sizeof c[6], "%.4f", run->r.ppl);
+		snprintf(c[7], sizeof c[7], run->r.has_base ? "%+.4f" : "-", run->r.delta_ppl);
+		snprintf(c[8], sizeof c[8], run->r.has_base ? "%.5f" : "-", run->r.kl_mean);
+		snprintf(c[9], sizeof c[9], run->r.has_base ? "%.2f%%" : "-", 100 * run->r.top1);
+		for (int j = 0; j < 10; j++)
+			sl_text(yy, cx[j], cx[j] + cw[j] <= r.x + r.w ? cw[j] - 1 : r.x + r.w - cx[j], role, c[j]);
+	}
+	if (notes_h) {
+		int ny = r.y + r.h - notes_h;
+		sl_text(ny, r.x + 1, r.w - 2, SL_R_DIM, "notes (n adds one)");
+		/* The last lines of the notes. */
+		const char *end = s->notes + strlen(s->notes), *p = end;
+		if (p > s->notes && p[-1] == '\n')
+			p--;
+		for (int lines = 0; p > s->notes; p--)
+			if (p[-1] == '\n' && ++lines == notes_h - 1)
+				break;
+		for (int i = 1; i < notes_h && p < end; i++) {
+			const char *nl = strchr(p, '\n');
+			int len = nl ? (int)(nl - p) : (int)strlen(p);
+			sl_textf(ny + i, r.x + 3, r.w - 4, SL_R_NORMAL, "%.*s", len, p);
+			p += len + (nl ? 1 : 0);
+		}
+	}
+}
+
+static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
+{
+	eval_view *v = self;
+	if (sl_list_key(&v->list, k))
+		return true;
+	if (k->code == SL_KEY_MOUSE)
+		return sl_list_click(&v->list, k, v->table);
+	switch (k->code) {
+	case 'e': case SL_KEY_ENTER: snprintf(cmd, n, "eval --text calibration"); return true;
+	case 'E': snprintf(cmd, n, "eval --text evaluation"); return true;
+	case 'c': snprintf(cmd, n, ":set ctx=%d", app->ses->settings.ctx); return true;
+	case 'k': snprintf(cmd, n, ":set chunks=%d", app->ses->settings.chunks); return true;
+	case 'n': snprintf(cmd, n, ":note "); return true;
+	case 'd':
+	case SL_KEY_DELETE:
+		if (app->ses->n_runs)
+			snprintf(cmd, n, "history delete %d", v->list.cursor + 1);
+		return true;
+	}
+	return false;
+}
+
+static const sl_keyhelp keys[] = {
+	{"e Enter", "evaluate on the calibration text"},
+	{"E", "evaluate on the evaluation text"},
+	{"Up/Down, click", "choose a run of the history"},
+	{"c / k", "set the window length / number of windows"},
+	{"d Delete", "remove the run from the history"},
+	{"n", "add a note to the session"},
+	{NULL, NULL},
+};
+
+const sl_view_class sl_view_eval = {
+	.name = "eval",
+	.title = "Evaluate",
+	.hints = "e evaluate  E eval text  c ctx  k windows  n note",
+	.keys = keys,
+	.create = create,
+	.destroy = destroy,
+	.enter = enter,
+	.leave = leave,
+	.draw = draw,
+	.key = key,
+};

@@ -1,0 +1,62 @@
+/* The screens of the workbench, each a small object behind one vtable (as
+ * htop's panels are): it draws the application state into the rectangle
+ * the shell gives it and turns keys into commands. A new screen is a new
+ * views/view-NAME.c exporting one sl_view_class, listed once in the
+ * shell's view table. */
+#ifndef SL_VIEW_H
+#define SL_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "app.h"
+#include "draw.h"
+
+/* One line of a view's key help ('?'). */
+typedef struct {
+	const char *keys;
+	const char *what;
+} sl_keyhelp;
+
+typedef struct sl_view_class {
+	const char *name;           /* in commands and session files: "model" */
+	const char *title;          /* on its tab: "Model" */
+	const char *hints;          /* short key hints for the status line */
+	const sl_keyhelp *keys;     /* ended by {NULL, NULL} */
+	void *(*create)(void);
+	void (*destroy)(void *self);
+	/* Shown again: take the cursor from the session (optional). */
+	void (*enter)(void *self, sl_app *app);
+	/* Hidden, or the session is about to be written: record the cursor
+	 * (optional). */
+	void (*leave)(void *self, sl_app *app);
+	void (*draw)(void *self, sl_app *app, sl_rect r);
+	/* Returns whether the key was used. A command for the shell to run
+	 * (as if typed after ':') goes into cmd; a view that wants the user to
+	 * finish typing one starts it with ':' ("::rule add "). */
+	bool (*key)(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n);
+} sl_view_class;
+
+extern const sl_view_class sl_view_model, sl_view_layer, sl_view_recipe, sl_view_eval, sl_view_generate,
+	sl_view_help, sl_view_open;
+
+/* The help view lists the global keys, every view's keys and the
+ * commands: the shell tells it which exist. */
+void sl_view_help_set(const sl_view_class *const *views, int n, const sl_keyhelp *global, const sl_keyhelp *commands);
+
+/* --- common.c: what views share --- */
+int sl_app_module_index(const sl_app *app, const char *name);
+/* Selector text for a rule ("blk.*.ffn_down", "layers 2-4", "all"). */
+void sl_rule_selector(const sl_rule *r, char *buf, size_t n);
+/* The format/method/sparsity a rule sets, in one short phrase. */
+void sl_rule_summary(const sl_rule *r, char *buf, size_t n);
+/* "q4_0 rtn", "f32 (unchanged)", "q8_0 · 50% 2:4" for a resolved plan. */
+void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n);
+
+/* Menus of recipe choices, opened with the current value selected; a
+ * chosen item becomes the "key=value ..." words of a rule command. */
+typedef enum { SL_PICK_FORMAT = 1, SL_PICK_METHOD, SL_PICK_SPARSITY, SL_PICK_PATTERN, SL_PICK_PRUNE } sl_pick;
+void sl_pick_open(sl_menu *m, sl_pick what, const char *current);
+void sl_pick_words(const sl_menu *m, int item, char *buf, size_t n);
+
+#endif
