@@ -140,7 +140,7 @@ static void cache_store(cJSON *cache, const char *cache_path, const char *real, 
 	free(json);
 }
 
-sl_status sl_model_hash(const char *path, const sl_progress *p, char hex[65], sl_error *err)
+sl_status sl_model_file_sha256(const char *path, const sl_progress *p, char hex[65], sl_error *err)
 {
 	char real[PATH_MAX];
 	struct stat st;

@@ -112,7 +112,7 @@ sl_status sl_session_check_model(const sl_session *s, const char *sha256, sl_err
  * each regular file's name and hash in name order. Cached in
  * $XDG_CACHE_HOME/slimlab/model-hashes.json keyed by the real path, size
  * and modification time, so a big model is hashed once. */
-sl_status sl_model_hash(const char *path, const sl_progress *p, char hex[65], sl_error *err);
+sl_status sl_model_file_sha256(const char *path, const sl_progress *p, char hex[65], sl_error *err);
 
 /* --- autosave.c --- */
 /* $XDG_STATE_HOME/slimlab (default ~/.local/state/slimlab) or

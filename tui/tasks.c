@@ -133,7 +133,7 @@ static sl_status open_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *
 	(void)j;
 	open_ctx *o = ctx;
 	sl_progress_slice part;
-	sl_status st = sl_model_hash(o->path, sl_progress_slice_init(&part, p, 0, 0.8), o->sha, err);
+	sl_status st = sl_model_file_sha256(o->path, sl_progress_slice_init(&part, p, 0, 0.8), o->sha, err);
 	if (st)
 		return st;
 	if (o->ses && (st = sl_session_check_model(o->ses, o->sha, err)))
