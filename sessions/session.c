@@ -23,6 +23,7 @@ sl_session *sl_session_new(void)
 		return NULL;
 	}
 	s->settings.ctx = 128;
+	s->settings.chunks = 32; /* 4096 tokens: seconds on a small model, not minutes */
 	s->settings.stats_tokens = 4096;
 	snprintf(s->view.current, sizeof s->view.current, "model");
 	snprintf(s->view.prompt, sizeof s->view.prompt, "Once upon a time");

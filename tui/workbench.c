@@ -77,6 +77,11 @@ static void switch_to(sl_tui *t, int i)
 		view_table[i]->enter(t->views[i], &t->app);
 	if (i < N_TABS)
 		snprintf(t->app.ses->view.current, sizeof t->app.ses->view.current, "%s", view_table[i]->name);
+	/* The inspector's figures are computed when it is first shown. */
+	if (view_table[i] == &sl_view_layer && t->app.n_mods) {
+		const char *m = t->app.ses->view.inspect;
+		sl_task_weight_stats(t, sl_app_module_index(&t->app, m) >= 0 ? m : t->app.mods[0].name);
+	}
 }
 
 bool sl_tui_show(sl_tui *t, const char *name)
@@ -351,21 +356,24 @@ static void draw_status(sl_tui *t)
 	sl_fill(y, 0, COLS, SL_R_BAR);
 	int right = 0;
 	if (a->job.active) {
-		/* name [bar] 45% stage ETA 0:12 Esc cancels */
-		char eta[16], tail[128];
+		/* " name [bar] 45% ETA 0:12 stage  Esc cancels", dropping parts from
+		 * the end until it leaves room for a message. */
+		char name[48], eta[16], tail[160];
+		snprintf(name, sizeof name, " %s ", a->job.name);
 		sl_fmt_duration(a->job.eta, eta, sizeof eta);
-		snprintf(tail, sizeof tail, " %3.0f%% %s  ETA %s%s  Esc cancels ", 100 * a->job.frac, a->job.stage,
-		         a->job.eta >= 0 ? eta : "--:--", a->job.queued ? " (+queued)" : "");
-		int bw = COLS >= 100 ? 20 : 10, tw = sl_text_width(tail), nw = sl_text_width(a->job.name) + 2;
-		right = nw + bw + tw;
-		if (right > COLS / 2 + 20)
-			right = 0; /* no room: the header shows the percentage */
-		else {
-			int x = COLS - right;
-			x += sl_textf(y, x, nw, SL_R_BAR_KEY, " %s ", a->job.name);
-			sl_bar(y, x, bw, a->job.frac, SL_R_FILL, SL_R_EMPTY);
-			sl_text(y, x + bw, tw, SL_R_BAR, tail);
+		const char *stage = a->job.stage, *hint = a->job.queued ? "  Esc cancels (more queued) " : "  Esc cancels ";
+		int bw = COLS >= 120 ? 20 : 10, budget = COLS - 30;
+		for (int drop = 0; drop < 3; drop++) {
+			snprintf(tail, sizeof tail, " %3.0f%%  ETA %s%s%s%s", 100 * a->job.frac, a->job.eta >= 0 ? eta : "--:--",
+			         drop < 2 ? "  " : " ", drop < 2 ? stage : "", drop < 1 ? hint : "");
+			right = sl_text_width(name) + bw + sl_text_width(tail);
+			if (right <= budget)
+				break;
 		}
+		int x = COLS - right;
+		x += sl_text(y, x, COLS - x, SL_R_BAR_KEY, name);
+		sl_bar(y, x, bw, a->job.frac, SL_R_FILL, SL_R_EMPTY);
+		sl_text(y, x + bw, COLS - x - bw, SL_R_BAR, tail);
 	}
 	int w = COLS - right - 1;
 	if (a->message[0]) {

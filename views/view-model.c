@@ -116,7 +116,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	}
 
 	/* Columns shrink from the right on narrow screens: recipe, share, bytes. */
-	int wname = 22, wshape = 13, wparam = 9, wfmt = 9, wbytes = 10, wshare = 7;
+	int wname = 20, wshape = 12, wparam = 9, wfmt = 7, wbytes = 11, wshare = 7;
 	int fixed = wname + wshape + wparam + wfmt;
 	bool show_bytes = r.w >= fixed + wbytes + 2, show_share = r.w >= fixed + wbytes + wshare + 2;
 	int xr = r.x + 1 + fixed + (show_bytes ? wbytes : 0) + (show_share ? wshare : 0);
@@ -132,7 +132,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_text(hy, hx + fixed, wbytes, SL_R_DIM, "bytes");
 	if (show_share)
 		sl_text(hy, hx + fixed + wbytes, wshare, SL_R_DIM, "share");
-	if (wrec > 6)
+	if (wrec > 4)
 		sl_text(hy, xr, wrec, SL_R_DIM, "recipe");
 
 	build_rows(v, app);
@@ -172,10 +172,14 @@ static void draw(void *self, sl_app *app, sl_rect r)
 			sl_text(y, hx + fixed, wbytes, role, b);
 		if (show_share)
 			sl_textf(y, hx + fixed + wbytes, wshare, role, "%5.1f%%", 100 * (double)m->w->nbytes / total);
-		if (wrec > 6 && app->plans) {
+		if (wrec > 4 && app->plans) {
 			const sl_module_plan *pl = &app->plans[row];
-			sl_plan_summary(pl, m->w, plan, sizeof plan);
-			int used = sl_text(y, xr, wrec, sel ? role : (pl->format ? SL_R_ACCENT : SL_R_DIM), plan);
+			bool as_is = !pl->format && !(pl->sparsity > 0);
+			if (as_is)
+				snprintf(plan, sizeof plan, "as is");
+			else
+				sl_plan_summary(pl, m->w, plan, sizeof plan);
+			int used = sl_text(y, xr, wrec, sel ? role : (as_is ? SL_R_DIM : SL_R_ACCENT), plan);
 			if (pl->rule >= 0)
 				sl_textf(y, xr + used, wrec - used, sel ? role : SL_R_DIM, "  rule %d", pl->rule + 1);
 		}

@@ -95,7 +95,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_fill(y, r.x, r.w, role);
 		char sbuf[160], spars[16] = "";
 		if (row == 0)
-			snprintf(sbuf, sizeof sbuf, "default (every module)");
+			snprintf(sbuf, sizeof sbuf, "default");
 		else
 			sl_rule_selector(ru, sbuf, sizeof sbuf);
 		if (ru->has_sparsity)
@@ -124,10 +124,16 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		for (int i = 0; i < issues_h - 1 && i < 16; i++)
 			sl_textf(y++, r.x + 3, r.w - 4, SL_R_WARN, "%s: %s", app->issues[i].path, app->issues[i].msg);
 	}
-	if (y < r.y + r.h)
-		sl_textf(r.y + r.h - 1, r.x + 1, r.w - 2, SL_R_DIM, "calibration %s, %d tokens, windows of %d, seed %llu",
-		         rc->calib.text[0] ? rc->calib.text : "(default text)", rc->calib.tokens, rc->calib.ctx,
+	if (y < r.y + r.h) {
+		char tokens[32] = "", ctx[32] = "";
+		if (rc->calib.tokens)
+			snprintf(tokens, sizeof tokens, ", %d tokens", rc->calib.tokens);
+		if (rc->calib.ctx)
+			snprintf(ctx, sizeof ctx, ", windows of %d", rc->calib.ctx);
+		sl_textf(r.y + r.h - 1, r.x + 1, r.w - 2, SL_R_DIM, "calibration: %s%s%s, seed %llu",
+		         rc->calib.text[0] ? rc->calib.text : "the default text", tokens, ctx,
 		         (unsigned long long)rc->calib.seed);
+	}
 	if (v->menu.open)
 		sl_menu_draw(&v->menu, r);
 }
