@@ -617,7 +617,7 @@ static sl_status wstats_run(void *ctx, sl_job *j, const sl_progress *p, sl_error
 {
 	(void)j;
 	wstats_ctx *w = ctx;
-	return sl_weight_stats_compute(w->w, 128, 6.0, p, &w->s, err);
+	return sl_weight_stats_compute(w->w, 512, 6.0, p, &w->s, err);
 }
 
 static void wstats_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)

@@ -253,17 +253,20 @@ static const char *level_glyph(int level) /* 0..8 */
 	return (D.utf8 ? blocks : ascii)[level < 0 ? 0 : level > 8 ? 8 : level];
 }
 
-/* Values resampled into w cells: the maximum or the sum of each cell's share. */
-static void resample(const double *v, int n, int w, bool sum, double *out)
+/* Values resampled into w cells: the maximum or the mean of each cell's
+ * share (a mean, not a sum, so cells that got one value more than their
+ * neighbours do not stand out). */
+static void resample(const double *v, int n, int w, bool mean, double *out)
 {
 	for (int c = 0; c < w; c++) {
 		int a = (int)((long long)c * n / w), b = (int)((long long)(c + 1) * n / w);
 		if (b <= a)
 			b = a + 1;
-		double acc = sum ? 0 : -INFINITY;
-		for (int i = a; i < b && i < n; i++)
-			acc = sum ? acc + v[i] : (v[i] > acc ? v[i] : acc);
-		out[c] = acc;
+		double acc = mean ? 0 : -INFINITY;
+		int k = 0;
+		for (int i = a; i < b && i < n; i++, k++)
+			acc = mean ? acc + v[i] : (v[i] > acc ? v[i] : acc);
+		out[c] = mean && k ? acc / k : acc;
 	}
 }
 

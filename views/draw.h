@@ -44,7 +44,7 @@ void sl_bar(int y, int x, int w, double frac, sl_role fill, sl_role empty);
 /* One row of n values squeezed (maximum per cell) into w cells; values at
  * or below lo draw blank. log: on a log scale. */
 void sl_spark(int y, int x, int w, const double *v, int n, bool log, sl_role r);
-/* Columns in r, one per group of values (summed), heights to the maximum. */
+/* Columns in r, one per group of values (their mean), heights to the maximum. */
 void sl_columns(sl_rect r, const double *v, int n, bool log, sl_role role);
 
 /* A cursor over n rows shown rows at a time. */

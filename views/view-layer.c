@@ -51,7 +51,9 @@ static int draw_weights(layer_view *v, const sl_app *app, sl_rect r)
 	sl_textf(y++, r.x, r.w, SL_R_NORMAL, "min %.4g  max %.4g  mean %.3g  std %.3g", s->min, s->max, s->mean, s->std);
 	sl_textf(y++, r.x, r.w, SL_R_NORMAL, "excess kurtosis %.2f   beyond %.0f std: %lld (%.3f%%)", s->kurtosis,
 	         s->outlier_sigma, (long long)s->n_outliers, 100.0 * (double)s->n_outliers / (double)s->n);
-	int hh = r.h - 12 > 3 ? (r.h - 12 < 10 ? r.h - 12 : 10) : 3;
+	/* The histogram takes what the fixed lines leave, 3 to 10 rows; the
+	 * largest weights fill whatever is left below. */
+	int hh = r.h - 10 < 3 ? 3 : r.h - 10 > 10 ? 10 : r.h - 10;
 	double *h = malloc((size_t)s->n_bins * sizeof *h);
 	if (h) {
 		for (int i = 0; i < s->n_bins; i++)
@@ -68,7 +70,8 @@ static int draw_weights(layer_view *v, const sl_app *app, sl_rect r)
 	sl_text(y++, r.x + r.w - (int)strlen(hi), (int)strlen(hi), SL_R_DIM, hi);
 	spark_row(y++, r.x, r.w, "row ranges ", s->row_max, s->row_min, s->rows, SL_R_ACCENT);
 	spark_row(y++, r.x, r.w, "col max|w| ", s->col_abs_max, NULL, s->cols, SL_R_ACCENT);
-	sl_text(y++, r.x, r.w, SL_R_DIM, "largest |w|  (row, col)");
+	if (y < r.y + r.h)
+		sl_text(y++, r.x, r.w, SL_R_DIM, "largest |w|  (row, col)");
 	for (int i = 0; i < s->n_top && y < r.y + r.h; i += 2) {
 		int x = r.x;
 		for (int j = i; j < i + 2 && j < s->n_top; j++)
@@ -143,7 +146,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		draw_weights(v, app, (sl_rect){body.y, body.x, body.h, lw});
 		draw_acts(app, (sl_rect){body.y, body.x + lw + 2, body.h, body.w - lw - 2});
 	} else {
-		int y = draw_weights(v, app, body);
+		/* Stacked: the activations keep their first seven lines. */
+		int wh = body.h - 8 < 11 ? 11 : body.h - 8;
+		int y = draw_weights(v, app, (sl_rect){body.y, body.x, wh, body.w});
 		if (y + 3 < body.y + body.h)
 			draw_acts(app, (sl_rect){y + 1, body.x, body.y + body.h - y - 1, body.w});
 	}
