@@ -277,10 +277,6 @@ static sl_status eval_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *
 static void eval_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 {
 	eval_ctx *e = ctx;
-	if (e->rm.have_rep) {
-		e->run.bpw = e->rm.rep.bpw;
-		e->run.bytes = e->rm.rep.bytes_after;
-	}
 	rm_install(t, &e->rm);
 	if (st) {
 		sl_tui_msg(t, st != SL_ERR_CANCELLED, "%s", err->msg);

@@ -350,6 +350,11 @@ static void draw_status(sl_tui *t)
 	sl_app *a = &t->app;
 	int y = LINES - 1;
 	if (t->cl.active) {
+		/* Completions and errors show above the line being edited. */
+		if (a->message[0]) {
+			sl_fill(y - 1, 0, COLS, SL_R_BAR);
+			sl_text(y - 1, 1, COLS - 2, a->message_error ? SL_R_BAD : SL_R_BAR, a->message);
+		}
 		sl_cmdline_draw(&t->cl, y, COLS);
 		return;
 	}

@@ -400,7 +400,7 @@ int sl_menu_key(sl_menu *m, const sl_key *k)
 {
 	if (!m->open)
 		return SL_MENU_CLOSED;
-	if (k->code == SL_KEY_ESC || k->code == 'q' || k->code == SL_KEY_LEFT) {
+	if (k->code == SL_KEY_ESC || k->code == SL_KEY_LEFT) {
 		m->open = false;
 		return SL_MENU_CLOSED;
 	}
@@ -421,7 +421,7 @@ int sl_menu_key(sl_menu *m, const sl_key *k)
 		return SL_MENU_OPEN;
 	}
 	/* A letter jumps to the next item starting with it. */
-	if (k->code > ' ' && k->code < 127 && k->code != 'j' && k->code != 'k' && k->code != 'g' && k->code != 'G') {
+	if (k->code > ' ' && k->code < 127 && !strchr("jkgG", k->code)) {
 		for (int d = 1; d <= m->n; d++) {
 			int i = (m->list.cursor + d) % m->n;
 			if (m->items[i][0] == k->code) {

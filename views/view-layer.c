@@ -82,7 +82,7 @@ static int draw_weights(layer_view *v, const sl_app *app, sl_rect r)
 	return y;
 }
 
-static void draw_acts(const sl_app *app, sl_rect r)
+static void draw_acts(const sl_app *app, const sl_module *m, sl_rect r)
 {
 	int y = r.y;
 	sl_text(y++, r.x, r.w, SL_R_TITLE, "Activations entering it");
@@ -91,8 +91,12 @@ static void draw_acts(const sl_app *app, sl_rect r)
 		sl_text(y++, r.x, r.w, SL_R_DIM, "model over the calibration text");
 		return;
 	}
+	if (m->kind == SL_MOD_EMBD) {
+		sl_text(y++, r.x, r.w, SL_R_DIM, "its input is token ids, not activations");
+		return;
+	}
 	if (!app->act_in) {
-		sl_text(y++, r.x, r.w, SL_R_DIM, "this module's input is not a block activation");
+		sl_text(y++, r.x, r.w, SL_R_DIM, "its input, the final normed state, is not recorded");
 		return;
 	}
 	const sl_act_summary *s = &app->act_sum;
@@ -144,13 +148,13 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	if (body.w >= 100) {
 		int lw = body.w / 2 - 1;
 		draw_weights(v, app, (sl_rect){body.y, body.x, body.h, lw});
-		draw_acts(app, (sl_rect){body.y, body.x + lw + 2, body.h, body.w - lw - 2});
+		draw_acts(app, m, (sl_rect){body.y, body.x + lw + 2, body.h, body.w - lw - 2});
 	} else {
 		/* Stacked: the activations keep their first seven lines. */
 		int wh = body.h - 8 < 11 ? 11 : body.h - 8;
 		int y = draw_weights(v, app, (sl_rect){body.y, body.x, wh, body.w});
 		if (y + 3 < body.y + body.h)
-			draw_acts(app, (sl_rect){y + 1, body.x, body.y + body.h - y - 1, body.w});
+			draw_acts(app, m, (sl_rect){y + 1, body.x, body.y + body.h - y - 1, body.w});
 	}
 	if (v->menu.open)
 		sl_menu_draw(&v->menu, r);

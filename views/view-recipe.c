@@ -73,9 +73,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	draw_estimate(app, r.y + 1, r.x + 1, r.w - 2);
 
 	/* The selector takes what the fixed columns leave. */
-	int wsel = r.w - 2 - (4 + 11 + 12 + 9 + 13 + 10 + 7);
+	int wsel = r.w - 2 - (3 + 10 + 12 + 9 + 10 + 10 + 7);
 	wsel = wsel > 40 ? 40 : wsel < 12 ? 12 : wsel;
-	int cx[8], cw[] = {4, wsel, 11, 12, 9, 13, 10, 7};
+	int cx[8], cw[] = {3, wsel, 10, 12, 9, 10, 10, 7};
 	cx[0] = r.x + 1;
 	for (int i = 1; i < 8; i++)
 		cx[i] = cx[i - 1] + cw[i - 1];
