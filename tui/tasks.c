@@ -474,8 +474,8 @@ static bool gen_start(sl_tui *t, void *ctx)
 	snprintf(a->gen_prompt, sizeof a->gen_prompt, "%s", g->prompt);
 	snprintf(a->gen[0].label, sizeof a->gen[0].label, "base model");
 	if (!g->rm.empty)
-		snprintf(a->gen[1].label, sizeof a->gen[1].label, "recipe %.40s (%.2f bpw)",
-		         g->rm.recipe->name[0] ? g->rm.recipe->name : "", a->est.bpw);
+		snprintf(a->gen[1].label, sizeof a->gen[1].label, "recipe%s%.40s (%.2f bpw)",
+		         g->rm.recipe->name[0] ? " " : "", g->rm.recipe->name, a->est.bpw);
 	return g->rm.base != NULL;
 }
 
@@ -639,8 +639,10 @@ static void wstats_free(void *ctx)
 
 static const sl_job_kind wstats_kind = {"statistics", wstats_start, wstats_run, NULL, wstats_done, wstats_free};
 
-void sl_task_weight_stats(sl_tui *t, const char *module)
+void sl_task_weight_stats(sl_tui *t, const char *name)
 {
+	char module[96]; /* name may be the session's own field, rewritten below */
+	snprintf(module, sizeof module, "%s", name);
 	if (!can_use_model(t))
 		return;
 	if (sl_app_module_index(&t->app, module) < 0) {

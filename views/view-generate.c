@@ -19,28 +19,49 @@ static void destroy(void *self)
 	free(self);
 }
 
-/* Lays text out in r by character, wrapping at the edge and at newlines.
- * With draw, shows rows from `first` on: bytes before s1 dim (the prompt),
- * before s2 normal (what both models wrote), the rest highlighted.
- * Returns the rows the text needs. */
+/* Display width of one character at text (length k), or 0. */
+static int char_width(const char *text, size_t len, size_t *k)
+{
+	mbstate_t ps;
+	memset(&ps, 0, sizeof ps);
+	wchar_t wc;
+	*k = mbrtowc(&wc, text, len, &ps);
+	if (*k == (size_t)-1 || *k == (size_t)-2 || *k == 0) {
+		*k = 1;
+		return 1;
+	}
+	if (wc == '\n')
+		return 0;
+	int w = wcwidth(wc);
+	return w > 0 ? w : 0;
+}
+
+/* Width of the word starting at text (up to a space or newline). */
+static int word_width(const char *text, size_t len)
+{
+	int w = 0;
+	for (size_t i = 0, k; i < len && text[i] != ' ' && text[i] != '\n'; i += k)
+		w += char_width(text + i, len - i, &k);
+	return w;
+}
+
+/* Lays text out in r, wrapping at spaces (inside words only when a word
+ * is wider than r) and at newlines. With draw, shows rows from `first`
+ * on: bytes before s1 dim (the prompt), before s2 normal (what both
+ * models wrote), the rest highlighted. Returns the rows the text needs. */
 static int layout(sl_rect r, const char *text, size_t s1, size_t s2, int first, bool draw)
 {
 	int row = 0, col = 0;
-	mbstate_t ps;
-	memset(&ps, 0, sizeof ps);
-	size_t len = strlen(text);
-	for (size_t i = 0; i < len;) {
-		wchar_t wc;
-		size_t k = mbrtowc(&wc, text + i, len - i, &ps);
-		if (k == (size_t)-1 || k == (size_t)-2 || k == 0) {
-			memset(&ps, 0, sizeof ps);
-			k = 1;
-			wc = '?';
-		}
-		int cw = wc == '\n' ? 0 : wcwidth(wc);
-		if (wc == '\n' || col + cw > r.w) {
+	size_t len = strlen(text), k;
+	for (size_t i = 0; i < len; i += k) {
+		int cw = char_width(text + i, len - i, &k);
+		bool word_start = text[i] != ' ' && text[i] != '\n' && (i == 0 || text[i - 1] == ' ');
+		int ww = word_start ? word_width(text + i, len - i) : 0;
+		if (text[i] == '\n' || col + cw > r.w || (word_start && col > 0 && col + ww > r.w && ww <= r.w)) {
 			row++;
 			col = 0;
+			if (text[i] == ' ' || text[i] == '\n')
+				continue; /* a break swallows the space or newline it replaces */
 		}
 		if (cw > 0 && draw && row >= first && row - first < r.h) {
 			char ch[8] = "?";
@@ -50,8 +71,7 @@ static int layout(sl_rect r, const char *text, size_t s1, size_t s2, int first, 
 			}
 			sl_text(r.y + row - first, r.x + col, cw, i < s1 ? SL_R_DIM : i < s2 ? SL_R_NORMAL : SL_R_WARN, ch);
 		}
-		col += cw > 0 ? cw : 0;
-		i += k;
+		col += cw;
 	}
 	return row + 1;
 }
