@@ -36,7 +36,9 @@ static const command commands[] = {
 
 int main(int argc, char **argv)
 {
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	if (argc < 2)
+		return sl_workbench_main(argc, argv);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(main_usage, stdout);
 		return CLI_OK;
 	}
@@ -44,7 +46,7 @@ int main(int argc, char **argv)
 		printf("slimlab %s\n", PACKAGE_VERSION);
 		return CLI_OK;
 	}
-	for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
 	return sl_workbench_main(argc, argv);
