@@ -1,0 +1,388 @@
+/* Session files: a round trip keeps everything; truncated, hostile and
+ * future-version files fail with a message that says what and where;
+ * saving is atomic; undo and redo; model hashes are cached and follow the
+ * file; autosaves left by dead processes are found. */
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/fileio.h"
+#include "core/sha256.h"
+#include "sessions/session.h"
+#include "test.h"
+
+static sl_session *sample(void)
+{
+	sl_session *s = sl_session_new();
+	snprintf(s->model_path, sizeof s->model_path, "/models/m.gguf");
+	memset(s->model_sha256, 'a', 64);
+	snprintf(s->recipe->name, sizeof s->recipe->name, "four-bit");
+	s->recipe->def.has_format = true;
+	snprintf(s->recipe->def.format, sizeof s->recipe->def.format, "q8_0");
+	sl_rule r;
+	sl_rule_init(&r);
+	snprintf(r.match, sizeof r.match, "blk.*.ffn_down");
+	r.has_format = true;
+	snprintf(r.format, sizeof r.format, "q4_0");
+	sl_recipe_add_rule(s->recipe, &r);
+	snprintf(s->settings.calib_text, sizeof s->settings.calib_text, "/data/calib.txt");
+	s->settings.ctx = 256;
+	s->settings.chunks = 7;
+	sl_run run = {0};
+	snprintf(run.when, sizeof run.when, "2026-01-02T03:04:05Z");
+	snprintf(run.model, sizeof run.model, "recipe");
+	snprintf(run.text, sizeof run.text, "calibration");
+	run.bpw = 4.5;
+	run.bytes = 123456;
+	run.r.n_ctx = 256;
+	run.r.n_chunks = 7;
+	run.r.n_scored = 889;
+	run.r.ppl = 12.25;
+	run.r.ppl_se = 0.5;
+	run.r.nll = 2.5;
+	run.r.has_base = true;
+	run.r.base_ppl = 12;
+	run.r.delta_ppl = 0.25;
+	run.r.kl_mean = 0.0125;
+	run.r.top1 = 0.875;
+	sl_session_add_run(s, &run, NULL);
+	run.r.has_base = false;
+	run.r.ppl = 13;
+	sl_session_add_run(s, &run, NULL);
+	sl_session_add_note(s, "first note", NULL);
+	sl_session_add_note(s, "second \"quoted\" note", NULL);
+	sl_session_set_view_pos(s, "model", 5, 2);
+	sl_session_set_view_pos(s, "eval", 1, 0);
+	snprintf(s->view.current, sizeof s->view.current, "recipe");
+	snprintf(s->view.inspect, sizeof s->view.inspect, "blk.0.attn_q");
+	snprintf(s->view.prompt, sizeof s->view.prompt, "Once, in a land");
+	s->view.gen_tokens = 33;
+	s->view.temp = 0.7;
+	return s;
+}
+
+static void test_round_trip(void)
+{
+	sl_session *s = sample(), *t = NULL;
+	char *json = sl_session_to_json(s, false);
+	REQUIRE(json, "to_json");
+	sl_error err = {0};
+	REQUIRE(sl_session_parse(json, strlen(json), "mem", &t, &err) == SL_OK, "%s", err.msg);
+	CHECK(!strcmp(t->model_path, s->model_path) && !strcmp(t->model_sha256, s->model_sha256), "model");
+	CHECK(!strcmp(t->recipe->name, "four-bit") && t->recipe->n_rules == 1 &&
+	          !strcmp(t->recipe->rules[0].match, "blk.*.ffn_down") && !strcmp(t->recipe->rules[0].format, "q4_0") &&
+	          t->recipe->def.has_format && !strcmp(t->recipe->def.format, "q8_0"),
+	      "recipe");
+	CHECK(!strcmp(t->settings.calib_text, "/data/calib.txt") && t->settings.ctx == 256 && t->settings.chunks == 7,
+	      "settings");
+	REQUIRE(t->n_runs == 2, "runs: %d", t->n_runs);
+	CHECK(t->runs[0].r.has_base && t->runs[0].r.kl_mean == 0.0125 && t->runs[0].r.top1 == 0.875 &&
+	          t->runs[0].r.n_scored == 889 && t->runs[0].bpw == 4.5 && !strcmp(t->runs[0].when, "2026-01-02T03:04:05Z"),
+	      "run 0");
+	CHECK(!t->runs[1].r.has_base && t->runs[1].r.ppl == 13, "run 1");
+	CHECK(!strcmp(t->notes, "first note\nsecond \"quoted\" note\n"), "notes: %s", t->notes);
+	sl_view_pos p = sl_session_view_pos(t, "model");
+	CHECK(p.cursor == 5 && p.top == 2, "view position %d %d", p.cursor, p.top);
+	CHECK(!strcmp(t->view.current, "recipe") && !strcmp(t->view.inspect, "blk.0.attn_q") &&
+	          !strcmp(t->view.prompt, "Once, in a land") && t->view.gen_tokens == 33 && t->view.temp == 0.7,
+	      "view state");
+	CHECK(!t->dirty && !t->recovered && !t->path[0], "a parsed file is clean");
+	/* The same session written again is the same text. */
+	char *again = sl_session_to_json(t, false);
+	CHECK(again && !strcmp(json, again), "second serialization differs");
+	free(again);
+	free(json);
+	sl_session_free(t);
+	sl_session_free(s);
+}
+
+/* Every prefix of a valid file is refused, and says the file is cut short
+ * or names what is missing; nothing crashes. */
+static void test_truncated(void)
+{
+	sl_session *s = sample();
+	char *json = sl_session_to_json(s, false);
+	size_t len = strlen(json);
+	int bad = 0;
+	for (size_t n = 0; n < len; n++) {
+		sl_session *t = NULL;
+		sl_error err = {0};
+		sl_status st = sl_session_parse(json, n, "cut.json", &t, &err);
+		/* A prefix ending right after the closing brace of the object... is
+		 * only the whole file; anything shorter is incomplete JSON. */
+		if (st == SL_OK || !strstr(err.msg, "cut.json") ||
+		    !(strstr(err.msg, "truncated") || strstr(err.msg, "empty") || strstr(err.msg, "damaged"))) {
+			if (bad++ < 3)
+				fprintf(stderr, "prefix %zu: st %d: %s\n", n, st, err.msg);
+		}
+		sl_session_free(t);
+	}
+	CHECK(bad == 0, "%d of %zu prefixes were not refused clearly", bad, len);
+	free(json);
+	sl_session_free(s);
+}
+
+typedef struct {
+	const char *json, *expect;
+	sl_status st;
+} hostile;
+
+static void test_hostile(void)
+{
+	const char *sha = "\"sha256\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"";
+	char buf[8][1024];
+	snprintf(buf[0], sizeof buf[0], "{\"slimlab_session\": 1, \"model\": {\"path\": 5, %s}, \"recipe\": {\"slimlab_recipe\": 1}}", sha);
+	snprintf(buf[1], sizeof buf[1], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"runs\": [{\"ppl\": \"high\"}]}", sha);
+	snprintf(buf[2], sizeof buf[2], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"settings\": {\"ctx\": -4}}", sha);
+	snprintf(buf[3], sizeof buf[3], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"view\": {\"positions\": [{\"name\": \"model\", \"cursor\": 1.5}]}}", sha);
+	snprintf(buf[4], sizeof buf[4], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"runs\": [{\"top1\": 0.5, \"kl_mean\": 0.1, \"base_ppl\": 1, \"delta_ppl\": 0, \"kl_se\": 0, "
+	         "\"kl_median\": 0, \"kl_p99\": 0, \"kl_max\": 0}, 7]}", sha);
+	snprintf(buf[5], sizeof buf[5], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"notes\": [\"x\"]}", sha);
+	snprintf(buf[6], sizeof buf[6], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, "
+	         "\"recipe\": {\"slimlab_recipe\": 1, \"rules\": 12}}", sha);
+	snprintf(buf[7], sizeof buf[7], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"view\": {\"current\": \"%0300d\"}}", sha, 0);
+	const hostile cases[] = {
+		{"[1, 2, 3]", "expected a JSON object", SL_ERR_FORMAT},
+		{"{\"version\": 1}", "not a slimlab session", SL_ERR_FORMAT},
+		{"{\"slimlab_session\": \"one\"}", "slimlab_session", SL_ERR_FORMAT},
+		{"{\"slimlab_session\": 0.5}", "slimlab_session", SL_ERR_FORMAT},
+		{"{\"slimlab_session\": 2}", "newer slimlab", SL_ERR_UNSUPPORTED},
+		{"{\"slimlab_session\": 1e300, \"model\": 3}", "newer slimlab", SL_ERR_UNSUPPORTED},
+		{"{\"slimlab_session\": 1}", "model: missing", SL_ERR_FORMAT},
+		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", \"sha256\": \"xyz\"}, \"recipe\": {\"slimlab_recipe\": 1}}", "model.sha256",
+		 SL_ERR_FORMAT},
+		{buf[0], "model.path: expected a string", SL_ERR_FORMAT},
+		{buf[1], "runs[0].ppl: expected a number", SL_ERR_FORMAT},
+		{buf[2], "settings.ctx", SL_ERR_FORMAT},
+		{buf[3], "view.positions[0].cursor: expected a whole number", SL_ERR_FORMAT},
+		{buf[4], "runs[1]: expected an object", SL_ERR_FORMAT},
+		{buf[5], "notes: expected a string", SL_ERR_FORMAT},
+		{buf[6], "recipe", SL_ERR_FORMAT},
+		{buf[7], "view.current: longer than", SL_ERR_FORMAT},
+		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\"", "truncated", SL_ERR_FORMAT},
+		{"{\"slimlab_session\": 1,, }", "damaged", SL_ERR_FORMAT},
+		{"\x01\x02\xff\xfe garbage", "damaged", SL_ERR_FORMAT},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		sl_session *t = NULL;
+		sl_error err = {0};
+		sl_status st = sl_session_parse(cases[i].json, strlen(cases[i].json), "bad.json", &t, &err);
+		CHECK(st != SL_OK && t == NULL, "case %zu was accepted", i);
+		CHECK(st == SL_OK || (st == cases[i].st && strstr(err.msg, cases[i].expect) && strstr(err.msg, "bad.json")),
+		      "case %zu: status %d, message '%s' lacks '%s'", i, st, err.msg, cases[i].expect);
+		sl_session_free(t);
+	}
+	/* Deep nesting is refused by the parser, not by the stack. */
+	size_t depth = 100000;
+	char *deep = malloc(2 * depth + 1);
+	REQUIRE(deep, "oom");
+	memset(deep, '[', depth);
+	memset(deep + depth, ']', depth);
+	deep[2 * depth] = 0;
+	sl_session *t = NULL;
+	sl_error err = {0};
+	CHECK(sl_session_parse(deep, 2 * depth, "deep.json", &t, &err) != SL_OK, "deep nesting accepted");
+	free(deep);
+	/* A file far larger than any session is not read at all. */
+	char big[512];
+	snprintf(big, sizeof big, "%s/big.json", test_tmpdir());
+	FILE *f = fopen(big, "wb");
+	REQUIRE(f, "create");
+	fseek(f, (long)SL_SESSION_MAX_BYTES + 10, SEEK_SET);
+	fputc('}', f);
+	fclose(f);
+	CHECK(sl_session_load(big, &t, &err) != SL_OK && strstr(err.msg, "big.json"), "huge file: %s", err.msg);
+	unlink(big);
+}
+
+static void test_save_and_load(void)
+{
+	sl_session *s = sample(), *t = NULL;
+	char path[512];
+	snprintf(path, sizeof path, "%s/s.json", test_tmpdir());
+	s->dirty = true;
+	sl_error err = {0};
+	REQUIRE(sl_session_save(s, path, &err) == SL_OK, "%s", err.msg);
+	CHECK(!s->dirty && !strcmp(s->path, path), "a saved session is clean and knows its path");
+	REQUIRE(sl_session_load(path, &t, &err) == SL_OK, "%s", err.msg);
+	CHECK(t->n_runs == 2 && !strcmp(t->path, path), "loaded");
+	sl_session_free(t);
+	/* No temporary file is left beside it. */
+	char tmp[600];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	CHECK(access(tmp, F_OK) != 0, "temporary file left behind");
+	/* A save that cannot happen leaves the session as it was. */
+	s->dirty = true;
+	CHECK(sl_session_save(s, "/nonexistent/dir/s.json", &err) == SL_ERR_IO, "save into a missing directory");
+	CHECK(s->dirty && !strcmp(s->path, path), "a failed save changes nothing");
+	unlink(path);
+	sl_session_free(s);
+}
+
+static void test_undo(void)
+{
+	sl_session *s = sl_session_new();
+	sl_error err = {0};
+	for (int i = 0; i < 3; i++) {
+		REQUIRE(sl_session_recipe_edit(s, &err) == SL_OK, "%s", err.msg);
+		snprintf(s->recipe->name, sizeof s->recipe->name, "v%d", i + 1);
+	}
+	CHECK(s->n_undo == 3 && s->dirty, "three edits");
+	CHECK(sl_session_undo(s) && !strcmp(s->recipe->name, "v2"), "undo: %s", s->recipe->name);
+	CHECK(sl_session_undo(s) && !strcmp(s->recipe->name, "v1"), "undo twice: %s", s->recipe->name);
+	CHECK(sl_session_redo(s) && !strcmp(s->recipe->name, "v2"), "redo: %s", s->recipe->name);
+	REQUIRE(sl_session_recipe_edit(s, &err) == SL_OK, "edit");
+	snprintf(s->recipe->name, sizeof s->recipe->name, "w");
+	CHECK(!sl_session_redo(s), "an edit clears redo");
+	CHECK(sl_session_undo(s) && !strcmp(s->recipe->name, "v2"), "undo after edit: %s", s->recipe->name);
+	while (sl_session_undo(s))
+		;
+	CHECK(!s->recipe->name[0], "undo back to the start: '%s'", s->recipe->name);
+	for (int i = 0; i < SL_UNDO_DEPTH + 20; i++)
+		sl_session_recipe_edit(s, &err);
+	CHECK(s->n_undo == SL_UNDO_DEPTH, "undo depth is bounded: %d", s->n_undo);
+	sl_session_free(s);
+}
+
+static void test_check_model(void)
+{
+	sl_session *s = sample();
+	char other[65];
+	memset(other, 'b', 64);
+	other[64] = 0;
+	sl_error err = {0};
+	CHECK(sl_session_check_model(s, s->model_sha256, &err) == SL_OK, "same hash");
+	CHECK(sl_session_check_model(s, other, &err) != SL_OK && strstr(err.msg, "refused") &&
+	          strstr(err.msg, "aaaaaaaaaaaa") && strstr(err.msg, "bbbbbbbbbbbb"),
+	      "mismatch message: %s", err.msg);
+	sl_session_free(s);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "wb");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static void test_model_hash(void)
+{
+	char dir[512], path[600], hex[65], expect[65];
+	snprintf(dir, sizeof dir, "%s", test_tmpdir());
+	setenv("XDG_CACHE_HOME", dir, 1);
+	snprintf(path, sizeof path, "%s/model.bin", dir);
+	write_file(path, "weights, version one");
+	uint8_t d[32];
+	sl_sha256("weights, version one", 20, d);
+	sl_sha256_hex(d, expect);
+	sl_error err = {0};
+	REQUIRE(sl_model_file_sha256(path, NULL, hex, &err) == SL_OK, "%s", err.msg);
+	CHECK(!strcmp(hex, expect), "file hash %s vs %s", hex, expect);
+
+	/* The second call answers from the cache: prove it by planting a
+	 * different hash for the same path, size and mtime. */
+	char cache[600], *json;
+	size_t len;
+	snprintf(cache, sizeof cache, "%s/slimlab/model-hashes.json", dir);
+	REQUIRE(sl_read_file(cache, 1 << 20, &json, &len, &err) == SL_OK, "no cache written: %s", err.msg);
+	char *at = strstr(json, expect);
+	REQUIRE(at, "cache lacks the hash");
+	memset(at, 'c', 64);
+	sl_write_file_atomic(cache, json, len, &err);
+	free(json);
+	REQUIRE(sl_model_file_sha256(path, NULL, hex, &err) == SL_OK, "%s", err.msg);
+	CHECK(hex[0] == 'c' && hex[63] == 'c', "the cache was not used: %s", hex);
+
+	/* A rewritten file (new size and mtime) is hashed again. */
+	struct timespec later = {2, 0};
+	nanosleep(&later, NULL);
+	write_file(path, "weights, version two!");
+	sl_sha256("weights, version two!", 21, d);
+	sl_sha256_hex(d, expect);
+	REQUIRE(sl_model_file_sha256(path, NULL, hex, &err) == SL_OK, "%s", err.msg);
+	CHECK(!strcmp(hex, expect), "changed file: %s vs %s", hex, expect);
+
+	/* A directory hashes its files by name and content. */
+	char sub[600], f1[700], f2[700], h1[65], h2[65];
+	snprintf(sub, sizeof sub, "%s/st", dir);
+	mkdir(sub, 0700);
+	snprintf(f1, sizeof f1, "%s/a.safetensors", sub);
+	snprintf(f2, sizeof f2, "%s/config.json", sub);
+	write_file(f1, "tensor bytes");
+	write_file(f2, "{}");
+	REQUIRE(sl_model_file_sha256(sub, NULL, h1, &err) == SL_OK, "%s", err.msg);
+	nanosleep(&later, NULL);
+	write_file(f2, "{ }");
+	REQUIRE(sl_model_file_sha256(sub, NULL, h2, &err) == SL_OK, "%s", err.msg);
+	CHECK(strcmp(h1, h2), "a changed file in a model directory changes its hash");
+	CHECK(sl_model_file_sha256("/nonexistent/m.gguf", NULL, hex, &err) == SL_ERR_IO &&
+	          strstr(err.msg, "/nonexistent/m.gguf"),
+	      "missing model: %s", err.msg);
+	unlink(f1);
+	unlink(f2);
+	rmdir(sub);
+	unlink(path);
+	unlink(cache);
+	char cdir[600];
+	snprintf(cdir, sizeof cdir, "%s/slimlab", dir);
+	rmdir(cdir);
+}
+
+static void test_autosave(void)
+{
+	char dir[512], p[800];
+	snprintf(dir, sizeof dir, "%s/state", test_tmpdir());
+	setenv("XDG_STATE_HOME", dir, 1);
+	sl_session *s = sample();
+	s->dirty = true;
+	snprintf(s->path, sizeof s->path, "/home/me/work.json");
+	sl_error err = {0};
+	REQUIRE(sl_autosave(s, &err) == SL_OK, "%s", err.msg);
+	char found[1024];
+	CHECK(!sl_autosave_find_orphan(found, sizeof found), "our own autosave is not an orphan");
+
+	/* One left by a process that is gone, with a half-written temporary. */
+	char orphan[800], tmp[900];
+	snprintf(orphan, sizeof orphan, "%s/slimlab/autosave-999999999.json", dir);
+	snprintf(tmp, sizeof tmp, "%s.tmp.999999999", orphan);
+	REQUIRE(sl_session_write(s, orphan, true, &err) == SL_OK, "%s", err.msg);
+	write_file(tmp, "{\"slimlab_sess");
+	REQUIRE(sl_autosave_find_orphan(found, sizeof found), "orphan not found");
+	CHECK(!strcmp(found, orphan), "found %s", found);
+	CHECK(access(tmp, F_OK) != 0, "the half-written temporary was removed");
+	sl_session *t = NULL;
+	REQUIRE(sl_session_load(found, &t, &err) == SL_OK, "%s", err.msg);
+	CHECK(t->recovered && t->dirty && !strcmp(t->path, "/home/me/work.json"),
+	      "a recovered session is dirty and keeps its own path: '%s'", t->path);
+	sl_session_free(t);
+	unlink(orphan);
+	sl_autosave_remove();
+	REQUIRE(sl_autosave_path(p, sizeof p, &err) == SL_OK, "path");
+	CHECK(access(p, F_OK) != 0, "autosave removed on a clean exit");
+	snprintf(p, sizeof p, "%s/slimlab", dir);
+	rmdir(p);
+	rmdir(dir);
+	sl_session_free(s);
+}
+
+int main(void)
+{
+	test_round_trip();
+	test_truncated();
+	test_hostile();
+	test_save_and_load();
+	test_undo();
+	test_check_model();
+	test_model_hash();
+	test_autosave();
+	rmdir(test_tmpdir());
+	return test_finish();
+}
