@@ -467,7 +467,8 @@ sl_status sl_session_parse(const char *json, size_t len, const char *origin, sl_
 	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
 	if (!root) {
 		size_t at = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
-		if (at >= len)
+		/* cJSON stops on the last byte it could read when the text runs out. */
+		if (at + 1 >= len)
 			return sl_errorf(err, SL_ERR_FORMAT, "%s: the JSON ends early (at byte %zu): the file is truncated",
 			                 origin, len);
 		return sl_errorf(err, SL_ERR_FORMAT, "%s: not valid JSON near byte %zu of %zu: the file is damaged",
