@@ -1,0 +1,246 @@
+#!/bin/sh
+# Drives the real workbench under tmux, in a private server: opens a model,
+# moves through the views, edits the recipe (command line, menus, undo and
+# redo), evaluates, generates, saves, quits and reopens the session; at
+# 80x24, 200x60 and 20x5 and across live resizes; cancels jobs with Esc and
+# Ctrl-C; refuses a session whose model changed and session files that are
+# truncated or from a newer slimlab; recovers after SIGKILL, also in the
+# middle of autosaves. Every wait has a deadline, so nothing hangs.
+set -u
+srcdir=${SL_SRCDIR:-.}
+builddir=${SL_BUILDDIR:-.}
+fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
+bin=$builddir/slimlab
+model=$fixtures/models/stories260K.gguf
+
+command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed (tools/bootstrap installs it)"; exit 77; }
+[ -r "$model" ] || { echo "SKIP: fixture $model is absent (set SL_FIXTURES)"; exit 77; }
+[ -x "$bin" ] || { echo "FAIL: $bin is not built"; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sltui.XXXXXX")
+sock=sltui$$
+T() { tmux -L "$sock" -f /dev/null "$@"; }
+cleanup() { T kill-server 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+export XDG_STATE_HOME="$work/state" XDG_CACHE_HOME="$work/cache" SLIMLAB_DATA="$srcdir/data"
+locale -a 2>/dev/null | grep -qi '^c.utf-\?8$' && export LC_ALL=C.UTF-8
+
+fails=0
+fail() {
+	echo "FAIL: $*"
+	echo "--- screen:"
+	T capture-pane -p -t w 2>/dev/null
+	echo "--- stderr:"
+	cat "$work/stderr" 2>/dev/null
+	fails=$((fails + 1))
+}
+
+# start W H ARGS...: a new server whose one window runs slimlab ARGS.
+start() {
+	w=$1 h=$2
+	shift 2
+	T kill-server 2>/dev/null
+	T new-session -d -s w -x "$w" -y "$h" "'$bin' $* 2>'$work/stderr'; echo \"EXIT \$?\"; sleep 600"
+}
+keys() { T send-keys -t w "$@"; }
+# cmd TEXT: types ":TEXT" and Enter.
+cmd() {
+	T send-keys -t w :
+	T send-keys -t w -l "$1"
+	T send-keys -t w Enter
+}
+screen() { T capture-pane -p -t w; }
+# wait_for TEXT [SECONDS]: until the screen shows TEXT.
+wait_for() {
+	n=$((${2:-15} * 10))
+	while [ "$n" -gt 0 ]; do
+		screen | grep -qF -- "$1" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	fail "the screen never showed '$1'"
+	return 1
+}
+# wait_gone TEXT [SECONDS]
+wait_gone() {
+	n=$((${2:-15} * 10))
+	while [ "$n" -gt 0 ]; do
+		screen | grep -qF -- "$1" || return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	fail "the screen kept showing '$1'"
+	return 1
+}
+check_file() { # FILE PATTERN WHAT
+	grep -q -- "$2" "$1" || fail "$3: '$2' is not in $1"
+}
+# The slimlab process in the window (the window's shell runs it).
+app_pid() { pgrep -P "$(T display -p -t w '#{pane_pid}')" | head -n 1; }
+# A random pause of 0 to 0.099 seconds.
+jitter() { sleep "0.0$(od -An -N1 -tu1 /dev/urandom | tr -d ' ' | cut -c1)"; }
+click() { T send-keys -t w -l "$(printf '\033[<0;%d;%dM' "$1" "$2")"; } # column row, from 1
+
+echo "== a session from start to end at 80x24"
+start 80 24 "$model"
+wait_for "token_embd" && wait_for "blk.0  (7 modules)"
+keys Down Down Enter
+wait_for "blk.0.attn_q  64 x 64" && wait_for "largest |w|"
+keys 1 3
+wait_for "estimate:"
+cmd "rule all format=q8_0"
+wait_for "1 rule after the default"
+keys Down f
+wait_for "this rule does not set a format"
+keys q q Enter # the second format starting with q
+wait_for "q6_k"
+keys u
+wait_for "redo 1" && wait_for "q8_0"
+keys U
+wait_for "redo 0" && wait_for "q6_k"
+keys 4 e
+wait_for "KL mean" 240
+wait_for "as is +1 rule"
+keys 5 g
+wait_for "base model" 60 && wait_for "64 tokens" 60
+cmd "note tried q6_k everywhere"
+cmd "save $work/s.json"
+wait_for "session saved to"
+[ -f "$work/s.json" ] || fail "no session file"
+check_file "$work/s.json" '"slimlab_session":' "session"
+check_file "$work/s.json" '"format":[[:space:]]*"q6_k"' "recipe"
+check_file "$work/s.json" '"kl_mean":' "evaluation history"
+check_file "$work/s.json" 'tried q6_k everywhere' "notes"
+check_file "$work/s.json" '"current":[[:space:]]*"generate"' "view state"
+keys q
+wait_for "EXIT 0"
+ls "$XDG_STATE_HOME"/slimlab/autosave-* >/dev/null 2>&1 && fail "a clean quit left an autosave"
+
+echo "== reopen the session; Ctrl-C asks; live resize"
+start 80 24 --session "$work/s.json"
+wait_for "Generate" && wait_for "prompt: Once upon a time"
+keys 4
+wait_for "KL mean" && wait_for "tried q6_k everywhere"
+keys 3
+wait_for "q6_k"
+keys C-c
+wait_for "Quit slimlab?"
+keys n
+wait_gone "Quit slimlab?"
+T resize-window -t w -x 200 -y 60
+wait_for "pruning   modules" # the wide layout has room for every column
+[ "$(screen | sed -n 59p | grep -c calibration)" = 1 ] || fail "at 200x60 the recipe view does not reach row 59"
+T resize-window -t w -x 20 -y 5
+wait_for "Terminal too small" && wait_for "20x5, needs 60x15"
+T resize-window -t w -x 80 -y 24
+wait_for "estimate:"
+keys q
+wait_for "EXIT 0"
+
+echo "== starting at 200x60 and at 20x5"
+start 200 60 "$model"
+wait_for "token_embd"
+[ "$(screen | sed -n 60p | grep -c 'q quit')" = 1 ] || fail "at 200x60 the status line is not on row 60"
+keys q
+wait_for "EXIT 0"
+start 20 5 "$model"
+wait_for "Terminal too small" && wait_for "enlarge it or q"
+keys q
+wait_for "EXIT 0"
+
+echo "== jobs: Esc and Ctrl-C cancel, the program stays"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "set chunks=0" # every window of the calibration text: long enough to cancel
+keys 4 e
+wait_for "Esc cancels" 30
+keys Escape
+wait_for "cancelled" 30
+wait_for "No runs yet"
+keys e
+wait_for "Esc cancels" 30
+keys C-c
+wait_for "cancelled" 30
+wait_for "No runs yet"
+keys q
+wait_for "Before quitting" # the setting changed: unsaved
+keys d
+wait_for "EXIT 0"
+
+echo "== the file picker, the command line, the mouse"
+start 80 24
+wait_for "Open a model or a session"
+cmd "open $model"
+wait_for "token_embd"
+click 23 2 # the third tab
+wait_for "estimate:"
+keys :
+T send-keys -t w -l "insp"
+keys Tab
+T send-keys -t w -l "blk.1.ffn_d"
+keys Tab Enter
+wait_for "blk.1.ffn_down  64 x 172"
+keys q
+wait_for "EXIT 0"
+
+echo "== a session whose model changed is refused"
+cp "$model" "$work/m.gguf"
+start 80 24 "$work/m.gguf"
+wait_for "token_embd"
+cmd "rule all format=q8_0"
+cmd "save $work/m.json"
+wait_for "session saved to"
+keys q
+wait_for "EXIT 0"
+printf 'x' >>"$work/m.gguf"
+cp "$work/m.json" "$work/m.before"
+start 80 24 --session "$work/m.json"
+wait_for "refused"
+cmp -s "$work/m.json" "$work/m.before" || fail "a refused session file was changed"
+keys q
+wait_for "EXIT 0"
+
+echo "== truncated and future-version session files"
+head -c 150 "$work/s.json" >"$work/cut.json"
+start 80 24 --session "$work/cut.json"
+wait_for "truncated"
+keys q
+wait_for "EXIT 0"
+sed 's/"slimlab_session":[[:space:]]*1/"slimlab_session": 7/' "$work/s.json" >"$work/future.json"
+start 80 24 --session "$work/future.json"
+wait_for "newer slimlab"
+keys q
+wait_for "EXIT 0"
+
+echo "== SIGKILL, also during autosaves: the next start recovers the work"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "rule all format=q4_0"
+wait_for "q4_0"
+round=1
+while [ "$round" -le 6 ]; do
+	cmd "note round $round"
+	jitter
+	pid=$(app_pid)
+	[ -n "$pid" ] && kill -KILL "$pid"
+	wait_for "EXIT 137"
+	start 80 24
+	wait_for "did not exit cleanly" || break
+	keys r
+	wait_for "recovered the session" || break
+	round=$((round + 1))
+done
+keys 4
+wait_for "round 5" # the note of the round before the last is surely in
+keys 3
+wait_for "q4_0"
+cmd "quit!"
+wait_for "EXIT 0"
+
+if [ "$fails" -gt 0 ]; then
+	echo "$fails failures"
+	exit 1
+fi
+echo "all workbench checks passed"
