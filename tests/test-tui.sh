@@ -18,7 +18,8 @@ command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed (tools/bo
 [ -x "$bin" ] || { echo "FAIL: $bin is not built"; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sltui.XXXXXX")
-sock=sltui$$
+servers=0
+sock=sltui$$-0
 T() { tmux -L "$sock" -f /dev/null "$@"; }
 cleanup() { T kill-server 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
@@ -37,11 +38,14 @@ fail() {
 	fails=$((fails + 1))
 }
 
-# start W H ARGS...: a new server whose one window runs slimlab ARGS.
+# start W H ARGS...: a new server whose one window runs slimlab ARGS (a
+# server of its own: a new one on the old socket can race the old one's exit).
 start() {
 	w=$1 h=$2
 	shift 2
 	T kill-server 2>/dev/null
+	servers=$((servers + 1))
+	sock=sltui$$-$servers
 	T new-session -d -s w -x "$w" -y "$h" "'$bin' $* 2>'$work/stderr'; echo \"EXIT \$?\"; sleep 600"
 }
 keys() { T send-keys -t w "$@"; }
@@ -94,7 +98,7 @@ cmd "rule all format=q8_0"
 wait_for "1 rule after the default"
 keys Down f
 wait_for "this rule does not set a format"
-keys q q Enter # the second format starting with q
+keys q Enter # the menu opens on q8_0: the next format starting with q
 wait_for "q6_k"
 keys u
 wait_for "redo 1" && wait_for "q8_0"
