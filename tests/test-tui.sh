@@ -146,6 +146,8 @@ wait_for "EXIT 0"
 echo "== starting at 200x60 and at 20x5"
 start 200 60 "$model"
 wait_for "token_embd"
+keys 1 # clears the "opened" message: the status line shows the key hints
+wait_for "q quit"
 [ "$(screen | sed -n 60p | grep -c 'q quit')" = 1 ] || fail "at 200x60 the status line is not on row 60"
 keys q
 wait_for "EXIT 0"
@@ -159,12 +161,12 @@ start 80 24 "$model"
 wait_for "token_embd"
 cmd "set chunks=0" # every window of the calibration text: long enough to cancel
 keys 4 e
-wait_for "Esc cancels" 30
+wait_for "ETA" 30
 keys Escape
 wait_for "cancelled" 30
 wait_for "No runs yet"
 keys e
-wait_for "Esc cancels" 30
+wait_for "ETA" 30
 keys C-c
 wait_for "cancelled" 30
 wait_for "No runs yet"
