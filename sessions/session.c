@@ -458,6 +458,32 @@ static bool read_session(reader *rd, const cJSON *root, sl_session *s)
 	return true;
 }
 
+/* Whether text stops inside a string or an open object or array: what a
+ * file cut short looks like (its start may still be well-formed). */
+static bool unclosed(const char *text, size_t len)
+{
+	int depth = 0;
+	bool in_string = false, escaped = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (in_string) {
+			if (escaped)
+				escaped = false;
+			else if (c == '\\')
+				escaped = true;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		}
+	}
+	return in_string || depth > 0;
+}
+
 sl_status sl_session_parse(const char *json, size_t len, const char *origin, sl_session **out, sl_error *err)
 {
 	*out = NULL;
@@ -467,8 +493,7 @@ sl_status sl_session_parse(const char *json, size_t len, const char *origin, sl_
 	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
 	if (!root) {
 		size_t at = end && end >= json && end <= json + len ? (size_t)(end - json) : len;
-		/* cJSON stops on the last byte it could read when the text runs out. */
-		if (at + 1 >= len)
+		if (unclosed(json, len))
 			return sl_errorf(err, SL_ERR_FORMAT, "%s: the JSON ends early (at byte %zu): the file is truncated",
 			                 origin, len);
 		return sl_errorf(err, SL_ERR_FORMAT, "%s: not valid JSON near byte %zu of %zu: the file is damaged",

@@ -345,6 +345,39 @@ static void draw_tabs(sl_tui *t)
 	t->tab_x[N_TABS] = x;
 }
 
+/* A framed box with text word-wrapped into it and a last line of
+ * choices (or nothing); centred, or at the bottom above the status line. */
+static void draw_text_box(const char *title, const char *text, sl_role role, const char *footer, bool bottom)
+{
+	int w = COLS - 4 < 76 ? COLS - 4 : 76;
+	char lines[8][128];
+	int n = 0;
+	const char *p = text;
+	while (*p && n < 8) {
+		int len = (int)strlen(p), cut = len;
+		if (len > w - 4) {
+			cut = w - 4;
+			while (cut > 0 && p[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = w - 4;
+		}
+		snprintf(lines[n++], sizeof lines[0], "%.*s", cut, p);
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+	int h = n + (footer ? 4 : 2);
+	sl_rect r = {bottom ? LINES - 1 - h : (LINES - h) / 2, (COLS - w) / 2, h, w};
+	for (int i = 0; i < r.h; i++)
+		sl_fill(r.y + i, r.x, r.w, SL_R_MENU);
+	sl_frame(r, title, SL_R_MENU);
+	for (int i = 0; i < n; i++)
+		sl_text(r.y + 1 + i, r.x + 2, r.w - 4, role, lines[i]);
+	if (footer)
+		sl_text(r.y + 2 + n, r.x + 2, r.w - 4, SL_R_ACCENT, footer);
+}
+
 static void draw_status(sl_tui *t)
 {
 	sl_app *a = &t->app;
@@ -381,6 +414,12 @@ static void draw_status(sl_tui *t)
 		sl_text(y, x + bw, COLS - x - bw, SL_R_BAR, tail);
 	}
 	int w = COLS - right - 1;
+	if (a->message[0] && a->message_error && sl_text_width(a->message) > w - 1) {
+		/* An error too long for the line is shown whole, above it. */
+		draw_text_box("error", a->message, SL_R_BAD, NULL, true);
+		sl_text(y, 1, w, SL_R_BAR, "(any key closes the message)");
+		return;
+	}
 	if (a->message[0]) {
 		sl_text(y, 1, w, a->message_error ? SL_R_BAD : SL_R_BAR, a->message);
 		return;
@@ -413,36 +452,6 @@ static void draw_box_lines(const char *title, const sl_keyhelp *a, const sl_keyh
 	sl_text(r.y + r.h - 1, r.x + 2, r.w - 4, SL_R_MENU, " any key closes ");
 }
 
-static void draw_ask(sl_tui *t)
-{
-	int w = COLS - 4 < 76 ? COLS - 4 : 76;
-	/* Word-wrap the question into the box. */
-	char lines[8][128];
-	int n = 0;
-	const char *p = t->ask.text;
-	while (*p && n < 8) {
-		int len = (int)strlen(p), cut = len;
-		if (len > w - 4) {
-			cut = w - 4;
-			while (cut > 0 && p[cut] != ' ')
-				cut--;
-			if (cut == 0)
-				cut = w - 4;
-		}
-		snprintf(lines[n++], sizeof lines[0], "%.*s", cut, p);
-		p += cut;
-		while (*p == ' ')
-			p++;
-	}
-	sl_rect r = {(LINES - n - 4) / 2, (COLS - w) / 2, n + 4, w};
-	for (int i = 0; i < r.h; i++)
-		sl_fill(r.y + i, r.x, r.w, SL_R_MENU);
-	sl_frame(r, "slimlab asks", SL_R_MENU);
-	for (int i = 0; i < n; i++)
-		sl_text(r.y + 1 + i, r.x + 2, r.w - 4, SL_R_MENU, lines[i]);
-	sl_text(r.y + 2 + n, r.x + 2, r.w - 4, SL_R_ACCENT, t->ask.choices);
-}
-
 static void draw(sl_tui *t)
 {
 	erase();
@@ -459,7 +468,7 @@ static void draw(sl_tui *t)
 	if (t->help)
 		draw_box_lines(view_table[t->cur]->title, view_table[t->cur]->keys, global_keys, 3);
 	if (t->ask.active)
-		draw_ask(t);
+		draw_text_box("slimlab asks", t->ask.text, SL_R_MENU, t->ask.choices, false);
 	draw_status(t);
 	if (t->cl.active)
 		curs_set(1);
