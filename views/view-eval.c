@@ -55,6 +55,33 @@ static void draw_run(const sl_run *run, int y, int x, int w)
 	         r->n_ctx, r->n_scored, r->seconds);
 }
 
+/* The last lines of the session's notes, at the bottom of r. */
+static int notes_height(const sl_session *s)
+{
+	return s->notes[0] ? 3 : 0;
+}
+
+static void draw_notes(const sl_session *s, sl_rect r)
+{
+	int notes_h = notes_height(s);
+	if (!notes_h)
+		return;
+	int ny = r.y + r.h - notes_h;
+	sl_text(ny, r.x + 1, r.w - 2, SL_R_DIM, "notes (n adds one)");
+	const char *end = s->notes + strlen(s->notes), *p = end;
+	if (p > s->notes && p[-1] == '\n')
+		p--;
+	for (int lines = 0; p > s->notes; p--)
+		if (p[-1] == '\n' && ++lines == notes_h - 1)
+			break;
+	for (int i = 1; i < notes_h && p < end; i++) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+		sl_textf(ny + i, r.x + 3, r.w - 4, SL_R_NORMAL, "%.*s", len, p);
+		p += len + (nl ? 1 : 0);
+	}
+}
+
 static void draw(void *self, sl_app *app, sl_rect r)
 {
 	eval_view *v = self;
@@ -69,6 +96,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_text(y, r.x + 1, r.w - 2, SL_R_DIM,
 		        app->model ? "No runs yet: press e to evaluate the recipe against the base model."
 		                   : "Open a model first.");
+		draw_notes(s, r);
 		return;
 	}
 	sl_list_fit(&v->list, s->n_runs, 1);
@@ -101,7 +129,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		cx[i] = cx[i - 1] + cw[i - 1];
 	for (int i = 0; i < 10; i++)
 		sl_text(y, cx[i], cx[i] + cw[i] <= r.x + r.w ? cw[i] : r.x + r.w - cx[i], SL_R_DIM, heads[i]);
-	int notes_h = s->notes[0] ? 3 : 0;
+	int notes_h = notes_height(s);
 	v->table = (sl_rect){y + 1, r.x, r.y + r.h - y - 1 - notes_h, r.w};
 	sl_list_fit(&v->list, s->n_runs, v->table.h);
 	for (int i = 0; i < v->table.h && v->list.top + i < s->n_runs; i++) {
@@ -125,23 +153,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		for (int j = 0; j < 10; j++)
 			sl_text(yy, cx[j], cx[j] + cw[j] <= r.x + r.w ? cw[j] - 1 : r.x + r.w - cx[j], role, c[j]);
 	}
-	if (notes_h) {
-		int ny = r.y + r.h - notes_h;
-		sl_text(ny, r.x + 1, r.w - 2, SL_R_DIM, "notes (n adds one)");
-		/* The last lines of the notes. */
-		const char *end = s->notes + strlen(s->notes), *p = end;
-		if (p > s->notes && p[-1] == '\n')
-			p--;
-		for (int lines = 0; p > s->notes; p--)
-			if (p[-1] == '\n' && ++lines == notes_h - 1)
-				break;
-		for (int i = 1; i < notes_h && p < end; i++) {
-			const char *nl = strchr(p, '\n');
-			int len = nl ? (int)(nl - p) : (int)strlen(p);
-			sl_textf(ny + i, r.x + 3, r.w - 4, SL_R_NORMAL, "%.*s", len, p);
-			p += len + (nl ? 1 : 0);
-		}
-	}
+	draw_notes(s, r);
 }
 
 static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
