@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "core/recipe.h"
+#include "core/units.h"
 
 static const char recipe_usage[] =
 	"Usage: slimlab recipe validate FILE [--model MODEL] [--tokenizer FILE] [--json]\n"
@@ -97,8 +98,8 @@ static int validate(const char *file, const char *model_path, const char *tok, b
 		print_issues(file, "note: ", notes, nn);
 		if (m) {
 			char a[32], b[32];
-			cli_fmt_bytes(e.bytes, a, sizeof a);
-			cli_fmt_bytes(e.base_bytes, b, sizeof b);
+			sl_fmt_bytes(e.bytes, a, sizeof a);
+			sl_fmt_bytes(e.base_bytes, b, sizeof b);
 			printf("%s: %s on %s: %s (from %s), %.3f bits per weight\n", file, r->name[0] ? r->name : "recipe",
 			       model_path, a, b, e.bpw);
 		}
