@@ -158,6 +158,7 @@ static void refresh_recipe(sl_tui *t)
 	if (a->model)
 		sl_recipe_estimate_size(r, a->model, &a->est);
 	a->n_issues = sl_recipe_check(r, a->model, a->issues, 16);
+	a->n_fallbacks = a->model ? sl_recipe_fallbacks(r, a->model, a->fallbacks, 8) : 0;
 	/* The recipe's model is large: drop it once it no longer matches,
 	 * unless a job may be using it. */
 	if (t->qmodel && !sl_jobs_busy(&t->jobs)) {

@@ -51,6 +51,8 @@ typedef struct sl_app {
 	int *rule_matches;      /* [1 + n_rules]: modules each rule selects (default first) */
 	sl_recipe_issue issues[16];
 	int n_issues;           /* may exceed 16: only the first 16 are kept */
+	sl_recipe_issue fallbacks[8]; /* formats some modules cannot hold, and what they get */
+	int n_fallbacks;
 	bool recipe_empty;      /* the recipe changes nothing */
 
 	/* The running job, as the header and status line show it. */

@@ -103,11 +103,6 @@ void sl_draw_init(bool utf8)
 	}
 }
 
-int sl_draw_depth(void)
-{
-	return D.depth;
-}
-
 void sl_role_set(sl_role r)
 {
 	attr_set(D.attr[r], (short)D.pair[r], NULL);

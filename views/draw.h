@@ -24,8 +24,6 @@ typedef enum {
 /* After initscr: picks the colour depth (none when NO_COLOR is set or the
  * terminal has no colours) and whether block glyphs can be used. */
 void sl_draw_init(bool utf8);
-/* 0 (monochrome), 8, 256 or 16777216. */
-int sl_draw_depth(void);
 void sl_role_set(sl_role r);
 
 /* Text clipped to w columns (wide characters count twice); returns the

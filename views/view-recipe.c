@@ -84,8 +84,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	for (int i = 0; i < 8; i++)
 		sl_text(hy, cx[i], cx[i] + cw[i] <= r.x + r.w ? cw[i] : r.x + r.w - cx[i], SL_R_DIM, heads[i]);
 	int n_rows = 1 + rc->n_rules;
-	int issues_h = app->n_issues ? (app->n_issues < 4 ? app->n_issues : 4) + 1 : 0;
-	v->table = (sl_rect){hy + 1, r.x, r.h - 5 - issues_h - 1, r.w};
+	int shown_issues = app->n_issues < 4 ? app->n_issues : 4, shown_notes = app->n_fallbacks < 3 ? app->n_fallbacks : 3;
+	int below = (shown_issues ? shown_issues + 1 : 0) + (shown_notes ? shown_notes + 1 : 0);
+	v->table = (sl_rect){hy + 1, r.x, r.h - 5 - below - 1, r.w};
 	sl_list_fit(&v->list, n_rows, v->table.h);
 	for (int i = 0; i < v->table.h && v->list.top + i < n_rows; i++) {
 		int row = v->list.top + i, y = v->table.y + i;
@@ -119,10 +120,15 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		}
 	}
 	int y = v->table.y + v->table.h + 1;
-	if (app->n_issues) {
+	if (shown_issues) {
 		sl_textf(y++, r.x + 1, r.w - 2, SL_R_WARN, "%d problem%s:", app->n_issues, app->n_issues == 1 ? "" : "s");
-		for (int i = 0; i < issues_h - 1 && i < 16; i++)
+		for (int i = 0; i < shown_issues; i++)
 			sl_textf(y++, r.x + 3, r.w - 4, SL_R_WARN, "%s: %s", app->issues[i].path, app->issues[i].msg);
+	}
+	if (shown_notes) {
+		sl_text(y++, r.x + 1, r.w - 2, SL_R_DIM, "fallbacks (formats some modules cannot hold):");
+		for (int i = 0; i < shown_notes; i++)
+			sl_textf(y++, r.x + 3, r.w - 4, SL_R_DIM, "%s: %s", app->fallbacks[i].path, app->fallbacks[i].msg);
 	}
 	if (y < r.y + r.h) {
 		char tokens[32] = "", ctx[32] = "";
