@@ -114,7 +114,8 @@ static const char *text_path(sl_tui *t, const char *text, const char **name)
 		*name = "evaluation";
 		return t->app.eval_path;
 	}
-	*name = "file";
+	const char *slash = strrchr(text, '/');
+	*name = slash ? slash + 1 : text;
 	return text;
 }
 
