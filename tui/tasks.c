@@ -35,6 +35,10 @@ static bool rm_init(sl_tui *t, recipe_model *rm)
 {
 	memset(rm, 0, sizeof *rm);
 	rm->recipe = sl_recipe_copy(t->app.ses->recipe);
+	/* Methods that need calibration use the session's text unless the
+	 * recipe names its own (as the CLI's --calib stands in for it). */
+	if (rm->recipe && !rm->recipe->calib.text[0])
+		snprintf(rm->recipe->calib.text, sizeof rm->recipe->calib.text, "%s", t->app.calib_path);
 	rm->json = rm->recipe ? sl_recipe_to_json(rm->recipe) : NULL;
 	rm->empty = t->app.recipe_empty;
 	return rm->recipe && rm->json;
