@@ -106,7 +106,7 @@ keys U
 wait_for "redo 0" && wait_for "q6_k"
 keys 4 e
 wait_for "KL mean" 240
-wait_for "as is +1 rule"
+wait_for "all: q6_k"
 keys 5 g
 wait_for "base model" 60 && wait_for "64 tokens" 60
 cmd "note tried q6_k everywhere"

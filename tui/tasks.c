@@ -314,14 +314,22 @@ static void eval_free(void *ctx)
 
 static const sl_job_kind eval_kind = {"evaluate", eval_start, eval_run, NULL, eval_done, eval_free};
 
+/* The recipe in a few words for the history table: "q4_0 gptq",
+ * "all: q8_0", "q8_0 +3 rules". */
 static void recipe_summary(const sl_recipe *r, char *buf, size_t n)
 {
-	char def[96];
+	char def[96], sel[64], one[96];
 	sl_rule_summary(&r->def, def, sizeof def);
-	if (r->n_rules)
-		snprintf(buf, n, "%s +%d rule%s", r->def.has_format ? def : "as is", r->n_rules, r->n_rules > 1 ? "s" : "");
-	else
-		snprintf(buf, n, "%s", r->def.has_format ? def : "as is");
+	bool plain = !r->def.has_format && !r->def.has_method && !r->def.has_sparsity;
+	if (r->n_rules == 1 && plain) {
+		sl_rule_selector(&r->rules[0], sel, sizeof sel);
+		sl_rule_summary(&r->rules[0], one, sizeof one);
+		snprintf(buf, n, "%.40s: %.80s", sel, one);
+	} else if (r->n_rules) {
+		snprintf(buf, n, "%s +%d rule%s", plain ? "as is" : def, r->n_rules, r->n_rules > 1 ? "s" : "");
+	} else {
+		snprintf(buf, n, "%s", plain ? "as is" : def);
+	}
 }
 
 void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks)
