@@ -1,0 +1,92 @@
+/* The compression methods on plain float matrices, shared by compress.c,
+ * the sensitivity sweeps and the tests: rounding to a format's grid, the
+ * Optimal Brain Surgeon solver behind GPTQ and SparseGPT, pruning masks,
+ * AWQ and SmoothQuant scales, and structured pruning of a whole model.
+ * A weight matrix W has rows (outputs) of cols (inputs) floats, row-major;
+ * H is the n x n input Hessian X^T X / tokens of calibration. */
+#ifndef SL_METHODS_H
+#define SL_METHODS_H
+
+#include <stdbool.h>
+
+#include "compress.h"
+#include "error.h"
+#include "progress.h"
+
+/* --- rounding to a format's values (qgrid.c) --------------------------- */
+
+/* How a solver rounds one column at a time: the scales of a span of
+ * columns are fixed first (fit), then each value goes to the nearest value
+ * those scales allow (round). */
+typedef struct {
+	int span; /* columns whose scales are fixed together */
+	/* Fixes the scales of columns [c0, c0 + span) of every row from their
+	 * current values seg[r * ld + j]. */
+	void (*fit)(void *ctx, const float *seg, int ld, int c0);
+	float (*round)(void *ctx, int r, int c, float v);
+	void *ctx;
+} sl_rounding;
+
+/* A format's grid: the format's own quantizer chooses each span's scales
+ * (so a fitted span rounds exactly as the format would), and the scales
+ * are read back from the bytes it wrote. The elements that fixed each
+ * scale (a sub-block's least and greatest) keep their values, so that
+ * packing the result again gives the same scales. */
+typedef struct sl_qgrid sl_qgrid;
+
+/* NULL with *why set when slimlab cannot round to this type's grid. */
+sl_qgrid *sl_qgrid_new(int type, int rows, int cols, const char **why);
+void sl_qgrid_free(sl_qgrid *g);
+/* The sl_rounding view of g (valid while g lives). */
+sl_rounding sl_qgrid_rounding(sl_qgrid *g);
+
+/* --- the Optimal Brain Surgeon solver (gptq.c) ------------------------- */
+
+typedef struct {
+	const float *H;       /* n x n */
+	double damp;          /* added to diag(H) as a fraction of its mean (GPTQ: 0.01) */
+	int block;            /* columns per lazy batch (128) */
+	bool act_order;       /* columns in order of decreasing diag(H); scales fixed up front */
+	const sl_rounding *rounding; /* NULL: values are kept (pruning alone) */
+	double sparsity;      /* SparseGPT: fraction of each block of columns set to zero */
+	int keep_n, group_m;  /* SparseGPT N:M: keep keep_n of every group_m columns (0: unstructured) */
+	const sl_progress *progress;
+} sl_obs_opts;
+
+/* GPTQ (with rounding) and SparseGPT (with sparsity or N:M, optionally
+ * rounding too): replaces W by weights that minimise the output error
+ * tr((W - W') H (W - W')^T) column by column, each column's error fed back
+ * into the columns not yet done. Columns whose inputs were always zero
+ * (diag(H) = 0) become zero. Fails with SL_ERR_ARG when H cannot be
+ * factorized even after raising the damping. */
+sl_status sl_obs_solve(float *W, int rows, int cols, const sl_obs_opts *o, sl_error *err);
+
+/* The relative output error of replacing W by Wq on the calibration
+ * inputs: ||(Wq - W) X^T||^2 / ||W X^T||^2, from H. */
+double sl_output_error(const float *W, const float *Wq, int rows, int cols, const float *H);
+
+/* Cholesky factor in place: A (n x n, lower triangle used) = L L^T, L
+ * written to the lower triangle, upper triangle zeroed. False when A is not
+ * positive definite. */
+bool sl_cholesky(double *A, int n);
+
+/* --- pruning masks (prune.c) ------------------------------------------- */
+
+/* Zeroes the lowest-scoring weights of each row: score |W| (magnitude), or
+ * |W| * ||X_j|| (Wanda, col_norm[j] = ||X_j||, NULL for magnitude).
+ * keep_n/group_m > 0: N:M within each group of group_m columns; else the
+ * fraction sparsity of each row. */
+sl_status sl_prune_rows(float *W, int rows, int cols, const double *col_norm, double sparsity, int keep_n,
+                        int group_m, sl_error *err);
+
+/* Sorting by score, ties by index, so every selection is deterministic. */
+typedef struct {
+	double key;
+	int idx;
+} sl_scored;
+void sl_sort_scored(sl_scored *s, size_t n);
+
+/* Parses "N:M" (keep N of every M); false for anything else. */
+bool sl_pattern_nm(const char *pattern, int *keep_n, int *group_m);
+
+#endif

@@ -1,0 +1,211 @@
+/* The compression methods on plain matrices, against what their papers
+ * promise: GPTQ rounds with no more output error than round-to-nearest
+ * (and equals it when inputs are uncorrelated), SparseGPT and Wanda prune
+ * with less output error than magnitude, N:M masks have the stated shape,
+ * and the Cholesky factor reproduces its matrix. */
+#include <stdint.h>
+
+#include "core/methods.h"
+#include "test.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static double uniform(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static float gauss(void)
+{
+	double u1 = uniform(), u2 = uniform();
+	if (u1 < 1e-12)
+		u1 = 1e-12;
+	return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* H = X^T X / T for T tokens of correlated inputs (a shared factor per
+ * token plus noise, with channel scales spread over two decades). */
+static float *make_hessian(int n, int T)
+{
+	float *X = malloc((size_t)T * n * sizeof *X), *H = calloc((size_t)n * n, sizeof *H);
+	float *scale = malloc((size_t)n * sizeof *scale);
+	for (int j = 0; j < n; j++)
+		scale[j] = (float)pow(10.0, 2.0 * uniform() - 1.0);
+	for (int t = 0; t < T; t++) {
+		float f = gauss(), g = gauss();
+		for (int j = 0; j < n; j++)
+			X[(size_t)t * n + j] = scale[j] * (0.8f * (j % 2 ? f : g) + 0.6f * gauss());
+	}
+	for (int a = 0; a < n; a++)
+		for (int b = 0; b < n; b++) {
+			double s = 0;
+			for (int t = 0; t < T; t++)
+				s += (double)X[(size_t)t * n + a] * X[(size_t)t * n + b];
+			H[(size_t)a * n + b] = (float)(s / T);
+		}
+	free(X);
+	free(scale);
+	return H;
+}
+
+static float *random_matrix(int rows, int cols)
+{
+	float *W = malloc((size_t)rows * cols * sizeof *W);
+	for (int i = 0; i < rows * cols; i++)
+		W[i] = 0.1f * gauss();
+	return W;
+}
+
+static float *copy_of(const float *W, int n)
+{
+	float *c = malloc((size_t)n * sizeof *c);
+	memcpy(c, W, (size_t)n * sizeof *c);
+	return c;
+}
+
+/* A uniform grid of step 0.05 needs no scales: it isolates the solver. */
+static void toy_fit(void *ctx, const float *seg, int ld, int c0)
+{
+	(void)ctx, (void)seg, (void)ld, (void)c0;
+}
+
+static float toy_round(void *ctx, int r, int c, float v)
+{
+	(void)ctx, (void)r, (void)c;
+	return 0.05f * roundf(v / 0.05f);
+}
+
+static void test_cholesky(void)
+{
+	int n = 5;
+	double A[25], L[25];
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++)
+			A[i * n + j] = (i == j ? n : 0) + 1.0 / (1 + i + j);
+	memcpy(L, A, sizeof A);
+	REQUIRE(sl_cholesky(L, n), "positive definite matrix factorizes");
+	double worst = 0;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++) {
+			double s = 0;
+			for (int k = 0; k < n; k++)
+				s += L[i * n + k] * L[j * n + k];
+			worst = fmax(worst, fabs(s - A[i * n + j]));
+		}
+	CHECK(worst < 1e-12, "L L^T reproduces A (worst %g)", worst);
+	double B[4] = {1, 2, 2, 1};
+	CHECK(!sl_cholesky(B, 2), "an indefinite matrix is refused");
+}
+
+static void test_gptq_toy(void)
+{
+	int rows = 48, n = 96;
+	float *H = make_hessian(n, 400);
+	float *W = random_matrix(rows, n);
+	float *rtn = copy_of(W, rows * n), *gq = copy_of(W, rows * n);
+	for (int i = 0; i < rows * n; i++)
+		rtn[i] = toy_round(NULL, 0, 0, W[i]);
+	sl_rounding rd = {.span = 1, .fit = toy_fit, .round = toy_round};
+	sl_obs_opts o = {.H = H, .damp = 0.01, .block = 32, .rounding = &rd};
+	sl_error err = {0};
+	CHECK(sl_obs_solve(gq, rows, n, &o, &err) == SL_OK, "gptq: %s", err.msg);
+	double e_rtn = sl_output_error(W, rtn, rows, n, H), e_gptq = sl_output_error(W, gq, rows, n, H);
+	printf("toy grid: output error rtn %.3g, gptq %.3g\n", e_rtn, e_gptq);
+	CHECK(e_gptq < 0.7 * e_rtn, "gptq output error %g below rtn %g", e_gptq, e_rtn);
+	bool on_grid = true;
+	for (int i = 0; i < rows * n; i++)
+		on_grid &= fabsf(gq[i] - toy_round(NULL, 0, 0, gq[i])) < 1e-6f;
+	CHECK(on_grid, "every gptq value is on the grid");
+
+	float *ao = copy_of(W, rows * n);
+	o.act_order = true;
+	CHECK(sl_obs_solve(ao, rows, n, &o, &err) == SL_OK, "gptq act-order: %s", err.msg);
+	double e_ao = sl_output_error(W, ao, rows, n, H);
+	printf("toy grid: act-order %.3g\n", e_ao);
+	CHECK(e_ao < 0.7 * e_rtn, "act-order output error %g below rtn %g", e_ao, e_rtn);
+
+	/* Uncorrelated inputs: nothing to compensate, so GPTQ is RTN. */
+	float *I = calloc((size_t)n * n, sizeof *I);
+	for (int j = 0; j < n; j++)
+		I[j * n + j] = 1;
+	float *gi = copy_of(W, rows * n);
+	o.H = I;
+	o.act_order = false;
+	CHECK(sl_obs_solve(gi, rows, n, &o, &err) == SL_OK, "gptq H=I: %s", err.msg);
+	CHECK(!memcmp(gi, rtn, (size_t)rows * n * sizeof *gi), "with H = I gptq equals rtn");
+	free(I);
+	free(gi);
+	free(ao);
+	free(H);
+	free(W);
+	free(rtn);
+	free(gq);
+}
+
+static double zero_fraction(const float *W, int n)
+{
+	int z = 0;
+	for (int i = 0; i < n; i++)
+		z += W[i] == 0;
+	return (double)z / n;
+}
+
+static void test_pruning_toy(void)
+{
+	int rows = 64, n = 128;
+	float *H = make_hessian(n, 500);
+	float *W = random_matrix(rows, n);
+	double *norm = malloc((size_t)n * sizeof *norm);
+	for (int j = 0; j < n; j++)
+		norm[j] = sqrt(H[j * n + j]);
+	sl_error err = {0};
+	for (int nm = 0; nm < 2; nm++) {
+		int keep = nm ? 2 : 0, m = nm ? 4 : 0;
+		float *mag = copy_of(W, rows * n), *wanda = copy_of(W, rows * n), *sgpt = copy_of(W, rows * n);
+		CHECK(sl_prune_rows(mag, rows, n, NULL, 0.5, keep, m, &err) == SL_OK, "magnitude");
+		CHECK(sl_prune_rows(wanda, rows, n, norm, 0.5, keep, m, &err) == SL_OK, "wanda");
+		sl_obs_opts o = {.H = H, .damp = 0.01, .block = 32, .sparsity = nm ? 0 : 0.5, .keep_n = keep,
+		                 .group_m = m};
+		CHECK(sl_obs_solve(sgpt, rows, n, &o, &err) == SL_OK, "sparsegpt: %s", err.msg);
+		double em = sl_output_error(W, mag, rows, n, H), ew = sl_output_error(W, wanda, rows, n, H);
+		double es = sl_output_error(W, sgpt, rows, n, H);
+		printf("%s: output error magnitude %.3g, wanda %.3g, sparsegpt %.3g\n", nm ? "2:4" : "50%", em, ew, es);
+		CHECK(ew < em, "%s: wanda %g below magnitude %g", nm ? "2:4" : "50%", ew, em);
+		CHECK(es < ew, "%s: sparsegpt %g below wanda %g", nm ? "2:4" : "50%", es, ew);
+		CHECK_NEAR(zero_fraction(mag, rows * n), 0.5, 1e-9, "magnitude sparsity");
+		CHECK_NEAR(zero_fraction(wanda, rows * n), 0.5, 1e-9, "wanda sparsity");
+		CHECK_NEAR(zero_fraction(sgpt, rows * n), 0.5, 1e-9, "sparsegpt sparsity");
+		if (nm) {
+			bool ok = true;
+			for (int r = 0; r < rows; r++)
+				for (int c = 0; c < n; c += 4) {
+					int z = 0;
+					for (int k = 0; k < 4; k++)
+						z += sgpt[r * n + c + k] == 0;
+					ok &= z >= 2;
+				}
+			CHECK(ok, "sparsegpt 2:4 leaves at most 2 nonzeros in every group of 4");
+		}
+		free(mag);
+		free(wanda);
+		free(sgpt);
+	}
+	int keep, m;
+	CHECK(sl_pattern_nm("2:4", &keep, &m) && keep == 2 && m == 4, "2:4 parses");
+	CHECK(!sl_pattern_nm("4:2", &keep, &m) && !sl_pattern_nm("2:4x", &keep, &m) && !sl_pattern_nm("heads", &keep, &m),
+	      "bad patterns are refused");
+	free(norm);
+	free(H);
+	free(W);
+}
+
+int main(void)
+{
+	test_cholesky();
+	test_gptq_toy();
+	test_pruning_toy();
+	return test_finish();
+}
