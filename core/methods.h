@@ -8,10 +8,19 @@
 #define SL_METHODS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "compress.h"
 #include "error.h"
 #include "progress.h"
+
+/* --- calibration (calib.c) -------------------------------------------- */
+
+/* A 64-bit hash of n bytes, continuing from h (cache keys and checksums). */
+uint64_t sl_hash64(const void *data, size_t n, uint64_t h);
+/* Hash of every tensor's name, type, shape and bytes. */
+uint64_t sl_model_hash(const sl_model *m);
 
 /* --- rounding to a format's values (qgrid.c) --------------------------- */
 
