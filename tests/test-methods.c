@@ -202,10 +202,86 @@ static void test_pruning_toy(void)
 	free(W);
 }
 
+/* W through the format's own quantizer and back. */
+static void rtn(int type, const float *W, float *out, int rows, int cols)
+{
+	void *buf = malloc((size_t)rows * sl_dtype_row_bytes(type, cols));
+	sl_dtype_rows_from_float(type, W, buf, rows, cols);
+	sl_dtype_rows_to_float(type, buf, out, rows, cols);
+	free(buf);
+}
+
+/* For each format GPTQ rounds to: with H = I it is round-to-nearest on the
+ * format's own scales (never farther from W than RTN); with correlated
+ * inputs it has less output error at low bits; and its result packs into
+ * the format without changing a value. */
+static void test_gptq_formats(void)
+{
+	static const int types[] = {SL_DT_I8_CH, SL_DT_FP8_E4M3, SL_DT_FP8_E4M3_CH, SL_DT_FP8_E5M2_CH, SL_DT_NVFP4,
+	                            SL_DT_MXFP4};
+	static const int ints[][3] = {{8, 32, 0}, {4, 32, 0}, {4, 128, 1}, {3, 64, 0}, {3, 32, 1}, {2, 32, 0}, {4, 64, 0}};
+	int list[32], n_list = 0;
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		list[n_list++] = types[i];
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+		list[n_list++] = sl_dtype_int_group(ints[i][0], ints[i][1], ints[i][2]);
+	int rows = 32, n = 256;
+	float *H = make_hessian(n, 600);
+	float *I = calloc((size_t)n * n, sizeof *I);
+	for (int j = 0; j < n; j++)
+		I[j * n + j] = 1;
+	float *W = random_matrix(rows, n);
+	float *R = malloc((size_t)rows * n * sizeof *R), *Q = malloc((size_t)rows * n * sizeof *Q);
+	float *P = malloc((size_t)rows * n * sizeof *P);
+	for (int li = 0; li < n_list; li++) {
+		int type = list[li];
+		const char *name = sl_dtype_name(type), *why = NULL;
+		sl_qgrid *g = sl_qgrid_new(type, rows, n, &why);
+		REQUIRE(g, "%s: grid: %s", name, why);
+		sl_rounding rd = sl_qgrid_rounding(g);
+		rtn(type, W, R, rows, n);
+		sl_error err = {0};
+		sl_obs_opts o = {.H = I, .damp = 0.01, .block = 128, .rounding = &rd};
+		memcpy(Q, W, (size_t)rows * n * sizeof *Q);
+		CHECK(sl_obs_solve(Q, rows, n, &o, &err) == SL_OK, "%s: %s", name, err.msg);
+		int worse = 0, differ = 0;
+		for (int i = 0; i < rows * n; i++) {
+			worse += fabsf(Q[i] - W[i]) > fabsf(R[i] - W[i]) * (1 + 1e-6f) + 1e-12f;
+			differ += Q[i] != R[i];
+		}
+		CHECK(worse == 0, "%s: with H = I, %d values rounded farther than rtn", name, worse);
+		CHECK(differ <= rows * n / 50, "%s: with H = I, %d of %d values differ from rtn", name, differ, rows * n);
+
+		for (int ao = 0; ao < 2; ao++) {
+			o.H = H;
+			o.act_order = ao;
+			memcpy(Q, W, (size_t)rows * n * sizeof *Q);
+			CHECK(sl_obs_solve(Q, rows, n, &o, &err) == SL_OK, "%s: %s", name, err.msg);
+			rtn(type, Q, P, rows, n);
+			int changed = 0;
+			for (int i = 0; i < rows * n; i++)
+				changed += P[i] != Q[i];
+			CHECK(changed == 0, "%s%s: packing gptq's result changes %d values", name, ao ? " act-order" : "",
+			      changed);
+			double er = sl_output_error(W, R, rows, n, H), eq = sl_output_error(W, Q, rows, n, H);
+			printf("%-14s%s output error rtn %.3g gptq %.3g\n", name, ao ? " act-order" : "          ", er, eq);
+			CHECK(eq < er, "%s: gptq output error %g below rtn %g", name, eq, er);
+		}
+		sl_qgrid_free(g);
+	}
+	free(H);
+	free(I);
+	free(W);
+	free(R);
+	free(Q);
+	free(P);
+}
+
 int main(void)
 {
 	test_cholesky();
 	test_gptq_toy();
 	test_pruning_toy();
+	test_gptq_formats();
 	return test_finish();
 }
