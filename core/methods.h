@@ -49,6 +49,10 @@ void sl_qgrid_free(sl_qgrid *g);
 /* The sl_rounding view of g (valid while g lives). */
 sl_rounding sl_qgrid_rounding(sl_qgrid *g);
 
+/* W (rows x cols) through type's quantizer and back into out (which may
+ * be W): round-to-nearest as the format defines it. */
+sl_status sl_roundtrip(int type, const float *W, float *out, int rows, int cols, sl_error *err);
+
 /* --- the Optimal Brain Surgeon solver (gptq.c) ------------------------- */
 
 typedef struct {
@@ -97,5 +101,32 @@ void sl_sort_scored(sl_scored *s, size_t n);
 
 /* Parses "N:M" (keep N of every M); false for anything else. */
 bool sl_pattern_nm(const char *pattern, int *keep_n, int *group_m);
+
+/* --- per-input-channel scales (awq.c, smoothquant.c) -------------------- */
+
+/* A module reading the input being scaled, and the type it will be
+ * stored in. */
+typedef struct {
+	const float *W;
+	int rows;
+	int type;
+} sl_awq_member;
+
+/* AWQ's scale search for modules sharing one input of n channels: s =
+ * mean_abs^alpha / sqrt(max * min) for alpha = 0, 1/grid, ... (grid
+ * points, 20 by default), keeping the alpha whose rounded, unscaled
+ * weights Q(W diag(s)) diag(s)^-1 have the least output error summed over
+ * the members. alpha = 0 (s = 1, plain rounding) is among the candidates,
+ * so the result is never worse than rounding to nearest on H. */
+sl_status sl_awq_search(const sl_awq_member *mem, int n_mem, int n, const double *mean_abs, const float *H, int grid,
+                        float *s, double *best_alpha, sl_error *err);
+/* AWQ's clip search: for each row and block of the format (the row for
+ * per-row scales), the clipping range [r*min, r*max], r = 1, 1 - 1/grid,
+ * ... down to one half, with the least output error on H; W is clipped in
+ * place. Formats whose scale spans the tensor are left as they are. */
+sl_status sl_awq_clip(float *W, int rows, int n, int type, const float *H, int grid, sl_error *err);
+
+/* SmoothQuant's scales s_j = x_max_j^alpha / w_max_j^(1 - alpha). */
+void sl_smoothquant_scales(const float *x_max, const float *w_max, int n, double alpha, float *s);
 
 #endif

@@ -241,6 +241,20 @@ static float qgrid_round(void *ctx, int r, int c, float v)
 	return s->m + s->d * k;
 }
 
+sl_status sl_roundtrip(int type, const float *W, float *out, int rows, int cols, sl_error *err)
+{
+	size_t rb = sl_dtype_row_bytes(type, cols);
+	if (!rb)
+		return sl_errorf(err, SL_ERR_ARG, "%s cannot hold rows of %d values", sl_dtype_name(type), cols);
+	void *buf = sl_malloc_array((size_t)rows, rb);
+	if (!buf)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory quantizing a %d x %d matrix", rows, cols);
+	sl_dtype_rows_from_float(type, W, buf, rows, cols);
+	sl_dtype_rows_to_float(type, buf, out, rows, cols);
+	free(buf);
+	return SL_OK;
+}
+
 sl_rounding sl_qgrid_rounding(sl_qgrid *g)
 {
 	return (sl_rounding){.span = g->span, .fit = qgrid_fit, .round = qgrid_round, .ctx = g};

