@@ -59,6 +59,7 @@ typedef struct {
 	double bytes_before, bytes_after;
 	double rel_error;         /* ||W - W'||_F / ||W||_F */
 	double seconds;
+	char note[160];           /* why a method or format was not the one asked for, and what was done */
 } sl_module_report;
 
 typedef struct {

@@ -204,12 +204,17 @@ sl_status sl_obs_solve(float *W, int rows, int n, const sl_obs_opts *o, sl_error
 			goto done;
 		}
 		int i2 = i1 + B < n ? i1 + B : n;
-		if (o->sparsity > 0 && !nm)
+		if (o->mask) {
+			for (int j = i1; j < i2; j++)
+				for (int r = 0; r < rows; r++)
+					mask[(size_t)(j - i1) * rows + r] = o->mask[(size_t)r * n + perm[j]];
+		} else if (o->sparsity > 0 && !nm) {
 			block_mask(Wt, U, n, rows, i1, i2, o->sparsity, mask, sc);
+		}
 		for (int j = i1; j < i2; j++) {
 			float *w = Wt + (size_t)j * rows;
 			unsigned char *mk = mask + (size_t)(j - i1) * rows;
-			if (nm && j % o->group_m == 0)
+			if (nm && !o->mask && j % o->group_m == 0)
 				nm_mask(Wt, U, n, rows, j, o->keep_n, o->group_m, mk);
 			if (rd && !fit_first && j % span == 0) {
 				for (int r = 0; r < rows; r++)
@@ -219,7 +224,7 @@ sl_status sl_obs_solve(float *W, int rows, int n, const sl_obs_opts *o, sl_error
 			}
 			float d = U[(size_t)j * n + j];
 			float *e = E + (size_t)(j - i1) * rows;
-			bool pruning = o->sparsity > 0 || nm;
+			bool pruning = o->mask || o->sparsity > 0 || nm;
 			for (int r = 0; r < rows; r++) {
 				float q = pruning && mk[r] ? 0.0f : rd ? rd->round(rd->ctx, r, perm[j], w[r]) : w[r];
 				e[r] = (w[r] - q) / d;

@@ -63,11 +63,13 @@ typedef struct {
 	const sl_rounding *rounding; /* NULL: values are kept (pruning alone) */
 	double sparsity;      /* SparseGPT: fraction of each block of columns set to zero */
 	int keep_n, group_m;  /* SparseGPT N:M: keep keep_n of every group_m columns (0: unstructured) */
+	const unsigned char *mask; /* rows x cols, 1 = prune: a mask chosen beforehand (magnitude,
+	                            * Wanda) that the solver keeps while it rounds the rest */
 	const sl_progress *progress;
 } sl_obs_opts;
 
 /* GPTQ (with rounding) and SparseGPT (with sparsity or N:M, optionally
- * rounding too): replaces W by weights that minimise the output error
+ * rounding too; or with a given mask): replaces W by weights that minimise the output error
  * tr((W - W') H (W - W')^T) column by column, each column's error fed back
  * into the columns not yet done. Columns whose inputs were always zero
  * (diag(H) = 0) become zero. Fails with SL_ERR_ARG when H cannot be
@@ -128,5 +130,21 @@ sl_status sl_awq_clip(float *W, int rows, int n, int type, const float *H, int g
 
 /* SmoothQuant's scales s_j = x_max_j^alpha / w_max_j^(1 - alpha). */
 void sl_smoothquant_scales(const float *x_max, const float *w_max, int n, double alpha, float *s);
+
+/* --- structured pruning (shrink.c) ------------------------------------ */
+
+/* Removes about sparsity of block il's query heads, the least important
+ * by output energy (att_out: statistics of attn_output's input): the same
+ * number from every key/value group, or whole groups with their key/value
+ * head, whichever is nearer. *removed: query heads removed. */
+sl_status sl_prune_heads(sl_model *m, int il, const sl_act_stats *att_out, double sparsity, int *removed,
+                         sl_error *err);
+/* Removes the fraction sparsity of block il's MLP channels with the least
+ * output energy (down_in: statistics of ffn_down's input). */
+sl_status sl_prune_channels(sl_model *m, int il, const sl_act_stats *down_in, double sparsity, int *removed,
+                            sl_error *err);
+/* Removes the blocks with drop[il] and renumbers the rest; *m is replaced
+ * by a new model (the old one is freed) when any block goes. */
+sl_status sl_prune_blocks(sl_model **m, const bool *drop, sl_error *err);
 
 #endif
