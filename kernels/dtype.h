@@ -90,6 +90,14 @@ void sl_dtype_rows_to_float(int type, const void *src, float *dst, int64_t n_row
 /* Quantizes n_rows rows of row_len elements into the type's layout. */
 void sl_dtype_rows_from_float(int type, const float *src, void *dst, int64_t n_rows, int64_t row_len);
 
+/* The ggml type that holds every value of a slimlab type exactly, so that
+ * GGUF exports keep real block types: group-wise int4, int3 and int2 as
+ * Q4_0 (symmetric) or Q4_1 (with minimum) blocks of 32 that repeat their
+ * group's scale, symmetric int8 groups as Q8_0. -1 when there is none. */
+int sl_dtype_ggml_twin(int type);
+/* Rewrites one row of n elements of type in its ggml twin, value for value. */
+void sl_dtype_to_ggml_twin(int type, const void *src, void *dst, int64_t n);
+
 /* IEEE half and bfloat16 conversions. */
 float sl_f16_to_f32(uint16_t h);
 uint16_t sl_f32_to_f16(float f);

@@ -460,6 +460,44 @@ static void test_tensor_scales(void)
 	}
 }
 
+/* Exports keep ggml block types: every group-wise int type with a twin
+ * gives the same values from the twin's bytes, read both as slimlab's
+ * int4-g32 / int4-g32-asym / int8-g32 (the same layouts) and, once ggml's
+ * types are registered, as Q4_0 / Q4_1 / Q8_0 themselves. */
+static void test_ggml_twins(void)
+{
+	enum { N = 256 };
+	float w[N], a[N], b[N];
+	uint8_t q[N * 2], t[N * 2];
+	signal(w, N, 0.7f);
+	int twins = 0;
+	for (int type = SL_DT_INT_BASE; type < SL_DT_INT_END; type++) {
+		int twin = sl_dtype_ggml_twin(type);
+		const sl_type_info *ti = sl_type_info_get(type);
+		bool asym = strstr(ti->name, "-asym") != NULL;
+		if (twin < 0) {
+			CHECK(!strncmp(ti->name, "int8-", 5) && asym, "%s should have a ggml twin", ti->name);
+			continue;
+		}
+		twins++;
+		CHECK(twin == (ti->name[3] == '8' ? SL_DT_Q8_0 : asym ? SL_DT_Q4_1 : SL_DT_Q4_0), "%s: twin %d", ti->name,
+		      twin);
+		ti->from_float(w, q, N);
+		ti->to_float(q, a, N);
+		sl_dtype_to_ggml_twin(type, q, t, N);
+		int same = twin == SL_DT_Q8_0 ? sl_dtype_int_group(8, 32, 0) : sl_dtype_int_group(4, 32, twin == SL_DT_Q4_1);
+		sl_type_info_get(same)->to_float(t, b, N);
+		CHECK(!memcmp(a, b, sizeof a), "%s: values change in its twin", ti->name);
+		const sl_type_info *gi = sl_type_info_get(twin);
+		if (gi && gi->to_float) {
+			gi->to_float(t, b, N);
+			CHECK(!memcmp(a, b, sizeof a), "%s: values change when ggml reads its twin", ti->name);
+		}
+	}
+	CHECK(twins == 21, "%d types have twins", twins);
+	CHECK(sl_dtype_ggml_twin(SL_DT_I8_CH) == -1 && sl_dtype_ggml_twin(SL_DT_NVFP4) == -1, "no twins for these");
+}
+
 static void test_table(void)
 {
 	CHECK(sl_dtype_row_bytes(SL_DT_I8_CH, 288) == 4 + 288, "int8 row bytes");
@@ -481,6 +519,7 @@ int main(void)
 	test_minifloat_rounding();
 	test_hand_blocks();
 	test_tensor_scales();
+	test_ggml_twins();
 	test_round_trips_and_dots(true);
 	test_avx2_matches_portable();
 	return test_finish();

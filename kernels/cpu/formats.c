@@ -625,6 +625,49 @@ static float mxfp4_dot(const void *w, const float *x, int64_t n)
 	return acc;
 }
 
+/* ---- ggml twins ------------------------------------------------------------------ */
+
+static const int_layout *int_layout_of(int type)
+{
+	if (type < SL_DT_INT_BASE || type >= SL_DT_INT_END)
+		return NULL;
+	return int_entries[type - SL_DT_INT_BASE].layout;
+}
+
+int sl_dtype_ggml_twin(int type)
+{
+	const int_layout *L = int_layout_of(type);
+	if (!L || (L->bits == 8 && L->asym))
+		return -1;
+	return L->bits == 8 ? SL_DT_Q8_0 : L->asym ? SL_DT_Q4_1 : SL_DT_Q4_0;
+}
+
+/* Q4_0 and Q8_0 are int4-g32 and int8-g32, Q4_1 is int4-g32-asym: each
+ * group becomes runs of 32 with the group's scale (and minimum), and
+ * symmetric levels move to the offset of 4 bits. */
+void sl_dtype_to_ggml_twin(int type, const void *src, void *dst, int64_t n)
+{
+	const int_layout *L = int_layout_of(type);
+	int twin = sl_dtype_ggml_twin(type);
+	if (twin < 0)
+		return;
+	const int_layout *T = int_layout_of(sl_dtype_int_group(L->bits == 8 ? 8 : 4, 32, L->asym));
+	const uint8_t *s = src;
+	uint8_t *d = dst;
+	size_t hdr = int_header(L), bb = int_block_bytes(L), tb = int_block_bytes(T);
+	int shift = L->bits == 8 || L->asym ? 0 : 8 - (1 << (L->bits - 1));
+	uint8_t codes[128];
+	for (int64_t b = 0; b < n / L->group; b++, s += bb) {
+		codes_unpack(s + hdr, codes, L->group, L->bits);
+		for (int r = 0; r < L->group / 32; r++, d += tb) {
+			memcpy(d, s, hdr);
+			for (int i = 0; i < 32; i++)
+				codes[r * 32 + i] = (uint8_t)(codes[r * 32 + i] + shift);
+			codes_pack(codes + r * 32, d + hdr, 32, T->bits);
+		}
+	}
+}
+
 /* ---- registration ------------------------------------------------------------- */
 
 void sl_formats_register(sl_type_info *t)
