@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cpu/quants.h"
 #include "methods.h"
 
 typedef enum { GRID_UNIFORM, GRID_E4M3, GRID_E5M2, GRID_E2M1 } grid_kind;
@@ -50,11 +51,95 @@ static float rd_f32(const unsigned char *p)
 	return f;
 }
 
+static void uniform(sub_grid *g, float d, float m, int kmin, int kmax)
+{
+	g->d = d;
+	g->m = m;
+	g->kmin = (int16_t)kmin;
+	g->kmax = (int16_t)kmax;
+}
+
+/* GGML's blocks, as kernels/cpu/quants.h lays them out. */
+static void read_ggml_scales(int type, const unsigned char *p, sub_grid *out, int n_sub)
+{
+	switch (type) {
+	case SL_DT_Q8_0: {
+		const sl_block_q8_0 *b = (const void *)p;
+		uniform(out, sl_f16_to_f32(b->d), 0, -127, 127);
+		return;
+	}
+	case SL_DT_Q4_0: {
+		const sl_block_q4_0 *b = (const void *)p;
+		uniform(out, sl_f16_to_f32(b->d), 0, -8, 7);
+		return;
+	}
+	case SL_DT_Q5_0: {
+		const sl_block_q5_0 *b = (const void *)p;
+		uniform(out, sl_f16_to_f32(b->d), 0, -16, 15);
+		return;
+	}
+	case SL_DT_Q4_1: {
+		const sl_block_q4_1 *b = (const void *)p;
+		uniform(out, sl_f16_to_f32(b->d), sl_f16_to_f32(b->m), 0, 15);
+		return;
+	}
+	case SL_DT_Q5_1: {
+		const sl_block_q5_1 *b = (const void *)p;
+		uniform(out, sl_f16_to_f32(b->d), sl_f16_to_f32(b->m), 0, 31);
+		return;
+	}
+	case SL_DT_Q6_K: {
+		const sl_block_q6_K *b = (const void *)p;
+		float d = sl_f16_to_f32(b->d);
+		for (int j = 0; j < n_sub; j++)
+			uniform(&out[j], d * b->scales[j], 0, -32, 31);
+		return;
+	}
+	case SL_DT_Q3_K: {
+		const sl_block_q3_K *b = (const void *)p;
+		uint64_t sc[2];
+		sl_q3_K_scales(b->scales, sc);
+		float d = sl_f16_to_f32(b->d);
+		for (int j = 0; j < n_sub; j++)
+			uniform(&out[j], d * ((int)((sc[j / 8] >> (8 * (j % 8))) & 0xff) - 32), 0, -4, 3);
+		return;
+	}
+	case SL_DT_Q2_K: {
+		const sl_block_q2_K *b = (const void *)p;
+		float d = sl_f16_to_f32(b->d), dmin = sl_f16_to_f32(b->dmin);
+		for (int j = 0; j < n_sub; j++)
+			uniform(&out[j], d * (b->scales[j] & 0xf), -dmin * (b->scales[j] >> 4), 0, 3);
+		return;
+	}
+	case SL_DT_Q4_K:
+	case SL_DT_Q5_K: {
+		/* Q5_K starts like Q4_K: d, dmin, then the twelve scale bytes. */
+		const sl_block_q4_K *b = (const void *)p;
+		uint64_t sc, mn;
+		sl_q4_K_scales(b->scales, &sc, &mn);
+		float d = sl_f16_to_f32(b->d), dmin = sl_f16_to_f32(b->dmin);
+		for (int j = 0; j < n_sub; j++)
+			uniform(&out[j], d * (float)((sc >> (8 * j)) & 0xff), -dmin * (float)((mn >> (8 * j)) & 0xff), 0,
+			        type == SL_DT_Q4_K ? 15 : 31);
+		return;
+	}
+	}
+}
+
 /* Fills the n_sub sub-grids of one span of one row from the bytes the
  * format wrote for it (p: the row header if any, then the blocks). */
 static void read_scales(int type, const unsigned char *p, sub_grid *out, int n_sub)
 {
 	size_t bb = sl_type_info_get(type)->block_bytes;
+	if (type >= SL_DT_Q2_K && type < SL_DT_GGML_END) {
+		read_ggml_scales(type, p, out, n_sub); /* one super-block holds them all */
+		return;
+	}
+	if (type < SL_DT_GGML_END) {
+		for (int k = 0; k < n_sub; k++)
+			read_ggml_scales(type, p + (size_t)k * bb, out + k, 1);
+		return;
+	}
 	if (type >= SL_DT_INT_BASE && type < SL_DT_INT_END) {
 		int bi = (type - SL_DT_INT_BASE) / 6;
 		int bits = bi == 0 ? 8 : bi == 1 ? 4 : bi == 2 ? 3 : 2;
@@ -107,6 +192,32 @@ sl_qgrid *sl_qgrid_new(int type, int rows, int cols, const char **why)
 			q.pins = 2;
 	} else {
 		switch (type) {
+		case SL_DT_Q8_0:
+		case SL_DT_Q4_0:
+		case SL_DT_Q5_0:
+			q.span = q.sub = ti->block_size;
+			break;
+		case SL_DT_Q4_1:
+		case SL_DT_Q5_1:
+			q.span = q.sub = ti->block_size;
+			q.pins = 2;
+			break;
+		case SL_DT_Q6_K:
+		case SL_DT_Q3_K:
+			q.span = ti->block_size;
+			q.sub = 16;
+			break;
+		case SL_DT_Q2_K:
+			q.span = ti->block_size;
+			q.sub = 16;
+			q.pins = 2;
+			break;
+		case SL_DT_Q4_K:
+		case SL_DT_Q5_K:
+			q.span = ti->block_size;
+			q.sub = 32;
+			q.pins = 2;
+			break;
 		case SL_DT_I8_CH:
 			q.span = q.sub = cols;
 			break;

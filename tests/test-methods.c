@@ -238,7 +238,9 @@ static void rtn(int type, const float *W, float *out, int rows, int cols)
 static void test_gptq_formats(void)
 {
 	static const int types[] = {SL_DT_I8_CH, SL_DT_FP8_E4M3, SL_DT_FP8_E4M3_CH, SL_DT_FP8_E5M2_CH, SL_DT_NVFP4,
-	                            SL_DT_MXFP4};
+	                            SL_DT_MXFP4, SL_DT_Q8_0,  SL_DT_Q4_0,        SL_DT_Q4_1,        SL_DT_Q5_0,
+	                            SL_DT_Q5_1,  SL_DT_Q2_K,  SL_DT_Q3_K,        SL_DT_Q4_K,        SL_DT_Q5_K,
+	                            SL_DT_Q6_K};
 	static const int ints[][3] = {{8, 32, 0}, {4, 32, 0}, {4, 128, 1}, {3, 64, 0}, {3, 32, 1}, {2, 32, 0}, {4, 64, 0}};
 	int list[32], n_list = 0;
 	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
@@ -260,6 +262,11 @@ static void test_gptq_formats(void)
 		REQUIRE(g, "%s: grid: %s", name, why);
 		sl_rounding rd = sl_qgrid_rounding(g);
 		rtn(type, W, R, rows, n);
+		/* ggml's Q3_K and Q5_K quantizers search their scales anew each
+		 * time and do not reproduce their own output; no grid can
+		 * promise those an exact packing. */
+		rtn(type, R, P, rows, n);
+		bool idempotent = !memcmp(P, R, (size_t)rows * n * sizeof *P);
 		sl_error err = {0};
 		sl_obs_opts o = {.H = I, .damp = 0.01, .block = 128, .rounding = &rd};
 		memcpy(Q, W, (size_t)rows * n * sizeof *Q);
@@ -281,11 +288,15 @@ static void test_gptq_formats(void)
 			int changed = 0;
 			for (int i = 0; i < rows * n; i++)
 				changed += P[i] != Q[i];
-			CHECK(changed == 0, "%s%s: packing gptq's result changes %d values", name, ao ? " act-order" : "",
-			      changed);
+			CHECK(!idempotent || changed == 0, "%s%s: packing gptq's result changes %d values", name,
+			      ao ? " act-order" : "", changed);
 			double er = sl_output_error(W, R, rows, n, H), eq = sl_output_error(W, Q, rows, n, H);
-			printf("%-14s%s output error rtn %.3g gptq %.3g\n", name, ao ? " act-order" : "          ", er, eq);
-			CHECK(eq < er, "%s: gptq output error %g below rtn %g", name, eq, er);
+			double ep = sl_output_error(W, P, rows, n, H);
+			printf("%-14s%s output error rtn %.3g gptq %.3g", name, ao ? " act-order" : "          ", er, eq);
+			if (changed)
+				printf(", packed %.3g (%d values moved)", ep, changed);
+			printf("\n");
+			CHECK(ep < er, "%s: gptq output error %g below rtn %g", name, ep, er);
 		}
 		sl_qgrid_free(g);
 	}
