@@ -846,11 +846,14 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 		}
 		mr->bytes_after = (double)wm->mod.w->nbytes;
 		mr->sparsity = 1.0 - (double)nonzeros(wm->mod.w) / elems;
+		bool shrunk = sl_tensor_nelements(wm->mod.w) < sl_tensor_nelements(bm->w);
 		if (!mr->method[0])
-			snprintf(mr->method, sizeof mr->method, "%s", structured(p) ? p->pattern : "-");
-		if (sl_tensor_nelements(wm->mod.w) < sl_tensor_nelements(bm->w))
+			snprintf(mr->method, sizeof mr->method, "%s", shrunk ? p->pattern : "-");
+		if (shrunk)
 			note(mr, "%lld of %lld weights remain after %s pruning", (long long)sl_tensor_nelements(wm->mod.w),
 			     (long long)sl_tensor_nelements(bm->w), p->pattern);
+		else if (structured(p) && is(p->pattern, "block"))
+			note(mr, "block %d kept (influence %.4g)", bm->layer, a->influence[bm->layer]);
 	}
 }
 
