@@ -428,6 +428,8 @@ static bool cache_dir(const sl_calib_opts *o, char *buf, size_t n)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	int w;
+	if (o->cache_dir && !*o->cache_dir)
+		return false;
 	if (o->cache_dir)
 		w = snprintf(buf, n, "%s", o->cache_dir);
 	else if (xdg && *xdg)

@@ -424,10 +424,13 @@ typedef struct {
 	double *influence;        /* each base block's influence */
 	work_mod *w;
 	int nw;
-	float **scales;           /* input scales, kept until the modules are done */
+	/* Input scales and the statistics they leave, one slot per block and
+	 * tap (the output head's first), kept until the modules are done. */
+	float **scales;
 	sl_act_stats *scaled;
-	int n_scales;
-	bool simulate;
+	int n_slots;
+	sl_status *layer_status;  /* of each block's scaling, done in parallel */
+	sl_error *layer_err;
 	stage prog;
 	atomic_int done;
 } apply_ctx;
@@ -633,7 +636,7 @@ static sl_status fold(apply_ctx *a, int layer, sl_tap tap, const float *s, int n
 /* Searches (AWQ) or computes (SmoothQuant) the scales of one input shared
  * by the modules in g[0..n), multiplies their columns by them and folds
  * the inverse into what came before. */
-static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, sl_error *err)
+static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, int slot, sl_error *err)
 {
 	const int layer = g[0]->mod.layer;
 	const sl_tap tap = g[0]->mod.input;
@@ -727,10 +730,10 @@ static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, sl_error *err)
 	}
 	if ((status = fold(a, layer, tap, s, n, err)))
 		goto done;
-	sl_act_stats *sc = &a->scaled[a->n_scales];
+	sl_act_stats *sc = &a->scaled[slot];
 	if ((status = stats_scaled(st, s, sc, err)))
 		goto done;
-	a->scales[a->n_scales++] = s;
+	a->scales[slot] = s;
 	s = NULL;
 	for (int k = 0; k < n_g; k++)
 		g[k]->st = sc;
@@ -743,26 +746,42 @@ done:
 	return status;
 }
 
+#define TAPS 4
+static const sl_tap tap_order[TAPS] = {SL_TAP_ATTN_IN, SL_TAP_ATTN_OUT_IN, SL_TAP_FFN_IN, SL_TAP_FFN_DOWN_IN};
+
+/* The inputs of one block (task 0: the output head's), in AWQ's order;
+ * blocks touch only their own tensors, so they run in parallel. */
+static void scale_layer(int task, void *arg)
+{
+	apply_ctx *a = arg;
+	int il = task - 1;
+	work_mod **g = sl_malloc_array((size_t)a->nw, sizeof *g);
+	sl_status st = g ? SL_OK : sl_errorf(&a->layer_err[task], SL_ERR_NOMEM, "out of memory");
+	for (int t = 0; t < (il < 0 ? 1 : TAPS) && !st; t++) {
+		int n_g = 0;
+		for (int i = 0; i < a->nw; i++) {
+			const sl_module *md = &a->w[i].mod;
+			if (md->layer == il && (il < 0 ? md->kind == SL_MOD_OUTPUT : md->input == tap_order[t]))
+				g[n_g++] = &a->w[i];
+		}
+		if (n_g)
+			st = scale_input(a, g, n_g, task * TAPS + t, &a->layer_err[task]);
+	}
+	a->layer_status[task] = st;
+	free(g);
+}
+
 static sl_status scale_inputs(apply_ctx *a, sl_error *err)
 {
-	static const sl_tap order[] = {SL_TAP_ATTN_IN, SL_TAP_ATTN_OUT_IN, SL_TAP_FFN_IN, SL_TAP_FFN_DOWN_IN};
-	work_mod **g = sl_malloc_array((size_t)a->nw, sizeof *g);
-	if (!g)
-		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
-	sl_status st = SL_OK;
-	for (int il = -1; il < a->m->cfg.n_layers && !st; il++)
-		for (size_t t = 0; t < (il < 0 ? 1 : sizeof order / sizeof order[0]) && !st; t++) {
-			int n_g = 0;
-			for (int i = 0; i < a->nw; i++) {
-				const sl_module *md = &a->w[i].mod;
-				if (md->layer == il && (il < 0 ? md->kind == SL_MOD_OUTPUT : md->input == order[t]))
-					g[n_g++] = &a->w[i];
-			}
-			if (n_g)
-				st = scale_input(a, g, n_g, err);
+	int tasks = a->m->cfg.n_layers + 1;
+	sl_parallel_for(tasks, scale_layer, a);
+	for (int i = 0; i < tasks; i++)
+		if (a->layer_status[i]) {
+			if (err)
+				*err = a->layer_err[i];
+			return a->layer_status[i];
 		}
-	free(g);
-	return st;
+	return SL_OK;
 }
 
 /* --- the modules, in parallel ------------------------------------------------ */
@@ -861,10 +880,12 @@ static void apply_free(apply_ctx *a)
 {
 	for (int i = 0; a->w && i < a->nw; i++)
 		free(a->w[i].w);
-	for (int i = 0; i < a->n_scales; i++) {
+	for (int i = 0; a->scaled && i < a->n_slots; i++) {
 		free(a->scales[i]);
 		stats_release(&a->scaled[i]);
 	}
+	free(a->layer_status);
+	free(a->layer_err);
 	free(a->w);
 	free(a->scales);
 	free(a->scaled);
@@ -918,7 +939,7 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 	memset(rep, 0, sizeof *rep);
 	sl_apply_opts o = opts ? *opts : (sl_apply_opts){0};
 	double t0 = now_s();
-	apply_ctx a = {.base = base, .r = r, .simulate = o.simulate};
+	apply_ctx a = {.base = base, .r = r};
 	/* Calibration takes the first third of the bar, the modules the rest. */
 	stage_init(&a.prog, o.progress, 0, 0.3);
 	sl_status st = refuse(r, base, err);
@@ -966,10 +987,14 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 
 	a.nw = sl_model_modules(a.m, NULL, 0);
 	a.w = sl_calloc((size_t)a.nw, sizeof *a.w);
-	a.scales = sl_calloc((size_t)a.nw + 1, sizeof *a.scales);
-	a.scaled = sl_calloc((size_t)a.nw + 1, sizeof *a.scaled);
+	int tasks = a.m->cfg.n_layers + 1;
+	a.n_slots = tasks * TAPS;
+	a.scales = sl_calloc((size_t)a.n_slots, sizeof *a.scales);
+	a.scaled = sl_calloc((size_t)a.n_slots, sizeof *a.scaled);
+	a.layer_status = sl_calloc((size_t)tasks, sizeof *a.layer_status);
+	a.layer_err = sl_calloc((size_t)tasks, sizeof *a.layer_err);
 	sl_module *mods = sl_calloc((size_t)a.nw, sizeof *mods);
-	if (!a.w || !a.scales || !a.scaled || !mods) {
+	if (!a.w || !a.scales || !a.scaled || !a.layer_status || !a.layer_err || !mods) {
 		free(mods);
 		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 		goto fail;
