@@ -90,7 +90,7 @@ static void bench_model(const char *label, const sl_model *base, bool quality)
 		return;
 	}
 	printf("\n%s: calibration over 8192 tokens with Hessians: %.2f s\n", label, bench_now() - t0);
-	printf("%-18s %7s %9s %10s %9s %7s\n", "method", "bpw", "seconds", "KL", "PPL", "top-1");
+	printf("%-18s %7s %9s %9s %10s %9s %7s\n", "method", "bpw", "wall s", "cpu s", "KL", "PPL", "top-1");
 	for (size_t i = 0; i < sizeof quant_rows / sizeof quant_rows[0]; i++) {
 		const row *rw = &quant_rows[i];
 		sl_recipe *r = make_recipe(rw);
@@ -99,12 +99,13 @@ static void bench_model(const char *label, const sl_model *base, bool quality)
 		sl_apply_opts o = {.calib = calib};
 		sl_model *m = NULL;
 		sl_apply_report rep;
+		double cpu0 = bench_cpu_now();
 		if (sl_recipe_apply(base, r, &o, &m, &rep, &err)) {
 			printf("%-18s %s\n", rw->label, err.msg);
 			sl_recipe_free(r);
 			continue;
 		}
-		printf("%-18s %7.2f %9.3f", rw->label, rep.bpw, rep.seconds);
+		printf("%-18s %7.2f %9.3f %9.3f", rw->label, rep.bpw, rep.seconds, bench_cpu_now() - cpu0);
 		sl_eval_result res;
 		sl_eval_opts eo = {.n_ctx = 256, .n_chunks = 48};
 		if (quality && !sl_eval_text(m, base, eval_text, eval_len, &eo, &res, &err))
@@ -118,8 +119,8 @@ static void bench_model(const char *label, const sl_model *base, bool quality)
 		sl_eval_result res;
 		sl_eval_opts eo = {.n_ctx = 256, .n_chunks = 48};
 		if (!sl_eval_text(base, NULL, eval_text, eval_len, &eo, &res, &err))
-			printf("%-18s %7.2f %9s %10s %9.3f\n", "base", 8.0 * sl_model_bytes(base) / sl_model_n_params(base), "",
-			       "", res.ppl);
+			printf("%-18s %7.2f %9s %9s %10s %9.3f\n", "base", 8.0 * sl_model_bytes(base) / sl_model_n_params(base),
+			       "", "", "", res.ppl);
 	}
 	sl_calib_free(calib);
 }
