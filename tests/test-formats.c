@@ -495,6 +495,18 @@ static void test_ggml_twins(void)
 		}
 	}
 	CHECK(twins == 21, "%d types have twins", twins);
+	/* Where the layouts are the same, so are the reference quantizers. */
+	static const int same[3][2] = {{4, SL_DT_Q4_0}, {8, SL_DT_Q8_0}, {-4, SL_DT_Q4_1}};
+	for (int i = 0; i < 3; i++) {
+		const sl_type_info *gi = sl_type_info_get(same[i][1]);
+		if (!gi || !gi->from_float)
+			continue;
+		int type = sl_dtype_int_group(abs(same[i][0]), 32, same[i][0] < 0);
+		sl_type_info_get(type)->from_float(w, q, N);
+		gi->from_float(w, t, N);
+		CHECK(!memcmp(q, t, sl_dtype_row_bytes(type, N)), "%s and %s quantize differently",
+		      sl_dtype_name(type), gi->name);
+	}
 	CHECK(sl_dtype_ggml_twin(SL_DT_I8_CH) == -1 && sl_dtype_ggml_twin(SL_DT_NVFP4) == -1, "no twins for these");
 }
 

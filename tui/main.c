@@ -16,6 +16,8 @@ static const char main_usage[] =
 	"  eval MODEL --text FILE          perplexity; with --base: KL, top-1, delta PPL\n"
 	"  generate MODEL [-p PROMPT]      continue a prompt\n"
 	"  tokenize MODEL_OR_VOCAB --text FILE   token ids of a text\n"
+	"  recipe validate FILE [--model MODEL]  every problem of a recipe\n"
+	"  recipe formats                  the formats a recipe can name\n"
 	"\n"
 	"Each command takes --help. See slimlab(1).\n";
 
@@ -29,6 +31,7 @@ static const command commands[] = {
 	{"eval", sl_cmd_eval},
 	{"generate", sl_cmd_generate},
 	{"tokenize", sl_cmd_tokenize},
+	{"recipe", sl_cmd_recipe},
 };
 
 int main(int argc, char **argv)
