@@ -29,6 +29,7 @@ static const command commands[] = {
 	{"eval", sl_cmd_eval},
 	{"generate", sl_cmd_generate},
 	{"tokenize", sl_cmd_tokenize},
+	{"train", sl_cmd_train},
 };
 
 int main(int argc, char **argv)
