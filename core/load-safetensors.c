@@ -328,7 +328,9 @@ static sl_status add_entry(shard *s, const cJSON *e, sl_error *err)
 		                 "%s: tensor '%.200s': data_offsets do not lie within the %zu data bytes that start at offset %zu",
 		                 path, hf, s->data_len, s->data_off);
 	size_t nb = sl_tensor_bytes_for(type, ne, n_dims);
-	if (!nb || nb != end - begin)
+	if (!nb)
+		return sl_errorf(err, SL_ERR_FORMAT, "%s: tensor '%.200s': its shape is impossibly large", path, hf);
+	if (nb != end - begin)
 		return sl_errorf(err, SL_ERR_FORMAT,
 		                 "%s: tensor '%.200s': its shape needs %zu bytes of %s but data_offsets [%llu, %llu] hold %llu",
 		                 path, hf, nb, dt->valuestring, (unsigned long long)begin, (unsigned long long)end,
@@ -410,15 +412,16 @@ static sl_status load_index(shard *s, const char *dir, const char *index, sl_err
 	const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
 	if (!cJSON_IsObject(map)) {
 		cJSON_Delete(root);
-		return sl_errorf(err, SL_ERR_FORMAT, "%s: not a safetensors index (no \"weight_map\" object)", index);
+		return sl_errorf(err, SL_ERR_FORMAT, "%s: not a safetensors index (malformed, or no \"weight_map\" object)",
+		                 index);
 	}
 	const cJSON *e;
 	cJSON_ArrayForEach(e, map)
 	{
 		if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/')) {
 			st = sl_errorf(err, SL_ERR_FORMAT,
-			               "%s: weight_map entry '%.200s' does not name a file in the model's folder",
-			               index, e->string);
+			               "%s: weight_map entry '%.200s' names '%.200s', not a file in the model's folder",
+			               index, e->string, cJSON_IsString(e) ? e->valuestring : "?");
 			break;
 		}
 		const cJSON *prev = map->child;

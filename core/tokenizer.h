@@ -13,6 +13,10 @@
 
 struct sl_gguf;
 
+/* How text meets the vocabulary. SPM: spaces are "▁" and characters the
+ * vocabulary lacks become <0xNN> byte tokens (llama2.c, GGUF "llama",
+ * tokenizer.json with Metaspace); BPE: text is GPT-2's printable stand-in
+ * for its bytes (GGUF "gpt2", tokenizer.json with ByteLevel). */
 typedef enum { SL_TOK_SPM = 0, SL_TOK_BPE = 1 } sl_tok_kind;
 
 /* Token attributes, as GGUF's tokenizer.ggml.token_type numbers them. */
@@ -63,5 +67,16 @@ sl_status sl_tok_encode(const sl_tokenizer *t, const char *text, size_t len, boo
 const char *sl_tok_decode(const sl_tokenizer *t, int32_t prev, int32_t id, size_t *len);
 /* The vocabulary entry as stored ("▁the", "Ġthe", "<0x0A>"). */
 const char *sl_tok_piece(const sl_tokenizer *t, int32_t id);
+
+/* The id of a vocabulary entry given as stored, or -1. */
+int32_t sl_tok_find(const sl_tokenizer *t, const char *piece, size_t len);
+int sl_tok_unk(const sl_tokenizer *t);  /* -1 when the vocabulary has none */
+/* SL_TOKEN_* of token id (0 out of range) and its SentencePiece score. */
+int sl_tok_type(const sl_tokenizer *t, int32_t id);
+float sl_tok_score(const sl_tokenizer *t, int32_t id);
+/* The merges, by rank (none for score-merged vocabularies): merge i joins
+ * the pieces of *left and *right; false when i is out of range. */
+size_t sl_tok_n_merges(const sl_tokenizer *t);
+bool sl_tok_merge(const sl_tokenizer *t, size_t i, int32_t *left, int32_t *right);
 
 #endif

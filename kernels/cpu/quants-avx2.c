@@ -1,0 +1,388 @@
+/* AVX2 dot products of the GGML block formats against quantized activations.
+ * Every function carries its own target attribute, so this file compiles in
+ * a plain x86-64 build; sl_quants_vec_dot_avx2 hands them out only when the
+ * CPU has AVX2, FMA and F16C. The K formats produce exactly the portable
+ * results (the same integer sums, then sl_q_K_block_dot); the legacy formats
+ * keep eight float partial sums and differ from the portable ones only in
+ * rounding. */
+#include "quants.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float half(uint16_t h)
+{
+	return _cvtsh_ss(h);
+}
+
+AVX2 static inline float hsum_ps(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline int32_t hsum_epi32(__m256i v)
+{
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+	s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+	return _mm_cvtsi128_si32(s);
+}
+
+AVX2 static inline __m256i load32(const void *p)
+{
+	return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* Unsigned bytes u times signed bytes y, summed in fours into 8 int32 lanes.
+ * No pair of products reaches the int16 saturation of maddubs: the codes are
+ * at most 63 and the activations at most 127 in magnitude, save the 8-bit
+ * weights handled by dot_s8. */
+AVX2 static inline __m256i dot_u8(__m256i u, __m256i y)
+{
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1));
+}
+
+/* Signed times signed: the sign of a moves onto y, so |a| can be unsigned
+ * (up to 128 * 127 * 2, still inside int16). */
+AVX2 static inline __m256i dot_s8(__m256i a, __m256i y)
+{
+	return dot_u8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(y, a));
+}
+
+/* ---- legacy formats ------------------------------------------------------- */
+
+/* The 32 codes of a block in element order: low nibbles of qs, then high. */
+AVX2 static inline __m256i nibbles32(const uint8_t qs[16])
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)qs);
+	return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+}
+
+/* 0xff in byte j when bit j of the little-endian 32-bit qh is set: byte j
+ * gets a copy of qh's byte j/8, then keeps only bit j%8. */
+AVX2 static inline __m256i bits32(const uint8_t qh[4])
+{
+	uint32_t h;
+	memcpy(&h, qh, sizeof h);
+	const __m256i spread =
+	        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), spread);
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* Codes of one block, signed for the formats without an offset (against
+ * Q8_0), unsigned with the offset in *m for the others (against Q8_1). */
+typedef __m256i (*codes32_fn)(const void *blk, float *d, float *m);
+
+AVX2 static inline __m256i q4_0_codes(const void *blk, float *d, float *m)
+{
+	const sl_block_q4_0 *x = blk;
+	*d = half(x->d);
+	*m = 0;
+	return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+}
+
+AVX2 static inline __m256i q4_1_codes(const void *blk, float *d, float *m)
+{
+	const sl_block_q4_1 *x = blk;
+	*d = half(x->d);
+	*m = half(x->m);
+	return nibbles32(x->qs);
+}
+
+/* A clear high bit means code - 16, which as a byte is code | 0xf0. */
+AVX2 static inline __m256i q5_0_codes(const void *blk, float *d, float *m)
+{
+	const sl_block_q5_0 *x = blk;
+	*d = half(x->d);
+	*m = 0;
+	__m256i hi = _mm256_andnot_si256(bits32(x->qh), _mm256_set1_epi8((char)0xf0));
+	return _mm256_or_si256(nibbles32(x->qs), hi);
+}
+
+AVX2 static inline __m256i q5_1_codes(const void *blk, float *d, float *m)
+{
+	const sl_block_q5_1 *x = blk;
+	*d = half(x->d);
+	*m = half(x->m);
+	__m256i hi = _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10));
+	return _mm256_or_si256(nibbles32(x->qs), hi);
+}
+
+AVX2 static inline __m256i q8_0_codes(const void *blk, float *d, float *m)
+{
+	const sl_block_q8_0 *x = blk;
+	*d = half(x->d);
+	*m = 0;
+	return load32(x->qs);
+}
+
+__attribute__((always_inline)) AVX2 static inline void
+dot32(codes32_fn codes, size_t bytes, bool offset, int64_t n, float *s, const void *w,
+      const void *xq)
+{
+	const uint8_t *p = w;
+	__m256 acc = _mm256_setzero_ps();
+	float summ = 0;
+	for (int64_t i = 0; i < n / SL_QK; i++, p += bytes) {
+		float d, m;
+		__m256i q = codes(p, &d, &m), dot;
+		if (offset) {
+			const sl_block_q8_1 *y = (const sl_block_q8_1 *)xq + i;
+			dot = dot_u8(q, load32(y->qs));
+			d *= half(y->d);
+			summ += m * half(y->s);
+		} else {
+			const sl_block_q8_0 *y = (const sl_block_q8_0 *)xq + i;
+			dot = dot_s8(q, load32(y->qs));
+			d *= half(y->d);
+		}
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc);
+	}
+	*s = hsum_ps(acc) + summ;
+}
+
+#define LEGACY_DOT(t, offset)                                                        \
+	AVX2 static void t##_dot(int64_t n, float *s, const void *w, const void *xq) \
+	{                                                                            \
+		dot32(t##_codes, sizeof(sl_block_##t), offset, n, s, w, xq);         \
+	}
+
+LEGACY_DOT(q4_0, false)
+LEGACY_DOT(q4_1, true)
+LEGACY_DOT(q5_0, false)
+LEGACY_DOT(q5_1, true)
+LEGACY_DOT(q8_0, false)
+
+/* ---- K formats -------------------------------------------------------------
+ * Every block is eight groups of 32 codes. Group k spans sub-blocks 2k and
+ * 2k+1 of 16 elements (Q4_K/Q5_K repeat each 32-element scale twice). The
+ * sixteen sub-block scales are widened to int16 once per block, in two
+ * halves: half h holds scales 8h..8h+7 in both 128-bit lanes, so that group
+ * k = 4h + j finds its pair with one in-lane shuffle. */
+typedef struct {
+	__m256i half[2];
+} scales16;
+
+AVX2 static inline scales16 widen_scales(__m128i sc8)
+{
+	const __m256i all = _mm256_cvtepi8_epi16(sc8);
+	return (scales16){{_mm256_permute2x128_si256(all, all, 0x00),
+	                   _mm256_permute2x128_si256(all, all, 0x11)}};
+}
+
+/* Group k's codes times its activations: bytes 0-15 weighted by scale 2k,
+ * bytes 16-31 by scale 2k+1 (int16 2j of the low lane, 2j+1 of the high). */
+AVX2 static inline __m256i group_dot(__m256i u, const int8_t *y, const scales16 *sc, int k)
+{
+	const int j = k % 4;
+	const __m256i pick =
+	        _mm256_add_epi8(_mm256_set_m128i(_mm_set1_epi16(0x0302), _mm_set1_epi16(0x0100)),
+	                        _mm256_set1_epi8((char)(4 * j)));
+	const __m256i w = _mm256_shuffle_epi8(sc->half[k / 4], pick);
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, load32(y)), w);
+}
+
+/* sum_g w_g*bsum_g with the sixteen weights as bytes, in 8 int32 lanes. */
+AVX2 static inline __m256i bsum_dot(__m128i w, const int16_t bsums[16])
+{
+	return _mm256_madd_epi16(_mm256_cvtepi8_epi16(w), load32(bsums));
+}
+
+/* Bit k of every byte of v, moved to bit `to`. */
+AVX2 static inline __m256i bit_of(__m256i v, int k, int to)
+{
+	return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(v, k), _mm256_set1_epi8(1)),
+	                         to);
+}
+
+AVX2 static void q2_K_dot(int64_t n, float *s, const void *w, const void *xq)
+{
+	const sl_block_q2_K *x = w;
+	const sl_block_q8_K *y = xq;
+	const __m256i m3 = _mm256_set1_epi8(3);
+	const __m128i m4 = _mm_set1_epi8(0x0f);
+	float sum = 0;
+	for (int64_t i = 0; i < n / SL_QK_K; i++) {
+		const __m128i packed = _mm_loadu_si128((const __m128i *)x[i].scales);
+		const scales16 sc = widen_scales(_mm_and_si128(packed, m4));
+		const __m128i mn = _mm_and_si128(_mm_srli_epi16(packed, 4), m4);
+		__m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 2
+		for (int h = 0; h < 2; h++) {
+			const __m256i q = load32(x[i].qs + 32 * h);
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				__m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+				acc = _mm256_add_epi32(acc, group_dot(u, y[i].qs + 128 * h + 32 * j,
+				                                      &sc, 4 * h + j));
+			}
+		}
+		sum += sl_q_K_block_dot(y[i].d, half(x[i].d), hsum_epi32(acc), half(x[i].dmin),
+		                        hsum_epi32(bsum_dot(mn, y[i].bsums)));
+	}
+	*s = sum;
+}
+
+/* Codes q + 4 are unsigned; the 4 comes back out as 4*sum(sc*bsum). */
+AVX2 static void q3_K_dot(int64_t n, float *s, const void *w, const void *xq)
+{
+	const sl_block_q3_K *x = w;
+	const sl_block_q8_K *y = xq;
+	const __m256i m3 = _mm256_set1_epi8(3);
+	float sum = 0;
+	for (int64_t i = 0; i < n / SL_QK_K; i++) {
+		uint64_t biased[2];
+		sl_q3_K_scales(x[i].scales, biased);
+		const __m128i sc =
+		        _mm_sub_epi8(_mm_set_epi64x((long long)biased[1], (long long)biased[0]),
+		                     _mm_set1_epi8(32));
+		const scales16 sc16 = widen_scales(sc);
+		const __m256i hm = load32(x[i].hmask);
+		__m256i acc = _mm256_slli_epi32(bsum_dot(sc, y[i].bsums), 2);
+		acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+#pragma GCC unroll 2
+		for (int h = 0; h < 2; h++) {
+			const __m256i q = load32(x[i].qs + 32 * h);
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				__m256i u = _mm256_or_si256(
+				        _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3),
+				        bit_of(hm, 4 * h + j, 2));
+				acc = _mm256_add_epi32(acc, group_dot(u, y[i].qs + 128 * h + 32 * j,
+				                                      &sc16, 4 * h + j));
+			}
+		}
+		sum += sl_q_K_block_dot(y[i].d, half(x[i].d), hsum_epi32(acc), 0.0f, 0);
+	}
+	*s = sum;
+}
+
+/* Q4_K and Q5_K differ only in the fifth bit; Q4_K passes qh = NULL. */
+__attribute__((always_inline)) AVX2 static inline float
+dot_q45_K(uint16_t d, uint16_t dmin, const uint8_t scales[12], const uint8_t *qh,
+          const uint8_t qs[128], const sl_block_q8_K *y)
+{
+	uint64_t sc8, m8;
+	sl_q4_K_scales(scales, &sc8, &m8);
+	const __m128i sc = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc8),
+	                                     _mm_cvtsi64_si128((long long)sc8));
+	const __m128i mn = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)m8),
+	                                     _mm_cvtsi64_si128((long long)m8));
+	const scales16 sc16 = widen_scales(sc);
+	const __m256i m4 = _mm256_set1_epi8(0x0f);
+	const __m256i hv = qh ? load32(qh) : _mm256_setzero_si256();
+	__m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++) {
+		const __m256i q = load32(qs + 32 * c);
+		__m256i lo = _mm256_and_si256(q, m4),
+		        hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+		if (qh) {
+			lo = _mm256_or_si256(lo, bit_of(hv, 2 * c, 4));
+			hi = _mm256_or_si256(hi, bit_of(hv, 2 * c + 1, 4));
+		}
+		acc = _mm256_add_epi32(acc, group_dot(lo, y->qs + 64 * c, &sc16, 2 * c));
+		acc = _mm256_add_epi32(acc, group_dot(hi, y->qs + 64 * c + 32, &sc16, 2 * c + 1));
+	}
+	return sl_q_K_block_dot(y->d, half(d), hsum_epi32(acc), half(dmin),
+	                        hsum_epi32(bsum_dot(mn, y->bsums)));
+}
+
+AVX2 static void q4_K_dot(int64_t n, float *s, const void *w, const void *xq)
+{
+	const sl_block_q4_K *x = w;
+	const sl_block_q8_K *y = xq;
+	float sum = 0;
+	for (int64_t i = 0; i < n / SL_QK_K; i++)
+		sum += dot_q45_K(x[i].d, x[i].dmin, x[i].scales, NULL, x[i].qs, y + i);
+	*s = sum;
+}
+
+AVX2 static void q5_K_dot(int64_t n, float *s, const void *w, const void *xq)
+{
+	const sl_block_q5_K *x = w;
+	const sl_block_q8_K *y = xq;
+	float sum = 0;
+	for (int64_t i = 0; i < n / SL_QK_K; i++)
+		sum += dot_q45_K(x[i].d, x[i].dmin, x[i].scales, x[i].qh, x[i].qs, y + i);
+	*s = sum;
+}
+
+/* Codes q + 32 are unsigned; the 32 comes back out as 32*sum(sc*bsum). */
+AVX2 static void q6_K_dot(int64_t n, float *s, const void *w, const void *xq)
+{
+	const sl_block_q6_K *x = w;
+	const sl_block_q8_K *y = xq;
+	const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+	float sum = 0;
+	for (int64_t i = 0; i < n / SL_QK_K; i++) {
+		const __m128i sc = _mm_loadu_si128((const __m128i *)x[i].scales);
+		const scales16 sc16 = widen_scales(sc);
+		__m256i acc = _mm256_slli_epi32(bsum_dot(sc, y[i].bsums), 5);
+		acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+#pragma GCC unroll 2
+		for (int h = 0; h < 2; h++) {
+			const __m256i ql[2] = {load32(x[i].ql + 64 * h),
+			                       load32(x[i].ql + 64 * h + 32)};
+			const __m256i qh = load32(x[i].qh + 32 * h);
+#pragma GCC unroll 4
+			for (int j = 0; j < 4; j++) {
+				__m256i lo = _mm256_and_si256(
+				        _mm256_srli_epi16(ql[j % 2], 4 * (j / 2)), m4);
+				__m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), m3);
+				__m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+				acc = _mm256_add_epi32(acc, group_dot(u, y[i].qs + 128 * h + 32 * j,
+				                                      &sc16, 4 * h + j));
+			}
+		}
+		sum += sl_q_K_block_dot(y[i].d, half(x[i].d), hsum_epi32(acc), 0.0f, 0);
+	}
+	*s = sum;
+}
+
+/* Through cpuid: not every compiler's __builtin_cpu_supports knows F16C. */
+static bool cpu_has_f16c(void)
+{
+	unsigned a, b, c, d;
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
+sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
+{
+	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !cpu_has_f16c())
+		return NULL;
+	switch (type) {
+	case SL_DT_Q4_0: return q4_0_dot;
+	case SL_DT_Q4_1: return q4_1_dot;
+	case SL_DT_Q5_0: return q5_0_dot;
+	case SL_DT_Q5_1: return q5_1_dot;
+	case SL_DT_Q8_0: return q8_0_dot;
+	case SL_DT_Q2_K: return q2_K_dot;
+	case SL_DT_Q3_K: return q3_K_dot;
+	case SL_DT_Q4_K: return q4_K_dot;
+	case SL_DT_Q5_K: return q5_K_dot;
+	case SL_DT_Q6_K: return q6_K_dot;
+	default: return NULL;
+	}
+}
+
+#else
+
+sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+#endif

@@ -1,0 +1,827 @@
+/* Tests of the GGML block formats (kernels/cpu/quants.c): a block of every
+ * format written byte by byte from the published layout and its exact
+ * floats; quantizers checked against hand-derived bytes and against hashes
+ * of the bytes ggml's reference quantizers write; round-trip error bounds;
+ * every dot product (portable, AVX2 when the CPU has it, F32) against
+ * double-precision references. */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/cpu/quants.h"
+#include "kernels/dtype.h"
+#include "test.h"
+
+enum { MAXB = 292 }; /* largest block, Q8_K */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v & 0xff);
+	p[1] = (uint8_t)(v >> 8);
+}
+
+/* A deterministic generator whose floats are exact on any IEEE machine, so
+ * the hashes below reproduce everywhere. */
+static uint64_t gen_state;
+
+static uint32_t gen_next(void)
+{
+	gen_state = gen_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(gen_state >> 32);
+}
+
+static float gen_unit(void)
+{
+	return (float)((int32_t)(gen_next() >> 8) - (1 << 23)) * (1.0f / (1 << 23));
+}
+
+/* Rows of 256 with a different character every super-block: bell-shaped,
+ * uniform, all zero, constant, one outlier, all positive, all negative,
+ * tiny. */
+static void gen_fill(float *x, int64_t n, uint64_t seed)
+{
+	gen_state = seed;
+	for (int64_t b = 0; b < n / 256; b++) {
+		float *p = x + 256 * b;
+		float scale = (float)(1 + gen_next() % 1000) / 64.0f;
+		for (int i = 0; i < 256; i++) {
+			float g = gen_unit() + gen_unit() + gen_unit() + gen_unit();
+			switch (b % 8) {
+			case 0: p[i] = g * scale; break;
+			case 1: p[i] = gen_unit() * scale; break;
+			case 2: p[i] = 0; break;
+			case 3: p[i] = scale; break;
+			case 4: p[i] = i == 77 ? -40 * scale : g; break;
+			case 5: p[i] = (g < 0 ? -g : g) * scale + 1; break;
+			case 6: p[i] = -(g < 0 ? -g : g) * scale - 0.5f; break;
+			default: p[i] = g * 1e-6f; break;
+			}
+		}
+	}
+}
+
+static uint64_t fnv1a(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* ---- the table --------------------------------------------------------------- */
+
+static void test_table(void)
+{
+	static const struct {
+		int type;
+		const char *name;
+		int block_size;
+		size_t block_bytes;
+		int vec_dot_type;
+	} want[] = {
+	        /* sizes from ggml-common.h: 2-byte halves, nibbles, bit planes */
+	        {SL_DT_Q4_0, "q4_0", 32, 2 + 16, SL_DT_Q8_0},
+	        {SL_DT_Q4_1, "q4_1", 32, 2 + 2 + 16, SL_DT_Q8_1},
+	        {SL_DT_Q5_0, "q5_0", 32, 2 + 4 + 16, SL_DT_Q8_0},
+	        {SL_DT_Q5_1, "q5_1", 32, 2 + 2 + 4 + 16, SL_DT_Q8_1},
+	        {SL_DT_Q8_0, "q8_0", 32, 2 + 32, SL_DT_Q8_0},
+	        {SL_DT_Q8_1, "q8_1", 32, 2 + 2 + 32, 0},
+	        {SL_DT_Q2_K, "q2_k", 256, 16 + 64 + 2 + 2, SL_DT_Q8_K},
+	        {SL_DT_Q3_K, "q3_k", 256, 32 + 64 + 12 + 2, SL_DT_Q8_K},
+	        {SL_DT_Q4_K, "q4_k", 256, 2 + 2 + 12 + 128, SL_DT_Q8_K},
+	        {SL_DT_Q5_K, "q5_k", 256, 2 + 2 + 12 + 32 + 128, SL_DT_Q8_K},
+	        {SL_DT_Q6_K, "q6_k", 256, 128 + 64 + 16 + 2, SL_DT_Q8_K},
+	        {SL_DT_Q8_K, "q8_k", 256, 4 + 256 + 32, 0},
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		const sl_type_info *ti = sl_type_info_get(want[i].type);
+		REQUIRE(ti, "type %d missing", want[i].type);
+		CHECK(!strcmp(ti->name, want[i].name), "%s vs %s", ti->name, want[i].name);
+		CHECK(ti->block_size == want[i].block_size, "%s block size %d", ti->name,
+		      ti->block_size);
+		CHECK(ti->block_bytes == want[i].block_bytes, "%s block bytes %zu", ti->name,
+		      ti->block_bytes);
+		CHECK(ti->to_float && ti->from_float, "%s conversions", ti->name);
+		bool weights = want[i].vec_dot_type != 0;
+		CHECK(!weights || (ti->vec_dot && ti->dot_f32 &&
+		                   ti->vec_dot_type == want[i].vec_dot_type),
+		      "%s dot products", ti->name);
+		sl_vec_dot_fn avx2 = sl_quants_vec_dot_avx2(want[i].type);
+		if (weights)
+			CHECK(ti->vec_dot ==
+			              (avx2 ? avx2 : sl_quants_vec_dot_portable(want[i].type)),
+			      "%s: the table holds the fastest dot product", ti->name);
+	}
+	CHECK(sl_dtype_row_bytes(SL_DT_Q4_K, 4096) == 16 * 144, "q4_k row bytes");
+	CHECK(sl_dtype_row_bytes(SL_DT_Q4_0, 4096) == 128 * 18, "q4_0 row bytes");
+	CHECK(sl_dtype_row_bytes(SL_DT_Q6_K, 100) == 0, "a row that is not whole blocks");
+}
+
+/* ---- hand-written blocks -----------------------------------------------------
+ * Each builder writes one block from the layout in ggml-common.h and fills
+ * want[] with its exact values (all small integers times powers of two, so
+ * the order of float operations does not matter). Each block is also chosen
+ * to be a fixed point of ggml's quantizer: every scale group spans its whole
+ * code range (its minimum and maximum codes occur), so the quantizer finds
+ * the same scales and codes again; check_block quantizes want[] and expects
+ * the same bytes back. */
+
+/* Legacy nibbles: element j < 16 is the low nibble of qs[j], element j + 16
+ * the high one. With qs[j] = (15 - j) | j << 4 element j has 15 - j and
+ * element 16 + j has j. */
+static int nibble_pattern(int e)
+{
+	return e < 16 ? 15 - e : e - 16;
+}
+
+static void qs_pattern(uint8_t *qs)
+{
+	for (int j = 0; j < 16; j++)
+		qs[j] = (uint8_t)((15 - j) | j << 4);
+}
+
+/* qh = 0f f0 02 80: bits 0-3, 12-15, 17 and 31 (byte k holds bits 8k..8k+7). */
+static const uint8_t qh_bytes[4] = {0x0f, 0xf0, 0x02, 0x80};
+
+static int qh_bit(int e)
+{
+	return e < 4 || (e >= 12 && e < 16) || e == 17 || e == 31;
+}
+
+static size_t block_q4_0(uint8_t *b, float *want)
+{
+	put16(b, 0x3800); /* d = 0.5 */
+	qs_pattern(b + 2);
+	for (int e = 0; e < 32; e++)
+		want[e] = 0.5f * (nibble_pattern(e) - 8);
+	/* element 0: nibble 15 -> 3.5; element 16: nibble 0 -> -4, the largest
+	 * magnitude, so the quantizer picks d = -4 / -8 again */
+	CHECK(want[0] == 3.5f && want[16] == -4.0f, "q4_0 hand values");
+	return 18;
+}
+
+static size_t block_q4_1(uint8_t *b, float *want)
+{
+	put16(b, 0x3c00);     /* d = 1 */
+	put16(b + 2, 0xc000); /* m = -2 */
+	qs_pattern(b + 4);
+	for (int e = 0; e < 32; e++)
+		want[e] = nibble_pattern(e) - 2.0f;
+	CHECK(want[0] == 13 && want[16] == -2, "q4_1 hand values");
+	return 20;
+}
+
+static size_t block_q5_0(uint8_t *b, float *want)
+{
+	put16(b, 0x4000); /* d = 2 */
+	memcpy(b + 2, qh_bytes, 4);
+	qs_pattern(b + 6);
+	for (int e = 0; e < 32; e++)
+		want[e] = 2.0f * ((nibble_pattern(e) | qh_bit(e) << 4) - 16);
+	/* element 0: 15 | 16 = 31 -> 30; element 16: 0, bit clear -> -32 */
+	CHECK(want[0] == 30 && want[16] == -32 && want[17] == 2, "q5_0 hand values");
+	return 22;
+}
+
+static size_t block_q5_1(uint8_t *b, float *want)
+{
+	put16(b, 0x3800);     /* d = 0.5 */
+	put16(b + 2, 0xbc00); /* m = -1 */
+	memcpy(b + 4, qh_bytes, 4);
+	qs_pattern(b + 8);
+	for (int e = 0; e < 32; e++)
+		want[e] = 0.5f * (nibble_pattern(e) | qh_bit(e) << 4) - 1.0f;
+	CHECK(want[0] == 14.5f && want[16] == -1 && want[30] == 6, "q5_1 hand values");
+	return 24;
+}
+
+static size_t block_q8_0(uint8_t *b, float *want)
+{
+	put16(b, 0x3400); /* d = 0.25 */
+	for (int e = 0; e < 32; e++) {
+		b[2 + e] = (uint8_t)(int8_t)(8 * e - 127); /* -127, -119 ... 121 */
+		want[e] = 0.25f * (8 * e - 127);
+	}
+	CHECK(want[0] == -31.75f && want[31] == 30.25f, "q8_0 hand values");
+	return 34;
+}
+
+/* K formats: element 128h + 32j + l (l < 32) keeps its two low bits at
+ * shift 2j of qs[32h + l]; a byte of 0x00 at l = 0 and l = 16 and of 0xff at
+ * l = 1 and l = 17 put codes 0 and 3 in every 16-element group. */
+static void crumbs_pattern(uint8_t *qs)
+{
+	for (int i = 0; i < 64; i++)
+		qs[i] = (uint8_t)(i * 37 + 11);
+	for (int h = 0; h < 2; h++) {
+		qs[32 * h] = qs[32 * h + 16] = 0x00;
+		qs[32 * h + 1] = qs[32 * h + 17] = 0xff;
+	}
+}
+
+/* The layout read the other way round from the code under test: walk the
+ * bytes and scatter each bit field to its element. */
+static void scatter_crumbs(const uint8_t *qs, int *q)
+{
+	for (int h = 0; h < 2; h++)
+		for (int l = 0; l < 32; l++)
+			for (int j = 0; j < 4; j++)
+				q[128 * h + 32 * j + l] = (qs[32 * h + l] >> (2 * j)) & 3;
+}
+
+/* Bit b of byte l of a Q3_K/Q5_K high-bit plane is element 32b + l. */
+static void scatter_plane(const uint8_t *plane, int *q, int weight)
+{
+	for (int l = 0; l < 32; l++)
+		for (int b = 0; b < 8; b++)
+			q[32 * b + l] += ((plane[l] >> b) & 1) * weight;
+}
+
+static size_t block_q2_K(uint8_t *b, float *want)
+{
+	static const int sc[16] = {15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+	static const int mn[16] = {0, 15, 3, 7, 1, 2, 4, 8, 9, 10, 11, 12, 13, 14, 5, 6};
+	for (int g = 0; g < 16; g++)
+		b[g] = (uint8_t)(sc[g] | mn[g] << 4); /* scale low nibble, min high */
+	crumbs_pattern(b + 16);
+	put16(b + 80, 0x3000); /* d = 0.125 */
+	put16(b + 82, 0x2c00); /* dmin = 0.0625 */
+	int q[256];
+	scatter_crumbs(b + 16, q);
+	for (int e = 0; e < 256; e++)
+		want[e] = 0.125f * sc[e / 16] * q[e] - 0.0625f * mn[e / 16];
+	/* element 1: byte 1 = 0xff, code 3 -> 0.125*15*3 - 0 = 5.625;
+	 * element 32: byte 0 at shift 2 = 0 -> -0.0625*mn[2] = -0.1875 */
+	CHECK(want[1] == 5.625f && want[32] == -0.1875f, "q2_k hand values");
+	return 84;
+}
+
+static size_t block_q3_K(uint8_t *b, float *want)
+{
+	/* sixteen 6-bit scales stored as s + 32; the -32 of group 0 is the largest
+	 * magnitude, so the quantizer's d = max/-32 comes back as 0.25 */
+	static const int st[16] = {0, 1, 63, 40, 20, 33, 31, 10, 50, 5, 60, 45, 25, 15, 55, 35};
+	/* bytes 0-7: st[k] & 15 | (st[k+8] & 15) << 4, e.g. byte 0 = 0 | 2 << 4;
+	 * byte 8 + m: st[g] >> 4 at shift 2*(g/4) for g % 4 == m, e.g. byte 8 =
+	 * 0 | 1 << 2 | 3 << 4 | 1 << 6 from groups 0, 4, 8, 12 */
+	static const uint8_t scales[12] = {0x20, 0x51, 0xcf, 0xd8, 0x94, 0xf1,
+	                                   0x7f, 0x3a, 0x74, 0x08, 0xf7, 0xa2};
+	for (int l = 0; l < 32; l++)
+		b[l] = (uint8_t)(l * 29 + 3);
+	b[0] = b[16] = 0; /* with qs bytes 0 and 16 zero: code -4 in every group */
+	crumbs_pattern(b + 32);
+	memcpy(b + 96, scales, 12);
+	put16(b + 108, 0x3400); /* d = 0.25 */
+	int q[256];
+	scatter_crumbs(b + 32, q);
+	scatter_plane(b, q, 4);
+	for (int e = 0; e < 256; e++)
+		want[e] = 0.25f * (st[e / 16] - 32) * (q[e] - 4);
+	/* element 0: code 0 -> 0.25 * -32 * -4 = 32; element 1: low bits 3,
+	 * hmask byte 1 = 32 -> bit 0 clear -> 0.25 * -32 * -1 = 8 */
+	CHECK(want[0] == 32 && want[1] == 8, "q3_k hand values");
+	return 110;
+}
+
+/* Q4_K/Q5_K six-bit scales {1,2,3,4,60,61,62,63} and mins {5,6,7,8,33,34,
+ * 35,63}: bytes 0-3 = sc | (sc[j+4] >> 4) << 6, bytes 4-7 = m | (m[j+4] >>
+ * 4) << 6, bytes 8-11 = sc[j+4] & 15 | (m[j+4] & 15) << 4; e.g. byte 0 =
+ * 1 | 3 << 6, byte 8 = 12 | 1 << 4. */
+static const int k_sc[8] = {1, 2, 3, 4, 60, 61, 62, 63};
+static const int k_mn[8] = {5, 6, 7, 8, 33, 34, 35, 63};
+static const uint8_t k_scales[12] = {0xc1, 0xc2, 0xc3, 0xc4, 0x85, 0x86,
+                                     0x87, 0xc8, 0x1c, 0x2d, 0x3e, 0xff};
+
+/* Element 64c + 32k + l is nibble k of qs[32c + l]; bytes l = 0 and 1 of
+ * each c carry codes 0 and 15 into every 32-element group. */
+static void nibbles_K(uint8_t *qs, int *q)
+{
+	for (int i = 0; i < 128; i++)
+		qs[i] = (uint8_t)(i * 53 + 7);
+	for (int c = 0; c < 4; c++) {
+		qs[32 * c] = 0x00;
+		qs[32 * c + 1] = 0xff;
+		for (int l = 0; l < 32; l++) {
+			q[64 * c + l] = qs[32 * c + l] & 15;
+			q[64 * c + 32 + l] = qs[32 * c + l] >> 4;
+		}
+	}
+}
+
+static size_t block_q4_K(uint8_t *b, float *want)
+{
+	put16(b, 0x2c00);     /* d = 0.0625 */
+	put16(b + 2, 0x2800); /* dmin = 0.03125 */
+	memcpy(b + 4, k_scales, 12);
+	int q[256];
+	nibbles_K(b + 16, q);
+	for (int e = 0; e < 256; e++)
+		want[e] = 0.0625f * k_sc[e / 32] * q[e] - 0.03125f * k_mn[e / 32];
+	/* element 1: 15 * 0.0625 * 1 - 5 * 0.03125 = 0.78125; element 255: high
+	 * nibble of qs[127] = (127*53 + 7) & 0xff = 0x52, so 5 * 0.0625 * 63 -
+	 * 0.03125 * 63 = 17.71875 */
+	CHECK(want[1] == 0.78125f && want[255] == 17.71875f, "q4_k hand values");
+	return 144;
+}
+
+static size_t block_q5_K(uint8_t *b, float *want)
+{
+	put16(b, 0x2c00);
+	put16(b + 2, 0x2800);
+	memcpy(b + 4, k_scales, 12);
+	uint8_t *qh = b + 16;
+	for (int l = 0; l < 32; l++)
+		qh[l] = (uint8_t)(l * 71 + 5);
+	qh[0] = 0x00; /* with qs byte 0: code 0, with byte 1: code 31 */
+	qh[1] = 0xff;
+	int q[256];
+	nibbles_K(b + 48, q);
+	scatter_plane(qh, q, 16);
+	for (int e = 0; e < 256; e++)
+		want[e] = 0.0625f * k_sc[e / 32] * q[e] - 0.03125f * k_mn[e / 32];
+	/* element 1: 15 + 16 = 31 -> 31 * 0.0625 - 5 * 0.03125 = 1.78125 */
+	CHECK(want[1] == 1.78125f && want[0] == -0.15625f, "q5_k hand values");
+	return 176;
+}
+
+static size_t block_q6_K(uint8_t *b, float *want)
+{
+	/* -128 is the largest magnitude: the quantizer's d = max/-128 = 2^-7 */
+	static const int8_t sc[16] = {-128, -100, -64, -1, 1,  2,  3,   5,
+	                              8,    13,   21,  34, 55, 89, 127, -7};
+	uint8_t *ql = b, *qh = b + 128;
+	for (int i = 0; i < 128; i++)
+		ql[i] = (uint8_t)(i * 41 + 9);
+	for (int i = 0; i < 64; i++)
+		qh[i] = (uint8_t)(i * 23 + 1);
+	for (int h = 0; h < 2; h++)
+		for (int l = 0; l < 32; l += 16) /* code 0 (value -32) in every group */
+			ql[64 * h + l] = ql[64 * h + 32 + l] = qh[32 * h + l] = 0;
+	memcpy(b + 192, sc, 16);
+	put16(b + 208, 0x2000); /* d = 2^-7 */
+	/* element 128h + 32j + l: low nibble j/2 of ql[64h + 32(j%2) + l], high
+	 * two bits at shift 2j of qh[32h + l] */
+	int q[256];
+	for (int h = 0; h < 2; h++)
+		for (int l = 0; l < 32; l++)
+			for (int j = 0; j < 4; j++)
+				q[128 * h + 32 * j + l] =
+				        ((ql[64 * h + 32 * (j % 2) + l] >> (4 * (j / 2))) & 15) |
+				        ((qh[32 * h + l] >> (2 * j)) & 3) << 4;
+	for (int e = 0; e < 256; e++)
+		want[e] = 0.0078125f * sc[e / 16] * (q[e] - 32);
+	/* element 0: code 0 -> -128 * -32 / 128 = 32; element 1: ql[1] = 50 ->
+	 * 2, qh[1] = 24 -> bits 0-1 = 0: code 2 -> -128 * -30 / 128 = 30 */
+	CHECK(want[0] == 32 && want[1] == 30, "q6_k hand values");
+	return 210;
+}
+
+static size_t block_q8_K(uint8_t *b, float *want)
+{
+	const float d = 0.5f;
+	memcpy(b, &d, 4);
+	int16_t bsums[16] = {0};
+	for (int e = 0; e < 256; e++) {
+		int8_t q = (int8_t)(e * 37 % 255 - 127); /* element 0: -127 */
+		b[4 + e] = (uint8_t)q;
+		bsums[e / 16] = (int16_t)(bsums[e / 16] + q);
+		want[e] = 0.5f * q;
+	}
+	memcpy(b + 260, bsums, sizeof bsums);
+	return 292;
+}
+
+static void check_block(int type, size_t (*build)(uint8_t *, float *))
+{
+	const sl_type_info *ti = sl_type_info_get(type);
+	uint8_t blk[MAXB], back[MAXB];
+	float want[256], got[256];
+	memset(blk, 0xa5, sizeof blk);
+	size_t bytes = build(blk, want);
+	REQUIRE(bytes == ti->block_bytes, "%s: the builder wrote %zu bytes", ti->name, bytes);
+	const int n = ti->block_size;
+	ti->to_float(blk, got, n);
+	int bad = 0;
+	for (int e = 0; e < n; e++)
+		if (got[e] != want[e] && bad++ < 4)
+			CHECK(got[e] == want[e], "%s element %d: %g, want %g", ti->name, e, got[e],
+			      want[e]);
+	CHECK(!bad, "%s: %d elements differ", ti->name, bad);
+	memset(back, 0, sizeof back);
+	ti->from_float(want, back, n);
+	size_t first = bytes;
+	for (size_t i = 0; i < bytes && first == bytes; i++)
+		if (back[i] != blk[i])
+			first = i;
+	CHECK(first == bytes, "%s: requantized byte %zu is %02x, want %02x", ti->name, first,
+	      first < bytes ? back[first] : 0, first < bytes ? blk[first] : 0);
+}
+
+static void test_hand_blocks(void)
+{
+	check_block(SL_DT_Q4_0, block_q4_0);
+	check_block(SL_DT_Q4_1, block_q4_1);
+	check_block(SL_DT_Q5_0, block_q5_0);
+	check_block(SL_DT_Q5_1, block_q5_1);
+	check_block(SL_DT_Q8_0, block_q8_0);
+	check_block(SL_DT_Q2_K, block_q2_K);
+	check_block(SL_DT_Q3_K, block_q3_K);
+	check_block(SL_DT_Q4_K, block_q4_K);
+	check_block(SL_DT_Q5_K, block_q5_K);
+	check_block(SL_DT_Q6_K, block_q6_K);
+	check_block(SL_DT_Q8_K, block_q8_K);
+}
+
+/* ---- quantizers on hand-picked inputs --------------------------------------- */
+
+static void check_bytes(int type, const float *x, const uint8_t *want, size_t n_bytes)
+{
+	const sl_type_info *ti = sl_type_info_get(type);
+	uint8_t got[MAXB];
+	ti->from_float(x, got, ti->block_size);
+	for (size_t i = 0; i < n_bytes; i++)
+		CHECK(got[i] == want[i], "%s byte %zu: %02x, want %02x", ti->name, i, got[i],
+		      want[i]);
+}
+
+static void test_quantize_by_hand(void)
+{
+	float x[32];
+	uint8_t want[36];
+
+	/* Q8_0 of 0..31: d = 31/127 = 0.244094... -> f16 0x33d0 (mantissa
+	 * 0.9527559*1024 = 975.6 -> 976); qs = round(j * (1/d)) = round(j *
+	 * 4.0967742), no fraction near .5. */
+	static const int8_t q8[32] = {0,  4,  8,  12,  16,  20,  25,  29,  33,  37, 41,
+	                              45, 49, 53, 57,  61,  66,  70,  74,  78,  82, 86,
+	                              90, 94, 98, 102, 107, 111, 115, 119, 123, 127};
+	for (int j = 0; j < 32; j++)
+		x[j] = (float)j;
+	put16(want, 0x33d0);
+	memcpy(want + 2, q8, 32);
+	check_bytes(SL_DT_Q8_0, x, want, 34);
+	/* Q8_1 adds s = d * sum(qs) = 0.24409449 * 2032 = 496.00 -> f16 0x5fc0. */
+	put16(want, 0x33d0);
+	put16(want + 2, 0x5fc0);
+	memcpy(want + 4, q8, 32);
+	check_bytes(SL_DT_Q8_1, x, want, 36);
+
+	/* Q4_0 of j - 16: the largest magnitude is -16, d = -16/-8 = 2 (0x4000);
+	 * codes (int)(x/2 + 8.5) = (j + 1) / 2, clamped to 15 at j = 31. */
+	for (int j = 0; j < 32; j++)
+		x[j] = (float)(j - 16);
+	put16(want, 0x4000);
+	for (int j = 0; j < 16; j++) {
+		int lo = (j + 1) / 2, hi = (j + 17) / 2 < 15 ? (j + 17) / 2 : 15;
+		want[2 + j] = (uint8_t)(lo | hi << 4);
+	}
+	check_bytes(SL_DT_Q4_0, x, want, 18);
+
+	/* Q5_0 of the same: d = -16/-16 = 1, codes (int)(x + 16.5) = j; the fifth
+	 * bit is set for j >= 16, so qh = 0xffff0000 and qs[j] = j | j << 4. */
+	put16(want, 0x3c00);
+	memcpy(want + 2, (const uint8_t[4]){0x00, 0x00, 0xff, 0xff}, 4);
+	for (int j = 0; j < 16; j++)
+		want[6 + j] = (uint8_t)(j * 0x11);
+	check_bytes(SL_DT_Q5_0, x, want, 22);
+
+	/* Q4_1 of (j % 16) - 4: min -4 (0xc400), d = 15/15 = 1, codes j % 16. */
+	for (int j = 0; j < 32; j++)
+		x[j] = (float)(j % 16 - 4);
+	put16(want, 0x3c00);
+	put16(want + 2, 0xc400);
+	for (int j = 0; j < 16; j++)
+		want[4 + j] = (uint8_t)(j * 0x11);
+	check_bytes(SL_DT_Q4_1, x, want, 20);
+
+	/* Q5_1 of j/4 - 1: min -1 (0xbc00), d = 7.75/31 = 0.25 (0x3400), codes j. */
+	for (int j = 0; j < 32; j++)
+		x[j] = j * 0.25f - 1;
+	put16(want, 0x3400);
+	put16(want + 2, 0xbc00);
+	memcpy(want + 4, (const uint8_t[4]){0x00, 0x00, 0xff, 0xff}, 4);
+	for (int j = 0; j < 16; j++)
+		want[8 + j] = (uint8_t)(j * 0x11);
+	check_bytes(SL_DT_Q5_1, x, want, 24);
+
+	/* ties: 0.5 rounds away from zero in Q8 (roundf) but to even in the K
+	 * formats. Q8_0 of {127, 0.5, -0.5, 1.5, 0...}: d = 1 (0x3c00), codes
+	 * 127, 1, -1, 2. Q8_K of {-127, 0.5, 1.5, 2.5, 0...}: iscale = -127/-127 =
+	 * 1, codes -127, 0, 2, 2; d = 1.0f; bsums[0] = -123. */
+	memset(x, 0, sizeof x);
+	x[0] = 127;
+	x[1] = 0.5f;
+	x[2] = -0.5f;
+	x[3] = 1.5f;
+	memset(want, 0, sizeof want);
+	put16(want, 0x3c00);
+	want[2] = 127;
+	want[3] = 1;
+	want[4] = 0xff;
+	want[5] = 2;
+	check_bytes(SL_DT_Q8_0, x, want, 34);
+
+	float xk[256] = {-127, 0.5f, 1.5f, 2.5f};
+	uint8_t gk[292], wk[292] = {0x00, 0x00, 0x80, 0x3f, 0x81, 0, 2, 2};
+	const int16_t bsum0 = -123;
+	memcpy(wk + 260, &bsum0, 2);
+	sl_type_info_get(SL_DT_Q8_K)->from_float(xk, gk, 256);
+	CHECK(!memcmp(gk, wk, sizeof gk), "q8_k rounds ties to even");
+}
+
+/* ---- against ggml ------------------------------------------------------------
+ * FNV-1a hashes of the bytes llama.cpp's quantize_row_*_ref (ggml at commit
+ * c392e509, ggml-quants.c built with gcc -O2 for plain x86-64) writes for
+ * gen_fill(x, 16384, 12345); the output buffer was zeroed first because
+ * ggml leaves the bsums of an all-zero Q8_K block unwritten. */
+static void test_ggml_bytes(void)
+{
+	static const struct {
+		int type;
+		uint64_t hash;
+	} want[] = {
+	        {SL_DT_Q4_0, 0x6053b35745c03f2aull}, {SL_DT_Q4_1, 0xb82d797e4a016c20ull},
+	        {SL_DT_Q5_0, 0x2119eca4e3d3b8afull}, {SL_DT_Q5_1, 0xd30e690a838db36aull},
+	        {SL_DT_Q8_0, 0x627d8fd5cf92135dull}, {SL_DT_Q8_1, 0x3a15244d854c81faull},
+	        {SL_DT_Q2_K, 0x5195873c4b9dae9aull}, {SL_DT_Q3_K, 0x63af14ccc8d9be07ull},
+	        {SL_DT_Q4_K, 0xaa1bc0986e32d0b7ull}, {SL_DT_Q5_K, 0x10e40d380db0e575ull},
+	        {SL_DT_Q6_K, 0x320074179cedf1d4ull}, {SL_DT_Q8_K, 0x1455027bfbe2c52aull},
+	};
+	enum { N = 16384 };
+	float *x = malloc(N * sizeof *x);
+	uint8_t *q = malloc(N * 2);
+	REQUIRE(x && q, "out of memory");
+	gen_fill(x, N, 12345);
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		const sl_type_info *ti = sl_type_info_get(want[i].type);
+		size_t bytes = sl_dtype_row_bytes(want[i].type, N);
+		memset(q, 0, bytes);
+		ti->from_float(x, q, N);
+		uint64_t h = fnv1a(q, bytes);
+		CHECK(h == want[i].hash, "%s: bytes differ from ggml's (hash %016llx)", ti->name,
+		      (unsigned long long)h);
+	}
+	free(x);
+	free(q);
+}
+
+/* ---- round trips and dot products ------------------------------------------ */
+
+static const int weight_types[] = {SL_DT_Q4_0, SL_DT_Q4_1, SL_DT_Q5_0, SL_DT_Q5_1, SL_DT_Q8_0,
+                                   SL_DT_Q2_K, SL_DT_Q3_K, SL_DT_Q4_K, SL_DT_Q5_K, SL_DT_Q6_K};
+#define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
+
+static bool is_k(int type)
+{
+	return type >= SL_DT_Q2_K && type <= SL_DT_Q6_K;
+}
+
+static bool has_offset(int type)
+{
+	return type == SL_DT_Q4_1 || type == SL_DT_Q5_1;
+}
+
+/* ggml's test-quantize-fns data: 0.1 + 2 cos(i + offset). */
+static void cos_fill(float *x, int n, float offset)
+{
+	for (int i = 0; i < n; i++)
+		x[i] = 0.1f + 2 * cosf(i + offset);
+}
+
+/* RMS error of a quantize/dequantize round trip relative to the RMS of the
+ * data, on gaussian-like data. The bounds sit about 15% above the errors
+ * this implementation and ggml's both reach (step/sqrt(12) of each format's
+ * grid, less for the K formats' fitted scales). */
+static void test_round_trip(void)
+{
+	static const struct {
+		int type;
+		double max_rel_rms;
+	} bound[] = {
+	        {SL_DT_Q4_0, 0.12},  {SL_DT_Q4_1, 0.10},   {SL_DT_Q5_0, 0.060},
+	        {SL_DT_Q5_1, 0.050}, {SL_DT_Q8_0, 0.0080}, {SL_DT_Q8_1, 0.0080},
+	        {SL_DT_Q2_K, 0.37},  {SL_DT_Q3_K, 0.20},   {SL_DT_Q4_K, 0.095},
+	        {SL_DT_Q5_K, 0.048}, {SL_DT_Q6_K, 0.024},  {SL_DT_Q8_K, 0.0070},
+	};
+	enum { N = 4096 };
+	static float x[N], y[N];
+	static uint8_t q[N * 2];
+	gen_state = 7;
+	for (int i = 0; i < N; i++)
+		x[i] = gen_unit() + gen_unit() + gen_unit() + gen_unit();
+	for (size_t k = 0; k < sizeof bound / sizeof bound[0]; k++) {
+		const sl_type_info *ti = sl_type_info_get(bound[k].type);
+		ti->from_float(x, q, N);
+		ti->to_float(q, y, N);
+		double se = 0, ss = 0;
+		for (int i = 0; i < N; i++) {
+			se += (double)(x[i] - y[i]) * (x[i] - y[i]);
+			ss += (double)x[i] * x[i];
+		}
+		double rel = sqrt(se / ss);
+		if (getenv("SL_TEST_VERBOSE"))
+			printf("%-5s relative rms error %.5f\n", ti->name, rel);
+		CHECK(rel < bound[k].max_rel_rms, "%s: relative rms error %.5f", ti->name, rel);
+	}
+	/* ggml's own bound on its data: sqrt(sum err^2)/n below 0.002 (0.0075
+	 * for Q2_K, 0.004 for Q3_K). */
+	cos_fill(x, N, 0);
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		int t = weight_types[k];
+		const sl_type_info *ti = sl_type_info_get(t);
+		ti->from_float(x, q, N);
+		ti->to_float(q, y, N);
+		double se = 0;
+		for (int i = 0; i < N; i++)
+			se += (double)(x[i] - y[i]) * (x[i] - y[i]);
+		double err = sqrt(se) / N;
+		double max = t == SL_DT_Q2_K ? 0.0075 : t == SL_DT_Q3_K ? 0.004 : 0.002;
+		CHECK(err < max, "%s: ggml's total error %.6f", ti->name, err);
+	}
+}
+
+/* Random block bytes with every half-float field set to a finite value, so
+ * that the dot products see every code, including ones no quantizer writes
+ * (Q8_0 -128, Q6_K scale -128). */
+static void random_blocks(int type, uint8_t *q, size_t bytes)
+{
+	for (size_t i = 0; i < bytes; i++)
+		q[i] = (uint8_t)gen_next();
+	const sl_type_info *ti = sl_type_info_get(type);
+	for (uint8_t *b = q; b < q + bytes; b += ti->block_bytes) {
+		uint16_t h1 = (uint16_t)(0x2c00 + gen_next() % 0x1000),
+		         h2 = (uint16_t)(0x2c00 + gen_next() % 0x1000);
+		switch (type) {
+		case SL_DT_Q2_K:
+			put16(b + 80, h1);
+			put16(b + 82, h2);
+			break;
+		case SL_DT_Q3_K: put16(b + 108, h1); break;
+		case SL_DT_Q6_K: put16(b + 208, h1); break;
+		case SL_DT_Q4_K:
+		case SL_DT_Q5_K:
+			put16(b, h1);
+			put16(b + 2, h2);
+			break;
+		case SL_DT_Q4_1:
+		case SL_DT_Q5_1:
+			put16(b, h1);
+			put16(b + 2, h2 | 0x8000);
+			break;
+		default: put16(b, h1); break;
+		}
+	}
+}
+
+static double dot_ref(const float *a, const float *b, int n, double *abs_sum)
+{
+	double s = 0, as = 0;
+	for (int i = 0; i < n; i++) {
+		s += (double)a[i] * b[i];
+		as += fabs((double)a[i] * b[i]);
+	}
+	*abs_sum = as;
+	return s;
+}
+
+/* One weight format at one row length: vec_dot (portable and AVX2) against
+ * the dequantized operands, dot_f32 against the dequantized weights. */
+static void check_dots(int type, int n, const float *w, const float *x, bool random_weights)
+{
+	const sl_type_info *ti = sl_type_info_get(type);
+	const sl_type_info *ai = sl_type_info_get(ti->vec_dot_type);
+	uint8_t *wq = malloc(sl_dtype_row_bytes(type, n));
+	uint8_t *xq = malloc(sl_dtype_row_bytes(ti->vec_dot_type, n));
+	float *wd = malloc(n * sizeof *wd), *xd = malloc(n * sizeof *xd);
+	REQUIRE(wq && xq && wd && xd, "out of memory");
+	if (random_weights)
+		random_blocks(type, wq, sl_dtype_row_bytes(type, n));
+	else
+		ti->from_float(w, wq, n);
+	ai->from_float(x, xq, n);
+	ti->to_float(wq, wd, n);
+	ai->to_float(xq, xd, n);
+
+	double abs_sum, ref = dot_ref(wd, xd, n, &abs_sum);
+	/* Q8_1 keeps d*sum(q) as a half, off by up to 2^-11 of itself. */
+	double max_w = 0, sum_x = 0;
+	for (int i = 0; i < n; i++) {
+		max_w = fmax(max_w, fabs(wd[i]));
+		sum_x += fabs(xd[i]);
+	}
+	/* n float roundings can each be off by 2^-24 of the running sum */
+	const double acc_tol = n * 0x1p-24 * abs_sum + 1e-30;
+	double tol = acc_tol + (has_offset(type) ? 0x1p-11 * max_w * sum_x : 0);
+
+	float portable;
+	sl_quants_vec_dot_portable(type)(n, &portable, wq, xq);
+	CHECK(fabs(portable - ref) <= tol, "%s n=%d portable vec_dot %.9g vs %.9g (tol %g)",
+	      ti->name, n, portable, ref, tol);
+	sl_vec_dot_fn avx2 = sl_quants_vec_dot_avx2(type);
+	if (avx2) {
+		float fast;
+		avx2(n, &fast, wq, xq);
+		if (is_k(type))
+			CHECK(fast == portable, "%s n=%d avx2 %.9g vs portable %.9g", ti->name, n,
+			      fast, portable);
+		else
+			CHECK(fabs(fast - portable) <= 2 * acc_tol,
+			      "%s n=%d avx2 %.9g vs portable %.9g", ti->name, n, fast, portable);
+	}
+
+	double ref32 = dot_ref(wd, x, n, &abs_sum);
+	float f32 = ti->dot_f32(wq, x, n);
+	CHECK(fabs(f32 - ref32) <= n * 0x1p-24 * abs_sum + 1e-30, "%s n=%d dot_f32 %.9g vs %.9g",
+	      ti->name, n, f32, ref32);
+	free(wq);
+	free(xq);
+	free(wd);
+	free(xd);
+}
+
+static void test_dots(void)
+{
+	enum { N = 4096 };
+	static float w[N], x[N];
+	if (!sl_quants_vec_dot_avx2(SL_DT_Q4_0))
+		printf("note: no AVX2 here, only the portable dot products are tested\n");
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		int t = weight_types[k];
+		int bs = sl_type_info_get(t)->block_size;
+		gen_fill(w, N, 100 + k);
+		gen_state = 200 + k;
+		for (int i = 0; i < N; i++)
+			x[i] = gen_unit() + gen_unit();
+		/* one block, a length that is not a whole number of 256 chunks
+		 * (for the 32-blocks), a long row */
+		const int lens[] = {bs, bs == 32 ? 32 * 11 : 256 * 3, N};
+		for (int l = 0; l < 3; l++) {
+			check_dots(t, lens[l], w, x, false);
+			check_dots(t, lens[l], w, x, true);
+		}
+	}
+
+	/* ggml's check: the quantized dot against the exact F32 dot on its data,
+	 * |error|/n below 0.02 (0.04 for Q2_K). */
+	cos_fill(w, N, 0);
+	cos_fill(x, N, 1);
+	double exact = 0;
+	for (int i = 0; i < N; i++)
+		exact += (double)w[i] * x[i];
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		int t = weight_types[k];
+		const sl_type_info *ti = sl_type_info_get(t);
+		uint8_t *wq = malloc(sl_dtype_row_bytes(t, N)),
+		        *xq = malloc(sl_dtype_row_bytes(ti->vec_dot_type, N));
+		REQUIRE(wq && xq, "out of memory");
+		ti->from_float(w, wq, N);
+		sl_type_info_get(ti->vec_dot_type)->from_float(x, xq, N);
+		float s;
+		ti->vec_dot(N, &s, wq, xq);
+		double err = fabs(s - exact) / N;
+		CHECK(err < (t == SL_DT_Q2_K ? 0.04 : 0.02), "%s: dot error %.5f", ti->name, err);
+		free(wq);
+		free(xq);
+	}
+}
+
+/* Zeros stay zeros, with no NaN from a zero scale; NaN and infinities in the
+ * input give unspecified blocks but no crash or undefined behaviour (run
+ * under the sanitizers). */
+static void test_degenerate(void)
+{
+	static const float zero[256];
+	float odd[256];
+	for (int i = 0; i < 256; i++)
+		odd[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : -INFINITY;
+	odd[5] = 1e30f;
+	for (int t = 0; t < SL_DT_GGML_END; t++) {
+		const sl_type_info *ti = sl_type_info_get(t);
+		if (!ti || ti->block_size == 1)
+			continue;
+		uint8_t q[MAXB];
+		float y[256];
+		ti->from_float(zero, q, ti->block_size);
+		ti->to_float(q, y, ti->block_size);
+		int bad = 0;
+		for (int i = 0; i < ti->block_size; i++)
+			bad += y[i] != 0;
+		CHECK(!bad, "%s: %d nonzero values from a zero block", ti->name, bad);
+		ti->from_float(odd, q, ti->block_size);
+		ti->to_float(q, y, ti->block_size);
+	}
+}
+
+int main(void)
+{
+	test_table();
+	test_hand_blocks();
+	test_quantize_by_hand();
+	test_ggml_bytes();
+	test_round_trip();
+	test_dots();
+	test_degenerate();
+	return test_finish();
+}
