@@ -389,7 +389,7 @@ static uint64_t best_pair(trainer *t)
 		for (size_t i = 0; i <= t->pairs.mask; i++) {
 			uint64_t k = t->pairs.key[i];
 			int64_t c = t->pairs.count[i];
-			if (!k || c < bc || (c == bc && (best == 0 || k > best)))
+			if (!k || c < bc || (c == bc && best && k > best))
 				continue;
 			int32_t a = (int32_t)(k >> 32), b = (int32_t)(uint32_t)k;
 			if (t->sym_len[a] + t->sym_len[b] > MAX_PIECE || is_banned(t, k))
