@@ -32,6 +32,7 @@ static const command commands[] = {
 	{"generate", sl_cmd_generate},
 	{"tokenize", sl_cmd_tokenize},
 	{"recipe", sl_cmd_recipe},
+	{"train", sl_cmd_train},
 };
 
 int main(int argc, char **argv)
