@@ -119,10 +119,10 @@ static void test_formats(const sl_model *base)
 		int attn_type;  /* GGUF type of a 64-wide module (attn_q) */
 		int down_type;  /* and of ffn_down, 172 wide */
 	} cases[] = {
-		{"q8_0", SL_DT_Q8_0, SL_DT_F32},       /* 172: int8, f32 scale products */
-		{"q4_0", SL_DT_Q4_0, SL_DT_F32},
-		{"q4_k", SL_DT_Q4_0, SL_DT_F32},       /* 64 < 256: q4_0 */
-		{"int4-g64", SL_DT_Q4_0, SL_DT_F32},   /* Q4_0 blocks sharing a scale */
+		{"q8_0", SL_DT_Q8_0, SL_DT_F16},       /* no ggml block holds 172: f16 */
+		{"q4_0", SL_DT_Q4_0, SL_DT_F16},
+		{"q4_k", SL_DT_Q4_0, SL_DT_F16},       /* 64 < 256: q4_0 */
+		{"int4-g64", SL_DT_Q4_0, SL_DT_F32},   /* Q4_0 blocks sharing a scale; 172: int8 */
 		{"int3-g32-asym", SL_DT_Q4_1, SL_DT_F32},
 		{"int8-g64", SL_DT_Q8_0, SL_DT_F32},
 		{"int8", SL_DT_F32, SL_DT_F32},
