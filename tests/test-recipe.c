@@ -58,8 +58,8 @@ static void test_catalog(void)
 		const char *used;
 	} fb[] = {
 		{"q4_k", 288, "q4_0"}, {"q5_k", 288, "q5_0"}, {"q6_k", 288, "q8_0"}, {"q2_k", 288, "q4_0"},
-		{"q3_k", 288, "q4_0"}, {"q4_k", 512, "q4_k"}, {"int4-g128", 288, "int4-g32"},
-		{"int4-g128-asym", 288, "int4-g32-asym"}, {"int2-g64", 96, "int2-g32"}, {"q4_0", 172, "int8"},
+		{"q3_k", 288, "q4_0"}, {"q4_k", 512, "q4_k"}, {"int4-g128", 288, "int4-g32"}, {"q8_0", 172, "f16"},
+		{"int4-g128-asym", 288, "int4-g32-asym"}, {"int2-g64", 96, "int2-g32"}, {"q4_0", 172, "f16"},
 		{"int3-g32", 172, "int8"}, {"nvfp4", 172, "fp8-e4m3"}, {"mxfp4", 48, "nvfp4"}, {"f16", 7, "f16"},
 	};
 	for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++) {
