@@ -5,6 +5,7 @@
  * really shrinks; KV-cache and W8A8 quantization inside the forward pass;
  * the same bytes every time. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -59,16 +60,21 @@ static sl_model *apply_json(const char *json, sl_apply_report *rep)
 	return m;
 }
 
-static double kl_of(const sl_model *m)
+static double kl_of_pair(const sl_model *m, const sl_model *ref)
 {
-	sl_eval_opts eo = {.n_ctx = 256, .n_chunks = 12};
+	sl_eval_opts eo = {.n_ctx = ref->cfg.max_seq_len < 256 ? ref->cfg.max_seq_len : 256, .n_chunks = 12};
 	sl_eval_result res;
 	sl_error err = {0};
-	if (!m || sl_eval_text(m, base, eval_text, eval_len, &eo, &res, &err)) {
+	if (!m || sl_eval_text(m, ref, eval_text, eval_len, &eo, &res, &err)) {
 		fprintf(stderr, "eval: %s\n", err.msg);
 		return NAN;
 	}
 	return res.kl_mean;
+}
+
+static double kl_of(const sl_model *m)
+{
+	return kl_of_pair(m, base);
 }
 
 /* KL from the base of the model json makes. */
@@ -430,6 +436,69 @@ static void test_smoothquant(void)
 	sl_model_free(plain);
 }
 
+/* The scales fold exactly: SmoothQuant into f32 weights, activations
+ * left float, computes what the base computes (norms, v rows under
+ * grouped-query attention, up rows all take their share). */
+static void test_fold_exact(void)
+{
+	sl_model *m = apply_json("{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"f32\", \"method\": \"smoothquant\", \"params\": {\"alpha\": 0.7}}]}",
+	                         NULL);
+	REQUIRE(m, "applies");
+	bool changed = memcmp(m->layers[1].attn_norm->data, base->layers[1].attn_norm->data, m->layers[1].attn_norm->nbytes) &&
+	               memcmp(m->layers[1].wv->data, base->layers[1].wv->data, m->layers[1].wv->nbytes) &&
+	               memcmp(m->layers[1].w_up->data, base->layers[1].w_up->data, m->layers[1].w_up->nbytes);
+	CHECK(changed, "norms, v and up were rescaled");
+	for (int il = 0; il < m->cfg.n_layers; il++)
+		m->layers[il].act_int8 = 0;
+	double kl = kl_of(m);
+	CHECK(kl < 1e-8, "the rescaled model computes the same function (KL %g)", kl);
+	sl_model_free(m);
+}
+
+/* A raised cancel flag stops apply with SL_ERR_CANCELLED and no model. */
+static void test_cancel(void)
+{
+	atomic_int cancel = 1;
+	sl_progress p = {NULL, NULL, &cancel};
+	sl_recipe *r = recipe("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\", \"method\": \"gptq\"}}");
+	REQUIRE(r, "recipe");
+	sl_apply_opts o = {.calib = calib, .progress = &p};
+	sl_model *m = NULL;
+	sl_apply_report rep;
+	sl_error err = {0};
+	CHECK(sl_recipe_apply(base, r, &o, &m, &rep, &err) == SL_ERR_CANCELLED && !m, "cancelled: %s", err.msg);
+	sl_recipe_free(r);
+}
+
+/* GPT-2's fused qkv and GELU MLP: weights quantize and prune; scales
+ * that have nowhere to go are reported, not faked. */
+static void test_gpt2(void)
+{
+	sl_config cfg = {.arch = SL_ARCH_GPT2, .dim = 64, .hidden_dim = 256, .n_layers = 2, .n_heads = 4,
+	                 .vocab_size = 512, .max_seq_len = 128};
+	sl_model *g = NULL, *m = NULL;
+	sl_error err = {0};
+	REQUIRE(sl_model_init_random(&cfg, false, 0.05f, 5, &g, &err) == SL_OK, "random gpt2: %s", err.msg);
+	g->tok = sl_tok_ref(base->tok);
+	sl_recipe *r = recipe("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\", \"method\": \"awq\"},"
+	                      " \"rules\": [{\"match\": \"blk.*.ffn_up\", \"pattern\": \"2:4\", \"prune\": \"wanda\"}]}");
+	REQUIRE(r, "recipe");
+	sl_apply_report rep;
+	CHECK(sl_recipe_apply(g, r, NULL, &m, &rep, &err) == SL_OK, "gpt2 applies: %s", err.msg);
+	if (m) {
+		double kl = kl_of_pair(m, g);
+		CHECK(isfinite(kl) && kl < 1, "gpt2 runs after compression (KL %g)", kl);
+		bool noted = false;
+		for (int i = 0; i < rep.n_mods; i++)
+			noted |= strstr(rep.mods[i].module, "ffn_down") && strstr(rep.mods[i].note, "no operation before");
+		CHECK(noted, "ffn_down (after GELU) reports that its scales had nowhere to go");
+		sl_apply_report_free(&rep);
+	}
+	sl_model_free(m);
+	sl_model_free(g);
+	sl_recipe_free(r);
+}
+
 /* --- one module at a time --------------------------------------------------------- */
 
 typedef struct {
@@ -526,6 +595,9 @@ int main(void)
 		test_structured();
 		test_kv_cache();
 		test_smoothquant();
+		test_fold_exact();
+		test_cancel();
+		test_gpt2();
 		test_compress_module();
 	}
 	sl_calib_free(calib);
