@@ -54,10 +54,13 @@ typedef struct {
 	char module[SL_NAME_MAX];
 	const sl_format *asked;   /* NULL when the module was left as it was */
 	const sl_format *used;    /* differs from asked when it fell back */
-	char method[16];
-	double sparsity;          /* measured fraction of zeros after pruning */
+	char method[16];          /* what was done: rtn, gptq, awq, smoothquant, a pruning criterion,
+	                           * heads, channels, block, or "-" */
+	double sparsity;          /* measured: 1 - nonzero weights left / weights the base had
+	                           * (structured removal and zeros alike) */
 	double bytes_before, bytes_after;
-	double rel_error;         /* ||W - W'||_F / ||W||_F */
+	double rel_error;         /* ||W - W'||_F / ||W||_F of the compression step, W as it entered
+	                           * it (after structured pruning and any AWQ/SmoothQuant scaling) */
 	double seconds;
 	char note[160];           /* why a method or format was not the one asked for, and what was done */
 } sl_module_report;
@@ -76,14 +79,26 @@ typedef struct {
 	const sl_progress *progress;
 } sl_apply_opts;
 
-/* A new model: base compressed as the recipe says. base is not changed. */
+/* A new model: base compressed as the recipe says. base is not changed.
+ * The recipe is checked first (sl_recipe_check) and refused with its first
+ * problem's JSON path. Then: calibration if any plan needs it (opts->calib
+ * when it was gathered on base, with Hessians where needed), structured
+ * pruning (and calibration again on the shrunk model when later methods
+ * need statistics), AWQ/SmoothQuant scales folded into the operations
+ * before each input, and every module pruned and quantized on the kernel
+ * threads. The same recipe and base give the same bytes. */
 sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_apply_opts *o, sl_model **out,
                           sl_apply_report *rep, sl_error *err);
 void sl_apply_report_free(sl_apply_report *rep);
 
 /* Compresses one module's weights as plan says, into out (an owned tensor
  * named like the module's), leaving the model untouched: what sensitivity
- * sweeps call for each cell. */
+ * sweeps call for each cell, from several threads at once (calib is only
+ * read). Packed, the bytes are those sl_recipe_apply stores for a plan
+ * without AWQ/SmoothQuant; those need the previous operation, so alone
+ * they are simulated (simulate: Q(W diag(s)) diag(s)^-1 in F32) or, packed,
+ * AWQ keeps only its clip search. Structured patterns change several
+ * tensors and are refused (SL_ERR_UNSUPPORTED). */
 sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_module_plan *plan,
                              const sl_calib *calib, bool simulate, sl_tensor *out, sl_module_report *rep,
                              sl_error *err);

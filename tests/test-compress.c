@@ -21,8 +21,11 @@
 #define CALIB_TOKENS 2048
 #define CALIB_CTX 256
 
+/* The model under test and its calibration (stories260K; the workshop
+ * model for the ladder when it is present), and the eval windows used. */
 static sl_model *base;
 static sl_calib *calib;
+static int eval_chunks = 12;
 static char calib_path[512]; /* the head of data/calib.txt: enough text, quick to tokenize */
 static char *eval_text;
 static size_t eval_len;
@@ -62,7 +65,7 @@ static sl_model *apply_json(const char *json, sl_apply_report *rep)
 
 static double kl_of_pair(const sl_model *m, const sl_model *ref)
 {
-	sl_eval_opts eo = {.n_ctx = ref->cfg.max_seq_len < 256 ? ref->cfg.max_seq_len : 256, .n_chunks = 12};
+	sl_eval_opts eo = {.n_ctx = ref->cfg.max_seq_len < 256 ? ref->cfg.max_seq_len : 256, .n_chunks = eval_chunks};
 	sl_eval_result res;
 	sl_error err = {0};
 	if (!m || sl_eval_text(m, ref, eval_text, eval_len, &eo, &res, &err)) {
@@ -238,40 +241,45 @@ static void test_calib_cache(void)
 
 /* --- quality ---------------------------------------------------------------- */
 
-static const char *ladder_formats[] = {"int8-g32", "q5_0", "int4-g32", "int3-g32"};
-static const int ladder_bits[] = {8, 5, 4, 3};
-
 /* KL grows as bits shrink, for each method; GPTQ and AWQ beat RTN at 4
- * and 3 bits. stories260K has no rows of 256, so no 6-bit format fits it
- * (q6_k falls back to q8_0); the 6-bit rung is checked where it fits. */
-static void test_quality_ladder(void)
+ * and 3 bits (the last two rungs). */
+static void test_quality_ladder(const char *label, const char *const *formats, const int *bits, int n)
 {
 	static const char *methods[] = {"rtn", "gptq", "awq"};
-	double kl[3][4];
+	double kl[3][8];
 	for (int mi = 0; mi < 3; mi++)
-		for (int fi = 0; fi < 4; fi++) {
+		for (int fi = 0; fi < n; fi++) {
 			char json[256];
 			snprintf(json, sizeof json, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"%s\", \"method\": \"%s\"}}",
-			         ladder_formats[fi], methods[mi]);
+			         formats[fi], methods[mi]);
 			kl[mi][fi] = kl_json(json);
 		}
-	printf("KL from the base on held-out text (stories260K):\n%-6s", "bits");
-	for (int fi = 0; fi < 4; fi++)
-		printf(" %9d", ladder_bits[fi]);
+	printf("KL from the base on held-out text (%s):\n%-6s", label, "bits");
+	for (int fi = 0; fi < n; fi++)
+		printf(" %9d", bits[fi]);
 	printf("\n");
 	for (int mi = 0; mi < 3; mi++) {
 		printf("%-6s", methods[mi]);
-		for (int fi = 0; fi < 4; fi++)
+		for (int fi = 0; fi < n; fi++)
 			printf(" %9.5f", kl[mi][fi]);
 		printf("\n");
-		for (int fi = 1; fi < 4; fi++)
-			CHECK(kl[mi][fi] > kl[mi][fi - 1], "%s: KL at %d bits (%g) above %d bits (%g)", methods[mi],
-			      ladder_bits[fi], kl[mi][fi], ladder_bits[fi - 1], kl[mi][fi - 1]);
+		for (int fi = 1; fi < n; fi++)
+			CHECK(kl[mi][fi] > kl[mi][fi - 1], "%s, %s: KL at %d bits (%g) above %d bits (%g)", label, methods[mi],
+			      bits[fi], kl[mi][fi], bits[fi - 1], kl[mi][fi - 1]);
 	}
-	for (int fi = 2; fi < 4; fi++) {
-		CHECK(kl[1][fi] < kl[0][fi], "%d bits: gptq %g below rtn %g", ladder_bits[fi], kl[1][fi], kl[0][fi]);
-		CHECK(kl[2][fi] < kl[0][fi], "%d bits: awq %g below rtn %g", ladder_bits[fi], kl[2][fi], kl[0][fi]);
+	for (int fi = n - 2; fi < n; fi++) {
+		CHECK(kl[1][fi] < kl[0][fi], "%s, %d bits: gptq %g below rtn %g", label, bits[fi], kl[1][fi], kl[0][fi]);
+		CHECK(kl[2][fi] < kl[0][fi], "%s, %d bits: awq %g below rtn %g", label, bits[fi], kl[2][fi], kl[0][fi]);
 	}
+}
+
+/* stories260K has no rows of 256, so no 6-bit format fits it: q6_k falls
+ * back to q8_0, and says so. */
+static void test_stories_ladder(void)
+{
+	static const char *const formats[] = {"int8-g32", "q5_0", "int4-g32", "int3-g32"};
+	static const int bits[] = {8, 5, 4, 3};
+	test_quality_ladder("stories260K", formats, bits, 4);
 	sl_apply_report rep;
 	sl_model *m = apply_json("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q6_k\"}}", &rep);
 	REQUIRE(m, "q6_k applies");
@@ -282,6 +290,34 @@ static void test_quality_ladder(void)
 	      rep.mods[0].note);
 	sl_apply_report_free(&rep);
 	sl_model_free(m);
+}
+
+/* The workshop model (rows of 256 and 768) holds every rung, 6 bits too. */
+static void test_workshop_ladder(void)
+{
+	const char *path = test_srcpath("models/workshop.gguf");
+	if (!sl_file_exists(path)) {
+		printf("workshop model ladder skipped: %s is absent\n", path);
+		return;
+	}
+	sl_model *stories = base;
+	sl_calib *stories_calib = calib;
+	sl_error err = {0};
+	sl_calib_opts co = {.text_path = calib_path, .tokens = CALIB_TOKENS, .ctx = CALIB_CTX, .seed = 1,
+	                    .hessians = true};
+	if (sl_model_load(path, NULL, &base, &err) || sl_calib_gather(base, &co, &calib, &err)) {
+		CHECK(0, "workshop model: %s", err.msg);
+	} else {
+		static const char *const formats[] = {"int8-g32", "q6_k", "q5_0", "int4-g32", "int3-g32"};
+		static const int bits[] = {8, 6, 5, 4, 3};
+		eval_chunks = 4;
+		test_quality_ladder("workshop model", formats, bits, 5);
+		eval_chunks = 12;
+	}
+	sl_calib_free(calib);
+	sl_model_free(base);
+	base = stories;
+	calib = stories_calib;
 }
 
 static void test_pruning_quality(void)
@@ -588,7 +624,8 @@ int main(void)
 	test_calib_direct();
 	test_calib_cache();
 	if (calib) {
-		test_quality_ladder();
+		test_stories_ladder();
+		test_workshop_ladder();
 		test_pruning_quality();
 		test_hostile();
 		test_deterministic();
