@@ -234,14 +234,18 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 	int keep_n = 0, group_m = 0;
 	bool nm = sl_pattern_nm(p->pattern, &keep_n, &group_m);
 	const float *H = j->st ? j->st->hessian : NULL;
+	/* Only a token embedding (a lookup) comes without statistics. */
+	const char *no_input = "a token embedding has no input to calibrate";
 	bool sparsegpt = prunes(p) && is(p->prune, "sparsegpt");
+	if (prunes(p) && ((sparsegpt && !H) || (is(p->prune, "wanda") && !j->st))) {
+		note(rep, "%s: %s; magnitude used", p->prune, no_input);
+		if (!f)
+			snprintf(rep->method, sizeof rep->method, "magnitude");
+		sparsegpt = false;
+	}
 	if (prunes(p) && !sparsegpt) {
 		double *norm = NULL;
-		if (is(p->prune, "wanda")) {
-			if (!j->st) {
-				st = sl_errorf(err, SL_ERR_ARG, "%s: wanda needs calibration statistics", j->name);
-				goto done;
-			}
+		if (is(p->prune, "wanda") && j->st) {
 			if (!(norm = sl_malloc_array((size_t)cols, sizeof *norm))) {
 				st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
 				goto done;
@@ -260,14 +264,10 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 		for (size_t i = 0; i < sz; i++)
 			mask[i] = Q[i] == 0;
 	}
-	if (sparsegpt && !H) {
-		st = sl_errorf(err, SL_ERR_ARG, "%s: sparsegpt needs calibration Hessians", j->name);
-		goto done;
-	}
 
 	bool gptq = f && is(p->method, "gptq");
 	if (gptq) {
-		const char *why = "no calibration Hessian for this input";
+		const char *why = no_input;
 		if (H)
 			grid = sl_qgrid_new(type, rows, cols, &why);
 		if (!grid) {
@@ -299,7 +299,7 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 	}
 	if (f && is(p->method, "awq")) {
 		if (!H)
-			note(rep, "awq: no calibration Hessian for this input; no clip search");
+			note(rep, "awq: %s; no clip search", no_input);
 		else if ((st = sl_awq_clip(Q, rows, cols, type, H, p->grid, err)))
 			goto done;
 	}
@@ -385,7 +385,7 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 	if (mod->kind == SL_MOD_EMBD && m->output == m->tok_embd)
 		head.kind = SL_MOD_OUTPUT;
 	const sl_act_stats *st = sl_calib_stats(calib, &head);
-	if (needs_stats(plan) && !st)
+	if (needs_stats(plan) && !st && head.kind != SL_MOD_EMBD)
 		return sl_errorf(err, SL_ERR_ARG, "%s: %s needs calibration statistics of this module's input", mod->name,
 		                 plan->format && !is(plan->method, "rtn") ? plan->method : plan->prune);
 	if (st && st->n != cols)
@@ -514,6 +514,15 @@ static work_mod *find_work(apply_ctx *a, int layer, sl_module_kind kind)
 
 static sl_status gather(apply_ctx *a, const sl_model *m, bool hessians, const sl_progress *p, sl_error *err)
 {
+	if (!a->r->calib.text[0])
+		for (int i = 0; i < a->nb; i++)
+			if (needs_stats(&a->plans[i])) {
+				const sl_module_plan *pl = &a->plans[i];
+				return sl_errorf(err, SL_ERR_ARG,
+				                 "%s (%s) needs calibration statistics, and the recipe names no calibration text (calibration.text)",
+				                 a->bmods[i].name, structured(pl) ? pl->pattern
+				                                   : pl->format && !is(pl->method, "rtn") ? pl->method : pl->prune);
+			}
 	sl_calib_free(a->own_calib);
 	a->own_calib = NULL;
 	a->calib = NULL;
