@@ -865,6 +865,14 @@ int sl_recipe_check(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out,
 	module_list ml;
 	if (!m || !list_modules(m, &ml))
 		return is.n;
+	const sl_format *kv = r->kv_cache[0] ? sl_format_find(r->kv_cache) : NULL;
+	for (int il = 0; kv && il < m->cfg.n_layers; il++) {
+		int n = m->layers[il].n_kv_heads * m->cfg.head_dim;
+		if (!sl_format_fits(kv, n)) {
+			issue(&is, "kv_cache", "%s cannot hold the key/value rows of %d values (block %d)", kv->name, n, il);
+			break;
+		}
+	}
 	sl_rule all = r->def;
 	all.match[0] = 0;
 	all.layer_lo = all.layer_hi = -1;
