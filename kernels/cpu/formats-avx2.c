@@ -1,5 +1,5 @@
 /* AVX2 dot products for slimlab's formats: the integers, NVFP4 and MXFP4
- * against int8-g32 activations, FP8 against F32. Compiled for the generic
+ * against int8-g32 activations, FP8, F16 and BF16 against F32. Compiled for the generic
  * target with per-function target attributes, and called only when the CPU
  * reports AVX2, FMA and F16C, so one binary runs everywhere. */
 #include <immintrin.h>
@@ -267,4 +267,29 @@ SL_AVX2 float sl_dot_e4m3_f32_avx2(const uint8_t *w, const float *x, int64_t n)
 SL_AVX2 float sl_dot_e5m2_f32_avx2(const uint8_t *w, const float *x, int64_t n)
 {
 	return fp8_dot(w, x, n, false);
+}
+
+SL_AVX2 float sl_dot_f16_f32_avx2(const uint16_t *w, const float *x, int64_t n)
+{
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n; i += 16) {
+		__m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
+		acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_loadu_ps(x + i), acc0);
+		acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), _mm256_loadu_ps(x + i + 8), acc1);
+	}
+	return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* A bfloat16 is the top half of a float. */
+SL_AVX2 float sl_dot_bf16_f32_avx2(const uint16_t *w, const float *x, int64_t n)
+{
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n; i += 16) {
+		__m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
+		__m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)), 16));
+		__m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)), 16));
+		acc0 = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x + i), acc0);
+		acc1 = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + i + 8), acc1);
+	}
+	return hsum(_mm256_add_ps(acc0, acc1));
 }
