@@ -318,22 +318,22 @@ static bool get_int(issues *is, const cJSON *v, const char *path, double lo, dou
 	return true;
 }
 
-/* Reports keys an object may not hold and keys given twice. */
+/* Reports keys an object may not hold and keys given more than once. */
 static void check_keys(issues *is, const cJSON *obj, const char *base, const char *const *known, int n)
 {
 	char path[64], list[256];
+	int seen[16] = {0};
 	for (const cJSON *c = obj->child; c; c = c->next) {
 		key_path(path, sizeof path, base, c->string);
-		if (!in_list(c->string, known, n)) {
+		int k = 0;
+		while (k < n && strcmp(c->string, known[k]))
+			k++;
+		if (k == n) {
 			join_list(list, sizeof list, known, n);
 			issue(is, path, "unknown key (known: %s)", list);
-			continue;
+		} else if (seen[k]++ == 1) {
+			issue(is, path, "given twice");
 		}
-		for (const cJSON *d = obj->child; d != c; d = d->next)
-			if (!strcmp(d->string, c->string)) {
-				issue(is, path, "given twice");
-				break;
-			}
 	}
 }
 

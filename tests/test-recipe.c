@@ -324,6 +324,16 @@ static void test_structure(void)
 	      strstr(err.msg, "\nrules[1].sparsity: expected a number"), "all problems: %s", err.msg);
 	CHECK(sl_recipe_load("/nonexistent/r.json", &r, &err) != SL_OK && strstr(err.msg, "/nonexistent/r.json"),
 	      "missing file: %s", err.msg);
+	/* A key repeated 100000 times costs linear time, not quadratic. */
+	size_t cap = 64 + 100000 * 14;
+	char *big = malloc(cap), *p = big;
+	p += sprintf(p, "{\"slimlab_recipe\": 1, \"rules\": [{");
+	for (int i = 0; i < 100000; i++)
+		p += sprintf(p, "%s\"note\": \"x\"", i ? ", " : "");
+	sprintf(p, "}]}");
+	CHECK(sl_recipe_parse(big, strlen(big), &r, &err) == SL_ERR_FORMAT && strstr(err.msg, "rules[0].note: given twice"),
+	      "repeated key: %s", err.msg);
+	free(big);
 }
 
 /* Truncated and flipped recipes: never a crash, and whatever parses can be
