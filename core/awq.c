@@ -12,6 +12,11 @@
 
 #include "methods.h"
 
+static inline float clampf(float v, float lo, float hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
 /* sum over rows of d H d^T, d = A - B (rows x n); T is rows x n scratch. */
 static double output_sq_error(const float *A, const float *B, int rows, int n, const float *H, float *D, float *T)
 {
@@ -108,51 +113,64 @@ sl_status sl_awq_clip(float *W, int rows, int n, int type, const float *H, int g
 		return SL_OK;
 	if (grid <= 0)
 		grid = 20;
-	int steps = grid / 2; /* shrink the range by at most half, as AWQ does */
-	size_t rb = sl_dtype_row_bytes(type, B);
-	float *x = sl_malloc_array((size_t)B, sizeof *x), *q = sl_malloc_array((size_t)B, sizeof *q);
-	float *best_q = sl_malloc_array((size_t)B, sizeof *best_q), *hd = sl_malloc_array((size_t)B, sizeof *hd);
+	int steps = grid / 2, nb = n / B; /* shrink the range by at most half, as AWQ does */
+	size_t rb = sl_dtype_row_bytes(type, n);
+	float *x = sl_malloc_array((size_t)n, sizeof *x), *q = sl_malloc_array((size_t)n, sizeof *q);
+	float *lo = sl_malloc_array((size_t)nb, sizeof *lo), *hi = sl_malloc_array((size_t)nb, sizeof *hi);
+	float *best_r = sl_malloc_array((size_t)nb, sizeof *best_r);
+	double *best = sl_malloc_array((size_t)nb, sizeof *best);
 	void *buf = sl_malloc(rb);
 	sl_status st = SL_OK;
-	if (!x || !q || !best_q || !hd || !buf) {
+	if (!x || !q || !lo || !hi || !best_r || !best || !buf) {
 		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the AWQ clip search");
 		goto done;
 	}
-	for (int r = 0; r < rows; r++)
-		for (int c0 = 0; c0 < n; c0 += B) {
-			float *w = W + (size_t)r * n + c0;
-			const float *Hb = H + (size_t)c0 * n + c0;
-			float lo = w[0], hi = w[0];
+	for (int r = 0; r < rows; r++) {
+		float *w = W + (size_t)r * n;
+		for (int b = 0; b < nb; b++) {
+			lo[b] = hi[b] = w[b * B];
 			for (int j = 1; j < B; j++) {
-				lo = fminf(lo, w[j]);
-				hi = fmaxf(hi, w[j]);
+				float v = w[b * B + j];
+				lo[b] = v < lo[b] ? v : lo[b];
+				hi[b] = v > hi[b] ? v : hi[b];
 			}
-			double best = INFINITY;
-			for (int i = 0; i < steps; i++) {
-				float ratio = 1.0f - (float)i / grid;
-				for (int j = 0; j < B; j++)
-					x[j] = fminf(fmaxf(w[j], ratio * lo), ratio * hi);
-				sl_dtype_rows_from_float(type, x, buf, 1, B);
-				sl_dtype_rows_to_float(type, buf, q, 1, B);
-				for (int j = 0; j < B; j++)
-					x[j] = q[j] - w[j];
-				cblas_ssymv(CblasRowMajor, CblasLower, B, 1.0f, Hb, n, x, 1, 0.0f, hd, 1);
+			best[b] = INFINITY;
+		}
+		/* Every block of the row tries the same ratio in one quantizer call. */
+		for (int i = 0; i < steps; i++) {
+			float ratio = 1.0f - (float)i / grid;
+			for (int c = 0; c < n; c++)
+				x[c] = clampf(w[c], ratio * lo[c / B], ratio * hi[c / B]);
+			sl_dtype_rows_from_float(type, x, buf, 1, n);
+			sl_dtype_rows_to_float(type, buf, q, 1, n);
+			for (int c = 0; c < n; c++)
+				q[c] -= w[c];
+			for (int b = 0; b < nb; b++) {
+				const float *d = q + b * B;
 				double e = 0;
-				for (int j = 0; j < B; j++)
-					e += (double)x[j] * hd[j];
-				if (e < best) {
-					best = e;
-					for (int j = 0; j < B; j++)
-						best_q[j] = fminf(fmaxf(w[j], ratio * lo), ratio * hi);
+				for (int j = 0; j < B; j++) {
+					const float *h = H + (size_t)(b * B + j) * n + b * B;
+					float s = 0;
+					for (int k = 0; k < B; k++)
+						s += h[k] * d[k];
+					e += (double)d[j] * s;
+				}
+				if (e < best[b]) {
+					best[b] = e;
+					best_r[b] = ratio;
 				}
 			}
-			memcpy(w, best_q, (size_t)B * sizeof *w);
 		}
+		for (int c = 0; c < n; c++)
+			w[c] = clampf(w[c], best_r[c / B] * lo[c / B], best_r[c / B] * hi[c / B]);
+	}
 done:
 	free(x);
 	free(q);
-	free(best_q);
-	free(hd);
+	free(lo);
+	free(hi);
+	free(best_r);
+	free(best);
 	free(buf);
 	return st;
 }

@@ -428,6 +428,8 @@ static bool cache_dir(const sl_calib_opts *o, char *buf, size_t n)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	int w;
+	if (o->cache_dir && !*o->cache_dir)
+		return false;
 	if (o->cache_dir)
 		w = snprintf(buf, n, "%s", o->cache_dir);
 	else if (xdg && *xdg)
@@ -487,7 +489,7 @@ sl_status sl_calib_gather(const sl_model *m, const sl_calib_opts *opts, sl_calib
 	}
 	int32_t *ids = NULL;
 	size_t n_ids = 0;
-	st = sl_tok_encode(m->tok, text, len, false, &ids, &n_ids, err);
+	st = sl_tok_encode(m->tok, text, len, sl_tok_add_bos(m->tok), &ids, &n_ids, err);
 	free(text);
 	if (st)
 		return sl_error_prefix(err, "calibration text %s: ", o.text_path);

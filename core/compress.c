@@ -86,6 +86,91 @@ static sl_status stats_scaled(const sl_act_stats *st, const float *s, sl_act_sta
 	return SL_OK;
 }
 
+/* Query channel c of attn_output's input reads key/value channel: */
+static int kv_channel(const sl_layer *L, int hd, int c)
+{
+	int g = L->n_heads / L->n_kv_heads;
+	return (c / hd) / g * hd + c % hd;
+}
+
+/* A module reading an input whose channels get scales, with its plan. */
+typedef struct {
+	const float *W;
+	int rows;
+	const sl_module_plan *plan;
+} scaled_member;
+
+static bool asks(const sl_module_plan *p, const char *method)
+{
+	return p && p->format && is(p->method, method);
+}
+
+static const sl_format *format_for(const sl_module_plan *p, int cols, sl_module_report *rep);
+
+/* The scales of one input of n channels shared by mem[0..n_mem):
+ * SmoothQuant's when a member asks for it, else AWQ's search over the
+ * members that ask for AWQ. tie (attn_output's input under grouped-query
+ * attention): channels of one key/value group share a v row, so they get
+ * one scale, from their pooled statistics. */
+static sl_status input_scales(const scaled_member *mem, int n_mem, const sl_act_stats *st, const sl_layer *tie,
+                              int hd, float *s, sl_error *err)
+{
+	const int n = st->n;
+	bool sq = false;
+	for (int k = 0; k < n_mem; k++)
+		sq |= asks(mem[k].plan, "smoothquant");
+	double *x = sl_calloc((size_t)n, sizeof *x);
+	float *xm = sl_calloc((size_t)n, sizeof *xm), *wm = sl_calloc((size_t)n, sizeof *wm);
+	sl_awq_member *am = sl_malloc_array((size_t)n_mem, sizeof *am);
+	sl_status status = SL_OK;
+	if (!x || !xm || !wm || !am) {
+		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the scales of a %d-wide input", n);
+		goto done;
+	}
+	for (int c = 0; c < n; c++) {
+		int t = tie ? kv_channel(tie, hd, c) : c;
+		x[t] += st->sum_abs[c] / (double)st->n_tokens;
+		xm[t] = fmaxf(xm[t], st->abs_max[c]);
+		for (int k = 0; k < n_mem; k++)
+			for (int r = 0; r < mem[k].rows; r++)
+				wm[t] = fmaxf(wm[t], fabsf(mem[k].W[(size_t)r * n + c]));
+	}
+	/* Backwards, so that each pooled entry is read before it is spread. */
+	for (int c = n - 1; tie && c >= 0; c--) {
+		int t = kv_channel(tie, hd, c);
+		x[c] = x[t] / (tie->n_heads / tie->n_kv_heads);
+		xm[c] = xm[t];
+		wm[c] = wm[t];
+	}
+	if (sq) {
+		double alpha = 0.5;
+		for (int k = 0; k < n_mem; k++)
+			if (asks(mem[k].plan, "smoothquant") && !isnan(mem[k].plan->alpha))
+				alpha = mem[k].plan->alpha;
+		sl_smoothquant_scales(xm, wm, n, alpha, s);
+		goto done;
+	}
+	if (!st->hessian) {
+		status = sl_errorf(err, SL_ERR_ARG, "awq needs calibration Hessians");
+		goto done;
+	}
+	int n_awq = 0, grid = -1;
+	for (int k = 0; k < n_mem; k++)
+		if (asks(mem[k].plan, "awq")) {
+			sl_module_report tmp = {0};
+			am[n_awq++] = (sl_awq_member){mem[k].W, mem[k].rows, format_for(mem[k].plan, n, &tmp)->dtype};
+			grid = mem[k].plan->grid;
+		}
+	double alpha;
+	status = sl_awq_search(am, n_awq, n, x, st->hessian, grid, s, &alpha, err);
+done:
+	free(x);
+	free(xm);
+	free(wm);
+	free(am);
+	return status;
+}
+
 /* --- one matrix ------------------------------------------------------------ */
 
 typedef struct {
@@ -311,44 +396,20 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 	sl_status status = SL_OK;
 	if (!W)
 		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
-	bool awq = plan->format && is(plan->method, "awq") && st && st->hessian;
-	bool sq = plan->format && is(plan->method, "smoothquant") && st;
+	bool awq = asks(plan, "awq") && st && st->hessian, sq = asks(plan, "smoothquant") && st;
 	/* Alone, a module has no previous operation to fold scales into: when
 	 * simulating, its stored weights are Q(W diag(s)) diag(s)^-1, exactly
 	 * what the folded model computes; packed, AWQ keeps its clip search. */
 	if ((awq || sq) && simulate) {
-		if (!(s = sl_malloc_array((size_t)cols, sizeof *s))) {
+		scaled_member mem = {W, rows, plan};
+		if (!(s = sl_malloc_array((size_t)cols, sizeof *s)))
 			status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
+		else
+			status = input_scales(&mem, 1, st, NULL, 0, s, err);
+		if (status)
 			goto done;
-		}
-		if (awq) {
-			double *mean_abs = sl_malloc_array((size_t)cols, sizeof *mean_abs);
-			if (!mean_abs) {
-				status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
-				goto done;
-			}
-			for (int c = 0; c < cols; c++)
-				mean_abs[c] = st->sum_abs[c] / (double)st->n_tokens;
-			sl_module_report tmp = {0};
-			const sl_format *f = format_for(plan, cols, &tmp);
-			sl_awq_member mem = {W, rows, f->dtype};
-			double alpha;
-			status = sl_awq_search(&mem, 1, cols, mean_abs, st->hessian, plan->grid, s, &alpha, err);
-			free(mean_abs);
-			if (status)
-				goto done;
-		} else {
-			float *w_max = sl_calloc((size_t)cols, sizeof *w_max);
-			if (!w_max) {
-				status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
-				goto done;
-			}
-			for (size_t i = 0; i < (size_t)rows * cols; i++)
-				w_max[i % cols] = fmaxf(w_max[i % cols], fabsf(W[i]));
-			sl_smoothquant_scales(st->abs_max, w_max, cols, plan->alpha, s);
-			free(w_max);
+		if (sq)
 			note(rep, "activations stay float when one module is compressed alone");
-		}
 		for (size_t i = 0; i < (size_t)rows * cols; i++)
 			W[i] *= s[i % cols];
 		if ((status = stats_scaled(st, s, &scaled, err)))
@@ -424,11 +485,15 @@ typedef struct {
 	double *influence;        /* each base block's influence */
 	work_mod *w;
 	int nw;
-	float **scales;           /* input scales, kept until the modules are done */
+	/* Input scales and the statistics they leave, one slot per block and
+	 * tap (the output head's first), kept until the modules are done. */
+	float **scales;
 	sl_act_stats *scaled;
-	int n_scales;
-	bool simulate;
+	int n_slots;
+	sl_status *layer_status;  /* of each block's scaling, done in parallel */
+	sl_error *layer_err;
 	stage prog;
+	sl_progress cancel_only;  /* what a module's solver sees: the job's cancel flag */
 	atomic_int done;
 } apply_ctx;
 
@@ -545,13 +610,6 @@ done:
 
 /* --- input scales (AWQ, SmoothQuant) ----------------------------------------- */
 
-/* Query channel c of attn_output's input reads key/value channel: */
-static int kv_channel(const sl_layer *L, int hd, int c)
-{
-	int g = L->n_heads / L->n_kv_heads;
-	return (c / hd) / g * hd + c % hd;
-}
-
 /* The query channel whose scale a key/value channel takes (the first
  * head of its group; scales are tied within groups). */
 static int q_channel(const sl_layer *L, int hd, int r)
@@ -633,21 +691,20 @@ static sl_status fold(apply_ctx *a, int layer, sl_tap tap, const float *s, int n
 /* Searches (AWQ) or computes (SmoothQuant) the scales of one input shared
  * by the modules in g[0..n), multiplies their columns by them and folds
  * the inverse into what came before. */
-static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, sl_error *err)
+static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, int slot, sl_error *err)
 {
 	const int layer = g[0]->mod.layer;
 	const sl_tap tap = g[0]->mod.input;
 	const sl_act_stats *st = sl_calib_stats(a->calib, &g[0]->mod);
 	bool sq = false, awq = false;
 	for (int k = 0; k < n_g; k++) {
-		const sl_module_plan *p = g[k]->plan;
-		sq |= p && p->format && is(p->method, "smoothquant");
-		awq |= p && p->format && is(p->method, "awq");
+		sq |= asks(g[k]->plan, "smoothquant");
+		awq |= asks(g[k]->plan, "awq");
 	}
 	if (!(sq || awq) || !st)
 		return SL_OK;
 	for (int k = 0; k < n_g; k++)
-		if (g[k]->plan && g[k]->plan->format && is(g[k]->plan->method, "smoothquant")) {
+		if (asks(g[k]->plan, "smoothquant")) {
 			if (layer >= 0)
 				a->m->layers[layer].act_int8 |= 1u << g[k]->mod.kind;
 			else
@@ -655,69 +712,28 @@ static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, sl_error *err)
 		}
 	if (!fold_possible(a->m, layer, tap)) {
 		for (int k = 0; k < n_g; k++)
-			if (g[k]->plan && g[k]->plan->format && (is(g[k]->plan->method, "awq") || is(g[k]->plan->method, "smoothquant")))
+			if (asks(g[k]->plan, "awq") || asks(g[k]->plan, "smoothquant"))
 				note(&g[k]->rep, "no operation before this input takes scales; %s", sq ? "unsmoothed" : "clip search only");
 		return SL_OK;
 	}
 	const int n = st->n, hd = a->m->cfg.head_dim;
 	const sl_layer *L = layer >= 0 ? &a->m->layers[layer] : NULL;
-	/* attn_output's channels of one key/value group share a v row: tie them. */
 	bool tie = tap == SL_TAP_ATTN_OUT_IN && L->n_heads != L->n_kv_heads;
 	float *s = sl_malloc_array((size_t)n, sizeof *s);
-	double *x = sl_calloc((size_t)n, sizeof *x);
-	float *xm = sl_calloc((size_t)n, sizeof *xm), *wm = sl_calloc((size_t)n, sizeof *wm);
-	sl_awq_member *mem = sl_malloc_array((size_t)n_g, sizeof *mem);
+	scaled_member *mem = sl_malloc_array((size_t)n_g, sizeof *mem);
 	sl_status status = SL_OK;
-	if (!s || !x || !xm || !wm || !mem) {
+	if (!s || !mem) {
 		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory scaling the input of %s", g[0]->mod.name);
 		goto done;
 	}
-	for (int k = 0; k < n_g; k++)
+	for (int k = 0; k < n_g; k++) {
 		if ((status = ensure_w(g[k], err)))
 			goto done;
-	/* Statistics per channel, or per key/value channel when tied. */
-	for (int c = 0; c < n; c++) {
-		int t = tie ? kv_channel(L, hd, c) : c;
-		x[t] += st->sum_abs[c] / (double)st->n_tokens;
-		xm[t] = fmaxf(xm[t], st->abs_max[c]);
-		for (int k = 0; k < n_g; k++) {
-			int rows = (int)g[k]->mod.w->ne[1];
-			for (int r = 0; r < rows; r++)
-				wm[t] = fmaxf(wm[t], fabsf(g[k]->w[(size_t)r * n + c]));
-		}
+		mem[k] = (scaled_member){g[k]->w, (int)g[k]->mod.w->ne[1], g[k]->plan};
 	}
-	if (tie) {
-		int g_size = L->n_heads / L->n_kv_heads;
-		for (int c = n - 1; c >= 0; c--) {
-			int t = kv_channel(L, hd, c);
-			x[c] = x[t] / g_size;
-			xm[c] = xm[t];
-			wm[c] = wm[t];
-		}
-	}
-	if (sq) {
-		double alpha = 0.5;
-		for (int k = 0; k < n_g; k++)
-			if (g[k]->plan && is(g[k]->plan->method, "smoothquant") && !isnan(g[k]->plan->alpha))
-				alpha = g[k]->plan->alpha;
-		sl_smoothquant_scales(xm, wm, n, alpha, s);
-	} else {
-		int n_mem = 0, grid = -1;
-		for (int k = 0; k < n_g; k++) {
-			const sl_module_plan *p = g[k]->plan;
-			if (!p || !p->format || !is(p->method, "awq"))
-				continue;
-			sl_module_report tmp = {0};
-			mem[n_mem++] = (sl_awq_member){g[k]->w, (int)g[k]->mod.w->ne[1], format_for(p, n, &tmp)->dtype};
-			grid = p->grid;
-		}
-		double alpha;
-		if (!st->hessian) {
-			status = sl_errorf(err, SL_ERR_ARG, "%s: awq needs calibration Hessians", g[0]->mod.name);
-			goto done;
-		}
-		if ((status = sl_awq_search(mem, n_mem, n, x, st->hessian, grid, s, &alpha, err)))
-			goto done;
+	if ((status = input_scales(mem, n_g, st, tie ? L : NULL, hd, s, err))) {
+		sl_error_prefix(err, "%s: ", g[0]->mod.name);
+		goto done;
 	}
 	for (int k = 0; k < n_g; k++) {
 		int rows = (int)g[k]->mod.w->ne[1];
@@ -727,42 +743,55 @@ static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, sl_error *err)
 	}
 	if ((status = fold(a, layer, tap, s, n, err)))
 		goto done;
-	sl_act_stats *sc = &a->scaled[a->n_scales];
+	sl_act_stats *sc = &a->scaled[slot];
 	if ((status = stats_scaled(st, s, sc, err)))
 		goto done;
-	a->scales[a->n_scales++] = s;
+	a->scales[slot] = s;
 	s = NULL;
 	for (int k = 0; k < n_g; k++)
 		g[k]->st = sc;
 done:
 	free(s);
-	free(x);
-	free(xm);
-	free(wm);
 	free(mem);
 	return status;
 }
 
+#define TAPS 4
+static const sl_tap tap_order[TAPS] = {SL_TAP_ATTN_IN, SL_TAP_ATTN_OUT_IN, SL_TAP_FFN_IN, SL_TAP_FFN_DOWN_IN};
+
+/* The inputs of one block (task 0: the output head's), in AWQ's order;
+ * blocks touch only their own tensors, so they run in parallel. */
+static void scale_layer(int task, void *arg)
+{
+	apply_ctx *a = arg;
+	int il = task - 1;
+	work_mod **g = sl_malloc_array((size_t)a->nw, sizeof *g);
+	sl_status st = g ? SL_OK : sl_errorf(&a->layer_err[task], SL_ERR_NOMEM, "out of memory");
+	for (int t = 0; t < (il < 0 ? 1 : TAPS) && !st; t++) {
+		int n_g = 0;
+		for (int i = 0; i < a->nw; i++) {
+			const sl_module *md = &a->w[i].mod;
+			if (md->layer == il && (il < 0 ? md->kind == SL_MOD_OUTPUT : md->input == tap_order[t]))
+				g[n_g++] = &a->w[i];
+		}
+		if (n_g)
+			st = scale_input(a, g, n_g, task * TAPS + t, &a->layer_err[task]);
+	}
+	a->layer_status[task] = st;
+	free(g);
+}
+
 static sl_status scale_inputs(apply_ctx *a, sl_error *err)
 {
-	static const sl_tap order[] = {SL_TAP_ATTN_IN, SL_TAP_ATTN_OUT_IN, SL_TAP_FFN_IN, SL_TAP_FFN_DOWN_IN};
-	work_mod **g = sl_malloc_array((size_t)a->nw, sizeof *g);
-	if (!g)
-		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
-	sl_status st = SL_OK;
-	for (int il = -1; il < a->m->cfg.n_layers && !st; il++)
-		for (size_t t = 0; t < (il < 0 ? 1 : sizeof order / sizeof order[0]) && !st; t++) {
-			int n_g = 0;
-			for (int i = 0; i < a->nw; i++) {
-				const sl_module *md = &a->w[i].mod;
-				if (md->layer == il && (il < 0 ? md->kind == SL_MOD_OUTPUT : md->input == order[t]))
-					g[n_g++] = &a->w[i];
-			}
-			if (n_g)
-				st = scale_input(a, g, n_g, err);
+	int tasks = a->m->cfg.n_layers + 1;
+	sl_parallel_for(tasks, scale_layer, a);
+	for (int i = 0; i < tasks; i++)
+		if (a->layer_status[i]) {
+			if (err)
+				*err = a->layer_err[i];
+			return a->layer_status[i];
 		}
-	free(g);
-	return st;
+	return SL_OK;
 }
 
 /* --- the modules, in parallel ------------------------------------------------ */
@@ -846,11 +875,14 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 		}
 		mr->bytes_after = (double)wm->mod.w->nbytes;
 		mr->sparsity = 1.0 - (double)nonzeros(wm->mod.w) / elems;
+		bool shrunk = sl_tensor_nelements(wm->mod.w) < sl_tensor_nelements(bm->w);
 		if (!mr->method[0])
-			snprintf(mr->method, sizeof mr->method, "%s", structured(p) ? p->pattern : "-");
-		if (sl_tensor_nelements(wm->mod.w) < sl_tensor_nelements(bm->w))
+			snprintf(mr->method, sizeof mr->method, "%s", shrunk ? p->pattern : "-");
+		if (shrunk)
 			note(mr, "%lld of %lld weights remain after %s pruning", (long long)sl_tensor_nelements(wm->mod.w),
 			     (long long)sl_tensor_nelements(bm->w), p->pattern);
+		else if (structured(p) && is(p->pattern, "block"))
+			note(mr, "block %d kept (influence %.4g)", bm->layer, a->influence[bm->layer]);
 	}
 }
 
@@ -858,10 +890,12 @@ static void apply_free(apply_ctx *a)
 {
 	for (int i = 0; a->w && i < a->nw; i++)
 		free(a->w[i].w);
-	for (int i = 0; i < a->n_scales; i++) {
+	for (int i = 0; a->scaled && i < a->n_slots; i++) {
 		free(a->scales[i]);
 		stats_release(&a->scaled[i]);
 	}
+	free(a->layer_status);
+	free(a->layer_err);
 	free(a->w);
 	free(a->scales);
 	free(a->scaled);
@@ -915,7 +949,7 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 	memset(rep, 0, sizeof *rep);
 	sl_apply_opts o = opts ? *opts : (sl_apply_opts){0};
 	double t0 = now_s();
-	apply_ctx a = {.base = base, .r = r, .simulate = o.simulate};
+	apply_ctx a = {.base = base, .r = r, .cancel_only = {.cancel = o.progress ? o.progress->cancel : NULL}};
 	/* Calibration takes the first third of the bar, the modules the rest. */
 	stage_init(&a.prog, o.progress, 0, 0.3);
 	sl_status st = refuse(r, base, err);
@@ -963,10 +997,14 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 
 	a.nw = sl_model_modules(a.m, NULL, 0);
 	a.w = sl_calloc((size_t)a.nw, sizeof *a.w);
-	a.scales = sl_calloc((size_t)a.nw + 1, sizeof *a.scales);
-	a.scaled = sl_calloc((size_t)a.nw + 1, sizeof *a.scaled);
+	int tasks = a.m->cfg.n_layers + 1;
+	a.n_slots = tasks * TAPS;
+	a.scales = sl_calloc((size_t)a.n_slots, sizeof *a.scales);
+	a.scaled = sl_calloc((size_t)a.n_slots, sizeof *a.scaled);
+	a.layer_status = sl_calloc((size_t)tasks, sizeof *a.layer_status);
+	a.layer_err = sl_calloc((size_t)tasks, sizeof *a.layer_err);
 	sl_module *mods = sl_calloc((size_t)a.nw, sizeof *mods);
-	if (!a.w || !a.scales || !a.scaled || !mods) {
+	if (!a.w || !a.scales || !a.scaled || !a.layer_status || !a.layer_err || !mods) {
 		free(mods);
 		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 		goto fail;
@@ -1006,7 +1044,8 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 			goto fail;
 		}
 		wm->job = (matrix_job){wm->mod.w->name, wm->w, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], p, wm->st,
-		                       float_type(wm->orig_type) ? wm->orig_type : SL_DT_F32, o.simulate, NULL, NULL};
+		                       float_type(wm->orig_type) ? wm->orig_type : SL_DT_F32, o.simulate, NULL,
+		                       &a.cancel_only};
 		wm->has_job = true;
 	}
 	sl_parallel_for(a.nw, compress_task, &a);

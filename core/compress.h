@@ -33,7 +33,7 @@ typedef struct {
 	int ctx;              /* window (default 256) */
 	uint64_t seed;
 	bool hessians;        /* gather X^T X too */
-	const char *cache_dir;/* NULL = $XDG_CACHE_HOME/slimlab */
+	const char *cache_dir;/* NULL = $XDG_CACHE_HOME/slimlab, "" = no cache */
 	const sl_progress *progress;
 } sl_calib_opts;
 

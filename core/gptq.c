@@ -12,27 +12,51 @@
 
 #include "methods.h"
 
-bool sl_cholesky(double *A, int n)
+/* The unblocked factorization of the diagonal block A[j0.., j0..] of
+ * size k, whose earlier columns have already been subtracted. */
+static bool cholesky_diag(double *A, int n, int j0, int k)
 {
-	for (int j = 0; j < n; j++) {
+	for (int j = j0; j < j0 + k; j++) {
 		double *rj = A + (size_t)j * n;
 		double d = rj[j];
-		for (int k = 0; k < j; k++)
-			d -= rj[k] * rj[k];
+		for (int c = j0; c < j; c++)
+			d -= rj[c] * rj[c];
 		if (!(d > 0))
 			return false;
 		d = sqrt(d);
 		rj[j] = d;
-		for (int i = j + 1; i < n; i++) {
+		for (int i = j + 1; i < j0 + k; i++) {
 			double *ri = A + (size_t)i * n;
 			double s = ri[j];
-			for (int k = 0; k < j; k++)
-				s -= ri[k] * rj[k];
+			for (int c = j0; c < j; c++)
+				s -= ri[c] * rj[c];
 			ri[j] = s / d;
 		}
-		for (int k = j + 1; k < n; k++)
-			rj[k] = 0;
 	}
+	return true;
+}
+
+/* Left-looking and blocked, so that the work is BLAS-3 products. */
+bool sl_cholesky(double *A, int n)
+{
+	const int nb = 64;
+	for (int j0 = 0; j0 < n; j0 += nb) {
+		int k = n - j0 < nb ? n - j0 : nb, rest = n - j0 - k;
+		double *Ajj = A + (size_t)j0 * n + j0, *Aj = A + (size_t)j0 * n;
+		if (j0) {
+			cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, k, j0, -1.0, Aj, n, 1.0, Ajj, n);
+			if (rest)
+				cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rest, k, j0, -1.0, Aj + (size_t)k * n, n, Aj,
+				            n, 1.0, Ajj + (size_t)k * n, n);
+		}
+		if (!cholesky_diag(A, n, j0, k))
+			return false;
+		if (rest)
+			cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, rest, k, 1.0, Ajj, n,
+			            Ajj + (size_t)k * n, n);
+	}
+	for (int i = 0; i < n; i++)
+		memset(A + (size_t)i * n + i + 1, 0, (size_t)(n - i - 1) * sizeof *A);
 	return true;
 }
 

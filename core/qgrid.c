@@ -348,7 +348,7 @@ static float qgrid_round(void *ctx, int r, int c, float v)
 	if (q->kind != GRID_UNIFORM)
 		return s->d * minifloat_round(q->kind, v / s->d);
 	float k = rintf((v - s->m) / s->d);
-	k = fminf(fmaxf(k, s->kmin), s->kmax);
+	k = k < s->kmin ? s->kmin : k > s->kmax ? s->kmax : k;
 	return s->m + s->d * k;
 }
 
