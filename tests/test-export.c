@@ -143,6 +143,10 @@ static void test_formats(const sl_model *base)
 			continue;
 		}
 		sl_apply_report_free(&rep);
+		sl_recipe_estimate e;
+		sl_recipe_estimate_size(r, base, &e);
+		CHECK(e.bytes == (double)sl_model_bytes(q), "%s: estimated %.0f bytes, applied %zu", cases[c].format,
+		      e.bytes, sl_model_bytes(q));
 		const char *path = tmp("q.gguf");
 		CHECK(sl_export_gguf(q, r, path, NULL, &err) == SL_OK, "%s: export: %s", cases[c].format, err.msg);
 		sl_model *back = load(path);
