@@ -5,7 +5,7 @@
  * 32000-token vocabulary); every linear module, embedding and output
  * included, is stored in the format (falling back where rows do not fit).
  * Decoding is the best of three runs of 32 tokens after a 16-token prompt,
- * against the F32 model measured the same way at the start.
+ * taken in turn with the same runs of the F32 model.
  * Usage: bench/formats [DIM LAYERS HIDDEN VOCAB] [--formats a,b,c] */
 #include <malloc.h>
 #include <stdio.h>
@@ -69,34 +69,46 @@ static sl_model *convert(const sl_model *base, const sl_format *f, double *quant
 	return m;
 }
 
-static double decode_tps(const sl_model *m, int n_prompt, int n_dec)
+/* Seconds to decode n_dec tokens after an n_prompt-token prompt. */
+static double decode_seconds(sl_state *s, const int32_t *toks, float *logits, int n_prompt, int n_dec)
 {
-	sl_state *s;
 	sl_error err;
-	if (sl_state_new(m, n_prompt + n_dec, &s, &err)) {
+	sl_state_reset(s);
+	sl_forward(s, toks, n_prompt, NULL, 0, &err);
+	double t0 = bench_now();
+	for (int i = 0; i < n_dec; i++)
+		sl_forward(s, &toks[n_prompt + i], 1, logits, 0, &err);
+	return bench_now() - t0;
+}
+
+/* Decoding tokens/s of m and of the F32 base, runs taken in turn so that
+ * other work on the machine weighs on both alike; best of three each. */
+static void decode_tps(const sl_model *m, const sl_model *base, double *tps, double *base_tps)
+{
+	enum { PROMPT = 16, DEC = 32 };
+	sl_state *s, *sb;
+	sl_error err;
+	if (sl_state_new(m, PROMPT + DEC, &s, &err) || sl_state_new(base, PROMPT + DEC, &sb, &err)) {
 		fprintf(stderr, "state: %s\n", err.msg);
-		return 0;
+		exit(1);
 	}
 	int V = m->cfg.vocab_size;
 	float *logits = malloc(sizeof(float) * (size_t)V);
-	int32_t *toks = malloc(sizeof(int32_t) * (size_t)(n_prompt + n_dec));
-	for (int i = 0; i < n_prompt + n_dec; i++)
+	int32_t toks[PROMPT + DEC];
+	for (int i = 0; i < PROMPT + DEC; i++)
 		toks[i] = (int32_t)((i * 7919 + 13) % V);
-	/* Best of three: other work on the machine only ever slows a run down. */
-	double best = 1e30;
+	double best = 1e30, best_base = 1e30;
 	for (int rep = 0; rep < 3; rep++) {
-		sl_state_reset(s);
-		sl_forward(s, toks, n_prompt, NULL, 0, &err);
-		double t0 = bench_now();
-		for (int i = 0; i < n_dec; i++)
-			sl_forward(s, &toks[n_prompt + i], 1, logits, 0, &err);
-		double dt = bench_now() - t0;
-		best = dt < best ? dt : best;
+		double t = decode_seconds(sb, toks, logits, PROMPT, DEC);
+		best_base = t < best_base ? t : best_base;
+		t = decode_seconds(s, toks, logits, PROMPT, DEC);
+		best = t < best ? t : best;
 	}
 	sl_state_free(s);
+	sl_state_free(sb);
 	free(logits);
-	free(toks);
-	return n_dec / best;
+	*tps = DEC / best;
+	*base_tps = DEC / best_base;
 }
 
 int main(int argc, char **argv)
@@ -124,9 +136,8 @@ int main(int argc, char **argv)
 	}
 	printf("model: dim %d, %d blocks, hidden %d, vocab %d, %.1fM parameters; %d threads\n", c.dim, c.n_layers,
 	       c.hidden_dim, c.vocab_size, (double)sl_model_n_params(base) / 1e6, sl_kernels_threads());
-	printf("%-16s %10s %7s %12s %9s %11s %8s %9s %s\n", "format", "MB", "bpw", "resident MB", "decode", "vs f32",
-	       "quant s", "MB/s in", "fallbacks");
-	double f32_tps = decode_tps(base, 16, 32);
+	printf("%-16s %10s %7s %12s %9s %9s %8s %8s %9s %s\n", "format", "MB", "bpw", "resident MB", "decode", "f32",
+	       "ratio", "quant s", "MB/s in", "fallbacks");
 	char *names = strdup(list);
 	for (char *save = NULL, *name = strtok_r(names, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
 		const sl_format *f = sl_format_find(name);
@@ -141,10 +152,11 @@ int main(int argc, char **argv)
 			continue;
 		double rss = resident_bytes() - rss0;
 		double bytes = (double)sl_model_bytes(m);
-		double tps = decode_tps(m, 16, 32);
+		double tps, f32_tps;
+		decode_tps(m, base, &tps, &f32_tps);
 		double in_mb = 4.0 * (double)sl_model_n_params(m) / 1e6;
-		printf("%-16s %10.1f %7.3f %12.1f %7.1f/s %10.2fx %8.2f %9.1f %d\n", name, bytes / 1e6,
-		       8.0 * bytes / (double)sl_model_n_params(m), rss / 1e6, tps, tps / f32_tps, qs,
+		printf("%-16s %10.1f %7.3f %12.1f %7.1f/s %7.1f/s %7.2fx %8.2f %9.1f %d\n", name, bytes / 1e6,
+		       8.0 * bytes / (double)sl_model_n_params(m), rss / 1e6, tps, f32_tps, tps / f32_tps, qs,
 		       qs > 0 ? in_mb / qs : 0, fb);
 		fflush(stdout);
 		sl_model_free(m);

@@ -49,26 +49,27 @@ sl_gguf_writer *sl_gguf_export_writer(sl_gguf_export *e)
 }
 
 /* An integer hyperparameter: a scalar, or per block when blocks differ
- * (what structured pruning leaves). */
+ * (what structured pruning leaves), as an int32 array: llama.cpp reads
+ * per-block arrays of int32 or float32 only. */
 static sl_status put_per_block(sl_gguf_writer *w, const char *arch, const char *key, const sl_model *m,
                                int which, sl_error *err)
 {
 	int L = m->cfg.n_layers;
 	char full[128];
 	snprintf(full, sizeof full, "%s.%s", arch, key);
-	uint32_t *v = malloc((size_t)L * sizeof *v);
+	int32_t *v = malloc((size_t)L * sizeof *v);
 	if (!v)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	bool same = true;
 	for (int il = 0; il < L; il++) {
 		const sl_layer *ly = &m->layers[il];
-		v[il] = (uint32_t)(which == 0 ? ly->n_heads : which == 1 ? ly->n_kv_heads : ly->hidden_dim);
+		v[il] = which == 0 ? ly->n_heads : which == 1 ? ly->n_kv_heads : ly->hidden_dim;
 		same &= v[il] == v[0];
 	}
 	if (same)
-		sl_gguf_set_u32(w, full, v[0]);
+		sl_gguf_set_u32(w, full, (uint32_t)v[0]);
 	else
-		sl_gguf_set_arr(w, full, SL_GGUF_U32, v, (uint64_t)L);
+		sl_gguf_set_arr(w, full, SL_GGUF_I32, v, (uint64_t)L);
 	free(v);
 	return SL_OK;
 }
@@ -81,12 +82,26 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 	 * qwen2 NeoX halves. Llama weights laid out for NeoX (as Hugging Face
 	 * stores them) get their q and k rows permuted back, as llama.cpp's
 	 * converter does. */
-	bool llama = !strcmp(c->arch_name, "llama") || !strcmp(c->arch_name, "mistral");
+	bool llama = !strcmp(c->arch_name, "llama") || !strcmp(c->arch_name, "mistral") ||
+	             !strcmp(c->arch_name, "deci");
 	bool qwen2 = !strcmp(c->arch_name, "qwen2") && c->rope_style == SL_ROPE_NEOX;
 	if (c->arch == SL_ARCH_LLAMA && !(llama && c->rope_style != SL_ROPE_NONE) && !qwen2)
 		return sl_errorf(err, SL_ERR_UNSUPPORTED,
 		                 "%s: cannot export architecture '%s' with this rotary layout to GGUF", m->path, c->arch_name);
-	const char *arch = c->arch == SL_ARCH_GPT2 ? "gpt2" : qwen2 ? "qwen2" : "llama";
+	/* Blocks of different widths (structured pruning) run in llama.cpp as
+	 * its "deci" architecture, a Llama whose head counts and MLP widths are
+	 * per block; its llama reads one value for all. */
+	bool varying = false, head_size = false;
+	for (int il = 0; il < c->n_layers; il++) {
+		const sl_layer *L = &m->layers[il], *L0 = &m->layers[0];
+		varying |= L->n_heads != L0->n_heads || L->n_kv_heads != L0->n_kv_heads || L->hidden_dim != L0->hidden_dim;
+		head_size |= L->n_heads * c->head_dim != c->dim;
+	}
+	if (varying && qwen2)
+		return sl_errorf(err, SL_ERR_UNSUPPORTED,
+		                 "%s: llama.cpp's qwen2 cannot hold blocks of different widths (structured pruning)",
+		                 m->path);
+	const char *arch = c->arch == SL_ARCH_GPT2 ? "gpt2" : qwen2 ? "qwen2" : varying ? "deci" : "llama";
 	sl_gguf_export *e = calloc(1, sizeof *e);
 	if (!e || !(e->w = sl_gguf_writer_new())) {
 		free(e);
@@ -117,7 +132,7 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 		sl_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
 		sl_gguf_set_f32(w, KEY("rope.freq_base"), c->rope_theta);
 		sl_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->rope_dim);
-		if (c->head_dim * c->n_heads != c->dim) {
+		if (head_size) { /* else llama.cpp takes dim / heads */
 			sl_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
 			sl_gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
 		}

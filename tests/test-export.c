@@ -1,8 +1,9 @@
 /* GGUF export (sl_export_gguf): a model written and loaded back gives the
  * same logits (F32) or the same dequantized weights (every packed format,
  * in the ggml type its format exports as); NeoX-layout q and k rows come
- * back permuted to llama.cpp's interleaved pairs with the same logits; the
- * recipe rides along in the metadata; cancelling writes nothing. */
+ * back permuted to llama.cpp's interleaved pairs with the same logits;
+ * pruned blocks of different widths come back as they were; the recipe
+ * rides along in the metadata; cancelling writes nothing. */
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -142,6 +143,10 @@ static void test_formats(const sl_model *base)
 			continue;
 		}
 		sl_apply_report_free(&rep);
+		sl_recipe_estimate e;
+		sl_recipe_estimate_size(r, base, &e);
+		CHECK(e.bytes == (double)sl_model_bytes(q), "%s: estimated %.0f bytes, applied %zu", cases[c].format,
+		      e.bytes, sl_model_bytes(q));
 		const char *path = tmp("q.gguf");
 		CHECK(sl_export_gguf(q, r, path, NULL, &err) == SL_OK, "%s: export: %s", cases[c].format, err.msg);
 		sl_model *back = load(path);
@@ -232,6 +237,47 @@ static void test_neox_permutation(const sl_model *stories)
 	}
 }
 
+/* Structured pruning leaves blocks of different widths: llama.cpp runs
+ * those as "deci", with per-block head counts and MLP widths. */
+static void test_pruned_blocks(const sl_model *base)
+{
+	char json[1024];
+	snprintf(json, sizeof json,
+	         "{\"slimlab_recipe\": 1, \"rules\": ["
+	         "{\"match\": \"blk.*.ffn_*\", \"layers\": \"1-3\", \"pattern\": \"channels\", \"sparsity\": 0.25},"
+	         "{\"match\": \"blk.*.attn_*\", \"layers\": \"2-\", \"pattern\": \"heads\", \"sparsity\": 0.5}],"
+	         " \"calibration\": {\"text\": \"%s\", \"tokens\": 1024, \"ctx\": 128}}",
+	         test_srcpath("data/calib.txt"));
+	sl_recipe *r = NULL;
+	sl_model *q = NULL;
+	sl_apply_report rep = {0};
+	sl_error err;
+	REQUIRE(sl_recipe_parse(json, strlen(json), &r, &err) == SL_OK, "recipe: %s", err.msg);
+	if (sl_recipe_apply(base, r, NULL, &q, &rep, &err)) {
+		CHECK(0, "apply: %s", err.msg);
+		sl_recipe_free(r);
+		return;
+	}
+	const char *path = tmp("pruned.gguf");
+	CHECK(sl_export_gguf(q, r, path, NULL, &err) == SL_OK, "export: %s", err.msg);
+	sl_model *back = load(path);
+	if (back) {
+		CHECK(!strcmp(back->cfg.arch_name, "deci") && back->layers[1].hidden_dim == 129 &&
+		      back->layers[0].hidden_dim == 172 && back->layers[3].n_heads == 4 && back->layers[1].n_heads == 8,
+		      "deci with per-block widths: %s, hidden %d/%d, heads %d/%d", back->cfg.arch_name,
+		      back->layers[0].hidden_dim, back->layers[1].hidden_dim, back->layers[1].n_heads,
+		      back->layers[3].n_heads);
+		float *a = logits_of(q), *b = logits_of(back);
+		CHECK(a && b && !memcmp(a, b, sizeof(float) * N_TOK * 512), "identical logits");
+		free(a);
+		free(b);
+		sl_model_free(back);
+	}
+	sl_apply_report_free(&rep);
+	sl_model_free(q);
+	sl_recipe_free(r);
+}
+
 static void cancel_now(void *ctx, double frac, const char *stage)
 {
 	(void)ctx;
@@ -262,6 +308,7 @@ int main(void)
 	test_float_round_trip(m);
 	test_formats(m);
 	test_neox_permutation(m);
+	test_pruned_blocks(m);
 	test_cancel_and_errors(m);
 	sl_model_free(m);
 	return test_finish();

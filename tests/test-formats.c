@@ -442,6 +442,22 @@ static void test_avx2_matches_portable(void)
 		tested++;
 	}
 	CHECK(tested == 31, "%d AVX2 kernels", tested);
+	/* F16 and BF16 against F32, on a length with a tail. */
+	uint16_t h[N], b[N];
+	double want_h = 0, want_b = 0;
+	for (int i = 0; i < N - 3; i++) {
+		h[i] = sl_f32_to_f16(w[i]);
+		b[i] = sl_f32_to_bf16(w[i]);
+		want_h += (double)sl_f16_to_f32(h[i]) * x[i];
+		want_b += (double)sl_bf16_to_f32(b[i]) * x[i];
+	}
+	float got_h = sl_dot_f16_f32_avx2(h, x, N - 16), got_b = sl_dot_bf16_f32_avx2(b, x, N - 16);
+	for (int i = N - 16; i < N - 3; i++) {
+		got_h += sl_f16_to_f32(h[i]) * x[i];
+		got_b += sl_bf16_to_f32(b[i]) * x[i];
+	}
+	CHECK(fabs(got_h - want_h) <= 1e-4 * (fabs(want_h) + 1), "f16: AVX2 %.6f vs %.6f", got_h, want_h);
+	CHECK(fabs(got_b - want_b) <= 1e-4 * (fabs(want_b) + 1), "bf16: AVX2 %.6f vs %.6f", got_b, want_b);
 }
 
 /* Per-tensor scales: every row carries the tensor's scale, and one row

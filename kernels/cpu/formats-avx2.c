@@ -1,5 +1,5 @@
 /* AVX2 dot products for slimlab's formats: the integers, NVFP4 and MXFP4
- * against int8-g32 activations, FP8 against F32. Compiled for the generic
+ * against int8-g32 activations, FP8, F16 and BF16 against F32. Compiled for the generic
  * target with per-function target attributes, and called only when the CPU
  * reports AVX2, FMA and F16C, so one binary runs everywhere. */
 #include <immintrin.h>
@@ -120,21 +120,69 @@ SL_AVX2_INLINE float int4g(const uint8_t *w, const sl_act_block *x, int64_t n, c
 	return hsum(acc);
 }
 
-/* 3- and 2-bit codes: a group is unpacked to bytes first (the shared
- * unpacker, vectorized here for AVX2), then as the 4-bit ones. */
+/* The 2-bit field of run r (values 32r .. 32r+31) of a group of G from its
+ * 2-bit plane p, where byte j holds values j + k*G/4 at bits 2k: shifting
+ * wider lanes brings bits of the next byte into the top of each byte,
+ * which the mask drops. */
+SL_AVX2_INLINE __m256i plane2(const uint8_t *p, const int G, const int r)
+{
+	const __m256i m3 = _mm256_set1_epi8(3);
+	if (G == 128)
+		return _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)p), 2 * r), m3);
+	if (G == 64) {
+		__m128i b = _mm_loadu_si128((const __m128i *)p);
+		return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4 * r + 2), _mm_srli_epi16(b, 4 * r)), m3);
+	}
+	int64_t b;
+	__builtin_memcpy(&b, p, 8);
+	return _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(b), _mm256_set_epi64x(6, 4, 2, 0)), m3);
+}
+
+/* The third bits of run r as 0 or 4, from the 1-bit plane p (S = G/8
+ * bytes; byte j holds values j + k*S at bit k): each value's byte is
+ * gathered by a shuffle and tested against its bit. */
+SL_AVX2_INLINE __m256i plane1(const uint8_t *p, const int G, const int r)
+{
+	const int S = G / 8, shift = S == 4 ? 2 : S == 8 ? 3 : 4;
+	__m128i b;
+	if (S == 16) {
+		b = _mm_loadu_si128((const __m128i *)p);
+	} else if (S == 8) {
+		b = _mm_loadl_epi64((const __m128i *)p);
+	} else {
+		int32_t v;
+		__builtin_memcpy(&v, p, 4);
+		b = _mm_cvtsi32_si128(v);
+	}
+	const __m256i iota = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+	                                      20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+	const __m256i pow2 = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32,
+	                                      64, -128, 0, 0, 0, 0, 0, 0, 0, 0);
+	/* value i of the run: byte i % S, bit (32r + i) / S */
+	__m256i idx = _mm256_and_si256(iota, _mm256_set1_epi8((char)(S - 1)));
+	__m256i bit = _mm256_add_epi8(_mm256_and_si256(_mm256_srli_epi16(iota, shift), _mm256_set1_epi8(7)),
+	                              _mm256_set1_epi8((char)(32 * r / S)));
+	__m256i mask = _mm256_shuffle_epi8(pow2, bit);
+	__m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(b), idx), mask);
+	return _mm256_and_si256(_mm256_cmpeq_epi8(v, mask), _mm256_set1_epi8(4));
+}
+
+/* 3- and 2-bit codes, unpacked straight from their planes, then as the
+ * 4-bit ones. */
 SL_AVX2_INLINE float intk(const uint8_t *w, const sl_act_block *x, int64_t n, const int bits, const int group,
                           const bool asym)
 {
 	const size_t hdr = asym ? 4 : 2, bb = hdr + (size_t)(group * bits / 8);
 	const int half = 1 << (bits - 1);
-	uint8_t codes[128];
 	__m256 acc = _mm256_setzero_ps();
 	for (int64_t g = 0; g < n / group; g++, w += bb) {
-		sl_codes_unpack(w + hdr, codes, group, bits);
+		const uint8_t *q = w + hdr;
 		float d = half_to_float(w);
 		float m = asym ? half_to_float(w + 2) : 0.0f;
 		for (int r = 0; r < group / SL_ACT_RUN; r++, x++) {
-			__m256i cv = _mm256_loadu_si256((const __m256i *)(codes + SL_ACT_RUN * r));
+			__m256i cv = plane2(q, group, r);
+			if (bits == 3)
+				cv = _mm256_or_si256(cv, plane1(q + group / 4, group, r));
 			__m256i xv = load_x(x);
 			float dx = half_to_float(&x->d);
 			if (asym) {
@@ -267,4 +315,29 @@ SL_AVX2 float sl_dot_e4m3_f32_avx2(const uint8_t *w, const float *x, int64_t n)
 SL_AVX2 float sl_dot_e5m2_f32_avx2(const uint8_t *w, const float *x, int64_t n)
 {
 	return fp8_dot(w, x, n, false);
+}
+
+SL_AVX2 float sl_dot_f16_f32_avx2(const uint16_t *w, const float *x, int64_t n)
+{
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n; i += 16) {
+		__m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
+		acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(h)), _mm256_loadu_ps(x + i), acc0);
+		acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm256_extracti128_si256(h, 1)), _mm256_loadu_ps(x + i + 8), acc1);
+	}
+	return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* A bfloat16 is the top half of a float. */
+SL_AVX2 float sl_dot_bf16_f32_avx2(const uint16_t *w, const float *x, int64_t n)
+{
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n; i += 16) {
+		__m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
+		__m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(h)), 16));
+		__m256 hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(h, 1)), 16));
+		acc0 = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x + i), acc0);
+		acc1 = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + i + 8), acc1);
+	}
+	return hsum(_mm256_add_ps(acc0, acc1));
 }

@@ -65,5 +65,8 @@ float sl_dot_mxfp4_avx2(const uint8_t *w, const sl_act_block *x, int64_t n);
 /* FP8 codes against F32 (n a multiple of 16), before the row scale. */
 float sl_dot_e4m3_f32_avx2(const uint8_t *w, const float *x, int64_t n);
 float sl_dot_e5m2_f32_avx2(const uint8_t *w, const float *x, int64_t n);
+/* F16 and BF16 against F32 (n a multiple of 16). */
+float sl_dot_f16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
+float sl_dot_bf16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
 
 #endif
