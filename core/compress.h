@@ -10,12 +10,14 @@
 #include "recipe.h"
 
 /* Activation statistics of one module input, gathered over calibration
- * text: per input channel sum of squares and max |x|; the Hessian
- * H = X^T X / n when a method needs it (GPTQ, SparseGPT). */
+ * text: per input channel sums of squares and of |x| and max |x|; the
+ * Hessian H = X^T X / n_tokens when a method needs it (GPTQ, SparseGPT,
+ * AWQ). */
 typedef struct {
 	int n;                /* input width */
 	long long n_tokens;
 	double *sum_sq;       /* [n] */
+	double *sum_abs;      /* [n] */
 	float *abs_max;       /* [n] */
 	float *hessian;       /* [n * n] or NULL */
 } sl_act_stats;
@@ -37,8 +39,15 @@ typedef struct {
 
 sl_status sl_calib_gather(const sl_model *m, const sl_calib_opts *o, sl_calib **out, sl_error *err);
 void sl_calib_free(sl_calib *c);
-/* The statistics of the input of module mod (NULL when not gathered). */
+/* The statistics of the input of module mod (NULL when not gathered:
+ * the token embedding has no input). */
 const sl_act_stats *sl_calib_stats(const sl_calib *c, const sl_module *mod);
+/* Block influence of block layer: the mean over calibration tokens of
+ * 1 - cos(h_in, h_out) of the residual stream around it (Men et al.,
+ * ShortGPT 2024); a block that barely turns the stream matters little. */
+double sl_calib_block_influence(const sl_calib *c, int layer);
+/* Whether c was gathered on exactly these weights, with Hessians if asked. */
+bool sl_calib_matches(const sl_calib *c, const sl_model *m, bool hessians);
 
 /* What applying a recipe did to one module. */
 typedef struct {
@@ -50,6 +59,7 @@ typedef struct {
 	double bytes_before, bytes_after;
 	double rel_error;         /* ||W - W'||_F / ||W||_F */
 	double seconds;
+	char note[160];           /* why a method or format was not the one asked for, and what was done */
 } sl_module_report;
 
 typedef struct {
