@@ -16,6 +16,8 @@ static const char main_usage[] =
 	"  eval MODEL --text FILE          perplexity; with --base: KL, top-1, delta PPL\n"
 	"  generate MODEL [-p PROMPT]      continue a prompt\n"
 	"  tokenize MODEL_OR_VOCAB --text FILE   token ids of a text\n"
+	"  sensitivity MODEL --options LIST  per-module sweep: KL, delta PPL, top-1\n"
+	"  autorecipe MODEL --budget B --out R.json  a recipe chosen under a size budget\n"
 	"  recipe validate FILE [--model MODEL]  every problem of a recipe\n"
 	"  recipe formats                  the formats a recipe can name\n"
 	"\n"
@@ -32,6 +34,8 @@ static const command commands[] = {
 	{"generate", sl_cmd_generate},
 	{"tokenize", sl_cmd_tokenize},
 	{"recipe", sl_cmd_recipe},
+	{"sensitivity", sl_cmd_sensitivity},
+	{"autorecipe", sl_cmd_autorecipe},
 };
 
 int main(int argc, char **argv)
