@@ -20,6 +20,8 @@ int sl_cmd_tokenize(int argc, char **argv);
 int sl_cmd_recipe(int argc, char **argv);
 int sl_cmd_apply(int argc, char **argv);
 int sl_cmd_train(int argc, char **argv);
+int sl_cmd_sensitivity(int argc, char **argv);
+int sl_cmd_autorecipe(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 failure, 2 bad usage. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
