@@ -16,6 +16,7 @@
 #include "forward.h"
 #include "methods.h"
 #include "tokenizer.h"
+#include "train.h"
 
 typedef struct {
 	char name[SL_NAME_MAX];
@@ -33,8 +34,9 @@ struct sl_sweep {
 	sl_sweep_unit unit;
 	sl_module *mods;
 	int n_mods;
-	size_t *fisher_off;      /* per module, into opts->fisher */
-	const float *fisher;
+	size_t *fisher_off;      /* per module, into fisher */
+	float *fisher;           /* mean squared gradient per weight, or NULL */
+	char fisher_note[160];
 	sweep_row *rows;
 	int n_rows;
 	sl_sweep_cell *cells;    /* n_rows x n_opts */
@@ -310,6 +312,75 @@ static sl_status cache_base(sl_sweep *sw, const sl_sweep_opts *o, sl_error *err)
 	return st;
 }
 
+/* The empirical Fisher diagonal: per weight, the squared gradient of each
+ * window's mean loss (over the positions the sweep scores), averaged over
+ * the windows. Computed on an F32 copy, since training converts weights. */
+static sl_status fisher_diag(sl_sweep *sw, const sl_sweep_opts *o, sl_error *err)
+{
+	const sl_model *m = sw->m;
+	double need = 3.0 * 4.0 * (double)sl_model_n_params(m);
+	double cap = o->fisher_max_bytes > 0 ? o->fisher_max_bytes : 2.0 * (1 << 30);
+	if (m->cfg.arch != SL_ARCH_LLAMA) {
+		snprintf(sw->fisher_note, sizeof sw->fisher_note, "no Fisher proxy: gradients are computed for Llama-family models");
+		return SL_OK;
+	}
+	if (need > cap) {
+		snprintf(sw->fisher_note, sizeof sw->fisher_note,
+		         "no Fisher proxy: its gradients would take %.1f GB (limit %.1f GB)", need / 1e9, cap / 1e9);
+		return SL_OK;
+	}
+	sl_model *c = NULL;
+	sl_trainer *tr = NULL;
+	int32_t *targets = NULL;
+	sl_status st = sl_model_clone(m, &c, err);
+	if (!st)
+		st = sl_trainer_new(c, sl_train_kernels_cpu(), 1, sw->n_ctx - 1, &tr, err);
+	if (!st && !(sw->fisher = sl_calloc(sw->fisher_off[sw->n_mods], sizeof(float))))
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the Fisher proxy");
+	if (!st && !(targets = sl_malloc_array((size_t)sw->n_ctx, sizeof *targets)))
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	int n_params = 0;
+	const sl_param *params = st ? NULL : sl_trainer_params(tr, &n_params);
+	/* Which trainer parameter each module's weights are. */
+	const sl_param **of = st ? NULL : calloc((size_t)sw->n_mods, sizeof *of);
+	for (int k = 0; of && k < sw->n_mods; k++)
+		for (int i = 0; i < n_params; i++)
+			if (!strcmp(params[i].t->name, sw->mods[k].w->name))
+				of[k] = &params[i];
+	if (!st && !of)
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	sl_loss ce = {.kind = SL_LOSS_CE};
+	for (int w = 0; w < sw->n_win && !st; w++) {
+		if (sl_cancelled(o->progress)) {
+			st = sl_errorf(err, SL_ERR_CANCELLED, "sweep cancelled while computing gradients");
+			break;
+		}
+		const int32_t *win = sw->wins + (size_t)w * sw->n_ctx;
+		for (int i = 0; i < sw->n_ctx - 1; i++)
+			targets[i] = i >= sw->first && i < sw->first + sw->per ? win[i + 1] : -1;
+		double loss;
+		sl_trainer_zero_grad(tr);
+		st = sl_trainer_backward(tr, win, targets, 1, &ce, NULL, 1.0f, &loss, NULL, err);
+		for (int k = 0; !st && k < sw->n_mods; k++) {
+			if (!of[k])
+				continue;
+			float *F = sw->fisher + sw->fisher_off[k];
+			for (size_t i = 0; i < of[k]->n; i++)
+				F[i] += of[k]->grad[i] * of[k]->grad[i] / (float)sw->n_win;
+		}
+		sl_report(o->progress, 0.05 + 0.05 * (w + 1) / sw->n_win, "gradients for the Fisher proxy");
+	}
+	free(of);
+	free(targets);
+	sl_trainer_free(tr);
+	sl_model_free(c);
+	if (st) {
+		free(sw->fisher);
+		sw->fisher = NULL;
+	}
+	return st;
+}
+
 void sl_sweep_free(sl_sweep *sw)
 {
 	if (!sw)
@@ -317,6 +388,7 @@ void sl_sweep_free(sl_sweep *sw)
 	free(sw->opts);
 	free(sw->mods);
 	free(sw->fisher_off);
+	free(sw->fisher);
 	free(sw->rows);
 	free(sw->cells);
 	free(sw->wins);
@@ -341,7 +413,6 @@ sl_status sl_sweep_new(const sl_model *m, const sl_sweep_option *opts, int n_opt
 	pthread_mutex_init(&sw->mu, NULL);
 	sw->m = m;
 	sw->unit = o->unit;
-	sw->fisher = o->fisher;
 	snprintf(sw->text_path, sizeof sw->text_path, "%s", o->text_path);
 	sw->n_ctx = o->ctx > 0 ? o->ctx : 128;
 	if (sw->n_ctx > m->cfg.max_seq_len)
@@ -371,6 +442,10 @@ sl_status sl_sweep_new(const sl_model *m, const sl_sweep_option *opts, int n_opt
 		st = sl_calib_gather(m, &co, &sw->own_calib, err);
 		sw->calib = sw->own_calib;
 	}
+	if (!st && !o->no_fisher)
+		st = fisher_diag(sw, o, err);
+	else if (!st)
+		snprintf(sw->fisher_note, sizeof sw->fisher_note, "no Fisher proxy: not asked for");
 	if (!st)
 		sw->model_hash = sl_model_hash(m);
 	if (st) {
@@ -390,6 +465,7 @@ int sl_sweep_row_block(const sl_sweep *sw, int row) { return sw->rows[row].block
 double sl_sweep_row_params(const sl_sweep *sw, int row) { return sw->rows[row].params; }
 const sl_sweep_option *sl_sweep_col(const sl_sweep *sw, int col) { return &sw->opts[col]; }
 double sl_sweep_base_ppl(const sl_sweep *sw) { return sw->base_ppl; }
+const char *sl_sweep_fisher_note(const sl_sweep *sw) { return sw->fisher_note; }
 
 static sl_sweep_cell *cell_of(const sl_sweep *sw, int row, int col)
 {

@@ -53,8 +53,11 @@ typedef struct {
 	int calib_tokens;       /* default 4096 */
 	uint64_t seed;
 	const sl_calib *calib;
-	const float *fisher;    /* per-weight squared-gradient means, laid out module by
-	                         * module in sl_model_modules order (NULL: no Fisher proxy) */
+	/* The Fisher proxy needs gradients: the mean over windows of each
+	 * weight's squared gradient of the window's loss (trainable Llama-family
+	 * models whose F32 copy fits in fisher_max_bytes, default 2 GiB). */
+	bool no_fisher;
+	double fisher_max_bytes;
 	const sl_progress *progress;
 } sl_sweep_opts;
 
@@ -75,6 +78,8 @@ const sl_sweep_option *sl_sweep_col(const sl_sweep *sw, int col);
 const sl_sweep_cell *sl_sweep_cell_at(const sl_sweep *sw, int row, int col);
 int sl_sweep_done(const sl_sweep *sw);
 double sl_sweep_base_ppl(const sl_sweep *sw);
+/* Why the Fisher proxy is missing ("" when it is there). */
+const char *sl_sweep_fisher_note(const sl_sweep *sw);
 
 /* Called, one call at a time, as each cell finishes (from worker threads). */
 typedef void (*sl_sweep_cell_fn)(void *ctx, int row, int col, const sl_sweep_cell *cell);

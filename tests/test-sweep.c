@@ -221,7 +221,7 @@ static void test_autorecipe_beats_uniform(const sl_model *m)
 	sl_autorecipe_result r2;
 	CHECK(sl_autorecipe(sw, SL_BUDGET_BPW, 1.0, &none, &r2, &err) != SL_OK && strstr(err.msg, "smallest"),
 	      "impossible budget: %s", err.msg);
-	for (int p = 0; p < SL_PROXY_COUNT - 1; p++) {
+	for (int p = 0; p < SL_PROXY_COUNT; p++) {
 		double rho = sl_sweep_spearman(sw, p, -1);
 		printf("Spearman rho of proxy %d against KL: %.3f\n", p, rho);
 		CHECK(rho > 0 && rho <= 1, "proxy %d ranks modules the way KL does (rho %.3f)", p, rho);
