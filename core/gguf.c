@@ -620,3 +620,22 @@ sl_status sl_gguf_write(sl_gguf_writer *w, const char *path, sl_error *err)
 		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory while building the GGUF file", path);
 	return sl_write_atomic(path, write_cb, w, err);
 }
+
+sl_status sl_gguf_write_mem(sl_gguf_writer *w, void **data, size_t *size, sl_error *err)
+{
+	*data = NULL;
+	*size = 0;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = w->oom ? NULL : open_memstream(&buf, &len);
+	if (!f)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory building a GGUF image");
+	sl_status st = write_gguf(w, f, err);
+	if (fclose(f) || st) {
+		free(buf);
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory building a GGUF image");
+	}
+	*data = buf;
+	*size = len;
+	return SL_OK;
+}

@@ -91,5 +91,7 @@ void sl_gguf_add_tensor(sl_gguf_writer *w, const char *name, int type, const int
                         int n_dims, const void *data, size_t nbytes);
 /* Writes to a temporary file beside path and renames it into place. */
 sl_status sl_gguf_write(sl_gguf_writer *w, const char *path, sl_error *err);
+/* The same bytes into memory (*data is malloc'ed), for sl_gguf_parse. */
+sl_status sl_gguf_write_mem(sl_gguf_writer *w, void **data, size_t *size, sl_error *err);
 
 #endif

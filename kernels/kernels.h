@@ -50,4 +50,74 @@ int sl_kernels_threads(void);
 /* Runs fn(i, arg) for i in [0, n) on the kernel threads and waits. */
 void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg);
 
+/* ---- training ----------------------------------------------------------
+ * The forward operations a training step keeps state from, and their
+ * gradients, over a batch of B independent sequences of T tokens (rows
+ * b*T + t, positions 0..T-1). F32 only. Every backward operation ADDS into
+ * the gradients it is given (dx, dw, db, dtable), so residual branches,
+ * tied weights and accumulated micro-batches need no copies; callers zero
+ * them. Two tables: "ref", plain loops on one thread with double sums (the
+ * reference), and "cpu", OpenBLAS and the thread pool. The cpu table splits
+ * work into tasks whose shape depends only on the problem, never on the
+ * thread count, so its results are bitwise the same on any number of
+ * threads. */
+
+typedef enum {
+	SL_LOSS_CE = 0,         /* cross-entropy against the next token */
+	SL_LOSS_KL_FORWARD = 1, /* T^2 KL(teacher || student) at temperature T */
+	SL_LOSS_KL_REVERSE = 2, /* T^2 KL(student || teacher) at temperature T */
+} sl_loss_kind;
+
+typedef struct sl_train_kernels {
+	const char *name;
+	/* y[T][n_out] = x[T][n_in] W^T + b; W is F32 [n_out][n_in], b may be NULL. */
+	void (*matmul)(float *y, const float *x, const float *w, const float *b, int T, int n_out, int n_in);
+	/* dx += dy W, dw += dy^T x, db += column sums of dy (dx and db may be NULL). */
+	void (*matmul_backward)(float *dx, float *dw, float *db, const float *dy, const float *x,
+	                        const float *w, int T, int n_out, int n_in);
+	/* y = x / rms(x) * w per row of n; rstd[T] keeps 1 / rms for the backward. */
+	void (*rmsnorm)(float *y, float *rstd, const float *x, const float *w, int T, int n, float eps);
+	/* dx += d/dx, dw += d/dw of the rmsnorm above, given dy. */
+	void (*rmsnorm_backward)(float *dx, float *dw, const float *dy, const float *x, const float *w,
+	                         const float *rstd, int T, int n);
+	/* Rotates x[B*T][n_heads*head_dim] in place as the forward's rope does;
+	 * inverse applies the transposed rotation, which carries gradients back. */
+	void (*rope)(float *x, int B, int T, int n_heads, int head_dim, int rot_dim, float theta,
+	             sl_rope_style style, bool inverse);
+	/* Causal attention within each sequence: q, out [B*T][n_heads*head_dim],
+	 * k, v [B*T][n_kv_heads*head_dim]; lse[B][n_heads][T] receives the
+	 * log-sum-exp of each row of scaled scores, for the backward. */
+	void (*attention)(float *out, float *lse, const float *q, const float *k, const float *v, int B,
+	                  int T, int n_heads, int n_kv_heads, int head_dim);
+	/* Gradients of q, k and v given dout; these three are written, not added. */
+	void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout, const float *q,
+	                           const float *k, const float *v, const float *out, const float *lse, int B,
+	                           int T, int n_heads, int n_kv_heads, int head_dim);
+	/* h = silu(g) * u over n elements. */
+	void (*swiglu)(float *h, const float *g, const float *u, size_t n);
+	/* dg, du (written) from dh. */
+	void (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u,
+	                        size_t n);
+	/* dtable[ids[t]] += dx[t] for T rows of n. */
+	void (*embed_backward)(float *dtable, const float *dx, const int32_t *ids, int T, int n);
+	/* Loss of T rows of V logits: loss[t] gets the row's loss and dlogits
+	 * (which may alias logits) scale * its gradient. Rows whose target is
+	 * negative count nothing (loss 0, gradient 0). For the KL kinds teacher
+	 * holds the teacher's logits and the loss is ce_weight * cross-entropy
+	 * + (1 - ce_weight) * the KL term; targets matter only when ce_weight > 0. */
+	void (*loss)(float *loss, float *dlogits, const float *logits, const float *teacher,
+	             const int32_t *targets, int T, int V, sl_loss_kind kind, float temperature,
+	             float ce_weight, float scale);
+	/* Sum of squares of n floats, in double. */
+	double (*sumsq)(const float *x, size_t n);
+	/* One AdamW update of n weights from gradient g * grad_scale: moments
+	 * m, v, bias correction for update number t (1-based), decoupled weight
+	 * decay lr * weight_decay * w. */
+	void (*adamw)(float *w, const float *g, float *m, float *v, size_t n, float grad_scale, float lr,
+	              float beta1, float beta2, float eps, float weight_decay, int64_t t);
+} sl_train_kernels;
+
+const sl_train_kernels *sl_train_kernels_ref(void);
+const sl_train_kernels *sl_train_kernels_cpu(void);
+
 #endif

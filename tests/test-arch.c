@@ -3,49 +3,10 @@
  * layouts, q/k/v biases, tied and untied heads, a head size unrelated to
  * the width, and GPT-2. tests/gen-torch-reference.py wrote the weights
  * and PyTorch's logits into tests/data/torch-forward.bin. */
-#include <cjson/cJSON.h>
-#include <stdint.h>
-
 #include "core/forward.h"
 #include "core/model.h"
 #include "test.h"
-
-typedef struct {
-	char name[SL_NAME_MAX];
-	int n_dims;
-	int64_t ne[4];
-	float *data;
-	size_t n;
-} record;
-
-static bool read_record(FILE *f, record *r)
-{
-	uint32_t len, nd;
-	if (fread(&len, 4, 1, f) != 1 || len >= sizeof r->name || fread(r->name, 1, len, f) != len)
-		return false;
-	r->name[len] = 0;
-	if (fread(&nd, 4, 1, f) != 1 || nd > 4)
-		return false;
-	r->n_dims = (int)nd;
-	r->n = 1;
-	uint64_t dims[4] = {1, 1, 1, 1};
-	for (uint32_t i = 0; i < nd; i++) {
-		if (fread(&dims[i], 8, 1, f) != 1)
-			return false;
-		r->n *= dims[i];
-	}
-	/* PyTorch shapes are outermost first; slimlab's ne[0] is innermost. */
-	for (int i = 0; i < 4; i++)
-		r->ne[i] = i < (int)nd ? (int64_t)dims[nd - 1 - i] : 1;
-	r->data = malloc(r->n * sizeof(float));
-	return r->data && fread(r->data, sizeof(float), r->n, f) == r->n;
-}
-
-static int get_int(const cJSON *c, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItem(c, k);
-	return cJSON_IsNumber(v) ? v->valueint : 0;
-}
+#include "torch-ref.h"
 
 static void check_model(cJSON *cfg, sl_model *m, const record *tokens, const record *logits)
 {
@@ -55,17 +16,17 @@ static void check_model(cJSON *cfg, sl_model *m, const record *tokens, const rec
 	snprintf(m->path, sizeof m->path, "torch:%s", name);
 	bool gpt2 = !strcmp(arch, "gpt2");
 	c->arch = gpt2 ? SL_ARCH_GPT2 : SL_ARCH_LLAMA;
-	c->dim = get_int(cfg, "dim");
-	c->n_layers = get_int(cfg, "n_layers");
-	c->n_heads = get_int(cfg, "n_heads");
-	c->n_kv_heads = gpt2 ? c->n_heads : get_int(cfg, "n_kv_heads");
-	c->head_dim = gpt2 ? c->dim / c->n_heads : get_int(cfg, "head_dim");
-	c->vocab_size = get_int(cfg, "vocab");
-	c->max_seq_len = gpt2 ? get_int(cfg, "n_pos") : 64;
+	c->dim = json_int(cfg, "dim");
+	c->n_layers = json_int(cfg, "n_layers");
+	c->n_heads = json_int(cfg, "n_heads");
+	c->n_kv_heads = gpt2 ? c->n_heads : json_int(cfg, "n_kv_heads");
+	c->head_dim = gpt2 ? c->dim / c->n_heads : json_int(cfg, "head_dim");
+	c->vocab_size = json_int(cfg, "vocab");
+	c->max_seq_len = gpt2 ? json_int(cfg, "n_pos") : 64;
 	c->norm_eps = (float)cJSON_GetObjectItem(cfg, "eps")->valuedouble;
 	if (!gpt2) {
 		c->rope_theta = (float)cJSON_GetObjectItem(cfg, "theta")->valuedouble;
-		c->rope_dim = get_int(cfg, "rope_dim");
+		c->rope_dim = json_int(cfg, "rope_dim");
 		c->rope_style = !strcmp(cJSON_GetObjectItem(cfg, "rope")->valuestring, "neox") ? SL_ROPE_NEOX
 		                                                                              : SL_ROPE_NORM;
 	}
@@ -115,13 +76,8 @@ int main(void)
 	int models = 0;
 	while (read_record(f, &r)) {
 		if (!strcmp(r.name, "config")) {
-			char *js = malloc(r.n + 1);
-			for (size_t i = 0; i < r.n; i++)
-				js[i] = (char)r.data[i];
-			js[r.n] = 0;
 			cJSON_Delete(cfg);
-			cfg = cJSON_Parse(js);
-			free(js);
+			cfg = record_json(&r);
 			free(r.data);
 			m = calloc(1, sizeof *m);
 		} else if (!strcmp(r.name, "tokens")) {

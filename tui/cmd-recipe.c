@@ -61,7 +61,12 @@ static int validate(const char *file, const char *model_path, const char *tok, b
 			cJSON_Delete(o);
 			return CLI_FAIL;
 		}
-		return cli_error(&err);
+		/* One problem a line, each naming the file as the first does. */
+		size_t k = strlen(file);
+		for (char *line = strtok(err.msg, "\n"); line; line = strtok(NULL, "\n"))
+			fprintf(stderr, "%s%s%s\n", strncmp(line, file, k) ? file : "", strncmp(line, file, k) ? ": " : "",
+			        line);
+		return CLI_FAIL;
 	}
 	sl_model *m = NULL;
 	if (model_path && !(m = cli_load_model(model_path, tok))) {

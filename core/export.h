@@ -1,0 +1,34 @@
+/* Writing a model as a GGUF file that llama.cpp and slimlab load: the
+ * architecture's metadata, the vocabulary, and the tensors in the types
+ * asked for. Whole-model export with recipes (compress.h) builds on this;
+ * training saves its models and checkpoints through it. */
+#ifndef SL_EXPORT_H
+#define SL_EXPORT_H
+
+#include "gguf.h"
+#include "model.h"
+
+typedef struct sl_gguf_export sl_gguf_export;
+
+/* Starts a file for m: general.*, the architecture's hyperparameters
+ * (per-block head counts and widths as arrays when blocks differ) and the
+ * vocabulary when m has a tokenizer. name goes to general.name. */
+sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export **out, sl_error *err);
+void sl_gguf_export_free(sl_gguf_export *e);
+/* The writer underneath, for more metadata or tensors the caller keeps
+ * alive until the file is written. */
+sl_gguf_writer *sl_gguf_export_writer(sl_gguf_export *e);
+/* Adds t under its name, stored as type (converted when t holds another;
+ * the export keeps the converted copy). */
+sl_status sl_gguf_export_tensor(sl_gguf_export *e, const sl_tensor *t, int type, sl_error *err);
+/* Adds every tensor the model's forward uses: matrices (and the
+ * embeddings) as mat_type, norms and biases as F32, as llama.cpp's
+ * converter stores them. */
+sl_status sl_gguf_export_model(sl_gguf_export *e, int mat_type, sl_error *err);
+/* Writes the file atomically. */
+sl_status sl_gguf_export_write(sl_gguf_export *e, const char *path, sl_error *err);
+
+/* All of the above: m with its matrices as mat_type (F32, F16 or BF16). */
+sl_status sl_model_save_gguf(const sl_model *m, const char *name, int mat_type, const char *path, sl_error *err);
+
+#endif

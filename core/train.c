@@ -1,0 +1,403 @@
+/* The training forward and backward, read top to bottom like the inference
+ * forward: embed, blocks, norm, head and loss; then the same in reverse.
+ * Every numeric step is a call into the training kernels. */
+#include "train.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+
+/* What the backward needs from the forward of one block, for N rows. */
+typedef struct {
+	float *x;                  /* block input */
+	float *xn1, *rstd1;        /* attention norm */
+	float *q, *k, *v;          /* after rope */
+	float *att, *lse;          /* attention output and its log-sum-exps */
+	float *x1;                 /* residual after attention */
+	float *xn2, *rstd2;        /* feed-forward norm */
+	float *g, *u, *h;          /* gate, up, silu(gate) * up */
+} block_act;
+
+/* Gradients of one block's tensors (NULL where the model lacks one). */
+typedef struct {
+	float *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+	float *ffn_norm, *w_gate, *w_up, *b_up, *w_down, *b_down;
+} block_grad;
+
+struct sl_trainer {
+	sl_model *m;
+	const sl_train_kernels *K;
+	int max_seqs, T;
+	sl_param *params;
+	int n_params;
+	float *grad;
+	size_t n_weights;
+	block_act *act;
+	block_grad *bg;
+	float *g_tok_embd, *g_out_norm, *g_output;
+	float *x_out, *xnf, *rstdf;       /* last block's output, final norm */
+	float *logits, *tlogits, *row_loss; /* one sequence at a time */
+	float *dx, *dxn, *tmp, *datt, *dq, *dk, *dv, *dh, *dg, *du;
+	const sl_model *teacher;
+	sl_state *teacher_state;
+	float **allocs;                   /* every activation buffer, for freeing */
+	int n_allocs;
+};
+
+static float *alloc_f(sl_trainer *tr, size_t n)
+{
+	float *p = sl_malloc_array(n ? n : 1, sizeof(float));
+	float **a = p ? realloc(tr->allocs, (size_t)(tr->n_allocs + 1) * sizeof *a) : NULL;
+	if (!a) {
+		free(p);
+		return NULL;
+	}
+	tr->allocs = a;
+	tr->allocs[tr->n_allocs++] = p;
+	return p;
+}
+
+void sl_trainer_free(sl_trainer *tr)
+{
+	if (!tr)
+		return;
+	for (int i = 0; i < tr->n_allocs; i++)
+		free(tr->allocs[i]);
+	free(tr->allocs);
+	free(tr->params);
+	free(tr->grad);
+	free(tr->act);
+	free(tr->bg);
+	sl_state_free(tr->teacher_state);
+	free(tr);
+}
+
+/* Registers t as trainable (converting it to owned F32) and returns where
+ * its gradient will live, as an offset until the flat buffer exists. */
+static sl_status add_param(sl_trainer *tr, sl_tensor *t, sl_error *err)
+{
+	if (!t)
+		return SL_OK;
+	for (int i = 0; i < tr->n_params; i++)
+		if (tr->params[i].t == t)
+			return SL_OK; /* a tied head shares the embedding's gradient */
+	sl_status st = sl_tensor_to_f32(t, err);
+	if (st)
+		return st;
+	sl_param *p = realloc(tr->params, (size_t)(tr->n_params + 1) * sizeof *p);
+	if (!p)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory registering tensor '%s'", t->name);
+	tr->params = p;
+	size_t n = (size_t)sl_tensor_nelements(t);
+	tr->params[tr->n_params++] = (sl_param){t, NULL, tr->n_weights, n, t->n_dims >= 2};
+	tr->n_weights += n;
+	return SL_OK;
+}
+
+static float *grad_of(const sl_trainer *tr, const sl_tensor *t)
+{
+	if (!t)
+		return NULL;
+	for (int i = 0; i < tr->n_params; i++)
+		if (tr->params[i].t == t)
+			return tr->params[i].grad;
+	return NULL;
+}
+
+sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len, sl_trainer **out,
+                         sl_error *err)
+{
+	*out = NULL;
+	const sl_config *c = &m->cfg;
+	if (c->arch != SL_ARCH_LLAMA)
+		return sl_errorf(err, SL_ERR_UNSUPPORTED, "%s: training supports Llama-family models, not %s", m->path,
+		                 c->arch_name);
+	if (max_seqs < 1 || seq_len < 1 || (long)max_seqs * seq_len > (1L << 24))
+		return sl_errorf(err, SL_ERR_ARG, "a batch of %d sequences of %d tokens is not possible", max_seqs,
+		                 seq_len);
+	for (int il = 0; il < c->n_layers; il++)
+		if (!m->layers[il].w_gate || m->layers[il].wqkv)
+			return sl_errorf(err, SL_ERR_UNSUPPORTED, "%s: block %d is not a Llama block (gated MLP, separate q/k/v)",
+			                 m->path, il);
+	sl_trainer *tr = calloc(1, sizeof *tr);
+	if (!tr)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	tr->m = m;
+	tr->K = K;
+	tr->max_seqs = max_seqs;
+	tr->T = seq_len;
+	sl_status st = add_param(tr, m->tok_embd, err);
+	for (int il = 0; !st && il < c->n_layers; il++) {
+		sl_layer *L = &m->layers[il];
+		sl_tensor *ts[] = {L->attn_norm, L->wq, L->bq, L->wk, L->bk, L->wv, L->bv, L->wo, L->bo,
+		                   L->ffn_norm, L->w_gate, L->w_up, L->b_up, L->w_down, L->b_down};
+		for (size_t i = 0; !st && i < sizeof ts / sizeof ts[0]; i++)
+			st = add_param(tr, ts[i], err);
+	}
+	if (!st)
+		st = add_param(tr, m->out_norm, err);
+	if (!st)
+		st = add_param(tr, m->output, err);
+	if (st)
+		goto fail;
+	tr->grad = sl_malloc_array(tr->n_weights, sizeof(float));
+	if (!tr->grad)
+		goto oom;
+	for (int i = 0; i < tr->n_params; i++)
+		tr->params[i].grad = tr->grad + tr->params[i].offset;
+	tr->g_tok_embd = grad_of(tr, m->tok_embd);
+	tr->g_out_norm = grad_of(tr, m->out_norm);
+	tr->g_output = grad_of(tr, m->output);
+
+	const size_t N = (size_t)max_seqs * seq_len, D = (size_t)c->dim, V = (size_t)c->vocab_size;
+	size_t q_max = 0, kv_max = 0, f_max = 0;
+	tr->act = calloc((size_t)c->n_layers, sizeof *tr->act);
+	tr->bg = calloc((size_t)c->n_layers, sizeof *tr->bg);
+	if (!tr->act || !tr->bg)
+		goto oom;
+	for (int il = 0; il < c->n_layers; il++) {
+		const sl_layer *L = &m->layers[il];
+		size_t qd = (size_t)L->n_heads * c->head_dim, kvd = (size_t)L->n_kv_heads * c->head_dim,
+		       F = (size_t)L->hidden_dim;
+		q_max = qd > q_max ? qd : q_max;
+		kv_max = kvd > kv_max ? kvd : kv_max;
+		f_max = F > f_max ? F : f_max;
+		block_act *a = &tr->act[il];
+		if (!(a->x = alloc_f(tr, N * D)) || !(a->xn1 = alloc_f(tr, N * D)) || !(a->rstd1 = alloc_f(tr, N)) ||
+		    !(a->q = alloc_f(tr, N * qd)) || !(a->k = alloc_f(tr, N * kvd)) || !(a->v = alloc_f(tr, N * kvd)) ||
+		    !(a->att = alloc_f(tr, N * qd)) || !(a->lse = alloc_f(tr, N * L->n_heads)) ||
+		    !(a->x1 = alloc_f(tr, N * D)) || !(a->xn2 = alloc_f(tr, N * D)) || !(a->rstd2 = alloc_f(tr, N)) ||
+		    !(a->g = alloc_f(tr, N * F)) || !(a->u = alloc_f(tr, N * F)) || !(a->h = alloc_f(tr, N * F)))
+			goto oom;
+		tr->bg[il] = (block_grad){grad_of(tr, L->attn_norm), grad_of(tr, L->wq), grad_of(tr, L->bq),
+		                          grad_of(tr, L->wk), grad_of(tr, L->bk), grad_of(tr, L->wv),
+		                          grad_of(tr, L->bv), grad_of(tr, L->wo), grad_of(tr, L->bo),
+		                          grad_of(tr, L->ffn_norm), grad_of(tr, L->w_gate), grad_of(tr, L->w_up),
+		                          grad_of(tr, L->b_up), grad_of(tr, L->w_down), grad_of(tr, L->b_down)};
+	}
+	if (!(tr->x_out = alloc_f(tr, N * D)) || !(tr->xnf = alloc_f(tr, N * D)) || !(tr->rstdf = alloc_f(tr, N)) ||
+	    !(tr->logits = alloc_f(tr, (size_t)seq_len * V)) || !(tr->row_loss = alloc_f(tr, (size_t)seq_len)) ||
+	    !(tr->dx = alloc_f(tr, N * D)) || !(tr->dxn = alloc_f(tr, N * D)) || !(tr->tmp = alloc_f(tr, N * D)) ||
+	    !(tr->datt = alloc_f(tr, N * q_max)) || !(tr->dq = alloc_f(tr, N * q_max)) ||
+	    !(tr->dk = alloc_f(tr, N * kv_max)) || !(tr->dv = alloc_f(tr, N * kv_max)) ||
+	    !(tr->dh = alloc_f(tr, N * f_max)) || !(tr->dg = alloc_f(tr, N * f_max)) ||
+	    !(tr->du = alloc_f(tr, N * f_max)))
+		goto oom;
+	sl_trainer_zero_grad(tr);
+	*out = tr;
+	return SL_OK;
+oom:
+	st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for training %s on %d x %d tokens", m->path, max_seqs,
+	               seq_len);
+fail:
+	sl_trainer_free(tr);
+	return st;
+}
+
+sl_model *sl_trainer_model(const sl_trainer *tr)
+{
+	return tr->m;
+}
+
+const sl_train_kernels *sl_trainer_kernels(const sl_trainer *tr)
+{
+	return tr->K;
+}
+
+int sl_trainer_seq_len(const sl_trainer *tr)
+{
+	return tr->T;
+}
+
+const sl_param *sl_trainer_params(const sl_trainer *tr, int *n)
+{
+	*n = tr->n_params;
+	return tr->params;
+}
+
+size_t sl_trainer_n_weights(const sl_trainer *tr)
+{
+	return tr->n_weights;
+}
+
+void sl_trainer_zero_grad(sl_trainer *tr)
+{
+	memset(tr->grad, 0, tr->n_weights * sizeof(float));
+}
+
+static const float *f32(const sl_tensor *t)
+{
+	return t ? t->data : NULL;
+}
+
+static void add_into(float *y, const float *a, const float *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = a[i] + b[i];
+}
+
+/* ---- forward --------------------------------------------------------- */
+
+static void block_forward(sl_trainer *tr, int il, int B, float *x_next)
+{
+	const sl_train_kernels *K = tr->K;
+	const sl_config *c = &tr->m->cfg;
+	const sl_layer *L = &tr->m->layers[il];
+	block_act *a = &tr->act[il];
+	const int N = B * tr->T, D = c->dim, hd = c->head_dim, F = L->hidden_dim;
+	const int qd = L->n_heads * hd, kvd = L->n_kv_heads * hd;
+
+	K->rmsnorm(a->xn1, a->rstd1, a->x, f32(L->attn_norm), N, D, c->norm_eps);
+	K->matmul(a->q, a->xn1, f32(L->wq), f32(L->bq), N, qd, D);
+	K->matmul(a->k, a->xn1, f32(L->wk), f32(L->bk), N, kvd, D);
+	K->matmul(a->v, a->xn1, f32(L->wv), f32(L->bv), N, kvd, D);
+	K->rope(a->q, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, false);
+	K->rope(a->k, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, false);
+	K->attention(a->att, a->lse, a->q, a->k, a->v, B, tr->T, L->n_heads, L->n_kv_heads, hd);
+	K->matmul(tr->tmp, a->att, f32(L->wo), f32(L->bo), N, D, qd);
+	add_into(a->x1, a->x, tr->tmp, (size_t)N * D);
+
+	K->rmsnorm(a->xn2, a->rstd2, a->x1, f32(L->ffn_norm), N, D, c->norm_eps);
+	K->matmul(a->g, a->xn2, f32(L->w_gate), NULL, N, F, D);
+	K->matmul(a->u, a->xn2, f32(L->w_up), f32(L->b_up), N, F, D);
+	K->swiglu(a->h, a->g, a->u, (size_t)N * F);
+	K->matmul(tr->tmp, a->h, f32(L->w_down), f32(L->b_down), N, D, F);
+	add_into(x_next, a->x1, tr->tmp, (size_t)N * D);
+}
+
+/* ---- backward -------------------------------------------------------- */
+
+/* On entry tr->dx holds the gradient of the block's output; on exit, of
+ * its input. */
+static void block_backward(sl_trainer *tr, int il, int B)
+{
+	const sl_train_kernels *K = tr->K;
+	const sl_config *c = &tr->m->cfg;
+	const sl_layer *L = &tr->m->layers[il];
+	const block_act *a = &tr->act[il];
+	const block_grad *g = &tr->bg[il];
+	const int N = B * tr->T, D = c->dim, hd = c->head_dim, F = L->hidden_dim;
+	const int qd = L->n_heads * hd, kvd = L->n_kv_heads * hd;
+	const size_t nf = (size_t)N * F;
+
+	/* feed-forward: x_next = x1 + (silu(g) * u) W_down^T */
+	memset(tr->dh, 0, nf * sizeof(float));
+	K->matmul_backward(tr->dh, g->w_down, g->b_down, tr->dx, a->h, f32(L->w_down), N, D, F);
+	K->swiglu_backward(tr->dg, tr->du, tr->dh, a->g, a->u, nf);
+	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
+	K->matmul_backward(tr->dxn, g->w_gate, NULL, tr->dg, a->xn2, f32(L->w_gate), N, F, D);
+	K->matmul_backward(tr->dxn, g->w_up, g->b_up, tr->du, a->xn2, f32(L->w_up), N, F, D);
+	K->rmsnorm_backward(tr->dx, g->ffn_norm, tr->dxn, a->x1, f32(L->ffn_norm), a->rstd2, N, D);
+
+	/* attention: x1 = x + attention(rope(q), rope(k), v) W_o^T */
+	memset(tr->datt, 0, (size_t)N * qd * sizeof(float));
+	K->matmul_backward(tr->datt, g->wo, g->bo, tr->dx, a->att, f32(L->wo), N, D, qd);
+	K->attention_backward(tr->dq, tr->dk, tr->dv, tr->datt, a->q, a->k, a->v, a->att, a->lse, B, tr->T,
+	                      L->n_heads, L->n_kv_heads, hd);
+	K->rope(tr->dq, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
+	K->rope(tr->dk, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
+	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
+	K->matmul_backward(tr->dxn, g->wq, g->bq, tr->dq, a->xn1, f32(L->wq), N, qd, D);
+	K->matmul_backward(tr->dxn, g->wk, g->bk, tr->dk, a->xn1, f32(L->wk), N, kvd, D);
+	K->matmul_backward(tr->dxn, g->wv, g->bv, tr->dv, a->xn1, f32(L->wv), N, kvd, D);
+	K->rmsnorm_backward(tr->dx, g->attn_norm, tr->dxn, a->x, f32(L->attn_norm), a->rstd1, N, D);
+}
+
+static sl_status check_tokens(const sl_trainer *tr, const int32_t *inputs, const int32_t *targets, int N,
+                              long *n_scored, sl_error *err)
+{
+	const int V = tr->m->cfg.vocab_size, T = tr->T;
+	*n_scored = 0;
+	for (int i = 0; i < N; i++) {
+		if (inputs[i] < 0 || inputs[i] >= V)
+			return sl_errorf(err, SL_ERR_ARG, "sequence %d, position %d: input token %d is outside the vocabulary (0..%d)",
+			                 i / T, i % T, inputs[i], V - 1);
+		if (targets[i] < -1 || targets[i] >= V)
+			return sl_errorf(err, SL_ERR_ARG,
+			                 "sequence %d, position %d: target %d is neither a token (0..%d) nor -1 (not scored)",
+			                 i / T, i % T, targets[i], V - 1);
+		*n_scored += targets[i] >= 0;
+	}
+	return SL_OK;
+}
+
+static sl_status run_teacher(sl_trainer *tr, const sl_model *teacher, const int32_t *inputs, sl_error *err)
+{
+	if (teacher->cfg.vocab_size != tr->m->cfg.vocab_size)
+		return sl_errorf(err, SL_ERR_ARG, "the teacher's vocabulary (%d) differs from the student's (%d)",
+		                 teacher->cfg.vocab_size, tr->m->cfg.vocab_size);
+	if (tr->teacher != teacher) {
+		sl_state_free(tr->teacher_state);
+		tr->teacher_state = NULL;
+		tr->teacher = NULL;
+		if (!tr->tlogits && !(tr->tlogits = alloc_f(tr, (size_t)tr->T * tr->m->cfg.vocab_size)))
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the teacher's logits");
+		sl_status st = sl_state_new(teacher, tr->T, &tr->teacher_state, err);
+		if (st)
+			return sl_error_prefix(err, "teacher: ");
+		tr->teacher = teacher;
+	}
+	sl_state_reset(tr->teacher_state);
+	return sl_forward(tr->teacher_state, inputs, tr->T, tr->tlogits, 0, err);
+}
+
+sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32_t *targets, int n_seqs,
+                              const sl_loss *loss,
+                              const sl_model *teacher, float grad_scale, double *mean_loss, long *n_scored,
+                              sl_error *err)
+{
+	const sl_train_kernels *K = tr->K;
+	const sl_model *m = tr->m;
+	const sl_config *c = &m->cfg;
+	const int T = tr->T, D = c->dim, V = c->vocab_size, B = n_seqs, N = B * T;
+	*mean_loss = 0;
+	if (n_scored)
+		*n_scored = 0;
+	if (B < 1 || B > tr->max_seqs)
+		return sl_errorf(err, SL_ERR_ARG, "a batch of %d sequences (the trainer holds 1 to %d)", B, tr->max_seqs);
+	bool kl = loss->kind != SL_LOSS_CE;
+	if (kl && !teacher)
+		return sl_errorf(err, SL_ERR_ARG, "a distillation loss needs a teacher model");
+	if (kl && !(loss->temperature > 0 && loss->ce_weight >= 0 && loss->ce_weight <= 1))
+		return sl_errorf(err, SL_ERR_ARG, "distillation needs a temperature > 0 and a ce_weight in [0, 1]");
+	long scored;
+	sl_status st = check_tokens(tr, inputs, targets, N, &scored, err);
+	if (st || scored == 0)
+		return st;
+
+	/* forward through the blocks */
+	for (int i = 0; i < N; i++)
+		memcpy(tr->act[0].x + (size_t)i * D, (const float *)m->tok_embd->data + (size_t)inputs[i] * D,
+		       (size_t)D * sizeof(float));
+	for (int il = 0; il < c->n_layers; il++)
+		block_forward(tr, il, B, il + 1 < c->n_layers ? tr->act[il + 1].x : tr->x_out);
+	K->rmsnorm(tr->xnf, tr->rstdf, tr->x_out, f32(m->out_norm), N, D, c->norm_eps);
+
+	/* head, loss and the head's backward, one sequence at a time so only
+	 * T rows of logits are ever held */
+	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
+	double total = 0;
+	float scale = grad_scale / (float)scored;
+	for (int b = 0; b < B; b++) {
+		const float *xr = tr->xnf + (size_t)b * T * D;
+		K->matmul(tr->logits, xr, f32(m->output), NULL, T, V, D);
+		if (kl && (st = run_teacher(tr, teacher, inputs + (size_t)b * T, err)))
+			return st;
+		K->loss(tr->row_loss, tr->logits, tr->logits, kl ? tr->tlogits : NULL, targets + (size_t)b * T, T, V,
+		        loss->kind, loss->temperature, loss->ce_weight, scale);
+		for (int t = 0; t < T; t++)
+			total += tr->row_loss[t];
+		K->matmul_backward(tr->dxn + (size_t)b * T * D, tr->g_output, NULL, tr->logits, xr, f32(m->output), T,
+		                   V, D);
+	}
+	memset(tr->dx, 0, (size_t)N * D * sizeof(float));
+	K->rmsnorm_backward(tr->dx, tr->g_out_norm, tr->dxn, tr->x_out, f32(m->out_norm), tr->rstdf, N, D);
+	for (int il = c->n_layers - 1; il >= 0; il--)
+		block_backward(tr, il, B);
+	K->embed_backward(tr->g_tok_embd, tr->dx, inputs, N, D);
+	*mean_loss = total / (double)scored;
+	if (n_scored)
+		*n_scored = scored;
+	return SL_OK;
+}

@@ -1,0 +1,55 @@
+/* Training a Llama-family model: a forward pass that keeps what the
+ * backward needs, the backward through every layer (embeddings, RMSNorm,
+ * attention with RoPE and grouped-query heads, SwiGLU, the output head,
+ * tied or not), and the losses (cross-entropy; distillation from a
+ * teacher's logits by forward or reverse KL). The optimizer and the step
+ * that ties them together are in optim.h. */
+#ifndef SL_TRAIN_H
+#define SL_TRAIN_H
+
+#include "model.h"
+
+typedef struct {
+	sl_loss_kind kind;
+	float temperature; /* KL kinds: both distributions are softened by it (> 0) */
+	float ce_weight;   /* KL kinds: weight of cross-entropy mixed in, in [0, 1] */
+} sl_loss;
+
+/* A trainable tensor and where its gradient lives. */
+typedef struct {
+	sl_tensor *t;
+	float *grad;   /* as many floats as t holds */
+	size_t offset; /* of grad within the flat gradient (and optimizer moments) */
+	size_t n;
+	bool decay;    /* weight decay applies (matrices, not norms or biases) */
+} sl_param;
+
+typedef struct sl_trainer sl_trainer;
+
+/* Prepares to train m, whose weights become owned F32 tensors (converted in
+ * place) that the trainer updates. Batches hold up to max_seqs sequences
+ * of seq_len inputs. Fails for models it cannot train (GPT-2). */
+sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len, sl_trainer **out,
+                         sl_error *err);
+void sl_trainer_free(sl_trainer *tr);
+
+sl_model *sl_trainer_model(const sl_trainer *tr);
+const sl_train_kernels *sl_trainer_kernels(const sl_trainer *tr);
+int sl_trainer_seq_len(const sl_trainer *tr);
+/* The trainable tensors in model order, and the total number of weights. */
+const sl_param *sl_trainer_params(const sl_trainer *tr, int *n);
+size_t sl_trainer_n_weights(const sl_trainer *tr);
+void sl_trainer_zero_grad(sl_trainer *tr);
+
+/* Forward and backward over n_seqs sequences of seq_len tokens: inputs
+ * and targets are [n_seqs][seq_len], targets[i] the token that should
+ * follow inputs up to i, or -1 where nothing is scored. Adds grad_scale
+ * times the gradient of the mean loss over scored targets to the gradients
+ * and sets *mean_loss (and *n_scored when not NULL). For the KL losses the
+ * teacher, which must share the vocabulary, runs on the same inputs. */
+sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32_t *targets, int n_seqs,
+                              const sl_loss *loss,
+                              const sl_model *teacher, float grad_scale, double *mean_loss, long *n_scored,
+                              sl_error *err);
+
+#endif

@@ -1,0 +1,386 @@
+/* The reference training kernels: plain loops on one thread, sums in
+ * double, written to be read against the equations. They are what the
+ * fast table is checked against, and both are checked against PyTorch.
+ * The row-level pieces here also serve the fast table (train-rows.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train-rows.h"
+
+/* ---- row-level pieces ------------------------------------------------ */
+
+void sl_tr_rope_table(float *cs, int T, int rot_dim, float theta)
+{
+	int half = rot_dim / 2;
+	for (int p = 0; p < T; p++)
+		for (int i = 0; i < half; i++) {
+			double a = (double)p * pow((double)theta, -(double)(2 * i) / (double)rot_dim);
+			cs[((size_t)p * half + i) * 2] = (float)cos(a);
+			cs[((size_t)p * half + i) * 2 + 1] = (float)sin(a);
+		}
+}
+
+void sl_tr_rope_rows(float *x, const float *cs, int r0, int r1, int T, int n_heads, int head_dim,
+                     int rot_dim, sl_rope_style style, bool inverse)
+{
+	if (style == SL_ROPE_NONE)
+		return;
+	int half = rot_dim / 2;
+	for (int r = r0; r < r1; r++) {
+		const float *c = cs + (size_t)(r % T) * half * 2;
+		for (int h = 0; h < n_heads; h++) {
+			float *v = x + (size_t)r * n_heads * head_dim + (size_t)h * head_dim;
+			for (int i = 0; i < half; i++) {
+				int a = style == SL_ROPE_NORM ? 2 * i : i;
+				int b = style == SL_ROPE_NORM ? 2 * i + 1 : i + half;
+				float co = c[2 * i], si = inverse ? -c[2 * i + 1] : c[2 * i + 1];
+				float x0 = v[a], x1 = v[b];
+				v[a] = x0 * co - x1 * si;
+				v[b] = x0 * si + x1 * co;
+			}
+		}
+	}
+}
+
+void sl_tr_rmsnorm_rows(float *y, float *rstd, const float *x, const float *w, int t0, int t1, int n,
+                        float eps)
+{
+	for (int t = t0; t < t1; t++) {
+		const float *xr = x + (size_t)t * n;
+		float *yr = y + (size_t)t * n;
+		double ss = 0;
+		for (int i = 0; i < n; i++)
+			ss += (double)xr[i] * xr[i];
+		float r = (float)(1.0 / sqrt(ss / n + eps));
+		rstd[t] = r;
+		for (int i = 0; i < n; i++)
+			yr[i] = w[i] * (xr[i] * r);
+	}
+}
+
+void sl_tr_rmsnorm_dx_rows(float *dx, const float *dy, const float *x, const float *w, const float *rstd,
+                           int t0, int t1, int n)
+{
+	for (int t = t0; t < t1; t++) {
+		const float *xr = x + (size_t)t * n, *dyr = dy + (size_t)t * n;
+		float *dxr = dx + (size_t)t * n;
+		double dot = 0; /* sum_j dy_j w_j x_j */
+		for (int i = 0; i < n; i++)
+			dot += (double)dyr[i] * w[i] * xr[i];
+		float r = rstd[t];
+		float k = (float)(dot * r * r * r / n);
+		for (int i = 0; i < n; i++)
+			dxr[i] += r * w[i] * dyr[i] - k * xr[i];
+	}
+}
+
+void sl_tr_rmsnorm_dw_cols(float *dw, const float *dy, const float *x, const float *rstd, int T, int n,
+                           int c0, int c1)
+{
+	for (int i = c0; i < c1; i++) {
+		double s = 0;
+		for (int t = 0; t < T; t++)
+			s += (double)dy[(size_t)t * n + i] * x[(size_t)t * n + i] * rstd[t];
+		dw[i] += (float)s;
+	}
+}
+
+void sl_tr_swiglu_range(float *h, const float *g, const float *u, size_t i0, size_t i1)
+{
+	for (size_t i = i0; i < i1; i++)
+		h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void sl_tr_swiglu_backward_range(float *dg, float *du, const float *dh, const float *g, const float *u,
+                                 size_t i0, size_t i1)
+{
+	for (size_t i = i0; i < i1; i++) {
+		float sig = 1.0f / (1.0f + expf(-g[i]));
+		float silu = g[i] * sig;
+		du[i] = dh[i] * silu;
+		dg[i] = dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+	}
+}
+
+void sl_tr_embed_backward_cols(float *dtable, const float *dx, const int32_t *ids, int T, int n, int c0,
+                               int c1)
+{
+	for (int t = 0; t < T; t++) {
+		float *row = dtable + (size_t)ids[t] * n;
+		const float *d = dx + (size_t)t * n;
+		for (int i = c0; i < c1; i++)
+			row[i] += d[i];
+	}
+}
+
+/* log-sum-exp of z[i] / temp, in double. */
+static double lse_scaled(const float *z, int V, double temp)
+{
+	float mx = z[0];
+	for (int i = 1; i < V; i++)
+		if (z[i] > mx)
+			mx = z[i];
+	double s = 0;
+	for (int i = 0; i < V; i++)
+		s += exp(((double)z[i] - mx) / temp);
+	return mx / temp + log(s);
+}
+
+void sl_tr_loss_rows(float *loss, float *dlogits, const float *logits, const float *teacher,
+                     const int32_t *targets, int t0, int t1, int V, sl_loss_kind kind, float temperature,
+                     float ce_weight, float scale)
+{
+	const double tau = kind == SL_LOSS_CE ? 1.0 : temperature;
+	const double wce = kind == SL_LOSS_CE ? 1.0 : ce_weight, wkd = 1.0 - wce;
+	for (int t = t0; t < t1; t++) {
+		const float *z = logits + (size_t)t * V;
+		const float *tz = teacher ? teacher + (size_t)t * V : NULL;
+		float *dz = dlogits + (size_t)t * V;
+		int y = targets[t];
+		if (y < 0 || y >= V) {
+			loss[t] = 0;
+			memset(dz, 0, (size_t)V * sizeof(float));
+			continue;
+		}
+		double lse1 = wce > 0 ? lse_scaled(z, V, 1.0) : 0;
+		double lse_s = 0, lse_t = 0, kl = 0;
+		if (wkd > 0) {
+			lse_s = lse_scaled(z, V, tau);
+			lse_t = lse_scaled(tz, V, tau);
+			for (int i = 0; i < V; i++) {
+				double lq = z[i] / tau - lse_s, lp = tz[i] / tau - lse_t;
+				kl += kind == SL_LOSS_KL_FORWARD ? exp(lp) * (lp - lq) : exp(lq) * (lq - lp);
+			}
+		}
+		loss[t] = (float)(wce * (lse1 - z[y]) + wkd * tau * tau * kl);
+		/* Each dz[i] is written only after z[i] was last read: dz may alias z. */
+		for (int i = 0; i < V; i++) {
+			double g = 0;
+			if (wce > 0)
+				g += wce * (exp(z[i] - lse1) - (i == y));
+			if (wkd > 0) {
+				double lq = z[i] / tau - lse_s, lp = tz[i] / tau - lse_t, q = exp(lq);
+				g += wkd * tau * (kind == SL_LOSS_KL_FORWARD ? q - exp(lp) : q * (lq - lp - kl));
+			}
+			dz[i] = (float)(scale * g);
+		}
+	}
+}
+
+void sl_tr_adamw_range(float *w, const float *g, float *m, float *v, size_t i0, size_t i1, float grad_scale,
+                       float lr, float beta1, float beta2, float eps, float weight_decay, int64_t t)
+{
+	float bc1 = (float)(1.0 - pow(beta1, (double)t)), bc2 = (float)(1.0 - pow(beta2, (double)t));
+	for (size_t i = i0; i < i1; i++) {
+		float gi = g[i] * grad_scale;
+		m[i] = beta1 * m[i] + (1.0f - beta1) * gi;
+		v[i] = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+		float mh = m[i] / bc1, vh = v[i] / bc2;
+		w[i] -= lr * (mh / (sqrtf(vh) + eps) + weight_decay * w[i]);
+	}
+}
+
+/* ---- the reference table --------------------------------------------- */
+
+static void ref_matmul(float *y, const float *x, const float *w, const float *b, int T, int n_out, int n_in)
+{
+	for (int t = 0; t < T; t++)
+		for (int o = 0; o < n_out; o++) {
+			double s = b ? b[o] : 0.0;
+			for (int i = 0; i < n_in; i++)
+				s += (double)x[(size_t)t * n_in + i] * w[(size_t)o * n_in + i];
+			y[(size_t)t * n_out + o] = (float)s;
+		}
+}
+
+static void ref_matmul_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                                int T, int n_out, int n_in)
+{
+	if (dx)
+		for (int t = 0; t < T; t++)
+			for (int i = 0; i < n_in; i++) {
+				double s = 0;
+				for (int o = 0; o < n_out; o++)
+					s += (double)dy[(size_t)t * n_out + o] * w[(size_t)o * n_in + i];
+				dx[(size_t)t * n_in + i] += (float)s;
+			}
+	for (int o = 0; o < n_out; o++) {
+		for (int i = 0; i < n_in; i++) {
+			double s = 0;
+			for (int t = 0; t < T; t++)
+				s += (double)dy[(size_t)t * n_out + o] * x[(size_t)t * n_in + i];
+			dw[(size_t)o * n_in + i] += (float)s;
+		}
+		if (db) {
+			double s = 0;
+			for (int t = 0; t < T; t++)
+				s += dy[(size_t)t * n_out + o];
+			db[o] += (float)s;
+		}
+	}
+}
+
+static void ref_rmsnorm(float *y, float *rstd, const float *x, const float *w, int T, int n, float eps)
+{
+	sl_tr_rmsnorm_rows(y, rstd, x, w, 0, T, n, eps);
+}
+
+static void ref_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                                 const float *rstd, int T, int n)
+{
+	sl_tr_rmsnorm_dx_rows(dx, dy, x, w, rstd, 0, T, n);
+	sl_tr_rmsnorm_dw_cols(dw, dy, x, rstd, T, n, 0, n);
+}
+
+static void ref_rope(float *x, int B, int T, int n_heads, int head_dim, int rot_dim, float theta,
+                     sl_rope_style style, bool inverse)
+{
+	float *cs = malloc((size_t)T * rot_dim * sizeof(float));
+	if (!cs)
+		abort(); /* a few KiB per call; there is no sensible way on without it */
+	sl_tr_rope_table(cs, T, rot_dim, theta);
+	sl_tr_rope_rows(x, cs, 0, B * T, T, n_heads, head_dim, rot_dim, style, inverse);
+	free(cs);
+}
+
+/* Scaled score of query row qr against key row kr. */
+static double score(const float *qr, const float *kr, int hd)
+{
+	double s = 0;
+	for (int d = 0; d < hd; d++)
+		s += (double)qr[d] * kr[d];
+	return s / sqrt((double)hd);
+}
+
+static void ref_attention(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                          int n_heads, int n_kv_heads, int head_dim)
+{
+	const int qs = n_heads * head_dim, ks = n_kv_heads * head_dim, hd = head_dim;
+	double *p = malloc((size_t)T * sizeof(double));
+	if (!p)
+		abort();
+	for (int b = 0; b < B; b++)
+		for (int h = 0; h < n_heads; h++) {
+			int kh = h / (n_heads / n_kv_heads);
+			for (int t = 0; t < T; t++) {
+				const float *qr = q + (size_t)(b * T + t) * qs + h * hd;
+				double mx = -INFINITY, sum = 0;
+				for (int j = 0; j <= t; j++) {
+					p[j] = score(qr, k + (size_t)(b * T + j) * ks + kh * hd, hd);
+					mx = p[j] > mx ? p[j] : mx;
+				}
+				for (int j = 0; j <= t; j++)
+					sum += exp(p[j] - mx);
+				double l = mx + log(sum);
+				lse[((size_t)b * n_heads + h) * T + t] = (float)l;
+				float *o = out + (size_t)(b * T + t) * qs + h * hd;
+				for (int d = 0; d < hd; d++) {
+					double s = 0;
+					for (int j = 0; j <= t; j++)
+						s += exp(p[j] - l) * v[(size_t)(b * T + j) * ks + kh * hd + d];
+					o[d] = (float)s;
+				}
+			}
+		}
+	free(p);
+}
+
+static void ref_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                   const float *k, const float *v, const float *out, const float *lse, int B,
+                                   int T, int n_heads, int n_kv_heads, int head_dim)
+{
+	const int qs = n_heads * head_dim, ks = n_kv_heads * head_dim, hd = head_dim;
+	const double sc = 1.0 / sqrt((double)hd);
+	double *dqa = malloc((size_t)hd * sizeof(double));
+	if (!dqa)
+		abort();
+	memset(dk, 0, (size_t)B * T * ks * sizeof(float));
+	memset(dv, 0, (size_t)B * T * ks * sizeof(float));
+	for (int b = 0; b < B; b++)
+		for (int h = 0; h < n_heads; h++) {
+			int kh = h / (n_heads / n_kv_heads);
+			for (int t = 0; t < T; t++) {
+				size_t qi = (size_t)(b * T + t) * qs + h * hd;
+				const float *qr = q + qi, *dor = dout + qi, *orow = out + qi;
+				double l = lse[((size_t)b * n_heads + h) * T + t];
+				double D = 0; /* sum_j P_j dP_j, which equals dout . out */
+				for (int d = 0; d < hd; d++)
+					D += (double)dor[d] * orow[d];
+				memset(dqa, 0, (size_t)hd * sizeof(double));
+				for (int j = 0; j <= t; j++) {
+					size_t ki = (size_t)(b * T + j) * ks + kh * hd;
+					double P = exp(score(qr, k + ki, hd) - l), dP = 0;
+					for (int d = 0; d < hd; d++)
+						dP += (double)dor[d] * v[ki + d];
+					double dS = P * (dP - D) * sc;
+					for (int d = 0; d < hd; d++) {
+						dqa[d] += dS * k[ki + d];
+						dk[ki + d] += (float)(dS * qr[d]);
+						dv[ki + d] += (float)(P * dor[d]);
+					}
+				}
+				for (int d = 0; d < hd; d++)
+					dq[qi + d] = (float)dqa[d];
+			}
+		}
+	free(dqa);
+}
+
+static void ref_swiglu(float *h, const float *g, const float *u, size_t n)
+{
+	sl_tr_swiglu_range(h, g, u, 0, n);
+}
+
+static void ref_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n)
+{
+	sl_tr_swiglu_backward_range(dg, du, dh, g, u, 0, n);
+}
+
+static void ref_embed_backward(float *dtable, const float *dx, const int32_t *ids, int T, int n)
+{
+	sl_tr_embed_backward_cols(dtable, dx, ids, T, n, 0, n);
+}
+
+static void ref_loss(float *loss, float *dlogits, const float *logits, const float *teacher,
+                     const int32_t *targets, int T, int V, sl_loss_kind kind, float temperature, float ce_weight,
+                     float scale)
+{
+	sl_tr_loss_rows(loss, dlogits, logits, teacher, targets, 0, T, V, kind, temperature, ce_weight, scale);
+}
+
+static double ref_sumsq(const float *x, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (double)x[i] * x[i];
+	return s;
+}
+
+static void ref_adamw(float *w, const float *g, float *m, float *v, size_t n, float grad_scale, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, int64_t t)
+{
+	sl_tr_adamw_range(w, g, m, v, 0, n, grad_scale, lr, beta1, beta2, eps, weight_decay, t);
+}
+
+static const sl_train_kernels ref = {
+	.name = "ref",
+	.matmul = ref_matmul,
+	.matmul_backward = ref_matmul_backward,
+	.rmsnorm = ref_rmsnorm,
+	.rmsnorm_backward = ref_rmsnorm_backward,
+	.rope = ref_rope,
+	.attention = ref_attention,
+	.attention_backward = ref_attention_backward,
+	.swiglu = ref_swiglu,
+	.swiglu_backward = ref_swiglu_backward,
+	.embed_backward = ref_embed_backward,
+	.loss = ref_loss,
+	.sumsq = ref_sumsq,
+	.adamw = ref_adamw,
+};
+
+const sl_train_kernels *sl_train_kernels_ref(void)
+{
+	return &ref;
+}
