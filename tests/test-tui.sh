@@ -39,14 +39,16 @@ fail() {
 }
 
 # start W H ARGS...: a new server whose one window runs slimlab ARGS (a
-# server of its own: a new one on the old socket can race the old one's exit).
+# server of its own: a new one on the old socket can race the old one's
+# exit), in a 256-colour terminal unless $term_env says otherwise.
+term_env="TERM=xterm-256color"
 start() {
 	w=$1 h=$2
 	shift 2
 	T kill-server 2>/dev/null
 	servers=$((servers + 1))
 	sock=sltui$$-$servers
-	T new-session -d -s w -x "$w" -y "$h" "'$bin' $* 2>'$work/stderr'; echo \"EXIT \$?\"; sleep 600"
+	T new-session -d -s w -x "$w" -y "$h" "env $term_env '$bin' $* 2>'$work/stderr'; echo \"EXIT \$?\"; sleep 600"
 }
 keys() { T send-keys -t w "$@"; }
 # cmd TEXT: types ":TEXT" and Enter.
@@ -85,7 +87,8 @@ check_file() { # FILE PATTERN WHAT
 app_pid() { pgrep -P "$(T display -p -t w '#{pane_pid}')" | head -n 1; }
 # A random pause of 0 to 0.099 seconds.
 jitter() { sleep "0.0$(od -An -N1 -tu1 /dev/urandom | tr -d ' ' | cut -c1)"; }
-click() { T send-keys -t w -l "$(printf '\033[<0;%d;%dM' "$1" "$2")"; } # column row, from 1
+# click COLUMN ROW (from 1): a left press as xterm's classic mouse mode reports it.
+click() { T send-keys -t w -l "$(printf "\033[M \\$(printf %o $(($1 + 32)))\\$(printf %o $(($2 + 32)))")"; }
 
 echo "== a session from start to end at 80x24"
 start 80 24 "$model"
@@ -174,6 +177,33 @@ keys q
 wait_for "Before quitting" # the setting changed: unsaved
 keys d
 wait_for "EXIT 0"
+
+echo "== colours: 256, 8, true colour, none"
+# colour_mode ENV PATTERN WHAT: the screen, with its attributes, has PATTERN.
+colour_mode() {
+	term_env=$1
+	start 80 24 "$model"
+	wait_for "token_embd"
+	T capture-pane -e -p -t w | grep -Eq -- "$2" || fail "$3: no '$2' in the screen's escape sequences"
+	keys q
+	wait_for "EXIT 0"
+}
+colour_mode "TERM=xterm-256color" '38;5;' "256 colours"
+colour_mode "TERM=xterm" '[[;]3[0-7]m' "8 colours"
+colour_mode "NO_COLOR=1 TERM=xterm-256color" '[[;]7m' "no colour (reverse video stands in)"
+T capture-pane -e -p -t w | grep -q '38;[25];' && fail "NO_COLOR: colours were drawn"
+if command -v tic >/dev/null 2>&1; then
+	# A direct-colour description, as ncurses' xterm-direct defines it.
+	printf '%s\n' 'xterm-direct|xterm with direct colour,' \
+		'	colors#0x1000000, pairs#0x10000, RGB,' \
+		'	setab=\E[%?%p1%{8}%<%t4%p1%d%e48\:2\:\:%p1%{65536}%/%d\:%p1%{256}%/%{255}%&%d\:%p1%{255}%&%d%;m,' \
+		'	setaf=\E[%?%p1%{8}%<%t3%p1%d%e38\:2\:\:%p1%{65536}%/%d\:%p1%{256}%/%{255}%&%d\:%p1%{255}%&%d%;m,' \
+		'	use=xterm-256color,' >"$work/direct.src"
+	if tic -x -o "$work/terminfo" "$work/direct.src" 2>/dev/null; then
+		colour_mode "TERMINFO=$work/terminfo TERM=xterm-direct" '38;2;' "true colour"
+	fi
+fi
+term_env="TERM=xterm-256color"
 
 echo "== the file picker, the command line, the mouse"
 start 80 24

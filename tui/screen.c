@@ -20,10 +20,12 @@
 
 #include "tui.h"
 
-/* Mouse reporting on: clicks (1000) in SGR form (1006). */
-static const char mouse_on[] = "\033[?1000h\033[?1006h";
+/* Mouse reporting on: clicks (1000) in the classic encoding. Not the SGR
+ * form (1006): terminal descriptions whose kmous is "\E[<" (xterm's, since
+ * ncurses 6.1) make libtermkey misread SGR reports as keys. */
+static const char mouse_on[] = "\033[?1000h";
 /* Mouse off, main screen, cursor shown, attributes reset. */
-static const char restore_seq[] = "\033[?1006l\033[?1000l\033[0m\033[?25h\033[?1049l\r\n";
+static const char restore_seq[] = "\033[?1000l\033[0m\033[?25h\033[?1049l\r\n";
 
 static struct {
 	struct termios saved;

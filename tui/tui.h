@@ -23,8 +23,8 @@
 typedef struct sl_tui sl_tui;
 
 /* The model that ships with slimlab, relative to the program's directory;
- * "" while none ships: the workbench then opens the file picker. */
-#define SL_SHIPPED_MODEL ""
+ * while it is absent the workbench opens the file picker instead. */
+#define SL_SHIPPED_MODEL "models/workshop.gguf"
 /* Below this size the workbench shows a message instead of the views. */
 #define SL_MIN_COLS 60
 #define SL_MIN_ROWS 15

@@ -600,8 +600,7 @@ static void begin(sl_tui *t, const start_args *a)
 		sl_task_open_session(t, a->session);
 	else if (a->model[0])
 		sl_task_open_model(t, a->model);
-	else if (SL_SHIPPED_MODEL[0] && sl_path_join(shipped, sizeof shipped, t->program_dir, SL_SHIPPED_MODEL) &&
-	         sl_file_exists(shipped))
+	else if (sl_path_join(shipped, sizeof shipped, t->program_dir, SL_SHIPPED_MODEL) && sl_file_exists(shipped))
 		sl_task_open_model(t, shipped);
 	else
 		switch_to(t, view_index("open"));
