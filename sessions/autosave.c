@@ -134,6 +134,16 @@ bool sl_autosave_find_orphan(char *out, size_t n)
 				unlink(path);
 			continue;
 		}
+		/* A session with nothing unsaved holds nothing to recover. */
+		sl_session *s;
+		if (sl_session_load(path, &s, NULL) == SL_OK) {
+			bool dirty = s->dirty;
+			sl_session_free(s);
+			if (!dirty) {
+				unlink(path);
+				continue;
+			}
+		}
 		if (!found || st.st_mtime > newest) {
 			snprintf(out, n, "%s", path);
 			newest = st.st_mtime;

@@ -452,7 +452,8 @@ static bool read_session(reader *rd, const cJSON *root, sl_session *s)
 	if (a) {
 		if (!get_str(rd, a, "autosave", "session_path", s->path, sizeof s->path, false))
 			return false;
-		s->dirty = true; /* recovered work has not been saved by the user */
+		const cJSON *dirty = cJSON_GetObjectItemCaseSensitive(a, "dirty");
+		s->dirty = cJSON_IsTrue(dirty); /* work the user had not saved yet */
 		s->recovered = true;
 	}
 	return true;

@@ -124,9 +124,9 @@ sl_status sl_autosave_path(char *buf, size_t n, sl_error *err);
 sl_status sl_autosave(const sl_session *s, sl_error *err);
 /* Called on a clean exit: nothing is left to recover. */
 void sl_autosave_remove(void);
-/* The newest autosave left by a slimlab that is no longer running (and
- * removes temporary files such a process left half-written). False when
- * there is none. */
+/* The newest autosave with unsaved work left by a slimlab that is no
+ * longer running; removes the ones without unsaved work and temporary
+ * files such processes left half-written. False when there is none. */
 bool sl_autosave_find_orphan(char *path, size_t n);
 
 #endif

@@ -355,9 +355,16 @@ static void test_autosave(void)
 	snprintf(tmp, sizeof tmp, "%s.tmp.999999999", orphan);
 	REQUIRE(sl_session_write(s, orphan, true, &err) == SL_OK, "%s", err.msg);
 	write_file(tmp, "{\"slimlab_sess");
+	/* And one whose session had nothing unsaved: nothing to recover. */
+	char clean[800];
+	snprintf(clean, sizeof clean, "%s/slimlab/autosave-999999998.json", dir);
+	s->dirty = false;
+	REQUIRE(sl_session_write(s, clean, true, &err) == SL_OK, "%s", err.msg);
+	s->dirty = true;
 	REQUIRE(sl_autosave_find_orphan(found, sizeof found), "orphan not found");
 	CHECK(!strcmp(found, orphan), "found %s", found);
 	CHECK(access(tmp, F_OK) != 0, "the half-written temporary was removed");
+	CHECK(access(clean, F_OK) != 0, "an autosave without unsaved work was removed");
 	sl_session *t = NULL;
 	REQUIRE(sl_session_load(found, &t, &err) == SL_OK, "%s", err.msg);
 	CHECK(t->recovered && t->dirty && !strcmp(t->path, "/home/me/work.json"),

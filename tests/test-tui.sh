@@ -250,6 +250,26 @@ wait_for "newer slimlab"
 keys q
 wait_for "EXIT 0"
 
+echo "== crash and termination signals give the terminal back"
+start 80 24 "$model"
+wait_for "token_embd"
+kill -SEGV "$(app_pid)"
+wait_for "EXIT"
+wait_gone "1 Model" # the alternate screen was left
+start 80 24 "$model" # nothing was unsaved: no question about recovery
+wait_for "token_embd"
+cmd "note before SIGTERM"
+kill -TERM "$(app_pid)"
+wait_for "EXIT 143" # it dies of the signal, after restoring the terminal
+wait_gone "1 Model"
+ls "$XDG_STATE_HOME"/slimlab/autosave-*.json >/dev/null 2>&1 || fail "SIGTERM with unsaved work left no autosave"
+start 80 24
+wait_for "did not exit cleanly"
+keys d # discard it: the next section starts clean
+wait_for "Open a model or a session"
+keys q
+wait_for "EXIT 0"
+
 echo "== SIGKILL, also during autosaves: the next start recovers the work"
 start 80 24 "$model"
 wait_for "token_embd"

@@ -60,7 +60,8 @@ static void on_crash(int sig)
 static void on_wake_signal(int sig)
 {
 	int e = errno;
-	char b = sig == SIGWINCH ? 'w' : sig == SIGINT ? 'c' : 't';
+	/* Terminating signals travel as their number, the others as a letter. */
+	char b = sig == SIGWINCH ? 'w' : sig == SIGINT ? 'c' : (char)sig;
 	ssize_t ignored = write(S.wake_fd, &b, 1);
 	(void)ignored;
 	errno = e;

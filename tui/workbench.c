@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <locale.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -672,10 +673,11 @@ static void read_keys(sl_tui *t, bool *pending)
 		t->quit = true; /* the terminal went away */
 }
 
-/* Returns whether a terminate signal ended the loop. */
-static bool loop(sl_tui *t)
+/* Returns the terminating signal that ended the loop, or 0. */
+static int loop(sl_tui *t)
 {
-	bool pending = false, terminated = false;
+	bool pending = false;
+	int terminated = 0;
 	while (!t->quit) {
 		sl_jobs_poll(&t->jobs, t);
 		draw(t);
@@ -704,8 +706,10 @@ static bool loop(sl_tui *t)
 						sl_screen_resize(t);
 					else if (buf[i] == 'c')
 						interrupt(t);
-					else if (buf[i] == 't')
-						t->quit = terminated = true;
+					else if (buf[i] > 0 && buf[i] < 32) {
+						terminated = buf[i];
+						t->quit = true;
+					}
 				}
 		}
 	}
@@ -761,7 +765,7 @@ int sl_workbench_main(int argc, char **argv)
 		return 1;
 	}
 	offer_recovery_or_begin(t, &args);
-	bool terminated = loop(t);
+	int terminated = loop(t);
 	sl_jobs_shutdown(&t->jobs, t);
 	/* A session with unsaved work stays recoverable after a kill; a clean
 	 * quit (the user was asked about unsaved changes) leaves nothing. */
@@ -775,5 +779,11 @@ int sl_workbench_main(int argc, char **argv)
 	release(t);
 	close(t->wake[0]);
 	close(t->wake[1]);
+	if (terminated) {
+		/* Die of the signal, now that the terminal is back, so that whoever
+		 * sent it sees it did its work. */
+		signal(terminated, SIG_DFL);
+		raise(terminated);
+	}
 	return 0;
 }
