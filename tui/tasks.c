@@ -484,6 +484,7 @@ static bool gen_start(sl_tui *t, void *ctx)
 		free(a->gen[i].text);
 		memset(&a->gen[i], 0, sizeof a->gen[i]);
 	}
+	a->gen_common = 0;
 	snprintf(a->gen_prompt, sizeof a->gen_prompt, "%s", g->prompt);
 	snprintf(a->gen[0].label, sizeof a->gen[0].label, "base model");
 	if (!g->rm.empty)
@@ -518,7 +519,8 @@ static sl_status gen_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *e
 	return st;
 }
 
-/* Copies what the worker wrote into the panes the view draws. */
+/* Copies what the worker wrote into the panes the view draws, and finds
+ * where the two continuations part ways. */
 static void gen_copy(sl_tui *t, gen_ctx *g)
 {
 	for (int i = 0; i < 2; i++) {
@@ -535,6 +537,11 @@ static void gen_copy(sl_tui *t, gen_ctx *g)
 		pane->tok_per_s = g->tok_s[i];
 		pane->done = g->finished[i];
 	}
+	const sl_gen_pane *a = &t->app.gen[0], *b = &t->app.gen[1];
+	size_t k = 0;
+	while (k < a->len && k < b->len && a->text[k] == b->text[k])
+		k++;
+	t->app.gen_common = k;
 }
 
 static void gen_update(sl_tui *t, void *ctx, sl_job *j)

@@ -198,6 +198,7 @@ static void release(sl_tui *t)
 	sl_session_free(a->ses);
 	sl_model_free(a->model);
 	free(a->mods);
+	free(a->blocks);
 	free(a->plans);
 	free(a->rule_matches);
 	sl_weight_stats_free(&a->wstats);
@@ -207,12 +208,14 @@ static void release(sl_tui *t)
 	a->ses = NULL;
 	a->model = NULL;
 	a->mods = NULL;
+	a->blocks = NULL;
 	a->plans = NULL;
 	a->rule_matches = NULL;
 	a->act = NULL;
 	a->act_in = NULL;
 	a->wstats_module[0] = 0;
 	memset(a->gen, 0, sizeof a->gen);
+	a->gen_common = 0;
 }
 
 void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)
@@ -223,10 +226,17 @@ void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)
 	a->model = m;
 	a->n_mods = m ? sl_model_modules(m, NULL, 0) : 0;
 	a->mods = sl_calloc((size_t)a->n_mods, sizeof *a->mods);
-	if (m && a->mods)
+	a->blocks = m ? sl_calloc((size_t)m->cfg.n_layers, sizeof *a->blocks) : NULL;
+	if (m && a->mods && a->blocks)
 		sl_model_modules(m, a->mods, a->n_mods);
 	else
 		a->n_mods = 0;
+	for (int i = 0; i < a->n_mods; i++)
+		if (a->mods[i].layer >= 0) {
+			a->blocks[a->mods[i].layer].n_mods++;
+			a->blocks[a->mods[i].layer].params += (double)sl_tensor_nelements(a->mods[i].w);
+			a->blocks[a->mods[i].layer].bytes += (double)a->mods[i].w->nbytes;
+		}
 	const char *slash = m ? strrchr(m->path, '/') : NULL;
 	snprintf(a->model_name, sizeof a->model_name, "%.255s", m ? (slash ? slash + 1 : m->path) : "");
 	/* Texts: the session's, else the ones that ship with slimlab. */

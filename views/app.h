@@ -46,6 +46,10 @@ typedef struct sl_app {
 	char model_name[256];   /* its file name */
 	sl_module *mods;        /* its linear modules in model order */
 	int n_mods;
+	struct {
+		int n_mods;
+		double params, bytes;
+	} *blocks;              /* [n_layers]: what each block's modules add up to */
 	sl_module_plan *plans;  /* [n_mods]: the recipe resolved for each module */
 	sl_recipe_estimate est; /* bytes and bits per weight the recipe gives */
 	int *rule_matches;      /* [1 + n_rules]: modules each rule selects (default first) */
@@ -73,6 +77,7 @@ typedef struct sl_app {
 	const char *act_tap;           /* where that input is observed, in words */
 
 	sl_gen_pane gen[2];      /* base, recipe */
+	size_t gen_common;       /* bytes both continuations share from the start */
 	char gen_prompt[1024];
 
 	char message[512];       /* shown on the status line until the next key */

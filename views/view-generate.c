@@ -118,11 +118,8 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		                                              "prompt side by side.");
 		return;
 	}
-	/* Where the two continuations part ways. */
-	size_t common = 0;
+	size_t common = app->gen_common;
 	const sl_gen_pane *a = &app->gen[0], *b = &app->gen[1];
-	while (common < a->len && common < b->len && a->text[common] == b->text[common])
-		common++;
 	const char *prompt = app->gen_prompt;
 	sl_rect body = {r.y + 3, r.x, r.h - 3, r.w};
 	if (!b->label[0]) {

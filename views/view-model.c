@@ -81,18 +81,6 @@ static void leave(void *self, sl_app *app)
 	sl_session_set_view_pos(app->ses, "model", v->list.cursor, v->list.top);
 }
 
-static void block_totals(const sl_app *app, int layer, double *params, double *bytes, int *count)
-{
-	*params = *bytes = 0;
-	*count = 0;
-	for (int i = 0; i < app->n_mods; i++)
-		if (app->mods[i].layer == layer) {
-			*params += (double)sl_tensor_nelements(app->mods[i].w);
-			*bytes += (double)app->mods[i].w->nbytes;
-			(*count)++;
-		}
-}
-
 static void draw(void *self, sl_app *app, sl_rect r)
 {
 	model_view *v = self;
@@ -145,10 +133,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_fill(y, r.x, r.w, role);
 		char p[32], b[32], shape[32], plan[96];
 		if (row < 0) {
-			int layer = -1 - row, n;
-			double pa, by;
-			block_totals(app, layer, &pa, &by, &n);
-			sl_fmt_count(pa, p, sizeof p);
+			int layer = -1 - row, n = app->blocks[layer].n_mods;
+			double by = app->blocks[layer].bytes;
+			sl_fmt_count(app->blocks[layer].params, p, sizeof p);
 			sl_fmt_bytes(by, b, sizeof b);
 			const char *arrow = v->open[layer] ? (app->utf8 ? "▾" : "-") : (app->utf8 ? "▸" : "+");
 			sl_textf(y, hx, wname + wshape, sel ? role : SL_R_TITLE, "%s blk.%d  (%d modules)", arrow, layer, n);
