@@ -651,7 +651,7 @@ static void offer_recovery_or_begin(sl_tui *t, const start_args *a)
 		         s->n_runs == 1 ? "" : "s", s->path[0] ? s->path : "never saved");
 		sl_session_free(s);
 	}
-	sl_tui_ask(t, "[r]estore  [l]ater  [d]iscard it", answer_recover, r,
+	sl_tui_ask(t, "[r]estore  [d]iscard it  [l]ater", answer_recover, r,
 	           "slimlab did not exit cleanly last time. Restore the session it was working on%s?", what);
 }
 
