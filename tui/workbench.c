@@ -321,8 +321,8 @@ static void draw_header(sl_tui *t)
 	if (a->model) {
 		x += sl_textf(0, x, COLS - x, SL_R_BAR, " %s ", a->model_name);
 		const sl_recipe *r = a->ses->recipe;
-		x += sl_textf(0, x, COLS - x, SL_R_BAR, "│ recipe %s%s", r->name[0] ? r->name : "",
-		              a->recipe_empty ? "(changes nothing)" : "");
+		x += sl_textf(0, x, COLS - x, SL_R_BAR, "%s recipe%s%s%s", a->utf8 ? "│" : "|", r->name[0] ? " " : "",
+		              r->name, a->recipe_empty ? " (changes nothing)" : "");
 		if (!a->recipe_empty)
 			x += sl_textf(0, x, COLS - x, SL_R_BAR, " %.2f bpw", a->est.bpw);
 	}
@@ -426,7 +426,8 @@ static void draw_status(sl_tui *t)
 		sl_text(y, x + bw, COLS - x - bw, SL_R_BAR, tail);
 	}
 	int w = COLS - right - 1;
-	if (a->message[0] && a->message_error && sl_text_width(a->message) > w - 1) {
+	t->message_box = a->message[0] && a->message_error && sl_text_width(a->message) > w - 1;
+	if (t->message_box) {
 		/* An error too long for the line is shown whole, above it. */
 		draw_text_box("error", a->message, SL_R_BAD, NULL, true);
 		sl_text(y, 1, w, SL_R_BAR, "(any key closes the message)");
@@ -572,6 +573,10 @@ static void handle_key(sl_tui *t, const sl_key *k)
 		return;
 	}
 	t->app.message[0] = 0;
+	if (t->message_box) {
+		t->message_box = false;
+		return;
+	}
 	if (ctrl_c && !t->cl.active) {
 		interrupt(t);
 		return;
