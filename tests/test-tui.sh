@@ -235,6 +235,8 @@ cp "$work/m.json" "$work/m.before"
 start 80 24 --session "$work/m.json"
 wait_for "refused"
 cmp -s "$work/m.json" "$work/m.before" || fail "a refused session file was changed"
+keys Escape # closes the message box (and does nothing else)
+wait_gone "any key closes"
 keys q
 wait_for "EXIT 0"
 
@@ -242,11 +244,15 @@ echo "== truncated and future-version session files"
 head -c 150 "$work/s.json" >"$work/cut.json"
 start 80 24 --session "$work/cut.json"
 wait_for "truncated"
+keys Escape # closes the message box (and does nothing else)
+wait_gone "any key closes"
 keys q
 wait_for "EXIT 0"
 sed 's/"slimlab_session":[[:space:]]*1/"slimlab_session": 7/' "$work/s.json" >"$work/future.json"
 start 80 24 --session "$work/future.json"
 wait_for "newer slimlab"
+keys Escape # closes the message box (and does nothing else)
+wait_gone "any key closes"
 keys q
 wait_for "EXIT 0"
 
