@@ -34,7 +34,8 @@ static void destroy(void *self)
 	free(self);
 }
 
-/* Visits the page's lines: a title (keys NULL) or a key and what it does. */
+/* Visits the page's lines: a title (keys NULL), a key and what it does,
+ * or (keys "") a line of text under the previous one. */
 static int lines(void (*fn)(void *ctx, int i, const char *keys, const char *what), void *ctx)
 {
 	int i = 0;
@@ -52,8 +53,10 @@ static int lines(void (*fn)(void *ctx, int i, const char *keys, const char *what
 	}
 	LINE("", "");
 	LINE(NULL, "Commands (type : then a command; Tab completes)");
-	for (const sl_keyhelp *k = H.commands; k && k->keys; k++)
-		LINE(k->keys, k->what);
+	for (const sl_keyhelp *k = H.commands; k && k->keys; k++) {
+		LINE(k->keys, NULL); /* usages are long: each has a line of its own */
+		LINE("", k->what);
+	}
 #undef LINE
 	return i;
 }
@@ -74,7 +77,13 @@ static void draw_line(void *ctx, int i, const char *keys, const char *what)
 		sl_text(y, d->r.x + 1, d->r.w - 2, SL_R_TITLE, what);
 		return;
 	}
+	if (!what) {
+		sl_text(y, d->r.x + 3, d->r.w - 4, SL_R_ACCENT, keys);
+		return;
+	}
 	int kw = d->r.w > 60 ? 24 : 14;
+	if (!*keys)
+		kw = 4;
 	sl_text(y, d->r.x + 3, kw - 1, SL_R_ACCENT, keys);
 	sl_text(y, d->r.x + 3 + kw, d->r.w - 4 - kw, SL_R_NORMAL, what);
 }
