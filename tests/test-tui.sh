@@ -294,8 +294,17 @@ while [ "$round" -le 6 ]; do
 	wait_for "recovered the session" || break
 	round=$((round + 1))
 done
+# Killed once the autosave had time to finish, nothing is lost.
+cmd "note the last word"
+sleep 1
+kill -KILL "$(app_pid)"
+wait_for "EXIT 137"
+start 80 24
+wait_for "did not exit cleanly"
+keys r
+wait_for "recovered the session"
 keys 4
-wait_for "round 5" # the note of the round before the last is surely in
+wait_for "the last word"
 keys 3
 wait_for "q4_0"
 cmd "quit!"
