@@ -221,11 +221,32 @@ static void print_table(const sl_sweep *sw, const char *metric)
 		if (isfinite(rho))
 			printf("  %-26s %.3f\n", names[p], rho);
 	}
-	for (int r = 0; r < sl_sweep_rows(sw); r++)
-		for (int c = 0; c < cols; c++)
-			if (sl_sweep_cell_at(sw, r, c)->note[0])
-				printf("note: %s x %s: %s\n", sl_sweep_row_name(sw, r), sl_sweep_col(sw, c)->label,
-				       sl_sweep_cell_at(sw, r, c)->note);
+	/* Notes grouped per option: "q4_0: blk.0.ffn_down, blk.1.ffn_down fell back to f16". */
+	for (int c = 0; c < cols; c++)
+		for (int r = 0; r < sl_sweep_rows(sw); r++) {
+			const char *note = sl_sweep_cell_at(sw, r, c)->note;
+			const char *what = strstr(note, " fell back to ");
+			if (!note[0])
+				continue;
+			if (!what) {
+				printf("note: %s x %s: %s\n", sl_sweep_row_name(sw, r), sl_sweep_col(sw, c)->label, note);
+				continue;
+			}
+			bool first = true;
+			for (int k = 0; k < r && first; k++) {
+				const char *other = strstr(sl_sweep_cell_at(sw, k, c)->note, " fell back to ");
+				first = !other || strcmp(other, what);
+			}
+			if (!first)
+				continue;
+			printf("note: %s:", sl_sweep_col(sw, c)->label);
+			for (int k = r; k < sl_sweep_rows(sw); k++) {
+				const char *other = strstr(sl_sweep_cell_at(sw, k, c)->note, " fell back to ");
+				if (other && !strcmp(other, what))
+					printf("%s %s", k == r ? "" : ",", sl_sweep_row_name(sw, k));
+			}
+			printf("%s\n", what);
+		}
 }
 
 int sl_cmd_sensitivity(int argc, char **argv)
