@@ -203,13 +203,8 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 		}
 		return true;
 	}
-	if (!app->model) {
-		if (k->code == 'o') {
-			snprintf(cmd, n, "open");
-			return true;
-		}
-		return false;
-	}
+	if (!app->model)
+		return false; /* 'o' (open) is a global key */
 	if (sl_list_key(&v->list, k))
 		return true;
 	bool have = cursor_target(v, app, sel, sizeof sel, &mod);
