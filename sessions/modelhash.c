@@ -16,14 +16,25 @@
 
 #define CACHE_ENTRIES 256
 
+/* What identifies one version of a file (or of a directory's files):
+ * bytes and the latest modification time, to the nanosecond. */
 typedef struct {
-	double size;
-	double mtime_ns;
+	long long size;
+	struct timespec mtime;
 } file_key;
 
-static double mtime_ns(const struct stat *st)
+static void key_add(file_key *k, const struct stat *st)
 {
-	return (double)st->st_mtim.tv_sec * 1e9 + (double)st->st_mtim.tv_nsec;
+	k->size += (long long)st->st_size;
+	if (st->st_mtim.tv_sec > k->mtime.tv_sec ||
+	    (st->st_mtim.tv_sec == k->mtime.tv_sec && st->st_mtim.tv_nsec > k->mtime.tv_nsec))
+		k->mtime = st->st_mtim;
+}
+
+/* The key as text: JSON numbers would round nanosecond times. */
+static void key_text(const file_key *k, char *buf, size_t n)
+{
+	snprintf(buf, n, "%lld bytes, %lld.%09ld", k->size, (long long)k->mtime.tv_sec, (long)k->mtime.tv_nsec);
 }
 
 static int not_hidden(const struct dirent *d)
@@ -37,7 +48,7 @@ static sl_status list_dir(const char *dir, struct dirent ***names, int *n, file_
 	*n = scandir(dir, names, not_hidden, alphasort);
 	if (*n < 0)
 		return sl_errorf(err, SL_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
-	key->size = key->mtime_ns = 0;
+	memset(key, 0, sizeof *key);
 	for (int i = 0; i < *n; i++) {
 		char p[PATH_MAX];
 		struct stat st;
@@ -45,9 +56,7 @@ static sl_status list_dir(const char *dir, struct dirent ***names, int *n, file_
 			(*names)[i]->d_name[0] = 0; /* not a file we hash */
 			continue;
 		}
-		key->size += (double)st.st_size;
-		if (mtime_ns(&st) > key->mtime_ns)
-			key->mtime_ns = mtime_ns(&st);
+		key_add(key, &st);
 	}
 	return SL_OK;
 }
@@ -99,15 +108,15 @@ static cJSON *read_cache(const char *path)
 
 static bool cache_lookup(const cJSON *cache, const char *real, const file_key *k, char hex[65])
 {
+	char key[96];
+	key_text(k, key, sizeof key);
 	const cJSON *e;
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cache, "entries"))
 	{
 		const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "path");
-		const cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "size");
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "mtime_ns");
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "version");
 		const cJSON *h = cJSON_GetObjectItemCaseSensitive(e, "sha256");
-		if (cJSON_IsString(p) && !strcmp(p->valuestring, real) && cJSON_IsNumber(s) &&
-		    s->valuedouble == k->size && cJSON_IsNumber(m) && m->valuedouble == k->mtime_ns &&
+		if (cJSON_IsString(p) && !strcmp(p->valuestring, real) && cJSON_IsString(v) && !strcmp(v->valuestring, key) &&
 		    cJSON_IsString(h) && strlen(h->valuestring) == 64) {
 			memcpy(hex, h->valuestring, 65);
 			return true;
@@ -128,10 +137,11 @@ static void cache_store(cJSON *cache, const char *cache_path, const char *real, 
 	}
 	while (cJSON_GetArraySize(entries) >= CACHE_ENTRIES)
 		cJSON_DeleteItemFromArray(entries, 0);
+	char key[96];
+	key_text(k, key, sizeof key);
 	cJSON *e = cJSON_CreateObject();
 	cJSON_AddStringToObject(e, "path", real);
-	cJSON_AddNumberToObject(e, "size", k->size);
-	cJSON_AddNumberToObject(e, "mtime_ns", k->mtime_ns);
+	cJSON_AddStringToObject(e, "version", key);
 	cJSON_AddStringToObject(e, "sha256", hex);
 	cJSON_AddItemToArray(entries, e);
 	char *json = cJSON_Print(cache);
@@ -146,7 +156,7 @@ sl_status sl_model_file_sha256(const char *path, const sl_progress *p, char hex[
 	struct stat st;
 	if (!realpath(path, real) || stat(real, &st) != 0)
 		return sl_errorf(err, SL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-	file_key key = {(double)st.st_size, mtime_ns(&st)};
+	file_key key = {0, {0, 0}};
 	struct dirent **names = NULL;
 	int n = 0;
 	bool dir = S_ISDIR(st.st_mode);
@@ -156,6 +166,8 @@ sl_status sl_model_file_sha256(const char *path, const sl_progress *p, char hex[
 			return s;
 	} else if (!S_ISREG(st.st_mode)) {
 		return sl_errorf(err, SL_ERR_IO, "%s: not a file or directory", path);
+	} else {
+		key_add(&key, &st);
 	}
 
 	char cache_path[PATH_MAX], cdir[PATH_MAX - 32];
@@ -165,7 +177,7 @@ sl_status sl_model_file_sha256(const char *path, const sl_progress *p, char hex[
 	sl_status s = SL_OK;
 	if (!cache_lookup(cache, real, &key, hex)) {
 		uint8_t d[32];
-		s = dir ? hash_dir(real, names, n, key.size, p, d, err) : sl_sha256_file(real, p, d, err);
+		s = dir ? hash_dir(real, names, n, (double)key.size, p, d, err) : sl_sha256_file(real, p, d, err);
 		if (!s) {
 			sl_sha256_hex(d, hex);
 			if (!cache) {
