@@ -65,6 +65,86 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+void sl_score_init(sl_score *sc, bool with_base)
+{
+	memset(sc, 0, sizeof *sc);
+	sc->with_base = with_base;
+}
+
+bool sl_score_add(sl_score *sc, const float *logits, const float *base_logits, int vocab, int target)
+{
+	double v = -sl_log_prob(logits, vocab, target);
+	sc->nll += v;
+	sc->nll2 += v * v;
+	if (sc->with_base) {
+		if ((size_t)sc->count == sc->kls_cap) {
+			size_t cap = sc->kls_cap ? 2 * sc->kls_cap : 1024;
+			double *k = realloc(sc->kls, cap * sizeof *k);
+			if (!k)
+				return false;
+			sc->kls = k;
+			sc->kls_cap = cap;
+		}
+		sc->bnll += -sl_log_prob(base_logits, vocab, target);
+		bool same;
+		double k = sl_kl_logits(base_logits, logits, vocab, &same);
+		sc->kls[sc->count] = k;
+		sc->kl += k;
+		sc->kl2 += k * k;
+		sc->agree += same;
+	}
+	sc->count++;
+	return true;
+}
+
+void sl_score_result(sl_score *sc, sl_eval_result *r)
+{
+	long long n = sc->count;
+	r->n_scored = n;
+	if (!n)
+		return;
+	r->nll = sc->nll / n;
+	r->ppl = exp(r->nll);
+	/* The error of the mean NLL carried through exp (as llama.cpp reports it). */
+	double var = sc->nll2 / n - r->nll * r->nll;
+	r->ppl_se = n > 1 && var > 0 ? r->ppl * sqrt(var / (n - 1)) : 0;
+	if (!sc->with_base)
+		return;
+	r->has_base = true;
+	r->base_ppl = exp(sc->bnll / n);
+	r->delta_ppl = r->ppl - r->base_ppl;
+	r->kl_mean = sc->kl / n;
+	double kvar = sc->kl2 / n - r->kl_mean * r->kl_mean;
+	r->kl_se = n > 1 && kvar > 0 ? sqrt(kvar / (n - 1)) : 0;
+	qsort(sc->kls, (size_t)n, sizeof *sc->kls, cmp_double);
+	r->kl_median = sc->kls[n / 2];
+	r->kl_p99 = sc->kls[(size_t)((n - 1) * 0.99)];
+	r->kl_max = sc->kls[n - 1];
+	r->top1 = (double)sc->agree / n;
+}
+
+void sl_score_free(sl_score *sc)
+{
+	free(sc->kls);
+	sc->kls = NULL;
+	sc->kls_cap = 0;
+}
+
+void sl_eval_window(const int32_t *tokens, int n_ctx, int c, int bos, int32_t *win)
+{
+	memcpy(win, tokens + (size_t)c * n_ctx, (size_t)n_ctx * sizeof *win);
+	if (bos >= 0)
+		win[0] = bos; /* every window starts like a fresh sequence */
+}
+
+int sl_eval_windows(size_t n, int n_ctx, int max)
+{
+	size_t avail = n / (size_t)n_ctx;
+	if (max > 0 && (size_t)max < avail)
+		return max;
+	return avail > INT32_MAX ? INT32_MAX : (int)avail;
+}
+
 sl_status sl_eval_tokens(const sl_model *m, const sl_model *base, const int32_t *tokens, size_t n,
                          const sl_eval_opts *o, sl_eval_result *r, sl_error *err)
 {
@@ -81,18 +161,18 @@ sl_status sl_eval_tokens(const sl_model *m, const sl_model *base, const int32_t 
 		return sl_errorf(err, SL_ERR_ARG, "--ctx %d exceeds the model's %d learned positions", n_ctx, limit);
 	if (n_ctx < 4)
 		return sl_errorf(err, SL_ERR_ARG, "a window of %d tokens is too small to score", n_ctx);
-	size_t avail = n / (size_t)n_ctx;
-	if (avail == 0)
+	int chunks = sl_eval_windows(n, n_ctx, o ? o->n_chunks : 0);
+	if (chunks == 0)
 		return sl_errorf(err, SL_ERR_ARG,
 		                 "the text has %zu tokens, fewer than one window of %d; use a longer text or a smaller --ctx",
 		                 n, n_ctx);
-	int chunks = o && o->n_chunks > 0 && (size_t)o->n_chunks < avail ? o->n_chunks : (int)avail;
 	const int first = n_ctx / 2;
 	const int per = n_ctx - 1 - first; /* predictions scored per window */
 
 	sl_state *s = NULL, *bs = NULL;
 	float *lg = NULL, *blg = NULL;
-	double *kls = NULL;
+	sl_score sc;
+	sl_score_init(&sc, base != NULL);
 	int32_t *win = malloc((size_t)n_ctx * sizeof *win);
 	sl_status st = sl_state_new(m, n_ctx, &s, err);
 	if (!st && base)
@@ -100,26 +180,20 @@ sl_status sl_eval_tokens(const sl_model *m, const sl_model *base, const int32_t 
 	if (st)
 		goto done;
 	lg = sl_malloc_array((size_t)(n_ctx - first), (size_t)vocab * sizeof(float));
-	if (base) {
+	if (base)
 		blg = sl_malloc_array((size_t)(n_ctx - first), (size_t)vocab * sizeof(float));
-		kls = sl_malloc_array((size_t)chunks * per, sizeof(double));
-	}
-	if (!win || !lg || (base && (!blg || !kls))) {
+	if (!win || !lg || (base && !blg)) {
 		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for %d x %d logits", n_ctx - first, vocab);
 		goto done;
 	}
 	double t0 = now_s();
-	double nll = 0, nll2 = 0, bnll = 0, kl = 0, kl2 = 0;
-	long long agree = 0, count = 0;
 	int bos = m->tok && sl_tok_add_bos(m->tok) ? sl_tok_bos(m->tok) : -1;
 	for (int c = 0; c < chunks; c++) {
 		if (o && sl_cancelled(o->progress)) {
 			st = sl_errorf(err, SL_ERR_CANCELLED, "evaluation cancelled after %d of %d windows", c, chunks);
 			goto done;
 		}
-		memcpy(win, tokens + (size_t)c * n_ctx, (size_t)n_ctx * sizeof *win);
-		if (bos >= 0)
-			win[0] = bos; /* every window starts like a fresh sequence */
+		sl_eval_window(tokens, n_ctx, c, bos, win);
 		sl_state_reset(s);
 		if ((st = sl_forward(s, win, n_ctx, lg, first, err)))
 			goto done;
@@ -128,24 +202,12 @@ sl_status sl_eval_tokens(const sl_model *m, const sl_model *base, const int32_t 
 			if ((st = sl_forward(bs, win, n_ctx, blg, first, err)))
 				goto done;
 		}
-		for (int i = 0; i < per; i++) {
-			const float *row = lg + (size_t)i * vocab;
-			int target = win[first + i + 1];
-			double v = -sl_log_prob(row, vocab, target);
-			nll += v;
-			nll2 += v * v;
-			if (bs) {
-				const float *brow = blg + (size_t)i * vocab;
-				bnll += -sl_log_prob(brow, vocab, target);
-				bool same;
-				double k = sl_kl_logits(brow, row, vocab, &same);
-				kls[count] = k;
-				kl += k;
-				kl2 += k * k;
-				agree += same;
+		for (int i = 0; i < per; i++)
+			if (!sl_score_add(&sc, lg + (size_t)i * vocab, bs ? blg + (size_t)i * vocab : NULL, vocab,
+			                  win[first + i + 1])) {
+				st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+				goto done;
 			}
-			count++;
-		}
 		if (o && o->progress) {
 			char stage[64];
 			snprintf(stage, sizeof stage, "window %d/%d", c + 1, chunks);
@@ -154,31 +216,13 @@ sl_status sl_eval_tokens(const sl_model *m, const sl_model *base, const int32_t 
 	}
 	r->n_ctx = n_ctx;
 	r->n_chunks = chunks;
-	r->n_scored = count;
-	r->nll = nll / count;
-	r->ppl = exp(r->nll);
-	/* The error of the mean NLL carried through exp (as llama.cpp reports it). */
-	double var = nll2 / count - r->nll * r->nll;
-	r->ppl_se = count > 1 && var > 0 ? r->ppl * sqrt(var / (count - 1)) : 0;
-	if (bs) {
-		r->has_base = true;
-		r->base_ppl = exp(bnll / count);
-		r->delta_ppl = r->ppl - r->base_ppl;
-		r->kl_mean = kl / count;
-		double kvar = kl2 / count - r->kl_mean * r->kl_mean;
-		r->kl_se = count > 1 && kvar > 0 ? sqrt(kvar / (count - 1)) : 0;
-		qsort(kls, (size_t)count, sizeof *kls, cmp_double);
-		r->kl_median = kls[count / 2];
-		r->kl_p99 = kls[(size_t)((count - 1) * 0.99)];
-		r->kl_max = kls[count - 1];
-		r->top1 = (double)agree / count;
-	}
+	sl_score_result(&sc, r);
 	r->seconds = now_s() - t0;
 done:
 	free(win);
 	free(lg);
 	free(blg);
-	free(kls);
+	sl_score_free(&sc);
 	sl_state_free(s);
 	sl_state_free(bs);
 	return st;

@@ -28,6 +28,31 @@ typedef struct {
 	double seconds;
 } sl_eval_result;
 
+/* The running sums behind an sl_eval_result, so that every caller (eval,
+ * sensitivity sweeps) scores predictions with the same arithmetic. */
+typedef struct {
+	bool with_base;
+	double nll, nll2, bnll, kl, kl2;
+	long long agree, count;
+	double *kls;          /* every KL, for the median and tail */
+	size_t kls_cap;
+} sl_score;
+
+void sl_score_init(sl_score *sc, bool with_base);
+/* Adds one prediction: logits (and base logits) for the position before
+ * target. Returns false when out of memory. */
+bool sl_score_add(sl_score *sc, const float *logits, const float *base_logits, int vocab, int target);
+/* Fills the figures of r (ppl, nll, and with a base KL, top-1, delta PPL). */
+void sl_score_result(sl_score *sc, sl_eval_result *r);
+void sl_score_free(sl_score *sc);
+
+/* Window c of n_ctx tokens as eval scores it: a copy of the tokens with the
+ * first replaced by BOS (bos < 0: kept). Predictions are scored from row
+ * n_ctx/2 on. */
+void sl_eval_window(const int32_t *tokens, int n_ctx, int c, int bos, int32_t *win);
+/* Windows of n_ctx that n tokens hold, at most max (0 = no limit). */
+int sl_eval_windows(size_t n, int n_ctx, int max);
+
 /* Scores tokens (which start with BOS if the model uses one). base may be
  * NULL; otherwise it must share the vocabulary. Logits never leave memory. */
 sl_status sl_eval_tokens(const sl_model *m, const sl_model *base, const int32_t *tokens, size_t n,

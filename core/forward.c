@@ -163,6 +163,36 @@ static void block(sl_state *s, int il, int T, int pos0)
 	tap(s, il, SL_TAP_BLOCK_OUT, s->x, T, dim);
 }
 
+static sl_status check_room(const sl_state *s, int n, sl_error *err)
+{
+	if (n > s->n_ctx - s->n_past)
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "the context is full: %d positions used, %d more asked for, %d available",
+		                 s->n_past, n, s->n_ctx);
+	return SL_OK;
+}
+
+/* Runs blocks first.. on the T rows in s->x at the next positions, then the
+ * head for the rows at or after logits_from (relative to b0, the index of
+ * the first of these rows in the caller's sequence). */
+static void run_from(sl_state *s, int first, int T, int b0, float *logits, int logits_from)
+{
+	const sl_model *m = s->m;
+	const sl_config *c = &m->cfg;
+	int pos0 = s->n_past;
+	for (int il = first; il < c->n_layers; il++)
+		block(s, il, T, pos0);
+	s->n_past += T;
+	/* Only the rows whose predictions were asked for reach the head. */
+	int skip = logits_from > b0 ? logits_from - b0 : 0;
+	if (logits && skip < T) {
+		int k = T - skip;
+		float *xr = s->x + (size_t)skip * c->dim;
+		norm(s, xr, xr, k, m->out_norm, m->out_norm_b);
+		matmul(s, logits + (size_t)(b0 + skip - logits_from) * c->vocab_size, xr, k, m->output, NULL);
+	}
+}
+
 sl_status sl_forward(sl_state *s, const int32_t *tokens, int n, float *logits, int logits_from,
                      sl_error *err)
 {
@@ -170,10 +200,9 @@ sl_status sl_forward(sl_state *s, const int32_t *tokens, int n, float *logits, i
 	const sl_config *c = &m->cfg;
 	if (n <= 0)
 		return SL_OK;
-	if (n > s->n_ctx - s->n_past)
-		return sl_errorf(err, SL_ERR_ARG,
-		                 "the context is full: %d positions used, %d more asked for, %d available",
-		                 s->n_past, n, s->n_ctx);
+	sl_status st = check_room(s, n, err);
+	if (st)
+		return st;
 	for (int i = 0; i < n; i++)
 		if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
 			return sl_errorf(err, SL_ERR_ARG, "token id %d at position %d is outside the vocabulary (0..%d)",
@@ -182,29 +211,38 @@ sl_status sl_forward(sl_state *s, const int32_t *tokens, int n, float *logits, i
 		logits_from = 0;
 	for (int b0 = 0; b0 < n; b0 += s->max_batch) {
 		int T = n - b0 < s->max_batch ? n - b0 : s->max_batch;
-		int pos0 = s->n_past;
 		for (int t = 0; t < T; t++) {
 			float *row = s->x + (size_t)t * c->dim;
 			sl_tensor_rows_to_f32(m->tok_embd, tokens[b0 + t], 1, row);
 			if (m->pos_embd) {
 				float *pe = s->xb;
-				sl_tensor_rows_to_f32(m->pos_embd, pos0 + t, 1, pe);
+				sl_tensor_rows_to_f32(m->pos_embd, s->n_past + t, 1, pe);
 				for (int i = 0; i < c->dim; i++)
 					row[i] += pe[i];
 			}
 		}
-		for (int il = 0; il < c->n_layers; il++)
-			block(s, il, T, pos0);
-		s->n_past += T;
-		/* Only the rows whose predictions were asked for reach the head. */
-		int first = logits_from > b0 ? logits_from - b0 : 0;
-		if (logits && first < T) {
-			int k = T - first;
-			float *xr = s->x + (size_t)first * c->dim;
-			norm(s, xr, xr, k, m->out_norm, m->out_norm_b);
-			matmul(s, logits + (size_t)(b0 + first - logits_from) * c->vocab_size, xr, k, m->output,
-			       NULL);
-		}
+		run_from(s, 0, T, b0, logits, logits_from);
+	}
+	return SL_OK;
+}
+
+sl_status sl_forward_from(sl_state *s, int first, const float *x, int n, float *logits, int logits_from,
+                          sl_error *err)
+{
+	const sl_config *c = &s->m->cfg;
+	if (n <= 0)
+		return SL_OK;
+	if (first < 0 || first > c->n_layers)
+		return sl_errorf(err, SL_ERR_ARG, "block %d does not exist (the model has %d)", first, c->n_layers);
+	sl_status st = check_room(s, n, err);
+	if (st)
+		return st;
+	if (logits_from < 0)
+		logits_from = 0;
+	for (int b0 = 0; b0 < n; b0 += s->max_batch) {
+		int T = n - b0 < s->max_batch ? n - b0 : s->max_batch;
+		memcpy(s->x, x + (size_t)b0 * c->dim, (size_t)T * c->dim * sizeof(float));
+		run_from(s, first, T, b0, logits, logits_from);
 	}
 	return SL_OK;
 }

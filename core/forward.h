@@ -35,4 +35,11 @@ void sl_state_reset(sl_state *s);
 sl_status sl_forward(sl_state *s, const int32_t *tokens, int n, float *logits, int logits_from,
                      sl_error *err);
 
+/* The same, starting from the hidden states x (n rows of dim floats)
+ * entering block first: blocks before it are skipped and their caches
+ * left alone. What sensitivity sweeps use to recompute only from the
+ * block they changed onward. */
+sl_status sl_forward_from(sl_state *s, int first, const float *x, int n, float *logits, int logits_from,
+                          sl_error *err);
+
 #endif

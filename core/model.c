@@ -199,16 +199,9 @@ static sl_tensor *get(wire *w, const char *name, int64_t ne0, int64_t ne1, bool 
 /* A 2-D tensor whose row count (output width) is free; returns it or NULL. */
 static sl_tensor *get_rows(wire *w, const char *name, int64_t ne0, bool required)
 {
-	if (w->st)
-		return NULL;
-	sl_tensor *t = sl_model_tensor(w->m, name);
-	if (!t) {
-		if (required)
-			w->st = sl_errorf(w->err, SL_ERR_FORMAT, "%s: required tensor '%s' is missing",
-			                  w->m->path, name);
-		return NULL;
-	}
-	return get(w, name, ne0, t->ne[1], required);
+	sl_tensor *t = w->st ? NULL : sl_model_tensor(w->m, name);
+	/* Without the tensor, get() reports it missing when it is required. */
+	return get(w, name, ne0, t ? t->ne[1] : 1, required);
 }
 
 static int64_t rows_of(const sl_tensor *t)

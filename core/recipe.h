@@ -89,9 +89,13 @@ void sl_recipe_remove_rule(sl_recipe *r, int index);
 void sl_rule_init(sl_rule *rule);
 
 /* Every problem of the recipe, and, when m is given, of the recipe against
- * m (selectors that match nothing, formats that cannot hold a module's
+ * m (selectors that match nothing, groups that do not divide a module's
  * rows, impossible sparsities). Returns how many; fills up to max. */
 int sl_recipe_check(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out, int max);
+/* Notes, not problems: formats that cannot hold some modules' rows, with
+ * the format those modules fall back to (sl_format_fallback), one note per
+ * rule, format and row length. Returns how many; fills up to max. */
+int sl_recipe_fallbacks(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out, int max);
 bool sl_rule_matches(const sl_rule *rule, const sl_module *mod);
 void sl_recipe_resolve(const sl_recipe *r, const sl_module *mod, sl_module_plan *plan);
 

@@ -66,6 +66,11 @@ typedef struct {
 	 * for ggml's types, the bytes ggml's reference quantizer produces.
 	 * Types with a row header quantize exactly one row of n. */
 	void (*from_float)(const float *src, void *dst, int64_t n);
+	/* Types whose scale spans the whole tensor (per-tensor FP8, NVFP4's
+	 * global scale) quantize all rows at once here, each row header
+	 * holding a copy of the tensor scale; from_float then treats its one
+	 * row as the whole tensor. NULL for every other type. */
+	void (*from_float_rows)(const float *src, void *dst, int64_t n_rows, int64_t row_len);
 	/* Optional fast path: sum_i w[i]*x[i] over n elements of a row, x in F32. */
 	float (*dot_f32)(const void *w, const float *x, int64_t n);
 	/* Optional quantized dot product, as ggml does it: activations are first
@@ -85,10 +90,29 @@ void sl_dtype_rows_to_float(int type, const void *src, float *dst, int64_t n_row
 /* Quantizes n_rows rows of row_len elements into the type's layout. */
 void sl_dtype_rows_from_float(int type, const float *src, void *dst, int64_t n_rows, int64_t row_len);
 
+/* The ggml type that holds every value of a slimlab type exactly, so that
+ * GGUF exports keep real block types: group-wise int4, int3 and int2 as
+ * Q4_0 (symmetric) or Q4_1 (with minimum) blocks of 32 that repeat their
+ * group's scale, symmetric int8 groups as Q8_0. -1 when there is none. */
+int sl_dtype_ggml_twin(int type);
+/* Rewrites one row of n elements of type in its ggml twin, value for value. */
+void sl_dtype_to_ggml_twin(int type, const void *src, void *dst, int64_t n);
+
 /* IEEE half and bfloat16 conversions. */
 float sl_f16_to_f32(uint16_t h);
 uint16_t sl_f32_to_f16(float f);
 float sl_bf16_to_f32(uint16_t h);
 uint16_t sl_f32_to_bf16(float f);
+
+/* FP8 (OCP 8-bit floating point) and FP4 E2M1 codes. Encoding rounds to
+ * nearest even and saturates: finite values and infinities beyond the
+ * largest finite value give that value (E4M3 448, E5M2 57344, E2M1 6);
+ * NaN gives NaN (E4M3 S.1111.111, E5M2 S.11111.11; E2M1 has none: 0). */
+float sl_fp8_e4m3_to_f32(uint8_t c);
+uint8_t sl_f32_to_fp8_e4m3(float f);
+float sl_fp8_e5m2_to_f32(uint8_t c);
+uint8_t sl_f32_to_fp8_e5m2(float f);
+float sl_e2m1_to_f32(uint8_t c); /* low 4 bits: sign, 2 exponent bits, 1 mantissa bit */
+uint8_t sl_f32_to_e2m1(float f);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "core/eval.h"
+#include "core/fileio.h"
 #include "core/forward.h"
 #include "core/model.h"
 #include "core/tokenizer.h"
@@ -121,9 +122,38 @@ static void test_gguf_matches_bin(void)
 	sl_model_free(b);
 }
 
+/* Perplexity on the shipped evaluation text against llama.cpp's perplexity
+ * tool on the same file (llama.cpp c392e509, built outside this repository:
+ * llama-perplexity -m stories260K.gguf -f data/eval.txt -c 128 --chunks 20
+ * printed "PPL = 56.0087 +/- 4.70031"). */
+static void test_perplexity_matches_llama_cpp(void)
+{
+	const char *gg = test_fixture("models/stories260K.gguf");
+	if (!gg)
+		return;
+	sl_model *m = load(gg);
+	REQUIRE(m, "load");
+	char *text;
+	size_t len;
+	sl_error err = {0};
+	REQUIRE(sl_read_file(test_srcpath("data/eval.txt"), 1 << 24, &text, &len, &err) == SL_OK, "%s", err.msg);
+	sl_eval_opts o = {.n_ctx = 128, .n_chunks = 20};
+	sl_eval_result r;
+	CHECK(sl_eval_text(m, m, text, len, &o, &r, &err) == SL_OK, "eval: %s", err.msg);
+	CHECK(r.n_chunks == 20 && r.n_scored == 20 * 63, "%d windows, %lld predictions", r.n_chunks, r.n_scored);
+	CHECK_NEAR(r.ppl, 56.0087, 0.01, "perplexity vs llama.cpp");
+	CHECK_NEAR(r.ppl_se, 4.70031, 0.01, "its standard error vs llama.cpp");
+	/* Against itself: nothing lost. */
+	CHECK(r.kl_max < 1e-9 && r.top1 == 1.0 && fabs(r.delta_ppl) < 1e-9, "self KL %g, top-1 %g", r.kl_max, r.top1);
+	printf("perplexity %.4f +/- %.4f (llama.cpp: 56.0087 +/- 4.70031)\n", r.ppl, r.ppl_se);
+	free(text);
+	sl_model_free(m);
+}
+
 int main(void)
 {
 	test_llama2c_reference();
 	test_gguf_matches_bin();
+	test_perplexity_matches_llama_cpp();
 	return test_finish();
 }

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,18 @@ static void bar_cb(void *ctx, double frac, const char *stage)
 	fflush(stderr);
 }
 
+/* The first Ctrl-C asks the running job to stop, so it can finish cleanly
+ * and say how far it got; a second one ends the program at once. */
+static atomic_int interrupted;
+
+static void on_sigint(int sig)
+{
+	if (atomic_exchange(&interrupted, 1)) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+}
+
 void cli_bar_init(cli_bar *b, const char *label)
 {
 	memset(b, 0, sizeof *b);
@@ -59,10 +72,17 @@ void cli_bar_init(cli_bar *b, const char *label)
 	b->last_pct = -1;
 	b->p.fn = bar_cb;
 	b->p.ctx = b;
+	b->p.cancel = &interrupted;
+	atomic_store(&interrupted, 0);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigaction(SIGINT, &sa, NULL);
 }
 
 void cli_bar_done(cli_bar *b)
 {
+	signal(SIGINT, SIG_DFL);
 	if (b->tty && b->last_pct >= 0)
 		fprintf(stderr, "\r\033[K");
 }

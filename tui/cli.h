@@ -14,6 +14,7 @@ int sl_cmd_info(int argc, char **argv);
 int sl_cmd_eval(int argc, char **argv);
 int sl_cmd_generate(int argc, char **argv);
 int sl_cmd_tokenize(int argc, char **argv);
+int sl_cmd_recipe(int argc, char **argv);
 int sl_cmd_train(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 failure, 2 bad usage. */

@@ -93,7 +93,11 @@ int sl_cmd_generate(int argc, char **argv)
 	if (!out.ids)
 		fputs(prompt, stdout);
 	sl_error err = {0};
-	sl_status st = sl_generate(m, prompt, (int)n, &smp, print_token, &out, NULL, &err);
+	cli_bar bar; /* no bar for generation (the text is the progress), but Ctrl-C stops it */
+	cli_bar_init(&bar, "generate");
+	bar.tty = false;
+	sl_status st = sl_generate(m, prompt, (int)n, &smp, print_token, &out, &bar.p, &err);
+	cli_bar_done(&bar);
 	putchar('\n');
 	sl_model_free(m);
 	return st ? cli_error(&err) : CLI_OK;

@@ -16,6 +16,9 @@ static const char main_usage[] =
 	"  eval MODEL --text FILE          perplexity; with --base: KL, top-1, delta PPL\n"
 	"  generate MODEL [-p PROMPT]      continue a prompt\n"
 	"  tokenize MODEL_OR_VOCAB --text FILE   token ids of a text\n"
+	"  recipe validate FILE [--model MODEL]  every problem of a recipe\n"
+	"  recipe formats                  the formats a recipe can name\n"
+	"  train CONFIG.json               train a model (or distill one) from a configuration\n"
 	"\n"
 	"Each command takes --help. See slimlab(1).\n";
 
@@ -29,6 +32,7 @@ static const command commands[] = {
 	{"eval", sl_cmd_eval},
 	{"generate", sl_cmd_generate},
 	{"tokenize", sl_cmd_tokenize},
+	{"recipe", sl_cmd_recipe},
 	{"train", sl_cmd_train},
 };
 

@@ -1,11 +1,13 @@
 /* The table of storage formats and the plain-float conversions. Block
- * formats register their functions from quants.c. */
+ * formats register their functions from quants.c (ggml's) and formats.c
+ * (slimlab's own). */
 #include "../dtype.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
 
+#include "formats.h"
 #include "quants.h"
 
 float sl_f16_to_f32(uint16_t h)
@@ -142,6 +144,7 @@ static pthread_once_t types_once = PTHREAD_ONCE_INIT;
 static void init_types(void)
 {
 	sl_quants_register(types);
+	sl_formats_register(types);
 }
 
 const sl_type_info *sl_type_info_get(int type)
@@ -181,6 +184,10 @@ void sl_dtype_rows_to_float(int type, const void *src, float *dst, int64_t n_row
 void sl_dtype_rows_from_float(int type, const float *src, void *dst, int64_t n_rows, int64_t row_len)
 {
 	const sl_type_info *ti = sl_type_info_get(type);
+	if (ti->from_float_rows) {
+		ti->from_float_rows(src, dst, n_rows, row_len);
+		return;
+	}
 	if (!ti->row_header) {
 		ti->from_float(src, dst, n_rows * row_len);
 		return;

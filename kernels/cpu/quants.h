@@ -142,7 +142,8 @@ static inline void sl_q3_K_scales(const uint8_t s[12], uint64_t out[2])
  * that both round alike whatever each file's FMA settings. */
 float sl_q_K_block_dot(float yd, float d, int32_t sumi, float dmin, int32_t summ);
 
-/* Fills the table entries of every block format this file implements. */
+/* Fills the table entries of the block formats (quants.c), choosing the
+ * AVX2 dot products when the CPU has them. */
 void sl_quants_register(sl_type_info *table);
 
 typedef void (*sl_vec_dot_fn)(int64_t n, float *s, const void *w, const void *xq);
