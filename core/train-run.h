@@ -25,7 +25,7 @@ typedef struct {
 	/* data */
 	char train_text[SL_PATH_MAX], val_text[SL_PATH_MAX];
 	/* schedule */
-	int batch, seq_len, accum;
+	int batch, seq_len, accum; /* seq_len 0: the model's context, at most 256 */
 	sl_adamw_opts opt;
 	sl_loss loss;
 	char teacher[SL_PATH_MAX];
