@@ -506,7 +506,13 @@ static sl_status fresh_model(run *r, sl_error *err)
 static sl_status setup(run *r, sl_error *err)
 {
 	const sl_train_config *c = r->c;
-	bool resume = r->o->resume && c->checkpoint[0] && sl_file_exists(c->checkpoint);
+	bool have = c->checkpoint[0] && sl_file_exists(c->checkpoint), resume = r->o->resume && have;
+	if (have && !resume)
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "%s exists: resume from it (slimlab train --resume), or remove it to start afresh",
+		                 c->checkpoint);
+	if (r->o->resume && !have)
+		report(r, SL_TRAIN_NOTE, 0, NULL, NULL, "no checkpoint to resume from: starting afresh");
 	sl_load_opts lo = {.check_finite = true};
 	sl_status st;
 	if (resume)

@@ -206,8 +206,11 @@ static void test_job(void)
 	       w.val_ppl);
 	CHECK(w.last_loss < w.first_loss - 1.0, "the loss did not fall: %.3f -> %.3f", w.first_loss, w.last_loss);
 	CHECK(w.evals == 3 && w.checkpoints == 3, "%d evaluations and %d checkpoints", w.evals, w.checkpoints);
+	/* a fresh run never overwrites a checkpoint */
+	sl_status st = run_job("straight", 12, false, -1, &w, &err);
+	CHECK(st == SL_ERR_ARG && strstr(err.msg, "--resume"), "a fresh run over a checkpoint: %s", err.msg);
 	/* stopped after 7 steps (a checkpoint is written), then resumed */
-	sl_status st = run_job("resumed", 12, false, 7, &w, &err);
+	st = run_job("resumed", 12, false, 7, &w, &err);
 	CHECK(st == SL_ERR_CANCELLED && strstr(err.msg, "resume"), "cancel: %s", err.msg);
 	REQUIRE(!run_job("resumed", 12, true, -1, &w, &err), "resume: %s", err.msg);
 	snprintf(a, sizeof a, "%s/straight.gguf", dir);
