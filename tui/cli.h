@@ -83,6 +83,10 @@ cJSON *cli_apply_json(const sl_apply_report *rep, const sl_recipe *r, double byt
 void cli_print_eval(const sl_eval_result *r);
 cJSON *cli_eval_json(const sl_eval_result *r, const char *text_path);
 
+/* Prints a JSON object on stdout and frees it. */
+struct cJSON;
+void cli_print_json(struct cJSON *o);
+
 /* "1.23 MB", "260.1K" */
 void cli_fmt_bytes(double bytes, char *buf, size_t n);
 void cli_fmt_count(double n, char *buf, size_t len);
