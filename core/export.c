@@ -1,11 +1,14 @@
 /* GGUF model files: metadata as llama.cpp reads it, tensors converted on
- * the way out. */
+ * the way out; and sl_export_gguf (compress.h), which keeps every tensor
+ * in the ggml type that holds it exactly and records the recipe. */
 #include "export.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
+#include "formats.h"
 #include "tokenizer.h"
 #include "vocab.h"
 
@@ -14,7 +17,20 @@ struct sl_gguf_export {
 	sl_gguf_writer *w;
 	void **copies; /* converted tensor data, alive until the file is written */
 	int n_copies;
+	bool permute_qk; /* q and k rows go from NeoX halves to interleaved pairs */
 };
+
+/* Takes ownership of p (may be NULL) until the file is written. */
+static void *keep(sl_gguf_export *e, void *p)
+{
+	void **c = p ? realloc(e->copies, (size_t)(e->n_copies + 1) * sizeof *c) : NULL;
+	if (!c) {
+		free(p);
+		return NULL;
+	}
+	e->copies = c;
+	return e->copies[e->n_copies++] = p;
+}
 
 void sl_gguf_export_free(sl_gguf_export *e)
 {
@@ -33,26 +49,27 @@ sl_gguf_writer *sl_gguf_export_writer(sl_gguf_export *e)
 }
 
 /* An integer hyperparameter: a scalar, or per block when blocks differ
- * (what structured pruning leaves). */
+ * (what structured pruning leaves), as an int32 array: llama.cpp reads
+ * per-block arrays of int32 or float32 only. */
 static sl_status put_per_block(sl_gguf_writer *w, const char *arch, const char *key, const sl_model *m,
                                int which, sl_error *err)
 {
 	int L = m->cfg.n_layers;
 	char full[128];
 	snprintf(full, sizeof full, "%s.%s", arch, key);
-	uint32_t *v = malloc((size_t)L * sizeof *v);
+	int32_t *v = malloc((size_t)L * sizeof *v);
 	if (!v)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	bool same = true;
 	for (int il = 0; il < L; il++) {
 		const sl_layer *ly = &m->layers[il];
-		v[il] = (uint32_t)(which == 0 ? ly->n_heads : which == 1 ? ly->n_kv_heads : ly->hidden_dim);
+		v[il] = which == 0 ? ly->n_heads : which == 1 ? ly->n_kv_heads : ly->hidden_dim;
 		same &= v[il] == v[0];
 	}
 	if (same)
-		sl_gguf_set_u32(w, full, v[0]);
+		sl_gguf_set_u32(w, full, (uint32_t)v[0]);
 	else
-		sl_gguf_set_arr(w, full, SL_GGUF_U32, v, (uint64_t)L);
+		sl_gguf_set_arr(w, full, SL_GGUF_I32, v, (uint64_t)L);
 	free(v);
 	return SL_OK;
 }
@@ -61,19 +78,37 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 {
 	*out = NULL;
 	const sl_config *c = &m->cfg;
-	const char *arch = c->arch_name;
-	bool llama_like = c->arch == SL_ARCH_LLAMA &&
-	                  ((c->rope_style == SL_ROPE_NORM && (!strcmp(arch, "llama") || !strcmp(arch, "mistral"))) ||
-	                   (c->rope_style == SL_ROPE_NEOX && !strcmp(arch, "qwen2")));
-	if (!llama_like && c->arch != SL_ARCH_GPT2)
+	/* llama.cpp's llama (Mistral included) rotates interleaved pairs and its
+	 * qwen2 NeoX halves. Llama weights laid out for NeoX (as Hugging Face
+	 * stores them) get their q and k rows permuted back, as llama.cpp's
+	 * converter does. */
+	bool llama = !strcmp(c->arch_name, "llama") || !strcmp(c->arch_name, "mistral") ||
+	             !strcmp(c->arch_name, "deci");
+	bool qwen2 = !strcmp(c->arch_name, "qwen2") && c->rope_style == SL_ROPE_NEOX;
+	if (c->arch == SL_ARCH_LLAMA && !(llama && c->rope_style != SL_ROPE_NONE) && !qwen2)
 		return sl_errorf(err, SL_ERR_UNSUPPORTED,
-		                 "%s: cannot export architecture '%s' with this rotary layout to GGUF", m->path, arch);
+		                 "%s: cannot export architecture '%s' with this rotary layout to GGUF", m->path, c->arch_name);
+	/* Blocks of different widths (structured pruning) run in llama.cpp as
+	 * its "deci" architecture, a Llama whose head counts and MLP widths are
+	 * per block; its llama reads one value for all. */
+	bool varying = false, head_size = false;
+	for (int il = 0; il < c->n_layers; il++) {
+		const sl_layer *L = &m->layers[il], *L0 = &m->layers[0];
+		varying |= L->n_heads != L0->n_heads || L->n_kv_heads != L0->n_kv_heads || L->hidden_dim != L0->hidden_dim;
+		head_size |= L->n_heads * c->head_dim != c->dim;
+	}
+	if (varying && qwen2)
+		return sl_errorf(err, SL_ERR_UNSUPPORTED,
+		                 "%s: llama.cpp's qwen2 cannot hold blocks of different widths (structured pruning)",
+		                 m->path);
+	const char *arch = c->arch == SL_ARCH_GPT2 ? "gpt2" : qwen2 ? "qwen2" : varying ? "deci" : "llama";
 	sl_gguf_export *e = calloc(1, sizeof *e);
 	if (!e || !(e->w = sl_gguf_writer_new())) {
 		free(e);
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	}
 	e->m = m;
+	e->permute_qk = llama && c->rope_style == SL_ROPE_NEOX;
 	sl_gguf_writer *w = e->w;
 	char k[128];
 #define KEY(s) (snprintf(k, sizeof k, "%s." s, arch), k)
@@ -97,7 +132,7 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 		sl_gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
 		sl_gguf_set_f32(w, KEY("rope.freq_base"), c->rope_theta);
 		sl_gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->rope_dim);
-		if (c->head_dim * c->n_heads != c->dim) {
+		if (head_size) { /* else llama.cpp takes dim / heads */
 			sl_gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
 			sl_gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
 		}
@@ -124,44 +159,115 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 	return SL_OK;
 }
 
+/* Whether name is a block's q or k weight or bias (what RoPE rotates). */
+static bool rotated(const char *name)
+{
+	return !strncmp(name, "blk.", 4) && (strstr(name, ".attn_q.") || strstr(name, ".attn_k."));
+}
+
+/* The NeoX-layout row (or bias element) that interleaved row r comes from:
+ * within a head, pair i of the rotated dims is (i, i + rot/2) in NeoX and
+ * (2i, 2i + 1) interleaved. */
+static int64_t neox_source(const sl_config *c, int64_t r)
+{
+	int64_t h = r / c->head_dim, d = r % c->head_dim;
+	if (d >= c->rope_dim)
+		return r;
+	return h * c->head_dim + (d % 2) * (c->rope_dim / 2) + d / 2;
+}
+
 sl_status sl_gguf_export_tensor(sl_gguf_export *e, const sl_tensor *t, int type, sl_error *err)
 {
-	if (t->type == type) {
+	bool permute = e->permute_qk && rotated(t->name);
+	if (t->type == type && !permute) {
 		sl_gguf_add_tensor(e->w, t->name, t->type, t->ne, t->n_dims, t->data, t->nbytes);
 		return SL_OK;
 	}
 	size_t nb = sl_tensor_bytes_for(type, t->ne, t->n_dims);
-	if (!nb || !sl_type_info_get(type) || !sl_type_info_get(type)->from_float)
+	const sl_type_info *ti = sl_type_info_get(type);
+	if (!nb || !ti || (t->type != type && !ti->from_float))
 		return sl_errorf(err, SL_ERR_ARG, "tensor '%s' (%lld per row) cannot be stored as %s", t->name,
 		                 (long long)t->ne[0], sl_dtype_name(type));
 	int64_t rows = sl_tensor_nrows(t);
 	float *f = sl_malloc_array((size_t)t->ne[0], sizeof(float));
-	void *d = sl_malloc(nb), **c = realloc(e->copies, (size_t)(e->n_copies + 1) * sizeof *c);
-	if (c)
-		e->copies = c;
-	if (!f || !d || !c) {
+	void *d = keep(e, sl_malloc(nb));
+	if (!f || !d) {
 		free(f);
-		free(d);
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory converting tensor '%s'", t->name);
 	}
-	size_t row_out = nb / (size_t)rows;
+	size_t row_in = sl_dtype_row_bytes(t->type, t->ne[0]), row_out = nb / (size_t)rows;
 	for (int64_t r = 0; r < rows; r++) {
-		sl_tensor_rows_to_f32(t, r, 1, f);
-		sl_dtype_rows_from_float(type, f, (char *)d + (size_t)r * row_out, 1, t->ne[0]);
+		int64_t src = permute && t->n_dims > 1 ? neox_source(&e->m->cfg, r) : r;
+		char *out = (char *)d + (size_t)r * row_out;
+		if (t->type == type) {
+			memcpy(out, (const char *)t->data + (size_t)src * row_in, row_out);
+			continue;
+		}
+		sl_tensor_rows_to_f32(t, src, 1, f);
+		sl_dtype_rows_from_float(type, f, out, 1, t->ne[0]);
 	}
 	free(f);
-	e->copies[e->n_copies++] = d;
+	/* A rotated bias is one row of heads: its elements move instead. */
+	if (permute && t->n_dims == 1 && type == SL_DT_F32) {
+		const float *b = t->data;
+		for (int64_t i = 0; i < t->ne[0]; i++)
+			((float *)d)[i] = b[neox_source(&e->m->cfg, i)];
+	} else if (permute && t->n_dims == 1) {
+		return sl_errorf(err, SL_ERR_ARG, "bias '%s' is stored as %s; only F32 biases are exported", t->name,
+		                 sl_dtype_name(type));
+	}
 	sl_gguf_add_tensor(e->w, t->name, type, t->ne, t->n_dims, d, nb);
 	return SL_OK;
 }
 
-sl_status sl_gguf_export_model(sl_gguf_export *e, int mat_type, sl_error *err)
+/* A tensor in one of slimlab's own types, as sl_export_gguf stores it: in
+ * its ggml twin, else the smallest float type holding its values. */
+static sl_status export_own_type(sl_gguf_export *e, const sl_tensor *t, sl_error *err)
+{
+	sl_tensor view = *t;
+	int64_t rows = sl_tensor_nrows(t), n = sl_tensor_nelements(t);
+	int twin = sl_dtype_ggml_twin(t->type);
+	if (twin >= 0) {
+		size_t nb = sl_tensor_bytes_for(twin, t->ne, t->n_dims);
+		char *d = keep(e, sl_malloc(nb));
+		if (!d)
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory converting tensor '%s'", t->name);
+		size_t row_in = sl_dtype_row_bytes(t->type, t->ne[0]), row_out = nb / (size_t)rows;
+		for (int64_t r = 0; r < rows; r++)
+			sl_dtype_to_ggml_twin(t->type, (const char *)t->data + (size_t)r * row_in, d + (size_t)r * row_out,
+			                      t->ne[0]);
+		view.type = twin;
+		view.data = d;
+		view.nbytes = nb;
+		return sl_gguf_export_tensor(e, &view, twin, err);
+	}
+	float *f = sl_malloc_array((size_t)n, sizeof(float));
+	if (!f)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory converting tensor '%s'", t->name);
+	sl_tensor_rows_to_f32(t, 0, rows, f);
+	const sl_format *fmt = sl_format_of_dtype(t->type);
+	int type = fmt ? sl_format_export_type(fmt, f, n) : SL_DT_F32;
+	view.type = SL_DT_F32;
+	view.data = f;
+	view.nbytes = (size_t)n * sizeof(float);
+	sl_status st = sl_gguf_export_tensor(e, &view, type, err);
+	/* F32 may be written from f itself. */
+	if (type == SL_DT_F32)
+		keep(e, f);
+	else
+		free(f);
+	return st;
+}
+
+/* Every tensor the forward uses: matrices as mat_type, or (mat_type < 0)
+ * as sl_export_gguf stores them; norms and biases as F32, as llama.cpp's
+ * converter stores them. */
+static sl_status export_tensors(sl_gguf_export *e, int mat_type, const sl_progress *p, sl_error *err)
 {
 	const sl_model *m = e->m;
 	sl_status st = SL_OK;
-#define PUT(t)                                                                                      \
-	if (!st && (t))                                                                             \
-		st = sl_gguf_export_tensor(e, (t), (t)->n_dims >= 2 ? mat_type : SL_DT_F32, err);
+	int done = 0;
+#define PUT(t)                                                                                           	if (!st && (t)) {                                                                                		if (sl_cancelled(p))                                                                     			st = sl_errorf(err, SL_ERR_CANCELLED, "export cancelled");                       		else if ((t)->n_dims < 2)                                                                			st = sl_gguf_export_tensor(e, (t), SL_DT_F32, err);                              		else if (mat_type >= 0)                                                                  			st = sl_gguf_export_tensor(e, (t), mat_type, err);                               		else if ((t)->type < SL_DT_GGML_END)                                                     			st = sl_gguf_export_tensor(e, (t), (t)->type, err);                              		else                                                                                     			st = export_own_type(e, (t), err);                                               		sl_report(p, (double)++done / m->n_tensors, (t)->name);                                  	}
 	PUT(m->tok_embd);
 	PUT(m->pos_embd);
 	for (int il = 0; il < m->cfg.n_layers; il++) {
@@ -194,6 +300,11 @@ sl_status sl_gguf_export_model(sl_gguf_export *e, int mat_type, sl_error *err)
 	return st;
 }
 
+sl_status sl_gguf_export_model(sl_gguf_export *e, int mat_type, sl_error *err)
+{
+	return export_tensors(e, mat_type, NULL, err);
+}
+
 sl_status sl_gguf_export_write(sl_gguf_export *e, const char *path, sl_error *err)
 {
 	return sl_gguf_write(e->w, path, err);
@@ -210,5 +321,34 @@ sl_status sl_model_save_gguf(const sl_model *m, const char *name, int mat_type, 
 	if (!(st = sl_gguf_export_model(e, mat_type, err)))
 		st = sl_gguf_export_write(e, path, err);
 	sl_gguf_export_free(e);
+	return st;
+}
+
+sl_status sl_export_gguf(const sl_model *m, const sl_recipe *r, const char *path, const sl_progress *p,
+                         sl_error *err)
+{
+	sl_gguf_export *e;
+	sl_status st = sl_gguf_export_new(m, r && r->name[0] ? r->name : NULL, &e, err);
+	if (st) {
+		sl_error_prefix(err, "exporting to %s: ", path);
+		return st;
+	}
+	bool quantized = false;
+	for (int i = 0; i < m->n_tensors; i++) {
+		int t = m->tensors[i]->type;
+		quantized |= (t != SL_DT_F32 && t != SL_DT_F16 && t != SL_DT_BF16) &&
+		             (t < SL_DT_GGML_END || sl_dtype_ggml_twin(t) >= 0);
+	}
+	if (quantized)
+		sl_gguf_set_u32(e->w, "general.quantization_version", 2);
+	char *json = r ? sl_recipe_to_json(r) : NULL;
+	if (json)
+		sl_gguf_set_str(e->w, "slimlab.recipe", json);
+	free(json);
+	if (!(st = export_tensors(e, -1, p, err)))
+		st = sl_gguf_export_write(e, path, err);
+	sl_gguf_export_free(e);
+	if (st && st != SL_ERR_CANCELLED)
+		sl_error_prefix(err, "exporting to %s: ", path);
 	return st;
 }

@@ -97,26 +97,24 @@ static bool is_asym(const sl_format *f)
 	return k > 5 && !strcmp(f->name + k - 5, "-asym");
 }
 
-/* 0: same family, 1: a kindred one (integer blocks: ggml and int; small
- * floats: fp8 and fp4), 2: unrelated. */
+/* 0: same family, 1: a kindred one (small floats: fp4 falls back to fp8),
+ * 2: unrelated. ggml's formats have no kin: what llama.cpp runs matters
+ * for them, and rows no ggml block holds go to f16, as llama.cpp's own
+ * quantizer sends them. */
 static int kinship(const sl_format *a, const sl_format *b)
 {
 	if (!strcmp(a->family, b->family))
 		return 0;
-	static const char *kin[][2] = {{"ggml", "int"}, {"fp8", "fp4"}};
-	for (size_t i = 0; i < sizeof kin / sizeof kin[0]; i++)
-		if ((!strcmp(a->family, kin[i][0]) && !strcmp(b->family, kin[i][1])) ||
-		    (!strcmp(a->family, kin[i][1]) && !strcmp(b->family, kin[i][0])))
-			return 1;
-	return 2;
+	return !strcmp(a->family, "fp4") && !strcmp(b->family, "fp8") ? 1 : 2;
 }
 
 /* Among formats that hold rows of n, from the same family or a kindred
  * one: the same family first, then (integers) the same symmetry, then
  * never fewer bits than asked when that can be had, then the nearest in
- * bits per weight, then catalog order. So q4_k on 288-wide rows gives
- * q4_0, q6_k gives q8_0, int4-g128 gives int4-g32, and a 4-bit format on
- * rows that no block of 32 divides gives int8 or FP8, one scale per row. */
+ * bits per weight, then catalog order; f16 when none. So q4_k on 288-wide
+ * rows gives q4_0, q6_k gives q8_0, int4-g128 gives int4-g32, and on rows
+ * that no block of 32 divides int4 gives int8 (one scale per row), nvfp4
+ * gives fp8-e4m3 and q4_0 gives f16. */
 const sl_format *sl_format_fallback(const sl_format *f, int64_t n)
 {
 	if (sl_format_fits(f, n))

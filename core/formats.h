@@ -30,8 +30,10 @@ bool sl_format_fits(const sl_format *f, int64_t n);
  * f16 at worst. */
 const sl_format *sl_format_fallback(const sl_format *f, int64_t n);
 /* The GGUF (ggml) type an export writes for this format's values: its own
- * when it is a ggml type, else the smallest float type that holds the
- * dequantized values of this tensor exactly (checked, not assumed). */
+ * when it is a ggml type, a ggml type holding the same values when there
+ * is one (int4-g128 as Q4_0 blocks, see sl_dtype_ggml_twin), else the
+ * smallest float type that holds the dequantized values of this tensor
+ * exactly (checked, not assumed). */
 int sl_format_export_type(const sl_format *f, const float *dequantized, int64_t n);
 
 #endif

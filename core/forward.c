@@ -1,7 +1,11 @@
 /* The transformer forward pass, read top to bottom: embed, blocks, norm,
- * logits. Speed comes from the kernels, not from this file. */
+ * logits. Speed comes from the kernels, not from this file. Two options
+ * that compression recipes set change what is computed: the KV cache can
+ * round its rows through a storage format (cfg.kv_type), and a module's
+ * input can be quantized per token to int8 (SmoothQuant W8A8). */
 #include "forward.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +39,8 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 	s->kv_dim = calloc((size_t)L, sizeof(int));
 	if (!s->k_off || !s->v_off || !s->kv_dim)
 		goto oom;
-	size_t total = 0, q_max = 0, hid_max = 0;
+	size_t total = 0, q_max = 0, hid_max = 0, kv_max = 0;
+	bool act_q = false;
 	for (int il = 0; il < L; il++) {
 		const sl_layer *ly = &m->layers[il];
 		s->kv_dim[il] = ly->n_kv_heads * c->head_dim;
@@ -45,6 +50,19 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 		total += (size_t)n_ctx * s->kv_dim[il];
 		q_max = max_sz(q_max, (size_t)ly->n_heads * c->head_dim);
 		hid_max = max_sz(hid_max, (size_t)ly->hidden_dim);
+		kv_max = max_sz(kv_max, (size_t)s->kv_dim[il]);
+		act_q |= ly->act_int8 != 0;
+	}
+	size_t kv_row = 0;
+	if (c->kv_type != SL_DT_F32) {
+		for (int il = 0; il < L; il++)
+			if (!sl_dtype_row_bytes(c->kv_type, s->kv_dim[il])) {
+				sl_state_free(s);
+				return sl_errorf(err, SL_ERR_UNSUPPORTED,
+				                 "the KV cache format %s cannot hold block %d's rows of %d values",
+				                 sl_dtype_name(c->kv_type), il, s->kv_dim[il]);
+			}
+		kv_row = sl_dtype_row_bytes(c->kv_type, (int64_t)kv_max);
 	}
 	size_t B = (size_t)s->max_batch;
 	s->kv = sl_malloc_array(total, sizeof(float));
@@ -56,8 +74,12 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 	s->hb2 = sl_malloc_array(B * hid_max, sizeof(float));
 	if (c->arch == SL_ARCH_GPT2)
 		s->qkv = sl_malloc_array(B * 3 * (size_t)c->dim, sizeof(float));
+	if (act_q)
+		s->xq = sl_malloc_array(B * max_sz(max_sz(c->dim, q_max), hid_max), sizeof(float));
+	if (kv_row)
+		s->kvq = sl_malloc_array(B, kv_row);
 	if (!s->kv || !s->x || !s->xb || !s->q || !s->att || !s->hb || !s->hb2 ||
-	    (c->arch == SL_ARCH_GPT2 && !s->qkv))
+	    (c->arch == SL_ARCH_GPT2 && !s->qkv) || (act_q && !s->xq) || (kv_row && !s->kvq))
 		goto oom;
 	*out = s;
 	return SL_OK;
@@ -81,6 +103,8 @@ void sl_state_free(sl_state *s)
 	free(s->hb);
 	free(s->hb2);
 	free(s->qkv);
+	free(s->xq);
+	free(s->kvq);
 	free(s);
 }
 
@@ -98,6 +122,38 @@ static void tap(sl_state *s, int il, sl_tap where, float *x, int T, int n)
 static void matmul(sl_state *s, float *y, const float *x, int T, const sl_tensor *w, const sl_tensor *b)
 {
 	s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], b ? b->data : NULL);
+}
+
+/* A block's linear module: as matmul, with the input rounded per token to
+ * int8 (scale max|x| / 127) when the module is W8A8. */
+static void linear(sl_state *s, const sl_layer *L, sl_module_kind kind, float *y, const float *x, int T,
+                   const sl_tensor *w, const sl_tensor *b)
+{
+	if (L->act_int8 & (1u << kind)) {
+		int n = (int)w->ne[0];
+		for (int t = 0; t < T; t++) {
+			const float *xr = x + (size_t)t * n;
+			float *qr = s->xq + (size_t)t * n, amax = 0;
+			for (int i = 0; i < n; i++)
+				amax = fmaxf(amax, fabsf(xr[i]));
+			float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+			for (int i = 0; i < n; i++)
+				qr[i] = d * roundf(xr[i] * id);
+		}
+		x = s->xq;
+	}
+	matmul(s, y, x, T, w, b);
+}
+
+/* Rounds T new cache rows of n values through the cache's storage format,
+ * so attention sees what a cache in that format would hold. */
+static void kv_round(sl_state *s, float *rows, int T, int n)
+{
+	int type = s->m->cfg.kv_type;
+	if (type == SL_DT_F32)
+		return;
+	sl_dtype_rows_from_float(type, rows, s->kvq, T, n);
+	sl_dtype_rows_to_float(type, s->kvq, rows, T, n);
 }
 
 static void norm(sl_state *s, float *y, const float *x, int T, const sl_tensor *w, const sl_tensor *b)
@@ -123,7 +179,7 @@ static void block(sl_state *s, int il, int T, int pos0)
 	norm(s, s->xb, s->x, T, L->attn_norm, L->attn_norm_b);
 	tap(s, il, SL_TAP_ATTN_IN, s->xb, T, dim);
 	if (L->wqkv) {
-		matmul(s, s->qkv, s->xb, T, L->wqkv, L->bqkv);
+		linear(s, L, SL_MOD_ATTN_QKV, s->qkv, s->xb, T, L->wqkv, L->bqkv);
 		for (int t = 0; t < T; t++) {
 			const float *row = s->qkv + (size_t)t * 3 * dim;
 			memcpy(s->q + (size_t)t * q_dim, row, (size_t)dim * sizeof(float));
@@ -131,16 +187,18 @@ static void block(sl_state *s, int il, int T, int pos0)
 			memcpy(v_new + (size_t)t * kv_dim, row + 2 * dim, (size_t)dim * sizeof(float));
 		}
 	} else {
-		matmul(s, s->q, s->xb, T, L->wq, L->bq);
-		matmul(s, k_new, s->xb, T, L->wk, L->bk);
-		matmul(s, v_new, s->xb, T, L->wv, L->bv);
+		linear(s, L, SL_MOD_ATTN_Q, s->q, s->xb, T, L->wq, L->bq);
+		linear(s, L, SL_MOD_ATTN_K, k_new, s->xb, T, L->wk, L->bk);
+		linear(s, L, SL_MOD_ATTN_V, v_new, s->xb, T, L->wv, L->bv);
 	}
 	s->K->rope(s->q, T, L->n_heads, hd, c->rope_dim, pos0, c->rope_theta, c->rope_style);
 	s->K->rope(k_new, T, L->n_kv_heads, hd, c->rope_dim, pos0, c->rope_theta, c->rope_style);
+	kv_round(s, k_new, T, kv_dim);
+	kv_round(s, v_new, T, kv_dim);
 	s->K->attention(s->att, s->q, k_cache, v_cache, T, pos0, L->n_heads, L->n_kv_heads, hd,
 	                (size_t)kv_dim);
 	tap(s, il, SL_TAP_ATTN_OUT_IN, s->att, T, q_dim);
-	matmul(s, s->xb, s->att, T, L->wo, L->bo);
+	linear(s, L, SL_MOD_ATTN_OUT, s->xb, s->att, T, L->wo, L->bo);
 	for (size_t i = 0; i < (size_t)T * dim; i++)
 		s->x[i] += s->xb[i];
 
@@ -149,15 +207,15 @@ static void block(sl_state *s, int il, int T, int pos0)
 	tap(s, il, SL_TAP_FFN_IN, s->xb, T, dim);
 	size_t nh = (size_t)T * L->hidden_dim;
 	if (L->w_gate) {
-		matmul(s, s->hb, s->xb, T, L->w_gate, NULL);
-		matmul(s, s->hb2, s->xb, T, L->w_up, L->b_up);
+		linear(s, L, SL_MOD_FFN_GATE, s->hb, s->xb, T, L->w_gate, NULL);
+		linear(s, L, SL_MOD_FFN_UP, s->hb2, s->xb, T, L->w_up, L->b_up);
 		s->K->swiglu(s->hb, s->hb2, nh);
 	} else {
-		matmul(s, s->hb, s->xb, T, L->w_up, L->b_up);
+		linear(s, L, SL_MOD_FFN_UP, s->hb, s->xb, T, L->w_up, L->b_up);
 		s->K->gelu(s->hb, nh);
 	}
 	tap(s, il, SL_TAP_FFN_DOWN_IN, s->hb, T, L->hidden_dim);
-	matmul(s, s->xb, s->hb, T, L->w_down, L->b_down);
+	linear(s, L, SL_MOD_FFN_DOWN, s->xb, s->hb, T, L->w_down, L->b_down);
 	for (size_t i = 0; i < (size_t)T * dim; i++)
 		s->x[i] += s->xb[i];
 	tap(s, il, SL_TAP_BLOCK_OUT, s->x, T, dim);

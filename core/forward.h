@@ -19,6 +19,8 @@ typedef struct sl_state {
 	size_t *k_off, *v_off; /* per block, in floats */
 	int *kv_dim;
 	float *x, *xb, *q, *att, *hb, *hb2, *qkv;
+	float *xq;         /* int8-rounded activations (W8A8 modules) */
+	void *kvq;         /* one batch of cache rows in cfg.kv_type */
 	sl_tap_fn tap;
 	void *tap_ctx;
 } sl_state;

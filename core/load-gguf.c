@@ -57,7 +57,7 @@ sl_status sl_load_gguf(sl_model *m, const char *path, const sl_load_opts *opts, 
 		goto done;
 	}
 	snprintf(c->arch_name, sizeof c->arch_name, "%s", arch);
-	if (!strcmp(arch, "llama") || !strcmp(arch, "mistral")) {
+	if (!strcmp(arch, "llama") || !strcmp(arch, "mistral") || !strcmp(arch, "deci")) {
 		c->arch = SL_ARCH_LLAMA;
 		c->rope_style = SL_ROPE_NORM;
 	} else if (!strcmp(arch, "qwen2")) {
@@ -68,7 +68,7 @@ sl_status sl_load_gguf(sl_model *m, const char *path, const sl_load_opts *opts, 
 		c->rope_style = SL_ROPE_NONE;
 	} else {
 		st = sl_errorf(err, SL_ERR_UNSUPPORTED,
-		               "%s: architecture '%s' is not supported (slimlab runs llama, mistral, qwen2 and gpt2)",
+		               "%s: architecture '%s' is not supported (slimlab runs llama, mistral, deci, qwen2 and gpt2)",
 		               path, arch);
 		goto done;
 	}

@@ -345,6 +345,8 @@ sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err)
 		return st;
 	}
 	m->cfg = src->cfg;
+	for (int il = 0; il < m->cfg.n_layers; il++)
+		m->layers[il].act_int8 = src->layers[il].act_int8;
 	*out = m;
 	return SL_OK;
 }

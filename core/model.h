@@ -46,6 +46,7 @@ typedef struct {
 	float rope_theta;
 	sl_rope_style rope_style;
 	int rope_dim;        /* rotated dims per head (= head_dim unless partial) */
+	int kv_type;         /* sl_dtype each cached key and value row rounds through (F32: exact) */
 } sl_config;
 
 /* One transformer block. Pointers are NULL for tensors the family lacks. */
@@ -58,6 +59,9 @@ typedef struct {
 	sl_tensor *b_up, *b_down;
 	/* Shapes of this block; structured pruning makes them differ per block. */
 	int n_heads, n_kv_heads, hidden_dim;
+	/* Bit 1 << sl_module_kind for each module whose input is quantized per
+	 * token to int8 before its product (SmoothQuant W8A8). */
+	unsigned act_int8;
 } sl_layer;
 
 typedef struct sl_model {

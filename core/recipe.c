@@ -318,22 +318,22 @@ static bool get_int(issues *is, const cJSON *v, const char *path, double lo, dou
 	return true;
 }
 
-/* Reports keys an object may not hold and keys given twice. */
+/* Reports keys an object may not hold and keys given more than once. */
 static void check_keys(issues *is, const cJSON *obj, const char *base, const char *const *known, int n)
 {
 	char path[64], list[256];
+	int seen[16] = {0};
 	for (const cJSON *c = obj->child; c; c = c->next) {
 		key_path(path, sizeof path, base, c->string);
-		if (!in_list(c->string, known, n)) {
+		int k = 0;
+		while (k < n && strcmp(c->string, known[k]))
+			k++;
+		if (k == n) {
 			join_list(list, sizeof list, known, n);
 			issue(is, path, "unknown key (known: %s)", list);
-			continue;
+		} else if (seen[k]++ == 1) {
+			issue(is, path, "given twice");
 		}
-		for (const cJSON *d = obj->child; d != c; d = d->next)
-			if (!strcmp(d->string, c->string)) {
-				issue(is, path, "given twice");
-				break;
-			}
 	}
 }
 
@@ -865,6 +865,14 @@ int sl_recipe_check(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out,
 	module_list ml;
 	if (!m || !list_modules(m, &ml))
 		return is.n;
+	const sl_format *kv = r->kv_cache[0] ? sl_format_find(r->kv_cache) : NULL;
+	for (int il = 0; kv && il < m->cfg.n_layers; il++) {
+		int n = m->layers[il].n_kv_heads * m->cfg.head_dim;
+		if (!sl_format_fits(kv, n)) {
+			issue(&is, "kv_cache", "%s cannot hold the key/value rows of %d values (block %d)", kv->name, n, il);
+			break;
+		}
+	}
 	sl_rule all = r->def;
 	all.match[0] = 0;
 	all.layer_lo = all.layer_hi = -1;

@@ -387,6 +387,30 @@ static void test_round_trips_and_dots(bool portable)
 	}
 }
 
+/* What the AVX2 kernel computes for a row of type (as vec_dot or dot_f32
+ * would return it). */
+static float avx2_dot(int type, const uint8_t *row, const void *xq, const float *x, int64_t n)
+{
+	const sl_act_block *a = xq;
+	float scale;
+	memcpy(&scale, row, 4);
+	switch (type) {
+	case SL_DT_I8_CH: return scale * sl_dot_i8ch_avx2((const int8_t *)(row + 4), a, n);
+	case SL_DT_FP8_E4M3: case SL_DT_FP8_E4M3_CH: return scale * sl_dot_e4m3_f32_avx2(row + 4, x, n);
+	case SL_DT_FP8_E5M2: case SL_DT_FP8_E5M2_CH: return scale * sl_dot_e5m2_f32_avx2(row + 4, x, n);
+	case SL_DT_NVFP4: return sl_dot_nvfp4_avx2(row, a, n);
+	case SL_DT_MXFP4: return sl_dot_mxfp4_avx2(row, a, n);
+	}
+	const char *name = sl_dtype_name(type);
+	int bits = name[3] - '0', group = atoi(name + 6);
+	bool asym = strstr(name, "-asym") != NULL;
+	if (bits == 8)
+		return sl_dot_int8g_avx2(row, a, n, group, asym);
+	if (bits == 4)
+		return sl_dot_int4g_avx2(row, a, n, group, asym);
+	return sl_dot_intk_avx2(row, a, n, bits, group, asym);
+}
+
 /* The AVX2 kernels give what the portable ones give (up to float order). */
 static void test_avx2_matches_portable(void)
 {
@@ -401,26 +425,39 @@ static void test_avx2_matches_portable(void)
 	signal(w, N, 0.3f);
 	signal(x, N, 2.0f);
 	sl_type_info_get(sl_dtype_int_group(8, 32, 0))->from_float(x, xq, N);
-	for (int bits = 8; bits >= 4; bits -= 4)
-		for (int g = 32; g <= 128; g *= 2)
-			for (int a = 0; a < 2; a++) {
-				int type = sl_dtype_int_group(bits, g, a);
-				const sl_type_info *ti = sl_type_info_get(type);
-				ti->from_float(w, q, N);
-				float want, got;
-				ti->vec_dot(N, &want, q, xq); /* portable: SL_NO_AVX2 is set */
-				got = bits == 8 ? sl_dot_int8g_avx2(q, (const sl_act_block *)xq, N, g, a)
-				                : sl_dot_int4g_avx2(q, (const sl_act_block *)xq, N, g, a);
-				CHECK(fabsf(got - want) <= 1e-4f * (fabsf(want) + 1.0f), "%s: AVX2 %.6f vs portable %.6f",
-				      ti->name, got, want);
-			}
-	const sl_type_info *ti = sl_type_info_get(SL_DT_I8_CH);
-	ti->from_float(w, q, N);
-	float want, scale;
-	ti->vec_dot(N, &want, q, xq);
-	memcpy(&scale, q, 4);
-	float got = scale * sl_dot_i8ch_avx2((const int8_t *)(q + 4), (const sl_act_block *)xq, N);
-	CHECK(fabsf(got - want) <= 1e-4f * (fabsf(want) + 1.0f), "int8: AVX2 %.6f vs portable %.6f", got, want);
+	type_case cases[40];
+	int nc = make_cases(cases), tested = 0;
+	for (int c = 0; c < nc; c++) {
+		const sl_type_info *ti = sl_type_info_get(cases[c].type);
+		ti->from_float(w, q, N);
+		float want; /* portable: SL_NO_AVX2 is set */
+		bool fp8 = cases[c].type >= SL_DT_FP8_E4M3 && cases[c].type <= SL_DT_FP8_E5M2_CH;
+		if (fp8)
+			want = ti->dot_f32(q, x, N);
+		else
+			ti->vec_dot(N, &want, q, xq);
+		float got = avx2_dot(cases[c].type, q, xq, x, N);
+		CHECK(fabsf(got - want) <= 1e-4f * (fabsf(want) + 1.0f), "%s: AVX2 %.6f vs portable %.6f", ti->name, got,
+		      want);
+		tested++;
+	}
+	CHECK(tested == 31, "%d AVX2 kernels", tested);
+	/* F16 and BF16 against F32, on a length with a tail. */
+	uint16_t h[N], b[N];
+	double want_h = 0, want_b = 0;
+	for (int i = 0; i < N - 3; i++) {
+		h[i] = sl_f32_to_f16(w[i]);
+		b[i] = sl_f32_to_bf16(w[i]);
+		want_h += (double)sl_f16_to_f32(h[i]) * x[i];
+		want_b += (double)sl_bf16_to_f32(b[i]) * x[i];
+	}
+	float got_h = sl_dot_f16_f32_avx2(h, x, N - 16), got_b = sl_dot_bf16_f32_avx2(b, x, N - 16);
+	for (int i = N - 16; i < N - 3; i++) {
+		got_h += sl_f16_to_f32(h[i]) * x[i];
+		got_b += sl_bf16_to_f32(b[i]) * x[i];
+	}
+	CHECK(fabs(got_h - want_h) <= 1e-4 * (fabs(want_h) + 1), "f16: AVX2 %.6f vs %.6f", got_h, want_h);
+	CHECK(fabs(got_b - want_b) <= 1e-4 * (fabs(want_b) + 1), "bf16: AVX2 %.6f vs %.6f", got_b, want_b);
 }
 
 /* Per-tensor scales: every row carries the tensor's scale, and one row

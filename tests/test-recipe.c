@@ -58,8 +58,8 @@ static void test_catalog(void)
 		const char *used;
 	} fb[] = {
 		{"q4_k", 288, "q4_0"}, {"q5_k", 288, "q5_0"}, {"q6_k", 288, "q8_0"}, {"q2_k", 288, "q4_0"},
-		{"q3_k", 288, "q4_0"}, {"q4_k", 512, "q4_k"}, {"int4-g128", 288, "int4-g32"},
-		{"int4-g128-asym", 288, "int4-g32-asym"}, {"int2-g64", 96, "int2-g32"}, {"q4_0", 172, "int8"},
+		{"q3_k", 288, "q4_0"}, {"q4_k", 512, "q4_k"}, {"int4-g128", 288, "int4-g32"}, {"q8_0", 172, "f16"},
+		{"int4-g128-asym", 288, "int4-g32-asym"}, {"int2-g64", 96, "int2-g32"}, {"q4_0", 172, "f16"},
 		{"int3-g32", 172, "int8"}, {"nvfp4", 172, "fp8-e4m3"}, {"mxfp4", 48, "nvfp4"}, {"f16", 7, "f16"},
 	};
 	for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++) {
@@ -250,6 +250,17 @@ static void test_hostile_recipe(void)
 	CHECK(sl_recipe_check(r, m, NULL, 0) == n && sl_recipe_check(r, m, is, 2) == n, "counts without storage");
 	sl_recipe_free(r);
 
+	/* The KV cache holds rows of n_kv_heads * head_dim = 2 * 72 values. */
+	r = parse("{\"slimlab_recipe\": 1, \"kv_cache\": \"nvfp4\"}");
+	REQUIRE(r, "kv recipe");
+	CHECK(sl_recipe_check(r, m, is, 64) == 0, "nvfp4 holds rows of 144");
+	snprintf(r->kv_cache, sizeof r->kv_cache, "q8_0");
+	n = sl_recipe_check(r, m, is, 64);
+	CHECK(n == 2 && has_issue(is, n, "kv_cache", "'q8_0' is not a KV-cache format") &&
+	      has_issue(is, n, "kv_cache", "q8_0 cannot hold the key/value rows of 144 values (block 0)"),
+	      "q8_0 is no KV format, nor would it fit");
+	sl_recipe_free(r);
+
 	/* Fallbacks are notes: k-quants cannot hold rows of 288 or 640. */
 	r = parse("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q4_k\"},"
 	          " \"rules\": [{\"match\": \"blk.*.ffn_down\", \"format\": \"q6_k\"}]}");
@@ -313,6 +324,16 @@ static void test_structure(void)
 	      strstr(err.msg, "\nrules[1].sparsity: expected a number"), "all problems: %s", err.msg);
 	CHECK(sl_recipe_load("/nonexistent/r.json", &r, &err) != SL_OK && strstr(err.msg, "/nonexistent/r.json"),
 	      "missing file: %s", err.msg);
+	/* A key repeated 100000 times costs linear time, not quadratic. */
+	size_t cap = 64 + 100000 * 14;
+	char *big = malloc(cap), *p = big;
+	p += sprintf(p, "{\"slimlab_recipe\": 1, \"rules\": [{");
+	for (int i = 0; i < 100000; i++)
+		p += sprintf(p, "%s\"note\": \"x\"", i ? ", " : "");
+	sprintf(p, "}]}");
+	CHECK(sl_recipe_parse(big, strlen(big), &r, &err) == SL_ERR_FORMAT && strstr(err.msg, "rules[0].note: given twice"),
+	      "repeated key: %s", err.msg);
+	free(big);
 }
 
 /* Truncated and flipped recipes: never a crash, and whatever parses can be

@@ -4,9 +4,12 @@
 #ifndef SL_CLI_H
 #define SL_CLI_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "core/compress.h"
+#include "core/eval.h"
 #include "core/model.h"
 #include "core/progress.h"
 
@@ -15,7 +18,10 @@ int sl_cmd_eval(int argc, char **argv);
 int sl_cmd_generate(int argc, char **argv);
 int sl_cmd_tokenize(int argc, char **argv);
 int sl_cmd_recipe(int argc, char **argv);
+int sl_cmd_apply(int argc, char **argv);
 int sl_cmd_train(int argc, char **argv);
+int sl_cmd_sensitivity(int argc, char **argv);
+int sl_cmd_autorecipe(int argc, char **argv);
 
 /* The model slimlab opens when none is named: the workshop model it trained
  * itself and ships (models/README.md), found from the source tree the
@@ -42,6 +48,49 @@ typedef struct {
 } cli_bar;
 void cli_bar_init(cli_bar *b, const char *label);
 void cli_bar_done(cli_bar *b);
+
+/* --- compression options and reports (cmd-apply.c), shared by apply and eval --- */
+
+/* A recipe file, or one uniform rule standing in for it. */
+typedef struct {
+	const char *recipe, *format, *method, *pattern, *prune, *calib;
+	double sparsity; /* < 0: not given */
+} cli_recipe_opts;
+
+#define CLI_RECIPE_OPTIONS                                                                           \
+	{"recipe", required_argument, 0, 'R'}, {"format", required_argument, 0, 'F'},                  \
+	{"method", required_argument, 0, 'M'}, {"sparsity", required_argument, 0, 'S'},                \
+	{"pattern", required_argument, 0, 'P'}, {"prune", required_argument, 0, 'U'},                  \
+	{"calib", required_argument, 0, 'C'}
+#define CLI_RECIPE_HELP                                                                              \
+	"  --recipe FILE      the recipe (slimlab-recipe(5))\n"                                        \
+	"  --format FMT       or one rule for every module: q8_0, q4_k, int4-g128, nvfp4, ...\n"       \
+	"  --method M         rtn (default), gptq, awq, smoothquant\n"                                 \
+	"  --sparsity S       fraction removed, 0..1; --pattern unstructured, 2:4, heads, channels,\n" \
+	"                     block; --prune magnitude (default), wanda, sparsegpt\n"                  \
+	"  --calib FILE       calibration text for methods that need statistics\n"
+
+/* Takes option c of CLI_RECIPE_OPTIONS: 1 when taken, 0 when c is not one
+ * of them, -1 when its value is bad (the problem is printed). */
+int cli_recipe_opt(const char *cmd, int c, const char *arg, cli_recipe_opts *o);
+bool cli_recipe_given(const cli_recipe_opts *o);
+/* The recipe the options name, checked against m; NULL with every
+ * problem printed. */
+sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_model *m);
+/* base compressed by r with a progress bar; NULL with the error printed. */
+sl_model *cli_apply(const sl_model *base, const sl_recipe *r, bool simulate, sl_apply_report *rep);
+/* Bytes m would take with every module packed in the format it ended up in. */
+double cli_packed_bytes(const sl_model *m, const sl_apply_report *rep);
+/* The report: size, bits per weight, fallbacks and notes. */
+void cli_print_apply(const sl_apply_report *rep, const sl_recipe *r, double bytes, double params);
+cJSON *cli_apply_json(const sl_apply_report *rep, const sl_recipe *r, double bytes, double params);
+/* An evaluation's figures (cmd-eval.c). */
+void cli_print_eval(const sl_eval_result *r);
+cJSON *cli_eval_json(const sl_eval_result *r, const char *text_path);
+
+/* Prints a JSON object on stdout and frees it. */
+struct cJSON;
+void cli_print_json(struct cJSON *o);
 
 /* "1.23 MB", "260.1K" */
 void cli_fmt_bytes(double bytes, char *buf, size_t n);

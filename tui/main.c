@@ -16,6 +16,10 @@ static const char main_usage[] =
 	"  eval MODEL --text FILE          perplexity; with --base: KL, top-1, delta PPL\n"
 	"  generate MODEL [-p PROMPT]      continue a prompt\n"
 	"  tokenize MODEL_OR_VOCAB --text FILE   token ids of a text\n"
+	"  eval MODEL --text FILE --recipe R    what a recipe costs (also --format FMT)\n"
+	"  apply MODEL --recipe R --out OUT.gguf  compress and export for llama.cpp\n"
+	"  sensitivity MODEL --options LIST  per-module sweep: KL, delta PPL, top-1\n"
+	"  autorecipe MODEL --budget B --out R.json  a recipe chosen under a size budget\n"
 	"  recipe validate FILE [--model MODEL]  every problem of a recipe\n"
 	"  recipe formats                  the formats a recipe can name\n"
 	"  train CONFIG.json               train a model (or distill one) from a configuration\n"
@@ -33,7 +37,10 @@ static const command commands[] = {
 	{"generate", sl_cmd_generate},
 	{"tokenize", sl_cmd_tokenize},
 	{"recipe", sl_cmd_recipe},
+	{"apply", sl_cmd_apply},
 	{"train", sl_cmd_train},
+	{"sensitivity", sl_cmd_sensitivity},
+	{"autorecipe", sl_cmd_autorecipe},
 };
 
 int main(int argc, char **argv)

@@ -1,7 +1,7 @@
 /* slimlab's own storage formats: their byte layouts, reference quantizers
  * (round to nearest), conversions to F32, dot products against F32 and,
- * for the integers, integer dot products against activations quantized to
- * int8-g32 (with AVX2 for 8 and 4 bits, chosen at run time).
+ * for the integers, NVFP4 and MXFP4, integer dot products against
+ * activations quantized to int8-g32 (AVX2 kernels chosen at run time).
  *
  * Layouts (little-endian; "f16" is an IEEE half):
  *
@@ -107,7 +107,8 @@ float sl_e2m1_to_f32(uint8_t c) { return mf_decode(&mf_e2m1, c & 0xf); }
 uint8_t sl_f32_to_e2m1(float f) { return mf_encode(&mf_e2m1, f); }
 
 /* Decoding tables for the hot loops, filled at registration. */
-static float lut_e4m3[256], lut_e5m2[256], lut_e2m1[16];
+float sl_fp8_e4m3_lut[256];
+static float lut_e5m2[256], lut_e2m1[16];
 
 static bool have_avx2;
 
@@ -153,7 +154,8 @@ static int clamp_code(float v, int top)
 /* ---- bit planes ---------------------------------------------------------- */
 
 /* Packs n codes of k bits (k = 1, 2, 4, 8) in planes: byte j holds codes
- * j, j + n/F, j + 2n/F, ... (F = 8/k) from its low bits up. */
+ * j, j + n/F, j + 2n/F, ... (F = 8/k) from its low bits up (formats.h
+ * unpacks them). */
 static void plane_pack(const uint8_t *codes, uint8_t *dst, unsigned n, unsigned k)
 {
 	unsigned f = 8 / k, stride = n / f;
@@ -162,40 +164,20 @@ static void plane_pack(const uint8_t *codes, uint8_t *dst, unsigned n, unsigned 
 		dst[i % stride] |= (uint8_t)((codes[i] & ((1 << k) - 1)) << (k * (i / stride)));
 }
 
-static void plane_unpack(const uint8_t *src, uint8_t *codes, unsigned n, unsigned k)
-{
-	unsigned f = 8 / k, stride = n / f;
-	for (unsigned i = 0; i < n; i++)
-		codes[i] = (uint8_t)((src[i % stride] >> (k * (i / stride))) & ((1 << k) - 1));
-}
-
 /* K-bit codes of a run of n values, K = 2, 3, 4 or 8. */
 static void codes_pack(const uint8_t *codes, uint8_t *dst, int n, int bits)
 {
 	if (bits != 3) {
-		plane_pack(codes, dst, n, bits);
+		plane_pack(codes, dst, (unsigned)n, (unsigned)bits);
 		return;
 	}
 	uint8_t part[128];
 	for (int i = 0; i < n; i++)
 		part[i] = codes[i] & 3;
-	plane_pack(part, dst, n, 2);
+	plane_pack(part, dst, (unsigned)n, 2);
 	for (int i = 0; i < n; i++)
 		part[i] = codes[i] >> 2;
-	plane_pack(part, dst + n / 4, n, 1);
-}
-
-static void codes_unpack(const uint8_t *src, uint8_t *codes, int n, int bits)
-{
-	if (bits != 3) {
-		plane_unpack(src, codes, n, bits);
-		return;
-	}
-	uint8_t hi[128];
-	plane_unpack(src, codes, n, 2);
-	plane_unpack(src + n / 4, hi, n, 1);
-	for (int i = 0; i < n; i++)
-		codes[i] |= (uint8_t)(hi[i] << 2);
+	plane_pack(part, dst + n / 4, (unsigned)n, 1);
 }
 
 /* ---- group-wise integers ------------------------------------------------- */
@@ -263,7 +245,7 @@ static void int_dequantize_block(const int_layout *L, const uint8_t *blk, float 
 	uint8_t codes[128];
 	int G = L->group;
 	float d = load_f16(blk);
-	codes_unpack(blk + int_header(L), codes, G, L->bits);
+	sl_codes_unpack(blk + int_header(L), codes, G, L->bits);
 	if (L->asym) {
 		float m = load_f16(blk + 2);
 		for (int i = 0; i < G; i++)
@@ -317,7 +299,7 @@ static float int_dot_portable(const int_layout *L, const uint8_t *w, const sl_ac
 	float acc = 0.0f;
 	for (int64_t b = 0; b < n / G; b++, w += bb) {
 		float d = load_f16(w), m = L->asym ? load_f16(w + 2) : 0.0f;
-		codes_unpack(w + int_header(L), codes, G, L->bits);
+		sl_codes_unpack(w + int_header(L), codes, G, L->bits);
 		for (int r = 0; r < G / SL_ACT_RUN; r++, x++) {
 			int isum = 0, xsum = 0;
 			for (int i = 0; i < SL_ACT_RUN; i++) {
@@ -334,12 +316,14 @@ static float int_dot_portable(const int_layout *L, const uint8_t *w, const sl_ac
 
 static void int_vec_dot(const int_layout *L, int64_t n, float *s, const void *w, const void *xq)
 {
-	if (have_avx2 && L->bits == 8)
+	if (!have_avx2)
+		*s = int_dot_portable(L, w, xq, n);
+	else if (L->bits == 8)
 		*s = sl_dot_int8g_avx2(w, xq, n, L->group, L->asym);
-	else if (have_avx2 && L->bits == 4)
+	else if (L->bits == 4)
 		*s = sl_dot_int4g_avx2(w, xq, n, L->group, L->asym);
 	else
-		*s = int_dot_portable(L, w, xq, n);
+		*s = sl_dot_intk_avx2(w, xq, n, L->bits, L->group, L->asym);
 }
 
 /* One set of entry points per layout; the table needs plain functions. */
@@ -471,7 +455,12 @@ static float fp8_dot(const float *lut, const void *w, const float *x, int64_t n)
 {
 	const uint8_t *s = w;
 	float acc = 0.0f;
-	for (int64_t i = 0; i < n; i++)
+	int64_t i = 0;
+	if (have_avx2) {
+		i = n / 16 * 16;
+		acc = lut == sl_fp8_e4m3_lut ? sl_dot_e4m3_f32_avx2(s + 4, x, i) : sl_dot_e5m2_f32_avx2(s + 4, x, i);
+	}
+	for (; i < n; i++)
 		acc += lut[s[4 + i]] * x[i];
 	return acc * load_f32(s);
 }
@@ -496,9 +485,9 @@ static void e5m2_ch_from_float(const float *s, void *d, int64_t n)
 {
 	fp8_quantize_row(&mf_e5m2, s, d, n, amax_of(s, n) / 57344.0f);
 }
-static void e4m3_to_float(const void *s, float *d, int64_t n) { fp8_to_float(lut_e4m3, s, d, n); }
+static void e4m3_to_float(const void *s, float *d, int64_t n) { fp8_to_float(sl_fp8_e4m3_lut, s, d, n); }
 static void e5m2_to_float(const void *s, float *d, int64_t n) { fp8_to_float(lut_e5m2, s, d, n); }
-static float e4m3_dot(const void *w, const float *x, int64_t n) { return fp8_dot(lut_e4m3, w, x, n); }
+static float e4m3_dot(const void *w, const float *x, int64_t n) { return fp8_dot(sl_fp8_e4m3_lut, w, x, n); }
 static float e5m2_dot(const void *w, const float *x, int64_t n) { return fp8_dot(lut_e5m2, w, x, n); }
 
 /* ---- FP4: E2M1 values under NVFP4's and MXFP4's scales ------------------------- */
@@ -536,7 +525,7 @@ static float fp4_dot_run(const uint8_t *src, int n, const float *x)
 
 static float nvfp4_block_scale(uint8_t sb, float global)
 {
-	return lut_e4m3[sb] * global;
+	return sl_fp8_e4m3_lut[sb] * global;
 }
 
 static void nvfp4_rows(const float *src, void *dst, int64_t rows, int64_t len)
@@ -581,6 +570,33 @@ static float nvfp4_dot(const void *w, const float *x, int64_t n)
 	return acc;
 }
 
+/* sum of (2 * value) * x over a run of n E2M1 codes in planes, an integer. */
+static int fp4_idot(const uint8_t *q, const int8_t *x, int n)
+{
+	int s = 0;
+	for (int i = 0; i < n / 2; i++)
+		s += sl_e2m1_x2[q[i] & 0xf] * x[i] + sl_e2m1_x2[q[i] >> 4] * x[i + n / 2];
+	return s;
+}
+
+static void nvfp4_vec_dot(int64_t n, float *s, const void *w, const void *xq)
+{
+	const uint8_t *row = w;
+	const sl_act_block *x = xq;
+	if (have_avx2) {
+		*s = sl_dot_nvfp4_avx2(row, x, n);
+		return;
+	}
+	float global = load_f32(row), acc = 0.0f;
+	const uint8_t *b = row + 4;
+	for (int64_t r = 0; r < n / SL_ACT_RUN; r++, b += 2 * NVFP4_BYTES, x++) {
+		float s0 = sl_fp8_e4m3_lut[b[0]] * (float)fp4_idot(b + 1, x->q, NVFP4_BLOCK);
+		float s1 = sl_fp8_e4m3_lut[b[NVFP4_BYTES]] * (float)fp4_idot(b + NVFP4_BYTES + 1, x->q + 16, NVFP4_BLOCK);
+		acc += sl_f16_to_f32(x->d) * (s0 + s1);
+	}
+	*s = acc * 0.5f * global;
+}
+
 /* E8M0: 2^(code - 127); 0xff is NaN. */
 static float e8m0_scale(uint8_t c)
 {
@@ -614,6 +630,20 @@ static void mxfp4_to_float(const void *src, float *dst, int64_t n)
 	const uint8_t *s = src;
 	for (int64_t b = 0; b < n / MXFP4_BLOCK; b++, s += MXFP4_BYTES)
 		fp4_decode_run(s + 1, MXFP4_BLOCK, e8m0_scale(s[0]), dst + b * MXFP4_BLOCK);
+}
+
+static void mxfp4_vec_dot(int64_t n, float *s, const void *w, const void *xq)
+{
+	const uint8_t *b = w;
+	const sl_act_block *x = xq;
+	if (have_avx2) {
+		*s = sl_dot_mxfp4_avx2(b, x, n);
+		return;
+	}
+	float acc = 0.0f;
+	for (int64_t r = 0; r < n / MXFP4_BLOCK; r++, b += MXFP4_BYTES, x++)
+		acc += e8m0_scale(b[0]) * sl_f16_to_f32(x->d) * (float)fp4_idot(b + 1, x->q, MXFP4_BLOCK);
+	*s = acc * 0.5f;
 }
 
 static float mxfp4_dot(const void *w, const float *x, int64_t n)
@@ -658,7 +688,7 @@ void sl_dtype_to_ggml_twin(int type, const void *src, void *dst, int64_t n)
 	int shift = L->bits == 8 || L->asym ? 0 : 8 - (1 << (L->bits - 1));
 	uint8_t codes[128];
 	for (int64_t b = 0; b < n / L->group; b++, s += bb) {
-		codes_unpack(s + hdr, codes, L->group, L->bits);
+		sl_codes_unpack(s + hdr, codes, L->group, L->bits);
 		for (int r = 0; r < L->group / 32; r++, d += tb) {
 			memcpy(d, s, hdr);
 			for (int i = 0; i < 32; i++)
@@ -667,6 +697,23 @@ void sl_dtype_to_ggml_twin(int type, const void *src, void *dst, int64_t n)
 		}
 	}
 }
+
+/* ---- F16 and BF16 ----------------------------------------------------------------- */
+
+/* The plain floats a recipe names get fast dot products too, or decoding
+ * through them converts every row to F32 first. */
+static float half_dot(const void *w, const float *x, int64_t n, bool bf16)
+{
+	const uint16_t *h = w;
+	int64_t i = n / 16 * 16;
+	float acc = bf16 ? sl_dot_bf16_f32_avx2(h, x, i) : sl_dot_f16_f32_avx2(h, x, i);
+	for (; i < n; i++)
+		acc += (bf16 ? sl_bf16_to_f32(h[i]) : sl_f16_to_f32(h[i])) * x[i];
+	return acc;
+}
+
+static float f16_dot(const void *w, const float *x, int64_t n) { return half_dot(w, x, n, false); }
+static float bf16_dot(const void *w, const float *x, int64_t n) { return half_dot(w, x, n, true); }
 
 /* ---- registration ------------------------------------------------------------- */
 
@@ -677,12 +724,16 @@ void sl_formats_register(sl_type_info *t)
 	have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
 	            __builtin_cpu_supports("f16c") && !getenv("SL_NO_AVX2");
 	for (int c = 0; c < 256; c++) {
-		lut_e4m3[c] = mf_decode(&mf_e4m3, (uint8_t)c);
+		sl_fp8_e4m3_lut[c] = mf_decode(&mf_e4m3, (uint8_t)c);
 		lut_e5m2[c] = mf_decode(&mf_e5m2, (uint8_t)c);
 	}
 	for (int c = 0; c < 16; c++)
 		lut_e2m1[c] = mf_decode(&mf_e2m1, (uint8_t)c);
 
+	if (have_avx2) {
+		t[SL_DT_F16].dot_f32 = t[SL_DT_F16].dot_f32 ? t[SL_DT_F16].dot_f32 : f16_dot;
+		t[SL_DT_BF16].dot_f32 = t[SL_DT_BF16].dot_f32 ? t[SL_DT_BF16].dot_f32 : bf16_dot;
+	}
 	const int act = sl_dtype_int_group(8, 32, 0);
 	t[SL_DT_I8_CH] = (sl_type_info){.name = "int8", .block_size = 1, .block_bytes = 1, .row_header = 4,
 	                                .to_float = i8ch_to_float, .from_float = i8ch_from_float,
@@ -701,10 +752,11 @@ void sl_formats_register(sl_type_info *t)
 	                                      .from_float = e5m2_ch_from_float, .dot_f32 = e5m2_dot};
 	t[SL_DT_NVFP4] = (sl_type_info){.name = "nvfp4", .block_size = NVFP4_BLOCK, .block_bytes = NVFP4_BYTES,
 	                                .row_header = 4, .to_float = nvfp4_to_float, .from_float = nvfp4_from_float,
-	                                .from_float_rows = nvfp4_rows, .dot_f32 = nvfp4_dot};
+	                                .from_float_rows = nvfp4_rows, .dot_f32 = nvfp4_dot, .vec_dot_type = act,
+	                                .vec_dot = nvfp4_vec_dot};
 	t[SL_DT_MXFP4] = (sl_type_info){.name = "mxfp4", .block_size = MXFP4_BLOCK, .block_bytes = MXFP4_BYTES,
 	                                .to_float = mxfp4_to_float, .from_float = mxfp4_from_float,
-	                                .dot_f32 = mxfp4_dot};
+	                                .dot_f32 = mxfp4_dot, .vec_dot_type = act, .vec_dot = mxfp4_vec_dot};
 
 	static char names[24][24];
 	for (int i = 0; i < 24; i++) {

@@ -4,6 +4,7 @@
 #define SL_FORMATS_CPU_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "../dtype.h"
 
@@ -18,11 +19,54 @@ typedef struct {
 	int8_t q[SL_ACT_RUN];
 } sl_act_block;
 
-/* Integer dot products of one weight row with n activations (n a multiple
- * of 32 and of group). Built for AVX2, called only when the CPU has AVX2,
+/* The codes of a run of n values stored K bits each (K = 2, 3, 4, 8) in
+ * planes: with F = 8/K fields per byte, byte j holds values j, j + n/F,
+ * ... from its low bits up; K = 3 is a 2-bit plane followed by a 1-bit
+ * plane of the third bits. Shared so that each file's compiler vectorizes
+ * it for its own target. */
+static inline void sl_plane_unpack(const uint8_t *src, uint8_t *codes, int n, int k)
+{
+	int f = 8 / k, stride = n / f, mask = (1 << k) - 1;
+	for (int p = 0; p < f; p++)
+		for (int j = 0; j < stride; j++)
+			codes[p * stride + j] = (uint8_t)((src[j] >> (k * p)) & mask);
+}
+
+static inline void sl_codes_unpack(const uint8_t *src, uint8_t *codes, int n, int bits)
+{
+	if (bits != 3) {
+		sl_plane_unpack(src, codes, n, bits);
+		return;
+	}
+	uint8_t hi[128];
+	sl_plane_unpack(src, codes, n, 2);
+	sl_plane_unpack(src + n / 4, hi, n, 1);
+	for (int i = 0; i < n; i++)
+		codes[i] |= (uint8_t)(hi[i] << 2);
+}
+
+/* E4M3 codes to floats, filled when the formats are registered. */
+extern float sl_fp8_e4m3_lut[256];
+
+/* E2M1 values times two, which are whole numbers: the integer dot
+ * products of NVFP4 and MXFP4 use them and halve the scale. */
+static const int8_t sl_e2m1_x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+/* Dot products of one weight row with n activations (n a multiple of 32
+ * and of group). Built for AVX2, called only when the CPU has AVX2,
  * FMA and F16C; formats.c holds portable ones with the same meaning. */
 float sl_dot_i8ch_avx2(const int8_t *w, const sl_act_block *x, int64_t n);
 float sl_dot_int8g_avx2(const uint8_t *w, const sl_act_block *x, int64_t n, int group, bool asym);
 float sl_dot_int4g_avx2(const uint8_t *w, const sl_act_block *x, int64_t n, int group, bool asym);
+float sl_dot_intk_avx2(const uint8_t *w, const sl_act_block *x, int64_t n, int bits, int group, bool asym);
+/* NVFP4 (row with its header) and MXFP4 against int8-g32 activations. */
+float sl_dot_nvfp4_avx2(const uint8_t *row, const sl_act_block *x, int64_t n);
+float sl_dot_mxfp4_avx2(const uint8_t *w, const sl_act_block *x, int64_t n);
+/* FP8 codes against F32 (n a multiple of 16), before the row scale. */
+float sl_dot_e4m3_f32_avx2(const uint8_t *w, const float *x, int64_t n);
+float sl_dot_e5m2_f32_avx2(const uint8_t *w, const float *x, int64_t n);
+/* F16 and BF16 against F32 (n a multiple of 16). */
+float sl_dot_f16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
+float sl_dot_bf16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
 
 #endif

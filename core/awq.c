@@ -1,0 +1,176 @@
+/* AWQ (Lin et al. 2023): activation-aware scales. Input channels that
+ * carry large activations matter more, so weights are multiplied by
+ * s_j = a_j^alpha (a_j = mean |x_j|) before rounding and the input divided
+ * by s (folded into the previous operation), with alpha searched on a grid
+ * for the least output error; then each block's clipping range is
+ * searched the same way. Output errors are measured on the calibration
+ * inputs through H = X^T X / n: ||dW X^T||^2 = sum over rows of d H d^T. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "methods.h"
+
+static inline float clampf(float v, float lo, float hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* sum over rows of d H d^T, d = A - B (rows x n); T is rows x n scratch. */
+static double output_sq_error(const float *A, const float *B, int rows, int n, const float *H, float *D, float *T)
+{
+	for (size_t i = 0; i < (size_t)rows * n; i++)
+		D[i] = A[i] - B[i];
+	cblas_ssymm(CblasRowMajor, CblasRight, CblasLower, rows, n, 1.0f, H, n, D, n, 0.0f, T, n);
+	double s = 0;
+	for (size_t i = 0; i < (size_t)rows * n; i++)
+		s += (double)D[i] * T[i];
+	return s;
+}
+
+sl_status sl_awq_search(const sl_awq_member *mem, int n_mem, int n, const double *mean_abs, const float *H, int grid,
+                        float *s, double *best_alpha, sl_error *err)
+{
+	if (grid <= 0)
+		grid = 20;
+	int max_rows = 0;
+	for (int k = 0; k < n_mem; k++)
+		if (mem[k].rows > max_rows)
+			max_rows = mem[k].rows;
+	size_t sz = (size_t)max_rows * n;
+	float *Ws = sl_malloc_array(sz, sizeof *Ws), *D = sl_malloc_array(sz, sizeof *D);
+	float *T = sl_malloc_array(sz, sizeof *T), *cand = sl_malloc_array((size_t)n, sizeof *cand);
+	sl_status st = SL_OK;
+	if (!Ws || !D || !T || !cand) {
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory searching AWQ scales for %d inputs", n);
+		goto done;
+	}
+	double best = INFINITY;
+	*best_alpha = 0;
+	for (int j = 0; j < n; j++)
+		s[j] = 1.0f;
+	for (int gi = 0; gi < grid; gi++) {
+		double alpha = (double)gi / grid;
+		double lo = INFINITY, hi = 0;
+		for (int j = 0; j < n; j++) {
+			double a = mean_abs[j] > 1e-4 ? mean_abs[j] : 1e-4;
+			cand[j] = (float)pow(a, alpha);
+			lo = fmin(lo, cand[j]);
+			hi = fmax(hi, cand[j]);
+		}
+		/* Centred on 1 so that the scaled weights keep their magnitude. */
+		float norm = (float)sqrt(lo * hi);
+		for (int j = 0; j < n; j++)
+			cand[j] /= norm;
+		double e = 0;
+		for (int k = 0; k < n_mem && !st; k++) {
+			const float *W = mem[k].W;
+			int rows = mem[k].rows;
+			for (int r = 0; r < rows; r++)
+				for (int j = 0; j < n; j++)
+					Ws[(size_t)r * n + j] = W[(size_t)r * n + j] * cand[j];
+			if ((st = sl_roundtrip(mem[k].type, Ws, Ws, rows, n, err)))
+				break;
+			for (int r = 0; r < rows; r++)
+				for (int j = 0; j < n; j++)
+					Ws[(size_t)r * n + j] /= cand[j];
+			e += output_sq_error(Ws, W, rows, n, H, D, T);
+		}
+		if (st)
+			goto done;
+		if (e < best) {
+			best = e;
+			*best_alpha = alpha;
+			memcpy(s, cand, (size_t)n * sizeof *s);
+		}
+	}
+done:
+	free(Ws);
+	free(D);
+	free(T);
+	free(cand);
+	return st;
+}
+
+/* The columns each clipping range covers: a block of the format, or the
+ * whole row where the scale is per row; 0 where the scale spans the
+ * tensor (clipping one block would move every other block's values). */
+static int clip_width(int type, int cols)
+{
+	const sl_type_info *ti = sl_type_info_get(type);
+	if (!ti || type == SL_DT_FP8_E4M3 || type == SL_DT_FP8_E5M2 || type == SL_DT_NVFP4)
+		return 0;
+	if (ti->row_header || ti->block_size == 1)
+		return cols;
+	return ti->block_size;
+}
+
+sl_status sl_awq_clip(float *W, int rows, int n, int type, const float *H, int grid, sl_error *err)
+{
+	int B = clip_width(type, n);
+	if (B <= 0 || n % B)
+		return SL_OK;
+	if (grid <= 0)
+		grid = 20;
+	int steps = grid / 2, nb = n / B; /* shrink the range by at most half, as AWQ does */
+	size_t rb = sl_dtype_row_bytes(type, n);
+	float *x = sl_malloc_array((size_t)n, sizeof *x), *q = sl_malloc_array((size_t)n, sizeof *q);
+	float *lo = sl_malloc_array((size_t)nb, sizeof *lo), *hi = sl_malloc_array((size_t)nb, sizeof *hi);
+	float *best_r = sl_malloc_array((size_t)nb, sizeof *best_r);
+	double *best = sl_malloc_array((size_t)nb, sizeof *best);
+	void *buf = sl_malloc(rb);
+	sl_status st = SL_OK;
+	if (!x || !q || !lo || !hi || !best_r || !best || !buf) {
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the AWQ clip search");
+		goto done;
+	}
+	for (int r = 0; r < rows; r++) {
+		float *w = W + (size_t)r * n;
+		for (int b = 0; b < nb; b++) {
+			lo[b] = hi[b] = w[b * B];
+			for (int j = 1; j < B; j++) {
+				float v = w[b * B + j];
+				lo[b] = v < lo[b] ? v : lo[b];
+				hi[b] = v > hi[b] ? v : hi[b];
+			}
+			best[b] = INFINITY;
+		}
+		/* Every block of the row tries the same ratio in one quantizer call. */
+		for (int i = 0; i < steps; i++) {
+			float ratio = 1.0f - (float)i / grid;
+			for (int c = 0; c < n; c++)
+				x[c] = clampf(w[c], ratio * lo[c / B], ratio * hi[c / B]);
+			sl_dtype_rows_from_float(type, x, buf, 1, n);
+			sl_dtype_rows_to_float(type, buf, q, 1, n);
+			for (int c = 0; c < n; c++)
+				q[c] -= w[c];
+			for (int b = 0; b < nb; b++) {
+				const float *d = q + b * B;
+				double e = 0;
+				for (int j = 0; j < B; j++) {
+					const float *h = H + (size_t)(b * B + j) * n + b * B;
+					float s = 0;
+					for (int k = 0; k < B; k++)
+						s += h[k] * d[k];
+					e += (double)d[j] * s;
+				}
+				if (e < best[b]) {
+					best[b] = e;
+					best_r[b] = ratio;
+				}
+			}
+		}
+		for (int c = 0; c < n; c++)
+			w[c] = clampf(w[c], best_r[c / B] * lo[c / B], best_r[c / B] * hi[c / B]);
+	}
+done:
+	free(x);
+	free(q);
+	free(lo);
+	free(hi);
+	free(best_r);
+	free(best);
+	free(buf);
+	return st;
+}

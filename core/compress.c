@@ -1,0 +1,1098 @@
+/* Applying a recipe to a model: resolve every module's plan, gather the
+ * calibration statistics the plans need, remove heads, channels and
+ * blocks, migrate scales (AWQ, SmoothQuant) into the operations before
+ * each module, then prune and quantize each module (in parallel; each
+ * module's result depends on nothing but its own inputs, so the bytes are
+ * the same whatever the scheduling) and report what it cost and saved. */
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "methods.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static bool is(const char *a, const char *b)
+{
+	return !strcmp(a, b);
+}
+
+static bool structured(const sl_module_plan *p)
+{
+	return p->sparsity > 0 && (is(p->pattern, "heads") || is(p->pattern, "channels") || is(p->pattern, "block"));
+}
+
+/* Unstructured pruning (any sparsity that is not structured). */
+static bool prunes(const sl_module_plan *p)
+{
+	return p->sparsity > 0 && !structured(p);
+}
+
+static bool needs_stats(const sl_module_plan *p)
+{
+	return (p->format && (is(p->method, "gptq") || is(p->method, "awq") || is(p->method, "smoothquant"))) ||
+	       (prunes(p) && (is(p->prune, "wanda") || is(p->prune, "sparsegpt"))) || structured(p);
+}
+
+static bool needs_hessian(const sl_module_plan *p)
+{
+	return (p->format && (is(p->method, "gptq") || is(p->method, "awq"))) ||
+	       (prunes(p) && is(p->prune, "sparsegpt"));
+}
+
+/* --- statistics of an input that was divided by s ---------------------- */
+
+static void stats_release(sl_act_stats *s)
+{
+	free(s->sum_sq);
+	free(s->sum_abs);
+	free(s->abs_max);
+	free(s->hessian);
+	memset(s, 0, sizeof *s);
+}
+
+/* out: the statistics of x / s (s NULL: a copy of st). */
+static sl_status stats_scaled(const sl_act_stats *st, const float *s, sl_act_stats *out, sl_error *err)
+{
+	size_t n = (size_t)st->n;
+	*out = (sl_act_stats){.n = st->n, .n_tokens = st->n_tokens};
+	out->sum_sq = sl_malloc_array(n, sizeof *out->sum_sq);
+	out->sum_abs = sl_malloc_array(n, sizeof *out->sum_abs);
+	out->abs_max = sl_malloc_array(n, sizeof *out->abs_max);
+	if (st->hessian)
+		out->hessian = sl_malloc_array(n * n, sizeof *out->hessian);
+	if (!out->sum_sq || !out->sum_abs || !out->abs_max || (st->hessian && !out->hessian)) {
+		stats_release(out);
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the statistics of a %zu-wide input", n);
+	}
+	for (size_t j = 0; j < n; j++) {
+		double sj = s ? s[j] : 1.0;
+		out->sum_sq[j] = st->sum_sq[j] / (sj * sj);
+		out->sum_abs[j] = st->sum_abs[j] / sj;
+		out->abs_max[j] = (float)(st->abs_max[j] / sj);
+	}
+	for (size_t a = 0; st->hessian && a < n; a++)
+		for (size_t b = 0; b < n; b++)
+			out->hessian[a * n + b] = (float)(st->hessian[a * n + b] / ((s ? s[a] : 1.0) * (s ? s[b] : 1.0)));
+	return SL_OK;
+}
+
+/* Query channel c of attn_output's input reads key/value channel: */
+static int kv_channel(const sl_layer *L, int hd, int c)
+{
+	int g = L->n_heads / L->n_kv_heads;
+	return (c / hd) / g * hd + c % hd;
+}
+
+/* A module reading an input whose channels get scales, with its plan. */
+typedef struct {
+	const float *W;
+	int rows;
+	const sl_module_plan *plan;
+} scaled_member;
+
+static bool asks(const sl_module_plan *p, const char *method)
+{
+	return p && p->format && is(p->method, method);
+}
+
+static const sl_format *format_for(const sl_module_plan *p, int cols, sl_module_report *rep);
+
+/* The scales of one input of n channels shared by mem[0..n_mem):
+ * SmoothQuant's when a member asks for it, else AWQ's search over the
+ * members that ask for AWQ. tie (attn_output's input under grouped-query
+ * attention): channels of one key/value group share a v row, so they get
+ * one scale, from their pooled statistics. */
+static sl_status input_scales(const scaled_member *mem, int n_mem, const sl_act_stats *st, const sl_layer *tie,
+                              int hd, float *s, sl_error *err)
+{
+	const int n = st->n;
+	bool sq = false;
+	for (int k = 0; k < n_mem; k++)
+		sq |= asks(mem[k].plan, "smoothquant");
+	double *x = sl_calloc((size_t)n, sizeof *x);
+	float *xm = sl_calloc((size_t)n, sizeof *xm), *wm = sl_calloc((size_t)n, sizeof *wm);
+	sl_awq_member *am = sl_malloc_array((size_t)n_mem, sizeof *am);
+	sl_status status = SL_OK;
+	if (!x || !xm || !wm || !am) {
+		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the scales of a %d-wide input", n);
+		goto done;
+	}
+	for (int c = 0; c < n; c++) {
+		int t = tie ? kv_channel(tie, hd, c) : c;
+		x[t] += st->sum_abs[c] / (double)st->n_tokens;
+		xm[t] = fmaxf(xm[t], st->abs_max[c]);
+		for (int k = 0; k < n_mem; k++)
+			for (int r = 0; r < mem[k].rows; r++)
+				wm[t] = fmaxf(wm[t], fabsf(mem[k].W[(size_t)r * n + c]));
+	}
+	/* Backwards, so that each pooled entry is read before it is spread. */
+	for (int c = n - 1; tie && c >= 0; c--) {
+		int t = kv_channel(tie, hd, c);
+		x[c] = x[t] / (tie->n_heads / tie->n_kv_heads);
+		xm[c] = xm[t];
+		wm[c] = wm[t];
+	}
+	if (sq) {
+		double alpha = 0.5;
+		for (int k = 0; k < n_mem; k++)
+			if (asks(mem[k].plan, "smoothquant") && !isnan(mem[k].plan->alpha))
+				alpha = mem[k].plan->alpha;
+		sl_smoothquant_scales(xm, wm, n, alpha, s);
+		goto done;
+	}
+	if (!st->hessian) {
+		status = sl_errorf(err, SL_ERR_ARG, "awq needs calibration Hessians");
+		goto done;
+	}
+	int n_awq = 0, grid = -1;
+	for (int k = 0; k < n_mem; k++)
+		if (asks(mem[k].plan, "awq")) {
+			sl_module_report tmp = {0};
+			am[n_awq++] = (sl_awq_member){mem[k].W, mem[k].rows, format_for(mem[k].plan, n, &tmp)->dtype};
+			grid = mem[k].plan->grid;
+		}
+	double alpha;
+	status = sl_awq_search(am, n_awq, n, x, st->hessian, grid, s, &alpha, err);
+done:
+	free(x);
+	free(xm);
+	free(wm);
+	free(am);
+	return status;
+}
+
+/* --- one matrix ------------------------------------------------------------ */
+
+typedef struct {
+	const char *name;        /* the weight tensor's name */
+	const float *W;          /* rows x cols, as they enter (after any input scaling) */
+	int rows, cols;
+	const sl_module_plan *plan;
+	const sl_act_stats *st;  /* statistics of the input as W sees it, or NULL */
+	int keep_type;           /* storage for weights the plan prunes but does not quantize */
+	bool simulate;
+	const float *unscale;    /* columns are divided by this before storing (AWQ on one module) */
+	const sl_progress *progress;
+} matrix_job;
+
+/* Appends to the report's note, "; " between entries. */
+__attribute__((format(printf, 2, 3))) static void note(sl_module_report *rep, const char *fmt, ...)
+{
+	size_t k = strlen(rep->note);
+	if (k && k + 2 < sizeof rep->note) {
+		memcpy(rep->note + k, "; ", 3);
+		k += 2;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rep->note + k, sizeof rep->note - k, fmt, ap);
+	va_end(ap);
+}
+
+/* The storage the plan asks for, or its fallback when it cannot hold the
+ * rows (noted in rep). */
+static const sl_format *format_for(const sl_module_plan *p, int cols, sl_module_report *rep)
+{
+	const sl_format *f = p->format;
+	rep->asked = rep->used = f;
+	if (!f || sl_format_fits(f, cols))
+		return f;
+	rep->used = sl_format_fallback(f, cols);
+	note(rep, "%s cannot hold rows of %d; %s used", f->name, cols, rep->used->name);
+	return rep->used;
+}
+
+/* Prunes and quantizes one matrix as the plan says into out (its data
+ * replaced: packed, or F32 when simulating). */
+static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_report *rep, sl_error *err)
+{
+	const sl_module_plan *p = j->plan;
+	int rows = j->rows, cols = j->cols;
+	size_t sz = (size_t)rows * cols;
+	const sl_format *f = format_for(p, cols, rep);
+	int type = f ? f->dtype : j->keep_type;
+	snprintf(rep->method, sizeof rep->method, "%s", f ? p->method : prunes(p) ? p->prune : "-");
+	float *Q = sl_malloc_array(sz, sizeof *Q);
+	unsigned char *mask = NULL;
+	sl_qgrid *grid = NULL;
+	void *packed = NULL;
+	sl_status st = SL_OK;
+	if (!Q)
+		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
+	memcpy(Q, j->W, sz * sizeof *Q);
+
+	int keep_n = 0, group_m = 0;
+	bool nm = sl_pattern_nm(p->pattern, &keep_n, &group_m);
+	const float *H = j->st ? j->st->hessian : NULL;
+	/* Only a token embedding (a lookup) comes without statistics. */
+	const char *no_input = "a token embedding has no input to calibrate";
+	bool sparsegpt = prunes(p) && is(p->prune, "sparsegpt");
+	if (prunes(p) && ((sparsegpt && !H) || (is(p->prune, "wanda") && !j->st))) {
+		note(rep, "%s: %s; magnitude used", p->prune, no_input);
+		if (!f)
+			snprintf(rep->method, sizeof rep->method, "magnitude");
+		sparsegpt = false;
+	}
+	if (prunes(p) && !sparsegpt) {
+		double *norm = NULL;
+		if (is(p->prune, "wanda") && j->st) {
+			if (!(norm = sl_malloc_array((size_t)cols, sizeof *norm))) {
+				st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
+				goto done;
+			}
+			for (int c = 0; c < cols; c++)
+				norm[c] = sqrt(j->st->sum_sq[c]);
+		}
+		st = sl_prune_rows(Q, rows, cols, norm, p->sparsity, nm ? keep_n : 0, nm ? group_m : 0, err);
+		free(norm);
+		if (st)
+			goto done;
+		if (!(mask = sl_malloc(sz))) {
+			st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
+			goto done;
+		}
+		for (size_t i = 0; i < sz; i++)
+			mask[i] = Q[i] == 0;
+	}
+
+	bool gptq = f && is(p->method, "gptq");
+	if (gptq) {
+		const char *why = no_input;
+		if (H)
+			grid = sl_qgrid_new(type, rows, cols, &why);
+		if (!grid) {
+			note(rep, "gptq: %s; rounded to nearest", why);
+			snprintf(rep->method, sizeof rep->method, "rtn");
+			gptq = false;
+		}
+	}
+	if (gptq || sparsegpt) {
+		sl_rounding rd;
+		if (grid)
+			rd = sl_qgrid_rounding(grid);
+		sl_obs_opts o = {
+			.H = H,
+			.damp = isnan(p->damp) ? 0.01 : p->damp,
+			.block = p->block > 0 ? p->block : 128,
+			.act_order = p->act_order != 0,
+			.rounding = grid ? &rd : NULL,
+			.sparsity = sparsegpt && !nm ? p->sparsity : 0,
+			.keep_n = sparsegpt && nm ? keep_n : 0,
+			.group_m = sparsegpt && nm ? group_m : 0,
+			.mask = mask,
+			.progress = j->progress,
+		};
+		if ((st = sl_obs_solve(Q, rows, cols, &o, err))) {
+			sl_error_prefix(err, "%s: ", j->name);
+			goto done;
+		}
+	}
+	if (f && is(p->method, "awq")) {
+		if (!H)
+			note(rep, "awq: %s; no clip search", no_input);
+		else if ((st = sl_awq_clip(Q, rows, cols, type, H, p->grid, err)))
+			goto done;
+	}
+
+	size_t rb = sl_dtype_row_bytes(type, cols);
+	if (!(packed = sl_malloc_array((size_t)rows, rb))) {
+		st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
+		goto done;
+	}
+	sl_dtype_rows_from_float(type, Q, packed, rows, cols);
+	sl_dtype_rows_to_float(type, packed, Q, rows, cols);
+	/* What a kept mask promised must hold after rounding too. */
+	if (mask && !gptq)
+		for (size_t i = 0; i < sz; i++)
+			if (mask[i] && Q[i] != 0) {
+				note(rep, "%s has no exact zero in some blocks; pruned weights there hold its nearest value",
+				     f ? f->name : sl_dtype_name(type));
+				break;
+			}
+	if (j->unscale)
+		for (int r = 0; r < rows; r++)
+			for (int c = 0; c < cols; c++)
+				Q[(size_t)r * cols + c] /= j->unscale[c];
+
+	int64_t ne[2] = {cols, rows};
+	bool as_f32 = j->simulate || j->unscale;
+	if ((st = sl_tensor_realloc(out, as_f32 ? SL_DT_F32 : type, ne, 2, err)))
+		goto done;
+	if (as_f32)
+		memcpy(out->data, Q, sz * sizeof *Q);
+	else
+		memcpy(out->data, packed, (size_t)rows * rb);
+
+	double e2 = 0, w2 = 0;
+	size_t zeros = 0;
+	for (size_t i = 0; i < sz; i++) {
+		double w = j->unscale ? j->W[i] / j->unscale[i % cols] : j->W[i];
+		e2 += (w - Q[i]) * (w - Q[i]);
+		w2 += w * w;
+		zeros += Q[i] == 0;
+	}
+	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
+	rep->sparsity = (double)zeros / (double)sz;
+	rep->bytes_after = (double)out->nbytes;
+done:
+	free(Q);
+	free(mask);
+	free(packed);
+	sl_qgrid_free(grid);
+	return st;
+}
+
+/* W's values as floats (rows x cols), malloc'ed; NULL when out of memory. */
+static float *weights_f32(const sl_tensor *w)
+{
+	float *W = sl_malloc_array((size_t)sl_tensor_nelements(w), sizeof *W);
+	if (W)
+		sl_tensor_rows_to_f32(w, 0, sl_tensor_nrows(w), W);
+	return W;
+}
+
+static bool float_type(int t)
+{
+	return t == SL_DT_F32 || t == SL_DT_F16 || t == SL_DT_BF16;
+}
+
+sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_module_plan *plan,
+                             const sl_calib *calib, bool simulate, sl_tensor *out, sl_module_report *rep,
+                             sl_error *err)
+{
+	memset(rep, 0, sizeof *rep);
+	snprintf(rep->module, sizeof rep->module, "%s", mod->name);
+	rep->bytes_before = (double)mod->w->nbytes;
+	snprintf(out->name, sizeof out->name, "%s", mod->w->name);
+	double t0 = now_s();
+	if (structured(plan))
+		return sl_errorf(err, SL_ERR_UNSUPPORTED,
+		                 "%s: %s pruning changes several tensors' shapes; apply it with a recipe, not module by module",
+		                 mod->name, plan->pattern);
+	int rows = (int)mod->w->ne[1], cols = (int)mod->w->ne[0];
+	/* A tied embedding is also the output head: its input is the head's. */
+	sl_module head = *mod;
+	if (mod->kind == SL_MOD_EMBD && m->output == m->tok_embd)
+		head.kind = SL_MOD_OUTPUT;
+	const sl_act_stats *st = sl_calib_stats(calib, &head);
+	if (needs_stats(plan) && !st && head.kind != SL_MOD_EMBD)
+		return sl_errorf(err, SL_ERR_ARG, "%s: %s needs calibration statistics of this module's input", mod->name,
+		                 plan->format && !is(plan->method, "rtn") ? plan->method : plan->prune);
+	if (st && st->n != cols)
+		return sl_errorf(err, SL_ERR_ARG, "%s: calibration statistics are for inputs of %d, not %d", mod->name,
+		                 st->n, cols);
+	float *W = weights_f32(mod->w), *s = NULL;
+	sl_act_stats scaled = {0};
+	sl_status status = SL_OK;
+	if (!W)
+		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
+	bool awq = asks(plan, "awq") && st && st->hessian, sq = asks(plan, "smoothquant") && st;
+	/* Alone, a module has no previous operation to fold scales into: when
+	 * simulating, its stored weights are Q(W diag(s)) diag(s)^-1, exactly
+	 * what the folded model computes; packed, AWQ keeps its clip search. */
+	if ((awq || sq) && simulate) {
+		scaled_member mem = {W, rows, plan};
+		if (!(s = sl_malloc_array((size_t)cols, sizeof *s)))
+			status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
+		else
+			status = input_scales(&mem, 1, st, NULL, 0, s, err);
+		if (status)
+			goto done;
+		if (sq)
+			note(rep, "activations stay float when one module is compressed alone");
+		for (size_t i = 0; i < (size_t)rows * cols; i++)
+			W[i] *= s[i % cols];
+		if ((status = stats_scaled(st, s, &scaled, err)))
+			goto done;
+		st = &scaled;
+	} else if (awq || sq) {
+		note(rep, "%s: scales need the previous operation; apply the recipe to fold them", plan->method);
+	}
+	matrix_job j = {mod->w->name, W, rows, cols, plan, st, float_type(mod->w->type) ? mod->w->type : SL_DT_F32,
+	                simulate, s, NULL};
+	status = compress_matrix(&j, out, rep, err);
+done:
+	free(W);
+	free(s);
+	stats_release(&scaled);
+	rep->seconds = now_s() - t0;
+	return status;
+}
+
+/* --- applying a recipe ------------------------------------------------------- */
+
+/* Progress of one stage mapped into [lo, hi] of the whole job, with the
+ * callback serialized (modules are compressed on several threads). */
+typedef struct {
+	sl_progress p;
+	const sl_progress *outer;
+	double lo, hi;
+	pthread_mutex_t mu;
+} stage;
+
+static void stage_fn(void *ctx, double frac, const char *what)
+{
+	stage *s = ctx;
+	pthread_mutex_lock(&s->mu);
+	sl_report(s->outer, s->lo + frac * (s->hi - s->lo), what);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void stage_init(stage *s, const sl_progress *outer, double lo, double hi)
+{
+	s->outer = outer;
+	s->lo = lo;
+	s->hi = hi;
+	s->p = (sl_progress){stage_fn, s, outer ? outer->cancel : NULL};
+	pthread_mutex_init(&s->mu, NULL);
+}
+
+/* One module of the model being built. */
+typedef struct {
+	sl_module mod;
+	int base;                 /* its index in the base's module list */
+	const sl_module_plan *plan;
+	float *w;                 /* working F32 weights; NULL while untouched */
+	const sl_act_stats *st;   /* its input's statistics as its weights see them */
+	int orig_type;
+	matrix_job job;
+	bool has_job;
+	sl_module_report rep;
+	sl_error err;
+	sl_status status;
+} work_mod;
+
+typedef struct {
+	const sl_model *base;
+	const sl_recipe *r;
+	sl_model *m;
+	sl_module *bmods;
+	sl_module_plan *plans;
+	int nb;
+	sl_calib *own_calib;
+	const sl_calib *calib;
+	int *old_layer;           /* base block of each block of m */
+	double *influence;        /* each base block's influence */
+	work_mod *w;
+	int nw;
+	/* Input scales and the statistics they leave, one slot per block and
+	 * tap (the output head's first), kept until the modules are done. */
+	float **scales;
+	sl_act_stats *scaled;
+	int n_slots;
+	sl_status *layer_status;  /* of each block's scaling, done in parallel */
+	sl_error *layer_err;
+	stage prog;
+	sl_progress cancel_only;  /* what a module's solver sees: the job's cancel flag */
+	atomic_int done;
+} apply_ctx;
+
+static sl_status ensure_w(work_mod *wm, sl_error *err)
+{
+	if (!wm->w && !(wm->w = weights_f32(wm->mod.w)))
+		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", wm->mod.name);
+	return SL_OK;
+}
+
+static work_mod *find_work(apply_ctx *a, int layer, sl_module_kind kind)
+{
+	for (int i = 0; i < a->nw; i++)
+		if (a->w[i].mod.layer == layer && a->w[i].mod.kind == kind)
+			return &a->w[i];
+	return NULL;
+}
+
+static sl_status gather(apply_ctx *a, const sl_model *m, bool hessians, const sl_progress *p, sl_error *err)
+{
+	if (!a->r->calib.text[0])
+		for (int i = 0; i < a->nb; i++)
+			if (needs_stats(&a->plans[i])) {
+				const sl_module_plan *pl = &a->plans[i];
+				return sl_errorf(err, SL_ERR_ARG,
+				                 "%s (%s) needs calibration statistics, and the recipe names no calibration text (calibration.text)",
+				                 a->bmods[i].name, structured(pl) ? pl->pattern
+				                                   : pl->format && !is(pl->method, "rtn") ? pl->method : pl->prune);
+			}
+	sl_calib_free(a->own_calib);
+	a->own_calib = NULL;
+	a->calib = NULL;
+	sl_calib_opts co = {.text_path = a->r->calib.text, .tokens = a->r->calib.tokens, .ctx = a->r->calib.ctx,
+	                    .seed = a->r->calib.seed, .hessians = hessians, .progress = p};
+	sl_status st = sl_calib_gather(m, &co, &a->own_calib, err);
+	if (st)
+		return sl_error_prefix(err, "calibration: ");
+	a->calib = a->own_calib;
+	return SL_OK;
+}
+
+/* Statistics of block il's input at tap (of the model the calibration was
+ * gathered on). */
+static const sl_act_stats *tap_stats(const sl_calib *c, int il, sl_tap tap)
+{
+	sl_module probe = {.layer = il, .input = tap};
+	return sl_calib_stats(c, &probe);
+}
+
+/* --- structured pruning ------------------------------------------------------- */
+
+static sl_status prune_structure(apply_ctx *a, bool *changed, sl_error *err)
+{
+	const int L = a->base->cfg.n_layers;
+	double *heads = sl_calloc((size_t)L, sizeof *heads), *chans = sl_calloc((size_t)L, sizeof *chans);
+	bool *cand = sl_calloc((size_t)L, sizeof *cand), *drop = sl_calloc((size_t)L, sizeof *drop);
+	sl_scored *s = sl_malloc_array((size_t)L, sizeof *s);
+	double block_frac = 0;
+	sl_status st = SL_OK;
+	if (!heads || !chans || !cand || !drop || !s) {
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < a->nb; i++) {
+		const sl_module_plan *p = &a->plans[i];
+		int il = a->bmods[i].layer;
+		if (!structured(p) || il < 0)
+			continue;
+		if (is(p->pattern, "heads"))
+			heads[il] = fmax(heads[il], p->sparsity);
+		else if (is(p->pattern, "channels"))
+			chans[il] = fmax(chans[il], p->sparsity);
+		else {
+			cand[il] = true;
+			block_frac = fmax(block_frac, p->sparsity);
+		}
+	}
+	for (int il = 0; il < L; il++) {
+		int removed = 0;
+		if (heads[il] > 0) {
+			if ((st = sl_prune_heads(a->m, il, tap_stats(a->calib, il, SL_TAP_ATTN_OUT_IN), heads[il], &removed,
+			                         err)))
+				goto done;
+			*changed |= removed > 0;
+		}
+		if (chans[il] > 0) {
+			if ((st = sl_prune_channels(a->m, il, tap_stats(a->calib, il, SL_TAP_FFN_DOWN_IN), chans[il],
+			                            &removed, err)))
+				goto done;
+			*changed |= removed > 0;
+		}
+	}
+	/* Whole blocks: the fraction of all blocks, the least influential of
+	 * those the rules name, never the last one standing. */
+	int n_cand = 0;
+	for (int il = 0; il < L; il++) {
+		a->influence[il] = sl_calib_block_influence(a->calib, il);
+		if (cand[il])
+			s[n_cand++] = (sl_scored){a->influence[il], il};
+	}
+	int k = (int)lround(block_frac * L);
+	k = k < n_cand ? k : n_cand;
+	k = k < L - 1 ? k : L - 1;
+	sl_sort_scored(s, (size_t)n_cand);
+	for (int i = 0; i < k; i++)
+		drop[s[i].idx] = true;
+	if (k > 0) {
+		if ((st = sl_prune_blocks(&a->m, drop, err)))
+			goto done;
+		*changed = true;
+	}
+	for (int il = 0, j = 0; il < L; il++)
+		if (!drop[il])
+			a->old_layer[j++] = il;
+done:
+	free(heads);
+	free(chans);
+	free(cand);
+	free(drop);
+	free(s);
+	return st;
+}
+
+/* --- input scales (AWQ, SmoothQuant) ----------------------------------------- */
+
+/* The query channel whose scale a key/value channel takes (the first
+ * head of its group; scales are tied within groups). */
+static int q_channel(const sl_layer *L, int hd, int r)
+{
+	int g = L->n_heads / L->n_kv_heads;
+	return (r / hd) * g * hd + r % hd;
+}
+
+static void divide_vector(sl_tensor *t, const float *s, int n)
+{
+	if (!t)
+		return;
+	float *v = t->data;
+	for (int j = 0; j < n; j++)
+		v[j] /= s[j];
+}
+
+/* Divides what feeds the input at (layer, tap) by s: a norm's weight and
+ * bias, or the rows of v (before attn_output) or of up (before down, in
+ * SwiGLU). False when nothing before the input can take it. */
+static bool fold_possible(const sl_model *m, int layer, sl_tap tap)
+{
+	if (layer < 0)
+		return m->output != m->tok_embd;
+	const sl_layer *L = &m->layers[layer];
+	switch (tap) {
+	case SL_TAP_ATTN_IN:
+	case SL_TAP_FFN_IN:
+		return true;
+	case SL_TAP_ATTN_OUT_IN:
+		return L->wv != NULL;
+	case SL_TAP_FFN_DOWN_IN:
+		return L->w_gate && L->w_up;
+	default:
+		return false;
+	}
+}
+
+static sl_status fold(apply_ctx *a, int layer, sl_tap tap, const float *s, int n, sl_error *err)
+{
+	sl_model *m = a->m;
+	if (layer < 0) {
+		divide_vector(m->out_norm, s, n);
+		divide_vector(m->out_norm_b, s, n);
+		return SL_OK;
+	}
+	sl_layer *L = &m->layers[layer];
+	const int hd = m->cfg.head_dim;
+	sl_status st = SL_OK;
+	if (tap == SL_TAP_ATTN_IN || tap == SL_TAP_FFN_IN) {
+		divide_vector(tap == SL_TAP_ATTN_IN ? L->attn_norm : L->ffn_norm, s, n);
+		divide_vector(tap == SL_TAP_ATTN_IN ? L->attn_norm_b : L->ffn_norm_b, s, n);
+	} else if (tap == SL_TAP_ATTN_OUT_IN) {
+		work_mod *v = find_work(a, layer, SL_MOD_ATTN_V);
+		if ((st = ensure_w(v, err)))
+			return st;
+		int rows = (int)v->mod.w->ne[1], cols = (int)v->mod.w->ne[0];
+		float *bv = L->bv ? L->bv->data : NULL;
+		for (int r = 0; r < rows; r++) {
+			float sr = s[q_channel(L, hd, r)];
+			for (int c = 0; c < cols; c++)
+				v->w[(size_t)r * cols + c] /= sr;
+			if (bv)
+				bv[r] /= sr;
+		}
+	} else {
+		work_mod *up = find_work(a, layer, SL_MOD_FFN_UP);
+		if ((st = ensure_w(up, err)))
+			return st;
+		int cols = (int)up->mod.w->ne[0];
+		for (int r = 0; r < n; r++)
+			for (int c = 0; c < cols; c++)
+				up->w[(size_t)r * cols + c] /= s[r];
+		divide_vector(L->b_up, s, n);
+	}
+	return st;
+}
+
+/* Searches (AWQ) or computes (SmoothQuant) the scales of one input shared
+ * by the modules in g[0..n), multiplies their columns by them and folds
+ * the inverse into what came before. */
+static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, int slot, sl_error *err)
+{
+	const int layer = g[0]->mod.layer;
+	const sl_tap tap = g[0]->mod.input;
+	const sl_act_stats *st = sl_calib_stats(a->calib, &g[0]->mod);
+	bool sq = false, awq = false;
+	for (int k = 0; k < n_g; k++) {
+		sq |= asks(g[k]->plan, "smoothquant");
+		awq |= asks(g[k]->plan, "awq");
+	}
+	if (!(sq || awq) || !st)
+		return SL_OK;
+	for (int k = 0; k < n_g; k++)
+		if (asks(g[k]->plan, "smoothquant")) {
+			if (layer >= 0)
+				a->m->layers[layer].act_int8 |= 1u << g[k]->mod.kind;
+			else
+				note(&g[k]->rep, "the output head's activations stay float");
+		}
+	if (!fold_possible(a->m, layer, tap)) {
+		for (int k = 0; k < n_g; k++)
+			if (asks(g[k]->plan, "awq") || asks(g[k]->plan, "smoothquant"))
+				note(&g[k]->rep, "no operation before this input takes scales; %s", sq ? "unsmoothed" : "clip search only");
+		return SL_OK;
+	}
+	const int n = st->n, hd = a->m->cfg.head_dim;
+	const sl_layer *L = layer >= 0 ? &a->m->layers[layer] : NULL;
+	bool tie = tap == SL_TAP_ATTN_OUT_IN && L->n_heads != L->n_kv_heads;
+	float *s = sl_malloc_array((size_t)n, sizeof *s);
+	scaled_member *mem = sl_malloc_array((size_t)n_g, sizeof *mem);
+	sl_status status = SL_OK;
+	if (!s || !mem) {
+		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory scaling the input of %s", g[0]->mod.name);
+		goto done;
+	}
+	for (int k = 0; k < n_g; k++) {
+		if ((status = ensure_w(g[k], err)))
+			goto done;
+		mem[k] = (scaled_member){g[k]->w, (int)g[k]->mod.w->ne[1], g[k]->plan};
+	}
+	if ((status = input_scales(mem, n_g, st, tie ? L : NULL, hd, s, err))) {
+		sl_error_prefix(err, "%s: ", g[0]->mod.name);
+		goto done;
+	}
+	for (int k = 0; k < n_g; k++) {
+		int rows = (int)g[k]->mod.w->ne[1];
+		for (int r = 0; r < rows; r++)
+			for (int c = 0; c < n; c++)
+				g[k]->w[(size_t)r * n + c] *= s[c];
+	}
+	if ((status = fold(a, layer, tap, s, n, err)))
+		goto done;
+	sl_act_stats *sc = &a->scaled[slot];
+	if ((status = stats_scaled(st, s, sc, err)))
+		goto done;
+	a->scales[slot] = s;
+	s = NULL;
+	for (int k = 0; k < n_g; k++)
+		g[k]->st = sc;
+done:
+	free(s);
+	free(mem);
+	return status;
+}
+
+#define TAPS 4
+static const sl_tap tap_order[TAPS] = {SL_TAP_ATTN_IN, SL_TAP_ATTN_OUT_IN, SL_TAP_FFN_IN, SL_TAP_FFN_DOWN_IN};
+
+/* The inputs of one block (task 0: the output head's), in AWQ's order;
+ * blocks touch only their own tensors, so they run in parallel. */
+static void scale_layer(int task, void *arg)
+{
+	apply_ctx *a = arg;
+	int il = task - 1;
+	work_mod **g = sl_malloc_array((size_t)a->nw, sizeof *g);
+	sl_status st = g ? SL_OK : sl_errorf(&a->layer_err[task], SL_ERR_NOMEM, "out of memory");
+	for (int t = 0; t < (il < 0 ? 1 : TAPS) && !st; t++) {
+		int n_g = 0;
+		for (int i = 0; i < a->nw; i++) {
+			const sl_module *md = &a->w[i].mod;
+			if (md->layer == il && (il < 0 ? md->kind == SL_MOD_OUTPUT : md->input == tap_order[t]))
+				g[n_g++] = &a->w[i];
+		}
+		if (n_g)
+			st = scale_input(a, g, n_g, task * TAPS + t, &a->layer_err[task]);
+	}
+	a->layer_status[task] = st;
+	free(g);
+}
+
+static sl_status scale_inputs(apply_ctx *a, sl_error *err)
+{
+	int tasks = a->m->cfg.n_layers + 1;
+	sl_parallel_for(tasks, scale_layer, a);
+	for (int i = 0; i < tasks; i++)
+		if (a->layer_status[i]) {
+			if (err)
+				*err = a->layer_err[i];
+			return a->layer_status[i];
+		}
+	return SL_OK;
+}
+
+/* --- the modules, in parallel ------------------------------------------------ */
+
+static void compress_task(int i, void *arg)
+{
+	apply_ctx *a = arg;
+	work_mod *wm = &a->w[i];
+	if (!wm->has_job)
+		return;
+	if (sl_cancelled(&a->prog.p)) {
+		wm->status = sl_errorf(&wm->err, SL_ERR_CANCELLED, "cancelled before %s", wm->mod.name);
+		return;
+	}
+	double t0 = now_s();
+	wm->status = compress_matrix(&wm->job, wm->mod.w, &wm->rep, &wm->err);
+	wm->rep.seconds = now_s() - t0;
+	int done = atomic_fetch_add(&a->done, 1) + 1;
+	char what[SL_NAME_MAX + 16];
+	snprintf(what, sizeof what, "compressed %s", wm->mod.name);
+	sl_report(&a->prog.p, (double)done / a->nw, what);
+}
+
+/* Values of t that are not zero. */
+static int64_t nonzeros(const sl_tensor *t)
+{
+	int64_t cols = t->ne[0], rows = sl_tensor_nrows(t), nz = 0;
+	float *row = sl_malloc_array((size_t)cols, sizeof *row);
+	if (!row)
+		return sl_tensor_nelements(t);
+	for (int64_t r = 0; r < rows; r++) {
+		sl_tensor_rows_to_f32(t, r, 1, row);
+		for (int64_t c = 0; c < cols; c++)
+			nz += row[c] != 0;
+	}
+	free(row);
+	return nz;
+}
+
+/* Working weights that were scaled but not compressed go back in their
+ * storage type when it is a float one, else in F32. */
+static sl_status store_scaled(work_mod *wm, sl_error *err)
+{
+	sl_tensor *t = wm->mod.w;
+	int type = float_type(wm->orig_type) ? wm->orig_type : SL_DT_F32;
+	int64_t ne[2] = {t->ne[0], t->ne[1]};
+	sl_status st = sl_tensor_realloc(t, type, ne, 2, err);
+	if (!st)
+		sl_dtype_rows_from_float(type, wm->w, t->data, ne[1], ne[0]);
+	if (!st && type != wm->orig_type)
+		note(&wm->rep, "scaled by a neighbour's AWQ/SmoothQuant; kept in f32");
+	return st;
+}
+
+static void report_modules(apply_ctx *a, sl_apply_report *rep)
+{
+	for (int i = 0; i < a->nb; i++) {
+		sl_module_report *mr = &rep->mods[i];
+		const sl_module *bm = &a->bmods[i];
+		const sl_module_plan *p = &a->plans[i];
+		work_mod *wm = NULL;
+		for (int k = 0; k < a->nw && !wm; k++)
+			if (a->w[k].base == i)
+				wm = &a->w[k];
+		if (wm)
+			*mr = wm->rep;
+		snprintf(mr->module, sizeof mr->module, "%s", bm->name);
+		mr->asked = p->format;
+		if (!mr->used)
+			mr->used = p->format;
+		mr->bytes_before = (double)bm->w->nbytes;
+		double elems = (double)sl_tensor_nelements(bm->w);
+		if (!wm) {
+			snprintf(mr->method, sizeof mr->method, "block");
+			snprintf(mr->note, sizeof mr->note, "block %d removed (influence %.4g)", bm->layer,
+			         a->influence[bm->layer]);
+			mr->sparsity = 1;
+			mr->bytes_after = 0;
+			mr->rel_error = 1;
+			continue;
+		}
+		mr->bytes_after = (double)wm->mod.w->nbytes;
+		mr->sparsity = 1.0 - (double)nonzeros(wm->mod.w) / elems;
+		bool shrunk = sl_tensor_nelements(wm->mod.w) < sl_tensor_nelements(bm->w);
+		if (!mr->method[0])
+			snprintf(mr->method, sizeof mr->method, "%s", shrunk ? p->pattern : "-");
+		if (shrunk)
+			note(mr, "%lld of %lld weights remain after %s pruning", (long long)sl_tensor_nelements(wm->mod.w),
+			     (long long)sl_tensor_nelements(bm->w), p->pattern);
+		else if (structured(p) && is(p->pattern, "block"))
+			note(mr, "block %d kept (influence %.4g)", bm->layer, a->influence[bm->layer]);
+	}
+}
+
+static void apply_free(apply_ctx *a)
+{
+	for (int i = 0; a->w && i < a->nw; i++)
+		free(a->w[i].w);
+	for (int i = 0; a->scaled && i < a->n_slots; i++) {
+		free(a->scales[i]);
+		stats_release(&a->scaled[i]);
+	}
+	free(a->layer_status);
+	free(a->layer_err);
+	free(a->w);
+	free(a->scales);
+	free(a->scaled);
+	free(a->bmods);
+	free(a->plans);
+	free(a->old_layer);
+	free(a->influence);
+	sl_calib_free(a->own_calib);
+	pthread_mutex_destroy(&a->prog.mu);
+}
+
+/* The recipe's problems, refused with the first one named and a count of
+ * the rest. */
+static sl_status refuse(const sl_recipe *r, const sl_model *base, sl_error *err)
+{
+	sl_recipe_issue is[4];
+	int n = sl_recipe_check(r, base, is, 4);
+	if (n <= 0)
+		return SL_OK;
+	char more[96] = "";
+	if (n > 1)
+		snprintf(more, sizeof more, " (and %d more problem%s: slimlab recipe validate lists them)", n - 1,
+		         n > 2 ? "s" : "");
+	return sl_errorf(err, SL_ERR_ARG, "the recipe is refused: %s: %s%s", is[0].path, is[0].msg, more);
+}
+
+/* The KV-cache storage the recipe names; false with err when the model's
+ * rows do not fit it. */
+static sl_status kv_type_for(const sl_recipe *r, const sl_model *m, int *type, sl_error *err)
+{
+	*type = SL_DT_F32;
+	if (!r->kv_cache[0])
+		return SL_OK;
+	const sl_format *f = sl_format_find(r->kv_cache);
+	if (!f)
+		return sl_errorf(err, SL_ERR_ARG, "kv_cache: unknown format '%s'", r->kv_cache);
+	for (int il = 0; il < m->cfg.n_layers; il++) {
+		int n = m->layers[il].n_kv_heads * m->cfg.head_dim;
+		if (!sl_dtype_row_bytes(f->dtype, n))
+			return sl_errorf(err, SL_ERR_ARG, "kv_cache: %s cannot hold block %d's key/value rows of %d values",
+			                 f->name, il, n);
+	}
+	*type = f->dtype;
+	return SL_OK;
+}
+
+sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_apply_opts *opts, sl_model **out,
+                          sl_apply_report *rep, sl_error *err)
+{
+	*out = NULL;
+	memset(rep, 0, sizeof *rep);
+	sl_apply_opts o = opts ? *opts : (sl_apply_opts){0};
+	double t0 = now_s();
+	apply_ctx a = {.base = base, .r = r, .cancel_only = {.cancel = o.progress ? o.progress->cancel : NULL}};
+	/* Calibration takes the first third of the bar, the modules the rest. */
+	stage_init(&a.prog, o.progress, 0, 0.3);
+	sl_status st = refuse(r, base, err);
+	int kv_type = SL_DT_F32;
+	if (st || (st = kv_type_for(r, base, &kv_type, err)))
+		goto fail;
+
+	a.nb = sl_model_modules(base, NULL, 0);
+	a.bmods = sl_calloc((size_t)a.nb, sizeof *a.bmods);
+	a.plans = sl_calloc((size_t)a.nb, sizeof *a.plans);
+	a.old_layer = sl_malloc_array((size_t)base->cfg.n_layers, sizeof *a.old_layer);
+	a.influence = sl_calloc((size_t)base->cfg.n_layers, sizeof *a.influence);
+	rep->mods = sl_calloc((size_t)a.nb, sizeof *rep->mods);
+	if (!a.bmods || !a.plans || !a.old_layer || !a.influence || !rep->mods) {
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	rep->n_mods = a.nb;
+	sl_model_modules(base, a.bmods, a.nb);
+	bool any_stats = false, any_h = false, any_struct = false, later_stats = false;
+	for (int i = 0; i < a.nb; i++) {
+		sl_recipe_resolve(r, &a.bmods[i], &a.plans[i]);
+		any_stats |= needs_stats(&a.plans[i]);
+		any_h |= needs_hessian(&a.plans[i]);
+		any_struct |= structured(&a.plans[i]);
+		later_stats |= needs_stats(&a.plans[i]) && !structured(&a.plans[i]);
+	}
+	for (int il = 0; il < base->cfg.n_layers; il++)
+		a.old_layer[il] = il;
+
+	if (any_stats) {
+		if (o.calib && sl_calib_matches(o.calib, base, any_h))
+			a.calib = o.calib;
+		else if ((st = gather(&a, base, any_h, &a.prog.p, err)))
+			goto fail;
+	}
+	if ((st = sl_model_clone(base, &a.m, err)))
+		goto fail;
+	bool changed = false;
+	if (any_struct && (st = prune_structure(&a, &changed, err)))
+		goto fail;
+	/* Later methods need the statistics of the model as it now is. */
+	if (changed && later_stats && (st = gather(&a, a.m, any_h, &a.prog.p, err)))
+		goto fail;
+
+	a.nw = sl_model_modules(a.m, NULL, 0);
+	a.w = sl_calloc((size_t)a.nw, sizeof *a.w);
+	int tasks = a.m->cfg.n_layers + 1;
+	a.n_slots = tasks * TAPS;
+	a.scales = sl_calloc((size_t)a.n_slots, sizeof *a.scales);
+	a.scaled = sl_calloc((size_t)a.n_slots, sizeof *a.scaled);
+	a.layer_status = sl_calloc((size_t)tasks, sizeof *a.layer_status);
+	a.layer_err = sl_calloc((size_t)tasks, sizeof *a.layer_err);
+	sl_module *mods = sl_calloc((size_t)a.nw, sizeof *mods);
+	if (!a.w || !a.scales || !a.scaled || !a.layer_status || !a.layer_err || !mods) {
+		free(mods);
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	sl_model_modules(a.m, mods, a.nw);
+	for (int i = 0; i < a.nw; i++) {
+		work_mod *wm = &a.w[i];
+		wm->mod = mods[i];
+		wm->orig_type = mods[i].w->type;
+		int old = mods[i].layer < 0 ? -1 : a.old_layer[mods[i].layer];
+		for (int k = 0; k < a.nb; k++)
+			if (a.bmods[k].layer == old && a.bmods[k].kind == mods[i].kind) {
+				wm->base = k;
+				wm->plan = &a.plans[k];
+			}
+		sl_module head = wm->mod;
+		if (head.kind == SL_MOD_EMBD && a.m->output == a.m->tok_embd)
+			head.kind = SL_MOD_OUTPUT; /* tied: its input is the head's */
+		wm->st = sl_calib_stats(a.calib, &head);
+	}
+	free(mods);
+	a.prog.lo = 0.3;
+	a.prog.hi = 1;
+	if ((st = scale_inputs(&a, err)))
+		goto fail;
+
+	for (int i = 0; i < a.nw; i++) {
+		work_mod *wm = &a.w[i];
+		const sl_module_plan *p = wm->plan;
+		if (!p || !(p->format || prunes(p)))
+			continue;
+		if ((st = ensure_w(wm, err)))
+			goto fail;
+		if (wm->st && wm->st->n != (int)wm->mod.w->ne[0]) {
+			st = sl_errorf(err, SL_ERR_ARG, "%s: calibration statistics do not match its %lld inputs", wm->mod.name,
+			               (long long)wm->mod.w->ne[0]);
+			goto fail;
+		}
+		wm->job = (matrix_job){wm->mod.w->name, wm->w, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], p, wm->st,
+		                       float_type(wm->orig_type) ? wm->orig_type : SL_DT_F32, o.simulate, NULL,
+		                       &a.cancel_only};
+		wm->has_job = true;
+	}
+	sl_parallel_for(a.nw, compress_task, &a);
+	for (int i = 0; i < a.nw; i++)
+		if (a.w[i].status) {
+			st = a.w[i].status;
+			if (err)
+				*err = a.w[i].err;
+			goto fail;
+		}
+	for (int i = 0; i < a.nw; i++)
+		if (!a.w[i].has_job && a.w[i].w && (st = store_scaled(&a.w[i], err)))
+			goto fail;
+	if ((st = kv_type_for(r, a.m, &kv_type, err)))
+		goto fail;
+	a.m->cfg.kv_type = kv_type;
+
+	report_modules(&a, rep);
+	rep->bytes_before = (double)sl_model_bytes(base);
+	rep->bytes_after = (double)sl_model_bytes(a.m);
+	rep->params = (double)sl_model_n_params(a.m);
+	rep->bpw = rep->params > 0 ? 8.0 * rep->bytes_after / rep->params : 0;
+	for (int i = 0; i < rep->n_mods; i++)
+		rep->n_fallbacks += rep->mods[i].asked && rep->mods[i].used != rep->mods[i].asked;
+	rep->seconds = now_s() - t0;
+	*out = a.m;
+	a.m = NULL;
+	apply_free(&a);
+	return SL_OK;
+fail:
+	sl_model_free(a.m);
+	apply_free(&a);
+	sl_apply_report_free(rep);
+	return st;
+}
+
+void sl_apply_report_free(sl_apply_report *rep)
+{
+	free(rep->mods);
+	memset(rep, 0, sizeof *rep);
+}

@@ -1,0 +1,134 @@
+/* Sensitivity sweeps: for every linear module (or every block) and every
+ * chosen option (a format, a method, a sparsity and pattern), what
+ * compressing that one module alone costs: KL against the base, change in
+ * perplexity and top-1 agreement on calibration text. Base logits and the
+ * hidden states entering each block are computed once; a cell recomputes
+ * only from its block onward. Cells run in parallel and stream out as each
+ * finishes; a cancelled sweep keeps its finished cells and resumes from
+ * them. Cheap proxies (weight error, activation-weighted error, a Fisher
+ * estimate) come with each cell, with how well each ranks the modules.
+ * Then a recipe chosen under a size budget from the measured cells. */
+#ifndef SL_SWEEP_H
+#define SL_SWEEP_H
+
+#include <cjson/cJSON.h>
+
+#include "compress.h"
+#include "eval.h"
+#include "progress.h"
+#include "recipe.h"
+
+typedef struct {
+	char label[48];  /* the option as it was written: "int4-g128", "gptq:int4-g32", "sparse-2:4" */
+	sl_rule rule;    /* what it does to a module */
+} sl_sweep_option;
+
+/* Parses a comma-separated list: a format name (RTN), METHOD:FORMAT (gptq,
+ * awq, smoothquant), sparse-N:M or sparse-P% (magnitude), wanda-... and
+ * sparsegpt-... for the other pruning methods. */
+sl_status sl_sweep_parse_options(const char *spec, sl_sweep_option **opts, int *n, sl_error *err);
+
+typedef enum { SL_SWEEP_MODULES = 0, SL_SWEEP_BLOCKS = 1 } sl_sweep_unit;
+
+enum { SL_PROXY_WEIGHT = 0, SL_PROXY_ACT, SL_PROXY_FISHER, SL_PROXY_COUNT };
+
+typedef struct {
+	bool done;
+	double kl, kl_se, dppl, top1, ppl;
+	double bytes;                 /* bytes of the row's weights under the option */
+	double bytes_before;
+	double proxy[SL_PROXY_COUNT]; /* NaN where not computed */
+	double seconds;
+	char note[96];                /* a fallback, or why the cell failed */
+	bool failed;
+} sl_sweep_cell;
+
+typedef struct {
+	const char *text_path;  /* calibration text */
+	int ctx;                /* window length (default 128) */
+	int windows;            /* windows scored (default 8) */
+	sl_sweep_unit unit;
+	/* Calibration statistics for methods and proxies: gathered from the
+	 * same text with these settings (cached on disk), unless calib is given. */
+	int calib_tokens;       /* default 4096 */
+	uint64_t seed;
+	const sl_calib *calib;
+	/* The Fisher proxy needs gradients: the mean over windows of each
+	 * weight's squared gradient of the window's loss (trainable Llama-family
+	 * models whose F32 copy fits in fisher_max_bytes, default 2 GiB). */
+	bool no_fisher;
+	double fisher_max_bytes;
+	const sl_progress *progress;
+} sl_sweep_opts;
+
+typedef struct sl_sweep sl_sweep;
+
+/* Prepares a sweep: tokenizes the text, runs the base once and caches its
+ * logits and the hidden states entering every block. */
+sl_status sl_sweep_new(const sl_model *m, const sl_sweep_option *opts, int n_opts, const sl_sweep_opts *o,
+                       sl_sweep **out, sl_error *err);
+void sl_sweep_free(sl_sweep *sw);
+
+int sl_sweep_rows(const sl_sweep *sw);
+int sl_sweep_cols(const sl_sweep *sw);
+const char *sl_sweep_row_name(const sl_sweep *sw, int row);
+int sl_sweep_row_block(const sl_sweep *sw, int row);       /* -1 for token_embd and output */
+double sl_sweep_row_params(const sl_sweep *sw, int row);
+const sl_sweep_option *sl_sweep_col(const sl_sweep *sw, int col);
+const sl_sweep_cell *sl_sweep_cell_at(const sl_sweep *sw, int row, int col);
+int sl_sweep_done(const sl_sweep *sw);
+double sl_sweep_base_ppl(const sl_sweep *sw);
+/* Why the Fisher proxy is missing ("" when it is there). */
+const char *sl_sweep_fisher_note(const sl_sweep *sw);
+
+/* Called, one call at a time, as each cell finishes (from worker threads). */
+typedef void (*sl_sweep_cell_fn)(void *ctx, int row, int col, const sl_sweep_cell *cell);
+
+/* Measures every cell not yet done. Cancelling keeps what finished. */
+sl_status sl_sweep_run(sl_sweep *sw, sl_sweep_cell_fn on_cell, void *ctx, const sl_progress *p, sl_error *err);
+
+/* Measures one cell now (already done or not). */
+sl_status sl_sweep_measure(sl_sweep *sw, int row, int col, sl_error *err);
+
+/* Spearman's rank correlation between a proxy and the measured KL over the
+ * done cells of one option (col) or of all (col = -1); NaN with fewer than
+ * three cells. */
+double sl_sweep_spearman(const sl_sweep *sw, int proxy, int col);
+
+/* The sweep as JSON (settings, rows, options, every cell), as CSV (one
+ * line per cell), and the heatmap as an SVG picture. metric: "kl",
+ * "dppl", "top1". The JSON can be read back into a sweep with the same
+ * model, options and settings, restoring its finished cells. */
+cJSON *sl_sweep_to_json(const sl_sweep *sw);
+char *sl_sweep_to_csv(const sl_sweep *sw);
+char *sl_sweep_to_svg(const sl_sweep *sw, const char *metric);
+sl_status sl_sweep_restore(sl_sweep *sw, const cJSON *saved, int *restored, sl_error *err);
+
+/* A metric of a cell, as the heatmap shows it (lower is better for all
+ * three: kl, dppl, and 1 - top1). NaN when not done. */
+double sl_sweep_metric(const sl_sweep_cell *c, const char *metric);
+
+/* A colour on a perceptually even scale (viridis-like), t in [0, 1]. */
+void sl_palette(double t, int rgb[3]);
+
+typedef enum { SL_BUDGET_BPW = 0, SL_BUDGET_BYTES, SL_BUDGET_SPARSITY } sl_budget_kind;
+
+/* Parses "4.5bpw", "3.2MB", "800KB", "1234567B", "50%" / "0.5sparsity". */
+sl_status sl_budget_parse(const char *s, sl_budget_kind *kind, double *value, sl_error *err);
+
+typedef struct {
+	double predicted_kl;   /* the sum of the chosen cells' KL */
+	double bytes, bpw, sparsity;
+	int *choice;           /* per row: option index, or -1 to leave as it is */
+	int n_rows;
+} sl_autorecipe_result;
+
+/* One option per row (or none) minimizing the summed measured KL under the
+ * budget: a Lagrangian search over the multiple-choice knapsack, then a
+ * greedy use of what budget is left. Every row's cells must be done. The
+ * recipe gets one rule per row and the sweep's calibration settings. */
+sl_status sl_autorecipe(const sl_sweep *sw, sl_budget_kind kind, double budget, sl_recipe **out,
+                        sl_autorecipe_result *res, sl_error *err);
+void sl_autorecipe_result_free(sl_autorecipe_result *res);
+
+#endif

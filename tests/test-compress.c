@@ -1,0 +1,669 @@
+/* Applying recipes to a real model (stories260K): calibration statistics
+ * against a direct computation and through a damaged cache; the quality
+ * order the methods' papers promise, measured as KL divergence from the
+ * base on held-out text; hostile recipes refused; structured pruning that
+ * really shrinks; KV-cache and W8A8 quantization inside the forward pass;
+ * the same bytes every time. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "core/compress.h"
+#include "core/eval.h"
+#include "core/fileio.h"
+#include "core/forward.h"
+#include "core/methods.h"
+#include "core/recipe.h"
+#include "core/tokenizer.h"
+#include "test.h"
+
+#define CALIB_TOKENS 2048
+#define CALIB_CTX 256
+
+/* The model under test and its calibration (stories260K; the workshop
+ * model for the ladder when it is present), and the eval windows used. */
+static sl_model *base;
+static sl_calib *calib;
+static int eval_chunks = 12;
+static char calib_path[512]; /* the head of data/calib.txt: enough text, quick to tokenize */
+static char *eval_text;
+static size_t eval_len;
+
+static sl_recipe *recipe(const char *json)
+{
+	sl_recipe *r = NULL;
+	sl_error err = {0};
+	if (sl_recipe_parse(json, strlen(json), &r, &err)) {
+		fprintf(stderr, "recipe %s: %s\n", json, err.msg);
+		return NULL;
+	}
+	snprintf(r->calib.text, sizeof r->calib.text, "%s", calib_path);
+	r->calib.tokens = CALIB_TOKENS;
+	r->calib.ctx = CALIB_CTX;
+	r->calib.seed = 1;
+	return r;
+}
+
+/* Applies json to the base; NULL (with the reason printed) on failure. */
+static sl_model *apply_json(const char *json, sl_apply_report *rep)
+{
+	sl_recipe *r = recipe(json);
+	if (!r)
+		return NULL;
+	sl_apply_opts o = {.calib = calib};
+	sl_model *m = NULL;
+	sl_error err = {0};
+	sl_apply_report tmp;
+	if (sl_recipe_apply(base, r, &o, &m, rep ? rep : &tmp, &err))
+		fprintf(stderr, "apply %s: %s\n", json, err.msg);
+	else if (!rep)
+		sl_apply_report_free(&tmp);
+	sl_recipe_free(r);
+	return m;
+}
+
+static double kl_of_pair(const sl_model *m, const sl_model *ref)
+{
+	sl_eval_opts eo = {.n_ctx = ref->cfg.max_seq_len < 256 ? ref->cfg.max_seq_len : 256, .n_chunks = eval_chunks};
+	sl_eval_result res;
+	sl_error err = {0};
+	if (!m || sl_eval_text(m, ref, eval_text, eval_len, &eo, &res, &err)) {
+		fprintf(stderr, "eval: %s\n", err.msg);
+		return NAN;
+	}
+	return res.kl_mean;
+}
+
+static double kl_of(const sl_model *m)
+{
+	return kl_of_pair(m, base);
+}
+
+/* KL from the base of the model json makes. */
+static double kl_json(const char *json)
+{
+	sl_model *m = apply_json(json, NULL);
+	double kl = kl_of(m);
+	sl_model_free(m);
+	return kl;
+}
+
+/* --- calibration --------------------------------------------------------- */
+
+typedef struct {
+	int layer;
+	sl_tap where;
+	double *sum_sq;
+	double *xtx;
+	int n;
+	long long tokens;
+} direct_stats;
+
+static void direct_tap(void *ctx, int layer, sl_tap where, float *x, int T, int n)
+{
+	direct_stats *d = ctx;
+	if (layer != d->layer || where != d->where)
+		return;
+	d->n = n;
+	for (int t = 0; t < T; t++)
+		for (int a = 0; a < n; a++) {
+			d->sum_sq[a] += (double)x[t * n + a] * x[t * n + a];
+			for (int b = 0; b < n; b++)
+				d->xtx[a * n + b] += (double)x[t * n + a] * x[t * n + b];
+		}
+	d->tokens += T;
+}
+
+/* A text shorter than one window is one window from its start: the
+ * statistics must be those of that forward pass, computed here directly. */
+static void test_calib_direct(void)
+{
+	const char *dir = test_tmpdir();
+	char path[512];
+	snprintf(path, sizeof path, "%s/short.txt", dir);
+	const char *text = "Once upon a time, there was a little dog named Max. Max liked to run in the park.";
+	sl_write_file_atomic(path, text, strlen(text), NULL);
+	sl_calib_opts co = {.text_path = path, .tokens = 512, .ctx = 256, .seed = 3, .hessians = true, .cache_dir = dir};
+	sl_calib *c = NULL;
+	sl_error err = {0};
+	REQUIRE(sl_calib_gather(base, &co, &c, &err) == SL_OK, "gather: %s", err.msg);
+
+	int32_t *ids;
+	size_t n_ids;
+	REQUIRE(sl_tok_encode(base->tok, text, strlen(text), true, &ids, &n_ids, &err) == SL_OK, "encode");
+	direct_stats d = {.layer = 2, .where = SL_TAP_FFN_DOWN_IN};
+	int F = base->layers[2].hidden_dim;
+	d.sum_sq = calloc((size_t)F, sizeof *d.sum_sq);
+	d.xtx = calloc((size_t)F * F, sizeof *d.xtx);
+	sl_state *s;
+	REQUIRE(sl_state_new(base, 256, &s, &err) == SL_OK, "state");
+	s->tap = direct_tap;
+	s->tap_ctx = &d;
+	CHECK(sl_forward(s, ids, (int)n_ids, NULL, (int)n_ids, &err) == SL_OK, "forward");
+	sl_module mod = {.layer = 2, .kind = SL_MOD_FFN_DOWN, .input = SL_TAP_FFN_DOWN_IN};
+	const sl_act_stats *st = sl_calib_stats(c, &mod);
+	REQUIRE(st && st->n == F && st->hessian, "ffn_down statistics with a Hessian");
+	CHECK(st->n_tokens == d.tokens, "%lld tokens, directly %lld", st->n_tokens, d.tokens);
+	double worst = 0;
+	for (int a = 0; a < F; a++) {
+		worst = fmax(worst, fabs(st->sum_sq[a] - d.sum_sq[a]) / (d.sum_sq[a] + 1e-12));
+		for (int b = 0; b < F; b++)
+			worst = fmax(worst, fabs(st->hessian[a * F + b] - d.xtx[a * F + b] / d.tokens) /
+			                        (sqrt(d.xtx[a * F + a] * d.xtx[b * F + b]) / d.tokens + 1e-12));
+	}
+	CHECK(worst < 1e-4, "statistics match the direct computation (worst relative %g)", worst);
+	sl_module emb = {.layer = -1, .kind = SL_MOD_EMBD};
+	CHECK(!sl_calib_stats(c, &emb), "the embedding has no input statistics");
+	double bi = sl_calib_block_influence(c, 0);
+	CHECK(bi > 0 && bi < 2, "block influence %g in (0, 2)", bi);
+	sl_state_free(s);
+	free(ids);
+	free(d.sum_sq);
+	free(d.xtx);
+	sl_calib_free(c);
+}
+
+static void same_stats(const sl_calib *a, const sl_calib *b, const char *what)
+{
+	sl_module mods[64];
+	int n = sl_model_modules(base, mods, 64);
+	bool same = true;
+	for (int i = 0; i < n; i++) {
+		const sl_act_stats *x = sl_calib_stats(a, &mods[i]), *y = sl_calib_stats(b, &mods[i]);
+		if (!x || !y) {
+			same &= !x && !y;
+			continue;
+		}
+		same &= x->n == y->n && x->n_tokens == y->n_tokens &&
+		        !memcmp(x->sum_sq, y->sum_sq, (size_t)x->n * sizeof(double)) &&
+		        !memcmp(x->hessian, y->hessian, (size_t)x->n * x->n * sizeof(float));
+	}
+	CHECK(same, "%s: the same statistics", what);
+}
+
+/* The cache: a second gather reads it; damaged or truncated files are
+ * ignored and rewritten, never trusted. */
+static void test_calib_cache(void)
+{
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/cache", test_tmpdir());
+	sl_calib_opts co = {.text_path = calib_path, .tokens = CALIB_TOKENS, .ctx = CALIB_CTX,
+	                    .seed = 1, .hessians = true, .cache_dir = dir};
+	sl_error err = {0};
+	REQUIRE(sl_calib_gather(base, &co, &calib, &err) == SL_OK, "gather: %s", err.msg);
+	CHECK(sl_calib_matches(calib, base, true), "gathered on these weights, with Hessians");
+	char file[600] = "";
+	FILE *ls = NULL;
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "ls %s/calib-*.bin", dir);
+	if ((ls = popen(cmd, "r"))) {
+		if (fgets(file, sizeof file, ls))
+			file[strcspn(file, "\n")] = 0;
+		pclose(ls);
+	}
+	REQUIRE(file[0] && sl_file_exists(file), "a cache file was written in %s", dir);
+	struct stat sb;
+	stat(file, &sb);
+	sl_calib *again = NULL;
+	CHECK(sl_calib_gather(base, &co, &again, &err) == SL_OK, "cached gather: %s", err.msg);
+	same_stats(calib, again, "from the cache");
+	sl_calib_free(again);
+
+	/* One flipped byte in the middle, then a truncated file. */
+	for (int damage = 0; damage < 2; damage++) {
+		FILE *f = fopen(file, "r+b");
+		REQUIRE(f, "open cache");
+		if (damage == 0) {
+			fseek(f, sb.st_size / 2, SEEK_SET);
+			int ch = fgetc(f);
+			fseek(f, sb.st_size / 2, SEEK_SET);
+			fputc(ch ^ 0x40, f);
+			fclose(f);
+		} else {
+			fclose(f);
+			CHECK(truncate(file, sb.st_size - 100) == 0, "truncate");
+		}
+		CHECK(sl_calib_gather(base, &co, &again, &err) == SL_OK, "gather past a damaged cache: %s", err.msg);
+		same_stats(calib, again, damage ? "after truncation" : "after a flipped byte");
+		sl_calib_free(again);
+		struct stat now;
+		stat(file, &now);
+		CHECK(now.st_size == sb.st_size, "the cache was rewritten whole (%lld bytes)", (long long)now.st_size);
+	}
+	/* Other weights, other key: the cache is not reused for them. */
+	sl_model *m2 = NULL;
+	REQUIRE(sl_model_clone(base, &m2, &err) == SL_OK, "clone");
+	((float *)m2->layers[0].wq->data)[0] += 1.0f;
+	CHECK(!sl_calib_matches(calib, m2, false), "statistics do not match changed weights");
+	sl_model_free(m2);
+}
+
+/* --- quality ---------------------------------------------------------------- */
+
+/* KL grows as bits shrink, for each method; GPTQ and AWQ beat RTN at 4
+ * and 3 bits (the last two rungs). */
+static void test_quality_ladder(const char *label, const char *const *formats, const int *bits, int n)
+{
+	static const char *methods[] = {"rtn", "gptq", "awq"};
+	double kl[3][8];
+	for (int mi = 0; mi < 3; mi++)
+		for (int fi = 0; fi < n; fi++) {
+			char json[256];
+			snprintf(json, sizeof json, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"%s\", \"method\": \"%s\"}}",
+			         formats[fi], methods[mi]);
+			kl[mi][fi] = kl_json(json);
+		}
+	printf("KL from the base on held-out text (%s):\n%-6s", label, "bits");
+	for (int fi = 0; fi < n; fi++)
+		printf(" %9d", bits[fi]);
+	printf("\n");
+	for (int mi = 0; mi < 3; mi++) {
+		printf("%-6s", methods[mi]);
+		for (int fi = 0; fi < n; fi++)
+			printf(" %9.5f", kl[mi][fi]);
+		printf("\n");
+		for (int fi = 1; fi < n; fi++)
+			CHECK(kl[mi][fi] > kl[mi][fi - 1], "%s, %s: KL at %d bits (%g) above %d bits (%g)", label, methods[mi],
+			      bits[fi], kl[mi][fi], bits[fi - 1], kl[mi][fi - 1]);
+	}
+	for (int fi = n - 2; fi < n; fi++) {
+		CHECK(kl[1][fi] < kl[0][fi], "%s, %d bits: gptq %g below rtn %g", label, bits[fi], kl[1][fi], kl[0][fi]);
+		CHECK(kl[2][fi] < kl[0][fi], "%s, %d bits: awq %g below rtn %g", label, bits[fi], kl[2][fi], kl[0][fi]);
+	}
+}
+
+/* stories260K has no rows of 256, so no 6-bit format fits it: q6_k falls
+ * back to q8_0, and says so. */
+static void test_stories_ladder(void)
+{
+	static const char *const formats[] = {"int8-g32", "q5_0", "int4-g32", "int3-g32"};
+	static const int bits[] = {8, 5, 4, 3};
+	test_quality_ladder("stories260K", formats, bits, 4);
+	sl_apply_report rep;
+	sl_model *m = apply_json("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q6_k\"}}", &rep);
+	REQUIRE(m, "q6_k applies");
+	bool fell_back = rep.n_fallbacks == rep.n_mods;
+	for (int i = 0; i < rep.n_mods; i++)
+		fell_back &= rep.mods[i].used && rep.mods[i].used != rep.mods[i].asked && rep.mods[i].note[0];
+	CHECK(fell_back, "every module falls back from q6_k, with a note (%s: %s)", rep.mods[0].module,
+	      rep.mods[0].note);
+	sl_apply_report_free(&rep);
+	sl_model_free(m);
+}
+
+/* The workshop model (rows of 256 and 768) holds every rung, 6 bits too. */
+static void test_workshop_ladder(void)
+{
+	const char *path = test_srcpath("models/workshop.gguf");
+	if (!sl_file_exists(path)) {
+		printf("workshop model ladder skipped: %s is absent\n", path);
+		return;
+	}
+	sl_model *stories = base;
+	sl_calib *stories_calib = calib;
+	sl_error err = {0};
+	sl_calib_opts co = {.text_path = calib_path, .tokens = CALIB_TOKENS, .ctx = CALIB_CTX, .seed = 1,
+	                    .hessians = true};
+	if (sl_model_load(path, NULL, &base, &err) || sl_calib_gather(base, &co, &calib, &err)) {
+		CHECK(0, "workshop model: %s", err.msg);
+	} else {
+		static const char *const formats[] = {"int8-g32", "q6_k", "q5_0", "int4-g32", "int3-g32"};
+		static const int bits[] = {8, 6, 5, 4, 3};
+		eval_chunks = 4;
+		test_quality_ladder("workshop model", formats, bits, 5);
+		eval_chunks = 12;
+	}
+	sl_calib_free(calib);
+	sl_model_free(base);
+	base = stories;
+	calib = stories_calib;
+}
+
+static void test_pruning_quality(void)
+{
+	static const char *how[] = {"magnitude", "wanda", "sparsegpt"};
+	static const char *pattern[] = {"\"sparsity\": 0.5", "\"pattern\": \"2:4\""};
+	for (int pi = 0; pi < 2; pi++) {
+		double kl[3];
+		for (int h = 0; h < 3; h++) {
+			char json[256];
+			snprintf(json, sizeof json, "{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", %s, \"prune\": \"%s\"}]}",
+			         pattern[pi], how[h]);
+			sl_apply_report rep;
+			sl_model *m = apply_json(json, &rep);
+			kl[h] = kl_of(m);
+			double sp = 0;
+			int n = 0;
+			for (int i = 0; m && i < rep.n_mods; i++)
+				if (!strncmp(rep.mods[i].module, "blk.", 4)) {
+					sp += rep.mods[i].sparsity;
+					n++;
+				}
+			CHECK(m && fabs(sp / n - 0.5) < 0.01, "%s %s: measured sparsity %g", how[h], pattern[pi], sp / n);
+			if (m)
+				sl_apply_report_free(&rep);
+			sl_model_free(m);
+		}
+		printf("%s: KL magnitude %.4f, wanda %.4f, sparsegpt %.4f\n", pi ? "2:4" : "50%", kl[0], kl[1], kl[2]);
+		CHECK(kl[1] < kl[0], "%s: wanda %g below magnitude %g", pattern[pi], kl[1], kl[0]);
+		CHECK(kl[2] < kl[0], "%s: sparsegpt %g below magnitude %g", pattern[pi], kl[2], kl[0]);
+	}
+}
+
+/* --- refusals, determinism, structure ----------------------------------------- */
+
+static void test_hostile(void)
+{
+	static const char *cases[][2] = {
+		{"{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q9_9\"}}", "default.format"},
+		{"{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*.nothing\", \"format\": \"q8_0\"}]}", "rules[0].match"},
+		{"{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*.ffn_down\", \"format\": \"int4-g32\", \"params\": {\"group\": 64}}]}",
+		 "rules[0].params.group"},
+		{"{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"sparsity\": 1.5}]}", "rules[0].sparsity"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		sl_recipe *r = recipe(cases[i][0]);
+		REQUIRE(r, "hostile recipe %zu parses", i);
+		sl_model *m = NULL;
+		sl_apply_report rep;
+		sl_error err = {0};
+		sl_status st = sl_recipe_apply(base, r, NULL, &m, &rep, &err);
+		CHECK(st == SL_ERR_ARG && !m && strstr(err.msg, cases[i][1]), "refused naming %s: %s", cases[i][1],
+		      err.msg);
+		sl_recipe_free(r);
+	}
+}
+
+static bool same_bytes(const sl_model *a, const sl_model *b)
+{
+	if (a->n_tensors != b->n_tensors)
+		return false;
+	for (int i = 0; i < a->n_tensors; i++) {
+		const sl_tensor *x = a->tensors[i], *y = b->tensors[i];
+		if (strcmp(x->name, y->name) || x->type != y->type || x->nbytes != y->nbytes ||
+		    memcmp(x->data, y->data, x->nbytes))
+			return false;
+	}
+	return true;
+}
+
+static void test_deterministic(void)
+{
+	const char *json = "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\", \"method\": \"gptq\"},"
+	                   " \"rules\": [{\"match\": \"blk.*.attn_*\", \"method\": \"awq\"},"
+	                   " {\"match\": \"blk.*.ffn_up\", \"pattern\": \"2:4\", \"prune\": \"sparsegpt\"}]}";
+	sl_model *a = apply_json(json, NULL), *b = apply_json(json, NULL);
+	REQUIRE(a && b, "both apply");
+	CHECK(same_bytes(a, b), "the same recipe gives the same bytes");
+	CHECK(!same_bytes(a, base), "and they are not the base's");
+	sl_model_free(a);
+	sl_model_free(b);
+}
+
+static void test_structured(void)
+{
+	sl_apply_report rep;
+	sl_model *m = apply_json("{\"slimlab_recipe\": 1, \"rules\": ["
+	                         "{\"match\": \"blk.*.attn_*\", \"layers\": \"0-1\", \"sparsity\": 0.25, \"pattern\": \"heads\"},"
+	                         "{\"match\": \"blk.*.ffn_*\", \"sparsity\": 0.25, \"pattern\": \"channels\"},"
+	                         "{\"match\": \"blk.*\", \"layers\": \"2-4\", \"sparsity\": 0.2, \"pattern\": \"block\"}]}",
+	                         &rep);
+	REQUIRE(m, "structured recipe applies");
+	CHECK(m->cfg.n_layers == 4, "one of five blocks removed (%d left)", m->cfg.n_layers);
+	CHECK(sl_model_tensor(m, "blk.3.attn_q.weight") && !sl_model_tensor(m, "blk.4.attn_q.weight"),
+	      "blocks renumbered");
+	CHECK(m->layers[0].n_heads == 6 && m->layers[0].n_kv_heads == 3 && m->layers[0].wk->ne[1] == 3 * 8,
+	      "block 0: 6 query heads and 3 key/value heads left (%d, %d)", m->layers[0].n_heads, m->layers[0].n_kv_heads);
+	CHECK(m->layers[2].n_heads == 8, "block 2 keeps its heads");
+	int F = (int)lround(172 * 0.75);
+	CHECK(m->layers[1].hidden_dim == F && m->layers[1].w_down->ne[0] == F && m->layers[1].w_gate->ne[1] == F,
+	      "MLP channels %d, expected %d", m->layers[1].hidden_dim, F);
+	CHECK(rep.bytes_after < 0.8 * rep.bytes_before, "bytes drop: %g to %g", rep.bytes_before, rep.bytes_after);
+	CHECK((double)sl_model_bytes(m) == rep.bytes_after, "report counts the model's bytes");
+	double kl = kl_of(m);
+	printf("heads 25%% (blocks 0-1), channels 25%%, one block: KL %.4f, %.0f -> %.0f bytes\n", kl, rep.bytes_before,
+	       rep.bytes_after);
+	CHECK(isfinite(kl) && kl > 0, "the shrunk model still runs (KL %g)", kl);
+	int removed = 0;
+	for (int i = 0; i < rep.n_mods; i++)
+		removed += !strcmp(rep.mods[i].method, "block") && rep.mods[i].bytes_after == 0;
+	CHECK(removed == 7, "the report lists the removed block's 7 modules (%d)", removed);
+	sl_apply_report_free(&rep);
+	sl_model_free(m);
+}
+
+/* --- inside the forward pass ------------------------------------------------------ */
+
+static void test_kv_cache(void)
+{
+	static const char *kinds[] = {"int8", "fp8-e4m3", "nvfp4"};
+	double kl[3];
+	for (int i = 0; i < 3; i++) {
+		char json[128];
+		snprintf(json, sizeof json, "{\"slimlab_recipe\": 1, \"kv_cache\": \"%s\"}", kinds[i]);
+		kl[i] = kl_json(json);
+	}
+	printf("KV cache: KL int8 %.5f, fp8-e4m3 %.5f, nvfp4 %.5f\n", kl[0], kl[1], kl[2]);
+	CHECK(kl[0] > 0 && kl[0] < 0.05, "int8 KV cache changes the logits a little (KL %g)", kl[0]);
+	CHECK(kl[0] < kl[1] && kl[1] <= kl[2], "int8 < fp8 <= nvfp4 (%g, %g, %g)", kl[0], kl[1], kl[2]);
+}
+
+/* W8A8: SmoothQuant's migration lowers the error of quantizing
+ * activations per token against the same int8 weights unsmoothed. */
+static void test_smoothquant(void)
+{
+	sl_model *sq = apply_json("{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"int8\", \"method\": \"smoothquant\"}]}",
+	                          NULL);
+	sl_model *plain = apply_json("{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"int8\"}]}", NULL);
+	REQUIRE(sq && plain, "both apply");
+	CHECK(sq->layers[0].act_int8 == (1u << SL_MOD_ATTN_Q | 1u << SL_MOD_ATTN_K | 1u << SL_MOD_ATTN_V |
+	                                 1u << SL_MOD_ATTN_OUT | 1u << SL_MOD_FFN_GATE | 1u << SL_MOD_FFN_UP |
+	                                 1u << SL_MOD_FFN_DOWN),
+	      "every module of block 0 quantizes its input (%#x)", sq->layers[0].act_int8);
+	double kl_w8 = kl_of(plain);
+	for (int il = 0; il < plain->cfg.n_layers; il++)
+		plain->layers[il].act_int8 = sq->layers[il].act_int8;
+	double kl_plain = kl_of(plain), kl_sq = kl_of(sq);
+	printf("W8A16 KL %.5f; W8A8 unsmoothed %.5f, smoothquant %.5f\n", kl_w8, kl_plain, kl_sq);
+	CHECK(kl_plain > kl_w8, "quantizing activations costs something (%g vs %g)", kl_plain, kl_w8);
+	CHECK(kl_sq < kl_plain, "smoothing lowers the W8A8 error (%g vs %g)", kl_sq, kl_plain);
+	sl_model_free(sq);
+	sl_model_free(plain);
+}
+
+/* The scales fold exactly: SmoothQuant into f32 weights, activations
+ * left float, computes what the base computes (norms, v rows under
+ * grouped-query attention, up rows all take their share). */
+static void test_fold_exact(void)
+{
+	sl_model *m = apply_json("{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"f32\", \"method\": \"smoothquant\", \"params\": {\"alpha\": 0.7}}]}",
+	                         NULL);
+	REQUIRE(m, "applies");
+	bool changed = memcmp(m->layers[1].attn_norm->data, base->layers[1].attn_norm->data, m->layers[1].attn_norm->nbytes) &&
+	               memcmp(m->layers[1].wv->data, base->layers[1].wv->data, m->layers[1].wv->nbytes) &&
+	               memcmp(m->layers[1].w_up->data, base->layers[1].w_up->data, m->layers[1].w_up->nbytes);
+	CHECK(changed, "norms, v and up were rescaled");
+	for (int il = 0; il < m->cfg.n_layers; il++)
+		m->layers[il].act_int8 = 0;
+	double kl = kl_of(m);
+	CHECK(kl < 1e-8, "the rescaled model computes the same function (KL %g)", kl);
+	sl_model_free(m);
+}
+
+/* A raised cancel flag stops apply with SL_ERR_CANCELLED and no model. */
+static void test_cancel(void)
+{
+	atomic_int cancel = 1;
+	sl_progress p = {NULL, NULL, &cancel};
+	sl_recipe *r = recipe("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\", \"method\": \"gptq\"}}");
+	REQUIRE(r, "recipe");
+	sl_apply_opts o = {.calib = calib, .progress = &p};
+	sl_model *m = NULL;
+	sl_apply_report rep;
+	sl_error err = {0};
+	CHECK(sl_recipe_apply(base, r, &o, &m, &rep, &err) == SL_ERR_CANCELLED && !m, "cancelled: %s", err.msg);
+	sl_recipe_free(r);
+}
+
+/* GPT-2's fused qkv and GELU MLP: weights quantize and prune; scales
+ * that have nowhere to go are reported, not faked. */
+static void test_gpt2(void)
+{
+	sl_config cfg = {.arch = SL_ARCH_GPT2, .dim = 64, .hidden_dim = 256, .n_layers = 2, .n_heads = 4,
+	                 .vocab_size = 512, .max_seq_len = 128};
+	sl_model *g = NULL, *m = NULL;
+	sl_error err = {0};
+	REQUIRE(sl_model_init_random(&cfg, false, 0.05f, 5, &g, &err) == SL_OK, "random gpt2: %s", err.msg);
+	g->tok = sl_tok_ref(base->tok);
+	sl_recipe *r = recipe("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\", \"method\": \"awq\"},"
+	                      " \"rules\": [{\"match\": \"blk.*.ffn_up\", \"pattern\": \"2:4\", \"prune\": \"wanda\"}]}");
+	REQUIRE(r, "recipe");
+	sl_apply_report rep;
+	CHECK(sl_recipe_apply(g, r, NULL, &m, &rep, &err) == SL_OK, "gpt2 applies: %s", err.msg);
+	if (m) {
+		double kl = kl_of_pair(m, g);
+		CHECK(isfinite(kl) && kl < 1, "gpt2 runs after compression (KL %g)", kl);
+		bool noted = false;
+		for (int i = 0; i < rep.n_mods; i++)
+			noted |= strstr(rep.mods[i].module, "ffn_down") && strstr(rep.mods[i].note, "no operation before");
+		CHECK(noted, "ffn_down (after GELU) reports that its scales had nowhere to go");
+		sl_apply_report_free(&rep);
+	}
+	sl_model_free(m);
+	sl_model_free(g);
+	sl_recipe_free(r);
+}
+
+/* --- one module at a time --------------------------------------------------------- */
+
+typedef struct {
+	const sl_module *mod;
+	const sl_module_plan *plan;
+	sl_tensor out;
+	sl_status st;
+} cell;
+
+static void *run_cell(void *p)
+{
+	cell *c = p;
+	sl_module_report rep;
+	c->st = sl_compress_module(base, c->mod, c->plan, calib, false, &c->out, &rep, NULL);
+	return NULL;
+}
+
+/* Sweeps compress cells in parallel: each equals the same cell alone, and
+ * the packed cell is the module apply would produce. */
+static void test_compress_module(void)
+{
+	sl_module mods[64];
+	sl_model_modules(base, mods, 64);
+	sl_recipe *r = recipe("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\", \"method\": \"gptq\"}}");
+	REQUIRE(r, "recipe");
+	sl_module_plan plan;
+	sl_recipe_resolve(r, &mods[1], &plan);
+	cell cells[8];
+	pthread_t th[8];
+	for (int i = 0; i < 8; i++) {
+		memset(&cells[i], 0, sizeof cells[i]);
+		cells[i].mod = &mods[1 + i % 4];
+		cells[i].plan = &plan;
+		pthread_create(&th[i], NULL, run_cell, &cells[i]);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	sl_model *m = apply_json("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\", \"method\": \"gptq\"}}", NULL);
+	REQUIRE(m, "apply");
+	for (int i = 0; i < 8; i++) {
+		const sl_tensor *t = &cells[i].out, *w = sl_model_tensor(m, t->name);
+		CHECK(cells[i].st == SL_OK && w && t->type == w->type && t->nbytes == w->nbytes &&
+		      !memcmp(t->data, w->data, t->nbytes), "cell %d (%s) is the applied module's bytes", i, t->name);
+	}
+	for (int i = 0; i < 8; i++)
+		sl_tensor_release(&cells[i].out);
+	sl_tensor sim;
+	memset(&sim, 0, sizeof sim);
+	sl_module_report rep;
+	sl_error err = {0};
+	CHECK(sl_compress_module(base, &mods[1], &plan, calib, true, &sim, &rep, &err) == SL_OK, "simulate: %s", err.msg);
+	const sl_tensor *w = sl_model_tensor(m, sim.name);
+	float *deq = malloc((size_t)sl_tensor_nelements(w) * sizeof *deq);
+	sl_tensor_rows_to_f32(w, 0, sl_tensor_nrows(w), deq);
+	CHECK(sim.type == SL_DT_F32 && !memcmp(sim.data, deq, sim.nbytes), "simulated: the packed values in f32");
+	CHECK(rep.rel_error > 0 && rep.rel_error < 0.2 && !strcmp(rep.method, "gptq"), "report: %s, error %g",
+	      rep.method, rep.rel_error);
+	free(deq);
+	sl_tensor_release(&sim);
+	sl_model_free(m);
+	sl_recipe_free(r);
+
+	/* AWQ alone, simulated: its scaled-and-unscaled weights have less
+	 * output error on the module's own input than rounding to nearest. */
+	static const char *methods[] = {"rtn", "awq"};
+	double e[2];
+	const sl_act_stats *st = sl_calib_stats(calib, &mods[5]);
+	int rows = (int)mods[5].w->ne[1], cols = (int)mods[5].w->ne[0];
+	float *W = malloc((size_t)rows * cols * sizeof *W);
+	sl_tensor_rows_to_f32(mods[5].w, 0, rows, W);
+	for (int k = 0; k < 2; k++) {
+		char json[160];
+		snprintf(json, sizeof json, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int3-g32\", \"method\": \"%s\"}}",
+		         methods[k]);
+		sl_recipe *rk = recipe(json);
+		sl_recipe_resolve(rk, &mods[5], &plan);
+		memset(&sim, 0, sizeof sim);
+		CHECK(sl_compress_module(base, &mods[5], &plan, calib, true, &sim, &rep, &err) == SL_OK, "%s: %s",
+		      methods[k], err.msg);
+		e[k] = sl_output_error(W, sim.data, rows, cols, st->hessian);
+		sl_tensor_release(&sim);
+		sl_recipe_free(rk);
+	}
+	printf("%s alone, int3-g32: output error rtn %.4g, awq %.4g\n", mods[5].name, e[0], e[1]);
+	CHECK(e[1] < e[0], "awq alone (simulated) %g below rtn %g", e[1], e[0]);
+	free(W);
+}
+
+int main(void)
+{
+	const char *path = test_fixture("models/stories260K.gguf");
+	if (!path)
+		return test_finish();
+	/* Recipes that change the model's shape calibrate it again; their
+	 * cache goes with this run's files. */
+	setenv("XDG_CACHE_HOME", test_tmpdir(), 1);
+	sl_error err = {0};
+	if (sl_model_load(path, NULL, &base, &err)) {
+		fprintf(stderr, "load: %s\n", err.msg);
+		return 1;
+	}
+	char *calib_text;
+	size_t calib_len;
+	if (sl_read_file(test_srcpath("data/eval.txt"), 1 << 24, &eval_text, &eval_len, &err) ||
+	    sl_read_file(test_srcpath("data/calib.txt"), 1 << 24, &calib_text, &calib_len, &err)) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	snprintf(calib_path, sizeof calib_path, "%s/calib-head.txt", test_tmpdir());
+	sl_write_file_atomic(calib_path, calib_text, calib_len < 400000 ? calib_len : 400000, NULL);
+	free(calib_text);
+	test_calib_direct();
+	test_calib_cache();
+	if (calib) {
+		test_stories_ladder();
+		test_workshop_ladder();
+		test_pruning_quality();
+		test_hostile();
+		test_deterministic();
+		test_structured();
+		test_kv_cache();
+		test_smoothquant();
+		test_fold_exact();
+		test_cancel();
+		test_gpt2();
+		test_compress_module();
+	}
+	sl_calib_free(calib);
+	sl_model_free(base);
+	free(eval_text);
+	return test_finish();
+}

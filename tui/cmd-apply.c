@@ -1,0 +1,333 @@
+/* slimlab apply MODEL --recipe R --out OUT.gguf: compresses a model as a
+ * recipe (or one uniform --format rule) says and writes GGUF that
+ * llama.cpp runs. Also what apply and eval share: the recipe options and
+ * the report of what compression cost and saved. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/eval.h"
+
+static const char apply_usage[] =
+	"Usage: slimlab apply MODEL (--recipe FILE | --format FMT [--method M] [--sparsity S]\n"
+	"                     [--pattern P] [--prune C]) --out OUT.gguf [--text FILE] [--json]\n"
+	"Compresses MODEL as the recipe says and writes OUT.gguf for llama.cpp (real ggml\n"
+	"block types where the formats have them; see slimlab-recipe(5)). Reports bits per\n"
+	"weight, bytes and every format that fell back; with --text also perplexity, KL\n"
+	"divergence and top-1 agreement of the compressed model against MODEL.\n"
+	CLI_RECIPE_HELP
+	"  --out FILE         the GGUF file to write\n"
+	"  --text FILE        evaluate on this text too (--ctx N, --chunks N as for eval)\n"
+	"  --tokenizer FILE   llama2.c tokenizer.bin for MODEL\n"
+	"  --threads N        CPU threads (default: one per core)\n"
+	"  --json             print one JSON object\n";
+
+int cli_recipe_opt(const char *cmd, int c, const char *arg, cli_recipe_opts *o)
+{
+	switch (c) {
+	case 'R': o->recipe = arg; return 1;
+	case 'F': o->format = arg; return 1;
+	case 'M': o->method = arg; return 1;
+	case 'P': o->pattern = arg; return 1;
+	case 'U': o->prune = arg; return 1;
+	case 'C': o->calib = arg; return 1;
+	case 'S': return cli_parse_float(cmd, "--sparsity", arg, 0, 1, &o->sparsity) ? 1 : -1;
+	}
+	return 0;
+}
+
+bool cli_recipe_given(const cli_recipe_opts *o)
+{
+	return o->recipe || o->format || o->method || o->pattern || o->prune || o->sparsity >= 0;
+}
+
+static void set_field(char *dst, size_t n, bool *has, const char *v)
+{
+	if (v) {
+		snprintf(dst, n, "%s", v);
+		*has = true;
+	}
+}
+
+sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_model *m)
+{
+	sl_error err = {0};
+	sl_recipe *r = NULL;
+	if (o->recipe && (o->format || o->method || o->pattern || o->prune || o->sparsity >= 0)) {
+		cli_usage_error(cmd, "--recipe and --format/--method/--sparsity/--pattern/--prune exclude each other");
+		return NULL;
+	}
+	if (o->recipe) {
+		if (sl_recipe_load(o->recipe, &r, &err)) {
+			cli_error(&err);
+			return NULL;
+		}
+	} else {
+		if (!o->format && o->sparsity < 0 && !o->pattern) {
+			cli_usage_error(cmd, "give --recipe FILE, or --format FMT and/or --sparsity S");
+			return NULL;
+		}
+		if (!(r = sl_recipe_new())) {
+			sl_errorf(&err, SL_ERR_NOMEM, "out of memory");
+			cli_error(&err);
+			return NULL;
+		}
+		sl_rule *d = &r->def;
+		set_field(d->format, sizeof d->format, &d->has_format, o->format);
+		set_field(d->method, sizeof d->method, &d->has_method, o->method);
+		set_field(d->pattern, sizeof d->pattern, &d->has_pattern, o->pattern);
+		set_field(d->prune, sizeof d->prune, &d->has_prune, o->prune);
+		d->has_sparsity = o->sparsity >= 0;
+		d->sparsity = d->has_sparsity ? o->sparsity : 0;
+		snprintf(r->name, sizeof r->name, "%s%s%s", o->format ? o->format : "", o->format && o->method ? " " : "",
+		         o->method ? o->method : "");
+	}
+	if (o->calib)
+		snprintf(r->calib.text, sizeof r->calib.text, "%s", o->calib);
+	/* Problems of a uniform rule are named by the option that set them. */
+	sl_recipe_issue is[64];
+	int n = sl_recipe_check(r, m, is, 64);
+	for (int i = 0; i < n && i < 64; i++) {
+		bool opt = !o->recipe && !strncmp(is[i].path, "default.", 8);
+		fprintf(stderr, "slimlab %s: %s%s%s%s: %s\n", cmd, o->recipe ? o->recipe : "", o->recipe ? ": " : "",
+		        opt ? "--" : "", opt ? is[i].path + 8 : is[i].path, is[i].msg);
+	}
+	if (n) {
+		sl_recipe_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+sl_model *cli_apply(const sl_model *base, const sl_recipe *r, bool simulate, sl_apply_report *rep)
+{
+	cli_bar bar;
+	cli_bar_init(&bar, "compress");
+	sl_apply_opts o = {.simulate = simulate, .progress = &bar.p};
+	sl_model *out = NULL;
+	sl_error err = {0};
+	sl_status st = sl_recipe_apply(base, r, &o, &out, rep, &err);
+	cli_bar_done(&bar);
+	if (st) {
+		cli_error(&err);
+		return NULL;
+	}
+	return out;
+}
+
+/* Bytes of m with every compressed module stored in the format it ended
+ * up in: a simulated model holds dequantized F32, and its report counts
+ * those. */
+double cli_packed_bytes(const sl_model *m, const sl_apply_report *rep)
+{
+	double bytes = (double)sl_model_bytes(m);
+	int n = sl_model_modules(m, NULL, 0);
+	sl_module *mods = calloc((size_t)n, sizeof *mods);
+	if (!mods)
+		return bytes;
+	sl_model_modules(m, mods, n);
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < rep->n_mods; k++)
+			if (!strcmp(rep->mods[k].module, mods[i].name) && rep->mods[k].used) {
+				const sl_tensor *t = mods[i].w;
+				size_t rb = sl_dtype_row_bytes(rep->mods[k].used->dtype, t->ne[0]);
+				bytes += (double)rb * (double)sl_tensor_nrows(t) - (double)t->nbytes;
+				break;
+			}
+	free(mods);
+	return bytes;
+}
+
+/* Fallbacks grouped by (asked, used): one line each, with a few modules. */
+typedef struct {
+	const sl_format *asked, *used;
+	int count, first;
+} fallback_group;
+
+static int group_fallbacks(const sl_apply_report *rep, fallback_group *g, int max)
+{
+	int n = 0;
+	for (int i = 0; i < rep->n_mods; i++) {
+		const sl_module_report *mr = &rep->mods[i];
+		if (!mr->asked || mr->used == mr->asked)
+			continue;
+		int k = 0;
+		while (k < n && !(g[k].asked == mr->asked && g[k].used == mr->used))
+			k++;
+		if (k == n && n < max)
+			g[n++] = (fallback_group){mr->asked, mr->used, 0, i};
+		if (k < n)
+			g[k].count++;
+	}
+	return n;
+}
+
+void cli_print_apply(const sl_apply_report *rep, const sl_recipe *r, double bytes, double params)
+{
+	char a[32], b[32];
+	cli_fmt_bytes(rep->bytes_before, a, sizeof a);
+	cli_fmt_bytes(bytes, b, sizeof b);
+	printf("recipe       %s\n", r->name[0] ? r->name : "(unnamed)");
+	printf("size         %s -> %s, %.3f bits per weight (%.2fx smaller)\n", a, b, 8.0 * bytes / params,
+	       rep->bytes_before / bytes);
+	int compressed = 0;
+	for (int i = 0; i < rep->n_mods; i++)
+		compressed += rep->mods[i].asked != NULL || rep->mods[i].sparsity > 0;
+	printf("modules      %d of %d compressed in %.2f s\n", compressed, rep->n_mods, rep->seconds);
+	fallback_group g[64];
+	int ng = group_fallbacks(rep, g, 64);
+	for (int k = 0; k < ng; k++) {
+		printf("%-12s %s -> %s for %d module%s:", k ? "" : "fallbacks", g[k].asked->name, g[k].used->name,
+		       g[k].count, g[k].count == 1 ? "" : "s");
+		int shown = 0;
+		for (int i = g[k].first; i < rep->n_mods && shown < 4; i++)
+			if (rep->mods[i].asked == g[k].asked && rep->mods[i].used == g[k].used)
+				printf("%s %s", shown++ ? "," : "", rep->mods[i].module);
+		if (g[k].count > shown)
+			printf(" and %d more", g[k].count - shown);
+		printf("\n");
+	}
+	if (!ng)
+		printf("fallbacks    none\n");
+	int notes = 0;
+	for (int i = 0; i < rep->n_mods; i++)
+		if (rep->mods[i].note[0] && !(rep->mods[i].asked && rep->mods[i].used != rep->mods[i].asked) &&
+		    notes++ < 8)
+			printf("%-12s %s: %s\n", notes == 1 ? "notes" : "", rep->mods[i].module, rep->mods[i].note);
+}
+
+cJSON *cli_apply_json(const sl_apply_report *rep, const sl_recipe *r, double bytes, double params)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *rj = sl_recipe_to_json(r);
+	cJSON_AddItemToObject(o, "recipe", rj ? cJSON_Parse(rj) : cJSON_CreateNull());
+	free(rj);
+	cJSON_AddNumberToObject(o, "bytes_before", rep->bytes_before);
+	cJSON_AddNumberToObject(o, "bytes", bytes);
+	cJSON_AddNumberToObject(o, "params", params);
+	cJSON_AddNumberToObject(o, "bpw", 8.0 * bytes / params);
+	cJSON_AddNumberToObject(o, "seconds", rep->seconds);
+	cJSON *fb = cJSON_AddArrayToObject(o, "fallbacks");
+	cJSON *mods = cJSON_AddArrayToObject(o, "modules");
+	for (int i = 0; i < rep->n_mods; i++) {
+		const sl_module_report *mr = &rep->mods[i];
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "module", mr->module);
+		if (mr->asked)
+			cJSON_AddStringToObject(j, "asked", mr->asked->name);
+		if (mr->used)
+			cJSON_AddStringToObject(j, "used", mr->used->name);
+		cJSON_AddStringToObject(j, "method", mr->method);
+		cJSON_AddNumberToObject(j, "sparsity", mr->sparsity);
+		cJSON_AddNumberToObject(j, "bytes_before", mr->bytes_before);
+		cJSON_AddNumberToObject(j, "bytes_after", mr->bytes_after);
+		cJSON_AddNumberToObject(j, "rel_error", mr->rel_error);
+		cJSON_AddNumberToObject(j, "seconds", mr->seconds);
+		if (mr->note[0])
+			cJSON_AddStringToObject(j, "note", mr->note);
+		if (mr->asked && mr->used != mr->asked)
+			cJSON_AddItemToArray(fb, cJSON_Duplicate(j, true));
+		cJSON_AddItemToArray(mods, j);
+	}
+	return o;
+}
+
+int sl_cmd_apply(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		CLI_RECIPE_OPTIONS,
+		{"out", required_argument, 0, 'o'},
+		{"text", required_argument, 0, 'f'},
+		{"ctx", required_argument, 0, 'c'},
+		{"chunks", required_argument, 0, 'k'},
+		{"tokenizer", required_argument, 0, 't'},
+		{"threads", required_argument, 0, 'T'},
+		{"json", no_argument, 0, 'j'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	cli_recipe_opts ro = {.sparsity = -1};
+	const char *out_path = NULL, *text_path = NULL, *tok = NULL;
+	long ctx = 0, chunks = 0, threads = 0;
+	bool json = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:f:c:k:t:h", opts, NULL)) != -1) {
+		int used = cli_recipe_opt("apply", c, optarg, &ro);
+		if (used < 0)
+			return CLI_USAGE;
+		if (used)
+			continue;
+		switch (c) {
+		case 'o': out_path = optarg; break;
+		case 'f': text_path = optarg; break;
+		case 'c': if (!cli_parse_int("apply", "--ctx", optarg, 4, 1 << 20, &ctx)) return CLI_USAGE; break;
+		case 'k': if (!cli_parse_int("apply", "--chunks", optarg, 1, 1 << 30, &chunks)) return CLI_USAGE; break;
+		case 't': tok = optarg; break;
+		case 'T': if (!cli_parse_int("apply", "--threads", optarg, 1, 256, &threads)) return CLI_USAGE; break;
+		case 'j': json = true; break;
+		case 'h': fputs(apply_usage, stdout); return CLI_OK;
+		default: return cli_usage_error("apply", "unknown option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("apply", "expects one MODEL");
+	if (!out_path)
+		return cli_usage_error("apply", "--out FILE is required");
+	if (threads)
+		sl_kernels_set_threads((int)threads);
+	sl_error err = {0};
+	char *text = NULL;
+	size_t len = 0;
+	if (text_path && sl_read_file(text_path, (size_t)1 << 30, &text, &len, &err))
+		return cli_error(&err);
+	int rc = CLI_FAIL;
+	sl_model *base = cli_load_model(argv[optind], tok), *m = NULL;
+	sl_recipe *r = base ? cli_recipe_load("apply", &ro, base) : NULL;
+	sl_apply_report rep = {0};
+	if (!r || !(m = cli_apply(base, r, false, &rep)))
+		goto done;
+	cli_bar bar;
+	cli_bar_init(&bar, "export");
+	sl_status st = sl_export_gguf(m, r, out_path, &bar.p, &err);
+	cli_bar_done(&bar);
+	if (st) {
+		cli_error(&err);
+		goto done;
+	}
+	sl_eval_result ev;
+	if (text) {
+		cli_bar_init(&bar, "eval");
+		sl_eval_opts eo = {.n_ctx = (int)ctx, .n_chunks = (int)chunks, .progress = &bar.p};
+		st = sl_eval_text(m, base, text, len, &eo, &ev, &err);
+		cli_bar_done(&bar);
+		if (st) {
+			cli_error(&err);
+			goto done;
+		}
+	}
+	double bytes = (double)sl_model_bytes(m), params = (double)sl_model_n_params(m);
+	if (json) {
+		cJSON *o = cli_apply_json(&rep, r, bytes, params);
+		cJSON_AddStringToObject(o, "model", argv[optind]);
+		cJSON_AddStringToObject(o, "out", out_path);
+		if (text)
+			cJSON_AddItemToObject(o, "eval", cli_eval_json(&ev, text_path));
+		cli_print_json(o);
+	} else {
+		cli_print_apply(&rep, r, bytes, params);
+		printf("written      %s\n", out_path);
+		if (text)
+			cli_print_eval(&ev);
+	}
+	rc = CLI_OK;
+done:
+	sl_apply_report_free(&rep);
+	sl_recipe_free(r);
+	sl_model_free(m);
+	sl_model_free(base);
+	free(text);
+	return rc;
+}
