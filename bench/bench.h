@@ -4,11 +4,22 @@
 #ifndef SL_BENCH_H
 #define SL_BENCH_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "kernels/kernels.h"
+
+/* The model a benchmark runs on: its first argument, else stories260K from
+ * the fixtures ($SL_FIXTURES or ../shared/fixtures). */
+static inline const char *bench_model_path(int argc, char **argv)
+{
+	static char path[4096];
+	const char *fixtures = getenv("SL_FIXTURES");
+	snprintf(path, sizeof path, "%s/models/stories260K.gguf", fixtures ? fixtures : "../shared/fixtures");
+	return argc > 1 ? argv[1] : path;
+}
 
 static inline double bench_now(void)
 {

@@ -132,11 +132,7 @@ static sl_model *random_model(int dim, int layers, int heads, int hidden, int vo
 
 int main(int argc, char **argv)
 {
-	const char *fixtures = getenv("SL_FIXTURES");
-	char path[4096];
-	snprintf(path, sizeof path, "%s/models/stories260K.gguf", fixtures ? fixtures : "../shared/fixtures");
-	if (argc > 1)
-		snprintf(path, sizeof path, "%s", argv[1]);
+	const char *path = bench_model_path(argc, argv);
 	double bw = bench_memory_bandwidth();
 	printf("threads %d, memory read bandwidth %.2f GB/s\n", sl_kernels_threads(), bw);
 	sl_model *m = NULL;

@@ -127,11 +127,7 @@ static void bench_model(const char *label, const sl_model *base, bool quality)
 
 int main(int argc, char **argv)
 {
-	const char *fixtures = getenv("SL_FIXTURES");
-	char path[4096];
-	snprintf(path, sizeof path, "%s/models/stories260K.gguf", fixtures ? fixtures : "../shared/fixtures");
-	if (argc > 1)
-		snprintf(path, sizeof path, "%s", argv[1]);
+	const char *path = bench_model_path(argc, argv);
 	sl_error err = {0};
 	if (sl_read_file("data/eval.txt", 1 << 26, &eval_text, &eval_len, &err)) {
 		fprintf(stderr, "%s (run from the source tree)\n", err.msg);

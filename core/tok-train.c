@@ -35,6 +35,14 @@ typedef struct {
 	size_t mask, used;
 } str_map;
 
+static void smap_free(str_map *m)
+{
+	free(m->key);
+	free(m->len);
+	free(m->val);
+	memset(m, 0, sizeof *m);
+}
+
 static bool smap_init(str_map *m, size_t cap)
 {
 	m->mask = cap - 1;
@@ -42,14 +50,10 @@ static bool smap_init(str_map *m, size_t cap)
 	m->key = calloc(cap, sizeof *m->key);
 	m->len = calloc(cap, sizeof *m->len);
 	m->val = calloc(cap, sizeof *m->val);
-	return m->key && m->len && m->val;
-}
-
-static void smap_free(str_map *m)
-{
-	free(m->key);
-	free(m->len);
-	free(m->val);
+	if (m->key && m->len && m->val)
+		return true;
+	smap_free(m);
+	return false;
 }
 
 static size_t smap_slot(const str_map *m, const char *s, size_t n)
@@ -105,7 +109,13 @@ static bool pmap_init(pair_map *m, size_t cap)
 	m->used = 0;
 	m->key = calloc(cap, sizeof *m->key);
 	m->count = calloc(cap, sizeof *m->count);
-	return m->key && m->count;
+	if (m->key && m->count)
+		return true;
+	free(m->key);
+	free(m->count);
+	m->key = NULL;
+	m->count = NULL;
+	return false;
 }
 
 static size_t pmap_slot(const pair_map *m, uint64_t k)
@@ -121,11 +131,8 @@ static bool pmap_add(pair_map *m, int32_t a, int32_t b, int64_t d)
 	uint64_t k = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
 	if (2 * (m->used + 1) > m->mask + 1) {
 		pair_map g;
-		if (!pmap_init(&g, 2 * (m->mask + 1))) {
-			free(g.key);
-			free(g.count);
+		if (!pmap_init(&g, 2 * (m->mask + 1)))
 			return false;
-		}
 		for (size_t i = 0; i <= m->mask; i++)
 			if (m->key[i] && m->count[i] > 0) {
 				size_t j = pmap_slot(&g, m->key[i]);

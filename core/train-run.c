@@ -168,7 +168,8 @@ sl_status sl_train_config_parse(const char *json, size_t len, const char *name, 
 	sl_adamw_opts *o = &c->opt;
 	o->total = (int64_t)num(&j, train, "train", "steps", 1, 1, 1e9, true);
 	c->batch = (int)num(&j, train, "train", "batch", 8, 1, 65536, true);
-	c->seq_len = (int)num(&j, train, "train", "seq_len", s->max_seq_len ? s->max_seq_len : 256, 2, 1 << 20, true);
+	/* 0: the context of the model model.init names, at most 256 */
+	c->seq_len = (int)num(&j, train, "train", "seq_len", s->max_seq_len, 2, 1 << 20, true);
 	c->accum = (int)num(&j, train, "train", "accum", 1, 1, 65536, true);
 	o->lr = (float)num(&j, train, "train", "lr", 1e-3, 1e-9, 10, false);
 	o->min_lr = (float)num(&j, train, "train", "min_lr", o->lr / 10, 0, o->lr, false);
@@ -246,7 +247,7 @@ sl_status sl_train_config_load(const char *path, sl_train_config *c, sl_error *e
 
 /* The settings a resumed run must share with the run that wrote the
  * checkpoint, as flat JSON. */
-static char *identity(const sl_train_config *c)
+static char *identity(const sl_train_config *c, int seq_len)
 {
 	cJSON *o = cJSON_CreateObject();
 	char seed[32];
@@ -254,7 +255,7 @@ static char *identity(const sl_train_config *c)
 	cJSON_AddStringToObject(o, "seed", seed);
 	cJSON_AddNumberToObject(o, "train.steps", (double)c->opt.total);
 	cJSON_AddNumberToObject(o, "train.batch", c->batch);
-	cJSON_AddNumberToObject(o, "train.seq_len", c->seq_len);
+	cJSON_AddNumberToObject(o, "train.seq_len", seq_len);
 	cJSON_AddNumberToObject(o, "train.accum", c->accum);
 	cJSON_AddNumberToObject(o, "train.lr", c->opt.lr);
 	cJSON_AddNumberToObject(o, "train.min_lr", c->opt.min_lr);
@@ -366,6 +367,7 @@ typedef struct {
 	sl_train_state s;
 	int32_t *train, *val, *in, *tg;
 	size_t n_train, n_val;
+	int T;                    /* tokens per sequence */
 	double t0;
 	int64_t step0;
 } run;
@@ -386,7 +388,7 @@ static void report(run *r, sl_train_event ev, double loss, const sl_step_info *i
 	int64_t done = r->opt.step - r->step0;
 	if (done > 0) {
 		double per = rep.elapsed_s / (double)done;
-		rep.tokens_per_s = (double)done * r->c->accum * r->c->batch * r->c->seq_len / rep.elapsed_s;
+		rep.tokens_per_s = (double)done * r->c->accum * r->c->batch * r->T / rep.elapsed_s;
 		rep.eta_s = per * (double)(r->c->opt.total - r->opt.step);
 	}
 	if (info) {
@@ -404,7 +406,7 @@ static void report(run *r, sl_train_event ev, double loss, const sl_step_info *i
 /* Loss and perplexity on the validation text; n_chunks 0 = all of it. */
 static sl_status validate(run *r, int n_chunks, sl_eval_result *res, sl_error *err)
 {
-	sl_eval_opts eo = {.n_ctx = r->c->seq_len, .n_chunks = n_chunks, .progress = NULL};
+	sl_eval_opts eo = {.n_ctx = r->T, .n_chunks = n_chunks, .progress = NULL};
 	sl_status st = sl_eval_tokens(r->m, NULL, r->val, r->n_val, &eo, res, err);
 	if (st)
 		return sl_error_prefix(err, "validation: ");
@@ -504,7 +506,13 @@ static sl_status fresh_model(run *r, sl_error *err)
 static sl_status setup(run *r, sl_error *err)
 {
 	const sl_train_config *c = r->c;
-	bool resume = r->o->resume && c->checkpoint[0] && sl_file_exists(c->checkpoint);
+	bool have = c->checkpoint[0] && sl_file_exists(c->checkpoint), resume = r->o->resume && have;
+	if (have && !resume)
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "%s exists: resume from it (slimlab train --resume), or remove it to start afresh",
+		                 c->checkpoint);
+	if (r->o->resume && !have)
+		report(r, SL_TRAIN_NOTE, 0, NULL, NULL, "no checkpoint to resume from: starting afresh");
 	sl_load_opts lo = {.check_finite = true};
 	sl_status st;
 	if (resume)
@@ -520,26 +528,27 @@ static sl_status setup(run *r, sl_error *err)
 		                 r->m->path);
 	if (c->teacher[0] && (st = sl_model_load(c->teacher, &lo, &r->teacher, err)))
 		return sl_error_prefix(err, "teacher: ");
-	if (c->seq_len > r->m->cfg.max_seq_len)
-		return sl_errorf(err, SL_ERR_ARG, "train.seq_len %d exceeds the model's context of %d", c->seq_len,
+	r->T = c->seq_len ? c->seq_len : r->m->cfg.max_seq_len < 256 ? r->m->cfg.max_seq_len : 256;
+	if (r->T > r->m->cfg.max_seq_len)
+		return sl_errorf(err, SL_ERR_ARG, "train.seq_len %d exceeds the model's context of %d", r->T,
 		                 r->m->cfg.max_seq_len);
 	if ((st = encode_file(r->m->tok, c->train_text, false, &r->train, &r->n_train, err)))
 		return st;
-	if ((size_t)c->seq_len + 1 > r->n_train)
+	if ((size_t)r->T + 1 > r->n_train)
 		return sl_errorf(err, SL_ERR_ARG, "%s: %zu tokens are too few for windows of %d", c->train_text, r->n_train,
-		                 c->seq_len);
+		                 r->T);
 	if (c->val_text[0] &&
 	    (st = encode_file(r->m->tok, c->val_text, sl_tok_add_bos(r->m->tok), &r->val, &r->n_val, err)))
 		return st;
-	if ((st = sl_trainer_new(r->m, sl_train_kernels_cpu(), c->batch, c->seq_len, &r->tr, err)) ||
+	if ((st = sl_trainer_new(r->m, sl_train_kernels_cpu(), c->batch, r->T, &r->tr, err)) ||
 	    (st = sl_adamw_init(&r->opt, sl_trainer_n_weights(r->tr), err)))
 		return st;
-	size_t nb = (size_t)c->accum * c->batch * c->seq_len;
+	size_t nb = (size_t)c->accum * c->batch * r->T;
 	r->in = sl_malloc_array(nb, sizeof(int32_t));
 	r->tg = sl_malloc_array(nb, sizeof(int32_t));
 	if (!r->in || !r->tg)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for a batch of %zu tokens", nb);
-	char *ident = identity(c);
+	char *ident = identity(c, r->T);
 	if (!ident)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	uint32_t hash = hash_tokens(r->train, r->n_train);
@@ -576,7 +585,7 @@ sl_status sl_train_run(const sl_train_config *c, const sl_train_run_opts *o, sl_
 		sl_kernels_set_threads(c->threads);
 	run r = {.c = c, .o = o};
 	sl_status st = setup(&r, err);
-	const int T = c->seq_len, per_micro = c->batch * T;
+	const int T = r.T, per_micro = c->batch * T;
 	const int bos = r.m && r.m->tok && sl_tok_add_bos(r.m->tok) ? sl_tok_bos(r.m->tok) : -1;
 	r.t0 = now_s();
 	r.step0 = r.opt.step;

@@ -25,7 +25,7 @@ typedef struct {
 	/* data */
 	char train_text[SL_PATH_MAX], val_text[SL_PATH_MAX];
 	/* schedule */
-	int batch, seq_len, accum;
+	int batch, seq_len, accum; /* seq_len 0: the model's context, at most 256 */
 	sl_adamw_opts opt;
 	sl_loss loss;
 	char teacher[SL_PATH_MAX];
@@ -75,7 +75,8 @@ typedef struct {
 
 /* Runs c. On cancellation a checkpoint is written first (when the config
  * names one) and SL_ERR_CANCELLED returned; a run resumed from it goes on
- * exactly as if it had not stopped. */
+ * exactly as if it had not stopped. A checkpoint already there is never
+ * overwritten by a fresh run: resume from it or remove it. */
 sl_status sl_train_run(const sl_train_config *c, const sl_train_run_opts *o, sl_error *err);
 
 #endif

@@ -29,8 +29,8 @@ typedef struct {
 void sl_vocab_free(sl_vocab *v);
 /* Sets the tokenizer.ggml.* keys of v on w. */
 void sl_vocab_put(sl_gguf_writer *w, const sl_vocab *v);
-/* A GGUF holding only the vocabulary, written atomically; slimlab and
- * llama.cpp open it as they open ggml-vocab-*.gguf. */
+/* A GGUF holding only the vocabulary, written atomically; slimlab opens
+ * it as it opens ggml-vocab-*.gguf (llama.cpp wants a model around it). */
 sl_status sl_vocab_write(const sl_vocab *v, const char *path, sl_error *err);
 /* A tokenizer for v, built the way a GGUF file's vocabulary is loaded. */
 sl_status sl_vocab_to_tokenizer(const sl_vocab *v, struct sl_tokenizer **out, sl_error *err);

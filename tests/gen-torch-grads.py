@@ -17,12 +17,11 @@ weights, the teacher's weights (names prefixed "teacher."), "inputs",
 "grad.<kind>.<tensor name>".
 """
 import json
-import struct
 import sys
 
 import torch
 
-from torch_llama import forward, loss_fn, make
+from torch_llama import forward, loss_fn, make, record
 
 CASES = [
     # Llama-like: grouped-query, interleaved rotary, untied head.
@@ -37,13 +36,6 @@ TEACHER = dict(rope="norm", dim=16, head_dim=8, n_heads=2, n_kv_heads=2, hidden=
                eps=1e-5, theta=10000.0, rope_dim=8, qkv_bias=False, tied=True)
 LOSSES = [("ce", 1.0, 1.0), ("kl_forward", 2.0, 0.25), ("kl_reverse", 1.5, 0.0)]
 B, T = 2, 11
-
-
-def record(f, name, t):
-    b = name.encode()
-    f.write(struct.pack("<I", len(b)) + b)
-    f.write(struct.pack("<I", t.dim()) + b"".join(struct.pack("<Q", d) for d in t.shape))
-    f.write(t.detach().contiguous().float().numpy().tobytes())
 
 
 def main(out):

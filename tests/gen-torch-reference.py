@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes tests/data/torch-forward.bin: small random transformers and the
-logits PyTorch computes for them, the independent reference that
-tests/test-arch.c checks slimlab's forward pass against.
+logits PyTorch computes for them (Llama-family ones through torch_llama.py,
+GPT-2 here), the independent reference that tests/test-arch.c checks
+slimlab's forward pass against.
 
 Run by hand with Debian's python3-torch (/usr/bin/python3); the output is
 committed, so the tests do not need PyTorch.
@@ -13,72 +14,12 @@ model follows as a record named "config" holding the JSON bytes as one
 u8-per-f32 vector (kept simple to parse in C).
 """
 import json
-import math
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 
-
-def rms_norm(x, w, eps):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
-
-
-def rope_neox(x, pos, theta, rot):
-    # x: [T, H, D]; rotate the first `rot` dims as (i, i + rot/2) pairs.
-    half = rot // 2
-    inv = 1.0 / (theta ** (torch.arange(0, half, dtype=torch.float64) * 2 / rot))
-    ang = pos[:, None].double() * inv[None, :]
-    cos, sin = ang.cos().float()[:, None, :], ang.sin().float()[:, None, :]
-    x1, x2, rest = x[..., :half], x[..., half:rot], x[..., rot:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
-
-
-def rope_interleaved(x, pos, theta, rot):
-    # Adjacent pairs (2i, 2i+1) as complex numbers, as Meta's reference does.
-    half = rot // 2
-    inv = 1.0 / (theta ** (torch.arange(0, half, dtype=torch.float64) * 2 / rot))
-    ang = pos[:, None].double() * inv[None, :]
-    rotor = torch.polar(torch.ones_like(ang), ang).to(torch.complex64)[:, None, :]
-    xc = torch.view_as_complex(x[..., :rot].reshape(*x.shape[:-1], half, 2).contiguous())
-    out = torch.view_as_real(xc * rotor).flatten(-2)
-    return torch.cat([out, x[..., rot:]], dim=-1)
-
-
-def attention(q, k, v):
-    # q: [T, H, D], k/v: [T, Hkv, D] -> [T, H*D], causal, grouped-query.
-    T, H, D = q.shape
-    rep = H // k.shape[1]
-    k = k.repeat_interleave(rep, dim=1)
-    v = v.repeat_interleave(rep, dim=1)
-    q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
-    scores = q @ k.transpose(1, 2) / math.sqrt(D)
-    mask = torch.ones(T, T, dtype=torch.bool).triu(1)
-    o = torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1) @ v
-    return o.transpose(0, 1).reshape(T, H * D)
-
-
-def llama_forward(cfg, W, tokens):
-    T = len(tokens)
-    pos = torch.arange(T)
-    hd, H, Hkv = cfg["head_dim"], cfg["n_heads"], cfg["n_kv_heads"]
-    rope = rope_neox if cfg["rope"] == "neox" else rope_interleaved
-    x = W["token_embd.weight"][tokens]
-    for l in range(cfg["n_layers"]):
-        p = f"blk.{l}."
-        h = rms_norm(x, W[p + "attn_norm.weight"], cfg["eps"])
-        q = F.linear(h, W[p + "attn_q.weight"], W.get(p + "attn_q.bias")).view(T, H, hd)
-        k = F.linear(h, W[p + "attn_k.weight"], W.get(p + "attn_k.bias")).view(T, Hkv, hd)
-        v = F.linear(h, W[p + "attn_v.weight"], W.get(p + "attn_v.bias")).view(T, Hkv, hd)
-        q = rope(q, pos, cfg["theta"], cfg["rope_dim"])
-        k = rope(k, pos, cfg["theta"], cfg["rope_dim"])
-        x = x + F.linear(attention(q, k, v), W[p + "attn_output.weight"])
-        h = rms_norm(x, W[p + "ffn_norm.weight"], cfg["eps"])
-        g = F.silu(F.linear(h, W[p + "ffn_gate.weight"])) * F.linear(h, W[p + "ffn_up.weight"])
-        x = x + F.linear(g, W[p + "ffn_down.weight"])
-    x = rms_norm(x, W["output_norm.weight"], cfg["eps"])
-    return F.linear(x, W.get("output.weight", W["token_embd.weight"]))
+from torch_llama import attention, forward, make, record
 
 
 def gpt2_forward(cfg, W, tokens):
@@ -89,37 +30,13 @@ def gpt2_forward(cfg, W, tokens):
         p = f"blk.{l}."
         h = F.layer_norm(x, (D,), W[p + "attn_norm.weight"], W[p + "attn_norm.bias"], cfg["eps"])
         qkv = F.linear(h, W[p + "attn_qkv.weight"], W[p + "attn_qkv.bias"])
-        q, k, v = (t.reshape(T, H, D // H) for t in qkv.split(D, dim=-1))
-        x = x + F.linear(attention(q, k, v), W[p + "attn_output.weight"], W[p + "attn_output.bias"])
+        q, k, v = (t.reshape(1, T, H, D // H) for t in qkv.split(D, dim=-1))
+        x = x + F.linear(attention(q, k, v)[0], W[p + "attn_output.weight"], W[p + "attn_output.bias"])
         h = F.layer_norm(x, (D,), W[p + "ffn_norm.weight"], W[p + "ffn_norm.bias"], cfg["eps"])
         h = F.gelu(F.linear(h, W[p + "ffn_up.weight"], W[p + "ffn_up.bias"]), approximate="tanh")
         x = x + F.linear(h, W[p + "ffn_down.weight"], W[p + "ffn_down.bias"])
     x = F.layer_norm(x, (D,), W["output_norm.weight"], W["output_norm.bias"], cfg["eps"])
     return F.linear(x, W["token_embd.weight"])
-
-
-def make_llama(g, cfg):
-    D, hd, H, Hkv, F_, V = cfg["dim"], cfg["head_dim"], cfg["n_heads"], cfg["n_kv_heads"], cfg["hidden"], cfg["vocab"]
-    r = lambda *s, scale=0.3: torch.randn(*s, generator=g) * scale
-    W = {"token_embd.weight": r(V, D, scale=1.0), "output_norm.weight": 1 + r(D, scale=0.1)}
-    if not cfg["tied"]:
-        W["output.weight"] = r(V, D)
-    for l in range(cfg["n_layers"]):
-        p = f"blk.{l}."
-        W[p + "attn_norm.weight"] = 1 + r(D, scale=0.1)
-        W[p + "attn_q.weight"] = r(H * hd, D)
-        W[p + "attn_k.weight"] = r(Hkv * hd, D)
-        W[p + "attn_v.weight"] = r(Hkv * hd, D)
-        if cfg["qkv_bias"]:
-            W[p + "attn_q.bias"] = r(H * hd)
-            W[p + "attn_k.bias"] = r(Hkv * hd)
-            W[p + "attn_v.bias"] = r(Hkv * hd)
-        W[p + "attn_output.weight"] = r(D, H * hd)
-        W[p + "ffn_norm.weight"] = 1 + r(D, scale=0.1)
-        W[p + "ffn_gate.weight"] = r(F_, D)
-        W[p + "ffn_up.weight"] = r(F_, D)
-        W[p + "ffn_down.weight"] = r(D, F_)
-    return W
 
 
 def make_gpt2(g, cfg):
@@ -158,22 +75,17 @@ MODELS = [
 ]
 
 
-def record(f, name, t):
-    b = name.encode()
-    f.write(struct.pack("<I", len(b)) + b)
-    f.write(struct.pack("<I", t.dim()) + b"".join(struct.pack("<Q", d) for d in t.shape))
-    f.write(t.contiguous().float().numpy().tobytes())
-
-
 def main(out):
     g = torch.Generator().manual_seed(20261122)
     with open(out, "wb") as f:
         for cfg in MODELS:
-            W = make_gpt2(g, cfg) if cfg["arch"] == "gpt2" else make_llama(g, cfg)
+            W = make_gpt2(g, cfg) if cfg["arch"] == "gpt2" else make(g, cfg)
             tokens = torch.randint(0, cfg["vocab"], (24,), generator=g)
             with torch.no_grad():
-                fwd = gpt2_forward if cfg["arch"] == "gpt2" else llama_forward
-                logits = fwd(cfg, W, tokens)
+                if cfg["arch"] == "gpt2":
+                    logits = gpt2_forward(cfg, W, tokens)
+                else:
+                    logits = forward(cfg, W, tokens[None])[0]
             record(f, "config", torch.tensor(list(json.dumps(cfg).encode()), dtype=torch.float32))
             for name, t in W.items():
                 record(f, name, t)

@@ -26,14 +26,6 @@ static const char *tmp(const char *name)
 	return p;
 }
 
-static sl_model *load(const char *path)
-{
-	sl_error err = {0};
-	sl_model *m = NULL;
-	CHECK(sl_model_load(path, NULL, &m, &err) == SL_OK, "load %s: %s", path, err.msg);
-	return m;
-}
-
 /* Logits after every token of the sequence (N_TOK x vocab, malloc'ed). */
 static float *logits_of(const sl_model *m)
 {
@@ -99,7 +91,7 @@ static void test_float_round_trip(const sl_model *m)
 	const char *path = tmp("f32.gguf");
 	sl_error err;
 	REQUIRE(sl_export_gguf(m, NULL, path, NULL, &err) == SL_OK, "export: %s", err.msg);
-	sl_model *back = load(path);
+	sl_model *back = test_load(path);
 	REQUIRE(back, "reload");
 	check_same_values(m, back, "f32");
 	float *a = logits_of(m), *b = logits_of(back);
@@ -149,7 +141,7 @@ static void test_formats(const sl_model *base)
 		      e.bytes, sl_model_bytes(q));
 		const char *path = tmp("q.gguf");
 		CHECK(sl_export_gguf(q, r, path, NULL, &err) == SL_OK, "%s: export: %s", cases[c].format, err.msg);
-		sl_model *back = load(path);
+		sl_model *back = test_load(path);
 		if (back) {
 			check_same_values(q, back, cases[c].format);
 			int ta = sl_model_tensor(back, "blk.0.attn_q.weight")->type;
@@ -216,7 +208,7 @@ static void test_neox_permutation(const sl_model *stories)
 		}
 		const char *path = tmp("neox.gguf");
 		REQUIRE(sl_export_gguf(m, NULL, path, NULL, &err) == SL_OK, "export: %s", err.msg);
-		sl_model *back = load(path);
+		sl_model *back = test_load(path);
 		REQUIRE(back, "reload");
 		CHECK(back->cfg.rope_style == SL_ROPE_NORM && !strcmp(back->cfg.arch_name, "llama") &&
 		      back->cfg.rope_dim == m->cfg.rope_dim, "exported as llama with interleaved rotary, %d dims",
@@ -260,7 +252,7 @@ static void test_pruned_blocks(const sl_model *base)
 	}
 	const char *path = tmp("pruned.gguf");
 	CHECK(sl_export_gguf(q, r, path, NULL, &err) == SL_OK, "export: %s", err.msg);
-	sl_model *back = load(path);
+	sl_model *back = test_load(path);
 	if (back) {
 		CHECK(!strcmp(back->cfg.arch_name, "deci") && back->layers[1].hidden_dim == 129 &&
 		      back->layers[0].hidden_dim == 172 && back->layers[3].n_heads == 4 && back->layers[1].n_heads == 8,
@@ -302,7 +294,7 @@ int main(void)
 	const char *bin = test_fixture("models/stories260K.bin");
 	if (!bin)
 		return test_finish();
-	sl_model *m = load(bin);
+	sl_model *m = test_load(bin);
 	if (!m)
 		return test_finish();
 	test_float_round_trip(m);

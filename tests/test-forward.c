@@ -10,15 +10,6 @@
 #include "core/tokenizer.h"
 #include "test.h"
 
-static sl_model *load(const char *path)
-{
-	sl_error err = {0};
-	sl_model *m = NULL;
-	if (sl_model_load(path, NULL, &m, &err))
-		fprintf(stderr, "load failed: %s\n", err.msg);
-	return m;
-}
-
 typedef struct {
 	int32_t ids[256];
 	int n;
@@ -44,7 +35,7 @@ static void test_llama2c_reference(void)
 	const char *bin = test_fixture("models/stories260K.bin");
 	if (!bin)
 		return;
-	sl_model *m = load(bin);
+	sl_model *m = test_load(bin);
 	REQUIRE(m, "stories260K.bin loads (tok512.bin found beside it)");
 	FILE *f = fopen(test_srcpath("tests/data/stories260K-greedy200.txt"), "r");
 	REQUIRE(f, "expected ids file");
@@ -84,7 +75,7 @@ static void test_gguf_matches_bin(void)
 	const char *gg = test_fixture("models/stories260K.gguf");
 	if (!bin || !gg)
 		return;
-	sl_model *a = load(bin), *b = load(gg);
+	sl_model *a = test_load(bin), *b = test_load(gg);
 	REQUIRE(a && b, "both load");
 	CHECK(a->cfg.dim == b->cfg.dim && a->cfg.n_layers == b->cfg.n_layers &&
 	      a->cfg.n_kv_heads == b->cfg.n_kv_heads && a->cfg.vocab_size == b->cfg.vocab_size,
@@ -131,7 +122,7 @@ static void test_perplexity_matches_llama_cpp(void)
 	const char *gg = test_fixture("models/stories260K.gguf");
 	if (!gg)
 		return;
-	sl_model *m = load(gg);
+	sl_model *m = test_load(gg);
 	REQUIRE(m, "load");
 	char *text;
 	size_t len;

@@ -417,20 +417,11 @@ static void check_same_tokens(const sl_tokenizer *a, const sl_tokenizer *b)
 	}
 }
 
-static sl_model *load_ok(const char *path)
-{
-	sl_model *m = NULL;
-	sl_error err;
-	sl_status st = sl_model_load(path, NULL, &m, &err);
-	CHECK(st == SL_OK, "load %s: %s", path, err.msg);
-	return st == SL_OK ? m : NULL;
-}
-
 /* Loads path and compares it with g: weights, logits, configuration. */
 static void check_llama(const sl_model *g, const char *path, const st_list *l, const int32_t *toks,
                         int n, double tol)
 {
-	sl_model *h = load_ok(path);
+	sl_model *h = test_load(path);
 	if (!h)
 		return;
 	CHECK(!strcmp(h->format, "safetensors"), "%s: format %s", path, h->format);
@@ -451,7 +442,7 @@ static void test_llama(void)
 	const char *fx = test_fixture("models/stories260K.gguf");
 	if (!fx)
 		return;
-	sl_model *g = load_ok(fx);
+	sl_model *g = test_load(fx);
 	if (!g)
 		return;
 	/* BOS and the start of the reference greedy story. */
@@ -483,7 +474,7 @@ static void test_llama(void)
 	check_llama(g, two, l, ids, n, 1e-4);
 	check_llama(g, path_in(two, "model.safetensors.index.json"), l, ids, n, 1e-4);
 
-	sl_model *h = load_ok(one);
+	sl_model *h = test_load(one);
 	if (h) {
 		const sl_tensor *q = sl_model_tensor(h, "blk.0.attn_q.weight");
 		CHECK(q && !q->owned, "F32 weights point into the mapped file");
@@ -749,7 +740,7 @@ static void test_gpt2(void)
 	gpt2_init(w);
 	const char *dir = subdir("gpt2");
 	write_gpt2(w, dir, NULL);
-	sl_model *m = load_ok(dir);
+	sl_model *m = test_load(dir);
 	if (!m) {
 		free(w);
 		return;

@@ -12,15 +12,6 @@
 
 static const char *calib_text;
 
-static sl_model *load(const char *path)
-{
-	sl_error err = {0};
-	sl_model *m = NULL;
-	if (sl_model_load(path, NULL, &m, &err))
-		fprintf(stderr, "load failed: %s\n", err.msg);
-	return m;
-}
-
 static sl_sweep *new_sweep(const sl_model *m, const char *spec, sl_sweep_unit unit)
 {
 	sl_sweep_option *opts;
@@ -283,7 +274,7 @@ int main(void)
 	calib_text = test_srcpath("data/calib.txt");
 	if (!path)
 		return test_finish();
-	sl_model *m = load(path);
+	sl_model *m = test_load(path);
 	if (!m)
 		return 1;
 	test_cells_equal_full_evaluation(m);

@@ -206,8 +206,11 @@ static void test_job(void)
 	       w.val_ppl);
 	CHECK(w.last_loss < w.first_loss - 1.0, "the loss did not fall: %.3f -> %.3f", w.first_loss, w.last_loss);
 	CHECK(w.evals == 3 && w.checkpoints == 3, "%d evaluations and %d checkpoints", w.evals, w.checkpoints);
+	/* a fresh run never overwrites a checkpoint */
+	sl_status st = run_job("straight", 12, false, -1, &w, &err);
+	CHECK(st == SL_ERR_ARG && strstr(err.msg, "--resume"), "a fresh run over a checkpoint: %s", err.msg);
 	/* stopped after 7 steps (a checkpoint is written), then resumed */
-	sl_status st = run_job("resumed", 12, false, 7, &w, &err);
+	st = run_job("resumed", 12, false, 7, &w, &err);
 	CHECK(st == SL_ERR_CANCELLED && strstr(err.msg, "resume"), "cancel: %s", err.msg);
 	REQUIRE(!run_job("resumed", 12, true, -1, &w, &err), "resume: %s", err.msg);
 	snprintf(a, sizeof a, "%s/straight.gguf", dir);
@@ -233,6 +236,22 @@ static void test_job(void)
 	      w.val_ppl);
 	free(val);
 	sl_model_free(m);
+
+	/* distilling the trained model into a copy of itself starts at zero */
+	static const char *distill =
+		"{\"model\": {\"init\": \"straight.gguf\"}, \"data\": {\"train\": \"train.txt\"},"
+		" \"train\": {\"steps\": 2, \"batch\": 2, \"warmup\": 0},"
+		" \"loss\": {\"kind\": \"kl_reverse\", \"temperature\": 2, \"teacher\": \"straight.gguf\"},"
+		" \"output\": {\"path\": \"distilled.gguf\"}}";
+	snprintf(a, sizeof a, "%s/distill.json", dir);
+	write_file(a, distill, strlen(distill));
+	sl_train_config dc;
+	REQUIRE(!sl_train_config_load(a, &dc, &err), "%s", err.msg);
+	sl_progress dp = {.cancel = &w.cancel};
+	w.stop_at = -1;
+	sl_train_run_opts dopt = {.on_report = on_report, .ctx = &w, .progress = &dp};
+	CHECK(!sl_train_run(&dc, &dopt, &err), "distill: %s", err.msg);
+	CHECK(w.first_loss >= 0 && w.first_loss < 1e-6, "KL of a model to itself: %g", w.first_loss);
 
 	/* resuming with another learning rate is refused, naming it */
 	char path[700], json[2048];
@@ -370,6 +389,28 @@ static void test_tokenizer_trainer(void)
 	sl_tok_free(t);
 }
 
+/* Models of each family the exporter writes: Llama (tied head,
+ * interleaved rotary), Qwen2 (untied, NeoX rotary, heads wider than the
+ * embedding split) and GPT-2. */
+static sl_model *family_model(int family, int V)
+{
+	sl_config c = {.arch = SL_ARCH_LLAMA, .dim = 32, .hidden_dim = 48, .n_layers = 2, .n_heads = 4,
+	               .n_kv_heads = 2, .vocab_size = V, .max_seq_len = 64, .rope_style = SL_ROPE_NORM};
+	if (family == 1) {
+		snprintf(c.arch_name, sizeof c.arch_name, "qwen2");
+		c.rope_style = SL_ROPE_NEOX;
+		c.head_dim = 16;
+	} else if (family == 2) {
+		c.arch = SL_ARCH_GPT2;
+		c.n_kv_heads = 4;
+	}
+	sl_model *m = NULL;
+	sl_error err;
+	if (sl_model_init_random(&c, family != 1, 0.1f, 5 + family, &m, &err))
+		printf("random model: %s\n", err.msg);
+	return m;
+}
+
 static void test_export(void)
 {
 	/* the vocabulary test_tokenizer_trainer wrote goes along */
@@ -379,37 +420,44 @@ static void test_export(void)
 	sl_tokenizer *tok;
 	REQUIRE(!sl_tok_load_file(path, &tok, &err), "%s", err.msg);
 	const int V = sl_tok_n_vocab(tok);
-	sl_model *m = small_model(5, true, V);
-	REQUIRE(m, "model");
-	m->tok = tok;
-	snprintf(path, sizeof path, "%s/export.gguf", dir);
 	int32_t toks[20];
 	fill_tokens(toks, 20, V, 3);
 	float *want = malloc(20 * (size_t)V * sizeof(float)), *got = malloc(20 * (size_t)V * sizeof(float));
-	sl_state *s;
-	REQUIRE(!sl_state_new(m, 20, &s, &err) && !sl_forward(s, toks, 20, want, 0, &err), "%s", err.msg);
-	sl_state_free(s);
-	for (int type = SL_DT_F32; type <= SL_DT_F16; type++) {
-		REQUIRE(!sl_model_save_gguf(m, "test", type, path, &err), "save: %s", err.msg);
-		sl_model *b = NULL;
-		REQUIRE(!sl_model_load(path, NULL, &b, &err), "load: %s", err.msg);
-		CHECK(b->cfg.dim == 32 && b->cfg.n_kv_heads == 2 && b->cfg.hidden_dim == 48 && b->output == b->tok_embd,
-		      "shape lost on the way");
-		CHECK(b->tok_embd->type == type && b->layers[1].attn_norm->type == SL_DT_F32, "tensor types");
-		REQUIRE(!sl_state_new(b, 20, &s, &err) && !sl_forward(s, toks, 20, got, 0, &err), "%s", err.msg);
-		double e = 0;
-		for (int i = 0; i < 20 * V; i++)
-			e = fmax(e, fabs((double)got[i] - want[i]));
-		CHECK(sl_tok_n_vocab(b->tok) == V && !strcmp(sl_tok_piece(b->tok, V - 1), sl_tok_piece(tok, V - 1)),
-		      "the vocabulary did not survive");
-		CHECK(e <= (type == SL_DT_F32 ? 0 : 2e-2), "%s logits differ by %g after save and load",
-		      sl_dtype_name(type), e);
+	snprintf(path, sizeof path, "%s/export.gguf", dir);
+	for (int family = 0; family < 3; family++) {
+		sl_model *m = family_model(family, V);
+		if (!TEST_EVAL(m, "family %d", family))
+			continue;
+		m->tok = sl_tok_ref(tok);
+		sl_state *s;
+		REQUIRE(!sl_state_new(m, 20, &s, &err) && !sl_forward(s, toks, 20, want, 0, &err), "%s", err.msg);
 		sl_state_free(s);
-		sl_model_free(b);
+		for (int type = SL_DT_F32; type <= SL_DT_F16; type++) {
+			REQUIRE(!sl_model_save_gguf(m, "test", type, path, &err), "save: %s", err.msg);
+			sl_model *b = NULL;
+			REQUIRE(!sl_model_load(path, NULL, &b, &err), "load: %s", err.msg);
+			const char *arch = m->cfg.arch_name;
+			CHECK(!strcmp(b->cfg.arch_name, arch) && b->cfg.dim == 32 && b->cfg.n_kv_heads == m->cfg.n_kv_heads &&
+			      b->cfg.head_dim == m->cfg.head_dim && b->cfg.hidden_dim == 48 &&
+			      (b->output == b->tok_embd) == (m->output == m->tok_embd),
+			      "%s: shape lost on the way", arch);
+			CHECK(b->tok_embd->type == type && b->layers[1].attn_norm->type == SL_DT_F32, "%s: tensor types", arch);
+			REQUIRE(!sl_state_new(b, 20, &s, &err) && !sl_forward(s, toks, 20, got, 0, &err), "%s", err.msg);
+			double e = 0;
+			for (int i = 0; i < 20 * V; i++)
+				e = fmax(e, fabs((double)got[i] - want[i]));
+			CHECK(sl_tok_n_vocab(b->tok) == V && !strcmp(sl_tok_piece(b->tok, V - 1), sl_tok_piece(tok, V - 1)),
+			      "%s: the vocabulary did not survive", arch);
+			CHECK(e <= (type == SL_DT_F32 ? 0 : 2e-2), "%s: %s logits differ by %g after save and load", arch,
+			      sl_dtype_name(type), e);
+			sl_state_free(s);
+			sl_model_free(b);
+		}
+		sl_model_free(m);
 	}
 	free(want);
 	free(got);
-	sl_model_free(m);
+	sl_tok_free(tok);
 }
 
 int main(void)

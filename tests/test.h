@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/model.h"
+
 static int test_failures;
 static int test_checks;
 
@@ -81,6 +83,15 @@ static inline const char *test_tmpdir(void)
 		}
 	}
 	return dir;
+}
+
+/* Loads a model, counting a failure (with the message) when it does not. */
+static inline sl_model *test_load(const char *path)
+{
+	sl_error err = {0};
+	sl_model *m = NULL;
+	CHECK(sl_model_load(path, NULL, &m, &err) == SL_OK, "load %s: %s", path, err.msg);
+	return m;
 }
 
 /* Ends main: 0 when all passed, 1 on failure, 77 (skip) when nothing ran. */

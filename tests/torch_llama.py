@@ -1,8 +1,11 @@
 """A Llama-family transformer in plain PyTorch, written from the equations:
 the independent reference that tests/gen-torch-grads.py computes gradients
-with and that bench/train-torch.py times. Weights are a dict of tensors
-named as GGUF names them; any float dtype."""
+with, tests/gen-torch-reference.py computes logits with and
+bench/train-torch.py times. Weights are a dict of tensors named as GGUF
+names them; any float dtype. Also the record layout those generators write
+for the C tests: u32 name length, name, u32 ndims, u64 dims, f32 data."""
 import math
+import struct
 
 import torch
 import torch.nn.functional as F
@@ -103,3 +106,10 @@ def loss_fn(kind, logits, teacher, targets, temp, ce_weight):
     else:
         kl = (lq.exp() * (lq - lp)).sum(-1)
     return (ce_weight * ce + (1 - ce_weight) * temp * temp * kl).mean()
+
+
+def record(f, name, t):
+    b = name.encode()
+    f.write(struct.pack("<I", len(b)) + b)
+    f.write(struct.pack("<I", t.dim()) + b"".join(struct.pack("<Q", d) for d in t.shape))
+    f.write(t.detach().contiguous().float().numpy().tobytes())

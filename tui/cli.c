@@ -1,6 +1,7 @@
 /* Helpers shared by the command-line subcommands. */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -85,6 +86,15 @@ void cli_bar_done(cli_bar *b)
 	signal(SIGINT, SIG_DFL);
 	if (b->tty && b->last_pct >= 0)
 		fprintf(stderr, "\r\033[K");
+}
+
+void cli_print_json(cJSON *o)
+{
+	char *s = cJSON_Print(o);
+	if (s)
+		puts(s);
+	free(s);
+	cJSON_Delete(o);
 }
 
 bool cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)

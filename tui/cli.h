@@ -23,6 +23,11 @@ int sl_cmd_train(int argc, char **argv);
 int sl_cmd_sensitivity(int argc, char **argv);
 int sl_cmd_autorecipe(int argc, char **argv);
 
+/* The model slimlab opens when none is named: the workshop model it trained
+ * itself and ships (models/README.md), found from the source tree the
+ * README's commands run in. */
+#define SL_DEFAULT_MODEL "models/workshop.gguf"
+
 /* Exit codes: 0 success, 1 failure, 2 bad usage. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
@@ -82,6 +87,10 @@ cJSON *cli_apply_json(const sl_apply_report *rep, const sl_recipe *r, double byt
 /* An evaluation's figures (cmd-eval.c). */
 void cli_print_eval(const sl_eval_result *r);
 cJSON *cli_eval_json(const sl_eval_result *r, const char *text_path);
+
+/* Prints a JSON object on stdout and frees it. */
+struct cJSON;
+void cli_print_json(struct cJSON *o);
 
 /* Parses a number option; prints the problem and returns false if bad. */
 bool cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);

@@ -316,10 +316,7 @@ int sl_cmd_apply(int argc, char **argv)
 		cJSON_AddStringToObject(o, "out", out_path);
 		if (text)
 			cJSON_AddItemToObject(o, "eval", cli_eval_json(&ev, text_path));
-		char *s = cJSON_Print(o);
-		puts(s);
-		free(s);
-		cJSON_Delete(o);
+		cli_print_json(o);
 	} else {
 		cli_print_apply(&rep, r, bytes, params);
 		printf("written      %s\n", out_path);

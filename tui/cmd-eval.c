@@ -144,10 +144,7 @@ int sl_cmd_eval(int argc, char **argv)
 			cJSON_AddStringToObject(o, "base", base_path);
 		if (compress)
 			cJSON_AddItemToObject(o, "compression", cli_apply_json(&rep, recipe, bytes, params));
-		char *s = cJSON_Print(o);
-		puts(s);
-		free(s);
-		cJSON_Delete(o);
+		cli_print_json(o);
 	} else {
 		if (compress)
 			cli_print_apply(&rep, recipe, bytes, params);

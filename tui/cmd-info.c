@@ -56,10 +56,7 @@ static void print_json(const sl_model *m)
 		cJSON_AddNumberToObject(j, "bytes", (double)t->nbytes);
 		cJSON_AddItemToArray(ts, j);
 	}
-	char *s = cJSON_Print(o);
-	puts(s);
-	free(s);
-	cJSON_Delete(o);
+	cli_print_json(o);
 }
 
 static void print_text(const sl_model *m, bool tensors)

@@ -55,10 +55,7 @@ static int validate(const char *file, const char *model_path, const char *tok, b
 			cJSON_AddStringToObject(o, "recipe", file);
 			cJSON_AddBoolToObject(o, "ok", false);
 			cJSON_AddStringToObject(o, "error", err.msg);
-			char *s = cJSON_Print(o);
-			puts(s);
-			free(s);
-			cJSON_Delete(o);
+			cli_print_json(o);
 			return CLI_FAIL;
 		}
 		/* One problem a line, each naming the file as the first does. */
@@ -94,10 +91,7 @@ static int validate(const char *file, const char *model_path, const char *tok, b
 			cJSON_AddNumberToObject(s, "params", e.params);
 			cJSON_AddNumberToObject(s, "bpw", e.bpw);
 		}
-		char *s = cJSON_Print(o);
-		puts(s);
-		free(s);
-		cJSON_Delete(o);
+		cli_print_json(o);
 	} else {
 		print_issues(file, "", problems, np);
 		print_issues(file, "note: ", notes, nn);
@@ -140,10 +134,7 @@ static int list_formats(bool json)
 		}
 	}
 	if (json) {
-		char *s = cJSON_Print(a);
-		puts(s);
-		free(s);
-		cJSON_Delete(a);
+		cli_print_json(a);
 	} else {
 		printf("(bits per weight on rows of 4096, scales included)\n");
 	}

@@ -271,10 +271,7 @@ int sl_cmd_sensitivity(int argc, char **argv)
 	}
 	if (sw && a.json) {
 		cJSON *j = sl_sweep_to_json(sw);
-		char *s = cJSON_Print(j);
-		puts(s);
-		free(s);
-		cJSON_Delete(j);
+		cli_print_json(j);
 	} else if (sw && a.csv) {
 		char *s = sl_sweep_to_csv(sw);
 		fputs(s, stdout);
@@ -345,10 +342,7 @@ int sl_cmd_autorecipe(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "ppl", ev.ppl);
 		cJSON_AddNumberToObject(o, "delta_ppl", ev.delta_ppl);
 		cJSON_AddNumberToObject(o, "top1", ev.top1);
-		char *s = cJSON_Print(o);
-		puts(s);
-		free(s);
-		cJSON_Delete(o);
+		cli_print_json(o);
 	} else {
 		char b1[32];
 		sl_fmt_bytes(rep.bytes_after, b1, sizeof b1);

@@ -73,7 +73,7 @@ static void on_report(void *ctx, const sl_train_report *r)
 		}
 		break;
 	case SL_TRAIN_EVAL:
-		printf("eval %s at step %lld: validation loss %.4f, perplexity %.2f\n", r->note ? r->note : "",
+		printf("eval%s at step %lld: validation loss %.4f, perplexity %.2f\n", r->note ? " (final)" : "",
 		       (long long)r->step, r->val_loss, r->val_ppl);
 		break;
 	case SL_TRAIN_CHECKPOINT:

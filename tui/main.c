@@ -25,6 +25,7 @@ static const char main_usage[] =
 	"  autorecipe MODEL --budget B --out R.json  a recipe chosen under a size budget\n"
 	"  recipe validate FILE [--model MODEL]  every problem of a recipe\n"
 	"  recipe formats                  the formats a recipe can name\n"
+	"  train CONFIG.json               train a model (or distill one) from a configuration\n"
 	"\n"
 	"Each command takes --help. See slimlab(1).\n";
 

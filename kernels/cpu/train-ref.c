@@ -154,16 +154,18 @@ void sl_tr_loss_rows(float *loss, float *dlogits, const float *logits, const flo
 			}
 		}
 		loss[t] = (float)(wce * (lse1 - z[y]) + wkd * tau * tau * kl);
-		/* Each dz[i] is written only after z[i] was last read: dz may alias z. */
+		/* Each dz[i] is written only after z[i] was last read: dz may alias
+		 * z. Probabilities in float: the sums above carry the precision. */
+		const float l1 = (float)lse1;
 		for (int i = 0; i < V; i++) {
-			double g = 0;
+			float g = 0;
 			if (wce > 0)
-				g += wce * (exp(z[i] - lse1) - (i == y));
+				g += (float)wce * (expf(z[i] - l1) - (float)(i == y));
 			if (wkd > 0) {
-				double lq = z[i] / tau - lse_s, lp = tz[i] / tau - lse_t, q = exp(lq);
-				g += wkd * tau * (kind == SL_LOSS_KL_FORWARD ? q - exp(lp) : q * (lq - lp - kl));
+				float lq = (float)(z[i] / tau - lse_s), lp = (float)(tz[i] / tau - lse_t), q = expf(lq);
+				g += (float)(wkd * tau) * (kind == SL_LOSS_KL_FORWARD ? q - expf(lp) : q * (lq - lp - (float)kl));
 			}
-			dz[i] = (float)(scale * g);
+			dz[i] = (float)scale * g;
 		}
 	}
 }

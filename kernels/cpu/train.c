@@ -318,21 +318,24 @@ static void tile_probs(float *S, const float *Q, int qs, const float *K, int ks,
 	for (int t = 0; t < tq; t++) {
 		float *row = S + (size_t)t * L;
 		int n = t0 + t + 1;
-		float l;
 		if (lse_in) {
-			l = lse_in[t0 + t];
+			float l = lse_in[t0 + t];
+			for (int j = 0; j < n; j++)
+				row[j] = expf(row[j] - l);
 		} else {
 			float mx = row[0];
 			for (int j = 1; j < n; j++)
 				mx = row[j] > mx ? row[j] : mx;
 			double sum = 0;
+			for (int j = 0; j < n; j++) {
+				row[j] = expf(row[j] - mx);
+				sum += row[j];
+			}
+			float inv = (float)(1.0 / sum);
 			for (int j = 0; j < n; j++)
-				sum += expf(row[j] - mx);
-			l = mx + (float)log(sum);
-			lse_out[t0 + t] = l;
+				row[j] *= inv;
+			lse_out[t0 + t] = mx + (float)log(sum);
 		}
-		for (int j = 0; j < n; j++)
-			row[j] = expf(row[j] - l);
 		for (int j = n; j < L; j++)
 			row[j] = 0.0f;
 	}
