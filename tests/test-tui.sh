@@ -205,8 +205,12 @@ if command -v tic >/dev/null 2>&1; then
 fi
 term_env="TERM=xterm-256color"
 
-echo "== the file picker, the command line, the mouse"
+echo "== no model named: the shipped one, else the file picker; the command line, the mouse"
 start 80 24
+if [ -f "$builddir/models/workshop.gguf" ]; then
+	wait_for "workshop.gguf" 30
+	keys o
+fi
 wait_for "Open a model or a session"
 cmd "open $model"
 wait_for "token_embd"
@@ -272,7 +276,7 @@ ls "$XDG_STATE_HOME"/slimlab/autosave-*.json >/dev/null 2>&1 || fail "SIGTERM wi
 start 80 24
 wait_for "did not exit cleanly"
 keys d # discard it: the next section starts clean
-wait_for "Open a model or a session"
+wait_gone "did not exit cleanly"
 keys q
 wait_for "EXIT 0"
 
