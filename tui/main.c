@@ -12,7 +12,7 @@ static const char main_usage[] =
 	"       slimlab COMMAND [ARGS]\n"
 	"An interactive workbench for compressing language models, and its\n"
 	"command-line tools. Without a command the workbench opens (on MODEL, on\n"
-	"a saved session, or on a file picker).\n"
+	"a saved session, or on the workshop model in models/).\n"
 	"\n"
 	"Commands:\n"
 	"  info MODEL                      architecture, tokenizer, tensors\n"

@@ -44,7 +44,8 @@ static const sl_keyhelp global_keys[] = {
 static const char usage[] =
 	"Usage: slimlab [MODEL | --session FILE]\n"
 	"Opens the workbench on MODEL (GGUF, safetensors or llama2.c), on a saved\n"
-	"session, or on a file picker. See slimlab(1) for its keys, and\n"
+	"session, or on the workshop model that ships with slimlab (a file picker\n"
+	"when it is absent). See slimlab(1) for its keys, and\n"
 	"'slimlab --help' for the command-line tools.\n";
 
 void sl_tui_msg(sl_tui *t, bool error, const char *fmt, ...)
