@@ -292,8 +292,11 @@ static void test_stories_ladder(void)
 	sl_model_free(m);
 }
 
-/* The workshop model (rows of 256 and 768) holds every rung, 6 bits too. */
-static void test_workshop_ladder(void)
+static void test_pruning_quality(void);
+
+/* The larger model: the bit ladder (its rows of 256 and 768 hold every
+ * rung, 6 bits too) and the pruning comparisons hold there as well. */
+static void test_workshop_model(void)
 {
 	const char *path = test_srcpath("models/workshop.gguf");
 	if (!sl_file_exists(path)) {
@@ -312,6 +315,8 @@ static void test_workshop_ladder(void)
 		static const int bits[] = {8, 6, 5, 4, 3};
 		eval_chunks = 4;
 		test_quality_ladder("workshop model", formats, bits, 5);
+		printf("pruning, workshop model:\n");
+		test_pruning_quality();
 		eval_chunks = 12;
 	}
 	sl_calib_free(calib);
@@ -650,7 +655,7 @@ int main(void)
 	test_calib_cache();
 	if (calib) {
 		test_stories_ladder();
-		test_workshop_ladder();
+		test_workshop_model();
 		test_pruning_quality();
 		test_hostile();
 		test_deterministic();

@@ -174,8 +174,9 @@ static void test_cancel_and_resume(const sl_model *m)
 	sl_sweep_free(full);
 }
 
-static void test_autorecipe_beats_uniform(const sl_model *m)
+static void test_autorecipe_beats_uniform(const sl_model *m, const char *name)
 {
+	printf("%s:\n", name);
 	sl_sweep *sw = new_sweep(m, "q8_0,q4_0,int3-g32", SL_SWEEP_MODULES);
 	REQUIRE(sw, "sweep");
 	sl_error err = {0};
@@ -279,7 +280,13 @@ int main(void)
 		return 1;
 	test_cells_equal_full_evaluation(m);
 	test_cancel_and_resume(m);
-	test_autorecipe_beats_uniform(m);
+	test_autorecipe_beats_uniform(m, "stories260K");
 	sl_model_free(m);
+
+	/* The model that ships with slimlab. */
+	if ((m = test_load(test_srcpath("models/workshop.gguf")))) {
+		test_autorecipe_beats_uniform(m, "workshop model");
+		sl_model_free(m);
+	}
 	return test_finish();
 }
