@@ -69,6 +69,17 @@ wait_for() {
 	fail "the screen never showed '$1'"
 	return 1
 }
+# wait_row ROW TEXT [SECONDS]: until screen row ROW (from 1) shows TEXT.
+wait_row() {
+	n=$((${3:-15} * 10))
+	while [ "$n" -gt 0 ]; do
+		screen | sed -n "$1p" | grep -qF -- "$2" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	fail "row $1 never showed '$2'"
+	return 1
+}
 # wait_gone TEXT [SECONDS]
 wait_gone() {
 	n=$((${2:-15} * 10))
@@ -137,8 +148,7 @@ wait_for "Quit slimlab?"
 keys n
 wait_gone "Quit slimlab?"
 T resize-window -t w -x 200 -y 60
-wait_for "pruning   modules" # the wide layout has room for every column
-[ "$(screen | sed -n 59p | grep -c calibration)" = 1 ] || fail "at 200x60 the recipe view does not reach row 59"
+wait_row 59 calibration # the wide layout reaches the bottom row
 T resize-window -t w -x 20 -y 5
 wait_for "Terminal too small" && wait_for "20x5, needs 60x15"
 T resize-window -t w -x 80 -y 24
@@ -150,8 +160,7 @@ echo "== starting at 200x60 and at 20x5"
 start 200 60 "$model"
 wait_for "token_embd"
 keys 1 # clears the "opened" message: the status line shows the key hints
-wait_for "q quit"
-[ "$(screen | sed -n 60p | grep -c 'q quit')" = 1 ] || fail "at 200x60 the status line is not on row 60"
+wait_row 60 "q quit" # the status line is the bottom row
 keys q
 wait_for "EXIT 0"
 start 20 5 "$model"
