@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "core/backend.h"
 #include "tui.h"
 
 static const char main_usage[] =
@@ -55,7 +56,9 @@ int main(int argc, char **argv)
 		return CLI_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("slimlab %s\n", PACKAGE_VERSION);
+		char b[512];
+		sl_backend_describe(b, sizeof b);
+		printf("slimlab %s\n%s", PACKAGE_VERSION, b);
 		return CLI_OK;
 	}
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

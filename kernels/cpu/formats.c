@@ -35,6 +35,7 @@
  *                        byte X+127 with X = floor(log2(amax)) - 2, then 16
  *                        bytes of E2M1 codes (planes as above); w' =
  *                        e2m1(q)*2^X. */
+#include "cpu.h"
 #include "formats.h"
 
 #include <float.h>
@@ -719,10 +720,7 @@ static float bf16_dot(const void *w, const float *x, int64_t n) { return half_do
 
 void sl_formats_register(sl_type_info *t)
 {
-	__builtin_cpu_init();
-	/* SL_NO_AVX2 forces the portable kernels (for tests and comparisons). */
-	have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	            __builtin_cpu_supports("f16c") && !getenv("SL_NO_AVX2");
+	have_avx2 = sl_cpu_avx2();
 	for (int c = 0; c < 256; c++) {
 		sl_fp8_e4m3_lut[c] = mf_decode(&mf_e4m3, (uint8_t)c);
 		lut_e5m2[c] = mf_decode(&mf_e5m2, (uint8_t)c);

@@ -5,11 +5,11 @@
  * results (the same integer sums, then sl_q_K_block_dot); the legacy formats
  * keep eight float partial sums and differ from the portable ones only in
  * rounding. */
+#include "cpu.h"
 #include "quants.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
-#include <cpuid.h>
 #include <immintrin.h>
 #include <stdbool.h>
 #include <string.h>
@@ -351,16 +351,9 @@ AVX2 static void q6_K_dot(int64_t n, float *s, const void *w, const void *xq)
 	*s = sum;
 }
 
-/* Through cpuid: not every compiler's __builtin_cpu_supports knows F16C. */
-static bool cpu_has_f16c(void)
-{
-	unsigned a, b, c, d;
-	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
-
 sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
 {
-	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !cpu_has_f16c())
+	if (!sl_cpu_avx2())
 		return NULL;
 	switch (type) {
 	case SL_DT_Q4_0: return q4_0_dot;

@@ -1,0 +1,28 @@
+/* Which compute backends this build of slimlab has and this machine offers. */
+#include <stdio.h>
+
+#include "config.h"
+#include "core/backend.h"
+#include "kernels/cpu/cpu.h"
+#ifdef SL_HAVE_CUDA
+#include "kernels/cuda/cuda.h"
+#endif
+
+void sl_backend_describe(char *buf, size_t n)
+{
+	int k = snprintf(buf, n, "cpu:  %s kernels, OpenBLAS sgemm\n",
+			 sl_cpu_avx2() ? "AVX2+FMA+F16C" : "portable C");
+	if (k < 0 || (size_t)k >= n)
+		return;
+#ifdef SL_HAVE_CUDA
+	char dev[256];
+	int count = sl_cuda_device_count();
+	if (count > 0 && sl_cuda_describe(dev, sizeof dev) == 0)
+		snprintf(buf + k, n - (size_t)k, "cuda: built; %d device%s: %s\n", count,
+			 count == 1 ? "" : "s", dev);
+	else
+		snprintf(buf + k, n - (size_t)k, "cuda: built; no usable device\n");
+#else
+	snprintf(buf + k, n - (size_t)k, "cuda: not built (configure found no nvcc with libcudart)\n");
+#endif
+}

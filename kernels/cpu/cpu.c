@@ -1,0 +1,23 @@
+/* CPU feature detection for the run-time choice of kernels. F16C is read
+ * through cpuid because not every compiler's __builtin_cpu_supports knows
+ * it (clang 14 does not). */
+#include "cpu.h"
+
+#include <stdlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+bool sl_cpu_avx2(void)
+{
+	unsigned a, b, c, d;
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __get_cpuid(1, &a, &b, &c, &d) &&
+	       (c & bit_F16C) && !getenv("SL_NO_AVX2");
+}
+#else
+bool sl_cpu_avx2(void)
+{
+	return false;
+}
+#endif
