@@ -252,7 +252,7 @@ keys Escape # closes the message box (and does nothing else)
 wait_gone "any key closes"
 keys q
 wait_for "EXIT 0"
-sed 's/"slimlab_session":[[:space:]]*1/"slimlab_session": 7/' "$work/s.json" >"$work/future.json"
+sed 's/"slimlab_session":[[:space:]]*[0-9]*/"slimlab_session": 7/' "$work/s.json" >"$work/future.json"
 start 80 24 --session "$work/future.json"
 wait_for "newer slimlab"
 keys Escape # closes the message box (and does nothing else)
