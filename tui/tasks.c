@@ -143,8 +143,7 @@ static sl_status open_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *
 		return st;
 	if (o->ses && (st = sl_session_check_model(o->ses, o->sha, err)))
 		return st;
-	sl_report(p, 0.85, "loading");
-	sl_load_opts lo = {.check_finite = true};
+	sl_load_opts lo = {.check_finite = true, .progress = sl_progress_slice_init(&part, p, 0.8, 1)};
 	return sl_model_load(o->path, &lo, &o->model, err);
 }
 
