@@ -196,7 +196,7 @@ typedef struct {
 	sl_job *job;
 	double *rho;             /* scratch for the rank correlations */
 	double last_rho, last_json;
-	int restored;
+	int before;              /* cells measured when the job began measuring */
 	char note[256];          /* why the saved cells did not carry over */
 	/* Shared with update(), under the job's lock. */
 	sl_heat staged;
@@ -291,7 +291,8 @@ static sl_status sweep_run(void *ctx, sl_job *j, const sl_progress *p, sl_error 
 		if (st)
 			return st;
 		sl_error rerr = {0};
-		if (c->saved && sl_sweep_restore(c->sw, c->saved, &c->restored, &rerr))
+		int restored;
+		if (c->saved && sl_sweep_restore(c->sw, c->saved, &restored, &rerr))
 			snprintf(c->note, sizeof c->note, "the session's earlier sweep did not carry over: %.190s", rerr.msg);
 	}
 	sl_job_lock(j);
@@ -303,6 +304,7 @@ static sl_status sweep_run(void *ctx, sl_job *j, const sl_progress *p, sl_error 
 	if (!ok)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the heatmap");
 	sl_job_post(j);
+	c->before = sl_sweep_done(c->sw);
 	if (!c->measure)
 		return SL_OK;
 	return sl_sweep_run(c->sw, on_cell, c, p, err);
@@ -348,7 +350,7 @@ static void sweep_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 			settings_to_heat(c, &a->heat);
 			heat_kinds(t);
 		}
-		if (c->measure || c->restored < a->heat.done) {
+		if (c->before < a->heat.done) {
 			cJSON *json = sl_sweep_to_json(t->sweep);
 			if (json) {
 				sl_session_set_sweep(a->ses, json);
@@ -371,7 +373,7 @@ static void sweep_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 		sl_tui_msg(t, false, "the session's sweep is back: %d of %d cells%s", a->heat.done, total,
 		           a->heat.done < total ? "; :sweep goes on with the rest" : "");
 	else
-		sl_tui_msg(t, false, "sweep finished: %d cells, %d of them carried over from before", total, c->restored);
+		sl_tui_msg(t, false, "sweep finished: %d cells, %d of them carried over from before", total, c->before);
 }
 
 static void sweep_free(void *ctx)

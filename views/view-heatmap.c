@@ -189,9 +189,9 @@ static void draw_legend(const sl_app *app, int y, int x, int w)
 	const sl_heat *h = &app->heat;
 	const sl_session *s = app->ses;
 	int u = sl_text(y, x, w, SL_R_DIM, "scale ");
-	enum { STRIP = 16 };
-	for (int i = 0; i < STRIP && u < w; i++, u++)
-		sl_scale_cell(y, x + u, 1, i / (STRIP - 1.0), NULL);
+	int strip = w >= 100 ? 16 : 10; /* narrower on narrow screens, so the order fits */
+	for (int i = 0; i < strip && u < w; i++, u++)
+		sl_scale_cell(y, x + u, 1, i / (strip - 1.0), NULL);
 	char lo[32], hi[32];
 	short_num(pow(10, h->lo), lo, sizeof lo);
 	short_num(pow(10, h->hi), hi, sizeof hi);
@@ -203,8 +203,8 @@ static void draw_legend(const sl_app *app, int y, int x, int w)
 		         h->opt[s->view.heat.sort_col].label);
 	else
 		snprintf(sort, sizeof sort, "%s", s->view.heat.sort);
-	sl_textf(y, x + u, w - u, SL_R_DIM, " · sort %s · filter %s · %d/%d rows", sort,
-	         s->view.heat.filter[0] ? s->view.heat.filter : "none", h->n_order, h->rows);
+	sl_textf(y, x + u, w - u, SL_R_DIM, " · %d/%d rows · sort %s%s%s", h->n_order, h->rows, sort,
+	         s->view.heat.filter[0] ? " · filter " : "", s->view.heat.filter);
 }
 
 static void draw(void *self, sl_app *app, sl_rect r)
