@@ -43,9 +43,14 @@ sl_status sl_model_load(const char *path, const sl_load_opts *opts, sl_model **o
 		else
 			st = sl_load_llama2c(m, path, opts, err);
 	}
-	if (st == SL_OK && opts->check_finite)
-		for (int i = 0; i < m->n_tensors && st == SL_OK; i++)
-			st = sl_tensor_check_finite(m->tensors[i], err);
+	for (int i = 0; st == SL_OK && opts->check_finite && i < m->n_tensors; i++) {
+		if (sl_cancelled(opts->progress)) {
+			st = sl_errorf(err, SL_ERR_CANCELLED, "opening cancelled");
+			break;
+		}
+		sl_report(opts->progress, (double)i / m->n_tensors, m->tensors[i]->name);
+		st = sl_tensor_check_finite(m->tensors[i], err);
+	}
 	if (st == SL_OK && !m->tok)
 		st = sl_errorf(err, SL_ERR_FORMAT, "%s: no tokenizer was found for this model", path);
 	if (st == SL_OK && sl_tok_n_vocab(m->tok) > m->cfg.vocab_size)

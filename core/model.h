@@ -12,6 +12,7 @@
 #include "../kernels/kernels.h"
 #include "error.h"
 #include "fileio.h"
+#include "progress.h"
 #include "tensor.h"
 
 struct sl_tokenizer;
@@ -95,6 +96,9 @@ typedef struct {
 typedef struct {
 	const char *tokenizer_path; /* llama2.c: tokenizer.bin to use */
 	bool check_finite;          /* scan float weights for NaN/Inf (default on) */
+	/* The scan reads every weight, which is most of a big model's load: it
+	 * reports per tensor and stops (SL_ERR_CANCELLED) when cancelled. */
+	const sl_progress *progress;
 } sl_load_opts;
 
 /* Opens a GGUF, safetensors (file, sharded index or directory) or llama2.c

@@ -28,6 +28,8 @@ sl_session *sl_session_new(void)
 	snprintf(s->view.current, sizeof s->view.current, "model");
 	snprintf(s->view.prompt, sizeof s->view.prompt, "Once upon a time");
 	s->view.gen_tokens = 64;
+	snprintf(s->view.heat.metric, sizeof s->view.heat.metric, "kl");
+	snprintf(s->view.heat.sort, sizeof s->view.heat.sort, "block");
 	return s;
 }
 
@@ -49,6 +51,7 @@ void sl_session_free(sl_session *s)
 	free(s->redo);
 	free(s->runs);
 	free(s->notes);
+	cJSON_Delete(s->sweep);
 	free(s);
 }
 
@@ -71,6 +74,8 @@ static cJSON *run_to_json(const sl_run *run)
 	cJSON_AddStringToObject(o, "text", run->text);
 	add_finite(o, "bpw", run->bpw);
 	add_finite(o, "bytes", run->bytes);
+	if (run->has_predicted)
+		add_finite(o, "predicted_kl", run->predicted_kl);
 	cJSON_AddNumberToObject(o, "ctx", r->n_ctx);
 	cJSON_AddNumberToObject(o, "chunks", r->n_chunks);
 	cJSON_AddNumberToObject(o, "tokens_scored", (double)r->n_scored);
@@ -132,6 +137,13 @@ char *sl_session_to_json(const sl_session *s, bool autosave)
 	cJSON_AddStringToObject(v, "prompt", s->view.prompt);
 	cJSON_AddNumberToObject(v, "gen_tokens", s->view.gen_tokens);
 	cJSON_AddNumberToObject(v, "temperature", s->view.temp);
+	cJSON *h = cJSON_AddObjectToObject(v, "heatmap");
+	cJSON_AddStringToObject(h, "metric", s->view.heat.metric);
+	cJSON_AddStringToObject(h, "sort", s->view.heat.sort);
+	cJSON_AddNumberToObject(h, "sort_option", s->view.heat.sort_col);
+	cJSON_AddStringToObject(h, "filter", s->view.heat.filter);
+	if (s->sweep)
+		cJSON_AddItemToObject(o, "sweep", cJSON_Duplicate(s->sweep, true));
 	if (autosave) {
 		cJSON *a = cJSON_AddObjectToObject(o, "autosave");
 		cJSON_AddStringToObject(a, "session_path", s->path);
@@ -321,6 +333,9 @@ static bool read_run(reader *rd, const cJSON *o, int i, sl_run *run)
 	          get_num(rd, o, p, "seconds", 0, big, &r->seconds);
 	if (!ok)
 		return false;
+	run->has_predicted = cJSON_GetObjectItemCaseSensitive(o, "predicted_kl") != NULL;
+	if (run->has_predicted && !get_num(rd, o, p, "predicted_kl", 0, big, &run->predicted_kl))
+		return false;
 	r->n_scored = (long long)scored;
 	r->has_base = cJSON_GetObjectItemCaseSensitive(o, "kl_mean") != NULL;
 	if (r->has_base)
@@ -335,6 +350,26 @@ static bool read_run(reader *rd, const cJSON *o, int i, sl_run *run)
 	return ok;
 }
 
+static bool one_word_of(const char *v, const char *a, const char *b, const char *c)
+{
+	return !strcmp(v, a) || !strcmp(v, b) || !strcmp(v, c);
+}
+
+static bool read_heat(reader *rd, const cJSON *h, sl_session *s)
+{
+	const char *p = "view.heatmap";
+	if (!get_str(rd, h, p, "metric", s->view.heat.metric, sizeof s->view.heat.metric, false) ||
+	    !get_str(rd, h, p, "sort", s->view.heat.sort, sizeof s->view.heat.sort, false) ||
+	    !get_int(rd, h, p, "sort_option", 0, 1 << 20, &s->view.heat.sort_col) ||
+	    !get_str(rd, h, p, "filter", s->view.heat.filter, sizeof s->view.heat.filter, false))
+		return false;
+	if (!one_word_of(s->view.heat.metric, "kl", "dppl", "top1"))
+		return fail(rd, SL_ERR_FORMAT, "view.heatmap.metric", "expected kl, dppl or top1");
+	if (!one_word_of(s->view.heat.sort, "block", "metric", "params"))
+		return fail(rd, SL_ERR_FORMAT, "view.heatmap.sort", "expected block, metric or params");
+	return true;
+}
+
 static bool read_view(reader *rd, const cJSON *v, sl_session *s)
 {
 	if (!get_str(rd, v, "view", "current", s->view.current, sizeof s->view.current, false) ||
@@ -342,6 +377,9 @@ static bool read_view(reader *rd, const cJSON *v, sl_session *s)
 	    !get_str(rd, v, "view", "prompt", s->view.prompt, sizeof s->view.prompt, false) ||
 	    !get_int(rd, v, "view", "gen_tokens", 1, 1 << 16, &s->view.gen_tokens) ||
 	    !get_num(rd, v, "view", "temperature", 0, 100, &s->view.temp))
+		return false;
+	const cJSON *h = get_obj(rd, v, "view", "heatmap", false);
+	if (rd->st || (h && !read_heat(rd, h, s)))
 		return false;
 	const cJSON *pos = member(rd, v, "view", "positions", false);
 	if (!pos)
@@ -446,6 +484,18 @@ static bool read_session(reader *rd, const cJSON *root, sl_session *s)
 	const cJSON *v = get_obj(rd, root, "", "view", false);
 	if (rd->st || (v && !read_view(rd, v, s)))
 		return false;
+	/* The sweep's cells are checked where it is restored, against the
+	 * model; here only that it is one. */
+	const cJSON *sw = get_obj(rd, root, "", "sweep", false);
+	if (rd->st)
+		return false;
+	if (sw) {
+		const cJSON *kind = cJSON_GetObjectItemCaseSensitive(sw, "slimlab_sweep");
+		if (!cJSON_IsNumber(kind) || kind->valuedouble != 1)
+			return fail(rd, SL_ERR_FORMAT, "sweep.slimlab_sweep", "expected 1: this is not a saved sweep");
+		if (!(s->sweep = cJSON_Duplicate(sw, true)))
+			return fail(rd, SL_ERR_NOMEM, "sweep", "out of memory");
+	}
 	const cJSON *a = get_obj(rd, root, "", "autosave", false);
 	if (rd->st)
 		return false;
@@ -573,6 +623,13 @@ sl_status sl_session_add_note(sl_session *s, const char *line, sl_error *err)
 	s->notes = n;
 	s->dirty = true;
 	return SL_OK;
+}
+
+void sl_session_set_sweep(sl_session *s, cJSON *sweep)
+{
+	cJSON_Delete(s->sweep);
+	s->sweep = sweep;
+	s->dirty = true;
 }
 
 sl_view_pos sl_session_view_pos(const sl_session *s, const char *name)

@@ -14,12 +14,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/error.h"
 #include "core/eval.h"
 #include "core/progress.h"
 #include "core/recipe.h"
 
-#define SL_SESSION_VERSION 1
+/* Version 2 added the sensitivity sweep, the heatmap's settings and the
+ * predicted KL of runs; version 1 files still load. */
+#define SL_SESSION_VERSION 2
 /* Larger files are refused rather than read (a session is kilobytes). */
 #define SL_SESSION_MAX_BYTES ((size_t)64 << 20)
 #define SL_SESSION_MAX_RUNS 10000
@@ -34,6 +38,8 @@ typedef struct {
 	char recipe_summary[128];
 	char text[16];          /* "calibration" or "evaluation" */
 	double bpw, bytes;      /* of the model evaluated */
+	bool has_predicted;     /* an automatic recipe: the KL its sweep predicted */
+	double predicted_kl;
 	sl_eval_result r;
 } sl_run;
 
@@ -55,6 +61,7 @@ typedef struct sl_session {
 	sl_run *runs;
 	int n_runs;
 	char *notes;            /* never NULL */
+	cJSON *sweep;           /* the latest sensitivity sweep as sl_sweep_to_json gives it, or NULL */
 	struct {
 		char current[16];   /* the view shown */
 		sl_view_pos pos[SL_SESSION_MAX_VIEWS];
@@ -63,6 +70,12 @@ typedef struct sl_session {
 		char prompt[1024];  /* generate: prompt, token count, temperature */
 		int gen_tokens;
 		double temp;
+		struct {
+			char metric[8];     /* kl, dppl or top1 */
+			char sort[8];       /* block, metric or params */
+			int sort_col;       /* the option sorted by */
+			char filter[128];   /* a glob over module names or kinds; "" = every row */
+		} heat;
 	} view;
 
 	/* Not part of the file. */
@@ -91,6 +104,8 @@ sl_status sl_session_write(const sl_session *s, const char *path, bool autosave,
 sl_status sl_session_add_run(sl_session *s, const sl_run *run, sl_error *err);
 void sl_session_remove_run(sl_session *s, int index);
 sl_status sl_session_add_note(sl_session *s, const char *line, sl_error *err);
+/* Replaces the sweep (taking it; NULL forgets it). */
+void sl_session_set_sweep(sl_session *s, cJSON *sweep);
 /* Where view name was (cursor 0 when never recorded), and recording it. */
 sl_view_pos sl_session_view_pos(const sl_session *s, const char *name);
 void sl_session_set_view_pos(sl_session *s, const char *name, int cursor, int top);

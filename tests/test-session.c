@@ -1,5 +1,7 @@
-/* Session files: a round trip keeps everything; truncated, hostile and
- * future-version files fail with a message that says what and where;
+/* Session files: a round trip keeps everything (the sweep, the heatmap's
+ * settings and predicted KL too); version 1 files still load; truncated,
+ * hostile and future-version files fail with a message that says what and
+ * where;
  * saving is atomic; undo and redo; model hashes are cached and follow the
  * file; autosaves left by dead processes are found. */
 #include <stdint.h>
@@ -45,7 +47,10 @@ static sl_session *sample(void)
 	run.r.delta_ppl = 0.25;
 	run.r.kl_mean = 0.0125;
 	run.r.top1 = 0.875;
+	run.has_predicted = true;
+	run.predicted_kl = 0.015;
 	sl_session_add_run(s, &run, NULL);
+	run.has_predicted = false;
 	run.r.has_base = false;
 	run.r.ppl = 13;
 	sl_session_add_run(s, &run, NULL);
@@ -58,6 +63,12 @@ static sl_session *sample(void)
 	snprintf(s->view.prompt, sizeof s->view.prompt, "Once, in a land");
 	s->view.gen_tokens = 33;
 	s->view.temp = 0.7;
+	snprintf(s->view.heat.metric, sizeof s->view.heat.metric, "dppl");
+	snprintf(s->view.heat.sort, sizeof s->view.heat.sort, "metric");
+	s->view.heat.sort_col = 2;
+	snprintf(s->view.heat.filter, sizeof s->view.heat.filter, "attn_*");
+	sl_session_set_sweep(s, cJSON_Parse("{\"slimlab_sweep\": 1, \"options\": [\"q4_0\"], "
+	                                    "\"rows\": [{\"name\": \"blk.0.attn_q\", \"cells\": [{\"kl\": 0.25}]}]}"));
 	return s;
 }
 
@@ -79,7 +90,15 @@ static void test_round_trip(void)
 	CHECK(t->runs[0].r.has_base && t->runs[0].r.kl_mean == 0.0125 && t->runs[0].r.top1 == 0.875 &&
 	          t->runs[0].r.n_scored == 889 && t->runs[0].bpw == 4.5 && !strcmp(t->runs[0].when, "2026-01-02T03:04:05Z"),
 	      "run 0");
-	CHECK(!t->runs[1].r.has_base && t->runs[1].r.ppl == 13, "run 1");
+	CHECK(t->runs[0].has_predicted && t->runs[0].predicted_kl == 0.015, "run 0's predicted KL");
+	CHECK(!t->runs[1].r.has_base && t->runs[1].r.ppl == 13 && !t->runs[1].has_predicted, "run 1");
+	CHECK(!strcmp(t->view.heat.metric, "dppl") && !strcmp(t->view.heat.sort, "metric") && t->view.heat.sort_col == 2 &&
+	          !strcmp(t->view.heat.filter, "attn_*"),
+	      "heatmap settings");
+	const cJSON *rows = cJSON_GetObjectItemCaseSensitive(t->sweep, "rows");
+	const cJSON *kl = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(rows, 0), "cells"), 0), "kl");
+	CHECK(cJSON_IsNumber(kl) && kl->valuedouble == 0.25, "the sweep's cells");
 	CHECK(!strcmp(t->notes, "first note\nsecond \"quoted\" note\n"), "notes: %s", t->notes);
 	sl_view_pos p = sl_session_view_pos(t, "model");
 	CHECK(p.cursor == 5 && p.top == 2, "view position %d %d", p.cursor, p.top);
@@ -130,7 +149,7 @@ typedef struct {
 static void test_hostile(void)
 {
 	const char *sha = "\"sha256\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"";
-	char buf[8][1024];
+	char buf[11][1024];
 	snprintf(buf[0], sizeof buf[0], "{\"slimlab_session\": 1, \"model\": {\"path\": 5, %s}, \"recipe\": {\"slimlab_recipe\": 1}}", sha);
 	snprintf(buf[1], sizeof buf[1], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"ppl\": \"high\"}]}", sha);
@@ -147,12 +166,18 @@ static void test_hostile(void)
 	         "\"recipe\": {\"slimlab_recipe\": 1, \"rules\": 12}}", sha);
 	snprintf(buf[7], sizeof buf[7], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"view\": {\"current\": \"%0300d\"}}", sha, 0);
+	snprintf(buf[8], sizeof buf[8], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"sweep\": 5}", sha);
+	snprintf(buf[9], sizeof buf[9], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"sweep\": {\"rows\": []}}", sha);
+	snprintf(buf[10], sizeof buf[10], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"view\": {\"heatmap\": {\"metric\": \"loud\"}}}", sha);
 	const hostile cases[] = {
 		{"[1, 2, 3]", "expected a JSON object", SL_ERR_FORMAT},
 		{"{\"version\": 1}", "not a slimlab session", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": \"one\"}", "slimlab_session", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 0.5}", "slimlab_session", SL_ERR_FORMAT},
-		{"{\"slimlab_session\": 2}", "newer slimlab", SL_ERR_UNSUPPORTED},
+		{"{\"slimlab_session\": 3}", "newer slimlab", SL_ERR_UNSUPPORTED},
 		{"{\"slimlab_session\": 1e300, \"model\": 3}", "newer slimlab", SL_ERR_UNSUPPORTED},
 		{"{\"slimlab_session\": 1}", "model: missing", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", \"sha256\": \"xyz\"}, \"recipe\": {\"slimlab_recipe\": 1}}", "model.sha256",
@@ -165,6 +190,9 @@ static void test_hostile(void)
 		{buf[5], "notes: expected a string", SL_ERR_FORMAT},
 		{buf[6], "recipe", SL_ERR_FORMAT},
 		{buf[7], "view.current: longer than", SL_ERR_FORMAT},
+		{buf[8], "sweep: expected an object", SL_ERR_FORMAT},
+		{buf[9], "sweep.slimlab_sweep: expected 1", SL_ERR_FORMAT},
+		{buf[10], "view.heatmap.metric: expected kl, dppl or top1", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\"", "truncated", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1,, }", "damaged", SL_ERR_FORMAT},
 		{"\x01\x02\xff\xfe garbage", "damaged", SL_ERR_FORMAT},
@@ -199,6 +227,30 @@ static void test_hostile(void)
 	fclose(f);
 	CHECK(sl_session_load(big, &t, &err) != SL_OK && strstr(err.msg, "big.json"), "huge file: %s", err.msg);
 	unlink(big);
+}
+
+/* A file of the first version, as slimlab wrote it then, still loads: no
+ * sweep, and the heatmap's settings at their defaults. */
+static void test_version1(void)
+{
+	const char *v1 = "{\"slimlab_session\": 1, \"model\": {\"path\": \"/m.gguf\", \"sha256\": "
+	                 "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}, "
+	                 "\"recipe\": {\"slimlab_recipe\": 1}, \"runs\": [{\"ppl\": 3, \"kl_mean\": 0.5, \"top1\": 0.5, "
+	                 "\"base_ppl\": 2, \"delta_ppl\": 1, \"kl_se\": 0, \"kl_median\": 0, \"kl_p99\": 0, \"kl_max\": 1}], "
+	                 "\"view\": {\"current\": \"eval\", \"prompt\": \"Hi\", \"gen_tokens\": 5, \"temperature\": 0}}";
+	sl_session *t = NULL;
+	sl_error err = {0};
+	REQUIRE(sl_session_parse(v1, strlen(v1), "v1.json", &t, &err) == SL_OK, "%s", err.msg);
+	CHECK(!t->sweep && t->n_runs == 1 && !t->runs[0].has_predicted && t->runs[0].r.kl_mean == 0.5, "v1 content");
+	CHECK(!strcmp(t->view.heat.metric, "kl") && !strcmp(t->view.heat.sort, "block") && !t->view.heat.filter[0],
+	      "heatmap defaults");
+	char *json = sl_session_to_json(t, false);
+	cJSON *back = json ? cJSON_Parse(json) : NULL;
+	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(back, "slimlab_session");
+	CHECK(cJSON_IsNumber(ver) && ver->valuedouble == SL_SESSION_VERSION, "written back as the current version");
+	cJSON_Delete(back);
+	free(json);
+	sl_session_free(t);
 }
 
 static void test_save_and_load(void)
@@ -385,6 +437,7 @@ int main(void)
 	test_round_trip();
 	test_truncated();
 	test_hostile();
+	test_version1();
 	test_save_and_load();
 	test_undo();
 	test_check_model();

@@ -6,100 +6,7 @@
 # Ctrl-C; refuses a session whose model changed and session files that are
 # truncated or from a newer slimlab; recovers after SIGKILL, also in the
 # middle of autosaves. Every wait has a deadline, so nothing hangs.
-set -u
-srcdir=${SL_SRCDIR:-.}
-builddir=${SL_BUILDDIR:-.}
-fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
-bin=$builddir/slimlab
-model=$fixtures/models/stories260K.gguf
-
-command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed (tools/bootstrap installs it)"; exit 77; }
-[ -r "$model" ] || { echo "SKIP: fixture $model is absent (set SL_FIXTURES)"; exit 77; }
-[ -x "$bin" ] || { echo "FAIL: $bin is not built"; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/sltui.XXXXXX")
-servers=0
-sock=sltui$$-0
-T() { tmux -L "$sock" -f /dev/null "$@"; }
-cleanup() { T kill-server 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-export XDG_STATE_HOME="$work/state" XDG_CACHE_HOME="$work/cache" SLIMLAB_DATA="$srcdir/data"
-locale -a 2>/dev/null | grep -qi '^c.utf-\?8$' && export LC_ALL=C.UTF-8
-
-fails=0
-fail() {
-	echo "FAIL: $*"
-	echo "--- screen:"
-	T capture-pane -p -t w 2>/dev/null
-	echo "--- stderr:"
-	cat "$work/stderr" 2>/dev/null
-	fails=$((fails + 1))
-}
-
-# start W H ARGS...: a new server whose one window runs slimlab ARGS (a
-# server of its own: a new one on the old socket can race the old one's
-# exit), in a 256-colour terminal unless $term_env says otherwise.
-term_env="TERM=xterm-256color"
-start() {
-	w=$1 h=$2
-	shift 2
-	T kill-server 2>/dev/null
-	servers=$((servers + 1))
-	sock=sltui$$-$servers
-	T new-session -d -s w -x "$w" -y "$h" "env $term_env '$bin' $* 2>'$work/stderr'; echo \"EXIT \$?\"; sleep 600"
-}
-keys() { T send-keys -t w "$@"; }
-# cmd TEXT: types ":TEXT" and Enter.
-cmd() {
-	T send-keys -t w :
-	T send-keys -t w -l "$1"
-	T send-keys -t w Enter
-}
-screen() { T capture-pane -p -t w; }
-# wait_for TEXT [SECONDS]: until the screen shows TEXT.
-wait_for() {
-	n=$((${2:-15} * 10))
-	while [ "$n" -gt 0 ]; do
-		screen | grep -qF -- "$1" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	fail "the screen never showed '$1'"
-	return 1
-}
-# wait_row ROW TEXT [SECONDS]: until screen row ROW (from 1) shows TEXT.
-wait_row() {
-	n=$((${3:-15} * 10))
-	while [ "$n" -gt 0 ]; do
-		screen | sed -n "$1p" | grep -qF -- "$2" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	fail "row $1 never showed '$2'"
-	return 1
-}
-# wait_gone TEXT [SECONDS]
-wait_gone() {
-	n=$((${2:-15} * 10))
-	while [ "$n" -gt 0 ]; do
-		screen | grep -qF -- "$1" || return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	fail "the screen kept showing '$1'"
-	return 1
-}
-check_file() { # FILE PATTERN WHAT
-	grep -q -- "$2" "$1" || fail "$3: '$2' is not in $1"
-}
-# The slimlab process in the window (the window's shell runs it).
-app_pid() { pgrep -P "$(T display -p -t w '#{pane_pid}')" | head -n 1; }
-# A random pause of 0 to 0.099 seconds.
-jitter() { sleep "0.0$(od -An -N1 -tu1 /dev/urandom | tr -d ' ' | cut -c1)"; }
-# click COLUMN ROW (from 1): a left press as xterm's classic mouse mode reports it.
-click() { T send-keys -t w -l "$(printf "\033[M \\$(printf %o $(($1 + 32)))\\$(printf %o $(($2 + 32)))")"; }
+. "${SL_SRCDIR:-.}/tests/tui-lib.sh"
 
 echo "== a session from start to end at 80x24"
 start 80 24 "$model"
@@ -261,7 +168,7 @@ keys Escape # closes the message box (and does nothing else)
 wait_gone "any key closes"
 keys q
 wait_for "EXIT 0"
-sed 's/"slimlab_session":[[:space:]]*1/"slimlab_session": 7/' "$work/s.json" >"$work/future.json"
+sed 's/"slimlab_session":[[:space:]]*[0-9]*/"slimlab_session": 7/' "$work/s.json" >"$work/future.json"
 start 80 24 --session "$work/future.json"
 wait_for "newer slimlab"
 keys Escape # closes the message box (and does nothing else)
@@ -323,8 +230,4 @@ wait_for "q4_0"
 cmd "quit!"
 wait_for "EXIT 0"
 
-if [ "$fails" -gt 0 ]; then
-	echo "$fails failures"
-	exit 1
-fi
-echo "all workbench checks passed"
+finish "all workbench checks passed"

@@ -17,7 +17,8 @@
 
 #define MAX_ARGS 32
 
-enum { C_NONE, C_PATH, C_VIEW, C_MODULE, C_RULE, C_EVAL, C_RECIPE, C_SET, C_HISTORY, C_GENERATE };
+enum { C_NONE, C_PATH, C_VIEW, C_MODULE, C_RULE, C_EVAL, C_RECIPE, C_SET, C_HISTORY, C_GENERATE, C_SWEEP, C_HEATMAP,
+       C_TRAIN };
 
 typedef struct {
 	const char *name;
@@ -130,15 +131,19 @@ static void go_open_session(sl_tui *t, void *arg, bool go)
 	free(arg);
 }
 
-static void cmd_open(sl_tui *t, int argc, char **argv)
+void sl_open_asking(sl_tui *t, const char *path)
 {
-	if (argc < 2) {
-		sl_tui_show(t, "open");
-		return;
-	}
-	char *p = sl_strdup(argv[1]);
+	char *p = sl_strdup(path);
 	if (p)
 		sl_tui_unless_unsaved(t, "opening another model", go_open_model, p);
+}
+
+static void cmd_open(sl_tui *t, int argc, char **argv)
+{
+	if (argc < 2)
+		sl_tui_show(t, "open");
+	else
+		sl_open_asking(t, argv[1]);
 }
 
 static void cmd_session(sl_tui *t, int argc, char **argv)
@@ -202,7 +207,7 @@ static void cmd_eval(sl_tui *t, int argc, char **argv)
 			return;
 		}
 	}
-	sl_task_eval(t, text, ctx, chunks);
+	sl_task_eval(t, text, ctx, chunks, NAN);
 }
 
 static void cmd_generate(sl_tui *t, int argc, char **argv)
@@ -400,6 +405,16 @@ static void commit_rule(sl_tui *t, int index, const sl_rule *r)
 	sl_tui_recipe_changed(t);
 }
 
+/* The last rule whose selector is exactly sel (no block range), 1-based,
+ * or -1. */
+static int rule_for(const sl_recipe *rc, const char *sel)
+{
+	for (int i = rc->n_rules - 1; i >= 0; i--)
+		if (!strcmp(rc->rules[i].match, sel) && rc->rules[i].layer_lo < 0)
+			return i + 1;
+	return -1;
+}
+
 static void cmd_rule(sl_tui *t, int argc, char **argv)
 {
 	sl_session *s = t->app.ses;
@@ -422,6 +437,22 @@ static void cmd_rule(sl_tui *t, int argc, char **argv)
 		snprintf(r.match, sizeof r.match, "%s", strcmp(argv[2], "all") ? argv[2] : "");
 		if (set_fields(t, &r, argc - 3, argv + 3))
 			commit_rule(t, -1, &r);
+		return;
+	}
+	if (!strcmp(argv[1], "set")) {
+		if (argc < 4) {
+			sl_tui_msg(t, true, "usage: rule set SELECTOR key=value... (the last rule for exactly SELECTOR, "
+			                    "or a new one, sets just these)");
+			return;
+		}
+		sl_rule_init(&r);
+		snprintf(r.match, sizeof r.match, "%s", strcmp(argv[2], "all") ? argv[2] : "");
+		if (!set_fields(t, &r, argc - 3, argv + 3))
+			return;
+		commit_rule(t, rule_for(rc, r.match), &r);
+		char what[96];
+		sl_rule_summary(&r, what, sizeof what);
+		sl_tui_msg(t, false, "%s: %s, in the recipe (u undoes it)", argv[2], what);
 		return;
 	}
 	if (end != argv[1] && !*end) {
@@ -456,10 +487,7 @@ static void cmd_rule(sl_tui *t, int argc, char **argv)
 	} else {
 		/* A selector: the last rule for exactly it, or a new one. */
 		const char *sel = strcmp(argv[1], "all") ? argv[1] : "";
-		index = -1;
-		for (int i = rc->n_rules - 1; i >= 0 && index < 0; i--)
-			if (!strcmp(rc->rules[i].match, sel) && rc->rules[i].layer_lo < 0)
-				index = i + 1;
+		index = rule_for(rc, sel);
 		if (index < 0) {
 			sl_rule_init(&r);
 			snprintf(r.match, sizeof r.match, "%s", sel);
@@ -530,6 +558,118 @@ static void cmd_recipe(sl_tui *t, int argc, char **argv)
 	} else {
 		sl_tui_msg(t, true, "usage: recipe new | load FILE | save FILE | name NAME | validate");
 	}
+}
+
+/* --- sweeps, the heatmap, automatic recipes, training ------------------------- */
+
+static void cmd_sweep(sl_tui *t, int argc, char **argv)
+{
+	static const char usage[] = "usage: sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep | "
+	                            "sweep export FILE.csv|FILE.json|FILE.svg";
+	if (argc == 3 && !strcmp(argv[1], "export")) {
+		sl_sweep_export(t, argv[2]);
+		return;
+	}
+	const sl_heat *h = &t->app.heat;
+	const char *options = NULL;
+	sl_sweep_unit unit = SL_SWEEP_MODULES;
+	int ctx = 128, windows = 8;
+	if (argc == 1) {
+		/* Again, as it was: goes on from the cells it has. */
+		if (!h->rows) {
+			sl_tui_msg(t, true, "%s", usage);
+			return;
+		}
+		options = h->options;
+		unit = h->unit;
+		ctx = h->ctx;
+		windows = h->windows;
+	}
+	for (int i = 1; i < argc; i++) {
+		bool has = i + 1 < argc;
+		if (!strcmp(argv[i], "--unit") && has) {
+			const char *u = argv[++i];
+			if (strcmp(u, "module") && strcmp(u, "block")) {
+				sl_tui_msg(t, true, "--unit is module or block, not '%s'", u);
+				return;
+			}
+			unit = !strcmp(u, "block") ? SL_SWEEP_BLOCKS : SL_SWEEP_MODULES;
+		} else if (!strcmp(argv[i], "--windows") && has) {
+			if (!parse_int(t, "--windows", argv[++i], 1, 1 << 20, &windows))
+				return;
+		} else if (!strcmp(argv[i], "--ctx") && has) {
+			if (!parse_int(t, "--ctx", argv[++i], 8, 1 << 16, &ctx))
+				return;
+		} else if (!options && argv[i][0] != '-') {
+			options = argv[i];
+		} else {
+			sl_tui_msg(t, true, "%s", usage);
+			return;
+		}
+	}
+	if (!options) {
+		sl_tui_msg(t, true, "%s", usage);
+		return;
+	}
+	sl_task_sweep(t, options, unit, ctx, windows);
+}
+
+static const char *const heat_metrics[] = {"kl", "dppl", "top1"};
+static const char *const heat_sorts[] = {"block", "metric", "params"};
+
+static void cmd_heatmap(sl_tui *t, int argc, char **argv)
+{
+	sl_session *s = t->app.ses;
+	const sl_heat *h = &t->app.heat;
+	const char *sub = argc > 1 ? argv[1] : "";
+	if (!strcmp(sub, "metric") && argc == 3 && one_of(argv[2], heat_metrics, 3)) {
+		snprintf(s->view.heat.metric, sizeof s->view.heat.metric, "%s", argv[2]);
+	} else if (!strcmp(sub, "sort") && (argc == 3 || argc == 4) && one_of(argv[2], heat_sorts, 3)) {
+		int col = 0;
+		if (argc == 4) {
+			/* An option by its label or its place (1, 2, ...). */
+			col = -1;
+			for (int c = 0; c < h->cols && col < 0; c++)
+				if (!strcmp(argv[3], h->opt[c].label))
+					col = c;
+			int place;
+			if (col < 0) {
+				if (!parse_int(t, "heatmap sort: the option's place", argv[3], 1, h->cols > 0 ? h->cols : 1, &place))
+					return;
+				col = place - 1;
+			}
+		}
+		snprintf(s->view.heat.sort, sizeof s->view.heat.sort, "%s", argv[2]);
+		s->view.heat.sort_col = col;
+	} else if (!strcmp(sub, "filter") && argc <= 3) {
+		snprintf(s->view.heat.filter, sizeof s->view.heat.filter, "%s",
+		         argc == 3 && strcmp(argv[2], "all") ? argv[2] : "");
+	} else {
+		sl_tui_msg(t, true, "usage: heatmap metric kl|dppl|top1 | heatmap sort block|params|metric [OPTION] | "
+		                    "heatmap filter [GLOB]");
+		return;
+	}
+	sl_heat_refresh(t);
+	sl_tui_show(t, "heatmap");
+}
+
+static void cmd_autorecipe(sl_tui *t, int argc, char **argv)
+{
+	if (argc != 2) {
+		sl_tui_msg(t, true, "usage: autorecipe BUDGET (4.5bpw, 3MB, 50%%): a recipe from the sweep, then measured");
+		return;
+	}
+	sl_task_autorecipe(t, argv[1]);
+}
+
+static void cmd_train(sl_tui *t, int argc, char **argv)
+{
+	bool resume = argc == 3 && !strcmp(argv[2], "--resume");
+	if (argc != 2 && !resume) {
+		sl_tui_msg(t, true, "usage: train CONFIG.json [--resume] (the configuration slimlab train takes)");
+		return;
+	}
+	sl_task_train(t, argv[1], resume);
 }
 
 /* --- settings, notes, history, views ------------------------------------------ */
@@ -660,11 +800,19 @@ static const command commands[] = {
 	{"generate", "generate [-n N] [--temp T] [PROMPT]", "base and recipe model continue PROMPT", cmd_generate,
 	 C_GENERATE},
 	{"apply", "apply [--out FILE.gguf]", "build the recipe's model; with --out export it as GGUF", cmd_apply, C_PATH},
-	{"rule", "rule add SEL k=v... | rule N k=v... | rule N delete|up|down",
+	{"rule", "rule add SEL k=v... | rule N k=v... | rule set SEL k=v... | rule N delete|up|down",
 	 "edit the recipe (keys: format method sparsity pattern prune layers match)", cmd_rule, C_RULE},
 	{"recipe", "recipe new|load FILE|save FILE|name NAME|validate", "the recipe as a whole", cmd_recipe, C_RECIPE},
 	{"undo", "undo", "undo the last recipe change", cmd_undo, C_NONE},
 	{"redo", "redo", "redo what undo took back", cmd_undo, C_NONE},
+	{"sweep", "sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep export FILE",
+	 "sensitivity of each module to each option (again: goes on); export as .csv, .json or .svg", cmd_sweep, C_SWEEP},
+	{"heatmap", "heatmap metric kl|dppl|top1 | sort block|params|metric [OPTION] | filter [GLOB]",
+	 "what the heatmap shows and in which order", cmd_heatmap, C_HEATMAP},
+	{"autorecipe", "autorecipe BUDGET", "a recipe from the sweep under 4.5bpw, 3MB or 50%, then measured", cmd_autorecipe,
+	 C_NONE},
+	{"train", "train CONFIG.json [--resume]", "train a model as slimlab train does (the Train view)", cmd_train,
+	 C_TRAIN},
 	{"inspect", "inspect MODULE", "show a module in the layer inspector", cmd_inspect, C_MODULE},
 	{"stats", "stats", "gather activation statistics over the calibration text", cmd_stats, C_NONE},
 	{"set", "set ctx=N chunks=N tokens=N temp=T calibration=FILE ...", "settings of the session", cmd_set, C_SET},
@@ -835,6 +983,9 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 	static const char *const set_keys[] = {"ctx=", "chunks=", "tokens=", "temp=", "stats_tokens=", "calibration=",
 	                                       "evaluation="};
 	static const char *const hist_subs[] = {"delete", "clear"};
+	static const char *const sweep_opts[] = {"--unit", "--windows", "--ctx"};
+	static const char *const units[] = {"module", "block"};
+	static const char *const heat_subs[] = {"metric", "sort", "filter"};
 	switch (cmd->complete) {
 	case C_PATH:
 		if (strcmp(cmd->name, "apply") || nw > 2)
@@ -904,6 +1055,35 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 	case C_HISTORY:
 		if (nw == 2)
 			add_list(c, word, "", hist_subs, N(hist_subs));
+		break;
+	case C_SWEEP:
+		if (nw == 3 && !strcmp(prev, "export"))
+			add_paths(c, word);
+		else if (!strcmp(prev, "--unit"))
+			add_list(c, word, "", units, N(units));
+		else if (nw == 2)
+			add(c, word, "export");
+		else
+			add_list(c, word, "", sweep_opts, N(sweep_opts));
+		break;
+	case C_HEATMAP:
+		if (nw == 2)
+			add_list(c, word, "", heat_subs, N(heat_subs));
+		else if (nw == 3 && !strcmp(prev, "metric"))
+			add_list(c, word, "", heat_metrics, N(heat_metrics));
+		else if (nw == 3 && !strcmp(prev, "sort"))
+			add_list(c, word, "", heat_sorts, N(heat_sorts));
+		else if (nw == 3 && !strcmp(prev, "filter"))
+			add_modules(t, c, word, true);
+		else if (nw == 4 && !strcmp(words[1], "sort"))
+			for (int i = 0; i < t->app.heat.cols; i++)
+				add(c, word, t->app.heat.opt[i].label);
+		break;
+	case C_TRAIN:
+		if (nw == 3)
+			add(c, word, "--resume");
+		else
+			add_paths(c, word);
 		break;
 	}
 }

@@ -143,8 +143,7 @@ static sl_status open_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *
 		return st;
 	if (o->ses && (st = sl_session_check_model(o->ses, o->sha, err)))
 		return st;
-	sl_report(p, 0.85, "loading");
-	sl_load_opts lo = {.check_finite = true};
+	sl_load_opts lo = {.check_finite = true, .progress = sl_progress_slice_init(&part, p, 0.8, 1)};
 	return sl_model_load(o->path, &lo, &o->model, err);
 }
 
@@ -298,7 +297,11 @@ static void eval_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 	}
 	sl_tui_session_changed(t);
 	const sl_eval_result *r = &e->run.r;
-	if (r->has_base)
+	if (r->has_base && e->run.has_predicted)
+		sl_tui_msg(t, false, "KL %.5f measured, %.5f predicted (the modules' KL measured alone, summed); PPL %.4f "
+		                     "(%+.4f), top-1 %.2f%% at %.2f bpw",
+		           r->kl_mean, e->run.predicted_kl, r->ppl, r->delta_ppl, 100 * r->top1, e->run.bpw);
+	else if (r->has_base)
 		sl_tui_msg(t, false, "PPL %.4f (base %.4f, %+.4f), KL %.5f, top-1 %.2f%% at %.2f bpw", r->ppl, r->base_ppl,
 		           r->delta_ppl, r->kl_mean, 100 * r->top1, e->run.bpw);
 	else
@@ -332,7 +335,7 @@ static void recipe_summary(const sl_recipe *r, char *buf, size_t n)
 	}
 }
 
-void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks)
+void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predicted_kl)
 {
 	if (!can_use_model(t))
 		return;
@@ -362,6 +365,8 @@ void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks)
 	double base_bytes = (double)sl_model_bytes(t->app.model);
 	r->bytes = e->rm.empty ? base_bytes : t->app.est.bytes;
 	r->bpw = e->rm.empty ? 8 * base_bytes / (double)sl_model_n_params(t->app.model) : t->app.est.bpw;
+	r->has_predicted = isfinite(predicted_kl);
+	r->predicted_kl = r->has_predicted ? predicted_kl : 0;
 	sl_jobs_submit(&t->jobs, t, &eval_kind, e);
 }
 

@@ -7,6 +7,9 @@
  *   job.c        worker thread, queue, progress and cancel
  *   tasks.c      the jobs: open a model or session, evaluate, apply,
  *                generate, weight and activation statistics
+ *   task-sweep.c sensitivity sweeps, their export, the heatmap's rows,
+ *                automatic recipes
+ *   task-train.c training runs
  *   commands.c   the ':' commands (they mirror the CLI) and completion
  *   cmdline.c    the line editor under ':' */
 #ifndef SL_TUI_H
@@ -103,6 +106,8 @@ void sl_command(sl_tui *t, const char *line);
 /* Tab on the command line: completes the last word, or lists the choices
  * and, on further Tabs, cycles through them. */
 void sl_complete(sl_tui *t, sl_cmdline *c);
+/* Opens a model as :open does, asking first about unsaved changes. */
+void sl_open_asking(sl_tui *t, const char *path);
 /* Every command with what it does, for the help view. */
 const sl_keyhelp *sl_command_help(void);
 
@@ -114,14 +119,39 @@ void sl_task_open_session(sl_tui *t, const char *path);
 /* Opens the autosave a crashed slimlab left, and removes it once the
  * session it holds is back. */
 void sl_task_recover(sl_tui *t, const char *autosave_path);
-/* text: "calibration", "evaluation" or a file. */
-void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks);
+/* text: "calibration", "evaluation" or a file; predicted_kl: what a sweep
+ * predicted for the recipe, kept with the run (NaN: nothing). */
+void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predicted_kl);
 void sl_task_apply(sl_tui *t, const char *out_gguf);
 void sl_task_generate(sl_tui *t);
 void sl_task_weight_stats(sl_tui *t, const char *module);
 void sl_task_act_stats(sl_tui *t);
 /* Forgets the recipe's model (the recipe changed, or the base model did). */
 void sl_tasks_drop_recipe_model(sl_tui *t);
+
+/* --- task-sweep.c --- */
+/* Measures the sweep these settings describe: the current one goes on from
+ * its measured cells when they are the same; another carries over the
+ * session's cells of the options both have. */
+void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, int windows);
+/* Brings the session's sweep back: the base model's caches are computed
+ * again, the cells are read from the session. */
+void sl_task_sweep_restore(sl_tui *t);
+/* FILE.csv, FILE.json, or FILE.svg (the heatmap in its current metric). */
+void sl_sweep_export(sl_tui *t, const char *path);
+/* A recipe from the sweep under the budget ("4.5bpw", "3MB", "50%"),
+ * undoably in place of the current one, then evaluated for real. */
+void sl_task_autorecipe(sl_tui *t, const char *budget);
+/* After the sweep or the heatmap's settings changed: the rows to show, in
+ * order, and the colour scale. */
+void sl_heat_refresh(sl_tui *t);
+void sl_heat_free(sl_heat *h);
+
+/* --- task-train.c --- */
+/* Trains as CONFIG says (resume: from its checkpoint), showing the run in
+ * the Train view; offers to open the model it writes. */
+void sl_task_train(sl_tui *t, const char *config, bool resume);
+void sl_training_free(sl_training *s);
 
 /* --- screen.c --- */
 sl_status sl_screen_open(sl_tui *t, sl_error *err);
@@ -152,6 +182,8 @@ struct sl_tui {
 	} ask;
 	bool quit;
 	bool opening;            /* a model or session is being opened */
+	sl_sweep *sweep;         /* the sensitivity sweep, unless a job holds it */
+	bool sweeping;           /* a sweep job holds it */
 	sl_model *qmodel;        /* the recipe's model (simulated), or NULL */
 	char *qmodel_recipe;     /* the recipe JSON it was built from */
 	double qmodel_bpw;

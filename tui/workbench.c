@@ -23,13 +23,14 @@
 
 /* Tab order; the file picker comes last and has no tab. */
 static const sl_view_class *const view_table[] = {
-	&sl_view_model, &sl_view_layer, &sl_view_recipe, &sl_view_eval, &sl_view_generate, &sl_view_help, &sl_view_open,
+	&sl_view_model, &sl_view_layer, &sl_view_recipe, &sl_view_eval, &sl_view_generate, &sl_view_heatmap,
+	&sl_view_train, &sl_view_help, &sl_view_open,
 };
 #define N_VIEWS ((int)(sizeof view_table / sizeof view_table[0]))
 #define N_TABS (N_VIEWS - 1)
 
 static const sl_keyhelp global_keys[] = {
-	{"1-6  Tab  Shift-Tab", "switch views (or click a tab)"},
+	{"1-8  Tab  Shift-Tab", "switch views (or click a tab)"},
 	{"?  F1", "the keys of this view"},
 	{":", "command line (Tab completes, Up recalls)"},
 	{"o", "open a model or a session"},
@@ -204,6 +205,9 @@ static void release(sl_tui *t)
 	free(a->rule_matches);
 	sl_weight_stats_free(&a->wstats);
 	sl_act_profile_free(a->act);
+	sl_sweep_free(t->sweep);
+	t->sweep = NULL;
+	sl_heat_free(&a->heat);
 	for (int i = 0; i < 2; i++)
 		free(a->gen[i].text);
 	a->ses = NULL;
@@ -250,6 +254,9 @@ void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)
 	else
 		find_data(t, "eval.txt", a->eval_path, sizeof a->eval_path);
 	refresh_recipe(t);
+	sl_heat_refresh(t);
+	if (m && s->sweep)
+		sl_task_sweep_restore(t);
 	int v = view_index(s->view.current);
 	t->cur = N_VIEWS - 1; /* so that switch_to enters the view even if it is the same */
 	switch_to(t, v >= 0 && v < N_TABS ? v : 0);
@@ -347,13 +354,28 @@ static void draw_header(sl_tui *t)
 	}
 }
 
+/* The tabs with a space between them; on narrow screens without it, and
+ * then with their titles cut to the length that fits. */
 static void draw_tabs(sl_tui *t)
 {
+	int full = 0;
+	for (int i = 0; i < N_TABS; i++)
+		full += sl_text_width(view_table[i]->title) + 4;
+	int gap = full + N_TABS <= COLS ? 1 : 0, cut = 64;
+	while (cut > 1 && full > COLS) {
+		cut--;
+		full = 0;
+		for (int i = 0; i < N_TABS; i++) {
+			int w = sl_text_width(view_table[i]->title);
+			full += (w < cut ? w : cut) + 4;
+		}
+	}
 	int x = 0;
 	for (int i = 0; i < N_TABS && x < COLS; i++) {
 		t->tab_x[i] = x;
-		x += sl_textf(1, x, COLS - x, i == t->cur ? SL_R_TAB_ACTIVE : SL_R_DIM, " %d %s ", i + 1, view_table[i]->title);
-		x += sl_text(1, x, COLS - x, SL_R_NORMAL, " ");
+		x += sl_textf(1, x, COLS - x, i == t->cur ? SL_R_TAB_ACTIVE : SL_R_DIM, " %d %.*s ", i + 1, cut,
+		              view_table[i]->title);
+		x += sl_text(1, x, gap, SL_R_NORMAL, " ");
 	}
 	t->tab_x[N_TABS] = x;
 }
@@ -793,6 +815,7 @@ int sl_workbench_main(int argc, char **argv)
 		view_table[i]->destroy(t->views[i]);
 	free(t->views);
 	release(t);
+	sl_training_free(&t->app.train);
 	close(t->wake[0]);
 	close(t->wake[1]);
 	if (terminated) {

@@ -10,6 +10,7 @@
 
 #include "core/recipe.h"
 #include "core/stats.h"
+#include "core/sweep.h"
 #include "sessions/session.h"
 
 /* Keys, as the shell hands them to views: Unicode code points, or these. */
@@ -39,6 +40,52 @@ typedef struct {
 	double tok_per_s;
 	bool done;
 } sl_gen_pane;
+
+/* A sensitivity sweep as the Heatmap view shows it: the shell's copy of
+ * the sweep, kept up to date while the sweep runs on the worker thread,
+ * with the rows to show in the order to show them. */
+typedef struct {
+	int rows, cols;          /* 0: no sweep yet */
+	struct {
+		char name[64];
+		char kind[16];       /* attn_q, ffn_down, ... ("block" for a block) */
+		int block;           /* -1: token_embd, output */
+		double params;
+	} *row;
+	sl_sweep_option *opt;    /* [cols] */
+	sl_sweep_cell *cell;     /* [rows * cols], row-major */
+	double *rho;             /* [(cols + 1) * SL_PROXY_COUNT]: per option, then over all */
+	int done;                /* cells measured */
+	double base_ppl;
+	char fisher_note[160];
+	/* The settings it was made with, as :sweep takes them. */
+	char options[512];
+	sl_sweep_unit unit;
+	int ctx, windows, calib_tokens;
+	uint64_t seed;
+	char text[4096];
+	char state[96];          /* "" when idle, else what the job is doing to it */
+	/* Derived by the shell from the session's heatmap settings. */
+	int *order;              /* rows shown, in order */
+	int n_order;
+	double lo, hi;           /* log10 range of the metric over the measured cells */
+} sl_heat;
+
+/* A training run as the Train view shows it. */
+typedef struct {
+	char config[4096];       /* the configuration file; "" when none ran */
+	char output[4096];       /* the model it writes */
+	bool running, finished;  /* finished: the model was written */
+	int64_t step, steps;
+	double *loss;            /* [steps]: training loss of each step */
+	int n_loss;
+	double *val;             /* pairs (step, validation loss) */
+	int n_val;
+	double lr, grad_norm, tokens_per_s, elapsed, eta, val_ppl;
+	char notes[4][160];      /* the latest notes, oldest first */
+	int n_notes;
+	char outcome[256];       /* how it ended */
+} sl_training;
 
 typedef struct sl_app {
 	sl_session *ses;        /* never NULL */
@@ -79,6 +126,9 @@ typedef struct sl_app {
 	sl_gen_pane gen[2];      /* base, recipe */
 	size_t gen_common;       /* bytes both continuations share from the start */
 	char gen_prompt[1024];
+
+	sl_heat heat;
+	sl_training train;
 
 	char message[512];       /* shown on the status line until the next key */
 	bool message_error;

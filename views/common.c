@@ -44,6 +44,28 @@ void sl_rule_summary(const sl_rule *r, char *buf, size_t n)
 		snprintf(buf, n, "(sets nothing)");
 }
 
+void sl_rule_words(const sl_rule *r, char *buf, size_t n)
+{
+	size_t k = 0;
+	buf[0] = 0;
+#define WORD(...) k += (size_t)snprintf(buf + k, k < n ? n - k : 0, __VA_ARGS__)
+	if (r->has_format)
+		WORD(" format=%s", r->format[0] ? r->format : "keep");
+	if (r->has_method)
+		WORD(" method=%s", r->method);
+	if (r->has_sparsity)
+		WORD(" sparsity=%.6g", r->sparsity);
+	if (r->has_pattern)
+		WORD(" pattern=%s", r->pattern);
+	if (r->has_prune)
+		WORD(" prune=%s", r->prune);
+	if (r->group > 0)
+		WORD(" group=%d", r->group);
+#undef WORD
+	if (k && k < n)
+		memmove(buf, buf + 1, k); /* no leading space */
+}
+
 void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n)
 {
 	int k = p->format ? snprintf(buf, n, "%s", p->format->name) : snprintf(buf, n, "%s as is", sl_dtype_name(w->type));

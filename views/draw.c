@@ -40,11 +40,16 @@ static const role_def roles[SL_R_COUNT] = {
 	[SL_R_RIGHT] = {0xffaf5f, -1, COLOR_MAGENTA, -1, A_BOLD, A_BOLD},
 };
 
+enum { SCALE_STEPS = 16, SCALE_STEPS_8 = 5, SCALE_GLYPHS = 5 };
+
 static struct {
 	int depth;
 	bool utf8;
 	int pair[SL_R_COUNT];
 	attr_t attr[SL_R_COUNT];
+	void (*palette)(double t, int rgb[3]);
+	int scale_pair[SCALE_STEPS];
+	int scale_steps;        /* 0: glyph density */
 } D;
 
 /* The xterm 256-colour index nearest to rgb: the 6x6x6 cube or the grey ramp. */
@@ -101,6 +106,75 @@ void sl_draw_init(bool utf8)
 		else
 			D.attr[r] = roles[r].mono; /* out of pairs: fall back to attributes */
 	}
+}
+
+void sl_scale_set(void (*palette)(double t, int rgb[3]))
+{
+	if (palette == D.palette)
+		return;
+	D.palette = palette;
+	D.scale_steps = 0;
+	if (!D.depth)
+		return;
+	/* Eight colours hold five coarse steps along the palette's hues. */
+	static const short hue8[SCALE_STEPS_8] = {COLOR_MAGENTA, COLOR_BLUE, COLOR_CYAN, COLOR_GREEN, COLOR_YELLOW};
+	int n = D.depth == 8 ? SCALE_STEPS_8 : SCALE_STEPS;
+	for (int i = 0; i < n; i++) {
+		int fg, bg;
+		if (D.depth == 8) {
+			bg = hue8[i];
+			fg = i < 2 ? COLOR_WHITE : COLOR_BLACK;
+		} else {
+			int c[3];
+			palette((i + 0.5) / n, c);
+			int rgb = c[0] << 16 | c[1] << 8 | c[2];
+			/* Text stays readable: black on light colours, white on dark. */
+			int ink = c[0] + c[1] + c[2] > 380 ? 0x000000 : 0xffffff;
+			bg = map_colour(rgb, 0);
+			fg = map_colour(ink, 0);
+		}
+		int p = alloc_pair(fg, bg);
+		if (p <= 0)
+			return; /* out of pairs: glyphs stand in */
+		D.scale_pair[i] = p;
+	}
+	D.scale_steps = n;
+}
+
+bool sl_scale_colours(void)
+{
+	return D.scale_steps > 0;
+}
+
+void sl_scale_cell(int y, int x, int w, double t, const char *text)
+{
+	if (w <= 0 || y < 0 || y >= LINES || x < 0 || x >= COLS)
+		return;
+	if (x + w > COLS)
+		w = COLS - x;
+	if (!(t >= 0))
+		t = 0;
+	if (t > 1)
+		t = 1;
+	if (!D.scale_steps) {
+		static const char *shades[SCALE_GLYPHS] = {"-", "░", "▒", "▓", "█"};
+		static const char *ascii[SCALE_GLYPHS] = {"-", ":", "+", "#", "@"};
+		int level = t >= 1 ? SCALE_GLYPHS - 1 : (int)(t * SCALE_GLYPHS);
+		for (int i = 0; i < w; i++)
+			sl_text(y, x + i, 1, SL_R_NORMAL, (D.utf8 ? shades : ascii)[level]);
+		return;
+	}
+	int step = t >= 1 ? D.scale_steps - 1 : (int)(t * D.scale_steps);
+	attr_set(A_NORMAL, (short)D.scale_pair[step], NULL);
+	mvhline(y, x, ' ', w);
+	if (text) {
+		int tw = sl_text_width(text);
+		if (tw <= w) {
+			move(y, x + (w - tw) / 2);
+			addstr(text);
+		}
+	}
+	sl_role_set(SL_R_NORMAL);
 }
 
 void sl_role_set(sl_role r)

@@ -45,6 +45,17 @@ void sl_spark(int y, int x, int w, const double *v, int n, bool log, sl_role r);
 /* Columns in r, one per group of values (their mean), heights to the maximum. */
 void sl_columns(sl_rect r, const double *v, int n, bool log, sl_role role);
 
+/* A continuous scale, as a heatmap draws it: t in [0, 1] becomes the
+ * palette's colour behind the cell (true colour, the nearest of the
+ * 256-colour cube and greys, or five of the 8 basic colours, coarsely),
+ * or, where colours are missing, glyphs of increasing density. */
+void sl_scale_set(void (*palette)(double t, int rgb[3]));
+/* Whether the scale is drawn in colours (else in glyph density). */
+bool sl_scale_colours(void);
+/* A cell w columns wide; text (or NULL) is written on the colour, and
+ * left out when the scale is drawn in glyphs. */
+void sl_scale_cell(int y, int x, int w, double t, const char *text);
+
 /* A cursor over n rows shown rows at a time. */
 typedef struct {
 	int n, cursor, top, rows;

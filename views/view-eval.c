@@ -47,8 +47,11 @@ static void draw_run(const sl_run *run, int y, int x, int w)
 	if (r->has_base) {
 		u += sl_textf(y, x + u, w - u, SL_R_NORMAL, "   base %.4f  Δ ", r->base_ppl);
 		u += sl_textf(y, x + u, w - u, r->delta_ppl > 0 ? SL_R_BAD : SL_R_GOOD, "%+.4f", r->delta_ppl);
-		sl_textf(y + 1, x, w, SL_R_NORMAL, "KL mean %.5f ± %.5f  median %.5f  p99 %.5f  max %.4f   top-1 %.2f%%",
-		         r->kl_mean, r->kl_se, r->kl_median, r->kl_p99, r->kl_max, 100 * r->top1);
+		u = sl_textf(y + 1, x, w, SL_R_NORMAL, "KL mean %.5f ± %.5f", r->kl_mean, r->kl_se);
+		if (run->has_predicted)
+			u += sl_textf(y + 1, x + u, w - u, SL_R_ACCENT, " (predicted %.5f)", run->predicted_kl);
+		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, "  median %.5f  p99 %.5f  max %.4f   top-1 %.2f%%", r->kl_median,
+		         r->kl_p99, r->kl_max, 100 * r->top1);
 	}
 	sl_textf(y + 2, x, w, SL_R_DIM, "%s model, recipe %s (%s), %.2f bpw, %s text, %d windows of %d, %lld scored, %.1f s",
 	         run->model, run->recipe[0] ? run->recipe : "-", run->recipe_summary, run->bpw, run->text, r->n_chunks,

@@ -38,7 +38,7 @@ typedef struct sl_view_class {
 } sl_view_class;
 
 extern const sl_view_class sl_view_model, sl_view_layer, sl_view_recipe, sl_view_eval, sl_view_generate,
-	sl_view_help, sl_view_open;
+	sl_view_heatmap, sl_view_train, sl_view_help, sl_view_open;
 
 /* The help view lists the global keys, every view's keys and the
  * commands: the shell tells it which exist. */
@@ -50,6 +50,9 @@ int sl_app_module_index(const sl_app *app, const char *name);
 void sl_rule_selector(const sl_rule *r, char *buf, size_t n);
 /* The format/method/sparsity a rule sets, in one short phrase. */
 void sl_rule_summary(const sl_rule *r, char *buf, size_t n);
+/* The fields a rule sets as the key=value words of a rule command
+ * ("format=q4_0 method=gptq"), without its selector. */
+void sl_rule_words(const sl_rule *r, char *buf, size_t n);
 /* "q4_0 rtn", "f32 (unchanged)", "q8_0 · 50% 2:4" for a resolved plan. */
 void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n);
 

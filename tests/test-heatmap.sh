@@ -1,0 +1,186 @@
+#!/bin/sh
+# The Heatmap and Train views, driving the real workbench under tmux: a
+# sweep's cells fill in while it runs, Esc stops it keeping its cells, the
+# session keeps them across a quit and :sweep goes on from them to the end;
+# a key (or a click and a key) puts a cell's option into the recipe; the
+# sweep exports as SVG, CSV and JSON; an automatic recipe is measured next
+# to its prediction; metric, sort and filter; 80x24, 200x60 and 20x5;
+# glyph density without colours; a bad option list is a message; a short
+# training run shows its steps and offers its model, a long one stops with
+# a checkpoint and resumes. Every wait has a deadline, so nothing hangs.
+. "${SL_SRCDIR:-.}/tests/tui-lib.sh"
+
+# measured: how many cells the heatmap's title says are measured.
+measured() { screen | sed -n 's/.* \([0-9][0-9]*\)\/111 measured.*/\1/p' | head -n 1; }
+# wait_more N SECONDS: until more than N cells are measured.
+wait_more() {
+	n=$(($2 * 10))
+	while [ "$n" -gt 0 ]; do
+		m=$(measured)
+		[ -n "$m" ] && [ "$m" -gt "$1" ] && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	fail "the heatmap never showed more than $1 measured cells"
+	return 1
+}
+
+sweep="sweep q8_0,q4_0,int2-g32 --windows 8 --ctx 256"
+
+echo "== a sweep fills in live, stops on Esc, and stays in the session"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "sweep q9_9,q4_0"
+wait_for "unknown format 'q9_9'"
+cmd "$sweep"
+wait_for "KL divergence" 120
+wait_more 0 120
+first=$(measured)
+wait_more "$first" 60 # a later screen has more: the cells arrive as they finish
+keys Escape
+wait_for "sweep cancelled:" 60
+stopped=$(measured)
+[ -n "$stopped" ] && [ "$stopped" -lt 111 ] || fail "Esc did not stop the sweep midway ($stopped cells)"
+screen | grep -q "·" || fail "no cell is left unmeasured after the cancel"
+cmd "save $work/h.json"
+wait_for "session saved to"
+check_file "$work/h.json" '"slimlab_sweep":' "the session's sweep"
+keys q
+wait_for "EXIT 0"
+
+echo "== the reopened session has the cells; :sweep goes on to the end"
+start 80 24 --session "$work/h.json"
+wait_for "sweep is back: $stopped of 111 cells" 120
+[ "$(measured)" = "$stopped" ] || fail "the restored heatmap shows $(measured) cells, not $stopped"
+keys c # the same sweep again
+wait_for "sweep finished: 111 cells, $stopped of them carried over" 240
+wait_for "111/111 measured"
+
+echo "== a cell into the recipe, by key and by click; undo"
+keys j l # blk.0.attn_q under q4_0
+wait_for "blk.0.attn_q × q4_0"
+keys Enter
+wait_for "blk.0.attn_q: q4_0 rtn, in the recipe"
+keys 3
+wait_for "1 rule after the default"
+screen | grep "blk.0.attn_q" | grep -q "q4_0" || fail "the Recipe view lacks the rule for blk.0.attn_q"
+keys u
+wait_for "0 rules after the default"
+keys 6
+click 46 7 # token_embd under int2-g32
+wait_for "token_embd × int2-g32"
+keys r
+wait_for "token_embd: int2-g32 rtn, in the recipe"
+
+echo "== metric, sort, filter; export"
+keys m
+wait_for "change in perplexity"
+keys m m
+wait_for "KL divergence"
+keys s
+wait_for "sort kl under int2-g32"
+keys /
+T send-keys -t w -l "ffn_*"
+keys Enter
+wait_for "15/37 rows"
+cmd "heatmap filter"
+wait_for "37/37 rows"
+cmd "sweep export $work/h.svg"
+wait_for "h.svg written: 111 of 111 cells"
+cmd "sweep export $work/h.csv"
+wait_for "h.csv written"
+cmd "sweep export $work/sweep.json"
+wait_for "sweep.json written"
+cmd "sweep export $work/h.txt"
+wait_for "name a .csv, .json or .svg file"
+check_file "$work/h.svg" '<svg' "SVG"
+check_file "$work/h.svg" 'int2-g32' "SVG option labels"
+[ "$(wc -l <"$work/h.csv")" = 112 ] || fail "the CSV has $(wc -l <"$work/h.csv") lines, not a header and 111 cells"
+check_file "$work/h.csv" '^blk.4.ffn_down,4,q8_0,' "CSV rows"
+check_file "$work/sweep.json" '"slimlab_sweep":' "JSON"
+T capture-pane -e -p -t w | grep -q '48;5;' || fail "256 colours: the cells have no background colours"
+
+cmd "save"
+wait_for "session saved to"
+
+echo "== an automatic recipe, measured next to its prediction"
+cmd "autorecipe 8bpw"
+wait_for "automatic 8bpw"
+wait_for "predicted (the modules' KL measured alone" 240
+wait_for "(predicted 0."
+keys 3
+wait_for "37 rules after the default"
+keys u # the automatic recipe is one undoable change
+wait_for "1 rule after the default"
+cmd "quit!"
+wait_for "EXIT 0"
+
+echo "== 200x60, 20x5, and glyph density without colours"
+start 200 60 --session "$work/h.json"
+wait_for "sweep is back: 111 of 111 cells" 120
+keys 6
+wait_for "output" # every row fits
+screen | grep -q "blk.4  attn_q" || fail "at 200x60 the last block is not on the screen"
+T resize-window -t w -x 20 -y 5
+wait_for "Terminal too small"
+T resize-window -t w -x 80 -y 24
+wait_for "KL divergence"
+cmd "quit!"
+wait_for "EXIT 0"
+term_env="NO_COLOR=1 TERM=xterm-256color"
+start 80 24 --session "$work/h.json"
+wait_for "sweep is back" 120
+keys 6
+wait_for "KL divergence"
+screen | grep -q "▓\|█" || fail "no colours: the cells have no glyphs of density"
+T capture-pane -e -p -t w | grep -q '48;5;' && fail "NO_COLOR: cells were coloured"
+keys q
+wait_for "EXIT 0"
+term_env="TERM=xterm-256color"
+
+echo "== training: a short run, a long one stopped and resumed"
+head -c 20000 "$srcdir/data/calib.txt" >"$work/train.txt"
+head -c 3000 "$srcdir/data/eval.txt" >"$work/val.txt"
+# tiny CONFIG STEPS [CHECKPOINT]
+tiny() {
+	ck=
+	[ -z "${3:-}" ] || ck="\"checkpoint\": {\"path\": \"$3\"},"
+	cat >"$work/$1" <<JSON
+{
+  "model": {"dim": 32, "hidden_dim": 64, "layers": 1, "heads": 2, "context": 32},
+  "tokenizer": {"vocab_size": 300},
+  "data": {"train": "train.txt", "val": "val.txt"},
+  "train": {"steps": $2, "batch": 2, "lr": 0.01, "warmup": 1},
+  $ck
+  "output": {"path": "$1.gguf"}
+}
+JSON
+}
+tiny short.json 6
+tiny long.json 50000000 long.ckpt
+echo '{"model": {"dim": 32}, "trian": {}}' >"$work/bad.json"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "train $work/bad.json"
+wait_for 'unknown key "trian"'
+cmd "train $work/short.json"
+wait_for "step 6 of 6" 60
+wait_for "Open it?" 60
+keys n
+wait_for "done: 6 steps"
+[ -f "$work/short.json.gguf" ] || fail "the short run wrote no model"
+cmd "train $work/long.json"
+wait_for "tokens/s" 60 # the Train view: step, loss, tokens per second
+keys Escape
+wait_for "training cancelled at step" 60
+[ -f "$work/long.ckpt" ] || fail "a cancelled run left no checkpoint"
+keys r
+wait_for ":train $work/long.json --resume"
+keys Enter
+wait_for "tokens/s" 60
+keys Escape
+wait_for "training cancelled at step" 60
+cmd "quit!"
+wait_for "EXIT 0"
+
+finish "all heatmap and training checks passed"
