@@ -248,6 +248,32 @@ static bool any_option_needs(const sl_sweep *sw, bool hessian)
 	return false;
 }
 
+/* Tokenizes as much of the text as `need` tokens take, not all of it (a
+ * calibration text may be megabytes): a prefix cut after a line break,
+ * doubled until it yields a margin beyond `need`. Tokens well before the
+ * cut are those the whole text gives, so the windows are the same. */
+static sl_status encode_prefix(const sl_tokenizer *tok, const char *text, size_t len, size_t need, int32_t **ids,
+                               size_t *n, sl_error *err)
+{
+	enum { MARGIN = 256 };
+	size_t take = (need + MARGIN) * 8;
+	for (;;) {
+		size_t cut = len;
+		if (take < len) {
+			cut = take;
+			while (cut > take / 2 && text[cut - 1] != '\n')
+				cut--;
+			if (cut <= take / 2)
+				cut = take;
+		}
+		sl_status st = sl_tok_encode(tok, text, cut, sl_tok_add_bos(tok), ids, n, err);
+		if (st || cut == len || *n >= need + MARGIN)
+			return st;
+		free(*ids);
+		take *= 2;
+	}
+}
+
 static sl_status cache_base(sl_sweep *sw, const sl_sweep_opts *o, sl_error *err)
 {
 	const sl_model *m = sw->m;
@@ -258,11 +284,12 @@ static sl_status cache_base(sl_sweep *sw, const sl_sweep_opts *o, sl_error *err)
 		return st;
 	int32_t *ids;
 	size_t n;
-	st = sl_tok_encode(m->tok, text, len, sl_tok_add_bos(m->tok), &ids, &n, err);
+	int max_win = o->windows > 0 ? o->windows : 8;
+	st = encode_prefix(m->tok, text, len, (size_t)max_win * (size_t)sw->n_ctx, &ids, &n, err);
 	free(text);
 	if (st)
 		return st;
-	sw->n_win = sl_eval_windows(n, sw->n_ctx, o->windows > 0 ? o->windows : 8);
+	sw->n_win = sl_eval_windows(n, sw->n_ctx, max_win);
 	if (sw->n_win == 0) {
 		free(ids);
 		return sl_errorf(err, SL_ERR_ARG, "%s: %zu tokens, fewer than one window of %d", sw->text_path, n,
