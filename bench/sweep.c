@@ -26,19 +26,6 @@
 enum { CTX = 128, WINDOWS = 8, CALIB_TOKENS = 2048, SEED = 7 };
 static const char *text_path = "data/calib.txt";
 
-static sl_recipe *one_rule(const sl_sweep *sw, int row, int col)
-{
-	sl_recipe *rec = sl_recipe_new();
-	sl_rule rule = sl_sweep_col(sw, col)->rule;
-	snprintf(rule.match, sizeof rule.match, "%s", sl_sweep_row_name(sw, row));
-	sl_recipe_add_rule(rec, &rule);
-	snprintf(rec->calib.text, sizeof rec->calib.text, "%s", text_path);
-	rec->calib.tokens = CALIB_TOKENS;
-	rec->calib.ctx = CTX;
-	rec->calib.seed = SEED;
-	return rec;
-}
-
 int main(int argc, char **argv)
 {
 	const char *path = bench_model_path(argc, argv);
@@ -105,7 +92,7 @@ int main(int argc, char **argv)
 	t0 = bench_now();
 	for (int i = 0; i < cells; i += step) {
 		int r = i / cols, c = i % cols;
-		sl_recipe *rec = one_rule(sw, r, c);
+		sl_recipe *rec = sl_sweep_cell_recipe(sw, r, c);
 		sl_model *q = NULL;
 		sl_apply_report rep = {0};
 		sl_apply_opts ao = {0};

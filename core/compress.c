@@ -14,13 +14,6 @@
 
 #include "methods.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static bool is(const char *a, const char *b)
 {
 	return !strcmp(a, b);
@@ -374,7 +367,7 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 	snprintf(rep->module, sizeof rep->module, "%s", mod->name);
 	rep->bytes_before = (double)mod->w->nbytes;
 	snprintf(out->name, sizeof out->name, "%s", mod->w->name);
-	double t0 = now_s();
+	double t0 = sl_now();
 	if (structured(plan))
 		return sl_errorf(err, SL_ERR_UNSUPPORTED,
 		                 "%s: %s pruning changes several tensors' shapes; apply it with a recipe, not module by module",
@@ -425,7 +418,7 @@ done:
 	free(W);
 	free(s);
 	stats_release(&scaled);
-	rep->seconds = now_s() - t0;
+	rep->seconds = sl_now() - t0;
 	return status;
 }
 
@@ -815,9 +808,9 @@ static void compress_task(int i, void *arg)
 		wm->status = sl_errorf(&wm->err, SL_ERR_CANCELLED, "cancelled before %s", wm->mod.name);
 		return;
 	}
-	double t0 = now_s();
+	double t0 = sl_now();
 	wm->status = compress_matrix(&wm->job, wm->mod.w, &wm->rep, &wm->err);
-	wm->rep.seconds = now_s() - t0;
+	wm->rep.seconds = sl_now() - t0;
 	int done = atomic_fetch_add(&a->done, 1) + 1;
 	char what[SL_NAME_MAX + 16];
 	snprintf(what, sizeof what, "compressed %s", wm->mod.name);
@@ -957,7 +950,7 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 	*out = NULL;
 	memset(rep, 0, sizeof *rep);
 	sl_apply_opts o = opts ? *opts : (sl_apply_opts){0};
-	double t0 = now_s();
+	double t0 = sl_now();
 	apply_ctx a = {.base = base, .r = r, .cancel_only = {.cancel = o.progress ? o.progress->cancel : NULL}};
 	/* Calibration takes the first third of the bar, the modules the rest. */
 	stage_init(&a.prog, o.progress, 0, 0.3);
@@ -1079,7 +1072,7 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 	rep->bpw = rep->params > 0 ? 8.0 * rep->bytes_after / rep->params : 0;
 	for (int i = 0; i < rep->n_mods; i++)
 		rep->n_fallbacks += rep->mods[i].asked && rep->mods[i].used != rep->mods[i].asked;
-	rep->seconds = now_s() - t0;
+	rep->seconds = sl_now() - t0;
 	*out = a.m;
 	a.m = NULL;
 	apply_free(&a);

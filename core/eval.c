@@ -52,13 +52,6 @@ double sl_kl_logits(const float *p_logits, const float *q_logits, int n, bool *s
 	return kl > 0 ? kl : 0;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -186,7 +179,7 @@ sl_status sl_eval_tokens(const sl_model *m, const sl_model *base, const int32_t 
 		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for %d x %d logits", n_ctx - first, vocab);
 		goto done;
 	}
-	double t0 = now_s();
+	double t0 = sl_now();
 	int bos = m->tok && sl_tok_add_bos(m->tok) ? sl_tok_bos(m->tok) : -1;
 	for (int c = 0; c < chunks; c++) {
 		if (o && sl_cancelled(o->progress)) {
@@ -217,7 +210,7 @@ sl_status sl_eval_tokens(const sl_model *m, const sl_model *base, const int32_t 
 	r->n_ctx = n_ctx;
 	r->n_chunks = chunks;
 	sl_score_result(&sc, r);
-	r->seconds = now_s() - t0;
+	r->seconds = sl_now() - t0;
 done:
 	free(win);
 	free(lg);

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 typedef struct sl_progress {
 	/* frac in [0, 1]; stage names what is being done ("chunk 3/40"). */
@@ -14,6 +15,14 @@ typedef struct sl_progress {
 	void *ctx;
 	const atomic_int *cancel;
 } sl_progress;
+
+/* Seconds on the monotonic clock, for durations, rates and ETAs. */
+static inline double sl_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static inline bool sl_cancelled(const sl_progress *p)
 {

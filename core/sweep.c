@@ -53,13 +53,6 @@ struct sl_sweep {
 	pthread_mutex_t mu;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* --- options -------------------------------------------------------------- */
 
 static bool parse_sparsity(const char *s, sl_rule *r)
@@ -610,7 +603,7 @@ static sl_status measure(const sl_sweep *sw, int row_i, int col, sl_sweep_cell *
 {
 	const sweep_row *row = &sw->rows[row_i];
 	const sl_model *m = sw->m;
-	double t0 = now_s();
+	double t0 = sl_now();
 	memset(cell, 0, sizeof *cell);
 	sl_recipe rec = {0};
 	rec.def = sw->opts[col].rule;
@@ -668,7 +661,7 @@ static sl_status measure(const sl_sweep *sw, int row_i, int col, sl_sweep_cell *
 		proxies(sw, row, repl, cell->proxy);
 		cell->done = true;
 	}
-	cell->seconds = now_s() - t0;
+	cell->seconds = sl_now() - t0;
 	sl_score_free(&sc);
 	free(lg);
 	sl_state_free(s);
@@ -1204,6 +1197,40 @@ void sl_autorecipe_result_free(sl_autorecipe_result *res)
 	res->choice = NULL;
 }
 
+/* The recipe's calibration settings are the sweep's, so that methods
+ * needing statistics see the same ones. */
+static void set_calib(const sl_sweep *sw, sl_recipe *rec)
+{
+	snprintf(rec->calib.text, sizeof rec->calib.text, "%s", sw->text_path);
+	rec->calib.tokens = sw->calib_tokens;
+	rec->calib.ctx = sw->n_ctx;
+	rec->calib.seed = sw->seed;
+}
+
+sl_rule sl_sweep_cell_rule(const sl_sweep *sw, int row, int col)
+{
+	sl_rule rule = sw->opts[col].rule;
+	if (sw->unit == SL_SWEEP_BLOCKS)
+		snprintf(rule.match, sizeof rule.match, "blk.%d.*", sw->rows[row].block);
+	else
+		snprintf(rule.match, sizeof rule.match, "%s", sw->rows[row].name);
+	return rule;
+}
+
+sl_recipe *sl_sweep_cell_recipe(const sl_sweep *sw, int row, int col)
+{
+	sl_recipe *rec = sl_recipe_new();
+	if (!rec)
+		return NULL;
+	sl_rule rule = sl_sweep_cell_rule(sw, row, col);
+	if (sl_recipe_add_rule(rec, &rule) < 0) {
+		sl_recipe_free(rec);
+		return NULL;
+	}
+	set_calib(sw, rec);
+	return rec;
+}
+
 sl_status sl_autorecipe(const sl_sweep *sw, sl_budget_kind kind, double budget, sl_recipe **out,
                         sl_autorecipe_result *res, sl_error *err)
 {
@@ -1297,10 +1324,7 @@ sl_status sl_autorecipe(const sl_sweep *sw, sl_budget_kind kind, double budget, 
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	}
 	snprintf(rec->name, sizeof rec->name, "automatic (%s)", sw->m->cfg.arch_name);
-	snprintf(rec->calib.text, sizeof rec->calib.text, "%s", sw->text_path);
-	rec->calib.tokens = sw->calib_tokens;
-	rec->calib.ctx = sw->n_ctx;
-	rec->calib.seed = sw->seed;
+	set_calib(sw, rec);
 	double zeros = 0, bytes = fixed_bytes;
 	for (int r = 0; r < sw->n_rows; r++) {
 		bytes += row_cost(sw, r, choice[r], SL_BUDGET_BYTES);
@@ -1308,12 +1332,7 @@ sl_status sl_autorecipe(const sl_sweep *sw, sl_budget_kind kind, double budget, 
 		res->predicted_kl += row_loss(sw, r, choice[r]);
 		if (choice[r] < 0)
 			continue;
-		sl_rule rule = sw->opts[choice[r]].rule;
-		if (sw->unit == SL_SWEEP_BLOCKS) {
-			snprintf(rule.match, sizeof rule.match, "blk.%d.*", sw->rows[r].block);
-		} else {
-			snprintf(rule.match, sizeof rule.match, "%s", sw->rows[r].name);
-		}
+		sl_rule rule = sl_sweep_cell_rule(sw, r, choice[r]);
 		snprintf(rule.note, sizeof rule.note, "KL %.3g measured alone", cell_of(sw, r, choice[r])->kl);
 		if (sl_recipe_add_rule(rec, &rule) < 0) {
 			sl_recipe_free(rec);

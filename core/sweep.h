@@ -87,6 +87,12 @@ typedef void (*sl_sweep_cell_fn)(void *ctx, int row, int col, const sl_sweep_cel
 /* Measures every cell not yet done. Cancelling keeps what finished. */
 sl_status sl_sweep_run(sl_sweep *sw, sl_sweep_cell_fn on_cell, void *ctx, const sl_progress *p, sl_error *err);
 
+/* The rule that gives row (a module, or a block) the option of col, and
+ * a recipe of that one rule with the sweep's calibration settings: what a
+ * cell measures, as a recipe applies it (NULL when out of memory). */
+sl_rule sl_sweep_cell_rule(const sl_sweep *sw, int row, int col);
+sl_recipe *sl_sweep_cell_recipe(const sl_sweep *sw, int row, int col);
+
 /* Measures one cell now (already done or not). */
 sl_status sl_sweep_measure(sl_sweep *sw, int row, int col, sl_error *err);
 

@@ -372,19 +372,12 @@ typedef struct {
 	int64_t step0;
 } run;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void report(run *r, sl_train_event ev, double loss, const sl_step_info *info, const sl_eval_result *val,
                    const char *note)
 {
 	sl_train_report rep = {.event = ev, .step = r->opt.step, .steps = r->c->opt.total, .loss = loss,
 	                       .note = note};
-	rep.elapsed_s = now_s() - r->t0;
+	rep.elapsed_s = sl_now() - r->t0;
 	int64_t done = r->opt.step - r->step0;
 	if (done > 0) {
 		double per = rep.elapsed_s / (double)done;
@@ -587,7 +580,7 @@ sl_status sl_train_run(const sl_train_config *c, const sl_train_run_opts *o, sl_
 	sl_status st = setup(&r, err);
 	const int T = r.T, per_micro = c->batch * T;
 	const int bos = r.m && r.m->tok && sl_tok_add_bos(r.m->tok) ? sl_tok_bos(r.m->tok) : -1;
-	r.t0 = now_s();
+	r.t0 = sl_now();
 	r.step0 = r.opt.step;
 	char stage[128];
 	while (!st && r.opt.step < c->opt.total) {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/progress.h"
 #include "tui.h"
 
 struct sl_job {
@@ -28,13 +29,6 @@ struct sl_job {
 	int wake_fd;
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void wake(int fd)
 {
 	char b = 'j';
@@ -46,7 +40,7 @@ static void wake(int fd)
 /* Called with the mutex held. */
 static void wake_soon(sl_job *j, bool force)
 {
-	double t = now_s();
+	double t = sl_now();
 	if (force || t - j->last_wake > 0.03) {
 		j->last_wake = t;
 		wake(j->wake_fd);
@@ -141,7 +135,7 @@ static void start_next(sl_jobs *q, sl_tui *t)
 		j->kind = r.kind;
 		j->ctx = r.ctx;
 		j->wake_fd = q->wake_fd;
-		j->t_start = now_s();
+		j->t_start = sl_now();
 		j->progress = (sl_progress){on_progress, j, &j->cancel};
 		snprintf(j->stage, sizeof j->stage, "starting");
 		pthread_mutex_init(&j->mu, NULL);
@@ -188,7 +182,7 @@ void sl_jobs_poll(sl_jobs *q, sl_tui *t)
 	snprintf(a->job.stage, sizeof a->job.stage, "%s", j->stage);
 	pthread_mutex_unlock(&j->mu);
 	snprintf(a->job.name, sizeof a->job.name, "%s", j->kind->name);
-	a->job.elapsed = now_s() - j->t_start;
+	a->job.elapsed = sl_now() - j->t_start;
 	a->job.eta = a->job.frac > 0.01 && a->job.elapsed > 0.5 ? a->job.elapsed * (1 - a->job.frac) / a->job.frac : -1;
 	if (posted && j->kind->update)
 		j->kind->update(t, j->ctx, j);

@@ -13,16 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
 #include "core/fileio.h"
 #include "core/methods.h"
 #include "tui.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* --- the heatmap's copy of a sweep ------------------------------------------ */
 
@@ -248,7 +242,7 @@ static bool sweep_start(sl_tui *t, void *ctx)
 static void on_cell(void *ctx, int row, int col, const sl_sweep_cell *cell)
 {
 	sweep_ctx *c = ctx;
-	double now = now_s();
+	double now = sl_now();
 	/* The rank correlations and the session's copy cost more than a cell
 	 * is worth on a big sweep: now and then, and once more at the end. */
 	bool fresh_rho = now - c->last_rho > 0.25;

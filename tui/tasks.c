@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/progress.h"
 #include "core/fileio.h"
 #include "core/units.h"
 #include "tui.h"
@@ -459,13 +460,6 @@ typedef struct {
 	bool finished[2];
 } gen_ctx;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static bool gen_token(void *ctx, int32_t id, const char *text, size_t len)
 {
 	(void)id;
@@ -473,7 +467,7 @@ static bool gen_token(void *ctx, int32_t id, const char *text, size_t len)
 	sl_job_lock(g->job);
 	bool ok = sl_buf_put(&g->text[g->pane], text, len);
 	g->n_tokens[g->pane]++;
-	double dt = now_s() - g->t0;
+	double dt = sl_now() - g->t0;
 	g->tok_s[g->pane] = dt > 0 ? g->n_tokens[g->pane] / dt : 0;
 	sl_job_unlock(g->job);
 	sl_job_post(g->job);
@@ -511,7 +505,7 @@ static sl_status gen_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *e
 		sl_sampler_init(&smp, g->temp, 0.9f, 0, g->seed); /* the same draws for both models */
 		sl_job_lock(j);
 		g->pane = i;
-		g->t0 = now_s();
+		g->t0 = sl_now();
 		sl_job_unlock(j);
 		double lo = split + (1 - split) * i / panes, hi = split + (1 - split) * (i + 1) / panes;
 		st = sl_generate(i ? g->rm.use : g->rm.base, g->prompt, g->n, &smp, gen_token, g,

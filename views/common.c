@@ -15,6 +15,18 @@ int sl_app_module_index(const sl_app *app, const char *name)
 	return -1;
 }
 
+void sl_list_restore(sl_list *l, const sl_app *app, const char *view)
+{
+	sl_view_pos p = sl_session_view_pos(app->ses, view);
+	l->cursor = p.cursor;
+	l->top = p.top;
+}
+
+void sl_list_remember(const sl_list *l, sl_app *app, const char *view)
+{
+	sl_session_set_view_pos(app->ses, view, l->cursor, l->top);
+}
+
 void sl_rule_selector(const sl_rule *r, char *buf, size_t n)
 {
 	const char *m = r->match[0] ? r->match : "all";

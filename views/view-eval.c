@@ -18,24 +18,19 @@ static void *create(void)
 	return calloc(1, sizeof(eval_view));
 }
 
-static void destroy(void *self)
-{
-	free(self);
-}
-
 static void enter(void *self, sl_app *app)
 {
 	eval_view *v = self;
-	sl_view_pos p = sl_session_view_pos(app->ses, "eval");
+	sl_list_restore(&v->list, app, "eval");
 	/* The newest run is what one wants to see after a while away. */
-	v->list.cursor = p.cursor ? p.cursor : app->ses->n_runs - 1;
-	v->list.top = p.top;
+	if (!v->list.cursor)
+		v->list.cursor = app->ses->n_runs - 1;
 }
 
 static void leave(void *self, sl_app *app)
 {
 	eval_view *v = self;
-	sl_session_set_view_pos(app->ses, "eval", v->list.cursor, v->list.top);
+	sl_list_remember(&v->list, app, "eval");
 }
 
 static void draw_run(const sl_run *run, int y, int x, int w)
@@ -197,7 +192,7 @@ const sl_view_class sl_view_eval = {
 	.hints = "e evaluate  E eval text  c ctx  k windows  n note",
 	.keys = keys,
 	.create = create,
-	.destroy = destroy,
+	.destroy = free,
 	.enter = enter,
 	.leave = leave,
 	.draw = draw,

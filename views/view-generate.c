@@ -14,11 +14,6 @@ static void *create(void)
 	return calloc(1, 1);
 }
 
-static void destroy(void *self)
-{
-	free(self);
-}
-
 /* Display width of one character at text (length k), or 0. */
 static int char_width(const char *text, size_t len, size_t *k)
 {
@@ -163,7 +158,7 @@ const sl_view_class sl_view_generate = {
 	.hints = "g generate  p prompt  n tokens  t temperature",
 	.keys = keys,
 	.create = create,
-	.destroy = destroy,
+	.destroy = free,
 	.draw = draw,
 	.key = key,
 };

@@ -30,24 +30,17 @@ static void *create(void)
 	return calloc(1, sizeof(heat_view));
 }
 
-static void destroy(void *self)
-{
-	free(self);
-}
-
 static void enter(void *self, sl_app *app)
 {
 	heat_view *v = self;
-	sl_view_pos p = sl_session_view_pos(app->ses, "heatmap");
-	v->list.cursor = p.cursor;
-	v->list.top = p.top;
+	sl_list_restore(&v->list, app, "heatmap");
 	v->row = -1;
 }
 
 static void leave(void *self, sl_app *app)
 {
 	heat_view *v = self;
-	sl_session_set_view_pos(app->ses, "heatmap", v->list.cursor, v->list.top);
+	sl_list_remember(&v->list, app, "heatmap");
 }
 
 static int index_of(const char *const *list, int n, const char *s)
@@ -374,7 +367,7 @@ const sl_view_class sl_view_heatmap = {
 	.hints = "Enter to recipe  m metric  s sort  / filter  S sweep  a auto",
 	.keys = keys,
 	.create = create,
-	.destroy = destroy,
+	.destroy = free,
 	.enter = enter,
 	.leave = leave,
 	.draw = draw,

@@ -29,11 +29,6 @@ static void *create(void)
 	return calloc(1, sizeof(help_view));
 }
 
-static void destroy(void *self)
-{
-	free(self);
-}
-
 /* Visits the page's lines: a title (keys NULL), a key and what it does,
  * or (keys "") a line of text under the previous one. */
 static int lines(void (*fn)(void *ctx, int i, const char *keys, const char *what), void *ctx)
@@ -137,7 +132,7 @@ const sl_view_class sl_view_help = {
 	.hints = "Up/Down PgUp/PgDn scroll",
 	.keys = keys,
 	.create = create,
-	.destroy = destroy,
+	.destroy = free,
 	.draw = draw,
 	.key = key,
 };

@@ -19,11 +19,6 @@ static void *create(void)
 	return calloc(1, sizeof(layer_view));
 }
 
-static void destroy(void *self)
-{
-	free(self);
-}
-
 /* Values of a float array, or of a difference of two, as doubles for the charts. */
 static double *as_doubles(const float *a, const float *minus, int64_t n)
 {
@@ -222,7 +217,7 @@ const sl_view_class sl_view_layer = {
 	.hints = "[ ] module  a activations  l log scale  f format",
 	.keys = keys,
 	.create = create,
-	.destroy = destroy,
+	.destroy = free,
 	.draw = draw,
 	.key = key,
 };

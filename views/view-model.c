@@ -70,15 +70,13 @@ static void build_rows(model_view *v, const sl_app *app)
 static void enter(void *self, sl_app *app)
 {
 	model_view *v = self;
-	sl_view_pos p = sl_session_view_pos(app->ses, "model");
-	v->list.cursor = p.cursor;
-	v->list.top = p.top;
+	sl_list_restore(&v->list, app, "model");
 }
 
 static void leave(void *self, sl_app *app)
 {
 	model_view *v = self;
-	sl_session_set_view_pos(app->ses, "model", v->list.cursor, v->list.top);
+	sl_list_remember(&v->list, app, "model");
 }
 
 static void draw(void *self, sl_app *app, sl_rect r)

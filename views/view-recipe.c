@@ -21,23 +21,16 @@ static void *create(void)
 	return calloc(1, sizeof(recipe_view));
 }
 
-static void destroy(void *self)
-{
-	free(self);
-}
-
 static void enter(void *self, sl_app *app)
 {
 	recipe_view *v = self;
-	sl_view_pos p = sl_session_view_pos(app->ses, "recipe");
-	v->list.cursor = p.cursor;
-	v->list.top = p.top;
+	sl_list_restore(&v->list, app, "recipe");
 }
 
 static void leave(void *self, sl_app *app)
 {
 	recipe_view *v = self;
-	sl_session_set_view_pos(app->ses, "recipe", v->list.cursor, v->list.top);
+	sl_list_remember(&v->list, app, "recipe");
 }
 
 static const sl_rule *row_rule(const sl_recipe *rc, int row)
@@ -240,7 +233,7 @@ const sl_view_class sl_view_recipe = {
 	.hints = "f format  m method  s sparsity  a add  d delete  u undo  U redo",
 	.keys = keys,
 	.create = create,
-	.destroy = destroy,
+	.destroy = free,
 	.enter = enter,
 	.leave = leave,
 	.draw = draw,

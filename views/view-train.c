@@ -15,11 +15,6 @@ static void *create(void)
 	return calloc(1, 1);
 }
 
-static void destroy(void *self)
-{
-	free(self);
-}
-
 static void draw(void *self, sl_app *app, sl_rect r)
 {
 	(void)self;
@@ -119,7 +114,7 @@ const sl_view_class sl_view_train = {
 	.hints = "t train  r resume  Esc stop",
 	.keys = keys,
 	.create = create,
-	.destroy = destroy,
+	.destroy = free,
 	.draw = draw,
 	.key = key,
 };

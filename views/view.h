@@ -46,6 +46,9 @@ void sl_view_help_set(const sl_view_class *const *views, int n, const sl_keyhelp
 
 /* --- common.c: what views share --- */
 int sl_app_module_index(const sl_app *app, const char *name);
+/* A list view's cursor and scroll, kept in the session under the view's name. */
+void sl_list_restore(sl_list *l, const sl_app *app, const char *view);
+void sl_list_remember(const sl_list *l, sl_app *app, const char *view);
 /* Selector text for a rule ("blk.*.ffn_down", "layers 2-4", "all"). */
 void sl_rule_selector(const sl_rule *r, char *buf, size_t n);
 /* The format/method/sparsity a rule sets, in one short phrase. */

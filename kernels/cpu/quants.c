@@ -697,20 +697,28 @@ static void q2_K_from_float(const float *x, void *dst, int64_t n)
 	}
 }
 
+/* The value of v[0..n) with the largest magnitude, sign kept (the first
+ * one on ties; 0 when all are 0). */
+static float largest_magnitude(const float *v, int n)
+{
+	float best = 0, amax = 0;
+	for (int j = 0; j < n; j++)
+		if (fabsf(v[j]) > amax) {
+			amax = fabsf(v[j]);
+			best = v[j];
+		}
+	return best;
+}
+
 static void q3_K_from_float(const float *x, void *dst, int64_t n)
 {
 	sl_block_q3_K *y = dst;
 	for (int64_t i = 0; i < n / SL_QK_K; i++, x += SL_QK_K) {
 		int8_t L[SL_QK_K];
 		float scales[16];
-		float max_scale = 0, amax = 0;
-		for (int j = 0; j < 16; j++) {
+		for (int j = 0; j < 16; j++)
 			scales[j] = fit_q3(16, 4, x + 16 * j, L + 16 * j);
-			if (fabsf(scales[j]) > amax) {
-				amax = fabsf(scales[j]);
-				max_scale = scales[j];
-			}
-		}
+		const float max_scale = largest_magnitude(scales, 16);
 		memset(y[i].scales, 0, sizeof y[i].scales);
 		y[i].d = 0;
 		if (max_scale) {
@@ -838,16 +846,11 @@ static void q6_K_from_float(const float *x, void *dst, int64_t n)
 	for (int64_t i = 0; i < n / SL_QK_K; i++, x += SL_QK_K) {
 		int8_t L[SL_QK_K];
 		float scales[16];
-		float max_scale = 0, max_abs = 0;
-		for (int j = 0; j < 16; j++) {
+		for (int j = 0; j < 16; j++)
 			scales[j] = fit_symmetric(16, 32, x + 16 * j, L + 16 * j);
-			if (fabsf(scales[j]) > max_abs) {
-				max_abs = fabsf(scales[j]);
-				max_scale = scales[j];
-			}
-		}
+		const float max_scale = largest_magnitude(scales, 16);
 		memset(&y[i], 0, sizeof y[i]);
-		if (max_abs < GROUP_EPS)
+		if (fabsf(max_scale) < GROUP_EPS)
 			continue;
 		const float iscale = -128.f / max_scale;
 		y[i].d = sl_f32_to_f16(1 / iscale);
