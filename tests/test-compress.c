@@ -454,13 +454,49 @@ static void test_kv_cache(void)
 	CHECK(kl[0] < kl[1] && kl[1] <= kl[2], "int8 < fp8 <= nvfp4 (%g, %g, %g)", kl[0], kl[1], kl[2]);
 }
 
-/* W8A8: SmoothQuant's migration lowers the error of quantizing
- * activations per token against the same int8 weights unsmoothed. */
+/* A copy of the base whose normalized activations have outlier channels,
+ * as large language models have (Dettmers et al. 2022): a few channels of
+ * every norm's weight multiplied by gain and the same input columns of the
+ * modules reading it divided by gain, so that the model computes the same
+ * function while those channels of the activations are gain times larger. */
+static sl_model *with_outlier_channels(float gain)
+{
+	static const int channels[] = {3, 17, 42};
+	sl_model *m = NULL;
+	sl_error err = {0};
+	if (sl_model_clone(base, &m, &err)) {
+		fprintf(stderr, "clone: %s\n", err.msg);
+		return NULL;
+	}
+	for (int il = 0; il < m->cfg.n_layers; il++) {
+		sl_layer *L = &m->layers[il];
+		sl_tensor *readers[2][3] = {{L->wq, L->wk, L->wv}, {L->w_gate, L->w_up, NULL}};
+		sl_tensor *norms[2] = {L->attn_norm, L->ffn_norm};
+		for (int k = 0; k < 2; k++)
+			for (size_t c = 0; c < sizeof channels / sizeof channels[0]; c++) {
+				int j = channels[c];
+				((float *)norms[k]->data)[j] *= gain;
+				for (int r = 0; r < 3 && readers[k][r]; r++) {
+					sl_tensor *w = readers[k][r];
+					for (int64_t row = 0; row < w->ne[1]; row++)
+						((float *)w->data)[row * w->ne[0] + j] /= gain;
+				}
+			}
+	}
+	return m;
+}
+
+/* W8A8: quantizing activations per token costs something; on a model with
+ * activation outlier channels, where SmoothQuant is meant to help, its
+ * migration must beat the same int8 weights and activations unsmoothed
+ * by a wide margin. */
 static void test_smoothquant(void)
 {
-	sl_model *sq = apply_json("{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"int8\", \"method\": \"smoothquant\"}]}",
-	                          NULL);
-	sl_model *plain = apply_json("{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"int8\"}]}", NULL);
+	static const char *sq_json =
+		"{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"int8\", \"method\": \"smoothquant\"}]}";
+	static const char *w8_json = "{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"int8\"}]}";
+	sl_model *sq = apply_json(sq_json, NULL);
+	sl_model *plain = apply_json(w8_json, NULL);
 	REQUIRE(sq && plain, "both apply");
 	CHECK(sq->layers[0].act_int8 == (1u << SL_MOD_ATTN_Q | 1u << SL_MOD_ATTN_K | 1u << SL_MOD_ATTN_V |
 	                                 1u << SL_MOD_ATTN_OUT | 1u << SL_MOD_FFN_GATE | 1u << SL_MOD_FFN_UP |
@@ -469,12 +505,41 @@ static void test_smoothquant(void)
 	double kl_w8 = kl_of(plain);
 	for (int il = 0; il < plain->cfg.n_layers; il++)
 		plain->layers[il].act_int8 = sq->layers[il].act_int8;
-	double kl_plain = kl_of(plain), kl_sq = kl_of(sq);
-	printf("W8A16 KL %.5f; W8A8 unsmoothed %.5f, smoothquant %.5f\n", kl_w8, kl_plain, kl_sq);
+	double kl_plain = kl_of(plain);
+	printf("W8A16 KL %.5f; W8A8 unsmoothed %.5f\n", kl_w8, kl_plain);
 	CHECK(kl_plain > kl_w8, "quantizing activations costs something (%g vs %g)", kl_plain, kl_w8);
-	CHECK(kl_sq < kl_plain, "smoothing lowers the W8A8 error (%g vs %g)", kl_sq, kl_plain);
 	sl_model_free(sq);
 	sl_model_free(plain);
+
+	sl_model *outl = with_outlier_channels(40.0f);
+	REQUIRE(outl, "outlier model");
+	double same = kl_of(outl);
+	CHECK(same < 1e-6, "moving a scale between a norm and its readers keeps the function (KL %g)", same);
+	sl_calib_opts co = {.text_path = calib_path, .tokens = CALIB_TOKENS, .ctx = CALIB_CTX, .seed = 1, .cache_dir = ""};
+	sl_calib *oc = NULL;
+	sl_error err = {0};
+	REQUIRE(sl_calib_gather(outl, &co, &oc, &err) == SL_OK, "gather on the outlier model: %s", err.msg);
+	sl_model *saved_base = base;
+	sl_calib *saved_calib = calib;
+	base = outl;
+	calib = oc;
+	sq = apply_json(sq_json, NULL);
+	plain = apply_json(w8_json, NULL);
+	REQUIRE(sq && plain, "both apply to the outlier model");
+	for (int il = 0; il < plain->cfg.n_layers; il++)
+		plain->layers[il].act_int8 = sq->layers[il].act_int8;
+	kl_plain = kl_of(plain);
+	double kl_sq = kl_of(sq);
+	base = saved_base;
+	calib = saved_calib;
+	printf("outlier channels x40: W8A8 unsmoothed %.5f, smoothquant %.5f\n", kl_plain, kl_sq);
+	CHECK(kl_plain > 2 * kl_w8, "outlier channels make W8A8 harder (%g vs W8A16 %g)", kl_plain, kl_w8);
+	CHECK(kl_sq < 0.5 * kl_plain, "smoothing at least halves the W8A8 error on outlier channels (%g vs %g)", kl_sq,
+	      kl_plain);
+	sl_model_free(sq);
+	sl_model_free(plain);
+	sl_calib_free(oc);
+	sl_model_free(outl);
 }
 
 /* The scales fold exactly: SmoothQuant into f32 weights, activations

@@ -18,22 +18,49 @@ void sl_training_free(sl_training *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* Copies what changes during a run; dst's loss array has room for every
- * step already. */
+/* Room for n losses; false when memory runs out (the curve then stops
+ * growing, the run goes on). */
+static bool loss_room(sl_training *s, int n)
+{
+	if (n <= s->loss_cap)
+		return true;
+	int cap = s->loss_cap ? s->loss_cap : 1024;
+	while (cap < n)
+		cap = cap > INT_MAX / 2 ? n : cap * 2;
+	double *l = realloc(s->loss, (size_t)cap * sizeof *l);
+	if (!l)
+		return false;
+	memset(l + s->loss_cap, 0, (size_t)(cap - s->loss_cap) * sizeof *l);
+	s->loss = l;
+	s->loss_cap = cap;
+	return true;
+}
+
+/* Copies what changed during a run: only the losses dst lacks, so that a
+ * long run costs the screen no more per update than a short one. */
 static void training_copy(sl_training *dst, const sl_training *src)
 {
 	double *loss = dst->loss, *val = dst->val;
+	int had = dst->n_loss, cap = dst->loss_cap, n = src->n_loss;
 	if (src->n_val > dst->n_val) {
 		double *v = realloc(val, (size_t)src->n_val * 2 * sizeof *v);
 		if (!v)
 			return;
 		val = v;
+		dst->val = v;
 	}
-	memcpy(loss, src->loss, (size_t)src->steps * sizeof *loss);
+	if (!loss_room(dst, n))
+		n = had;
+	loss = dst->loss;
+	cap = dst->loss_cap;
+	if (n > had)
+		memcpy(loss + had, src->loss + had, (size_t)(n - had) * sizeof *loss);
 	if (src->n_val)
 		memcpy(val, src->val, (size_t)src->n_val * 2 * sizeof *val);
 	*dst = *src;
 	dst->loss = loss;
+	dst->loss_cap = cap;
+	dst->n_loss = n;
 	dst->val = val;
 }
 
@@ -71,7 +98,7 @@ static void on_report(void *ctx, const sl_train_report *r)
 		add_note(s, r->note);
 		break;
 	case SL_TRAIN_STEP:
-		if (r->step >= 1 && r->step <= s->steps) {
+		if (r->step >= 1 && r->step <= s->steps && r->step <= INT_MAX && loss_room(s, (int)r->step)) {
 			s->loss[r->step - 1] = r->loss;
 			s->n_loss = (int)r->step;
 		}
@@ -116,10 +143,6 @@ static bool train_start(sl_tui *t, void *ctx)
 	train_ctx *c = ctx;
 	sl_training *a = &t->app.train;
 	sl_training_free(a);
-	if (!(a->loss = calloc((size_t)c->st.steps, sizeof *a->loss))) {
-		sl_tui_msg(t, true, "out of memory for the loss curve");
-		return false;
-	}
 	training_copy(a, &c->st);
 	sl_tui_show(t, "train");
 	return true;
@@ -201,12 +224,6 @@ void sl_task_train(sl_tui *t, const char *config, bool resume)
 	}
 	sl_training *s = &c->st;
 	s->steps = c->cfg.opt.total;
-	s->loss = calloc((size_t)s->steps, sizeof *s->loss);
-	if (!s->loss) {
-		sl_tui_msg(t, true, "out of memory for %lld steps", (long long)s->steps);
-		train_free(c);
-		return;
-	}
 	snprintf(s->config, sizeof s->config, "%s", c->cfg.path);
 	snprintf(s->output, sizeof s->output, "%s", c->cfg.output);
 	s->running = true;

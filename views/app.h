@@ -77,8 +77,8 @@ typedef struct {
 	char output[4096];       /* the model it writes */
 	bool running, finished;  /* finished: the model was written */
 	int64_t step, steps;
-	double *loss;            /* [steps]: training loss of each step */
-	int n_loss;
+	double *loss;            /* [loss_cap]: training loss of each step so far */
+	int n_loss, loss_cap;
 	double *val;             /* pairs (step, validation loss) */
 	int n_val;
 	double lr, grad_norm, tokens_per_s, elapsed, eta, val_ppl;
