@@ -99,11 +99,9 @@ done:
 static int clip_width(int type, int cols)
 {
 	const sl_type_info *ti = sl_type_info_get(type);
-	if (!ti || type == SL_DT_FP8_E4M3 || type == SL_DT_FP8_E5M2 || type == SL_DT_NVFP4)
+	if (!ti || ti->scope == SL_SCOPE_TENSOR)
 		return 0;
-	if (ti->row_header || ti->block_size == 1)
-		return cols;
-	return ti->block_size;
+	return ti->scope == SL_SCOPE_ROW ? cols : ti->block_size;
 }
 
 sl_status sl_awq_clip(float *W, int rows, int n, int type, const float *H, int grid, sl_error *err)

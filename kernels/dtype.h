@@ -4,6 +4,7 @@
 #ifndef SL_DTYPE_H
 #define SL_DTYPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,18 @@ static inline int sl_dtype_int_group(int bits, int group, int asym)
 	return SL_DT_INT_BASE + 6 * bi + 2 * gi + (asym ? 1 : 0);
 }
 
+/* The values a run of quantized weights can take once its scale is fixed:
+ * uniform levels m + d*k for whole k in [kmin, kmax], or a minifloat's
+ * values times d. Solvers that round one weight at a time (and fake
+ * quantization) work on these grids. */
+typedef enum { SL_GRID_NONE = 0, SL_GRID_UNIFORM, SL_GRID_E4M3, SL_GRID_E5M2, SL_GRID_E2M1 } sl_grid_kind;
+/* What one call of from_float fixes the scales of. */
+typedef enum { SL_SCOPE_BLOCK = 0, SL_SCOPE_ROW, SL_SCOPE_TENSOR } sl_scale_scope;
+typedef struct {
+	float d, m;
+	int16_t kmin, kmax;
+} sl_grid;
+
 typedef struct {
 	const char *name;    /* lower case, as recipes and reports spell it */
 	int block_size;      /* elements per block (1 for plain floats) */
@@ -78,6 +91,16 @@ typedef struct {
 	 * *s = sum_i w[i]*xq[i] over n elements with integer arithmetic. */
 	int vec_dot_type;
 	void (*vec_dot)(int64_t n, float *s, const void *w, const void *xq);
+	/* The grid: its kind (SL_GRID_NONE for plain floats); what a scale
+	 * spans (a block, a row, or the whole tensor, whose rows from_float_rows
+	 * quantizes together); sub, the elements sharing one scale (0: the
+	 * row); has_min, a minimum beside each scale; and grids(), which reads
+	 * the grid of each of n_sub runs from the bytes from_float wrote for
+	 * one span (a block, or a row with its header). */
+	uint8_t grid, scope;
+	bool has_min;
+	int sub;
+	void (*grids)(const void *span, sl_grid *out, int n_sub);
 } sl_type_info;
 
 /* NULL for ids slimlab does not know. */

@@ -1,5 +1,5 @@
-/* The table of storage formats and the plain-float conversions. Block
- * formats register their functions from quants.c (ggml's) and formats.c
+/* The table of storage types: the plain floats here, the block formats
+ * registered by quants.c (ggml's) and fmt-int.c, fmt-fp8.c, fmt-fp4.c
  * (slimlab's own). */
 #include "../dtype.h"
 
@@ -7,81 +7,10 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "formats.h"
 #include "quants.h"
-
-float sl_f16_to_f32(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-	uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-	if (exp == 0) {
-		if (mant == 0) {
-			bits = sign;
-		} else { /* subnormal: renormalize */
-			exp = 127 - 15 + 1;
-			while (!(mant & 0x400)) {
-				mant <<= 1;
-				exp--;
-			}
-			mant &= 0x3ff;
-			bits = sign | (exp << 23) | (mant << 13);
-		}
-	} else if (exp == 0x1f) {
-		bits = sign | 0x7f800000u | (mant << 13);
-	} else {
-		bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-	}
-	float f;
-	memcpy(&f, &bits, 4);
-	return f;
-}
-
-uint16_t sl_f32_to_f16(float f)
-{
-	uint32_t x;
-	memcpy(&x, &f, 4);
-	uint32_t sign = (x >> 16) & 0x8000;
-	uint32_t exp = (x >> 23) & 0xff, mant = x & 0x7fffff;
-	if (exp == 0xff) /* inf or nan */
-		return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 | (mant >> 13) : 0));
-	int e = (int)exp - 127 + 15;
-	if (e >= 0x1f)
-		return (uint16_t)(sign | 0x7c00);
-	if (e <= 0) { /* subnormal or zero, round to nearest even */
-		if (e < -10)
-			return (uint16_t)sign;
-		mant |= 0x800000;
-		int shift = 14 - e;
-		uint32_t half = 1u << (shift - 1);
-		uint32_t r = mant >> shift;
-		uint32_t rem = mant & ((1u << shift) - 1);
-		if (rem > half || (rem == half && (r & 1)))
-			r++;
-		return (uint16_t)(sign | r);
-	}
-	uint32_t r = ((uint32_t)e << 10) | (mant >> 13);
-	uint32_t rem = mant & 0x1fff;
-	if (rem > 0x1000 || (rem == 0x1000 && (r & 1)))
-		r++; /* may carry into the exponent, which is right */
-	return (uint16_t)(sign | r);
-}
-
-float sl_bf16_to_f32(uint16_t h)
-{
-	uint32_t bits = (uint32_t)h << 16;
-	float f;
-	memcpy(&f, &bits, 4);
-	return f;
-}
-
-uint16_t sl_f32_to_bf16(float f)
-{
-	uint32_t x;
-	memcpy(&x, &f, 4);
-	if ((x & 0x7fffffff) > 0x7f800000) /* nan: keep it quiet */
-		return (uint16_t)((x >> 16) | 64);
-	return (uint16_t)((x + (0x7fff + ((x >> 16) & 1))) >> 16);
-}
+#include "scalar.h"
 
 static void f32_to_float(const void *src, float *dst, int64_t n)
 {
@@ -130,6 +59,22 @@ static float f32_dot(const void *w, const float *x, int64_t n)
 	return s;
 }
 
+/* The plain floats a recipe names get fast dot products too, or decoding
+ * through them converts every row to F32 first. */
+static float half_dot(const void *w, const float *x, int64_t n, bool bf16)
+{
+	const uint16_t *h = w;
+	int64_t i = n / 16 * 16;
+	float acc = bf16 ? sl_dot_bf16_f32_avx2(h, x, i) : sl_dot_f16_f32_avx2(h, x, i);
+	for (; i < n; i++)
+		acc += (bf16 ? sl_bf16_to_f32(h[i]) : sl_f16_to_f32(h[i])) * x[i];
+	return acc;
+}
+
+static float f16_dot(const void *w, const float *x, int64_t n) { return half_dot(w, x, n, false); }
+static float bf16_dot(const void *w, const float *x, int64_t n) { return half_dot(w, x, n, true); }
+
+
 static sl_type_info types[SL_DT_COUNT] = {
 	[SL_DT_F32] = {.name = "f32", .block_size = 1, .block_bytes = 4,
 	               .to_float = f32_to_float, .from_float = f32_from_float, .dot_f32 = f32_dot},
@@ -143,8 +88,16 @@ static pthread_once_t types_once = PTHREAD_ONCE_INIT;
 
 static void init_types(void)
 {
+	sl_scalar_init();
+	types[SL_DT_F32].scope = types[SL_DT_F16].scope = types[SL_DT_BF16].scope = SL_SCOPE_ROW;
+	if (sl_cpu_avx2()) {
+		types[SL_DT_F16].dot_f32 = f16_dot;
+		types[SL_DT_BF16].dot_f32 = bf16_dot;
+	}
 	sl_quants_register(types);
-	sl_formats_register(types);
+	sl_fmt_int_register(types);
+	sl_fmt_fp8_register(types);
+	sl_fmt_fp4_register(types);
 }
 
 const sl_type_info *sl_type_info_get(int type)

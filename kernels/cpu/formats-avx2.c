@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "formats.h"
+#include "scalar.h"
 
 #define SL_AVX2 __attribute__((target("avx2,fma,f16c")))
 /* Inlined with constant group and symmetry, so each layout gets its own loop. */

@@ -1,5 +1,6 @@
 /* slimlab's own storage formats (the ids from SL_DT_I8_CH on in dtype.h):
- * registration, and what the portable file and the AVX2 one share. */
+ * each family's registration (fmt-int.c, fmt-fp8.c, fmt-fp4.c), and what
+ * their portable code and the AVX2 file (formats-avx2.c) share. */
 #ifndef SL_FORMATS_CPU_H
 #define SL_FORMATS_CPU_H
 
@@ -8,8 +9,10 @@
 
 #include "../dtype.h"
 
-/* Fills the table entries of every slimlab format. */
-void sl_formats_register(sl_type_info *table);
+/* Fill the table entries of each family. */
+void sl_fmt_int_register(sl_type_info *table);
+void sl_fmt_fp8_register(sl_type_info *table);
+void sl_fmt_fp4_register(sl_type_info *table);
 
 /* Activations for the integer dot products: runs of 32 int8 with an f16
  * scale, the layout of int8-g32 (which is ggml's Q8_0 byte for byte). */
@@ -44,9 +47,6 @@ static inline void sl_codes_unpack(const uint8_t *src, uint8_t *codes, int n, in
 	for (int i = 0; i < n; i++)
 		codes[i] |= (uint8_t)(hi[i] << 2);
 }
-
-/* E4M3 codes to floats, filled when the formats are registered. */
-extern float sl_fp8_e4m3_lut[256];
 
 /* E2M1 values times two, which are whole numbers: the integer dot
  * products of NVFP4 and MXFP4 use them and halve the scale. */

@@ -442,11 +442,6 @@ GENERIC void to_floatK(unpackK_fn unpack, size_t bytes, const void *src, float *
 	}
 }
 
-float sl_q_K_block_dot(float yd, float d, int32_t sumi, float dmin, int32_t summ)
-{
-	return yd * (d * (float)sumi - dmin * (float)summ);
-}
-
 GENERIC void vec_dotK(unpackK_fn unpack, size_t bytes, int64_t n, float *s, const void *w,
                       const void *xq)
 {
@@ -970,27 +965,119 @@ static void q8_1_to_float(const void *src, float *dst, int64_t n)
 	to_float32(q8_1_unpack, sizeof(sl_block_q8_1), src, dst, n);
 }
 
-#define WEIGHTS(t, tname, bs, act)                                                              \
+/* ---- grids: each block's levels once its scales are fixed ----------------- */
+
+static void uniform(sl_grid *g, float d, float m, int kmin, int kmax)
+{
+	*g = (sl_grid){d, m, (int16_t)kmin, (int16_t)kmax};
+}
+
+static void q8_0_grids(const void *p, sl_grid *out, int n_sub)
+{
+	const sl_block_q8_0 *b = p;
+	for (int k = 0; k < n_sub; k++)
+		uniform(&out[k], sl_f16_to_f32(b[k].d), 0, -127, 127);
+}
+
+static void q4_0_grids(const void *p, sl_grid *out, int n_sub)
+{
+	const sl_block_q4_0 *b = p;
+	for (int k = 0; k < n_sub; k++)
+		uniform(&out[k], sl_f16_to_f32(b[k].d), 0, -8, 7);
+}
+
+static void q5_0_grids(const void *p, sl_grid *out, int n_sub)
+{
+	const sl_block_q5_0 *b = p;
+	for (int k = 0; k < n_sub; k++)
+		uniform(&out[k], sl_f16_to_f32(b[k].d), 0, -16, 15);
+}
+
+static void q4_1_grids(const void *p, sl_grid *out, int n_sub)
+{
+	const sl_block_q4_1 *b = p;
+	for (int k = 0; k < n_sub; k++)
+		uniform(&out[k], sl_f16_to_f32(b[k].d), sl_f16_to_f32(b[k].m), 0, 15);
+}
+
+static void q5_1_grids(const void *p, sl_grid *out, int n_sub)
+{
+	const sl_block_q5_1 *b = p;
+	for (int k = 0; k < n_sub; k++)
+		uniform(&out[k], sl_f16_to_f32(b[k].d), sl_f16_to_f32(b[k].m), 0, 31);
+}
+
+/* A K block's sub-blocks (a span is one super-block). */
+static void q6_K_grids(const void *p, sl_grid *out, int n_sub)
+{
+	const sl_block_q6_K *b = p;
+	float d = sl_f16_to_f32(b->d);
+	for (int j = 0; j < n_sub; j++)
+		uniform(&out[j], d * b->scales[j], 0, -32, 31);
+}
+
+static void q3_K_grids(const void *p, sl_grid *out, int n_sub)
+{
+	const sl_block_q3_K *b = p;
+	uint64_t sc[2];
+	sl_q3_K_scales(b->scales, sc);
+	float d = sl_f16_to_f32(b->d);
+	for (int j = 0; j < n_sub; j++)
+		uniform(&out[j], d * ((int)((sc[j / 8] >> (8 * (j % 8))) & 0xff) - 32), 0, -4, 3);
+}
+
+static void q2_K_grids(const void *p, sl_grid *out, int n_sub)
+{
+	const sl_block_q2_K *b = p;
+	float d = sl_f16_to_f32(b->d), dmin = sl_f16_to_f32(b->dmin);
+	for (int j = 0; j < n_sub; j++)
+		uniform(&out[j], d * (b->scales[j] & 0xf), -dmin * (b->scales[j] >> 4), 0, 3);
+}
+
+/* Q5_K starts like Q4_K: d, dmin, then the twelve scale bytes. */
+static void qK_grids(const void *p, sl_grid *out, int n_sub, int kmax)
+{
+	const sl_block_q4_K *b = p;
+	uint64_t sc, mn;
+	sl_q4_K_scales(b->scales, &sc, &mn);
+	float d = sl_f16_to_f32(b->d), dmin = sl_f16_to_f32(b->dmin);
+	for (int j = 0; j < n_sub; j++)
+		uniform(&out[j], d * (float)((sc >> (8 * j)) & 0xff), -dmin * (float)((mn >> (8 * j)) & 0xff), 0, kmax);
+}
+
+static void q4_K_grids(const void *p, sl_grid *out, int n_sub)
+{
+	qK_grids(p, out, n_sub, 15);
+}
+
+static void q5_K_grids(const void *p, sl_grid *out, int n_sub)
+{
+	qK_grids(p, out, n_sub, 31);
+}
+
+/* sub: weights sharing one scale; min: whether they share a minimum too. */
+#define WEIGHTS(t, tname, bs, act, subs, min)                                                   \
 	{                                                                                       \
 		.name = tname, .block_size = bs, .block_bytes = sizeof(sl_block_##t),           \
 		.to_float = t##_to_float, .from_float = t##_from_float, .dot_f32 = t##_dot_f32, \
-		.vec_dot_type = act, .vec_dot = t##_vec_dot                                     \
+		.vec_dot_type = act, .vec_dot = t##_vec_dot, .grid = SL_GRID_UNIFORM,           \
+		.scope = SL_SCOPE_BLOCK, .has_min = min, .sub = subs, .grids = t##_grids        \
 	}
 
 static const struct {
 	int type;
 	sl_type_info info;
 } formats[] = {
-	{SL_DT_Q4_0, WEIGHTS(q4_0, "q4_0", SL_QK, SL_DT_Q8_0)},
-	{SL_DT_Q4_1, WEIGHTS(q4_1, "q4_1", SL_QK, SL_DT_Q8_1)},
-	{SL_DT_Q5_0, WEIGHTS(q5_0, "q5_0", SL_QK, SL_DT_Q8_0)},
-	{SL_DT_Q5_1, WEIGHTS(q5_1, "q5_1", SL_QK, SL_DT_Q8_1)},
-	{SL_DT_Q8_0, WEIGHTS(q8_0, "q8_0", SL_QK, SL_DT_Q8_0)},
-	{SL_DT_Q2_K, WEIGHTS(q2_K, "q2_k", SL_QK_K, SL_DT_Q8_K)},
-	{SL_DT_Q3_K, WEIGHTS(q3_K, "q3_k", SL_QK_K, SL_DT_Q8_K)},
-	{SL_DT_Q4_K, WEIGHTS(q4_K, "q4_k", SL_QK_K, SL_DT_Q8_K)},
-	{SL_DT_Q5_K, WEIGHTS(q5_K, "q5_k", SL_QK_K, SL_DT_Q8_K)},
-	{SL_DT_Q6_K, WEIGHTS(q6_K, "q6_k", SL_QK_K, SL_DT_Q8_K)},
+	{SL_DT_Q4_0, WEIGHTS(q4_0, "q4_0", SL_QK, SL_DT_Q8_0, SL_QK, false)},
+	{SL_DT_Q4_1, WEIGHTS(q4_1, "q4_1", SL_QK, SL_DT_Q8_1, SL_QK, true)},
+	{SL_DT_Q5_0, WEIGHTS(q5_0, "q5_0", SL_QK, SL_DT_Q8_0, SL_QK, false)},
+	{SL_DT_Q5_1, WEIGHTS(q5_1, "q5_1", SL_QK, SL_DT_Q8_1, SL_QK, true)},
+	{SL_DT_Q8_0, WEIGHTS(q8_0, "q8_0", SL_QK, SL_DT_Q8_0, SL_QK, false)},
+	{SL_DT_Q2_K, WEIGHTS(q2_K, "q2_k", SL_QK_K, SL_DT_Q8_K, 16, true)},
+	{SL_DT_Q3_K, WEIGHTS(q3_K, "q3_k", SL_QK_K, SL_DT_Q8_K, 16, false)},
+	{SL_DT_Q4_K, WEIGHTS(q4_K, "q4_k", SL_QK_K, SL_DT_Q8_K, 32, true)},
+	{SL_DT_Q5_K, WEIGHTS(q5_K, "q5_k", SL_QK_K, SL_DT_Q8_K, 32, true)},
+	{SL_DT_Q6_K, WEIGHTS(q6_K, "q6_k", SL_QK_K, SL_DT_Q8_K, 16, false)},
 	/* Activation formats: only the conversions. */
 	{SL_DT_Q8_1,
 	 {.name = "q8_1",

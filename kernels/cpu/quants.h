@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../dtype.h"
+#include "scalar.h"
 
 #define SL_QK 32    /* elements per block of the legacy formats */
 #define SL_QK_K 256 /* elements per super-block of the K formats */
@@ -135,12 +136,6 @@ static inline void sl_q3_K_scales(const uint8_t s[12], uint64_t out[2])
 	out[0] = (lo & 0x0f0f0f0f0f0f0f0full) | hi0 << 4;
 	out[1] = ((lo >> 4) & 0x0f0f0f0f0f0f0f0full) | hi1 << 4;
 }
-
-/* The last step of every K-format dot product, yd*(d*sumi - dmin*summ),
- * where sumi = sum_g sc_g*sum(q*y) and summ = sum_g m_g*bsum_g are exact
- * integers. One compiled copy serves the portable and the AVX2 versions, so
- * that both round alike whatever each file's FMA settings. */
-float sl_q_K_block_dot(float yd, float d, int32_t sumi, float dmin, int32_t summ);
 
 /* Fills the table entries of the block formats (quants.c), choosing the
  * AVX2 dot products when the CPU has them. */
