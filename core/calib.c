@@ -15,7 +15,6 @@
 
 #include "compress.h"
 #include "forward.h"
-#include "methods.h"
 #include "sample.h"
 #include "tokenizer.h"
 

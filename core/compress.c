@@ -1,9 +1,12 @@
 /* Applying a recipe to a model: resolve every module's plan, gather the
- * calibration statistics the plans need, remove heads, channels and
- * blocks, migrate scales (AWQ, SmoothQuant) into the operations before
- * each module, then prune and quantize each module (in parallel; each
- * module's result depends on nothing but its own inputs, so the bytes are
- * the same whatever the scheduling) and report what it cost and saved. */
+ * calibration statistics the plans need, remove whole structures (the
+ * structured patterns' shrink), migrate input scales into the operations
+ * before each module (the quantization methods' scales), then prune and
+ * quantize each module (in parallel; each module's result depends on
+ * nothing but its own inputs, so the bytes are the same whatever the
+ * scheduling) and report what it cost and saved. Which method does what
+ * is the method registry's business (core/methods/): this file runs the
+ * stages and asks each plan's methods for their hooks. */
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,35 +15,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "methods.h"
+#include "methods/method.h"
 
-static bool is(const char *a, const char *b)
+static const sl_method *quant_of(const sl_module_plan *p)
 {
-	return !strcmp(a, b);
+	return p && p->format ? sl_method_find(SL_METHOD_QUANT, p->method) : NULL;
 }
 
-static bool structured(const sl_module_plan *p)
-{
-	return p->sparsity > 0 && (is(p->pattern, "heads") || is(p->pattern, "channels") || is(p->pattern, "block"));
-}
-
-/* Unstructured pruning (any sparsity that is not structured). */
-static bool prunes(const sl_module_plan *p)
-{
-	return p->sparsity > 0 && !structured(p);
-}
-
-static bool needs_stats(const sl_module_plan *p)
-{
-	return (p->format && (is(p->method, "gptq") || is(p->method, "awq") || is(p->method, "smoothquant"))) ||
-	       (prunes(p) && (is(p->prune, "wanda") || is(p->prune, "sparsegpt"))) || structured(p);
-}
-
-static bool needs_hessian(const sl_module_plan *p)
-{
-	return (p->format && (is(p->method, "gptq") || is(p->method, "awq"))) ||
-	       (prunes(p) && is(p->prune, "sparsegpt"));
-}
+/* Why a module has no statistics: only a lookup table comes without. */
+static const char *const no_input = "a token embedding has no input to calibrate";
 
 /* --- statistics of an input that was divided by s ---------------------- */
 
@@ -86,37 +69,32 @@ static int kv_channel(const sl_layer *L, int hd, int c)
 	return (c / hd) / g * hd + c % hd;
 }
 
-/* A module reading an input whose channels get scales, with its plan. */
-typedef struct {
-	const float *W;
-	int rows;
-	const sl_module_plan *plan;
-} scaled_member;
-
-static bool asks(const sl_module_plan *p, const char *method)
+/* The method whose scales an input shared by mem[0..n_mem) takes: one
+ * that rounds activations (W8A8) if a member asks for one, else the first
+ * asked for; NULL when no member's method scales. */
+static const sl_method *scale_method(const sl_scale_member *mem, int n_mem)
 {
-	return p && p->format && is(p->method, method);
+	const sl_method *pick = NULL;
+	for (int k = 0; k < n_mem; k++) {
+		const sl_method *m = quant_of(mem[k].plan);
+		if (m && m->scales && (!pick || (m->act_int8 && !pick->act_int8)))
+			pick = m;
+	}
+	return pick;
 }
 
-static const sl_format *format_for(const sl_module_plan *p, int cols, sl_module_report *rep);
-
-/* The scales of one input of n channels shared by mem[0..n_mem):
- * SmoothQuant's when a member asks for it, else AWQ's search over the
- * members that ask for AWQ. tie (attn_output's input under grouped-query
+/* The scales of one input of n channels shared by mem[0..n_mem), from the
+ * method scale_method picks. tie (attn_output's input under grouped-query
  * attention): channels of one key/value group share a v row, so they get
  * one scale, from their pooled statistics. */
-static sl_status input_scales(const scaled_member *mem, int n_mem, const sl_act_stats *st, const sl_layer *tie,
+static sl_status input_scales(const sl_scale_member *mem, int n_mem, const sl_act_stats *st, const sl_layer *tie,
                               int hd, float *s, sl_error *err)
 {
 	const int n = st->n;
-	bool sq = false;
-	for (int k = 0; k < n_mem; k++)
-		sq |= asks(mem[k].plan, "smoothquant");
 	double *x = sl_calloc((size_t)n, sizeof *x);
 	float *xm = sl_calloc((size_t)n, sizeof *xm), *wm = sl_calloc((size_t)n, sizeof *wm);
-	sl_awq_member *am = sl_malloc_array((size_t)n_mem, sizeof *am);
 	sl_status status = SL_OK;
-	if (!x || !xm || !wm || !am) {
+	if (!x || !xm || !wm) {
 		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the scales of a %d-wide input", n);
 		goto done;
 	}
@@ -135,32 +113,12 @@ static sl_status input_scales(const scaled_member *mem, int n_mem, const sl_act_
 		xm[c] = xm[t];
 		wm[c] = wm[t];
 	}
-	if (sq) {
-		double alpha = 0.5;
-		for (int k = 0; k < n_mem; k++)
-			if (asks(mem[k].plan, "smoothquant") && !isnan(mem[k].plan->alpha))
-				alpha = mem[k].plan->alpha;
-		sl_smoothquant_scales(xm, wm, n, alpha, s);
-		goto done;
-	}
-	if (!st->hessian) {
-		status = sl_errorf(err, SL_ERR_ARG, "awq needs calibration Hessians");
-		goto done;
-	}
-	int n_awq = 0, grid = -1;
-	for (int k = 0; k < n_mem; k++)
-		if (asks(mem[k].plan, "awq")) {
-			sl_module_report tmp = {0};
-			am[n_awq++] = (sl_awq_member){mem[k].W, mem[k].rows, format_for(mem[k].plan, n, &tmp)->dtype};
-			grid = mem[k].plan->grid;
-		}
-	double alpha;
-	status = sl_awq_search(am, n_awq, n, x, st->hessian, grid, s, &alpha, err);
+	sl_scale_job job = {mem, n_mem, n, x, xm, wm, st->hessian, NAN};
+	status = scale_method(mem, n_mem)->scales(&job, s, err);
 done:
 	free(x);
 	free(xm);
 	free(wm);
-	free(am);
 	return status;
 }
 
@@ -174,23 +132,9 @@ typedef struct {
 	const sl_act_stats *st;  /* statistics of the input as W sees it, or NULL */
 	int keep_type;           /* storage for weights the plan prunes but does not quantize */
 	bool simulate;
-	const float *unscale;    /* columns are divided by this before storing (AWQ on one module) */
+	const float *unscale;    /* columns are divided by this before storing (input scales on one module) */
 	const sl_progress *progress;
 } matrix_job;
-
-/* Appends to the report's note, "; " between entries. */
-__attribute__((format(printf, 2, 3))) static void note(sl_module_report *rep, const char *fmt, ...)
-{
-	size_t k = strlen(rep->note);
-	if (k && k + 2 < sizeof rep->note) {
-		memcpy(rep->note + k, "; ", 3);
-		k += 2;
-	}
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(rep->note + k, sizeof rep->note - k, fmt, ap);
-	va_end(ap);
-}
 
 /* The storage the plan asks for, or its fallback when it cannot hold the
  * rows (noted in rep). */
@@ -201,12 +145,52 @@ static const sl_format *format_for(const sl_module_plan *p, int cols, sl_module_
 	if (!f || sl_format_fits(f, cols))
 		return f;
 	rep->used = sl_format_fallback(f, cols);
-	note(rep, "%s cannot hold rows of %d; %s used", f->name, cols, rep->used->name);
+	sl_method_note(rep, "%s cannot hold rows of %d; %s used", f->name, cols, rep->used->name);
 	return rep->used;
 }
 
+/* Whether what m needs of calibration is at hand, with the reason when not. */
+static bool needs_met(const sl_method *m, const sl_act_stats *st, const char **why)
+{
+	*why = no_input;
+	return !((m->needs & SL_NEEDS_STATS) && !st) && !((m->needs & SL_NEEDS_HESSIAN) && !(st && st->hessian));
+}
+
+/* A method of kind whose needs are met, else the kind's default, noted. */
+static const sl_method *usable(sl_method_kind kind, const char *name, const sl_act_stats *st, sl_module_report *rep)
+{
+	const sl_method *m = sl_method_find(kind, name);
+	const char *why;
+	if (m && needs_met(m, st, &why))
+		return m;
+	const sl_method *d = sl_method_default(kind);
+	sl_method_note(rep, "%s: %s; %s used", name, why, d->name);
+	return d;
+}
+
+/* Runs a prepare hook; one that cannot serve this matrix falls back to the
+ * default of its kind (which needs no preparing), noted. */
+static sl_status prepare(const sl_method **m, sl_matrix *mx, sl_error *err)
+{
+	if (!(*m)->prepare)
+		return SL_OK;
+	sl_error why = {0};
+	sl_status st = (*m)->prepare(mx, &why);
+	if (st == SL_ERR_UNSUPPORTED) {
+		const sl_method *d = sl_method_default((*m)->kind);
+		sl_method_note(mx->rep, "%s: %s; %s used", (*m)->name, why.msg, d->name);
+		*m = d;
+		return d->prepare ? d->prepare(mx, err) : SL_OK;
+	}
+	if (st && err)
+		*err = why;
+	return st;
+}
+
 /* Prunes and quantizes one matrix as the plan says into out (its data
- * replaced: packed, or F32 when simulating). */
+ * replaced: packed, or F32 when simulating): the pruning criterion's and
+ * the quantization method's prepare hooks, the solve they set up, the
+ * method's refine hook, then packing. */
 static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_report *rep, sl_error *err)
 {
 	const sl_module_plan *p = j->plan;
@@ -214,88 +198,38 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 	size_t sz = (size_t)rows * cols;
 	const sl_format *f = format_for(p, cols, rep);
 	int type = f ? f->dtype : j->keep_type;
-	snprintf(rep->method, sizeof rep->method, "%s", f ? p->method : prunes(p) ? p->prune : "-");
 	float *Q = sl_malloc_array(sz, sizeof *Q);
 	unsigned char *mask = NULL;
 	sl_qgrid *grid = NULL;
+	sl_rounding rd;
 	void *packed = NULL;
 	sl_status st = SL_OK;
 	if (!Q)
 		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
 	memcpy(Q, j->W, sz * sizeof *Q);
 
-	int keep_n = 0, group_m = 0;
-	bool nm = sl_pattern_nm(p->pattern, &keep_n, &group_m);
-	const float *H = j->st ? j->st->hessian : NULL;
-	/* Only a token embedding (a lookup) comes without statistics. */
-	const char *no_input = "a token embedding has no input to calibrate";
-	bool sparsegpt = prunes(p) && is(p->prune, "sparsegpt");
-	if (prunes(p) && ((sparsegpt && !H) || (is(p->prune, "wanda") && !j->st))) {
-		note(rep, "%s: %s; magnitude used", p->prune, no_input);
-		if (!f)
-			snprintf(rep->method, sizeof rep->method, "magnitude");
-		sparsegpt = false;
-	}
-	if (prunes(p) && !sparsegpt) {
-		double *norm = NULL;
-		if (is(p->prune, "wanda") && j->st) {
-			if (!(norm = sl_malloc_array((size_t)cols, sizeof *norm))) {
-				st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
-				goto done;
-			}
-			for (int c = 0; c < cols; c++)
-				norm[c] = sqrt(j->st->sum_sq[c]);
-		}
-		st = sl_prune_rows(Q, rows, cols, norm, p->sparsity, nm ? keep_n : 0, nm ? group_m : 0, err);
-		free(norm);
-		if (st)
-			goto done;
-		if (!(mask = sl_malloc(sz))) {
-			st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
-			goto done;
-		}
-		for (size_t i = 0; i < sz; i++)
-			mask[i] = Q[i] == 0;
-	}
-
-	bool gptq = f && is(p->method, "gptq");
-	if (gptq) {
-		const char *why = no_input;
-		if (H)
-			grid = sl_qgrid_new(type, rows, cols, &why);
-		if (!grid) {
-			note(rep, "gptq: %s; rounded to nearest", why);
-			snprintf(rep->method, sizeof rep->method, "rtn");
-			gptq = false;
-		}
-	}
-	if (gptq || sparsegpt) {
-		sl_rounding rd;
-		if (grid)
+	sl_obs_opts obs = {.H = j->st ? j->st->hessian : NULL, .block = 128, .progress = j->progress};
+	sl_matrix mx = {j->name, Q, rows, cols, type, p, j->st, &obs, false, &mask, &grid, rep};
+	const sl_method *crit = sl_plan_prunes(p) ? usable(SL_METHOD_PRUNE, p->prune, j->st, rep) : NULL;
+	const sl_method *quant = f ? usable(SL_METHOD_QUANT, p->method, j->st, rep) : NULL;
+	if (crit && (st = prepare(&crit, &mx, err)))
+		goto done;
+	if (quant && (st = prepare(&quant, &mx, err)))
+		goto done;
+	snprintf(rep->method, sizeof rep->method, "%s", quant ? quant->name : crit ? crit->name : "-");
+	if (mx.solve) {
+		if (grid) {
 			rd = sl_qgrid_rounding(grid);
-		sl_obs_opts o = {
-			.H = H,
-			.damp = isnan(p->damp) ? 0.01 : p->damp,
-			.block = p->block > 0 ? p->block : 128,
-			.act_order = p->act_order != 0,
-			.rounding = grid ? &rd : NULL,
-			.sparsity = sparsegpt && !nm ? p->sparsity : 0,
-			.keep_n = sparsegpt && nm ? keep_n : 0,
-			.group_m = sparsegpt && nm ? group_m : 0,
-			.mask = mask,
-			.progress = j->progress,
-		};
-		if ((st = sl_obs_solve(Q, rows, cols, &o, err))) {
+			obs.rounding = &rd;
+		}
+		obs.mask = mask;
+		if ((st = sl_obs_solve(Q, rows, cols, &obs, err))) {
 			sl_error_prefix(err, "%s: ", j->name);
 			goto done;
 		}
 	}
-	if (f && is(p->method, "awq")) {
-		if (!H)
-			note(rep, "awq: %s; no clip search", no_input);
-		else if ((st = sl_awq_clip(Q, rows, cols, type, H, p->grid, err)))
-			goto done;
-	}
+	if (quant && quant->refine && (st = quant->refine(&mx, err)))
+		goto done;
 
 	size_t rb = sl_dtype_row_bytes(type, cols);
 	if (!(packed = sl_malloc_array((size_t)rows, rb))) {
@@ -305,11 +239,11 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 	sl_dtype_rows_from_float(type, Q, packed, rows, cols);
 	sl_dtype_rows_to_float(type, packed, Q, rows, cols);
 	/* What a kept mask promised must hold after rounding too. */
-	if (mask && !gptq)
+	if (mask && !grid)
 		for (size_t i = 0; i < sz; i++)
 			if (mask[i] && Q[i] != 0) {
-				note(rep, "%s has no exact zero in some blocks; pruned weights there hold its nearest value",
-				     f ? f->name : sl_dtype_name(type));
+				sl_method_note(rep, "%s has no exact zero in some blocks; pruned weights there hold its nearest value",
+				               f ? f->name : sl_dtype_name(type));
 				break;
 			}
 	if (j->unscale)
@@ -368,7 +302,7 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 	rep->bytes_before = (double)mod->w->nbytes;
 	snprintf(out->name, sizeof out->name, "%s", mod->w->name);
 	double t0 = sl_now();
-	if (structured(plan))
+	if (sl_plan_structured(plan))
 		return sl_errorf(err, SL_ERR_UNSUPPORTED,
 		                 "%s: %s pruning changes several tensors' shapes; apply it with a recipe, not module by module",
 		                 mod->name, plan->pattern);
@@ -378,9 +312,10 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 	if (mod->kind == SL_MOD_EMBD && m->output == m->tok_embd)
 		head.kind = SL_MOD_OUTPUT;
 	const sl_act_stats *st = sl_calib_stats(calib, &head);
-	if (needs_stats(plan) && !st && head.kind != SL_MOD_EMBD)
+	const sl_method *q = quant_of(plan);
+	if ((sl_plan_needs(plan) & SL_NEEDS_STATS) && !st && head.kind != SL_MOD_EMBD)
 		return sl_errorf(err, SL_ERR_ARG, "%s: %s needs calibration statistics of this module's input", mod->name,
-		                 plan->format && !is(plan->method, "rtn") ? plan->method : plan->prune);
+		                 q && q->needs ? q->name : plan->prune);
 	if (st && st->n != cols)
 		return sl_errorf(err, SL_ERR_ARG, "%s: calibration statistics are for inputs of %d, not %d", mod->name,
 		                 st->n, cols);
@@ -389,27 +324,28 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 	sl_status status = SL_OK;
 	if (!W)
 		return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
-	bool awq = asks(plan, "awq") && st && st->hessian, sq = asks(plan, "smoothquant") && st;
+	const char *why;
+	bool scales = q && q->scales && needs_met(q, st, &why);
 	/* Alone, a module has no previous operation to fold scales into: when
 	 * simulating, its stored weights are Q(W diag(s)) diag(s)^-1, exactly
-	 * what the folded model computes; packed, AWQ keeps its clip search. */
-	if ((awq || sq) && simulate) {
-		scaled_member mem = {W, rows, plan};
+	 * what the folded model computes; packed, only the per-matrix hooks run. */
+	if (scales && simulate) {
+		sl_scale_member mem = {W, rows, sl_format_fallback(plan->format, cols)->dtype, plan};
 		if (!(s = sl_malloc_array((size_t)cols, sizeof *s)))
 			status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
 		else
 			status = input_scales(&mem, 1, st, NULL, 0, s, err);
 		if (status)
 			goto done;
-		if (sq)
-			note(rep, "activations stay float when one module is compressed alone");
+		if (q->act_int8)
+			sl_method_note(rep, "activations stay float when one module is compressed alone");
 		for (size_t i = 0; i < (size_t)rows * cols; i++)
 			W[i] *= s[i % cols];
 		if ((status = stats_scaled(st, s, &scaled, err)))
 			goto done;
 		st = &scaled;
-	} else if (awq || sq) {
-		note(rep, "%s: scales need the previous operation; apply the recipe to fold them", plan->method);
+	} else if (scales) {
+		sl_method_note(rep, "%s: scales need the previous operation; apply the recipe to fold them", plan->method);
 	}
 	matrix_job j = {mod->w->name, W, rows, cols, plan, st, float_type(mod->w->type) ? mod->w->type : SL_DT_F32,
 	                simulate, s, NULL};
@@ -475,7 +411,8 @@ typedef struct {
 	sl_calib *own_calib;
 	const sl_calib *calib;
 	int *old_layer;           /* base block of each block of m */
-	double *influence;        /* each base block's influence */
+	double *influence;        /* each base block's influence, where a pattern measured it */
+	const sl_method *influence_by; /* the pattern that did */
 	work_mod *w;
 	int nw;
 	/* Input scales and the statistics they leave, one slot per block and
@@ -509,12 +446,13 @@ static sl_status gather(apply_ctx *a, const sl_model *m, bool hessians, const sl
 {
 	if (!a->r->calib.text[0])
 		for (int i = 0; i < a->nb; i++)
-			if (needs_stats(&a->plans[i])) {
+			if (sl_plan_needs(&a->plans[i])) {
 				const sl_module_plan *pl = &a->plans[i];
+				const sl_method *q = quant_of(pl);
 				return sl_errorf(err, SL_ERR_ARG,
 				                 "%s (%s) needs calibration statistics, and the recipe names no calibration text (calibration.text)",
-				                 a->bmods[i].name, structured(pl) ? pl->pattern
-				                                   : pl->format && !is(pl->method, "rtn") ? pl->method : pl->prune);
+				                 a->bmods[i].name, sl_plan_structured(pl) ? pl->pattern
+				                                   : q && q->needs ? q->name : pl->prune);
 			}
 	sl_calib_free(a->own_calib);
 	a->own_calib = NULL;
@@ -528,89 +466,46 @@ static sl_status gather(apply_ctx *a, const sl_model *m, bool hessians, const sl
 	return SL_OK;
 }
 
-/* Statistics of block il's input at tap (of the model the calibration was
- * gathered on). */
-static const sl_act_stats *tap_stats(const sl_calib *c, int il, sl_tap tap)
-{
-	sl_module probe = {.layer = il, .input = tap};
-	return sl_calib_stats(c, &probe);
-}
-
 /* --- structured pruning ------------------------------------------------------- */
 
+/* Each structured pattern, in registry order, removes what the rules ask
+ * of each block (the largest sparsity any of the block's modules asks). */
 static sl_status prune_structure(apply_ctx *a, bool *changed, sl_error *err)
 {
 	const int L = a->base->cfg.n_layers;
-	double *heads = sl_calloc((size_t)L, sizeof *heads), *chans = sl_calloc((size_t)L, sizeof *chans);
-	bool *cand = sl_calloc((size_t)L, sizeof *cand), *drop = sl_calloc((size_t)L, sizeof *drop);
-	sl_scored *s = sl_malloc_array((size_t)L, sizeof *s);
-	double block_frac = 0;
+	double *sp = sl_malloc_array((size_t)L, sizeof *sp);
+	if (!sp)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	sl_status st = SL_OK;
-	if (!heads || !chans || !cand || !drop || !s) {
-		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
-		goto done;
-	}
-	for (int i = 0; i < a->nb; i++) {
-		const sl_module_plan *p = &a->plans[i];
-		int il = a->bmods[i].layer;
-		if (!structured(p) || il < 0)
+	for (int k = 0; k < sl_method_count() && !st; k++) {
+		const sl_method *pat = sl_method_at(k);
+		if (!pat->shrink)
 			continue;
-		if (is(p->pattern, "heads"))
-			heads[il] = fmax(heads[il], p->sparsity);
-		else if (is(p->pattern, "channels"))
-			chans[il] = fmax(chans[il], p->sparsity);
-		else {
-			cand[il] = true;
-			block_frac = fmax(block_frac, p->sparsity);
+		bool any = false;
+		for (int il = 0; il < L; il++)
+			sp[il] = 0;
+		for (int i = 0; i < a->nb; i++) {
+			const sl_module_plan *p = &a->plans[i];
+			int il = a->bmods[i].layer;
+			if (il >= 0 && sl_plan_structured(p) && sl_method_find(SL_METHOD_PATTERN, p->pattern) == pat) {
+				sp[il] = fmax(sp[il], p->sparsity);
+				any = true;
+			}
 		}
+		if (!any)
+			continue;
+		sl_shrink_job j = {&a->m, sp, a->calib, a->old_layer, a->influence, false};
+		st = pat->shrink(&j, err);
+		*changed |= j.changed;
+		for (int il = 0; il < L && !a->influence_by; il++)
+			if (!isnan(a->influence[il]))
+				a->influence_by = pat;
 	}
-	for (int il = 0; il < L; il++) {
-		int removed = 0;
-		if (heads[il] > 0) {
-			if ((st = sl_prune_heads(a->m, il, tap_stats(a->calib, il, SL_TAP_ATTN_OUT_IN), heads[il], &removed,
-			                         err)))
-				goto done;
-			*changed |= removed > 0;
-		}
-		if (chans[il] > 0) {
-			if ((st = sl_prune_channels(a->m, il, tap_stats(a->calib, il, SL_TAP_FFN_DOWN_IN), chans[il],
-			                            &removed, err)))
-				goto done;
-			*changed |= removed > 0;
-		}
-	}
-	/* Whole blocks: the fraction of all blocks, the least influential of
-	 * those the rules name, never the last one standing. */
-	int n_cand = 0;
-	for (int il = 0; il < L; il++) {
-		a->influence[il] = sl_calib_block_influence(a->calib, il);
-		if (cand[il])
-			s[n_cand++] = (sl_scored){a->influence[il], il};
-	}
-	int k = (int)lround(block_frac * L);
-	k = k < n_cand ? k : n_cand;
-	k = k < L - 1 ? k : L - 1;
-	sl_sort_scored(s, (size_t)n_cand);
-	for (int i = 0; i < k; i++)
-		drop[s[i].idx] = true;
-	if (k > 0) {
-		if ((st = sl_prune_blocks(&a->m, drop, err)))
-			goto done;
-		*changed = true;
-	}
-	for (int il = 0, j = 0; il < L; il++)
-		if (!drop[il])
-			a->old_layer[j++] = il;
-done:
-	free(heads);
-	free(chans);
-	free(cand);
-	free(drop);
-	free(s);
+	free(sp);
 	return st;
 }
 
-/* --- input scales (AWQ, SmoothQuant) ----------------------------------------- */
+/* --- input scales ------------------------------------------------------------- */
 
 /* The query channel whose scale a key/value channel takes (the first
  * head of its group; scales are tied within groups). */
@@ -690,48 +585,56 @@ static sl_status fold(apply_ctx *a, int layer, sl_tap tap, const float *s, int n
 	return st;
 }
 
-/* Searches (AWQ) or computes (SmoothQuant) the scales of one input shared
- * by the modules in g[0..n), multiplies their columns by them and folds
- * the inverse into what came before. */
+/* The scales of one input shared by the modules in g[0..n) (the method
+ * scale_method picks computes them), multiplies their columns by them and
+ * folds the inverse into what came before. */
 static sl_status scale_input(apply_ctx *a, work_mod **g, int n_g, int slot, sl_error *err)
 {
 	const int layer = g[0]->mod.layer;
 	const sl_tap tap = g[0]->mod.input;
 	const sl_act_stats *st = sl_calib_stats(a->calib, &g[0]->mod);
-	bool sq = false, awq = false;
-	for (int k = 0; k < n_g; k++) {
-		sq |= asks(g[k]->plan, "smoothquant");
-		awq |= asks(g[k]->plan, "awq");
-	}
-	if (!(sq || awq) || !st)
-		return SL_OK;
+	sl_scale_member *mem = sl_calloc((size_t)n_g, sizeof *mem);
+	float *s = NULL;
+	sl_status status = SL_OK;
+	if (!mem)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory scaling the input of %s", g[0]->mod.name);
 	for (int k = 0; k < n_g; k++)
-		if (asks(g[k]->plan, "smoothquant")) {
+		mem[k].plan = g[k]->plan;
+	const sl_method *sm = scale_method(mem, n_g);
+	if (!sm || !st)
+		goto done;
+	for (int k = 0; k < n_g; k++) {
+		const sl_method *q = quant_of(g[k]->plan);
+		if (q && q->act_int8) {
 			if (layer >= 0)
 				a->m->layers[layer].act_int8 |= 1u << g[k]->mod.kind;
 			else
-				note(&g[k]->rep, "the output head's activations stay float");
+				sl_method_note(&g[k]->rep, "the output head's activations stay float");
 		}
+	}
 	if (!fold_possible(a->m, layer, tap)) {
-		for (int k = 0; k < n_g; k++)
-			if (asks(g[k]->plan, "awq") || asks(g[k]->plan, "smoothquant"))
-				note(&g[k]->rep, "no operation before this input takes scales; %s", sq ? "unsmoothed" : "clip search only");
-		return SL_OK;
+		for (int k = 0; k < n_g; k++) {
+			const sl_method *q = quant_of(g[k]->plan);
+			if (q && q->scales)
+				sl_method_note(&g[k]->rep, "no operation before this input takes scales; %s's are not applied",
+				               sm->name);
+		}
+		goto done;
 	}
 	const int n = st->n, hd = a->m->cfg.head_dim;
 	const sl_layer *L = layer >= 0 ? &a->m->layers[layer] : NULL;
 	bool tie = tap == SL_TAP_ATTN_OUT_IN && L->n_heads != L->n_kv_heads;
-	float *s = sl_malloc_array((size_t)n, sizeof *s);
-	scaled_member *mem = sl_malloc_array((size_t)n_g, sizeof *mem);
-	sl_status status = SL_OK;
-	if (!s || !mem) {
+	if (!(s = sl_malloc_array((size_t)n, sizeof *s))) {
 		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory scaling the input of %s", g[0]->mod.name);
 		goto done;
 	}
 	for (int k = 0; k < n_g; k++) {
 		if ((status = ensure_w(g[k], err)))
 			goto done;
-		mem[k] = (scaled_member){g[k]->w, (int)g[k]->mod.w->ne[1], g[k]->plan};
+		const sl_module_plan *p = g[k]->plan;
+		mem[k].W = g[k]->w;
+		mem[k].rows = (int)g[k]->mod.w->ne[1];
+		mem[k].type = p && p->format ? sl_format_fallback(p->format, n)->dtype : SL_DT_F32;
 	}
 	if ((status = input_scales(mem, n_g, st, tie ? L : NULL, hd, s, err))) {
 		sl_error_prefix(err, "%s: ", g[0]->mod.name);
@@ -761,7 +664,8 @@ done:
 #define TAPS 4
 static const sl_tap tap_order[TAPS] = {SL_TAP_ATTN_IN, SL_TAP_ATTN_OUT_IN, SL_TAP_FFN_IN, SL_TAP_FFN_DOWN_IN};
 
-/* The inputs of one block (task 0: the output head's), in AWQ's order;
+/* The inputs of one block (task 0: the output head's), in the order of the
+ * forward pass (each input's scales see the inputs before it already scaled);
  * blocks touch only their own tensors, so they run in parallel. */
 static void scale_layer(int task, void *arg)
 {
@@ -844,7 +748,7 @@ static sl_status store_scaled(work_mod *wm, sl_error *err)
 	if (!st)
 		sl_dtype_rows_from_float(type, wm->w, t->data, ne[1], ne[0]);
 	if (!st && type != wm->orig_type)
-		note(&wm->rep, "scaled by a neighbour's AWQ/SmoothQuant; kept in f32");
+		sl_method_note(&wm->rep, "scaled by a neighbour's input scales; kept in f32");
 	return st;
 }
 
@@ -867,7 +771,7 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 		mr->bytes_before = (double)bm->w->nbytes;
 		double elems = (double)sl_tensor_nelements(bm->w);
 		if (!wm) {
-			snprintf(mr->method, sizeof mr->method, "block");
+			snprintf(mr->method, sizeof mr->method, "%s", p->pattern);
 			snprintf(mr->note, sizeof mr->note, "block %d removed (influence %.4g)", bm->layer,
 			         a->influence[bm->layer]);
 			mr->sparsity = 1;
@@ -881,10 +785,11 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 		if (!mr->method[0])
 			snprintf(mr->method, sizeof mr->method, "%s", shrunk ? p->pattern : "-");
 		if (shrunk)
-			note(mr, "%lld of %lld weights remain after %s pruning", (long long)sl_tensor_nelements(wm->mod.w),
+			sl_method_note(mr, "%lld of %lld weights remain after %s pruning", (long long)sl_tensor_nelements(wm->mod.w),
 			     (long long)sl_tensor_nelements(bm->w), p->pattern);
-		else if (structured(p) && is(p->pattern, "block"))
-			note(mr, "block %d kept (influence %.4g)", bm->layer, a->influence[bm->layer]);
+		else if (sl_plan_structured(p) && a->influence_by &&
+		         sl_method_find(SL_METHOD_PATTERN, p->pattern) == a->influence_by)
+			sl_method_note(mr, "block %d kept (influence %.4g)", bm->layer, a->influence[bm->layer]);
 	}
 }
 
@@ -974,13 +879,16 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 	bool any_stats = false, any_h = false, any_struct = false, later_stats = false;
 	for (int i = 0; i < a.nb; i++) {
 		sl_recipe_resolve(r, &a.bmods[i], &a.plans[i]);
-		any_stats |= needs_stats(&a.plans[i]);
-		any_h |= needs_hessian(&a.plans[i]);
-		any_struct |= structured(&a.plans[i]);
-		later_stats |= needs_stats(&a.plans[i]) && !structured(&a.plans[i]);
+		unsigned needs = sl_plan_needs(&a.plans[i]);
+		any_stats |= needs != 0;
+		any_h |= (needs & SL_NEEDS_HESSIAN) != 0;
+		any_struct |= sl_plan_structured(&a.plans[i]);
+		later_stats |= needs && !sl_plan_structured(&a.plans[i]);
 	}
-	for (int il = 0; il < base->cfg.n_layers; il++)
+	for (int il = 0; il < base->cfg.n_layers; il++) {
 		a.old_layer[il] = il;
+		a.influence[il] = NAN;
+	}
 
 	if (any_stats) {
 		if (o.calib && sl_calib_matches(o.calib, base, any_h))
@@ -1036,7 +944,7 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 	for (int i = 0; i < a.nw; i++) {
 		work_mod *wm = &a.w[i];
 		const sl_module_plan *p = wm->plan;
-		if (!p || !(p->format || prunes(p)))
+		if (!p || !(p->format || sl_plan_prunes(p)))
 			continue;
 		if ((st = ensure_w(wm, err)))
 			goto fail;

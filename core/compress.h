@@ -1,9 +1,11 @@
-/* Applying a recipe: calibration statistics, quantization methods (RTN,
- * GPTQ, AWQ, SmoothQuant), pruning (magnitude, Wanda, SparseGPT, N:M,
- * heads, MLP channels, whole blocks), and the report of what it cost and
- * saved. Export to GGUF lives here too. */
+/* Applying a recipe: calibration statistics, the stages that run each
+ * module's methods (the method registry: core/methods/), and the report
+ * of what it cost and saved. Export to GGUF lives here too. */
 #ifndef SL_COMPRESS_H
 #define SL_COMPRESS_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "model.h"
 #include "progress.h"
@@ -11,8 +13,7 @@
 
 /* Activation statistics of one module input, gathered over calibration
  * text: per input channel sums of squares and of |x| and max |x|; the
- * Hessian H = X^T X / n_tokens when a method needs it (GPTQ, SparseGPT,
- * AWQ). */
+ * Hessian H = X^T X / n_tokens when a method needs it. */
 typedef struct {
 	int n;                /* input width */
 	long long n_tokens;
@@ -38,6 +39,10 @@ typedef struct {
 } sl_calib_opts;
 
 sl_status sl_calib_gather(const sl_model *m, const sl_calib_opts *o, sl_calib **out, sl_error *err);
+/* A 64-bit hash of n bytes, continuing from h (cache keys and checksums). */
+uint64_t sl_hash64(const void *data, size_t n, uint64_t h);
+/* Hash of every tensor's name, type, shape and bytes. */
+uint64_t sl_model_hash(const sl_model *m);
 void sl_calib_free(sl_calib *c);
 /* The statistics of the input of module mod (NULL when not gathered:
  * the token embedding has no input). */
@@ -54,13 +59,13 @@ typedef struct {
 	char module[SL_NAME_MAX];
 	const sl_format *asked;   /* NULL when the module was left as it was */
 	const sl_format *used;    /* differs from asked when it fell back */
-	char method[16];          /* what was done: rtn, gptq, awq, smoothquant, a pruning criterion,
-	                           * heads, channels, block, or "-" */
+	char method[16];          /* what was done: a quantization method, a pruning criterion,
+	                           * a structured pattern, or "-" */
 	double sparsity;          /* measured: 1 - nonzero weights left / weights the base had
 	                           * (structured removal and zeros alike) */
 	double bytes_before, bytes_after;
 	double rel_error;         /* ||W - W'||_F / ||W||_F of the compression step, W as it entered
-	                           * it (after structured pruning and any AWQ/SmoothQuant scaling) */
+	                           * it (after structured pruning and any input scaling) */
 	double seconds;
 	char note[160];           /* why a method or format was not the one asked for, and what was done */
 } sl_module_report;
@@ -84,7 +89,7 @@ typedef struct {
  * problem's JSON path. Then: calibration if any plan needs it (opts->calib
  * when it was gathered on base, with Hessians where needed), structured
  * pruning (and calibration again on the shrunk model when later methods
- * need statistics), AWQ/SmoothQuant scales folded into the operations
+ * need statistics), input scales folded into the operations
  * before each input, and every module pruned and quantized on the kernel
  * threads. The same recipe and base give the same bytes. */
 sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_apply_opts *o, sl_model **out,
@@ -95,9 +100,9 @@ void sl_apply_report_free(sl_apply_report *rep);
  * named like the module's), leaving the model untouched: what sensitivity
  * sweeps call for each cell, from several threads at once (calib is only
  * read). Packed, the bytes are those sl_recipe_apply stores for a plan
- * without AWQ/SmoothQuant; those need the previous operation, so alone
- * they are simulated (simulate: Q(W diag(s)) diag(s)^-1 in F32) or, packed,
- * AWQ keeps only its clip search. Structured patterns change several
+ * without input scales; those need the previous operation, so alone they
+ * are simulated (simulate: Q(W diag(s)) diag(s)^-1 in F32) or, packed,
+ * only the per-matrix hooks run. Structured patterns change several
  * tensors and are refused (SL_ERR_UNSUPPORTED). */
 sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_module_plan *plan,
                              const sl_calib *calib, bool simulate, sl_tensor *out, sl_module_report *rep,

@@ -1,11 +1,17 @@
-/* The storage formats a recipe can name ("q4_k", "int4-g128", "nvfp4",
- * "fp8-e4m3", "f16", ...): their storage type, bits per weight, which rows
- * they can hold, what they fall back to, and how they are exported. */
+/* The format registry: every storage format a recipe can name, one entry
+ * each (core/formats.c), with its storage type (whose kernels, layout,
+ * quantizer and grid live in kernels/), bits per weight, which rows it can
+ * hold and what it falls back to, whether it can hold the KV cache, how it
+ * is exported, and fake quantization for training. Rounding to a format's
+ * grid one value at a time, for solvers, is here too (qgrid.c). */
 #ifndef SL_FORMATS_H
 #define SL_FORMATS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "error.h"
 
 typedef struct {
 	const char *name;      /* as recipes spell it, lower case */
@@ -14,13 +20,37 @@ typedef struct {
 	int group;             /* elements sharing a scale (0: per row or tensor) */
 	const char *family;    /* "float", "ggml", "int", "fp8", "fp4" */
 	const char *summary;   /* one line for menus and --help */
+	bool kv;               /* can hold the KV cache */
+	bool example;          /* named in help texts as an example */
+	bool ladder;           /* among the options a sweep takes when none are named */
 } sl_format;
+
+/* A parameter a rule can set for a method or a format, with its range. */
+typedef struct {
+	const char *key;       /* as a recipe's "params" object spells it */
+	double lo, hi, def;
+	bool integer, boolean;
+	const char *what;      /* a few words for menus and errors */
+} sl_param_spec;
 
 int sl_format_count(void);
 const sl_format *sl_format_at(int i);
 /* NULL when the name is unknown. */
 const sl_format *sl_format_find(const char *name);
 const sl_format *sl_format_of_dtype(int dtype);
+/* Names of the formats for which keep(f) holds (NULL: all), joined by sep. */
+void sl_format_names(bool (*keep)(const sl_format *f), const char *sep, char *buf, size_t n);
+bool sl_format_is_kv(const sl_format *f);
+bool sl_format_is_example(const sl_format *f);
+bool sl_format_in_ladder(const sl_format *f);
+
+/* The formats' own parameters (the group of group-wise formats). */
+int sl_format_param_count(void);
+const sl_param_spec *sl_format_param_at(int i);
+/* f with another group size (NULL when f takes none, or not this one),
+ * and the sizes it takes ("32, 64 or 128"; "" when none). */
+const sl_format *sl_format_with_group(const sl_format *f, int group);
+void sl_format_groups(const sl_format *f, char *buf, size_t n);
 /* Bits per weight of a row of n elements in this format, scales included. */
 double sl_format_bpw(const sl_format *f, int64_t n);
 /* Whether rows of n elements fit the format's blocks. */
@@ -31,9 +61,48 @@ bool sl_format_fits(const sl_format *f, int64_t n);
 const sl_format *sl_format_fallback(const sl_format *f, int64_t n);
 /* The GGUF (ggml) type an export writes for this format's values: its own
  * when it is a ggml type, a ggml type holding the same values when there
- * is one (int4-g128 as Q4_0 blocks, see sl_dtype_ggml_twin), else the
+ * is one (a group-wise integer format as ggml blocks of 32), else the
  * smallest float type that holds the dequantized values of this tensor
  * exactly (checked, not assumed). */
 int sl_format_export_type(const sl_format *f, const float *dequantized, int64_t n);
+
+/* Fake quantization, for training through a format: out = the format's
+ * round trip of W (rows x cols; out may be W), and inside[i] = 1 where
+ * W[i] lay within its run's range, 0 where the format clipped it (so a
+ * straight-through gradient passes only where inside is 1). inside may
+ * be NULL. SL_ERR_ARG when rows of cols do not fit the format. */
+sl_status sl_format_fake_quantize(const sl_format *f, const float *W, float *out, unsigned char *inside, int rows,
+                                  int cols, sl_error *err);
+
+/* W (rows x cols) through a storage type's quantizer and back into out
+ * (which may be W): round-to-nearest as the format defines it. */
+sl_status sl_roundtrip(int type, const float *W, float *out, int rows, int cols, sl_error *err);
+
+/* --- rounding one value at a time (qgrid.c) ------------------------------ */
+
+/* How a solver rounds one column at a time: the scales of a span of
+ * columns are fixed first (fit), then each value goes to the nearest value
+ * those scales allow (round). */
+typedef struct {
+	int span; /* columns whose scales are fixed together */
+	/* Fixes the scales of columns [c0, c0 + span) of every row from their
+	 * current values seg[r * ld + j]. */
+	void (*fit)(void *ctx, const float *seg, int ld, int c0);
+	float (*round)(void *ctx, int r, int c, float v);
+	void *ctx;
+} sl_rounding;
+
+/* A format's grid: the format's own quantizer chooses each span's scales
+ * (so a fitted span rounds exactly as the format would), and the scales
+ * are read back from the bytes it wrote. The elements that fixed each
+ * scale (a sub-block's least and greatest) keep their values, so that
+ * packing the result again gives the same scales. */
+typedef struct sl_qgrid sl_qgrid;
+
+/* NULL with *why set when the type's values lie on no grid. */
+sl_qgrid *sl_qgrid_new(int type, int rows, int cols, const char **why);
+void sl_qgrid_free(sl_qgrid *g);
+/* The sl_rounding view of g (valid while g lives). */
+sl_rounding sl_qgrid_rounding(sl_qgrid *g);
 
 #endif

@@ -2,7 +2,7 @@
  * logits. Speed comes from the kernels, not from this file. Two options
  * that compression recipes set change what is computed: the KV cache can
  * round its rows through a storage format (cfg.kv_type), and a module's
- * input can be quantized per token to int8 (SmoothQuant W8A8). */
+ * input can be quantized per token to 8-bit integers (W8A8). */
 #include "forward.h"
 
 #include <math.h>

@@ -61,7 +61,7 @@ typedef struct {
 	/* Shapes of this block; structured pruning makes them differ per block. */
 	int n_heads, n_kv_heads, hidden_dim;
 	/* Bit 1 << sl_module_kind for each module whose input is quantized per
-	 * token to int8 before its product (SmoothQuant W8A8). */
+	 * token to 8-bit integers before its product (W8A8). */
 	unsigned act_int8;
 } sl_layer;
 

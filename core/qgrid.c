@@ -1,18 +1,20 @@
 /* The values a format can give each weight once its scales are fixed:
- * what GPTQ (and SparseGPT with quantization) round each column to. The
+ * what a solve that rounds one column at a time rounds each value to. The
  * format's own quantizer picks the scales of a span of columns (so a fresh
  * span rounds exactly as round-to-nearest would), and this file reads
  * them back from the bytes it wrote (each storage type's grids(), which
  * knows its layout).
  * The weight that fixed each scale (a sub-block's largest magnitude; its
  * least and greatest where there is a minimum) keeps the value the
- * quantizer gave it, so that packing GPTQ's result reproduces the scales
+ * quantizer gave it, so that packing the solve's result reproduces the scales
  * and with them every rounded value. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "methods.h"
+#include "formats.h"
+
+#include "../kernels/dtype.h"
 
 /* One sub-block's grid and the values it keeps. */
 typedef struct {
@@ -157,20 +159,6 @@ static float qgrid_round(void *ctx, int r, int c, float v)
 	float k = rintf((v - g->m) / g->d);
 	k = k < g->kmin ? g->kmin : k > g->kmax ? g->kmax : k;
 	return g->m + g->d * k;
-}
-
-sl_status sl_roundtrip(int type, const float *W, float *out, int rows, int cols, sl_error *err)
-{
-	size_t rb = sl_dtype_row_bytes(type, cols);
-	if (!rb)
-		return sl_errorf(err, SL_ERR_ARG, "%s cannot hold rows of %d values", sl_dtype_name(type), cols);
-	void *buf = sl_malloc_array((size_t)rows, rb);
-	if (!buf)
-		return sl_errorf(err, SL_ERR_NOMEM, "out of memory quantizing a %d x %d matrix", rows, cols);
-	sl_dtype_rows_from_float(type, W, buf, rows, cols);
-	sl_dtype_rows_to_float(type, buf, out, rows, cols);
-	free(buf);
-	return SL_OK;
 }
 
 sl_rounding sl_qgrid_rounding(sl_qgrid *g)

@@ -1,6 +1,9 @@
-/* Recipes: JSON in and out (the schema is man/slimlab-recipe.5), rule
- * matching and resolution, every problem a recipe can have (alone and
- * against a model), and what a recipe would make of a model's size. */
+/* Recipes: a rule's fields read from text (one reader for recipe files,
+ * command-line flags and :rule), JSON in and out (the schema is
+ * man/slimlab-recipe.5), rule matching and resolution, every problem a
+ * recipe can have (alone and against a model), and what a recipe would
+ * make of a model's size. Which formats, methods and parameters exist is
+ * the registries' business (formats.h, methods/method.h). */
 #include "recipe.h"
 
 #include <cjson/cJSON.h>
@@ -11,25 +14,13 @@
 #include <string.h>
 
 #include "fileio.h"
-
-static const char *const method_names[] = {"rtn", "gptq", "awq", "smoothquant"};
-static const char *const prune_names[] = {"magnitude", "wanda", "sparsegpt"};
-static const char *const pattern_names[] = {"unstructured", "heads", "channels", "block"};
-static const char *const kv_names[] = {"f32", "f16", "bf16", "int8", "fp8-e4m3", "fp8-e5m2", "nvfp4"};
+#include "methods/method.h"
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 /* The largest integer a JSON number (a double) holds exactly. */
 #define JSON_INT_MAX 9007199254740992.0
 /* Layer ranges open at the top ("8-") run to here. */
 #define LAYER_END 0x7fffffff
-
-static bool in_list(const char *s, const char *const *list, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (!strcmp(s, list[i]))
-			return true;
-	return false;
-}
 
 static void join_list(char *buf, size_t n, const char *const *list, int count)
 {
@@ -64,8 +55,47 @@ void sl_rule_init(sl_rule *rule)
 {
 	memset(rule, 0, sizeof *rule);
 	rule->layer_lo = rule->layer_hi = -1;
-	rule->group = rule->block = rule->act_order = rule->grid = -1;
-	rule->damp = rule->alpha = NAN;
+}
+
+static double param_in(const sl_param_value *ps, int n, const char *key)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(ps[i].key, key))
+			return ps[i].value;
+	return NAN;
+}
+
+/* Sets key in ps[0..*n) (NaN removes it); false when there is no room. */
+static bool param_put(sl_param_value *ps, int *n, const char *key, double value)
+{
+	int i = 0;
+	while (i < *n && strcmp(ps[i].key, key))
+		i++;
+	if (isnan(value)) {
+		if (i < *n) {
+			memmove(&ps[i], &ps[i + 1], (size_t)(*n - i - 1) * sizeof *ps);
+			(*n)--;
+		}
+		return true;
+	}
+	if (i == *n) {
+		if (*n == SL_RULE_PARAMS)
+			return false;
+		snprintf(ps[i].key, sizeof ps[i].key, "%s", key);
+		(*n)++;
+	}
+	ps[i].value = value;
+	return true;
+}
+
+double sl_rule_param(const sl_rule *r, const char *key)
+{
+	return param_in(r->params, r->n_params, key);
+}
+
+bool sl_rule_param_set(sl_rule *r, const char *key, double value)
+{
+	return param_put(r->params, &r->n_params, key, value);
 }
 
 sl_recipe *sl_recipe_new(void)
@@ -165,28 +195,10 @@ static bool is_keep(const char *format)
 	return !strcmp(format, "keep");
 }
 
-/* The int format of the same bits and symmetry with another group, or
- * NULL. int8 (per channel) takes groups too. */
-static const sl_format *int_with_group(const sl_format *f, int group)
-{
-	if (!f || strcmp(f->family, "int"))
-		return NULL;
-	bool asym = strstr(f->name, "-asym") != NULL;
-	char name[32];
-	snprintf(name, sizeof name, "int%d-g%d%s", f->bits, group, asym ? "-asym" : "");
-	return sl_format_find(name);
-}
-
 /* Keep N of every M ("2:4"); false for anything else. */
 static bool parse_nm(const char *s, int *keep_n, int *group_m)
 {
-	char tail;
-	int n, m;
-	if (sscanf(s, "%d:%d%c", &n, &m, &tail) != 2 || n < 1 || m < 2 || n >= m || m > 256)
-		return false;
-	*keep_n = n;
-	*group_m = m;
-	return true;
+	return sl_pattern_nm(s, keep_n, group_m);
 }
 
 static void apply_rule(const sl_rule *rule, sl_module_plan *plan, const char **format_name)
@@ -201,28 +213,17 @@ static void apply_rule(const sl_rule *rule, sl_module_plan *plan, const char **f
 		snprintf(plan->pattern, sizeof plan->pattern, "%s", rule->pattern);
 	if (rule->has_prune)
 		snprintf(plan->prune, sizeof plan->prune, "%s", rule->prune);
-	if (rule->group != -1)
-		plan->group = rule->group;
-	if (rule->block != -1)
-		plan->block = rule->block;
-	if (rule->act_order != -1)
-		plan->act_order = rule->act_order;
-	if (rule->grid != -1)
-		plan->grid = rule->grid;
-	if (!isnan(rule->damp))
-		plan->damp = rule->damp;
-	if (!isnan(rule->alpha))
-		plan->alpha = rule->alpha;
+	for (int i = 0; i < rule->n_params; i++)
+		param_put(plan->params, &plan->n_params, rule->params[i].key, rule->params[i].value);
 }
 
-/* Fields nothing set get their defaults: rtn for a format, unstructured
- * magnitude pruning for a sparsity, the sparsity an N:M pattern implies;
- * a group given with an int format picks that format's group. */
+/* Fields nothing set get their kinds' defaults (the method registry's:
+ * rounding to nearest for a format, element-wise pruning by magnitude for
+ * a sparsity), an N:M pattern the sparsity it implies; a group given with
+ * a group-wise format picks that format's group. */
 void sl_recipe_resolve(const sl_recipe *r, const sl_module *mod, sl_module_plan *plan)
 {
 	memset(plan, 0, sizeof *plan);
-	plan->group = plan->block = plan->act_order = plan->grid = -1;
-	plan->damp = plan->alpha = NAN;
 	plan->rule = -1;
 	const char *format = "";
 	apply_rule(&r->def, plan, &format);
@@ -232,19 +233,20 @@ void sl_recipe_resolve(const sl_recipe *r, const sl_module *mod, sl_module_plan 
 			plan->rule = i;
 		}
 	plan->format = is_keep(format) ? NULL : sl_format_find(format);
-	const sl_format *regrouped = plan->group > 0 ? int_with_group(plan->format, plan->group) : NULL;
+	double group = param_in(plan->params, plan->n_params, "group");
+	const sl_format *regrouped = group > 0 ? sl_format_with_group(plan->format, (int)group) : NULL;
 	if (regrouped)
 		plan->format = regrouped;
 	if (plan->format && !plan->method[0])
-		snprintf(plan->method, sizeof plan->method, "rtn");
+		snprintf(plan->method, sizeof plan->method, "%s", sl_method_default(SL_METHOD_QUANT)->name);
 	int n, m;
 	if (!(plan->sparsity > 0) && parse_nm(plan->pattern, &n, &m))
 		plan->sparsity = 1.0 - (double)n / m;
 	if (plan->sparsity > 0) {
 		if (!plan->pattern[0])
-			snprintf(plan->pattern, sizeof plan->pattern, "unstructured");
+			snprintf(plan->pattern, sizeof plan->pattern, "%s", sl_method_default(SL_METHOD_PATTERN)->name);
 		if (!plan->prune[0])
-			snprintf(plan->prune, sizeof plan->prune, "magnitude");
+			snprintf(plan->prune, sizeof plan->prune, "%s", sl_method_default(SL_METHOD_PRUNE)->name);
 	}
 }
 
@@ -321,8 +323,8 @@ static bool get_int(issues *is, const cJSON *v, const char *path, double lo, dou
 /* Reports keys an object may not hold and keys given more than once. */
 static void check_keys(issues *is, const cJSON *obj, const char *base, const char *const *known, int n)
 {
-	char path[64], list[256];
-	int seen[16] = {0};
+	char path[64], list[512];
+	int seen[64] = {0};
 	for (const cJSON *c = obj->child; c; c = c->next) {
 		key_path(path, sizeof path, base, c->string);
 		int k = 0;
@@ -337,18 +339,31 @@ static void check_keys(issues *is, const cJSON *obj, const char *base, const cha
 	}
 }
 
-/* "5", "0-3", "8-" (8 to the last), or a number. */
-static void parse_layers(issues *is, const cJSON *v, const char *path, sl_rule *rule)
+/* ---- a rule's fields, from text ----------------------------------------------- */
+
+/* A rule's keys in the order a recipe writes them (params holds the
+ * methods' and formats' parameters, which text names by their own keys). */
+static const char *const rule_keys[] = {"match", "layers", "format", "method", "sparsity",
+                                        "pattern", "prune", "params", "note"};
+#define N_RULE_KEYS COUNT(rule_keys)
+
+static bool set_str(char *dst, size_t size, const char *v, char *msg, size_t n)
 {
-	double d;
-	if (cJSON_IsNumber(v)) {
-		if (get_int(is, v, path, 0, 1e6, &d))
-			rule->layer_lo = rule->layer_hi = (int)d;
-		return;
+	if (strlen(v) >= size) {
+		snprintf(msg, n, "'%.40s...' is longer than %zu characters", v, size - 1);
+		return false;
 	}
-	char s[32];
-	if (!get_str(is, v, path, s, sizeof s))
-		return;
+	snprintf(dst, size, "%s", v);
+	return true;
+}
+
+/* "5", "0-3", "8-" (8 to the last), or "all". */
+static bool set_layers(sl_rule *rule, const char *s, char *msg, size_t n)
+{
+	if (!strcmp(s, "all")) {
+		rule->layer_lo = rule->layer_hi = -1;
+		return true;
+	}
 	char *end;
 	long lo = strtol(s, &end, 10), hi = lo;
 	bool ok = end != s && s[0] >= '0' && s[0] <= '9';
@@ -363,77 +378,319 @@ static void parse_layers(issues *is, const cJSON *v, const char *path, sl_rule *
 		}
 	}
 	if (!ok || *end || lo > 1000000 || (hi > 1000000 && hi != LAYER_END) || lo > hi) {
-		issue(is, path, "'%s' is not a layer range (\"5\", \"0-3\", \"8-\")", s);
-		return;
+		snprintf(msg, n, "'%.40s' is not a layer range (\"5\", \"0-3\", \"8-\")", s);
+		return false;
 	}
 	rule->layer_lo = (int)lo;
 	rule->layer_hi = (int)hi;
+	return true;
+}
+
+/* A number, or with percent a percentage too ("50%" is 0.5). */
+static bool read_number(const char *v, bool percent, double *out)
+{
+	char *end;
+	double d = strtod(v, &end);
+	if (end == v)
+		return false;
+	if (percent && *end == '%') {
+		d /= 100;
+		end++;
+	}
+	if (*end)
+		return false;
+	*out = d;
+	return true;
+}
+
+static bool set_param(sl_rule *rule, const sl_param_spec *spec, const char *v, char *msg, size_t n)
+{
+	double d;
+	if (spec->boolean) {
+		if (!strcmp(v, "true") || !strcmp(v, "1"))
+			d = 1;
+		else if (!strcmp(v, "false") || !strcmp(v, "0"))
+			d = 0;
+		else {
+			snprintf(msg, n, "expected true or false, not '%.40s'", v);
+			return false;
+		}
+	} else if (!read_number(v, false, &d)) {
+		snprintf(msg, n, "expected a number, not '%.40s'", v);
+		return false;
+	}
+	if (spec->integer && !spec->boolean && (d != floor(d) || d < spec->lo || d > spec->hi)) {
+		snprintf(msg, n, "%g is not a whole number from %.0f to %.0f", d, spec->lo, spec->hi);
+		return false;
+	}
+	if (!sl_rule_param_set(rule, spec->key, d)) {
+		snprintf(msg, n, "a rule sets at most %d parameters", SL_RULE_PARAMS);
+		return false;
+	}
+	return true;
+}
+
+/* A string field that a value sets and an empty value clears. */
+static bool set_choice(char *dst, size_t size, bool *has, const char *v, char *msg, size_t n)
+{
+	if (!*v) {
+		*has = false;
+		dst[0] = 0;
+		return true;
+	}
+	return (*has = set_str(dst, size, v, msg, n));
+}
+
+/* Reads one field of a rule from text; the syntax only (a number where
+ * one is due, a layer range), check_field judges the value. */
+static bool field_set(sl_rule *rule, const char *key, const char *v, char *msg, size_t n)
+{
+	if (!strcmp(key, "match"))
+		return set_str(rule->match, sizeof rule->match, v, msg, n);
+	if (!strcmp(key, "note"))
+		return set_str(rule->note, sizeof rule->note, v, msg, n);
+	if (!strcmp(key, "layers"))
+		return set_layers(rule, v, msg, n);
+	if (!strcmp(key, "format"))
+		return set_choice(rule->format, sizeof rule->format, &rule->has_format, v, msg, n);
+	if (!strcmp(key, "method"))
+		return set_choice(rule->method, sizeof rule->method, &rule->has_method, v, msg, n);
+	if (!strcmp(key, "pattern"))
+		return set_choice(rule->pattern, sizeof rule->pattern, &rule->has_pattern, v, msg, n);
+	if (!strcmp(key, "prune"))
+		return set_choice(rule->prune, sizeof rule->prune, &rule->has_prune, v, msg, n);
+	if (!strcmp(key, "sparsity")) {
+		if (!*v) {
+			rule->has_sparsity = false;
+			rule->sparsity = 0;
+			return true;
+		}
+		if (!read_number(v, true, &rule->sparsity)) {
+			snprintf(msg, n, "expected a fraction (0.5) or a percentage (50%%), not '%.40s'", v);
+			return false;
+		}
+		rule->has_sparsity = true;
+		return true;
+	}
+	const sl_param_spec *spec = sl_param_find(key);
+	if (spec) {
+		if (!*v)
+			return sl_rule_param_set(rule, key, NAN);
+		return set_param(rule, spec, v, msg, n);
+	}
+	char keys[512], params[512];
+	join_list(keys, sizeof keys, rule_keys, N_RULE_KEYS - 2);
+	params[0] = 0;
+	for (int i = 0; i < sl_param_count(); i++)
+		snprintf(params + strlen(params), sizeof params - strlen(params), ", %s", sl_param_at(i)->key);
+	snprintf(msg, n, "unknown key '%.40s' (known: %s%s, note)", key, keys, params);
+	return false;
+}
+
+/* ---- a rule's fields, judged ----------------------------------------------------- */
+
+/* What is wrong with the value a rule gives key, if anything. */
+static bool field_problem(const sl_rule *rule, const char *key, char *msg, size_t n)
+{
+	char list[256];
+	if (!strcmp(key, "format")) {
+		if (rule->has_format && !sl_format_find(rule->format) && !is_keep(rule->format)) {
+			snprintf(msg, n, "unknown format '%s' (slimlab-recipe(5) lists them; \"keep\" leaves the weights)",
+			         rule->format);
+			return true;
+		}
+		return false;
+	}
+	static const struct {
+		const char *key, *what;
+		sl_method_kind kind;
+	} choices[] = {{"method", "method", SL_METHOD_QUANT},
+	               {"prune", "pruning criterion", SL_METHOD_PRUNE},
+	               {"pattern", "pattern", SL_METHOD_PATTERN}};
+	for (int i = 0; i < COUNT(choices); i++) {
+		if (strcmp(key, choices[i].key))
+			continue;
+		const char *v = i == 0 ? rule->method : i == 1 ? rule->prune : rule->pattern;
+		bool has = i == 0 ? rule->has_method : i == 1 ? rule->has_prune : rule->has_pattern;
+		if (!has || sl_method_find(choices[i].kind, v))
+			return false;
+		sl_method_names(choices[i].kind, ", ", list, sizeof list);
+		snprintf(msg, n, "unknown %s '%s' (known: %s)", choices[i].what, v, list);
+		return true;
+	}
+	if (!strcmp(key, "sparsity")) {
+		if (!rule->has_sparsity)
+			return false;
+		int keep_n, group_m;
+		bool nm = rule->has_pattern && parse_nm(rule->pattern, &keep_n, &group_m);
+		if (!(rule->sparsity >= 0 && rule->sparsity <= 1))
+			snprintf(msg, n, "%g is outside 0..1", rule->sparsity);
+		else if (rule->sparsity == 1)
+			snprintf(msg, n, "1 would remove every weight");
+		else if (nm && fabs(rule->sparsity - (1.0 - (double)keep_n / group_m)) > 1e-9)
+			snprintf(msg, n, "%g disagrees with pattern %s, which removes %g", rule->sparsity, rule->pattern,
+			         1.0 - (double)keep_n / group_m);
+		else
+			return false;
+		return true;
+	}
+	if (!strcmp(key, "layers")) {
+		if (has_layers(rule) && (rule->layer_lo < 0 || rule->layer_hi < rule->layer_lo)) {
+			snprintf(msg, n, "%d-%d is not a layer range", rule->layer_lo, rule->layer_hi);
+			return true;
+		}
+		return false;
+	}
+	const sl_param_spec *spec = sl_param_find(key);
+	double v = sl_rule_param(rule, key);
+	if (!spec || isnan(v))
+		return false;
+	if (v >= spec->lo && v <= spec->hi)
+		return false;
+	if (spec->boolean)
+		snprintf(msg, n, "%g is not true or false", v);
+	else
+		snprintf(msg, n, "%g is outside %g..%g (%s)", v, spec->lo, spec->hi, spec->what);
+	return true;
+}
+
+sl_status sl_rule_set(sl_rule *r, const char *key, const char *value, sl_error *err)
+{
+	sl_rule copy = *r;
+	char msg[512];
+	if (!field_set(&copy, key, value, msg, sizeof msg) || field_problem(&copy, key, msg, sizeof msg))
+		return sl_errorf(err, SL_ERR_ARG, "%s", msg);
+	*r = copy;
+	return SL_OK;
+}
+
+int sl_rule_key_count(void)
+{
+	return N_RULE_KEYS - 1 + sl_param_count();
+}
+
+/* The rule's keys, params replaced by each parameter's own key. */
+const char *sl_rule_key_at(int i)
+{
+	if (i < 0)
+		return NULL;
+	if (i < N_RULE_KEYS - 2)
+		return rule_keys[i];
+	if (i == sl_rule_key_count() - 1)
+		return "note";
+	const sl_param_spec *s = sl_param_at(i - (N_RULE_KEYS - 2));
+	return s ? s->key : NULL;
+}
+
+void sl_rule_words(const sl_rule *r, char *buf, size_t n)
+{
+	size_t k = 0;
+	if (n)
+		buf[0] = 0;
+#define WORD(...) k += (size_t)snprintf(buf + k, k < n ? n - k : 0, __VA_ARGS__)
+	if (r->has_format)
+		WORD("%sformat=%s", k ? " " : "", r->format);
+	if (r->has_method)
+		WORD("%smethod=%s", k ? " " : "", r->method);
+	if (r->has_sparsity)
+		WORD("%ssparsity=%.6g", k ? " " : "", r->sparsity);
+	if (r->has_pattern)
+		WORD("%spattern=%s", k ? " " : "", r->pattern);
+	if (r->has_prune)
+		WORD("%sprune=%s", k ? " " : "", r->prune);
+	for (int i = 0; i < r->n_params; i++) {
+		const sl_param_spec *spec = sl_param_find(r->params[i].key);
+		if (spec && spec->boolean)
+			WORD("%s%s=%s", k ? " " : "", r->params[i].key, r->params[i].value ? "true" : "false");
+		else
+			WORD("%s%s=%.6g", k ? " " : "", r->params[i].key, r->params[i].value);
+	}
+#undef WORD
+}
+
+/* ---- JSON in, through the fields' reader ------------------------------------------- */
+
+/* A JSON value as the text field_set reads; false (with the problem
+ * issued) when its type is not the one the key takes. */
+static bool value_text(issues *is, const cJSON *v, const char *path, bool string, bool number, bool boolean,
+                       char *buf, size_t n)
+{
+	if (string && cJSON_IsString(v)) {
+		if (strlen(v->valuestring) >= n) {
+			issue(is, path, "'%.40s...' is longer than %zu characters", v->valuestring, n - 1);
+			return false;
+		}
+		snprintf(buf, n, "%s", v->valuestring);
+		return true;
+	}
+	if (number && cJSON_IsNumber(v)) {
+		snprintf(buf, n, "%.17g", v->valuedouble);
+		return true;
+	}
+	if (boolean && cJSON_IsBool(v)) {
+		snprintf(buf, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
+		return true;
+	}
+	issue(is, path, "expected %s, found %s", string ? "a string" : boolean ? "true or false" : "a number",
+	      type_name(v));
+	return false;
 }
 
 static void parse_params(issues *is, const cJSON *obj, const char *base, sl_rule *rule)
 {
-	static const char *const keys[] = {"group", "damp", "block", "act_order", "alpha", "grid"};
-	char path[64];
+	const char *keys[64];
+	int n = 0;
+	for (int i = 0; i < sl_param_count() && n < 64; i++)
+		keys[n++] = sl_param_at(i)->key;
 	if (!cJSON_IsObject(obj)) {
 		issue(is, base, "expected an object, found %s", type_name(obj));
 		return;
 	}
-	check_keys(is, obj, base, keys, COUNT(keys));
-	double d;
-	const cJSON *v;
-#define PARAM(key) (v = cJSON_GetObjectItemCaseSensitive(obj, key)) && (key_path(path, sizeof path, base, key), 1)
-	if (PARAM("group") && get_int(is, v, path, 1, 1 << 20, &d))
-		rule->group = (int)d;
-	if (PARAM("damp") && get_num(is, v, path, &d))
-		rule->damp = d;
-	if (PARAM("block") && get_int(is, v, path, 1, 1 << 20, &d))
-		rule->block = (int)d;
-	if (PARAM("act_order")) {
-		if (cJSON_IsBool(v))
-			rule->act_order = cJSON_IsTrue(v);
-		else
-			issue(is, path, "expected true or false, found %s", type_name(v));
+	check_keys(is, obj, base, keys, n);
+	char path[64], text[64], msg[256];
+	for (const cJSON *c = obj->child; c; c = c->next) {
+		const sl_param_spec *spec = sl_param_find(c->string);
+		if (!spec)
+			continue;
+		key_path(path, sizeof path, base, c->string);
+		if (value_text(is, c, path, false, !spec->boolean, spec->boolean, text, sizeof text) &&
+		    !field_set(rule, spec->key, text, msg, sizeof msg))
+			issue(is, path, "%s", msg);
 	}
-	if (PARAM("alpha") && get_num(is, v, path, &d))
-		rule->alpha = d;
-	if (PARAM("grid") && get_int(is, v, path, 1, 10000, &d))
-		rule->grid = (int)d;
-#undef PARAM
 }
 
 static void parse_rule(issues *is, const cJSON *obj, const char *base, sl_rule *rule, bool is_default)
 {
-	static const char *const keys[] = {"match", "layers", "format", "method", "sparsity",
-	                                   "pattern", "prune", "params", "note"};
 	sl_rule_init(rule);
 	if (!cJSON_IsObject(obj)) {
 		issue(is, base, "expected an object, found %s", type_name(obj));
 		return;
 	}
 	/* The default rule holds for every module: it selects nothing. */
-	check_keys(is, obj, base, is_default ? keys + 2 : keys, is_default ? COUNT(keys) - 2 : COUNT(keys));
-	char path[64];
-	const cJSON *v;
-#define FIELD(key) (v = cJSON_GetObjectItemCaseSensitive(obj, key)) && (key_path(path, sizeof path, base, key), 1)
-	if (!is_default && FIELD("match"))
-		get_str(is, v, path, rule->match, sizeof rule->match);
-	if (!is_default && FIELD("layers"))
-		parse_layers(is, v, path, rule);
-	if (FIELD("format"))
-		rule->has_format = get_str(is, v, path, rule->format, sizeof rule->format);
-	if (FIELD("method"))
-		rule->has_method = get_str(is, v, path, rule->method, sizeof rule->method);
-	if (FIELD("sparsity"))
-		rule->has_sparsity = get_num(is, v, path, &rule->sparsity);
-	if (FIELD("pattern"))
-		rule->has_pattern = get_str(is, v, path, rule->pattern, sizeof rule->pattern);
-	if (FIELD("prune"))
-		rule->has_prune = get_str(is, v, path, rule->prune, sizeof rule->prune);
-	if (FIELD("params"))
-		parse_params(is, v, path, rule);
-	if (FIELD("note"))
-		get_str(is, v, path, rule->note, sizeof rule->note);
-#undef FIELD
+	int skip = is_default ? 2 : 0;
+	check_keys(is, obj, base, rule_keys + skip, N_RULE_KEYS - skip);
+	char path[64], text[256], msg[256];
+	for (const cJSON *c = obj->child; c; c = c->next) {
+		const char *k = c->string;
+		bool known = false;
+		for (int i = skip; i < N_RULE_KEYS; i++)
+			known |= !strcmp(k, rule_keys[i]);
+		if (!known)
+			continue;
+		key_path(path, sizeof path, base, k);
+		if (!strcmp(k, "params")) {
+			parse_params(is, c, path, rule);
+			continue;
+		}
+		bool number = !strcmp(k, "sparsity"), layers = !strcmp(k, "layers");
+		size_t size = !strcmp(k, "format") ? sizeof rule->format
+		              : !strcmp(k, "match") ? sizeof rule->match
+		              : !strcmp(k, "note") ? sizeof rule->note
+		              : number || layers ? sizeof text : sizeof rule->method;
+		if (value_text(is, c, path, !number, number || layers, false, text, size) &&
+		    !field_set(rule, k, text, msg, sizeof msg))
+			issue(is, path, "%s", msg);
+	}
 }
 
 static void parse_calibration(issues *is, const cJSON *obj, sl_recipe *r)
@@ -534,46 +791,68 @@ static void line_col(const char *text, size_t off, int *line, int *col)
 	}
 }
 
-sl_status sl_recipe_parse(const char *json, size_t len, sl_recipe **out, sl_error *err)
+/* The JSON of a recipe, or NULL with err saying where the syntax breaks. */
+static cJSON *parse_json(const char *json, size_t len, sl_error *err)
 {
-	*out = NULL;
 	const char *end = NULL;
 	cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+	int line, col;
 	if (!root) {
 		size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
-		int line, col;
 		line_col(json, off, &line, &col);
-		return sl_errorf(err, SL_ERR_FORMAT, "line %d, column %d: not valid JSON", line, col);
+		sl_errorf(err, SL_ERR_FORMAT, "line %d, column %d: not valid JSON", line, col);
+		return NULL;
 	}
 	for (const char *p = end; p < json + len; p++)
 		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0') {
-			int line, col;
 			line_col(json, (size_t)(p - json), &line, &col);
 			cJSON_Delete(root);
-			return sl_errorf(err, SL_ERR_FORMAT, "line %d, column %d: text after the recipe's closing brace",
-			                 line, col);
+			sl_errorf(err, SL_ERR_FORMAT, "line %d, column %d: text after the recipe's closing brace", line, col);
+			return NULL;
 		}
-	sl_recipe *r = sl_recipe_new();
-	if (!r) {
-		cJSON_Delete(root);
-		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	return root;
+}
+
+int sl_recipe_parse_all(const char *json, size_t len, sl_recipe **out, sl_recipe_issue *found, int max)
+{
+	*out = NULL;
+	issues is = {found, max, 0};
+	sl_error err = {0};
+	cJSON *root = parse_json(json, len, &err);
+	if (!root) {
+		issue(&is, "", "%s", err.msg);
+		return is.n;
 	}
-	sl_recipe_issue found[8];
-	issues is = {found, COUNT(found), 0};
-	parse_recipe(&is, root, r);
+	sl_recipe *r = sl_recipe_new();
+	if (!r)
+		issue(&is, "", "out of memory");
+	else
+		parse_recipe(&is, root, r);
 	cJSON_Delete(root);
-	if (!is.n) {
+	*out = r;
+	return is.n;
+}
+
+sl_status sl_recipe_parse(const char *json, size_t len, sl_recipe **out, sl_error *err)
+{
+	sl_recipe_issue found[8];
+	sl_recipe *r;
+	int n = sl_recipe_parse_all(json, len, &r, found, COUNT(found));
+	*out = NULL;
+	if (!n) {
 		*out = r;
 		return SL_OK;
 	}
 	sl_recipe_free(r);
+	if (!r && n == 1 && !found[0].path[0])
+		return sl_errorf(err, strstr(found[0].msg, "memory") ? SL_ERR_NOMEM : SL_ERR_FORMAT, "%s", found[0].msg);
 	sl_errorf(err, SL_ERR_FORMAT, "%s: %s", found[0].path[0] ? found[0].path : "recipe", found[0].msg);
-	for (int i = 1; i < is.n && i < COUNT(found) && err; i++)
+	for (int i = 1; i < n && i < COUNT(found) && err; i++)
 		snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg), "\n%s: %s", found[i].path,
 		         found[i].msg);
-	if (is.n > COUNT(found) && err)
+	if (n > COUNT(found) && err)
 		snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg), "\n(and %d more)",
-		         is.n - COUNT(found));
+		         n - COUNT(found));
 	return SL_ERR_FORMAT;
 }
 
@@ -625,18 +904,13 @@ static cJSON *rule_json(const sl_rule *rule, bool is_default)
 	if (rule->has_prune)
 		cJSON_AddStringToObject(o, "prune", rule->prune);
 	cJSON *p = cJSON_CreateObject();
-	if (rule->group != -1)
-		cJSON_AddNumberToObject(p, "group", rule->group);
-	if (!isnan(rule->damp))
-		cJSON_AddNumberToObject(p, "damp", rule->damp);
-	if (rule->block != -1)
-		cJSON_AddNumberToObject(p, "block", rule->block);
-	if (rule->act_order != -1)
-		cJSON_AddBoolToObject(p, "act_order", rule->act_order);
-	if (!isnan(rule->alpha))
-		cJSON_AddNumberToObject(p, "alpha", rule->alpha);
-	if (rule->grid != -1)
-		cJSON_AddNumberToObject(p, "grid", rule->grid);
+	for (int i = 0; i < rule->n_params; i++) {
+		const sl_param_spec *spec = sl_param_find(rule->params[i].key);
+		if (spec && spec->boolean)
+			cJSON_AddBoolToObject(p, rule->params[i].key, rule->params[i].value != 0);
+		else
+			cJSON_AddNumberToObject(p, rule->params[i].key, rule->params[i].value);
+	}
 	if (p->child)
 		cJSON_AddItemToObject(o, "params", p);
 	else
@@ -691,55 +965,28 @@ sl_status sl_recipe_save(const sl_recipe *r, const char *path, sl_error *err)
 
 static void check_rule(issues *is, const sl_rule *rule, const char *base)
 {
-	char path[64], list[256];
-#define PATH(key) (key_path(path, sizeof path, base, key), path)
+	char path[64], msg[512];
+	static const char *const fields[] = {"format", "method", "prune", "pattern", "sparsity"};
+	for (int i = 0; i < COUNT(fields); i++)
+		if (field_problem(rule, fields[i], msg, sizeof msg))
+			issue(is, (key_path(path, sizeof path, base, fields[i]), path), "%s", msg);
+	for (int i = 0; i < rule->n_params; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "params.%s", rule->params[i].key);
+		key_path(path, sizeof path, base, key);
+		if (field_problem(rule, rule->params[i].key, msg, sizeof msg))
+			issue(is, path, "%s", msg);
+	}
+	/* A group the rule's own group-wise format does not come in. */
 	const sl_format *f = rule->has_format ? sl_format_find(rule->format) : NULL;
-	if (rule->has_format && !f && !is_keep(rule->format))
-		issue(is, PATH("format"), "unknown format '%s' (slimlab-recipe(5) lists them; \"keep\" leaves the weights)",
-		      rule->format);
-	if (rule->has_method && !in_list(rule->method, method_names, COUNT(method_names))) {
-		join_list(list, sizeof list, method_names, COUNT(method_names));
-		issue(is, PATH("method"), "unknown method '%s' (known: %s)", rule->method, list);
-	}
-	if (rule->has_prune && !in_list(rule->prune, prune_names, COUNT(prune_names))) {
-		join_list(list, sizeof list, prune_names, COUNT(prune_names));
-		issue(is, PATH("prune"), "unknown pruning criterion '%s' (known: %s)", rule->prune, list);
-	}
-	int n = 0, m = 0;
-	bool nm = rule->has_pattern && parse_nm(rule->pattern, &n, &m);
-	if (rule->has_pattern && !nm && !in_list(rule->pattern, pattern_names, COUNT(pattern_names))) {
-		join_list(list, sizeof list, pattern_names, COUNT(pattern_names));
-		issue(is, PATH("pattern"), "unknown pattern '%s' (known: %s, or N:M keeping N of every M, N < M)",
-		      rule->pattern, list);
-	}
-	if (rule->has_sparsity) {
-		if (!(rule->sparsity >= 0 && rule->sparsity <= 1))
-			issue(is, PATH("sparsity"), "%g is outside 0..1", rule->sparsity);
-		else if (rule->sparsity == 1)
-			issue(is, PATH("sparsity"), "1 would remove every weight");
-		else if (nm && fabs(rule->sparsity - (1.0 - (double)n / m)) > 1e-9)
-			issue(is, PATH("sparsity"), "%g disagrees with pattern %s, which removes %g", rule->sparsity,
-			      rule->pattern, 1.0 - (double)n / m);
-	}
-	if (rule->group != -1) {
-		if (rule->group < 1)
-			issue(is, PATH("params.group"), "%d is not a group size", rule->group);
-		else if (f && !strcmp(f->family, "int") && !int_with_group(f, rule->group))
-			issue(is, PATH("params.group"), "%s takes groups of 32, 64 or 128, not %d", f->name, rule->group);
-	}
-	if (!isnan(rule->damp) && !(rule->damp >= 0 && rule->damp <= 10))
-		issue(is, PATH("params.damp"), "%g is outside 0..10 (a fraction of the mean of diag(H))", rule->damp);
-	if (!isnan(rule->alpha) && !(rule->alpha >= 0 && rule->alpha <= 1))
-		issue(is, PATH("params.alpha"), "%g is outside 0..1", rule->alpha);
-	if (rule->block != -1 && rule->block < 1)
-		issue(is, PATH("params.block"), "%d is not a number of columns", rule->block);
-	if (rule->grid != -1 && rule->grid < 1)
-		issue(is, PATH("params.grid"), "%d is not a number of search points", rule->grid);
-	if (rule->act_order < -1 || rule->act_order > 1)
-		issue(is, PATH("params.act_order"), "%d is not true or false", rule->act_order);
-	if (has_layers(rule) && (rule->layer_lo < 0 || rule->layer_hi < rule->layer_lo))
-		issue(is, PATH("layers"), "%d-%d is not a layer range", rule->layer_lo, rule->layer_hi);
-#undef PATH
+	double group = sl_rule_param(rule, "group");
+	char sizes[64];
+	sl_format_groups(f, sizes, sizeof sizes);
+	if (group > 0 && f && sizes[0] && !sl_format_with_group(f, (int)group))
+		issue(is, (key_path(path, sizeof path, base, "params.group"), path), "%s takes groups of %s, not %.0f",
+		      f->name, sizes, group);
+	if (field_problem(rule, "layers", msg, sizeof msg))
+		issue(is, (key_path(path, sizeof path, base, "layers"), path), "%s", msg);
 }
 
 typedef struct {
@@ -762,23 +1009,8 @@ static bool list_modules(const sl_model *m, module_list *ml)
 static bool structured_units(const sl_model *m, const sl_module *mod, const char *pattern, int *units,
                              const char **what)
 {
-	const sl_layer *L = mod->layer >= 0 ? &m->layers[mod->layer] : NULL;
-	if (!strcmp(pattern, "heads") && L && mod->kind <= SL_MOD_ATTN_OUT) {
-		*units = L->n_heads;
-		*what = "heads";
-		return true;
-	}
-	if (!strcmp(pattern, "channels") && L && mod->kind >= SL_MOD_FFN_GATE && mod->kind <= SL_MOD_FFN_DOWN) {
-		*units = L->hidden_dim;
-		*what = "MLP channels";
-		return true;
-	}
-	if (!strcmp(pattern, "block") && L) {
-		*units = m->cfg.n_layers;
-		*what = "blocks";
-		return true;
-	}
-	return false;
+	const sl_method *pat = sl_method_find(SL_METHOD_PATTERN, pattern);
+	return pat && pat->units && pat->units(m, mod, units, what);
 }
 
 /* Problems of rule i (path base) that only m shows. */
@@ -788,6 +1020,7 @@ static void check_against_model(issues *is, const sl_recipe *r, const sl_rule *r
 	char path[64];
 #define PATH(key) (key_path(path, sizeof path, base, key), path)
 	int matched = 0, named = 0;
+	double group = sl_rule_param(rule, "group");
 	int64_t bad_group = 0, bad_nm = 0;
 	const char *bad_group_mod = "", *bad_nm_mod = "";
 	int n = 0, gm = 0;
@@ -800,7 +1033,7 @@ static void check_against_model(issues *is, const sl_recipe *r, const sl_rule *r
 			continue;
 		matched++;
 		int64_t cols = mod->w->ne[0];
-		if (rule->group > 0 && cols % rule->group && !bad_group) {
+		if (group > 0 && cols % (int64_t)group && !bad_group) {
 			bad_group = cols;
 			bad_group_mod = mod->name;
 		}
@@ -830,7 +1063,7 @@ static void check_against_model(issues *is, const sl_recipe *r, const sl_rule *r
 		      k > 7 && !strcmp(rule->match + k - 7, ".weight") ? " (module names have no .weight suffix)" : "");
 	}
 	if (bad_group)
-		issue(is, PATH("params.group"), "%d does not divide rows of %lld (%s)", rule->group, (long long)bad_group,
+		issue(is, PATH("params.group"), "%.0f does not divide rows of %lld (%s)", group, (long long)bad_group,
 		      bad_group_mod);
 	if (bad_nm)
 		issue(is, PATH("pattern"), "%s needs rows that %d divides; %s has rows of %lld", rule->pattern, gm,
@@ -851,9 +1084,10 @@ int sl_recipe_check(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out,
 	if ((double)r->calib.seed > JSON_INT_MAX)
 		issue(&is, "calibration.seed", "%llu is too large to write exactly in JSON (at most 2^53)",
 		      (unsigned long long)r->calib.seed);
-	if (r->kv_cache[0] && !in_list(r->kv_cache, kv_names, COUNT(kv_names))) {
+	const sl_format *kvf = r->kv_cache[0] ? sl_format_find(r->kv_cache) : NULL;
+	if (r->kv_cache[0] && !(kvf && kvf->kv)) {
 		char list[256];
-		join_list(list, sizeof list, kv_names, COUNT(kv_names));
+		sl_format_names(sl_format_is_kv, ", ", list, sizeof list);
 		issue(&is, "kv_cache", "'%s' is not a KV-cache format (known: %s)", r->kv_cache, list);
 	}
 	check_rule(&is, &r->def, "default");

@@ -9,6 +9,7 @@
 #define SL_RECIPE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -17,23 +18,26 @@
 
 #define SL_RECIPE_VERSION 1
 
+/* A method's or format's parameter as a rule sets it (keys and ranges:
+ * sl_param_find in core/methods/method.h). */
+#define SL_RULE_PARAMS 8
+typedef struct {
+	char key[16];
+	double value;
+} sl_param_value;
+
 /* A rule's fields are each optional; has_* says which ones it sets. */
 typedef struct {
 	char match[128];      /* selector: name or glob over module names ("" = all) */
 	int layer_lo, layer_hi; /* inclusive block range; -1, -1 = any */
 	bool has_format, has_method, has_sparsity, has_pattern, has_prune;
-	char format[32];      /* a name from formats.h */
-	char method[16];      /* rtn, gptq, awq, smoothquant */
+	char format[32];      /* a format's name, or "keep" */
+	char method[16];      /* a quantization method */
 	double sparsity;      /* fraction of weights (or heads/channels) removed, 0..1 */
-	char pattern[16];     /* unstructured, 2:4 (any N:M), heads, channels, block */
-	char prune[16];       /* magnitude, wanda, sparsegpt */
-	/* Method parameters, each optional (NaN or -1 = method default). */
-	int group;            /* group size override where the format allows */
-	double damp;          /* gptq: dampening as a fraction of mean diag(H) */
-	int block;            /* gptq: columns per block (default 128) */
-	int act_order;        /* gptq: 1 = quantize columns by decreasing diag(H) */
-	double alpha;         /* smoothquant: migration strength 0..1 */
-	int grid;             /* awq: scale search points */
+	char pattern[16];     /* a pruning pattern: element-wise, N:M or structured */
+	char prune[16];       /* a pruning criterion */
+	sl_param_value params[SL_RULE_PARAMS]; /* later rules override earlier ones key by key */
+	int n_params;
 	char note[128];       /* free text, kept on save */
 } sl_rule;
 
@@ -49,7 +53,7 @@ typedef struct sl_recipe {
 		int ctx;          /* window length */
 		uint64_t seed;    /* which windows are taken */
 	} calib;
-	char kv_cache[32];    /* "" = f32, else a format name (int8, fp8-e4m3, nvfp4) */
+	char kv_cache[32];    /* "" = f32, else a format that can hold the KV cache */
 } sl_recipe;
 
 /* What a recipe says for one module after every rule is applied. */
@@ -59,8 +63,8 @@ typedef struct {
 	double sparsity;
 	char pattern[16];
 	char prune[16];
-	int group, block, act_order, grid;
-	double damp, alpha;
+	sl_param_value params[SL_RULE_PARAMS];
+	int n_params;
 	int rule;                  /* index of the last rule that touched it, -1 = default */
 } sl_module_plan;
 
@@ -76,11 +80,33 @@ void sl_recipe_free(sl_recipe *r);
 sl_recipe *sl_recipe_copy(const sl_recipe *r);
 /* Parses JSON. Structural problems fail with err naming the JSON path. */
 sl_status sl_recipe_parse(const char *json, size_t len, sl_recipe **out, sl_error *err);
+/* Parses JSON, collecting every structural problem (with its path) rather
+ * than stopping: returns how many (fills up to max) and, unless the text
+ * is not JSON at all, *out holds whatever could be read. */
+int sl_recipe_parse_all(const char *json, size_t len, sl_recipe **out, sl_recipe_issue *issues, int max);
 sl_status sl_recipe_load(const char *path, sl_recipe **out, sl_error *err);
 /* malloc'ed, pretty-printed JSON. */
 char *sl_recipe_to_json(const sl_recipe *r);
 /* Written atomically. */
 sl_status sl_recipe_save(const sl_recipe *r, const char *path, sl_error *err);
+
+/* One field of a rule from text, as recipes, the command line and :rule
+ * spell it: format, method, prune, pattern, sparsity ("0.5" or "50%"),
+ * layers ("5", "0-3", "8-", "all"), match, note, or a parameter's key.
+ * The value is checked against the format and method registries; an
+ * error says what is wrong and what would do. */
+sl_status sl_rule_set(sl_rule *r, const char *key, const char *value, sl_error *err);
+/* The keys sl_rule_set takes, in the order a recipe writes them. */
+int sl_rule_key_count(void);
+const char *sl_rule_key_at(int i);
+/* The fields a rule sets as key=value words, as sl_rule_set takes them
+ * ("format=FORMAT method=METHOD damp=0.02"), without its selector. */
+void sl_rule_words(const sl_rule *r, char *buf, size_t n);
+/* A rule's value for a parameter; NaN when it sets none. */
+double sl_rule_param(const sl_rule *r, const char *key);
+/* Sets a parameter (NaN removes it); false when the rule holds
+ * SL_RULE_PARAMS already. */
+bool sl_rule_param_set(sl_rule *r, const char *key, double value);
 
 /* Appends a rule (copied); returns its index or -1 when out of memory. */
 int sl_recipe_add_rule(sl_recipe *r, const sl_rule *rule);

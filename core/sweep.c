@@ -14,7 +14,7 @@
 
 #include "fileio.h"
 #include "forward.h"
-#include "methods.h"
+#include "methods/method.h"
 #include "tokenizer.h"
 #include "train.h"
 
@@ -55,29 +55,44 @@ struct sl_sweep {
 
 /* --- options -------------------------------------------------------------- */
 
+/* What a pruning option starts with when it names no criterion: the
+ * default one (the method registry's first pruning criterion). */
+static const char generic_prune[] = "sparse";
+
+/* "2:4" (a pattern) or a fraction ("50%", "0.5") of unstructured pruning. */
 static bool parse_sparsity(const char *s, sl_rule *r)
 {
 	int n, m;
-	char tail;
-	if (sscanf(s, "%d:%d%c", &n, &m, &tail) == 2 && n > 0 && m > n && m <= 64) {
-		snprintf(r->pattern, sizeof r->pattern, "%u:%u", (unsigned char)n, (unsigned char)m);
-		r->sparsity = 1.0 - (double)n / m;
-	} else {
-		char *end;
-		double v = strtod(s, &end);
-		if (end == s)
-			return false;
-		if (*end == '%') {
-			v /= 100.0;
-			end++;
-		}
-		if (*end || !(v > 0 && v < 1))
-			return false;
-		snprintf(r->pattern, sizeof r->pattern, "unstructured");
-		r->sparsity = v;
+	char frac[32];
+	if (sl_pattern_nm(s, &n, &m)) {
+		snprintf(frac, sizeof frac, "%.17g", 1.0 - (double)n / m);
+		return !sl_rule_set(r, "pattern", s, NULL) && !sl_rule_set(r, "sparsity", frac, NULL);
 	}
-	r->has_sparsity = r->has_pattern = true;
-	return true;
+	sl_rule probe = *r;
+	if (sl_rule_set(&probe, "sparsity", s, NULL) || !(probe.sparsity > 0 && probe.sparsity < 1))
+		return false;
+	*r = probe;
+	return !sl_rule_set(r, "pattern", sl_method_default(SL_METHOD_PATTERN)->name, NULL);
+}
+
+/* A pruning criterion's prefix of tok ("NAME-" in "NAME-2:4"): its
+ * length, or 0 when tok starts with none. */
+static size_t prune_prefix(const char *tok, const char **crit)
+{
+	size_t k = strlen(generic_prune);
+	if (!strncmp(tok, generic_prune, k) && tok[k] == '-') {
+		*crit = sl_method_default(SL_METHOD_PRUNE)->name;
+		return k + 1;
+	}
+	for (int i = 0; i < sl_method_count(); i++) {
+		const sl_method *m = sl_method_at(i);
+		k = strlen(m->name);
+		if (m->kind == SL_METHOD_PRUNE && !strncmp(tok, m->name, k) && tok[k] == '-') {
+			*crit = m->name;
+			return k + 1;
+		}
+	}
+	return 0;
 }
 
 static sl_status parse_option(const char *tok, sl_sweep_option *o, sl_error *err)
@@ -85,43 +100,48 @@ static sl_status parse_option(const char *tok, sl_sweep_option *o, sl_error *err
 	sl_rule *r = &o->rule;
 	sl_rule_init(r);
 	snprintf(o->label, sizeof o->label, "%s", tok);
-	static const char *prunes[] = {"sparse-", "magnitude-", "wanda-", "sparsegpt-"};
-	for (int i = 0; i < 4; i++) {
-		size_t k = strlen(prunes[i]);
-		if (!strncmp(tok, prunes[i], k)) {
-			if (!parse_sparsity(tok + k, r))
-				return sl_errorf(err, SL_ERR_ARG,
-				                 "option '%s': write a pattern (2:4) or a fraction (50%% or 0.5) after '%s'", tok,
-				                 prunes[i]);
-			r->has_prune = true;
-			snprintf(r->prune, sizeof r->prune, "%s", i < 2 ? "magnitude" : prunes[i]);
-			r->prune[strcspn(r->prune, "-")] = 0;
-			return SL_OK;
-		}
+	const char *crit;
+	size_t k = prune_prefix(tok, &crit);
+	if (k) {
+		if (!parse_sparsity(tok + k, r))
+			return sl_errorf(err, SL_ERR_ARG,
+			                 "option '%s': write a pattern (2:4) or a fraction (50%% or 0.5) after '%.*s'", tok,
+			                 (int)k, tok);
+		sl_rule_set(r, "prune", crit, NULL);
+		return SL_OK;
 	}
+	char method[32] = "";
 	const char *fmt = tok, *colon = strchr(tok, ':');
 	if (colon) {
-		size_t k = (size_t)(colon - tok);
-		static const char *methods[] = {"rtn", "gptq", "awq", "smoothquant"};
-		bool known = false;
-		for (int i = 0; i < 4; i++)
-			known |= strlen(methods[i]) == k && !strncmp(tok, methods[i], k);
-		if (!known)
-			return sl_errorf(err, SL_ERR_ARG, "option '%s': unknown method '%.*s' (rtn, gptq, awq, smoothquant)",
-			                 tok, (int)k, tok);
-		snprintf(r->method, sizeof r->method, "%.*s", (int)k, tok);
-		r->has_method = true;
+		snprintf(method, sizeof method, "%.*s", (int)(colon - tok), tok);
 		fmt = colon + 1;
+	} else {
+		snprintf(method, sizeof method, "%s", sl_method_default(SL_METHOD_QUANT)->name);
 	}
+	sl_error why = {0};
+	if (sl_rule_set(r, "method", method, &why) || sl_rule_set(r, "format", fmt, &why))
+		return sl_errorf(err, SL_ERR_ARG, "option '%s': %s", tok, why.msg);
 	if (!sl_format_find(fmt))
-		return sl_errorf(err, SL_ERR_ARG, "option '%s': unknown format '%s' (see slimlab recipe formats)", tok, fmt);
-	snprintf(r->format, sizeof r->format, "%s", fmt);
-	r->has_format = true;
-	if (!colon) {
-		snprintf(r->method, sizeof r->method, "rtn");
-		r->has_method = true;
-	}
+		return sl_errorf(err, SL_ERR_ARG, "option '%s': '%s' leaves the weights as they are; a sweep compares formats",
+		                 tok, fmt);
 	return SL_OK;
+}
+
+void sl_sweep_default_options(char *buf, size_t n)
+{
+	sl_format_names(sl_format_in_ladder, ",", buf, n);
+}
+
+void sl_sweep_options_help(char *buf, size_t n)
+{
+	char formats[256], methods[128], prunes[128];
+	sl_format_names(sl_format_is_example, ", ", formats, sizeof formats);
+	sl_method_names(SL_METHOD_QUANT, ", ", methods, sizeof methods);
+	sl_method_names(SL_METHOD_PRUNE, ", ", prunes, sizeof prunes);
+	snprintf(buf, n,
+	         "a format (%s, ...: slimlab recipe formats), METHOD:FORMAT with METHOD one of %s, or PRUNE-S with "
+	         "PRUNE one of %s (or %s for the first) and S a pattern (2:4) or a fraction (50%%)",
+	         formats, methods, prunes, generic_prune);
 }
 
 sl_status sl_sweep_parse_options(const char *spec, sl_sweep_option **opts, int *n, sl_error *err)
@@ -145,7 +165,7 @@ sl_status sl_sweep_parse_options(const char *spec, sl_sweep_option **opts, int *
 	}
 	free(copy);
 	if (!st && k == 0)
-		st = sl_errorf(err, SL_ERR_ARG, "no options given (e.g. int8,int4-g128,nvfp4,sparse-2:4)");
+		st = sl_errorf(err, SL_ERR_ARG, "no options given");
 	if (st) {
 		free(o);
 		return st;
@@ -231,11 +251,13 @@ static bool any_option_needs(const sl_sweep *sw, bool hessian)
 {
 	for (int i = 0; i < sw->n_opts; i++) {
 		const sl_rule *r = &sw->opts[i].rule;
-		bool gptq_awq = r->has_method && (!strcmp(r->method, "gptq") || !strcmp(r->method, "awq"));
-		bool sq = r->has_method && !strcmp(r->method, "smoothquant");
-		bool sgpt = r->has_prune && !strcmp(r->prune, "sparsegpt");
-		bool wanda = r->has_prune && !strcmp(r->prune, "wanda");
-		if (hessian ? gptq_awq || sgpt : gptq_awq || sgpt || sq || wanda)
+		const sl_method *m;
+		unsigned needs = 0;
+		if (r->has_method && (m = sl_method_find(SL_METHOD_QUANT, r->method)))
+			needs |= m->needs;
+		if (r->has_prune && (m = sl_method_find(SL_METHOD_PRUNE, r->prune)))
+			needs |= m->needs;
+		if (hessian ? (needs & SL_NEEDS_HESSIAN) != 0 : needs != 0)
 			return true;
 	}
 	return false;

@@ -13,20 +13,28 @@
 
 #include <cjson/cJSON.h>
 
+#include <stddef.h>
+
 #include "compress.h"
 #include "eval.h"
 #include "progress.h"
 #include "recipe.h"
 
 typedef struct {
-	char label[48];  /* the option as it was written: "int4-g128", "gptq:int4-g32", "sparse-2:4" */
+	char label[48];  /* the option as it was written */
 	sl_rule rule;    /* what it does to a module */
 } sl_sweep_option;
 
-/* Parses a comma-separated list: a format name (RTN), METHOD:FORMAT (gptq,
- * awq, smoothquant), sparse-N:M or sparse-P% (magnitude), wanda-... and
- * sparsegpt-... for the other pruning methods. */
+/* Parses a comma-separated list of options: a format's name (rounded to
+ * nearest), METHOD:FORMAT, or PRUNE-S (a pruning criterion, or "sparse"
+ * for the default one, and S a pattern such as 2:4 or a fraction such as
+ * 50%). Methods and formats are the registries'. */
 sl_status sl_sweep_parse_options(const char *spec, sl_sweep_option **opts, int *n, sl_error *err);
+/* The options a sweep takes when none are named (the formats of the
+ * registry's ladder, comma-separated), and the options' syntax in a
+ * sentence with the registries' names, for help texts. */
+void sl_sweep_default_options(char *buf, size_t n);
+void sl_sweep_options_help(char *buf, size_t n);
 
 typedef enum { SL_SWEEP_MODULES = 0, SL_SWEEP_BLOCKS = 1 } sl_sweep_unit;
 

@@ -66,6 +66,20 @@ typedef struct {
 	int16_t kmin, kmax;
 } sl_grid;
 
+/* The bits (8, 4, 3, 2), group and symmetry of a group-wise integer type;
+ * false for other types. */
+static inline bool sl_dtype_int_layout(int type, int *bits, int *group, int *asym)
+{
+	if (type < SL_DT_INT_BASE || type >= SL_DT_INT_END)
+		return false;
+	int k = type - SL_DT_INT_BASE;
+	static const int bit_of[4] = {8, 4, 3, 2}, group_of[3] = {32, 64, 128};
+	*bits = bit_of[k / 6];
+	*group = group_of[k % 6 / 2];
+	*asym = k % 2;
+	return true;
+}
+
 typedef struct {
 	const char *name;    /* lower case, as recipes and reports spell it */
 	int block_size;      /* elements per block (1 for plain floats) */
@@ -101,6 +115,9 @@ typedef struct {
 	bool has_min;
 	int sub;
 	void (*grids)(const void *span, sl_grid *out, int n_sub);
+	/* A type whose bytes are this type's, value for value (0: none; no
+	 * block type shares F32's bytes): ggml types slimlab's layouts match. */
+	int same_bytes_as;
 } sl_type_info;
 
 /* NULL for ids slimlab does not know. */

@@ -13,7 +13,7 @@
 #include "core/eval.h"
 #include "core/fileio.h"
 #include "core/forward.h"
-#include "core/methods.h"
+#include "core/methods/method.h"
 #include "core/recipe.h"
 #include "core/tokenizer.h"
 #include "test.h"

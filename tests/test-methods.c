@@ -5,7 +5,7 @@
  * and the Cholesky factor reproduces its matrix. */
 #include <stdint.h>
 
-#include "core/methods.h"
+#include "core/methods/method.h"
 #include "test.h"
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -325,9 +325,12 @@ static void test_awq(void)
 		int type = types[k];
 		sl_error err = {0};
 		CHECK(sl_roundtrip(type, W, R, rows, n, &err) == SL_OK, "rtn: %s", err.msg);
-		sl_awq_member mem = {W, rows, type};
-		double alpha = -1;
-		CHECK(sl_awq_search(&mem, 1, n, mean_abs, H, 20, s, &alpha, &err) == SL_OK, "awq: %s", err.msg);
+		const sl_method *awq = sl_method_find(SL_METHOD_QUANT, "awq");
+		REQUIRE(awq && awq->scales && awq->refine, "the registry has awq with scales and a refinement");
+		sl_scale_member mem = {W, rows, type, NULL};
+		sl_scale_job job = {&mem, 1, n, mean_abs, NULL, NULL, H, NAN};
+		CHECK(awq->scales(&job, s, &err) == SL_OK, "awq: %s", err.msg);
+		double alpha = job.chosen;
 		for (int r = 0; r < rows; r++)
 			for (int j = 0; j < n; j++)
 				A[r * n + j] = W[r * n + j] * s[j];
@@ -338,7 +341,10 @@ static void test_awq(void)
 		float *scaled = malloc((size_t)rows * n * sizeof *scaled);
 		CHECK(sl_roundtrip(type, A, scaled, rows, n, &err) == SL_OK, "scaled rtn");
 		double e_scaled = sl_output_error(A, scaled, rows, n, Hs);
-		CHECK(sl_awq_clip(A, rows, n, type, Hs, 20, &err) == SL_OK, "clip: %s", err.msg);
+		sl_act_stats st = {.n = n, .hessian = Hs};
+		sl_module_plan plan = {.method = "awq"};
+		sl_matrix mx = {.name = "A", .W = A, .rows = rows, .cols = n, .type = type, .plan = &plan, .st = &st};
+		CHECK(awq->refine(&mx, &err) == SL_OK, "clip: %s", err.msg);
 		CHECK(sl_roundtrip(type, A, A, rows, n, &err) == SL_OK, "clipped rtn");
 		for (int r = 0; r < rows; r++)
 			for (int j = 0; j < n; j++)
@@ -409,7 +415,10 @@ static void test_smoothquant(void)
 			wm[j] = fmaxf(wm[j], fabsf(W[r * n + j]));
 	for (int j = 0; j < n; j++)
 		one[j] = 1;
-	sl_smoothquant_scales(xm, wm, n, 0.5, s);
+	const sl_method *sq = sl_method_find(SL_METHOD_QUANT, "smoothquant");
+	REQUIRE(sq && sq->scales && sq->act_int8, "the registry has smoothquant, which rounds activations");
+	sl_scale_job job = {NULL, 0, n, NULL, xm, wm, NULL, NAN};
+	CHECK(sq->scales(&job, s, NULL) == SL_OK && job.chosen == 0.5, "smoothquant's default alpha is 0.5");
 	CHECK_NEAR(s[3], sqrt(xm[3]) / sqrt(wm[3]), 1e-4 * s[3], "s = sqrt(max|x| / max|w|) at alpha 0.5");
 	double e0 = w8a8_error(X, W, T, rows, n, one), e5 = w8a8_error(X, W, T, rows, n, s);
 	printf("w8a8 relative output error: unsmoothed %.3g, smoothquant alpha 0.5 %.3g\n", e0, e5);

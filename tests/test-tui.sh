@@ -18,7 +18,7 @@ wait_for "estimate:"
 cmd "rule all format=q8_0"
 wait_for "1 rule after the default"
 keys Down f
-wait_for "this rule does not set a format"
+wait_for "leave the weights as they are"
 keys q Enter # the menu opens on q8_0: the next format starting with q
 wait_for "q6_k"
 keys u

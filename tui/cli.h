@@ -53,8 +53,7 @@ void cli_bar_done(cli_bar *b);
 
 /* A recipe file, or one uniform rule standing in for it. */
 typedef struct {
-	const char *recipe, *format, *method, *pattern, *prune, *calib;
-	double sparsity; /* < 0: not given */
+	const char *recipe, *format, *method, *pattern, *prune, *calib, *sparsity; /* NULL: not given */
 } cli_recipe_opts;
 
 #define CLI_RECIPE_OPTIONS                                                                           \
@@ -62,13 +61,9 @@ typedef struct {
 	{"method", required_argument, 0, 'M'}, {"sparsity", required_argument, 0, 'S'},                \
 	{"pattern", required_argument, 0, 'P'}, {"prune", required_argument, 0, 'U'},                  \
 	{"calib", required_argument, 0, 'C'}
-#define CLI_RECIPE_HELP                                                                              \
-	"  --recipe FILE      the recipe (slimlab-recipe(5))\n"                                        \
-	"  --format FMT       or one rule for every module: q8_0, q4_k, int4-g128, nvfp4, ...\n"       \
-	"  --method M         rtn (default), gptq, awq, smoothquant\n"                                 \
-	"  --sparsity S       fraction removed, 0..1; --pattern unstructured, 2:4, heads, channels,\n" \
-	"                     block; --prune magnitude (default), wanda, sparsegpt\n"                  \
-	"  --calib FILE       calibration text for methods that need statistics\n"
+/* The lines of --help that describe CLI_RECIPE_OPTIONS, with the format
+ * and method registries' names. */
+void cli_recipe_help(FILE *out);
 
 /* Takes option c of CLI_RECIPE_OPTIONS: 1 when taken, 0 when c is not one
  * of them, -1 when its value is bad (the problem is printed). */

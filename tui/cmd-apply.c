@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/methods/method.h"
 #include "core/eval.h"
 #include "core/units.h"
 
@@ -17,13 +18,31 @@ static const char apply_usage[] =
 	"Compresses MODEL as the recipe says and writes OUT.gguf for llama.cpp (real ggml\n"
 	"block types where the formats have them; see slimlab-recipe(5)). Reports bits per\n"
 	"weight, bytes and every format that fell back; with --text also perplexity, KL\n"
-	"divergence and top-1 agreement of the compressed model against MODEL.\n"
-	CLI_RECIPE_HELP
+	"divergence and top-1 agreement of the compressed model against MODEL.\n";
+
+static const char apply_usage_tail[] =
 	"  --out FILE         the GGUF file to write\n"
 	"  --text FILE        evaluate on this text too (--ctx N, --chunks N as for eval)\n"
 	"  --tokenizer FILE   llama2.c tokenizer.bin for MODEL\n"
 	"  --threads N        CPU threads (default: one per core)\n"
 	"  --json             print one JSON object\n";
+
+void cli_recipe_help(FILE *out)
+{
+	char formats[256], methods[128], patterns[128], prunes[128];
+	sl_format_names(sl_format_is_example, ", ", formats, sizeof formats);
+	sl_method_names(SL_METHOD_QUANT, ", ", methods, sizeof methods);
+	sl_method_names(SL_METHOD_PATTERN, ", ", patterns, sizeof patterns);
+	sl_method_names(SL_METHOD_PRUNE, ", ", prunes, sizeof prunes);
+	fprintf(out,
+	        "  --recipe FILE      the recipe (slimlab-recipe(5))\n"
+	        "  --format FMT       or one rule for every module: %s, ... (slimlab recipe formats)\n"
+	        "  --method M         %s (the first is the default)\n"
+	        "  --sparsity S       fraction removed, 0..1 or 50%%; --pattern %s;\n"
+	        "                     --prune %s (the first is the default)\n"
+	        "  --calib FILE       calibration text for methods that need statistics\n",
+	        formats, methods, patterns, prunes);
+}
 
 int cli_recipe_opt(const char *cmd, int c, const char *arg, cli_recipe_opts *o)
 {
@@ -34,29 +53,61 @@ int cli_recipe_opt(const char *cmd, int c, const char *arg, cli_recipe_opts *o)
 	case 'P': o->pattern = arg; return 1;
 	case 'U': o->prune = arg; return 1;
 	case 'C': o->calib = arg; return 1;
-	case 'S': return cli_parse_float(cmd, "--sparsity", arg, 0, 1, &o->sparsity) ? 1 : -1;
+	case 'S': o->sparsity = arg; return 1;
 	}
+	(void)cmd;
 	return 0;
 }
 
 bool cli_recipe_given(const cli_recipe_opts *o)
 {
-	return o->recipe || o->format || o->method || o->pattern || o->prune || o->sparsity >= 0;
+	return o->recipe || o->format || o->method || o->pattern || o->prune || o->sparsity;
 }
 
-static void set_field(char *dst, size_t n, bool *has, const char *v)
+/* The rule the options name, through the recipe's reader of rule fields;
+ * false with the problem printed against its option. */
+static bool uniform_rule(const char *cmd, const cli_recipe_opts *o, sl_rule *d)
 {
-	if (v) {
-		snprintf(dst, n, "%s", v);
-		*has = true;
+	const struct {
+		const char *key, *value;
+	} given[] = {{"format", o->format}, {"method", o->method}, {"sparsity", o->sparsity},
+	             {"pattern", o->pattern}, {"prune", o->prune}};
+	for (size_t i = 0; i < sizeof given / sizeof *given; i++) {
+		sl_error err = {0};
+		if (given[i].value && sl_rule_set(d, given[i].key, given[i].value, &err)) {
+			fprintf(stderr, "slimlab %s: --%s: %s\n", cmd, given[i].key, err.msg);
+			return false;
+		}
 	}
+	return true;
+}
+
+/* The option whose method needs calibration text ("--method NAME"), which
+ * only --calib gives; false when none does. */
+static bool needs_calibration(const sl_rule *d, char *opt, size_t n)
+{
+	const struct {
+		bool has;
+		const char *key, *value;
+		sl_method_kind kind;
+	} f[] = {{d->has_method, "method", d->method, SL_METHOD_QUANT},
+	         {d->has_prune, "prune", d->prune, SL_METHOD_PRUNE},
+	         {d->has_pattern, "pattern", d->pattern, SL_METHOD_PATTERN}};
+	for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+		const sl_method *m = f[i].has ? sl_method_find(f[i].kind, f[i].value) : NULL;
+		if (m && m->needs) {
+			snprintf(opt, n, "--%s %s", f[i].key, f[i].value);
+			return true;
+		}
+	}
+	return false;
 }
 
 sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_model *m)
 {
 	sl_error err = {0};
 	sl_recipe *r = NULL;
-	if (o->recipe && (o->format || o->method || o->pattern || o->prune || o->sparsity >= 0)) {
+	if (o->recipe && (o->format || o->method || o->pattern || o->prune || o->sparsity)) {
 		cli_usage_error(cmd, "--recipe and --format/--method/--sparsity/--pattern/--prune exclude each other");
 		return NULL;
 	}
@@ -66,7 +117,7 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 			return NULL;
 		}
 	} else {
-		if (!o->format && o->sparsity < 0 && !o->pattern) {
+		if (!o->format && !o->sparsity && !o->pattern) {
 			cli_usage_error(cmd, "give --recipe FILE, or --format FMT and/or --sparsity S");
 			return NULL;
 		}
@@ -75,13 +126,17 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 			cli_error(&err);
 			return NULL;
 		}
-		sl_rule *d = &r->def;
-		set_field(d->format, sizeof d->format, &d->has_format, o->format);
-		set_field(d->method, sizeof d->method, &d->has_method, o->method);
-		set_field(d->pattern, sizeof d->pattern, &d->has_pattern, o->pattern);
-		set_field(d->prune, sizeof d->prune, &d->has_prune, o->prune);
-		d->has_sparsity = o->sparsity >= 0;
-		d->sparsity = d->has_sparsity ? o->sparsity : 0;
+		if (!uniform_rule(cmd, o, &r->def)) {
+			sl_recipe_free(r);
+			return NULL;
+		}
+		char opt[64];
+		if (!o->calib && needs_calibration(&r->def, opt, sizeof opt)) {
+			cli_usage_error(cmd, "%s needs calibration text: add --calib FILE (data/calib.txt ships with slimlab)",
+			                opt);
+			sl_recipe_free(r);
+			return NULL;
+		}
 		snprintf(r->name, sizeof r->name, "%s%s%s", o->format ? o->format : "", o->format && o->method ? " " : "",
 		         o->method ? o->method : "");
 	}
@@ -249,7 +304,7 @@ int sl_cmd_apply(int argc, char **argv)
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
-	cli_recipe_opts ro = {.sparsity = -1};
+	cli_recipe_opts ro = {0};
 	const char *out_path = NULL, *text_path = NULL, *tok = NULL;
 	long ctx = 0, chunks = 0, threads = 0;
 	bool json = false;
@@ -269,7 +324,7 @@ int sl_cmd_apply(int argc, char **argv)
 		case 't': tok = optarg; break;
 		case 'T': if (!cli_parse_int("apply", "--threads", optarg, 1, 256, &threads)) return CLI_USAGE; break;
 		case 'j': json = true; break;
-		case 'h': fputs(apply_usage, stdout); return CLI_OK;
+		case 'h': fputs(apply_usage, stdout); cli_recipe_help(stdout); fputs(apply_usage_tail, stdout); return CLI_OK;
 		default: return cli_usage_error("apply", "unknown option");
 		}
 	}

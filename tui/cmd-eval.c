@@ -20,8 +20,9 @@ static const char eval_usage[] =
 	"  --text FILE        text to score (e.g. data/eval.txt)\n"
 	"  --ctx N            window length in tokens (default 512 or the model's context)\n"
 	"  --chunks N         score at most N windows (default: all the text holds)\n"
-	"  --base MODEL       reference model for KL, top-1 and delta PPL\n"
-	CLI_RECIPE_HELP
+	"  --base MODEL       reference model for KL, top-1 and delta PPL\n";
+
+static const char eval_usage_tail[] =
 	"  --tokenizer FILE   llama2.c tokenizer.bin for MODEL and BASE\n"
 	"  --threads N        CPU threads (default: one per core)\n"
 	"  --json             print one JSON object\n";
@@ -80,7 +81,7 @@ int sl_cmd_eval(int argc, char **argv)
 	const char *text_path = NULL, *base_path = NULL, *tok = NULL;
 	long ctx = 0, chunks = 0, threads = 0;
 	bool json = false;
-	cli_recipe_opts ro = {.sparsity = -1};
+	cli_recipe_opts ro = {0};
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:c:k:b:t:h", opts, NULL)) != -1) {
@@ -97,7 +98,7 @@ int sl_cmd_eval(int argc, char **argv)
 		case 't': tok = optarg; break;
 		case 'T': if (!cli_parse_int("eval", "--threads", optarg, 1, 256, &threads)) return CLI_USAGE; break;
 		case 'j': json = true; break;
-		case 'h': fputs(eval_usage, stdout); return CLI_OK;
+		case 'h': fputs(eval_usage, stdout); cli_recipe_help(stdout); fputs(eval_usage_tail, stdout); return CLI_OK;
 		default: return cli_usage_error("eval", "unknown option");
 		}
 	}

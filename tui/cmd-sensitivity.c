@@ -13,9 +13,6 @@
 #include "core/units.h"
 
 static const char sweep_flags[] =
-	"  --options LIST     comma-separated: formats (int8, int4-g128, nvfp4, q4_k, ...),\n"
-	"                     METHOD:FORMAT (gptq:int4-g128, awq:int4-g32, smoothquant:int8),\n"
-	"                     sparse-2:4, sparse-50%%, wanda-2:4, sparsegpt-50%%\n"
 	"  --unit module|block  one row per linear module (default) or per block\n"
 	"  --text FILE        calibration text (default data/calib.txt)\n"
 	"  --ctx N            window length (default 128)\n"
@@ -39,10 +36,21 @@ static const char autorecipe_usage[] =
 	"Sweeps the model (or resumes a saved sweep), then picks one option per module\n"
 	"that minimizes the summed measured KL under the budget, writes the recipe, and\n"
 	"evaluates it for real: predicted KL next to measured KL.\n"
-	"  --budget B         4.5bpw (bits per weight), 3MB / 800KB / 2GiB (bytes), 50%% (sparsity)\n"
+	"  --budget B         4.5bpw (bits per weight), 3MB / 800KB / 2GiB (bytes), 50% (sparsity)\n"
 	"  --out FILE         where the recipe is written\n"
-	"  --json             print the result as JSON\n"
-	"  (default options: q8_0,q5_0,q4_0,int3-g32,int2-g32)\n";
+	"  --json             print the result as JSON\n";
+
+/* --options and what it takes, with the registries' names and the
+ * default options. */
+static void options_help(void)
+{
+	char help[1024], defaults[256];
+	sl_sweep_options_help(help, sizeof help);
+	sl_sweep_default_options(defaults, sizeof defaults);
+	printf("  --options LIST     comma-separated options, each %s\n"
+	       "                     (autorecipe's default: %s)\n",
+	       help, defaults);
+}
 
 typedef struct {
 	const char *options, *text, *resume, *save, *tok, *metric, *svg, *out, *budget;
@@ -93,7 +101,7 @@ static int parse(const char *cmd, int argc, char **argv, sweep_args *a, const ch
 		case 'C': a->csv = true; break;
 		case 'b': a->budget = optarg; break;
 		case 'O': a->out = optarg; break;
-		case 'h': printf(usage); printf(sweep_flags); return -1;
+		case 'h': fputs(usage, stdout); options_help(); fputs(sweep_flags, stdout); return -1;
 		default: return cli_usage_error(cmd, "unknown option");
 		}
 	}
@@ -221,7 +229,7 @@ static void print_table(const sl_sweep *sw, const char *metric)
 		if (isfinite(rho))
 			printf("  %-26s %.3f\n", names[p], rho);
 	}
-	/* Notes grouped per option: "q4_0: blk.0.ffn_down, blk.1.ffn_down fell back to f16". */
+	/* Notes grouped per option: "OPTION: blk.0.ffn_down, blk.1.ffn_down fell back to f16". */
 	for (int c = 0; c < cols; c++)
 		for (int r = 0; r < sl_sweep_rows(sw); r++) {
 			const char *note = sl_sweep_cell_at(sw, r, c)->note;
@@ -256,7 +264,7 @@ int sl_cmd_sensitivity(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? CLI_OK : rc;
 	if (!a.options)
-		return cli_usage_error("sensitivity", "--options LIST is required (e.g. int8,int4-g128,nvfp4,sparse-2:4)");
+		return cli_usage_error("sensitivity", "--options LIST is required (--help says what it takes)");
 	sl_model *m = cli_load_model(argv[optind], a.tok);
 	if (!m)
 		return CLI_FAIL;
@@ -300,7 +308,9 @@ int sl_cmd_autorecipe(int argc, char **argv)
 	sl_model *m = cli_load_model(argv[optind], a.tok);
 	if (!m)
 		return CLI_FAIL;
-	sl_sweep *sw = run_sweep(m, &a, a.options ? a.options : "q8_0,q5_0,q4_0,int3-g32,int2-g32");
+	char defaults[256];
+	sl_sweep_default_options(defaults, sizeof defaults);
+	sl_sweep *sw = run_sweep(m, &a, a.options ? a.options : defaults);
 	sl_recipe *rec = NULL;
 	sl_model *q = NULL;
 	sl_autorecipe_result res = {0};

@@ -278,22 +278,10 @@ static void cmd_cancel(sl_tui *t, int argc, char **argv)
 
 /* --- the recipe ---------------------------------------------------------------- */
 
-static const char *const methods[] = {"rtn", "gptq", "awq", "smoothquant"};
-static const char *const patterns[] = {"unstructured", "2:4", "4:8", "heads", "channels", "block"};
-static const char *const prunes[] = {"magnitude", "wanda", "sparsegpt"};
-static const char *const rule_keys[] = {"format=", "method=", "sparsity=", "pattern=", "prune=", "layers=",
-                                        "match=", "group=", "damp=", "block=", "act_order=", "alpha=",
-                                        "grid=", "note="};
 #define N(a) ((int)(sizeof a / sizeof a[0]))
 
-static bool valid_pattern(const char *p)
-{
-	int n, m;
-	char extra;
-	return one_of(p, patterns, N(patterns)) || (sscanf(p, "%d:%d%c", &n, &m, &extra) == 2 && n > 0 && m > n);
-}
-
-/* Applies key=value words to a rule; false (with a message) on the first bad one. */
+/* Applies key=value words to a rule (the recipe's own reader of a rule's
+ * fields); false (with a message) on the first bad one. */
 static bool set_fields(sl_tui *t, sl_rule *r, int argc, char **argv)
 {
 	for (int i = 0; i < argc; i++) {
@@ -304,83 +292,9 @@ static bool set_fields(sl_tui *t, sl_rule *r, int argc, char **argv)
 			return false;
 		}
 		*eq = 0;
-		const char *k = argv[i], *v = eq + 1;
-		double d;
-		if (!strcmp(k, "format")) {
-			if (!strcmp(v, "keep")) {
-				r->has_format = false;
-				continue;
-			}
-			if (!sl_format_find(v)) {
-				sl_tui_msg(t, true, "unknown format '%s' (Tab after format= lists them)", v);
-				return false;
-			}
-			r->has_format = true;
-			snprintf(r->format, sizeof r->format, "%s", v);
-		} else if (!strcmp(k, "method")) {
-			if (!one_of(v, methods, N(methods))) {
-				sl_tui_msg(t, true, "unknown method '%s': rtn, gptq, awq or smoothquant", v);
-				return false;
-			}
-			r->has_method = true;
-			snprintf(r->method, sizeof r->method, "%s", v);
-		} else if (!strcmp(k, "sparsity")) {
-			if (!parse_num(t, "sparsity", v, 0, 1, true, &d))
-				return false;
-			r->has_sparsity = true;
-			r->sparsity = d;
-		} else if (!strcmp(k, "pattern")) {
-			if (!valid_pattern(v)) {
-				sl_tui_msg(t, true, "unknown pattern '%s': unstructured, N:M, heads, channels or block", v);
-				return false;
-			}
-			r->has_pattern = true;
-			snprintf(r->pattern, sizeof r->pattern, "%s", v);
-		} else if (!strcmp(k, "prune")) {
-			if (!one_of(v, prunes, N(prunes))) {
-				sl_tui_msg(t, true, "unknown pruning criterion '%s': magnitude, wanda or sparsegpt", v);
-				return false;
-			}
-			r->has_prune = true;
-			snprintf(r->prune, sizeof r->prune, "%s", v);
-		} else if (!strcmp(k, "layers")) {
-			int lo, hi;
-			char extra;
-			if (!strcmp(v, "all")) {
-				lo = hi = -1;
-			} else if (sscanf(v, "%d-%d%c", &lo, &hi, &extra) == 2 && lo >= 0 && hi >= lo) {
-			} else if (sscanf(v, "%d%c", &lo, &extra) == 1 && lo >= 0) {
-				hi = lo;
-			} else {
-				sl_tui_msg(t, true, "layers wants N, LO-HI or all, not '%s'", v);
-				return false;
-			}
-			r->layer_lo = lo;
-			r->layer_hi = hi;
-		} else if (!strcmp(k, "match")) {
-			snprintf(r->match, sizeof r->match, "%s", v);
-		} else if (!strcmp(k, "note")) {
-			snprintf(r->note, sizeof r->note, "%s", v);
-		} else if (!strcmp(k, "group")) {
-			if (!parse_int(t, "group", v, 1, 1 << 20, &r->group))
-				return false;
-		} else if (!strcmp(k, "block")) {
-			if (!parse_int(t, "block", v, 1, 1 << 20, &r->block))
-				return false;
-		} else if (!strcmp(k, "grid")) {
-			if (!parse_int(t, "grid", v, 1, 1000, &r->grid))
-				return false;
-		} else if (!strcmp(k, "act_order")) {
-			if (!parse_int(t, "act_order", v, 0, 1, &r->act_order))
-				return false;
-		} else if (!strcmp(k, "damp")) {
-			if (!parse_num(t, "damp", v, 0, 1, false, &r->damp))
-				return false;
-		} else if (!strcmp(k, "alpha")) {
-			if (!parse_num(t, "alpha", v, 0, 1, false, &r->alpha))
-				return false;
-		} else {
-			sl_tui_msg(t, true, "unknown rule key '%s'", k);
+		sl_error err = {0};
+		if (sl_rule_set(r, argv[i], eq + 1, &err)) {
+			sl_tui_msg(t, true, "%s: %s", argv[i], err.msg);
 			return false;
 		}
 	}
@@ -496,7 +410,7 @@ static void cmd_rule(sl_tui *t, int argc, char **argv)
 		}
 	}
 	if (argc < 3) {
-		sl_tui_msg(t, true, "rule %s: say what to set (format=q4_0, method=gptq, sparsity=50%%, ...)", argv[1]);
+		sl_tui_msg(t, true, "rule %s: say what to set (format=, method=, sparsity=, ...: Tab lists the keys)", argv[1]);
 		return;
 	}
 	if (set_fields(t, &r, argc - 2, argv + 2))
@@ -922,25 +836,28 @@ static void add_rule_words(sl_tui *t, cands *c, const char *word)
 {
 	const char *eq = strchr(word, '=');
 	if (!eq) {
-		add_list(c, word, "", rule_keys, N(rule_keys));
+		char k[40];
+		for (int i = 0; i < sl_rule_key_count(); i++) {
+			snprintf(k, sizeof k, "%s=", sl_rule_key_at(i));
+			add(c, word, k);
+		}
 		return;
 	}
 	char key[32];
 	snprintf(key, sizeof key, "%.*s", (int)(eq - word + 1), word);
-	if (!strcmp(key, "format=")) {
-		add(c, word, "format=keep");
-		for (int i = 0; i < sl_format_count(); i++) {
-			char b[64];
-			snprintf(b, sizeof b, "format=%s", sl_format_at(i)->name);
-			add(c, word, b);
+	static const struct {
+		const char *key;
+		sl_pick menu;
+	} menus[] = {{"format=", SL_PICK_FORMAT}, {"method=", SL_PICK_METHOD}, {"pattern=", SL_PICK_PATTERN},
+	             {"prune=", SL_PICK_PRUNE}, {"sparsity=", SL_PICK_SPARSITY}};
+	for (size_t i = 0; i < sizeof menus / sizeof *menus; i++)
+		if (!strcmp(key, menus[i].key)) {
+			const char *const *items;
+			int n = sl_pick_items(menus[i].menu, &items);
+			add_list(c, word, key, items, n);
+			return;
 		}
-	} else if (!strcmp(key, "method=")) {
-		add_list(c, word, key, methods, N(methods));
-	} else if (!strcmp(key, "pattern=")) {
-		add_list(c, word, key, patterns, N(patterns));
-	} else if (!strcmp(key, "prune=")) {
-		add_list(c, word, key, prunes, N(prunes));
-	} else if (!strcmp(key, "match=")) {
+	if (!strcmp(key, "match=")) {
 		for (int i = 0; i < t->app.n_mods; i++) {
 			char b[128];
 			snprintf(b, sizeof b, "match=%s", t->app.mods[i].name);

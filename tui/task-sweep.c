@@ -15,7 +15,7 @@
 
 #include "core/progress.h"
 #include "core/fileio.h"
-#include "core/methods.h"
+#include "core/methods/method.h"
 #include "tui.h"
 
 /* --- the heatmap's copy of a sweep ------------------------------------------ */
@@ -478,8 +478,11 @@ static const sl_sweep *idle_sweep(sl_tui *t)
 		sl_tui_msg(t, true, "the sweep is running: wait for it or press Esc");
 		return NULL;
 	}
-	if (!t->sweep)
-		sl_tui_msg(t, true, "no sweep yet: run :sweep OPTIONS (e.g. :sweep q8_0,q4_0,int2-g32)");
+	if (!t->sweep) {
+		char defaults[256];
+		sl_sweep_default_options(defaults, sizeof defaults);
+		sl_tui_msg(t, true, "no sweep yet: run :sweep OPTIONS (e.g. :sweep %s)", defaults);
+	}
 	return t->sweep;
 }
 

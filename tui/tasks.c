@@ -318,8 +318,8 @@ static void eval_free(void *ctx)
 
 static const sl_job_kind eval_kind = {"evaluate", eval_start, eval_run, NULL, eval_done, eval_free};
 
-/* The recipe in a few words for the history table: "q4_0 gptq",
- * "all: q8_0", "q8_0 +3 rules". */
+/* The recipe in a few words for the history table: "FORMAT METHOD",
+ * "all: FORMAT", "FORMAT +3 rules". */
 static void recipe_summary(const sl_recipe *r, char *buf, size_t n)
 {
 	char def[96], sel[64], one[96];

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/formats.h"
+#include "core/methods/method.h"
 #include "view.h"
 
 int sl_app_module_index(const sl_app *app, const char *name)
@@ -56,34 +57,12 @@ void sl_rule_summary(const sl_rule *r, char *buf, size_t n)
 		snprintf(buf, n, "(sets nothing)");
 }
 
-void sl_rule_words(const sl_rule *r, char *buf, size_t n)
-{
-	size_t k = 0;
-	buf[0] = 0;
-#define WORD(...) k += (size_t)snprintf(buf + k, k < n ? n - k : 0, __VA_ARGS__)
-	if (r->has_format)
-		WORD(" format=%s", r->format[0] ? r->format : "keep");
-	if (r->has_method)
-		WORD(" method=%s", r->method);
-	if (r->has_sparsity)
-		WORD(" sparsity=%.6g", r->sparsity);
-	if (r->has_pattern)
-		WORD(" pattern=%s", r->pattern);
-	if (r->has_prune)
-		WORD(" prune=%s", r->prune);
-	if (r->group > 0)
-		WORD(" group=%d", r->group);
-#undef WORD
-	if (k && k < n)
-		memmove(buf, buf + 1, k); /* no leading space */
-}
-
 void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n)
 {
 	int k = p->format ? snprintf(buf, n, "%s", p->format->name) : snprintf(buf, n, "%s as is", sl_dtype_name(w->type));
 	if (k < 0 || (size_t)k >= n)
 		return;
-	if (p->format && p->method[0] && strcmp(p->method, "rtn"))
+	if (p->format && p->method[0] && sl_method_find(SL_METHOD_QUANT, p->method) != sl_method_default(SL_METHOD_QUANT))
 		k += snprintf(buf + k, n - (size_t)k, " %s", p->method);
 	if (p->sparsity > 0 && (size_t)k < n)
 		snprintf(buf + k, n - (size_t)k, " · %.0f%% %s", 100 * p->sparsity, p->pattern[0] ? p->pattern : "");
@@ -91,94 +70,96 @@ void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, siz
 
 /* --- menus of choices ---------------------------------------------------- */
 
-static const char *const methods[] = {"rtn", "gptq", "awq", "smoothquant"};
-static const char *const method_notes[] = {
-	"round to nearest", "Hessian-aware, column by column", "activation-aware scales", "W8A8, moves outliers into weights"};
-static const char *const sparsities[] = {"0", "10%", "20%", "30%", "40%", "50%", "60%", "70%", "80%", "2:4", "4:8"};
-static const char *const sparsity_notes[] = {
-	"no pruning", "", "", "", "", "", "", "", "", "50%, two of every four", "50%, four of every eight"};
-static const char *const patterns[] = {"unstructured", "2:4", "4:8", "heads", "channels", "block"};
-static const char *const pattern_notes[] = {
-	"any weights", "N:M semi-structured", "N:M semi-structured", "whole attention heads", "whole MLP channels",
-	"the whole block"};
-static const char *const prunes[] = {"magnitude", "wanda", "sparsegpt"};
-static const char *const prune_notes[] = {"smallest |W|", "|W| times input norm", "Hessian-aware, with updates"};
+/* A menu's items and notes, built once from the registries. */
+typedef struct {
+	const char *items[64], *notes[64];
+	int n;
+} choices;
 
-/* Format names and summaries, built once from the format table, with
- * "keep" (the rule leaves the format alone) first. */
-static const char **format_items, **format_notes;
-static int n_format_items;
-
-static void load_formats(void)
+static void add(choices *c, const char *item, const char *note)
 {
-	if (format_items)
-		return;
-	int n = sl_format_count();
-	format_items = calloc((size_t)n + 1, sizeof *format_items);
-	format_notes = calloc((size_t)n + 1, sizeof *format_notes);
-	if (!format_items || !format_notes) {
-		free(format_items);
-		free(format_notes);
-		format_items = format_notes = NULL;
-		return;
+	if (c->n < 64) {
+		c->items[c->n] = item;
+		c->notes[c->n++] = note;
 	}
-	format_items[0] = "keep";
-	format_notes[0] = "this rule does not set a format";
-	for (int i = 0; i < n; i++) {
-		format_items[i + 1] = sl_format_at(i)->name;
-		format_notes[i + 1] = sl_format_at(i)->summary;
-	}
-	n_format_items = n + 1;
 }
 
-static int find_item(const char *const *items, int n, const char *v)
+/* The methods of a kind; a family of names (N:M) offers its choices. */
+static void add_methods(choices *c, sl_method_kind kind)
 {
-	for (int i = 0; v && i < n; i++)
-		if (!strcmp(items[i], v))
+	for (int i = 0; i < sl_method_count(); i++) {
+		const sl_method *m = sl_method_at(i);
+		if (m->kind != kind)
+			continue;
+		if (!m->choices)
+			add(c, m->name, m->summary);
+		for (const char *const *ch = m->choices; ch && *ch; ch++)
+			add(c, *ch, m->summary);
+	}
+}
+
+static const choices *menu_choices(sl_pick what)
+{
+	static choices menus[SL_PICK_PRUNE + 1];
+	static const char *const sparsities[] = {"0", "10%", "20%", "30%", "40%", "50%", "60%", "70%", "80%"};
+	choices *c = &menus[what];
+	if (c->n)
+		return c;
+	switch (what) {
+	case SL_PICK_FORMAT:
+		add(c, "keep", "leave the weights as they are");
+		for (int i = 0; i < sl_format_count(); i++)
+			add(c, sl_format_at(i)->name, sl_format_at(i)->summary);
+		break;
+	case SL_PICK_METHOD: add_methods(c, SL_METHOD_QUANT); break;
+	case SL_PICK_PATTERN: add_methods(c, SL_METHOD_PATTERN); break;
+	case SL_PICK_PRUNE: add_methods(c, SL_METHOD_PRUNE); break;
+	case SL_PICK_SPARSITY:
+		for (size_t i = 0; i < sizeof sparsities / sizeof *sparsities; i++)
+			add(c, sparsities[i], i ? "" : "no pruning");
+		for (int i = 0; i < sl_method_count(); i++)
+			for (const char *const *ch = sl_method_at(i)->choices; ch && *ch; ch++)
+				add(c, *ch, sl_method_at(i)->summary);
+		break;
+	}
+	return c;
+}
+
+static int find_item(const choices *c, const char *v)
+{
+	for (int i = 0; v && i < c->n; i++)
+		if (!strcmp(c->items[i], v))
 			return i;
 	return 0;
 }
 
-#define COUNT(a) ((int)(sizeof a / sizeof a[0]))
+int sl_pick_items(sl_pick what, const char *const **items)
+{
+	const choices *c = menu_choices(what);
+	*items = c->items;
+	return c->n;
+}
 
 void sl_pick_open(sl_menu *m, sl_pick what, const char *current)
 {
-	switch (what) {
-	case SL_PICK_FORMAT:
-		load_formats();
-		sl_menu_open(m, "format", (const char *const *)format_items, (const char *const *)format_notes,
-		             n_format_items, find_item((const char *const *)format_items, n_format_items, current), what);
-		break;
-	case SL_PICK_METHOD:
-		sl_menu_open(m, "method", methods, method_notes, COUNT(methods), find_item(methods, COUNT(methods), current),
-		             what);
-		break;
-	case SL_PICK_SPARSITY:
-		sl_menu_open(m, "sparsity", sparsities, sparsity_notes, COUNT(sparsities),
-		             find_item(sparsities, COUNT(sparsities), current), what);
-		break;
-	case SL_PICK_PATTERN:
-		sl_menu_open(m, "pattern", patterns, pattern_notes, COUNT(patterns),
-		             find_item(patterns, COUNT(patterns), current), what);
-		break;
-	case SL_PICK_PRUNE:
-		sl_menu_open(m, "pruning", prunes, prune_notes, COUNT(prunes), find_item(prunes, COUNT(prunes), current),
-		             what);
-		break;
-	}
+	static const char *const titles[] = {"", "format", "method", "sparsity", "pattern", "pruning"};
+	const choices *c = menu_choices(what);
+	sl_menu_open(m, titles[what], c->items, c->notes, c->n, find_item(c, current), what);
 }
 
+/* The words a chosen item sets; an N:M sparsity sets its pattern too. */
 void sl_pick_words(const sl_menu *m, int item, char *buf, size_t n)
 {
 	const char *v = item >= 0 && item < m->n ? m->items[item] : "";
+	int keep_n, group_m;
 	switch ((sl_pick)m->tag) {
 	case SL_PICK_FORMAT: snprintf(buf, n, "format=%s", v); break;
 	case SL_PICK_METHOD: snprintf(buf, n, "method=%s", v); break;
 	case SL_PICK_PATTERN: snprintf(buf, n, "pattern=%s", v); break;
 	case SL_PICK_PRUNE: snprintf(buf, n, "prune=%s", v); break;
 	case SL_PICK_SPARSITY:
-		if (strchr(v, ':'))
-			snprintf(buf, n, "sparsity=50%% pattern=%s", v);
+		if (sl_pattern_nm(v, &keep_n, &group_m))
+			snprintf(buf, n, "sparsity=%g%% pattern=%s", 100.0 - 100.0 * keep_n / group_m, v);
 		else
 			snprintf(buf, n, "sparsity=%s", v);
 		break;

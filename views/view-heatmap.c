@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sweep.h"
 #include "core/units.h"
 #include "view.h"
 
@@ -210,11 +211,11 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	int mi = index_of(metrics, 3, metric);
 	if (!h->rows) {
 		sl_text(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "Sensitivity");
-		sl_text(r.y + 2, r.x + 2, r.w - 4, SL_R_DIM,
-		        !app->model ? "Open a model first."
-		        : h->state[0] ? h->state
-		                      : "No sweep yet: S starts one (:sweep q8_0,q4_0,int2-g32 measures each module under each "
-		                        "option alone).");
+		char hint[512], defaults[256];
+		sl_sweep_default_options(defaults, sizeof defaults);
+		snprintf(hint, sizeof hint, "No sweep yet: S starts one (:sweep %s measures each module under each option alone).",
+		         defaults);
+		sl_text(r.y + 2, r.x + 2, r.w - 4, SL_R_DIM, !app->model ? "Open a model first." : h->state[0] ? h->state : hint);
 		return;
 	}
 	int u = sl_textf(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "%s", metric_titles[mi]);
@@ -326,7 +327,12 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 		return true;
 	}
 	case '/': snprintf(cmd, n, ":heatmap filter %s", s->view.heat.filter); return true;
-	case 'S': snprintf(cmd, n, ":sweep %s", h->options[0] ? h->options : "q8_0,q4_0,int2-g32"); return true;
+	case 'S': {
+		char defaults[256];
+		sl_sweep_default_options(defaults, sizeof defaults);
+		snprintf(cmd, n, ":sweep %s", h->options[0] ? h->options : defaults);
+		return true;
+	}
 	case 'c': snprintf(cmd, n, "sweep"); return true;
 	case 'a': snprintf(cmd, n, ":autorecipe 4.5bpw"); return true;
 	case 'x': snprintf(cmd, n, ":sweep export sweep.svg"); return true;

@@ -216,7 +216,7 @@ static const sl_keyhelp keys[] = {
 	{"m", "quantization method"},
 	{"s", "sparsity (with 2:4 and 4:8)"},
 	{"p", "pruning pattern"},
-	{"w", "pruning criterion (magnitude, wanda, sparsegpt)"},
+	{"w", "pruning criterion (slimlab recipe methods lists them)"},
 	{"a", "add a rule (type its selector: a name, a glob, layers=2-4)"},
 	{"e", "edit the rule's selector"},
 	{"d Delete", "delete the rule"},

@@ -53,10 +53,7 @@ void sl_list_remember(const sl_list *l, sl_app *app, const char *view);
 void sl_rule_selector(const sl_rule *r, char *buf, size_t n);
 /* The format/method/sparsity a rule sets, in one short phrase. */
 void sl_rule_summary(const sl_rule *r, char *buf, size_t n);
-/* The fields a rule sets as the key=value words of a rule command
- * ("format=q4_0 method=gptq"), without its selector. */
-void sl_rule_words(const sl_rule *r, char *buf, size_t n);
-/* "q4_0 rtn", "f32 (unchanged)", "q8_0 · 50% 2:4" for a resolved plan. */
+/* "FORMAT METHOD", "f32 as is", "FORMAT · 50% 2:4" for a resolved plan. */
 void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n);
 
 /* Menus of recipe choices, opened with the current value selected; a
@@ -64,5 +61,7 @@ void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, siz
 typedef enum { SL_PICK_FORMAT = 1, SL_PICK_METHOD, SL_PICK_SPARSITY, SL_PICK_PATTERN, SL_PICK_PRUNE } sl_pick;
 void sl_pick_open(sl_menu *m, sl_pick what, const char *current);
 void sl_pick_words(const sl_menu *m, int item, char *buf, size_t n);
+/* The items of a menu (built from the registries), for completion. */
+int sl_pick_items(sl_pick what, const char *const **items);
 
 #endif

@@ -94,10 +94,10 @@ static void init_types(void)
 		types[SL_DT_F16].dot_f32 = f16_dot;
 		types[SL_DT_BF16].dot_f32 = bf16_dot;
 	}
-	sl_quants_register(types);
 	sl_fmt_int_register(types);
 	sl_fmt_fp8_register(types);
 	sl_fmt_fp4_register(types);
+	sl_quants_register(types); /* last: it marks which of the above share ggml's bytes */
 }
 
 const sl_type_info *sl_type_info_get(int type)
@@ -106,6 +106,18 @@ const sl_type_info *sl_type_info_get(int type)
 		return NULL;
 	pthread_once(&types_once, init_types);
 	return types[type].name ? &types[type] : NULL;
+}
+
+/* Group-wise integers fit in groups of 32 of their symmetry without change,
+ * 8-bit symmetric ones in int8-g32 and the rest in 4-bit groups; the ggml
+ * type sharing those groups' bytes is the twin. */
+int sl_dtype_ggml_twin(int type)
+{
+	int bits, group, asym;
+	if (!sl_dtype_int_layout(type, &bits, &group, &asym) || (bits == 8 && asym))
+		return -1;
+	const sl_type_info *g32 = sl_type_info_get(sl_dtype_int_group(bits == 8 ? 8 : 4, 32, asym));
+	return g32 && g32->same_bytes_as ? g32->same_bytes_as : -1;
 }
 
 const char *sl_dtype_name(int type)

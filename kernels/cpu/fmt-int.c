@@ -10,14 +10,14 @@
  *   intK-gG              blocks of G values: f16 d [, f16 m when asym],
  *                        then the G codes, K bits each.
  *     symmetric, K = 8:  signed codes -127..127, d = max|w|/127 (so
- *                        int8-g32 is ggml's Q8_0 byte for byte).
+ *                        int8-g32 is a ggml type byte for byte).
  *     symmetric, K < 8:  levels -2^(K-1)..2^(K-1)-1 stored with the offset
  *                        2^(K-1); d = w_ext / -2^(K-1) where w_ext is the
  *                        value of largest magnitude, so it lands exactly on
  *                        the lowest level and the other sign still gets
- *                        2^(K-1)-1 steps (int4-g32 is ggml's Q4_0).
+ *                        2^(K-1)-1 steps (int4-g32 is a ggml type too).
  *     asymmetric:        codes 0..2^K-1, m = min w, d = (max w - m)/(2^K-1);
- *                        w' = q*d + m (int4-g32-asym is ggml's Q4_1).
+ *                        w' = q*d + m (int4-g32-asym is one as well).
  *     Codes are packed in planes: with F = 8/K fields per byte (K = 8, 4,
  *     2) byte j holds values j, j + G/F, j + 2G/F, ... from its low bits
  *     up, so 4-bit blocks put value j in the low nibble of byte j and value
@@ -340,22 +340,13 @@ static const int_layout *int_layout_of(int type)
 	return int_entries[type - SL_DT_INT_BASE].layout;
 }
 
-int sl_dtype_ggml_twin(int type)
-{
-	const int_layout *L = int_layout_of(type);
-	if (!L || (L->bits == 8 && L->asym))
-		return -1;
-	return L->bits == 8 ? SL_DT_Q8_0 : L->asym ? SL_DT_Q4_1 : SL_DT_Q4_0;
-}
-
-/* Q4_0 and Q8_0 are int4-g32 and int8-g32, Q4_1 is int4-g32-asym: each
- * group becomes runs of 32 with the group's scale (and minimum), and
- * symmetric levels move to the offset of 4 bits. */
+/* Each group becomes runs of 32 with the group's scale (and minimum), and
+ * symmetric levels move to the offset of 4 bits: the groups of 32 that
+ * sl_dtype_ggml_twin's type shares its bytes with. */
 void sl_dtype_to_ggml_twin(int type, const void *src, void *dst, int64_t n)
 {
 	const int_layout *L = int_layout_of(type);
-	int twin = sl_dtype_ggml_twin(type);
-	if (twin < 0)
+	if (!L || (L->bits == 8 && L->asym))
 		return;
 	const int_layout *T = int_layout_of(sl_dtype_int_group(L->bits == 8 ? 8 : 4, 32, L->asym));
 	const uint8_t *s = src;

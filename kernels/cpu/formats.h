@@ -15,7 +15,7 @@ void sl_fmt_fp8_register(sl_type_info *table);
 void sl_fmt_fp4_register(sl_type_info *table);
 
 /* Activations for the integer dot products: runs of 32 int8 with an f16
- * scale, the layout of int8-g32 (which is ggml's Q8_0 byte for byte). */
+ * scale, the layout of int8-g32. */
 #define SL_ACT_RUN 32
 typedef struct {
 	uint16_t d;

@@ -1103,6 +1103,12 @@ sl_vec_dot_fn sl_quants_vec_dot_portable(int type)
 	return NULL;
 }
 
+/* slimlab's group-wise integers of 32 lay out their blocks as these do:
+ * symmetric 8-bit as Q8_0, 4-bit as Q4_0, asymmetric 4-bit as Q4_1. */
+static const struct {
+	int type, bits, asym;
+} same_bytes[] = {{SL_DT_Q8_0, 8, 0}, {SL_DT_Q4_0, 4, 0}, {SL_DT_Q4_1, 4, 1}};
+
 void sl_quants_register(sl_type_info *table)
 {
 	for (size_t i = 0; i < N_FORMATS; i++) {
@@ -1111,5 +1117,10 @@ void sl_quants_register(sl_type_info *table)
 		if (fast)
 			ti.vec_dot = fast;
 		table[formats[i].type] = ti;
+	}
+	for (size_t i = 0; i < sizeof same_bytes / sizeof *same_bytes; i++) {
+		int own = sl_dtype_int_group(same_bytes[i].bits, 32, same_bytes[i].asym);
+		table[own].same_bytes_as = same_bytes[i].type;
+		table[same_bytes[i].type].same_bytes_as = own;
 	}
 }

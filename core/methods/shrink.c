@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "methods.h"
-#include "tokenizer.h"
+#include "method.h"
+#include "../tokenizer.h"
 
 /* Keeps the rows (outputs) with keep_rows[r] and the columns (inputs) with
  * keep_cols[c] of a matrix, or the entries with keep_cols[c] of a vector

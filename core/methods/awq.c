@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "methods.h"
+#include "method.h"
 
 static inline float clampf(float v, float lo, float hi)
 {
@@ -29,7 +29,13 @@ static double output_sq_error(const float *A, const float *B, int rows, int n, c
 	return s;
 }
 
-sl_status sl_awq_search(const sl_awq_member *mem, int n_mem, int n, const double *mean_abs, const float *H, int grid,
+/* The scale search for modules sharing one input of n channels: s =
+ * mean_abs^alpha / sqrt(max * min) for alpha = 0, 1/grid, ..., keeping the
+ * alpha whose rounded, unscaled weights Q(W diag(s)) diag(s)^-1 have the
+ * least output error summed over the members. alpha = 0 (s = 1, plain
+ * rounding) is among the candidates, so the result is never worse than
+ * rounding to nearest on H. */
+static sl_status search(const sl_scale_member *mem, int n_mem, int n, const double *mean_abs, const float *H, int grid,
                         float *s, double *best_alpha, sl_error *err)
 {
 	if (grid <= 0)
@@ -43,7 +49,7 @@ sl_status sl_awq_search(const sl_awq_member *mem, int n_mem, int n, const double
 	float *T = sl_malloc_array(sz, sizeof *T), *cand = sl_malloc_array((size_t)n, sizeof *cand);
 	sl_status st = SL_OK;
 	if (!Ws || !D || !T || !cand) {
-		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory searching AWQ scales for %d inputs", n);
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory searching scales for %d inputs", n);
 		goto done;
 	}
 	double best = INFINITY;
@@ -104,7 +110,11 @@ static int clip_width(int type, int cols)
 	return ti->scope == SL_SCOPE_ROW ? cols : ti->block_size;
 }
 
-sl_status sl_awq_clip(float *W, int rows, int n, int type, const float *H, int grid, sl_error *err)
+/* The clip search: for each row and block of the format (the row for
+ * per-row scales), the clipping range [r*min, r*max], r = 1, 1 - 1/grid,
+ * ... down to one half, with the least output error on H; W is clipped in
+ * place. Formats whose scale spans the tensor are left as they are. */
+static sl_status clip(float *W, int rows, int n, int type, const float *H, int grid, sl_error *err)
 {
 	int B = clip_width(type, n);
 	if (B <= 0 || n % B)
@@ -120,7 +130,7 @@ sl_status sl_awq_clip(float *W, int rows, int n, int type, const float *H, int g
 	void *buf = sl_malloc(rb);
 	sl_status st = SL_OK;
 	if (!x || !q || !lo || !hi || !best_r || !best || !buf) {
-		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the AWQ clip search");
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the clip search");
 		goto done;
 	}
 	for (int r = 0; r < rows; r++) {
@@ -172,3 +182,50 @@ done:
 	free(buf);
 	return st;
 }
+
+static const sl_param_spec params[] = {
+	{"grid", 1, 10000, 20, true, false, "points of the scale and clip searches"},
+};
+
+static const char name[] = "awq";
+
+/* Members that asked for this method (all of them when none says). */
+static bool asks(const sl_scale_member *m)
+{
+	return !m->plan || !strcmp(m->plan->method, name);
+}
+
+static sl_status awq_scales(sl_scale_job *j, float *s, sl_error *err)
+{
+	if (!j->H)
+		return sl_errorf(err, SL_ERR_ARG, "%s needs calibration Hessians", name);
+	sl_scale_member *mem = sl_malloc_array((size_t)j->n_mem, sizeof *mem);
+	if (!mem)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the scales of a %d-wide input", j->n);
+	int n_mem = 0, grid = (int)params[0].def;
+	for (int k = 0; k < j->n_mem; k++)
+		if (asks(&j->mem[k])) {
+			mem[n_mem++] = j->mem[k];
+			if (j->mem[k].plan)
+				grid = (int)sl_plan_value(j->mem[k].plan, &params[0]);
+		}
+	sl_status st = search(mem, n_mem, j->n, j->mean_abs, j->H, grid, s, &j->chosen, err);
+	free(mem);
+	return st;
+}
+
+static sl_status awq_refine(sl_matrix *m, sl_error *err)
+{
+	return clip(m->W, m->rows, m->cols, m->type, m->st->hessian, (int)sl_plan_value(m->plan, &params[0]), err);
+}
+
+const sl_method sl_method_awq = {
+	.name = name,
+	.kind = SL_METHOD_QUANT,
+	.needs = SL_NEEDS_STATS | SL_NEEDS_HESSIAN,
+	.params = params,
+	.n_params = 1,
+	.summary = "activation-aware scales",
+	.scales = awq_scales,
+	.refine = awq_refine,
+};

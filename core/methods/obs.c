@@ -1,16 +1,17 @@
-/* GPTQ and SparseGPT: one Optimal Brain Surgeon solver. Columns are done
- * one at a time (in blocks, with the error of a block carried to the later
- * columns in one matrix product); quantizing or pruning a column spreads
- * its error over the columns not yet done, weighted by the upper Cholesky
- * factor of H^-1 (Frantar et al., GPTQ 2022 and SparseGPT 2023). The
- * factorizations are done in double, the updates in float. */
+/* The Optimal Brain Surgeon solver that the Hessian-aware quantization
+ * and pruning methods share (Frantar et al. 2022 and 2023). Columns are
+ * done one at a time (in blocks, with the error of a block carried to the
+ * later columns in one matrix product); quantizing or pruning a column
+ * spreads its error over the columns not yet done, weighted by the upper
+ * Cholesky factor of H^-1. The factorizations are done in double, the
+ * updates in float. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "methods.h"
+#include "method.h"
 
 /* The unblocked factorization of the diagonal block A[j0.., j0..] of
  * size k, whose earlier columns have already been subtracted. */
@@ -115,7 +116,7 @@ static void act_order_perm(const float *H, int n, int *perm, sl_scored *s)
 		perm[j] = s[j].idx;
 }
 
-/* SparseGPT's mask for one block: the fraction sp of its weights (all rows
+/* The mask of one block when the solve prunes: the fraction sp of its weights (all rows
  * together) with the least w^2 / U_jj^2 are pruned. */
 static void block_mask(const float *Wt, const float *U, int n, int rows, int j0, int j1, double sp,
                        unsigned char *mask, sl_scored *s)
@@ -308,4 +309,17 @@ double sl_output_error(const float *W, const float *Wq, int rows, int cols, cons
 	free(D);
 	free(DH);
 	return e;
+}
+
+const sl_param_spec sl_obs_params[SL_OBS_PARAMS] = {
+	{"damp", 0, 10, 0.01, false, false, "dampening, a fraction of the mean of diag(H)"},
+	{"block", 1, 1 << 20, 128, true, false, "columns per block"},
+	{"act_order", 0, 1, 1, true, true, "columns by decreasing diag(H)"},
+};
+
+void sl_obs_settings(sl_obs_opts *o, const sl_module_plan *p)
+{
+	o->damp = sl_plan_value(p, &sl_obs_params[0]);
+	o->block = (int)sl_plan_value(p, &sl_obs_params[1]);
+	o->act_order = sl_plan_value(p, &sl_obs_params[2]) != 0;
 }

@@ -1,11 +1,11 @@
-/* One-shot pruning masks that need no solver: magnitude (|W|) and Wanda
- * (|W| * ||X_j||, Sun et al. 2023), each compared within an output row,
- * unstructured or N:M. SparseGPT lives with GPTQ in gptq.c. */
+/* One-shot pruning masks that need no solver: the lowest scores of each
+ * output row set to zero, unstructured or N:M, with scores that the
+ * pruning criteria choose (|W|, or |W| times the input's norm). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "methods.h"
+#include "method.h"
 
 bool sl_pattern_nm(const char *pattern, int *keep_n, int *group_m)
 {
@@ -23,6 +23,14 @@ static int cmp_scored(const void *a, const void *b)
 	if (x->key != y->key)
 		return x->key < y->key ? -1 : 1;
 	return x->idx - y->idx;
+}
+
+unsigned char *sl_zero_mask(const float *W, size_t n)
+{
+	unsigned char *mask = sl_malloc(n);
+	for (size_t i = 0; mask && i < n; i++)
+		mask[i] = W[i] == 0;
+	return mask;
 }
 
 void sl_sort_scored(sl_scored *s, size_t n)
