@@ -81,6 +81,45 @@ static void test_catalog(void)
 	CHECK(sl_format_export_type(sl_format_find("nvfp4"), v, 4) == SL_DT_F32, "exact in f32 only");
 }
 
+/* Fake quantization is each format's round trip, and its mask marks what
+ * the format clipped: nothing where a scale spans its run's extremes, the
+ * far side of a symmetric run whose levels stop short of it, values past a
+ * minifloat's largest under a scale rounded down. */
+static void test_fake_quantize(void)
+{
+	enum { R = 4, C = 256 };
+	float W[R * C], out[R * C], rt[R * C];
+	unsigned char in[R * C];
+	uint64_t s = 7;
+	for (int i = 0; i < R * C; i++) {
+		s = s * 6364136223846793005ull + 1442695040888963407ull;
+		W[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+	}
+	for (int i = 0; i < sl_format_count(); i++) {
+		const sl_format *f = sl_format_at(i);
+		sl_error err = {0};
+		CHECK(sl_format_fake_quantize(f, W, out, in, R, C, &err) == SL_OK, "%s: %s", f->name, err.msg);
+		CHECK(sl_roundtrip(f->dtype, W, rt, R, C, NULL) == SL_OK && !memcmp(out, rt, sizeof out),
+		      "%s: fake quantization is the round trip", f->name);
+		int clipped = 0;
+		for (int k = 0; k < R * C; k++)
+			clipped += !in[k];
+		bool span = strstr(f->name, "-asym") || !strcmp(f->family, "float") || !strcmp(f->family, "fp8") ||
+		            !strcmp(f->name, "int8") || (!strcmp(f->family, "int") && f->bits == 8);
+		if (span)
+			CHECK(clipped == 0, "%s: a scale that spans its run clips nothing (%d clipped)", f->name, clipped);
+	}
+	/* int4-g32: d = -0.5/-8, levels -8..7, so 0.47 (7.52 steps) is clipped. */
+	float b[32] = {-0.5f, 0.47f, 0.43f, 0.1f};
+	float q[32];
+	unsigned char m[32];
+	CHECK(sl_format_fake_quantize(sl_format_find("int4-g32"), b, q, m, 1, 32, NULL) == SL_OK, "int4-g32 block");
+	CHECK(m[0] && !m[1] && m[2] && m[3] && q[1] == 0.4375f, "the far side beyond 7.5 steps is clipped (%d %d %d, %g)",
+	      m[0], m[1], m[2], q[1]);
+	CHECK(sl_format_fake_quantize(sl_format_find("q4_k"), b, q, m, 1, 32, NULL) == SL_ERR_ARG,
+	      "rows the format cannot hold are refused");
+}
+
 /* ---- recipes ------------------------------------------------------------------ */
 
 static const char full_recipe[] =
@@ -431,6 +470,7 @@ static void test_estimate(void)
 int main(void)
 {
 	test_catalog();
+	test_fake_quantize();
 	test_parse_and_resolve();
 	test_structure();
 	test_fuzz();
