@@ -41,6 +41,9 @@ typedef struct sl_kernels {
 } sl_kernels;
 
 const sl_kernels *sl_kernels_cpu(void);
+/* The reference table (kernels/ref): plain loops on one thread with double
+ * sums, no BLAS, no SIMD; what every backend's table is tested against. */
+const sl_kernels *sl_kernels_ref(void);
 
 /* Threads used by the CPU kernels (and nothing else: OpenBLAS is kept at one
  * thread so the two never oversubscribe the cores). 0 = one per core. */

@@ -1,0 +1,432 @@
+/* Every op of the inference kernels table (kernels/kernels.h) against the
+ * plain reference table (kernels/ref/ops.c), as ggml's test-backend-ops
+ * does: matmul with weights in every storage type the dtype table knows,
+ * the other ops with the options the forward pass uses (both rope styles
+ * and a partial rotation; grouped-query attention over a cache that holds
+ * earlier positions in rows wider than the keys), each over batches of
+ * T = 1, 2, 3, 4, 5, 17 and 64 tokens. Every CPU path runs: this process
+ * takes the AVX2 kernels where the CPU has them, then runs itself again
+ * with SL_NO_AVX2=1 for the portable ones. Whether a token's matmul output
+ * has the same bits computed alone and inside a batch is printed, not
+ * asserted: the CPU kernels are not batch-invariant yet. */
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/wait.h>
+
+#include "kernels/cpu/cpu.h"
+#include "kernels/kernels.h"
+#include "test.h"
+
+extern char **environ;
+
+static const int batches[] = {1, 2, 3, 4, 5, 17, 64};
+enum { N_BATCH = sizeof batches / sizeof batches[0], T_MAX = 64 };
+
+/* ---- data and errors ---------------------------------------------------------- */
+
+static uint64_t rng_state;
+
+/* Uniform in (0, 1), from a fixed-seed LCG: the same data on every run. */
+static double rng_uniform(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* Normal values by Box-Muller. */
+static void fill_normal(float *x, size_t n, double mean, double sigma)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = (float)(mean + sigma * sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform()));
+}
+
+static void *alloc_or_die(size_t bytes)
+{
+	void *p = malloc(bytes);
+	if (!p) {
+		perror("malloc");
+		exit(99);
+	}
+	return p;
+}
+
+static float *floats(size_t n)
+{
+	return alloc_or_die(n * sizeof(float));
+}
+
+/* The error test-backend-ops measures matmul by, sum (y - r)^2 / sum r^2,
+ * except that the reference's power comes from all T_MAX tokens (its mean
+ * square, ref_ms): the few outputs of a small batch would make it noisy. */
+static double nmse(const float *y, const float *r, size_t n, double ref_ms)
+{
+	double err = 0;
+	for (size_t i = 0; i < n; i++)
+		err += ((double)y[i] - r[i]) * ((double)y[i] - r[i]);
+	return err / (n * ref_ms);
+}
+
+static double mean_square(const float *x, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (double)x[i] * x[i];
+	return s / n;
+}
+
+/* The largest difference relative to the largest reference value, for ops
+ * whose outputs sit near zero in places (rope's rotations, gelu's tail),
+ * where an elementwise relative error means nothing. */
+static double max_rel_err(const float *y, const float *r, size_t n)
+{
+	double err = 0, ref = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(y[i]))
+			return INFINITY;
+		err = fmax(err, fabs((double)y[i] - r[i]));
+		ref = fmax(ref, fabs((double)r[i]));
+	}
+	return err / ref;
+}
+
+/* ---- elementwise ops, norms, rope and attention -------------------------------- */
+
+/* Their outputs are single floats computed with float arithmetic from a
+ * handful of terms (or sums in double), so they agree with the double
+ * reference to a few units in the last place: 1e-5 of the largest value.
+ * Rope is the exception, see test_rope. */
+#define REL_TOL 1e-5
+
+/* The worst error each op showed, printed at the end of a path. */
+typedef struct {
+	const char *what;
+	double worst, tol;
+} op_report;
+
+static void report(op_report *rep, double err, const char *what, int T)
+{
+	CHECK(err <= rep->tol, "%s%s%s, T=%d: relative error %.3g > %.3g", rep->what, *what ? ", " : "", what, T, err,
+	      rep->tol);
+	if (!(err <= rep->worst))
+		rep->worst = err;
+}
+
+static void test_norms(const sl_kernels *K, const sl_kernels *R, op_report *rms, op_report *ln)
+{
+	enum { N = 576 };
+	const float eps = 1e-5f;
+	float *x = floats(T_MAX * N), *w = floats(N), *b = floats(N);
+	float *y = floats(T_MAX * N), *in_place = floats(T_MAX * N), *ref = floats(T_MAX * N);
+	rng_state = 11;
+	fill_normal(x, T_MAX * N, 0.7, 2.0); /* a mean the layernorm must take away */
+	for (int t = 0; t < T_MAX; t++) /* rows down to where eps counts: 1e-5 next to a mean square of 4e-6 */
+		for (int i = 0; i < N; i++)
+			x[t * N + i] *= powf(10.0f, -(float)(t % 4));
+	fill_normal(w, N, 1.0, 0.3);
+	fill_normal(b, N, 0.0, 0.5);
+	for (int i = 0; i < N_BATCH; i++) {
+		const int T = batches[i];
+		const size_t n = (size_t)T * N;
+		R->rmsnorm(ref, x, w, T, N, eps);
+		K->rmsnorm(y, x, w, T, N, eps);
+		report(rms, max_rel_err(y, ref, n), "", T);
+		memcpy(in_place, x, n * sizeof(float));
+		K->rmsnorm(in_place, in_place, w, T, N, eps);
+		report(rms, max_rel_err(in_place, ref, n), "in place", T);
+		for (int with_bias = 0; with_bias < 2; with_bias++) {
+			const float *bb = with_bias ? b : NULL;
+			R->layernorm(ref, x, w, bb, T, N, eps);
+			K->layernorm(y, x, w, bb, T, N, eps);
+			report(ln, max_rel_err(y, ref, n), with_bias ? "with bias" : "without bias", T);
+		}
+	}
+	free(x), free(w), free(b), free(y), free(in_place), free(ref);
+}
+
+static void test_activations(const sl_kernels *K, const sl_kernels *R, op_report *swiglu, op_report *gelu)
+{
+	enum { N = 384 };
+	float *g = floats(T_MAX * N), *u = floats(T_MAX * N), *y = floats(T_MAX * N), *ref = floats(T_MAX * N);
+	rng_state = 12;
+	fill_normal(g, T_MAX * N, 0.0, 3.0);
+	fill_normal(u, T_MAX * N, 0.0, 1.0);
+	for (int i = 0; i < N_BATCH; i++) {
+		const size_t n = (size_t)batches[i] * N;
+		memcpy(y, g, n * sizeof(float));
+		memcpy(ref, g, n * sizeof(float));
+		K->swiglu(y, u, n);
+		R->swiglu(ref, u, n);
+		report(swiglu, max_rel_err(y, ref, n), "", batches[i]);
+		memcpy(y, g, n * sizeof(float));
+		memcpy(ref, g, n * sizeof(float));
+		K->gelu(y, n);
+		R->gelu(ref, n);
+		report(gelu, max_rel_err(y, ref, n), "", batches[i]);
+	}
+	free(g), free(u), free(y), free(ref);
+}
+
+/* Rope's angle pos * theta^(-2i/rot_dim) is a float in the kernel: powf
+ * (within an ulp) and the product (half an ulp) leave it off by up to
+ * 1.5 * 2^-24 * pos radians, and the rotated values move by as much
+ * relative to their size. The limit is REL_TOL plus that at the largest
+ * position tested. */
+static void test_rope(const sl_kernels *K, const sl_kernels *R, op_report *rep)
+{
+	enum { HEADS = 4, HEAD_DIM = 64, N = HEADS * HEAD_DIM };
+	static const struct {
+		sl_rope_style style;
+		int rot_dim;
+		const char *name;
+	} cases[] = {
+		{SL_ROPE_NORM, HEAD_DIM, "norm"},
+		{SL_ROPE_NEOX, HEAD_DIM, "neox"},
+		{SL_ROPE_NORM, HEAD_DIM / 2, "norm, rot_dim = head_dim/2"},
+		{SL_ROPE_NEOX, HEAD_DIM / 4, "neox, rot_dim = head_dim/4"},
+		{SL_ROPE_NONE, HEAD_DIM, "none"},
+	};
+	static const int pos0s[] = {0, 100};
+	const int max_pos = 100 + T_MAX - 1;
+	rep->tol = REL_TOL + 1.5 * 0x1p-24 * max_pos;
+	float *x = floats(T_MAX * N), *y = floats(T_MAX * N), *ref = floats(T_MAX * N);
+	rng_state = 13;
+	fill_normal(x, T_MAX * N, 0.0, 1.0);
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+		for (size_t p = 0; p < sizeof pos0s / sizeof pos0s[0]; p++)
+			for (int i = 0; i < N_BATCH; i++) {
+				const int T = batches[i];
+				const size_t n = (size_t)T * N;
+				memcpy(y, x, n * sizeof(float));
+				memcpy(ref, x, n * sizeof(float));
+				K->rope(y, T, HEADS, HEAD_DIM, cases[c].rot_dim, pos0s[p], 10000.0f, cases[c].style);
+				R->rope(ref, T, HEADS, HEAD_DIM, cases[c].rot_dim, pos0s[p], 10000.0f, cases[c].style);
+				char what[64];
+				snprintf(what, sizeof what, "%s, pos0 %d", cases[c].name, pos0s[p]);
+				report(rep, max_rel_err(y, ref, n), what, T);
+			}
+	free(x), free(y), free(ref);
+}
+
+/* Causal attention for T new tokens after pos0 cached ones. Cache rows
+ * past the last position and the padding of rows wider than the keys hold
+ * NaN: a kernel that reads them poisons its output. */
+static void test_attention(const sl_kernels *K, const sl_kernels *R, op_report *rep)
+{
+	static const struct {
+		int n_heads, n_kv_heads, head_dim, pos0, pad;
+	} cases[] = {
+		{4, 4, 32, 0, 0},  /* one kv head per query head, an empty cache */
+		{8, 2, 64, 45, 24}, /* four query heads per kv head, 45 cached positions, padded rows */
+		{6, 1, 16, 3, 8},  /* every query head on one kv head */
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		const int H = cases[c].n_heads, KVH = cases[c].n_kv_heads, HD = cases[c].head_dim;
+		const int pos0 = cases[c].pos0;
+		const size_t stride = (size_t)KVH * HD + cases[c].pad;
+		const size_t rows = (size_t)pos0 + T_MAX + 8, q_n = (size_t)T_MAX * H * HD;
+		float *q = floats(q_n), *out = floats(q_n), *ref = floats(q_n);
+		float *k_all = floats(rows * stride), *v_all = floats(rows * stride);
+		float *k = floats(rows * stride), *v = floats(rows * stride);
+		rng_state = 14 + c;
+		fill_normal(q, q_n, 0.0, 2.0); /* scores of a few units: peaked and flat rows */
+		fill_normal(k_all, rows * stride, 0.0, 1.0);
+		fill_normal(v_all, rows * stride, 0.0, 1.0);
+		for (int i = 0; i < N_BATCH; i++) {
+			const int T = batches[i];
+			for (size_t r = 0; r < rows; r++)
+				for (size_t j = 0; j < stride; j++) {
+					bool valid = r < (size_t)(pos0 + T) && j < (size_t)KVH * HD;
+					k[r * stride + j] = valid ? k_all[r * stride + j] : NAN;
+					v[r * stride + j] = valid ? v_all[r * stride + j] : NAN;
+				}
+			K->attention(out, q, k, v, T, pos0, H, KVH, HD, stride);
+			R->attention(ref, q, k, v, T, pos0, H, KVH, HD, stride);
+			char what[96];
+			snprintf(what, sizeof what, "%d heads on %d kv heads of %d, pos0 %d, kv_stride %zu", H, KVH, HD,
+			         pos0, stride);
+			report(rep, max_rel_err(out, ref, (size_t)T * H * HD), what, T);
+		}
+		free(q), free(out), free(ref), free(k_all), free(v_all), free(k), free(v);
+	}
+}
+
+static void test_other_ops(const sl_kernels *K, const sl_kernels *R, const char *path)
+{
+	op_report reps[] = {{"rmsnorm", 0, REL_TOL}, {"layernorm", 0, REL_TOL}, {"rope", 0, REL_TOL},
+	                    {"attention", 0, REL_TOL}, {"swiglu", 0, REL_TOL}, {"gelu", 0, REL_TOL}};
+	test_norms(K, R, &reps[0], &reps[1]);
+	test_rope(K, R, &reps[2]);
+	test_attention(K, R, &reps[3]);
+	test_activations(K, R, &reps[4], &reps[5]);
+	printf("ops (%s path): largest error relative to the largest reference value, over T = 1..64\n", path);
+	for (size_t i = 0; i < sizeof reps / sizeof reps[0]; i++)
+		printf("  %-10s %9.2e  (limit %.1e)\n", reps[i].what, reps[i].worst, reps[i].tol);
+}
+
+/* ---- matmul ------------------------------------------------------------------- */
+
+/* Limits on the NMSE of matmul against the reference, by the kind of dot
+ * product a backend may use for the weight format.
+ *
+ * Float paths (sgemm on converted weights, float dot products) only round:
+ * a float32 sum of n products taken in sequence errs by about
+ * u sqrt(n/2) relative to the result (u = 2^-24), an NMSE of u^2 n/2, or
+ * 2.3e-12 at the longest row here (n = 768); blocked and vectorized sums
+ * do better. The limit, 1e-10, is 40 times that.
+ *
+ * A format with a vec_dot lets a backend quantize the activations to its
+ * vec_dot_type (ggml's Q8_0 and Q8_1: blocks of 32; Q8_K: blocks of 256;
+ * slimlab's int8-g32), int8 with a scale d = amax/127 per block. Rounding
+ * leaves each activation off by up to d/2, uniformly: variance d^2/12,
+ * which reaches y = sum_i w_i x_i as an NMSE of d^2 / (12 sigma^2) =
+ * (amax/sigma)^2 / (12 * 127^2) for activations of standard deviation
+ * sigma, whatever the weights. The activations here are normal, whose
+ * largest magnitude is about 2.2 sigma in a block of 32 and 2.9 sigma in
+ * one of 256: NMSE 2.5e-5 and 4.4e-5 expected (2.6e-5 and 4.6e-5 are
+ * measured). The error of a check over n outputs scatters about that as a
+ * chi-square with n degrees of freedom over n; for the smallest check, 7
+ * outputs, its 99.99th percentile is 4.3 times the mean: 1.9e-4 at 256.
+ * The limit is 2e-4; a wrong scale or code anywhere costs 1e-3 and more. */
+#define NMSE_FLOAT 1e-10
+#define NMSE_INT8_ACT 2e-4
+
+/* n_in a multiple of 256 (the K formats' block, and so of every other
+ * block). The first has fewer rows than one of ops.c's tasks (16); the
+ * others have row counts that are not multiples of 16 and are split into
+ * tasks over the threads (2 T n_out n_in >= 2e5 flops): the second from
+ * T = 2 on, the third even for one token. One has a bias. */
+static const struct {
+	int n_out, n_in;
+	bool bias;
+} mm_shapes[] = {{7, 256, false}, {100, 512, true}, {136, 768, false}};
+
+typedef struct {
+	double worst, tol;
+	bool invariant[N_BATCH]; /* every token alone has the bits it has in a batch of T */
+} mm_report;
+
+static void test_matmul_type(const sl_kernels *K, const sl_kernels *R, int type, mm_report *rep)
+{
+	const sl_type_info *ti = sl_type_info_get(type);
+	rep->tol = ti->vec_dot ? NMSE_INT8_ACT : NMSE_FLOAT;
+	rep->worst = 0;
+	for (int i = 0; i < N_BATCH; i++)
+		rep->invariant[i] = true;
+	for (size_t s = 0; s < sizeof mm_shapes / sizeof mm_shapes[0]; s++) {
+		const int n_out = mm_shapes[s].n_out, n_in = mm_shapes[s].n_in;
+		const size_t row_bytes = sl_dtype_row_bytes(type, n_in);
+		REQUIRE(row_bytes > 0, "%s: no rows of %d", ti->name, n_in);
+		float *w = floats((size_t)n_out * n_in), *x = floats((size_t)T_MAX * n_in), *bias = floats(n_out);
+		float *y = floats((size_t)T_MAX * n_out), *ref = floats((size_t)T_MAX * n_out);
+		float *alone = floats((size_t)T_MAX * n_out);
+		char *wq = alloc_or_die(row_bytes * n_out);
+		rng_state = 100 + s; /* every format gets the same weights and activations */
+		fill_normal(w, (size_t)n_out * n_in, 0.0, 1.0);
+		fill_normal(x, (size_t)T_MAX * n_in, 0.0, 1.0);
+		fill_normal(bias, n_out, 0.0, sqrt(n_in)); /* as large as x W^T: a lost bias shows */
+		const float *b = mm_shapes[s].bias ? bias : NULL;
+		sl_dtype_rows_from_float(type, w, wq, n_out, n_in);
+		/* Rows of the reference do not depend on each other: one call serves every T. */
+		R->matmul(ref, x, T_MAX, wq, type, n_out, n_in, b);
+		const double ref_ms = mean_square(ref, (size_t)T_MAX * n_out);
+		for (int t = 0; t < T_MAX; t++)
+			K->matmul(alone + (size_t)t * n_out, x + (size_t)t * n_in, 1, wq, type, n_out, n_in, b);
+		for (int i = 0; i < N_BATCH; i++) {
+			const int T = batches[i];
+			const size_t n = (size_t)T * n_out;
+			K->matmul(y, x, T, wq, type, n_out, n_in, b);
+			double e = nmse(y, ref, n, ref_ms);
+			CHECK(e <= rep->tol, "matmul %s, %d x %d%s, T=%d: NMSE %.3g > %.3g", ti->name, n_out, n_in,
+			      b ? " with bias" : "", T, e, rep->tol);
+			if (!(e <= rep->worst))
+				rep->worst = e;
+			if (memcmp(y, alone, n * sizeof(float)))
+				rep->invariant[i] = false;
+		}
+		free(w), free(x), free(bias), free(y), free(ref), free(alone), free(wq);
+	}
+}
+
+static void test_matmul(const sl_kernels *K, const sl_kernels *R, const char *path)
+{
+	printf("matmul (%s path): NMSE against the reference, the worst over %zu shapes and T = 1..64;\n"
+	       "'=' where every token's output has the same bits computed alone as in a batch of T,\n"
+	       "'x' where it does not (reported, not checked)\n",
+	       path, sizeof mm_shapes / sizeof mm_shapes[0]);
+	printf("  %-16s %-9s %9s %9s   T=", "format", "dot", "NMSE", "limit");
+	for (int i = 1; i < N_BATCH; i++)
+		printf("%d ", batches[i]);
+	printf("\n");
+	int n_types = 0;
+	for (int type = 0; type < SL_DT_COUNT; type++) {
+		const sl_type_info *ti = sl_type_info_get(type);
+		if (!ti)
+			continue;
+		n_types++;
+		mm_report rep;
+		test_matmul_type(K, R, type, &rep);
+		printf("  %-16s %-9s %9.2e %9.1e     ", ti->name, ti->vec_dot ? "int8 act" : "float", rep.worst, rep.tol);
+		for (int i = 1; i < N_BATCH; i++)
+			printf("%*s ", (int)snprintf(NULL, 0, "%d", batches[i]), rep.invariant[i] ? "=" : "x");
+		printf("\n");
+	}
+	/* The table held these when this test was written: F32, F16, BF16;
+	 * ggml's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K..Q6_K, Q8_K; int8 per
+	 * channel, FP8 E4M3 and E5M2 per tensor and per channel, NVFP4, MXFP4;
+	 * 24 group-wise integer types. */
+	CHECK(n_types >= 3 + 12 + 7 + 24, "only %d storage types in the table", n_types);
+}
+
+/* ---- CPU paths ------------------------------------------------------------------ */
+
+/* Runs this program again with SL_NO_AVX2=1 and --portable; true when that
+ * run passed. */
+static bool run_portable(const char *self)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = alloc_or_die((n + 2) * sizeof *env), *args[] = {(char *)self, "--portable", NULL};
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "SL_NO_AVX2=", 11))
+			env[k++] = environ[i];
+	env[k++] = "SL_NO_AVX2=1";
+	env[k] = NULL;
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid;
+	int status = 0, rc = posix_spawnp(&pid, self, NULL, NULL, args, env);
+	free(env);
+	if (rc != 0) {
+		fprintf(stderr, "cannot run %s again: %s\n", self, strerror(rc));
+		return false;
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return false;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int main(int argc, char **argv)
+{
+	const bool portable_run = argc > 1 && !strcmp(argv[1], "--portable");
+	/* The same task split on any machine, and threads even on one core. */
+	sl_kernels_set_threads(4);
+	const bool avx2 = sl_cpu_avx2();
+	const char *path = avx2 ? "AVX2" : "portable C";
+	const sl_kernels *K = sl_kernels_cpu(), *R = sl_kernels_ref();
+	printf("== the %s kernels against the reference\n", path);
+	test_other_ops(K, R, path);
+	test_matmul(K, R, path);
+	if (portable_run)
+		return test_finish();
+	if (avx2)
+		CHECK(run_portable(argv[0]), "the portable kernels failed (above)");
+	else
+		printf("the AVX2 kernels did not run: %s\n",
+		       getenv("SL_NO_AVX2") ? "SL_NO_AVX2 is set" : "this CPU lacks AVX2, FMA or F16C");
+	printf("AVX-512: the CPU kernels have no AVX-512 path to run\n");
+	printf("CPU paths run: %s\n", avx2 ? "AVX2, portable C" : "portable C");
+	return test_finish();
+}
