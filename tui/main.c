@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "config.h"
 #include "core/backend.h"
+#include "core/fileio.h"
 #include "tui.h"
 
 static const char main_usage[] =
@@ -15,7 +16,7 @@ static const char main_usage[] =
 	"       slimlab COMMAND [ARGS]\n"
 	"An interactive workbench for compressing language models, and its\n"
 	"command-line tools. Without a command the workbench opens (on MODEL, on\n"
-	"a saved session, or on the workshop model in models/).\n"
+	"a saved session, or on the workshop model that ships with slimlab).\n"
 	"\n"
 	"Commands:\n"
 	"  info MODEL                      architecture, tokenizer, tensors\n"
@@ -130,6 +131,12 @@ int main(int argc, char **argv)
 		char b[512];
 		sl_backend_describe(b, sizeof b);
 		printf("slimlab %s\n%s", PACKAGE_VERSION, b);
+		/* The folder the texts and the workshop model come from. */
+		char data[4096];
+		if (sl_shipped_find("data/calib.txt", data, sizeof data, NULL) == SL_OK)
+			printf("shipped files: %.*s\n", (int)(strlen(data) - strlen("/data/calib.txt")), data);
+		else
+			printf("shipped files: not found (set SLIMLAB_DATA)\n");
 		return CLI_OK;
 	}
 	for (size_t i = 0; i < N_COMMANDS; i++)
