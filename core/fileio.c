@@ -191,10 +191,11 @@ void sl_path_dir(const char *path, char *buf, size_t n)
 #define SL_PKGDATADIR ""
 #endif
 
-/* rel under root into out when that file exists. */
+/* rel under root (made canonical) into out when that file exists. */
 static bool found_in(const char *root, const char *rel, char *out, size_t n)
 {
-	return root[0] && sl_path_join(out, n, root, rel) && sl_file_exists(out);
+	char real[PATH_MAX];
+	return root[0] && realpath(root, real) && sl_path_join(out, n, real, rel) && sl_file_exists(out);
 }
 
 sl_status sl_shipped_find(const char *rel, char *out, size_t n, sl_error *err)
@@ -202,7 +203,7 @@ sl_status sl_shipped_find(const char *rel, char *out, size_t n, sl_error *err)
 	const char *env = getenv("SLIMLAB_DATA");
 	if (env && found_in(env, rel, out, n))
 		return SL_OK;
-	char exe[PATH_MAX], dir[PATH_MAX], build[PATH_MAX], share[PATH_MAX], root[PATH_MAX];
+	char exe[PATH_MAX], dir[PATH_MAX], build[PATH_MAX], share[PATH_MAX];
 	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	if (k > 0) {
 		exe[k] = 0;
@@ -213,8 +214,7 @@ sl_status sl_shipped_find(const char *rel, char *out, size_t n, sl_error *err)
 			return SL_OK;
 		/* Installed: bin/ and share/slimlab/ under one prefix, wherever
 		 * that prefix has been put since (DESTDIR, a moved tree). */
-		if (sl_path_join(share, sizeof share, dir, "../share/slimlab") && realpath(share, root) &&
-		    found_in(root, rel, out, n))
+		if (sl_path_join(share, sizeof share, dir, "../share/slimlab") && found_in(share, rel, out, n))
 			return SL_OK;
 	}
 	if (found_in(SL_PKGDATADIR, rel, out, n))

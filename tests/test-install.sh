@@ -13,7 +13,7 @@ fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
 model=$fixtures/models/stories260K.gguf
 
 [ -r "$model" ] || { echo "SKIP: fixture $model is absent (set SL_FIXTURES)"; exit 77; }
-tmp=$(mktemp -d)
+tmp=$(cd "$(mktemp -d)" && pwd -P)
 trap 'rm -rf "$tmp"' EXIT
 unset SLIMLAB_DATA
 srcdir=$(cd "$srcdir" && pwd -P)

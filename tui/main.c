@@ -52,23 +52,18 @@ static const command commands[] = {
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && !strcmp(s + a - b, suffix);
-}
-
 /* Whether the workbench should take arg: an option, or a model (something
  * that exists, a path, or a name with a model file's ending) even if it is
  * missing, so that the workbench says what is wrong with it. */
 static bool for_workbench(const char *arg)
 {
 	static const char *const endings[] = {".gguf", ".bin", ".safetensors", ".json"};
+	const char *dot = strrchr(arg, '.');
 	struct stat st;
 	if (arg[0] == '-' || strchr(arg, '/') || stat(arg, &st) == 0)
 		return true;
-	for (size_t i = 0; i < sizeof endings / sizeof endings[0]; i++)
-		if (ends_with(arg, endings[i]))
+	for (size_t i = 0; dot && i < sizeof endings / sizeof endings[0]; i++)
+		if (!strcmp(dot, endings[i]))
 			return true;
 	return false;
 }
