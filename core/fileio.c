@@ -1,8 +1,10 @@
-/* File helpers: mappings, whole-file reads and atomic writes. */
+/* File helpers: mappings, whole-file reads and atomic writes, and where the
+ * files that ship with slimlab are. */
 #include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -175,6 +177,55 @@ void sl_path_dir(const char *path, char *buf, size_t n)
 	if (k == 0)
 		k = 1;
 	snprintf(buf, n, "%.*s", (int)k, path);
+}
+
+/* Where the build put things; the Makefile defines them (a program built
+ * otherwise only has $SLIMLAB_DATA and its own location to go by). */
+#ifndef SL_SOURCE_TREE
+#define SL_SOURCE_TREE ""
+#endif
+#ifndef SL_BUILD_TREE
+#define SL_BUILD_TREE ""
+#endif
+#ifndef SL_PKGDATADIR
+#define SL_PKGDATADIR ""
+#endif
+
+/* rel under root (made canonical) into out when that file exists. */
+static bool found_in(const char *root, const char *rel, char *out, size_t n)
+{
+	char real[PATH_MAX];
+	return root[0] && realpath(root, real) && sl_path_join(out, n, real, rel) && sl_file_exists(out);
+}
+
+sl_status sl_shipped_find(const char *rel, char *out, size_t n, sl_error *err)
+{
+	const char *env = getenv("SLIMLAB_DATA");
+	if (env && found_in(env, rel, out, n))
+		return SL_OK;
+	char exe[PATH_MAX], dir[PATH_MAX], build[PATH_MAX], share[PATH_MAX];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (k > 0) {
+		exe[k] = 0;
+		sl_path_dir(exe, dir, sizeof dir);
+		/* Run from the build tree it was built in: the source tree's files. */
+		if (SL_BUILD_TREE[0] && realpath(SL_BUILD_TREE, build) && !strcmp(build, dir) &&
+		    found_in(SL_SOURCE_TREE, rel, out, n))
+			return SL_OK;
+		/* Installed: bin/ and share/slimlab/ under one prefix, wherever
+		 * that prefix has been put since (DESTDIR, a moved tree). */
+		if (sl_path_join(share, sizeof share, dir, "../share/slimlab") && found_in(share, rel, out, n))
+			return SL_OK;
+	}
+	if (found_in(SL_PKGDATADIR, rel, out, n))
+		return SL_OK;
+	if (n)
+		out[0] = 0;
+	return sl_errorf(err, SL_ERR_IO,
+	                 "%s ships with slimlab but was not found: not in $SLIMLAB_DATA, the source tree of this build, "
+	                 "share/slimlab beside the program's bin/ or %s; set SLIMLAB_DATA to the folder that holds data/ "
+	                 "and models/",
+	                 rel, SL_PKGDATADIR[0] ? SL_PKGDATADIR : "an installed copy");
 }
 
 bool sl_buf_put(sl_buf *b, const void *p, size_t n)

@@ -1,5 +1,6 @@
 /* Files: read-only mappings, whole-file reads, atomic writes (temporary file,
- * fsync, rename), and a growable byte buffer. */
+ * fsync, rename), a growable byte buffer, and where the files that ship
+ * with slimlab are. */
 #ifndef SL_FILEIO_H
 #define SL_FILEIO_H
 
@@ -35,6 +36,14 @@ bool sl_is_dir(const char *path);
 bool sl_path_join(char *buf, size_t n, const char *dir, const char *name);
 /* The directory part of path ("." when none). */
 void sl_path_dir(const char *path, char *buf, size_t n);
+
+/* A file that ships with slimlab, named as it lies in the source tree
+ * ("data/calib.txt", "models/workshop.gguf"): the first that exists of
+ * $SLIMLAB_DATA/rel, the source tree's when the program runs from the
+ * build tree it was built in, <program dir>/../share/slimlab/rel (an
+ * installed copy, wherever its prefix is now) and the pkgdatadir it was
+ * configured with. Paths a user gives are not looked up this way. */
+sl_status sl_shipped_find(const char *rel, char *out, size_t n, sl_error *err);
 
 typedef struct {
 	char *data;

@@ -263,16 +263,18 @@ static void *copy_elems(const uint8_t *src, size_t rows, size_t cols, size_t esz
 typedef struct {
 	sl_model *m;
 	const family *fam;
-	bool tied;
+	bool tied;            /* config.json, or an alias of embedding and head, ties them */
 	const char *path;     /* the shard being read */
 	const uint8_t *data;  /* its tensor data, after the header */
 	size_t data_len;
 	size_t data_off;      /* offset of data in the file */
 } shard;
 
-static sl_status add_entry(shard *s, const cJSON *e, sl_error *err)
+/* Adds the tensor header entry e describes, under HF name hf (e's own name,
+ * or an alias of it). */
+static sl_status add_entry(shard *s, const char *hf, const cJSON *e, sl_error *err)
 {
-	const char *path = s->path, *hf = e->string;
+	const char *path = s->path;
 	char name[SL_NAME_MAX];
 	bool conv1d;
 	switch (map_name(s->fam, s->m->cfg.n_layers, hf, name, sizeof name, &conv1d)) {
@@ -285,9 +287,6 @@ static sl_status add_entry(shard *s, const cJSON *e, sl_error *err)
 	case NAME_KEEP:
 		break;
 	}
-	/* A tied head is the embedding, whatever a file stores beside it. */
-	if (s->tied && !strcmp(name, "output.weight"))
-		return SL_OK;
 	const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
 	const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
 	const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
@@ -389,14 +388,66 @@ static sl_status load_shard(shard *s, sl_error *err)
 	s->data = (const uint8_t *)map.addr + 8 + hlen;
 	s->data_off = 8 + (size_t)hlen;
 	s->data_len = map.size - s->data_off;
-	const cJSON *e;
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(hdr, "__metadata__"), *e;
 	cJSON_ArrayForEach(e, hdr)
 	{
-		if (strcmp(e->string, "__metadata__") && (st = add_entry(s, e, err)))
+		if (e != meta && (st = add_entry(s, e->string, e, err)))
 			break;
+	}
+	/* A tensor stored under several names is written once; __metadata__
+	 * maps each other name to the stored one (as transformers saves tied
+	 * embeddings). Such an alias between embedding and head ties them. */
+	const cJSON *aliases = cJSON_IsObject(meta) ? meta : NULL;
+	cJSON_ArrayForEach(e, aliases)
+	{
+		const cJSON *to = cJSON_IsString(e) ? cJSON_GetObjectItemCaseSensitive(hdr, e->valuestring) : NULL;
+		if (st || !to || to == meta || cJSON_GetObjectItemCaseSensitive(hdr, e->string))
+			continue;
+		int before = s->m->n_tensors;
+		if ((st = add_entry(s, e->string, to, err)) == SL_OK && s->m->n_tensors > before) {
+			const char *name = s->m->tensors[before]->name;
+			s->tied |= !strcmp(name, "token_embd.weight") || !strcmp(name, "output.weight");
+		}
 	}
 	cJSON_Delete(hdr);
 	return st;
+}
+
+/* The HF name of top-level tensor gguf, for messages. */
+static const char *hf_top(const family *f, const char *gguf)
+{
+	for (size_t i = 0; i < f->n_top; i++)
+		if (!strcmp(f->top[i].gguf, gguf))
+			return f->top[i].hf;
+	return gguf;
+}
+
+/* A tied checkpoint stores its one matrix as the embedding, as the head, or
+ * as both; when both, the embedding is what the model uses, as transformers
+ * ties them. An untied one must store the embedding. */
+static sl_status tie_head(const shard *s, sl_error *err)
+{
+	sl_model *m = s->m;
+	sl_tensor *head = sl_model_tensor(m, "output.weight");
+	bool has_embd = sl_model_tensor(m, "token_embd.weight") != NULL;
+	if (!head || (!s->tied && has_embd))
+		return SL_OK;
+	if (!s->tied)
+		return sl_errorf(err, SL_ERR_FORMAT,
+		                 "%s: the checkpoint stores the head (%s.weight) but not the embedding (%s.weight); if they are tied, config.json should say \"tie_word_embeddings\": true",
+		                 m->path, hf_top(s->fam, "output"), hf_top(s->fam, "token_embd"));
+	if (!has_embd) {
+		snprintf(head->name, sizeof head->name, "token_embd.weight");
+		return SL_OK;
+	}
+	sl_tensor_release(head);
+	free(head);
+	int j = 0;
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i] != head)
+			m->tensors[j++] = m->tensors[i];
+	m->n_tensors = j;
+	return SL_OK;
 }
 
 /* Loads every shard the index's weight_map names, each once. */
@@ -494,7 +545,7 @@ sl_status sl_load_safetensors(sl_model *m, const char *path, const sl_load_opts 
 		s.path = weights;
 		st = load_shard(&s, err);
 	}
-	if (st || (st = sl_model_finish(m, err)))
+	if (st || (st = tie_head(&s, err)) || (st = sl_model_finish(m, err)))
 		return st;
 
 	if (opts->tokenizer_path)

@@ -1,8 +1,11 @@
 /* Hugging Face safetensors models: stories260K rewritten the way HF stores
- * Llama (half-split rotary rows; one file, two shards, F16/BF16 variants)
- * must compute the GGUF model's logits; a tiny GPT-2 (Conv1D weights
- * stored [in, out]) must match an independent reference forward written
- * here; hostile files and folders get clear errors, never a crash. */
+ * Llama (half-split rotary rows; one file, two shards, F16/BF16 variants;
+ * its tied head stored as the embedding, the head or both) must compute the
+ * GGUF model's logits; TinyStories-656K as its trainer published it must
+ * agree with llama.cpp's Q8_0 conversion and its tokenizer.json with
+ * Hugging Face's tokenizers; a tiny GPT-2 (Conv1D weights stored [in, out])
+ * must match an independent reference forward written here; hostile files
+ * and folders get clear errors, never a crash. */
 #define _GNU_SOURCE /* nftw, to clean up */
 #include <cjson/cJSON.h>
 #include <ftw.h>
@@ -11,6 +14,7 @@
 
 #include "core/fileio.h"
 #include "core/forward.h"
+#include "core/compress.h"
 #include "core/gguf.h"
 #include "core/model.h"
 #include "core/tokenizer.h"
@@ -30,6 +34,7 @@ typedef struct {
 typedef struct {
 	st_tensor t[128];
 	int n;
+	const char *meta; /* more "name": "value" pairs for __metadata__, or NULL */
 } st_list;
 
 /* Appends a tensor holding the n floats at x, stored as dtype. */
@@ -90,7 +95,7 @@ static void write_raw(const char *path, const char *header, uint64_t hlen, const
 static void st_write(const char *path, const st_list *l, int from, int to)
 {
 	sl_buf h = {0}, d = {0};
-	sl_buf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
+	sl_buf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\"%s%s}", l->meta ? "," : "", l->meta ? l->meta : "");
 	for (int i = from; i < to; i++) {
 		const st_tensor *t = &l->t[i];
 		sl_buf_printf(&h, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, t->dtype);
@@ -201,7 +206,9 @@ static void export_llama(const sl_model *g, const char *dtype, st_list *l)
 	}
 }
 
-static void write_llama_config(const sl_model *g, const char *dir)
+/* tie: 1 or 0 for tie_word_embeddings true or false, -1 to leave it out
+ * (transformers then unties a Llama). */
+static void write_llama_config(const sl_model *g, const char *dir, int tie)
 {
 	const sl_config *c = &g->cfg;
 	cJSON *j = cJSON_CreateObject();
@@ -218,7 +225,8 @@ static void write_llama_config(const sl_model *g, const char *dir)
 	cJSON_AddNumberToObject(j, "rope_theta", c->rope_theta);
 	cJSON_AddStringToObject(j, "hidden_act", "silu");
 	cJSON_AddNullToObject(j, "rope_scaling");
-	cJSON_AddBoolToObject(j, "tie_word_embeddings", !sl_model_tensor(g, "output.weight"));
+	if (tie >= 0)
+		cJSON_AddBoolToObject(j, "tie_word_embeddings", tie);
 	write_json(path_in(dir, "config.json"), j);
 }
 
@@ -338,8 +346,32 @@ static void write_llama_tokenizer(const char *gguf_path, const char *dir)
 
 /* ---- comparisons ----------------------------------------------------- */
 
-/* Largest |a - b| over the logits of the first n tokens. */
-static double logit_diff(const sl_model *a, const sl_model *b, const int32_t *tokens, int n)
+/* Loading path must fail with st and a message holding want (and want2). */
+static void expect_fail(const char *path, sl_status st, const char *want, const char *want2)
+{
+	sl_model *m = NULL;
+	sl_error err = {0};
+	sl_status got = sl_model_load(path, NULL, &m, &err);
+	CHECK(got == st && !m && strstr(err.msg, want) && (!want2 || strstr(err.msg, want2)),
+	      "%s: status %d (want %d), message '%s' (want '%s'%s%s)", path, got, st, err.msg, want,
+	      want2 ? ", " : "", want2 ? want2 : "");
+	sl_model_free(m);
+}
+
+static int argmax(const float *x, int n)
+{
+	int best = 0;
+	for (int i = 1; i < n; i++)
+		if (x[i] > x[best])
+			best = i;
+	return best;
+}
+
+/* Largest |a - b| over the logits of the first n tokens. With misses, also
+ * how many positions have a top-1 token in b other than a's although a's
+ * leads its runner-up by more than twice that largest difference (where
+ * no difference within it could change the order). */
+static double logit_diff(const sl_model *a, const sl_model *b, const int32_t *tokens, int n, int *misses)
 {
 	int V = a->cfg.vocab_size;
 	float *la = malloc((size_t)n * V * sizeof *la), *lb = malloc((size_t)n * V * sizeof *lb);
@@ -356,6 +388,15 @@ static double logit_diff(const sl_model *a, const sl_model *b, const int32_t *to
 			for (size_t i = 0; i < (size_t)n * V; i++)
 				if (fabs((double)la[i] - lb[i]) > worst)
 					worst = fabs((double)la[i] - lb[i]);
+			for (int t = 0; misses && t < n; t++) {
+				const float *x = la + (size_t)t * V;
+				int top = argmax(x, V);
+				float second = -INFINITY;
+				for (int v = 0; v < V; v++)
+					if (v != top && x[v] > second)
+						second = x[v];
+				*misses += x[top] - second > 2 * worst && argmax(lb + (size_t)t * V, V) != top;
+			}
 		}
 		sl_state_free(sa);
 		sl_state_free(sb);
@@ -371,7 +412,8 @@ static void check_weights(const sl_model *g, const sl_model *h, const st_list *l
 {
 	int bad = 0;
 	for (int i = 0; i < g->n_tensors; i++) {
-		const sl_tensor *a = g->tensors[i], *b = sl_model_tensor(h, a->name);
+		const sl_tensor *a = g->tensors[i];
+		const sl_tensor *b = !strcmp(a->name, "output.weight") ? h->output : sl_model_tensor(h, a->name);
 		CHECK(b && b->ne[0] == a->ne[0] && b->ne[1] == a->ne[1], "%s: %s shape", what, a->name);
 		if (!b || b->ne[0] != a->ne[0] || b->ne[1] != a->ne[1])
 			continue;
@@ -419,7 +461,7 @@ static void check_same_tokens(const sl_tokenizer *a, const sl_tokenizer *b)
 
 /* Loads path and compares it with g: weights, logits, configuration. */
 static void check_llama(const sl_model *g, const char *path, const st_list *l, const int32_t *toks,
-                        int n, double tol)
+                        int n, double tol, bool tied)
 {
 	sl_model *h = test_load(path);
 	if (!h)
@@ -430,11 +472,75 @@ static void check_llama(const sl_model *g, const char *path, const st_list *l, c
 	      h->cfg.arch);
 	CHECK(h->cfg.n_kv_heads == g->cfg.n_kv_heads && h->cfg.max_seq_len == g->cfg.max_seq_len &&
 	      h->cfg.hidden_dim == g->cfg.hidden_dim, "%s: config", path);
+	CHECK((h->output == h->tok_embd) == tied, "%s: the head is %s", path,
+	      h->output == h->tok_embd ? "tied" : "not tied");
 	check_weights(g, h, l, path);
-	double d = logit_diff(g, h, toks, n);
+	double d = logit_diff(g, h, toks, n, NULL);
 	printf("%s: max |logit difference| over %d tokens: %.3g (bound %g)\n", path, n, d, tol);
 	CHECK(d <= tol, "%s: logits differ by %g", path, d);
 	sl_model_free(h);
+}
+
+/* A folder holding g's tensors with the embedding stored under the name
+ * embd (and, when head is not NULL, a head of zeros beside it; the
+ * GGUF's own copy of the head is left out), the __metadata__ pairs meta and
+ * tie_word_embeddings as tie says. */
+static const char *write_tied(const sl_model *g, const char *fx, const char *name, const char *embd,
+                              const char *head, const char *meta, int tie)
+{
+	st_list *l = calloc(1, sizeof *l);
+	const char *dir = subdir(name);
+	export_llama(g, "F32", l);
+	for (int i = 0; i < l->n; i++)
+		if (!strcmp(l->t[i].name, "lm_head.weight")) {
+			free(l->t[i].data);
+			l->t[i--] = l->t[--l->n];
+		} else if (!strcmp(l->t[i].name, "model.embed_tokens.weight")) {
+			snprintf(l->t[i].name, sizeof l->t[i].name, "%s", embd);
+		}
+	if (head) {
+		float *zeros = calloc((size_t)g->cfg.vocab_size * g->cfg.dim, sizeof *zeros);
+		st_add(l, head, "F32", 2, (int64_t[]){g->cfg.vocab_size, g->cfg.dim}, zeros);
+		free(zeros);
+	}
+	l->meta = meta;
+	st_write(path_in(dir, "model.safetensors"), l, 0, l->n);
+	write_llama_config(g, dir, tie);
+	write_llama_tokenizer(fx, dir);
+	st_free(l);
+	free(l);
+	return dir;
+}
+
+/* stories260K's head is its embedding (its GGUF stores a copy as
+ * output.weight). A tied checkpoint stores that one matrix as the
+ * embedding, as the head (the way TinyStories-656K was published) or as
+ * both, with or without the safetensors alias naming the other, with or
+ * without tie_word_embeddings: each must compute the GGUF model's logits. */
+static void test_tied(const sl_model *g, const char *fx, const int32_t *ids, int n)
+{
+	static const struct {
+		const char *name, *embd, *head, *meta;
+		int tie;
+	} cases[] = {
+		{"tied-embd", "model.embed_tokens.weight", NULL, NULL, 1},
+		{"tied-head", "lm_head.weight", NULL, NULL, 1},
+		{"tied-head-alias", "lm_head.weight", NULL, "\"model.embed_tokens.weight\":\"lm_head.weight\"", 1},
+		{"alias-head", "lm_head.weight", NULL, "\"model.embed_tokens.weight\":\"lm_head.weight\"", -1},
+		{"alias-embd", "model.embed_tokens.weight", NULL, "\"lm_head.weight\":\"model.embed_tokens.weight\"", 0},
+		/* Both stored: the model uses the embedding, as transformers ties them. */
+		{"tied-both", "model.embed_tokens.weight", "lm_head.weight", NULL, 1},
+	};
+	st_list *l = calloc(1, sizeof *l);
+	export_llama(g, "F32", l); /* what check_weights compares with */
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		check_llama(g, write_tied(g, fx, cases[i].name, cases[i].embd, cases[i].head, cases[i].meta,
+		                          cases[i].tie), l, ids, n, 1e-4, true);
+	st_free(l);
+	free(l);
+	/* Untied, the head alone is not enough: the message says what to do. */
+	expect_fail(write_tied(g, fx, "untied-head", "lm_head.weight", NULL, NULL, -1), SL_ERR_FORMAT,
+	            "model.embed_tokens.weight", "tie_word_embeddings");
 }
 
 static void test_llama(void)
@@ -454,7 +560,7 @@ static void test_llama(void)
 	export_llama(g, "F32", l);
 	for (int k = 0; k < 2; k++) {
 		const char *dir = k ? two : one;
-		write_llama_config(g, dir);
+		write_llama_config(g, dir, 0);
 		write_llama_tokenizer(fx, dir);
 	}
 	st_write(path_in(one, "model.safetensors"), l, 0, l->n);
@@ -469,10 +575,10 @@ static void test_llama(void)
 	cJSON_AddItemToObject(index, "weight_map", wm);
 	write_json(path_in(two, "model.safetensors.index.json"), index);
 
-	check_llama(g, one, l, ids, n, 1e-4);
-	check_llama(g, path_in(one, "model.safetensors"), l, ids, n, 1e-4);
-	check_llama(g, two, l, ids, n, 1e-4);
-	check_llama(g, path_in(two, "model.safetensors.index.json"), l, ids, n, 1e-4);
+	check_llama(g, one, l, ids, n, 1e-4, false);
+	check_llama(g, path_in(one, "model.safetensors"), l, ids, n, 1e-4, false);
+	check_llama(g, two, l, ids, n, 1e-4, false);
+	check_llama(g, path_in(two, "model.safetensors.index.json"), l, ids, n, 1e-4, false);
 
 	sl_model *h = test_load(one);
 	if (h) {
@@ -486,13 +592,160 @@ static void test_llama(void)
 	 * through five blocks the logits of this model move by a few hundredths. */
 	st_free(l);
 	export_llama(g, "mixed", l);
-	write_llama_config(g, half);
+	write_llama_config(g, half, 0);
 	write_llama_tokenizer(fx, half);
 	st_write(path_in(half, "model.safetensors"), l, 0, l->n);
-	check_llama(g, half, l, ids, n, 0.1);
+	check_llama(g, half, l, ids, n, 0.1, false);
 	st_free(l);
 	free(l);
+	test_tied(g, fx, ids, n);
 	sl_model_free(g);
+}
+
+/* ---- TinyStories-656K as its trainer published it -------------------- */
+
+/* Every weight of the safetensors model h against llama.cpp's Q8_0
+ * conversion q: a Q8_0 block stores round(x / d) with d = amax / 127 (its
+ * largest magnitude over 127) as F16, so a weight comes back within d/2 of
+ * the rounding plus 127 d 2^-11 of d's own; norms stay F32, exact. */
+static void check_q8_weights(const sl_model *q, const sl_model *h)
+{
+	double worst = 0;
+	int bad = 0;
+	for (int i = 0; i < q->n_tensors; i++) {
+		const sl_tensor *a = q->tensors[i], *b = sl_model_tensor(h, a->name);
+		REQUIRE(b && b->ne[0] == a->ne[0] && sl_tensor_nrows(b) == sl_tensor_nrows(a), "656K: %s shape",
+		        a->name);
+		int64_t rows = sl_tensor_nrows(a), cols = a->ne[0];
+		float *x = malloc((size_t)(rows * cols) * 4), *y = malloc((size_t)(rows * cols) * 4);
+		sl_tensor_rows_to_f32(a, 0, rows, x);
+		sl_tensor_rows_to_f32(b, 0, rows, y);
+		int hd = rotary_head_dim(q, a->name);
+		bool q8 = a->type == SL_DT_Q8_0;
+		for (int64_t r = 0; r < rows; r++) {
+			const float *want = y + r * cols, *have = x + (hd ? gguf_row(r, hd) : r) * cols;
+			for (int64_t k0 = 0; k0 < cols; k0 += 32) {
+				double amax = 0;
+				for (int64_t k = k0; k < k0 + 32 && k < cols; k++)
+					amax = fmax(amax, fabs(want[k]));
+				double bound = q8 ? amax / 127 * (0.5 + 127 * 0x1p-11) + 1e-7 : 0;
+				for (int64_t k = k0; k < k0 + 32 && k < cols; k++) {
+					double e = fabs((double)have[k] - want[k]);
+					worst = fmax(worst, e);
+					if (e > bound && bad++ < 3)
+						CHECK(0, "656K: %s row %lld col %lld: %g vs %g (bound %g)", a->name,
+						      (long long)r, (long long)k, have[k], want[k], bound);
+				}
+			}
+		}
+		free(x);
+		free(y);
+	}
+	printf("tinystories656K: largest |Q8_0 weight - safetensors weight|: %.4f\n", worst);
+	CHECK(bad == 0, "656K: %d weights lie outside Q8_0's rounding of the safetensors weights", bad);
+}
+
+/* The logits of a over the tokens of llama.cpp's greedy story (the
+ * fixtures README) against the GGUF's, within tol, with top-1 agreeing
+ * wherever a difference within the largest one could not change it. */
+static void check_656k_logits(const sl_model *q, const sl_model *a, const char *what, double tol)
+{
+	static const char story[] =
+		"Once upon a time, a little girl named Lily lived in a small house with her mom. Lily loved "
+		"to play with her toys and read her favorite book. One day, she found a big, round book in "
+		"her room. It was shiny and shiny.";
+	int32_t *ids;
+	size_t n;
+	sl_error err;
+	REQUIRE(sl_tok_encode(q->tok, story, strlen(story), true, &ids, &n, &err) == SL_OK, "%s", err.msg);
+	int misses = 0;
+	double d = logit_diff(q, a, ids, (int)n, &misses);
+	printf("tinystories656K %s: max |logit difference| from the Q8_0 GGUF over %zu tokens: %.3g (bound %g)\n",
+	       what, n, d, tol);
+	CHECK(d <= tol, "656K %s: logits differ from the Q8_0 GGUF's by %g", what, d);
+	CHECK(misses == 0, "656K %s: %d clear top-1 tokens differ from the GGUF's", what, misses);
+	free(ids);
+}
+
+/* Token ids of texts (with BOS) as Hugging Face's tokenizers 0.23.2 gives
+ * them for the checkpoint's tokenizer.json (Tokenizer.fromFile, encode).
+ * Its merges make whole phrases ("little▁girl▁named▁"); the GGUF, whose
+ * converter turned them into SentencePiece scores, splits some of those
+ * otherwise, and gives the same ids on the rest (gguf_same). */
+static void check_656k_tokens(const sl_tokenizer *gguf, const sl_tokenizer *json)
+{
+	static const struct {
+		const char *text;
+		int32_t ids[24]; /* ended by 0, <unk>, which none holds */
+		bool gguf_same;
+	} cases[] = {
+		{"Once upon a time", {1, 80, 147, 201, 282, 57}, true},
+		{"Lily and Ben played with a big red ball.", {1, 80, 1918, 351, 1834, 1714, 10}, true},
+		{"  Tom said: \"Zzz... 42!\"\nThe end.",
+		 {1, 80, 80, 80, 388, 174, 1608, 5, 51, 1155, 10, 10, 84, 15, 13, 1983, 183, 10}, true},
+		{"Once upon a time, there was a little girl named Lily. She loved cats.",
+		 {1, 80, 147, 201, 282, 215, 286, 598, 1662, 1145, 476, 71, 10}, false},
+		{"The sun was hot. Max wanted to swim in the lake, but Mom said no.",
+		 {1, 80, 247, 938, 115, 393, 72, 1012, 265, 570, 182, 238, 291, 63, 1305, 927, 386, 142, 10}, false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t n = 0;
+		while (n < 24 && cases[i].ids[n])
+			n++;
+		for (int k = 0; k < (cases[i].gguf_same ? 2 : 1); k++) {
+			int32_t *ids = NULL;
+			size_t got = 0;
+			sl_error err;
+			const char *t = cases[i].text;
+			CHECK(sl_tok_encode(k ? gguf : json, t, strlen(t), true, &ids, &got, &err) == SL_OK, "encode: %s",
+			      err.msg);
+			CHECK(got == n && !memcmp(ids, cases[i].ids, n * sizeof *ids),
+			      "656K %s encodes '%s' as tokenizers does (%zu vs %zu ids)",
+			      k ? "GGUF vocabulary" : "tokenizer.json", t, got, n);
+			free(ids);
+		}
+	}
+}
+
+static void test_tinystories656k(void)
+{
+	const char *dir = test_fixture("models/tinystories656K"),
+		   *qpath = test_fixture("models/TinyStories-656K-Q8_0.gguf");
+	if (!dir || !qpath)
+		return;
+	sl_model *h = test_load(dir), *q = test_load(qpath);
+	if (h && q) {
+		CHECK(h->cfg.dim == 128 && h->cfg.n_layers == 2 && h->cfg.n_kv_heads == 4 &&
+		      h->cfg.vocab_size == 2048 && h->output == h->tok_embd,
+		      "656K: dim %d, %d layers, %d kv heads, vocabulary %d, tied head", h->cfg.dim,
+		      h->cfg.n_layers, h->cfg.n_kv_heads, h->cfg.vocab_size);
+		check_q8_weights(q, h);
+		check_656k_tokens(q->tok, h->tok);
+		/* Q8_0's rounding (bounded weight by weight above) moves the
+		 * logits, which span about [-15, 18] here, by 0.24 at most (0.04
+		 * rms); the bound is twice that, and a misread checkpoint moves
+		 * them by far more (16 with the rotary halves taken as
+		 * interleaved pairs). */
+		check_656k_logits(q, h, "F32", 0.5);
+		/* Quantized to Q8_0 the way llama.cpp does it (round(x / d), d =
+		 * amax / 127 in F16), the loaded weights give llama.cpp's blocks
+		 * back, and so the GGUF's logits to float rounding. */
+		const char *json = "{\"slimlab_recipe\": 1, \"name\": \"q8_0\", \"default\": {\"format\": \"q8_0\"}}";
+		sl_recipe *r = NULL;
+		sl_model *hq = NULL;
+		sl_apply_report rep;
+		sl_apply_opts o = {0};
+		sl_error err;
+		if (TEST_EVAL(sl_recipe_parse(json, strlen(json), &r, &err) == SL_OK &&
+		              sl_recipe_apply(h, r, &o, &hq, &rep, &err) == SL_OK, "656K as Q8_0: %s", err.msg)) {
+			check_656k_logits(q, hq, "as Q8_0", 1e-4);
+			sl_apply_report_free(&rep);
+		}
+		sl_model_free(hq);
+		sl_recipe_free(r);
+	}
+	sl_model_free(h);
+	sl_model_free(q);
 }
 
 /* ---- a tiny GPT-2 and its reference forward -------------------------- */
@@ -791,18 +1044,6 @@ static void test_gpt2(void)
 
 /* ---- hostile input --------------------------------------------------- */
 
-/* Loading path must fail with st and a message holding want (and want2). */
-static void expect_fail(const char *path, sl_status st, const char *want, const char *want2)
-{
-	sl_model *m = NULL;
-	sl_error err = {0};
-	sl_status got = sl_model_load(path, NULL, &m, &err);
-	CHECK(got == st && !m && strstr(err.msg, want) && (!want2 || strstr(err.msg, want2)),
-	      "%s: status %d (want %d), message '%s' (want '%s'%s%s)", path, got, st, err.msg, want,
-	      want2 ? ", " : "", want2 ? want2 : "");
-	sl_model_free(m);
-}
-
 static void test_hostile(void)
 {
 	const char *dir = subdir("hostile");
@@ -961,6 +1202,7 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 int main(void)
 {
 	test_llama();
+	test_tinystories656k();
 	test_gpt2();
 	test_hostile();
 	/* The folders written here hold megabytes; they stay only to debug a failure. */

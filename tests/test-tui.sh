@@ -123,7 +123,7 @@ term_env="TERM=xterm-256color"
 
 echo "== no model named: the shipped one, else the file picker; the command line, the mouse"
 start 80 24
-if [ -f "$builddir/models/workshop.gguf" ]; then
+if [ -f "$srcdir/models/workshop.gguf" ]; then
 	wait_for "workshop.gguf" 30
 	keys o
 fi

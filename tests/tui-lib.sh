@@ -22,7 +22,7 @@ cleanup() { T kill-server 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-export XDG_STATE_HOME="$work/state" XDG_CACHE_HOME="$work/cache" SLIMLAB_DATA="$srcdir/data"
+export XDG_STATE_HOME="$work/state" XDG_CACHE_HOME="$work/cache" SLIMLAB_DATA="$srcdir"
 locale -a 2>/dev/null | grep -qi '^c.utf-\?8$' && export LC_ALL=C.UTF-8
 
 fails=0

@@ -23,11 +23,6 @@ int sl_cmd_train(int argc, char **argv);
 int sl_cmd_sensitivity(int argc, char **argv);
 int sl_cmd_autorecipe(int argc, char **argv);
 
-/* The model slimlab opens when none is named: the workshop model it trained
- * itself and ships (models/README.md), found from the source tree the
- * README's commands run in. */
-#define SL_DEFAULT_MODEL "models/workshop.gguf"
-
 /* Exit codes: 0 success, 1 failure, 2 bad usage. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 

@@ -14,7 +14,7 @@
 
 static const char sweep_flags[] =
 	"  --unit module|block  one row per linear module (default) or per block\n"
-	"  --text FILE        calibration text (default data/calib.txt)\n"
+	"  --text FILE        calibration text (default: data/calib.txt, which ships with slimlab)\n"
 	"  --ctx N            window length (default 128)\n"
 	"  --windows N        windows scored per cell (default 8)\n"
 	"  --calib-tokens N   tokens for the methods' statistics (default 4096)\n"
@@ -156,9 +156,15 @@ static sl_sweep *run_sweep(const sl_model *m, const sweep_args *a, const char *o
 		cli_error(&err);
 		return NULL;
 	}
+	char shipped[4096];
+	if (!a->text && sl_shipped_find("data/calib.txt", shipped, sizeof shipped, &err)) {
+		free(opts);
+		cli_error(&err);
+		return NULL;
+	}
 	cli_bar bar;
 	cli_bar_init(&bar, "sweep");
-	sl_sweep_opts so = {.text_path = a->text ? a->text : "data/calib.txt", .ctx = (int)a->ctx,
+	sl_sweep_opts so = {.text_path = a->text ? a->text : shipped, .ctx = (int)a->ctx,
 	                    .windows = (int)a->windows, .unit = a->unit, .calib_tokens = (int)a->calib_tokens,
 	                    .seed = (uint64_t)a->seed, .progress = &bar.p};
 	sl_sweep *sw = NULL;

@@ -25,8 +25,8 @@
 
 typedef struct sl_tui sl_tui;
 
-/* The model that ships with slimlab, relative to the program's directory;
- * while it is absent the workbench opens the file picker instead. */
+/* The model that ships with slimlab (sl_shipped_find); while it is absent
+ * the workbench opens the file picker instead. */
 #define SL_SHIPPED_MODEL "models/workshop.gguf"
 /* Below this size the workbench shows a message instead of the views. */
 #define SL_MIN_COLS 60
@@ -190,7 +190,6 @@ struct sl_tui {
 	TermKey *tk;
 	int wake[2];             /* self-pipe: signals and jobs wake the loop */
 	int tab_x[16];           /* where each tab starts, for clicks */
-	char program_dir[4096];
 };
 
 int sl_workbench_main(int argc, char **argv);

@@ -178,20 +178,6 @@ void sl_tui_recipe_changed(sl_tui *t)
 	sl_tui_session_changed(t);
 }
 
-/* The first existing of $SLIMLAB_DATA/name, <program dir>/data/name. */
-static void find_data(const sl_tui *t, const char *name, char *out, size_t n)
-{
-	const char *env = getenv("SLIMLAB_DATA");
-	char p[PATH_MAX];
-	out[0] = 0;
-	if (env && *env && sl_path_join(p, sizeof p, env, name) && sl_file_exists(p)) {
-		snprintf(out, n, "%s", p);
-		return;
-	}
-	if (snprintf(p, sizeof p, "%s/data/%s", t->program_dir, name) < (int)sizeof p && sl_file_exists(p))
-		snprintf(out, n, "%s", p);
-}
-
 /* Frees the session, the model and everything derived from them. */
 static void release(sl_tui *t)
 {
@@ -248,11 +234,11 @@ void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)
 	if (s->settings.calib_text[0])
 		snprintf(a->calib_path, sizeof a->calib_path, "%s", s->settings.calib_text);
 	else
-		find_data(t, "calib.txt", a->calib_path, sizeof a->calib_path);
+		sl_shipped_find("data/calib.txt", a->calib_path, sizeof a->calib_path, NULL);
 	if (s->settings.eval_text[0])
 		snprintf(a->eval_path, sizeof a->eval_path, "%s", s->settings.eval_text);
 	else
-		find_data(t, "eval.txt", a->eval_path, sizeof a->eval_path);
+		sl_shipped_find("data/eval.txt", a->eval_path, sizeof a->eval_path, NULL);
 	refresh_recipe(t);
 	sl_heat_refresh(t);
 	if (m && s->sweep)
@@ -639,7 +625,7 @@ static void begin(sl_tui *t, const start_args *a)
 		sl_task_open_session(t, a->session);
 	else if (a->model[0])
 		sl_task_open_model(t, a->model);
-	else if (sl_path_join(shipped, sizeof shipped, t->program_dir, SL_SHIPPED_MODEL) && sl_file_exists(shipped))
+	else if (sl_shipped_find(SL_SHIPPED_MODEL, shipped, sizeof shipped, NULL) == SL_OK)
 		sl_task_open_model(t, shipped);
 	else
 		switch_to(t, view_index("open"));
@@ -681,18 +667,6 @@ static void offer_recovery_or_begin(sl_tui *t, const start_args *a)
 	}
 	sl_tui_ask(t, "[r]estore  [d]iscard it  [l]ater", answer_recover, r,
 	           "slimlab did not exit cleanly last time. Restore the session it was working on%s?", what);
-}
-
-static void program_dir(char *buf, size_t n)
-{
-	char exe[PATH_MAX];
-	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (k <= 0) {
-		snprintf(buf, n, ".");
-		return;
-	}
-	exe[k] = 0;
-	sl_path_dir(exe, buf, n);
 }
 
 static void read_keys(sl_tui *t, bool *pending)
@@ -777,7 +751,6 @@ int sl_workbench_main(int argc, char **argv)
 	setlocale(LC_ALL, "");
 	static sl_tui tui;
 	sl_tui *t = &tui;
-	program_dir(t->program_dir, sizeof t->program_dir);
 	if (pipe2(t->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
 		perror("slimlab: pipe");
 		return 1;

@@ -1,0 +1,74 @@
+#!/bin/sh
+# The command line itself: a mistyped command is named with the nearest
+# one and exits 2, while a model path (a file, a folder, a name ending like
+# a model file) still goes to the workbench; a mistyped option exits 2;
+# and greedy text of TinyStories-656K's Q8_0 GGUF is llama.cpp's, word for
+# word (the text the fixtures README quotes).
+srcdir=${SL_SRCDIR:-.}
+builddir=${SL_BUILDDIR:-.}
+fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
+slimlab=$builddir/slimlab
+model=$fixtures/models/stories260K.gguf
+
+[ -r "$model" ] || { echo "SKIP: fixture $model is absent (set SL_FIXTURES)"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 99
+
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+# run ARGS...: runs slimlab with no terminal; $rc, $out and $err hold what happened.
+run() {
+	"$slimlab" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	out=$(cat "$tmp/out")
+	err=$(cat "$tmp/err")
+}
+
+run sensitivty "$model" --options q8_0
+[ $rc -eq 2 ] || fail "a mistyped command exited $rc, not 2"
+[ -z "$out" ] || fail "a mistyped command printed on stdout: $out"
+echo "$err" | grep -q "'sensitivty' is not a command; did you mean 'sensitivity'?" ||
+	fail "a mistyped command was not named with the nearest one: $err"
+
+run foo --help
+[ $rc -eq 2 ] || fail "'slimlab foo --help' exited $rc, not 2"
+[ -z "$out" ] || fail "'slimlab foo --help' printed the workbench's usage: $out"
+echo "$err" | grep -q "'foo' is neither a command nor a model file; the commands are info, eval," ||
+	fail "'slimlab foo' did not name the commands: $err"
+
+run autorecip "$model"
+[ $rc -eq 2 ] && echo "$err" | grep -q "did you mean 'autorecipe'?" || fail "autorecip: $rc: $err"
+
+# Model paths go to the workbench, which needs a terminal; a missing model
+# with a model file's name too (the workbench says what is wrong with it).
+mkdir folder
+: >plainfile
+for m in "$model" "$fixtures/models" folder plainfile missing.gguf missing.safetensors ./missing; do
+	run "$m"
+	[ $rc -eq 1 ] && echo "$err" | grep -q "the workbench needs a terminal" ||
+		fail "'slimlab $m' did not go to the workbench: $rc: $err"
+done
+
+run info "$model" --tensros
+[ $rc -eq 2 ] || fail "a mistyped option exited $rc, not 2"
+echo "$err" | grep -q -- "--tensros" && echo "$err" | grep -q "Try 'slimlab info --help'" ||
+	fail "a mistyped option was not named: $err"
+
+q8=$fixtures/models/TinyStories-656K-Q8_0.gguf
+if [ -r "$q8" ]; then
+	want="Once upon a time, a little girl named Lily lived in a small house with her mom. Lily loved to play with her toys and read her favorite book. One day, she found a big, round book in her room. It was shiny and shiny."
+	run generate "$q8" -p "Once upon a time" -n 48 --temp 0
+	[ $rc -eq 0 ] || fail "generate: $rc: $err"
+	case "$out" in
+	"$want"*) ;;
+	*) fail "greedy text of TinyStories-656K-Q8_0 is not llama.cpp's:
+$out" ;;
+	esac
+else
+	echo "note: $q8 is absent; its greedy text is not checked"
+fi
+echo "PASS"
