@@ -2,8 +2,9 @@
 # The command line itself: a mistyped command is named with the nearest
 # one and exits 2, while a model path (a file, a folder, a name ending like
 # a model file) still goes to the workbench; a mistyped option exits 2;
-# and greedy text of TinyStories-656K's Q8_0 GGUF is llama.cpp's, word for
-# word (the text the fixtures README quotes).
+# a method that needs calibration finds the shipped text; and greedy text
+# of TinyStories-656K's Q8_0 GGUF is llama.cpp's, word for word (the text
+# the fixtures README quotes).
 srcdir=${SL_SRCDIR:-.}
 builddir=${SL_BUILDDIR:-.}
 fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
@@ -57,6 +58,17 @@ run info "$model" --tensros
 [ $rc -eq 2 ] || fail "a mistyped option exited $rc, not 2"
 echo "$err" | grep -q -- "--tensros" && echo "$err" | grep -q "Try 'slimlab info --help'" ||
 	fail "a mistyped option was not named: $err"
+
+# A method that needs statistics, with no --calib, from a folder that holds
+# no data/: it calibrates on the text that ships with slimlab, and says so.
+run eval "$model" --text "$srcdir/data/eval.txt" --ctx 64 --chunks 2 --format q4_0 --method gptq
+[ $rc -eq 0 ] || fail "eval --method gptq without --calib exited $rc: $err"
+echo "$err" | grep -q -- "--method gptq calibrates on .*data/calib.txt" ||
+	fail "eval --method gptq did not say which calibration text it took: $err"
+echo "$err$out" | grep -q "recipe names no calibration" && fail "eval --method gptq blamed a recipe: $err"
+run eval "$model" --text "$srcdir/data/eval.txt" --format q9_9
+[ $rc -ne 0 ] && echo "$err" | grep -q -- "--format: unknown format 'q9_9'" ||
+	fail "an unknown --format was not named: $err"
 
 q8=$fixtures/models/TinyStories-656K-Q8_0.gguf
 if [ -r "$q8" ]; then

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "core/methods/method.h"
 #include "core/eval.h"
+#include "core/fileio.h"
 #include "core/units.h"
 
 static const char apply_usage[] =
@@ -40,7 +41,8 @@ void cli_recipe_help(FILE *out)
 	        "  --method M         %s (the first is the default)\n"
 	        "  --sparsity S       fraction removed, 0..1 or 50%%; --pattern %s;\n"
 	        "                     --prune %s (the first is the default)\n"
-	        "  --calib FILE       calibration text for methods that need statistics\n",
+	        "  --calib FILE       calibration text for methods that need statistics (default: the one\n"
+	        "                     that ships with slimlab, data/calib.txt)\n",
 	        formats, methods, patterns, prunes);
 }
 
@@ -130,12 +132,17 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 			sl_recipe_free(r);
 			return NULL;
 		}
-		char opt[64];
+		/* Methods that need statistics take the calibration text that
+		 * ships with slimlab when --calib names none. */
+		char opt[64], shipped[4096];
 		if (!o->calib && needs_calibration(&r->def, opt, sizeof opt)) {
-			cli_usage_error(cmd, "%s needs calibration text: add --calib FILE (data/calib.txt ships with slimlab)",
-			                opt);
-			sl_recipe_free(r);
-			return NULL;
+			if (sl_shipped_find("data/calib.txt", shipped, sizeof shipped, &err)) {
+				cli_usage_error(cmd, "%s needs calibration text: add --calib FILE (%s)", opt, err.msg);
+				sl_recipe_free(r);
+				return NULL;
+			}
+			snprintf(r->calib.text, sizeof r->calib.text, "%s", shipped);
+			fprintf(stderr, "slimlab %s: %s calibrates on %s\n", cmd, opt, shipped);
 		}
 		snprintf(r->name, sizeof r->name, "%s%s%s", o->format ? o->format : "", o->format && o->method ? " " : "",
 		         o->method ? o->method : "");
