@@ -152,8 +152,12 @@ static void kv_round(sl_state *s, float *rows, int T, int n)
 	int type = s->m->cfg.kv_type;
 	if (type == SL_DT_F32)
 		return;
-	sl_dtype_rows_from_float(type, rows, s->kvq, T, n);
-	sl_dtype_rows_to_float(type, s->kvq, rows, T, n);
+	/* Row by row: a scale spanning the tensor spans one row of the cache,
+	 * so a row's values do not depend on the rows that share its batch. */
+	for (int t = 0; t < T; t++) {
+		sl_dtype_rows_from_float(type, rows + (size_t)t * n, s->kvq, 1, n);
+		sl_dtype_rows_to_float(type, s->kvq, rows + (size_t)t * n, 1, n);
+	}
 }
 
 static void norm(sl_state *s, float *y, const float *x, int T, const sl_tensor *w, const sl_tensor *b)

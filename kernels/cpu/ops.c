@@ -6,8 +6,17 @@
 #include <string.h>
 
 #include "../kernels.h"
+#include "gemm.h"
 
 /* ---- matmul ---------------------------------------------------------- */
+
+/* A token's outputs never depend on how many tokens share the product:
+ * weights with integer dot products always meet activations quantized the
+ * same way, one (token, row) pair at a time; every other type becomes F32
+ * rows that meet the activations in the batch-invariant float kernel
+ * (gemm.c). Which way a type goes depends on the type and the row length,
+ * never on the number of tokens, and each output is computed by one task,
+ * so neither the batch nor the thread count changes a result. */
 
 typedef struct {
 	float *y;
@@ -24,8 +33,8 @@ typedef struct {
 	size_t xq_row_bytes;
 } mm_args;
 
-/* Rows converted to F32 at a time for the sgemm path of packed weights. */
-#define MM_TILE_ROWS 64
+/* Rows converted to F32 at a time for the float kernel. */
+#define MM_TILE_ROWS 16
 
 static void mm_task(int task, void *p)
 {
@@ -35,37 +44,22 @@ static void mm_task(int task, void *p)
 	int nr = r1 - r0;
 	if (nr <= 0)
 		return;
-	if (a->wtype == SL_DT_F32) {
-		const float *W = (const float *)a->w + (size_t)r0 * a->n_in;
-		if (a->T == 1)
-			cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, a->n_in, 1.0f, W, a->n_in, a->x, 1, 0.0f,
-			            a->y + r0, 1);
-		else
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->T, nr, a->n_in, 1.0f, a->x,
-			            a->n_in, W, a->n_in, 0.0f, a->y + r0, a->n_out);
-	} else if (a->xq) {
-		for (int t = 0; t < a->T; t++)
-			for (int r = r0; r < r1; r++)
+	if (a->xq) {
+		for (int r = r0; r < r1; r++)
+			for (int t = 0; t < a->T; t++)
 				a->ti->vec_dot(a->n_in, &a->y[(size_t)t * a->n_out + r], a->w + (size_t)r * a->row_bytes,
 				               a->xq + (size_t)t * a->xq_row_bytes);
-	} else if (a->T <= 2 && a->ti->dot_f32) {
-		for (int t = 0; t < a->T; t++)
-			for (int r = r0; r < r1; r++)
-				a->y[(size_t)t * a->n_out + r] = a->ti->dot_f32(a->w + (size_t)r * a->row_bytes,
-				                                                a->x + (size_t)t * a->n_in, a->n_in);
+	} else if (a->wtype == SL_DT_F32) {
+		sl_gemm_f32(a->y + r0, (size_t)a->n_out, a->x, (size_t)a->n_in, a->T, (const float *)a->w + (size_t)r0 * a->n_in,
+		            (size_t)a->n_in, nr, a->n_in);
 	} else {
 		float *tile = malloc((size_t)MM_TILE_ROWS * a->n_in * sizeof(float));
 		if (!tile)
-			abort(); /* a few hundred KiB; there is no sensible way on without it */
+			abort(); /* some KiB; there is no sensible way on without it */
 		for (int rr = r0; rr < r1; rr += MM_TILE_ROWS) {
 			int k = r1 - rr < MM_TILE_ROWS ? r1 - rr : MM_TILE_ROWS;
 			sl_dtype_rows_to_float(a->wtype, a->w + (size_t)rr * a->row_bytes, tile, k, a->n_in);
-			if (a->T == 1)
-				cblas_sgemv(CblasRowMajor, CblasNoTrans, k, a->n_in, 1.0f, tile, a->n_in, a->x, 1,
-				            0.0f, a->y + rr, 1);
-			else
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->T, k, a->n_in, 1.0f, a->x,
-				            a->n_in, tile, a->n_in, 0.0f, a->y + rr, a->n_out);
+			sl_gemm_f32(a->y + rr, (size_t)a->n_out, a->x, (size_t)a->n_in, a->T, tile, (size_t)a->n_in, k, a->n_in);
 		}
 		free(tile);
 	}
@@ -81,16 +75,15 @@ static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype
 	mm_args a = {y, x, T, w, wtype, sl_type_info_get(wtype), n_out, n_in, bias, 0,
 	             sl_dtype_row_bytes(wtype, n_in), NULL, 0};
 	char *xq = NULL;
-	/* Integer dot products pay off for decoding; batches go through sgemm. */
-	if (wtype != SL_DT_F32 && T <= 4 && a.ti->vec_dot) {
-		const sl_type_info *qt = sl_type_info_get(a.ti->vec_dot_type);
-		size_t qrow = sl_dtype_row_bytes(a.ti->vec_dot_type, n_in);
-		if (qt && qrow && (xq = malloc((size_t)T * qrow))) {
-			for (int t = 0; t < T; t++)
-				qt->from_float(x + (size_t)t * n_in, xq + (size_t)t * qrow, n_in);
-			a.xq = xq;
-			a.xq_row_bytes = qrow;
-		}
+	const sl_type_info *qt = a.ti->vec_dot ? sl_type_info_get(a.ti->vec_dot_type) : NULL;
+	size_t qrow = qt ? sl_dtype_row_bytes(a.ti->vec_dot_type, n_in) : 0;
+	if (qrow) {
+		if (!(xq = malloc((size_t)T * qrow)))
+			abort();
+		for (int t = 0; t < T; t++)
+			qt->from_float(x + (size_t)t * n_in, xq + (size_t)t * qrow, n_in);
+		a.xq = xq;
+		a.xq_row_bytes = qrow;
 	}
 	double flops = 2.0 * T * n_out * (double)n_in;
 	int threads = sl_kernels_threads();
@@ -205,6 +198,10 @@ typedef struct {
 	int n_tiles;
 } att_args;
 
+/* One head over a tile of queries. Each query's scores are batch-invariant
+ * dot products (gemm.c) and its output sums the values in order of
+ * position, so a query's result does not depend on the tile or the batch
+ * it is computed in. */
 static void att_task(int task, void *p)
 {
 	const att_args *a = p;
@@ -213,19 +210,20 @@ static void att_task(int task, void *p)
 	int tq = t1 - t0;
 	int L = a->pos0 + t1; /* keys the last query of the tile sees */
 	int kvh = h / (a->n_heads / a->n_kv_heads);
-	int qs = a->n_heads * a->head_dim;
+	int qs = a->n_heads * a->head_dim, hd = a->head_dim;
 	float *S = malloc((size_t)tq * L * sizeof(float));
 	if (!S)
 		abort();
-	const float *Q = a->q + (size_t)t0 * qs + (size_t)h * a->head_dim;
-	const float *K = a->k + (size_t)kvh * a->head_dim;
-	const float *V = a->v + (size_t)kvh * a->head_dim;
-	float scale = 1.0f / sqrtf((float)a->head_dim);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tq, L, a->head_dim, scale, Q, qs, K,
-	            (int)a->kv_stride, 0.0f, S, L);
+	const float *Q = a->q + (size_t)t0 * qs + (size_t)h * hd;
+	const float *K = a->k + (size_t)kvh * hd;
+	const float *V = a->v + (size_t)kvh * hd;
+	float scale = 1.0f / sqrtf((float)hd);
+	sl_gemm_f32(S, (size_t)L, Q, (size_t)qs, tq, K, a->kv_stride, L, hd);
 	for (int t = 0; t < tq; t++) {
 		float *row = S + (size_t)t * L;
 		int n = a->pos0 + t0 + t + 1; /* causal: keys 0 .. own position */
+		for (int j = 0; j < n; j++)
+			row[j] *= scale;
 		float mx = row[0];
 		for (int j = 1; j < n; j++)
 			if (row[j] > mx)
@@ -235,13 +233,17 @@ static void att_task(int task, void *p)
 			row[j] = expf(row[j] - mx);
 			sum += row[j];
 		}
-		for (int j = 0; j < n; j++)
-			row[j] /= sum;
-		for (int j = n; j < L; j++)
-			row[j] = 0.0f;
+		float inv = 1.0f / sum;
+		float *out = a->out + (size_t)(t0 + t) * qs + (size_t)h * hd;
+		for (int d = 0; d < hd; d++)
+			out[d] = 0.0f;
+		for (int j = 0; j < n; j++) {
+			float pj = row[j] * inv;
+			const float *v = V + (size_t)j * a->kv_stride;
+			for (int d = 0; d < hd; d++)
+				out[d] += pj * v[d];
+		}
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, a->head_dim, L, 1.0f, S, L, V,
-	            (int)a->kv_stride, 0.0f, a->out + (size_t)t0 * qs + (size_t)h * a->head_dim, qs);
 	free(S);
 }
 
