@@ -1,10 +1,11 @@
 /* The heatmap as an SVG picture, for reports: a title, the model and the
  * windows measured, the cells in the palette's colours on a log scale
  * with their figures in a tooltip, and a legend. Drawn from the sweep's
- * public API. */
+ * public API; the picture is made as wide as its title needs. */
 #include "heat-svg.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,25 +50,61 @@ static void svg_escape(sl_buf *b, const char *s)
 	}
 }
 
+/* How wide a line of text is set in DejaVu Sans, estimated from its
+ * characters: the font's mean advance over printable ASCII is 0.60 em,
+ * 0.66 em in bold, more than words of lower-case letters take. */
+static double text_px(const char *s, int size, bool bold)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80; /* characters, not UTF-8 bytes */
+	return (double)n * size * (bold ? 0.66 : 0.60);
+}
+
+/* The end of a path that fits in px after an ellipsis, from a '/' where
+ * one is left ("…/models/x.gguf"), or all of it when it fits. */
+static const char *tail_within(const char *path, int size, double px)
+{
+	if (text_px(path, size, false) <= px)
+		return path;
+	double room = px - text_px("…", size, false);
+	const char *s = path;
+	while (*s && text_px(s, size, false) > room)
+		do
+			s++;
+		while (((unsigned char)*s & 0xc0) == 0x80);
+	const char *slash = strchr(s, '/');
+	return slash ? slash : s;
+}
+
 char *sl_heat_svg(const sl_sweep *sw, const char *metric)
 {
 	const int rows = sl_sweep_rows(sw), cols = sl_sweep_cols(sw);
-	const int cw = 84, ch = 18, left = 170, top = 110, legend_h = 70;
-	const int width = left + cw * cols + 40, height = top + ch * rows + legend_h;
+	const int cw = 84, ch = 18, left = 170, top = 110, legend_h = 70, margin = 10;
+	const int lw = cw * cols > 200 ? cw * cols : 200; /* the legend's width */
 	double lo, hi;
 	metric_range(sw, metric, &lo, &hi);
-	const char *title = !strcmp(metric, "dppl") ? "change in perplexity" :
-	                    !strcmp(metric, "top1") ? "1 - top-1 agreement" : "KL divergence from the base";
+	char title[96], settings[128];
+	snprintf(title, sizeof title, "Sensitivity: %s (log scale)",
+	         !strcmp(metric, "dppl") ? "change in perplexity" :
+	         !strcmp(metric, "top1") ? "1 - top-1 agreement" : "KL divergence from the base");
+	snprintf(settings, sizeof settings, ", %d windows of %d tokens, base PPL %.3f", sl_sweep_windows(sw),
+	         sl_sweep_ctx(sw), sl_sweep_base_ppl(sw));
+	int width = left + lw + 40, height = top + ch * rows + legend_h;
+	int title_w = 2 * margin + (int)ceil(text_px(title, 14, true));
+	if (width < title_w)
+		width = title_w;
+	/* The model's path gives way to the title: its start is cut. */
+	const char *path = sl_sweep_model(sw)->path;
+	const char *shown = tail_within(path, 11, width - 2 * margin - text_px(settings, 11, false));
 	sl_buf b = {0};
 	sl_buf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 	                  "font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\">\n", width, height);
 	sl_buf_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-	sl_buf_printf(&b, "<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">Sensitivity: %s (log scale)</text>\n",
-	              title);
-	sl_buf_printf(&b, "<text x=\"10\" y=\"38\" fill=\"#555\">");
-	svg_escape(&b, sl_sweep_model(sw)->path);
-	sl_buf_printf(&b, ", %d windows of %d tokens, base PPL %.3f</text>\n", sl_sweep_windows(sw), sl_sweep_ctx(sw),
-	              sl_sweep_base_ppl(sw));
+	sl_buf_printf(&b, "<text x=\"%d\" y=\"20\" font-size=\"14\" font-weight=\"bold\">%s</text>\n", margin, title);
+	sl_buf_printf(&b, "<text x=\"%d\" y=\"38\" fill=\"#555\">%s", margin, shown != path ? "…" : "");
+	svg_escape(&b, shown);
+	sl_buf_printf(&b, "%s</text>\n", settings);
 	for (int c = 0; c < cols; c++) {
 		int x = left + c * cw + cw / 2;
 		sl_buf_printf(&b, "<text x=\"%d\" y=\"%d\" transform=\"rotate(-35 %d %d)\">", x, top - 8, x, top - 8);
@@ -101,7 +138,7 @@ char *sl_heat_svg(const sl_sweep *sw, const char *metric)
 		}
 	}
 	/* The legend: the scale from the smallest to the largest value. */
-	int ly = top + rows * ch + 25, lw = cw * cols > 200 ? cw * cols : 200;
+	int ly = top + rows * ch + 25;
 	for (int i = 0; i < 50; i++) {
 		int rgb[3];
 		sl_palette(i / 49.0, rgb);
