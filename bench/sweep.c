@@ -20,7 +20,7 @@
 #include "core/compress.h"
 #include "core/eval.h"
 #include "core/fileio.h"
-#include "core/sweep.h"
+#include "core/sweep/sweep.h"
 #include "core/tokenizer.h"
 
 enum { CTX = 128, WINDOWS = 8, CALIB_TOKENS = 2048, SEED = 7 };

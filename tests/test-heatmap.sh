@@ -32,6 +32,8 @@ start 80 24 "$model"
 wait_for "token_embd"
 cmd "sweep q9_9,q4_0"
 wait_for "unknown format 'q9_9'"
+keys Escape # closes the message box (and does nothing else)
+wait_gone "any key closes"
 cmd "$sweep"
 wait_for "KL divergence" 120
 wait_more 0 120

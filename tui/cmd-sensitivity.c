@@ -9,8 +9,9 @@
 #include "cli.h"
 #include "core/compress.h"
 #include "core/fileio.h"
-#include "core/sweep.h"
+#include "core/sweep/sweep.h"
 #include "core/units.h"
+#include "views/heat-svg.h"
 
 static const char sweep_flags[] =
 	"  --unit module|block  one row per linear module (default) or per block\n"
@@ -277,7 +278,7 @@ int sl_cmd_sensitivity(int argc, char **argv)
 	sl_sweep *sw = run_sweep(m, &a, a.options);
 	rc = sw ? CLI_OK : CLI_FAIL;
 	if (sw && a.svg) {
-		char *svg = sl_sweep_to_svg(sw, a.metric);
+		char *svg = sl_heat_svg(sw, a.metric);
 		sl_error err = {0};
 		if (!svg || sl_write_file_atomic(a.svg, svg, strlen(svg), &err))
 			rc = cli_error(&err);

@@ -17,6 +17,7 @@
 #include "core/fileio.h"
 #include "core/methods/method.h"
 #include "tui.h"
+#include "views/heat-svg.h"
 
 /* --- the heatmap's copy of a sweep ------------------------------------------ */
 
@@ -501,7 +502,7 @@ void sl_sweep_export(sl_tui *t, const char *path)
 	if (ends_with(path, ".csv")) {
 		data = sl_sweep_to_csv(sw);
 	} else if (ends_with(path, ".svg")) {
-		data = sl_sweep_to_svg(sw, t->app.ses->view.heat.metric);
+		data = sl_heat_svg(sw, t->app.ses->view.heat.metric);
 	} else if (ends_with(path, ".json")) {
 		cJSON *j = sl_sweep_to_json(sw);
 		data = j ? cJSON_Print(j) : NULL;

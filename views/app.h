@@ -10,7 +10,7 @@
 
 #include "core/recipe.h"
 #include "core/stats.h"
-#include "core/sweep.h"
+#include "core/sweep/sweep.h"
 #include "sessions/session.h"
 
 /* Keys, as the shell hands them to views: Unicode code points, or these. */

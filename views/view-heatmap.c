@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/sweep.h"
+#include "core/sweep/sweep.h"
 #include "core/units.h"
+#include "palette.h"
 #include "view.h"
 
 static const char *const metrics[] = {"kl", "dppl", "top1"};

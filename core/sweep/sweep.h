@@ -7,7 +7,9 @@
  * finishes; a cancelled sweep keeps its finished cells and resumes from
  * them. Cheap proxies (weight error, activation-weighted error, a Fisher
  * estimate) come with each cell, with how well each ranks the modules.
- * Then a recipe chosen under a size budget from the measured cells. */
+ * Then a recipe chosen under a size budget from the measured cells.
+ * The engine's files: options.c (the options' syntax), sweep.c (rows,
+ * caches, cells), proxies.c, io.c (JSON and CSV), autorecipe.c. */
 #ifndef SL_SWEEP_H
 #define SL_SWEEP_H
 
@@ -15,10 +17,10 @@
 
 #include <stddef.h>
 
-#include "compress.h"
-#include "eval.h"
-#include "progress.h"
-#include "recipe.h"
+#include "../compress.h"
+#include "../eval.h"
+#include "../progress.h"
+#include "../recipe.h"
 
 typedef struct {
 	char label[48];  /* the option as it was written */
@@ -86,6 +88,10 @@ const sl_sweep_option *sl_sweep_col(const sl_sweep *sw, int col);
 const sl_sweep_cell *sl_sweep_cell_at(const sl_sweep *sw, int row, int col);
 int sl_sweep_done(const sl_sweep *sw);
 double sl_sweep_base_ppl(const sl_sweep *sw);
+/* The model swept, and the windows each cell is scored on. */
+const sl_model *sl_sweep_model(const sl_sweep *sw);
+int sl_sweep_windows(const sl_sweep *sw);
+int sl_sweep_ctx(const sl_sweep *sw);
 /* Why the Fisher proxy is missing ("" when it is there). */
 const char *sl_sweep_fisher_note(const sl_sweep *sw);
 
@@ -109,21 +115,16 @@ sl_status sl_sweep_measure(sl_sweep *sw, int row, int col, sl_error *err);
  * three cells. */
 double sl_sweep_spearman(const sl_sweep *sw, int proxy, int col);
 
-/* The sweep as JSON (settings, rows, options, every cell), as CSV (one
- * line per cell), and the heatmap as an SVG picture. metric: "kl",
- * "dppl", "top1". The JSON can be read back into a sweep with the same
+/* The sweep as JSON (settings, rows, options, every cell) and as CSV (one
+ * line per cell). The JSON can be read back into a sweep with the same
  * model, options and settings, restoring its finished cells. */
 cJSON *sl_sweep_to_json(const sl_sweep *sw);
 char *sl_sweep_to_csv(const sl_sweep *sw);
-char *sl_sweep_to_svg(const sl_sweep *sw, const char *metric);
 sl_status sl_sweep_restore(sl_sweep *sw, const cJSON *saved, int *restored, sl_error *err);
 
 /* A metric of a cell, as the heatmap shows it (lower is better for all
- * three: kl, dppl, and 1 - top1). NaN when not done. */
+ * three: metric "kl", "dppl", and "top1" as 1 - top1). NaN when not done. */
 double sl_sweep_metric(const sl_sweep_cell *c, const char *metric);
-
-/* A colour on a perceptually even scale (viridis-like), t in [0, 1]. */
-void sl_palette(double t, int rgb[3]);
 
 typedef enum { SL_BUDGET_BPW = 0, SL_BUDGET_BYTES, SL_BUDGET_SPARSITY } sl_budget_kind;
 
