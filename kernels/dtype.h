@@ -105,6 +105,9 @@ typedef struct {
 	 * *s = sum_i w[i]*xq[i] over n elements with integer arithmetic. */
 	int vec_dot_type;
 	void (*vec_dot)(int64_t n, float *s, const void *w, const void *xq);
+	/* How activations are quantized to this type for the integer dot
+	 * products, where that differs from from_float (NULL: from_float). */
+	void (*from_float_act)(const float *src, void *dst, int64_t n);
 	/* The grid: its kind (SL_GRID_NONE for plain floats); what a scale
 	 * spans (a block, a row, or the whole tensor, whose rows from_float_rows
 	 * quantizes together); sub, the elements sharing one scale (0: the

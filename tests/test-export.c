@@ -104,24 +104,30 @@ static void test_float_round_trip(const sl_model *m)
 }
 
 /* Each format, applied by RTN and exported: same values, the expected
- * GGUF types, logits as close as the kernels' rounding allows. */
+ * GGUF types, logits as close as the kernels' rounding allows. Where the
+ * export holds the values in a type whose products meet the activations
+ * otherwise (the format's integer dots round activations to int8, a float
+ * stand-in does not; Q4_1 meets Q8_1 activations, whose block sums are
+ * f16) the logits differ by the activations' rounding too: a few hundredths
+ * of their range on this model. */
 static void test_formats(const sl_model *base)
 {
 	static const struct {
 		const char *format;
 		int attn_type;  /* GGUF type of a 64-wide module (attn_q) */
 		int down_type;  /* and of ffn_down, 172 wide */
+		double tol;     /* of the logits' range */
 	} cases[] = {
-		{"q8_0", SL_DT_Q8_0, SL_DT_F16},       /* no ggml block holds 172: f16 */
-		{"q4_0", SL_DT_Q4_0, SL_DT_F16},
-		{"q4_k", SL_DT_Q4_0, SL_DT_F16},       /* 64 < 256: q4_0 */
-		{"int4-g64", SL_DT_Q4_0, SL_DT_F32},   /* Q4_0 blocks sharing a scale; 172: int8 */
-		{"int3-g32-asym", SL_DT_Q4_1, SL_DT_F32},
-		{"int8-g64", SL_DT_Q8_0, SL_DT_F32},
-		{"int8", SL_DT_F32, SL_DT_F32},
-		{"mxfp4", -1, SL_DT_F32},              /* f16 or bf16, whichever holds it */
-		{"nvfp4", SL_DT_F32, SL_DT_F32},
-		{"fp8-e4m3-ch", SL_DT_F32, SL_DT_F32},
+		{"q8_0", SL_DT_Q8_0, SL_DT_F16, 2e-3},       /* no ggml block holds 172: f16 */
+		{"q4_0", SL_DT_Q4_0, SL_DT_F16, 2e-3},
+		{"q4_k", SL_DT_Q4_0, SL_DT_F16, 2e-3},       /* 64 < 256: q4_0 */
+		{"int4-g64", SL_DT_Q4_0, SL_DT_F32, 2e-3},   /* Q4_0 blocks sharing a scale; 172: int8 */
+		{"int3-g32-asym", SL_DT_Q4_1, SL_DT_F32, 3e-2},
+		{"int8-g64", SL_DT_Q8_0, SL_DT_F32, 2e-3},
+		{"int8", SL_DT_F32, SL_DT_F32, 3e-2},
+		{"mxfp4", -1, SL_DT_F32, 3e-2},              /* f16 or bf16, whichever holds it */
+		{"nvfp4", SL_DT_F32, SL_DT_F32, 3e-2},
+		{"fp8-e4m3-ch", SL_DT_F32, SL_DT_F32, 2e-3},
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		sl_recipe *r = uniform(cases[c].format);
@@ -151,7 +157,7 @@ static void test_formats(const sl_model *base)
 			CHECK(td == cases[c].down_type, "%s: ffn_down exported as %s", cases[c].format, sl_dtype_name(td));
 			float *a = logits_of(q), *b = logits_of(back);
 			double d = a && b ? max_rel_diff(a, b, (size_t)N_TOK * (size_t)base->cfg.vocab_size) : 1;
-			CHECK(d < 2e-3, "%s: logits differ by %g of their range", cases[c].format, d);
+			CHECK(d < cases[c].tol, "%s: logits differ by %g of their range", cases[c].format, d);
 			free(a);
 			free(b);
 			/* The recipe is in the metadata and reads back the same. */

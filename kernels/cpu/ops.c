@@ -80,8 +80,9 @@ static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype
 	if (qrow) {
 		if (!(xq = malloc((size_t)T * qrow)))
 			abort();
+		void (*quantize)(const float *, void *, int64_t) = qt->from_float_act ? qt->from_float_act : qt->from_float;
 		for (int t = 0; t < T; t++)
-			qt->from_float(x + (size_t)t * n_in, xq + (size_t)t * qrow, n_in);
+			quantize(x + (size_t)t * n_in, xq + (size_t)t * qrow, n_in);
 		a.xq = xq;
 		a.xq_row_bytes = qrow;
 	}

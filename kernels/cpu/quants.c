@@ -303,6 +303,46 @@ static void q8_0_from_float(const float *x, void *dst, int64_t n)
 		quantize_q8(x + i * SL_QK, &y[i].d, y[i].qs, &d);
 }
 
+/* Activations meet the integer dot products rounded as ggml's CPU kernels
+ * round them (its quantize_row_q8_0 and _q8_1 on x86): id = 127/amax and
+ * ties to even, where the reference quantizer above divides and rounds
+ * ties away from zero. The same activations, so the same figures as the
+ * programs slimlab is compared with. Returns the scale and the codes' sum. */
+static int quantize_q8_act(const float *x, uint16_t *d16, int8_t qs[32], float *dscale)
+{
+	float amax = 0;
+	for (int j = 0; j < SL_QK; j++)
+		amax = fmaxf(amax, fabsf(x[j]));
+	const float d = amax / 127.f;
+	const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+	*d16 = sl_f32_to_f16(d);
+	*dscale = d;
+	int sum = 0;
+	for (int j = 0; j < SL_QK; j++) {
+		qs[j] = (int8_t)to_int8(nearbyintf(x[j] * id));
+		sum += qs[j];
+	}
+	return sum;
+}
+
+static void q8_0_act_from_float(const float *x, void *dst, int64_t n)
+{
+	sl_block_q8_0 *y = dst;
+	float d;
+	for (int64_t i = 0; i < n / SL_QK; i++)
+		quantize_q8_act(x + i * SL_QK, &y[i].d, y[i].qs, &d);
+}
+
+static void q8_1_act_from_float(const float *x, void *dst, int64_t n)
+{
+	sl_block_q8_1 *y = dst;
+	for (int64_t i = 0; i < n / SL_QK; i++) {
+		float d;
+		int sum = quantize_q8_act(x + i * SL_QK, &y[i].d, y[i].qs, &d);
+		y[i].s = sl_f32_to_f16((float)sum * d);
+	}
+}
+
 static void q8_1_from_float(const float *x, void *dst, int64_t n)
 {
 	sl_block_q8_1 *y = dst;
@@ -1084,7 +1124,8 @@ static const struct {
 	  .block_size = SL_QK,
 	  .block_bytes = sizeof(sl_block_q8_1),
 	  .to_float = q8_1_to_float,
-	  .from_float = q8_1_from_float}},
+	  .from_float = q8_1_from_float,
+	  .from_float_act = q8_1_act_from_float}},
 	{SL_DT_Q8_K,
 	 {.name = "q8_k",
 	  .block_size = SL_QK_K,
@@ -1118,9 +1159,11 @@ void sl_quants_register(sl_type_info *table)
 			ti.vec_dot = fast;
 		table[formats[i].type] = ti;
 	}
+	table[SL_DT_Q8_0].from_float_act = q8_0_act_from_float;
 	for (size_t i = 0; i < sizeof same_bytes / sizeof *same_bytes; i++) {
 		int own = sl_dtype_int_group(same_bytes[i].bits, 32, same_bytes[i].asym);
 		table[own].same_bytes_as = same_bytes[i].type;
 		table[same_bytes[i].type].same_bytes_as = own;
+		table[own].from_float_act = table[same_bytes[i].type].from_float_act;
 	}
 }
