@@ -31,6 +31,7 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	s->m = m;
 	s->K = sl_kernels_cpu();
+	s->n_blocks = c->n_layers;
 	s->n_ctx = n_ctx;
 	s->max_batch = n_ctx < 256 ? n_ctx : 256;
 	int L = c->n_layers;
@@ -86,6 +87,21 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 oom:
 	sl_state_free(s);
 	return sl_errorf(err, SL_ERR_NOMEM, "out of memory for a %d-position KV cache", n_ctx);
+}
+
+void sl_state_rewind(sl_state *s, int n)
+{
+	if (n >= 0 && n < s->n_past)
+		s->n_past = n;
+}
+
+sl_status sl_state_set_exit(sl_state *s, int n, sl_error *err)
+{
+	int L = s->m->cfg.n_layers;
+	if (n < 0 || n > L)
+		return sl_errorf(err, SL_ERR_ARG, "an exit after %d blocks: the model has %d", n, L);
+	s->n_blocks = n ? n : L;
+	return SL_OK;
 }
 
 void sl_state_free(sl_state *s)
@@ -242,7 +258,7 @@ static void run_from(sl_state *s, int first, int T, int b0, float *logits, int l
 	const sl_model *m = s->m;
 	const sl_config *c = &m->cfg;
 	int pos0 = s->n_past;
-	for (int il = first; il < c->n_layers; il++)
+	for (int il = first; il < s->n_blocks; il++)
 		block(s, il, T, pos0);
 	s->n_past += T;
 	/* Only the rows whose predictions were asked for reach the head. */

@@ -23,6 +23,7 @@ typedef struct sl_state {
 	void *kvq;         /* one batch of cache rows in cfg.kv_type */
 	sl_tap_fn tap;
 	void *tap_ctx;
+	int n_blocks;      /* blocks run before the head (early exit); n_layers by default */
 } sl_state;
 
 /* n_ctx: 0 = the model's trained context. */
@@ -30,6 +31,13 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 void sl_state_free(sl_state *s);
 /* Forgets the cache (a new sequence starts at position 0). */
 void sl_state_reset(sl_state *s);
+/* Keeps only the first n positions of the cache (n <= n_past): what a
+ * speculative run does when the target rejected drafted tokens. */
+void sl_state_rewind(sl_state *s, int n);
+/* Runs only the first n blocks, then the final norm and head (early
+ * exit); n = 0 or the model's block count runs them all. SL_ERR_ARG when
+ * the model has fewer. */
+sl_status sl_state_set_exit(sl_state *s, int n, sl_error *err);
 
 /* Runs n tokens at positions n_past .. n_past+n-1 and appends them to the
  * cache. If logits is not NULL it receives (n - logits_from) rows of

@@ -96,3 +96,56 @@ int sl_sample(sl_sampler *s, float *logits, int n)
 	free(c);
 	return id;
 }
+
+void sl_sampler_probs(const sl_sampler *s, const float *logits, float *probs, int n)
+{
+	int best = sl_argmax(logits, n);
+	if (s->temp <= 0.0f) {
+		for (int i = 0; i < n; i++)
+			probs[i] = i == best;
+		return;
+	}
+	double sum = 0;
+	for (int i = 0; i < n; i++) {
+		probs[i] = expf((logits[i] - logits[best]) / s->temp);
+		sum += probs[i];
+	}
+	bool truncate = (s->top_k > 0 && s->top_k < n) || (s->top_p > 0.0f && s->top_p < 1.0f);
+	cand *c = truncate ? malloc((size_t)n * sizeof *c) : NULL;
+	if (!c) {
+		for (int i = 0; i < n; i++)
+			probs[i] = (float)(probs[i] / sum);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		c[i] = (cand){(float)(probs[i] / sum), i};
+	qsort(c, (size_t)n, sizeof *c, by_prob_desc);
+	int k = s->top_k > 0 && s->top_k < n ? s->top_k : n, m = 0;
+	double kept = 0;
+	while (m < k) {
+		kept += c[m].p;
+		m++;
+		if (s->top_p > 0.0f && s->top_p < 1.0f && kept >= s->top_p)
+			break;
+	}
+	for (int i = 0; i < n; i++)
+		probs[i] = 0;
+	for (int i = 0; i < m; i++)
+		probs[c[i].id] = (float)(c[i].p / kept);
+	free(c);
+}
+
+int sl_sample_from(uint64_t *state, const float *probs, int n, double total)
+{
+	double r = (double)sl_rand01(state) * total, acc = 0;
+	int last = 0;
+	for (int i = 0; i < n; i++) {
+		if (probs[i] <= 0)
+			continue;
+		acc += probs[i];
+		last = i;
+		if (r < acc)
+			return i;
+	}
+	return last;
+}

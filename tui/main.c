@@ -27,6 +27,7 @@ static const char main_usage[] =
 	"  apply MODEL --recipe R --out OUT.gguf  compress and export for llama.cpp\n"
 	"  sensitivity MODEL --options LIST  per-module sweep: KL, delta PPL, top-1\n"
 	"  autorecipe MODEL --budget B --out R.json  a recipe chosen under a size budget\n"
+	"  speculate TARGET --draft-format FMT  speculative decoding: acceptance, speed-up\n"
 	"  recipe validate FILE [--model MODEL]  every problem of a recipe\n"
 	"  recipe formats                  the formats a recipe can name\n"
 	"  train CONFIG.json               train a model (or distill one) from a configuration\n"
@@ -48,6 +49,7 @@ static const command commands[] = {
 	{"train", sl_cmd_train},
 	{"sensitivity", sl_cmd_sensitivity},
 	{"autorecipe", sl_cmd_autorecipe},
+	{"speculate", sl_cmd_speculate},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -18,7 +18,9 @@
 #include "gemm.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "../dtype.h"
 #include "cpu.h"
 
 /* The fixed tree over the eight lanes, shared by both paths. */
@@ -27,31 +29,43 @@ static inline float lanes_sum(const float l[8])
 	return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
 
-static float dot_portable(const float *x, const float *w, int n)
+/* Weight element k of a row in one of the float types. */
+static inline float weight_at(const void *w, int type, int k)
+{
+	if (type == SL_DT_F16)
+		return sl_f16_to_f32(((const uint16_t *)w)[k]);
+	if (type == SL_DT_BF16)
+		return sl_bf16_to_f32(((const uint16_t *)w)[k]);
+	return ((const float *)w)[k];
+}
+
+static float dot_portable(const float *x, const void *w, int type, int n)
 {
 	float l[8] = {0};
 	int k = 0;
 	for (; k + 8 <= n; k += 8)
 		for (int j = 0; j < 8; j++)
-			l[j] += x[k + j] * w[k + j];
+			l[j] += x[k + j] * weight_at(w, type, k + j);
 	float s = lanes_sum(l);
 	for (; k < n; k++)
-		s += x[k] * w[k];
+		s += x[k] * weight_at(w, type, k);
 	return s;
 }
 
-static void gemm_portable(float *y, size_t ldy, const float *x, size_t ldx, int T, const float *w, size_t ldw,
-                          int rows, int n)
+static void gemm_portable(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, int type,
+                          size_t ldw, int rows, int n)
 {
+	size_t es = type == SL_DT_F32 ? 4 : 2;
 	for (int r = 0; r < rows; r++)
 		for (int t = 0; t < T; t++)
-			y[(size_t)t * ldy + r] = dot_portable(x + (size_t)t * ldx, w + (size_t)r * ldw, n);
+			y[(size_t)t * ldy + r] =
+				dot_portable(x + (size_t)t * ldx, (const char *)w + (size_t)r * ldw * es, type, n);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
 /* The tiles' small loops unrolled, so that the accumulators stay in registers. */
 #if defined(__clang__)
 #define UNROLL _Pragma("unroll")
@@ -66,10 +80,29 @@ AVX2 static inline float hsum8(__m256 v)
 	return lanes_sum(l);
 }
 
-/* One tile of TM tokens by TN rows: each output one accumulator. */
-#define TILE(TM, TN)                                                                                    \
-	AVX2 static void tile_##TM##x##TN(float *y, size_t ldy, const float *x, size_t ldx, const float *w,  \
-	                                  size_t ldw, int n)                                            \
+/* Eight weights as floats: F32 as they are, F16 and BF16 widened (exactly)
+ * in the register, so 16-bit weights are read at their own size. */
+AVX2 static inline __m256 load_f32(const void *w, size_t i)
+{
+	return _mm256_loadu_ps((const float *)w + i);
+}
+
+AVX2 static inline __m256 load_f16(const void *w, size_t i)
+{
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+}
+
+AVX2 static inline __m256 load_bf16(const void *w, size_t i)
+{
+	__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* One tile of TM tokens by TN rows, weights of type WT: each output one
+ * accumulator; the tail products in the scalar types' own widening. */
+#define TILE(WT, TM, TN)                                                                                \
+	AVX2 static void tile_##WT##_##TM##x##TN(float *y, size_t ldy, const float *x, size_t ldx,          \
+	                                         const void *w, size_t ldw, int n)                          \
 	{                                                                                               \
 		__m256 acc[TM][TN];                                                                     \
 		UNROLL for (int i = 0; i < TM; i++)                                                     \
@@ -81,7 +114,7 @@ AVX2 static inline float hsum8(__m256 v)
 			UNROLL for (int i = 0; i < TM; i++)                                             \
 				xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k);                       \
 			UNROLL for (int j = 0; j < TN; j++) {                                           \
-				__m256 wv = _mm256_loadu_ps(w + (size_t)j * ldw + k);                   \
+				__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)k);                  \
 				UNROLL for (int i = 0; i < TM; i++)                                     \
 					acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);              \
 			}                                                                               \
@@ -90,43 +123,59 @@ AVX2 static inline float hsum8(__m256 v)
 			for (int j = 0; j < TN; j++) {                                                  \
 				float s = hsum8(acc[i][j]);                                             \
 				for (int kk = k; kk < n; kk++)                                          \
-					s += x[(size_t)i * ldx + kk] * w[(size_t)j * ldw + kk];         \
+					s += x[(size_t)i * ldx + kk] * weight_at(w, SL_DT_##WT, (int)((size_t)j * ldw + (size_t)kk)); \
 				y[(size_t)i * ldy + j] = s;                                             \
 			}                                                                               \
 	}
 
-TILE(3, 4)
-TILE(1, 4)
-TILE(1, 1)
+#define SL_DT_f32 SL_DT_F32
+#define SL_DT_f16 SL_DT_F16
+#define SL_DT_bf16 SL_DT_BF16
 
-AVX2 static void gemm_avx2(float *y, size_t ldy, const float *x, size_t ldx, int T, const float *w, size_t ldw,
-                           int rows, int n)
-{
-	int r = 0;
-	for (; r + 4 <= rows; r += 4) {
-		int t = 0;
-		for (; t + 3 <= T; t += 3)
-			tile_3x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, w + (size_t)r * ldw, ldw, n);
-		for (; t < T; t++)
-			tile_1x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, w + (size_t)r * ldw, ldw, n);
+#define GEMM(WT)                                                                                        \
+	TILE(WT, 3, 4)                                                                                  \
+	TILE(WT, 1, 4)                                                                                  \
+	TILE(WT, 1, 1)                                                                                  \
+	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w,   \
+	                           size_t ldw, int rows, int n)                                         \
+	{                                                                                               \
+		size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                            \
+		int r = 0;                                                                              \
+		for (; r + 4 <= rows; r += 4) {                                                         \
+			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
+			int t = 0;                                                                      \
+			for (; t + 3 <= T; t += 3)                                                      \
+				tile_##WT##_3x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+			for (; t < T; t++)                                                              \
+				tile_##WT##_1x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+		}                                                                                       \
+		for (; r < rows; r++)                                                                   \
+			for (int t = 0; t < T; t++)                                                     \
+				tile_##WT##_1x1(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx,  \
+				                (const char *)w + (size_t)r * ldw * es, ldw, n);        \
 	}
-	for (; r < rows; r++)
-		for (int t = 0; t < T; t++)
-			tile_1x1(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, w + (size_t)r * ldw, ldw, n);
-}
+
+GEMM(f32)
+GEMM(f16)
+GEMM(bf16)
 #endif
 
-void sl_gemm_f32(float *y, size_t ldy, const float *x, size_t ldx, int T, const float *w, size_t ldw, int rows,
-                 int n)
+void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, int wtype, size_t ldw,
+             int rows, int n)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	static int avx2 = -1;
 	if (avx2 < 0)
 		avx2 = sl_cpu_avx2();
 	if (avx2) {
-		gemm_avx2(y, ldy, x, ldx, T, w, ldw, rows, n);
+		if (wtype == SL_DT_F16)
+			gemm_f16(y, ldy, x, ldx, T, w, ldw, rows, n);
+		else if (wtype == SL_DT_BF16)
+			gemm_bf16(y, ldy, x, ldx, T, w, ldw, rows, n);
+		else
+			gemm_f32(y, ldy, x, ldx, T, w, ldw, rows, n);
 		return;
 	}
 #endif
-	gemm_portable(y, ldy, x, ldx, T, w, ldw, rows, n);
+	gemm_portable(y, ldy, x, ldx, T, w, wtype, ldw, rows, n);
 }

@@ -49,9 +49,9 @@ static void mm_task(int task, void *p)
 			for (int t = 0; t < a->T; t++)
 				a->ti->vec_dot(a->n_in, &a->y[(size_t)t * a->n_out + r], a->w + (size_t)r * a->row_bytes,
 				               a->xq + (size_t)t * a->xq_row_bytes);
-	} else if (a->wtype == SL_DT_F32) {
-		sl_gemm_f32(a->y + r0, (size_t)a->n_out, a->x, (size_t)a->n_in, a->T, (const float *)a->w + (size_t)r0 * a->n_in,
-		            (size_t)a->n_in, nr, a->n_in);
+	} else if (a->wtype == SL_DT_F32 || a->wtype == SL_DT_F16 || a->wtype == SL_DT_BF16) {
+		sl_gemm(a->y + r0, (size_t)a->n_out, a->x, (size_t)a->n_in, a->T, a->w + (size_t)r0 * a->row_bytes, a->wtype,
+		        (size_t)a->n_in, nr, a->n_in);
 	} else {
 		float *tile = malloc((size_t)MM_TILE_ROWS * a->n_in * sizeof(float));
 		if (!tile)
@@ -59,7 +59,8 @@ static void mm_task(int task, void *p)
 		for (int rr = r0; rr < r1; rr += MM_TILE_ROWS) {
 			int k = r1 - rr < MM_TILE_ROWS ? r1 - rr : MM_TILE_ROWS;
 			sl_dtype_rows_to_float(a->wtype, a->w + (size_t)rr * a->row_bytes, tile, k, a->n_in);
-			sl_gemm_f32(a->y + rr, (size_t)a->n_out, a->x, (size_t)a->n_in, a->T, tile, (size_t)a->n_in, k, a->n_in);
+			sl_gemm(a->y + rr, (size_t)a->n_out, a->x, (size_t)a->n_in, a->T, tile, SL_DT_F32, (size_t)a->n_in, k,
+			        a->n_in);
 		}
 		free(tile);
 	}
@@ -219,7 +220,7 @@ static void att_task(int task, void *p)
 	const float *K = a->k + (size_t)kvh * hd;
 	const float *V = a->v + (size_t)kvh * hd;
 	float scale = 1.0f / sqrtf((float)hd);
-	sl_gemm_f32(S, (size_t)L, Q, (size_t)qs, tq, K, a->kv_stride, L, hd);
+	sl_gemm(S, (size_t)L, Q, (size_t)qs, tq, K, SL_DT_F32, a->kv_stride, L, hd);
 	for (int t = 0; t < tq; t++) {
 		float *row = S + (size_t)t * L;
 		int n = a->pos0 + t0 + t + 1; /* causal: keys 0 .. own position */

@@ -1,6 +1,9 @@
 /* The CPU kernels' worker threads. One pool serves every parallel loop, and
  * OpenBLAS is held to a single thread so the two never fight over cores:
- * parallelism comes from splitting work across this pool. */
+ * parallelism comes from splitting work across this pool. Decoding a small
+ * model runs a few hundred short loops a second, so waking a sleeping
+ * thread for each would cost more than the work: idle workers and the
+ * waiting caller spin a little (SPIN polls) before they sleep. */
 #include <cblas.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,7 +24,8 @@ static struct {
 	int n;
 	atomic_int next;
 	atomic_int done;
-	int busy;                /* workers still inside the current loop */
+	atomic_int busy;         /* workers still inside the current loop */
+	atomic_uint_fast64_t published; /* pool.generation, readable without the lock */
 	int requested;
 } pool = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -31,6 +35,18 @@ static struct {
 };
 
 static _Thread_local int in_pool_task;
+
+/* Polls before sleeping: some tens of microseconds. */
+#ifndef SPIN
+#define SPIN 20000
+#endif
+
+static inline void relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
 static void run_tasks(void (*fn)(int, void *), void *arg, int n)
@@ -50,20 +66,23 @@ static void *worker(void *unused)
 {
 	(void)unused;
 	uint64_t seen = 0;
-	pthread_mutex_lock(&pool.mu);
 	for (;;) {
+		for (int i = 0; i < SPIN && atomic_load_explicit(&pool.published, memory_order_acquire) == seen; i++)
+			relax();
+		pthread_mutex_lock(&pool.mu);
 		while (pool.generation == seen)
 			pthread_cond_wait(&pool.wake, &pool.mu);
 		seen = pool.generation;
 		void (*fn)(int, void *) = pool.fn;
 		void *arg = pool.arg;
 		int n = pool.n;
-		pool.busy++;
+		atomic_fetch_add(&pool.busy, 1);
 		pthread_mutex_unlock(&pool.mu);
 		run_tasks(fn, arg, n);
 		pthread_mutex_lock(&pool.mu);
-		if (--pool.busy == 0)
+		if (atomic_fetch_sub(&pool.busy, 1) == 1)
 			pthread_cond_broadcast(&pool.idle);
+		pthread_mutex_unlock(&pool.mu);
 	}
 	return NULL;
 }
@@ -123,7 +142,7 @@ void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg)
 	pthread_mutex_lock(&pool.mu);
 	/* A worker that woke late for the previous loop must leave it before
 	 * the task counter is reset under it. */
-	while (pool.busy > 0)
+	while (atomic_load(&pool.busy) > 0)
 		pthread_cond_wait(&pool.idle, &pool.mu);
 	pool.fn = fn;
 	pool.arg = arg;
@@ -131,13 +150,16 @@ void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg)
 	atomic_store(&pool.next, 0);
 	atomic_store(&pool.done, 0);
 	pool.generation++;
+	atomic_store_explicit(&pool.published, pool.generation, memory_order_release);
 	pthread_cond_broadcast(&pool.wake);
 	pthread_mutex_unlock(&pool.mu);
 
 	run_tasks(fn, arg, n);
 
+	for (int i = 0; i < SPIN && (atomic_load(&pool.busy) > 0 || atomic_load(&pool.done) < n); i++)
+		relax();
 	pthread_mutex_lock(&pool.mu);
-	while (pool.busy > 0 || atomic_load(&pool.done) < n)
+	while (atomic_load(&pool.busy) > 0 || atomic_load(&pool.done) < n)
 		pthread_cond_wait(&pool.idle, &pool.mu);
 	pthread_mutex_unlock(&pool.mu);
 	pthread_mutex_unlock(&pool.submit);

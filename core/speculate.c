@@ -1,0 +1,344 @@
+/* Speculative decoding: draft, verify in one batched target pass, keep
+ * what the target agrees with, rewind both caches to it. The kernels give
+ * every token the same logits whatever batch it shares, so verifying k
+ * drafted tokens at once computes exactly what decoding them one by one
+ * would: greedy speculative output is the target's own greedy output,
+ * token for token. */
+#include "speculate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "tokenizer.h"
+
+sl_status sl_spec_same_vocab(const sl_model *target, const sl_model *draft, sl_error *err)
+{
+	if (target->cfg.vocab_size != draft->cfg.vocab_size)
+		return sl_errorf(err, SL_ERR_ARG, "the draft's vocabulary has %d tokens, the target's %d: a draft must share it",
+		                 draft->cfg.vocab_size, target->cfg.vocab_size);
+	if (!target->tok || !draft->tok)
+		return SL_OK;
+	int n = sl_tok_n_vocab(target->tok);
+	if (sl_tok_n_vocab(draft->tok) != n)
+		return sl_errorf(err, SL_ERR_ARG, "the draft's tokenizer has %d entries, the target's %d",
+		                 sl_tok_n_vocab(draft->tok), n);
+	for (int i = 0; i < n; i++) {
+		const char *a = sl_tok_piece(target->tok, i), *b = sl_tok_piece(draft->tok, i);
+		if (strcmp(a ? a : "", b ? b : ""))
+			return sl_errorf(err, SL_ERR_ARG,
+			                 "the vocabularies differ at token %d ('%.40s' in the target, '%.40s' in the draft): a "
+			                 "draft must share the target's vocabulary",
+			                 i, a ? a : "", b ? b : "");
+	}
+	return SL_OK;
+}
+
+int sl_spec_verify(const float *p, const float *q, const int32_t *x, int j, int n, bool greedy, uint64_t *rng,
+                   int32_t *emit)
+{
+	for (int i = 0; i < j; i++) {
+		const float *pi = p + (size_t)i * n, *qi = q + (size_t)i * n;
+		if (greedy) {
+			int best = sl_argmax(pi, n);
+			emit[i] = best;
+			if (best != x[i])
+				return i;
+			continue;
+		}
+		float px = pi[x[i]], qx = qi[x[i]];
+		if (qx > 0 && (px >= qx || sl_rand01(rng) < px / qx)) {
+			emit[i] = x[i];
+			continue;
+		}
+		/* Rejected: the rest of the target's mass, where it exceeds the draft's. */
+		float *r = malloc((size_t)n * sizeof *r);
+		double total = 0;
+		for (int v = 0; r && v < n; v++) {
+			r[v] = pi[v] > qi[v] ? pi[v] - qi[v] : 0.0f;
+			total += r[v];
+		}
+		emit[i] = r && total > 0 ? sl_sample_from(rng, r, n, total) : sl_sample_from(rng, pi, n, 1.0);
+		free(r);
+		return i;
+	}
+	const float *pj = p + (size_t)j * n;
+	emit[j] = greedy ? sl_argmax(pj, n) : sl_sample_from(rng, pj, n, 1.0);
+	return j;
+}
+
+double sl_spec_overlap(const float *base_logits, const float *logits, int n)
+{
+	float ma = base_logits[sl_argmax(base_logits, n)], mb = logits[sl_argmax(logits, n)];
+	double za = 0, zb = 0, s = 0;
+	for (int i = 0; i < n; i++) {
+		za += exp((double)base_logits[i] - ma);
+		zb += exp((double)logits[i] - mb);
+	}
+	for (int i = 0; i < n; i++) {
+		double a = exp((double)base_logits[i] - ma) / za, b = exp((double)logits[i] - mb) / zb;
+		s += a < b ? a : b;
+	}
+	return s;
+}
+
+void sl_spec_finish(sl_spec_stats *st)
+{
+	st->acceptance = st->drafted ? (double)st->accepted / (double)st->drafted : 0;
+	st->mean_len = st->passes ? (double)(st->accepted + st->passes) / (double)st->passes : 0;
+	st->tps = st->total_s > 0 ? (double)st->generated / st->total_s : 0;
+	st->target_tps = st->baseline_s > 0 ? (double)st->baseline_tokens / st->baseline_s : 0;
+	st->speedup = st->target_tps > 0 ? st->tps / st->target_tps : 0;
+	st->cost_ratio = st->target_token_s > 0 ? st->draft_token_s / st->target_token_s : 0;
+	double a = st->acceptance, c = st->cost_ratio, k = st->k;
+	double gain = a < 1 ? (1 - pow(a, k + 1)) / (1 - a) : k + 1;
+	st->predicted_speedup = gain / (k * c + 1);
+}
+
+/* --- the run ---------------------------------------------------------------- */
+
+typedef struct {
+	const sl_model *target;
+	const sl_draft *draft;
+	const sl_spec_opts *o;
+	sl_state *ts, *ds;        /* target and draft states (no draft state for lookup) */
+	int V;
+	int32_t *seq;             /* prompt and generated tokens */
+	int L;                    /* tokens in seq; the caches hold all but the last */
+	float *plog, *p, *q, *qlog;
+	sl_sampler ps, qs;        /* the distributions target and draft sample from */
+	uint64_t rng;
+	int64_t draft_steps;
+} run;
+
+/* Tokens the draft proposes after seq[0..L): up to kmax into x, their
+ * distributions into q; returns how many. */
+static int propose(run *r, int kmax, int32_t *x, sl_error *err)
+{
+	const sl_spec_opts *o = r->o;
+	bool greedy = o->temp <= 0;
+	if (r->draft->kind == SL_DRAFT_LOOKUP) {
+		int n = r->draft->ngram;
+		if (kmax <= 0 || r->L <= n)
+			return 0;
+		const int32_t *tail = r->seq + r->L - n;
+		for (int i = r->L - n - 1; i >= 0; i--) {
+			if (memcmp(r->seq + i, tail, (size_t)n * sizeof *tail))
+				continue;
+			int j = 0;
+			while (j < kmax && i + n + j < r->L) {
+				x[j] = r->seq[i + n + j];
+				float *qj = r->q + (size_t)j * r->V;
+				memset(qj, 0, (size_t)r->V * sizeof *qj);
+				qj[x[j]] = 1.0f;
+				j++;
+			}
+			return j;
+		}
+		return 0;
+	}
+	int j = 0;
+	sl_state *d = r->ds;
+	int from = d->n_past;
+	if (kmax <= 0)
+		return 0;
+	if (sl_forward(d, r->seq + from, r->L - from, r->qlog, r->L - from - 1, err))
+		return -1;
+	r->draft_steps++;
+	for (; j < kmax; j++) {
+		float *qj = r->q + (size_t)j * r->V;
+		sl_sampler_probs(&r->qs, r->qlog, qj, r->V);
+		if (o->p_min > 0) {
+			sl_sampler t1 = {.temp = 1.0f};
+			if (greedy) {
+				sl_sampler_probs(&t1, r->qlog, r->p, r->V);
+				if (r->p[sl_argmax(r->p, r->V)] < o->p_min)
+					break;
+			} else if (qj[sl_argmax(qj, r->V)] < o->p_min) {
+				break;
+			}
+		}
+		x[j] = greedy ? sl_argmax(r->qlog, r->V) : sl_sample_from(&r->rng, qj, r->V, 1.0);
+		if (j + 1 < kmax) {
+			if (sl_forward(d, &x[j], 1, r->qlog, 0, err))
+				return -1;
+			r->draft_steps++;
+		}
+	}
+	return j;
+}
+
+static void run_free(run *r)
+{
+	sl_state_free(r->ts);
+	sl_state_free(r->ds);
+	free(r->plog);
+	free(r->p);
+	free(r->q);
+	free(r->qlog);
+}
+
+/* The target alone decodes as many tokens, timed: the baseline of the
+ * speed-up, in the same run. */
+static sl_status baseline(run *r, int n_prompt, int n, sl_spec_stats *st, sl_error *err)
+{
+	sl_state *s = NULL;
+	sl_status status = sl_state_new(r->target, r->ts->n_ctx, &s, err);
+	float *lg = malloc((size_t)r->V * sizeof *lg);
+	if (!status && !lg)
+		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	if (!status)
+		status = sl_forward(s, r->seq, n_prompt, lg, n_prompt - 1, err);
+	sl_sampler smp;
+	sl_sampler_init(&smp, r->o->temp, r->o->top_p, r->o->top_k, r->o->seed);
+	/* One forward pass per token, as plain decoding does it. */
+	double t0 = sl_now();
+	for (int done = 0; !status && done < n; done++) {
+		int32_t t = sl_sample(&smp, lg, r->V);
+		status = sl_forward(s, &t, 1, lg, 0, err);
+	}
+	st->baseline_s = sl_now() - t0;
+	st->baseline_tokens = n;
+	st->target_token_s = n ? st->baseline_s / n : 0;
+	free(lg);
+	sl_state_free(s);
+	return status;
+}
+
+sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int32_t *prompt, int n_prompt,
+                       const sl_spec_opts *o, sl_spec_fn on_pass, void *ctx, const sl_progress *prog, int32_t **out,
+                       int *n_out, sl_spec_stats *st, sl_error *err)
+{
+	*out = NULL;
+	*n_out = 0;
+	memset(st, 0, sizeof *st);
+	if (o->k < 1 || o->k > SL_SPEC_MAX_K)
+		return sl_errorf(err, SL_ERR_ARG, "k = %d: a draft proposes 1 to %d tokens per pass", o->k, SL_SPEC_MAX_K);
+	if (n_prompt < 1)
+		return sl_errorf(err, SL_ERR_ARG, "speculative decoding needs a prompt of at least one token");
+	if (o->n_predict < 1)
+		return sl_errorf(err, SL_ERR_ARG, "nothing to generate (%d tokens asked for)", o->n_predict);
+	int ctx_max = target->cfg.max_seq_len;
+	if (n_prompt + o->n_predict + o->k + 1 > ctx_max)
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "the prompt (%d tokens), %d tokens to generate and %d drafted need %d positions; the model "
+		                 "has %d",
+		                 n_prompt, o->n_predict, o->k, n_prompt + o->n_predict + o->k + 1, ctx_max);
+	if (draft->kind == SL_DRAFT_MODEL) {
+		sl_status s = sl_spec_same_vocab(target, draft->model, err);
+		if (s)
+			return s;
+	} else if (draft->kind == SL_DRAFT_EARLY_EXIT) {
+		if (draft->layers < 1 || draft->layers >= target->cfg.n_layers)
+			return sl_errorf(err, SL_ERR_ARG, "an early-exit draft runs 1 to %d of the target's %d blocks, not %d",
+			                 target->cfg.n_layers - 1, target->cfg.n_layers, draft->layers);
+	} else if (draft->ngram < 1 || draft->ngram > 64) {
+		return sl_errorf(err, SL_ERR_ARG, "prompt lookup matches 1 to 64 last tokens, not %d", draft->ngram);
+	}
+	run r = {.target = target, .draft = draft, .o = o, .V = target->cfg.vocab_size, .rng = o->seed ? o->seed : 1};
+	int n_ctx = n_prompt + o->n_predict + o->k + 1;
+	int cap = n_ctx + 1;
+	sl_status status = SL_OK;
+	r.seq = malloc((size_t)cap * sizeof *r.seq);
+	r.plog = malloc((size_t)(o->k + 1) * r.V * sizeof *r.plog);
+	r.p = malloc((size_t)(o->k + 1) * r.V * sizeof *r.p);
+	r.q = malloc((size_t)o->k * r.V * sizeof *r.q);
+	r.qlog = malloc((size_t)r.V * sizeof *r.qlog);
+	if (!r.seq || !r.plog || !r.p || !r.q || !r.qlog) {
+		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory for a vocabulary of %d and k = %d", r.V, o->k);
+		goto done;
+	}
+	sl_sampler_init(&r.ps, o->temp, o->top_p, o->top_k, o->seed);
+	sl_sampler_init(&r.qs, o->temp, o->top_p, o->top_k, o->seed);
+	if ((status = sl_state_new(target, n_ctx, &r.ts, err)))
+		goto done;
+	if (draft->kind != SL_DRAFT_LOOKUP) {
+		const sl_model *dm = draft->kind == SL_DRAFT_MODEL ? draft->model : target;
+		if ((status = sl_state_new(dm, n_ctx, &r.ds, err)) ||
+		    (draft->kind == SL_DRAFT_EARLY_EXIT && (status = sl_state_set_exit(r.ds, draft->layers, err))))
+			goto done;
+	}
+	memcpy(r.seq, prompt, (size_t)n_prompt * sizeof *prompt);
+	r.L = n_prompt;
+	/* Both caches take the prompt but its last token, which the first pass
+	 * feeds with the drafted ones. */
+	if (n_prompt > 1 && ((status = sl_forward(r.ts, r.seq, n_prompt - 1, NULL, 0, err)) ||
+	                     (r.ds && (status = sl_forward(r.ds, r.seq, n_prompt - 1, NULL, 0, err)))))
+		goto done;
+	st->k = o->k;
+	int32_t x[SL_SPEC_MAX_K], emit[SL_SPEC_MAX_K + 1];
+	bool greedy = o->temp <= 0;
+	double t_start = sl_now();
+	int generated = 0;
+	while (generated < o->n_predict) {
+		if (sl_cancelled(prog)) {
+			status = sl_errorf(err, SL_ERR_CANCELLED, "speculative decoding cancelled after %d tokens", generated);
+			break;
+		}
+		int left = o->n_predict - generated;
+		int kmax = left - 1 < o->k ? left - 1 : o->k;
+		double t0 = sl_now();
+		int j = propose(&r, kmax, x, err);
+		if (j < 0) {
+			status = SL_ERR_ARG;
+			break;
+		}
+		double t1 = sl_now();
+		st->draft_s += t1 - t0;
+		/* The target scores the pending token and every drafted one at once. */
+		int32_t batch[SL_SPEC_MAX_K + 1];
+		batch[0] = r.seq[r.L - 1];
+		memcpy(batch + 1, x, (size_t)j * sizeof *x);
+		if ((status = sl_forward(r.ts, batch, j + 1, r.plog, 0, err)))
+			break;
+		for (int i = 0; i <= j; i++)
+			sl_sampler_probs(&r.ps, r.plog + (size_t)i * r.V, r.p + (size_t)i * r.V, r.V);
+		int a = sl_spec_verify(r.p, r.q, x, j, r.V, greedy, &r.rng, emit);
+		st->target_s += sl_now() - t1;
+		/* What this pass adds: up to the end of the run or an end of text. */
+		int n_emit = a + 1 < left ? a + 1 : left;
+		bool end = false;
+		for (int i = 0; i < n_emit && !end; i++)
+			if (emit[i] == o->eos) {
+				n_emit = i + 1;
+				end = true;
+			}
+		/* Keep what was accepted: the caches end before the target's own token. */
+		sl_state_rewind(r.ts, r.L + a);
+		if (r.ds)
+			sl_state_rewind(r.ds, r.L + a);
+		memcpy(r.seq + r.L, emit, (size_t)n_emit * sizeof *emit);
+		r.L += n_emit;
+		generated += n_emit;
+		st->passes++;
+		st->drafted += j;
+		st->accepted += a;
+		st->kept[a]++;
+		for (int i = 1; i <= a; i++)
+			st->at_least[i]++;
+		st->generated = generated;
+		st->total_s = sl_now() - t_start;
+		if (on_pass) {
+			sl_spec_finish(st);
+			sl_spec_pass ps = {emit, a < n_emit ? a : n_emit, x + a, j > a ? j - a : 0, emit[a], st};
+			on_pass(ctx, &ps);
+		}
+		sl_report(prog, (double)generated / o->n_predict, "speculating");
+		if (end)
+			break;
+	}
+	st->total_s = sl_now() - t_start;
+	st->draft_token_s = r.draft_steps ? st->draft_s / (double)r.draft_steps : 0;
+	if (!status && o->baseline)
+		status = baseline(&r, n_prompt, generated, st, err);
+	sl_spec_finish(st);
+	*n_out = generated;
+	*out = malloc((size_t)(generated ? generated : 1) * sizeof **out);
+	if (*out)
+		memcpy(*out, r.seq + n_prompt, (size_t)generated * sizeof **out);
+done:
+	free(r.seq);
+	run_free(&r);
+	return status;
+}
