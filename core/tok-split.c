@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "unicode.h"
 
 /* What one match may cost before the split gives up with an error: far
@@ -68,23 +69,10 @@ sl_status sl_split_compile(const char *pattern, size_t len, sl_split_pattern **o
 	return SL_OK;
 }
 
-/* A growing list of piece ends. */
-typedef struct {
-	size_t *v, n, cap;
-} ends_list;
-
-static bool push_end(ends_list *l, size_t end)
+/* Appends a piece end to a list of them. */
+static bool push_end(sl_buf *ends, size_t end)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 64;
-		size_t *v = realloc(l->v, cap * sizeof *v);
-		if (!v)
-			return false;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = end;
-	return true;
+	return sl_buf_put(ends, &end, sizeof end);
 }
 
 /* The length of the UTF-8 sequence valid text has at a lead byte. */
@@ -106,7 +94,7 @@ static int search(const sl_split_pattern *p, const char *s, size_t n, size_t sta
 /* Splits the piece s[begin, end) with p, appending its new ends to out;
  * on a failed search, returns PCRE2's code and *at the offset it began. */
 static int split_piece(const sl_split_pattern *p, pcre2_match_data *md, const char *s, size_t begin, size_t end,
-                       ends_list *out, size_t *at)
+                       sl_buf *out, size_t *at)
 {
 	const char *piece = s + begin;
 	size_t n = end - begin, pos = 0, gap = 0;
@@ -202,7 +190,7 @@ sl_status sl_split_text(sl_split_pattern *const *patterns, size_t n_patterns, co
 	bool u180e;
 	size_t *from = NULL, m = n, bad = count_invalid(text, n, &u180e);
 	const char *s = text;
-	ends_list cur = {0}, next = {0};
+	sl_buf cur = {0}, next = {0};
 	pcre2_match_data *md = n_patterns ? pcre2_match_data_create(1, NULL) : NULL;
 	sl_status st = SL_OK;
 	if ((n_patterns && !md) || ((bad || u180e) && !sanitize(text, n, bad, &copy, &from, &m)) || !push_end(&cur, m)) {
@@ -212,10 +200,11 @@ sl_status sl_split_text(sl_split_pattern *const *patterns, size_t n_patterns, co
 	if (copy)
 		s = copy;
 	for (size_t r = 0; r < n_patterns; r++) {
-		next.n = 0;
+		next.len = 0;
+		const size_t *cuts = (const size_t *)cur.data;
 		size_t begin = 0, at = 0;
-		for (size_t c = 0; c < cur.n; c++) {
-			int rc = split_piece(patterns[r], md, s, begin, cur.v[c], &next, &at);
+		for (size_t c = 0; c < cur.len / sizeof *cuts; c++) {
+			int rc = split_piece(patterns[r], md, s, begin, cuts[c], &next, &at);
 			if (rc == PCRE2_ERROR_NOMEMORY) {
 				st = sl_errorf(err, SL_ERR_NOMEM, "out of memory splitting %zu bytes", n);
 				goto out;
@@ -228,21 +217,21 @@ sl_status sl_split_text(sl_split_pattern *const *patterns, size_t n_patterns, co
 				               from ? from[at] : at, (const char *)msg);
 				goto out;
 			}
-			begin = cur.v[c];
+			begin = cuts[c];
 		}
-		ends_list t = cur;
+		sl_buf t = cur;
 		cur = next;
 		next = t;
 	}
+	*ends = (size_t *)cur.data;
+	*n_ends = cur.len / sizeof **ends;
 	if (from)
-		for (size_t c = 0; c < cur.n; c++)
-			cur.v[c] = from[cur.v[c]];
-	*ends = cur.v;
-	*n_ends = cur.n;
-	cur.v = NULL;
+		for (size_t c = 0; c < *n_ends; c++)
+			(*ends)[c] = from[(*ends)[c]];
+	cur.data = NULL;
 out:
-	free(cur.v);
-	free(next.v);
+	sl_buf_free(&cur);
+	sl_buf_free(&next);
 	free(copy);
 	free(from);
 	pcre2_match_data_free(md);
