@@ -63,9 +63,10 @@ sl_status sl_load_llama2c(sl_model *m, const char *path, const sl_load_opts *opt
 			                 path, map.size);
 		memcpy(&h, base, sizeof h);
 		off = sizeof h;
-		/* A negative vocabulary size marks an unshared classifier. */
+		/* A negative vocabulary size marks an unshared classifier; INT32_MIN
+		 * has no positive size and stays negative, for the check below. */
 		shared = h.vocab_size > 0;
-		if (h.vocab_size < 0)
+		if (h.vocab_size < 0 && h.vocab_size != INT32_MIN)
 			h.vocab_size = -h.vocab_size;
 	}
 	if (h.dim <= 0 || h.hidden_dim <= 0 || h.n_layers <= 0 || h.n_heads <= 0 || h.n_kv_heads <= 0 ||

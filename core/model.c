@@ -307,9 +307,11 @@ sl_status sl_model_finish(sl_model *m, sl_error *err)
 		m->output = m->tok_embd; /* tied */
 	if (m->pos_embd && rows_of(m->pos_embd) < c->max_seq_len)
 		c->max_seq_len = (int)rows_of(m->pos_embd);
-	for (int il = 0; il < c->n_layers; il++)
-		if (wire_layer(&w, il))
-			return w.st;
+	for (int il = 0; il < c->n_layers; il++) {
+		sl_status st = wire_layer(&w, il);
+		if (st)
+			return st;
+	}
 	c->hidden_dim = m->layers[0].hidden_dim;
 	return SL_OK;
 }

@@ -6,7 +6,7 @@
 
 #include <stdatomic.h>
 
-#include "tok-regex.h"
+#include "tok-split.h"
 #include "tokenizer.h"
 
 /* Tokens with more than this many entries are refused as hostile. */
@@ -59,7 +59,7 @@ struct sl_tokenizer {
 	bool byte_prefix;      /* BPE: a space goes before text not starting with one */
 	bool ignore_merges;    /* BPE: a word that is a whole token is taken as is */
 	char pre_name[48];
-	sl_regex **pre;        /* BPE: the pre-tokenizer splits, in order */
+	sl_split_pattern **pre; /* BPE: the pre-tokenizer splits, in order */
 	size_t n_pre;
 	int32_t *user;         /* user-defined tokens, longest first, matched in text */
 	size_t n_user;

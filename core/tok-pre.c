@@ -1,7 +1,7 @@
 /* The pre-tokenizer types GGUF vocabularies name in tokenizer.ggml.pre: for
  * each, the patterns that split text into words before BPE merges them.
  * Each pattern splits every piece the previous ones left (see
- * sl_regex_split), as a tokenizer.json's chain of Split steps does. The
+ * sl_split_text), as a tokenizer.json's chain of Split steps does. The
  * patterns are the models' own, as their tokenizer.json files state them,
  * and the splits are the ones llama.cpp makes for each name (its test
  * vectors check five of them); "default", for vocabularies that name none,
@@ -20,25 +20,33 @@ static const char *const p_default[] = {
 
 static const char *const p_gpt2[] = {sl_tok_gpt2_pattern, NULL};
 
-/* Llama 3: case-insensitive contractions, numbers in groups of three. */
+/* Llama 3: case-insensitive contractions, numbers in groups of three. Its
+ * tokenizer.json says (?i:'s|'t|'re|'ve|'m|'ll|'d); llama.cpp folds ASCII
+ * only, where PCRE2 would also take "ſ" (U+017F) for "s", so the classes
+ * are spelled out. */
+#define CONTRACTIONS "'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]"
 static const char *const p_llama3[] = {
-	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
+	CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
 	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 	NULL,
 };
 
 /* Qwen2: Llama 3's split with single digits. */
 static const char *const p_qwen2[] = {
-	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
+	CONTRACTIONS "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
 	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 	NULL,
 };
 
+/* Its "\\s+$" is written with a lookbehind: a piece is searched once from
+ * its start, so the match is the same, but PCRE2's interpreter (without
+ * the JIT) no longer retries from every space of a long run that does not
+ * end the piece. */
 static const char *const p_deepseek_llm[] = {
 	"[\r\n]",
 	"\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
 	"\\s?[!-/:-~！-／：-～‘-‟　-。]+",
-	"\\s+$",
+	"(?<!\\s)\\s+$",
 	"[一-龥ࠀ-一가-퟿]+",
 	"\\p{N}+",
 	NULL,

@@ -202,11 +202,11 @@ sl_status sl_tok_add_merge(sl_tokenizer *t, const char *a, size_t alen, const ch
 
 sl_status sl_tok_add_pattern(sl_tokenizer *t, const char *pattern, size_t len, sl_error *err)
 {
-	sl_regex **p = realloc(t->pre, (t->n_pre + 1) * sizeof *p);
+	sl_split_pattern **p = realloc(t->pre, (t->n_pre + 1) * sizeof *p);
 	if (!p)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for pre-tokenizer patterns");
 	t->pre = p;
-	sl_status st = sl_regex_compile(pattern, len, &t->pre[t->n_pre], err);
+	sl_status st = sl_split_compile(pattern, len, &t->pre[t->n_pre], err);
 	if (st != SL_OK)
 		return sl_error_prefix(err, "pre-tokenizer pattern %zu: ", t->n_pre);
 	t->n_pre++;
@@ -472,7 +472,7 @@ void sl_tok_free(sl_tokenizer *t)
 	if (!t || atomic_fetch_sub(&t->refs, 1) > 0)
 		return;
 	for (size_t i = 0; i < t->n_pre; i++)
-		sl_regex_free(t->pre[i]);
+		sl_split_free(t->pre[i]);
 	free(t->pre);
 	free(t->text);
 	free(t->off);
@@ -819,44 +819,14 @@ static sl_status encode_bpe(encoder *e, const char *text, size_t n, sl_error *er
 		text = owned;
 		n++;
 	}
-	sl_status st = SL_OK;
-	uint32_t *cp = malloc((n + 1) * sizeof *cp);
-	size_t *at = malloc((n + 1) * sizeof *at);
-	size_t *cuts = malloc(sizeof *cuts);
-	size_t n_cp = 0, n_cuts = 1;
-	if (!cp || !at || !cuts) {
-		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory encoding %zu bytes", n);
-		goto out;
-	}
-	for (size_t i = 0; i < n; n_cp++) {
-		at[n_cp] = i;
-		i += sl_utf8_decode(text + i, n - i, &cp[n_cp]);
-	}
-	at[n_cp] = n;
-	cuts[0] = n_cp;
-	for (size_t r = 0; r < t->n_pre && n_cp; r++) {
-		size_t *next, n_next;
-		st = sl_regex_split(t->pre[r], cp, n_cp, cuts, n_cuts, &next, &n_next, err);
-		if (st != SL_OK)
-			goto out;
-		free(cuts);
-		cuts = next;
-		n_cuts = n_next;
-	}
-	size_t from = 0;
-	for (size_t c = 0; c < n_cuts && n_cp; c++) {
-		size_t b0 = at[from], b1 = at[cuts[c]];
-		from = cuts[c];
-		int32_t whole = t->ignore_merges ? whole_word(e, text + b0, b1 - b0) : -1;
-		if (!(whole >= 0 ? emit(e, whole) : merge_word(e, text, b0, b1, true))) {
+	size_t *ends, n_ends;
+	sl_status st = sl_split_text(t->pre, t->n_pre, text, n, &ends, &n_ends, err);
+	for (size_t c = 0, from = 0; st == SL_OK && c < n_ends; from = ends[c++]) {
+		int32_t whole = t->ignore_merges ? whole_word(e, text + from, ends[c] - from) : -1;
+		if (!(whole >= 0 ? emit(e, whole) : merge_word(e, text, from, ends[c], true)))
 			st = sl_errorf(err, SL_ERR_NOMEM, "out of memory encoding %zu bytes", n);
-			goto out;
-		}
 	}
-out:
-	free(cp);
-	free(at);
-	free(cuts);
+	free(ends);
 	free(owned);
 	return st;
 }

@@ -1,7 +1,7 @@
-/* UTF-8 and Unicode character classes for the tokenizers. */
+/* UTF-8 decoding and encoding for the tokenizers. */
 #include "unicode.h"
 
-#include <string.h>
+#include <stdbool.h>
 
 static bool is_cont(unsigned char c)
 {
@@ -78,59 +78,4 @@ size_t sl_utf8_encode(uint32_t cp, char out[4])
 	out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
 	out[3] = (char)(0x80 | (cp & 0x3F));
 	return 4;
-}
-
-enum sl_gc sl_unicode_gc(uint32_t cp)
-{
-	if (cp > 0x10FFFF)
-		return SL_GC_CN;
-	/* The last range that starts at or before cp; entry 0 starts at 0. */
-	size_t lo = 0, hi = sl_unicode_gc_nranges;
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (sl_unicode_gc_ranges[mid] >> 8 <= cp)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return (enum sl_gc)(sl_unicode_gc_ranges[lo] & 0xFF);
-}
-
-bool sl_unicode_is_space(uint32_t cp)
-{
-	/* PropList.txt's White_Space: short and stable, so written out here. */
-	if (cp <= 0x20)
-		return cp == 0x20 || (cp >= 0x09 && cp <= 0x0D);
-	switch (cp) {
-	case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-	case 0x202F: case 0x205F: case 0x3000:
-		return true;
-	}
-	return cp >= 0x2000 && cp <= 0x200A;
-}
-
-uint32_t sl_unicode_gc_mask(const char *name, size_t len)
-{
-	static const char names[SL_GC_COUNT][3] = {
-		"Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No",
-		"Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So",
-		"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co",
-	};
-	if (len == 1) {
-		switch (name[0]) {
-		case 'L': return SL_GCM_L;
-		case 'M': return SL_GCM_M;
-		case 'N': return SL_GCM_N;
-		case 'P': return SL_GCM_P;
-		case 'S': return SL_GCM_S;
-		case 'Z': return SL_GCM_Z;
-		case 'C': return SL_GCM_C;
-		}
-		return 0;
-	}
-	if (len == 2)
-		for (int i = 0; i < SL_GC_COUNT; i++)
-			if (memcmp(names[i], name, 2) == 0)
-				return SL_GC_BIT(i);
-	return 0;
 }

@@ -11,7 +11,6 @@
 #include "core/gguf.h"
 #include "core/tok-internal.h"
 #include "core/tokenizer.h"
-#include "core/unicode.h"
 #include "test.h"
 
 static const char *tmp_path(const char *name)
@@ -702,7 +701,7 @@ static void test_hf_hostile(void)
 		{"merge.json", "model.merges", "[\"a zz\"]", "merge 0", SL_ERR_FORMAT},
 		{"merge-num.json", "model.merges", "[7]", "merges[0]", SL_ERR_FORMAT},
 		{"regex.json", "pre_tokenizer.pretokenizers", "[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a|\"},"
-		 "\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\"}]", "missing )", SL_ERR_FORMAT},
+		 "\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\"}]", "missing closing parenthesis", SL_ERR_FORMAT},
 		{"removed.json", "pre_tokenizer", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Removed\"}",
 		 "Isolated", SL_ERR_UNSUPPORTED},
 		{"bert.json", "pre_tokenizer", "{\"type\":\"BertPreTokenizer\"}", "BertPreTokenizer", SL_ERR_UNSUPPORTED},
@@ -730,44 +729,36 @@ static void test_hf_hostile(void)
 	}
 }
 
-/* Splits text with the given patterns in turn: the pieces joined by '|'. */
+/* Splits text with the given patterns in turn: the pieces joined by '|',
+ * or the error. */
 static char *split(const char *const *patterns, const char *text)
 {
-	size_t n = 0, len = strlen(text);
-	uint32_t cp[256];
-	size_t at[257];
-	for (size_t i = 0; i < len; n++) {
-		at[n] = i;
-		i += sl_utf8_decode(text + i, len - i, &cp[n]);
+	size_t len = strlen(text);
+	sl_split_pattern *pats[8] = {0};
+	size_t n_pats = 0, *ends = NULL, n_ends = 0;
+	sl_error err;
+	char *out = NULL;
+	for (; patterns[n_pats] && !out; n_pats++) {
+		if (n_pats == 8)
+			out = sl_strdup("more than 8 patterns");
+		else if (sl_split_compile(patterns[n_pats], strlen(patterns[n_pats]), &pats[n_pats], &err) != SL_OK)
+			out = sl_strdup(err.msg);
 	}
-	at[n] = len;
-	size_t *cuts = malloc(sizeof *cuts), ncuts = 1;
-	cuts[0] = n;
-	for (; *patterns; patterns++) {
-		sl_regex *re;
-		sl_error err;
-		if (sl_regex_compile(*patterns, strlen(*patterns), &re, &err) != SL_OK) {
-			free(cuts);
-			return sl_strdup(err.msg);
-		}
-		size_t *next, nnext;
-		sl_regex_split(re, cp, n, cuts, ncuts, &next, &nnext, &err);
-		sl_regex_free(re);
-		free(cuts);
-		cuts = next;
-		ncuts = nnext;
-	}
-	char *out = malloc(2 * len + 2), *d = out;
-	size_t from = 0;
-	for (size_t i = 0; i < ncuts; i++) {
+	if (!out && sl_split_text(pats, n_pats, text, len, &ends, &n_ends, &err) != SL_OK)
+		out = sl_strdup(err.msg);
+	for (size_t i = 0; i < n_pats && i < 8; i++)
+		sl_split_free(pats[i]);
+	if (out)
+		return out;
+	char *d = out = malloc(2 * len + 2);
+	for (size_t i = 0, from = 0; i < n_ends; from = ends[i++]) {
 		if (i)
 			*d++ = '|';
-		memcpy(d, text + at[from], at[cuts[i]] - at[from]);
-		d += at[cuts[i]] - at[from];
-		from = cuts[i];
+		memcpy(d, text + from, ends[i] - from);
+		d += ends[i] - from;
 	}
 	*d = 0;
-	free(cuts);
+	free(ends);
 	return out;
 }
 
@@ -790,13 +781,13 @@ static void check_pattern(const char *pattern, const char *text, const char *wan
 
 static void check_bad_pattern(const char *pattern, const char *what)
 {
-	sl_regex *re;
+	sl_split_pattern *p;
 	sl_error err = {0};
-	sl_status st = sl_regex_compile(pattern, strlen(pattern), &re, &err);
-	CHECK(st != SL_OK && strstr(err.msg, what), "/%s/: expected an error saying \"%s\", got \"%s\"", pattern,
-	      what, st == SL_OK ? "success" : err.msg);
+	sl_status st = sl_split_compile(pattern, strlen(pattern), &p, &err);
+	CHECK(st == SL_ERR_FORMAT && strstr(err.msg, what), "/%s/: expected an error saying \"%s\", got \"%s\"",
+	      pattern, what, st == SL_OK ? "success" : err.msg);
 	if (st == SL_OK)
-		sl_regex_free(re);
+		sl_split_free(p);
 }
 
 static void test_pre_tokenizers(void)
@@ -814,10 +805,10 @@ static void test_pre_tokenizers(void)
 		const sl_tok_pre_type *pt = sl_tok_pre_lookup(names[i]);
 		CHECK(pt, "pre-tokenizer %s is unknown", names[i]);
 		for (const char *const *p = pt ? pt->patterns : NULL; p && *p; p++) {
-			sl_regex *re;
+			sl_split_pattern *sp;
 			sl_error err;
-			CHECK(sl_regex_compile(*p, strlen(*p), &re, &err) == SL_OK, "%s: %s", names[i], err.msg);
-			sl_regex_free(re);
+			CHECK(sl_split_compile(*p, strlen(*p), &sp, &err) == SL_OK, "%s: %s", names[i], err.msg);
+			sl_split_free(sp);
 		}
 	}
 	CHECK(!sl_tok_pre_lookup("llama") && !sl_tok_pre_lookup("") && !sl_tok_pre_lookup("bpe"),
@@ -833,6 +824,7 @@ static void test_pre_tokenizers(void)
 	/* Its punctuation split (!-/:-~) takes ASCII letters too: a word
 	 * with other letters falls apart, in the original tokenizer as here. */
 	check_split("deepseek-llm", "Hello wörld 123\n", "Hello| w|ö|rld| |123|\n");
+	check_split("deepseek-llm", " x  1  ", " x|  |1|  ");
 	check_split("tekken", "HelloWorld ABCdef", "Hello|World| ABCdef");
 	check_split("bloom", "Hi, you. ok", "Hi|,| you|.| ok");
 
@@ -844,18 +836,75 @@ static void test_pre_tokenizers(void)
 	check_pattern("[\\p{Lu}]+", "abCDe", "ab|CD|e");
 	check_pattern("\\P{L}+", "ab12cd", "ab|12|cd");
 	check_pattern("a{2,3}?", "aaaa", "aa|aa");
-	check_bad_pattern("\\d", "unsupported escape");
-	check_bad_pattern("a.b", "'.' is not supported");
-	check_bad_pattern("(a*)*", "can match nothing");
-	check_bad_pattern("[z-a]", "out of order");
-	check_bad_pattern("(ab", "missing )");
-	check_bad_pattern("ab)", "unbalanced )");
-	check_bad_pattern("[ab", "unterminated");
-	check_bad_pattern("a{3,1}", "bad {m,n}");
-	check_bad_pattern("a{1001}", "too large");
-	check_bad_pattern("\\p{Xx}", "unknown Unicode category");
-	check_bad_pattern("(?<=a)b", "unsupported group");
-	check_bad_pattern("*a", "misplaced");
+	/* $ is the end of the piece only, not before a final newline. */
+	check_pattern("a$", "aa\n", "aa\n");
+	/* Empty matches cut nothing; the search goes on a character later. */
+	check_pattern("a*", "baab", "b|aa|b");
+	check_pattern("x*", "ab\xc3\xa9", "ab\xc3\xa9");
+	/* What PCRE2 brings: lookbehind, atomic groups (no backtracking into
+	 * them), possessive repeats, \d by Unicode. */
+	check_pattern("(?<=a)b", "abcb", "a|b|cb");
+	check_pattern("(?>a+)a|b", "aab", "aa|b");
+	check_pattern("\\p{L}++", "ab12cd", "ab|12|cd");
+	check_pattern("\\d+", "x12\xd9\xa3y", "x|12\xd9\xa3|y");
+	/* Bytes that are not UTF-8 match as U+FFFD (a symbol, \p{So}), one
+	 * each, and the pieces keep the bytes. */
+	check_pattern("\\p{L}+", "ab\xff\xfe" "cd", "ab|\xff\xfe|cd");
+	check_pattern("[^a]", "a\xe2\x82", "a|\xe2|\x82");
+	check_pattern("\\p{So}+", "\xc3\x28\xc3\xa9\xef\xbf\xbd\xf0\x9f", "\xc3|(\xc3\xa9|\xef\xbf\xbd\xf0\x9f");
+	check_split("gpt-2", "x \xc3\x28 y\xff", "x| \xc3(| y|\xff");
+	/* \s is Unicode's White_Space, as in the tokenizers' engines: U+0085
+	 * is one, U+180E (a space to PCRE2) and U+200B are not. */
+	check_pattern("\\s+", "a\xc2\x85\xe1\xa0\x8e\xe2\x80\x8b b", "a|\xc2\x85|\xe1\xa0\x8e\xe2\x80\x8b| |b");
+	check_split("gpt-2", "a\xe1\xa0\x8e!", "a|\xe1\xa0\x8e!");
+	/* Contractions fold ASCII case only, as llama.cpp's do: "'ſ" is not
+	 * "'s". */
+	check_split("llama-bpe", "it'\xc5\xbf" "a it'S", "it|'\xc5\xbf" "a| it|'S");
+	check_split("qwen2", "it'\xc5\xbf" "a it'S", "it|'\xc5\xbf" "a| it|'S");
+
+	/* A text too long for the JIT's stack is matched by the interpreter. */
+	size_t reps = 20000;
+	char *ab = malloc(2 * reps + 2);
+	for (size_t i = 0; i < reps; i++)
+		memcpy(ab + 2 * i, "ab", 2);
+	memcpy(ab + 2 * reps, "c", 2);
+	const char *const alt[] = {"(?:a|b)+c", NULL};
+	char *got = split(alt, ab);
+	CHECK(strcmp(got, ab) == 0, "(?:a|b)+c on %zu bytes: \"%.60s\"", 2 * reps + 1, got);
+	free(got);
+	free(ab);
+	/* Trailing spaces cost linear time, with the JIT or without: a run of
+	 * spaces that does not end its piece is not searched from each. */
+	size_t n_sp = 100000;
+	char *spaces = malloc(n_sp + 2);
+	memset(spaces, ' ', n_sp);
+	memcpy(spaces + n_sp, "1", 2);
+	const sl_tok_pre_type *ds = sl_tok_pre_lookup("deepseek-llm");
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	got = split(ds->patterns, spaces);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+	CHECK(strlen(got) == n_sp + 2 && got[n_sp] == '|' && secs < 10, "deepseek-llm on %zu spaces and a digit: "
+	      "%.1f s, \"%.40s\"", n_sp, secs, got);
+	free(got);
+	free(spaces);
+	/* A match that backtracks without end is cut off with an error. */
+	const char *const costly[] = {"(\\p{L}+)+\\p{N}", NULL};
+	got = split(costly, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!");
+	CHECK(strstr(got, "pattern 0 failed on this text at byte 0: match limit exceeded"), "costly pattern: %s", got);
+	free(got);
+
+	check_bad_pattern("(ab", "pattern offset 3: missing closing parenthesis");
+	check_bad_pattern("ab)", "unmatched closing parenthesis");
+	check_bad_pattern("[z-a]", "range out of order");
+	check_bad_pattern("[ab", "missing terminating ]");
+	check_bad_pattern("a{3,1}", "numbers out of order");
+	check_bad_pattern("a{70000}", "number too big");
+	check_bad_pattern("\\p{Xx}", "unknown property");
+	check_bad_pattern("*a", "quantifier does not follow a repeatable item");
+	check_bad_pattern("a\\Cb", "\\C is disabled");
+	check_bad_pattern("a\xff", "UTF-8 error");
 }
 
 /* Vocabularies are read often (every model load): time the largest. */
@@ -879,13 +928,19 @@ static void test_load_time(void)
 	printf("deepseek-llm (102400 tokens, 99757 merges) loads in %.1f ms\n", best);
 }
 
-int main(void)
+static void test_all_vectors(const char *how)
 {
 	static const char *const with_vectors[] = {"deepseek-llm", "falcon", "gpt-2", "llama-spm", "phi-3"};
+	vectors_passed = vectors_total = 0;
 	for (size_t i = 0; i < sizeof with_vectors / sizeof with_vectors[0]; i++)
 		test_vectors(with_vectors[i]);
 	if (vectors_total)
-		printf("llama.cpp vectors: %d/%d match\n", vectors_passed, vectors_total);
+		printf("llama.cpp vectors, %s: %d/%d match\n", how, vectors_passed, vectors_total);
+}
+
+int main(void)
+{
+	test_all_vectors("PCRE2 JIT where it works");
 
 	static const struct {
 		const char *rel;
@@ -913,5 +968,11 @@ int main(void)
 	test_spm_across_words();
 	test_hf_hostile();
 	test_load_time();
+
+	/* PCRE2's interpreter, where the JIT is missing, splits the same. */
+	setenv("SL_NO_JIT", "1", 1);
+	test_all_vectors("PCRE2 interpreter");
+	test_pre_tokenizers();
+	unsetenv("SL_NO_JIT");
 	return test_finish();
 }
