@@ -24,6 +24,11 @@ double sl_log_prob(const float *logits, int n, int target)
 
 double sl_kl_logits(const float *p_logits, const float *q_logits, int n, bool *same_top1)
 {
+	return sl_compare_logits(p_logits, q_logits, n, NULL, same_top1);
+}
+
+double sl_compare_logits(const float *p_logits, const float *q_logits, int n, double *overlap, bool *same_top1)
+{
 	float pm = p_logits[0], qm = q_logits[0];
 	int pa = 0, qa = 0;
 	for (int i = 1; i < n; i++) {
@@ -41,12 +46,19 @@ double sl_kl_logits(const float *p_logits, const float *q_logits, int n, bool *s
 		ps += exp((double)p_logits[i] - pm);
 		qs += exp((double)q_logits[i] - qm);
 	}
-	double lps = log(ps), lqs = log(qs), kl = 0;
+	double lps = log(ps), lqs = log(qs), kl = 0, ov = 0;
 	for (int i = 0; i < n; i++) {
 		double lp = (double)p_logits[i] - pm - lps;
 		double lq = (double)q_logits[i] - qm - lqs;
-		kl += exp(lp) * (lp - lq);
+		double p = exp(lp);
+		kl += p * (lp - lq);
+		if (overlap) {
+			double q = exp(lq);
+			ov += p < q ? p : q;
+		}
 	}
+	if (overlap)
+		*overlap = ov;
 	if (same_top1)
 		*same_top1 = pa == qa;
 	return kl > 0 ? kl : 0;
@@ -80,7 +92,9 @@ bool sl_score_add(sl_score *sc, const float *logits, const float *base_logits, i
 		}
 		sc->bnll += -sl_log_prob(base_logits, vocab, target);
 		bool same;
-		double k = sl_kl_logits(base_logits, logits, vocab, &same);
+		double ov;
+		double k = sl_compare_logits(base_logits, logits, vocab, &ov, &same);
+		sc->overlap += ov;
 		sc->kls[sc->count] = k;
 		sc->kl += k;
 		sc->kl2 += k * k;
@@ -114,6 +128,7 @@ void sl_score_result(sl_score *sc, sl_eval_result *r)
 	r->kl_p99 = sc->kls[(size_t)((n - 1) * 0.99)];
 	r->kl_max = sc->kls[n - 1];
 	r->top1 = (double)sc->agree / n;
+	r->acceptance = sc->overlap / n;
 }
 
 void sl_score_free(sl_score *sc)

@@ -25,6 +25,9 @@ typedef struct {
 	double base_ppl, delta_ppl;
 	double kl_mean, kl_se, kl_median, kl_p99, kl_max;
 	double top1;            /* fraction of positions where both argmaxes agree */
+	double acceptance;      /* mean over positions of sum min(p, q): the share of sampled tokens a
+	                         * speculative run would keep with this model drafting for the base
+	                         * (greedy acceptance is top1) */
 	double seconds;
 } sl_eval_result;
 
@@ -32,7 +35,7 @@ typedef struct {
  * sensitivity sweeps) scores predictions with the same arithmetic. */
 typedef struct {
 	bool with_base;
-	double nll, nll2, bnll, kl, kl2;
+	double nll, nll2, bnll, kl, kl2, overlap;
 	long long agree, count;
 	double *kls;          /* every KL, for the median and tail */
 	size_t kls_cap;
@@ -64,6 +67,10 @@ sl_status sl_eval_text(const sl_model *m, const sl_model *base, const char *text
 /* KL(p || q) for two rows of logits, in nats; also reports whether the
  * argmaxes agree. */
 double sl_kl_logits(const float *p_logits, const float *q_logits, int n, bool *same_top1);
+/* The same, with the overlap of the two distributions, sum min(p, q) (1
+ * minus their total variation): the chance that a token q samples is kept
+ * by speculative sampling against p. */
+double sl_compare_logits(const float *p_logits, const float *q_logits, int n, double *overlap, bool *same_top1);
 /* log softmax(logits)[target], in nats. */
 double sl_log_prob(const float *logits, int n, int target);
 

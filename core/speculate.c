@@ -68,21 +68,6 @@ int sl_spec_verify(const float *p, const float *q, const int32_t *x, int j, int 
 	return j;
 }
 
-double sl_spec_overlap(const float *base_logits, const float *logits, int n)
-{
-	float ma = base_logits[sl_argmax(base_logits, n)], mb = logits[sl_argmax(logits, n)];
-	double za = 0, zb = 0, s = 0;
-	for (int i = 0; i < n; i++) {
-		za += exp((double)base_logits[i] - ma);
-		zb += exp((double)logits[i] - mb);
-	}
-	for (int i = 0; i < n; i++) {
-		double a = exp((double)base_logits[i] - ma) / za, b = exp((double)logits[i] - mb) / zb;
-		s += a < b ? a : b;
-	}
-	return s;
-}
-
 void sl_spec_finish(sl_spec_stats *st)
 {
 	st->acceptance = st->drafted ? (double)st->accepted / (double)st->drafted : 0;

@@ -95,10 +95,4 @@ void sl_spec_finish(sl_spec_stats *st);
 int sl_spec_verify(const float *p, const float *q, const int32_t *x, int j, int n, bool greedy, uint64_t *rng,
                    int32_t *emit);
 
-/* The draft acceptance a compressed model would have as a draft of its
- * base, without a draft loop: sum over tokens of min(p, q), the overlap of
- * the two distributions (1 - total variation), for one position's logits
- * at temperature 1. */
-double sl_spec_overlap(const float *base_logits, const float *logits, int n);
-
 #endif

@@ -20,7 +20,8 @@ static const char eval_usage[] =
 	"  --text FILE        text to score (e.g. data/eval.txt)\n"
 	"  --ctx N            window length in tokens (default 512 or the model's context)\n"
 	"  --chunks N         score at most N windows (default: all the text holds)\n"
-	"  --base MODEL       reference model for KL, top-1 and delta PPL\n";
+	"  --base MODEL       reference model for KL, top-1, delta PPL and the acceptance this\n"
+	"                     model would have as a speculative draft of BASE (sum min(p, q))\n";
 
 static const char eval_usage_tail[] =
 	"  --tokenizer FILE   llama2.c tokenizer.bin for MODEL and BASE\n"
@@ -46,6 +47,8 @@ cJSON *cli_eval_json(const sl_eval_result *r, const char *text)
 		cJSON_AddNumberToObject(o, "kl_p99", r->kl_p99);
 		cJSON_AddNumberToObject(o, "kl_max", r->kl_max);
 		cJSON_AddNumberToObject(o, "top1_agreement", r->top1);
+		cJSON_AddNumberToObject(o, "acceptance", r->acceptance);
+		cJSON_AddNumberToObject(o, "greedy_acceptance", r->top1);
 	}
 	cJSON_AddNumberToObject(o, "seconds", r->seconds);
 	return o;
@@ -60,6 +63,8 @@ void cli_print_eval(const sl_eval_result *r)
 		printf("KL           mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r->kl_mean, r->kl_se,
 		       r->kl_median, r->kl_p99, r->kl_max);
 		printf("top-1        %.2f%% agreement\n", 100.0 * r->top1);
+		printf("acceptance   %.2f%% sampled, %.2f%% greedy, as a speculative draft of the base (predicted)\n",
+		       100.0 * r->acceptance, 100.0 * r->top1);
 	}
 	printf("time         %.2f s\n", r->seconds);
 }
