@@ -117,25 +117,11 @@ static bool need_model(sl_tui *t)
 
 /* --- opening and saving ------------------------------------------------------- */
 
-static void go_open_model(sl_tui *t, void *arg, bool go)
-{
-	if (go)
-		sl_task_open_model(t, arg);
-	free(arg);
-}
-
 static void go_open_session(sl_tui *t, void *arg, bool go)
 {
 	if (go)
 		sl_task_open_session(t, arg);
 	free(arg);
-}
-
-void sl_open_asking(sl_tui *t, const char *path)
-{
-	char *p = sl_strdup(path);
-	if (p)
-		sl_tui_unless_unsaved(t, "opening another model", go_open_model, p);
 }
 
 static void cmd_open(sl_tui *t, int argc, char **argv)
@@ -161,28 +147,13 @@ static void cmd_save(sl_tui *t, int argc, char **argv)
 {
 	if (!need_model(t))
 		return;
-	sl_session *s = t->app.ses;
-	const char *path = argc > 1 ? argv[1] : s->path;
+	const char *path = argc > 1 ? argv[1] : t->app.ses->path;
 	if (!path[0]) {
 		sl_cmdline_open(&t->cl, "save ");
 		sl_tui_msg(t, false, "save the session as: type a file name (Tab completes)");
 		return;
 	}
-	/* Views record where they are into the session first. */
-	for (int i = 0; i < t->n_views; i++)
-		if (t->classes[i]->leave)
-			t->classes[i]->leave(t->views[i], &t->app);
-	snprintf(s->view.current, sizeof s->view.current, "%s", t->classes[t->cur]->name);
-	char target[PATH_MAX];
-	snprintf(target, sizeof target, "%s", path);
-	sl_error err = {0};
-	if (sl_session_save(s, target, &err)) {
-		sl_tui_msg(t, true, "%s", err.msg);
-		return;
-	}
-	s->recovered = false;
-	sl_autosave(s, NULL);
-	sl_tui_msg(t, false, "session saved to %s", target);
+	sl_tui_save(t, path);
 }
 
 /* --- jobs ------------------------------------------------------------------ */
