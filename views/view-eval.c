@@ -165,7 +165,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case 'e': case SL_KEY_ENTER: snprintf(cmd, n, "eval --text calibration"); return true;
 	case 'E': snprintf(cmd, n, "eval --text evaluation"); return true;
 	case 'c': snprintf(cmd, n, ":set ctx=%d", app->ses->settings.ctx); return true;
-	case 'k': snprintf(cmd, n, ":set chunks=%d", app->ses->settings.chunks); return true;
+	case 'w': snprintf(cmd, n, ":set chunks=%d", app->ses->settings.chunks); return true;
 	case 'n': snprintf(cmd, n, ":note "); return true;
 	case 'd':
 	case SL_KEY_DELETE:
@@ -179,8 +179,8 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 static const sl_keyhelp keys[] = {
 	{"e Enter", "evaluate on the calibration text"},
 	{"E", "evaluate on the evaluation text"},
-	{"Up/Down, click", "choose a run of the history"},
-	{"c / k", "set the window length / number of windows"},
+	{"Up/Down j/k, click", "choose a run of the history"},
+	{"c / w", "set the window length / number of windows (0: all)"},
 	{"d Delete", "remove the run from the history"},
 	{"n", "add a note to the session"},
 	{NULL, NULL},
@@ -189,7 +189,7 @@ static const sl_keyhelp keys[] = {
 const sl_view_class sl_view_eval = {
 	.name = "eval",
 	.title = "Evaluate",
-	.hints = "e evaluate  E eval text  c ctx  k windows  n note",
+	.hints = "e evaluate  E eval text  c ctx  w windows  n note",
 	.keys = keys,
 	.create = create,
 	.destroy = free,
