@@ -25,9 +25,38 @@ wait_gone ":set chunks"
 keys k
 sleep 0.3
 row 24 | grep -q "set chunks" && fail "k opened the windows setting"
+
+echo "== a running job's progress is in the header; the key bar stays whole"
+cmd "set chunks=0" # every window of the calibration text: long enough to watch
+keys e
+wait_row 1 "ETA" 30
+wait_row 1 "Esc cancels"
+hints="e evaluate  E eval text  c ctx  w windows  n note  ? keys  : command  q quit"
+row 24 | grep -qF "$hints" || fail "the key bar is not whole while a job runs: '$(row 24)'"
+keys Escape
+wait_for "cancelled" 30
 keys q
 wait_for "Before quitting"
 keys d
+wait_for "EXIT 0"
+
+echo "== narrow screens drop whole hints; long paths keep their file name"
+mkdir -p "$work/a-directory-with-a-rather-long-name/and-another-one-below-it"
+long="$work/a-directory-with-a-rather-long-name/and-another-one-below-it/session-file.json"
+start 60 20 "$model"
+wait_for "token_embd"
+keys 3
+wait_row 20 "f format  m method  s sparsity  ? keys  : command  q quit"
+keys q
+wait_for "EXIT 0"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "save $long"
+wait_for "session saved to"
+keys 3
+wait_row 1 "/session-file.json"
+row 1 | grep -q "…/" || fail "the session's path is cut without an ellipsis: '$(row 1)'"
+keys q
 wait_for "EXIT 0"
 
 finish "all workbench key checks passed"

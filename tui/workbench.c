@@ -89,37 +89,66 @@ static void draw_too_small(void)
 	}
 }
 
+/* The running job, right-aligned on the header row from column right
+ * leftwards: " name [bar] 45%  ETA 0:12  stage  Esc cancels", dropping the
+ * stage, then the hint, then the bar until it fits in budget columns.
+ * Returns the columns it takes (0: nothing drawn when draw is false). */
+static int job_progress(const sl_app *a, int budget, bool draw)
+{
+	char name[48], eta[16], tail[160];
+	snprintf(name, sizeof name, " ● %s ", a->job.name);
+	sl_fmt_duration(a->job.eta, eta, sizeof eta);
+	const char *hint = a->job.queued ? "  Esc cancels (more queued) " : "  Esc cancels ";
+	int bw = 0, used = 0;
+	for (int drop = 0; drop < 4; drop++) {
+		bw = drop < 3 ? (COLS >= 120 ? 20 : 10) : 0;
+		snprintf(tail, sizeof tail, " %3.0f%%  ETA %s%s%s%s", 100 * a->job.frac, a->job.eta >= 0 ? eta : "--:--",
+		         drop < 1 ? "  " : "", drop < 1 ? a->job.stage : "", drop < 2 ? hint : " ");
+		used = sl_text_width(name) + bw + sl_text_width(tail);
+		if (used <= budget)
+			break;
+	}
+	if (!draw)
+		return used;
+	int x = COLS - used;
+	x += sl_text(0, x, COLS - x, SL_R_BAR_KEY, name);
+	if (bw)
+		sl_bar(0, x, bw, a->job.frac, SL_R_FILL, SL_R_EMPTY);
+	sl_text(0, x + bw, COLS - x - bw, SL_R_BAR, tail);
+	return used;
+}
+
+/* The header: slimlab, the model, the recipe; at the right the session's
+ * file, or while a job runs its progress (which the left side makes room
+ * for, keeping the model's name). */
 static void draw_header(sl_tui *t)
 {
 	sl_app *a = &t->app;
 	sl_fill(0, 0, COLS, SL_R_BAR);
-	int x = sl_text(0, 0, COLS, SL_R_BAR_KEY, " slimlab ");
+	int right = a->job.active ? job_progress(a, COLS - 28, false) : 0, lw = COLS - right - 1;
+	int x = sl_text(0, 0, lw, SL_R_BAR_KEY, " slimlab ");
 	if (a->model) {
-		x += sl_textf(0, x, COLS - x, SL_R_BAR, " %s ", a->model_name);
+		x += sl_textf(0, x, lw - x, SL_R_BAR, " %s ", a->model_name);
 		const sl_recipe *r = a->ses->recipe;
-		x += sl_textf(0, x, COLS - x, SL_R_BAR, "%s recipe%s%s%s", a->utf8 ? "│" : "|", r->name[0] ? " " : "",
-		              r->name, a->recipe_empty ? " (changes nothing)" : "");
+		x += sl_textf(0, x, lw - x, SL_R_BAR, "%s recipe%s%s%s", a->utf8 ? "│" : "|", r->name[0] ? " " : "", r->name,
+		              a->recipe_empty ? " (changes nothing)" : "");
 		if (!a->recipe_empty)
-			x += sl_textf(0, x, COLS - x, SL_R_BAR, " %.2f bpw", a->est.bpw);
+			x += sl_textf(0, x, lw - x, SL_R_BAR, " %.2f bpw", a->est.bpw);
 	}
-	char right[160];
-	if (a->job.active)
-		snprintf(right, sizeof right, " ● %s %3.0f%% ", a->job.name, 100 * a->job.frac);
-	else if (a->model)
-		snprintf(right, sizeof right, " %.120s%s ", a->ses->path[0] ? a->ses->path : "unsaved session",
-		         a->ses->dirty ? " *" : "");
-	else
-		right[0] = 0;
-	int rw = sl_text_width(right);
-	if (rw > COLS - x - 1)
-		rw = COLS - x - 1;
-	if (rw > 0) {
-		/* Long paths lose their beginning, which matters least. */
-		const char *r = right;
-		while (sl_text_width(r) > rw)
-			r++;
-		sl_text(0, COLS - rw, rw, a->job.active ? SL_R_BAR_KEY : SL_R_BAR, r);
+	if (a->job.active) {
+		job_progress(a, COLS - 28, true);
+		return;
 	}
+	if (!a->model || COLS - x - 3 < 1)
+		return;
+	/* The session's file: a long path keeps its file name. */
+	char path[160];
+	sl_path_fit(a->ses->path[0] ? a->ses->path : "unsaved session", COLS - x - 3 - (a->ses->dirty ? 2 : 0), path,
+	            sizeof path);
+	char label[200];
+	snprintf(label, sizeof label, " %s%s ", path, a->ses->dirty ? " *" : "");
+	int rw = sl_text_width(label);
+	sl_text(0, COLS - rw, rw, SL_R_BAR, label);
 }
 
 /* The tabs with a space between them; on narrow screens without it, and
@@ -181,6 +210,24 @@ static void draw_text_box(const char *title, const char *text, sl_role role, con
 		sl_text(r.y + 2 + n, r.x + 2, r.w - 4, SL_R_ACCENT, footer);
 }
 
+/* The key bar: the view's hints and the global ones, each whole; the
+ * view's last hints give way first on narrow screens. */
+static void draw_hints(const char *view_hints, int y, int x, int w)
+{
+	static const char global[] = "  ? keys  : command  q quit";
+	char line[512];
+	int n = snprintf(line, sizeof line, "%s", view_hints);
+	while (n > 0 && sl_text_width(line) + sl_text_width(global) > w) {
+		char *cut = line;
+		for (char *p = line; (p = strstr(p, "  ")); p += 2)
+			cut = p;
+		*cut = 0;
+		n = (int)(cut - line);
+	}
+	int used = sl_text(y, x, w, SL_R_BAR, line);
+	sl_text(y, x + used, w - used, SL_R_BAR, n ? global : global + 2);
+}
+
 static void draw_status(sl_tui *t)
 {
 	sl_app *a = &t->app;
@@ -195,28 +242,7 @@ static void draw_status(sl_tui *t)
 		return;
 	}
 	sl_fill(y, 0, COLS, SL_R_BAR);
-	int right = 0;
-	if (a->job.active) {
-		/* " name [bar] 45% ETA 0:12 stage  Esc cancels", dropping parts from
-		 * the end until it leaves room for a message. */
-		char name[48], eta[16], tail[160];
-		snprintf(name, sizeof name, " %s ", a->job.name);
-		sl_fmt_duration(a->job.eta, eta, sizeof eta);
-		const char *stage = a->job.stage, *hint = a->job.queued ? "  Esc cancels (more queued) " : "  Esc cancels ";
-		int bw = COLS >= 120 ? 20 : 10, budget = COLS - 30;
-		for (int drop = 0; drop < 3; drop++) {
-			snprintf(tail, sizeof tail, " %3.0f%%  ETA %s%s%s%s", 100 * a->job.frac, a->job.eta >= 0 ? eta : "--:--",
-			         drop < 2 ? "  " : " ", drop < 2 ? stage : "", drop < 1 ? hint : "");
-			right = sl_text_width(name) + bw + sl_text_width(tail);
-			if (right <= budget)
-				break;
-		}
-		int x = COLS - right;
-		x += sl_text(y, x, COLS - x, SL_R_BAR_KEY, name);
-		sl_bar(y, x, bw, a->job.frac, SL_R_FILL, SL_R_EMPTY);
-		sl_text(y, x + bw, COLS - x - bw, SL_R_BAR, tail);
-	}
-	int w = COLS - right - 1;
+	int w = COLS - 1;
 	t->message_box = a->message[0] && a->message_error && sl_text_width(a->message) > w - 1;
 	if (t->message_box) {
 		/* An error too long for the line is shown whole, above it. */
@@ -228,8 +254,7 @@ static void draw_status(sl_tui *t)
 		sl_text(y, 1, w, a->message_error ? SL_R_BAD : SL_R_BAR, a->message);
 		return;
 	}
-	int x = 1 + sl_text(y, 1, w, SL_R_BAR, view_table[t->cur]->hints);
-	sl_text(y, x, w - x + 1, SL_R_BAR, "  ? keys  : command  q quit");
+	draw_hints(view_table[t->cur]->hints, y, 1, w);
 }
 
 static void draw_box_lines(const char *title, const sl_keyhelp *a, const sl_keyhelp *b, int top)

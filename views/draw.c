@@ -206,6 +206,28 @@ int sl_text_width(const char *s)
 	return w;
 }
 
+void sl_path_fit(const char *path, int w, char *buf, size_t n)
+{
+	const char *ell = D.utf8 ? "…" : "...";
+	if (sl_text_width(path) <= w) {
+		snprintf(buf, n, "%s", path);
+		return;
+	}
+	/* The longest tail from a '/' on that fits after the ellipsis. */
+	for (const char *p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
+		snprintf(buf, n, "%s%s", ell, p);
+		if (sl_text_width(buf) <= w)
+			return;
+	}
+	/* Not even the file name: its beginning, then the ellipsis. */
+	const char *name = strrchr(path, '/');
+	name = name ? name + 1 : path;
+	int keep = (int)strlen(name);
+	do
+		snprintf(buf, n, "%.*s%s", keep, name, ell);
+	while (keep-- > 0 && sl_text_width(buf) > w);
+}
+
 int sl_text(int y, int x, int w, sl_role r, const char *s)
 {
 	if (w <= 0 || y < 0 || y >= LINES || x < 0 || x >= COLS)

@@ -32,6 +32,9 @@ int sl_text(int y, int x, int w, sl_role r, const char *s);
 int sl_textf(int y, int x, int w, sl_role r, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Display width of UTF-8 text. */
 int sl_text_width(const char *s);
+/* A path in at most w columns: whole when it fits, else an ellipsis and
+ * as much of its end as fits, so the file name stays whole where it can. */
+void sl_path_fit(const char *path, int w, char *buf, size_t n);
 void sl_fill(int y, int x, int w, sl_role r);
 void sl_clear_rect(sl_rect r);
 /* A box's frame with a title in its top edge. */
