@@ -26,6 +26,23 @@ keys k
 sleep 0.3
 row 24 | grep -q "set chunks" && fail "k opened the windows setting"
 
+echo "== a new evaluation is selected when it arrives; k and j move the selection"
+keys e
+wait_row 7 "base model, recipe - (as is)" 60
+cmd "rule all format=q8_0"
+keys 4 e
+wait_row 7 "recipe model, recipe - (all: q8_0)" 60
+keys 3
+cmd "rule all format=q4_0"
+cmd "eval" # from another view: the Evaluate view opens on the new run
+wait_row 7 "recipe model, recipe - (all: q4_0)" 60
+keys k
+wait_row 7 "(all: q8_0)"
+keys k
+wait_row 7 "base model"
+keys j
+wait_row 7 "(all: q8_0)"
+
 echo "== a running job's progress is in the header; the key bar stays whole"
 cmd "set chunks=0" # every window of the calibration text: long enough to watch
 keys e

@@ -169,6 +169,7 @@ static void eval_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 		sl_tui_msg(t, true, "%s", aerr.msg);
 		return;
 	}
+	t->app.runs_added++;
 	sl_tui_session_changed(t);
 	const sl_eval_result *r = &e->run.r;
 	if (r->has_base && e->run.has_predicted)

@@ -105,6 +105,7 @@ typedef struct sl_app {
 	sl_recipe_issue fallbacks[8]; /* formats some modules cannot hold, and what they get */
 	int n_fallbacks;
 	bool recipe_empty;      /* the recipe changes nothing */
+	unsigned runs_added;    /* evaluations that joined the history: the Evaluate view selects each new one */
 
 	/* The running job, as the header and status line show it. */
 	struct {

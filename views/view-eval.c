@@ -11,11 +11,21 @@
 typedef struct {
 	sl_list list;
 	sl_rect table;
+	unsigned runs_seen;     /* app->runs_added when the cursor last followed it */
 } eval_view;
 
 static void *create(void)
 {
 	return calloc(1, sizeof(eval_view));
+}
+
+/* A run that just arrived is the one to look at. */
+static void follow_new_run(eval_view *v, const sl_app *app)
+{
+	if (v->runs_seen == app->runs_added)
+		return;
+	v->runs_seen = app->runs_added;
+	v->list.cursor = app->ses->n_runs - 1;
 }
 
 static void enter(void *self, sl_app *app)
@@ -25,6 +35,7 @@ static void enter(void *self, sl_app *app)
 	/* The newest run is what one wants to see after a while away. */
 	if (!v->list.cursor)
 		v->list.cursor = app->ses->n_runs - 1;
+	follow_new_run(v, app);
 }
 
 static void leave(void *self, sl_app *app)
@@ -97,6 +108,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		draw_notes(s, r);
 		return;
 	}
+	follow_new_run(v, app);
 	sl_list_fit(&v->list, s->n_runs, 1);
 	const sl_run *cur = &s->runs[v->list.cursor];
 	draw_run(cur, y, r.x + 1, r.w - 2);
