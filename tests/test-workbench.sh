@@ -76,4 +76,35 @@ row 1 | grep -q "…/" || fail "the session's path is cut without an ellipsis: '
 keys q
 wait_for "EXIT 0"
 
+echo "== Recipe: x exports under a new name beside the model; an existing file is asked about"
+cp "$model" "$work/m.gguf"
+start 80 24 "$work/m.gguf"
+wait_for "token_embd"
+keys 3
+wait_row 24 "x export"
+cmd "rule all format=q8_0"
+keys x
+wait_row 24 ":export $work/m-slim.gguf"
+keys Enter
+wait_for "m-slim.gguf: " 60
+[ -s "$work/m-slim.gguf" ] || fail "x and Enter wrote no GGUF"
+keys x
+wait_row 24 ":export $work/m-slim-2.gguf" # the first name is taken now
+keys C-u
+T send-keys -t w -l "export $work/m-slim.gguf"
+keys Enter
+wait_for "m-slim.gguf exists already."
+before=$(cksum <"$work/m-slim.gguf")
+keys c
+wait_gone "exists already"
+[ "$(cksum <"$work/m-slim.gguf")" = "$before" ] || fail "cancel overwrote the file"
+cmd "rule all format=q4_0"
+cmd "apply --out $work/m-slim.gguf"
+wait_for "m-slim.gguf exists already."
+keys o
+wait_for "m-slim.gguf: " 60
+[ "$(cksum <"$work/m-slim.gguf")" != "$before" ] || fail "o did not overwrite the file"
+cmd "quit!"
+wait_for "EXIT 0"
+
 finish "all workbench key checks passed"

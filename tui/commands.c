@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/formats.h"
@@ -213,14 +214,73 @@ static void cmd_generate(sl_tui *t, int argc, char **argv)
 	sl_task_generate(t);
 }
 
+static void answer_overwrite(sl_tui *t, int key, void *arg)
+{
+	if (key == 'o')
+		sl_task_apply(t, arg);
+	free(arg);
+}
+
+/* Exports the recipe's model to path, asking first when a file is there. */
+static void export_to(sl_tui *t, const char *path)
+{
+	char *p;
+	if (access(path, F_OK))
+		sl_task_apply(t, path);
+	else if ((p = sl_strdup(path)))
+		sl_tui_ask(t, "[o]verwrite it  [c]ancel", answer_overwrite, p, "%s exists already.", path);
+}
+
 static void cmd_apply(sl_tui *t, int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "--out"))
-		sl_task_apply(t, argv[2]);
+		export_to(t, argv[2]);
 	else if (argc == 1)
 		sl_task_apply(t, NULL);
 	else
 		sl_tui_msg(t, true, "usage: apply [--out FILE.gguf]");
+}
+
+/* A name no file has yet for the exported model: MODEL-slim.gguf (then
+ * -slim-2, ...) beside the model when its folder can be written, else in
+ * the current folder. */
+static void export_name(const sl_model *m, char *buf, size_t n)
+{
+	char dir[PATH_MAX], stem[256];
+	sl_path_dir(m->path, dir, sizeof dir);
+	if (access(dir, W_OK))
+		snprintf(dir, sizeof dir, ".");
+	const char *slash = strrchr(m->path, '/'), *name = slash ? slash + 1 : m->path, *dot = strrchr(name, '.');
+	snprintf(stem, sizeof stem, "%.*s", dot && dot != name ? (int)(dot - name) : (int)strlen(name), name);
+	for (int i = 1; i < 1000; i++) {
+		char tail[300];
+		snprintf(tail, sizeof tail, i > 1 ? "%s-slim-%d.gguf" : "%s-slim.gguf", stem, i);
+		if (strcmp(dir, "."))
+			sl_path_join(buf, n, dir, tail);
+		else
+			snprintf(buf, n, "%s", tail);
+		if (access(buf, F_OK))
+			return;
+	}
+}
+
+static void cmd_export(sl_tui *t, int argc, char **argv)
+{
+	if (argc > 2) {
+		sl_tui_msg(t, true, "usage: export [FILE.gguf]");
+		return;
+	}
+	if (argc == 2) {
+		export_to(t, argv[1]);
+		return;
+	}
+	if (!need_model(t))
+		return;
+	char path[PATH_MAX], line[PATH_MAX + 16];
+	export_name(t->app.model, path, sizeof path);
+	snprintf(line, sizeof line, "export %s", path);
+	sl_cmdline_open(&t->cl, line);
+	sl_tui_msg(t, false, "Enter writes the recipe's model there as GGUF (or type another name)");
 }
 
 static void cmd_inspect(sl_tui *t, int argc, char **argv)
@@ -685,6 +745,8 @@ static const command commands[] = {
 	{"generate", "generate [-n N] [--temp T] [PROMPT]", "base and recipe model continue PROMPT", cmd_generate,
 	 C_GENERATE},
 	{"apply", "apply [--out FILE.gguf]", "build the recipe's model; with --out export it as GGUF", cmd_apply, C_PATH},
+	{"export", "export [FILE.gguf]", "export the recipe's model as GGUF (no FILE: offers a new name)", cmd_export,
+	 C_PATH},
 	{"rule", "rule add SEL k=v... | rule N k=v... | rule set SEL k=v... | rule N delete|up|down",
 	 "edit the recipe (keys: format method sparsity pattern prune layers match)", cmd_rule, C_RULE},
 	{"recipe", "recipe new|load FILE|save FILE|name NAME|validate", "the recipe as a whole", cmd_recipe, C_RECIPE},

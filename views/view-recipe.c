@@ -176,6 +176,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case 'n': snprintf(cmd, n, "recipe new"); return true;
 	case 'S': snprintf(cmd, n, ":recipe save "); return true;
 	case 'L': snprintf(cmd, n, ":recipe load "); return true;
+	case 'x': snprintf(cmd, n, "export"); return true;
 	}
 	if (!ru)
 		return false;
@@ -224,13 +225,14 @@ static const sl_keyhelp keys[] = {
 	{"u / U Ctrl-R", "undo / redo"},
 	{"n", "start a new, empty recipe"},
 	{"S / L", "save the recipe to a file / load one"},
+	{"x", "export the recipe's model as GGUF (the command line offers a new file name)"},
 	{NULL, NULL},
 };
 
 const sl_view_class sl_view_recipe = {
 	.name = "recipe",
 	.title = "Recipe",
-	.hints = "f format  m method  s sparsity  a add  d delete  u undo  U redo",
+	.hints = "f format  m method  s sparsity  x export  a add  d delete",
 	.keys = keys,
 	.create = create,
 	.destroy = free,
