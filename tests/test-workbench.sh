@@ -7,6 +7,19 @@
 
 # row N: screen row N (from 1).
 row() { screen | sed -n "$1p"; }
+# wait_match REGEX [SECONDS]: until a line of the screen matches REGEX (grep -E).
+wait_match() {
+	n=$((${2:-15} * 10))
+	while [ "$n" -gt 0 ]; do
+		screen | grep -qE -- "$1" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	fail "the screen never matched '$1'"
+	return 1
+}
+# menu_has ITEM: whether the open menu lists ITEM.
+menu_has() { screen | grep -qE "(│|\|) $1 "; }
 
 echo "== Evaluate: w sets the number of windows, k moves the selection"
 start 80 24 "$model"
@@ -105,6 +118,46 @@ keys o
 wait_for "m-slim.gguf: " 60
 [ "$(cksum <"$work/m-slim.gguf")" != "$before" ] || fail "o did not overwrite the file"
 cmd "quit!"
+wait_for "EXIT 0"
+
+echo "== the format menu filters as you type and shows bits per weight and bytes"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "inspect blk.0.attn_q"
+wait_for "blk.0.attn_q  64 x 64"
+keys f
+wait_for "leave the weights as they are"
+T send-keys -t w -l "q80"
+# 64 rows of two 34-byte Q8_0 blocks: 4352 bytes, 8.5 bits per weight
+wait_match "q8_0 +8\\.50 bpw +4\\.35 KB  ggml Q8_0"
+keys Escape
+wait_gone "8.50 bpw"
+cmd "inspect blk.0.ffn_down"
+wait_for "blk.0.ffn_down  64 x 172"
+keys f
+T send-keys -t w -l "q80"
+# rows of 172 do not fit blocks of 32: f16, 64 x 172 x 2 bytes
+wait_match "q8_0 +16\\.00 bpw +22\\.02 KB  → f16"
+keys Escape
+wait_gone "16.00 bpw"
+keys 3 f
+T send-keys -t w -l "q4k"
+wait_for "format · q4k"
+menu_has q4_0 && fail "q4k kept q4_0 in the menu"
+keys BSpace BSpace
+wait_for "format · q "
+wait_for "q6_k"
+menu_has int8 && fail "q kept int8 in the menu"
+keys BSpace
+T send-keys -t w -l "i4g128a"
+wait_for "int4-g128-asym"
+menu_has int4-g128 && fail "i4g128a kept int4-g128 in the menu"
+keys Enter
+wait_gone "format · "
+cmd "save $work/f.json"
+wait_for "session saved to"
+check_file "$work/f.json" '"format":[[:space:]]*"int4-g128-asym"' "the format chosen after filtering"
+keys q
 wait_for "EXIT 0"
 
 finish "all workbench key checks passed"

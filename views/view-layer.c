@@ -187,10 +187,13 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case 'r':
 		snprintf(cmd, n, "inspect %s", app->mods[mi].name);
 		return true;
-	case 'f':
-		sl_pick_open(&v->menu, SL_PICK_FORMAT,
-		             app->plans && app->plans[mi].format ? app->plans[mi].format->name : NULL);
+	case 'f': {
+		sl_rule scope;
+		sl_rule_init(&scope);
+		snprintf(scope.match, sizeof scope.match, "%s", app->mods[mi].name);
+		sl_pick_format(&v->menu, app, &scope, app->plans && app->plans[mi].format ? app->plans[mi].format->name : NULL);
 		return true;
+	}
 	default:
 		return false;
 	}

@@ -242,9 +242,13 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 		if (mod >= 0)
 			snprintf(cmd, n, "inspect %s", app->mods[mod].name);
 		return true;
-	case 'f':
-		sl_pick_open(&v->menu, SL_PICK_FORMAT, plan && plan->format ? plan->format->name : NULL);
+	case 'f': {
+		sl_rule scope;
+		sl_rule_init(&scope);
+		snprintf(scope.match, sizeof scope.match, "%s", sel);
+		sl_pick_format(&v->menu, app, &scope, plan && plan->format ? plan->format->name : NULL);
 		return true;
+	}
 	case 'm':
 		sl_pick_open(&v->menu, SL_PICK_METHOD, plan ? plan->method : NULL);
 		return true;

@@ -159,7 +159,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 		if (!sl_list_click(&v->list, k, v->table))
 			return false;
 		if (before == v->list.cursor && (ru = row_rule(rc, v->list.cursor)))
-			sl_pick_open(&v->menu, SL_PICK_FORMAT, ru->has_format ? ru->format : NULL);
+			sl_pick_format(&v->menu, app, ru, ru->has_format ? ru->format : NULL);
 		return true;
 	}
 	if (k->mods & SL_KMOD_CTRL) {
@@ -183,7 +183,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	switch (k->code) {
 	case SL_KEY_ENTER:
 	case 'f':
-		sl_pick_open(&v->menu, SL_PICK_FORMAT, ru->has_format ? ru->format : NULL);
+		sl_pick_format(&v->menu, app, ru, ru->has_format ? ru->format : NULL);
 		return true;
 	case 'm': sl_pick_open(&v->menu, SL_PICK_METHOD, ru->has_method ? ru->method : NULL); return true;
 	case 's': sl_pick_open(&v->menu, SL_PICK_SPARSITY, NULL); return true;

@@ -60,6 +60,10 @@ void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, siz
  * chosen item becomes the "key=value ..." words of a rule command. */
 typedef enum { SL_PICK_FORMAT = 1, SL_PICK_METHOD, SL_PICK_SPARSITY, SL_PICK_PATTERN, SL_PICK_PRUNE } sl_pick;
 void sl_pick_open(sl_menu *m, sl_pick what, const char *current);
+/* The format menu, each format with the bits per weight and bytes it
+ * gives the modules scope selects, and where some cannot hold it, the
+ * format they fall back to. */
+void sl_pick_format(sl_menu *m, const sl_app *app, const sl_rule *scope, const char *current);
 void sl_pick_words(const sl_menu *m, int item, char *buf, size_t n);
 /* The items of a menu (built from the registries), for completion. */
 int sl_pick_items(sl_pick what, const char *const **items);
