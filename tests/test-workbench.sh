@@ -55,6 +55,9 @@ keys k
 wait_row 7 "base model"
 keys j
 wait_row 7 "(all: q8_0)"
+wait_match "^ # .* recipe +bpw +text +PPL +ΔPPL +KL +top-1"
+wait_match "^ 2 .* all: q8_0 .* [0-9]+\\.[0-9]{5} +[0-9]+\\.[0-9]{2}%"
+wait_match "Δ [-+][0-9.]+   top-1 [0-9.]+%" # in the run's figures too
 
 echo "== a running job's progress is in the header; the key bar stays whole"
 cmd "set chunks=0" # every window of the calibration text: long enough to watch
@@ -86,7 +89,12 @@ wait_for "session saved to"
 keys 3
 wait_row 1 "/session-file.json"
 row 1 | grep -q "…/" || fail "the session's path is cut without an ellipsis: '$(row 1)'"
-keys q
+cp "$srcdir/data/calib.txt" "$work/a-directory-with-a-rather-long-name/and-another-one-below-it/calib-text.txt"
+printf '{"slimlab_recipe": 1, "calibration": {"text": "%s"}, "default": {"format": "q8_0"}, "rules": []}\n' \
+	"$work/a-directory-with-a-rather-long-name/and-another-one-below-it/calib-text.txt" >"$work/calib.json"
+cmd "recipe load $work/calib.json"
+wait_match "calibration: …/.*/calib-text\\.txt, seed 0"
+cmd "quit!"
 wait_for "EXIT 0"
 
 echo "== Recipe: x exports under a new name beside the model; an existing file is asked about"

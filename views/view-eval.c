@@ -53,11 +53,12 @@ static void draw_run(const sl_run *run, int y, int x, int w)
 	if (r->has_base) {
 		u += sl_textf(y, x + u, w - u, SL_R_NORMAL, "   base %.4f  Δ ", r->base_ppl);
 		u += sl_textf(y, x + u, w - u, r->delta_ppl > 0 ? SL_R_BAD : SL_R_GOOD, "%+.4f", r->delta_ppl);
+		sl_textf(y, x + u, w - u, SL_R_NORMAL, "   top-1 %.2f%%", 100 * r->top1);
 		u = sl_textf(y + 1, x, w, SL_R_NORMAL, "KL mean %.5f ± %.5f", r->kl_mean, r->kl_se);
 		if (run->has_predicted)
 			u += sl_textf(y + 1, x + u, w - u, SL_R_ACCENT, " (predicted %.5f)", run->predicted_kl);
-		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, "  median %.5f  p99 %.5f  max %.4f   top-1 %.2f%%", r->kl_median,
-		         r->kl_p99, r->kl_max, 100 * r->top1);
+		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, "  median %.5f  p99 %.5f  max %.4f", r->kl_median, r->kl_p99,
+		         r->kl_max);
 	}
 	sl_textf(y + 2, x, w, SL_R_DIM, "%s model, recipe %s (%s), %.2f bpw, %s text, %d windows of %d, %lld scored, %.1f s",
 	         run->model, run->recipe[0] ? run->recipe : "-", run->recipe_summary, run->bpw, run->text, r->n_chunks,
@@ -131,14 +132,32 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	free(kl);
 	y += 2;
 
-	static const char *heads[] = {"#", "when", "model", "recipe", "bpw", "text", "PPL", "ΔPPL", "KL", "top-1"};
-	static const int cw[] = {4, 9, 7, 22, 7, 7, 10, 9, 10, 8};
-	int cx[10];
-	cx[0] = r.x + 1;
-	for (int i = 1; i < 10; i++)
-		cx[i] = cx[i - 1] + cw[i - 1];
-	for (int i = 0; i < 10; i++)
-		sl_text(y, cx[i], cx[i] + cw[i] <= r.x + r.w ? cw[i] : r.x + r.w - cx[i], SL_R_DIM, heads[i]);
+	/* The recipe takes what the other columns leave (16 to 30); on narrow
+	 * screens the time, the model and the text give way first, so the
+	 * figures always fit. */
+	enum { C_NUM, C_WHEN, C_MODEL, C_RECIPE, C_BPW, C_TEXT, C_PPL, C_DPPL, C_KL, C_TOP1, NC };
+	static const char *heads[NC] = {"#", "when", "model", "recipe", "bpw", "text", "PPL", "ΔPPL", "KL", "top-1"};
+	static const int width[NC] = {4, 9, 7, 0, 6, 6, 10, 9, 9, 8};
+	static const int give_way[] = {C_WHEN, C_MODEL, C_TEXT};
+	bool shown[NC];
+	int fixed = 0;
+	for (int i = 0; i < NC; i++) {
+		shown[i] = true;
+		fixed += width[i];
+	}
+	for (int k = 0; k < 3 && r.w - 2 - fixed < 16; k++) {
+		shown[give_way[k]] = false;
+		fixed -= width[give_way[k]];
+	}
+	int cw[NC], cx[NC], x = r.x + 1;
+	for (int i = 0; i < NC; i++) {
+		cw[i] = !shown[i] ? 0 : i == C_RECIPE ? (r.w - 2 - fixed > 30 ? 30 : r.w - 2 - fixed) : width[i];
+		cx[i] = x;
+		x += cw[i];
+	}
+	for (int i = 0; i < NC; i++)
+		if (cw[i])
+			sl_text(y, cx[i], cw[i], SL_R_DIM, heads[i]);
 	int notes_h = notes_height(s);
 	v->table = (sl_rect){y + 1, r.x, r.y + r.h - y - 1 - notes_h, r.w};
 	sl_list_fit(&v->list, s->n_runs, v->table.h);
@@ -149,19 +168,20 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_role role = sel ? SL_R_SELECTED : SL_R_NORMAL;
 		int yy = v->table.y + i;
 		sl_fill(yy, r.x, r.w, role);
-		char c[10][128];
-		snprintf(c[0], sizeof c[0], "%d", k + 1);
-		snprintf(c[1], sizeof c[1], "%.8s", strlen(run->when) > 11 ? run->when + 11 : run->when);
-		snprintf(c[2], sizeof c[2], "%s", run->model);
-		snprintf(c[3], sizeof c[3], "%s", run->recipe_summary);
-		snprintf(c[4], sizeof c[4], "%.2f", run->bpw);
-		snprintf(c[5], sizeof c[5], "%.5s", run->text);
-		snprintf(c[6], sizeof c[6], "%.4f", run->r.ppl);
-		snprintf(c[7], sizeof c[7], run->r.has_base ? "%+.4f" : "-", run->r.delta_ppl);
-		snprintf(c[8], sizeof c[8], run->r.has_base ? "%.5f" : "-", run->r.kl_mean);
-		snprintf(c[9], sizeof c[9], run->r.has_base ? "%.2f%%" : "-", 100 * run->r.top1);
-		for (int j = 0; j < 10; j++)
-			sl_text(yy, cx[j], cx[j] + cw[j] <= r.x + r.w ? cw[j] - 1 : r.x + r.w - cx[j], role, c[j]);
+		char c[NC][128];
+		snprintf(c[C_NUM], sizeof c[0], "%d", k + 1);
+		snprintf(c[C_WHEN], sizeof c[0], "%.8s", strlen(run->when) > 11 ? run->when + 11 : run->when);
+		snprintf(c[C_MODEL], sizeof c[0], "%s", run->model);
+		snprintf(c[C_RECIPE], sizeof c[0], "%s", run->recipe_summary);
+		snprintf(c[C_BPW], sizeof c[0], "%.2f", run->bpw);
+		snprintf(c[C_TEXT], sizeof c[0], "%.5s", run->text);
+		snprintf(c[C_PPL], sizeof c[0], "%.4f", run->r.ppl);
+		snprintf(c[C_DPPL], sizeof c[0], run->r.has_base ? "%+.4f" : "-", run->r.delta_ppl);
+		snprintf(c[C_KL], sizeof c[0], run->r.has_base ? "%.5f" : "-", run->r.kl_mean);
+		snprintf(c[C_TOP1], sizeof c[0], run->r.has_base ? "%.2f%%" : "-", 100 * run->r.top1);
+		for (int j = 0; j < NC; j++)
+			if (cw[j])
+				sl_text(yy, cx[j], cw[j] - 1, role, c[j]);
 	}
 	draw_notes(s, r);
 }

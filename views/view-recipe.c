@@ -129,9 +129,11 @@ static void draw(void *self, sl_app *app, sl_rect r)
 			snprintf(tokens, sizeof tokens, ", %d tokens", rc->calib.tokens);
 		if (rc->calib.ctx)
 			snprintf(ctx, sizeof ctx, ", windows of %d", rc->calib.ctx);
-		sl_textf(r.y + r.h - 1, r.x + 1, r.w - 2, SL_R_DIM, "calibration: %s%s%s, seed %llu",
-		         rc->calib.text[0] ? rc->calib.text : "the default text", tokens, ctx,
-		         (unsigned long long)rc->calib.seed);
+		char tail[96], text[512];
+		snprintf(tail, sizeof tail, "%s%s, seed %llu", tokens, ctx, (unsigned long long)rc->calib.seed);
+		sl_path_fit(rc->calib.text[0] ? rc->calib.text : "the default text",
+		            r.w - 2 - sl_text_width("calibration: ") - sl_text_width(tail), text, sizeof text);
+		sl_textf(r.y + r.h - 1, r.x + 1, r.w - 2, SL_R_DIM, "calibration: %s%s", text, tail);
 	}
 	if (v->menu.open)
 		sl_menu_draw(&v->menu, r);
