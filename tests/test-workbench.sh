@@ -168,4 +168,17 @@ check_file "$work/f.json" '"format":[[:space:]]*"int4-g128-asym"' "the format ch
 keys q
 wait_for "EXIT 0"
 
+echo "== :open and :session of a file that does not exist say so and ask nothing"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "rule all format=q8_0" # unsaved changes
+cmd "open /nope.gguf"
+wait_for "/nope.gguf does not exist"
+screen | grep -q "unsaved changes" && fail ":open asked about unsaved changes before finding the file missing"
+cmd "session $work/nope.json"
+wait_for "nope.json does not exist"
+screen | grep -q "unsaved changes" && fail ":session asked about unsaved changes before finding the file missing"
+cmd "quit!"
+wait_for "EXIT 0"
+
 finish "all workbench key checks passed"

@@ -139,7 +139,7 @@ static void cmd_session(sl_tui *t, int argc, char **argv)
 		sl_tui_msg(t, true, "usage: session FILE");
 		return;
 	}
-	char *p = sl_strdup(argv[1]);
+	char *p = sl_open_exists(t, argv[1]) ? sl_strdup(argv[1]) : NULL;
 	if (p)
 		sl_tui_unless_unsaved(t, "opening another session", go_open_session, p);
 }

@@ -211,8 +211,18 @@ static void go_open_model(sl_tui *t, void *arg, bool go)
 	free(arg);
 }
 
+bool sl_open_exists(sl_tui *t, const char *path)
+{
+	if (!access(path, F_OK))
+		return true;
+	sl_tui_msg(t, true, "%s does not exist", path);
+	return false;
+}
+
 void sl_open_asking(sl_tui *t, const char *path)
 {
+	if (!sl_open_exists(t, path))
+		return;
 	char *p = sl_strdup(path);
 	if (p)
 		sl_tui_unless_unsaved(t, "opening another model", go_open_model, p);

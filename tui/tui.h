@@ -124,8 +124,11 @@ void sl_task_open_session(sl_tui *t, const char *path);
 /* Opens the autosave a crashed slimlab left, and removes it once the
  * session it holds is back. */
 void sl_task_recover(sl_tui *t, const char *autosave_path);
-/* Opens a model as :open does, asking first about unsaved changes. */
+/* Opens a model as :open does: a path that does not exist is said so,
+ * else it asks first about unsaved changes. */
 void sl_open_asking(sl_tui *t, const char *path);
+/* Whether path exists; says it does not when so. */
+bool sl_open_exists(sl_tui *t, const char *path);
 /* Replaces the session (and the model, which may be NULL). */
 void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m);
 /* Frees the session, the model and everything derived from them. */
