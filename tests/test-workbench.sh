@@ -181,4 +181,38 @@ screen | grep -q "unsaved changes" && fail ":session asked about unsaved changes
 cmd "quit!"
 wait_for "EXIT 0"
 
+echo "== keys typed ahead of a popup never run as the view's keys"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "rule all format=q8_0"
+wait_for "9.97 bpw"
+# One burst: a command whose error is a box, then o (file picker) and u (undo).
+T send-keys -t w ":sweep q9_9,q4_0" Enter ou
+wait_for "any key closes the message"
+sleep 0.5
+screen | grep -q "Open a model or a session" && fail "a key typed ahead of the error box opened the file picker"
+screen | grep -q "9.97 bpw" || fail "a key typed ahead of the error box undid the recipe"
+wait_for "unknown format 'q9_9'" # the box is still up: o and u were typed ahead of it
+# A burst that starts with ':' closes the box and goes to the command line.
+T send-keys -t w ":note typed ahead" Enter
+wait_gone "any key closes the message"
+keys 4
+wait_for "typed ahead"
+# Keys apart: the first closes the box and does nothing else.
+cmd "sweep q9_9,q4_0"
+wait_for "any key closes the message"
+keys o
+wait_gone "any key closes the message"
+sleep 0.3
+screen | grep -q "Open a model or a session" && fail "the key that closed the error box opened the file picker"
+# A question is never answered by keys typed ahead of it.
+T send-keys -t w qd
+wait_for "unsaved changes"
+sleep 0.5
+screen | grep -q "EXIT" && fail "a key typed ahead of the question discarded the session"
+keys c
+wait_gone "unsaved changes"
+cmd "quit!"
+wait_for "EXIT 0"
+
 finish "all workbench key checks passed"

@@ -186,7 +186,6 @@ struct sl_tui {
 	int cur, back;           /* the view shown; where the open view returns to */
 	sl_cmdline cl;
 	bool help;               /* the key overlay of the current view */
-	bool message_box;        /* a long error is shown in a box: the next key only closes it */
 	struct {
 		bool active;
 		char text[600];

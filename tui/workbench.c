@@ -210,6 +210,20 @@ static void draw_text_box(const char *title, const char *text, sl_role role, con
 		sl_text(r.y + 2 + n, r.x + 2, r.w - 4, SL_R_ACCENT, footer);
 }
 
+/* An error too long for the status line, shown whole in a box above it:
+ * the next key only closes it. */
+static bool message_box(const sl_tui *t)
+{
+	const sl_app *a = &t->app;
+	return !t->cl.active && a->message[0] && a->message_error && sl_text_width(a->message) > COLS - 2;
+}
+
+/* A question, a long error or the key overlay is over the view. */
+static bool popup_shown(const sl_tui *t)
+{
+	return t->ask.active || message_box(t) || t->help;
+}
+
 /* The key bar: the view's hints and the global ones, each whole; the
  * view's last hints give way first on narrow screens. */
 static void draw_hints(const char *view_hints, int y, int x, int w)
@@ -243,8 +257,7 @@ static void draw_status(sl_tui *t)
 	}
 	sl_fill(y, 0, COLS, SL_R_BAR);
 	int w = COLS - 1;
-	t->message_box = a->message[0] && a->message_error && sl_text_width(a->message) > w - 1;
-	if (t->message_box) {
+	if (message_box(t)) {
 		/* An error too long for the line is shown whole, above it. */
 		draw_text_box("error", a->message, SL_R_BAD, NULL, true);
 		sl_text(y, 1, w, SL_R_BAR, "(any key closes the message)");
@@ -388,11 +401,16 @@ static void handle_key(sl_tui *t, const sl_key *k)
 		}
 		return;
 	}
-	t->app.message[0] = 0;
-	if (t->message_box) {
-		t->message_box = false;
+	/* A key closes the error box or the key overlay and does nothing else,
+	 * unless it is ':', which goes on to open the command line. */
+	if (message_box(t) || (t->help && !t->cl.active)) {
+		t->app.message[0] = 0;
+		t->help = false;
+		if (k->code == ':' && !k->mods)
+			sl_cmdline_open(&t->cl, "");
 		return;
 	}
+	t->app.message[0] = 0;
 	if (ctrl_c && !t->cl.active) {
 		interrupt(t);
 		return;
@@ -402,10 +420,6 @@ static void handle_key(sl_tui *t, const sl_key *k)
 		case SL_CL_SUBMIT: sl_command(t, t->cl.buf); break;
 		case SL_CL_COMPLETE: sl_complete(t, &t->cl); break;
 		}
-		return;
-	}
-	if (t->help) {
-		t->help = false;
 		return;
 	}
 	if (COLS >= SL_MIN_COLS && LINES >= SL_MIN_ROWS) {
@@ -476,15 +490,24 @@ static void offer_recovery_or_begin(sl_tui *t, const start_args *a)
 	           "slimlab did not exit cleanly last time. Restore the session it was working on%s?", what);
 }
 
+/* The keys of one read. Once a popup has been over the view during it
+ * (one was up when a key came, or a key raised one), the rest of the
+ * read was typed ahead of it: it goes to the command line when that is
+ * open, and is dropped otherwise, so that it neither answers a question
+ * nobody saw nor runs as the view's keys. */
 static void read_keys(sl_tui *t, bool *pending)
 {
 	TermKeyKey tk;
 	TermKeyResult r;
+	bool typed_ahead = false;
 	*pending = false;
 	while ((r = termkey_getkey(t->tk, &tk)) == TERMKEY_RES_KEY) {
 		sl_key k;
-		if (sl_screen_translate(t, &tk, &k))
-			handle_key(t, &k);
+		if (!sl_screen_translate(t, &tk, &k) || (typed_ahead && !t->cl.active))
+			continue;
+		bool before = popup_shown(t);
+		handle_key(t, &k);
+		typed_ahead = typed_ahead || before || popup_shown(t);
 	}
 	if (r == TERMKEY_RES_AGAIN)
 		*pending = true;
