@@ -215,4 +215,28 @@ wait_gone "unsaved changes"
 cmd "quit!"
 wait_for "EXIT 0"
 
+echo "== tied embeddings: the Model, Layer and Heatmap views say token_embd is the output head"
+tied=$fixtures/models/TinyStories-656K-Q8_0.gguf # no output.weight: the head is the embedding
+if [ -r "$tied" ]; then
+	start 80 24 "$tied"
+	wait_for "token_embd+output"
+	wait_for "token_embd is also the output head (tied embeddings)"
+	screen | grep -qE "^ +output " && fail "a tied model lists the output head as a module of its own"
+	cmd "inspect token_embd"
+	wait_for "also the output head (tied embeddings)"
+	cmd "sweep q8_0 --windows 1 --ctx 32"
+	wait_for "sweep finished" 120
+	wait_match "^ token_embd\\+output "
+	cmd "quit!"
+	wait_for "EXIT 0"
+else
+	echo "SKIP: $tied is absent"
+fi
+start 80 24 "$model" # its own output head
+wait_for "token_embd"
+wait_match "^ +output +512 x 64"
+screen | grep -q "token_embd+output\\|tied embeddings" && fail "an untied model is said to be tied"
+cmd "quit!"
+wait_for "EXIT 0"
+
 finish "all workbench key checks passed"

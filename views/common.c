@@ -17,6 +17,18 @@ int sl_app_module_index(const sl_app *app, const char *name)
 	return -1;
 }
 
+bool sl_app_tied(const sl_app *app, const char *module)
+{
+	int i = sl_app_module_index(app, module);
+	return i >= 0 && app->mods[i].kind == SL_MOD_EMBD && app->model && app->model->output == app->model->tok_embd;
+}
+
+const char *sl_app_module_label(const sl_app *app, const char *module, char *buf, size_t n)
+{
+	snprintf(buf, n, sl_app_tied(app, module) ? "%s+output" : "%s", module);
+	return buf;
+}
+
 void sl_list_restore(sl_list *l, const sl_app *app, const char *view)
 {
 	sl_view_pos p = sl_session_view_pos(app->ses, view);

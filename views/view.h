@@ -46,6 +46,13 @@ void sl_view_help_set(const sl_view_class *const *views, int n, const sl_keyhelp
 
 /* --- common.c: what views share --- */
 int sl_app_module_index(const sl_app *app, const char *name);
+/* Whether module is the token embedding that is also the output head
+ * (tied embeddings: one matrix, so one format for both). */
+bool sl_app_tied(const sl_app *app, const char *module);
+/* The module's name as a row shows it: "token_embd+output" when tied. */
+const char *sl_app_module_label(const sl_app *app, const char *module, char *buf, size_t n);
+/* What the views say of tied embeddings. */
+#define SL_TIED_NOTE "token_embd is also the output head (tied embeddings): one matrix, one format"
 /* A list view's cursor and scroll, kept in the session under the view's name. */
 void sl_list_restore(sl_list *l, const sl_app *app, const char *view);
 void sl_list_remember(const sl_list *l, sl_app *app, const char *view);
