@@ -162,7 +162,7 @@ void sl_pick_open(sl_menu *m, sl_pick what, const char *current)
 
 /* What format f (NULL: keep) gives the modules scope selects: bits per
  * weight and bytes, and the formats those it cannot hold fall back to
- * ("→ q8_0" for all of them, "5 → f16" for some). */
+ * ("→ FORMAT" when all fall back to it, "5 → FORMAT" when some do). */
 static void format_note(const sl_app *app, const sl_rule *scope, const sl_format *f, char *buf, size_t n)
 {
 	double bytes = 0, params = 0;
