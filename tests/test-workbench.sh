@@ -64,7 +64,7 @@ cmd "set chunks=0" # every window of the calibration text: long enough to watch
 keys e
 wait_row 1 "ETA" 30
 wait_row 1 "Esc cancels"
-hints="e evaluate  E eval text  c ctx  w windows  n note  ? keys  : command  q quit"
+hints="e/E evaluate  m compare  c ctx  w windows  n note  ? keys  : command  q quit"
 row 24 | grep -qF "$hints" || fail "the key bar is not whole while a job runs: '$(row 24)'"
 keys Escape
 wait_for "cancelled" 30
@@ -237,6 +237,47 @@ wait_for "token_embd"
 wait_match "^ +output +512 x 64"
 screen | grep -q "token_embd+output\\|tied embeddings" && fail "an untied model is said to be tied"
 cmd "quit!"
+wait_for "EXIT 0"
+
+echo "== Evaluate: two marked runs side by side, with the modules their recipes plan differently"
+start 80 24 "$model"
+wait_for "token_embd"
+cmd "set ctx=64 chunks=2"
+keys 4 e
+wait_row 7 "base model" 60
+cmd "rule all format=q8_0"
+keys e
+wait_row 7 "(all: q8_0)" 60
+cmd "rule add blk.0.attn_q format=q4_0"
+keys e
+wait_row 7 "(as is +2 rules)" 60
+keys m
+wait_for "run 3 marked: mark another"
+keys k m
+wait_for "Run 3 against run 2"
+wait_match "^ recipe +all: q8_0 +as is \\+2 rules"
+wait_match "^ PPL +[0-9.]+ +[0-9.]+ +[-+][0-9.]+"
+wait_match "^ top-1 +[0-9.]+% +[0-9.]+% +[-+][0-9.]+ pt"
+wait_for "1 module planned differently:"
+wait_match "blk\\.0\\.attn_q +q8_0 → q4_0"
+wait_match "^ 2\\* .*all: q8_0"
+wait_match "^ 3\\* .*as is \\+2 rules"
+keys M
+wait_gone "planned differently"
+wait_for "KL mean"
+cmd "save $work/cmp.json"
+wait_for "session saved to"
+check_file "$work/cmp.json" '"recipe_used":' "each run's recipe"
+keys q
+wait_for "EXIT 0"
+start 80 24 --session "$work/cmp.json" # the runs' recipes come back with the session
+wait_for "KL mean"
+keys g m j m
+wait_for "Run 2 against run 1"
+wait_for "37 modules planned differently:"
+wait_match "token_embd +f32 as is → q8_0"
+wait_for "… and"
+keys q
 wait_for "EXIT 0"
 
 finish "all workbench key checks passed"

@@ -682,21 +682,94 @@ static void cmd_note(sl_tui *t, int argc, char **argv)
 	sl_tui_session_changed(t);
 }
 
+/* The modules whose plans differ between the recipes the two marked runs
+ * measured, resolved for the model's modules as the recipes would. */
+static void compare_runs(sl_tui *t)
+{
+	sl_app *a = &t->app;
+	free(a->diffs);
+	a->diffs = NULL;
+	a->n_diffs = 0;
+	a->diffs_known = false;
+	if (!a->marked[1] || !a->n_mods)
+		return;
+	const char *ja = a->ses->runs[a->marked[0] - 1].recipe_json, *jb = a->ses->runs[a->marked[1] - 1].recipe_json;
+	sl_recipe *ra = NULL, *rb = NULL;
+	if (ja && jb && !sl_recipe_parse(ja, strlen(ja), &ra, NULL) && !sl_recipe_parse(jb, strlen(jb), &rb, NULL) &&
+	    (a->diffs = sl_calloc((size_t)a->n_mods, sizeof *a->diffs))) {
+		a->diffs_known = true;
+		for (int i = 0; i < a->n_mods; i++) {
+			sl_module_plan pa, pb;
+			sl_recipe_resolve(ra, &a->mods[i], &pa);
+			sl_recipe_resolve(rb, &a->mods[i], &pb);
+			char sa[96], sb[96];
+			sl_plan_summary(&pa, a->mods[i].w, sa, sizeof sa);
+			sl_plan_summary(&pb, a->mods[i].w, sb, sizeof sb);
+			if (!strcmp(sa, sb))
+				continue;
+			snprintf(a->diffs[a->n_diffs].module, sizeof a->diffs[0].module, "%s", a->mods[i].name);
+			snprintf(a->diffs[a->n_diffs].a, sizeof a->diffs[0].a, "%s", sa);
+			snprintf(a->diffs[a->n_diffs++].b, sizeof a->diffs[0].b, "%s", sb);
+		}
+	}
+	sl_recipe_free(ra);
+	sl_recipe_free(rb);
+}
+
+/* Marks run n for comparison, or unmarks it; a third mark starts again
+ * from it. The marks are kept in run order, so the comparison reads from
+ * the earlier run to the later one. */
+static void toggle_mark(sl_tui *t, int n)
+{
+	int *m = t->app.marked;
+	if (m[0] == n) {
+		m[0] = m[1];
+		m[1] = 0;
+	} else if (m[1] == n) {
+		m[1] = 0;
+	} else if (m[1] || !m[0]) {
+		m[0] = n;
+		m[1] = 0;
+	} else {
+		m[1] = n > m[0] ? n : m[0];
+		m[0] = n > m[0] ? m[0] : n;
+	}
+	compare_runs(t);
+	if (m[1])
+		sl_tui_msg(t, false, "comparing runs %d and %d", m[0], m[1]);
+	else
+		sl_tui_msg(t, false, m[0] ? "run %d marked: mark another to compare them" : "no run is marked", m[0]);
+}
+
 static void cmd_history(sl_tui *t, int argc, char **argv)
 {
 	sl_session *s = t->app.ses;
 	int n;
-	if (argc == 3 && !strcmp(argv[1], "delete")) {
-		if (!parse_int(t, "history delete", argv[2], 1, s->n_runs > 0 ? s->n_runs : 1, &n) || n > s->n_runs)
+	if (argc == 3 && (!strcmp(argv[1], "delete") || !strcmp(argv[1], "mark"))) {
+		if (!parse_int(t, argv[1][0] == 'd' ? "history delete" : "history mark", argv[2], 1,
+		               s->n_runs > 0 ? s->n_runs : 1, &n) ||
+		    n > s->n_runs)
 			return;
+		if (argv[1][0] == 'm') {
+			toggle_mark(t, n);
+			return;
+		}
 		sl_session_remove_run(s, n - 1);
 	} else if (argc == 2 && !strcmp(argv[1], "clear")) {
-		s->n_runs = 0;
+		while (s->n_runs)
+			sl_session_remove_run(s, s->n_runs - 1);
 		s->dirty = true;
+	} else if (argc == 2 && !strcmp(argv[1], "unmark")) {
+		t->app.marked[0] = t->app.marked[1] = 0;
+		compare_runs(t);
+		return;
 	} else {
-		sl_tui_msg(t, true, "usage: history delete N | history clear");
+		sl_tui_msg(t, true, "usage: history delete N | history clear | history mark N | history unmark");
 		return;
 	}
+	/* The runs were renumbered: the marks no longer hold. */
+	t->app.marked[0] = t->app.marked[1] = 0;
+	compare_runs(t);
 	sl_tui_session_changed(t);
 }
 
@@ -764,7 +837,8 @@ static const command commands[] = {
 	{"stats", "stats", "gather activation statistics over the calibration text", cmd_stats, C_NONE},
 	{"set", "set ctx=N chunks=N tokens=N temp=T calibration=FILE ...", "settings of the session", cmd_set, C_SET},
 	{"note", "note TEXT", "add a line to the session's notes", cmd_note, C_NONE},
-	{"history", "history delete N | history clear", "edit the history of evaluations", cmd_history, C_HISTORY},
+	{"history", "history delete N | clear | mark N | unmark",
+	 "edit the history of evaluations; mark two runs to compare them (Evaluate)", cmd_history, C_HISTORY},
 	{"view", "view NAME", "show a view", cmd_view, C_VIEW},
 	{"cancel", "cancel", "cancel the running job (also Esc, Ctrl-C)", cmd_cancel, C_NONE},
 	{"help", "help", "every key and command", cmd_help, C_NONE},
@@ -932,7 +1006,7 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 	static const char *const recipe_subs[] = {"new", "load", "save", "name", "validate"};
 	static const char *const set_keys[] = {"ctx=", "chunks=", "tokens=", "temp=", "stats_tokens=", "calibration=",
 	                                       "evaluation="};
-	static const char *const hist_subs[] = {"delete", "clear"};
+	static const char *const hist_subs[] = {"delete", "clear", "mark", "unmark"};
 	static const char *const sweep_opts[] = {"--unit", "--windows", "--ctx"};
 	static const char *const units[] = {"module", "block"};
 	static const char *const heat_subs[] = {"metric", "sort", "filter"};

@@ -157,6 +157,11 @@ void sl_tui_release(sl_tui *t)
 	a->wstats_module[0] = 0;
 	memset(a->gen, 0, sizeof a->gen);
 	a->gen_common = 0;
+	free(a->diffs);
+	a->diffs = NULL;
+	a->n_diffs = 0;
+	a->diffs_known = false;
+	a->marked[0] = a->marked[1] = 0;
 }
 
 void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)

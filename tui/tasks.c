@@ -186,8 +186,10 @@ static void eval_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 
 static void eval_free(void *ctx)
 {
-	rm_free(&((eval_ctx *)ctx)->rm);
-	free(ctx);
+	eval_ctx *e = ctx;
+	rm_free(&e->rm);
+	free(e->run.recipe_json);
+	free(e);
 }
 
 static const sl_job_kind eval_kind = {"evaluate", eval_start, eval_run, NULL, eval_done, eval_free};
@@ -236,6 +238,7 @@ void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predi
 	snprintf(r->model, sizeof r->model, "%s", e->rm.empty ? "base" : "recipe");
 	snprintf(r->recipe, sizeof r->recipe, "%s", rc->name);
 	recipe_summary(rc, r->recipe_summary, sizeof r->recipe_summary);
+	r->recipe_json = sl_recipe_to_json(rc); /* NULL (out of memory) only costs the run's comparison */
 	snprintf(r->text, sizeof r->text, "%s", e->text_name);
 	double base_bytes = (double)sl_model_bytes(t->app.model);
 	r->bytes = e->rm.empty ? base_bytes : t->app.est.bytes;
