@@ -1,23 +1,18 @@
 #!/bin/sh
-# The workbench's keys and what they say, driven under tmux: each key the
-# key bar and '?' name does what they say; the key bar stays whole while a
-# job runs; a new evaluation is selected when it arrives. Every wait has a
+# The workbench's keys and what they say, driven under tmux: the keys the
+# key bar and '?' name do what they say; a new evaluation is selected when
+# it arrives; the Evaluate table keeps its figures at 80x24; a running job's
+# progress is in the header and the key bar stays whole; long paths keep
+# their file name; x exports under a new name and an existing file is asked
+# about; the format menu filters as you type and shows bits per weight and
+# bytes checked against the blocks' sizes; a missing file is said before
+# any question; keys typed ahead of a popup never run as view keys; tied
+# embeddings are said; two runs are compared side by side. Every wait has a
 # deadline, so nothing hangs.
 . "${SL_SRCDIR:-.}/tests/tui-lib.sh"
 
 # row N: screen row N (from 1).
 row() { screen | sed -n "$1p"; }
-# wait_match REGEX [SECONDS]: until a line of the screen matches REGEX (grep -E).
-wait_match() {
-	n=$((${2:-15} * 10))
-	while [ "$n" -gt 0 ]; do
-		screen | grep -qE -- "$1" && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	fail "the screen never matched '$1'"
-	return 1
-}
 # menu_has ITEM: whether the open menu lists ITEM.
 menu_has() { screen | grep -qE "(│|\|) $1 "; }
 
