@@ -49,6 +49,8 @@ void sl_session_free(sl_session *s)
 	clear_stack(s->redo, &s->n_redo);
 	free(s->undo);
 	free(s->redo);
+	for (int i = 0; i < s->n_runs; i++)
+		free(s->runs[i].recipe_json);
 	free(s->runs);
 	free(s->notes);
 	cJSON_Delete(s->sweep);
@@ -76,6 +78,8 @@ static cJSON *run_to_json(const sl_run *run)
 	add_finite(o, "bytes", run->bytes);
 	if (run->has_predicted)
 		add_finite(o, "predicted_kl", run->predicted_kl);
+	if (run->recipe_json)
+		cJSON_AddItemToObject(o, "recipe_used", cJSON_Parse(run->recipe_json));
 	cJSON_AddNumberToObject(o, "ctx", r->n_ctx);
 	cJSON_AddNumberToObject(o, "chunks", r->n_chunks);
 	cJSON_AddNumberToObject(o, "tokens_scored", (double)r->n_scored);
@@ -297,6 +301,26 @@ static const cJSON *get_array(reader *rd, const cJSON *o, const char *key, int m
 	return v;
 }
 
+/* The recipe object at path, parsed by the recipe's own reader; NULL
+ * (the reader failed with its problem) when it is not a valid recipe. */
+static sl_recipe *read_recipe(reader *rd, const cJSON *obj, const char *path)
+{
+	char *rj = cJSON_PrintUnformatted(obj);
+	if (!rj) {
+		fail(rd, SL_ERR_NOMEM, path, "out of memory");
+		return NULL;
+	}
+	sl_recipe *r = NULL;
+	sl_error rerr = {0};
+	sl_status st = sl_recipe_parse(rj, strlen(rj), &r, &rerr);
+	free(rj);
+	if (st) {
+		fail(rd, st, path, rerr.msg);
+		return NULL;
+	}
+	return r;
+}
+
 static bool is_sha256(const char *h)
 {
 	if (strlen(h) != 64)
@@ -347,7 +371,20 @@ static bool read_run(reader *rd, const cJSON *o, int i, sl_run *run)
 		     get_num(rd, o, p, "kl_p99", 0, big, &r->kl_p99) &&
 		     get_num(rd, o, p, "kl_max", 0, big, &r->kl_max) &&
 		     get_num(rd, o, p, "top1", 0, 1, &r->top1);
-	return ok;
+	/* Last, so that a run that fails owns nothing. */
+	const cJSON *used = ok ? get_obj(rd, o, p, "recipe_used", false) : NULL;
+	if (used) {
+		char up[64];
+		join(up, sizeof up, p, "recipe_used");
+		sl_recipe *rc = read_recipe(rd, used, up);
+		if (!rc)
+			return false;
+		run->recipe_json = sl_recipe_to_json(rc);
+		sl_recipe_free(rc);
+		if (!run->recipe_json)
+			return fail(rd, SL_ERR_NOMEM, up, "out of memory");
+	}
+	return ok && !rd->st;
 }
 
 static bool one_word_of(const char *v, const char *a, const char *b, const char *c)
@@ -430,15 +467,9 @@ static bool read_session(reader *rd, const cJSON *root, sl_session *s)
 	const cJSON *recipe = get_obj(rd, root, "", "recipe", true);
 	if (!recipe)
 		return false;
-	char *rj = cJSON_PrintUnformatted(recipe);
-	if (!rj)
-		return fail(rd, SL_ERR_NOMEM, "recipe", "out of memory");
-	sl_recipe *r = NULL;
-	sl_error rerr = {0};
-	sl_status st = sl_recipe_parse(rj, strlen(rj), &r, &rerr);
-	free(rj);
-	if (st)
-		return fail(rd, st, "recipe", rerr.msg);
+	sl_recipe *r = read_recipe(rd, recipe, "recipe");
+	if (!r)
+		return false;
 	sl_recipe_free(s->recipe);
 	s->recipe = r;
 
@@ -597,7 +628,11 @@ sl_status sl_session_add_run(sl_session *s, const sl_run *run, sl_error *err)
 	if (!r)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the run history");
 	s->runs = r;
-	s->runs[s->n_runs++] = *run;
+	char *json = NULL;
+	if (run->recipe_json && !(json = sl_strdup(run->recipe_json)))
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the run history");
+	s->runs[s->n_runs] = *run;
+	s->runs[s->n_runs++].recipe_json = json;
 	s->dirty = true;
 	return SL_OK;
 }
@@ -606,6 +641,7 @@ void sl_session_remove_run(sl_session *s, int index)
 {
 	if (index < 0 || index >= s->n_runs)
 		return;
+	free(s->runs[index].recipe_json);
 	memmove(&s->runs[index], &s->runs[index + 1], (size_t)(s->n_runs - index - 1) * sizeof *s->runs);
 	s->n_runs--;
 	s->dirty = true;

@@ -40,6 +40,8 @@ typedef struct {
 	double bpw, bytes;      /* of the model evaluated */
 	bool has_predicted;     /* an automatic recipe: the KL its sweep predicted */
 	double predicted_kl;
+	char *recipe_json;      /* the recipe measured, as JSON; NULL for runs from before runs kept it.
+	                         * The session owns its runs' copies. */
 	sl_eval_result r;
 } sl_run;
 
@@ -101,6 +103,7 @@ sl_status sl_session_save(sl_session *s, const char *path, sl_error *err);
 /* Writes without touching path or dirty (autosave). */
 sl_status sl_session_write(const sl_session *s, const char *path, bool autosave, sl_error *err);
 
+/* Adds a copy of run (and of its recipe_json). */
 sl_status sl_session_add_run(sl_session *s, const sl_run *run, sl_error *err);
 void sl_session_remove_run(sl_session *s, int index);
 sl_status sl_session_add_note(sl_session *s, const char *line, sl_error *err);

@@ -49,7 +49,10 @@ static sl_session *sample(void)
 	run.r.top1 = 0.875;
 	run.has_predicted = true;
 	run.predicted_kl = 0.015;
+	run.recipe_json = sl_recipe_to_json(s->recipe);
 	sl_session_add_run(s, &run, NULL);
+	free(run.recipe_json);
+	run.recipe_json = NULL;
 	run.has_predicted = false;
 	run.r.has_base = false;
 	run.r.ppl = 13;
@@ -91,7 +94,11 @@ static void test_round_trip(void)
 	          t->runs[0].r.n_scored == 889 && t->runs[0].bpw == 4.5 && !strcmp(t->runs[0].when, "2026-01-02T03:04:05Z"),
 	      "run 0");
 	CHECK(t->runs[0].has_predicted && t->runs[0].predicted_kl == 0.015, "run 0's predicted KL");
-	CHECK(!t->runs[1].r.has_base && t->runs[1].r.ppl == 13 && !t->runs[1].has_predicted, "run 1");
+	char *rj = sl_recipe_to_json(s->recipe);
+	CHECK(t->runs[0].recipe_json && rj && !strcmp(t->runs[0].recipe_json, rj), "run 0's recipe");
+	free(rj);
+	CHECK(!t->runs[1].r.has_base && t->runs[1].r.ppl == 13 && !t->runs[1].has_predicted && !t->runs[1].recipe_json,
+	      "run 1");
 	CHECK(!strcmp(t->view.heat.metric, "dppl") && !strcmp(t->view.heat.sort, "metric") && t->view.heat.sort_col == 2 &&
 	          !strcmp(t->view.heat.filter, "attn_*"),
 	      "heatmap settings");
@@ -149,7 +156,7 @@ typedef struct {
 static void test_hostile(void)
 {
 	const char *sha = "\"sha256\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"";
-	char buf[11][1024];
+	char buf[12][1024];
 	snprintf(buf[0], sizeof buf[0], "{\"slimlab_session\": 1, \"model\": {\"path\": 5, %s}, \"recipe\": {\"slimlab_recipe\": 1}}", sha);
 	snprintf(buf[1], sizeof buf[1], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"ppl\": \"high\"}]}", sha);
@@ -172,6 +179,8 @@ static void test_hostile(void)
 	         "\"sweep\": {\"rows\": []}}", sha);
 	snprintf(buf[10], sizeof buf[10], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"view\": {\"heatmap\": {\"metric\": \"loud\"}}}", sha);
+	snprintf(buf[11], sizeof buf[11], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"runs\": [{\"ppl\": 3, \"recipe_used\": {\"slimlab_recipe\": 1, \"default\": {\"format\": 5}}}]}", sha);
 	const hostile cases[] = {
 		{"[1, 2, 3]", "expected a JSON object", SL_ERR_FORMAT},
 		{"{\"version\": 1}", "not a slimlab session", SL_ERR_FORMAT},
@@ -193,6 +202,7 @@ static void test_hostile(void)
 		{buf[8], "sweep: expected an object", SL_ERR_FORMAT},
 		{buf[9], "sweep.slimlab_sweep: expected 1", SL_ERR_FORMAT},
 		{buf[10], "view.heatmap.metric: expected kl, dppl or top1", SL_ERR_FORMAT},
+		{buf[11], "runs[0].recipe_used: ", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\"", "truncated", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1,, }", "damaged", SL_ERR_FORMAT},
 		{"\x01\x02\xff\xfe garbage", "damaged", SL_ERR_FORMAT},

@@ -19,7 +19,8 @@ cmd "rule all format=q8_0"
 wait_for "1 rule after the default"
 keys Down f
 wait_for "leave the weights as they are"
-keys q Enter # the menu opens on q8_0: the next format starting with q
+T send-keys -t w -l "q6" # typing filters the menu: q6_k is the one that holds q and 6
+keys Enter
 wait_for "q6_k"
 keys u
 wait_for "redo 1" && wait_for "q8_0"

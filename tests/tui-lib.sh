@@ -55,15 +55,27 @@ cmd() {
 	T send-keys -t w Enter
 }
 screen() { T capture-pane -p -t w; }
-# wait_for TEXT [SECONDS]: until the screen shows TEXT.
-wait_for() {
-	n=$((${2:-15} * 10))
+# screen_has SECONDS GREP_FLAG PATTERN: until a line of the screen
+# matches PATTERN as grep GREP_FLAG (-F text, -E regular expression) reads it.
+screen_has() {
+	n=$(($1 * 10))
 	while [ "$n" -gt 0 ]; do
-		screen | grep -qF -- "$1" && return 0
+		screen | grep -q "$2" -- "$3" && return 0
 		sleep 0.1
 		n=$((n - 1))
 	done
+	return 1
+}
+# wait_for TEXT [SECONDS]: until the screen shows TEXT.
+wait_for() {
+	screen_has "${2:-15}" -F "$1" && return 0
 	fail "the screen never showed '$1'"
+	return 1
+}
+# wait_match REGEX [SECONDS]: until a line of the screen matches REGEX (grep -E).
+wait_match() {
+	screen_has "${2:-15}" -E "$1" && return 0
+	fail "the screen never matched '$1'"
 	return 1
 }
 # wait_row ROW TEXT [SECONDS]: until screen row ROW (from 1) shows TEXT.

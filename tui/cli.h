@@ -45,7 +45,7 @@ typedef struct {
 void cli_bar_init(cli_bar *b, const char *label);
 void cli_bar_done(cli_bar *b);
 
-/* --- compression options and reports (cmd-apply.c), shared by apply and eval --- */
+/* --- cli-recipe.c: compression options and reports, shared by apply and eval --- */
 
 /* A recipe file, or one uniform rule standing in for it. */
 typedef struct {
@@ -75,7 +75,7 @@ double cli_packed_bytes(const sl_model *m, const sl_apply_report *rep);
 /* The report: size, bits per weight, fallbacks and notes. */
 void cli_print_apply(const sl_apply_report *rep, const sl_recipe *r, double bytes, double params);
 cJSON *cli_apply_json(const sl_apply_report *rep, const sl_recipe *r, double bytes, double params);
-/* An evaluation's figures (cmd-eval.c). */
+/* An evaluation's figures. */
 void cli_print_eval(const sl_eval_result *r);
 cJSON *cli_eval_json(const sl_eval_result *r, const char *text_path);
 

@@ -28,47 +28,6 @@ static const char eval_usage_tail[] =
 	"  --threads N        CPU threads (default: one per core)\n"
 	"  --json             print one JSON object\n";
 
-cJSON *cli_eval_json(const sl_eval_result *r, const char *text)
-{
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "text", text);
-	cJSON_AddNumberToObject(o, "ctx", r->n_ctx);
-	cJSON_AddNumberToObject(o, "chunks", r->n_chunks);
-	cJSON_AddNumberToObject(o, "tokens_scored", (double)r->n_scored);
-	cJSON_AddNumberToObject(o, "ppl", r->ppl);
-	cJSON_AddNumberToObject(o, "ppl_se", r->ppl_se);
-	cJSON_AddNumberToObject(o, "nll", r->nll);
-	if (r->has_base) {
-		cJSON_AddNumberToObject(o, "base_ppl", r->base_ppl);
-		cJSON_AddNumberToObject(o, "delta_ppl", r->delta_ppl);
-		cJSON_AddNumberToObject(o, "kl_mean", r->kl_mean);
-		cJSON_AddNumberToObject(o, "kl_se", r->kl_se);
-		cJSON_AddNumberToObject(o, "kl_median", r->kl_median);
-		cJSON_AddNumberToObject(o, "kl_p99", r->kl_p99);
-		cJSON_AddNumberToObject(o, "kl_max", r->kl_max);
-		cJSON_AddNumberToObject(o, "top1_agreement", r->top1);
-		cJSON_AddNumberToObject(o, "acceptance", r->acceptance);
-		cJSON_AddNumberToObject(o, "greedy_acceptance", r->top1);
-	}
-	cJSON_AddNumberToObject(o, "seconds", r->seconds);
-	return o;
-}
-
-void cli_print_eval(const sl_eval_result *r)
-{
-	printf("windows      %d of %d tokens, %lld predictions scored\n", r->n_chunks, r->n_ctx, r->n_scored);
-	printf("perplexity   %.4f +/- %.4f\n", r->ppl, r->ppl_se);
-	if (r->has_base) {
-		printf("base ppl     %.4f   (delta %+.4f)\n", r->base_ppl, r->delta_ppl);
-		printf("KL           mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r->kl_mean, r->kl_se,
-		       r->kl_median, r->kl_p99, r->kl_max);
-		printf("top-1        %.2f%% agreement\n", 100.0 * r->top1);
-		printf("acceptance   %.2f%% sampled, %.2f%% greedy, as a speculative draft of the base (predicted)\n",
-		       100.0 * r->acceptance, 100.0 * r->top1);
-	}
-	printf("time         %.2f s\n", r->seconds);
-}
-
 int sl_cmd_eval(int argc, char **argv)
 {
 	static const struct option opts[] = {

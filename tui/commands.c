@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/formats.h"
@@ -117,25 +118,11 @@ static bool need_model(sl_tui *t)
 
 /* --- opening and saving ------------------------------------------------------- */
 
-static void go_open_model(sl_tui *t, void *arg, bool go)
-{
-	if (go)
-		sl_task_open_model(t, arg);
-	free(arg);
-}
-
 static void go_open_session(sl_tui *t, void *arg, bool go)
 {
 	if (go)
 		sl_task_open_session(t, arg);
 	free(arg);
-}
-
-void sl_open_asking(sl_tui *t, const char *path)
-{
-	char *p = sl_strdup(path);
-	if (p)
-		sl_tui_unless_unsaved(t, "opening another model", go_open_model, p);
 }
 
 static void cmd_open(sl_tui *t, int argc, char **argv)
@@ -152,7 +139,7 @@ static void cmd_session(sl_tui *t, int argc, char **argv)
 		sl_tui_msg(t, true, "usage: session FILE");
 		return;
 	}
-	char *p = sl_strdup(argv[1]);
+	char *p = sl_open_exists(t, argv[1]) ? sl_strdup(argv[1]) : NULL;
 	if (p)
 		sl_tui_unless_unsaved(t, "opening another session", go_open_session, p);
 }
@@ -161,28 +148,13 @@ static void cmd_save(sl_tui *t, int argc, char **argv)
 {
 	if (!need_model(t))
 		return;
-	sl_session *s = t->app.ses;
-	const char *path = argc > 1 ? argv[1] : s->path;
+	const char *path = argc > 1 ? argv[1] : t->app.ses->path;
 	if (!path[0]) {
 		sl_cmdline_open(&t->cl, "save ");
 		sl_tui_msg(t, false, "save the session as: type a file name (Tab completes)");
 		return;
 	}
-	/* Views record where they are into the session first. */
-	for (int i = 0; i < t->n_views; i++)
-		if (t->classes[i]->leave)
-			t->classes[i]->leave(t->views[i], &t->app);
-	snprintf(s->view.current, sizeof s->view.current, "%s", t->classes[t->cur]->name);
-	char target[PATH_MAX];
-	snprintf(target, sizeof target, "%s", path);
-	sl_error err = {0};
-	if (sl_session_save(s, target, &err)) {
-		sl_tui_msg(t, true, "%s", err.msg);
-		return;
-	}
-	s->recovered = false;
-	sl_autosave(s, NULL);
-	sl_tui_msg(t, false, "session saved to %s", target);
+	sl_tui_save(t, path);
 }
 
 /* --- jobs ------------------------------------------------------------------ */
@@ -242,14 +214,73 @@ static void cmd_generate(sl_tui *t, int argc, char **argv)
 	sl_task_generate(t);
 }
 
+static void answer_overwrite(sl_tui *t, int key, void *arg)
+{
+	if (key == 'o')
+		sl_task_apply(t, arg);
+	free(arg);
+}
+
+/* Exports the recipe's model to path, asking first when a file is there. */
+static void export_to(sl_tui *t, const char *path)
+{
+	char *p;
+	if (access(path, F_OK))
+		sl_task_apply(t, path);
+	else if ((p = sl_strdup(path)))
+		sl_tui_ask(t, "[o]verwrite it  [c]ancel", answer_overwrite, p, "%s exists already.", path);
+}
+
 static void cmd_apply(sl_tui *t, int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "--out"))
-		sl_task_apply(t, argv[2]);
+		export_to(t, argv[2]);
 	else if (argc == 1)
 		sl_task_apply(t, NULL);
 	else
 		sl_tui_msg(t, true, "usage: apply [--out FILE.gguf]");
+}
+
+/* A name no file has yet for the exported model: MODEL-slim.gguf (then
+ * -slim-2, ...) beside the model when its folder can be written, else in
+ * the current folder. */
+static void export_name(const sl_model *m, char *buf, size_t n)
+{
+	char dir[PATH_MAX], stem[256];
+	sl_path_dir(m->path, dir, sizeof dir);
+	if (access(dir, W_OK))
+		snprintf(dir, sizeof dir, ".");
+	const char *slash = strrchr(m->path, '/'), *name = slash ? slash + 1 : m->path, *dot = strrchr(name, '.');
+	snprintf(stem, sizeof stem, "%.*s", dot && dot != name ? (int)(dot - name) : (int)strlen(name), name);
+	for (int i = 1; i < 1000; i++) {
+		char tail[300];
+		snprintf(tail, sizeof tail, i > 1 ? "%s-slim-%d.gguf" : "%s-slim.gguf", stem, i);
+		if (strcmp(dir, "."))
+			sl_path_join(buf, n, dir, tail);
+		else
+			snprintf(buf, n, "%s", tail);
+		if (access(buf, F_OK))
+			return;
+	}
+}
+
+static void cmd_export(sl_tui *t, int argc, char **argv)
+{
+	if (argc > 2) {
+		sl_tui_msg(t, true, "usage: export [FILE.gguf]");
+		return;
+	}
+	if (argc == 2) {
+		export_to(t, argv[1]);
+		return;
+	}
+	if (!need_model(t))
+		return;
+	char path[PATH_MAX], line[PATH_MAX + 16];
+	export_name(t->app.model, path, sizeof path);
+	snprintf(line, sizeof line, "export %s", path);
+	sl_cmdline_open(&t->cl, line);
+	sl_tui_msg(t, false, "Enter writes the recipe's model there as GGUF (or type another name)");
 }
 
 static void cmd_inspect(sl_tui *t, int argc, char **argv)
@@ -651,21 +682,94 @@ static void cmd_note(sl_tui *t, int argc, char **argv)
 	sl_tui_session_changed(t);
 }
 
+/* The modules whose plans differ between the recipes the two marked runs
+ * measured, resolved for the model's modules as the recipes would. */
+static void compare_runs(sl_tui *t)
+{
+	sl_app *a = &t->app;
+	free(a->diffs);
+	a->diffs = NULL;
+	a->n_diffs = 0;
+	a->diffs_known = false;
+	if (!a->marked[1] || !a->n_mods)
+		return;
+	const char *ja = a->ses->runs[a->marked[0] - 1].recipe_json, *jb = a->ses->runs[a->marked[1] - 1].recipe_json;
+	sl_recipe *ra = NULL, *rb = NULL;
+	if (ja && jb && !sl_recipe_parse(ja, strlen(ja), &ra, NULL) && !sl_recipe_parse(jb, strlen(jb), &rb, NULL) &&
+	    (a->diffs = sl_calloc((size_t)a->n_mods, sizeof *a->diffs))) {
+		a->diffs_known = true;
+		for (int i = 0; i < a->n_mods; i++) {
+			sl_module_plan pa, pb;
+			sl_recipe_resolve(ra, &a->mods[i], &pa);
+			sl_recipe_resolve(rb, &a->mods[i], &pb);
+			char sa[96], sb[96];
+			sl_plan_summary(&pa, a->mods[i].w, sa, sizeof sa);
+			sl_plan_summary(&pb, a->mods[i].w, sb, sizeof sb);
+			if (!strcmp(sa, sb))
+				continue;
+			snprintf(a->diffs[a->n_diffs].module, sizeof a->diffs[0].module, "%s", a->mods[i].name);
+			snprintf(a->diffs[a->n_diffs].a, sizeof a->diffs[0].a, "%s", sa);
+			snprintf(a->diffs[a->n_diffs++].b, sizeof a->diffs[0].b, "%s", sb);
+		}
+	}
+	sl_recipe_free(ra);
+	sl_recipe_free(rb);
+}
+
+/* Marks run n for comparison, or unmarks it; a third mark starts again
+ * from it. The marks are kept in run order, so the comparison reads from
+ * the earlier run to the later one. */
+static void toggle_mark(sl_tui *t, int n)
+{
+	int *m = t->app.marked;
+	if (m[0] == n) {
+		m[0] = m[1];
+		m[1] = 0;
+	} else if (m[1] == n) {
+		m[1] = 0;
+	} else if (m[1] || !m[0]) {
+		m[0] = n;
+		m[1] = 0;
+	} else {
+		m[1] = n > m[0] ? n : m[0];
+		m[0] = n > m[0] ? m[0] : n;
+	}
+	compare_runs(t);
+	if (m[1])
+		sl_tui_msg(t, false, "comparing runs %d and %d", m[0], m[1]);
+	else
+		sl_tui_msg(t, false, m[0] ? "run %d marked: mark another to compare them" : "no run is marked", m[0]);
+}
+
 static void cmd_history(sl_tui *t, int argc, char **argv)
 {
 	sl_session *s = t->app.ses;
 	int n;
-	if (argc == 3 && !strcmp(argv[1], "delete")) {
-		if (!parse_int(t, "history delete", argv[2], 1, s->n_runs > 0 ? s->n_runs : 1, &n) || n > s->n_runs)
+	if (argc == 3 && (!strcmp(argv[1], "delete") || !strcmp(argv[1], "mark"))) {
+		if (!parse_int(t, argv[1][0] == 'd' ? "history delete" : "history mark", argv[2], 1,
+		               s->n_runs > 0 ? s->n_runs : 1, &n) ||
+		    n > s->n_runs)
 			return;
+		if (argv[1][0] == 'm') {
+			toggle_mark(t, n);
+			return;
+		}
 		sl_session_remove_run(s, n - 1);
 	} else if (argc == 2 && !strcmp(argv[1], "clear")) {
-		s->n_runs = 0;
+		while (s->n_runs)
+			sl_session_remove_run(s, s->n_runs - 1);
 		s->dirty = true;
+	} else if (argc == 2 && !strcmp(argv[1], "unmark")) {
+		t->app.marked[0] = t->app.marked[1] = 0;
+		compare_runs(t);
+		return;
 	} else {
-		sl_tui_msg(t, true, "usage: history delete N | history clear");
+		sl_tui_msg(t, true, "usage: history delete N | history clear | history mark N | history unmark");
 		return;
 	}
+	/* The runs were renumbered: the marks no longer hold. */
+	t->app.marked[0] = t->app.marked[1] = 0;
+	compare_runs(t);
 	sl_tui_session_changed(t);
 }
 
@@ -714,6 +818,8 @@ static const command commands[] = {
 	{"generate", "generate [-n N] [--temp T] [PROMPT]", "base and recipe model continue PROMPT", cmd_generate,
 	 C_GENERATE},
 	{"apply", "apply [--out FILE.gguf]", "build the recipe's model; with --out export it as GGUF", cmd_apply, C_PATH},
+	{"export", "export [FILE.gguf]", "export the recipe's model as GGUF (no FILE: offers a new name)", cmd_export,
+	 C_PATH},
 	{"rule", "rule add SEL k=v... | rule N k=v... | rule set SEL k=v... | rule N delete|up|down",
 	 "edit the recipe (keys: format method sparsity pattern prune layers match)", cmd_rule, C_RULE},
 	{"recipe", "recipe new|load FILE|save FILE|name NAME|validate", "the recipe as a whole", cmd_recipe, C_RECIPE},
@@ -731,7 +837,8 @@ static const command commands[] = {
 	{"stats", "stats", "gather activation statistics over the calibration text", cmd_stats, C_NONE},
 	{"set", "set ctx=N chunks=N tokens=N temp=T calibration=FILE ...", "settings of the session", cmd_set, C_SET},
 	{"note", "note TEXT", "add a line to the session's notes", cmd_note, C_NONE},
-	{"history", "history delete N | history clear", "edit the history of evaluations", cmd_history, C_HISTORY},
+	{"history", "history delete N | clear | mark N | unmark",
+	 "edit the history of evaluations; mark two runs to compare them (Evaluate)", cmd_history, C_HISTORY},
 	{"view", "view NAME", "show a view", cmd_view, C_VIEW},
 	{"cancel", "cancel", "cancel the running job (also Esc, Ctrl-C)", cmd_cancel, C_NONE},
 	{"help", "help", "every key and command", cmd_help, C_NONE},
@@ -899,7 +1006,7 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 	static const char *const recipe_subs[] = {"new", "load", "save", "name", "validate"};
 	static const char *const set_keys[] = {"ctx=", "chunks=", "tokens=", "temp=", "stats_tokens=", "calibration=",
 	                                       "evaluation="};
-	static const char *const hist_subs[] = {"delete", "clear"};
+	static const char *const hist_subs[] = {"delete", "clear", "mark", "unmark"};
 	static const char *const sweep_opts[] = {"--unit", "--windows", "--ctx"};
 	static const char *const units[] = {"module", "block"};
 	static const char *const heat_subs[] = {"metric", "sort", "filter"};

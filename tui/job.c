@@ -2,7 +2,9 @@
  * stays live. The worker reports progress into the job under a mutex and
  * wakes the main loop through the self-pipe (at most every 30 ms, so a
  * fast loop cannot flood it); everything that touches the application
- * state (start, update, done) runs on the main thread. */
+ * state (start, update, done) runs on the main thread, called through the
+ * job's kind: the runner itself knows nothing above it and says what went
+ * wrong in an sl_error. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,20 +107,22 @@ static void free_req(const sl_job_kind *k, void *ctx)
 		k->free(ctx);
 }
 
-bool sl_jobs_submit(sl_jobs *q, sl_tui *t, const sl_job_kind *k, void *ctx)
+sl_status sl_jobs_submit(sl_jobs *q, const sl_job_kind *k, void *ctx, sl_error *err)
 {
 	if (q->n_queued == SL_JOB_QUEUE) {
 		free_req(k, ctx);
-		sl_tui_msg(t, true, "%d jobs are waiting already; let them finish or press Esc", SL_JOB_QUEUE);
-		return false;
+		return sl_errorf(err, SL_ERR_ARG, "%d jobs are waiting already; let them finish or press Esc", SL_JOB_QUEUE);
 	}
 	q->queue[q->n_queued++] = (sl_job_req){k, ctx};
 	wake(q->wake_fd); /* the loop starts it */
-	return true;
+	return SL_OK;
 }
 
-static void start_next(sl_jobs *q, sl_tui *t)
+/* A job that cannot start is dropped with its problem in err (the last
+ * one, when several cannot). */
+static sl_status start_next(sl_jobs *q, sl_tui *t, sl_error *err)
 {
+	sl_status st = SL_OK;
 	while (!q->cur && q->n_queued) {
 		sl_job_req r = q->queue[0];
 		memmove(q->queue, q->queue + 1, (size_t)--q->n_queued * sizeof *q->queue);
@@ -129,7 +133,7 @@ static void start_next(sl_jobs *q, sl_tui *t)
 		sl_job *j = calloc(1, sizeof *j);
 		if (!j) {
 			free_req(r.kind, r.ctx);
-			sl_tui_msg(t, true, "out of memory for a job");
+			st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for a job");
 			continue;
 		}
 		j->kind = r.kind;
@@ -142,12 +146,13 @@ static void start_next(sl_jobs *q, sl_tui *t)
 		if (pthread_create(&j->thread, NULL, worker, j) != 0) {
 			pthread_mutex_destroy(&j->mu);
 			free(j);
+			st = sl_errorf(err, SL_ERR_NOMEM, "cannot start a thread for %s", r.kind->name);
 			free_req(r.kind, r.ctx);
-			sl_tui_msg(t, true, "cannot start a thread for %s", r.kind->name);
 			continue;
 		}
 		q->cur = j;
 	}
+	return st;
 }
 
 static void finish(sl_jobs *q, sl_tui *t)
@@ -163,16 +168,16 @@ static void finish(sl_jobs *q, sl_tui *t)
 	free(j);
 }
 
-void sl_jobs_poll(sl_jobs *q, sl_tui *t)
+sl_status sl_jobs_poll(sl_jobs *q, sl_tui *t, sl_error *err)
 {
 	if (q->cur && atomic_load(&q->cur->finished))
 		finish(q, t);
-	start_next(q, t);
+	sl_status st = start_next(q, t, err);
 	sl_app *a = &t->app;
 	a->job.active = q->cur != NULL;
 	a->job.queued = q->n_queued;
 	if (!q->cur)
-		return;
+		return st;
 	sl_job *j = q->cur;
 	bool posted;
 	pthread_mutex_lock(&j->mu);
@@ -186,6 +191,7 @@ void sl_jobs_poll(sl_jobs *q, sl_tui *t)
 	a->job.eta = a->job.frac > 0.01 && a->job.elapsed > 0.5 ? a->job.elapsed * (1 - a->job.frac) / a->job.frac : -1;
 	if (posted && j->kind->update)
 		j->kind->update(t, j->ctx, j);
+	return st;
 }
 
 bool sl_jobs_cancel(sl_jobs *q)

@@ -426,7 +426,7 @@ void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, 
 	c->so.calib_tokens = 4096;
 	c->measure = true;
 	sl_tui_show(t, "heatmap");
-	sl_jobs_submit(&t->jobs, t, &sweep_kind, c);
+	sl_tui_submit(t, &sweep_kind, c);
 }
 
 static double json_num(const cJSON *o, const char *key)
@@ -469,7 +469,7 @@ void sl_task_sweep_restore(sl_tui *t)
 	c->so.calib_tokens = (int)json_num(j, "calib_tokens");
 	c->so.seed = json_num(j, "seed") > 0 ? (uint64_t)json_num(j, "seed") : 0;
 	c->saved = cJSON_Duplicate(j, true);
-	sl_jobs_submit(&t->jobs, t, &sweep_kind, c);
+	sl_tui_submit(t, &sweep_kind, c);
 }
 
 /* The workbench's sweep, when no job is changing it. */

@@ -228,5 +228,5 @@ void sl_task_train(sl_tui *t, const char *config, bool resume)
 	snprintf(s->output, sizeof s->output, "%s", c->cfg.output);
 	s->running = true;
 	c->resume = resume;
-	sl_jobs_submit(&t->jobs, t, &train_kind, c);
+	sl_tui_submit(t, &train_kind, c);
 }

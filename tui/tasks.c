@@ -1,5 +1,5 @@
-/* The jobs the workbench runs: each is a small context, a run function
- * for the worker thread that calls the core, and a done function that
+/* The jobs the workbench runs on its model: each is a small context, a run
+ * function for the worker thread that calls the core, and a done function that
  * puts the result into the application on the main thread. Nothing the
  * user sees changes until a job has succeeded, so a cancelled or failed
  * job leaves the model and the session as they were. */
@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/progress.h"
 #include "core/fileio.h"
@@ -70,7 +69,7 @@ static void rm_install(sl_tui *t, recipe_model *rm)
 {
 	if (!rm->built)
 		return;
-	sl_tasks_drop_recipe_model(t);
+	sl_tui_drop_recipe_model(t);
 	t->qmodel = rm->built;
 	t->qmodel_recipe = rm->json;
 	t->qmodel_bpw = rm->rep.bpw;
@@ -85,14 +84,6 @@ static void rm_free(recipe_model *rm)
 		sl_apply_report_free(&rm->rep);
 	sl_recipe_free(rm->recipe);
 	free(rm->json);
-}
-
-void sl_tasks_drop_recipe_model(sl_tui *t)
-{
-	sl_model_free(t->qmodel);
-	free(t->qmodel_recipe);
-	t->qmodel = NULL;
-	t->qmodel_recipe = NULL;
 }
 
 /* Jobs that read the model are refused while another model is being opened. */
@@ -122,124 +113,6 @@ static const char *text_path(sl_tui *t, const char *text, const char **name)
 	const char *slash = strrchr(text, '/');
 	*name = slash ? slash + 1 : text;
 	return text;
-}
-
-/* --- opening a model or a session ---------------------------------------- */
-
-typedef struct {
-	char path[PATH_MAX];
-	char orphan[PATH_MAX];  /* an autosave to remove once its session is back */
-	sl_session *ses;        /* the session being opened, or NULL for a new one */
-	sl_model *model;
-	char sha[65];
-} open_ctx;
-
-static sl_status open_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *err)
-{
-	(void)j;
-	open_ctx *o = ctx;
-	sl_progress_slice part;
-	sl_status st = sl_model_file_sha256(o->path, sl_progress_slice_init(&part, p, 0, 0.8), o->sha, err);
-	if (st)
-		return st;
-	if (o->ses && (st = sl_session_check_model(o->ses, o->sha, err)))
-		return st;
-	sl_load_opts lo = {.check_finite = true, .progress = sl_progress_slice_init(&part, p, 0.8, 1)};
-	return sl_model_load(o->path, &lo, &o->model, err);
-}
-
-static void open_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
-{
-	open_ctx *o = ctx;
-	t->opening = false;
-	if (st) {
-		sl_tui_msg(t, st != SL_ERR_CANCELLED, "%s", st == SL_ERR_CANCELLED ? "opening cancelled" : err->msg);
-		return;
-	}
-	sl_session *s = o->ses;
-	if (!s && !(s = sl_session_new())) {
-		sl_tui_msg(t, true, "out of memory for a session");
-		return;
-	}
-	if (!o->ses) {
-		snprintf(s->model_path, sizeof s->model_path, "%s", o->path);
-		snprintf(s->model_sha256, sizeof s->model_sha256, "%s", o->sha);
-	}
-	bool recovered = s->recovered;
-	o->ses = NULL;
-	sl_tui_install(t, s, o->model);
-	o->model = NULL;
-	if (o->orphan[0])
-		unlink(o->orphan); /* our own autosave holds the session now */
-	sl_tui_msg(t, false, "%s %s", recovered ? "recovered the session of" : "opened", t->app.model_name);
-}
-
-static void open_free(void *ctx)
-{
-	open_ctx *o = ctx;
-	sl_session_free(o->ses);
-	sl_model_free(o->model);
-	free(o);
-}
-
-static const sl_job_kind open_kind = {"open", NULL, open_run, NULL, open_done, open_free};
-
-static void submit_open(sl_tui *t, const char *path, sl_session *ses, const char *orphan)
-{
-	open_ctx *o = calloc(1, sizeof *o);
-	if (!o) {
-		sl_session_free(ses);
-		sl_tui_msg(t, true, "out of memory");
-		return;
-	}
-	o->ses = ses;
-	snprintf(o->orphan, sizeof o->orphan, "%s", orphan ? orphan : "");
-	if (!realpath(path, o->path)) {
-		sl_tui_msg(t, true, "%s: no such model file or directory", path);
-		open_free(o);
-		return;
-	}
-	t->opening = true;
-	if (!sl_jobs_submit(&t->jobs, t, &open_kind, o))
-		t->opening = false;
-}
-
-static bool may_open(sl_tui *t)
-{
-	if (t->opening || sl_jobs_busy(&t->jobs)) {
-		sl_tui_msg(t, true, "a job is running: wait for it or press Esc, then open");
-		return false;
-	}
-	return true;
-}
-
-void sl_task_open_model(sl_tui *t, const char *path)
-{
-	if (may_open(t))
-		submit_open(t, path, NULL, NULL);
-}
-
-static void open_session(sl_tui *t, const char *path, bool orphan)
-{
-	if (!may_open(t))
-		return;
-	sl_session *s;
-	sl_error err = {0};
-	if (sl_session_load(path, &s, &err)) {
-		sl_tui_msg(t, true, "%s", err.msg);
-		return;
-	}
-	submit_open(t, s->model_path, s, orphan ? path : NULL);
-}
-
-void sl_task_open_session(sl_tui *t, const char *path)
-{
-	open_session(t, path, false);
-}
-
-void sl_task_recover(sl_tui *t, const char *autosave_path)
-{
-	open_session(t, autosave_path, true);
 }
 
 /* --- evaluation ---------------------------------------------------------- */
@@ -296,6 +169,7 @@ static void eval_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 		sl_tui_msg(t, true, "%s", aerr.msg);
 		return;
 	}
+	t->app.runs_added++;
 	sl_tui_session_changed(t);
 	const sl_eval_result *r = &e->run.r;
 	if (r->has_base && e->run.has_predicted)
@@ -312,8 +186,10 @@ static void eval_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 
 static void eval_free(void *ctx)
 {
-	rm_free(&((eval_ctx *)ctx)->rm);
-	free(ctx);
+	eval_ctx *e = ctx;
+	rm_free(&e->rm);
+	free(e->run.recipe_json);
+	free(e);
 }
 
 static const sl_job_kind eval_kind = {"evaluate", eval_start, eval_run, NULL, eval_done, eval_free};
@@ -362,13 +238,14 @@ void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predi
 	snprintf(r->model, sizeof r->model, "%s", e->rm.empty ? "base" : "recipe");
 	snprintf(r->recipe, sizeof r->recipe, "%s", rc->name);
 	recipe_summary(rc, r->recipe_summary, sizeof r->recipe_summary);
+	r->recipe_json = sl_recipe_to_json(rc); /* NULL (out of memory) only costs the run's comparison */
 	snprintf(r->text, sizeof r->text, "%s", e->text_name);
 	double base_bytes = (double)sl_model_bytes(t->app.model);
 	r->bytes = e->rm.empty ? base_bytes : t->app.est.bytes;
 	r->bpw = e->rm.empty ? 8 * base_bytes / (double)sl_model_n_params(t->app.model) : t->app.est.bpw;
 	r->has_predicted = isfinite(predicted_kl);
 	r->predicted_kl = r->has_predicted ? predicted_kl : 0;
-	sl_jobs_submit(&t->jobs, t, &eval_kind, e);
+	sl_tui_submit(t, &eval_kind, e);
 }
 
 /* --- applying the recipe -------------------------------------------------- */
@@ -441,7 +318,7 @@ void sl_task_apply(sl_tui *t, const char *out_gguf)
 		return;
 	}
 	snprintf(a->out, sizeof a->out, "%s", out_gguf ? out_gguf : "");
-	sl_jobs_submit(&t->jobs, t, &apply_kind, a);
+	sl_tui_submit(t, &apply_kind, a);
 }
 
 /* --- generation ----------------------------------------------------------- */
@@ -587,7 +464,7 @@ void sl_task_generate(sl_tui *t)
 	g->temp = (float)s->view.temp;
 	g->seed = (uint64_t)time(NULL);
 	sl_tui_show(t, "generate");
-	sl_jobs_submit(&t->jobs, t, &gen_kind, g);
+	sl_tui_submit(t, &gen_kind, g);
 }
 
 /* --- statistics for the layer inspector ------------------------------------ */
@@ -679,7 +556,7 @@ void sl_task_weight_stats(sl_tui *t, const char *name)
 		return;
 	}
 	snprintf(w->module, sizeof w->module, "%s", module);
-	sl_jobs_submit(&t->jobs, t, &wstats_kind, w);
+	sl_tui_submit(t, &wstats_kind, w);
 }
 
 typedef struct {
@@ -748,5 +625,5 @@ void sl_task_act_stats(sl_tui *t)
 	}
 	snprintf(a->text, sizeof a->text, "%s", t->app.calib_path);
 	a->tokens = t->app.ses->settings.stats_tokens;
-	sl_jobs_submit(&t->jobs, t, &act_kind, a);
+	sl_tui_submit(t, &act_kind, a);
 }

@@ -1,17 +1,23 @@
 /* The workbench shell: the main loop, the terminal, the job runner, the
  * command line and the commands, and the jobs they start. One header lists
- * them, grouped by file:
+ * them, grouped by file, each file calling only those below it (what
+ * points up goes through function pointers: a job's kind, the main loop's
+ * view_shown):
  *
  *   workbench.c  startup, the main loop, drawing the frame, key dispatch
- *   screen.c     ncursesw + libtermkey setup, signals, terminal restore
- *   job.c        worker thread, queue, progress and cancel
- *   tasks.c      the jobs: open a model or session, evaluate, apply,
- *                generate, weight and activation statistics
+ *   commands.c   the ':' commands (they mirror the CLI) and completion
+ *   task-train.c training runs
+ *   task-open.c  opening a model or a session; installing what was opened
  *   task-sweep.c sensitivity sweeps, their export, the heatmap's rows,
  *                automatic recipes
- *   task-train.c training runs
- *   commands.c   the ':' commands (they mirror the CLI) and completion
- *   cmdline.c    the line editor under ':' */
+ *   tasks.c      the jobs on the model: evaluate, apply, generate, weight
+ *                and activation statistics
+ *   services.c   what commands and jobs ask of the workbench: messages,
+ *                questions, views, recipe and session changes, saving,
+ *                submitting jobs
+ *   job.c        worker thread, queue, progress and cancel
+ *   cmdline.c    the line editor under ':'
+ *   screen.c     ncursesw + libtermkey setup, signals, terminal restore */
 #ifndef SL_TUI_H
 #define SL_TUI_H
 
@@ -65,11 +71,12 @@ typedef struct {
 } sl_jobs;
 
 void sl_jobs_init(sl_jobs *q, int wake_fd);
-/* Queues a job (taking ctx); false when the queue is full (ctx freed). */
-bool sl_jobs_submit(sl_jobs *q, sl_tui *t, const sl_job_kind *k, void *ctx);
+/* Queues a job (taking ctx); fails when the queue is full (ctx freed). */
+sl_status sl_jobs_submit(sl_jobs *q, const sl_job_kind *k, void *ctx, sl_error *err);
 /* Main thread, whenever woken: collects a finished job, starts the next,
- * delivers posted updates, and refreshes the progress the app shows. */
-void sl_jobs_poll(sl_jobs *q, sl_tui *t);
+ * delivers posted updates, and refreshes the progress the app shows.
+ * Fails when a job could not be started (it is dropped). */
+sl_status sl_jobs_poll(sl_jobs *q, sl_tui *t, sl_error *err);
 /* Raises the running job's cancel flag; returns whether one was running. */
 bool sl_jobs_cancel(sl_jobs *q);
 /* Cancels everything and waits for the worker. */
@@ -106,12 +113,10 @@ void sl_command(sl_tui *t, const char *line);
 /* Tab on the command line: completes the last word, or lists the choices
  * and, on further Tabs, cycles through them. */
 void sl_complete(sl_tui *t, sl_cmdline *c);
-/* Opens a model as :open does, asking first about unsaved changes. */
-void sl_open_asking(sl_tui *t, const char *path);
 /* Every command with what it does, for the help view. */
 const sl_keyhelp *sl_command_help(void);
 
-/* --- tasks.c --- */
+/* --- task-open.c --- */
 /* Opens a model (a new session for it), or a session (its model after
  * checking the hash). */
 void sl_task_open_model(sl_tui *t, const char *path);
@@ -119,6 +124,17 @@ void sl_task_open_session(sl_tui *t, const char *path);
 /* Opens the autosave a crashed slimlab left, and removes it once the
  * session it holds is back. */
 void sl_task_recover(sl_tui *t, const char *autosave_path);
+/* Opens a model as :open does: a path that does not exist is said so,
+ * else it asks first about unsaved changes. */
+void sl_open_asking(sl_tui *t, const char *path);
+/* Whether path exists; says it does not when so. */
+bool sl_open_exists(sl_tui *t, const char *path);
+/* Replaces the session (and the model, which may be NULL). */
+void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m);
+/* Frees the session, the model and everything derived from them. */
+void sl_tui_release(sl_tui *t);
+
+/* --- tasks.c --- */
 /* text: "calibration", "evaluation" or a file; predicted_kl: what a sweep
  * predicted for the recipe, kept with the run (NaN: nothing). */
 void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predicted_kl);
@@ -126,8 +142,6 @@ void sl_task_apply(sl_tui *t, const char *out_gguf);
 void sl_task_generate(sl_tui *t);
 void sl_task_weight_stats(sl_tui *t, const char *module);
 void sl_task_act_stats(sl_tui *t);
-/* Forgets the recipe's model (the recipe changed, or the base model did). */
-void sl_tasks_drop_recipe_model(sl_tui *t);
 
 /* --- task-sweep.c --- */
 /* Measures the sweep these settings describe: the current one goes on from
@@ -172,7 +186,6 @@ struct sl_tui {
 	int cur, back;           /* the view shown; where the open view returns to */
 	sl_cmdline cl;
 	bool help;               /* the key overlay of the current view */
-	bool message_box;        /* a long error is shown in a box: the next key only closes it */
 	struct {
 		bool active;
 		char text[600];
@@ -190,23 +203,39 @@ struct sl_tui {
 	TermKey *tk;
 	int wake[2];             /* self-pipe: signals and jobs wake the loop */
 	int tab_x[16];           /* where each tab starts, for clicks */
+	void (*view_shown)(sl_tui *t); /* the main loop's: after another view is shown */
 };
 
 int sl_workbench_main(int argc, char **argv);
+
+/* --- services.c --- */
 /* The status-line message (printf-style); error colours it. */
 void sl_tui_msg(sl_tui *t, bool error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Queues a job (taking ctx); false, with the message shown, when it cannot. */
+bool sl_tui_submit(sl_tui *t, const sl_job_kind *k, void *ctx);
+/* A view's place in the view table, or -1. */
+int sl_tui_view_index(const sl_tui *t, const char *name);
+/* Shows view i (it leaves the one shown, enters the new one and calls
+ * view_shown); nothing when it is shown already. */
+void sl_tui_switch(sl_tui *t, int i);
 /* Shows view name ("model", "layer", ...); false if there is none. */
 bool sl_tui_show(sl_tui *t, const char *name);
 /* Asks a one-key question; answer gets the key and arg (and frees it). */
 void sl_tui_ask(sl_tui *t, const char *choices, void (*answer)(sl_tui *t, int key, void *arg), void *arg,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* After the recipe or the model changed: resolves the recipe for every
- * module, estimates its size, checks it, and autosaves. */
+/* Resolves the recipe for every module, estimates its size and checks it;
+ * drops the recipe's model once it no longer matches. */
+void sl_tui_recipe_refresh(sl_tui *t);
+/* After the recipe or the model changed: refreshes as above, and marks
+ * and autosaves the session. */
 void sl_tui_recipe_changed(sl_tui *t);
 /* After the session changed: marks it and autosaves. */
 void sl_tui_session_changed(sl_tui *t);
-/* Replaces the session (and the model, which may be NULL). */
-void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m);
+/* Forgets the recipe's model (the recipe changed, or the base model did). */
+void sl_tui_drop_recipe_model(sl_tui *t);
+/* Saves the session to path (views record their cursors first); false
+ * with the message shown when it cannot. */
+bool sl_tui_save(sl_tui *t, const char *path);
 /* Runs fn(t, arg) now, or after asking when the session has unsaved
  * changes that what would drop; fn frees arg (also when it does not run). */
 void sl_tui_unless_unsaved(sl_tui *t, const char *what, void (*fn)(sl_tui *t, void *arg, bool go), void *arg);

@@ -10,7 +10,6 @@
 #include <locale.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,66 +48,6 @@ static const char usage[] =
 	"when it is absent). See slimlab(1) for its keys, and\n"
 	"'slimlab --help' for the command-line tools.\n";
 
-void sl_tui_msg(sl_tui *t, bool error, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(t->app.message, sizeof t->app.message, fmt, ap);
-	va_end(ap);
-	t->app.message_error = error;
-}
-
-static int view_index(const char *name)
-{
-	for (int i = 0; i < N_VIEWS; i++)
-		if (!strcmp(view_table[i]->name, name))
-			return i;
-	return -1;
-}
-
-static void switch_to(sl_tui *t, int i)
-{
-	if (i == t->cur)
-		return;
-	if (view_table[t->cur]->leave)
-		view_table[t->cur]->leave(t->views[t->cur], &t->app);
-	if (view_table[i] == &sl_view_open && view_table[t->cur] != &sl_view_open)
-		t->back = t->cur;
-	t->cur = i;
-	t->help = false;
-	if (view_table[i]->enter)
-		view_table[i]->enter(t->views[i], &t->app);
-	if (i < N_TABS)
-		snprintf(t->app.ses->view.current, sizeof t->app.ses->view.current, "%s", view_table[i]->name);
-	/* The inspector's figures are computed when it is first shown. */
-	if (view_table[i] == &sl_view_layer && t->app.n_mods) {
-		const char *m = t->app.ses->view.inspect;
-		sl_task_weight_stats(t, sl_app_module_index(&t->app, m) >= 0 ? m : t->app.mods[0].name);
-	}
-}
-
-bool sl_tui_show(sl_tui *t, const char *name)
-{
-	int i = view_index(name);
-	if (i < 0)
-		return false;
-	switch_to(t, i);
-	return true;
-}
-
-void sl_tui_ask(sl_tui *t, const char *choices, void (*answer)(sl_tui *t, int key, void *arg), void *arg,
-                const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(t->ask.text, sizeof t->ask.text, fmt, ap);
-	va_end(ap);
-	snprintf(t->ask.choices, sizeof t->ask.choices, "%s", choices);
-	t->ask.answer = answer;
-	t->ask.arg = arg;
-	t->ask.active = true;
-}
-
 /* The keys a question accepts: the letters in brackets ("[y]es  [n]o"). */
 static bool ask_accepts(const sl_tui *t, int key)
 {
@@ -125,170 +64,13 @@ static int ask_default(const sl_tui *t)
 	return last ? last[1] : 'n';
 }
 
-void sl_tui_session_changed(sl_tui *t)
+/* The inspector's figures are computed when it is first shown. */
+static void view_shown(sl_tui *t)
 {
-	sl_session *s = t->app.ses;
-	s->dirty = true;
-	if (!t->app.model)
-		return;
-	sl_error err = {0};
-	if (sl_autosave(s, &err))
-		sl_tui_msg(t, true, "autosave failed: %s", err.msg);
-}
-
-/* Derived state of the recipe: the plan of every module, how many modules
- * each rule selects, the size estimate and the problems. */
-static void refresh_recipe(sl_tui *t)
-{
-	sl_app *a = &t->app;
-	const sl_recipe *r = a->ses->recipe;
-	free(a->plans);
-	free(a->rule_matches);
-	a->plans = a->model ? sl_calloc((size_t)a->n_mods, sizeof *a->plans) : NULL;
-	a->rule_matches = sl_calloc((size_t)r->n_rules + 1, sizeof *a->rule_matches);
-	a->recipe_empty = true;
-	memset(&a->est, 0, sizeof a->est);
-	for (int i = 0; a->plans && i < a->n_mods; i++) {
-		sl_recipe_resolve(r, &a->mods[i], &a->plans[i]);
-		if (a->plans[i].format || a->plans[i].sparsity > 0)
-			a->recipe_empty = false;
-		if (!a->rule_matches)
-			continue;
-		a->rule_matches[0]++;
-		for (int j = 0; j < r->n_rules; j++)
-			a->rule_matches[j + 1] += sl_rule_matches(&r->rules[j], &a->mods[i]);
+	if (view_table[t->cur] == &sl_view_layer && t->app.n_mods) {
+		const char *m = t->app.ses->view.inspect;
+		sl_task_weight_stats(t, sl_app_module_index(&t->app, m) >= 0 ? m : t->app.mods[0].name);
 	}
-	if (a->model)
-		sl_recipe_estimate_size(r, a->model, &a->est);
-	a->n_issues = sl_recipe_check(r, a->model, a->issues, 16);
-	a->n_fallbacks = a->model ? sl_recipe_fallbacks(r, a->model, a->fallbacks, 8) : 0;
-	/* The recipe's model is large: drop it once it no longer matches,
-	 * unless a job may be using it. */
-	if (t->qmodel && !sl_jobs_busy(&t->jobs)) {
-		char *json = sl_recipe_to_json(r);
-		if (!json || strcmp(json, t->qmodel_recipe))
-			sl_tasks_drop_recipe_model(t);
-		free(json);
-	}
-}
-
-void sl_tui_recipe_changed(sl_tui *t)
-{
-	refresh_recipe(t);
-	sl_tui_session_changed(t);
-}
-
-/* Frees the session, the model and everything derived from them. */
-static void release(sl_tui *t)
-{
-	sl_app *a = &t->app;
-	sl_tasks_drop_recipe_model(t);
-	sl_session_free(a->ses);
-	sl_model_free(a->model);
-	free(a->mods);
-	free(a->blocks);
-	free(a->plans);
-	free(a->rule_matches);
-	sl_weight_stats_free(&a->wstats);
-	sl_act_profile_free(a->act);
-	sl_sweep_free(t->sweep);
-	t->sweep = NULL;
-	sl_heat_free(&a->heat);
-	for (int i = 0; i < 2; i++)
-		free(a->gen[i].text);
-	a->ses = NULL;
-	a->model = NULL;
-	a->mods = NULL;
-	a->blocks = NULL;
-	a->plans = NULL;
-	a->rule_matches = NULL;
-	a->act = NULL;
-	a->act_in = NULL;
-	a->wstats_module[0] = 0;
-	memset(a->gen, 0, sizeof a->gen);
-	a->gen_common = 0;
-}
-
-void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)
-{
-	sl_app *a = &t->app;
-	release(t);
-	a->ses = s;
-	a->model = m;
-	a->n_mods = m ? sl_model_modules(m, NULL, 0) : 0;
-	a->mods = sl_calloc((size_t)a->n_mods, sizeof *a->mods);
-	a->blocks = m ? sl_calloc((size_t)m->cfg.n_layers, sizeof *a->blocks) : NULL;
-	if (m && a->mods && a->blocks)
-		sl_model_modules(m, a->mods, a->n_mods);
-	else
-		a->n_mods = 0;
-	for (int i = 0; i < a->n_mods; i++)
-		if (a->mods[i].layer >= 0) {
-			a->blocks[a->mods[i].layer].n_mods++;
-			a->blocks[a->mods[i].layer].params += (double)sl_tensor_nelements(a->mods[i].w);
-			a->blocks[a->mods[i].layer].bytes += (double)a->mods[i].w->nbytes;
-		}
-	const char *slash = m ? strrchr(m->path, '/') : NULL;
-	snprintf(a->model_name, sizeof a->model_name, "%.255s", m ? (slash ? slash + 1 : m->path) : "");
-	/* Texts: the session's, else the ones that ship with slimlab. */
-	if (s->settings.calib_text[0])
-		snprintf(a->calib_path, sizeof a->calib_path, "%s", s->settings.calib_text);
-	else
-		sl_shipped_find("data/calib.txt", a->calib_path, sizeof a->calib_path, NULL);
-	if (s->settings.eval_text[0])
-		snprintf(a->eval_path, sizeof a->eval_path, "%s", s->settings.eval_text);
-	else
-		sl_shipped_find("data/eval.txt", a->eval_path, sizeof a->eval_path, NULL);
-	refresh_recipe(t);
-	sl_heat_refresh(t);
-	if (m && s->sweep)
-		sl_task_sweep_restore(t);
-	int v = view_index(s->view.current);
-	t->cur = N_VIEWS - 1; /* so that switch_to enters the view even if it is the same */
-	switch_to(t, v >= 0 && v < N_TABS ? v : 0);
-	if (m && s->dirty)
-		sl_tui_session_changed(t);
-	else if (m)
-		sl_autosave(s, NULL);
-}
-
-typedef struct {
-	void (*fn)(sl_tui *t, void *arg, bool go);
-	void *arg;
-} deferred;
-
-static void answer_unsaved(sl_tui *t, int key, void *arg)
-{
-	deferred *d = arg;
-	if (key == 's') {
-		if (!t->app.ses->path[0]) {
-			sl_cmdline_open(&t->cl, "save ");
-			sl_tui_msg(t, false, "name the session file, save, then try again");
-			d->fn(t, d->arg, false);
-		} else {
-			sl_command(t, "save");
-			d->fn(t, d->arg, !t->app.ses->dirty);
-		}
-	} else {
-		d->fn(t, d->arg, key == 'd');
-	}
-	free(d);
-}
-
-void sl_tui_unless_unsaved(sl_tui *t, const char *what, void (*fn)(sl_tui *t, void *arg, bool go), void *arg)
-{
-	if (!t->app.model || !t->app.ses->dirty) {
-		fn(t, arg, true);
-		return;
-	}
-	deferred *d = malloc(sizeof *d);
-	if (!d) {
-		fn(t, arg, false);
-		return;
-	}
-	*d = (deferred){fn, arg};
-	sl_tui_ask(t, "[s]ave first  [d]iscard them  [c]ancel", answer_unsaved, d,
-	           "The session has unsaved changes. Before %s:", what);
 }
 
 /* --- drawing ----------------------------------------------------------------- */
@@ -307,37 +89,66 @@ static void draw_too_small(void)
 	}
 }
 
+/* The running job, right-aligned on the header row from column right
+ * leftwards: " name [bar] 45%  ETA 0:12  stage  Esc cancels", dropping the
+ * stage, then the hint, then the bar until it fits in budget columns.
+ * Returns the columns it takes (0: nothing drawn when draw is false). */
+static int job_progress(const sl_app *a, int budget, bool draw)
+{
+	char name[48], eta[16], tail[160];
+	snprintf(name, sizeof name, " ● %s ", a->job.name);
+	sl_fmt_duration(a->job.eta, eta, sizeof eta);
+	const char *hint = a->job.queued ? "  Esc cancels (more queued) " : "  Esc cancels ";
+	int bw = 0, used = 0;
+	for (int drop = 0; drop < 4; drop++) {
+		bw = drop < 3 ? (COLS >= 120 ? 20 : 10) : 0;
+		snprintf(tail, sizeof tail, " %3.0f%%  ETA %s%s%s%s", 100 * a->job.frac, a->job.eta >= 0 ? eta : "--:--",
+		         drop < 1 ? "  " : "", drop < 1 ? a->job.stage : "", drop < 2 ? hint : " ");
+		used = sl_text_width(name) + bw + sl_text_width(tail);
+		if (used <= budget)
+			break;
+	}
+	if (!draw)
+		return used;
+	int x = COLS - used;
+	x += sl_text(0, x, COLS - x, SL_R_BAR_KEY, name);
+	if (bw)
+		sl_bar(0, x, bw, a->job.frac, SL_R_FILL, SL_R_EMPTY);
+	sl_text(0, x + bw, COLS - x - bw, SL_R_BAR, tail);
+	return used;
+}
+
+/* The header: slimlab, the model, the recipe; at the right the session's
+ * file, or while a job runs its progress (which the left side makes room
+ * for, keeping the model's name). */
 static void draw_header(sl_tui *t)
 {
 	sl_app *a = &t->app;
 	sl_fill(0, 0, COLS, SL_R_BAR);
-	int x = sl_text(0, 0, COLS, SL_R_BAR_KEY, " slimlab ");
+	int right = a->job.active ? job_progress(a, COLS - 28, false) : 0, lw = COLS - right - 1;
+	int x = sl_text(0, 0, lw, SL_R_BAR_KEY, " slimlab ");
 	if (a->model) {
-		x += sl_textf(0, x, COLS - x, SL_R_BAR, " %s ", a->model_name);
+		x += sl_textf(0, x, lw - x, SL_R_BAR, " %s ", a->model_name);
 		const sl_recipe *r = a->ses->recipe;
-		x += sl_textf(0, x, COLS - x, SL_R_BAR, "%s recipe%s%s%s", a->utf8 ? "│" : "|", r->name[0] ? " " : "",
-		              r->name, a->recipe_empty ? " (changes nothing)" : "");
+		x += sl_textf(0, x, lw - x, SL_R_BAR, "%s recipe%s%s%s", a->utf8 ? "│" : "|", r->name[0] ? " " : "", r->name,
+		              a->recipe_empty ? " (changes nothing)" : "");
 		if (!a->recipe_empty)
-			x += sl_textf(0, x, COLS - x, SL_R_BAR, " %.2f bpw", a->est.bpw);
+			x += sl_textf(0, x, lw - x, SL_R_BAR, " %.2f bpw", a->est.bpw);
 	}
-	char right[160];
-	if (a->job.active)
-		snprintf(right, sizeof right, " ● %s %3.0f%% ", a->job.name, 100 * a->job.frac);
-	else if (a->model)
-		snprintf(right, sizeof right, " %.120s%s ", a->ses->path[0] ? a->ses->path : "unsaved session",
-		         a->ses->dirty ? " *" : "");
-	else
-		right[0] = 0;
-	int rw = sl_text_width(right);
-	if (rw > COLS - x - 1)
-		rw = COLS - x - 1;
-	if (rw > 0) {
-		/* Long paths lose their beginning, which matters least. */
-		const char *r = right;
-		while (sl_text_width(r) > rw)
-			r++;
-		sl_text(0, COLS - rw, rw, a->job.active ? SL_R_BAR_KEY : SL_R_BAR, r);
+	if (a->job.active) {
+		job_progress(a, COLS - 28, true);
+		return;
 	}
+	if (!a->model || COLS - x - 3 < 1)
+		return;
+	/* The session's file: a long path keeps its file name. */
+	char path[160];
+	sl_path_fit(a->ses->path[0] ? a->ses->path : "unsaved session", COLS - x - 3 - (a->ses->dirty ? 2 : 0), path,
+	            sizeof path);
+	char label[200];
+	snprintf(label, sizeof label, " %s%s ", path, a->ses->dirty ? " *" : "");
+	int rw = sl_text_width(label);
+	sl_text(0, COLS - rw, rw, SL_R_BAR, label);
 }
 
 /* The tabs with a space between them; on narrow screens without it, and
@@ -399,6 +210,38 @@ static void draw_text_box(const char *title, const char *text, sl_role role, con
 		sl_text(r.y + 2 + n, r.x + 2, r.w - 4, SL_R_ACCENT, footer);
 }
 
+/* An error too long for the status line, shown whole in a box above it:
+ * the next key only closes it. */
+static bool message_box(const sl_tui *t)
+{
+	const sl_app *a = &t->app;
+	return !t->cl.active && a->message[0] && a->message_error && sl_text_width(a->message) > COLS - 2;
+}
+
+/* A question, a long error or the key overlay is over the view. */
+static bool popup_shown(const sl_tui *t)
+{
+	return t->ask.active || message_box(t) || t->help;
+}
+
+/* The key bar: the view's hints and the global ones, each whole; the
+ * view's last hints give way first on narrow screens. */
+static void draw_hints(const char *view_hints, int y, int x, int w)
+{
+	static const char global[] = "  ? keys  : command  q quit";
+	char line[512];
+	int n = snprintf(line, sizeof line, "%s", view_hints);
+	while (n > 0 && sl_text_width(line) + sl_text_width(global) > w) {
+		char *cut = line;
+		for (char *p = line; (p = strstr(p, "  ")); p += 2)
+			cut = p;
+		*cut = 0;
+		n = (int)(cut - line);
+	}
+	int used = sl_text(y, x, w, SL_R_BAR, line);
+	sl_text(y, x + used, w - used, SL_R_BAR, n ? global : global + 2);
+}
+
 static void draw_status(sl_tui *t)
 {
 	sl_app *a = &t->app;
@@ -413,30 +256,8 @@ static void draw_status(sl_tui *t)
 		return;
 	}
 	sl_fill(y, 0, COLS, SL_R_BAR);
-	int right = 0;
-	if (a->job.active) {
-		/* " name [bar] 45% ETA 0:12 stage  Esc cancels", dropping parts from
-		 * the end until it leaves room for a message. */
-		char name[48], eta[16], tail[160];
-		snprintf(name, sizeof name, " %s ", a->job.name);
-		sl_fmt_duration(a->job.eta, eta, sizeof eta);
-		const char *stage = a->job.stage, *hint = a->job.queued ? "  Esc cancels (more queued) " : "  Esc cancels ";
-		int bw = COLS >= 120 ? 20 : 10, budget = COLS - 30;
-		for (int drop = 0; drop < 3; drop++) {
-			snprintf(tail, sizeof tail, " %3.0f%%  ETA %s%s%s%s", 100 * a->job.frac, a->job.eta >= 0 ? eta : "--:--",
-			         drop < 2 ? "  " : " ", drop < 2 ? stage : "", drop < 1 ? hint : "");
-			right = sl_text_width(name) + bw + sl_text_width(tail);
-			if (right <= budget)
-				break;
-		}
-		int x = COLS - right;
-		x += sl_text(y, x, COLS - x, SL_R_BAR_KEY, name);
-		sl_bar(y, x, bw, a->job.frac, SL_R_FILL, SL_R_EMPTY);
-		sl_text(y, x + bw, COLS - x - bw, SL_R_BAR, tail);
-	}
-	int w = COLS - right - 1;
-	t->message_box = a->message[0] && a->message_error && sl_text_width(a->message) > w - 1;
-	if (t->message_box) {
+	int w = COLS - 1;
+	if (message_box(t)) {
 		/* An error too long for the line is shown whole, above it. */
 		draw_text_box("error", a->message, SL_R_BAD, NULL, true);
 		sl_text(y, 1, w, SL_R_BAR, "(any key closes the message)");
@@ -446,8 +267,7 @@ static void draw_status(sl_tui *t)
 		sl_text(y, 1, w, a->message_error ? SL_R_BAD : SL_R_BAR, a->message);
 		return;
 	}
-	int x = 1 + sl_text(y, 1, w, SL_R_BAR, view_table[t->cur]->hints);
-	sl_text(y, x, w - x + 1, SL_R_BAR, "  ? keys  : command  q quit");
+	draw_hints(view_table[t->cur]->hints, y, 1, w);
 }
 
 static void draw_box_lines(const char *title, const sl_keyhelp *a, const sl_keyhelp *b, int top)
@@ -529,7 +349,7 @@ static bool global_key(sl_tui *t, const sl_key *k)
 			return false;
 		for (int i = 0; i < N_TABS; i++)
 			if (k->x >= t->tab_x[i] && k->x < t->tab_x[i + 1])
-				switch_to(t, i);
+				sl_tui_switch(t, i);
 		return true;
 	}
 	if (k->mods & SL_KMOD_CTRL) {
@@ -543,7 +363,7 @@ static bool global_key(sl_tui *t, const sl_key *k)
 	int tab = t->cur < N_TABS ? t->cur : t->back;
 	switch (k->code) {
 	case SL_KEY_TAB:
-		switch_to(t, (tab + ((k->mods & SL_KMOD_SHIFT) ? N_TABS - 1 : 1)) % N_TABS);
+		sl_tui_switch(t, (tab + ((k->mods & SL_KMOD_SHIFT) ? N_TABS - 1 : 1)) % N_TABS);
 		return true;
 	case '?':
 	case SL_KEY_F1:
@@ -560,11 +380,11 @@ static bool global_key(sl_tui *t, const sl_key *k)
 		if (sl_jobs_cancel(&t->jobs))
 			sl_tui_msg(t, false, "cancelling %s...", t->app.job.name);
 		else if (view_table[t->cur] == &sl_view_open && t->app.model)
-			switch_to(t, t->back);
+			sl_tui_switch(t, t->back);
 		return true;
 	}
 	if (k->code >= '1' && k->code < '1' + N_TABS) {
-		switch_to(t, k->code - '1');
+		sl_tui_switch(t, k->code - '1');
 		return true;
 	}
 	return false;
@@ -581,11 +401,16 @@ static void handle_key(sl_tui *t, const sl_key *k)
 		}
 		return;
 	}
-	t->app.message[0] = 0;
-	if (t->message_box) {
-		t->message_box = false;
+	/* A key closes the error box or the key overlay and does nothing else,
+	 * unless it is ':', which goes on to open the command line. */
+	if (message_box(t) || (t->help && !t->cl.active)) {
+		t->app.message[0] = 0;
+		t->help = false;
+		if (k->code == ':' && !k->mods)
+			sl_cmdline_open(&t->cl, "");
 		return;
 	}
+	t->app.message[0] = 0;
 	if (ctrl_c && !t->cl.active) {
 		interrupt(t);
 		return;
@@ -595,10 +420,6 @@ static void handle_key(sl_tui *t, const sl_key *k)
 		case SL_CL_SUBMIT: sl_command(t, t->cl.buf); break;
 		case SL_CL_COMPLETE: sl_complete(t, &t->cl); break;
 		}
-		return;
-	}
-	if (t->help) {
-		t->help = false;
 		return;
 	}
 	if (COLS >= SL_MIN_COLS && LINES >= SL_MIN_ROWS) {
@@ -628,7 +449,7 @@ static void begin(sl_tui *t, const start_args *a)
 	else if (sl_shipped_find(SL_SHIPPED_MODEL, shipped, sizeof shipped, NULL) == SL_OK)
 		sl_task_open_model(t, shipped);
 	else
-		switch_to(t, view_index("open"));
+		sl_tui_show(t, "open");
 }
 
 typedef struct {
@@ -669,15 +490,24 @@ static void offer_recovery_or_begin(sl_tui *t, const start_args *a)
 	           "slimlab did not exit cleanly last time. Restore the session it was working on%s?", what);
 }
 
+/* The keys of one read. Once a popup has been over the view during it
+ * (one was up when a key came, or a key raised one), the rest of the
+ * read was typed ahead of it: it goes to the command line when that is
+ * open, and is dropped otherwise, so that it neither answers a question
+ * nobody saw nor runs as the view's keys. */
 static void read_keys(sl_tui *t, bool *pending)
 {
 	TermKeyKey tk;
 	TermKeyResult r;
+	bool typed_ahead = false;
 	*pending = false;
 	while ((r = termkey_getkey(t->tk, &tk)) == TERMKEY_RES_KEY) {
 		sl_key k;
-		if (sl_screen_translate(t, &tk, &k))
-			handle_key(t, &k);
+		if (!sl_screen_translate(t, &tk, &k) || (typed_ahead && !t->cl.active))
+			continue;
+		bool before = popup_shown(t);
+		handle_key(t, &k);
+		typed_ahead = typed_ahead || before || popup_shown(t);
 	}
 	if (r == TERMKEY_RES_AGAIN)
 		*pending = true;
@@ -691,7 +521,9 @@ static int loop(sl_tui *t)
 	bool pending = false;
 	int terminated = 0;
 	while (!t->quit) {
-		sl_jobs_poll(&t->jobs, t);
+		sl_error err = {0};
+		if (sl_jobs_poll(&t->jobs, t, &err))
+			sl_tui_msg(t, true, "%s", err.msg);
 		draw(t);
 		struct pollfd fds[2] = {{termkey_get_fd(t->tk), POLLIN, 0}, {t->wake[0], POLLIN, 0}};
 		int timeout = pending ? termkey_get_waittime(t->tk) : t->app.job.active ? 250 : -1;
@@ -759,6 +591,7 @@ int sl_workbench_main(int argc, char **argv)
 	t->app.ses = sl_session_new();
 	t->classes = view_table;
 	t->n_views = N_VIEWS;
+	t->view_shown = view_shown;
 	t->views = calloc(N_VIEWS, sizeof *t->views);
 	bool ok = t->app.ses && t->views;
 	for (int i = 0; ok && i < N_VIEWS; i++)
@@ -768,7 +601,7 @@ int sl_workbench_main(int argc, char **argv)
 		return 1;
 	}
 	sl_view_help_set(view_table, N_TABS, global_keys, sl_command_help());
-	refresh_recipe(t);
+	sl_tui_recipe_refresh(t);
 
 	sl_error err = {0};
 	if (sl_screen_open(t, &err)) {
@@ -787,7 +620,7 @@ int sl_workbench_main(int argc, char **argv)
 	for (int i = 0; i < N_VIEWS; i++)
 		view_table[i]->destroy(t->views[i]);
 	free(t->views);
-	release(t);
+	sl_tui_release(t);
 	sl_training_free(&t->app.train);
 	close(t->wake[0]);
 	close(t->wake[1]);

@@ -105,6 +105,18 @@ typedef struct sl_app {
 	sl_recipe_issue fallbacks[8]; /* formats some modules cannot hold, and what they get */
 	int n_fallbacks;
 	bool recipe_empty;      /* the recipe changes nothing */
+	unsigned runs_added;    /* evaluations that joined the history: the Evaluate view selects each new one */
+	/* Two runs of the history marked for comparison (numbers from 1, in
+	 * order; 0: none), and the modules whose plans differ
+	 * between the recipes they measured (known only when both runs kept
+	 * their recipe). */
+	int marked[2];
+	struct {
+		char module[96];
+		char a[96], b[96];      /* each run's plan for it, in words */
+	} *diffs;
+	int n_diffs;
+	bool diffs_known;
 
 	/* The running job, as the header and status line show it. */
 	struct {

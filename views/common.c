@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/formats.h"
+#include "core/units.h"
 #include "core/methods/method.h"
 #include "view.h"
 
@@ -14,6 +15,18 @@ int sl_app_module_index(const sl_app *app, const char *name)
 		if (!strcmp(app->mods[i].name, name))
 			return i;
 	return -1;
+}
+
+bool sl_app_tied(const sl_app *app, const char *module)
+{
+	int i = sl_app_module_index(app, module);
+	return i >= 0 && app->mods[i].kind == SL_MOD_EMBD && app->model && app->model->output == app->model->tok_embd;
+}
+
+const char *sl_app_module_label(const sl_app *app, const char *module, char *buf, size_t n)
+{
+	snprintf(buf, n, sl_app_tied(app, module) ? "%s+output" : "%s", module);
+	return buf;
 }
 
 void sl_list_restore(sl_list *l, const sl_app *app, const char *view)
@@ -145,6 +158,60 @@ void sl_pick_open(sl_menu *m, sl_pick what, const char *current)
 	static const char *const titles[] = {"", "format", "method", "sparsity", "pattern", "pruning"};
 	const choices *c = menu_choices(what);
 	sl_menu_open(m, titles[what], c->items, c->notes, c->n, find_item(c, current), what);
+}
+
+/* What format f (NULL: keep) gives the modules scope selects: bits per
+ * weight and bytes, and the formats those it cannot hold fall back to
+ * ("→ FORMAT" when all fall back to it, "5 → FORMAT" when some do). */
+static void format_note(const sl_app *app, const sl_rule *scope, const sl_format *f, char *buf, size_t n)
+{
+	double bytes = 0, params = 0;
+	int count = 0, n_fb = 0, fb_count[3] = {0};
+	const sl_format *fb[3];
+	for (int i = 0; i < app->n_mods; i++) {
+		const sl_module *md = &app->mods[i];
+		if (!sl_rule_matches(scope, md))
+			continue;
+		const sl_tensor *w = md->w;
+		const sl_format *use = f ? sl_format_fallback(f, w->ne[0]) : NULL;
+		int k = 0;
+		while (k < n_fb && fb[k] != use)
+			k++;
+		if (use != f && k == n_fb && n_fb < 3)
+			fb[n_fb++] = use;
+		if (use != f && k < n_fb)
+			fb_count[k]++;
+		count++;
+		params += (double)sl_tensor_nelements(w);
+		bytes += use ? (double)sl_dtype_row_bytes(use->dtype, w->ne[0]) * (double)sl_tensor_nrows(w)
+		             : (double)w->nbytes;
+	}
+	const char *summary = f ? f->summary : "leave the weights as they are";
+	if (!count) {
+		snprintf(buf, n, "%s", summary);
+		return;
+	}
+	char b[32], fall[96] = "";
+	sl_fmt_bytes(bytes, b, sizeof b);
+	size_t k = 0;
+	for (int i = 0; i < n_fb && k < sizeof fall; i++) {
+		if (fb_count[i] == count)
+			k += (size_t)snprintf(fall + k, sizeof fall - k, "  → %s", fb[i]->name);
+		else
+			k += (size_t)snprintf(fall + k, sizeof fall - k, "  %d → %s", fb_count[i], fb[i]->name);
+	}
+	snprintf(buf, n, "%6.2f bpw %10s%s  %s", 8 * bytes / params, b, fall, summary);
+}
+
+void sl_pick_format(sl_menu *m, const sl_app *app, const sl_rule *scope, const char *current)
+{
+	sl_pick_open(m, SL_PICK_FORMAT, current);
+	for (int i = 0; i < m->n && app->model; i++) {
+		format_note(app, scope, sl_format_find(m->items[i]), m->note_buf[i], sizeof m->note_buf[i]);
+		m->note_ptr[i] = m->note_buf[i];
+	}
+	if (app->model)
+		m->notes = m->note_ptr;
 }
 
 /* The words a chosen item sets; an N:M sparsity sets its pattern too. */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "draw.h"
 
+#include <ctype.h>
 #include <curses.h>
 #include <math.h>
 #include <stdarg.h>
@@ -204,6 +205,28 @@ int sl_text_width(const char *s)
 		len -= k;
 	}
 	return w;
+}
+
+void sl_path_fit(const char *path, int w, char *buf, size_t n)
+{
+	const char *ell = D.utf8 ? "…" : "...";
+	if (sl_text_width(path) <= w) {
+		snprintf(buf, n, "%s", path);
+		return;
+	}
+	/* The longest tail from a '/' on that fits after the ellipsis. */
+	for (const char *p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
+		snprintf(buf, n, "%s%s", ell, p);
+		if (sl_text_width(buf) <= w)
+			return;
+	}
+	/* Not even the file name: its beginning, then the ellipsis. */
+	const char *name = strrchr(path, '/');
+	name = name ? name + 1 : path;
+	int keep = (int)strlen(name);
+	do
+		snprintf(buf, n, "%.*s%s", keep, name, ell);
+	while (keep-- > 0 && sl_text_width(buf) > w);
 }
 
 int sl_text(int y, int x, int w, sl_role r, const char *s)
@@ -459,10 +482,45 @@ void sl_menu_open(sl_menu *m, const char *title, const char *const *items, const
 	snprintf(m->title, sizeof m->title, "%s", title);
 	m->items = items;
 	m->notes = notes;
-	m->n = n;
+	m->n = n < SL_MENU_MAX ? n : SL_MENU_MAX;
 	m->tag = tag;
-	m->list.cursor = current > 0 && current < n ? current : 0;
-	sl_list_fit(&m->list, n, 10);
+	for (int i = 0; i < m->n; i++)
+		m->shown[i] = i;
+	m->n_shown = m->n;
+	m->list.cursor = current > 0 && current < m->n ? current : 0;
+	sl_list_fit(&m->list, m->n_shown, 10);
+}
+
+/* Whether s holds the characters of pat in order, case aside. */
+static bool fuzzy_match(const char *pat, const char *s)
+{
+	for (; *pat; pat++) {
+		while (*s && tolower((unsigned char)*s) != tolower((unsigned char)*pat))
+			s++;
+		if (!*s++)
+			return false;
+	}
+	return true;
+}
+
+/* The items the filter keeps; the cursor goes to the first of them. */
+static void menu_filter(sl_menu *m)
+{
+	m->n_shown = 0;
+	for (int i = 0; i < m->n; i++)
+		if (fuzzy_match(m->filter, m->items[i]))
+			m->shown[m->n_shown++] = i;
+	m->list.cursor = 0;
+	m->list.top = 0;
+	sl_list_fit(&m->list, m->n_shown, m->list.rows);
+}
+
+static int menu_choose(sl_menu *m)
+{
+	if (!m->n_shown)
+		return SL_MENU_OPEN;
+	m->open = false;
+	return m->shown[m->list.cursor];
 }
 
 int sl_menu_key(sl_menu *m, const sl_key *k)
@@ -473,31 +531,30 @@ int sl_menu_key(sl_menu *m, const sl_key *k)
 		m->open = false;
 		return SL_MENU_CLOSED;
 	}
-	if (k->code == SL_KEY_ENTER || k->code == ' ' || k->code == SL_KEY_RIGHT) {
-		m->open = false;
-		return m->list.cursor;
-	}
+	if (k->code == SL_KEY_ENTER || k->code == ' ' || k->code == SL_KEY_RIGHT)
+		return menu_choose(m);
 	if (k->code == SL_KEY_MOUSE && k->button == SL_MOUSE_LEFT) {
 		sl_rect inner = {m->at.y + 1, m->at.x + 1, m->at.h - 2, m->at.w - 2};
-		if (sl_list_click(&m->list, k, inner)) {
-			m->open = false;
-			return m->list.cursor;
-		}
+		if (sl_list_click(&m->list, k, inner))
+			return menu_choose(m);
 		if (k->y < m->at.y || k->y >= m->at.y + m->at.h || k->x < m->at.x || k->x >= m->at.x + m->at.w) {
 			m->open = false;
 			return SL_MENU_CLOSED;
 		}
 		return SL_MENU_OPEN;
 	}
-	/* A letter jumps to the next item starting with it. */
-	if (k->code > ' ' && k->code < 127 && !strchr("jkgG", k->code)) {
-		for (int d = 1; d <= m->n; d++) {
-			int i = (m->list.cursor + d) % m->n;
-			if (m->items[i][0] == k->code) {
-				m->list.cursor = i;
-				sl_list_fit(&m->list, m->n, m->list.rows);
-				break;
-			}
+	size_t len = strlen(m->filter);
+	if (k->code == SL_KEY_BACKSPACE) {
+		if (len) {
+			m->filter[len - 1] = 0;
+			menu_filter(m);
+		}
+		return SL_MENU_OPEN;
+	}
+	if (k->code > ' ' && k->code < 127 && !(k->mods & (SL_KMOD_CTRL | SL_KMOD_ALT))) {
+		if (len + 1 < sizeof m->filter) {
+			m->filter[len] = (char)k->code;
+			menu_filter(m);
 		}
 		return SL_MENU_OPEN;
 	}
@@ -515,25 +572,28 @@ void sl_menu_draw(sl_menu *m, sl_rect area)
 		iw = a > iw ? a : iw;
 		nw = b > nw ? b : nw;
 	}
-	int w = iw + (nw ? nw + 3 : 0) + 4, tw = sl_text_width(m->title) + 6;
+	char title[96];
+	snprintf(title, sizeof title, m->filter[0] ? "%s · %s" : "%s", m->title, m->filter);
+	int w = iw + (nw ? nw + 3 : 0) + 4, tw = sl_text_width(title) + 6;
 	w = w < tw ? tw : w;
 	w = w > area.w ? area.w : w;
-	int rows = m->n < area.h - 2 ? m->n : area.h - 2;
+	int want = m->n_shown ? m->n_shown : 1, rows = want < area.h - 2 ? want : area.h - 2;
 	if (rows < 1 || w < 6)
 		return;
-	sl_list_fit(&m->list, m->n, rows);
+	sl_list_fit(&m->list, m->n_shown, rows);
 	sl_rect r = {area.y + (area.h - rows - 2) / 2, area.x + (area.w - w) / 2, rows + 2, w};
 	m->at = r;
 	for (int y = 0; y < r.h; y++)
 		sl_fill(r.y + y, r.x, r.w, SL_R_MENU);
-	sl_frame(r, m->title, SL_R_MENU);
-	for (int i = 0; i < rows; i++) {
-		int it = m->list.top + i;
-		sl_role role = it == m->list.cursor ? SL_R_MENU_SELECTED : SL_R_MENU;
+	sl_frame(r, title, SL_R_MENU);
+	if (!m->n_shown)
+		sl_textf(r.y + 1, r.x + 2, r.w - 4, SL_R_DIM, "nothing holds '%s' (Backspace)", m->filter);
+	for (int i = 0; i < rows && m->list.top + i < m->n_shown; i++) {
+		int at = m->list.top + i, it = m->shown[at];
+		sl_role role = at == m->list.cursor ? SL_R_MENU_SELECTED : SL_R_MENU;
 		sl_fill(r.y + 1 + i, r.x + 1, r.w - 2, role);
 		sl_text(r.y + 1 + i, r.x + 2, iw, role, m->items[it]);
 		if (m->notes && r.w - iw - 7 > 0)
-			sl_text(r.y + 1 + i, r.x + 5 + iw, r.w - iw - 7, it == m->list.cursor ? role : SL_R_DIM,
-			        m->notes[it]);
+			sl_text(r.y + 1 + i, r.x + 5 + iw, r.w - iw - 7, at == m->list.cursor ? role : SL_R_DIM, m->notes[it]);
 	}
 }

@@ -32,6 +32,9 @@ int sl_text(int y, int x, int w, sl_role r, const char *s);
 int sl_textf(int y, int x, int w, sl_role r, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Display width of UTF-8 text. */
 int sl_text_width(const char *s);
+/* A path in at most w columns: whole when it fits, else an ellipsis and
+ * as much of its end as fits, so the file name stays whole where it can. */
+void sl_path_fit(const char *path, int w, char *buf, size_t n);
 void sl_fill(int y, int x, int w, sl_role r);
 void sl_clear_rect(sl_rect r);
 /* A box's frame with a title in its top edge. */
@@ -68,21 +71,32 @@ bool sl_list_key(sl_list *l, const sl_key *k);
 /* A left click on a row of the list drawn at r: moves the cursor there. */
 bool sl_list_click(sl_list *l, const sl_key *k, sl_rect r);
 
+/* A pop-up menu. Typing filters it: the items shown hold the letters
+ * typed, in order (fuzzy), Backspace takes one back; arrows, PgUp/PgDn,
+ * Home/End and the wheel move, Enter (Space, Right, a click) chooses. */
+#define SL_MENU_MAX 64
+
 typedef struct {
 	bool open;
 	char title[48];
 	const char *const *items;
 	const char *const *notes; /* a line per item, or NULL */
-	int n;
+	int n;                    /* at most SL_MENU_MAX */
 	int tag;                  /* what the view opened it for */
-	sl_list list;
+	char filter[32];          /* typed so far */
+	int shown[SL_MENU_MAX];   /* the items that match it, in order */
+	int n_shown;
+	sl_list list;             /* over the items shown */
 	sl_rect at;               /* where it was drawn, for clicks */
+	char note_buf[SL_MENU_MAX][128]; /* notes the opener computed (notes may point here) */
+	const char *note_ptr[SL_MENU_MAX];
 } sl_menu;
 
 void sl_menu_open(sl_menu *m, const char *title, const char *const *items, const char *const *notes, int n,
                   int current, int tag);
 enum { SL_MENU_OPEN = -1, SL_MENU_CLOSED = -2 };
-/* SL_MENU_OPEN, SL_MENU_CLOSED (dismissed), or the chosen item. */
+/* SL_MENU_OPEN, SL_MENU_CLOSED (dismissed), or the chosen item (its index
+ * in items). */
 int sl_menu_key(sl_menu *m, const sl_key *k);
 /* Drawn centred in area. */
 void sl_menu_draw(sl_menu *m, sl_rect area);

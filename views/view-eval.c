@@ -11,11 +11,21 @@
 typedef struct {
 	sl_list list;
 	sl_rect table;
+	unsigned runs_seen;     /* app->runs_added when the cursor last followed it */
 } eval_view;
 
 static void *create(void)
 {
 	return calloc(1, sizeof(eval_view));
+}
+
+/* A run that just arrived is the one to look at. */
+static void follow_new_run(eval_view *v, const sl_app *app)
+{
+	if (v->runs_seen == app->runs_added)
+		return;
+	v->runs_seen = app->runs_added;
+	v->list.cursor = app->ses->n_runs - 1;
 }
 
 static void enter(void *self, sl_app *app)
@@ -25,6 +35,7 @@ static void enter(void *self, sl_app *app)
 	/* The newest run is what one wants to see after a while away. */
 	if (!v->list.cursor)
 		v->list.cursor = app->ses->n_runs - 1;
+	follow_new_run(v, app);
 }
 
 static void leave(void *self, sl_app *app)
@@ -42,11 +53,12 @@ static void draw_run(const sl_run *run, int y, int x, int w)
 	if (r->has_base) {
 		u += sl_textf(y, x + u, w - u, SL_R_NORMAL, "   base %.4f  Δ ", r->base_ppl);
 		u += sl_textf(y, x + u, w - u, r->delta_ppl > 0 ? SL_R_BAD : SL_R_GOOD, "%+.4f", r->delta_ppl);
+		sl_textf(y, x + u, w - u, SL_R_NORMAL, "   top-1 %.2f%%", 100 * r->top1);
 		u = sl_textf(y + 1, x, w, SL_R_NORMAL, "KL mean %.5f ± %.5f", r->kl_mean, r->kl_se);
 		if (run->has_predicted)
 			u += sl_textf(y + 1, x + u, w - u, SL_R_ACCENT, " (predicted %.5f)", run->predicted_kl);
-		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, "  median %.5f  p99 %.5f  max %.4f   top-1 %.2f%%", r->kl_median,
-		         r->kl_p99, r->kl_max, 100 * r->top1);
+		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, "  median %.5f  p99 %.5f  max %.4f", r->kl_median, r->kl_p99,
+		         r->kl_max);
 	}
 	sl_textf(y + 2, x, w, SL_R_DIM, "%s model, recipe %s (%s), %.2f bpw, %s text, %d windows of %d, %lld scored, %.1f s",
 	         run->model, run->recipe[0] ? run->recipe : "-", run->recipe_summary, run->bpw, run->text, r->n_chunks,
@@ -80,6 +92,88 @@ static void draw_notes(const sl_session *s, sl_rect r)
 	}
 }
 
+/* One figure of both runs (fmt) and its change (dfmt): "-" where a run
+ * has none. */
+static void compare_row(int y, const int *cx, const int *cw, const char *label, const char *fmt, const char *dfmt,
+                        double a, bool has_a, double b, bool has_b)
+{
+	char va[32] = "-", vb[32] = "-", d[32] = "";
+	if (has_a)
+		snprintf(va, sizeof va, fmt, a);
+	if (has_b)
+		snprintf(vb, sizeof vb, fmt, b);
+	if (has_a && has_b)
+		snprintf(d, sizeof d, dfmt, b - a);
+	sl_text(y, cx[0], cw[0], SL_R_DIM, label);
+	sl_text(y, cx[1], cw[1] - 1, SL_R_NORMAL, va);
+	sl_text(y, cx[2], cw[2] - 1, SL_R_NORMAL, vb);
+	sl_text(y, cx[3], cw[3], SL_R_NORMAL, d);
+}
+
+/* The two marked runs side by side: their recipes and figures with the
+ * change from the first to the second, then the modules whose plans
+ * differ. Returns the rows drawn; at most max_lines of differences. */
+static int draw_compare(const sl_app *app, int y0, int x, int w, int max_lines)
+{
+	const sl_run *a = &app->ses->runs[app->marked[0] - 1], *b = &app->ses->runs[app->marked[1] - 1];
+	int y = y0;
+	int u = sl_textf(y, x, w, SL_R_TITLE, "Run %d against run %d", app->marked[1], app->marked[0]);
+	sl_text(y++, x + u, w - u, SL_R_DIM, "   m unmarks the run under the cursor, M both");
+	int cw[4] = {9, (w - 9 - 12) / 2 > 30 ? 30 : (w - 9 - 12) / 2, 0, 12};
+	cw[2] = cw[1];
+	int cx[4] = {x, x + cw[0], x + cw[0] + cw[1], x + cw[0] + 2 * cw[1]};
+	char ha[16], hb[16];
+	snprintf(ha, sizeof ha, "run %d", app->marked[0]);
+	snprintf(hb, sizeof hb, "run %d", app->marked[1]);
+	sl_text(y, cx[1], cw[1], SL_R_DIM, ha);
+	sl_text(y, cx[2], cw[2], SL_R_DIM, hb);
+	sl_text(y++, cx[3], cw[3], SL_R_DIM, "change");
+	sl_text(y, cx[0], cw[0], SL_R_DIM, "recipe");
+	sl_text(y, cx[1], cw[1] - 1, SL_R_NORMAL, a->recipe_summary);
+	sl_text(y++, cx[2], cw[2] - 1, SL_R_NORMAL, b->recipe_summary);
+	compare_row(y++, cx, cw, "bpw", "%.2f", "%+.2f", a->bpw, true, b->bpw, true);
+	compare_row(y++, cx, cw, "PPL", "%.4f", "%+.4f", a->r.ppl, true, b->r.ppl, true);
+	compare_row(y++, cx, cw, "ΔPPL", "%+.4f", "%+.4f", a->r.delta_ppl, a->r.has_base, b->r.delta_ppl, b->r.has_base);
+	compare_row(y++, cx, cw, "KL", "%.5f", "%+.5f", a->r.kl_mean, a->r.has_base, b->r.kl_mean, b->r.has_base);
+	compare_row(y++, cx, cw, "top-1", "%.2f%%", "%+.2f pt", 100 * a->r.top1, a->r.has_base, 100 * b->r.top1,
+	            b->r.has_base);
+	if (!app->diffs_known) {
+		sl_text(y++, x, w, SL_R_DIM, "a run from before runs kept their recipe: its modules cannot be compared");
+		return y - y0;
+	}
+	if (!app->n_diffs) {
+		sl_text(y++, x, w, SL_R_DIM, "the two recipes plan every module alike");
+		return y - y0;
+	}
+	sl_textf(y++, x, w, SL_R_NORMAL, "%d module%s planned differently:", app->n_diffs, app->n_diffs == 1 ? "" : "s");
+	int shown = app->n_diffs <= max_lines ? app->n_diffs : max_lines - 1;
+	for (int i = 0; i < shown; i++)
+		sl_textf(y++, x + 2, w - 2, SL_R_NORMAL, "%-18s %s → %s", app->diffs[i].module, app->diffs[i].a,
+		         app->diffs[i].b);
+	if (shown < app->n_diffs)
+		sl_textf(y++, x + 2, w - 2, SL_R_DIM, "… and %d more", app->n_diffs - shown);
+	return y - y0;
+}
+
+/* Sparklines of PPL and KL over the history, oldest to newest. */
+static void draw_trends(const sl_session *s, int y, int x, int width)
+{
+	double *ppl = malloc((size_t)s->n_runs * sizeof *ppl), *kl = malloc((size_t)s->n_runs * sizeof *kl);
+	if (ppl && kl) {
+		for (int i = 0; i < s->n_runs; i++) {
+			ppl[i] = s->runs[i].r.ppl;
+			kl[i] = s->runs[i].r.has_base ? s->runs[i].r.kl_mean : 0;
+		}
+		int w = (width - 4) / 2 - 10;
+		sl_text(y, x + 1, 5, SL_R_DIM, "PPL");
+		sl_spark(y, x + 6, w, ppl, s->n_runs, false, SL_R_ACCENT);
+		sl_text(y, x + 8 + w, 4, SL_R_DIM, "KL");
+		sl_spark(y, x + 12 + w, w, kl, s->n_runs, true, SL_R_RIGHT);
+	}
+	free(ppl);
+	free(kl);
+}
+
 static void draw(void *self, sl_app *app, sl_rect r)
 {
 	eval_view *v = self;
@@ -97,37 +191,46 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		draw_notes(s, r);
 		return;
 	}
+	follow_new_run(v, app);
 	sl_list_fit(&v->list, s->n_runs, 1);
-	const sl_run *cur = &s->runs[v->list.cursor];
-	draw_run(cur, y, r.x + 1, r.w - 2);
-	y += 4;
-
-	/* Trends over the history, oldest to newest. */
-	double *ppl = malloc((size_t)s->n_runs * sizeof *ppl), *kl = malloc((size_t)s->n_runs * sizeof *kl);
-	if (ppl && kl) {
-		for (int i = 0; i < s->n_runs; i++) {
-			ppl[i] = s->runs[i].r.ppl;
-			kl[i] = s->runs[i].r.has_base ? s->runs[i].r.kl_mean : 0;
-		}
-		int w = (r.w - 4) / 2 - 10;
-		sl_text(y, r.x + 1, 5, SL_R_DIM, "PPL");
-		sl_spark(y, r.x + 6, w, ppl, s->n_runs, false, SL_R_ACCENT);
-		sl_text(y, r.x + 8 + w, 4, SL_R_DIM, "KL");
-		sl_spark(y, r.x + 12 + w, w, kl, s->n_runs, true, SL_R_RIGHT);
-	}
-	free(ppl);
-	free(kl);
-	y += 2;
-
-	static const char *heads[] = {"#", "when", "model", "recipe", "bpw", "text", "PPL", "ΔPPL", "KL", "top-1"};
-	static const int cw[] = {4, 9, 7, 22, 7, 7, 10, 9, 10, 8};
-	int cx[10];
-	cx[0] = r.x + 1;
-	for (int i = 1; i < 10; i++)
-		cx[i] = cx[i - 1] + cw[i - 1];
-	for (int i = 0; i < 10; i++)
-		sl_text(y, cx[i], cx[i] + cw[i] <= r.x + r.w ? cw[i] : r.x + r.w - cx[i], SL_R_DIM, heads[i]);
 	int notes_h = notes_height(s);
+	if (app->marked[1]) {
+		/* Two marked runs take the place of the run and the trends; the
+		 * table keeps four rows. */
+		int max_lines = r.y + r.h - notes_h - y - 8 - 7;
+		y += draw_compare(app, y, r.x + 1, r.w - 2, max_lines > 1 ? max_lines : 1) + 1;
+	} else {
+		draw_run(&s->runs[v->list.cursor], y, r.x + 1, r.w - 2);
+		draw_trends(s, y + 4, r.x, r.w);
+		y += 6;
+	}
+
+	/* The recipe takes what the other columns leave (16 to 30); on narrow
+	 * screens the time, the model and the text give way first, so the
+	 * figures always fit. */
+	enum { C_NUM, C_WHEN, C_MODEL, C_RECIPE, C_BPW, C_TEXT, C_PPL, C_DPPL, C_KL, C_TOP1, NC };
+	static const char *heads[NC] = {"#", "when", "model", "recipe", "bpw", "text", "PPL", "ΔPPL", "KL", "top-1"};
+	static const int width[NC] = {4, 9, 7, 0, 6, 6, 10, 9, 9, 8};
+	static const int give_way[] = {C_WHEN, C_MODEL, C_TEXT};
+	bool shown[NC];
+	int fixed = 0;
+	for (int i = 0; i < NC; i++) {
+		shown[i] = true;
+		fixed += width[i];
+	}
+	for (int k = 0; k < 3 && r.w - 2 - fixed < 16; k++) {
+		shown[give_way[k]] = false;
+		fixed -= width[give_way[k]];
+	}
+	int cw[NC], cx[NC], x = r.x + 1;
+	for (int i = 0; i < NC; i++) {
+		cw[i] = !shown[i] ? 0 : i == C_RECIPE ? (r.w - 2 - fixed > 30 ? 30 : r.w - 2 - fixed) : width[i];
+		cx[i] = x;
+		x += cw[i];
+	}
+	for (int i = 0; i < NC; i++)
+		if (cw[i])
+			sl_text(y, cx[i], cw[i], SL_R_DIM, heads[i]);
 	v->table = (sl_rect){y + 1, r.x, r.y + r.h - y - 1 - notes_h, r.w};
 	sl_list_fit(&v->list, s->n_runs, v->table.h);
 	for (int i = 0; i < v->table.h && v->list.top + i < s->n_runs; i++) {
@@ -137,19 +240,20 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_role role = sel ? SL_R_SELECTED : SL_R_NORMAL;
 		int yy = v->table.y + i;
 		sl_fill(yy, r.x, r.w, role);
-		char c[10][128];
-		snprintf(c[0], sizeof c[0], "%d", k + 1);
-		snprintf(c[1], sizeof c[1], "%.8s", strlen(run->when) > 11 ? run->when + 11 : run->when);
-		snprintf(c[2], sizeof c[2], "%s", run->model);
-		snprintf(c[3], sizeof c[3], "%s", run->recipe_summary);
-		snprintf(c[4], sizeof c[4], "%.2f", run->bpw);
-		snprintf(c[5], sizeof c[5], "%.5s", run->text);
-		snprintf(c[6], sizeof c[6], "%.4f", run->r.ppl);
-		snprintf(c[7], sizeof c[7], run->r.has_base ? "%+.4f" : "-", run->r.delta_ppl);
-		snprintf(c[8], sizeof c[8], run->r.has_base ? "%.5f" : "-", run->r.kl_mean);
-		snprintf(c[9], sizeof c[9], run->r.has_base ? "%.2f%%" : "-", 100 * run->r.top1);
-		for (int j = 0; j < 10; j++)
-			sl_text(yy, cx[j], cx[j] + cw[j] <= r.x + r.w ? cw[j] - 1 : r.x + r.w - cx[j], role, c[j]);
+		char c[NC][128];
+		snprintf(c[C_NUM], sizeof c[0], "%d%s", k + 1, k + 1 == app->marked[0] || k + 1 == app->marked[1] ? "*" : "");
+		snprintf(c[C_WHEN], sizeof c[0], "%.8s", strlen(run->when) > 11 ? run->when + 11 : run->when);
+		snprintf(c[C_MODEL], sizeof c[0], "%s", run->model);
+		snprintf(c[C_RECIPE], sizeof c[0], "%s", run->recipe_summary);
+		snprintf(c[C_BPW], sizeof c[0], "%.2f", run->bpw);
+		snprintf(c[C_TEXT], sizeof c[0], "%.5s", run->text);
+		snprintf(c[C_PPL], sizeof c[0], "%.4f", run->r.ppl);
+		snprintf(c[C_DPPL], sizeof c[0], run->r.has_base ? "%+.4f" : "-", run->r.delta_ppl);
+		snprintf(c[C_KL], sizeof c[0], run->r.has_base ? "%.5f" : "-", run->r.kl_mean);
+		snprintf(c[C_TOP1], sizeof c[0], run->r.has_base ? "%.2f%%" : "-", 100 * run->r.top1);
+		for (int j = 0; j < NC; j++)
+			if (cw[j])
+				sl_text(yy, cx[j], cw[j] - 1, role, c[j]);
 	}
 	draw_notes(s, r);
 }
@@ -165,8 +269,13 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case 'e': case SL_KEY_ENTER: snprintf(cmd, n, "eval --text calibration"); return true;
 	case 'E': snprintf(cmd, n, "eval --text evaluation"); return true;
 	case 'c': snprintf(cmd, n, ":set ctx=%d", app->ses->settings.ctx); return true;
-	case 'k': snprintf(cmd, n, ":set chunks=%d", app->ses->settings.chunks); return true;
+	case 'w': snprintf(cmd, n, ":set chunks=%d", app->ses->settings.chunks); return true;
 	case 'n': snprintf(cmd, n, ":note "); return true;
+	case 'm':
+		if (app->ses->n_runs)
+			snprintf(cmd, n, "history mark %d", v->list.cursor + 1);
+		return true;
+	case 'M': snprintf(cmd, n, "history unmark"); return true;
 	case 'd':
 	case SL_KEY_DELETE:
 		if (app->ses->n_runs)
@@ -179,9 +288,10 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 static const sl_keyhelp keys[] = {
 	{"e Enter", "evaluate on the calibration text"},
 	{"E", "evaluate on the evaluation text"},
-	{"Up/Down, click", "choose a run of the history"},
-	{"c / k", "set the window length / number of windows"},
+	{"Up/Down j/k, click", "choose a run of the history"},
+	{"c / w", "set the window length / number of windows (0: all)"},
 	{"d Delete", "remove the run from the history"},
+	{"m / M", "mark the run to compare (two: side by side; a third starts again) / unmark both"},
 	{"n", "add a note to the session"},
 	{NULL, NULL},
 };
@@ -189,7 +299,7 @@ static const sl_keyhelp keys[] = {
 const sl_view_class sl_view_eval = {
 	.name = "eval",
 	.title = "Evaluate",
-	.hints = "e evaluate  E eval text  c ctx  k windows  n note",
+	.hints = "e/E evaluate  m compare  c ctx  w windows  n note",
 	.keys = keys,
 	.create = create,
 	.destroy = free,

@@ -142,8 +142,12 @@ static void draw_inspector(const sl_app *app, const heat_view *v, sl_rect r)
 	char params[32];
 	sl_fmt_count(h->row[v->row].params, params, sizeof params);
 	int y = r.y, x = r.x + 1, w = r.w - 2;
-	int u = sl_textf(y, x, w, SL_R_TITLE, "%s × %s", h->row[v->row].name, h->opt[v->col].label);
+	char label[128];
+	int u = sl_textf(y, x, w, SL_R_TITLE, "%s × %s", sl_app_module_label(app, h->row[v->row].name, label, sizeof label),
+	                 h->opt[v->col].label);
 	u += sl_textf(y, x + u, w - u, SL_R_DIM, "   %s params", params);
+	if (sl_app_tied(app, h->row[v->row].name))
+		u += sl_text(y, x + u, w - u, SL_R_DIM, " · tied: the embedding is the output head");
 	if (!c->done) {
 		sl_text(y + 1, x, w, SL_R_DIM, h->state[0] ? "not measured yet" : "not measured yet: :sweep (or c) goes on");
 		return;
@@ -260,7 +264,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		int prev = pos > 0 ? h->order[pos - 1] : -1;
 		bool head = !by_block || i == 0 || prev < 0 || h->row[prev].block != h->row[row].block;
 		if (h->unit == SL_SWEEP_BLOCKS || h->row[row].block < 0) {
-			sl_text(y, r.x + 1, lw - 1, sel ? SL_R_SELECTED : SL_R_NORMAL, h->row[row].name);
+			char label[128];
+			sl_text(y, r.x + 1, lw - 1, sel ? SL_R_SELECTED : SL_R_NORMAL,
+			        sl_app_module_label(app, h->row[row].name, label, sizeof label));
 		} else {
 			if (head)
 				sl_textf(y, r.x + 1, lw_block - 1, sel ? SL_R_SELECTED : SL_R_DIM, "blk.%d", h->row[row].block);

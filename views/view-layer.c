@@ -130,7 +130,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	if (app->plans) {
 		char plan[96];
 		sl_plan_summary(&app->plans[mi], m->w, plan, sizeof plan);
-		sl_textf(r.y + 1, r.x + 1, r.w - 2, SL_R_DIM, "recipe: %s", plan);
+		int u = sl_textf(r.y + 1, r.x + 1, r.w - 2, SL_R_DIM, "recipe: %s", plan);
+		if (sl_app_tied(app, m->name))
+			sl_text(r.y + 1, r.x + 1 + u, r.w - 2 - u, SL_R_ACCENT, " · also the output head (tied embeddings)");
 	}
 	sl_rect body = {r.y + 3, r.x + 1, r.h - 3, r.w - 2};
 	if (strcmp(app->wstats_module, m->name) || !app->wstats.n) {
@@ -187,10 +189,13 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case 'r':
 		snprintf(cmd, n, "inspect %s", app->mods[mi].name);
 		return true;
-	case 'f':
-		sl_pick_open(&v->menu, SL_PICK_FORMAT,
-		             app->plans && app->plans[mi].format ? app->plans[mi].format->name : NULL);
+	case 'f': {
+		sl_rule scope;
+		sl_rule_init(&scope);
+		snprintf(scope.match, sizeof scope.match, "%s", app->mods[mi].name);
+		sl_pick_format(&v->menu, app, &scope, app->plans && app->plans[mi].format ? app->plans[mi].format->name : NULL);
 		return true;
+	}
 	default:
 		return false;
 	}

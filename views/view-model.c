@@ -101,6 +101,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_textf(r.y, x, r.x + r.w - x, SL_R_ACCENT, "  → %s, %.2f bpw", rbytes, app->est.bpw);
 	}
 
+	if (app->n_mods && sl_app_tied(app, app->mods[0].name))
+		sl_text(r.y + 1, r.x + 1, r.w - 2, SL_R_DIM, SL_TIED_NOTE);
+
 	/* Columns shrink from the right on narrow screens: recipe, share, bytes. */
 	int wname = 20, wshape = 12, wparam = 9, wfmt = 7, wbytes = 11, wshare = 7;
 	int fixed = wname + wshape + wparam + wfmt;
@@ -148,7 +151,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_fmt_count((double)sl_tensor_nelements(m->w), p, sizeof p);
 		sl_fmt_bytes((double)m->w->nbytes, b, sizeof b);
 		sl_tensor_shape_str(m->w, shape, sizeof shape);
-		const char *name = m->layer >= 0 ? sl_module_kind_name(m->kind) : m->name;
+		char label[128];
+		const char *name = m->layer >= 0 ? sl_module_kind_name(m->kind)
+		                                 : sl_app_module_label(app, m->name, label, sizeof label);
 		sl_textf(y, hx, wname, role, m->layer >= 0 ? "    %s" : "  %s", name);
 		sl_text(y, hx + wname, wshape, role, shape);
 		sl_text(y, hx + wname + wshape, wparam, role, p);
@@ -242,9 +247,13 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 		if (mod >= 0)
 			snprintf(cmd, n, "inspect %s", app->mods[mod].name);
 		return true;
-	case 'f':
-		sl_pick_open(&v->menu, SL_PICK_FORMAT, plan && plan->format ? plan->format->name : NULL);
+	case 'f': {
+		sl_rule scope;
+		sl_rule_init(&scope);
+		snprintf(scope.match, sizeof scope.match, "%s", sel);
+		sl_pick_format(&v->menu, app, &scope, plan && plan->format ? plan->format->name : NULL);
 		return true;
+	}
 	case 'm':
 		sl_pick_open(&v->menu, SL_PICK_METHOD, plan ? plan->method : NULL);
 		return true;

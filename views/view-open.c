@@ -116,7 +116,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	(void)app;
 	open_view *v = self;
 	sl_text(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "Open a model or a session");
-	sl_textf(r.y + 1, r.x + 1, r.w - 2, SL_R_DIM, "%s", v->dir);
+	char dir[512];
+	sl_path_fit(v->dir, r.w - 2, dir, sizeof dir);
+	sl_text(r.y + 1, r.x + 1, r.w - 2, SL_R_DIM, dir);
 	if (v->error[0]) {
 		sl_text(r.y + 3, r.x + 1, r.w - 2, SL_R_BAD, v->error);
 		return;

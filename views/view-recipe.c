@@ -129,9 +129,11 @@ static void draw(void *self, sl_app *app, sl_rect r)
 			snprintf(tokens, sizeof tokens, ", %d tokens", rc->calib.tokens);
 		if (rc->calib.ctx)
 			snprintf(ctx, sizeof ctx, ", windows of %d", rc->calib.ctx);
-		sl_textf(r.y + r.h - 1, r.x + 1, r.w - 2, SL_R_DIM, "calibration: %s%s%s, seed %llu",
-		         rc->calib.text[0] ? rc->calib.text : "the default text", tokens, ctx,
-		         (unsigned long long)rc->calib.seed);
+		char tail[96], text[512];
+		snprintf(tail, sizeof tail, "%s%s, seed %llu", tokens, ctx, (unsigned long long)rc->calib.seed);
+		sl_path_fit(rc->calib.text[0] ? rc->calib.text : "the default text",
+		            r.w - 2 - sl_text_width("calibration: ") - sl_text_width(tail), text, sizeof text);
+		sl_textf(r.y + r.h - 1, r.x + 1, r.w - 2, SL_R_DIM, "calibration: %s%s", text, tail);
 	}
 	if (v->menu.open)
 		sl_menu_draw(&v->menu, r);
@@ -159,7 +161,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 		if (!sl_list_click(&v->list, k, v->table))
 			return false;
 		if (before == v->list.cursor && (ru = row_rule(rc, v->list.cursor)))
-			sl_pick_open(&v->menu, SL_PICK_FORMAT, ru->has_format ? ru->format : NULL);
+			sl_pick_format(&v->menu, app, ru, ru->has_format ? ru->format : NULL);
 		return true;
 	}
 	if (k->mods & SL_KMOD_CTRL) {
@@ -176,13 +178,14 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case 'n': snprintf(cmd, n, "recipe new"); return true;
 	case 'S': snprintf(cmd, n, ":recipe save "); return true;
 	case 'L': snprintf(cmd, n, ":recipe load "); return true;
+	case 'x': snprintf(cmd, n, "export"); return true;
 	}
 	if (!ru)
 		return false;
 	switch (k->code) {
 	case SL_KEY_ENTER:
 	case 'f':
-		sl_pick_open(&v->menu, SL_PICK_FORMAT, ru->has_format ? ru->format : NULL);
+		sl_pick_format(&v->menu, app, ru, ru->has_format ? ru->format : NULL);
 		return true;
 	case 'm': sl_pick_open(&v->menu, SL_PICK_METHOD, ru->has_method ? ru->method : NULL); return true;
 	case 's': sl_pick_open(&v->menu, SL_PICK_SPARSITY, NULL); return true;
@@ -224,13 +227,14 @@ static const sl_keyhelp keys[] = {
 	{"u / U Ctrl-R", "undo / redo"},
 	{"n", "start a new, empty recipe"},
 	{"S / L", "save the recipe to a file / load one"},
+	{"x", "export the recipe's model as GGUF (the command line offers a new file name)"},
 	{NULL, NULL},
 };
 
 const sl_view_class sl_view_recipe = {
 	.name = "recipe",
 	.title = "Recipe",
-	.hints = "f format  m method  s sparsity  a add  d delete  u undo  U redo",
+	.hints = "f format  m method  s sparsity  x export  a add  d delete",
 	.keys = keys,
 	.create = create,
 	.destroy = free,

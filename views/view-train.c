@@ -27,7 +27,10 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		return;
 	}
 	const char *name = strrchr(s->config, '/');
-	sl_textf(r.y, r.x + 10, r.w - 11, SL_R_NORMAL, "%s → %s", name ? name + 1 : s->config, s->output);
+	name = name ? name + 1 : s->config;
+	char out[512];
+	sl_path_fit(s->output, r.w - 11 - sl_text_width(name) - 3, out, sizeof out);
+	sl_textf(r.y, r.x + 10, r.w - 11, SL_R_NORMAL, "%s → %s", name, out);
 	int y = r.y + 2, x = r.x + 1, w = r.w - 2;
 	char el[16], eta[16];
 	sl_fmt_duration(s->elapsed, el, sizeof el);

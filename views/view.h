@@ -46,6 +46,13 @@ void sl_view_help_set(const sl_view_class *const *views, int n, const sl_keyhelp
 
 /* --- common.c: what views share --- */
 int sl_app_module_index(const sl_app *app, const char *name);
+/* Whether module is the token embedding that is also the output head
+ * (tied embeddings: one matrix, so one format for both). */
+bool sl_app_tied(const sl_app *app, const char *module);
+/* The module's name as a row shows it: "token_embd+output" when tied. */
+const char *sl_app_module_label(const sl_app *app, const char *module, char *buf, size_t n);
+/* What the views say of tied embeddings. */
+#define SL_TIED_NOTE "token_embd is also the output head (tied embeddings): one matrix, one format"
 /* A list view's cursor and scroll, kept in the session under the view's name. */
 void sl_list_restore(sl_list *l, const sl_app *app, const char *view);
 void sl_list_remember(const sl_list *l, sl_app *app, const char *view);
@@ -60,6 +67,10 @@ void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, siz
  * chosen item becomes the "key=value ..." words of a rule command. */
 typedef enum { SL_PICK_FORMAT = 1, SL_PICK_METHOD, SL_PICK_SPARSITY, SL_PICK_PATTERN, SL_PICK_PRUNE } sl_pick;
 void sl_pick_open(sl_menu *m, sl_pick what, const char *current);
+/* The format menu, each format with the bits per weight and bytes it
+ * gives the modules scope selects, and where some cannot hold it, the
+ * format they fall back to. */
+void sl_pick_format(sl_menu *m, const sl_app *app, const sl_rule *scope, const char *current);
 void sl_pick_words(const sl_menu *m, int item, char *buf, size_t n);
 /* The items of a menu (built from the registries), for completion. */
 int sl_pick_items(sl_pick what, const char *const **items);
