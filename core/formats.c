@@ -30,13 +30,13 @@ static const sl_format formats[] = {
 	FMT("f32", SL_DT_F32, 32, 0, "float", "32-bit float (no compression)", .kv = true),
 	FMT("f16", SL_DT_F16, 16, 0, "float", "IEEE half", .kv = true),
 	FMT("bf16", SL_DT_BF16, 16, 0, "float", "bfloat16", .kv = true),
-	FMT("q8_0", SL_DT_Q8_0, 8, 32, "ggml", "ggml Q8_0: 8-bit, blocks of 32", .example = true, .ladder = true),
+	FMT("q8_0", SL_DT_Q8_0, 8, 32, "ggml", "ggml Q8_0: 8-bit, blocks of 32", .example = true, .ladder = true, .draft = true),
 	FMT("q6_k", SL_DT_Q6_K, 6, 16, "ggml", "ggml Q6_K: 6-bit k-quant, superblocks of 256"),
 	FMT("q5_1", SL_DT_Q5_1, 5, 32, "ggml", "ggml Q5_1: 5-bit with minimum, blocks of 32"),
 	FMT("q5_0", SL_DT_Q5_0, 5, 32, "ggml", "ggml Q5_0: 5-bit, blocks of 32", .ladder = true),
 	FMT("q5_k", SL_DT_Q5_K, 5, 32, "ggml", "ggml Q5_K: 5-bit k-quant, superblocks of 256"),
 	FMT("q4_1", SL_DT_Q4_1, 4, 32, "ggml", "ggml Q4_1: 4-bit with minimum, blocks of 32"),
-	FMT("q4_0", SL_DT_Q4_0, 4, 32, "ggml", "ggml Q4_0: 4-bit, blocks of 32", .ladder = true),
+	FMT("q4_0", SL_DT_Q4_0, 4, 32, "ggml", "ggml Q4_0: 4-bit, blocks of 32", .ladder = true, .draft = true),
 	FMT("q4_k", SL_DT_Q4_K, 4, 32, "ggml", "ggml Q4_K: 4-bit k-quant, superblocks of 256", .example = true),
 	FMT("q3_k", SL_DT_Q3_K, 3, 16, "ggml", "ggml Q3_K: 3-bit k-quant, superblocks of 256"),
 	FMT("q2_k", SL_DT_Q2_K, 2, 16, "ggml", "ggml Q2_K: 2-bit k-quant, superblocks of 256"),
@@ -102,6 +102,11 @@ bool sl_format_is_example(const sl_format *f)
 bool sl_format_in_ladder(const sl_format *f)
 {
 	return f->ladder;
+}
+
+bool sl_format_is_draft(const sl_format *f)
+{
+	return f->draft;
 }
 
 static const sl_param_spec format_params[] = {

@@ -23,6 +23,7 @@ typedef struct {
 	bool kv;               /* can hold the KV cache */
 	bool example;          /* named in help texts as an example */
 	bool ladder;           /* among the options a sweep takes when none are named */
+	bool draft;            /* among the speculative drafts compared when none are named */
 } sl_format;
 
 /* A parameter a rule can set for a method or a format, with its range. */
@@ -43,6 +44,7 @@ void sl_format_names(bool (*keep)(const sl_format *f), const char *sep, char *bu
 bool sl_format_is_kv(const sl_format *f);
 bool sl_format_is_example(const sl_format *f);
 bool sl_format_in_ladder(const sl_format *f);
+bool sl_format_is_draft(const sl_format *f);
 
 /* The formats' own parameters (the group of group-wise formats). */
 int sl_format_param_count(void);

@@ -28,7 +28,7 @@ typedef struct {
 	const sl_model *model; /* MODEL: the draft model (another one, or the target compressed) */
 	int layers;            /* EARLY_EXIT: blocks of the target the draft runs */
 	int ngram;             /* LOOKUP: how many last tokens are looked up */
-	char label[64];        /* how reports name it ("q4_0", "4 blocks", "lookup 3") */
+	char label[64];        /* how reports name it (a format, "first 4 blocks", "prompt lookup") */
 } sl_draft;
 
 /* Whether two vocabularies are one: SL_ERR_ARG naming the first token that

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "core/fileio.h"
+#include "core/formats.h"
 #include "core/speculate.h"
 #include "core/tokenizer.h"
 
@@ -37,7 +38,7 @@ static const char speculate_usage[] =
 	"  --p-min P           stop drafting when the draft's top probability is below P\n"
 	"  --temp T            0 is greedy (default); --top-k K, --top-p P as for generate\n"
 	"  --seed S            random seed (default 1)\n"
-	"  --compare           draft sources (q8_0, q4_0, the recipe, half the blocks,\n"
+	"  --compare           draft sources (two formats, the recipe, half the blocks,\n"
 	"                      lookup) by k (--k-range A-B, default 1-8): one table\n"
 	"  --tokenizer FILE    llama2.c tokenizer.bin; --threads N; --json\n";
 
@@ -293,16 +294,17 @@ static int compare(const sl_model *target, const spec_args *a, const prompts *ps
 		sl_draft d;
 		sl_model *owned;
 	} source;
-	source src[5];
+	source src[16];
 	int n_src = 0;
-	const char *formats[] = {"q8_0", "q4_0", a->recipe};
-	for (int i = 0; i < 3; i++) {
-		if (!formats[i])
+	/* The registry's draft formats, then the recipe if one was named. */
+	for (int i = 0; i <= sl_format_count() && n_src < 13; i++) {
+		const sl_format *f = sl_format_at(i);
+		if (f ? !sl_format_is_draft(f) : !a->recipe)
 			continue;
 		spec_args one = *a;
 		one.draft = NULL;
-		one.format = i < 2 ? formats[i] : NULL;
-		one.recipe = i == 2 ? formats[i] : NULL;
+		one.format = f ? f->name : NULL;
+		one.recipe = f ? NULL : a->recipe;
 		one.layers = one.ngram = 0;
 		if (make_draft(target, &one, &src[n_src].d, &src[n_src].owned))
 			n_src++;
