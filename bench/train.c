@@ -28,7 +28,7 @@ static double slimlab_tokens_per_s(const shape *s)
 	sl_error err;
 	double tps = 0;
 	if (sl_model_init_random(&c, true, 0.02f, 7, &m, &err) ||
-	    sl_trainer_new(m, sl_train_kernels_cpu(), s->batch, s->seq, &tr, &err) ||
+	    sl_trainer_new(m, sl_train_kernels_cpu(), s->batch, s->seq, NULL, &tr, &err) ||
 	    sl_adamw_init(&opt, sl_trainer_n_weights(tr), &err)) {
 		fprintf(stderr, "bench/train: %s\n", err.msg);
 		goto done;

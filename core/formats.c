@@ -265,9 +265,7 @@ static float grid_max(int kind)
 	}
 }
 
-/* Whether x lies within g's range: uniform levels reach half a step beyond
- * the first and last; a minifloat saturates beyond its largest value. */
-static bool within(int kind, const sl_grid *g, float x)
+bool sl_grid_within(int kind, const sl_grid *g, float x)
 {
 	if (g->d == 0.0f)
 		return kind != SL_GRID_UNIFORM || x == g->m;
@@ -307,7 +305,7 @@ sl_status sl_format_fake_quantize(const sl_format *f, const float *W, float *out
 			const unsigned char *p = span == cols ? row : row + ti->row_header + (size_t)(c0 / span) * ti->block_bytes;
 			ti->grids(p, g, span / sub);
 			for (int c = c0; c < c0 + span; c++)
-				in[c] = within(ti->grid, &g[(c - c0) / sub], w[c]);
+				in[c] = sl_grid_within(ti->grid, &g[(c - c0) / sub], w[c]);
 		}
 	}
 	sl_dtype_rows_to_float(f->dtype, buf, out, rows, cols);

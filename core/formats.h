@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../kernels/dtype.h"
 #include "error.h"
 
 typedef struct {
@@ -76,6 +77,11 @@ int sl_format_export_type(const sl_format *f, const float *dequantized, int64_t 
 sl_status sl_format_fake_quantize(const sl_format *f, const float *W, float *out, unsigned char *inside, int rows,
                                   int cols, sl_error *err);
 
+/* Whether x lies within a grid's range (kind: the storage type's grid):
+ * uniform levels reach half a step beyond the first and the last; a
+ * minifloat saturates beyond its largest value. */
+bool sl_grid_within(int kind, const sl_grid *g, float x);
+
 /* W (rows x cols) through a storage type's quantizer and back into out
  * (which may be W): round-to-nearest as the format defines it. */
 sl_status sl_roundtrip(int type, const float *W, float *out, int rows, int cols, sl_error *err);
@@ -106,5 +112,13 @@ sl_qgrid *sl_qgrid_new(int type, int rows, int cols, const char **why);
 void sl_qgrid_free(sl_qgrid *g);
 /* The sl_rounding view of g (valid while g lives). */
 sl_rounding sl_qgrid_rounding(sl_qgrid *g);
+/* Fixes every span's scales from W (rows x cols) at once: the grid stays
+ * where training starts, as quantization-aware training keeps the scales
+ * of its post-training calibration. */
+void sl_qgrid_fit_all(sl_qgrid *g, const float *W);
+/* W rounded onto the fixed grid into out (which may be W); inside[i] = 1
+ * where the rounding follows W[i] (within its run's range, and not a value
+ * the grid keeps), 0 where a straight-through gradient must stop. */
+void sl_qgrid_apply(const sl_qgrid *g, const float *W, float *out, unsigned char *inside);
 
 #endif

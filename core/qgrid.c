@@ -165,3 +165,24 @@ sl_rounding sl_qgrid_rounding(sl_qgrid *g)
 {
 	return (sl_rounding){.span = g->span, .fit = qgrid_fit, .round = qgrid_round, .ctx = g};
 }
+
+void sl_qgrid_fit_all(sl_qgrid *g, const float *W)
+{
+	for (int c0 = 0; c0 < g->cols; c0 += g->span)
+		qgrid_fit(g, W + c0, g->cols, c0);
+}
+
+void sl_qgrid_apply(const sl_qgrid *g, const float *W, float *out, unsigned char *inside)
+{
+	int per_row = g->cols / g->sub;
+	for (int r = 0; r < g->rows; r++)
+		for (int c = 0; c < g->cols; c++) {
+			size_t i = (size_t)r * g->cols + c;
+			const sub_grid *s = g->g + (size_t)r * per_row + c / g->sub;
+			int j = c % g->sub;
+			float v = W[i];
+			if (inside)
+				inside[i] = j != s->pin[0] && j != s->pin[1] && sl_grid_within(g->ti->grid, &s->g, v);
+			out[i] = qgrid_round((void *)g, r, c, v);
+		}
+}

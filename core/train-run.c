@@ -533,7 +533,7 @@ static sl_status setup(run *r, sl_error *err)
 	if (c->val_text[0] &&
 	    (st = encode_file(r->m->tok, c->val_text, sl_tok_add_bos(r->m->tok), &r->val, &r->n_val, err)))
 		return st;
-	if ((st = sl_trainer_new(r->m, sl_train_kernels_cpu(), c->batch, r->T, &r->tr, err)) ||
+	if ((st = sl_trainer_new(r->m, sl_train_kernels_cpu(), c->batch, r->T, NULL, &r->tr, err)) ||
 	    (st = sl_adamw_init(&r->opt, sl_trainer_n_weights(r->tr), err)))
 		return st;
 	size_t nb = (size_t)c->accum * c->batch * r->T;

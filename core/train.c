@@ -1,12 +1,38 @@
 /* The training forward and backward, read top to bottom like the inference
  * forward: embed, blocks, norm, head and loss; then the same in reverse.
- * Every numeric step is a call into the training kernels. */
+ * Every numeric step is a call into the training kernels. A compressed
+ * model heals through the same pass: each matrix the forward reads is its
+ * effective weight (eff_of: pruned, fake-quantized, adapted) and each
+ * gradient it writes goes to that effective weight (grad_to), which
+ * heal_grads then carries to the master weights and the adapters. */
 #include "train.h"
 
+#include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "forward.h"
+
+/* A matrix that heals: its master weights, what the forward uses, and the
+ * gradient of that. */
+typedef struct {
+	sl_tensor *t;              /* master weights, F32 */
+	sl_heal_spec spec;
+	int rows, cols;
+	float *eff;                /* the effective weights */
+	float *base;               /* frozen with an adapter: the fixed part of eff */
+	float *geff;               /* gradient of eff; NULL when nothing learns from it */
+	float *grad;               /* the master's own gradient; NULL when frozen */
+	unsigned char *inside;     /* where fake quantization passes gradients */
+	sl_qgrid *grid;
+	int type;                  /* the storage its fake quantization rounds through */
+	sl_tensor *a, *b;          /* the adapter: A (rank x cols), B (rows x rank) */
+	float *ga, *gb;
+	float scale;
+	bool ready;                /* frozen and adapter-free: eff computed once */
+	bool base_ready;           /* frozen with an adapter: base computed once */
+} heal_mat;
 
 /* What the backward needs from the forward of one block, for N rows. */
 typedef struct {
@@ -43,6 +69,10 @@ struct sl_trainer {
 	sl_state *teacher_state;
 	float **allocs;                   /* every activation buffer, for freeing */
 	int n_allocs;
+	heal_mat *heal;                   /* the matrices that heal */
+	int n_heal;
+	sl_tensor *owned;                 /* the adapters' tensors */
+	int n_owned;
 };
 
 static float *alloc_f(sl_trainer *tr, size_t n)
@@ -69,22 +99,30 @@ void sl_trainer_free(sl_trainer *tr)
 	free(tr->grad);
 	free(tr->act);
 	free(tr->bg);
+	for (int i = 0; i < tr->n_heal; i++) {
+		free(tr->heal[i].inside);
+		sl_qgrid_free(tr->heal[i].grid);
+	}
+	free(tr->heal);
+	for (int i = 0; i < tr->n_owned; i++)
+		sl_tensor_release(&tr->owned[i]);
+	free(tr->owned);
 	sl_state_free(tr->teacher_state);
 	free(tr);
 }
 
-/* Registers t as trainable (converting it to owned F32) and returns where
- * its gradient will live, as an offset until the flat buffer exists. */
-static sl_status add_param(sl_trainer *tr, sl_tensor *t, sl_error *err)
+static heal_mat *heal_of(const sl_trainer *tr, const sl_tensor *t)
 {
-	if (!t)
-		return SL_OK;
-	for (int i = 0; i < tr->n_params; i++)
-		if (tr->params[i].t == t)
-			return SL_OK; /* a tied head shares the embedding's gradient */
-	sl_status st = sl_tensor_to_f32(t, err);
-	if (st)
-		return st;
+	for (int i = 0; t && i < tr->n_heal; i++)
+		if (tr->heal[i].t == t)
+			return &tr->heal[i];
+	return NULL;
+}
+
+/* Registers t as trainable and returns where its gradient will live, as
+ * an offset until the flat buffer exists. */
+static sl_status push_param(sl_trainer *tr, sl_tensor *t, sl_error *err)
+{
 	sl_param *p = realloc(tr->params, (size_t)(tr->n_params + 1) * sizeof *p);
 	if (!p)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory registering tensor '%s'", t->name);
@@ -93,6 +131,96 @@ static sl_status add_param(sl_trainer *tr, sl_tensor *t, sl_error *err)
 	tr->params[tr->n_params++] = (sl_param){t, NULL, tr->n_weights, n, t->n_dims >= 2};
 	tr->n_weights += n;
 	return SL_OK;
+}
+
+/* A tensor the adapters train, owned by the trainer (room for every
+ * adapter is made when the trainer starts: pointers to them must stay). */
+static sl_tensor *own_tensor(sl_trainer *tr, const char *name, int rows, int cols, sl_error *err)
+{
+	int64_t ne[2] = {cols, rows};
+	sl_tensor *t = &tr->owned[tr->n_owned];
+	memset(t, 0, sizeof *t);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	if (sl_tensor_realloc(t, SL_DT_F32, ne, 2, err))
+		return NULL;
+	tr->n_owned++;
+	return t;
+}
+
+/* Sets up a matrix that heals as spec says: its grid fixed on the weights
+ * it starts from, its adapter (A uniform in +-1/sqrt(cols), B zero). */
+static sl_status add_heal(sl_trainer *tr, sl_tensor *t, const sl_heal_spec *spec, uint64_t *rng, sl_error *err)
+{
+	heal_mat *h = realloc(tr->heal, (size_t)(tr->n_heal + 1) * sizeof *h);
+	if (!h)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	tr->heal = h;
+	h = &tr->heal[tr->n_heal++];
+	*h = (heal_mat){.t = t, .spec = *spec, .rows = (int)t->ne[1], .cols = (int)t->ne[0], .type = -1};
+	size_t n = (size_t)h->rows * h->cols;
+	float *w = t->data;
+	if (spec->mask)
+		for (size_t i = 0; i < n; i++)
+			if (spec->mask[i])
+				w[i] = 0;
+	if (spec->format) {
+		h->type = sl_format_fallback(spec->format, h->cols)->dtype;
+		const char *why = NULL;
+		if ((h->grid = sl_qgrid_new(h->type, h->rows, h->cols, &why)))
+			sl_qgrid_fit_all(h->grid, w);
+		if (!(h->inside = sl_malloc(n)))
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		memset(h->inside, 1, n);
+	}
+	if (spec->lora_rank > 0) {
+		int r = spec->lora_rank;
+		if (r > h->rows || r > h->cols)
+			return sl_errorf(err, SL_ERR_ARG, "%s: a rank-%d adapter on a %d x %d matrix", t->name, r, h->rows,
+			                 h->cols);
+		char name[SL_NAME_MAX + 8];
+		snprintf(name, sizeof name, "%s.lora_a", t->name);
+		if (!(h->a = own_tensor(tr, name, r, h->cols, err)))
+			return SL_ERR_NOMEM;
+		snprintf(name, sizeof name, "%s.lora_b", t->name);
+		if (!(h->b = own_tensor(tr, name, h->rows, r, err)))
+			return SL_ERR_NOMEM;
+		float bound = 1.0f / sqrtf((float)h->cols), *a = h->a->data;
+		for (size_t i = 0; i < (size_t)r * h->cols; i++) {
+			*rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+			a[i] = bound * (2.0f * (float)(*rng >> 40) / 16777216.0f - 1.0f);
+		}
+		memset(h->b->data, 0, (size_t)h->rows * r * sizeof(float));
+		h->scale = (spec->lora_alpha > 0 ? spec->lora_alpha : (float)r) / (float)r;
+		sl_status st = push_param(tr, h->a, err);
+		if (!st)
+			st = push_param(tr, h->b, err);
+		if (st)
+			return st;
+	}
+	return SL_OK;
+}
+
+/* Registers t (converting it to owned F32): as a plain parameter, a
+ * matrix that heals, or frozen as it is. */
+static sl_status add_param(sl_trainer *tr, sl_tensor *t, const sl_trainer_opts *o, uint64_t *rng, sl_error *err)
+{
+	if (!t)
+		return SL_OK;
+	for (int i = 0; i < tr->n_params; i++)
+		if (tr->params[i].t == t)
+			return SL_OK; /* a tied head shares the embedding's gradient */
+	if (heal_of(tr, t))
+		return SL_OK;
+	sl_status st = sl_tensor_to_f32(t, err);
+	if (st)
+		return st;
+	sl_heal_spec spec = {0};
+	if (o && o->spec)
+		o->spec(o->ctx, t, &spec);
+	bool heals = t->n_dims >= 2 && (spec.format || spec.mask || spec.lora_rank > 0 || spec.frozen);
+	if (heals && (st = add_heal(tr, t, &spec, rng, err)))
+		return st;
+	return spec.frozen ? SL_OK : push_param(tr, t, err);
 }
 
 static float *grad_of(const sl_trainer *tr, const sl_tensor *t)
@@ -105,8 +233,16 @@ static float *grad_of(const sl_trainer *tr, const sl_tensor *t)
 	return NULL;
 }
 
-sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len, sl_trainer **out,
-                         sl_error *err)
+/* Where the backward writes t's gradient: the gradient of its effective
+ * weights when it heals (NULL when nothing learns from it). */
+static float *grad_to(const sl_trainer *tr, const sl_tensor *t)
+{
+	const heal_mat *h = heal_of(tr, t);
+	return h ? h->geff : grad_of(tr, t);
+}
+
+sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len,
+                         const sl_trainer_opts *o, sl_trainer **out, sl_error *err)
 {
 	*out = NULL;
 	const sl_config *c = &m->cfg;
@@ -127,28 +263,48 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 	tr->K = K;
 	tr->max_seqs = max_seqs;
 	tr->T = seq_len;
-	sl_status st = add_param(tr, m->tok_embd, err);
+	uint64_t rng = o && o->seed ? o->seed : 1;
+	/* Two adapter tensors per matrix at most. */
+	if (!(tr->owned = calloc((size_t)(2 * (9 * c->n_layers + 2)), sizeof *tr->owned)))
+		goto oom;
+	sl_status st = add_param(tr, m->tok_embd, o, &rng, err);
 	for (int il = 0; !st && il < c->n_layers; il++) {
 		sl_layer *L = &m->layers[il];
 		sl_tensor *ts[] = {L->attn_norm, L->wq, L->bq, L->wk, L->bk, L->wv, L->bv, L->wo, L->bo,
 		                   L->ffn_norm, L->w_gate, L->w_up, L->b_up, L->w_down, L->b_down};
 		for (size_t i = 0; !st && i < sizeof ts / sizeof ts[0]; i++)
-			st = add_param(tr, ts[i], err);
+			st = add_param(tr, ts[i], o, &rng, err);
 	}
 	if (!st)
-		st = add_param(tr, m->out_norm, err);
+		st = add_param(tr, m->out_norm, o, &rng, err);
 	if (!st)
-		st = add_param(tr, m->output, err);
+		st = add_param(tr, m->output, o, &rng, err);
 	if (st)
 		goto fail;
+	if (!tr->n_params) {
+		st = sl_errorf(err, SL_ERR_ARG, "nothing to train: every tensor is frozen and none has an adapter");
+		goto fail;
+	}
 	tr->grad = sl_malloc_array(tr->n_weights, sizeof(float));
 	if (!tr->grad)
 		goto oom;
 	for (int i = 0; i < tr->n_params; i++)
 		tr->params[i].grad = tr->grad + tr->params[i].offset;
-	tr->g_tok_embd = grad_of(tr, m->tok_embd);
-	tr->g_out_norm = grad_of(tr, m->out_norm);
-	tr->g_output = grad_of(tr, m->output);
+	for (int i = 0; i < tr->n_heal; i++) {
+		heal_mat *h = &tr->heal[i];
+		size_t n = (size_t)h->rows * h->cols;
+		h->grad = grad_of(tr, h->t);
+		h->ga = h->a ? grad_of(tr, h->a) : NULL;
+		h->gb = h->b ? grad_of(tr, h->b) : NULL;
+		if (!(h->eff = alloc_f(tr, n)) || ((h->grad || h->a) && !(h->geff = alloc_f(tr, n))) ||
+		    (h->a && h->spec.frozen && !(h->base = alloc_f(tr, n))))
+			goto oom;
+		if (h->geff)
+			memset(h->geff, 0, n * sizeof *h->geff);
+	}
+	tr->g_tok_embd = grad_to(tr, m->tok_embd);
+	tr->g_out_norm = grad_to(tr, m->out_norm);
+	tr->g_output = grad_to(tr, m->output);
 
 	const size_t N = (size_t)max_seqs * seq_len, D = (size_t)c->dim, V = (size_t)c->vocab_size;
 	size_t q_max = 0, kv_max = 0, f_max = 0;
@@ -170,11 +326,11 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 		    !(a->x1 = alloc_f(tr, N * D)) || !(a->xn2 = alloc_f(tr, N * D)) || !(a->rstd2 = alloc_f(tr, N)) ||
 		    !(a->g = alloc_f(tr, N * F)) || !(a->u = alloc_f(tr, N * F)) || !(a->h = alloc_f(tr, N * F)))
 			goto oom;
-		tr->bg[il] = (block_grad){grad_of(tr, L->attn_norm), grad_of(tr, L->wq), grad_of(tr, L->bq),
-		                          grad_of(tr, L->wk), grad_of(tr, L->bk), grad_of(tr, L->wv),
-		                          grad_of(tr, L->bv), grad_of(tr, L->wo), grad_of(tr, L->bo),
-		                          grad_of(tr, L->ffn_norm), grad_of(tr, L->w_gate), grad_of(tr, L->w_up),
-		                          grad_of(tr, L->b_up), grad_of(tr, L->w_down), grad_of(tr, L->b_down)};
+		tr->bg[il] = (block_grad){grad_to(tr, L->attn_norm), grad_to(tr, L->wq), grad_to(tr, L->bq),
+		                          grad_to(tr, L->wk), grad_to(tr, L->bk), grad_to(tr, L->wv),
+		                          grad_to(tr, L->bv), grad_to(tr, L->wo), grad_to(tr, L->bo),
+		                          grad_to(tr, L->ffn_norm), grad_to(tr, L->w_gate), grad_to(tr, L->w_up),
+		                          grad_to(tr, L->b_up), grad_to(tr, L->w_down), grad_to(tr, L->b_down)};
 	}
 	if (!(tr->x_out = alloc_f(tr, N * D)) || !(tr->xnf = alloc_f(tr, N * D)) || !(tr->rstdf = alloc_f(tr, N)) ||
 	    !(tr->logits = alloc_f(tr, (size_t)seq_len * V)) || !(tr->row_loss = alloc_f(tr, (size_t)seq_len)) ||
@@ -226,6 +382,95 @@ void sl_trainer_zero_grad(sl_trainer *tr)
 	memset(tr->grad, 0, tr->n_weights * sizeof(float));
 }
 
+/* What the forward reads for t: its effective weights when it heals. */
+static const float *eff_of(const sl_trainer *tr, const sl_tensor *t)
+{
+	const heal_mat *h = heal_of(tr, t);
+	return h ? h->eff : t ? t->data : NULL;
+}
+
+/* The effective weights of every healing matrix, from the master weights:
+ * pruned ones zero, through the fixed grid, plus the adapter. */
+static void heal_weights(sl_trainer *tr)
+{
+	for (int i = 0; i < tr->n_heal; i++) {
+		heal_mat *h = &tr->heal[i];
+		if (h->ready)
+			continue;
+		size_t n = (size_t)h->rows * h->cols;
+		float *w = h->t->data, *q = h->base ? h->base : h->eff;
+		if (h->spec.mask)
+			for (size_t k = 0; k < n; k++)
+				if (h->spec.mask[k])
+					w[k] = 0;
+		if (!h->base_ready) {
+			if (h->grid)
+				sl_qgrid_apply(h->grid, w, q, h->inside);
+			else if (h->spec.format)
+				sl_roundtrip(h->type, w, q, h->rows, h->cols, NULL);
+			else
+				memcpy(q, w, n * sizeof *q);
+			h->base_ready = h->base != NULL;
+		}
+		if (h->a) {
+			if (q != h->eff)
+				memcpy(h->eff, q, n * sizeof *q);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, h->rows, h->cols, h->spec.lora_rank, h->scale,
+			            h->b->data, h->spec.lora_rank, h->a->data, h->cols, 1.0f, h->eff, h->cols);
+		}
+		h->ready = h->spec.frozen && !h->a;
+	}
+}
+
+/* Carries the effective weights' gradients to what learns: the master
+ * weights where the quantization passed them and nothing was pruned
+ * (straight through), and the adapter: dB += s dW A^T, dA += s B^T dW. */
+static void heal_grads(sl_trainer *tr)
+{
+	for (int i = 0; i < tr->n_heal; i++) {
+		heal_mat *h = &tr->heal[i];
+		if (!h->geff)
+			continue;
+		size_t n = (size_t)h->rows * h->cols;
+		for (size_t k = 0; h->grad && k < n; k++)
+			if ((!h->inside || h->inside[k]) && !(h->spec.mask && h->spec.mask[k]))
+				h->grad[k] += h->geff[k];
+		if (h->a) {
+			int r = h->spec.lora_rank;
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, h->rows, r, h->cols, h->scale, h->geff, h->cols,
+			            h->a->data, h->cols, 1.0f, h->gb, r);
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, h->cols, h->rows, h->scale, h->b->data, r,
+			            h->geff, h->cols, 1.0f, h->ga, h->cols);
+		}
+		memset(h->geff, 0, n * sizeof *h->geff);
+	}
+}
+
+sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err)
+{
+	(void)err;
+	for (int i = 0; i < tr->n_heal; i++)
+		tr->heal[i].ready = false;
+	heal_weights(tr);
+	for (int i = 0; i < tr->n_heal; i++) {
+		heal_mat *h = &tr->heal[i];
+		size_t n = (size_t)h->rows * h->cols;
+		float *w = h->t->data;
+		/* The adapter merges into the weights, which round again. */
+		if (h->grid)
+			sl_qgrid_apply(h->grid, h->eff, w, NULL);
+		else if (h->spec.format)
+			sl_roundtrip(h->type, h->eff, w, h->rows, h->cols, NULL);
+		else
+			memcpy(w, h->eff, n * sizeof *w);
+		for (size_t k = 0; h->spec.mask && k < n; k++)
+			if (h->spec.mask[k])
+				w[k] = 0;
+		h->ready = false;
+	}
+	return SL_OK;
+}
+
 static const float *f32(const sl_tensor *t)
 {
 	return t ? t->data : NULL;
@@ -249,20 +494,20 @@ static void block_forward(sl_trainer *tr, int il, int B, float *x_next)
 	const int qd = L->n_heads * hd, kvd = L->n_kv_heads * hd;
 
 	K->rmsnorm(a->xn1, a->rstd1, a->x, f32(L->attn_norm), N, D, c->norm_eps);
-	K->matmul(a->q, a->xn1, f32(L->wq), f32(L->bq), N, qd, D);
-	K->matmul(a->k, a->xn1, f32(L->wk), f32(L->bk), N, kvd, D);
-	K->matmul(a->v, a->xn1, f32(L->wv), f32(L->bv), N, kvd, D);
+	K->matmul(a->q, a->xn1, eff_of(tr, L->wq), f32(L->bq), N, qd, D);
+	K->matmul(a->k, a->xn1, eff_of(tr, L->wk), f32(L->bk), N, kvd, D);
+	K->matmul(a->v, a->xn1, eff_of(tr, L->wv), f32(L->bv), N, kvd, D);
 	K->rope(a->q, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, false);
 	K->rope(a->k, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, false);
 	K->attention(a->att, a->lse, a->q, a->k, a->v, B, tr->T, L->n_heads, L->n_kv_heads, hd);
-	K->matmul(tr->tmp, a->att, f32(L->wo), f32(L->bo), N, D, qd);
+	K->matmul(tr->tmp, a->att, eff_of(tr, L->wo), f32(L->bo), N, D, qd);
 	add_into(a->x1, a->x, tr->tmp, (size_t)N * D);
 
 	K->rmsnorm(a->xn2, a->rstd2, a->x1, f32(L->ffn_norm), N, D, c->norm_eps);
-	K->matmul(a->g, a->xn2, f32(L->w_gate), NULL, N, F, D);
-	K->matmul(a->u, a->xn2, f32(L->w_up), f32(L->b_up), N, F, D);
+	K->matmul(a->g, a->xn2, eff_of(tr, L->w_gate), NULL, N, F, D);
+	K->matmul(a->u, a->xn2, eff_of(tr, L->w_up), f32(L->b_up), N, F, D);
 	K->swiglu(a->h, a->g, a->u, (size_t)N * F);
-	K->matmul(tr->tmp, a->h, f32(L->w_down), f32(L->b_down), N, D, F);
+	K->matmul(tr->tmp, a->h, eff_of(tr, L->w_down), f32(L->b_down), N, D, F);
 	add_into(x_next, a->x1, tr->tmp, (size_t)N * D);
 }
 
@@ -283,24 +528,24 @@ static void block_backward(sl_trainer *tr, int il, int B)
 
 	/* feed-forward: x_next = x1 + (silu(g) * u) W_down^T */
 	memset(tr->dh, 0, nf * sizeof(float));
-	K->matmul_backward(tr->dh, g->w_down, g->b_down, tr->dx, a->h, f32(L->w_down), N, D, F);
+	K->matmul_backward(tr->dh, g->w_down, g->b_down, tr->dx, a->h, eff_of(tr, L->w_down), N, D, F);
 	K->swiglu_backward(tr->dg, tr->du, tr->dh, a->g, a->u, nf);
 	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
-	K->matmul_backward(tr->dxn, g->w_gate, NULL, tr->dg, a->xn2, f32(L->w_gate), N, F, D);
-	K->matmul_backward(tr->dxn, g->w_up, g->b_up, tr->du, a->xn2, f32(L->w_up), N, F, D);
+	K->matmul_backward(tr->dxn, g->w_gate, NULL, tr->dg, a->xn2, eff_of(tr, L->w_gate), N, F, D);
+	K->matmul_backward(tr->dxn, g->w_up, g->b_up, tr->du, a->xn2, eff_of(tr, L->w_up), N, F, D);
 	K->rmsnorm_backward(tr->dx, g->ffn_norm, tr->dxn, a->x1, f32(L->ffn_norm), a->rstd2, N, D);
 
 	/* attention: x1 = x + attention(rope(q), rope(k), v) W_o^T */
 	memset(tr->datt, 0, (size_t)N * qd * sizeof(float));
-	K->matmul_backward(tr->datt, g->wo, g->bo, tr->dx, a->att, f32(L->wo), N, D, qd);
+	K->matmul_backward(tr->datt, g->wo, g->bo, tr->dx, a->att, eff_of(tr, L->wo), N, D, qd);
 	K->attention_backward(tr->dq, tr->dk, tr->dv, tr->datt, a->q, a->k, a->v, a->att, a->lse, B, tr->T,
 	                      L->n_heads, L->n_kv_heads, hd);
 	K->rope(tr->dq, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
 	K->rope(tr->dk, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
 	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
-	K->matmul_backward(tr->dxn, g->wq, g->bq, tr->dq, a->xn1, f32(L->wq), N, qd, D);
-	K->matmul_backward(tr->dxn, g->wk, g->bk, tr->dk, a->xn1, f32(L->wk), N, kvd, D);
-	K->matmul_backward(tr->dxn, g->wv, g->bv, tr->dv, a->xn1, f32(L->wv), N, kvd, D);
+	K->matmul_backward(tr->dxn, g->wq, g->bq, tr->dq, a->xn1, eff_of(tr, L->wq), N, qd, D);
+	K->matmul_backward(tr->dxn, g->wk, g->bk, tr->dk, a->xn1, eff_of(tr, L->wk), N, kvd, D);
+	K->matmul_backward(tr->dxn, g->wv, g->bv, tr->dv, a->xn1, eff_of(tr, L->wv), N, kvd, D);
 	K->rmsnorm_backward(tr->dx, g->attn_norm, tr->dxn, a->x, f32(L->attn_norm), a->rstd1, N, D);
 }
 
@@ -367,9 +612,10 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
 		return st;
 
 	/* forward through the blocks */
+	heal_weights(tr);
+	const float *embd = eff_of(tr, m->tok_embd);
 	for (int i = 0; i < N; i++)
-		memcpy(tr->act[0].x + (size_t)i * D, (const float *)m->tok_embd->data + (size_t)inputs[i] * D,
-		       (size_t)D * sizeof(float));
+		memcpy(tr->act[0].x + (size_t)i * D, embd + (size_t)inputs[i] * D, (size_t)D * sizeof(float));
 	for (int il = 0; il < c->n_layers; il++)
 		block_forward(tr, il, B, il + 1 < c->n_layers ? tr->act[il + 1].x : tr->x_out);
 	K->rmsnorm(tr->xnf, tr->rstdf, tr->x_out, f32(m->out_norm), N, D, c->norm_eps);
@@ -381,21 +627,23 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
 	float scale = grad_scale / (float)scored;
 	for (int b = 0; b < B; b++) {
 		const float *xr = tr->xnf + (size_t)b * T * D;
-		K->matmul(tr->logits, xr, f32(m->output), NULL, T, V, D);
+		K->matmul(tr->logits, xr, eff_of(tr, m->output), NULL, T, V, D);
 		if (kl && (st = run_teacher(tr, teacher, inputs + (size_t)b * T, err)))
 			return st;
 		K->loss(tr->row_loss, tr->logits, tr->logits, kl ? tr->tlogits : NULL, targets + (size_t)b * T, T, V,
 		        loss->kind, loss->temperature, loss->ce_weight, scale);
 		for (int t = 0; t < T; t++)
 			total += tr->row_loss[t];
-		K->matmul_backward(tr->dxn + (size_t)b * T * D, tr->g_output, NULL, tr->logits, xr, f32(m->output), T,
+		K->matmul_backward(tr->dxn + (size_t)b * T * D, tr->g_output, NULL, tr->logits, xr, eff_of(tr, m->output), T,
 		                   V, D);
 	}
 	memset(tr->dx, 0, (size_t)N * D * sizeof(float));
 	K->rmsnorm_backward(tr->dx, tr->g_out_norm, tr->dxn, tr->x_out, f32(m->out_norm), tr->rstdf, N, D);
 	for (int il = c->n_layers - 1; il >= 0; il--)
 		block_backward(tr, il, B);
-	K->embed_backward(tr->g_tok_embd, tr->dx, inputs, N, D);
+	if (tr->g_tok_embd)
+		K->embed_backward(tr->g_tok_embd, tr->dx, inputs, N, D);
+	heal_grads(tr);
 	*mean_loss = total / (double)scored;
 	if (n_scored)
 		*n_scored = scored;

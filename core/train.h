@@ -7,6 +7,7 @@
 #ifndef SL_TRAIN_H
 #define SL_TRAIN_H
 
+#include "formats.h"
 #include "model.h"
 
 typedef struct {
@@ -26,11 +27,38 @@ typedef struct {
 
 typedef struct sl_trainer sl_trainer;
 
+/* How one tensor trains when a compressed model heals. A matrix's forward
+ * uses its weights as the compressed model would: pruned weights held at
+ * zero, then fake quantization through its format (the scales fixed where
+ * training starts, as after post-training calibration) with a straight-
+ * through gradient that stops where the format clipped, then a LoRA
+ * adapter's scale * B A added (B out x rank, A rank x in, B starting at
+ * zero). A frozen tensor computes no gradient of its own. */
+typedef struct {
+	const sl_format *format;    /* NULL: no fake quantization */
+	const unsigned char *mask;  /* rows x cols, 1 = pruned; NULL: none */
+	bool frozen;
+	int lora_rank;              /* 0: no adapter (matrices only) */
+	float lora_alpha;           /* the adapter's scale is alpha / rank */
+} sl_heal_spec;
+
+typedef struct {
+	/* Fills spec for tensor t (zeroed before the call: plain training). */
+	void (*spec)(void *ctx, const sl_tensor *t, sl_heal_spec *spec);
+	void *ctx;
+	uint64_t seed;              /* the adapters' initialization */
+} sl_trainer_opts;
+
 /* Prepares to train m, whose weights become owned F32 tensors (converted in
  * place) that the trainer updates. Batches hold up to max_seqs sequences
- * of seq_len inputs. Fails for models it cannot train (GPT-2). */
-sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len, sl_trainer **out,
-                         sl_error *err);
+ * of seq_len inputs. o (may be NULL) says how each tensor heals. Fails for
+ * models it cannot train (GPT-2). */
+sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len,
+                         const sl_trainer_opts *o, sl_trainer **out, sl_error *err);
+/* After training: every healed matrix holds what the compressed model it
+ * becomes computes with (its adapter merged, then through its fixed grid,
+ * pruned weights zero), still as F32, ready to be packed in its format. */
+sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err);
 void sl_trainer_free(sl_trainer *tr);
 
 sl_model *sl_trainer_model(const sl_trainer *tr);

@@ -75,12 +75,13 @@ typedef struct sl_train_kernels {
 	const char *name;
 	/* y[T][n_out] = x[T][n_in] W^T + b; W is F32 [n_out][n_in], b may be NULL. */
 	void (*matmul)(float *y, const float *x, const float *w, const float *b, int T, int n_out, int n_in);
-	/* dx += dy W, dw += dy^T x, db += column sums of dy (dx and db may be NULL). */
+	/* dx += dy W, dw += dy^T x, db += column sums of dy (dx, dw and db may be
+	 * NULL: a frozen weight computes no gradient). */
 	void (*matmul_backward)(float *dx, float *dw, float *db, const float *dy, const float *x,
 	                        const float *w, int T, int n_out, int n_in);
 	/* y = x / rms(x) * w per row of n; rstd[T] keeps 1 / rms for the backward. */
 	void (*rmsnorm)(float *y, float *rstd, const float *x, const float *w, int T, int n, float eps);
-	/* dx += d/dx, dw += d/dw of the rmsnorm above, given dy. */
+	/* dx += d/dx, dw += d/dw of the rmsnorm above, given dy (dw may be NULL). */
 	void (*rmsnorm_backward)(float *dx, float *dw, const float *dy, const float *x, const float *w,
 	                         const float *rstd, int T, int n);
 	/* Rotates x[B*T][n_heads*head_dim] in place as the forward's rope does;

@@ -12,73 +12,6 @@
 #include "test.h"
 #include "torch-ref.h"
 
-/* Relative error of a against the reference r: the largest absolute
- * difference over the largest reference magnitude. */
-static double rel_err(const float *a, const float *r, size_t n)
-{
-	double d = 0, s = 0;
-	for (size_t i = 0; i < n; i++) {
-		d = fmax(d, fabs((double)a[i] - r[i]));
-		s = fmax(s, fabs((double)r[i]));
-	}
-	return s > 0 ? d / s : d;
-}
-
-typedef struct {
-	record *r;
-	int n;
-} records;
-
-static const record *find(const records *rs, const char *name)
-{
-	for (int i = 0; i < rs->n; i++)
-		if (!strcmp(rs->r[i].name, name))
-			return &rs->r[i];
-	return NULL;
-}
-
-/* A model from the records whose names start with prefix. */
-static sl_model *build(const records *rs, const cJSON *cfg, const char *prefix)
-{
-	sl_model *m = calloc(1, sizeof *m);
-	sl_error err = {0};
-	size_t pl = strlen(prefix);
-	for (int i = 0; i < rs->n; i++) {
-		const record *r = &rs->r[i];
-		const char *nm = r->name + pl;
-		size_t k = strlen(r->name);
-		bool tensor = (k > 7 && !strcmp(r->name + k - 7, ".weight")) || (k > 5 && !strcmp(r->name + k - 5, ".bias"));
-		if (strncmp(r->name, prefix, pl) || !tensor || !strncmp(nm, "grad.", 5) || !strncmp(nm, "teacher.", 8))
-			continue;
-		float *d = malloc(r->n * sizeof(float));
-		memcpy(d, r->data, r->n * sizeof(float));
-		if (!sl_model_add_tensor(m, nm, SL_DT_F32, r->ne, r->n_dims, d, true, &err)) {
-			CHECK(0, "add %s: %s", r->name, err.msg);
-			free(d);
-		}
-	}
-	sl_config *c = &m->cfg;
-	snprintf(m->path, sizeof m->path, "torch:%s%s", prefix, cJSON_GetObjectItem(cfg, "rope")->valuestring);
-	c->arch = SL_ARCH_LLAMA;
-	c->dim = json_int(cfg, "dim");
-	c->n_layers = json_int(cfg, "n_layers");
-	c->n_heads = json_int(cfg, "n_heads");
-	c->n_kv_heads = json_int(cfg, "n_kv_heads");
-	c->head_dim = json_int(cfg, "head_dim");
-	c->vocab_size = json_int(cfg, "vocab");
-	c->max_seq_len = 64;
-	c->norm_eps = (float)cJSON_GetObjectItem(cfg, "eps")->valuedouble;
-	c->rope_theta = (float)cJSON_GetObjectItem(cfg, "theta")->valuedouble;
-	c->rope_dim = json_int(cfg, "rope_dim");
-	c->rope_style = !strcmp(cJSON_GetObjectItem(cfg, "rope")->valuestring, "neox") ? SL_ROPE_NEOX : SL_ROPE_NORM;
-	if (sl_model_finish(m, &err)) {
-		CHECK(0, "finish %s: %s", m->path, err.msg);
-		sl_model_free(m);
-		return NULL;
-	}
-	return m;
-}
-
 static sl_loss_kind kind_of(const char *s)
 {
 	return !strcmp(s, "ce") ? SL_LOSS_CE : !strcmp(s, "kl_forward") ? SL_LOSS_KL_FORWARD : SL_LOSS_KL_REVERSE;
@@ -94,7 +27,7 @@ static float *run_table(const sl_train_kernels *K, const records *rs, const cJSO
 	sl_trainer *tr = NULL;
 	sl_error err = {0};
 	float *all = NULL;
-	if (!m || sl_trainer_new(m, K, B, T, &tr, &err)) {
+	if (!m || sl_trainer_new(m, K, B, T, NULL, &tr, &err)) {
 		CHECK(0, "%s: trainer: %s", name, err.msg);
 		goto done;
 	}

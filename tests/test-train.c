@@ -57,7 +57,7 @@ static float *train_weights(int threads, int accum, int batch, int steps, size_t
 	sl_trainer *tr;
 	sl_adamw opt;
 	sl_error err;
-	if (!m || sl_trainer_new(m, sl_train_kernels_cpu(), batch, 24, &tr, &err) ||
+	if (!m || sl_trainer_new(m, sl_train_kernels_cpu(), batch, 24, NULL, &tr, &err) ||
 	    sl_adamw_init(&opt, sl_trainer_n_weights(tr), &err))
 		return NULL;
 	size_t nt = (size_t)accum * batch * 24;

@@ -33,7 +33,7 @@ sl_status sl_sweep_fisher_diag(sl_sweep *sw, const sl_sweep_opts *o, sl_error *e
 	int32_t *targets = NULL;
 	sl_status st = sl_model_clone(m, &c, err);
 	if (!st)
-		st = sl_trainer_new(c, sl_train_kernels_cpu(), 1, sw->n_ctx - 1, &tr, err);
+		st = sl_trainer_new(c, sl_train_kernels_cpu(), 1, sw->n_ctx - 1, NULL, &tr, err);
 	if (!st && !(sw->fisher = sl_calloc(sw->fisher_off[sw->n_mods], sizeof(float))))
 		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for the Fisher proxy");
 	if (!st && !(targets = sl_malloc_array((size_t)sw->n_ctx, sizeof *targets)))

@@ -208,7 +208,7 @@ static void ref_matmul_backward(float *dx, float *dw, float *db, const float *dy
 				dx[(size_t)t * n_in + i] += (float)s;
 			}
 	for (int o = 0; o < n_out; o++) {
-		for (int i = 0; i < n_in; i++) {
+		for (int i = 0; dw && i < n_in; i++) {
 			double s = 0;
 			for (int t = 0; t < T; t++)
 				s += (double)dy[(size_t)t * n_out + o] * x[(size_t)t * n_in + i];
@@ -232,7 +232,8 @@ static void ref_rmsnorm_backward(float *dx, float *dw, const float *dy, const fl
                                  const float *rstd, int T, int n)
 {
 	sl_tr_rmsnorm_dx_rows(dx, dy, x, w, rstd, 0, T, n);
-	sl_tr_rmsnorm_dw_cols(dw, dy, x, rstd, T, n, 0, n);
+	if (dw)
+		sl_tr_rmsnorm_dw_cols(dw, dy, x, rstd, T, n, 0, n);
 }
 
 static void ref_rope(float *x, int B, int T, int n_heads, int head_dim, int rot_dim, float theta,

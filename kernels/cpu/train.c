@@ -98,8 +98,14 @@ static void cpu_matmul_backward(float *dx, float *dw, float *db, const float *dy
 	mm_args a = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .T = T, .n_out = n_out,
 	             .n_in = n_in, .nc_a = ceil_div(n_in, TILE_COLS)};
 	a.n_first = dx ? ceil_div(T, TILE_ROWS) * a.nc_a : 0;
-	int n_dw = ceil_div(n_out, TILE_COLS) * ceil_div(n_in, TILE_COLS);
+	int n_dw = dw ? ceil_div(n_out, TILE_COLS) * ceil_div(n_in, TILE_COLS) : 0;
 	sl_parallel_for(a.n_first + n_dw, mm_bwd_task, &a);
+	for (int o = 0; !dw && db && o < n_out; o++) {
+		double s = 0;
+		for (int t = 0; t < T; t++)
+			s += dy[(size_t)t * n_out + o];
+		db[o] += (float)s;
+	}
 }
 
 /* ---- row-level operations on slices -------------------------------------- */
@@ -144,7 +150,7 @@ static void cpu_rmsnorm_backward(float *dx, float *dw, const float *dy, const fl
 {
 	rows_args a = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .rstd_in = rstd, .T = T, .n = n,
 	               .n_row_tasks = ceil_div(T, ROW_SLICE)};
-	sl_parallel_for(a.n_row_tasks + ceil_div(n, ROW_SLICE), rms_bwd_task, &a);
+	sl_parallel_for(a.n_row_tasks + (dw ? ceil_div(n, ROW_SLICE) : 0), rms_bwd_task, &a);
 }
 
 static void rope_task(int task, void *p)
