@@ -35,6 +35,10 @@ sl_status sl_checkpoint_save(const char *path, const sl_trainer *tr, const sl_ad
 		goto done;
 	}
 	for (int i = 0; i < n; i++) {
+		/* Weights the model does not hold (adapters) go in beside it. */
+		if (sl_model_tensor(sl_trainer_model(tr), p[i].t->name) != p[i].t)
+			sl_gguf_add_tensor(w, p[i].t->name, SL_DT_F32, p[i].t->ne, p[i].t->n_dims, p[i].t->data,
+			                   p[i].n * sizeof(float));
 		if (strlen(p[i].t->name) + 7 >= SL_NAME_MAX) {
 			free(names);
 			st = sl_errorf(err, SL_ERR_UNSUPPORTED, "tensor name '%s' is too long to checkpoint", p[i].t->name);
@@ -113,6 +117,20 @@ static sl_status read_moment(const sl_gguf *g, const char *name, const sl_tensor
 	}
 	return sl_errorf(err, SL_ERR_FORMAT, "%s: tensor '%s' is missing; is this a training checkpoint?", g->path,
 	                 name);
+}
+
+sl_status sl_checkpoint_read_weights(const char *path, sl_trainer *tr, sl_error *err)
+{
+	sl_gguf *g;
+	sl_status st = sl_gguf_open(path, &g, err);
+	if (st)
+		return st;
+	int n;
+	const sl_param *p = sl_trainer_params(tr, &n);
+	for (int i = 0; !st && i < n; i++)
+		st = read_moment(g, p[i].t->name, p[i].t, p[i].t->data, false, err);
+	sl_gguf_close(g);
+	return st;
 }
 
 sl_status sl_checkpoint_read(const char *path, const sl_trainer *tr, sl_adamw *opt, sl_train_state *s,

@@ -2,7 +2,8 @@
  * model, with its vocabulary), both AdamW moments of every weight
  * (tensors adam.m.NAME and adam.v.NAME) and the state a run needs to
  * continue exactly where it stopped. Written atomically; read with every
- * name, type and shape checked. */
+ * name, type and shape checked. Weights that train outside the model
+ * (adapters) are stored beside it under their own names. */
 #ifndef SL_CHECKPOINT_H
 #define SL_CHECKPOINT_H
 
@@ -29,5 +30,10 @@ sl_status sl_checkpoint_save(const char *path, const sl_trainer *tr, const sl_ad
  * first; this checks that tr trains exactly the tensors the file holds. */
 sl_status sl_checkpoint_read(const char *path, const sl_trainer *tr, sl_adamw *opt, sl_train_state *s,
                              sl_error *err);
+
+/* Copies every weight tr trains (adapters included) from the checkpoint
+ * at path, by name, each checked for shape and finite values: resuming a
+ * run whose model is rebuilt rather than loaded (healing). */
+sl_status sl_checkpoint_read_weights(const char *path, sl_trainer *tr, sl_error *err);
 
 #endif

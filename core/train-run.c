@@ -322,10 +322,7 @@ static uint32_t hash_tokens(const int32_t *t, size_t n)
 	return h;
 }
 
-/* n_seqs windows at random places in the token stream. With a BOS each
- * window starts with it, as evaluation windows do: BOS, then T - 1 tokens
- * of text as inputs, and the T tokens that follow BOS as targets. */
-static void sample_windows(const int32_t *toks, size_t n, int bos, int n_seqs, int T, uint64_t *rng,
+void sl_train_windows(const int32_t *toks, size_t n, int bos, int n_seqs, int T, uint64_t *rng,
                            int32_t *in, int32_t *tg)
 {
 	size_t span = bos >= 0 ? (size_t)T : (size_t)T + 1;
@@ -343,7 +340,7 @@ static void sample_windows(const int32_t *toks, size_t n, int bos, int n_seqs, i
 	}
 }
 
-static sl_status encode_file(const sl_tokenizer *tok, const char *path, bool bos, int32_t **ids, size_t *n,
+sl_status sl_train_encode_file(const sl_tokenizer *tok, const char *path, bool bos, int32_t **ids, size_t *n,
                              sl_error *err)
 {
 	char *text;
@@ -525,13 +522,13 @@ static sl_status setup(run *r, sl_error *err)
 	if (r->T > r->m->cfg.max_seq_len)
 		return sl_errorf(err, SL_ERR_ARG, "train.seq_len %d exceeds the model's context of %d", r->T,
 		                 r->m->cfg.max_seq_len);
-	if ((st = encode_file(r->m->tok, c->train_text, false, &r->train, &r->n_train, err)))
+	if ((st = sl_train_encode_file(r->m->tok, c->train_text, false, &r->train, &r->n_train, err)))
 		return st;
 	if ((size_t)r->T + 1 > r->n_train)
 		return sl_errorf(err, SL_ERR_ARG, "%s: %zu tokens are too few for windows of %d", c->train_text, r->n_train,
 		                 r->T);
 	if (c->val_text[0] &&
-	    (st = encode_file(r->m->tok, c->val_text, sl_tok_add_bos(r->m->tok), &r->val, &r->n_val, err)))
+	    (st = sl_train_encode_file(r->m->tok, c->val_text, sl_tok_add_bos(r->m->tok), &r->val, &r->n_val, err)))
 		return st;
 	if ((st = sl_trainer_new(r->m, sl_train_kernels_cpu(), c->batch, r->T, NULL, &r->tr, err)) ||
 	    (st = sl_adamw_init(&r->opt, sl_trainer_n_weights(r->tr), err)))
@@ -593,7 +590,7 @@ sl_status sl_train_run(const sl_train_config *c, const sl_train_run_opts *o, sl_
 			break;
 		}
 		for (int a = 0; a < c->accum; a++)
-			sample_windows(r.train, r.n_train, bos, c->batch, T, &r.s.rng, r.in + (size_t)a * per_micro,
+			sl_train_windows(r.train, r.n_train, bos, c->batch, T, &r.s.rng, r.in + (size_t)a * per_micro,
 			               r.tg + (size_t)a * per_micro);
 		sl_step_info info;
 		if ((st = sl_train_step(r.tr, &r.opt, &c->opt, r.in, r.tg, c->accum, c->batch, &c->loss, r.teacher, &info,

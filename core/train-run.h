@@ -45,6 +45,17 @@ sl_status sl_train_config_parse(const char *json, size_t len, const char *name, 
                                 sl_train_config *c, sl_error *err);
 sl_status sl_train_config_load(const char *path, sl_train_config *c, sl_error *err);
 
+/* n_seqs windows of T tokens at random places in toks (n of them, at
+ * least T + 1), drawn from *rng. With a BOS (bos >= 0) each window starts
+ * with it, as evaluation windows do: BOS, then T - 1 tokens of text as
+ * inputs, and the T tokens that follow BOS as targets. in and tg hold
+ * n_seqs * T tokens. */
+void sl_train_windows(const int32_t *toks, size_t n, int bos, int n_seqs, int T, uint64_t *rng, int32_t *in,
+                      int32_t *tg);
+/* The tokens of the text file at path (BOS first when bos). */
+sl_status sl_train_encode_file(const struct sl_tokenizer *tok, const char *path, bool bos, int32_t **ids,
+                               size_t *n, sl_error *err);
+
 /* What the run tells its caller after each step. */
 typedef enum {
 	SL_TRAIN_NOTE,       /* a stage finished; note says which */

@@ -471,6 +471,23 @@ sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err)
 	return SL_OK;
 }
 
+sl_status sl_trainer_effective(sl_trainer *tr, sl_model *dst, sl_error *err)
+{
+	if (dst->n_tensors != tr->m->n_tensors)
+		return sl_errorf(err, SL_ERR_ARG, "the model to copy into has %d tensors, the trainer's %d", dst->n_tensors,
+		                 tr->m->n_tensors);
+	heal_weights(tr);
+	for (int i = 0; i < tr->m->n_tensors; i++) {
+		const sl_tensor *t = tr->m->tensors[i];
+		sl_tensor *d = dst->tensors[i];
+		if (t->type != SL_DT_F32 || d->type != SL_DT_F32 || d->nbytes != t->nbytes || strcmp(d->name, t->name))
+			return sl_errorf(err, SL_ERR_ARG, "tensor %d: '%s' does not match the trainer's '%s'", i, d->name,
+			                 t->name);
+		memcpy(d->data, eff_of(tr, t), t->nbytes);
+	}
+	return SL_OK;
+}
+
 static const float *f32(const sl_tensor *t)
 {
 	return t ? t->data : NULL;

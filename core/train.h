@@ -59,6 +59,11 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
  * becomes computes with (its adapter merged, then through its fixed grid,
  * pruned weights zero), still as F32, ready to be packed in its format. */
 sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err);
+/* What the model computes with now (every healing matrix's effective
+ * weights: pruned, through its grid, with its adapter), copied into dst,
+ * a model whose tensors are F32 with the trainer's model's names and
+ * shapes in its order (a clone of it): evaluation during training. */
+sl_status sl_trainer_effective(sl_trainer *tr, sl_model *dst, sl_error *err);
 void sl_trainer_free(sl_trainer *tr);
 
 sl_model *sl_trainer_model(const sl_trainer *tr);

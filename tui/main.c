@@ -31,6 +31,7 @@ static const char main_usage[] =
 	"  recipe validate FILE [--model MODEL]  every problem of a recipe\n"
 	"  recipe formats                  the formats a recipe can name\n"
 	"  train CONFIG.json               train a model (or distill one) from a configuration\n"
+	"  heal MODEL --recipe R --heal qad --out OUT.gguf  compress, then heal by training\n"
 	"\n"
 	"Each command takes --help. See slimlab(1).\n";
 
@@ -50,6 +51,7 @@ static const command commands[] = {
 	{"sensitivity", sl_cmd_sensitivity},
 	{"autorecipe", sl_cmd_autorecipe},
 	{"speculate", sl_cmd_speculate},
+	{"heal", sl_cmd_heal},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

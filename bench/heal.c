@@ -1,0 +1,76 @@
+/* bench/heal: the speed of a step of quantization-aware distillation
+ * (teacher forward, student forward and backward through int4-g32 fake
+ * quantization of every block matrix, T^2 KL, AdamW) against a plain
+ * training step of the same model and batch, and against PyTorch doing
+ * the same distillation step (bench/heal-torch.py, timed in the same run);
+ * prints tokens per second and the ratios. The model is the workshop
+ * model's shape unless options say otherwise.
+ *
+ *   bench/heal [--dim N] [--hidden N] [--layers N] [--heads N] [--kv-heads N]
+ *              [--vocab N] [--batch N] [--seq N] [--steps N] [--threads N] */
+#include "train-common.h"
+
+static void int4_blocks(void *ctx, const sl_tensor *t, sl_heal_spec *spec)
+{
+	if (!strncmp(t->name, "blk.", 4) && t->n_dims == 2)
+		spec->format = ctx;
+}
+
+/* Tokens per second of steps on the shape's batch; heal: QAD, else a plain
+ * cross-entropy step. */
+static double tokens_per_s(const bench_shape *s, bool heal)
+{
+	sl_trainer *tr = NULL;
+	sl_adamw opt = {0};
+	sl_error err;
+	double tps = 0;
+	sl_model *m = bench_shape_model(s, &err), *teacher = heal ? bench_shape_model(s, &err) : NULL;
+	sl_trainer_opts to = {.spec = int4_blocks, .ctx = (void *)sl_format_find("int4-g32")};
+	if (!m || (heal && !teacher) ||
+	    sl_trainer_new(m, sl_train_kernels_cpu(), s->batch, s->seq, heal ? &to : NULL, &tr, &err) ||
+	    sl_adamw_init(&opt, sl_trainer_n_weights(tr), &err)) {
+		fprintf(stderr, "bench/heal: %s\n", err.msg);
+		goto done;
+	}
+	size_t n = (size_t)s->batch * s->seq;
+	int32_t *in = malloc(n * sizeof(int32_t)), *tg = malloc(n * sizeof(int32_t));
+	bench_shape_batch(s, in, tg);
+	sl_adamw_opts o = {.lr = 1e-4f, .min_lr = 1e-5f, .warmup = 1, .total = s->steps + 1, .beta1 = 0.9f,
+	                   .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
+	sl_loss loss = {heal ? SL_LOSS_KL_FORWARD : SL_LOSS_CE, 1, 0};
+	sl_step_info info;
+	/* one step to warm caches and the pool */
+	if (sl_train_step(tr, &opt, &o, in, tg, 1, s->batch, &loss, teacher, &info, &err) == SL_OK) {
+		double t0 = bench_now();
+		for (int i = 0; i < s->steps; i++)
+			sl_train_step(tr, &opt, &o, in, tg, 1, s->batch, &loss, teacher, &info, &err);
+		tps = (double)n * s->steps / (bench_now() - t0);
+	} else {
+		fprintf(stderr, "bench/heal: %s\n", err.msg);
+	}
+	free(in);
+	free(tg);
+done:
+	sl_adamw_free(&opt);
+	sl_trainer_free(tr);
+	sl_model_free(m);
+	sl_model_free(teacher);
+	return tps;
+}
+
+int main(int argc, char **argv)
+{
+	bench_shape s;
+	if (!bench_shape_parse(&s, argc, argv, "bench/heal"))
+		return 2;
+	double plain = tokens_per_s(&s, false), qad = tokens_per_s(&s, true);
+	printf("slimlab plain step  %9.1f tokens/s\n", plain);
+	printf("slimlab QAD step    %9.1f tokens/s  (%.2f of a plain step)\n", qad, plain > 0 ? qad / plain : 0);
+	double theirs = bench_torch_tokens_per_s(&s, "bench/heal-torch.py");
+	if (theirs > 0)
+		printf("PyTorch QAD step    %9.1f tokens/s\nratio               %9.2f (slimlab / PyTorch, QAD)\n", theirs,
+		       qad / theirs);
+	else
+		printf("PyTorch  not measured (/usr/bin/python3 with torch is needed)\n");
+	return qad > 0 ? 0 : 1;
+}

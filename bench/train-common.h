@@ -1,0 +1,85 @@
+/* What bench/train and bench/heal share: the model's shape and batch from
+ * the command line, the model and batch themselves, and running the
+ * PyTorch side of the comparison with the same shape. */
+#ifndef SL_BENCH_TRAIN_COMMON_H
+#define SL_BENCH_TRAIN_COMMON_H
+
+#include "bench.h"
+#include "core/optim.h"
+
+typedef struct {
+	int dim, hidden, layers, heads, kv_heads, vocab, batch, seq, steps, threads;
+} bench_shape;
+
+/* The workshop model's shape, batch 8 x 256, changed by the options
+ * (--dim N ... --threads N); false with the problem printed. */
+static inline bool bench_shape_parse(bench_shape *s, int argc, char **argv, const char *prog)
+{
+	*s = (bench_shape){256, 768, 6, 8, 4, 4096, 8, 256, 5, 0};
+	struct {
+		const char *opt;
+		int *v;
+	} opts[] = {{"--dim", &s->dim}, {"--hidden", &s->hidden}, {"--layers", &s->layers}, {"--heads", &s->heads},
+	            {"--kv-heads", &s->kv_heads}, {"--vocab", &s->vocab}, {"--batch", &s->batch}, {"--seq", &s->seq},
+	            {"--steps", &s->steps}, {"--threads", &s->threads}};
+	for (int i = 1; i < argc; i++) {
+		size_t k = 0;
+		while (k < sizeof opts / sizeof opts[0] && strcmp(argv[i], opts[k].opt))
+			k++;
+		if (k == sizeof opts / sizeof opts[0] || i + 1 >= argc || atoi(argv[i + 1]) < 1) {
+			fprintf(stderr, "%s: bad option '%s' (see the comment at the top of %s.c)\n", prog, argv[i], prog);
+			return false;
+		}
+		*opts[k].v = atoi(argv[++i]);
+	}
+	if (s->threads)
+		sl_kernels_set_threads(s->threads);
+	s->threads = sl_kernels_threads();
+	printf("model: dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d, tied; batch %d x %d tokens; "
+	       "%d steps; %d threads\n",
+	       s->dim, s->hidden, s->layers, s->heads, s->kv_heads, s->vocab, s->batch, s->seq, s->steps, s->threads);
+	return true;
+}
+
+/* A model of the shape with weights from N(0, 0.02^2), seed 7. */
+static inline sl_model *bench_shape_model(const bench_shape *s, sl_error *err)
+{
+	sl_config c = {.arch = SL_ARCH_LLAMA, .dim = s->dim, .hidden_dim = s->hidden, .n_layers = s->layers,
+	               .n_heads = s->heads, .n_kv_heads = s->kv_heads, .vocab_size = s->vocab,
+	               .max_seq_len = s->seq, .rope_style = SL_ROPE_NORM};
+	sl_model *m = NULL;
+	return sl_model_init_random(&c, true, 0.02f, 7, &m, err) ? NULL : m;
+}
+
+/* The batch both sides train on (the same integer formula as the scripts). */
+static inline void bench_shape_batch(const bench_shape *s, int32_t *in, int32_t *tg)
+{
+	for (size_t i = 0; i < (size_t)s->batch * s->seq; i++) {
+		in[i] = (int32_t)((i * 7919 + 13) % (size_t)s->vocab);
+		tg[i] = (int32_t)((i * 104729 + 5) % (size_t)s->vocab);
+	}
+}
+
+/* Runs the PyTorch script (relative to $SL_SRCDIR, else .) with the same
+ * shape and reads its "tokens/s N"; 0 when it cannot. */
+static inline double bench_torch_tokens_per_s(const bench_shape *s, const char *script)
+{
+	const char *src = getenv("SL_SRCDIR");
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+	         "/usr/bin/python3 '%s/%s' --dim %d --hidden %d --layers %d --heads %d "
+	         "--kv-heads %d --vocab %d --batch %d --seq %d --steps %d --threads %d",
+	         src && *src ? src : ".", script, s->dim, s->hidden, s->layers, s->heads, s->kv_heads, s->vocab, s->batch,
+	         s->seq, s->steps, s->threads);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return 0;
+	char line[256];
+	double tps = 0;
+	while (fgets(line, sizeof line, p))
+		if (sscanf(line, "tokens/s %lf", &tps) != 1)
+			fputs(line, stdout);
+	return pclose(p) == 0 ? tps : 0;
+}
+
+#endif

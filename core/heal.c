@@ -1,0 +1,535 @@
+/* Healing: the recipe applied as after post-training compression (the
+ * packed model), a student cloned from it that the trainer turns to F32
+ * (each matrix's grid fitted on its dequantized values reproduces the
+ * packed scales), training on one text with the base as teacher, and the
+ * trained weights packed back into the packed model's storage types. */
+#include "heal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "compress.h"
+#include "fileio.h"
+#include "methods/method.h"
+#include "tokenizer.h"
+
+static const char *const method_names[] = {"qat", "qad", "kd", "lora"};
+
+const char *sl_heal_method_name(sl_heal_method m)
+{
+	return (unsigned)m < sizeof method_names / sizeof *method_names ? method_names[m] : NULL;
+}
+
+bool sl_heal_method_parse(const char *s, sl_heal_method *m)
+{
+	for (int i = 0; i < (int)(sizeof method_names / sizeof *method_names); i++)
+		if (s && !strcmp(s, method_names[i])) {
+			*m = (sl_heal_method)i;
+			return true;
+		}
+	return false;
+}
+
+void sl_heal_opts_init(sl_heal_opts *o, sl_heal_method m)
+{
+	*o = (sl_heal_opts){.method = m, .steps = 300, .batch = 8, .temperature = 1, .loss = -1, .rank = 8,
+	                    .probe_chunks = 4, .eval_every = 50, .seed = 1};
+}
+
+void sl_heal_result_free(sl_heal_result *r)
+{
+	free(r->loss);
+	free(r->probe);
+	memset(r, 0, sizeof *r);
+}
+
+typedef struct {
+	const sl_heal_opts *o;
+	const sl_model *base;
+	const sl_recipe *r;
+	sl_heal_result *res;
+	sl_model *ptq, *student, *probe;
+	sl_apply_report rep;
+	int *old_layer;             /* the packed model's block i is the base's old_layer[i] */
+	unsigned char **masks;      /* per student tensor: pruned weights, or NULL */
+	bool *changed;              /* per student tensor: it learns (itself or through an adapter) */
+	sl_trainer *tr;
+	sl_adamw opt;
+	sl_adamw_opts ao;
+	sl_loss loss;
+	sl_train_state s;
+	int32_t *train, *val, *in, *tg;
+	size_t n_train, n_val;
+	int T, bos, eval_ctx;
+	double t0;
+	int64_t step0;
+} heal_run;
+
+static void report(heal_run *h, sl_train_event ev, const sl_step_info *info, const sl_eval_result *e,
+                   const char *note)
+{
+	sl_heal_report rep = {.event = ev, .step = h->opt.step, .steps = h->o->steps, .eval = e, .note = note};
+	rep.elapsed_s = sl_now() - h->t0;
+	int64_t done = h->opt.step - h->step0;
+	if (done > 0 && rep.elapsed_s > 0) {
+		rep.tokens_per_s = (double)done * h->o->batch * h->T / rep.elapsed_s;
+		rep.eta_s = rep.elapsed_s / (double)done * (double)(h->o->steps - h->opt.step);
+	}
+	if (info) {
+		rep.loss = info->loss;
+		rep.grad_norm = info->grad_norm;
+		rep.lr = info->lr;
+	}
+	if (h->o->on_report)
+		h->o->on_report(h->o->ctx, &rep);
+}
+
+static sl_status check_opts(const sl_heal_opts *o, sl_error *err)
+{
+	if (!sl_heal_method_name(o->method))
+		return sl_errorf(err, SL_ERR_ARG, "unknown healing method %d", (int)o->method);
+	if (o->steps < 1 || o->steps > 10000000)
+		return sl_errorf(err, SL_ERR_ARG, "steps must be between 1 and 10000000, not %d", o->steps);
+	if (o->batch < 1 || o->batch > 4096)
+		return sl_errorf(err, SL_ERR_ARG, "batch must be between 1 and 4096, not %d", o->batch);
+	if (o->seq_len < 0)
+		return sl_errorf(err, SL_ERR_ARG, "sequence length must be positive, not %d", o->seq_len);
+	if (!(o->lr >= 0 && o->lr <= 1))
+		return sl_errorf(err, SL_ERR_ARG, "learning rate must be in (0, 1], not %g", o->lr);
+	if (!(o->temperature > 0 && o->temperature <= 100))
+		return sl_errorf(err, SL_ERR_ARG, "temperature must be in (0, 100], not %g", o->temperature);
+	if (!(o->ce_weight >= 0 && o->ce_weight <= 1))
+		return sl_errorf(err, SL_ERR_ARG, "cross-entropy weight must be in [0, 1], not %g", o->ce_weight);
+	if (o->loss < -1 || o->loss > SL_LOSS_KL_REVERSE)
+		return sl_errorf(err, SL_ERR_ARG, "unknown loss %d", o->loss);
+	if (o->method == SL_HEAL_LORA && (o->rank < 1 || o->rank > 4096))
+		return sl_errorf(err, SL_ERR_ARG, "LoRA rank must be between 1 and 4096, not %d", o->rank);
+	if (!(o->alpha >= 0 && o->alpha <= 1e6))
+		return sl_errorf(err, SL_ERR_ARG, "LoRA alpha must be non-negative, not %g", o->alpha);
+	if (o->eval_every < 0 || o->checkpoint_every < 0 || o->eval_chunks < 0 || o->probe_chunks < 0 ||
+	    o->eval_ctx < 0)
+		return sl_errorf(err, SL_ERR_ARG, "evaluation and checkpoint intervals must not be negative");
+	return SL_OK;
+}
+
+/* The text at path, or the shipped one named rel when path is NULL. */
+static sl_status text_path(const char *path, const char *rel, char *out, size_t n, sl_error *err)
+{
+	if (!path)
+		return sl_shipped_find(rel, out, n, err);
+	if (snprintf(out, n, "%s", path) >= (int)n)
+		return sl_errorf(err, SL_ERR_ARG, "path too long: %s", path);
+	return SL_OK;
+}
+
+static sl_status load_texts(heal_run *h, sl_error *err)
+{
+	char tpath[SL_PATH_MAX], epath[SL_PATH_MAX];
+	sl_status st = text_path(h->o->train_text, "data/calib.txt", tpath, sizeof tpath, err);
+	if (!st)
+		st = text_path(h->o->eval_text, "data/eval.txt", epath, sizeof epath, err);
+	if (st)
+		return st;
+	char *rt = realpath(tpath, NULL), *re = realpath(epath, NULL);
+	bool same = rt && re && !strcmp(rt, re);
+	free(rt);
+	free(re);
+	if (same)
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "%s is both the training and the evaluation text: figures must come from text the "
+		                 "model did not train on",
+		                 tpath);
+	const sl_tokenizer *tok = h->base->tok;
+	if (!tok)
+		return sl_errorf(err, SL_ERR_ARG, "%s: the model has no vocabulary to read text with", h->base->path);
+	if ((st = sl_train_encode_file(tok, tpath, false, &h->train, &h->n_train, err)) ||
+	    (st = sl_train_encode_file(tok, epath, sl_tok_add_bos(tok), &h->val, &h->n_val, err)))
+		return st;
+	if (h->n_train < (size_t)h->T + 1)
+		return sl_errorf(err, SL_ERR_ARG, "%s: %zu tokens are too few for windows of %d", tpath, h->n_train, h->T);
+	if (h->n_val < (size_t)h->eval_ctx)
+		return sl_errorf(err, SL_ERR_ARG, "%s: %zu tokens are too few for one evaluation window of %d", epath,
+		                 h->n_val, h->eval_ctx);
+	return SL_OK;
+}
+
+static int block_of(const char *name)
+{
+	int l;
+	return sscanf(name, "blk.%d.", &l) == 1 ? l : -1;
+}
+
+/* Which base block each packed block came from: structured pruning may
+ * have removed whole blocks (reported with no bytes left). */
+static sl_status map_layers(heal_run *h, sl_error *err)
+{
+	int nb = h->base->cfg.n_layers, k = 0;
+	h->old_layer = sl_calloc((size_t)(nb ? nb : 1), sizeof *h->old_layer);
+	if (!h->old_layer)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	for (int l = 0; l < nb; l++) {
+		bool removed = false;
+		for (int i = 0; i < h->rep.n_mods && !removed; i++)
+			removed = block_of(h->rep.mods[i].module) == l && h->rep.mods[i].bytes_after == 0;
+		if (!removed)
+			h->old_layer[k++] = l;
+	}
+	if (k != h->ptq->cfg.n_layers)
+		return sl_errorf(err, SL_ERR_ARG, "the compressed model has %d blocks but %d of the base's remain",
+		                 h->ptq->cfg.n_layers, k);
+	return SL_OK;
+}
+
+/* Whether the recipe prunes the packed model's tensor name element by
+ * element (its zeros must stay zero). */
+static bool prunes(const heal_run *h, const char *name)
+{
+	char bname[SL_NAME_MAX];
+	int l = block_of(name);
+	const char *rest = strchr(name + 4, '.');
+	if (l >= 0 && rest)
+		snprintf(bname, sizeof bname, "blk.%d%s", h->old_layer[l], rest);
+	else
+		snprintf(bname, sizeof bname, "%s", name);
+	size_t n = strlen(bname);
+	if (n > 7 && !strcmp(bname + n - 7, ".weight"))
+		bname[n - 7] = 0;
+	int nm = sl_model_modules(h->base, NULL, 0);
+	sl_module *mods = sl_calloc((size_t)nm, sizeof *mods);
+	bool yes = false;
+	if (!mods)
+		return false;
+	sl_model_modules(h->base, mods, nm);
+	for (int i = 0; i < nm; i++)
+		if (!strcmp(mods[i].name, bname)) {
+			sl_module_plan p;
+			sl_recipe_resolve(h->r, &mods[i], &p);
+			yes = sl_plan_prunes(&p);
+			break;
+		}
+	free(mods);
+	return yes;
+}
+
+static int student_index(const heal_run *h, const sl_tensor *t)
+{
+	for (int i = 0; i < h->student->n_tensors; i++)
+		if (h->student->tensors[i] == t)
+			return i;
+	return -1;
+}
+
+/* How each tensor heals: through the format it is packed in, its pruned
+ * zeros held, frozen with an adapter for LoRA. */
+static void spec_of(void *ctx, const sl_tensor *t, sl_heal_spec *spec)
+{
+	heal_run *h = ctx;
+	int i = student_index(h, t);
+	const sl_tensor *p = sl_model_tensor(h->ptq, t->name);
+	if (i < 0 || !p)
+		return;
+	bool matrix = t->n_dims >= 2;
+	if (matrix && p->type != SL_DT_F32) {
+		spec->format = sl_format_of_dtype(p->type);
+		if (!spec->format)
+			spec->frozen = true; /* no format packs it again: it stays as it is */
+	}
+	if (matrix && h->masks[i]) {
+		spec->mask = h->masks[i];
+	}
+	if (h->o->method == SL_HEAL_LORA) {
+		spec->frozen = true;
+		bool block = block_of(t->name) >= 0;
+		if (matrix && block) {
+			spec->lora_rank = h->o->rank;
+			spec->lora_alpha = h->o->alpha;
+		}
+	}
+	h->changed[i] = !spec->frozen || spec->lora_rank > 0;
+}
+
+/* The pruned weights of every tensor the recipe prunes element-wise. */
+static sl_status find_masks(heal_run *h, sl_error *err)
+{
+	int n = h->student->n_tensors;
+	h->masks = sl_calloc((size_t)n, sizeof *h->masks);
+	h->changed = sl_calloc((size_t)n, sizeof *h->changed);
+	if (!h->masks || !h->changed)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < n; i++) {
+		const sl_tensor *p = h->ptq->tensors[i];
+		if (p->n_dims < 2 || !prunes(h, p->name))
+			continue;
+		size_t ne = (size_t)sl_tensor_nelements(p), rows = (size_t)sl_tensor_nrows(p), cols = ne / rows;
+		float *row = sl_malloc_array(cols, sizeof *row);
+		unsigned char *mk = sl_malloc(ne);
+		if (!row || !mk) {
+			free(row);
+			free(mk);
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		}
+		for (size_t r = 0; r < rows; r++) {
+			sl_tensor_rows_to_f32(p, (int64_t)r, 1, row);
+			for (size_t c = 0; c < cols; c++)
+				mk[r * cols + c] = row[c] == 0.0f;
+		}
+		free(row);
+		h->masks[i] = mk;
+	}
+	return SL_OK;
+}
+
+static char *identity(const heal_run *h)
+{
+	char *rj = sl_recipe_to_json(h->r);
+	uint64_t rh = rj ? sl_hash64(rj, strlen(rj), 0) : 0;
+	free(rj);
+	const sl_heal_opts *o = h->o;
+	char buf[1024];
+	snprintf(buf, sizeof buf,
+	         "{\"heal\": \"%s\", \"steps\": %d, \"lr\": %.9g, \"batch\": %d, \"seq_len\": %d, \"temperature\": %.9g, "
+	         "\"ce_weight\": %.9g, \"loss\": %d, \"rank\": %d, \"alpha\": %.9g, \"seed\": %llu, "
+	         "\"base\": \"%016llx\", \"recipe\": \"%016llx\"}",
+	         method_names[o->method], o->steps, h->ao.lr, o->batch, h->T, o->temperature, o->ce_weight,
+	         (int)h->loss.kind, o->rank, o->alpha, (unsigned long long)o->seed,
+	         (unsigned long long)sl_model_hash(h->base), (unsigned long long)rh);
+	return sl_strdup(buf);
+}
+
+/* The post-training model, its figures, and the student and trainer. */
+static sl_status setup(heal_run *h, sl_error *err)
+{
+	const sl_heal_opts *o = h->o;
+	const sl_model *base = h->base;
+	bool have = o->checkpoint && sl_file_exists(o->checkpoint), resume = o->resume && have;
+	if (have && !o->resume)
+		return sl_errorf(err, SL_ERR_ARG, "%s exists: resume from it, or remove it to start afresh", o->checkpoint);
+	h->T = o->seq_len ? o->seq_len : base->cfg.max_seq_len < 128 ? base->cfg.max_seq_len : 128;
+	if (h->T > base->cfg.max_seq_len)
+		return sl_errorf(err, SL_ERR_ARG, "sequence length %d exceeds the model's context of %d", h->T,
+		                 base->cfg.max_seq_len);
+	h->eval_ctx = o->eval_ctx ? o->eval_ctx : base->cfg.max_seq_len < 512 ? base->cfg.max_seq_len : 512;
+	h->bos = sl_tok_add_bos(base->tok) ? sl_tok_bos(base->tok) : -1;
+	sl_status st = load_texts(h, err);
+	if (st)
+		return st;
+
+	sl_apply_opts ao = {.simulate = false, .progress = o->progress};
+	if ((st = sl_recipe_apply(base, h->r, &ao, &h->ptq, &h->rep, err)))
+		return sl_error_prefix(err, "applying the recipe: ");
+	report(h, SL_TRAIN_NOTE, NULL, NULL, "recipe applied");
+	sl_eval_opts eo = {.n_ctx = h->eval_ctx, .n_chunks = o->eval_chunks, .progress = o->progress};
+	if ((st = sl_eval_tokens(h->ptq, base, h->val, h->n_val, &eo, &h->res->before, err)))
+		return sl_error_prefix(err, "evaluating the compressed model: ");
+	report(h, SL_TRAIN_NOTE, NULL, &h->res->before, "before healing");
+
+	if ((st = map_layers(h, err)) || (st = sl_model_clone(h->ptq, &h->student, err)) || (st = find_masks(h, err)))
+		return st;
+	sl_trainer_opts to = {.spec = spec_of, .ctx = h, .seed = o->seed};
+	if ((st = sl_trainer_new(h->student, sl_train_kernels_cpu(), o->batch, h->T, &to, &h->tr, err)))
+		return sl_error_prefix(err, "healing: ");
+	for (int i = 0; i < h->student->n_tensors; i++)
+		h->res->n_trained += h->changed[i];
+	if ((st = sl_model_clone(h->student, &h->probe, err)) ||
+	    (st = sl_adamw_init(&h->opt, sl_trainer_n_weights(h->tr), err)))
+		return st;
+	h->in = sl_malloc_array((size_t)o->batch * h->T, sizeof(int32_t));
+	h->tg = sl_malloc_array((size_t)o->batch * h->T, sizeof(int32_t));
+	if (!h->in || !h->tg)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for a batch of %d x %d tokens", o->batch, h->T);
+
+	char *ident = identity(h);
+	if (!ident)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	uint64_t dh = sl_hash64(h->train, h->n_train * sizeof *h->train, 0);
+	if (resume) {
+		if ((st = sl_checkpoint_read_weights(o->checkpoint, h->tr, err)) ||
+		    (st = sl_checkpoint_read(o->checkpoint, h->tr, &h->opt, &h->s, err))) {
+			free(ident);
+			return st;
+		}
+		bool same = h->s.identity && !strcmp(h->s.identity, ident);
+		free(ident);
+		if (!same)
+			return sl_errorf(err, SL_ERR_ARG, "%s was made by another healing run (settings, recipe or model differ)",
+			                 o->checkpoint);
+		if (h->s.data_tokens != (uint32_t)h->n_train || h->s.data_hash != (uint32_t)dh)
+			return sl_errorf(err, SL_ERR_ARG, "%s trained on other text than this run's", o->checkpoint);
+		if (h->opt.step > o->steps)
+			return sl_errorf(err, SL_ERR_FORMAT, "%s: step %lld is beyond the run's %d steps", o->checkpoint,
+			                 (long long)h->opt.step, o->steps);
+		report(h, SL_TRAIN_NOTE, NULL, NULL, "resumed from the checkpoint");
+	} else {
+		h->s.identity = ident;
+		h->s.rng = o->seed;
+		h->s.data_tokens = (uint32_t)h->n_train;
+		h->s.data_hash = (uint32_t)dh;
+	}
+	float *l = realloc(h->s.loss, (size_t)o->steps * sizeof *l);
+	if (!l)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	h->s.loss = l;
+	return SL_OK;
+}
+
+/* Held-out KL of what the student computes now, on the first windows. */
+static sl_status probe(heal_run *h, sl_eval_result *e, sl_error *err)
+{
+	sl_status st = sl_trainer_effective(h->tr, h->probe, err);
+	sl_eval_opts eo = {.n_ctx = h->eval_ctx, .n_chunks = h->o->probe_chunks ? h->o->probe_chunks : 4};
+	if (!st)
+		st = sl_eval_tokens(h->probe, h->base, h->val, h->n_val, &eo, e, err);
+	if (st)
+		return sl_error_prefix(err, "held-out evaluation: ");
+	float *v = realloc(h->s.val, (size_t)(h->s.n_val + 1) * 2 * sizeof *v);
+	if (!v)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	h->s.val = v;
+	v[2 * h->s.n_val] = (float)h->opt.step;
+	v[2 * h->s.n_val + 1] = (float)e->kl_mean;
+	h->s.n_val++;
+	report(h, SL_TRAIN_EVAL, NULL, e, NULL);
+	return SL_OK;
+}
+
+static sl_status checkpoint(heal_run *h, sl_error *err)
+{
+	if (!h->o->checkpoint)
+		return SL_OK;
+	sl_status st = sl_checkpoint_save(h->o->checkpoint, h->tr, &h->opt, &h->s, err);
+	if (!st)
+		report(h, SL_TRAIN_CHECKPOINT, NULL, NULL, h->o->checkpoint);
+	return st;
+}
+
+static sl_status train(heal_run *h, sl_error *err)
+{
+	const sl_heal_opts *o = h->o;
+	const sl_model *teacher = h->loss.kind == SL_LOSS_CE ? NULL : h->base;
+	sl_eval_result e;
+	sl_status st = SL_OK;
+	if (o->eval_every && h->opt.step == 0)
+		st = probe(h, &e, err);
+	h->t0 = sl_now();
+	h->step0 = h->opt.step;
+	char stage[128];
+	while (!st && h->opt.step < o->steps) {
+		if (sl_cancelled(o->progress)) {
+			st = checkpoint(h, err);
+			if (!st)
+				st = sl_errorf(err, SL_ERR_CANCELLED, "healing cancelled at step %lld%s%s", (long long)h->opt.step,
+				               o->checkpoint ? "; resume from " : "", o->checkpoint ? o->checkpoint : "");
+			break;
+		}
+		sl_train_windows(h->train, h->n_train, h->bos, o->batch, h->T, &h->s.rng, h->in, h->tg);
+		sl_step_info info;
+		if ((st = sl_train_step(h->tr, &h->opt, &h->ao, h->in, h->tg, 1, o->batch, &h->loss, teacher, &info, err)))
+			break;
+		h->s.loss[h->opt.step - 1] = (float)info.loss;
+		report(h, SL_TRAIN_STEP, &info, NULL, NULL);
+		snprintf(stage, sizeof stage, "healing: step %lld/%d, loss %.4f", (long long)h->opt.step, o->steps,
+		         info.loss);
+		sl_report(o->progress, (double)h->opt.step / o->steps, stage);
+		bool last = h->opt.step == o->steps;
+		if (o->eval_every && (h->opt.step % o->eval_every == 0 || last))
+			st = probe(h, &e, err);
+		if (!st && o->checkpoint_every && h->opt.step % o->checkpoint_every == 0 && !last)
+			st = checkpoint(h, err);
+	}
+	h->res->train_seconds = sl_now() - h->t0;
+	if (h->res->train_seconds > 0)
+		h->res->tokens_per_s = (double)(h->opt.step - h->step0) * o->batch * h->T / h->res->train_seconds;
+	return st;
+}
+
+/* The trained weights into the packed model's storage types, counting
+ * those the packing moved by more than float rounding (a scale over the
+ * whole tensor is recomputed from its largest value, and may come back
+ * one unit in the last place away). */
+static sl_status pack(heal_run *h, sl_error *err)
+{
+	sl_status st = sl_trainer_finish(h->tr, err);
+	for (int i = 0; !st && i < h->student->n_tensors; i++) {
+		if (!h->changed[i])
+			continue;
+		const sl_tensor *s = h->student->tensors[i];
+		sl_tensor *p = h->ptq->tensors[i];
+		int type = p->type;
+		int64_t ne[SL_MAX_DIMS];
+		memcpy(ne, p->ne, sizeof ne);
+		int64_t rows = sl_tensor_nrows(p), cols = ne[0];
+		if ((st = sl_tensor_realloc(p, type, ne, p->n_dims, err)))
+			break;
+		sl_dtype_rows_from_float(type, s->data, p->data, rows, cols);
+		float *back = sl_malloc_array((size_t)cols, sizeof *back);
+		if (!back)
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		const float *src = s->data;
+		for (int64_t r = 0; r < rows; r++) {
+			sl_tensor_rows_to_f32(p, r, 1, back);
+			for (int64_t c = 0; c < cols; c++)
+				h->res->repacked_moved += fabsf(back[c] - src[r * cols + c]) > 1e-6f * fabsf(src[r * cols + c]);
+		}
+		free(back);
+	}
+	return st;
+}
+
+sl_status sl_heal(const sl_model *base, const sl_recipe *r, const sl_heal_opts *o, sl_model **out,
+                  sl_heal_result *res, sl_error *err)
+{
+	*out = NULL;
+	memset(res, 0, sizeof *res);
+	sl_status st = check_opts(o, err);
+	if (st)
+		return st;
+	heal_run h = {.o = o, .base = base, .r = r, .res = res};
+	bool kl = o->loss >= 0 ? o->loss != SL_LOSS_CE : o->method == SL_HEAL_QAD || o->method == SL_HEAL_KD;
+	h.loss = (sl_loss){.kind = o->loss >= 0 ? (sl_loss_kind)o->loss : kl ? SL_LOSS_KL_FORWARD : SL_LOSS_CE,
+	                   .temperature = o->temperature, .ce_weight = kl ? o->ce_weight : 0};
+	snprintf(res->loss_name, sizeof res->loss_name, "%s",
+	         h.loss.kind == SL_LOSS_CE ? "ce" : h.loss.kind == SL_LOSS_KL_FORWARD ? "kl" : "reverse-kl");
+	float lr = o->lr > 0 ? o->lr : o->method == SL_HEAL_LORA ? 1e-3f : 2e-4f;
+	h.ao = (sl_adamw_opts){.lr = lr, .min_lr = lr / 10, .warmup = o->steps >= 20 ? o->steps / 20 : 1,
+	                       .total = o->steps, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
+	if (!(st = sl_adamw_check(&h.ao, err)) && !(st = setup(&h, err)) && !(st = train(&h, err)) &&
+	    !(st = pack(&h, err))) {
+		sl_eval_opts eo = {.n_ctx = h.eval_ctx, .n_chunks = o->eval_chunks, .progress = o->progress};
+		if ((st = sl_eval_tokens(h.ptq, base, h.val, h.n_val, &eo, &res->after, err)))
+			sl_error_prefix(err, "evaluating the healed model: ");
+	}
+	if (!st) {
+		double b = res->before.kl_mean;
+		res->recovered = b > 0 ? (b - res->after.kl_mean) / b : NAN;
+		report(&h, SL_TRAIN_DONE, NULL, &res->after, "healed");
+		*out = h.ptq;
+		h.ptq = NULL;
+	}
+	res->steps = h.opt.step;
+	if (h.opt.step > 0 && (res->loss = sl_malloc_array((size_t)h.opt.step, sizeof *res->loss)))
+		memcpy(res->loss, h.s.loss, (size_t)h.opt.step * sizeof *res->loss);
+	if (h.s.n_val > 0 && (res->probe = sl_malloc_array((size_t)h.s.n_val * 2, sizeof *res->probe))) {
+		memcpy(res->probe, h.s.val, (size_t)h.s.n_val * 2 * sizeof *res->probe);
+		res->n_probe = (int)h.s.n_val;
+	}
+	sl_trainer_free(h.tr);
+	sl_adamw_free(&h.opt);
+	sl_train_state_free(&h.s);
+	sl_apply_report_free(&h.rep);
+	for (int i = 0; h.masks && i < h.student->n_tensors; i++)
+		free(h.masks[i]);
+	free(h.masks);
+	free(h.changed);
+	free(h.old_layer);
+	sl_model_free(h.ptq);
+	sl_model_free(h.student);
+	sl_model_free(h.probe);
+	free(h.train);
+	free(h.val);
+	free(h.in);
+	free(h.tg);
+	return st;
+}

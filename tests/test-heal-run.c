@@ -1,0 +1,340 @@
+/* Healing runs (core/heal.c) on real models: QAD lowers the workshop
+ * model's held-out KL under int3-g32; the healed weights pack into their
+ * formats without moving (the packed bytes decode to what was trained);
+ * LoRA changes only the matrices with adapters and leaves the rest's
+ * bytes alone; KD after 2:4 pruning keeps two zeros in every four and
+ * after block removal keeps the shorter model; a run cancelled with a
+ * checkpoint and resumed ends in exactly the bytes of a run never
+ * stopped; bad settings are refused with a clear error. */
+#include <stdatomic.h>
+
+#include "core/compress.h"
+#include "core/fileio.h"
+#include "core/heal.h"
+#include "core/recipe.h"
+#include "test.h"
+
+static sl_model *load(const char *path)
+{
+	sl_model *m = NULL;
+	sl_error err = {0};
+	sl_load_opts lo = {.check_finite = true};
+	if (sl_model_load(path, &lo, &m, &err))
+		fprintf(stderr, "%s: %s\n", path, err.msg);
+	return m;
+}
+
+static sl_recipe *recipe(const char *json)
+{
+	sl_recipe *r = NULL;
+	sl_error err = {0};
+	if (sl_recipe_parse(json, strlen(json), &r, &err))
+		fprintf(stderr, "recipe: %s\n", err.msg);
+	return r;
+}
+
+/* A training text: the first bytes of the shipped calibration text. */
+static char train_path[4200];
+
+static bool make_train_text(void)
+{
+	char *text;
+	size_t len;
+	sl_error err = {0};
+	if (sl_read_file(test_srcpath("data/calib.txt"), (size_t)1 << 30, &text, &len, &err)) {
+		fprintf(stderr, "%s\n", err.msg);
+		return false;
+	}
+	snprintf(train_path, sizeof train_path, "%s/train.txt", test_tmpdir());
+	sl_status st = sl_write_file_atomic(train_path, text, len < 200000 ? len : 200000, &err);
+	free(text);
+	return st == SL_OK;
+}
+
+static void small_opts(sl_heal_opts *o, sl_heal_method m, int steps)
+{
+	sl_heal_opts_init(o, m);
+	o->steps = steps;
+	o->batch = 4;
+	o->seq_len = 64;
+	o->lr = 5e-4f;
+	o->train_text = train_path;
+	o->eval_text = test_srcpath("data/eval.txt");
+	o->eval_ctx = 128;
+	o->eval_chunks = 6;
+	o->eval_every = 0;
+}
+
+static sl_model *heal(const sl_model *base, const char *json, const sl_heal_opts *o, sl_heal_result *res)
+{
+	sl_recipe *r = recipe(json);
+	sl_model *out = NULL;
+	sl_error err = {0};
+	if (r && sl_heal(base, r, o, &out, res, &err))
+		fprintf(stderr, "heal %s: %s\n", json, err.msg);
+	sl_recipe_free(r);
+	return out;
+}
+
+static bool same_bytes(const sl_tensor *a, const sl_tensor *b)
+{
+	return a->type == b->type && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes);
+}
+
+/* QAD on the workshop model under int3-g32: the held-out KL falls and the
+ * trained values are exactly what the packed bytes hold. */
+static void test_qad_workshop(void)
+{
+	sl_model *w = load(test_srcpath("models/workshop.gguf"));
+	REQUIRE(w, "the workshop model loads");
+	sl_heal_opts o;
+	small_opts(&o, SL_HEAL_QAD, 40);
+	sl_heal_result res;
+	sl_model *h = heal(w, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int3-g32\"}}", &o, &res);
+	if (TEST_EVAL(h, "QAD runs")) {
+		printf("workshop int3-g32 QAD, 40 steps: KL %.5f -> %.5f (recovered %.1f%%), top-1 %.4f -> %.4f\n",
+		       res.before.kl_mean, res.after.kl_mean, 100 * res.recovered, res.before.top1, res.after.top1);
+		CHECK(res.after.kl_mean < 0.95 * res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean,
+		      res.after.kl_mean);
+		CHECK(res.repacked_moved == 0, "%lld weights moved when packed", res.repacked_moved);
+		CHECK(res.steps == 40 && res.loss && res.loss[39] > 0, "a loss per step");
+		CHECK(h->cfg.n_layers == w->cfg.n_layers, "same blocks");
+		sl_tensor *q = sl_model_tensor(h, "blk.0.attn_q.weight");
+		CHECK(q && q->type == sl_format_find("int3-g32")->dtype, "packed in int3-g32");
+	}
+	sl_heal_result_free(&res);
+	sl_model_free(h);
+	sl_model_free(w);
+}
+
+/* Packing the healed weights moves none of them, for formats of every
+ * kind of grid; the packed types are the post-training ones. */
+static void test_packing(const sl_model *m)
+{
+	const char *formats[] = {"int4-g32", "q4_0", "q4_k", "nvfp4", "int8", "q8_0", "int2-g32-asym"};
+	for (size_t i = 0; i < sizeof formats / sizeof *formats; i++) {
+		char json[160];
+		snprintf(json, sizeof json, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"%s\"}}", formats[i]);
+		sl_heal_opts o;
+		small_opts(&o, SL_HEAL_QAT, 3);
+		o.eval_chunks = 1;
+		sl_heal_result res;
+		sl_model *h = heal(m, json, &o, &res);
+		if (TEST_EVAL(h, "%s heals", formats[i]))
+			CHECK(res.repacked_moved == 0, "%s: %lld weights moved when packed", formats[i], res.repacked_moved);
+		sl_heal_result_free(&res);
+		sl_model_free(h);
+	}
+}
+
+/* LoRA: the matrices of the blocks change through their adapters; the
+ * embedding and the norms keep their bytes. */
+static void test_lora(const sl_model *m)
+{
+	const char *json = "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\"}}";
+	sl_recipe *r = recipe(json);
+	sl_model *ptq = NULL;
+	sl_apply_report rep = {0};
+	sl_error err = {0};
+	REQUIRE(r && !sl_recipe_apply(m, r, NULL, &ptq, &rep, &err), "int4-g32 applies: %s", err.msg);
+	sl_heal_opts o;
+	small_opts(&o, SL_HEAL_LORA, 20);
+	o.rank = 4;
+	o.lr = 2e-3f;
+	sl_heal_result res;
+	sl_model *h = heal(m, json, &o, &res);
+	if (TEST_EVAL(h, "LoRA runs")) {
+		printf("stories260K int4-g32 LoRA r4, 20 steps: KL %.5f -> %.5f\n", res.before.kl_mean, res.after.kl_mean);
+		CHECK(same_bytes(sl_model_tensor(h, "token_embd.weight"), sl_model_tensor(ptq, "token_embd.weight")),
+		      "the embedding keeps its bytes");
+		CHECK(same_bytes(sl_model_tensor(h, "blk.2.attn_norm.weight"), sl_model_tensor(ptq, "blk.2.attn_norm.weight")),
+		      "norms keep their bytes");
+		int changed = 0;
+		for (int i = 0; i < h->n_tensors; i++)
+			changed += h->tensors[i]->n_dims == 2 && !strncmp(h->tensors[i]->name, "blk.", 4) &&
+			           !same_bytes(h->tensors[i], sl_model_tensor(ptq, h->tensors[i]->name));
+		CHECK(changed > 0, "no block matrix changed");
+		CHECK(res.after.kl_mean < res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean, res.after.kl_mean);
+		CHECK(res.n_trained == 5 * 7, "%d tensors trained (adapters on the blocks' 35 matrices)", res.n_trained);
+		CHECK(res.repacked_moved == 0, "%lld weights moved when packed", res.repacked_moved);
+	}
+	sl_heal_result_free(&res);
+	sl_model_free(h);
+	sl_apply_report_free(&rep);
+	sl_model_free(ptq);
+	sl_recipe_free(r);
+}
+
+/* Every group of four weights along a row holds at least two zeros. */
+static bool holds_2_4(const sl_tensor *t)
+{
+	int64_t cols = t->ne[0], rows = sl_tensor_nrows(t);
+	float *row = malloc((size_t)cols * sizeof *row);
+	bool ok = true;
+	for (int64_t r = 0; r < rows && ok; r++) {
+		sl_tensor_rows_to_f32(t, r, 1, row);
+		for (int64_t c = 0; c + 4 <= cols && ok; c += 4)
+			ok = (row[c] == 0) + (row[c + 1] == 0) + (row[c + 2] == 0) + (row[c + 3] == 0) >= 2;
+	}
+	free(row);
+	return ok;
+}
+
+static void test_kd_pruned(const sl_model *m)
+{
+	sl_heal_opts o;
+	small_opts(&o, SL_HEAL_KD, 25);
+	sl_heal_result res;
+	sl_model *h = heal(m,
+	                   "{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"pattern\": \"2:4\", "
+	                   "\"prune\": \"magnitude\"}]}",
+	                   &o, &res);
+	if (TEST_EVAL(h, "KD after 2:4 runs")) {
+		printf("stories260K 2:4 magnitude + KD, 25 steps: KL %.5f -> %.5f (recovered %.1f%%)\n", res.before.kl_mean,
+		       res.after.kl_mean, 100 * res.recovered);
+		CHECK(res.after.kl_mean < res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean, res.after.kl_mean);
+		const char *names[] = {"blk.0.attn_q.weight", "blk.3.ffn_down.weight", "blk.4.attn_output.weight"};
+		for (int i = 0; i < 3; i++)
+			CHECK(holds_2_4(sl_model_tensor(h, names[i])), "%s keeps 2:4", names[i]);
+		CHECK(!strcmp(res.loss_name, "kl"), "KD trains on KL, not %s", res.loss_name);
+	}
+	sl_heal_result_free(&res);
+	sl_model_free(h);
+
+	small_opts(&o, SL_HEAL_KD, 10);
+	char json[4400];
+	snprintf(json, sizeof json,
+	         "{\"slimlab_recipe\": 1, \"calibration\": {\"text\": \"%s\", \"tokens\": 2048}, \"rules\": [{\"match\": "
+	         "\"blk.*\", \"sparsity\": 0.4, \"pattern\": \"block\"}]}",
+	         train_path);
+	h = heal(m, json, &o, &res);
+	if (TEST_EVAL(h, "KD after block removal runs")) {
+		CHECK(h->cfg.n_layers == 3, "%d blocks remain of 5", h->cfg.n_layers);
+		CHECK(res.after.kl_mean < res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean, res.after.kl_mean);
+	}
+	sl_heal_result_free(&res);
+	sl_model_free(h);
+}
+
+typedef struct {
+	atomic_int *cancel;
+	int at;
+} stopper;
+
+static void stop_at(void *ctx, const sl_heal_report *r)
+{
+	stopper *s = ctx;
+	if (r->event == SL_TRAIN_STEP && r->step == s->at)
+		atomic_store(s->cancel, 1);
+}
+
+/* Cancelled at step 6 with a checkpoint, resumed: the same bytes as a run
+ * never stopped. */
+static void test_resume(const sl_model *m)
+{
+	const char *json = "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q4_0\"}}";
+	char ckpt[4300];
+	snprintf(ckpt, sizeof ckpt, "%s/heal.ckpt", test_tmpdir());
+	remove(ckpt);
+	sl_heal_opts o;
+	small_opts(&o, SL_HEAL_QAD, 12);
+	o.eval_chunks = 1;
+	sl_heal_result whole, part, rest;
+	sl_model *a = heal(m, json, &o, &whole);
+
+	atomic_int cancel = 0;
+	stopper s = {&cancel, 6};
+	sl_progress p = {.cancel = &cancel};
+	o.checkpoint = ckpt;
+	o.progress = &p;
+	o.on_report = stop_at;
+	o.ctx = &s;
+	sl_recipe *r = recipe(json);
+	sl_model *b = NULL;
+	sl_error err = {0};
+	sl_status st = sl_heal(m, r, &o, &b, &part, &err);
+	CHECK(st == SL_ERR_CANCELLED && sl_file_exists(ckpt), "cancelled with a checkpoint: %s", err.msg);
+	CHECK(part.steps == 6, "stopped at step %lld", (long long)part.steps);
+	st = sl_heal(m, r, &o, &b, &rest, &err);
+	CHECK(st == SL_ERR_ARG && strstr(err.msg, "exists"), "a fresh run keeps the checkpoint: %s", err.msg);
+	cancel = 0;
+	o.resume = true;
+	st = sl_heal(m, r, &o, &b, &rest, &err);
+	if (TEST_EVAL(!st && a && b, "resumed: %s", err.msg)) {
+		bool same = a->n_tensors == b->n_tensors;
+		for (int i = 0; same && i < a->n_tensors; i++)
+			same = same_bytes(a->tensors[i], b->tensors[i]);
+		CHECK(same, "the resumed run ends in the bytes of the whole one");
+		CHECK(rest.steps == 12 && whole.loss && rest.loss && whole.loss[11] == rest.loss[11],
+		      "the same loss at the last step");
+	}
+	/* A checkpoint of other settings is refused. */
+	o.steps = 13;
+	o.lr = 1e-3f;
+	sl_model *c = NULL;
+	sl_heal_result other;
+	st = sl_heal(m, r, &o, &c, &other, &err);
+	CHECK(st == SL_ERR_ARG && strstr(err.msg, "another healing run"), "other settings refused: %s", err.msg);
+	remove(ckpt);
+	sl_heal_result_free(&whole);
+	sl_heal_result_free(&part);
+	sl_heal_result_free(&rest);
+	sl_heal_result_free(&other);
+	sl_model_free(a);
+	sl_model_free(b);
+	sl_model_free(c);
+	sl_recipe_free(r);
+}
+
+static void test_refusals(const sl_model *m)
+{
+	sl_recipe *r = recipe("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q4_0\"}}");
+	sl_heal_opts o;
+	sl_heal_result res;
+	sl_model *out = NULL;
+	sl_error err = {0};
+	small_opts(&o, SL_HEAL_QAT, 2);
+	o.eval_text = train_path;
+	CHECK(sl_heal(m, r, &o, &out, &res, &err) == SL_ERR_ARG && strstr(err.msg, "both the training and"),
+	      "training text as evaluation text: %s", err.msg);
+	small_opts(&o, SL_HEAL_QAT, 0);
+	CHECK(sl_heal(m, r, &o, &out, &res, &err) == SL_ERR_ARG && strstr(err.msg, "steps"), "0 steps: %s", err.msg);
+	small_opts(&o, SL_HEAL_LORA, 2);
+	o.rank = 100;
+	CHECK(sl_heal(m, r, &o, &out, &res, &err) == SL_ERR_ARG && strstr(err.msg, "rank"), "rank 100: %s", err.msg);
+	small_opts(&o, SL_HEAL_QAT, 2);
+	o.seq_len = 100000;
+	CHECK(sl_heal(m, r, &o, &out, &res, &err) == SL_ERR_ARG && strstr(err.msg, "context"), "long sequences: %s",
+	      err.msg);
+	small_opts(&o, SL_HEAL_QAT, 2);
+	o.train_text = "/nonexistent/text.txt";
+	CHECK(sl_heal(m, r, &o, &out, &res, &err) && strstr(err.msg, "/nonexistent/text.txt"), "missing text: %s",
+	      err.msg);
+	small_opts(&o, SL_HEAL_QAD, 2);
+	o.temperature = 0;
+	CHECK(sl_heal(m, r, &o, &out, &res, &err) == SL_ERR_ARG && strstr(err.msg, "temperature"),
+	      "temperature 0: %s", err.msg);
+	CHECK(!out, "no model on failure");
+	sl_heal_result_free(&res);
+	sl_recipe_free(r);
+}
+
+int main(void)
+{
+	if (!make_train_text())
+		return 1;
+	test_qad_workshop();
+	const char *path = test_fixture("models/stories260K.gguf");
+	if (path) {
+		sl_model *m = load(path);
+		if (TEST_EVAL(m, "stories260K loads")) {
+			test_packing(m);
+			test_lora(m);
+			test_kd_pruned(m);
+			test_resume(m);
+			test_refusals(m);
+		}
+		sl_model_free(m);
+	}
+	return test_finish();
+}
