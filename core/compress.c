@@ -849,6 +849,26 @@ static sl_status kv_type_for(const sl_recipe *r, const sl_model *m, int *type, s
 	return SL_OK;
 }
 
+double sl_recipe_apply_cost(const sl_model *base, const sl_recipe *r)
+{
+	int n = sl_model_modules(base, NULL, 0);
+	sl_module *mods = sl_calloc((size_t)(n ? n : 1), sizeof *mods);
+	unsigned needs = 0;
+	if (mods) {
+		sl_model_modules(base, mods, n);
+		for (int i = 0; i < n; i++) {
+			sl_module_plan p;
+			sl_recipe_resolve(r, &mods[i], &p);
+			needs |= sl_plan_needs(&p);
+		}
+		free(mods);
+	}
+	double cost = 16; /* rounding every weight: about a few tokens' forward */
+	if (needs)
+		cost += (r->calib.tokens > 0 ? r->calib.tokens : 8192) * (needs & SL_NEEDS_HESSIAN ? 2.0 : 1.0);
+	return cost;
+}
+
 sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_apply_opts *opts, sl_model **out,
                           sl_apply_report *rep, sl_error *err)
 {

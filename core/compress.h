@@ -95,6 +95,10 @@ typedef struct {
 sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_apply_opts *o, sl_model **out,
                           sl_apply_report *rep, sl_error *err);
 void sl_apply_report_free(sl_apply_report *rep);
+/* What applying r to base costs, roughly, in tokens of base's forward pass
+ * (calibration's tokens, twice over where Hessians are gathered, and the
+ * rounding itself): for progress bars that weigh stages by their work. */
+double sl_recipe_apply_cost(const sl_model *base, const sl_recipe *r);
 
 /* Compresses one module's weights as plan says, into out (an owned tensor
  * named like the module's), leaving the model untouched: what sensitivity

@@ -64,6 +64,21 @@ static sl_status rm_build(recipe_model *rm, bool simulate, const sl_progress *p,
 	return SL_OK;
 }
 
+/* The share of a job's bar that building the recipe's model takes, by
+ * work: its cost against the tokens the job then runs through both models
+ * (text bytes / 4 for a text, at most chunks windows of ctx when given),
+ * so the bar follows the work. */
+static double rm_split(const recipe_model *rm, double tokens, int ctx, int chunks)
+{
+	if (rm->empty || rm->use)
+		return 0;
+	if (chunks > 0 && ctx > 0 && tokens > (double)chunks * ctx)
+		tokens = (double)chunks * ctx;
+	tokens *= 2; /* the recipe's model and the base both run */
+	double build = sl_recipe_apply_cost(rm->base, rm->recipe);
+	return build / (build + (tokens > 1 ? tokens : 1));
+}
+
 /* Main thread: the model just built becomes the cached one. */
 static void rm_install(sl_tui *t, recipe_model *rm)
 {
@@ -141,7 +156,7 @@ static sl_status eval_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *
 	if (st)
 		return st;
 	sl_progress_slice part;
-	double split = e->rm.empty || e->rm.use ? 0 : 0.4;
+	double split = rm_split(&e->rm, (double)len / 4, e->ctx, e->chunks);
 	if (!(st = rm_build(&e->rm, true, sl_progress_slice_init(&part, p, 0, split), err))) {
 		sl_eval_opts o = {.n_ctx = e->ctx, .n_chunks = e->chunks,
 		                  .progress = sl_progress_slice_init(&part, p, split, 1)};
@@ -374,7 +389,7 @@ static sl_status gen_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *e
 	gen_ctx *g = ctx;
 	g->job = j;
 	sl_progress_slice part;
-	double split = g->rm.empty || g->rm.use ? 0 : 0.3;
+	double split = rm_split(&g->rm, g->n, 0, 0);
 	sl_status st = rm_build(&g->rm, true, sl_progress_slice_init(&part, p, 0, split), err);
 	int panes = g->rm.empty ? 1 : 2;
 	for (int i = 0; i < panes && !st; i++) {
