@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/sweep/sweep.h"
 
 sl_session *sl_session_new(void)
 {
@@ -400,8 +401,8 @@ static bool read_heat(reader *rd, const cJSON *h, sl_session *s)
 	    !get_int(rd, h, p, "sort_option", 0, 1 << 20, &s->view.heat.sort_col) ||
 	    !get_str(rd, h, p, "filter", s->view.heat.filter, sizeof s->view.heat.filter, false))
 		return false;
-	if (!one_word_of(s->view.heat.metric, "kl", "dppl", "top1"))
-		return fail(rd, SL_ERR_FORMAT, "view.heatmap.metric", "expected kl, dppl or top1");
+	if (sl_sweep_metric_find(s->view.heat.metric) < 0)
+		return fail(rd, SL_ERR_FORMAT, "view.heatmap.metric", "expected kl, dppl, top1 or accept");
 	if (!one_word_of(s->view.heat.sort, "block", "metric", "params"))
 		return fail(rd, SL_ERR_FORMAT, "view.heatmap.sort", "expected block, metric or params");
 	return true;

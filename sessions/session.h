@@ -73,7 +73,7 @@ typedef struct sl_session {
 		int gen_tokens;
 		double temp;
 		struct {
-			char metric[8];     /* kl, dppl or top1 */
+			char metric[8];     /* a sweep metric: kl, dppl, top1 or accept */
 			char sort[8];       /* block, metric or params */
 			int sort_col;       /* the option sorted by */
 			char filter[128];   /* a glob over module names or kinds; "" = every row */

@@ -201,7 +201,7 @@ static void test_hostile(void)
 		{buf[7], "view.current: longer than", SL_ERR_FORMAT},
 		{buf[8], "sweep: expected an object", SL_ERR_FORMAT},
 		{buf[9], "sweep.slimlab_sweep: expected 1", SL_ERR_FORMAT},
-		{buf[10], "view.heatmap.metric: expected kl, dppl or top1", SL_ERR_FORMAT},
+		{buf[10], "view.heatmap.metric: expected kl, dppl, top1 or accept", SL_ERR_FORMAT},
 		{buf[11], "runs[0].recipe_used: ", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\"", "truncated", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1,, }", "damaged", SL_ERR_FORMAT},

@@ -559,7 +559,6 @@ static void cmd_sweep(sl_tui *t, int argc, char **argv)
 	sl_task_sweep(t, options, unit, ctx, windows);
 }
 
-static const char *const heat_metrics[] = {"kl", "dppl", "top1"};
 static const char *const heat_sorts[] = {"block", "metric", "params"};
 
 static void cmd_heatmap(sl_tui *t, int argc, char **argv)
@@ -567,7 +566,7 @@ static void cmd_heatmap(sl_tui *t, int argc, char **argv)
 	sl_session *s = t->app.ses;
 	const sl_heat *h = &t->app.heat;
 	const char *sub = argc > 1 ? argv[1] : "";
-	if (!strcmp(sub, "metric") && argc == 3 && one_of(argv[2], heat_metrics, 3)) {
+	if (!strcmp(sub, "metric") && argc == 3 && sl_sweep_metric_find(argv[2]) >= 0) {
 		snprintf(s->view.heat.metric, sizeof s->view.heat.metric, "%s", argv[2]);
 	} else if (!strcmp(sub, "sort") && (argc == 3 || argc == 4) && one_of(argv[2], heat_sorts, 3)) {
 		int col = 0;
@@ -590,7 +589,7 @@ static void cmd_heatmap(sl_tui *t, int argc, char **argv)
 		snprintf(s->view.heat.filter, sizeof s->view.heat.filter, "%s",
 		         argc == 3 && strcmp(argv[2], "all") ? argv[2] : "");
 	} else {
-		sl_tui_msg(t, true, "usage: heatmap metric kl|dppl|top1 | heatmap sort block|params|metric [OPTION] | "
+		sl_tui_msg(t, true, "usage: heatmap metric kl|dppl|top1|accept | heatmap sort block|params|metric [OPTION] | "
 		                    "heatmap filter [GLOB]");
 		return;
 	}
@@ -827,7 +826,7 @@ static const command commands[] = {
 	{"redo", "redo", "redo what undo took back", cmd_undo, C_NONE},
 	{"sweep", "sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep export FILE",
 	 "sensitivity of each module to each option (again: goes on); export as .csv, .json or .svg", cmd_sweep, C_SWEEP},
-	{"heatmap", "heatmap metric kl|dppl|top1 | sort block|params|metric [OPTION] | filter [GLOB]",
+	{"heatmap", "heatmap metric kl|dppl|top1|accept | sort block|params|metric [OPTION] | filter [GLOB]",
 	 "what the heatmap shows and in which order", cmd_heatmap, C_HEATMAP},
 	{"autorecipe", "autorecipe BUDGET", "a recipe from the sweep under 4.5bpw, 3MB or 50%, then measured", cmd_autorecipe,
 	 C_NONE},
@@ -1094,7 +1093,8 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 		if (nw == 2)
 			add_list(c, word, "", heat_subs, N(heat_subs));
 		else if (nw == 3 && !strcmp(prev, "metric"))
-			add_list(c, word, "", heat_metrics, N(heat_metrics));
+			for (int i = 0; i < sl_sweep_metric_count(); i++)
+				add(c, word, sl_sweep_metric_name(i));
 		else if (nw == 3 && !strcmp(prev, "sort"))
 			add_list(c, word, "", heat_sorts, N(heat_sorts));
 		else if (nw == 3 && !strcmp(prev, "filter"))
