@@ -245,18 +245,6 @@ sl_status sl_autorecipe(const sl_sweep *sw, sl_budget_kind kind, double budget, 
 	return SL_OK;
 }
 
-/* Whether two plans do the same to a module (which rule said so aside). */
-static bool same_plan(const sl_module_plan *a, const sl_module_plan *b)
-{
-	if (a->format != b->format || strcmp(a->method, b->method) || a->sparsity != b->sparsity ||
-	    strcmp(a->pattern, b->pattern) || strcmp(a->prune, b->prune) || a->n_params != b->n_params)
-		return false;
-	for (int i = 0; i < a->n_params; i++)
-		if (strcmp(a->params[i].key, b->params[i].key) || a->params[i].value != b->params[i].value)
-			return false;
-	return true;
-}
-
 static bool plan_changes(const sl_module_plan *p)
 {
 	return p->format || p->sparsity > 0;
@@ -270,7 +258,7 @@ static bool option_matches(const sl_sweep *sw, int r, int o, const sl_module_pla
 	for (int k = 0; k < sw->rows[r].n_mods; k++) {
 		sl_module_plan p;
 		sl_recipe_resolve(&one, &sw->mods[sw->rows[r].first_mod + k], &p);
-		if (!same_plan(&p, &want[k]))
+		if (!sl_plan_equal(&p, &want[k]))
 			return false;
 	}
 	return true;
