@@ -175,7 +175,7 @@ static int draw_compare(const sl_app *app, int y0, int x, int w, int max_lines)
 	compare_row(y++, cx, cw, "accept", "%.3f", "%+.3f", a->spec.acceptance, a->speculative, b->spec.acceptance,
 	            b->speculative);
 	if (!app->diffs_known) {
-		sl_text(y++, x, w, SL_R_DIM, "a run from before runs kept their recipe: its modules cannot be compared");
+		sl_text(y++, x, w, SL_R_DIM, "a run without its recipe (a draft of no recipe, or from before runs kept it): no modules to compare");
 		return y - y0;
 	}
 	if (!app->n_diffs) {
