@@ -182,6 +182,11 @@ static sl_status spec_run(void *ctx, sl_job *j, const sl_progress *p, sl_error *
 	while (!st && generated < c->n) {
 		int n_seg = stretch(m, seq, L, seg);
 		int room = m->cfg.max_seq_len - n_seg - c->k - 1, want = c->n - generated;
+		if (room < 1) {
+			st = sl_errorf(err, SL_ERR_ARG, "k = %d leaves no room to generate in the model's %d positions", c->k,
+			               m->cfg.max_seq_len);
+			break;
+		}
 		sl_spec_opts o = {.k = c->k, .p_min = (float)c->p_min, .temp = (float)c->temp, .top_p = 1,
 		                  .seed = c->seed + (uint64_t)generated, .n_predict = want < room ? want : room,
 		                  .eos = c->eos, .baseline = true};
