@@ -250,6 +250,17 @@ void sl_recipe_resolve(const sl_recipe *r, const sl_module *mod, sl_module_plan 
 	}
 }
 
+bool sl_plan_equal(const sl_module_plan *a, const sl_module_plan *b)
+{
+	if (a->format != b->format || strcmp(a->method, b->method) || a->sparsity != b->sparsity ||
+	    strcmp(a->pattern, b->pattern) || strcmp(a->prune, b->prune) || a->n_params != b->n_params)
+		return false;
+	for (int i = 0; i < a->n_params; i++)
+		if (strcmp(a->params[i].key, b->params[i].key) || a->params[i].value != b->params[i].value)
+			return false;
+	return true;
+}
+
 /* ---- JSON in -------------------------------------------------------------- */
 
 typedef struct {

@@ -124,6 +124,8 @@ int sl_recipe_check(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out,
 int sl_recipe_fallbacks(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out, int max);
 bool sl_rule_matches(const sl_rule *rule, const sl_module *mod);
 void sl_recipe_resolve(const sl_recipe *r, const sl_module *mod, sl_module_plan *plan);
+/* Whether two plans do the same to a module (which rule said so aside). */
+bool sl_plan_equal(const sl_module_plan *a, const sl_module_plan *b);
 
 /* Bytes and bits per weight the recipe would give m (no work done). */
 typedef struct {

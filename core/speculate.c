@@ -81,6 +81,30 @@ void sl_spec_finish(sl_spec_stats *st)
 	st->predicted_speedup = gain / (k * c + 1);
 }
 
+void sl_spec_stats_add(sl_spec_stats *into, const sl_spec_stats *s)
+{
+	into->k = s->k;
+	into->drafted += s->drafted;
+	into->accepted += s->accepted;
+	into->passes += s->passes;
+	into->generated += s->generated;
+	for (int i = 0; i <= SL_SPEC_MAX_K; i++) {
+		into->at_least[i] += s->at_least[i];
+		into->kept[i] += s->kept[i];
+	}
+	/* One draft step's time over all the steps of both runs. */
+	double steps_d = into->draft_token_s > 0 ? into->draft_s / into->draft_token_s : 0;
+	double steps_s = s->draft_token_s > 0 ? s->draft_s / s->draft_token_s : 0;
+	into->draft_s += s->draft_s;
+	into->target_s += s->target_s;
+	into->total_s += s->total_s;
+	into->draft_token_s = steps_d + steps_s > 0 ? into->draft_s / (steps_d + steps_s) : 0;
+	into->baseline_s += s->baseline_s;
+	into->baseline_tokens += s->baseline_tokens;
+	into->target_token_s = into->baseline_tokens ? into->baseline_s / (double)into->baseline_tokens : 0;
+	sl_spec_finish(into);
+}
+
 /* --- the run ---------------------------------------------------------------- */
 
 typedef struct {

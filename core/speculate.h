@@ -86,6 +86,9 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 /* The derived figures from the counts and times; predicted speed-up from
  * the acceptance a, k and the cost ratio c: (1 - a^(k+1)) / ((1 - a)(k c + 1)). */
 void sl_spec_finish(sl_spec_stats *st);
+/* Adds the counts and times of another run with the same k (another
+ * prompt, or the next stretch of one) and derives the figures anew. */
+void sl_spec_stats_add(sl_spec_stats *into, const sl_spec_stats *s);
 
 /* One verification, on distributions: the target's p[0..j] (rows of n)
  * and the draft's q[0..j) for draft tokens x[0..j). Writes the tokens

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/sweep/sweep.h"
 
 sl_session *sl_session_new(void)
 {
@@ -65,6 +66,27 @@ static void add_finite(cJSON *o, const char *key, double v)
 		cJSON_AddNumberToObject(o, key, v);
 }
 
+static cJSON *spec_to_json(const sl_spec_run *sp)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "draft", sp->draft);
+	cJSON_AddNumberToObject(o, "k", sp->k);
+	add_finite(o, "temperature", sp->temp);
+	cJSON_AddNumberToObject(o, "generated", (double)sp->generated);
+	cJSON_AddNumberToObject(o, "passes", (double)sp->passes);
+	add_finite(o, "acceptance", sp->acceptance);
+	add_finite(o, "tokens_per_pass", sp->tokens_per_pass);
+	add_finite(o, "tokens_per_second", sp->tps);
+	add_finite(o, "target_tokens_per_second", sp->target_tps);
+	add_finite(o, "speedup", sp->speedup);
+	add_finite(o, "predicted_speedup", sp->predicted_speedup);
+	if (sp->has_predicted)
+		add_finite(o, "predicted_acceptance", sp->predicted_acceptance);
+	if (sp->cancelled)
+		cJSON_AddBoolToObject(o, "cancelled", true);
+	return o;
+}
+
 static cJSON *run_to_json(const sl_run *run)
 {
 	const sl_eval_result *r = &run->r;
@@ -80,6 +102,10 @@ static cJSON *run_to_json(const sl_run *run)
 		add_finite(o, "predicted_kl", run->predicted_kl);
 	if (run->recipe_json)
 		cJSON_AddItemToObject(o, "recipe_used", cJSON_Parse(run->recipe_json));
+	if (run->speculative) {
+		cJSON_AddItemToObject(o, "speculative", spec_to_json(&run->spec));
+		return o;
+	}
 	cJSON_AddNumberToObject(o, "ctx", r->n_ctx);
 	cJSON_AddNumberToObject(o, "chunks", r->n_chunks);
 	cJSON_AddNumberToObject(o, "tokens_scored", (double)r->n_scored);
@@ -95,6 +121,7 @@ static cJSON *run_to_json(const sl_run *run)
 		add_finite(o, "kl_p99", r->kl_p99);
 		add_finite(o, "kl_max", r->kl_max);
 		add_finite(o, "top1", r->top1);
+		add_finite(o, "acceptance", r->acceptance);
 	}
 	add_finite(o, "seconds", r->seconds);
 	return o;
@@ -331,6 +358,31 @@ static bool is_sha256(const char *h)
 	return true;
 }
 
+static bool read_spec(reader *rd, const cJSON *o, const char *run_path, sl_spec_run *sp)
+{
+	char p[48];
+	join(p, sizeof p, run_path, "speculative");
+	double generated = 0, passes = 0;
+	const double big = 1e300;
+	sp->has_predicted = cJSON_GetObjectItemCaseSensitive(o, "predicted_acceptance") != NULL;
+	sp->cancelled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "cancelled"));
+	bool ok = get_str(rd, o, p, "draft", sp->draft, sizeof sp->draft, false) &&
+	          get_int(rd, o, p, "k", 1, 64, &sp->k) &&
+	          get_num(rd, o, p, "temperature", 0, 100, &sp->temp) &&
+	          get_num(rd, o, p, "generated", 0, 1e15, &generated) &&
+	          get_num(rd, o, p, "passes", 0, 1e15, &passes) &&
+	          get_num(rd, o, p, "acceptance", 0, 1, &sp->acceptance) &&
+	          get_num(rd, o, p, "tokens_per_pass", 0, 65, &sp->tokens_per_pass) &&
+	          get_num(rd, o, p, "tokens_per_second", 0, big, &sp->tps) &&
+	          get_num(rd, o, p, "target_tokens_per_second", 0, big, &sp->target_tps) &&
+	          get_num(rd, o, p, "speedup", 0, big, &sp->speedup) &&
+	          get_num(rd, o, p, "predicted_speedup", 0, big, &sp->predicted_speedup) &&
+	          (!sp->has_predicted || get_num(rd, o, p, "predicted_acceptance", 0, 1, &sp->predicted_acceptance));
+	sp->generated = (long long)generated;
+	sp->passes = (long long)passes;
+	return ok;
+}
+
 static bool read_run(reader *rd, const cJSON *o, int i, sl_run *run)
 {
 	char p[32];
@@ -362,6 +414,7 @@ static bool read_run(reader *rd, const cJSON *o, int i, sl_run *run)
 		return false;
 	r->n_scored = (long long)scored;
 	r->has_base = cJSON_GetObjectItemCaseSensitive(o, "kl_mean") != NULL;
+	r->acceptance = NAN;
 	if (r->has_base)
 		ok = get_num(rd, o, p, "base_ppl", 0, big, &r->base_ppl) &&
 		     get_num(rd, o, p, "delta_ppl", -big, big, &r->delta_ppl) &&
@@ -370,7 +423,12 @@ static bool read_run(reader *rd, const cJSON *o, int i, sl_run *run)
 		     get_num(rd, o, p, "kl_median", 0, big, &r->kl_median) &&
 		     get_num(rd, o, p, "kl_p99", 0, big, &r->kl_p99) &&
 		     get_num(rd, o, p, "kl_max", 0, big, &r->kl_max) &&
-		     get_num(rd, o, p, "top1", 0, 1, &r->top1);
+		     get_num(rd, o, p, "top1", 0, 1, &r->top1) &&
+		     get_num(rd, o, p, "acceptance", 0, 1, &r->acceptance);
+	const cJSON *spec = ok ? get_obj(rd, o, p, "speculative", false) : NULL;
+	if (spec && !read_spec(rd, spec, p, &run->spec))
+		return false;
+	run->speculative = spec != NULL;
 	/* Last, so that a run that fails owns nothing. */
 	const cJSON *used = ok ? get_obj(rd, o, p, "recipe_used", false) : NULL;
 	if (used) {
@@ -400,8 +458,8 @@ static bool read_heat(reader *rd, const cJSON *h, sl_session *s)
 	    !get_int(rd, h, p, "sort_option", 0, 1 << 20, &s->view.heat.sort_col) ||
 	    !get_str(rd, h, p, "filter", s->view.heat.filter, sizeof s->view.heat.filter, false))
 		return false;
-	if (!one_word_of(s->view.heat.metric, "kl", "dppl", "top1"))
-		return fail(rd, SL_ERR_FORMAT, "view.heatmap.metric", "expected kl, dppl or top1");
+	if (sl_sweep_metric_find(s->view.heat.metric) < 0)
+		return fail(rd, SL_ERR_FORMAT, "view.heatmap.metric", "expected kl, dppl, top1 or accept");
 	if (!one_word_of(s->view.heat.sort, "block", "metric", "params"))
 		return fail(rd, SL_ERR_FORMAT, "view.heatmap.sort", "expected block, metric or params");
 	return true;

@@ -22,7 +22,9 @@
 #include "core/recipe.h"
 
 /* Version 2 added the sensitivity sweep, the heatmap's settings and the
- * predicted KL of runs; version 1 files still load. */
+ * predicted KL of runs; version 1 files still load. Fields added since are
+ * optional (a run's acceptance, speculative runs), so files with them
+ * still load in a slimlab that reads version 2. */
 #define SL_SESSION_VERSION 2
 /* Larger files are refused rather than read (a session is kilobytes). */
 #define SL_SESSION_MAX_BYTES ((size_t)64 << 20)
@@ -30,10 +32,27 @@
 #define SL_SESSION_MAX_VIEWS 16
 #define SL_UNDO_DEPTH 100
 
-/* One evaluation, as the history table shows it. */
+/* A speculative run's figures (the Speculate view's), kept in the same
+ * history as evaluations. */
+typedef struct {
+	char draft[96];         /* the draft, in words */
+	int k;                  /* draft tokens per pass at most */
+	double temp;            /* 0: greedy */
+	long long generated, passes;
+	double acceptance;      /* drafted tokens kept */
+	double tokens_per_pass; /* the target's own included */
+	double tps, target_tps; /* speculative, and the target alone in the same run (0: not measured) */
+	double speedup, predicted_speedup;
+	bool has_predicted;     /* the acceptance a sweep or an evaluation of the draft predicted */
+	double predicted_acceptance;
+	bool cancelled;         /* the figures of the part that ran */
+} sl_spec_run;
+
+/* One run of the history, as its table shows it: an evaluation, or a
+ * speculative run (then only the names, bpw and spec mean anything). */
 typedef struct {
 	char when[32];          /* UTC, ISO 8601 */
-	char model[16];         /* "base" or "recipe" */
+	char model[16];         /* "base" or "recipe"; "speculative" */
 	char recipe[64];        /* the recipe's name then */
 	char recipe_summary[128];
 	char text[16];          /* "calibration" or "evaluation" */
@@ -42,7 +61,9 @@ typedef struct {
 	double predicted_kl;
 	char *recipe_json;      /* the recipe measured, as JSON; NULL for runs from before runs kept it.
 	                         * The session owns its runs' copies. */
-	sl_eval_result r;
+	sl_eval_result r;       /* r.acceptance is NaN for runs from before runs kept it */
+	bool speculative;
+	sl_spec_run spec;
 } sl_run;
 
 typedef struct {
@@ -73,7 +94,7 @@ typedef struct sl_session {
 		int gen_tokens;
 		double temp;
 		struct {
-			char metric[8];     /* kl, dppl or top1 */
+			char metric[8];     /* a sweep metric: kl, dppl, top1 or accept */
 			char sort[8];       /* block, metric or params */
 			int sort_col;       /* the option sorted by */
 			char filter[128];   /* a glob over module names or kinds; "" = every row */

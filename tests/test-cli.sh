@@ -2,7 +2,8 @@
 # The command line itself: a mistyped command is named with the nearest
 # one and exits 2, while a model path (a file, a folder, a name ending like
 # a model file) still goes to the workbench; a mistyped option exits 2;
-# a method that needs calibration finds the shipped text; and greedy text
+# a method that needs calibration finds the shipped text; sensitivity's
+# acceptance metric is in its table, its JSON and its CSV; and greedy text
 # of TinyStories-656K's Q8_0 GGUF is llama.cpp's, word for word (the text
 # the fixtures README quotes).
 srcdir=${SL_SRCDIR:-.}
@@ -69,6 +70,18 @@ echo "$err$out" | grep -q "recipe names no calibration" && fail "eval --method g
 run eval "$model" --text "$srcdir/data/eval.txt" --format q9_9
 [ $rc -ne 0 ] && echo "$err" | grep -q -- "--format: unknown format 'q9_9'" ||
 	fail "an unknown --format was not named: $err"
+
+# Acceptance as a draft, a sweep metric: the table shows 1 - acceptance.
+sweep="$model --options q8_0 --ctx 32 --windows 2 --calib-tokens 256 --text $srcdir/data/calib.txt"
+run sensitivity $sweep --metric accept
+[ $rc -eq 0 ] || fail "sensitivity --metric accept exited $rc: $err"
+echo "$out" | grep -q "^1 - acceptance as a draft per module and option" || fail "sensitivity --metric accept: $out"
+run sensitivity $sweep --json
+echo "$out" | grep -q '"acceptance":[[:space:]]*0\.[0-9]' || fail "sensitivity --json has no acceptance: $out"
+run sensitivity $sweep --csv
+echo "$out" | head -n 1 | grep -q ",top1,acceptance,ppl," || fail "sensitivity --csv has no acceptance column: $out"
+run sensitivity $sweep --metric acceptance
+[ $rc -eq 2 ] && echo "$err" | grep -q "kl, dppl, top1 or accept" || fail "a bad --metric: $rc: $err"
 
 q8=$fixtures/models/TinyStories-656K-Q8_0.gguf
 if [ -r "$q8" ]; then

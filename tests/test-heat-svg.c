@@ -69,9 +69,11 @@ static void test_picture(sl_model *m)
 		return;
 	CHECK(sl_sweep_run(sw, NULL, NULL, NULL, &err) == SL_OK, "run: %s", err.msg);
 
-	const char *metrics[] = {"kl", "dppl", "top1"};
-	const char *titles[] = {"KL divergence from the base", "change in perplexity", "1 - top-1 agreement"};
-	for (int k = 0; k < 3; k++) {
+	const char *metrics[] = {"kl", "dppl", "top1", "accept"};
+	const char *titles[] = {"KL divergence from the base", "change in perplexity", "1 - top-1 agreement",
+	                        "1 - acceptance as a draft"};
+	CHECK(sl_sweep_metric_count() == 4, "%d metrics", sl_sweep_metric_count());
+	for (int k = 0; k < 4; k++) {
 		char *svg = sl_heat_svg(sw, metrics[k]);
 		REQUIRE(svg, "%s: out of memory", metrics[k]);
 		size_t len = strlen(svg);

@@ -4,7 +4,8 @@
 # session keeps them across a quit and :sweep goes on from them to the end;
 # a key (or a click and a key) puts a cell's option into the recipe; the
 # sweep exports as SVG, CSV and JSON; an automatic recipe is measured next
-# to its prediction; metric, sort and filter; 80x24, 200x60 and 20x5;
+# to its prediction; metric (KL, delta PPL, 1 - top-1, 1 - acceptance),
+# sort and filter; 80x24, 200x60 and 20x5;
 # glyph density without colours; a bad option list is a message; a short
 # training run shows its steps and offers its model, a long one stops with
 # a checkpoint and resumes. Every wait has a deadline, so nothing hangs.
@@ -78,6 +79,13 @@ echo "== metric, sort, filter; export"
 keys m
 wait_for "change in perplexity"
 keys m m
+wait_for "1 - acceptance as a draft"
+wait_match "top-1 [0-9.]+%  acceptance [0-9.]+%" # the cell's acceptance in the inspector
+keys m
+wait_for "KL divergence"
+cmd "heatmap metric accept"
+wait_for "1 - acceptance as a draft"
+cmd "heatmap metric kl"
 wait_for "KL divergence"
 keys s
 wait_for "sort kl under int2-g32"

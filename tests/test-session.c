@@ -1,5 +1,6 @@
 /* Session files: a round trip keeps everything (the sweep, the heatmap's
- * settings and predicted KL too); version 1 files still load; truncated,
+ * settings, predicted KL, a run's acceptance and speculative runs too);
+ * version 1 files, and runs from before acceptance was kept, still load; truncated,
  * hostile and future-version files fail with a message that says what and
  * where;
  * saving is atomic; undo and redo; model hashes are cached and follow the
@@ -47,6 +48,7 @@ static sl_session *sample(void)
 	run.r.delta_ppl = 0.25;
 	run.r.kl_mean = 0.0125;
 	run.r.top1 = 0.875;
+	run.r.acceptance = 0.8125;
 	run.has_predicted = true;
 	run.predicted_kl = 0.015;
 	run.recipe_json = sl_recipe_to_json(s->recipe);
@@ -57,6 +59,19 @@ static sl_session *sample(void)
 	run.r.has_base = false;
 	run.r.ppl = 13;
 	sl_session_add_run(s, &run, NULL);
+	/* A speculative run, in the same history. */
+	sl_run sp = {0};
+	snprintf(sp.when, sizeof sp.when, "2026-01-02T03:05:00Z");
+	snprintf(sp.model, sizeof sp.model, "speculative");
+	snprintf(sp.recipe_summary, sizeof sp.recipe_summary, "q4_0, every module");
+	sp.bpw = 4.5;
+	sp.speculative = true;
+	sp.spec = (sl_spec_run){.k = 5, .temp = 0.8, .generated = 640, .passes = 170, .acceptance = 0.75,
+	                        .tokens_per_pass = 3.765625, .tps = 608.5, .target_tps = 603.25, .speedup = 1.0087,
+	                        .predicted_speedup = 1.25, .has_predicted = true, .predicted_acceptance = 0.71875,
+	                        .cancelled = true};
+	snprintf(sp.spec.draft, sizeof sp.spec.draft, "q4_0, every module");
+	sl_session_add_run(s, &sp, NULL);
 	sl_session_add_note(s, "first note", NULL);
 	sl_session_add_note(s, "second \"quoted\" note", NULL);
 	sl_session_set_view_pos(s, "model", 5, 2);
@@ -89,8 +104,9 @@ static void test_round_trip(void)
 	      "recipe");
 	CHECK(!strcmp(t->settings.calib_text, "/data/calib.txt") && t->settings.ctx == 256 && t->settings.chunks == 7,
 	      "settings");
-	REQUIRE(t->n_runs == 2, "runs: %d", t->n_runs);
+	REQUIRE(t->n_runs == 3, "runs: %d", t->n_runs);
 	CHECK(t->runs[0].r.has_base && t->runs[0].r.kl_mean == 0.0125 && t->runs[0].r.top1 == 0.875 &&
+	          t->runs[0].r.acceptance == 0.8125 && !t->runs[0].speculative &&
 	          t->runs[0].r.n_scored == 889 && t->runs[0].bpw == 4.5 && !strcmp(t->runs[0].when, "2026-01-02T03:04:05Z"),
 	      "run 0");
 	CHECK(t->runs[0].has_predicted && t->runs[0].predicted_kl == 0.015, "run 0's predicted KL");
@@ -99,6 +115,14 @@ static void test_round_trip(void)
 	free(rj);
 	CHECK(!t->runs[1].r.has_base && t->runs[1].r.ppl == 13 && !t->runs[1].has_predicted && !t->runs[1].recipe_json,
 	      "run 1");
+	const sl_run *sp = &t->runs[2];
+	const sl_spec_run *f = &sp->spec;
+	CHECK(sp->speculative && !strcmp(sp->model, "speculative") && sp->bpw == 4.5 &&
+	          !strcmp(f->draft, "q4_0, every module") && f->k == 5 && f->temp == 0.8 && f->generated == 640 &&
+	          f->passes == 170 && f->acceptance == 0.75 && f->tokens_per_pass == 3.765625 && f->tps == 608.5 &&
+	          f->target_tps == 603.25 && f->speedup == 1.0087 && f->predicted_speedup == 1.25 && f->has_predicted &&
+	          f->predicted_acceptance == 0.71875 && f->cancelled,
+	      "the speculative run");
 	CHECK(!strcmp(t->view.heat.metric, "dppl") && !strcmp(t->view.heat.sort, "metric") && t->view.heat.sort_col == 2 &&
 	          !strcmp(t->view.heat.filter, "attn_*"),
 	      "heatmap settings");
@@ -156,7 +180,7 @@ typedef struct {
 static void test_hostile(void)
 {
 	const char *sha = "\"sha256\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"";
-	char buf[12][1024];
+	char buf[14][1024];
 	snprintf(buf[0], sizeof buf[0], "{\"slimlab_session\": 1, \"model\": {\"path\": 5, %s}, \"recipe\": {\"slimlab_recipe\": 1}}", sha);
 	snprintf(buf[1], sizeof buf[1], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"ppl\": \"high\"}]}", sha);
@@ -181,6 +205,10 @@ static void test_hostile(void)
 	         "\"view\": {\"heatmap\": {\"metric\": \"loud\"}}}", sha);
 	snprintf(buf[11], sizeof buf[11], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"ppl\": 3, \"recipe_used\": {\"slimlab_recipe\": 1, \"default\": {\"format\": 5}}}]}", sha);
+	snprintf(buf[12], sizeof buf[12], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"runs\": [{\"model\": \"speculative\", \"speculative\": {\"draft\": \"q4_0\", \"k\": 99}}]}", sha);
+	snprintf(buf[13], sizeof buf[13], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"runs\": [{\"speculative\": [1]}, {\"ppl\": 2}]}", sha);
 	const hostile cases[] = {
 		{"[1, 2, 3]", "expected a JSON object", SL_ERR_FORMAT},
 		{"{\"version\": 1}", "not a slimlab session", SL_ERR_FORMAT},
@@ -201,8 +229,10 @@ static void test_hostile(void)
 		{buf[7], "view.current: longer than", SL_ERR_FORMAT},
 		{buf[8], "sweep: expected an object", SL_ERR_FORMAT},
 		{buf[9], "sweep.slimlab_sweep: expected 1", SL_ERR_FORMAT},
-		{buf[10], "view.heatmap.metric: expected kl, dppl or top1", SL_ERR_FORMAT},
+		{buf[10], "view.heatmap.metric: expected kl, dppl, top1 or accept", SL_ERR_FORMAT},
 		{buf[11], "runs[0].recipe_used: ", SL_ERR_FORMAT},
+		{buf[12], "runs[0].speculative.k: 99 is outside [1, 64]", SL_ERR_FORMAT},
+		{buf[13], "runs[0].speculative: expected an object", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\"", "truncated", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1,, }", "damaged", SL_ERR_FORMAT},
 		{"\x01\x02\xff\xfe garbage", "damaged", SL_ERR_FORMAT},
@@ -251,7 +281,9 @@ static void test_version1(void)
 	sl_session *t = NULL;
 	sl_error err = {0};
 	REQUIRE(sl_session_parse(v1, strlen(v1), "v1.json", &t, &err) == SL_OK, "%s", err.msg);
-	CHECK(!t->sweep && t->n_runs == 1 && !t->runs[0].has_predicted && t->runs[0].r.kl_mean == 0.5, "v1 content");
+	CHECK(!t->sweep && t->n_runs == 1 && !t->runs[0].has_predicted && t->runs[0].r.kl_mean == 0.5 &&
+	          isnan(t->runs[0].r.acceptance) && !t->runs[0].speculative,
+	      "v1 content (no acceptance kept then)");
 	CHECK(!strcmp(t->view.heat.metric, "kl") && !strcmp(t->view.heat.sort, "block") && !t->view.heat.filter[0],
 	      "heatmap defaults");
 	char *json = sl_session_to_json(t, false);
@@ -273,7 +305,7 @@ static void test_save_and_load(void)
 	REQUIRE(sl_session_save(s, path, &err) == SL_OK, "%s", err.msg);
 	CHECK(!s->dirty && !strcmp(s->path, path), "a saved session is clean and knows its path");
 	REQUIRE(sl_session_load(path, &t, &err) == SL_OK, "%s", err.msg);
-	CHECK(t->n_runs == 2 && !strcmp(t->path, path), "loaded");
+	CHECK(t->n_runs == 3 && !strcmp(t->path, path), "loaded");
 	sl_session_free(t);
 	/* No temporary file is left beside it. */
 	char tmp[600];

@@ -1,8 +1,10 @@
-/* Sensitivity sweeps: a cell's figures equal those of applying the
- * one-module recipe and evaluating it in full; a cancelled sweep resumes
- * from its finished cells to the same result; the automatic recipe beats
- * the uniform one of the same size; the JSON and CSV exports are well
- * formed (the SVG picture's test is test-heat-svg). */
+/* Sensitivity sweeps: a cell's figures (KL, delta PPL, top-1, acceptance
+ * as a draft) equal those of applying the one-module recipe and evaluating
+ * it in full; a cancelled sweep resumes from its finished cells to the
+ * same result; the automatic recipe beats the uniform one of the same
+ * size, and a whole recipe's prediction sums the cells it is made of; the
+ * JSON and CSV exports are well formed (the SVG picture's test is
+ * test-heat-svg). */
 #include <cjson/cJSON.h>
 
 #include "core/compress.h"
@@ -99,6 +101,13 @@ static void test_cells_equal_full_evaluation(const sl_model *m)
 			      "%s x %s: dPPL %.9g vs full %.9g", rows[i], what, cell->dppl, full.delta_ppl);
 			CHECK(fabs(cell->top1 - full.top1) < 1e-9, "%s x %s: top-1 %.6f vs full %.6f", rows[i], what, cell->top1,
 			      full.top1);
+			/* Acceptance, mean sum min(p, q), is 1 minus a total variation: its
+			 * error is held to the KL's. */
+			CHECK(cell->acceptance > 0 && cell->acceptance < 1 &&
+			          fabs(cell->acceptance - full.acceptance) <= 1e-6 + 1e-4 * (1 - full.acceptance),
+			      "%s x %s: acceptance %.9g vs full %.9g", rows[i], what, cell->acceptance, full.acceptance);
+			CHECK(fabs(sl_sweep_metric(cell, "accept") - (1 - cell->acceptance)) < 1e-15, "%s x %s: accept metric",
+			      rows[i], what);
 			CHECK(fabs(cell->ppl - full.ppl) <= 1e-4 * full.ppl, "%s x %s: PPL", rows[i], what);
 			sl_recipe_free(rec);
 		}
@@ -157,8 +166,9 @@ static void test_cancel_and_resume(const sl_model *m)
 	for (int r = 0; r < sl_sweep_rows(full); r++)
 		for (int k = 0; k < sl_sweep_cols(full); k++) {
 			const sl_sweep_cell *x = sl_sweep_cell_at(full, r, k), *y = sl_sweep_cell_at(b, r, k);
-			CHECK(fabs(x->kl - y->kl) <= 1e-12 * (1 + x->kl) && x->bytes == y->bytes, "cell %d,%d: %g vs %g", r, k,
-			      x->kl, y->kl);
+			CHECK(fabs(x->kl - y->kl) <= 1e-12 * (1 + x->kl) && x->bytes == y->bytes &&
+			          fabs(x->acceptance - y->acceptance) <= 1e-12,
+			      "cell %d,%d: %g vs %g, acceptance %g vs %g", r, k, x->kl, y->kl, x->acceptance, y->acceptance);
 		}
 	/* Saved results of another model or other settings are refused. */
 	cJSON *other = cJSON_Parse(js);
@@ -209,6 +219,36 @@ static void test_autorecipe_beats_uniform(const sl_model *m, const char *name)
 	printf("uniform q4_0: %.4f bpw, KL %.5f; automatic: %.4f bpw, KL %.5f measured, %.5f predicted\n", uniform_bpw,
 	       ru.kl_mean, res.bpw, ra.kl_mean, res.predicted_kl);
 	CHECK(ra.kl_mean < ru.kl_mean, "automatic KL %.5f below uniform %.5f", ra.kl_mean, ru.kl_mean);
+	/* A recipe's prediction sums its cells: the automatic recipe's is its
+	 * predicted KL; the uniform recipe's is the column's; a recipe the
+	 * options cannot make has none; one that changes nothing, zero. */
+	CHECK(fabs(sl_sweep_predict(sw, autor, "kl") - res.predicted_kl) <= 1e-12 * (1 + res.predicted_kl),
+	      "automatic recipe: predicted KL %.9g, its own %.9g", sl_sweep_predict(sw, autor, "kl"), res.predicted_kl);
+	int q4 = -1;
+	for (int c = 0; c < sl_sweep_cols(sw); c++)
+		if (!strcmp(sl_sweep_col(sw, c)->label, "q4_0"))
+			q4 = c;
+	REQUIRE(q4 >= 0, "the q4_0 column");
+	/* Rejections (total variations) of independent modules add in
+	 * quadrature; on these models that predicts the whole model's within
+	 * a few points, where their plain sum is off several times over. */
+	double col_reject2 = 0;
+	for (int r = 0; r < sl_sweep_rows(sw); r++)
+		col_reject2 += pow(1 - sl_sweep_cell_at(sw, r, q4)->acceptance, 2);
+	double pred_reject = sl_sweep_predict(sw, uni, "accept");
+	CHECK(fabs(pred_reject - sqrt(col_reject2)) <= 1e-12, "uniform q4_0: predicted rejection %.9g, the column's %.9g",
+	      pred_reject, sqrt(col_reject2));
+	printf("uniform q4_0: acceptance as a draft %.4f measured, %.4f predicted from the sweep\n", ru.acceptance,
+	       1 - pred_reject);
+	CHECK(ru.acceptance > 0 && ru.acceptance < 1 && fabs(ru.acceptance - (1 - pred_reject)) < 0.05,
+	      "uniform q4_0: measured acceptance %.4f near the predicted %.4f", ru.acceptance, 1 - pred_reject);
+	sl_recipe *other = sl_recipe_new();
+	REQUIRE(other, "out of memory");
+	CHECK(sl_sweep_predict(sw, other, "accept") == 0, "a recipe that changes nothing: no loss predicted");
+	snprintf(other->def.format, sizeof other->def.format, "int8");
+	other->def.has_format = true;
+	CHECK(isnan(sl_sweep_predict(sw, other, "accept")), "a recipe the options cannot make: no prediction");
+	sl_recipe_free(other);
 	/* An impossible budget is refused with what can be reached. */
 	sl_recipe *none = NULL;
 	sl_autorecipe_result r2;

@@ -26,11 +26,14 @@ static const char sweep_flags[] =
 	"  --threads N        CPU threads (default: one per core)\n";
 
 static const char sensitivity_usage[] =
-	"Usage: slimlab sensitivity MODEL --options LIST [--json|--csv] [--svg FILE] [--metric kl|dppl|top1]\n"
+	"Usage: slimlab sensitivity MODEL --options LIST [--json|--csv] [--svg FILE] [--metric M]\n"
 	"For every linear module (or block) and every option, compresses that one module\n"
-	"alone and measures the KL divergence from the original, the change in perplexity\n"
-	"and the top-1 agreement on calibration text, with cheap proxies (weight error,\n"
-	"activation-weighted error) and how well each proxy ranks the modules.\n";
+	"alone and measures the KL divergence from the original, the change in perplexity,\n"
+	"the top-1 agreement and the acceptance it would have as a speculative draft of\n"
+	"the original on calibration text, with cheap proxies (weight error,\n"
+	"activation-weighted error) and how well each proxy ranks the modules.\n"
+	"  --metric M         what the table and the SVG show, lower is better: kl, dppl,\n"
+	"                     top1 (1 - top-1 agreement), accept (1 - acceptance)\n";
 
 static const char autorecipe_usage[] =
 	"Usage: slimlab autorecipe MODEL --budget B --out RECIPE.json [--options LIST]\n"
@@ -93,8 +96,8 @@ static int parse(const char *cmd, int argc, char **argv, sweep_args *a, const ch
 		case 'z': a->tok = optarg; break;
 		case 'T': if (!cli_parse_int(cmd, "--threads", optarg, 1, 256, &a->threads)) return CLI_USAGE; break;
 		case 'm':
-			if (strcmp(optarg, "kl") && strcmp(optarg, "dppl") && strcmp(optarg, "top1"))
-				return cli_usage_error(cmd, "--metric is kl, dppl or top1, not '%s'", optarg);
+			if (sl_sweep_metric_find(optarg) < 0)
+				return cli_usage_error(cmd, "--metric is kl, dppl, top1 or accept, not '%s'", optarg);
 			a->metric = optarg;
 			break;
 		case 'G': a->svg = optarg; break;
@@ -211,9 +214,7 @@ static void print_table(const sl_sweep *sw, const char *metric)
 {
 	int cols = sl_sweep_cols(sw);
 	printf("%s per module and option (base PPL %.4f); lower is better\n",
-	       !strcmp(metric, "dppl") ? "change in perplexity" : !strcmp(metric, "top1") ? "1 - top-1 agreement"
-	                                                                                  : "KL divergence",
-	       sl_sweep_base_ppl(sw));
+	       sl_sweep_metric_title(sl_sweep_metric_find(metric)), sl_sweep_base_ppl(sw));
 	printf("%-24s", "");
 	for (int c = 0; c < cols; c++)
 		printf(" %12.12s", sl_sweep_col(sw, c)->label);

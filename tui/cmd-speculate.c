@@ -111,29 +111,6 @@ static bool make_prompts(const sl_model *m, const spec_args *a, prompts *p)
 	return p->count == windows;
 }
 
-static void stats_add(sl_spec_stats *into, const sl_spec_stats *s)
-{
-	into->k = s->k;
-	into->drafted += s->drafted;
-	into->accepted += s->accepted;
-	into->passes += s->passes;
-	into->generated += s->generated;
-	for (int i = 0; i <= SL_SPEC_MAX_K; i++) {
-		into->at_least[i] += s->at_least[i];
-		into->kept[i] += s->kept[i];
-	}
-	double steps_d = into->draft_token_s > 0 ? into->draft_s / into->draft_token_s : 0;
-	double steps_s = s->draft_token_s > 0 ? s->draft_s / s->draft_token_s : 0;
-	into->draft_s += s->draft_s;
-	into->target_s += s->target_s;
-	into->total_s += s->total_s;
-	into->draft_token_s = steps_d + steps_s > 0 ? into->draft_s / (steps_d + steps_s) : 0;
-	into->baseline_s += s->baseline_s;
-	into->baseline_tokens += s->baseline_tokens;
-	into->target_token_s = into->baseline_tokens ? into->baseline_s / (double)into->baseline_tokens : 0;
-	sl_spec_finish(into);
-}
-
 /* Streams the text of a greedy or sampled run as it is accepted. */
 typedef struct {
 	const sl_model *m;
@@ -183,7 +160,7 @@ static bool run_all(const sl_model *target, const sl_draft *d, const prompts *ps
 			cli_error(&err);
 			return false;
 		}
-		stats_add(sum, &st);
+		sl_spec_stats_add(sum, &st);
 		if (text && w == 0) {
 			sl_buf b = {0};
 			int32_t prev = ps->ids[w][ps->n[w] - 1];

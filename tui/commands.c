@@ -19,7 +19,7 @@
 #define MAX_ARGS 32
 
 enum { C_NONE, C_PATH, C_VIEW, C_MODULE, C_RULE, C_EVAL, C_RECIPE, C_SET, C_HISTORY, C_GENERATE, C_SWEEP, C_HEATMAP,
-       C_TRAIN };
+       C_TRAIN, C_SPECULATE };
 
 typedef struct {
 	const char *name;
@@ -212,6 +212,82 @@ static void cmd_generate(sl_tui *t, int argc, char **argv)
 		sl_tui_session_changed(t);
 	}
 	sl_task_generate(t);
+}
+
+static const char speculate_usage[] =
+	"usage: speculate [--draft-format FMT | --draft-recipe FILE | --draft-current | --draft-layers N | "
+	"--draft-ngram N] [--k K] [--temp T] [--p-min P] [-n N] [PROMPT...]";
+
+/* A draft option and its value (NULL for --draft-current) into r; false
+ * when opt is none, or (with the message said) when its value is bad. */
+static bool draft_option(sl_tui *t, const char *opt, const char *value, sl_spec_request *r, bool *bad)
+{
+	*bad = false;
+	if (!strcmp(opt, "--draft-current"))
+		r->current = true;
+	else if (!value)
+		return false;
+	else if (!strcmp(opt, "--draft-format"))
+		r->format = value;
+	else if (!strcmp(opt, "--draft-recipe"))
+		r->recipe = value;
+	else if (!strcmp(opt, "--draft-layers"))
+		*bad = !parse_int(t, "--draft-layers", value, 1, 1 << 16, &r->layers);
+	else if (!strcmp(opt, "--draft-ngram"))
+		*bad = !parse_int(t, "--draft-ngram", value, 1, 64, &r->ngram);
+	else
+		return false;
+	return true;
+}
+
+static void cmd_speculate(sl_tui *t, int argc, char **argv)
+{
+	sl_spec_request r = {.temp = -1, .p_min = -1};
+	char prompt[1024] = "";
+	size_t k = 0;
+	int drafts = 0;
+	bool bad;
+	for (int i = 1; i < argc; i++) {
+		bool has = i + 1 < argc;
+		if (draft_option(t, argv[i], has ? argv[i + 1] : NULL, &r, &bad)) {
+			if (bad)
+				return;
+			drafts++;
+			i += strcmp(argv[i], "--draft-current") != 0;
+		} else if (!strcmp(argv[i], "--k") && has) {
+			if (!parse_int(t, "--k", argv[++i], 1, SL_SPEC_MAX_K, &r.k))
+				return;
+		} else if (!strcmp(argv[i], "-n") && has) {
+			if (!parse_int(t, "-n", argv[++i], 1, 1 << 20, &r.n))
+				return;
+		} else if (!strcmp(argv[i], "--temp") && has) {
+			if (!parse_num(t, "--temp", argv[++i], 0, 100, false, &r.temp))
+				return;
+		} else if (!strcmp(argv[i], "--p-min") && has) {
+			if (!parse_num(t, "--p-min", argv[++i], 0, 1, false, &r.p_min))
+				return;
+		} else if (argv[i][0] == '-' && argv[i][1] == '-') {
+			sl_tui_msg(t, true, "%s", speculate_usage);
+			return;
+		} else {
+			k += (size_t)snprintf(prompt + k, k < sizeof prompt ? sizeof prompt - k : 0, "%s%s", k ? " " : "", argv[i]);
+		}
+	}
+	if (drafts > 1) {
+		sl_tui_msg(t, true, "name one draft; %s", speculate_usage);
+		return;
+	}
+	if (!need_model(t))
+		return;
+	/* No draft named: the first the Speculate view offers. */
+	char src[8][SL_SPEC_ARG], *val;
+	if (!drafts && sl_spec_sources(&t->app, src, 8) > 0) {
+		if ((val = strchr(src[0], ' ')))
+			*val++ = 0;
+		draft_option(t, src[0], val, &r, &bad);
+	}
+	r.prompt = k ? prompt : NULL;
+	sl_task_speculate(t, &r);
 }
 
 static void answer_overwrite(sl_tui *t, int key, void *arg)
@@ -559,7 +635,6 @@ static void cmd_sweep(sl_tui *t, int argc, char **argv)
 	sl_task_sweep(t, options, unit, ctx, windows);
 }
 
-static const char *const heat_metrics[] = {"kl", "dppl", "top1"};
 static const char *const heat_sorts[] = {"block", "metric", "params"};
 
 static void cmd_heatmap(sl_tui *t, int argc, char **argv)
@@ -567,7 +642,7 @@ static void cmd_heatmap(sl_tui *t, int argc, char **argv)
 	sl_session *s = t->app.ses;
 	const sl_heat *h = &t->app.heat;
 	const char *sub = argc > 1 ? argv[1] : "";
-	if (!strcmp(sub, "metric") && argc == 3 && one_of(argv[2], heat_metrics, 3)) {
+	if (!strcmp(sub, "metric") && argc == 3 && sl_sweep_metric_find(argv[2]) >= 0) {
 		snprintf(s->view.heat.metric, sizeof s->view.heat.metric, "%s", argv[2]);
 	} else if (!strcmp(sub, "sort") && (argc == 3 || argc == 4) && one_of(argv[2], heat_sorts, 3)) {
 		int col = 0;
@@ -590,7 +665,7 @@ static void cmd_heatmap(sl_tui *t, int argc, char **argv)
 		snprintf(s->view.heat.filter, sizeof s->view.heat.filter, "%s",
 		         argc == 3 && strcmp(argv[2], "all") ? argv[2] : "");
 	} else {
-		sl_tui_msg(t, true, "usage: heatmap metric kl|dppl|top1 | heatmap sort block|params|metric [OPTION] | "
+		sl_tui_msg(t, true, "usage: heatmap metric kl|dppl|top1|accept | heatmap sort block|params|metric [OPTION] | "
 		                    "heatmap filter [GLOB]");
 		return;
 	}
@@ -817,6 +892,12 @@ static const command commands[] = {
 	 "PPL, and KL, top-1, delta PPL of the recipe against the base", cmd_eval, C_EVAL},
 	{"generate", "generate [-n N] [--temp T] [PROMPT]", "base and recipe model continue PROMPT", cmd_generate,
 	 C_GENERATE},
+	{"speculate",
+	 "speculate [--draft-format FMT | --draft-recipe FILE | --draft-current | --draft-layers N | --draft-ngram N] "
+	 "[--k K] [--temp T] [--p-min P] [-n N] [PROMPT...]",
+	 "speculative decoding of PROMPT with a draft (default: the recipe, else a draft format): acceptance, speed-up "
+	 "(the Speculate view)",
+	 cmd_speculate, C_SPECULATE},
 	{"apply", "apply [--out FILE.gguf]", "build the recipe's model; with --out export it as GGUF", cmd_apply, C_PATH},
 	{"export", "export [FILE.gguf]", "export the recipe's model as GGUF (no FILE: offers a new name)", cmd_export,
 	 C_PATH},
@@ -827,7 +908,7 @@ static const command commands[] = {
 	{"redo", "redo", "redo what undo took back", cmd_undo, C_NONE},
 	{"sweep", "sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep export FILE",
 	 "sensitivity of each module to each option (again: goes on); export as .csv, .json or .svg", cmd_sweep, C_SWEEP},
-	{"heatmap", "heatmap metric kl|dppl|top1 | sort block|params|metric [OPTION] | filter [GLOB]",
+	{"heatmap", "heatmap metric kl|dppl|top1|accept | sort block|params|metric [OPTION] | filter [GLOB]",
 	 "what the heatmap shows and in which order", cmd_heatmap, C_HEATMAP},
 	{"autorecipe", "autorecipe BUDGET", "a recipe from the sweep under 4.5bpw, 3MB or 50%, then measured", cmd_autorecipe,
 	 C_NONE},
@@ -1010,6 +1091,8 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 	static const char *const sweep_opts[] = {"--unit", "--windows", "--ctx"};
 	static const char *const units[] = {"module", "block"};
 	static const char *const heat_subs[] = {"metric", "sort", "filter"};
+	static const char *const spec_opts[] = {"--draft-format", "--draft-recipe", "--draft-current", "--draft-layers",
+	                                        "--draft-ngram", "--k", "--temp", "--p-min", "-n"};
 	switch (cmd->complete) {
 	case C_PATH:
 		if (strcmp(cmd->name, "apply") || nw > 2)
@@ -1094,7 +1177,8 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 		if (nw == 2)
 			add_list(c, word, "", heat_subs, N(heat_subs));
 		else if (nw == 3 && !strcmp(prev, "metric"))
-			add_list(c, word, "", heat_metrics, N(heat_metrics));
+			for (int i = 0; i < sl_sweep_metric_count(); i++)
+				add(c, word, sl_sweep_metric_name(i));
 		else if (nw == 3 && !strcmp(prev, "sort"))
 			add_list(c, word, "", heat_sorts, N(heat_sorts));
 		else if (nw == 3 && !strcmp(prev, "filter"))
@@ -1102,6 +1186,17 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 		else if (nw == 4 && !strcmp(words[1], "sort"))
 			for (int i = 0; i < t->app.heat.cols; i++)
 				add(c, word, t->app.heat.opt[i].label);
+		break;
+	case C_SPECULATE:
+		if (!strcmp(prev, "--draft-format")) {
+			const char *const *items;
+			int n = sl_pick_items(SL_PICK_FORMAT, &items);
+			add_list(c, word, "", items + 1, n - 1); /* not "keep" */
+		} else if (!strcmp(prev, "--draft-recipe")) {
+			add_paths(c, word);
+		} else if (word[0] == '-') {
+			add_list(c, word, "", spec_opts, N(spec_opts));
+		}
 		break;
 	case C_TRAIN:
 		if (nw == 3)

@@ -30,6 +30,19 @@ bool sl_tui_submit(sl_tui *t, const sl_job_kind *k, void *ctx)
 	return false;
 }
 
+bool sl_tui_can_use_model(sl_tui *t)
+{
+	if (!t->app.model) {
+		sl_tui_msg(t, true, "no model is open: press o or type :open PATH");
+		return false;
+	}
+	if (t->opening) {
+		sl_tui_msg(t, true, "a model is being opened; wait for it or press Esc");
+		return false;
+	}
+	return true;
+}
+
 /* --- views ------------------------------------------------------------------------ */
 
 int sl_tui_view_index(const sl_tui *t, const char *name)

@@ -31,14 +31,17 @@ typedef struct {
 	bool have_rep;
 } recipe_model;
 
+void sl_task_calib_default(sl_tui *t, sl_recipe *r)
+{
+	if (r && !r->calib.text[0])
+		snprintf(r->calib.text, sizeof r->calib.text, "%s", t->app.calib_path);
+}
+
 static bool rm_init(sl_tui *t, recipe_model *rm)
 {
 	memset(rm, 0, sizeof *rm);
 	rm->recipe = sl_recipe_copy(t->app.ses->recipe);
-	/* Methods that need calibration use the session's text unless the
-	 * recipe names its own (as the CLI's --calib stands in for it). */
-	if (rm->recipe && !rm->recipe->calib.text[0])
-		snprintf(rm->recipe->calib.text, sizeof rm->recipe->calib.text, "%s", t->app.calib_path);
+	sl_task_calib_default(t, rm->recipe);
 	rm->json = rm->recipe ? sl_recipe_to_json(rm->recipe) : NULL;
 	rm->empty = t->app.recipe_empty;
 	return rm->recipe && rm->json;
@@ -99,20 +102,6 @@ static void rm_free(recipe_model *rm)
 		sl_apply_report_free(&rm->rep);
 	sl_recipe_free(rm->recipe);
 	free(rm->json);
-}
-
-/* Jobs that read the model are refused while another model is being opened. */
-static bool can_use_model(sl_tui *t)
-{
-	if (!t->app.model) {
-		sl_tui_msg(t, true, "no model is open: press o or type :open PATH");
-		return false;
-	}
-	if (t->opening) {
-		sl_tui_msg(t, true, "a model is being opened; wait for it or press Esc");
-		return false;
-	}
-	return true;
 }
 
 static const char *text_path(sl_tui *t, const char *text, const char **name)
@@ -229,7 +218,7 @@ static void recipe_summary(const sl_recipe *r, char *buf, size_t n)
 
 void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predicted_kl)
 {
-	if (!can_use_model(t))
+	if (!sl_tui_can_use_model(t))
 		return;
 	eval_ctx *e = calloc(1, sizeof *e);
 	if (!e || !rm_init(t, &e->rm)) {
@@ -323,7 +312,7 @@ static const sl_job_kind apply_kind = {"apply", apply_start, apply_run, NULL, ap
 
 void sl_task_apply(sl_tui *t, const char *out_gguf)
 {
-	if (!can_use_model(t))
+	if (!sl_tui_can_use_model(t))
 		return;
 	apply_ctx *a = calloc(1, sizeof *a);
 	if (!a || !rm_init(t, &a->rm)) {
@@ -464,7 +453,7 @@ static const sl_job_kind gen_kind = {"generate", gen_start, gen_run, gen_update,
 
 void sl_task_generate(sl_tui *t)
 {
-	if (!can_use_model(t))
+	if (!sl_tui_can_use_model(t))
 		return;
 	gen_ctx *g = calloc(1, sizeof *g);
 	if (!g || !rm_init(t, &g->rm)) {
@@ -554,7 +543,7 @@ void sl_task_weight_stats(sl_tui *t, const char *name)
 {
 	char module[96]; /* name may be the session's own field, rewritten below */
 	snprintf(module, sizeof module, "%s", name);
-	if (!can_use_model(t))
+	if (!sl_tui_can_use_model(t))
 		return;
 	if (sl_app_module_index(&t->app, module) < 0) {
 		sl_tui_msg(t, true, "%s: no such module (Tab lists them)", module);
@@ -626,7 +615,7 @@ static const sl_job_kind act_kind = {"activations", act_start, act_run, NULL, ac
 
 void sl_task_act_stats(sl_tui *t)
 {
-	if (!can_use_model(t))
+	if (!sl_tui_can_use_model(t))
 		return;
 	if (!t->app.calib_path[0] || !sl_file_exists(t->app.calib_path)) {
 		sl_tui_msg(t, true, "the calibration text %s is missing; set it with :set calibration=PATH",

@@ -8,6 +8,7 @@
  *   commands.c   the ':' commands (they mirror the CLI) and completion
  *   task-train.c training runs
  *   task-open.c  opening a model or a session; installing what was opened
+ *   task-speculate.c speculative runs
  *   task-sweep.c sensitivity sweeps, their export, the heatmap's rows,
  *                automatic recipes
  *   tasks.c      the jobs on the model: evaluate, apply, generate, weight
@@ -134,7 +135,30 @@ void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m);
 /* Frees the session, the model and everything derived from them. */
 void sl_tui_release(sl_tui *t);
 
+/* --- task-speculate.c --- */
+/* A :speculate request: one draft (or none: the first of
+ * sl_spec_sources), and the settings that change (the rest are kept from
+ * the last run). */
+typedef struct {
+	const char *format;      /* --draft-format: the model, every module in FORMAT */
+	const char *recipe;      /* --draft-recipe: the model compressed by a recipe file */
+	bool current;            /* --draft-current: the model under the session's recipe */
+	int layers, ngram;       /* --draft-layers N (early exit), --draft-ngram N (prompt lookup); 0: not these */
+	int k, n;                /* 0: as last time */
+	double temp, p_min;      /* < 0: as last time */
+	const char *prompt;      /* NULL: as last time */
+} sl_spec_request;
+/* Runs it as a job that streams into the Speculate view (cancelling a
+ * speculative run that is going); its figures join the history. */
+void sl_task_speculate(sl_tui *t, const sl_spec_request *r);
+/* The settings' defaults; forgetting the run shown (the settings stay). */
+void sl_speculation_init(sl_speculation *s);
+void sl_speculation_clear(sl_speculation *s);
+
 /* --- tasks.c --- */
+/* A recipe's calibration text: the session's, unless it names its own
+ * (as the CLI's --calib stands in for it). */
+void sl_task_calib_default(sl_tui *t, sl_recipe *r);
 /* text: "calibration", "evaluation" or a file; predicted_kl: what a sweep
  * predicted for the recipe, kept with the run (NaN: nothing). */
 void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predicted_kl);
@@ -209,6 +233,9 @@ struct sl_tui {
 int sl_workbench_main(int argc, char **argv);
 
 /* --- services.c --- */
+/* Whether a job may use the model (one is open and no other is being
+ * opened); says why not when it may not. */
+bool sl_tui_can_use_model(sl_tui *t);
 /* The status-line message (printf-style); error colours it. */
 void sl_tui_msg(sl_tui *t, bool error, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Queues a job (taking ctx); false, with the message shown, when it cannot. */

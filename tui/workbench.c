@@ -23,13 +23,13 @@
 /* Tab order; the file picker comes last and has no tab. */
 static const sl_view_class *const view_table[] = {
 	&sl_view_model, &sl_view_layer, &sl_view_recipe, &sl_view_eval, &sl_view_generate, &sl_view_heatmap,
-	&sl_view_train, &sl_view_help, &sl_view_open,
+	&sl_view_train, &sl_view_speculate, &sl_view_help, &sl_view_open,
 };
 #define N_VIEWS ((int)(sizeof view_table / sizeof view_table[0]))
 #define N_TABS (N_VIEWS - 1)
 
 static const sl_keyhelp global_keys[] = {
-	{"1-8  Tab  Shift-Tab", "switch views (or click a tab)"},
+	{"1-9  Tab  Shift-Tab", "switch views (or click a tab)"},
 	{"?  F1", "the keys of this view"},
 	{":", "command line (Tab completes, Up recalls)"},
 	{"o", "open a model or a session"},
@@ -589,6 +589,7 @@ int sl_workbench_main(int argc, char **argv)
 	}
 	sl_jobs_init(&t->jobs, t->wake[1]);
 	t->app.ses = sl_session_new();
+	sl_speculation_init(&t->app.spec);
 	t->classes = view_table;
 	t->n_views = N_VIEWS;
 	t->view_shown = view_shown;
@@ -622,6 +623,7 @@ int sl_workbench_main(int argc, char **argv)
 	free(t->views);
 	sl_tui_release(t);
 	sl_training_free(&t->app.train);
+	sl_speculation_clear(&t->app.spec);
 	close(t->wake[0]);
 	close(t->wake[1]);
 	if (terminated) {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "core/recipe.h"
+#include "core/speculate.h"
 #include "core/stats.h"
 #include "core/sweep/sweep.h"
 #include "sessions/session.h"
@@ -87,6 +88,30 @@ typedef struct {
 	char outcome[256];       /* how it ended */
 } sl_training;
 
+/* What each byte of a speculative run's text is. */
+enum { SL_SPEC_PROMPT = 0, SL_SPEC_KEPT, SL_SPEC_OWN };
+
+/* A speculative run as the Speculate view shows it, and the settings
+ * :speculate keeps from one run to the next. */
+typedef struct {
+	int k, n;                /* draft tokens per pass at most; tokens to generate */
+	double temp, p_min;      /* 0: greedy; the draft stops below p_min */
+	char prompt[1024];       /* "" until the first run picks the default */
+	/* The run shown (or the last). */
+	char draft[160];         /* the draft as :speculate names it ("--draft-ngram 3"); "" before any run */
+	char label[96];          /* and in words */
+	bool running, cancelled;
+	char *text;              /* the prompt, then the continuation; NUL-terminated */
+	unsigned char *kind;     /* SL_SPEC_* of each byte of text */
+	size_t len;
+	char rejected[256];      /* the last pass's rejected draft tokens, decoded */
+	sl_spec_stats st;        /* the figures so far, every stretch of the run summed */
+	double *pass_accept;     /* each pass's share of what was drafted that was kept */
+	int n_pass;
+	double predicted;        /* the acceptance the session predicts for the draft (NaN: none) */
+	char predicted_from[64]; /* where that comes from, in words */
+} sl_speculation;
+
 typedef struct sl_app {
 	sl_session *ses;        /* never NULL */
 	sl_model *model;        /* the base model; NULL until one is open */
@@ -141,6 +166,7 @@ typedef struct sl_app {
 
 	sl_heat heat;
 	sl_training train;
+	sl_speculation spec;
 
 	char message[512];       /* shown on the status line until the next key */
 	bool message_error;

@@ -81,6 +81,21 @@ void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, siz
 		snprintf(buf + k, n - (size_t)k, " · %.0f%% %s", 100 * p->sparsity, p->pattern[0] ? p->pattern : "");
 }
 
+int sl_spec_sources(const sl_app *app, char (*out)[SL_SPEC_ARG], int max)
+{
+	int n = 0;
+	if (!app->recipe_empty && n < max)
+		snprintf(out[n++], SL_SPEC_ARG, "--draft-current");
+	for (int i = 0; i < sl_format_count() && n < max; i++)
+		if (sl_format_is_draft(sl_format_at(i)))
+			snprintf(out[n++], SL_SPEC_ARG, "--draft-format %s", sl_format_at(i)->name);
+	if (app->model && app->model->cfg.n_layers > 1 && n < max)
+		snprintf(out[n++], SL_SPEC_ARG, "--draft-layers %d", app->model->cfg.n_layers / 2);
+	if (n < max)
+		snprintf(out[n++], SL_SPEC_ARG, "--draft-ngram 3");
+	return n;
+}
+
 /* --- menus of choices ---------------------------------------------------- */
 
 /* A menu's items and notes, built once from the registries. */

@@ -39,6 +39,7 @@ static const role_def roles[SL_R_COUNT] = {
 	[SL_R_MENU_SELECTED] = {0x000000, 0x87d7ff, COLOR_BLACK, COLOR_CYAN, 0, A_REVERSE},
 	[SL_R_LEFT] = {0x87afff, -1, COLOR_BLUE, -1, A_BOLD, A_BOLD},
 	[SL_R_RIGHT] = {0xffaf5f, -1, COLOR_MAGENTA, -1, A_BOLD, A_BOLD},
+	[SL_R_REJECTED] = {0xaf5f5f, -1, COLOR_RED, -1, A_DIM, A_DIM},
 };
 
 enum { SCALE_STEPS = 16, SCALE_STEPS_8 = 5, SCALE_GLYPHS = 5 };
@@ -410,6 +411,70 @@ void sl_columns(sl_rect rc, const double *v, int n, bool log_scale, sl_role role
 		}
 	}
 	free(cells);
+}
+
+/* --- wrapped text ------------------------------------------------------- */
+
+/* Display width of one character at text (length k), or 0. */
+static int char_width(const char *text, size_t len, size_t *k)
+{
+	mbstate_t ps;
+	memset(&ps, 0, sizeof ps);
+	wchar_t wc;
+	*k = mbrtowc(&wc, text, len, &ps);
+	if (*k == (size_t)-1 || *k == (size_t)-2 || *k == 0) {
+		*k = 1;
+		return 1;
+	}
+	if (wc == '\n')
+		return 0;
+	int w = wcwidth(wc);
+	return w > 0 ? w : 0;
+}
+
+/* Width of the word starting at text (up to a space or newline). */
+static int word_width(const char *text, size_t len)
+{
+	int w = 0;
+	for (size_t i = 0, k; i < len && text[i] != ' ' && text[i] != '\n'; i += k)
+		w += char_width(text + i, len - i, &k);
+	return w;
+}
+
+int sl_wrap(sl_rect r, const char *text, size_t len, sl_role (*role)(const void *ctx, size_t i), const void *ctx,
+            int first, bool draw)
+{
+	int row = 0, col = 0;
+	size_t k;
+	for (size_t i = 0; i < len; i += k) {
+		int cw = char_width(text + i, len - i, &k);
+		bool word_start = text[i] != ' ' && text[i] != '\n' && (i == 0 || text[i - 1] == ' ');
+		int ww = word_start ? word_width(text + i, len - i) : 0;
+		if (text[i] == '\n' || col + cw > r.w || (word_start && col > 0 && col + ww > r.w && ww <= r.w)) {
+			row++;
+			col = 0;
+			if (text[i] == ' ' || text[i] == '\n')
+				continue; /* a break swallows the space or newline it replaces */
+		}
+		if (cw > 0 && draw && row >= first && row - first < r.h) {
+			char ch[8] = "?";
+			if (k < sizeof ch) {
+				memcpy(ch, text + i, k);
+				ch[k] = 0;
+			}
+			sl_text(r.y + row - first, r.x + col, cw, role(ctx, i), ch);
+		}
+		col += cw;
+	}
+	return row + 1;
+}
+
+void sl_wrap_end(sl_rect r, const char *text, size_t len, sl_role (*role)(const void *ctx, size_t i), const void *ctx)
+{
+	if (r.w < 1 || r.h < 1)
+		return;
+	int rows = sl_wrap(r, text, len, role, ctx, 0, false);
+	sl_wrap(r, text, len, role, ctx, rows > r.h ? rows - r.h : 0, true);
 }
 
 /* --- list --------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #define SL_DRAW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "app.h"
 
@@ -18,6 +19,7 @@ typedef enum {
 	SL_R_NORMAL, SL_R_DIM, SL_R_TITLE, SL_R_BAR, SL_R_BAR_KEY, SL_R_TAB_ACTIVE,
 	SL_R_SELECTED, SL_R_ACCENT, SL_R_GOOD, SL_R_BAD, SL_R_WARN,
 	SL_R_FILL, SL_R_EMPTY, SL_R_MENU, SL_R_MENU_SELECTED, SL_R_LEFT, SL_R_RIGHT,
+	SL_R_REJECTED,  /* what was offered and turned down: a draft's rejected tokens */
 	SL_R_COUNT
 } sl_role;
 
@@ -37,6 +39,13 @@ int sl_text_width(const char *s);
 void sl_path_fit(const char *path, int w, char *buf, size_t n);
 void sl_fill(int y, int x, int w, sl_role r);
 void sl_clear_rect(sl_rect r);
+/* Text laid out in r, wrapping at spaces (inside words only when a word
+ * is wider than r) and at newlines; role(ctx, i) colours byte i. Returns
+ * the rows the text needs; with draw, shows them from row first on. */
+int sl_wrap(sl_rect r, const char *text, size_t len, sl_role (*role)(const void *ctx, size_t i), const void *ctx,
+            int first, bool draw);
+/* The same, drawn so that its end shows (its last r.h rows). */
+void sl_wrap_end(sl_rect r, const char *text, size_t len, sl_role (*role)(const void *ctx, size_t i), const void *ctx);
 /* A box's frame with a title in its top edge. */
 void sl_frame(sl_rect r, const char *title, sl_role role);
 

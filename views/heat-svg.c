@@ -85,9 +85,8 @@ char *sl_heat_svg(const sl_sweep *sw, const char *metric)
 	double lo, hi;
 	metric_range(sw, metric, &lo, &hi);
 	char title[96], settings[128];
-	snprintf(title, sizeof title, "Sensitivity: %s (log scale)",
-	         !strcmp(metric, "dppl") ? "change in perplexity" :
-	         !strcmp(metric, "top1") ? "1 - top-1 agreement" : "KL divergence from the base");
+	int mi = sl_sweep_metric_find(metric);
+	snprintf(title, sizeof title, "Sensitivity: %s (log scale)", sl_sweep_metric_title(mi < 0 ? 0 : mi));
 	snprintf(settings, sizeof settings, ", %d windows of %d tokens, base PPL %.3f", sl_sweep_windows(sw),
 	         sl_sweep_ctx(sw), sl_sweep_base_ppl(sw));
 	int width = left + lw + 40, height = top + ch * rows + legend_h;
@@ -129,7 +128,8 @@ char *sl_heat_svg(const sl_sweep *sw, const char *metric)
 			sl_buf_printf(&b, " x ");
 			svg_escape(&b, sl_sweep_col(sw, c)->label);
 			if (isfinite(v))
-				sl_buf_printf(&b, ": KL %.3g, dPPL %.3g, top-1 %.1f%%", cl->kl, cl->dppl, 100 * cl->top1);
+				sl_buf_printf(&b, ": KL %.3g, dPPL %.3g, top-1 %.1f%%, acceptance %.1f%%", cl->kl, cl->dppl,
+				              100 * cl->top1, 100 * cl->acceptance);
 			sl_buf_printf(&b, "</title></rect>\n");
 			if (isfinite(v))
 				sl_buf_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"9\" fill=\"%s\">%.2g</text>\n",

@@ -5,9 +5,8 @@
 
 #include "core/sweep/sweep.h"
 
-/* The picture of one metric ("kl", "dppl" or "top1", as sl_sweep_metric
- * reads it) on a log scale, as wide as its title needs; NULL when out of
- * memory. */
+/* The picture of one metric (a name sl_sweep_metric_find knows) on a
+ * log scale, as wide as its title needs; NULL when out of memory. */
 char *sl_heat_svg(const sl_sweep *sw, const char *metric);
 
 #endif

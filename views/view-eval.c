@@ -1,6 +1,7 @@
 /* The Evaluate view: runs perplexity, KL divergence and top-1 agreement
  * against the base model on the calibration or evaluation text, and keeps
- * a history of runs to compare recipes, with sparklines of the trend. */
+ * a history of runs to compare recipes, with sparklines of the trend. The
+ * Speculate view's runs join the same history with their own figures. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +45,43 @@ static void leave(void *self, sl_app *app)
 	sl_list_remember(&v->list, app, "eval");
 }
 
+/* A speculative run's figures in a cell of the table. */
+static void spec_cell(const sl_run *run, char *buf, size_t n)
+{
+	const sl_spec_run *f = &run->spec;
+	int k = snprintf(buf, n, "accept %.3f  %.2f/pass", f->acceptance, f->tokens_per_pass);
+	if (f->target_tps > 0 && k > 0 && (size_t)k < n)
+		snprintf(buf + k, n - (size_t)k, "  %.2fx", f->speedup);
+}
+
+static void draw_spec_run(const sl_run *run, int y, int x, int w)
+{
+	const sl_spec_run *f = &run->spec;
+	int u = sl_text(y, x, w, SL_R_NORMAL, "acceptance ");
+	u += sl_textf(y, x + u, w - u, SL_R_ACCENT, "%.3f", f->acceptance);
+	if (f->has_predicted)
+		u += sl_textf(y, x + u, w - u, SL_R_NORMAL, " (predicted %.3f)", f->predicted_acceptance);
+	sl_textf(y, x + u, w - u, SL_R_NORMAL, "   %.2f tokens per pass   %lld tokens in %lld passes", f->tokens_per_pass,
+	         f->generated, f->passes);
+	u = sl_textf(y + 1, x, w, SL_R_NORMAL, "%.0f tokens/s speculative", f->tps);
+	if (f->target_tps > 0) {
+		u += sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, ", %.0f the model alone: ", f->target_tps);
+		u += sl_textf(y + 1, x + u, w - u, f->speedup >= 1 ? SL_R_GOOD : SL_R_BAD, "%.2fx", f->speedup);
+		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, " (predicted %.2fx)", f->predicted_speedup);
+	}
+	char temp[32];
+	snprintf(temp, sizeof temp, f->temp > 0 ? "temperature %.2g" : "greedy", f->temp);
+	sl_textf(y + 2, x, w, SL_R_DIM, "speculative decoding, draft %s, k %d, %s%s", f->draft, f->k, temp,
+	         f->cancelled ? ", cancelled: the part that ran" : "");
+}
+
 static void draw_run(const sl_run *run, int y, int x, int w)
 {
 	const sl_eval_result *r = &run->r;
+	if (run->speculative) {
+		draw_spec_run(run, y, x, w);
+		return;
+	}
 	int u = sl_textf(y, x, w, SL_R_NORMAL, "PPL ");
 	u += sl_textf(y, x + u, w - u, SL_R_ACCENT, "%.4f", r->ppl);
 	u += sl_textf(y, x + u, w - u, SL_R_NORMAL, " ± %.4f", r->ppl_se);
@@ -132,13 +167,15 @@ static int draw_compare(const sl_app *app, int y0, int x, int w, int max_lines)
 	sl_text(y, cx[1], cw[1] - 1, SL_R_NORMAL, a->recipe_summary);
 	sl_text(y++, cx[2], cw[2] - 1, SL_R_NORMAL, b->recipe_summary);
 	compare_row(y++, cx, cw, "bpw", "%.2f", "%+.2f", a->bpw, true, b->bpw, true);
-	compare_row(y++, cx, cw, "PPL", "%.4f", "%+.4f", a->r.ppl, true, b->r.ppl, true);
+	compare_row(y++, cx, cw, "PPL", "%.4f", "%+.4f", a->r.ppl, !a->speculative, b->r.ppl, !b->speculative);
 	compare_row(y++, cx, cw, "ΔPPL", "%+.4f", "%+.4f", a->r.delta_ppl, a->r.has_base, b->r.delta_ppl, b->r.has_base);
 	compare_row(y++, cx, cw, "KL", "%.5f", "%+.5f", a->r.kl_mean, a->r.has_base, b->r.kl_mean, b->r.has_base);
 	compare_row(y++, cx, cw, "top-1", "%.2f%%", "%+.2f pt", 100 * a->r.top1, a->r.has_base, 100 * b->r.top1,
 	            b->r.has_base);
+	compare_row(y++, cx, cw, "accept", "%.3f", "%+.3f", a->spec.acceptance, a->speculative, b->spec.acceptance,
+	            b->speculative);
 	if (!app->diffs_known) {
-		sl_text(y++, x, w, SL_R_DIM, "a run from before runs kept their recipe: its modules cannot be compared");
+		sl_text(y++, x, w, SL_R_DIM, "a run without its recipe (a draft of no recipe, or from before runs kept it): no modules to compare");
 		return y - y0;
 	}
 	if (!app->n_diffs) {
@@ -245,15 +282,18 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		snprintf(c[C_WHEN], sizeof c[0], "%.8s", strlen(run->when) > 11 ? run->when + 11 : run->when);
 		snprintf(c[C_MODEL], sizeof c[0], "%s", run->model);
 		snprintf(c[C_RECIPE], sizeof c[0], "%s", run->recipe_summary);
-		snprintf(c[C_BPW], sizeof c[0], "%.2f", run->bpw);
+		snprintf(c[C_BPW], sizeof c[0], run->bpw > 0 ? "%.2f" : "-", run->bpw);
 		snprintf(c[C_TEXT], sizeof c[0], "%.5s", run->text);
 		snprintf(c[C_PPL], sizeof c[0], "%.4f", run->r.ppl);
 		snprintf(c[C_DPPL], sizeof c[0], run->r.has_base ? "%+.4f" : "-", run->r.delta_ppl);
 		snprintf(c[C_KL], sizeof c[0], run->r.has_base ? "%.5f" : "-", run->r.kl_mean);
 		snprintf(c[C_TOP1], sizeof c[0], run->r.has_base ? "%.2f%%" : "-", 100 * run->r.top1);
-		for (int j = 0; j < NC; j++)
+		/* A speculative run's figures span the evaluation's columns. */
+		if (run->speculative)
+			spec_cell(run, c[C_PPL], sizeof c[0]);
+		for (int j = 0; j < (run->speculative ? C_PPL + 1 : NC); j++)
 			if (cw[j])
-				sl_text(yy, cx[j], cw[j] - 1, role, c[j]);
+				sl_text(yy, cx[j], (run->speculative && j == C_PPL ? r.x + r.w - cx[j] : cw[j]) - 1, role, c[j]);
 	}
 	draw_notes(s, r);
 }

@@ -1,11 +1,9 @@
 /* The Generate view: the base model and the recipe's model continue the
  * same prompt side by side; the text after the first place where the two
  * part ways is highlighted. */
-#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <wchar.h>
 
 #include "view.h"
 
@@ -14,61 +12,15 @@ static void *create(void)
 	return calloc(1, 1);
 }
 
-/* Display width of one character at text (length k), or 0. */
-static int char_width(const char *text, size_t len, size_t *k)
-{
-	mbstate_t ps;
-	memset(&ps, 0, sizeof ps);
-	wchar_t wc;
-	*k = mbrtowc(&wc, text, len, &ps);
-	if (*k == (size_t)-1 || *k == (size_t)-2 || *k == 0) {
-		*k = 1;
-		return 1;
-	}
-	if (wc == '\n')
-		return 0;
-	int w = wcwidth(wc);
-	return w > 0 ? w : 0;
-}
+/* The prompt dim, what both models wrote normal, the rest highlighted. */
+typedef struct {
+	size_t s1, s2;
+} split;
 
-/* Width of the word starting at text (up to a space or newline). */
-static int word_width(const char *text, size_t len)
+static sl_role split_role(const void *ctx, size_t i)
 {
-	int w = 0;
-	for (size_t i = 0, k; i < len && text[i] != ' ' && text[i] != '\n'; i += k)
-		w += char_width(text + i, len - i, &k);
-	return w;
-}
-
-/* Lays text out in r, wrapping at spaces (inside words only when a word
- * is wider than r) and at newlines. With draw, shows rows from `first`
- * on: bytes before s1 dim (the prompt), before s2 normal (what both
- * models wrote), the rest highlighted. Returns the rows the text needs. */
-static int layout(sl_rect r, const char *text, size_t s1, size_t s2, int first, bool draw)
-{
-	int row = 0, col = 0;
-	size_t len = strlen(text), k;
-	for (size_t i = 0; i < len; i += k) {
-		int cw = char_width(text + i, len - i, &k);
-		bool word_start = text[i] != ' ' && text[i] != '\n' && (i == 0 || text[i - 1] == ' ');
-		int ww = word_start ? word_width(text + i, len - i) : 0;
-		if (text[i] == '\n' || col + cw > r.w || (word_start && col > 0 && col + ww > r.w && ww <= r.w)) {
-			row++;
-			col = 0;
-			if (text[i] == ' ' || text[i] == '\n')
-				continue; /* a break swallows the space or newline it replaces */
-		}
-		if (cw > 0 && draw && row >= first && row - first < r.h) {
-			char ch[8] = "?";
-			if (k < sizeof ch) {
-				memcpy(ch, text + i, k);
-				ch[k] = 0;
-			}
-			sl_text(r.y + row - first, r.x + col, cw, i < s1 ? SL_R_DIM : i < s2 ? SL_R_NORMAL : SL_R_WARN, ch);
-		}
-		col += cw;
-	}
-	return row + 1;
+	const split *sp = ctx;
+	return i < sp->s1 ? SL_R_DIM : i < sp->s2 ? SL_R_NORMAL : SL_R_WARN;
 }
 
 static void pane(sl_rect r, const sl_gen_pane *p, const char *prompt, size_t common, sl_role title)
@@ -89,8 +41,8 @@ static void pane(sl_rect r, const sl_gen_pane *p, const char *prompt, size_t com
 	if (p->len)
 		memcpy(all + plen, p->text, p->len);
 	all[plen + p->len] = 0;
-	int rows = layout(in, all, plen, plen + common, 0, false);
-	layout(in, all, plen, plen + common, rows > in.h ? rows - in.h : 0, true); /* follow the end */
+	split sp = {plen, plen + common};
+	sl_wrap_end(in, all, plen + p->len, split_role, &sp); /* follow the end */
 	free(all);
 }
 

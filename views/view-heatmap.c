@@ -14,8 +14,6 @@
 #include "palette.h"
 #include "view.h"
 
-static const char *const metrics[] = {"kl", "dppl", "top1"};
-static const char *const metric_titles[] = {"KL divergence", "change in perplexity", "1 - top-1 agreement"};
 static const char *const sorts[] = {"block", "metric", "params"};
 
 typedef struct {
@@ -156,8 +154,8 @@ static void draw_inspector(const sl_app *app, const heat_view *v, sl_rect r)
 		sl_textf(y + 1, x, w, SL_R_BAD, "failed: %s", c->note);
 		return;
 	}
-	sl_textf(y + 1, x, w, SL_R_NORMAL, "KL %.4g ± %.2g   ΔPPL %+.4g   top-1 %.2f%%   PPL %.4f (base %.4f)", c->kl,
-	         c->kl_se, c->dppl, 100 * c->top1, c->ppl, h->base_ppl);
+	sl_textf(y + 1, x, w, SL_R_NORMAL, "KL %.4g ± %.2g  ΔPPL %+.4g  top-1 %.2f%%  acceptance %.2f%%  PPL %.4f (base %.4f)",
+	         c->kl, c->kl_se, c->dppl, 100 * c->top1, 100 * c->acceptance, c->ppl, h->base_ppl);
 	char before[32], after[32];
 	sl_fmt_bytes(c->bytes_before, before, sizeof before);
 	sl_fmt_bytes(c->bytes, after, sizeof after);
@@ -198,8 +196,7 @@ static void draw_legend(const sl_app *app, int y, int x, int w)
 	u += sl_textf(y, x + u, w - u, SL_R_NORMAL, " %s%s … %s (log)", h->lo <= -6 ? "≤" : "", lo, hi);
 	char sort[64];
 	if (!strcmp(s->view.heat.sort, "metric") && s->view.heat.sort_col < h->cols)
-		snprintf(sort, sizeof sort, "%s under %s", metrics[index_of(metrics, 3, s->view.heat.metric)],
-		         h->opt[s->view.heat.sort_col].label);
+		snprintf(sort, sizeof sort, "%s under %s", s->view.heat.metric, h->opt[s->view.heat.sort_col].label);
 	else
 		snprintf(sort, sizeof sort, "%s", s->view.heat.sort);
 	sl_textf(y, x + u, w - u, SL_R_DIM, " · %d/%d rows · sort %s%s%s", h->n_order, h->rows, sort,
@@ -213,7 +210,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	const sl_session *s = app->ses;
 	sl_scale_set(sl_palette);
 	const char *metric = s->view.heat.metric;
-	int mi = index_of(metrics, 3, metric);
+	int mi = sl_sweep_metric_find(metric);
 	if (!h->rows) {
 		sl_text(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "Sensitivity");
 		char hint[512], defaults[256];
@@ -223,7 +220,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_text(r.y + 2, r.x + 2, r.w - 4, SL_R_DIM, !app->model ? "Open a model first." : h->state[0] ? h->state : hint);
 		return;
 	}
-	int u = sl_textf(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "%s", metric_titles[mi]);
+	int u = sl_textf(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "%s", sl_sweep_metric_title(mi < 0 ? 0 : mi));
 	u += sl_textf(r.y, r.x + 1 + u, r.w - 2 - u, SL_R_NORMAL, " · %d %s × %d options · %d/%d measured · base PPL %.4g",
 	              h->rows, h->unit == SL_SWEEP_BLOCKS ? "blocks" : "modules", h->cols, h->done, h->rows * h->cols,
 	              h->base_ppl);
@@ -325,7 +322,8 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 			v->col++;
 		return true;
 	case 'm':
-		snprintf(cmd, n, "heatmap metric %s", metrics[(index_of(metrics, 3, s->view.heat.metric) + 1) % 3]);
+		snprintf(cmd, n, "heatmap metric %s",
+		         sl_sweep_metric_name((sl_sweep_metric_find(s->view.heat.metric) + 1) % sl_sweep_metric_count()));
 		return true;
 	case 's': {
 		/* block, then the metric under the cursor's option, then size */
@@ -364,7 +362,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 static const sl_keyhelp keys[] = {
 	{"arrows hjkl, click", "move over the cells"},
 	{"Enter r", "put the cell's option into the recipe, for its module"},
-	{"m", "metric: KL, change in perplexity, 1 - top-1"},
+	{"m", "metric: KL, change in perplexity, 1 - top-1, 1 - acceptance as a draft"},
 	{"s", "sort rows: by block, by the metric under the cursor's option, by size"},
 	{"/", "filter rows: a glob over names or kinds (attn_*, ffn_*, blk.3.*)"},
 	{"S", "start a sweep (type the options)"},

@@ -38,7 +38,7 @@ typedef struct sl_view_class {
 } sl_view_class;
 
 extern const sl_view_class sl_view_model, sl_view_layer, sl_view_recipe, sl_view_eval, sl_view_generate,
-	sl_view_heatmap, sl_view_train, sl_view_help, sl_view_open;
+	sl_view_heatmap, sl_view_train, sl_view_speculate, sl_view_help, sl_view_open;
 
 /* The help view lists the global keys, every view's keys and the
  * commands: the shell tells it which exist. */
@@ -62,6 +62,13 @@ void sl_rule_selector(const sl_rule *r, char *buf, size_t n);
 void sl_rule_summary(const sl_rule *r, char *buf, size_t n);
 /* "FORMAT METHOD", "f32 as is", "FORMAT · 50% 2:4" for a resolved plan. */
 void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n);
+
+/* The drafts the Speculate view cycles through, as :speculate names them:
+ * the recipe (when it changes something), the format registry's drafts,
+ * the first half of the blocks, prompt lookup. The first is the draft a
+ * run takes when none is named. Returns how many (at most max). */
+#define SL_SPEC_ARG 160
+int sl_spec_sources(const sl_app *app, char (*out)[SL_SPEC_ARG], int max);
 
 /* Menus of recipe choices, opened with the current value selected; a
  * chosen item becomes the "key=value ..." words of a rule command. */

@@ -1,6 +1,7 @@
-/* Recipes from a sweep: a cell's one-rule recipe, and the automatic
- * recipe: one option per row (or none) chosen under a size budget to
- * minimize the summed measured KL, a multiple-choice knapsack. */
+/* Recipes from a sweep: a cell's one-rule recipe, the automatic recipe
+ * (one option per row, or none, chosen under a size budget to minimize the
+ * summed measured KL, a multiple-choice knapsack), and what the cells
+ * predict for any recipe. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,4 +243,55 @@ sl_status sl_autorecipe(const sl_sweep *sw, sl_budget_kind kind, double budget, 
 	res->n_rows = sw->n_rows;
 	*out = rec;
 	return SL_OK;
+}
+
+static bool plan_changes(const sl_module_plan *p)
+{
+	return p->format || p->sparsity > 0;
+}
+
+/* Whether option o gives every module of row r the plan the recipe gives it. */
+static bool option_matches(const sl_sweep *sw, int r, int o, const sl_module_plan *want)
+{
+	sl_recipe one = {0};
+	one.def = sw->opts[o].rule;
+	for (int k = 0; k < sw->rows[r].n_mods; k++) {
+		sl_module_plan p;
+		sl_recipe_resolve(&one, &sw->mods[sw->rows[r].first_mod + k], &p);
+		if (!sl_plan_equal(&p, &want[k]))
+			return false;
+	}
+	return true;
+}
+
+double sl_sweep_predict(const sl_sweep *sw, const sl_recipe *r, const char *metric)
+{
+	bool quad = sl_sweep_metric_quadrature(sl_sweep_metric_find(metric));
+	double sum = 0;
+	sl_module_plan *want = NULL;
+	for (int row = 0; row < sw->n_rows; row++) {
+		int n = sw->rows[row].n_mods;
+		sl_module_plan *w = realloc(want, (size_t)(n ? n : 1) * sizeof *w);
+		if (!w) {
+			sum = NAN;
+			break;
+		}
+		want = w;
+		bool changed = false;
+		for (int k = 0; k < n; k++) {
+			sl_recipe_resolve(r, &sw->mods[sw->rows[row].first_mod + k], &want[k]);
+			changed = changed || plan_changes(&want[k]);
+		}
+		if (!changed)
+			continue;
+		double v = NAN;
+		for (int o = 0; o < sw->n_opts && !isfinite(v); o++)
+			if (option_matches(sw, row, o, want))
+				v = sl_sweep_metric(cell_of(sw, row, o), metric);
+		sum += quad ? v * v : v;
+		if (!isfinite(sum))
+			break;
+	}
+	free(want);
+	return quad ? sqrt(sum) : sum;
 }

@@ -8,6 +8,50 @@
 #include "../fileio.h"
 #include "internal.h"
 
+/* How rows combine into a whole recipe's prediction (sl_sweep_predict):
+ * KL, second order in a perturbation of the logits, adds up over modules
+ * whose perturbations are independent; a total variation (1 - acceptance,
+ * and roughly 1 - top-1) is first order in it, so independent ones add in
+ * quadrature. */
+static const struct {
+	const char *name, *title;
+	bool quadrature;
+} metrics[] = {
+	{"kl", "KL divergence from the base", false},
+	{"dppl", "change in perplexity", false},
+	{"top1", "1 - top-1 agreement", true},
+	{"accept", "1 - acceptance as a draft", true},
+};
+#define N_METRICS ((int)(sizeof metrics / sizeof metrics[0]))
+
+int sl_sweep_metric_count(void)
+{
+	return N_METRICS;
+}
+
+const char *sl_sweep_metric_name(int i)
+{
+	return i >= 0 && i < N_METRICS ? metrics[i].name : NULL;
+}
+
+const char *sl_sweep_metric_title(int i)
+{
+	return i >= 0 && i < N_METRICS ? metrics[i].title : NULL;
+}
+
+bool sl_sweep_metric_quadrature(int i)
+{
+	return i >= 0 && i < N_METRICS && metrics[i].quadrature;
+}
+
+int sl_sweep_metric_find(const char *name)
+{
+	for (int i = 0; i < N_METRICS; i++)
+		if (!strcmp(name, metrics[i].name))
+			return i;
+	return -1;
+}
+
 double sl_sweep_metric(const sl_sweep_cell *c, const char *metric)
 {
 	if (!c->done || c->failed)
@@ -16,6 +60,8 @@ double sl_sweep_metric(const sl_sweep_cell *c, const char *metric)
 		return c->dppl;
 	if (!strcmp(metric, "top1"))
 		return 1.0 - c->top1;
+	if (!strcmp(metric, "accept"))
+		return 1.0 - c->acceptance;
 	return c->kl;
 }
 
@@ -62,6 +108,7 @@ cJSON *sl_sweep_to_json(const sl_sweep *sw)
 			cJSON_AddItemToObject(j, "kl_se", num_or_null(cl->kl_se));
 			cJSON_AddItemToObject(j, "dppl", num_or_null(cl->dppl));
 			cJSON_AddItemToObject(j, "top1", num_or_null(cl->top1));
+			cJSON_AddItemToObject(j, "acceptance", num_or_null(cl->acceptance));
 			cJSON_AddItemToObject(j, "ppl", num_or_null(cl->ppl));
 			cJSON_AddNumberToObject(j, "bytes", cl->bytes);
 			cJSON_AddNumberToObject(j, "bytes_before", cl->bytes_before);
@@ -139,6 +186,7 @@ sl_status sl_sweep_restore(sl_sweep *sw, const cJSON *saved, int *restored, sl_e
 				cl->kl_se = jnum(j, "kl_se");
 				cl->dppl = jnum(j, "dppl");
 				cl->top1 = jnum(j, "top1");
+				cl->acceptance = jnum(j, "acceptance"); /* NaN in sweeps saved before it was measured */
 				cl->ppl = jnum(j, "ppl");
 				cl->bytes = jnum(j, "bytes");
 				cl->bytes_before = jnum(j, "bytes_before");
@@ -159,16 +207,16 @@ sl_status sl_sweep_restore(sl_sweep *sw, const cJSON *saved, int *restored, sl_e
 char *sl_sweep_to_csv(const sl_sweep *sw)
 {
 	sl_buf b = {0};
-	bool ok = sl_buf_printf(&b, "row,block,option,kl,kl_se,dppl,top1,ppl,bytes,bytes_before,"
+	bool ok = sl_buf_printf(&b, "row,block,option,kl,kl_se,dppl,top1,acceptance,ppl,bytes,bytes_before,"
 	                            "weight_error,activation_error,fisher,seconds,note\n");
 	for (int r = 0; r < sw->n_rows && ok; r++)
 		for (int c = 0; c < sw->n_opts && ok; c++) {
 			const sl_sweep_cell *cl = cell_of(sw, r, c);
 			if (!cl->done)
 				continue;
-			ok = sl_buf_printf(&b, "%s,%d,%s,%.9g,%.9g,%.9g,%.9g,%.9g,%.0f,%.0f,%.9g,%.9g,%.9g,%.3f,\"%s\"\n",
+			ok = sl_buf_printf(&b, "%s,%d,%s,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.0f,%.0f,%.9g,%.9g,%.9g,%.3f,\"%s\"\n",
 			                   sw->rows[r].name, sw->rows[r].block, sw->opts[c].label, cl->kl, cl->kl_se,
-			                   cl->dppl, cl->top1, cl->ppl, cl->bytes, cl->bytes_before, cl->proxy[0],
+			                   cl->dppl, cl->top1, cl->acceptance, cl->ppl, cl->bytes, cl->bytes_before, cl->proxy[0],
 			                   cl->proxy[1], cl->proxy[2], cl->seconds, cl->note);
 		}
 	ok = ok && sl_buf_put(&b, "", 1);

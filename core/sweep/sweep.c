@@ -401,6 +401,7 @@ static sl_status measure(const sl_sweep *sw, int row_i, int col, sl_sweep_cell *
 		cell->kl_se = r.kl_se;
 		cell->dppl = r.delta_ppl;
 		cell->top1 = r.top1;
+		cell->acceptance = r.acceptance;
 		cell->ppl = r.ppl;
 		sl_sweep_proxies(sw, row, repl, cell->proxy);
 		cell->done = true;
@@ -456,7 +457,7 @@ static void run_task(int i, void *arg)
 		 * resumed sweep does not stumble on it again. */
 		memset(&c, 0, sizeof c);
 		c.done = c.failed = true;
-		c.kl = c.dppl = NAN;
+		c.kl = c.dppl = c.acceptance = NAN;
 		snprintf(c.note, sizeof c.note, "%.95s", err.msg);
 	}
 	pthread_mutex_lock(&sw->mu);

@@ -1,7 +1,8 @@
 /* Sensitivity sweeps: for every linear module (or every block) and every
  * chosen option (a format, a method, a sparsity and pattern), what
  * compressing that one module alone costs: KL against the base, change in
- * perplexity and top-1 agreement on calibration text. Base logits and the
+ * perplexity, top-1 agreement and the acceptance the model would have as
+ * a speculative draft of the base, on calibration text. Base logits and the
  * hidden states entering each block are computed once; a cell recomputes
  * only from its block onward. Cells run in parallel and stream out as each
  * finishes; a cancelled sweep keeps its finished cells and resumes from
@@ -45,6 +46,7 @@ enum { SL_PROXY_WEIGHT = 0, SL_PROXY_ACT, SL_PROXY_FISHER, SL_PROXY_COUNT };
 typedef struct {
 	bool done;
 	double kl, kl_se, dppl, top1, ppl;
+	double acceptance;            /* mean sum min(p, q) against the base: sampled speculative acceptance */
 	double bytes;                 /* bytes of the row's weights under the option */
 	double bytes_before;
 	double proxy[SL_PROXY_COUNT]; /* NaN where not computed */
@@ -122,9 +124,27 @@ cJSON *sl_sweep_to_json(const sl_sweep *sw);
 char *sl_sweep_to_csv(const sl_sweep *sw);
 sl_status sl_sweep_restore(sl_sweep *sw, const cJSON *saved, int *restored, sl_error *err);
 
-/* A metric of a cell, as the heatmap shows it (lower is better for all
- * three: metric "kl", "dppl", and "top1" as 1 - top1). NaN when not done. */
+/* The metrics a heatmap shows, lower is better for all: "kl", "dppl",
+ * "top1" (as 1 - top-1 agreement) and "accept" (as 1 - acceptance). */
+int sl_sweep_metric_count(void);
+const char *sl_sweep_metric_name(int i);
+/* In words, for titles: "KL divergence", "1 - acceptance as a draft". */
+const char *sl_sweep_metric_title(int i);
+/* The metric's index, or -1. */
+int sl_sweep_metric_find(const char *name);
+/* Whether rows combine in quadrature (the root of the sum of squares)
+ * rather than by their sum, in a whole recipe's prediction. */
+bool sl_sweep_metric_quadrature(int i);
+/* A metric of a cell, as the heatmap shows it. NaN when not done. */
 double sl_sweep_metric(const sl_sweep_cell *c, const char *metric);
+
+/* What the sweep predicts for a whole recipe: the metric of each row the
+ * recipe changes, taken from the cell whose option gives the row's modules
+ * the plans the recipe gives them, summed (kl, dppl: as the automatic
+ * recipe's predicted KL) or in quadrature (top1, accept). 0 when the
+ * recipe changes no swept row; NaN when a changed row has no such measured
+ * cell. For "accept", 1 minus it is the predicted acceptance. */
+double sl_sweep_predict(const sl_sweep *sw, const sl_recipe *r, const char *metric);
 
 typedef enum { SL_BUDGET_BPW = 0, SL_BUDGET_BYTES, SL_BUDGET_SPARSITY } sl_budget_kind;
 
