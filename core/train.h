@@ -1,9 +1,10 @@
-/* Training a Llama-family model: a forward pass that keeps what the
- * backward needs, the backward through every layer (embeddings, RMSNorm,
- * attention with RoPE and grouped-query heads, SwiGLU, the output head,
- * tied or not), and the losses (cross-entropy; distillation from a
- * teacher's logits by forward or reverse KL). The optimizer and the step
- * that ties them together are in optim.h. */
+/* Training a model of either family: a forward pass that keeps what the
+ * backward needs, the backward through every layer (token and learned
+ * position embeddings, RMSNorm or LayerNorm with its bias, attention with
+ * RoPE and grouped-query heads or GPT-2's fused qkv with biases, SwiGLU or
+ * GELU, the output head, tied or not), and the losses (cross-entropy;
+ * distillation from a teacher's logits by forward or reverse KL). The
+ * optimizer and the step that ties them together are in optim.h. */
 #ifndef SL_TRAIN_H
 #define SL_TRAIN_H
 
@@ -51,8 +52,8 @@ typedef struct {
 
 /* Prepares to train m, whose weights become owned F32 tensors (converted in
  * place) that the trainer updates. Batches hold up to max_seqs sequences
- * of seq_len inputs. o (may be NULL) says how each tensor heals. Fails for
- * models it cannot train (GPT-2). */
+ * of seq_len inputs (at most the learned positions, where the model has
+ * them). o (may be NULL) says how each tensor heals. */
 sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len,
                          const sl_trainer_opts *o, sl_trainer **out, sl_error *err);
 /* After training: every healed matrix holds what the compressed model it
@@ -79,5 +80,10 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
                               const sl_loss *loss,
                               const sl_model *teacher, float grad_scale, double *mean_loss, long *n_scored,
                               sl_error *err);
+
+/* The logits the training forward computes for n_seqs sequences of
+ * seq_len inputs (what the healing model predicts: fake quantization and
+ * adapters included) into logits[n_seqs][seq_len][vocab]. */
+sl_status sl_trainer_logits(sl_trainer *tr, const int32_t *inputs, int n_seqs, float *logits, sl_error *err);
 
 #endif
