@@ -30,6 +30,9 @@ typedef struct {
 	sl_tensor *a, *b;          /* the adapter: A (rank x cols), B (rows x rank) */
 	float *ga, *gb;
 	float scale;
+	sl_tensor *steps;          /* learned steps (LSQ), one per sub-block of the grid; NULL: fixed */
+	float *gsteps;
+	float lsq_scale;           /* LSQ's gradient scale, 1 / sqrt(group * kmax) */
 	bool ready;                /* frozen and adapter-free: eff computed once */
 	bool base_ready;           /* frozen with an adapter: base computed once */
 } heal_mat;
@@ -175,6 +178,24 @@ static sl_status add_heal(sl_trainer *tr, sl_tensor *t, const sl_heal_spec *spec
 			return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 		memset(h->inside, 1, n);
 	}
+	/* A float fallback has no scales to learn. */
+	if (spec->learn_scales && h->grid) {
+		if (!sl_qgrid_scales_learnable(h->grid))
+			return sl_errorf(err, SL_ERR_UNSUPPORTED,
+			                 "%s: the scales of %s cannot be learned (learned step sizes need uniform levels with one scale per block)",
+			                 t->name, sl_dtype_name(h->type));
+		int group = sl_qgrid_group(h->grid);
+		char name[SL_NAME_MAX + 8];
+		snprintf(name, sizeof name, "%s.scale", t->name);
+		if (!(h->steps = own_tensor(tr, name, h->rows, h->cols / group, err)))
+			return SL_ERR_NOMEM;
+		sl_qgrid_scales(h->grid, h->steps->data);
+		h->lsq_scale = 1.0f / sqrtf((float)group * (float)sl_qgrid_kmax(h->grid));
+		sl_status st = push_param(tr, h->steps, err);
+		if (st)
+			return st;
+		tr->params[tr->n_params - 1].decay = false;
+	}
 	if (spec->lora_rank > 0) {
 		int r = spec->lora_rank;
 		if (r > h->rows || r > h->cols)
@@ -309,7 +330,8 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 		h->grad = grad_of(tr, h->t);
 		h->ga = h->a ? grad_of(tr, h->a) : NULL;
 		h->gb = h->b ? grad_of(tr, h->b) : NULL;
-		if (!(h->eff = alloc_f(tr, n)) || ((h->grad || h->a) && !(h->geff = alloc_f(tr, n))) ||
+		h->gsteps = h->steps ? grad_of(tr, h->steps) : NULL;
+		if (!(h->eff = alloc_f(tr, n)) || ((h->grad || h->a || h->steps) && !(h->geff = alloc_f(tr, n))) ||
 		    (h->a && h->spec.frozen && !(h->base = alloc_f(tr, n))))
 			goto oom;
 		if (h->geff)
@@ -428,7 +450,8 @@ static const float *eff_of(const sl_trainer *tr, const sl_tensor *t)
 }
 
 /* The effective weights of every healing matrix, from the master weights:
- * pruned ones zero, through the fixed grid, plus the adapter. */
+ * pruned ones zero, through the grid (its steps the learned ones where
+ * they learn), plus the adapter. */
 static void heal_weights(sl_trainer *tr)
 {
 	for (int i = 0; i < tr->n_heal; i++) {
@@ -442,13 +465,16 @@ static void heal_weights(sl_trainer *tr)
 				if (h->spec.mask[k])
 					w[k] = 0;
 		if (!h->base_ready) {
+			if (h->steps)
+				sl_qgrid_set_scales(h->grid, h->steps->data);
+			/* LSQ's gradients, inside included, come in heal_grads. */
 			if (h->grid)
-				sl_qgrid_apply(h->grid, w, q, h->inside);
+				sl_qgrid_apply(h->grid, w, q, h->steps ? NULL : h->inside);
 			else if (h->spec.format)
 				sl_roundtrip(h->type, w, q, h->rows, h->cols, NULL);
 			else
 				memcpy(q, w, n * sizeof *q);
-			h->base_ready = h->base != NULL;
+			h->base_ready = h->base != NULL && !h->steps;
 		}
 		if (h->a) {
 			if (q != h->eff)
@@ -456,13 +482,14 @@ static void heal_weights(sl_trainer *tr)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, h->rows, h->cols, h->spec.lora_rank, h->scale,
 			            h->b->data, h->spec.lora_rank, h->a->data, h->cols, 1.0f, h->eff, h->cols);
 		}
-		h->ready = h->spec.frozen && !h->a;
+		h->ready = h->spec.frozen && !h->a && !h->steps;
 	}
 }
 
-/* Carries the effective weights' gradients to what learns: the master
- * weights where the quantization passed them and nothing was pruned
- * (straight through), and the adapter: dB += s dW A^T, dA += s B^T dW. */
+/* Carries the effective weights' gradients to what learns: the learned
+ * steps (LSQ), the master weights where the quantization passed them and
+ * nothing was pruned (straight through), and the adapter: dB += s dW A^T,
+ * dA += s B^T dW. */
 static void heal_grads(sl_trainer *tr)
 {
 	for (int i = 0; i < tr->n_heal; i++) {
@@ -470,6 +497,8 @@ static void heal_grads(sl_trainer *tr)
 		if (!h->geff)
 			continue;
 		size_t n = (size_t)h->rows * h->cols;
+		if (h->steps)
+			sl_qgrid_scale_grads(h->grid, h->t->data, h->geff, h->lsq_scale, h->gsteps, h->inside);
 		for (size_t k = 0; h->grad && k < n; k++)
 			if ((!h->inside || h->inside[k]) && !(h->spec.mask && h->spec.mask[k]))
 				h->grad[k] += h->geff[k];
@@ -494,15 +523,26 @@ sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err)
 		heal_mat *h = &tr->heal[i];
 		size_t n = (size_t)h->rows * h->cols;
 		float *w = h->t->data;
-		/* The adapter merges into the weights, which round again. */
+		/* The adapter merges into the weights, pruned ones zero again,
+		 * which round again; learned steps first round as the format
+		 * stores them (w is scratch here). */
+		for (size_t k = 0; h->spec.mask && k < n; k++)
+			if (h->spec.mask[k])
+				h->eff[k] = 0;
+		if (h->steps) {
+			sl_qgrid_round_scales(h->grid, h->eff, w);
+			sl_qgrid_scales(h->grid, h->steps->data);
+		}
 		if (h->grid)
 			sl_qgrid_apply(h->grid, h->eff, w, NULL);
 		else if (h->spec.format)
 			sl_roundtrip(h->type, h->eff, w, h->rows, h->cols, NULL);
 		else
 			memcpy(w, h->eff, n * sizeof *w);
+		/* A grid's zero keeps the sign its dequantizer gives it; where
+		 * zero is no level, pruned weights are zero all the same. */
 		for (size_t k = 0; h->spec.mask && k < n; k++)
-			if (h->spec.mask[k])
+			if (h->spec.mask[k] && w[k] != 0)
 				w[k] = 0;
 		h->ready = false;
 	}

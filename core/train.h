@@ -34,11 +34,19 @@ typedef struct sl_trainer sl_trainer;
  * training starts, as after post-training calibration) with a straight-
  * through gradient that stops where the format clipped, then a LoRA
  * adapter's scale * B A added (B out x rank, A rank x in, B starting at
- * zero). A frozen tensor computes no gradient of its own. */
+ * zero). A frozen tensor computes no gradient of its own.
+ * With learn_scales, the step of each block of a format with uniform
+ * levels and one scale per block trains too, from the format's own scales
+ * (LSQ, Esser et al. 2020: rounding passes gradients straight through,
+ * clamping does not; the steps' gradient scaled by 1 / sqrt(block *
+ * kmax), no weight decay), as a trainer parameter "<name>.scale" (rows x
+ * blocks per row). A float fallback has no scales to learn; other formats
+ * are refused. */
 typedef struct {
 	const sl_format *format;    /* NULL: no fake quantization */
 	const unsigned char *mask;  /* rows x cols, 1 = pruned; NULL: none */
 	bool frozen;
+	bool learn_scales;
 	int lora_rank;              /* 0: no adapter (matrices only) */
 	float lora_alpha;           /* the adapter's scale is alpha / rank */
 } sl_heal_spec;
@@ -57,8 +65,10 @@ typedef struct {
 sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len,
                          const sl_trainer_opts *o, sl_trainer **out, sl_error *err);
 /* After training: every healed matrix holds what the compressed model it
- * becomes computes with (its adapter merged, then through its fixed grid,
- * pruned weights zero), still as F32, ready to be packed in its format. */
+ * becomes computes with (its adapter merged, then through its grid, pruned
+ * weights zero), still as F32, ready to be packed in its format; learned
+ * steps are first rounded as the format stores them (so packing gives
+ * back these values), and the "<name>.scale" parameters hold them. */
 sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err);
 void sl_trainer_free(sl_trainer *tr);
 

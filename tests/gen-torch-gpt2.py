@@ -256,7 +256,7 @@ def main(out):
             loss.backward()
             record(f, f"lsq.{fmt}.loss", loss.detach().reshape(1))
             for n in block_names():
-                record(f, f"lsq.{fmt}.grad.{n[:-len('.weight')]}.scale", D[n].grad)
+                record(f, f"lsq.{fmt}.grad.{n}.scale", D[n].grad)
             if fmt != "int4":
                 continue
             for name, t in W.items():
