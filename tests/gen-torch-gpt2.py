@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from torch_gpt2 import forward, make
-from torch_llama import loss_fn, record
+from torch_llama import FakeQuant, loss_fn, record
 
 CFG = dict(arch="gpt2", dim=32, n_heads=4, hidden=64, n_layers=2, vocab=40, n_pos=12, eps=1e-5)
 MATS = ["attn_qkv", "attn_output", "ffn_up", "ffn_down"]
@@ -149,20 +149,6 @@ class Grid:
 
 def grad_scale(x, scale):
     return (x - x * scale).detach() + x * scale
-
-
-class FakeQuant(torch.autograd.Function):
-    """Forward: the fixed grid's value; backward: straight through where inside."""
-
-    @staticmethod
-    def forward(ctx, w, out, inside):
-        ctx.save_for_backward(inside)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        (inside,) = ctx.saved_tensors
-        return g * inside, None, None
 
 
 def block_names(mat=None):

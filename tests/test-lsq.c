@@ -26,12 +26,6 @@ typedef struct {
 	int n_masks;
 } how;
 
-static bool ends_with(const char *s, const char *tail)
-{
-	size_t a = strlen(s), b = strlen(tail);
-	return a > b && !strcmp(s + a - b, tail);
-}
-
 static void spec_of(void *ctx, const sl_tensor *t, sl_heal_spec *s)
 {
 	how *h = ctx;

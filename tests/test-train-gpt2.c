@@ -160,12 +160,6 @@ typedef struct {
 	int n_masks;
 } heal_ctx;
 
-static bool ends_with(const char *s, const char *tail)
-{
-	size_t a = strlen(s), b = strlen(tail);
-	return a > b && !strcmp(s + a - b, tail);
-}
-
 static void heal_spec(void *ctx, const sl_tensor *t, sl_heal_spec *s)
 {
 	heal_ctx *h = ctx;

@@ -80,6 +80,13 @@ typedef struct {
 	int n;
 } records;
 
+/* Whether name ends with tail (and is longer). */
+static inline bool ends_with(const char *name, const char *tail)
+{
+	size_t a = strlen(name), b = strlen(tail);
+	return a > b && !strcmp(name + a - b, tail);
+}
+
 static inline const record *find(const records *rs, const char *name)
 {
 	for (int i = 0; i < rs->n; i++)
