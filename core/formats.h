@@ -121,4 +121,32 @@ void sl_qgrid_fit_all(sl_qgrid *g, const float *W);
  * the grid keeps), 0 where a straight-through gradient must stop. */
 void sl_qgrid_apply(const sl_qgrid *g, const float *W, float *out, unsigned char *inside);
 
+/* Learned steps (LSQ, Esser et al. 2020), for grids of uniform levels
+ * whose every scale is fixed by its own block alone: each sub-block's step
+ * d trains, its values m + d * clamp(round((w - m) / d), kmin, kmax) (the
+ * offset m of formats with a minimum stays where it was fitted) and its
+ * kept elements at m + d * their level. Steps are indexed row by row,
+ * sub-block by sub-block; each is shared by sl_qgrid_group elements. */
+bool sl_qgrid_scales_learnable(const sl_qgrid *g);
+int sl_qgrid_n_scales(const sl_qgrid *g);
+int sl_qgrid_group(const sl_qgrid *g);
+/* The top level, LSQ's Q_P (the gradient scale is 1 / sqrt(group * kmax)). */
+int sl_qgrid_kmax(const sl_qgrid *g);
+void sl_qgrid_scales(const sl_qgrid *g, float *d);
+/* Sets every step; the kept elements move with theirs. A step of zero
+ * (a sub-block of equal weights) should stay zero. */
+void sl_qgrid_set_scales(sl_qgrid *g, const float *d);
+/* LSQ's backward through sl_qgrid_apply with the steps set: dd[s] +=
+ * scale * sum over its sub-block of dout[i] * dq_i/dd, where dq/dd is
+ * round(x) - x for x = (w - m) / d within [kmin, kmax], the level clamped
+ * to where x lies beyond, and a kept element's level; inside[i] = 1 where
+ * x lies within [kmin, kmax] and the element is not kept (rounding passes
+ * gradients straight through, clamping does not). */
+void sl_qgrid_scale_grads(const sl_qgrid *g, const float *W, const float *dout, float scale, float *dd,
+                          unsigned char *inside);
+/* Rounds every step as the format stores it: fits the grid again, by the
+ * format's own quantizer, on W's values on the grid (into scratch, rows x
+ * cols). The values the grid then gives pack exactly into it. */
+void sl_qgrid_round_scales(sl_qgrid *g, const float *W, float *scratch);
+
 #endif

@@ -7,7 +7,11 @@
  * The weight that fixed each scale (a sub-block's largest magnitude; its
  * least and greatest where there is a minimum) keeps the value the
  * quantizer gave it, so that packing the solve's result reproduces the scales
- * and with them every rounded value. */
+ * and with them every rounded value.
+ * Where each scale of uniform levels is its own block's, the steps can
+ * also be learned (LSQ): the kept weights then sit at their level of the
+ * learned step, and refitting on the grid's own values at the end rounds
+ * each step as the format stores it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +24,7 @@
 typedef struct {
 	sl_grid g;
 	int16_t pin[2];    /* columns within the sub-block whose values are kept (-1: none) */
+	int16_t pin_k[2];  /* their levels (uniform grids) */
 	float pin_v[2];
 } sub_grid;
 
@@ -106,6 +111,8 @@ static void set_pins(sub_grid *s, const float *deq, int n, int pins)
 	}
 	s->pin_v[0] = deq[s->pin[0]];
 	s->pin_v[1] = s->pin[1] >= 0 ? deq[s->pin[1]] : 0.0f;
+	for (int i = 0; i < 2; i++)
+		s->pin_k[i] = (int16_t)(s->g.d != 0.0f ? rintf((s->pin_v[i] - s->g.m) / s->g.d) : 0.0f);
 }
 
 static void qgrid_fit(void *ctx, const float *seg, int ld, int c0)
@@ -156,9 +163,11 @@ static float qgrid_round(void *ctx, int r, int c, float v)
 		return kind == SL_GRID_UNIFORM ? g->m : 0.0f;
 	if (kind != SL_GRID_UNIFORM)
 		return g->d * minifloat_round(kind, v / g->d);
-	float k = rintf((v - g->m) / g->d);
-	k = k < g->kmin ? g->kmin : k > g->kmax ? g->kmax : k;
-	return g->m + g->d * k;
+	float l = rintf((v - g->m) / g->d);
+	/* The level as a whole number (no negative zero), times d, plus m
+	 * where there is one: bit for bit what the dequantizers compute. */
+	float k = (float)(int)(l < g->kmin ? g->kmin : l > g->kmax ? g->kmax : l);
+	return g->m == 0.0f ? g->d * k : g->m + g->d * k;
 }
 
 sl_rounding sl_qgrid_rounding(sl_qgrid *g)
@@ -185,4 +194,76 @@ void sl_qgrid_apply(const sl_qgrid *g, const float *W, float *out, unsigned char
 				inside[i] = j != s->pin[0] && j != s->pin[1] && sl_grid_within(g->ti->grid, &s->g, v);
 			out[i] = qgrid_round((void *)g, r, c, v);
 		}
+}
+
+bool sl_qgrid_scales_learnable(const sl_qgrid *g)
+{
+	/* A row's f32 scale would not survive requantization bit for bit. */
+	return g->ti->grid == SL_GRID_UNIFORM && g->ti->scope == SL_SCOPE_BLOCK && g->sub == g->span;
+}
+
+int sl_qgrid_n_scales(const sl_qgrid *g)
+{
+	return g->rows * (g->cols / g->sub);
+}
+
+int sl_qgrid_group(const sl_qgrid *g)
+{
+	return g->sub;
+}
+
+int sl_qgrid_kmax(const sl_qgrid *g)
+{
+	return g->g[0].g.kmax;
+}
+
+void sl_qgrid_scales(const sl_qgrid *g, float *d)
+{
+	for (int s = 0; s < sl_qgrid_n_scales(g); s++)
+		d[s] = g->g[s].g.d;
+}
+
+void sl_qgrid_set_scales(sl_qgrid *g, const float *d)
+{
+	for (int i = 0; i < sl_qgrid_n_scales(g); i++) {
+		sub_grid *s = &g->g[i];
+		s->g.d = d[i];
+		for (int k = 0; k < 2; k++)
+			s->pin_v[k] = s->g.m + d[i] * (float)s->pin_k[k];
+	}
+}
+
+/* LSQ's estimator: rounding passes straight through, clamping does not. */
+void sl_qgrid_scale_grads(const sl_qgrid *g, const float *W, const float *dout, float scale, float *dd,
+                          unsigned char *inside)
+{
+	for (int r = 0; r < g->rows; r++)
+		for (int b = 0; b < g->cols / g->sub; b++) {
+			size_t si = (size_t)r * (g->cols / g->sub) + b, i0 = (size_t)r * g->cols + (size_t)b * g->sub;
+			const sub_grid *s = &g->g[si];
+			double sum = 0;
+			for (int j = 0; j < g->sub; j++) {
+				size_t i = i0 + j;
+				bool kept = j == s->pin[0] || j == s->pin[1];
+				float x = s->g.d != 0.0f ? (W[i] - s->g.m) / s->g.d : 0.0f, dq;
+				if (kept)
+					dq = s->pin_k[j == s->pin[0] ? 0 : 1];
+				else if (x < s->g.kmin)
+					dq = s->g.kmin;
+				else if (x > s->g.kmax)
+					dq = s->g.kmax;
+				else
+					dq = rintf(x) - x;
+				inside[i] = !kept && (s->g.d != 0.0f ? x >= s->g.kmin && x <= s->g.kmax : W[i] == s->g.m);
+				sum += (double)dout[i] * dq;
+			}
+			if (s->g.d != 0.0f)
+				dd[si] += scale * (float)sum;
+		}
+}
+
+void sl_qgrid_round_scales(sl_qgrid *g, const float *W, float *scratch)
+{
+	sl_qgrid_apply(g, W, scratch, NULL);
+	sl_qgrid_fit_all(g, scratch);
 }

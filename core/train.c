@@ -30,6 +30,9 @@ typedef struct {
 	sl_tensor *a, *b;          /* the adapter: A (rank x cols), B (rows x rank) */
 	float *ga, *gb;
 	float scale;
+	sl_tensor *steps;          /* learned steps (LSQ), one per sub-block of the grid; NULL: fixed */
+	float *gsteps;
+	float lsq_scale;           /* LSQ's gradient scale, 1 / sqrt(group * kmax) */
 	bool ready;                /* frozen and adapter-free: eff computed once */
 	bool base_ready;           /* frozen with an adapter: base computed once */
 } heal_mat;
@@ -37,18 +40,19 @@ typedef struct {
 /* What the backward needs from the forward of one block, for N rows. */
 typedef struct {
 	float *x;                  /* block input */
-	float *xn1, *rstd1;        /* attention norm */
+	float *xn1, *mean1, *rstd1; /* attention norm (the mean: LayerNorm only) */
 	float *q, *k, *v;          /* after rope */
 	float *att, *lse;          /* attention output and its log-sum-exps */
 	float *x1;                 /* residual after attention */
-	float *xn2, *rstd2;        /* feed-forward norm */
-	float *g, *u, *h;          /* gate, up, silu(gate) * up */
+	float *xn2, *mean2, *rstd2; /* feed-forward norm */
+	float *g, *u, *h;          /* gate (gated MLPs only), up, silu(gate) * up or gelu(up) */
 } block_act;
 
-/* Gradients of one block's tensors (NULL where the model lacks one). */
+/* Gradients of one block's tensors (NULL where the model lacks one; q, k
+ * and v point into a fused qkv matrix's gradient where the model has one). */
 typedef struct {
-	float *attn_norm, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
-	float *ffn_norm, *w_gate, *w_up, *b_up, *w_down, *b_down;
+	float *attn_norm, *attn_norm_b, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+	float *ffn_norm, *ffn_norm_b, *w_gate, *w_up, *b_up, *w_down, *b_down;
 } block_grad;
 
 struct sl_trainer {
@@ -61,8 +65,9 @@ struct sl_trainer {
 	size_t n_weights;
 	block_act *act;
 	block_grad *bg;
-	float *g_tok_embd, *g_out_norm, *g_output;
-	float *x_out, *xnf, *rstdf;       /* last block's output, final norm */
+	float *g_tok_embd, *g_pos_embd, *g_out_norm, *g_out_norm_b, *g_output;
+	float *x_out, *xnf, *meanf, *rstdf; /* last block's output, final norm */
+	int32_t *pos;                     /* each row's position, for the position embeddings' gradient */
 	float *logits, *tlogits, *row_loss; /* one sequence at a time */
 	float *dx, *dxn, *tmp, *datt, *dq, *dk, *dv, *dh, *dg, *du;
 	const sl_model *teacher;
@@ -99,6 +104,7 @@ void sl_trainer_free(sl_trainer *tr)
 	free(tr->grad);
 	free(tr->act);
 	free(tr->bg);
+	free(tr->pos);
 	for (int i = 0; i < tr->n_heal; i++) {
 		free(tr->heal[i].inside);
 		sl_qgrid_free(tr->heal[i].grid);
@@ -172,6 +178,24 @@ static sl_status add_heal(sl_trainer *tr, sl_tensor *t, const sl_heal_spec *spec
 			return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 		memset(h->inside, 1, n);
 	}
+	/* A float fallback has no scales to learn. */
+	if (spec->learn_scales && h->grid) {
+		if (!sl_qgrid_scales_learnable(h->grid))
+			return sl_errorf(err, SL_ERR_UNSUPPORTED,
+			                 "%s: the scales of %s cannot be learned (learned step sizes need uniform levels with one scale per block)",
+			                 t->name, sl_dtype_name(h->type));
+		int group = sl_qgrid_group(h->grid);
+		char name[SL_NAME_MAX + 8];
+		snprintf(name, sizeof name, "%s.scale", t->name);
+		if (!(h->steps = own_tensor(tr, name, h->rows, h->cols / group, err)))
+			return SL_ERR_NOMEM;
+		sl_qgrid_scales(h->grid, h->steps->data);
+		h->lsq_scale = 1.0f / sqrtf((float)group * (float)sl_qgrid_kmax(h->grid));
+		sl_status st = push_param(tr, h->steps, err);
+		if (st)
+			return st;
+		tr->params[tr->n_params - 1].decay = false;
+	}
 	if (spec->lora_rank > 0) {
 		int r = spec->lora_rank;
 		if (r > h->rows || r > h->cols)
@@ -223,6 +247,13 @@ static sl_status add_param(sl_trainer *tr, sl_tensor *t, const sl_trainer_opts *
 	return spec.frozen ? SL_OK : push_param(tr, t, err);
 }
 
+/* Row r of a matrix of rows of n (NULL stays NULL): the part of a fused
+ * qkv matrix, its bias or their gradients that one of q, k, v is. */
+static float *rows_at(float *p, size_t r, size_t n)
+{
+	return p ? p + r * n : NULL;
+}
+
 static float *grad_of(const sl_trainer *tr, const sl_tensor *t)
 {
 	if (!t)
@@ -246,16 +277,13 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 {
 	*out = NULL;
 	const sl_config *c = &m->cfg;
-	if (c->arch != SL_ARCH_LLAMA)
-		return sl_errorf(err, SL_ERR_UNSUPPORTED, "%s: training supports Llama-family models, not %s", m->path,
-		                 c->arch_name);
+	const bool ln = c->arch == SL_ARCH_GPT2;
 	if (max_seqs < 1 || seq_len < 1 || (long)max_seqs * seq_len > (1L << 24))
 		return sl_errorf(err, SL_ERR_ARG, "a batch of %d sequences of %d tokens is not possible", max_seqs,
 		                 seq_len);
-	for (int il = 0; il < c->n_layers; il++)
-		if (!m->layers[il].w_gate || m->layers[il].wqkv)
-			return sl_errorf(err, SL_ERR_UNSUPPORTED, "%s: block %d is not a Llama block (gated MLP, separate q/k/v)",
-			                 m->path, il);
+	if (m->pos_embd && seq_len > m->pos_embd->ne[1])
+		return sl_errorf(err, SL_ERR_ARG, "%s: sequences of %d tokens exceed the model's %lld learned positions",
+		                 m->path, seq_len, (long long)m->pos_embd->ne[1]);
 	sl_trainer *tr = calloc(1, sizeof *tr);
 	if (!tr)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
@@ -264,19 +292,25 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 	tr->max_seqs = max_seqs;
 	tr->T = seq_len;
 	uint64_t rng = o && o->seed ? o->seed : 1;
-	/* Two adapter tensors per matrix at most. */
-	if (!(tr->owned = calloc((size_t)(2 * (9 * c->n_layers + 2)), sizeof *tr->owned)))
+	/* Three tensors of its own per matrix at most: an adapter's two and
+	 * learned scales. */
+	if (!(tr->owned = calloc((size_t)(3 * m->n_tensors), sizeof *tr->owned)))
 		goto oom;
 	sl_status st = add_param(tr, m->tok_embd, o, &rng, err);
+	if (!st)
+		st = add_param(tr, m->pos_embd, o, &rng, err);
 	for (int il = 0; !st && il < c->n_layers; il++) {
 		sl_layer *L = &m->layers[il];
-		sl_tensor *ts[] = {L->attn_norm, L->wq, L->bq, L->wk, L->bk, L->wv, L->bv, L->wo, L->bo,
-		                   L->ffn_norm, L->w_gate, L->w_up, L->b_up, L->w_down, L->b_down};
+		sl_tensor *ts[] = {L->attn_norm, L->attn_norm_b, L->wq, L->bq, L->wk, L->bk, L->wv, L->bv, L->wqkv,
+		                   L->bqkv, L->wo, L->bo, L->ffn_norm, L->ffn_norm_b, L->w_gate, L->w_up, L->b_up,
+		                   L->w_down, L->b_down};
 		for (size_t i = 0; !st && i < sizeof ts / sizeof ts[0]; i++)
 			st = add_param(tr, ts[i], o, &rng, err);
 	}
 	if (!st)
 		st = add_param(tr, m->out_norm, o, &rng, err);
+	if (!st)
+		st = add_param(tr, m->out_norm_b, o, &rng, err);
 	if (!st)
 		st = add_param(tr, m->output, o, &rng, err);
 	if (st)
@@ -296,14 +330,17 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 		h->grad = grad_of(tr, h->t);
 		h->ga = h->a ? grad_of(tr, h->a) : NULL;
 		h->gb = h->b ? grad_of(tr, h->b) : NULL;
-		if (!(h->eff = alloc_f(tr, n)) || ((h->grad || h->a) && !(h->geff = alloc_f(tr, n))) ||
+		h->gsteps = h->steps ? grad_of(tr, h->steps) : NULL;
+		if (!(h->eff = alloc_f(tr, n)) || ((h->grad || h->a || h->steps) && !(h->geff = alloc_f(tr, n))) ||
 		    (h->a && h->spec.frozen && !(h->base = alloc_f(tr, n))))
 			goto oom;
 		if (h->geff)
 			memset(h->geff, 0, n * sizeof *h->geff);
 	}
 	tr->g_tok_embd = grad_to(tr, m->tok_embd);
+	tr->g_pos_embd = grad_to(tr, m->pos_embd);
 	tr->g_out_norm = grad_to(tr, m->out_norm);
+	tr->g_out_norm_b = grad_to(tr, m->out_norm_b);
 	tr->g_output = grad_to(tr, m->output);
 
 	const size_t N = (size_t)max_seqs * seq_len, D = (size_t)c->dim, V = (size_t)c->vocab_size;
@@ -324,15 +361,38 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 		    !(a->q = alloc_f(tr, N * qd)) || !(a->k = alloc_f(tr, N * kvd)) || !(a->v = alloc_f(tr, N * kvd)) ||
 		    !(a->att = alloc_f(tr, N * qd)) || !(a->lse = alloc_f(tr, N * L->n_heads)) ||
 		    !(a->x1 = alloc_f(tr, N * D)) || !(a->xn2 = alloc_f(tr, N * D)) || !(a->rstd2 = alloc_f(tr, N)) ||
-		    !(a->g = alloc_f(tr, N * F)) || !(a->u = alloc_f(tr, N * F)) || !(a->h = alloc_f(tr, N * F)))
+		    (L->w_gate && !(a->g = alloc_f(tr, N * F))) || !(a->u = alloc_f(tr, N * F)) ||
+		    !(a->h = alloc_f(tr, N * F)) || (ln && (!(a->mean1 = alloc_f(tr, N)) || !(a->mean2 = alloc_f(tr, N)))))
 			goto oom;
-		tr->bg[il] = (block_grad){grad_to(tr, L->attn_norm), grad_to(tr, L->wq), grad_to(tr, L->bq),
-		                          grad_to(tr, L->wk), grad_to(tr, L->bk), grad_to(tr, L->wv),
-		                          grad_to(tr, L->bv), grad_to(tr, L->wo), grad_to(tr, L->bo),
-		                          grad_to(tr, L->ffn_norm), grad_to(tr, L->w_gate), grad_to(tr, L->w_up),
-		                          grad_to(tr, L->b_up), grad_to(tr, L->w_down), grad_to(tr, L->b_down)};
+		block_grad *g = &tr->bg[il];
+		*g = (block_grad){.attn_norm = grad_to(tr, L->attn_norm), .attn_norm_b = grad_to(tr, L->attn_norm_b),
+		                  .wo = grad_to(tr, L->wo), .bo = grad_to(tr, L->bo), .ffn_norm = grad_to(tr, L->ffn_norm),
+		                  .ffn_norm_b = grad_to(tr, L->ffn_norm_b), .w_gate = grad_to(tr, L->w_gate),
+		                  .w_up = grad_to(tr, L->w_up), .b_up = grad_to(tr, L->b_up),
+		                  .w_down = grad_to(tr, L->w_down), .b_down = grad_to(tr, L->b_down)};
+		if (L->wqkv) {
+			float *gw = grad_to(tr, L->wqkv), *gb = grad_to(tr, L->bqkv);
+			g->wq = rows_at(gw, 0, D);
+			g->wk = rows_at(gw, qd, D);
+			g->wv = rows_at(gw, qd + kvd, D);
+			g->bq = rows_at(gb, 0, 1);
+			g->bk = rows_at(gb, qd, 1);
+			g->bv = rows_at(gb, qd + kvd, 1);
+		} else {
+			g->wq = grad_to(tr, L->wq);
+			g->wk = grad_to(tr, L->wk);
+			g->wv = grad_to(tr, L->wv);
+			g->bq = grad_to(tr, L->bq);
+			g->bk = grad_to(tr, L->bk);
+			g->bv = grad_to(tr, L->bv);
+		}
 	}
+	if (!(tr->pos = sl_malloc_array(N, sizeof *tr->pos)))
+		goto oom;
+	for (size_t i = 0; i < N; i++)
+		tr->pos[i] = (int32_t)(i % (size_t)seq_len);
 	if (!(tr->x_out = alloc_f(tr, N * D)) || !(tr->xnf = alloc_f(tr, N * D)) || !(tr->rstdf = alloc_f(tr, N)) ||
+	    (ln && !(tr->meanf = alloc_f(tr, N))) ||
 	    !(tr->logits = alloc_f(tr, (size_t)seq_len * V)) || !(tr->row_loss = alloc_f(tr, (size_t)seq_len)) ||
 	    !(tr->dx = alloc_f(tr, N * D)) || !(tr->dxn = alloc_f(tr, N * D)) || !(tr->tmp = alloc_f(tr, N * D)) ||
 	    !(tr->datt = alloc_f(tr, N * q_max)) || !(tr->dq = alloc_f(tr, N * q_max)) ||
@@ -390,7 +450,8 @@ static const float *eff_of(const sl_trainer *tr, const sl_tensor *t)
 }
 
 /* The effective weights of every healing matrix, from the master weights:
- * pruned ones zero, through the fixed grid, plus the adapter. */
+ * pruned ones zero, through the grid (its steps the learned ones where
+ * they learn), plus the adapter. */
 static void heal_weights(sl_trainer *tr)
 {
 	for (int i = 0; i < tr->n_heal; i++) {
@@ -404,13 +465,16 @@ static void heal_weights(sl_trainer *tr)
 				if (h->spec.mask[k])
 					w[k] = 0;
 		if (!h->base_ready) {
+			if (h->steps)
+				sl_qgrid_set_scales(h->grid, h->steps->data);
+			/* LSQ's gradients, inside included, come in heal_grads. */
 			if (h->grid)
-				sl_qgrid_apply(h->grid, w, q, h->inside);
+				sl_qgrid_apply(h->grid, w, q, h->steps ? NULL : h->inside);
 			else if (h->spec.format)
 				sl_roundtrip(h->type, w, q, h->rows, h->cols, NULL);
 			else
 				memcpy(q, w, n * sizeof *q);
-			h->base_ready = h->base != NULL;
+			h->base_ready = h->base != NULL && !h->steps;
 		}
 		if (h->a) {
 			if (q != h->eff)
@@ -418,13 +482,14 @@ static void heal_weights(sl_trainer *tr)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, h->rows, h->cols, h->spec.lora_rank, h->scale,
 			            h->b->data, h->spec.lora_rank, h->a->data, h->cols, 1.0f, h->eff, h->cols);
 		}
-		h->ready = h->spec.frozen && !h->a;
+		h->ready = h->spec.frozen && !h->a && !h->steps;
 	}
 }
 
-/* Carries the effective weights' gradients to what learns: the master
- * weights where the quantization passed them and nothing was pruned
- * (straight through), and the adapter: dB += s dW A^T, dA += s B^T dW. */
+/* Carries the effective weights' gradients to what learns: the learned
+ * steps (LSQ), the master weights where the quantization passed them and
+ * nothing was pruned (straight through), and the adapter: dB += s dW A^T,
+ * dA += s B^T dW. */
 static void heal_grads(sl_trainer *tr)
 {
 	for (int i = 0; i < tr->n_heal; i++) {
@@ -432,6 +497,8 @@ static void heal_grads(sl_trainer *tr)
 		if (!h->geff)
 			continue;
 		size_t n = (size_t)h->rows * h->cols;
+		if (h->steps)
+			sl_qgrid_scale_grads(h->grid, h->t->data, h->geff, h->lsq_scale, h->gsteps, h->inside);
 		for (size_t k = 0; h->grad && k < n; k++)
 			if ((!h->inside || h->inside[k]) && !(h->spec.mask && h->spec.mask[k]))
 				h->grad[k] += h->geff[k];
@@ -456,15 +523,26 @@ sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err)
 		heal_mat *h = &tr->heal[i];
 		size_t n = (size_t)h->rows * h->cols;
 		float *w = h->t->data;
-		/* The adapter merges into the weights, which round again. */
+		/* The adapter merges into the weights, pruned ones zero again,
+		 * which round again; learned steps first round as the format
+		 * stores them (w is scratch here). */
+		for (size_t k = 0; h->spec.mask && k < n; k++)
+			if (h->spec.mask[k])
+				h->eff[k] = 0;
+		if (h->steps) {
+			sl_qgrid_round_scales(h->grid, h->eff, w);
+			sl_qgrid_scales(h->grid, h->steps->data);
+		}
 		if (h->grid)
 			sl_qgrid_apply(h->grid, h->eff, w, NULL);
 		else if (h->spec.format)
 			sl_roundtrip(h->type, h->eff, w, h->rows, h->cols, NULL);
 		else
 			memcpy(w, h->eff, n * sizeof *w);
+		/* A grid's zero keeps the sign its dequantizer gives it; where
+		 * zero is no level, pruned weights are zero all the same. */
 		for (size_t k = 0; h->spec.mask && k < n; k++)
-			if (h->spec.mask[k])
+			if (h->spec.mask[k] && w[k] != 0)
 				w[k] = 0;
 		h->ready = false;
 	}
@@ -499,6 +577,51 @@ static void add_into(float *y, const float *a, const float *b, size_t n)
 		y[i] = a[i] + b[i];
 }
 
+/* The model's norm over N rows: LayerNorm with its bias for GPT-2 (the
+ * mean kept), RMSNorm for the Llama family. */
+static void norm(const sl_trainer *tr, float *y, float *mean, float *rstd, const float *x, const sl_tensor *w,
+                 const sl_tensor *b, int N)
+{
+	const sl_config *c = &tr->m->cfg;
+	if (c->arch == SL_ARCH_GPT2)
+		tr->K->layernorm(y, mean, rstd, x, f32(w), f32(b), N, c->dim, c->norm_eps);
+	else
+		tr->K->rmsnorm(y, rstd, x, f32(w), N, c->dim, c->norm_eps);
+}
+
+static void norm_backward(const sl_trainer *tr, float *dx, float *gw, float *gb, const float *dy, const float *x,
+                          const sl_tensor *w, const float *mean, const float *rstd, int N)
+{
+	const sl_config *c = &tr->m->cfg;
+	if (c->arch == SL_ARCH_GPT2)
+		tr->K->layernorm_backward(dx, gw, gb, dy, x, f32(w), mean, rstd, N, c->dim);
+	else
+		tr->K->rmsnorm_backward(dx, gw, dy, x, f32(w), rstd, N, c->dim);
+}
+
+/* The weights and biases q, k and v are computed with: their own, or the
+ * three row ranges of a fused qkv matrix (q, k, then v, as forward.c
+ * splits it). */
+static void qkv_of(const sl_trainer *tr, const sl_layer *L, const float *w[3], const float *b[3])
+{
+	const size_t D = (size_t)tr->m->cfg.dim, qd = (size_t)L->n_heads * tr->m->cfg.head_dim,
+	             kvd = (size_t)L->n_kv_heads * tr->m->cfg.head_dim;
+	if (L->wqkv) {
+		const float *W = eff_of(tr, L->wqkv), *bias = f32(L->bqkv);
+		const size_t row[3] = {0, qd, qd + kvd};
+		for (int i = 0; i < 3; i++) {
+			w[i] = W + row[i] * D;
+			b[i] = bias ? bias + row[i] : NULL;
+		}
+		return;
+	}
+	const sl_tensor *ws[3] = {L->wq, L->wk, L->wv}, *bs[3] = {L->bq, L->bk, L->bv};
+	for (int i = 0; i < 3; i++) {
+		w[i] = eff_of(tr, ws[i]);
+		b[i] = f32(bs[i]);
+	}
+}
+
 /* ---- forward --------------------------------------------------------- */
 
 static void block_forward(sl_trainer *tr, int il, int B, float *x_next)
@@ -509,21 +632,27 @@ static void block_forward(sl_trainer *tr, int il, int B, float *x_next)
 	block_act *a = &tr->act[il];
 	const int N = B * tr->T, D = c->dim, hd = c->head_dim, F = L->hidden_dim;
 	const int qd = L->n_heads * hd, kvd = L->n_kv_heads * hd;
+	const float *w[3], *b[3];
+	qkv_of(tr, L, w, b);
 
-	K->rmsnorm(a->xn1, a->rstd1, a->x, f32(L->attn_norm), N, D, c->norm_eps);
-	K->matmul(a->q, a->xn1, eff_of(tr, L->wq), f32(L->bq), N, qd, D);
-	K->matmul(a->k, a->xn1, eff_of(tr, L->wk), f32(L->bk), N, kvd, D);
-	K->matmul(a->v, a->xn1, eff_of(tr, L->wv), f32(L->bv), N, kvd, D);
+	norm(tr, a->xn1, a->mean1, a->rstd1, a->x, L->attn_norm, L->attn_norm_b, N);
+	K->matmul(a->q, a->xn1, w[0], b[0], N, qd, D);
+	K->matmul(a->k, a->xn1, w[1], b[1], N, kvd, D);
+	K->matmul(a->v, a->xn1, w[2], b[2], N, kvd, D);
 	K->rope(a->q, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, false);
 	K->rope(a->k, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, false);
 	K->attention(a->att, a->lse, a->q, a->k, a->v, B, tr->T, L->n_heads, L->n_kv_heads, hd);
 	K->matmul(tr->tmp, a->att, eff_of(tr, L->wo), f32(L->bo), N, D, qd);
 	add_into(a->x1, a->x, tr->tmp, (size_t)N * D);
 
-	K->rmsnorm(a->xn2, a->rstd2, a->x1, f32(L->ffn_norm), N, D, c->norm_eps);
-	K->matmul(a->g, a->xn2, eff_of(tr, L->w_gate), NULL, N, F, D);
+	norm(tr, a->xn2, a->mean2, a->rstd2, a->x1, L->ffn_norm, L->ffn_norm_b, N);
 	K->matmul(a->u, a->xn2, eff_of(tr, L->w_up), f32(L->b_up), N, F, D);
-	K->swiglu(a->h, a->g, a->u, (size_t)N * F);
+	if (L->w_gate) {
+		K->matmul(a->g, a->xn2, eff_of(tr, L->w_gate), NULL, N, F, D);
+		K->swiglu(a->h, a->g, a->u, (size_t)N * F);
+	} else {
+		K->gelu(a->h, a->u, (size_t)N * F);
+	}
 	K->matmul(tr->tmp, a->h, eff_of(tr, L->w_down), f32(L->b_down), N, D, F);
 	add_into(x_next, a->x1, tr->tmp, (size_t)N * D);
 }
@@ -543,14 +672,21 @@ static void block_backward(sl_trainer *tr, int il, int B)
 	const int qd = L->n_heads * hd, kvd = L->n_kv_heads * hd;
 	const size_t nf = (size_t)N * F;
 
-	/* feed-forward: x_next = x1 + (silu(g) * u) W_down^T */
+	const float *w[3], *b[3];
+	qkv_of(tr, L, w, b);
+
+	/* feed-forward: x_next = x1 + (silu(g) * u or gelu(u)) W_down^T */
 	memset(tr->dh, 0, nf * sizeof(float));
 	K->matmul_backward(tr->dh, g->w_down, g->b_down, tr->dx, a->h, eff_of(tr, L->w_down), N, D, F);
-	K->swiglu_backward(tr->dg, tr->du, tr->dh, a->g, a->u, nf);
 	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
-	K->matmul_backward(tr->dxn, g->w_gate, NULL, tr->dg, a->xn2, eff_of(tr, L->w_gate), N, F, D);
+	if (L->w_gate) {
+		K->swiglu_backward(tr->dg, tr->du, tr->dh, a->g, a->u, nf);
+		K->matmul_backward(tr->dxn, g->w_gate, NULL, tr->dg, a->xn2, eff_of(tr, L->w_gate), N, F, D);
+	} else {
+		K->gelu_backward(tr->du, tr->dh, a->u, nf);
+	}
 	K->matmul_backward(tr->dxn, g->w_up, g->b_up, tr->du, a->xn2, eff_of(tr, L->w_up), N, F, D);
-	K->rmsnorm_backward(tr->dx, g->ffn_norm, tr->dxn, a->x1, f32(L->ffn_norm), a->rstd2, N, D);
+	norm_backward(tr, tr->dx, g->ffn_norm, g->ffn_norm_b, tr->dxn, a->x1, L->ffn_norm, a->mean2, a->rstd2, N);
 
 	/* attention: x1 = x + attention(rope(q), rope(k), v) W_o^T */
 	memset(tr->datt, 0, (size_t)N * qd * sizeof(float));
@@ -560,21 +696,28 @@ static void block_backward(sl_trainer *tr, int il, int B)
 	K->rope(tr->dq, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
 	K->rope(tr->dk, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
 	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
-	K->matmul_backward(tr->dxn, g->wq, g->bq, tr->dq, a->xn1, eff_of(tr, L->wq), N, qd, D);
-	K->matmul_backward(tr->dxn, g->wk, g->bk, tr->dk, a->xn1, eff_of(tr, L->wk), N, kvd, D);
-	K->matmul_backward(tr->dxn, g->wv, g->bv, tr->dv, a->xn1, eff_of(tr, L->wv), N, kvd, D);
-	K->rmsnorm_backward(tr->dx, g->attn_norm, tr->dxn, a->x, f32(L->attn_norm), a->rstd1, N, D);
+	K->matmul_backward(tr->dxn, g->wq, g->bq, tr->dq, a->xn1, w[0], N, qd, D);
+	K->matmul_backward(tr->dxn, g->wk, g->bk, tr->dk, a->xn1, w[1], N, kvd, D);
+	K->matmul_backward(tr->dxn, g->wv, g->bv, tr->dv, a->xn1, w[2], N, kvd, D);
+	norm_backward(tr, tr->dx, g->attn_norm, g->attn_norm_b, tr->dxn, a->x, L->attn_norm, a->mean1, a->rstd1, N);
 }
 
-static sl_status check_tokens(const sl_trainer *tr, const int32_t *inputs, const int32_t *targets, int N,
+/* Checks a batch of n_seqs sequences and counts the scored targets
+ * (targets may be NULL: inputs only). */
+static sl_status check_tokens(const sl_trainer *tr, const int32_t *inputs, const int32_t *targets, int n_seqs,
                               long *n_scored, sl_error *err)
 {
-	const int V = tr->m->cfg.vocab_size, T = tr->T;
+	const int V = tr->m->cfg.vocab_size, T = tr->T, N = n_seqs * T;
 	*n_scored = 0;
+	if (n_seqs < 1 || n_seqs > tr->max_seqs)
+		return sl_errorf(err, SL_ERR_ARG, "a batch of %d sequences (the trainer holds 1 to %d)", n_seqs,
+		                 tr->max_seqs);
 	for (int i = 0; i < N; i++) {
 		if (inputs[i] < 0 || inputs[i] >= V)
 			return sl_errorf(err, SL_ERR_ARG, "sequence %d, position %d: input token %d is outside the vocabulary (0..%d)",
 			                 i / T, i % T, inputs[i], V - 1);
+		if (!targets)
+			continue;
 		if (targets[i] < -1 || targets[i] >= V)
 			return sl_errorf(err, SL_ERR_ARG,
 			                 "sequence %d, position %d: target %d is neither a token (0..%d) nor -1 (not scored)",
@@ -604,6 +747,41 @@ static sl_status run_teacher(sl_trainer *tr, const sl_model *teacher, const int3
 	return sl_forward(tr->teacher_state, inputs, tr->T, tr->tlogits, 0, err);
 }
 
+/* The forward up to the final norm (tr->xnf), keeping what the backward
+ * needs. */
+static void forward_blocks(sl_trainer *tr, const int32_t *inputs, int B)
+{
+	const sl_model *m = tr->m;
+	const sl_config *c = &m->cfg;
+	const int T = tr->T, D = c->dim, N = B * T;
+	heal_weights(tr);
+	const float *embd = eff_of(tr, m->tok_embd), *pos = eff_of(tr, m->pos_embd);
+	for (int i = 0; i < N; i++) {
+		float *x = tr->act[0].x + (size_t)i * D;
+		memcpy(x, embd + (size_t)inputs[i] * D, (size_t)D * sizeof(float));
+		for (int j = 0; pos && j < D; j++)
+			x[j] += pos[(size_t)(i % T) * D + j];
+	}
+	for (int il = 0; il < c->n_layers; il++)
+		block_forward(tr, il, B, il + 1 < c->n_layers ? tr->act[il + 1].x : tr->x_out);
+	norm(tr, tr->xnf, tr->meanf, tr->rstdf, tr->x_out, m->out_norm, m->out_norm_b, N);
+}
+
+sl_status sl_trainer_logits(sl_trainer *tr, const int32_t *inputs, int n_seqs, float *logits, sl_error *err)
+{
+	const sl_config *c = &tr->m->cfg;
+	const size_t T = (size_t)tr->T, D = (size_t)c->dim, V = (size_t)c->vocab_size;
+	long scored;
+	sl_status st = check_tokens(tr, inputs, NULL, n_seqs, &scored, err);
+	if (st)
+		return st;
+	forward_blocks(tr, inputs, n_seqs);
+	for (int b = 0; b < n_seqs; b++)
+		tr->K->matmul(logits + b * T * V, tr->xnf + b * T * D, eff_of(tr, tr->m->output), NULL, (int)T, (int)V,
+		              (int)D);
+	return SL_OK;
+}
+
 sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32_t *targets, int n_seqs,
                               const sl_loss *loss,
                               const sl_model *teacher, float grad_scale, double *mean_loss, long *n_scored,
@@ -616,26 +794,16 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
 	*mean_loss = 0;
 	if (n_scored)
 		*n_scored = 0;
-	if (B < 1 || B > tr->max_seqs)
-		return sl_errorf(err, SL_ERR_ARG, "a batch of %d sequences (the trainer holds 1 to %d)", B, tr->max_seqs);
 	bool kl = loss->kind != SL_LOSS_CE;
 	if (kl && !teacher)
 		return sl_errorf(err, SL_ERR_ARG, "a distillation loss needs a teacher model");
 	if (kl && !(loss->temperature > 0 && loss->ce_weight >= 0 && loss->ce_weight <= 1))
 		return sl_errorf(err, SL_ERR_ARG, "distillation needs a temperature > 0 and a ce_weight in [0, 1]");
 	long scored;
-	sl_status st = check_tokens(tr, inputs, targets, N, &scored, err);
+	sl_status st = check_tokens(tr, inputs, targets, B, &scored, err);
 	if (st || scored == 0)
 		return st;
-
-	/* forward through the blocks */
-	heal_weights(tr);
-	const float *embd = eff_of(tr, m->tok_embd);
-	for (int i = 0; i < N; i++)
-		memcpy(tr->act[0].x + (size_t)i * D, embd + (size_t)inputs[i] * D, (size_t)D * sizeof(float));
-	for (int il = 0; il < c->n_layers; il++)
-		block_forward(tr, il, B, il + 1 < c->n_layers ? tr->act[il + 1].x : tr->x_out);
-	K->rmsnorm(tr->xnf, tr->rstdf, tr->x_out, f32(m->out_norm), N, D, c->norm_eps);
+	forward_blocks(tr, inputs, B);
 
 	/* head, loss and the head's backward, one sequence at a time so only
 	 * T rows of logits are ever held */
@@ -655,11 +823,14 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
 		                   V, D);
 	}
 	memset(tr->dx, 0, (size_t)N * D * sizeof(float));
-	K->rmsnorm_backward(tr->dx, tr->g_out_norm, tr->dxn, tr->x_out, f32(m->out_norm), tr->rstdf, N, D);
+	norm_backward(tr, tr->dx, tr->g_out_norm, tr->g_out_norm_b, tr->dxn, tr->x_out, m->out_norm, tr->meanf,
+	              tr->rstdf, N);
 	for (int il = c->n_layers - 1; il >= 0; il--)
 		block_backward(tr, il, B);
 	if (tr->g_tok_embd)
 		K->embed_backward(tr->g_tok_embd, tr->dx, inputs, N, D);
+	if (tr->g_pos_embd)
+		K->embed_backward(tr->g_pos_embd, tr->dx, tr->pos, N, D);
 	heal_grads(tr);
 	*mean_loss = total / (double)scored;
 	if (n_scored)

@@ -1,9 +1,10 @@
-/* Training a Llama-family model: a forward pass that keeps what the
- * backward needs, the backward through every layer (embeddings, RMSNorm,
- * attention with RoPE and grouped-query heads, SwiGLU, the output head,
- * tied or not), and the losses (cross-entropy; distillation from a
- * teacher's logits by forward or reverse KL). The optimizer and the step
- * that ties them together are in optim.h. */
+/* Training a model of either family: a forward pass that keeps what the
+ * backward needs, the backward through every layer (token and learned
+ * position embeddings, RMSNorm or LayerNorm with its bias, attention with
+ * RoPE and grouped-query heads or GPT-2's fused qkv with biases, SwiGLU or
+ * GELU, the output head, tied or not), and the losses (cross-entropy;
+ * distillation from a teacher's logits by forward or reverse KL). The
+ * optimizer and the step that ties them together are in optim.h. */
 #ifndef SL_TRAIN_H
 #define SL_TRAIN_H
 
@@ -33,11 +34,19 @@ typedef struct sl_trainer sl_trainer;
  * training starts, as after post-training calibration) with a straight-
  * through gradient that stops where the format clipped, then a LoRA
  * adapter's scale * B A added (B out x rank, A rank x in, B starting at
- * zero). A frozen tensor computes no gradient of its own. */
+ * zero). A frozen tensor computes no gradient of its own.
+ * With learn_scales, the step of each block of a format with uniform
+ * levels and one scale per block trains too, from the format's own scales
+ * (LSQ, Esser et al. 2020: rounding passes gradients straight through,
+ * clamping does not; the steps' gradient scaled by 1 / sqrt(block *
+ * kmax), no weight decay), as a trainer parameter "<name>.scale" (rows x
+ * blocks per row). A float fallback has no scales to learn; other formats
+ * are refused. */
 typedef struct {
 	const sl_format *format;    /* NULL: no fake quantization */
 	const unsigned char *mask;  /* rows x cols, 1 = pruned; NULL: none */
 	bool frozen;
+	bool learn_scales;
 	int lora_rank;              /* 0: no adapter (matrices only) */
 	float lora_alpha;           /* the adapter's scale is alpha / rank */
 } sl_heal_spec;
@@ -51,13 +60,15 @@ typedef struct {
 
 /* Prepares to train m, whose weights become owned F32 tensors (converted in
  * place) that the trainer updates. Batches hold up to max_seqs sequences
- * of seq_len inputs. o (may be NULL) says how each tensor heals. Fails for
- * models it cannot train (GPT-2). */
+ * of seq_len inputs (at most the learned positions, where the model has
+ * them). o (may be NULL) says how each tensor heals. */
 sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len,
                          const sl_trainer_opts *o, sl_trainer **out, sl_error *err);
 /* After training: every healed matrix holds what the compressed model it
- * becomes computes with (its adapter merged, then through its fixed grid,
- * pruned weights zero), still as F32, ready to be packed in its format. */
+ * becomes computes with (its adapter merged, then through its grid, pruned
+ * weights zero), still as F32, ready to be packed in its format; learned
+ * steps are first rounded as the format stores them (so packing gives
+ * back these values), and the "<name>.scale" parameters hold them. */
 sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err);
 /* What the model computes with now (every healing matrix's effective
  * weights: pruned, through its grid, with its adapter), copied into dst,
@@ -84,5 +95,10 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
                               const sl_loss *loss,
                               const sl_model *teacher, float grad_scale, double *mean_loss, long *n_scored,
                               sl_error *err);
+
+/* The logits the training forward computes for n_seqs sequences of
+ * seq_len inputs (what the healing model predicts: fake quantization and
+ * adapters included) into logits[n_seqs][seq_len][vocab]. */
+sl_status sl_trainer_logits(sl_trainer *tr, const int32_t *inputs, int n_seqs, float *logits, sl_error *err);
 
 #endif

@@ -84,6 +84,14 @@ typedef struct sl_train_kernels {
 	/* dx += d/dx, dw += d/dw of the rmsnorm above, given dy (dw may be NULL). */
 	void (*rmsnorm_backward)(float *dx, float *dw, const float *dy, const float *x, const float *w,
 	                         const float *rstd, int T, int n);
+	/* y = (x - mean) / std * w + b per row of n (b may be NULL); mean[T]
+	 * and rstd[T] keep each row's mean and 1 / std for the backward. */
+	void (*layernorm)(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int T,
+	                  int n, float eps);
+	/* dx += d/dx, dw += d/dw, db += d/db of the layernorm above, given dy
+	 * (dw and db may be NULL). */
+	void (*layernorm_backward)(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+	                           const float *mean, const float *rstd, int T, int n);
 	/* Rotates x[B*T][n_heads*head_dim] in place as the forward's rope does;
 	 * inverse applies the transposed rotation, which carries gradients back. */
 	void (*rope)(float *x, int B, int T, int n_heads, int head_dim, int rot_dim, float theta,
@@ -102,6 +110,10 @@ typedef struct sl_train_kernels {
 	/* dg, du (written) from dh. */
 	void (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u,
 	                        size_t n);
+	/* y = gelu(x) (tanh approximation, as GPT-2) over n elements. */
+	void (*gelu)(float *y, const float *x, size_t n);
+	/* dx (written) from dy. */
+	void (*gelu_backward)(float *dx, const float *dy, const float *x, size_t n);
 	/* dtable[ids[t]] += dx[t] for T rows of n. */
 	void (*embed_backward)(float *dtable, const float *dx, const int32_t *ids, int T, int n);
 	/* Loss of T rows of V logits: loss[t] gets the row's loss and dlogits

@@ -36,7 +36,7 @@ import sys
 import numpy as np
 import torch
 
-from torch_llama import forward, loss_fn, make, record
+from torch_llama import FakeQuant, forward, loss_fn, make, record
 
 CFG = dict(rope="norm", dim=32, head_dim=8, n_heads=4, n_kv_heads=2, hidden=64, n_layers=2, vocab=48,
            eps=1e-5, theta=10000.0, rope_dim=8, qkv_bias=False, tied=False)
@@ -181,20 +181,6 @@ def fq_nvfp4(W, grid):
 
 
 FORMATS = {"int4-g32": (grid_int4, fq_int4), "q4_0": (grid_int4, fq_int4), "nvfp4": (grid_nvfp4, fq_nvfp4)}
-
-
-class FakeQuant(torch.autograd.Function):
-    """Forward: the fixed grid's value; backward: straight through where inside."""
-
-    @staticmethod
-    def forward(ctx, w, out, inside):
-        ctx.save_for_backward(inside)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        (inside,) = ctx.saved_tensors
-        return g * inside, None, None
 
 
 def fq_weights(W, grids, fmt):

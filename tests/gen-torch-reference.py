@@ -17,47 +17,9 @@ import json
 import sys
 
 import torch
-import torch.nn.functional as F
 
-from torch_llama import attention, forward, make, record
-
-
-def gpt2_forward(cfg, W, tokens):
-    T = len(tokens)
-    D, H = cfg["dim"], cfg["n_heads"]
-    x = W["token_embd.weight"][tokens] + W["position_embd.weight"][:T]
-    for l in range(cfg["n_layers"]):
-        p = f"blk.{l}."
-        h = F.layer_norm(x, (D,), W[p + "attn_norm.weight"], W[p + "attn_norm.bias"], cfg["eps"])
-        qkv = F.linear(h, W[p + "attn_qkv.weight"], W[p + "attn_qkv.bias"])
-        q, k, v = (t.reshape(1, T, H, D // H) for t in qkv.split(D, dim=-1))
-        x = x + F.linear(attention(q, k, v)[0], W[p + "attn_output.weight"], W[p + "attn_output.bias"])
-        h = F.layer_norm(x, (D,), W[p + "ffn_norm.weight"], W[p + "ffn_norm.bias"], cfg["eps"])
-        h = F.gelu(F.linear(h, W[p + "ffn_up.weight"], W[p + "ffn_up.bias"]), approximate="tanh")
-        x = x + F.linear(h, W[p + "ffn_down.weight"], W[p + "ffn_down.bias"])
-    x = F.layer_norm(x, (D,), W["output_norm.weight"], W["output_norm.bias"], cfg["eps"])
-    return F.linear(x, W["token_embd.weight"])
-
-
-def make_gpt2(g, cfg):
-    D, F_, V = cfg["dim"], cfg["hidden"], cfg["vocab"]
-    r = lambda *s, scale=0.3: torch.randn(*s, generator=g) * scale
-    W = {"token_embd.weight": r(V, D, scale=1.0), "position_embd.weight": r(cfg["n_pos"], D),
-         "output_norm.weight": 1 + r(D, scale=0.1), "output_norm.bias": r(D, scale=0.1)}
-    for l in range(cfg["n_layers"]):
-        p = f"blk.{l}."
-        for n in ("attn_norm", "ffn_norm"):
-            W[p + n + ".weight"] = 1 + r(D, scale=0.1)
-            W[p + n + ".bias"] = r(D, scale=0.1)
-        W[p + "attn_qkv.weight"] = r(3 * D, D)
-        W[p + "attn_qkv.bias"] = r(3 * D, scale=0.1)
-        W[p + "attn_output.weight"] = r(D, D)
-        W[p + "attn_output.bias"] = r(D, scale=0.1)
-        W[p + "ffn_up.weight"] = r(F_, D)
-        W[p + "ffn_up.bias"] = r(F_, scale=0.1)
-        W[p + "ffn_down.weight"] = r(D, F_)
-        W[p + "ffn_down.bias"] = r(D, scale=0.1)
-    return W
+import torch_gpt2
+from torch_llama import forward, make, record
 
 
 MODELS = [
@@ -79,11 +41,11 @@ def main(out):
     g = torch.Generator().manual_seed(20261122)
     with open(out, "wb") as f:
         for cfg in MODELS:
-            W = make_gpt2(g, cfg) if cfg["arch"] == "gpt2" else make(g, cfg)
+            W = torch_gpt2.make(g, cfg) if cfg["arch"] == "gpt2" else make(g, cfg)
             tokens = torch.randint(0, cfg["vocab"], (24,), generator=g)
             with torch.no_grad():
                 if cfg["arch"] == "gpt2":
-                    logits = gpt2_forward(cfg, W, tokens)
+                    logits = torch_gpt2.forward(cfg, W, tokens[None])[0]
                 else:
                     logits = forward(cfg, W, tokens[None])[0]
             record(f, "config", torch.tensor(list(json.dumps(cfg).encode()), dtype=torch.float32))

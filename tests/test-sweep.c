@@ -4,13 +4,14 @@
  * same result; the automatic recipe beats the uniform one of the same
  * size, and a whole recipe's prediction sums the cells it is made of; the
  * JSON and CSV exports are well formed (the SVG picture's test is
- * test-heat-svg). */
+ * test-heat-svg); GPT-2 gets the Fisher proxy. */
 #include <cjson/cJSON.h>
 
 #include "core/compress.h"
 #include "core/eval.h"
 #include "core/fileio.h"
 #include "core/sweep/sweep.h"
+#include "core/tokenizer.h"
 #include "test.h"
 
 static const char *calib_text;
@@ -306,11 +307,45 @@ static void test_options(void)
 	CHECK(sl_budget_parse("-1bpw", &k, &v, &err) != SL_OK, "negative refused");
 }
 
+/* A GPT-2 model's cells carry the Fisher proxy too (its gradients are the
+ * trainer's), with the real GPT-2 vocabulary on a small random model. */
+static void test_gpt2_fisher(void)
+{
+	const char *vocab = test_fixture("tokenizers/ggml-vocab-gpt-2.gguf");
+	sl_tokenizer *tok = NULL;
+	sl_error err = {0};
+	if (!vocab || !TEST_EVAL(!sl_tok_load_file(vocab, &tok, &err), "%s: %s", vocab, err.msg))
+		return;
+	sl_config c = {.arch = SL_ARCH_GPT2, .dim = 32, .hidden_dim = 64, .n_layers = 2, .n_heads = 4,
+	               .vocab_size = sl_tok_n_vocab(tok), .max_seq_len = 64};
+	sl_model *m = NULL;
+	if (!TEST_EVAL(!sl_model_init_random(&c, true, 0.1f, 9, &m, &err), "random GPT-2: %s", err.msg)) {
+		sl_tok_free(tok);
+		return;
+	}
+	m->tok = tok;
+	sl_sweep *sw = new_sweep(m, "int4-g32", SL_SWEEP_MODULES);
+	if (TEST_EVAL(sw, "GPT-2 sweep") &&
+	    TEST_EVAL(!sl_sweep_fisher_note(sw)[0], "GPT-2: %s", sl_sweep_fisher_note(sw)) &&
+	    TEST_EVAL(sl_sweep_run(sw, NULL, NULL, NULL, &err) == SL_OK, "GPT-2 sweep: %s", err.msg)) {
+		int with = 0;
+		for (int r = 0; r < sl_sweep_rows(sw); r++) {
+			double f = sl_sweep_cell_at(sw, r, 0)->proxy[SL_PROXY_FISHER];
+			with += isfinite(f) && f > 0;
+		}
+		printf("GPT-2: %d of %d modules have a Fisher proxy\n", with, sl_sweep_rows(sw));
+		CHECK(with == sl_sweep_rows(sw), "GPT-2: %d of %d modules have a Fisher proxy", with, sl_sweep_rows(sw));
+	}
+	sl_sweep_free(sw);
+	sl_model_free(m);
+}
+
 int main(void)
 {
 	test_options();
-	const char *path = test_fixture("models/stories260K.gguf");
 	calib_text = test_srcpath("data/calib.txt");
+	test_gpt2_fisher();
+	const char *path = test_fixture("models/stories260K.gguf");
 	if (!path)
 		return test_finish();
 	sl_model *m = test_load(path);

@@ -2,7 +2,8 @@
  * shapes that cross every tile boundary (more rows than a tile, ragged
  * last tiles, grouped-query heads), and the identities the ops must keep:
  * the inverse rotation undoes the rotation, a loss's gradient sums to
- * zero over the vocabulary, AdamW's first step moves each weight by lr. */
+ * zero over the vocabulary, AdamW's first step moves each weight by lr,
+ * LayerNorm and GELU compute what the inference kernels compute. */
 #include <stdint.h>
 
 #include "kernels/kernels.h"
@@ -121,6 +122,55 @@ static void test_rows(void)
 		SAME(p1, a, (size_t)rows * H * hd, 1e-6, "rope then inverse rope");
 		free(p0), free(p1);
 	}
+
+	/* layernorm, with and without bias: the inference kernel's values */
+	float *b = rnd(n, 1), *mu0 = malloc(T * 4), *mu1 = malloc(T * 4), *yi = malloc(N * 4);
+	for (int with_b = 0; with_b < 2; with_b++) {
+		const float *bb = with_b ? b : NULL;
+		R->layernorm(y0, mu0, r0, x, w, bb, T, n, 1e-5f);
+		C->layernorm(y1, mu1, r1, x, w, bb, T, n, 1e-5f);
+		SAME(y1, y0, N, 0, "layernorm");
+		SAME(mu1, mu0, T, 0, "layernorm mean");
+		SAME(r1, r0, T, 0, "layernorm rstd");
+		sl_kernels_cpu()->layernorm(yi, x, w, bb, T, n, 1e-5f);
+		CHECK(!memcmp(yi, y0, N * 4), "the training layernorm differs from the inference one");
+	}
+	float *ldx0 = rnd(N, 1), *ldw0 = rnd(n, 1), *ldb0 = rnd(n, 1);
+	float *ldx1 = copy(ldx0, N), *ldw1 = copy(ldw0, n), *ldb1 = copy(ldb0, n);
+	R->layernorm_backward(ldx0, ldw0, ldb0, dy, x, w, mu0, r0, T, n);
+	C->layernorm_backward(ldx1, ldw1, ldb1, dy, x, w, mu0, r0, T, n);
+	SAME(ldx1, ldx0, N, 0, "layernorm_backward dx");
+	SAME(ldw1, ldw0, n, 0, "layernorm_backward dw");
+	SAME(ldb1, ldb0, n, 0, "layernorm_backward db");
+	/* the gradient of a row's normalized values sums to zero over the row */
+	memset(ldx0, 0, N * 4);
+	R->layernorm_backward(ldx0, NULL, NULL, dy, x, w, mu0, r0, T, n);
+	double lsum = 0;
+	for (int i = 0; i < n; i++)
+		lsum += ldx0[i];
+	CHECK(fabs(lsum) < 1e-5, "layernorm_backward: a row's dx sums to %g, not 0", lsum);
+
+	float *ge0 = malloc(N * 4), *ge1 = malloc(N * 4), *gi = copy(x, N), *gd0 = malloc(N * 4), *gd1 = malloc(N * 4);
+	R->gelu(ge0, x, N);
+	C->gelu(ge1, x, N);
+	SAME(ge1, ge0, N, 0, "gelu");
+	sl_kernels_cpu()->gelu(gi, N);
+	CHECK(!memcmp(gi, ge0, N * 4), "the training gelu differs from the inference one");
+	R->gelu_backward(gd0, dy, x, N);
+	C->gelu_backward(gd1, dy, x, N);
+	SAME(gd1, gd0, N, 0, "gelu_backward");
+	/* against a central difference */
+	double gworst = 0;
+	for (size_t i = 0; i < N; i += 7) {
+		float xp = x[i] + 1e-2f, xm = x[i] - 1e-2f, yp, ym, one = 1, d;
+		R->gelu(&yp, &xp, 1);
+		R->gelu(&ym, &xm, 1);
+		R->gelu_backward(&d, &one, &x[i], 1);
+		gworst = fmax(gworst, fabs(d - (yp - ym) / (xp - xm)));
+	}
+	CHECK(gworst < 1e-3, "gelu_backward differs from a central difference by %g", gworst);
+	free(b), free(mu0), free(mu1), free(yi), free(ldx0), free(ldw0), free(ldb0), free(ldx1), free(ldw1), free(ldb1),
+		free(ge0), free(ge1), free(gi), free(gd0), free(gd1);
 
 	float *g = rnd(N, 3), *u = rnd(N, 1), *h0 = malloc(N * 4), *h1 = malloc(N * 4);
 	R->swiglu(h0, g, u, N);

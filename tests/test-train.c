@@ -3,7 +3,7 @@
  * run stopped and resumed equal, byte for byte, to one that was not; the
  * loss falling on real text; the tokenizer trainer's vocabularies
  * round-tripping text through slimlab's tokenizer; models written as GGUF
- * and read back; and clear errors for hostile configurations and
+ * and read back; training from a GPT-2; and clear errors for hostile configurations and
  * checkpoints. */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
@@ -169,17 +169,21 @@ static void on_report(void *ctx, const sl_train_report *r)
 		w->val_ppl = r->val_ppl;
 }
 
-static sl_status run_job(const char *name, int steps, bool resume, int64_t stop_at, watch *w, sl_error *err)
+/* Runs c, cancelled once step stop_at is done (-1: never). */
+static sl_status run_config(const sl_train_config *c, bool resume, int64_t stop_at, watch *w, sl_error *err)
 {
-	sl_train_config c;
-	sl_status st = load_config(name, steps, &c, err);
-	if (st)
-		return st;
 	w->stop_at = stop_at;
 	atomic_store(&w->cancel, 0);
 	sl_progress p = {.cancel = &w->cancel};
 	sl_train_run_opts o = {.resume = resume, .on_report = on_report, .ctx = w, .progress = &p};
-	return sl_train_run(&c, &o, err);
+	return sl_train_run(c, &o, err);
+}
+
+static sl_status run_job(const char *name, int steps, bool resume, int64_t stop_at, watch *w, sl_error *err)
+{
+	sl_train_config c;
+	sl_status st = load_config(name, steps, &c, err);
+	return st ? st : run_config(&c, resume, stop_at, w, err);
 }
 
 static bool same_file(const char *a, const char *b)
@@ -460,6 +464,56 @@ static void test_export(void)
 	sl_tok_free(tok);
 }
 
+/* slimlab train from a GPT-2 model (model.init): the loss falls, a run
+ * stopped and resumed from its checkpoint ends with the same model, byte
+ * for byte, as one that was not, and the model written is a GPT-2. */
+static void test_gpt2_init(void)
+{
+	sl_error err = {0};
+	char path[700], a[700], b[700];
+	snprintf(path, sizeof path, "%s/vocab.gguf", dir);
+	sl_tokenizer *tok;
+	REQUIRE(!sl_tok_load_file(path, &tok, &err), "%s", err.msg);
+	sl_model *m = family_model(2, sl_tok_n_vocab(tok));
+	REQUIRE(m, "a GPT-2 model");
+	m->tok = tok;
+	snprintf(path, sizeof path, "%s/gpt2-init.gguf", dir);
+	REQUIRE(!sl_model_save_gguf(m, "gpt2 init", SL_DT_F32, path, &err), "save: %s", err.msg);
+	sl_model_free(m);
+	static const char *fmt =
+		"{\"seed\": 3, \"model\": {\"init\": \"gpt2-init.gguf\"}, \"data\": {\"train\": \"train.txt\"},"
+		" \"train\": {\"steps\": 10, \"batch\": 2, \"seq_len\": 32, \"lr\": 0.01, \"warmup\": 1},"
+		" \"checkpoint\": {\"path\": \"%s.ckpt\", \"every\": 4}, \"output\": {\"path\": \"%s.gguf\", \"name\": \"gpt2\"}}";
+	static const char *const names[2] = {"gpt2-straight", "gpt2-resumed"};
+	watch w = {0};
+	for (int i = 0; i < 2; i++) {
+		char json[1024];
+		snprintf(json, sizeof json, fmt, names[i], names[i]);
+		snprintf(path, sizeof path, "%s/%s.json", dir, names[i]);
+		write_file(path, json, strlen(json));
+		sl_train_config c;
+		REQUIRE(!sl_train_config_load(path, &c, &err), "%s", err.msg);
+		if (i == 0) {
+			REQUIRE(!run_config(&c, false, -1, &w, &err), "GPT-2 run: %s", err.msg);
+			printf("GPT-2 from model.init: loss %.3f -> %.3f over 10 steps\n", w.first_loss, w.last_loss);
+			CHECK(w.last_loss < w.first_loss - 0.5, "the loss did not fall: %.3f -> %.3f", w.first_loss,
+			      w.last_loss);
+		} else {
+			sl_status st = run_config(&c, false, 6, &w, &err);
+			CHECK(st == SL_ERR_CANCELLED, "cancel: %s", err.msg);
+			REQUIRE(!run_config(&c, true, -1, &w, &err), "GPT-2 resume: %s", err.msg);
+		}
+	}
+	snprintf(a, sizeof a, "%s/%s.gguf", dir, names[0]);
+	snprintf(b, sizeof b, "%s/%s.gguf", dir, names[1]);
+	CHECK(same_file(a, b), "GPT-2: 10 steps and 6 + resume + 4 steps give different models");
+	sl_model *out = NULL;
+	REQUIRE(!sl_model_load(a, NULL, &out, &err), "load: %s", err.msg);
+	CHECK(out->cfg.arch == SL_ARCH_GPT2 && out->pos_embd && out->output == out->tok_embd,
+	      "the trained model is not a tied GPT-2");
+	sl_model_free(out);
+}
+
 int main(void)
 {
 	test_schedule();
@@ -468,6 +522,7 @@ int main(void)
 	if (make_texts()) {
 		test_tokenizer_trainer();
 		test_export();
+		test_gpt2_init();
 		test_job();
 		test_hostile_checkpoints();
 	}

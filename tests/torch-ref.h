@@ -80,12 +80,44 @@ typedef struct {
 	int n;
 } records;
 
+/* Whether name ends with tail (and is longer). */
+static inline bool ends_with(const char *name, const char *tail)
+{
+	size_t a = strlen(name), b = strlen(tail);
+	return a > b && !strcmp(name + a - b, tail);
+}
+
 static inline const record *find(const records *rs, const char *name)
 {
 	for (int i = 0; i < rs->n; i++)
 		if (!strcmp(rs->r[i].name, name))
 			return &rs->r[i];
 	return NULL;
+}
+
+/* Every record of a reference file (rel: from the source tree); false
+ * when it cannot be read. */
+static inline bool read_records(const char *rel, records *rs)
+{
+	FILE *f = fopen(test_srcpath(rel), "rb");
+	if (!f)
+		return false;
+	record r;
+	rs->r = NULL;
+	rs->n = 0;
+	while (read_record(f, &r)) {
+		rs->r = realloc(rs->r, (size_t)(rs->n + 1) * sizeof *rs->r);
+		rs->r[rs->n++] = r;
+	}
+	fclose(f);
+	return rs->n > 0;
+}
+
+static inline void free_records(records *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		free(rs->r[i].data);
+	free(rs->r);
 }
 
 /* A model from the records whose names start with prefix. */
@@ -99,7 +131,8 @@ static inline sl_model *build(const records *rs, const cJSON *cfg, const char *p
 		const char *nm = r->name + pl;
 		size_t k = strlen(r->name);
 		bool tensor = (k > 7 && !strcmp(r->name + k - 7, ".weight")) || (k > 5 && !strcmp(r->name + k - 5, ".bias"));
-		bool model = !strncmp(nm, "blk.", 4) || !strncmp(nm, "token_embd.", 11) || !strncmp(nm, "output", 6);
+		bool model = !strncmp(nm, "blk.", 4) || !strncmp(nm, "token_embd.", 11) || !strncmp(nm, "output", 6) ||
+		             !strncmp(nm, "position_embd.", 14);
 		if (strncmp(r->name, prefix, pl) || !tensor || !model)
 			continue;
 		float *d = malloc(r->n * sizeof(float));
@@ -110,19 +143,27 @@ static inline sl_model *build(const records *rs, const cJSON *cfg, const char *p
 		}
 	}
 	sl_config *c = &m->cfg;
-	snprintf(m->path, sizeof m->path, "torch:%s%s", prefix, cJSON_GetObjectItem(cfg, "rope")->valuestring);
-	c->arch = SL_ARCH_LLAMA;
+	const cJSON *arch = cJSON_GetObjectItem(cfg, "arch");
+	bool gpt2 = cJSON_IsString(arch) && !strcmp(arch->valuestring, "gpt2");
 	c->dim = json_int(cfg, "dim");
 	c->n_layers = json_int(cfg, "n_layers");
 	c->n_heads = json_int(cfg, "n_heads");
-	c->n_kv_heads = json_int(cfg, "n_kv_heads");
-	c->head_dim = json_int(cfg, "head_dim");
 	c->vocab_size = json_int(cfg, "vocab");
-	c->max_seq_len = 64;
 	c->norm_eps = (float)cJSON_GetObjectItem(cfg, "eps")->valuedouble;
-	c->rope_theta = (float)cJSON_GetObjectItem(cfg, "theta")->valuedouble;
-	c->rope_dim = json_int(cfg, "rope_dim");
-	c->rope_style = !strcmp(cJSON_GetObjectItem(cfg, "rope")->valuestring, "neox") ? SL_ROPE_NEOX : SL_ROPE_NORM;
+	if (gpt2) {
+		snprintf(m->path, sizeof m->path, "torch:%sgpt2", prefix);
+		c->arch = SL_ARCH_GPT2;
+		c->max_seq_len = json_int(cfg, "n_pos");
+	} else {
+		snprintf(m->path, sizeof m->path, "torch:%s%s", prefix, cJSON_GetObjectItem(cfg, "rope")->valuestring);
+		c->arch = SL_ARCH_LLAMA;
+		c->n_kv_heads = json_int(cfg, "n_kv_heads");
+		c->head_dim = json_int(cfg, "head_dim");
+		c->max_seq_len = 64;
+		c->rope_theta = (float)cJSON_GetObjectItem(cfg, "theta")->valuedouble;
+		c->rope_dim = json_int(cfg, "rope_dim");
+		c->rope_style = !strcmp(cJSON_GetObjectItem(cfg, "rope")->valuestring, "neox") ? SL_ROPE_NEOX : SL_ROPE_NORM;
+	}
 	if (sl_model_finish(m, &err)) {
 		CHECK(0, "finish %s: %s", m->path, err.msg);
 		sl_model_free(m);

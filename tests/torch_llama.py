@@ -3,7 +3,8 @@ the independent reference that tests/gen-torch-grads.py computes gradients
 with, tests/gen-torch-reference.py computes logits with and
 bench/train-torch.py times. Weights are a dict of tensors named as GGUF
 names them; any float dtype. Also the record layout those generators write
-for the C tests: u32 name length, name, u32 ndims, u64 dims, f32 data."""
+for the C tests: u32 name length, name, u32 ndims, u64 dims, f32 data; and
+the straight-through fake quantization the healing generators share."""
 import math
 import struct
 
@@ -113,3 +114,17 @@ def record(f, name, t):
     f.write(struct.pack("<I", len(b)) + b)
     f.write(struct.pack("<I", t.dim()) + b"".join(struct.pack("<Q", d) for d in t.shape))
     f.write(t.detach().contiguous().float().numpy().tobytes())
+
+
+class FakeQuant(torch.autograd.Function):
+    """Forward: the fixed grid's value; backward: straight through where inside."""
+
+    @staticmethod
+    def forward(ctx, w, out, inside):
+        ctx.save_for_backward(inside)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (inside,) = ctx.saved_tensors
+        return g * inside, None, None

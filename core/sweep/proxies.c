@@ -19,10 +19,6 @@ sl_status sl_sweep_fisher_diag(sl_sweep *sw, const sl_sweep_opts *o, sl_error *e
 	const sl_model *m = sw->m;
 	double need = 3.0 * 4.0 * (double)sl_model_n_params(m);
 	double cap = o->fisher_max_bytes > 0 ? o->fisher_max_bytes : 2.0 * (1 << 30);
-	if (m->cfg.arch != SL_ARCH_LLAMA) {
-		snprintf(sw->fisher_note, sizeof sw->fisher_note, "no Fisher proxy: gradients are computed for Llama-family models");
-		return SL_OK;
-	}
 	if (need > cap) {
 		snprintf(sw->fisher_note, sizeof sw->fisher_note,
 		         "no Fisher proxy: its gradients would take %.1f GB (limit %.1f GB)", need / 1e9, cap / 1e9);

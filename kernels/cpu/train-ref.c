@@ -86,6 +86,84 @@ void sl_tr_rmsnorm_dw_cols(float *dw, const float *dy, const float *x, const flo
 	}
 }
 
+void sl_tr_layernorm_rows(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                          int t0, int t1, int n, float eps)
+{
+	for (int t = t0; t < t1; t++) {
+		const float *xr = x + (size_t)t * n;
+		float *yr = y + (size_t)t * n;
+		double mu = 0, var = 0;
+		for (int i = 0; i < n; i++)
+			mu += xr[i];
+		mu /= n;
+		for (int i = 0; i < n; i++)
+			var += (xr[i] - mu) * (xr[i] - mu);
+		var /= n;
+		float r = (float)(1.0 / sqrt(var + eps));
+		mean[t] = (float)mu;
+		rstd[t] = r;
+		for (int i = 0; i < n; i++)
+			yr[i] = (float)(xr[i] - mu) * r * w[i] + (b ? b[i] : 0.0f);
+	}
+}
+
+/* With xh = (x - mean) * rstd and g = dy * w:
+ * dx = rstd * (g - mean(g) - xh * mean(g * xh)). */
+void sl_tr_layernorm_dx_rows(float *dx, const float *dy, const float *x, const float *w, const float *mean,
+                             const float *rstd, int t0, int t1, int n)
+{
+	for (int t = t0; t < t1; t++) {
+		const float *xr = x + (size_t)t * n, *dyr = dy + (size_t)t * n;
+		float *dxr = dx + (size_t)t * n;
+		const float mu = mean[t], r = rstd[t];
+		double sg = 0, sgx = 0;
+		for (int i = 0; i < n; i++) {
+			double g = (double)dyr[i] * w[i];
+			sg += g;
+			sgx += g * ((xr[i] - mu) * r);
+		}
+		float mg = (float)(sg / n), mgx = (float)(sgx / n);
+		for (int i = 0; i < n; i++)
+			dxr[i] += r * (dyr[i] * w[i] - mg - (xr[i] - mu) * r * mgx);
+	}
+}
+
+void sl_tr_layernorm_dwb_cols(float *dw, float *db, const float *dy, const float *x, const float *mean,
+                              const float *rstd, int T, int n, int c0, int c1)
+{
+	for (int i = c0; i < c1; i++) {
+		double sw = 0, sb = 0;
+		for (int t = 0; t < T; t++) {
+			float d = dy[(size_t)t * n + i];
+			sw += (double)d * ((x[(size_t)t * n + i] - mean[t]) * rstd[t]);
+			sb += d;
+		}
+		if (dw)
+			dw[i] += (float)sw;
+		if (db)
+			db[i] += (float)sb;
+	}
+}
+
+#define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
+
+void sl_tr_gelu_range(float *y, const float *x, size_t i0, size_t i1)
+{
+	for (size_t i = i0; i < i1; i++) {
+		float v = x[i];
+		y[i] = 0.5f * v * (1.0f + tanhf(GELU_C * (v + 0.044715f * v * v * v)));
+	}
+}
+
+void sl_tr_gelu_backward_range(float *dx, const float *dy, const float *x, size_t i0, size_t i1)
+{
+	for (size_t i = i0; i < i1; i++) {
+		float v = x[i], th = tanhf(GELU_C * (v + 0.044715f * v * v * v));
+		float du = GELU_C * (1.0f + 3.0f * 0.044715f * v * v);
+		dx[i] = dy[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du);
+	}
+}
+
 void sl_tr_swiglu_range(float *h, const float *g, const float *u, size_t i0, size_t i1)
 {
 	for (size_t i = i0; i < i1; i++)
@@ -330,6 +408,29 @@ static void ref_attention_backward(float *dq, float *dk, float *dv, const float 
 	free(dqa);
 }
 
+static void ref_layernorm(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int T,
+                          int n, float eps)
+{
+	sl_tr_layernorm_rows(y, mean, rstd, x, w, b, 0, T, n, eps);
+}
+
+static void ref_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                                   const float *mean, const float *rstd, int T, int n)
+{
+	sl_tr_layernorm_dx_rows(dx, dy, x, w, mean, rstd, 0, T, n);
+	sl_tr_layernorm_dwb_cols(dw, db, dy, x, mean, rstd, T, n, 0, n);
+}
+
+static void ref_gelu(float *y, const float *x, size_t n)
+{
+	sl_tr_gelu_range(y, x, 0, n);
+}
+
+static void ref_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+{
+	sl_tr_gelu_backward_range(dx, dy, x, 0, n);
+}
+
 static void ref_swiglu(float *h, const float *g, const float *u, size_t n)
 {
 	sl_tr_swiglu_range(h, g, u, 0, n);
@@ -372,11 +473,15 @@ static const sl_train_kernels ref = {
 	.matmul_backward = ref_matmul_backward,
 	.rmsnorm = ref_rmsnorm,
 	.rmsnorm_backward = ref_rmsnorm_backward,
+	.layernorm = ref_layernorm,
+	.layernorm_backward = ref_layernorm_backward,
 	.rope = ref_rope,
 	.attention = ref_attention,
 	.attention_backward = ref_attention_backward,
 	.swiglu = ref_swiglu,
 	.swiglu_backward = ref_swiglu_backward,
+	.gelu = ref_gelu,
+	.gelu_backward = ref_gelu_backward,
 	.embed_backward = ref_embed_backward,
 	.loss = ref_loss,
 	.sumsq = ref_sumsq,

@@ -22,9 +22,25 @@ void sl_tr_rmsnorm_dx_rows(float *dx, const float *dy, const float *x, const flo
 void sl_tr_rmsnorm_dw_cols(float *dw, const float *dy, const float *x, const float *rstd, int T, int n,
                            int c0, int c1);
 
+/* LayerNorm as the inference kernel computes it (mean and variance in
+ * double); mean[t] and rstd[t] keep each row's mean and 1 / std. */
+void sl_tr_layernorm_rows(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                          int t0, int t1, int n, float eps);
+/* dx += for rows [t0, t1); dw and db are left alone (see the cols one). */
+void sl_tr_layernorm_dx_rows(float *dx, const float *dy, const float *x, const float *w, const float *mean,
+                             const float *rstd, int t0, int t1, int n);
+/* dw[c0, c1) and db[c0, c1) (either may be NULL) += summed over all T rows,
+ * in row order. */
+void sl_tr_layernorm_dwb_cols(float *dw, float *db, const float *dy, const float *x, const float *mean,
+                              const float *rstd, int T, int n, int c0, int c1);
+
 void sl_tr_swiglu_range(float *h, const float *g, const float *u, size_t i0, size_t i1);
 void sl_tr_swiglu_backward_range(float *dg, float *du, const float *dh, const float *g, const float *u,
                                  size_t i0, size_t i1);
+
+/* GELU, tanh approximation, as the inference kernel computes it. */
+void sl_tr_gelu_range(float *y, const float *x, size_t i0, size_t i1);
+void sl_tr_gelu_backward_range(float *dx, const float *dy, const float *x, size_t i0, size_t i1);
 
 /* Columns [c0, c1) of every row, rows in order. */
 void sl_tr_embed_backward_cols(float *dtable, const float *dx, const int32_t *ids, int T, int n, int c0,

@@ -111,8 +111,8 @@ static void cpu_matmul_backward(float *dx, float *dw, float *db, const float *dy
 /* ---- row-level operations on slices -------------------------------------- */
 
 typedef struct {
-	float *y, *rstd, *dx, *dw, *x_rw;
-	const float *x, *w, *dy, *rstd_in, *cs;
+	float *y, *mean, *rstd, *dx, *dw, *db, *x_rw;
+	const float *x, *w, *b, *dy, *mean_in, *rstd_in, *cs;
 	int T, n, n_row_tasks;
 	float eps;
 	int n_heads, head_dim, rot_dim, Tseq;
@@ -151,6 +151,40 @@ static void cpu_rmsnorm_backward(float *dx, float *dw, const float *dy, const fl
 	rows_args a = {.dx = dx, .dw = dw, .dy = dy, .x = x, .w = w, .rstd_in = rstd, .T = T, .n = n,
 	               .n_row_tasks = ceil_div(T, ROW_SLICE)};
 	sl_parallel_for(a.n_row_tasks + (dw ? ceil_div(n, ROW_SLICE) : 0), rms_bwd_task, &a);
+}
+
+static void ln_task(int task, void *p)
+{
+	const rows_args *a = p;
+	int t0 = task * ROW_SLICE, t1 = t0 + ROW_SLICE < a->T ? t0 + ROW_SLICE : a->T;
+	sl_tr_layernorm_rows(a->y, a->mean, a->rstd, a->x, a->w, a->b, t0, t1, a->n, a->eps);
+}
+
+static void cpu_layernorm(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b, int T,
+                          int n, float eps)
+{
+	rows_args a = {.y = y, .mean = mean, .rstd = rstd, .x = x, .w = w, .b = b, .T = T, .n = n, .eps = eps};
+	sl_parallel_for(ceil_div(T, ROW_SLICE), ln_task, &a);
+}
+
+static void ln_bwd_task(int task, void *p)
+{
+	const rows_args *a = p;
+	if (task < a->n_row_tasks) {
+		int t0 = task * ROW_SLICE, t1 = t0 + ROW_SLICE < a->T ? t0 + ROW_SLICE : a->T;
+		sl_tr_layernorm_dx_rows(a->dx, a->dy, a->x, a->w, a->mean_in, a->rstd_in, t0, t1, a->n);
+	} else {
+		int c0 = (task - a->n_row_tasks) * ROW_SLICE, c1 = c0 + ROW_SLICE < a->n ? c0 + ROW_SLICE : a->n;
+		sl_tr_layernorm_dwb_cols(a->dw, a->db, a->dy, a->x, a->mean_in, a->rstd_in, a->T, a->n, c0, c1);
+	}
+}
+
+static void cpu_layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                                   const float *mean, const float *rstd, int T, int n)
+{
+	rows_args a = {.dx = dx, .dw = dw, .db = db, .dy = dy, .x = x, .w = w, .mean_in = mean, .rstd_in = rstd,
+	               .T = T, .n = n, .n_row_tasks = ceil_div(T, ROW_SLICE)};
+	sl_parallel_for(a.n_row_tasks + (dw || db ? ceil_div(n, ROW_SLICE) : 0), ln_bwd_task, &a);
 }
 
 static void rope_task(int task, void *p)
@@ -204,6 +238,32 @@ static void cpu_swiglu_backward(float *dg, float *du, const float *dh, const flo
 {
 	elem_args a = {.out0 = dg, .out1 = du, .in0 = dh, .in1 = g, .in2 = u, .n = n};
 	sl_parallel_for(ceil_div((long)n, ELEM_SLICE), swiglu_bwd_task, &a);
+}
+
+static void gelu_task(int task, void *p)
+{
+	const elem_args *a = p;
+	size_t i0 = (size_t)task * ELEM_SLICE, i1 = i0 + ELEM_SLICE < a->n ? i0 + ELEM_SLICE : a->n;
+	sl_tr_gelu_range(a->out0, a->in0, i0, i1);
+}
+
+static void cpu_gelu(float *y, const float *x, size_t n)
+{
+	elem_args a = {.out0 = y, .in0 = x, .n = n};
+	sl_parallel_for(ceil_div((long)n, ELEM_SLICE), gelu_task, &a);
+}
+
+static void gelu_bwd_task(int task, void *p)
+{
+	const elem_args *a = p;
+	size_t i0 = (size_t)task * ELEM_SLICE, i1 = i0 + ELEM_SLICE < a->n ? i0 + ELEM_SLICE : a->n;
+	sl_tr_gelu_backward_range(a->out0, a->in0, a->in1, i0, i1);
+}
+
+static void cpu_gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+{
+	elem_args a = {.out0 = dx, .in0 = dy, .in1 = x, .n = n};
+	sl_parallel_for(ceil_div((long)n, ELEM_SLICE), gelu_bwd_task, &a);
 }
 
 typedef struct {
@@ -431,11 +491,15 @@ static const sl_train_kernels cpu = {
 	.matmul_backward = cpu_matmul_backward,
 	.rmsnorm = cpu_rmsnorm,
 	.rmsnorm_backward = cpu_rmsnorm_backward,
+	.layernorm = cpu_layernorm,
+	.layernorm_backward = cpu_layernorm_backward,
 	.rope = cpu_rope,
 	.attention = cpu_attention,
 	.attention_backward = cpu_attention_backward,
 	.swiglu = cpu_swiglu,
 	.swiglu_backward = cpu_swiglu_backward,
+	.gelu = cpu_gelu,
+	.gelu_backward = cpu_gelu_backward,
 	.embed_backward = cpu_embed_backward,
 	.loss = cpu_loss,
 	.sumsq = cpu_sumsq,
