@@ -64,6 +64,7 @@ typedef struct {
 	int32_t *train, *val, *in, *tg;
 	size_t n_train, n_val;
 	int T, bos, eval_ctx;
+	int n_lsq;                  /* tensors whose steps train */
 	double t0;
 	int64_t step0;
 } heal_run;
@@ -222,6 +223,17 @@ static int student_index(const heal_run *h, const sl_tensor *t)
 	return -1;
 }
 
+/* Whether t's format has steps to learn; a module that fell back to one
+ * without (per-row int8, a float type) keeps fixed scales. */
+static bool learnable(const sl_tensor *t)
+{
+	const char *why;
+	sl_qgrid *g = sl_qgrid_new(t->type, (int)sl_tensor_nrows(t), (int)t->ne[0], &why);
+	bool yes = g && sl_qgrid_scales_learnable(g);
+	sl_qgrid_free(g);
+	return yes;
+}
+
 /* How each tensor heals: through the format it is packed in, its pruned
  * zeros held, frozen with an adapter for LoRA. */
 static void spec_of(void *ctx, const sl_tensor *t, sl_heal_spec *spec)
@@ -237,9 +249,10 @@ static void spec_of(void *ctx, const sl_tensor *t, sl_heal_spec *spec)
 		if (!spec->format)
 			spec->frozen = true; /* no format packs it again: it stays as it is */
 	}
-	if (matrix && h->masks[i]) {
+	if (matrix && h->masks[i])
 		spec->mask = h->masks[i];
-	}
+	spec->learn_scales = h->o->lsq && spec->format && !spec->frozen && learnable(p);
+	h->n_lsq += spec->learn_scales;
 	if (h->o->method == SL_HEAL_LORA) {
 		spec->frozen = true;
 		bool block = block_of(t->name) >= 0;
@@ -291,10 +304,10 @@ static char *identity(const heal_run *h)
 	char buf[1024];
 	snprintf(buf, sizeof buf,
 	         "{\"heal\": \"%s\", \"steps\": %d, \"lr\": %.9g, \"batch\": %d, \"seq_len\": %d, \"temperature\": %.9g, "
-	         "\"ce_weight\": %.9g, \"loss\": %d, \"rank\": %d, \"alpha\": %.9g, \"seed\": %llu, "
+	         "\"ce_weight\": %.9g, \"loss\": %d, \"lsq\": %d, \"rank\": %d, \"alpha\": %.9g, \"seed\": %llu, "
 	         "\"base\": \"%016llx\", \"recipe\": \"%016llx\"}",
 	         method_names[o->method], o->steps, h->ao.lr, o->batch, h->T, o->temperature, o->ce_weight,
-	         (int)h->loss.kind, o->rank, o->alpha, (unsigned long long)o->seed,
+	         (int)h->loss.kind, (int)o->lsq, o->rank, o->alpha, (unsigned long long)o->seed,
 	         (unsigned long long)sl_model_hash(h->base), (unsigned long long)rh);
 	return sl_strdup(buf);
 }
@@ -333,6 +346,10 @@ static sl_status setup(heal_run *h, sl_error *err)
 		return sl_error_prefix(err, "healing: ");
 	for (int i = 0; i < h->student->n_tensors; i++)
 		h->res->n_trained += h->changed[i];
+	if (o->lsq && !h->n_lsq)
+		return sl_errorf(err, SL_ERR_UNSUPPORTED,
+		                 "no module's format has steps to learn (learned step sizes need uniform levels with "
+		                 "one scale per block, as int4-g32 or q4_0 have)");
 	if ((st = sl_model_clone(h->student, &h->probe, err)) ||
 	    (st = sl_adamw_init(&h->opt, sl_trainer_n_weights(h->tr), err)))
 		return st;

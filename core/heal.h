@@ -2,8 +2,8 @@
  * post-training compression, then the compressed model trains with the
  * base model beside it and is packed again into the recipe's formats.
  *   QAT   every weight trains through its format's fake quantization
- *         (scales fixed where post-training calibration left them),
- *         on cross-entropy;
+ *         (scales fixed where post-training calibration left them, or
+ *         learned with LSQ), on cross-entropy;
  *   QAD   the same on T^2 KL(base || student) at temperature T;
  *   KD    the same loss after pruning (heads, channels, blocks or
  *         element-wise, whose zeros stay zero);
@@ -37,6 +37,8 @@ typedef struct {
 	float ce_weight;            /* cross-entropy mixed into the KL losses, 0..1 */
 	int loss;                   /* -1: the method's (CE for QAT and LoRA, KL for QAD and KD);
 	                             * else an sl_loss_kind */
+	bool lsq;                   /* QAT, QAD, KD: the formats' steps train too (learned step
+	                             * sizes; uniform levels with one scale per block only) */
 	int rank;                   /* LoRA (default 8) */
 	float alpha;                /* LoRA scale alpha / rank (0: alpha = rank) */
 	const char *train_text;     /* NULL: the calibration text shipped with slimlab */

@@ -125,6 +125,30 @@ static void test_packing(const sl_model *m)
 		sl_heal_result_free(&res);
 		sl_model_free(h);
 	}
+	/* Learned steps pack exactly too; a format without uniform levels refuses them. */
+	const char *lsq[] = {"int4-g32", "q4_0", "nvfp4"};
+	for (int i = 0; i < 3; i++) {
+		char json[160];
+		snprintf(json, sizeof json, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"%s\"}}", lsq[i]);
+		sl_heal_opts o;
+		small_opts(&o, SL_HEAL_QAT, 4);
+		o.eval_chunks = 1;
+		o.lsq = true;
+		sl_recipe *r = recipe(json);
+		sl_model *h = NULL;
+		sl_heal_result res;
+		sl_error err = {0};
+		sl_status st = r ? sl_heal(m, r, &o, &h, &res, &err) : SL_ERR_ARG;
+		if (i < 2 && TEST_EVAL(!st, "%s with learned steps: %s", lsq[i], err.msg))
+			CHECK(res.repacked_moved == 0, "%s with learned steps: %lld weights moved when packed", lsq[i],
+			      res.repacked_moved);
+		if (i == 2)
+			CHECK(st == SL_ERR_UNSUPPORTED && strstr(err.msg, "steps to learn"), "nvfp4 refuses LSQ: %s",
+			      err.msg);
+		sl_heal_result_free(&res);
+		sl_model_free(h);
+		sl_recipe_free(r);
+	}
 }
 
 /* LoRA: the matrices of the blocks change through their adapters; the

@@ -37,6 +37,8 @@ static const char heal_usage_tail[] =
 	"  --temperature T    of the KL losses (default 1)\n"
 	"  --ce-weight W      cross-entropy mixed into the KL losses, 0..1 (default 0)\n"
 	"  --loss ce|kl       override the method's loss (lora trains on ce unless told kl)\n"
+	"  --lsq              learned step sizes: the formats' scales train too (formats with\n"
+	"                     uniform levels and one scale per block)\n"
 	"  --rank R           LoRA rank (default 8); --alpha A its scale A/R (default R)\n"
 	"  --text FILE        training text (default the shipped data/calib.txt)\n"
 	"  --eval-text FILE   held-out text for every figure (default the shipped data/eval.txt)\n"
@@ -135,6 +137,7 @@ int sl_cmd_heal(int argc, char **argv)
 		{"ce-weight", required_argument, 0, 'w'},
 		{"loss", required_argument, 0, 'L'},
 		{"rank", required_argument, 0, 'r'},
+		{"lsq", no_argument, 0, 'Q'},
 		{"alpha", required_argument, 0, 'a'},
 		{"text", required_argument, 0, 'f'},
 		{"eval-text", required_argument, 0, 'E'},
@@ -185,6 +188,7 @@ int sl_cmd_heal(int argc, char **argv)
 		case 's': if (!cli_parse_int("heal", "--seed", optarg, 0, 1L << 62, &v)) return CLI_USAGE; ho.seed = (uint64_t)v; break;
 		case 'T': if (!cli_parse_int("heal", "--threads", optarg, 1, 256, &threads)) return CLI_USAGE; break;
 		case 'y': force = true; break;
+		case 'Q': ho.lsq = true; break;
 		case 'j': json = true; break;
 		case 'h': fputs(heal_usage, stdout); cli_recipe_help(stdout); fputs(heal_usage_tail, stdout); return CLI_OK;
 		default: return cli_usage_error("heal", "unknown option");
