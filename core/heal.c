@@ -509,7 +509,7 @@ sl_status sl_heal(const sl_model *base, const sl_recipe *r, const sl_heal_opts *
 	                   .temperature = o->temperature, .ce_weight = kl ? o->ce_weight : 0};
 	snprintf(res->loss_name, sizeof res->loss_name, "%s",
 	         h.loss.kind == SL_LOSS_CE ? "ce" : h.loss.kind == SL_LOSS_KL_FORWARD ? "kl" : "reverse-kl");
-	float lr = o->lr > 0 ? o->lr : o->method == SL_HEAL_LORA ? 1e-3f : 2e-4f;
+	float lr = o->lr > 0 ? o->lr : o->method == SL_HEAL_LORA ? 1e-3f : 6e-4f;
 	h.ao = (sl_adamw_opts){.lr = lr, .min_lr = lr / 10, .warmup = o->steps >= 20 ? o->steps / 20 : 1,
 	                       .total = o->steps, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
 	if (!(st = sl_adamw_check(&h.ao, err)) && !(st = setup(&h, err)) && !(st = train(&h, err)) &&

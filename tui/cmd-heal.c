@@ -31,7 +31,7 @@ static const char heal_usage_tail[] =
 	"  --heal METHOD      qat, qad, kd or lora\n"
 	"  --out FILE         the healed model (refused if it exists, unless --force)\n"
 	"  --steps N          updates (default 300)\n"
-	"  --lr LR            peak learning rate (default 2e-4; lora 1e-3)\n"
+	"  --lr LR            peak learning rate (default 6e-4; lora 1e-3)\n"
 	"  --batch B          sequences per update (default 8)\n"
 	"  --seq-len N        tokens per sequence (default min(128, context))\n"
 	"  --temperature T    of the KL losses (default 1)\n"
