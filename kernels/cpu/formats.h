@@ -4,6 +4,7 @@
 #ifndef SL_FORMATS_CPU_H
 #define SL_FORMATS_CPU_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -13,6 +14,15 @@
 void sl_fmt_int_register(sl_type_info *table);
 void sl_fmt_fp8_register(sl_type_info *table);
 void sl_fmt_fp4_register(sl_type_info *table);
+
+/* The largest magnitude of n values (NaN aside). */
+static inline float sl_amax(const float *x, int64_t n)
+{
+	float a = 0.0f;
+	for (int64_t i = 0; i < n; i++)
+		a = fmaxf(a, fabsf(x[i]));
+	return a;
+}
 
 /* Activations for the integer dot products: runs of 32 int8 with an f16
  * scale, the layout of int8-g32. */
