@@ -1,6 +1,6 @@
 /* slimlab's own storage formats (the ids from SL_DT_I8_CH on in dtype.h):
- * each family's registration (fmt-int.c, fmt-fp8.c, fmt-fp4.c), and what
- * their portable code and the AVX2 file (formats-avx2.c) share. */
+ * each family's registration (fmt-int.c, fmt-fp8.c, fmt-fp4.c, fmt-nf.c),
+ * and what their portable code and the AVX2 file (formats-avx2.c) share. */
 #ifndef SL_FORMATS_CPU_H
 #define SL_FORMATS_CPU_H
 
@@ -14,6 +14,7 @@
 void sl_fmt_int_register(sl_type_info *table);
 void sl_fmt_fp8_register(sl_type_info *table);
 void sl_fmt_fp4_register(sl_type_info *table);
+void sl_fmt_nf_register(sl_type_info *table);
 
 /* The largest magnitude of n values (NaN aside). */
 static inline float sl_amax(const float *x, int64_t n)
