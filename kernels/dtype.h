@@ -61,7 +61,9 @@ static inline int sl_dtype_int_group(int bits, int group, int asym)
  * uniform levels m + d*k for whole k in [kmin, kmax], or a minifloat's
  * values times d, or NF4's sixteen values times d. Solvers that round one
  * weight at a time (and fake quantization) work on these grids. */
-typedef enum { SL_GRID_NONE = 0, SL_GRID_UNIFORM, SL_GRID_E4M3, SL_GRID_E5M2, SL_GRID_E2M1, SL_GRID_NF4 } sl_grid_kind;
+typedef enum {
+	SL_GRID_NONE = 0, SL_GRID_UNIFORM, SL_GRID_E4M3, SL_GRID_E5M2, SL_GRID_E2M1, SL_GRID_NF4
+} sl_grid_kind;
 /* What one call of from_float fixes the scales of. */
 typedef enum { SL_SCOPE_BLOCK = 0, SL_SCOPE_ROW, SL_SCOPE_TENSOR } sl_scale_scope;
 typedef struct {

@@ -22,7 +22,7 @@
  * the 2^i midpoints of 2^i equal steps from 0.1 to 1, times 10^(i-6), with
  * both signs; then 0 and 1: 256 values ascending, code 127 is 0 and 255 is
  * 1. Rounding to either table takes the nearest value, the lower on a
- * tie, as the midpoint thresholds of QLoRA's encoder do.
+ * tie.
  *
  * No integer dot products: NF4's values are not multiples of a step, so
  * these rows meet activations in F32, as QLoRA computes them. */
