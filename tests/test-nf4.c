@@ -2,12 +2,13 @@
  * normal and a heavy-tailed weight matrix by QLoRA's definitions into
  * tests/data/nf4-ref.bin. slimlab's nf4 quantizer must write the
  * reference's absmaxes and codes byte for byte and decode them to the
- * reference's values, nf4-dq its mean, run scales and 8-bit codes, with
+ * reference's values; nf4-dq its mean, run scales and 8-bit codes, with
  * the reference's dynamic map, and decode within 1e-6 of a block's scale
  * (both sides do the same f32 arithmetic, so that is exact in practice;
- * the mean is summed in double by both); and healing's fake quantization, on scales fixed at the matrix,
- * must round moved weights to the reference's codes and stop the gradient
- * where the reference does. */
+ * the mean is summed in double by both); and healing's fake quantization,
+ * on scales fixed at the matrix, must round moved weights to the
+ * reference's codes and stop the gradient where the reference does. Then
+ * healing end to end, through the trainer. */
 #include "core/formats.h"
 #include "core/optim.h"
 #include "test.h"
