@@ -176,12 +176,15 @@ static float dq_scale(const uint8_t *row, uint8_t k)
 
 static void dq_rows(const float *src, void *dst, int64_t rows, int64_t len)
 {
-	int64_t nb = len / NF4_BLOCK, per = nb >= DQ_GROUP ? 1 : DQ_GROUP / nb;
+	int64_t nb = len / NF4_BLOCK;
+	if (nb <= 0 || rows <= 0)
+		return;
+	int64_t per = nb >= DQ_GROUP ? 1 : DQ_GROUP / nb;
 	size_t rb = DQ_HEADER + (size_t)nb * DQ_BYTES;
 	double sum = 0;
 	for (int64_t b = 0; b < rows * nb; b++)
 		sum += sl_amax(src + b * NF4_BLOCK, NF4_BLOCK);
-	float c = rows * nb > 0 ? (float)(sum / (double)(rows * nb)) : 0.0f;
+	float c = (float)(sum / (double)(rows * nb));
 	for (int64_t r0 = 0; r0 < rows; r0 += per) {
 		int64_t r1 = r0 + per < rows ? r0 + per : rows;
 		float s = 0.0f;
