@@ -25,10 +25,12 @@
  * tie.
  *
  * No integer dot products: NF4's values are not multiples of a step, so
- * these rows meet activations in F32, as QLoRA computes them. */
+ * these rows meet activations in F32, as QLoRA computes them; decoding is
+ * what a product costs, and has an AVX2 path (formats-avx2.c). */
 #include <math.h>
 #include <stdlib.h>
 
+#include "cpu.h"
 #include "formats.h"
 #include "scalar.h"
 
@@ -48,6 +50,7 @@ static const float nf4_table[16] = {
 };
 
 static float dyn_map[256];
+static bool have_avx2;
 
 /* The index of the value of t[0..n) (ascending) nearest x, the lower on a
  * tie; x is not NaN. */
@@ -119,6 +122,10 @@ static void nf4_encode(const float *x, float a, uint8_t *dst)
 
 static void nf4_decode(const uint8_t *q, float scale, float *y)
 {
+	if (have_avx2) {
+		sl_lut16_decode_avx2(q, NF4_BLOCK, nf4_table, scale, y);
+		return;
+	}
 	for (int i = 0; i < NF4_BLOCK / 2; i++) {
 		y[i] = nf4_table[q[i] & 0xf] * scale;
 		y[i + NF4_BLOCK / 2] = nf4_table[q[i] >> 4] * scale;
@@ -235,6 +242,7 @@ static void dq_grids(const void *span, sl_grid *out, int n_sub)
 
 void sl_fmt_nf_register(sl_type_info *t)
 {
+	have_avx2 = sl_cpu_avx2();
 	fill_dyn_map();
 	t[SL_DT_NF4] = (sl_type_info){.name = "nf4", .block_size = NF4_BLOCK, .block_bytes = NF4_BYTES,
 	                              .to_float = nf4_to_float, .from_float = nf4_from_float, .dot_f32 = nf4_dot,

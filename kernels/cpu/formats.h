@@ -76,6 +76,10 @@ float sl_dot_mxfp4_avx2(const uint8_t *w, const sl_act_block *x, int64_t n);
 /* FP8 codes against F32 (n a multiple of 16), before the row scale. */
 float sl_dot_e4m3_f32_avx2(const uint8_t *w, const float *x, int64_t n);
 float sl_dot_e5m2_f32_avx2(const uint8_t *w, const float *x, int64_t n);
+/* n 4-bit codes in planes (byte j holds codes j and j + n/2; n a multiple
+ * of 16) through a table of 16 floats, times scale: y = table[code]*scale,
+ * the same bits as the portable loop. For tables no integer dot serves. */
+void sl_lut16_decode_avx2(const uint8_t *q, int n, const float *table, float scale, float *y);
 /* F16 and BF16 against F32 (n a multiple of 16). */
 float sl_dot_f16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
 float sl_dot_bf16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
