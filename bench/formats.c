@@ -18,7 +18,7 @@
 
 static const char *default_formats =
 	"f32,f16,bf16,q8_0,q6_k,q5_k,q5_0,q4_k,q4_0,q3_k,q2_k,int8,int8-g32,int4-g32,int4-g128,int4-g128-asym,"
-	"int3-g128,int2-g64,fp8-e4m3,fp8-e4m3-ch,fp8-e5m2,nvfp4,mxfp4";
+	"int3-g128,int2-g64,fp8-e4m3,fp8-e4m3-ch,fp8-e5m2,nvfp4,mxfp4,nf4,nf4-dq";
 
 /* Resident set size in bytes, from /proc/self/statm. */
 static double resident_bytes(void)

@@ -51,6 +51,8 @@ static const sl_format formats[] = {
 	FMT("fp8-e5m2-ch", SL_DT_FP8_E5M2_CH, 8, 0, "fp8", "FP8 E5M2, one scale per output channel"),
 	FMT("nvfp4", SL_DT_NVFP4, 4, 16, "fp4", "NVFP4: E2M1, E4M3 scale per 16, f32 tensor scale", .kv = true, .example = true),
 	FMT("mxfp4", SL_DT_MXFP4, 4, 32, "fp4", "MXFP4: E2M1, power-of-two scale per 32"),
+	FMT("nf4", SL_DT_NF4, 4, 64, "nf4", "NF4 (QLoRA): normal quantiles, f32 absmax per 64"),
+	FMT("nf4-dq", SL_DT_NF4_DQ, 4, 64, "nf4", "NF4, absmax per 64 double-quantized to 8 bits"),
 };
 
 #define N_FORMATS ((int)(sizeof formats / sizeof formats[0]))
@@ -177,15 +179,22 @@ bool sl_format_fits(const sl_format *f, int64_t n)
 	return f && sl_dtype_row_bytes(f->dtype, n) > 0;
 }
 
-/* 0: same family, 1: a kindred one (small floats: fp4 falls back to fp8),
- * 2: unrelated. ggml's formats have no kin: what llama.cpp runs matters
- * for them, and rows no ggml block holds go to f16, as llama.cpp's own
- * quantizer sends them. */
+/* 0: same family, 1: a kindred one (small floats, each falling back to
+ * the wider ones after it: nf4 to fp4 or fp8, fp4 to fp8), 2: unrelated.
+ * ggml's formats have no kin: what llama.cpp runs matters for them, and
+ * rows no ggml block holds go to f16, as llama.cpp's own quantizer sends
+ * them. */
 static int kinship(const sl_format *a, const sl_format *b)
 {
+	static const char *const small[] = {"nf4", "fp4", "fp8"};
 	if (!strcmp(a->family, b->family))
 		return 0;
-	return !strcmp(a->family, "fp4") && !strcmp(b->family, "fp8") ? 1 : 2;
+	int ia = -1, ib = -1;
+	for (int i = 0; i < 3; i++) {
+		ia = strcmp(a->family, small[i]) ? ia : i;
+		ib = strcmp(b->family, small[i]) ? ib : i;
+	}
+	return ia >= 0 && ib > ia ? 1 : 2;
 }
 
 /* Among formats that hold rows of n, from the same family or a kindred
@@ -254,13 +263,14 @@ sl_status sl_roundtrip(int type, const float *W, float *out, int rows, int cols,
 	return SL_OK;
 }
 
-/* The largest magnitude of a minifloat grid's values. */
+/* The largest magnitude of the values of a grid that is not uniform. */
 static float grid_max(int kind)
 {
 	switch (kind) {
 	case SL_GRID_E4M3: return 448.0f;
 	case SL_GRID_E5M2: return 57344.0f;
 	case SL_GRID_E2M1: return 6.0f;
+	case SL_GRID_NF4: return 1.0f;
 	default: return INFINITY;
 	}
 }

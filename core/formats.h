@@ -19,7 +19,7 @@ typedef struct {
 	int dtype;             /* the sl_dtype weights are stored in */
 	int bits;              /* nominal bits of one value (16, 8, 4, ...) */
 	int group;             /* elements sharing a scale (0: per row or tensor) */
-	const char *family;    /* "float", "ggml", "int", "fp8", "fp4" */
+	const char *family;    /* "float", "ggml", "int", "fp8", "fp4", ... */
 	const char *summary;   /* one line for menus and --help */
 	bool kv;               /* can hold the KV cache */
 	bool example;          /* named in help texts as an example */

@@ -136,13 +136,17 @@ static void qgrid_fit(void *ctx, const float *seg, int ld, int c0)
 	}
 }
 
-static float minifloat_round(int kind, float v)
+/* The value of a grid of kind that is not uniform nearest v, at scale 1:
+ * a minifloat's, or NF4's table's. */
+static float value_round(int kind, float v)
 {
 	switch (kind) {
 	case SL_GRID_E4M3:
 		return sl_fp8_e4m3_to_f32(sl_f32_to_fp8_e4m3(v));
 	case SL_GRID_E5M2:
 		return sl_fp8_e5m2_to_f32(sl_f32_to_fp8_e5m2(v));
+	case SL_GRID_NF4:
+		return sl_nf4_to_f32(sl_f32_to_nf4(v));
 	default:
 		return sl_e2m1_to_f32(sl_f32_to_e2m1(v));
 	}
@@ -162,7 +166,7 @@ static float qgrid_round(void *ctx, int r, int c, float v)
 	if (g->d == 0.0f)
 		return kind == SL_GRID_UNIFORM ? g->m : 0.0f;
 	if (kind != SL_GRID_UNIFORM)
-		return g->d * minifloat_round(kind, v / g->d);
+		return g->d * value_round(kind, v / g->d);
 	float l = rintf((v - g->m) / g->d);
 	/* The level as a whole number (no negative zero), times d, plus m
 	 * where there is one: bit for bit what the dequantizers compute. */

@@ -40,6 +40,9 @@ typedef enum {
 	 * blocks hold an f16 scale, asymmetric ones an f16 scale and f16 minimum. */
 	SL_DT_INT_BASE = 48,
 	SL_DT_INT_END = 48 + 24,
+	/* NormalFloat (QLoRA): 4-bit codes of sixteen normal quantiles in [-1, 1]. */
+	SL_DT_NF4 = 72,          /* f32 absmax scale per 64 */
+	SL_DT_NF4_DQ = 73,       /* the scales quantized again: a byte per 64, f32 row header */
 	SL_DT_COUNT = 128,
 } sl_dtype;
 
@@ -56,9 +59,11 @@ static inline int sl_dtype_int_group(int bits, int group, int asym)
 
 /* The values a run of quantized weights can take once its scale is fixed:
  * uniform levels m + d*k for whole k in [kmin, kmax], or a minifloat's
- * values times d. Solvers that round one weight at a time (and fake
- * quantization) work on these grids. */
-typedef enum { SL_GRID_NONE = 0, SL_GRID_UNIFORM, SL_GRID_E4M3, SL_GRID_E5M2, SL_GRID_E2M1 } sl_grid_kind;
+ * values times d, or NF4's sixteen values times d. Solvers that round one
+ * weight at a time (and fake quantization) work on these grids. */
+typedef enum {
+	SL_GRID_NONE = 0, SL_GRID_UNIFORM, SL_GRID_E4M3, SL_GRID_E5M2, SL_GRID_E2M1, SL_GRID_NF4
+} sl_grid_kind;
 /* What one call of from_float fixes the scales of. */
 typedef enum { SL_SCOPE_BLOCK = 0, SL_SCOPE_ROW, SL_SCOPE_TENSOR } sl_scale_scope;
 typedef struct {
@@ -157,5 +162,10 @@ float sl_fp8_e5m2_to_f32(uint8_t c);
 uint8_t sl_f32_to_fp8_e5m2(float f);
 float sl_e2m1_to_f32(uint8_t c); /* low 4 bits: sign, 2 exponent bits, 1 mantissa bit */
 uint8_t sl_f32_to_e2m1(float f);
+/* NF4 codes 0..15 index QLoRA's table, -1 to 1 ascending (code 7 is 0);
+ * encoding takes the nearest value, the lower one on a tie, saturates at
+ * -1 and 1, and gives 0 for NaN. */
+float sl_nf4_to_f32(uint8_t c); /* low 4 bits */
+uint8_t sl_f32_to_nf4(float f);
 
 #endif

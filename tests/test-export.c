@@ -128,6 +128,8 @@ static void test_formats(const sl_model *base)
 		{"mxfp4", -1, SL_DT_F32, 3e-2},              /* f16 or bf16, whichever holds it */
 		{"nvfp4", SL_DT_F32, SL_DT_F32, 3e-2},
 		{"fp8-e4m3-ch", SL_DT_F32, SL_DT_F32, 2e-3},
+		{"nf4", SL_DT_F32, SL_DT_F32, 2e-3},         /* no ggml type; 172: fp8-e4m3 */
+		{"nf4-dq", SL_DT_F32, SL_DT_F32, 2e-3},
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		sl_recipe *r = uniform(cases[c].format);

@@ -1,9 +1,11 @@
 /* slimlab's own storage formats against their published definitions:
- * every FP8 code decodes as the OCP spec says, encoding picks the nearest
- * value (ties to even, saturating), blocks whose bytes are derived by hand
- * below come out byte for byte, round trips stay within error bounds, and
- * every dot product (F32, integer, AVX2 and portable) agrees with the
- * dequantize-then-F32 reference, as ggml's test-quantize-fns checks. */
+ * every FP8 code decodes as the OCP spec says and NF4's as QLoRA's table,
+ * encoding picks the nearest value (ties to even, for NF4 to the lower;
+ * saturating), blocks whose bytes are derived by hand below come out byte
+ * for byte, round trips stay within error bounds, and every dot product
+ * (F32, integer, AVX2 and portable) agrees with the dequantize-then-F32
+ * reference, as ggml's test-quantize-fns checks. (tests/test-nf4 checks
+ * NF4 against an independent implementation too.) */
 #include <float.h>
 #include <stdint.h>
 
@@ -142,6 +144,39 @@ static void test_minifloat_rounding(void)
 	}
 	CHECK(!bad4 && !bad5 && !bad1, "encoders disagree with the nearest code: e4m3 %d, e5m2 %d, e2m1 %d", bad4,
 	      bad5, bad1);
+}
+
+/* NF4: QLoRA's sixteen values ascending, code 7 zero; the encoder gives
+ * the nearest (searched over every code), the lower on a tie, and
+ * saturates. */
+static void test_nf4_codes(void)
+{
+	static const float nf4[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+	                              -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+	                              0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f,
+	                              0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
+	                              0.7229568362236023f, 1.0f};
+	for (unsigned c = 0; c < 16; c++)
+		CHECK(sl_nf4_to_f32((uint8_t)c) == nf4[c] && sl_f32_to_nf4(nf4[c]) == c, "nf4 %u -> %g", c,
+		      sl_nf4_to_f32((uint8_t)c));
+	/* Exact ties: halfway to zero from the values beside it. */
+	CHECK(sl_f32_to_nf4(nf4[8] / 2) == 7 && sl_f32_to_nf4(nextafterf(nf4[8] / 2, 1.0f)) == 8 &&
+	      sl_f32_to_nf4(nf4[6] / 2) == 6 && sl_f32_to_nf4(nextafterf(nf4[6] / 2, 1.0f)) == 7,
+	      "nf4 ties go to the lower value");
+	CHECK(sl_f32_to_nf4(-7.0f) == 0 && sl_f32_to_nf4(1.5f) == 15 && sl_f32_to_nf4(-INFINITY) == 0 &&
+	      sl_f32_to_nf4(NAN) == 7 && sl_f32_to_nf4(-0.0f) == 7, "nf4 saturates, NaN and -0 give 0");
+	uint64_t s = 99;
+	int bad = 0;
+	for (int i = 0; i < 20000; i++) {
+		s = s * 6364136223846793005ull + 1442695040888963407ull;
+		float x = (float)((double)(s >> 11) / 9007199254740992.0 * 2.4 - 1.2);
+		unsigned best = 0;
+		for (unsigned c = 1; c < 16; c++)
+			if (fabsf(x - nf4[c]) < fabsf(x - nf4[best]))
+				best = c;
+		bad += sl_f32_to_nf4(x) != best;
+	}
+	CHECK(!bad, "nf4: %d values encode to a code that is not the nearest", bad);
 }
 
 /* ---- hand-derived blocks ------------------------------------------------------ */
@@ -286,6 +321,45 @@ static void test_hand_blocks(void)
 	mxfp4[17 + 1 + 2] = 0x97;
 	quantize(SL_DT_MXFP4, mx, out, 1, 64);
 	check_bytes(out, mxfp4, 34, "mxfp4");
+
+	/* NF4, one block: values 0..31 are the table in order, 32..63 the
+	 * table backwards, so the absmax is 1 (f32 0x3f800000) and the codes
+	 * are j % 16 and 15 - j % 16, except value 33, halfway between the
+	 * table's 0 and 0.0796, which ties to the lower: code 7. Byte j =
+	 * code(j) | code(j + 32) << 4. */
+	float nf[64];
+	uint8_t want[4 + 32] = {0x00, 0x00, 0x80, 0x3f}, big[2 * (8 + 33)];
+	for (int j = 0; j < 32; j++) {
+		nf[j] = sl_nf4_to_f32((uint8_t)(j % 16));
+		nf[j + 32] = sl_nf4_to_f32((uint8_t)(15 - j % 16));
+		want[4 + j] = (uint8_t)(j % 16 | (15 - j % 16) << 4);
+	}
+	nf[33] = sl_nf4_to_f32(8) / 2;
+	want[4 + 1] = 0x71;
+	quantize(SL_DT_NF4, nf, out, 1, 64);
+	check_bytes(out, want, 36, "nf4");
+
+	/* nf4-dq, two rows of one block, absmax 1 and 3: the mean c = 2 (f32
+	 * 0x40000000), the group's scale s = max |a - c| = 1; (1 - 2)/1 = -1
+	 * maps to the dynamic map's lowest value -0.99297 (code 0), (3 - 2)/1
+	 * to its 1 (code 255). The codes are nf4's: the block's own absmax
+	 * chose them. */
+	float two[128];
+	for (int i = 0; i < 64; i++) {
+		two[i] = nf[i];
+		two[64 + i] = 3.0f * nf[i];
+	}
+	quantize(SL_DT_NF4_DQ, two, big, 2, 64);
+	for (int r = 0; r < 2; r++) {
+		uint8_t row[8 + 33] = {0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x80, 0x3f, r ? 0xff : 0x00};
+		memcpy(row + 9, want + 4, 32);
+		check_bytes(big + r * 41, row, 41, r ? "nf4-dq row 1" : "nf4-dq row 0");
+	}
+	float back[128];
+	sl_dtype_rows_to_float(SL_DT_NF4_DQ, big, back, 2, 64);
+	float d0 = (float)-0.99296875 * 1.0f + 2.0f;
+	CHECK(back[0] == -d0 && back[15] == d0 && back[64] == -3.0f && back[64 + 15] == 3.0f,
+	      "nf4-dq scales: %.9g %.9g, want %.9g and 3", back[15], back[64 + 15], d0);
 }
 
 /* ---- round trips and dot products ------------------------------------------------ */
@@ -310,6 +384,10 @@ static int make_cases(type_case *c)
 	c[n++] = (type_case){SL_DT_FP8_E5M2_CH, 0.053};
 	c[n++] = (type_case){SL_DT_NVFP4, 0.125};
 	c[n++] = (type_case){SL_DT_MXFP4, 0.098};
+	/* NF4's values crowd near zero, for normal weights; a cosine's lie
+	 * mostly near its extremes, which NF4 spaces widest: 0.097. */
+	c[n++] = (type_case){SL_DT_NF4, 0.111};
+	c[n++] = (type_case){SL_DT_NF4_DQ, 0.111};
 	static const int bits[4] = {8, 4, 3, 2};
 	static const double err[4] = {0.004, 0.06, 0.135, 0.335};
 	for (int b = 0; b < 4; b++)
@@ -432,6 +510,8 @@ static void test_avx2_matches_portable(void)
 		ti->from_float(w, q, N);
 		float want; /* portable: SL_NO_AVX2 is set */
 		bool fp8 = cases[c].type >= SL_DT_FP8_E4M3 && cases[c].type <= SL_DT_FP8_E5M2_CH;
+		if (!fp8 && !ti->vec_dot)
+			continue; /* NF4: F32 dot products only, no AVX2 kernel */
 		if (fp8)
 			want = ti->dot_f32(q, x, N);
 		else
@@ -442,6 +522,19 @@ static void test_avx2_matches_portable(void)
 		tested++;
 	}
 	CHECK(tested == 31, "%d AVX2 kernels", tested);
+	/* NF4 decodes through its table to the same bits with AVX2. */
+	float table[16], port[N], fast[N];
+	for (int c = 0; c < 16; c++)
+		table[c] = sl_nf4_to_f32((uint8_t)c);
+	const sl_type_info *nf = sl_type_info_get(SL_DT_NF4);
+	nf->from_float(w, q, N);
+	nf->to_float(q, port, N); /* portable: SL_NO_AVX2 is set */
+	for (int b = 0; b < N / 64; b++) {
+		float scale;
+		memcpy(&scale, q + b * 36, 4);
+		sl_lut16_decode_avx2(q + b * 36 + 4, 64, table, scale, fast + b * 64);
+	}
+	CHECK(!memcmp(port, fast, sizeof port), "nf4: AVX2 decoding differs from the portable loop");
 	/* F16 and BF16 against F32, on a length with a tail. */
 	uint16_t h[N], b[N];
 	double want_h = 0, want_b = 0;
@@ -552,6 +645,9 @@ static void test_table(void)
 	CHECK(sl_dtype_row_bytes(SL_DT_I8_CH, 288) == 4 + 288, "int8 row bytes");
 	CHECK(sl_dtype_row_bytes(SL_DT_NVFP4, 64) == 4 + 4 * 9, "nvfp4 row bytes");
 	CHECK(sl_dtype_row_bytes(SL_DT_MXFP4, 64) == 2 * 17, "mxfp4 row bytes");
+	CHECK(sl_dtype_row_bytes(SL_DT_NF4, 128) == 2 * 36, "nf4 row bytes");
+	CHECK(sl_dtype_row_bytes(SL_DT_NF4_DQ, 128) == 8 + 2 * 33, "nf4-dq row bytes");
+	CHECK(sl_dtype_row_bytes(SL_DT_NF4_DQ, 96) == 0, "nf4-dq: 96 is not a multiple of 64");
 	CHECK(sl_dtype_row_bytes(sl_dtype_int_group(4, 32, 0), 64) == 2 * 18, "int4-g32 is Q4_0-sized");
 	CHECK(sl_dtype_row_bytes(sl_dtype_int_group(3, 128, 1), 256) == 2 * (4 + 48), "int3-g128-asym");
 	CHECK(sl_dtype_row_bytes(sl_dtype_int_group(2, 64, 0), 96) == 0, "96 is not a multiple of 64");
@@ -566,6 +662,7 @@ int main(void)
 	test_table();
 	test_fp8_tables();
 	test_minifloat_rounding();
+	test_nf4_codes();
 	test_hand_blocks();
 	test_tensor_scales();
 	test_ggml_twins();

@@ -14,7 +14,7 @@ static void test_catalog(void)
 {
 	static const char *names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k",
 	                              "q4_k", "q5_k", "q6_k", "int8", "fp8-e4m3", "fp8-e4m3-ch", "fp8-e5m2",
-	                              "fp8-e5m2-ch", "nvfp4", "mxfp4"};
+	                              "fp8-e5m2-ch", "nvfp4", "mxfp4", "nf4", "nf4-dq"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		const sl_format *f = sl_format_find(names[i]);
 		CHECK(f && f == sl_format_of_dtype(f->dtype) && sl_type_info_get(f->dtype), "format %s", names[i]);
@@ -27,7 +27,7 @@ static void test_catalog(void)
 				const sl_format *f = sl_format_find(n);
 				CHECK(f && f->dtype == sl_dtype_int_group(b, g, a) && f->bits == b && f->group == g, "format %s", n);
 			}
-	CHECK(sl_format_count() == 20 + 24, "%d formats", sl_format_count());
+	CHECK(sl_format_count() == 22 + 24, "%d formats", sl_format_count());
 	CHECK(!sl_format_find("q9_9") && !sl_format_find("Q4_0") && !sl_format_find(NULL), "unknown names");
 	for (int i = 0; i < sl_format_count(); i++) {
 		const sl_format *f = sl_format_at(i);
@@ -46,6 +46,8 @@ static void test_catalog(void)
 	CHECK_NEAR(sl_format_bpw(sl_format_find("int8"), 4096), 8 + 32.0 / 4096, 1e-12, "int8: f32 per row");
 	CHECK_NEAR(sl_format_bpw(sl_format_find("nvfp4"), 4096), 4.5 + 32.0 / 4096, 1e-12, "nvfp4: 9 per 16 + f32");
 	CHECK_NEAR(sl_format_bpw(sl_format_find("mxfp4"), 4096), 4.25, 1e-12, "mxfp4: 17 per 32");
+	CHECK_NEAR(sl_format_bpw(sl_format_find("nf4"), 4096), 4.5, 1e-12, "nf4: 36 per 64");
+	CHECK_NEAR(sl_format_bpw(sl_format_find("nf4-dq"), 4096), 4.125 + 64.0 / 4096, 1e-12, "nf4-dq: 33 per 64 + 8");
 	CHECK_NEAR(sl_format_bpw(sl_format_find("q4_k"), 288), 4.5, 1e-12, "nominal bits where rows do not fit");
 
 	CHECK(!sl_format_fits(sl_format_find("q4_k"), 288) && sl_format_fits(sl_format_find("q4_k"), 512), "q4_k fits");
@@ -61,6 +63,7 @@ static void test_catalog(void)
 		{"q3_k", 288, "q4_0"}, {"q4_k", 512, "q4_k"}, {"int4-g128", 288, "int4-g32"}, {"q8_0", 172, "f16"},
 		{"int4-g128-asym", 288, "int4-g32-asym"}, {"int2-g64", 96, "int2-g32"}, {"q4_0", 172, "f16"},
 		{"int3-g32", 172, "int8"}, {"nvfp4", 172, "fp8-e4m3"}, {"mxfp4", 48, "nvfp4"}, {"f16", 7, "f16"},
+		{"nf4", 96, "nvfp4"}, {"nf4-dq", 288, "nvfp4"}, {"nf4", 172, "fp8-e4m3"}, {"nf4", 128, "nf4"},
 	};
 	for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++) {
 		const sl_format *u = sl_format_fallback(sl_format_find(fb[i].asked), fb[i].n);
@@ -79,6 +82,10 @@ static void test_catalog(void)
 	CHECK(sl_format_export_type(sl_format_find("mxfp4"), v, 4) == SL_DT_BF16, "exact in bf16 only");
 	v[2] = 1.0f / 3.0f;
 	CHECK(sl_format_export_type(sl_format_find("nvfp4"), v, 4) == SL_DT_F32, "exact in f32 only");
+	/* NF4's values carry a full f32 mantissa, even under a scale of one. */
+	float nf[4] = {1.0f, 0.0f, -0.6961928009986877f, 0.07958029955625534f};
+	CHECK(sl_format_export_type(sl_format_find("nf4"), nf, 4) == SL_DT_F32, "nf4 has no twin: f32");
+	CHECK(sl_format_export_type(sl_format_find("nf4-dq"), nf, 2) == SL_DT_F16, "what f16 holds exactly goes as f16");
 }
 
 /* Fake quantization is each format's round trip, and its mask marks what
@@ -105,10 +112,28 @@ static void test_fake_quantize(void)
 		for (int k = 0; k < R * C; k++)
 			clipped += !in[k];
 		bool span = strstr(f->name, "-asym") || !strcmp(f->family, "float") || !strcmp(f->family, "fp8") ||
-		            !strcmp(f->name, "int8") || (!strcmp(f->family, "int") && f->bits == 8);
+		            !strcmp(f->name, "int8") || (!strcmp(f->family, "int") && f->bits == 8) ||
+		            !strcmp(f->name, "nf4");
 		if (span)
 			CHECK(clipped == 0, "%s: a scale that spans its run clips nothing (%d clipped)", f->name, clipped);
 	}
+	/* nf4-dq: a block's extreme is +-1 times its double-quantized scale,
+	 * the largest magnitude of its round trip; values beyond that scale,
+	 * and only those, were clipped. */
+	const sl_format *dq = sl_format_find("nf4-dq");
+	int beyond = 0, wrong = 0;
+	CHECK(sl_format_fake_quantize(dq, W, out, in, R, C, NULL) == SL_OK, "nf4-dq");
+	for (int b = 0; b < R * C / 64; b++) {
+		float d = 0;
+		for (int k = b * 64; k < b * 64 + 64; k++)
+			d = fmaxf(d, fabsf(out[k]));
+		for (int k = b * 64; k < b * 64 + 64; k++) {
+			beyond += fabsf(W[k] / d) > 1.0f;
+			wrong += in[k] != (fabsf(W[k] / d) <= 1.0f);
+		}
+	}
+	CHECK(beyond > 0 && wrong == 0, "nf4-dq clips what lies beyond its scales (%d), nothing else (%d)", beyond,
+	      wrong);
 	/* int4-g32: d = -0.5/-8, levels -8..7, so 0.47 (7.52 steps) is clipped. */
 	float b[32] = {-0.5f, 0.47f, 0.43f, 0.1f};
 	float q[32];

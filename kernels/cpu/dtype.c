@@ -1,6 +1,6 @@
 /* The table of storage types: the plain floats here, the block formats
- * registered by quants.c (ggml's) and fmt-int.c, fmt-fp8.c, fmt-fp4.c
- * (slimlab's own). */
+ * registered by quants.c (ggml's) and fmt-int.c, fmt-fp8.c, fmt-fp4.c,
+ * fmt-nf.c (slimlab's own). */
 #include "../dtype.h"
 
 #include <math.h>
@@ -97,6 +97,7 @@ static void init_types(void)
 	sl_fmt_int_register(types);
 	sl_fmt_fp8_register(types);
 	sl_fmt_fp4_register(types);
+	sl_fmt_nf_register(types);
 	sl_quants_register(types); /* last: it marks which of the above share ggml's bytes */
 }
 

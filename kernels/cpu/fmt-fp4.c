@@ -18,14 +18,6 @@
 
 static bool have_avx2;
 
-static float amax_of(const float *x, int64_t n)
-{
-	float a = 0.0f;
-	for (int64_t i = 0; i < n; i++)
-		a = fmaxf(a, fabsf(x[i]));
-	return a;
-}
-
 #define NVFP4_BLOCK 16
 #define NVFP4_BYTES (1 + NVFP4_BLOCK / 2)
 #define MXFP4_BLOCK 32
@@ -64,7 +56,7 @@ static float nvfp4_block_scale(uint8_t sb, float global)
 
 static void nvfp4_rows(const float *src, void *dst, int64_t rows, int64_t len)
 {
-	float global = amax_of(src, rows * len) / (SL_E4M3_MAX * SL_E2M1_MAX);
+	float global = sl_amax(src, rows * len) / (SL_E4M3_MAX * SL_E2M1_MAX);
 	size_t rb = 4 + (size_t)(len / NVFP4_BLOCK) * NVFP4_BYTES;
 	for (int64_t r = 0; r < rows; r++) {
 		uint8_t *d = (uint8_t *)dst + (size_t)r * rb;
@@ -72,7 +64,7 @@ static void nvfp4_rows(const float *src, void *dst, int64_t rows, int64_t len)
 		sl_store_f32(d, global);
 		for (int64_t b = 0; b < len / NVFP4_BLOCK; b++, x += NVFP4_BLOCK) {
 			uint8_t *blk = d + 4 + (size_t)b * NVFP4_BYTES;
-			blk[0] = global != 0.0f ? sl_f32_to_fp8_e4m3(amax_of(x, NVFP4_BLOCK) / SL_E2M1_MAX / global) : 0;
+			blk[0] = global != 0.0f ? sl_f32_to_fp8_e4m3(sl_amax(x, NVFP4_BLOCK) / SL_E2M1_MAX / global) : 0;
 			fp4_encode_run(x, NVFP4_BLOCK, nvfp4_block_scale(blk[0], global), blk + 1);
 		}
 	}
@@ -141,7 +133,7 @@ static void mxfp4_from_float(const float *src, void *dst, int64_t n)
 {
 	uint8_t *d = dst;
 	for (int64_t b = 0; b < n / MXFP4_BLOCK; b++, src += MXFP4_BLOCK, d += MXFP4_BYTES) {
-		float amax = amax_of(src, MXFP4_BLOCK);
+		float amax = sl_amax(src, MXFP4_BLOCK);
 		int x = -127;
 		if (!isfinite(amax)) {
 			d[0] = 0xff;

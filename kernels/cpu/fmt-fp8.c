@@ -20,14 +20,6 @@ typedef struct {
 
 static const fp8_kind e4m3 = {sl_f32_to_fp8_e4m3, SL_E4M3_MAX}, e5m2 = {sl_f32_to_fp8_e5m2, SL_E5M2_MAX};
 
-static float amax_of(const float *x, int64_t n)
-{
-	float a = 0.0f;
-	for (int64_t i = 0; i < n; i++)
-		a = fmaxf(a, fabsf(x[i]));
-	return a;
-}
-
 static void fp8_quantize_row(const fp8_kind *f, const float *src, uint8_t *dst, int64_t n, float scale)
 {
 	sl_store_f32(dst, scale);
@@ -60,7 +52,7 @@ static float fp8_dot(const float *lut, const void *w, const float *x, int64_t n)
 /* Every row holds the tensor's scale: amax over all rows / the format's max. */
 static void fp8_quantize_tensor(const fp8_kind *f, const float *src, void *dst, int64_t rows, int64_t len)
 {
-	float scale = amax_of(src, rows * len) / f->max;
+	float scale = sl_amax(src, rows * len) / f->max;
 	for (int64_t r = 0; r < rows; r++)
 		fp8_quantize_row(f, src + r * len, (uint8_t *)dst + (size_t)r * (size_t)(4 + len), len, scale);
 }
@@ -71,11 +63,11 @@ static void e4m3_from_float(const float *s, void *d, int64_t n) { e4m3_rows(s, d
 static void e5m2_from_float(const float *s, void *d, int64_t n) { e5m2_rows(s, d, 1, n); }
 static void e4m3_ch_from_float(const float *s, void *d, int64_t n)
 {
-	fp8_quantize_row(&e4m3, s, d, n, amax_of(s, n) / SL_E4M3_MAX);
+	fp8_quantize_row(&e4m3, s, d, n, sl_amax(s, n) / SL_E4M3_MAX);
 }
 static void e5m2_ch_from_float(const float *s, void *d, int64_t n)
 {
-	fp8_quantize_row(&e5m2, s, d, n, amax_of(s, n) / SL_E5M2_MAX);
+	fp8_quantize_row(&e5m2, s, d, n, sl_amax(s, n) / SL_E5M2_MAX);
 }
 static void e4m3_to_float(const void *s, float *d, int64_t n) { fp8_to_float(sl_fp8_e4m3_lut, s, d, n); }
 static void e5m2_to_float(const void *s, float *d, int64_t n) { fp8_to_float(sl_fp8_e5m2_lut, s, d, n); }

@@ -1,5 +1,6 @@
 /* AVX2 dot products for slimlab's formats: the integers, NVFP4 and MXFP4
- * against int8-g32 activations, FP8, F16 and BF16 against F32. Compiled for the generic
+ * against int8-g32 activations, FP8, F16 and BF16 against F32; and the
+ * decoding of 4-bit codes through a table. Compiled for the generic
  * target with per-function target attributes, and called only when the CPU
  * reports AVX2, FMA and F16C, so one binary runs everywhere. */
 #include <immintrin.h>
@@ -341,4 +342,23 @@ SL_AVX2 float sl_dot_bf16_f32_avx2(const uint16_t *w, const float *x, int64_t n)
 		acc1 = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + i + 8), acc1);
 	}
 	return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+/* Eight 4-bit codes (as int32) through a table of 16 floats: each half of
+ * the table answers for its own codes. */
+SL_AVX2_INLINE __m256 lut16(__m256 lo, __m256 hi, __m256i codes)
+{
+	__m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(codes, _mm256_set1_epi32(7)));
+	return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, codes), _mm256_permutevar8x32_ps(hi, codes), upper);
+}
+
+SL_AVX2 void sl_lut16_decode_avx2(const uint8_t *q, int n, const float *table, float scale, float *y)
+{
+	const __m256 lo = _mm256_loadu_ps(table), hi = _mm256_loadu_ps(table + 8), s = _mm256_set1_ps(scale);
+	const __m256i nibble = _mm256_set1_epi32(0x0f);
+	for (int i = 0; i < n / 2; i += 8) {
+		__m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+		_mm256_storeu_ps(y + i, _mm256_mul_ps(lut16(lo, hi, _mm256_and_si256(b, nibble)), s));
+		_mm256_storeu_ps(y + i + n / 2, _mm256_mul_ps(lut16(lo, hi, _mm256_srli_epi32(b, 4)), s));
+	}
 }

@@ -1,9 +1,10 @@
 /* slimlab's own storage formats (the ids from SL_DT_I8_CH on in dtype.h):
- * each family's registration (fmt-int.c, fmt-fp8.c, fmt-fp4.c), and what
- * their portable code and the AVX2 file (formats-avx2.c) share. */
+ * each family's registration (fmt-int.c, fmt-fp8.c, fmt-fp4.c, fmt-nf.c),
+ * and what their portable code and the AVX2 file (formats-avx2.c) share. */
 #ifndef SL_FORMATS_CPU_H
 #define SL_FORMATS_CPU_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -13,6 +14,16 @@
 void sl_fmt_int_register(sl_type_info *table);
 void sl_fmt_fp8_register(sl_type_info *table);
 void sl_fmt_fp4_register(sl_type_info *table);
+void sl_fmt_nf_register(sl_type_info *table);
+
+/* The largest magnitude of n values (NaN aside). */
+static inline float sl_amax(const float *x, int64_t n)
+{
+	float a = 0.0f;
+	for (int64_t i = 0; i < n; i++)
+		a = fmaxf(a, fabsf(x[i]));
+	return a;
+}
 
 /* Activations for the integer dot products: runs of 32 int8 with an f16
  * scale, the layout of int8-g32. */
@@ -65,6 +76,10 @@ float sl_dot_mxfp4_avx2(const uint8_t *w, const sl_act_block *x, int64_t n);
 /* FP8 codes against F32 (n a multiple of 16), before the row scale. */
 float sl_dot_e4m3_f32_avx2(const uint8_t *w, const float *x, int64_t n);
 float sl_dot_e5m2_f32_avx2(const uint8_t *w, const float *x, int64_t n);
+/* n 4-bit codes in planes (byte j holds codes j and j + n/2; n a multiple
+ * of 16) through a table of 16 floats, times scale: y = table[code]*scale,
+ * the same bits as the portable loop. For tables no integer dot serves. */
+void sl_lut16_decode_avx2(const uint8_t *q, int n, const float *table, float scale, float *y);
 /* F16 and BF16 against F32 (n a multiple of 16). */
 float sl_dot_f16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
 float sl_dot_bf16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
