@@ -349,7 +349,7 @@ static sl_status setup(heal_run *h, sl_error *err)
 	if (o->lsq && !h->n_lsq)
 		return sl_errorf(err, SL_ERR_UNSUPPORTED,
 		                 "no module's format has steps to learn (learned step sizes need uniform levels with "
-		                 "one scale per block, as int4-g32 or q4_0 have)");
+		                 "one scale per block)");
 	if ((st = sl_model_clone(h->student, &h->probe, err)) ||
 	    (st = sl_adamw_init(&h->opt, sl_trainer_n_weights(h->tr), err)))
 		return st;
