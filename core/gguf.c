@@ -506,12 +506,6 @@ void sl_gguf_set_u32(sl_gguf_writer *w, const char *key, uint32_t val)
 	w->oom |= !sl_buf_put(&w->kv, &val, 4);
 }
 
-void sl_gguf_set_i32(sl_gguf_writer *w, const char *key, int32_t val)
-{
-	put_key(w, key, SL_GGUF_I32);
-	w->oom |= !sl_buf_put(&w->kv, &val, 4);
-}
-
 void sl_gguf_set_f32(sl_gguf_writer *w, const char *key, float val)
 {
 	put_key(w, key, SL_GGUF_F32);

@@ -79,7 +79,6 @@ sl_gguf_writer *sl_gguf_writer_new(void);
 void sl_gguf_writer_free(sl_gguf_writer *w);
 void sl_gguf_set_str(sl_gguf_writer *w, const char *key, const char *val);
 void sl_gguf_set_u32(sl_gguf_writer *w, const char *key, uint32_t val);
-void sl_gguf_set_i32(sl_gguf_writer *w, const char *key, int32_t val);
 void sl_gguf_set_f32(sl_gguf_writer *w, const char *key, float val);
 void sl_gguf_set_bool(sl_gguf_writer *w, const char *key, bool val);
 /* Numeric arrays of elem_type (n elements at vals, copied). */

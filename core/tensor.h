@@ -27,8 +27,8 @@ typedef struct sl_tensor {
 
 int64_t sl_tensor_nelements(const sl_tensor *t);
 int64_t sl_tensor_nrows(const sl_tensor *t);
-/* Bytes for ne in type, 0 with err filled when the shape does not fit the type
- * or the size overflows. */
+/* Bytes for ne in type, 0 when the shape does not fit the type or the size
+ * overflows. */
 size_t sl_tensor_bytes_for(int type, const int64_t *ne, int n_dims);
 
 /* Copies element data of rows [r0, r0+n) to F32 (dst holds n * ne[0] floats). */

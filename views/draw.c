@@ -143,11 +143,6 @@ void sl_scale_set(void (*palette)(double t, int rgb[3]))
 	D.scale_steps = n;
 }
 
-bool sl_scale_colours(void)
-{
-	return D.scale_steps > 0;
-}
-
 void sl_scale_cell(int y, int x, int w, double t, const char *text)
 {
 	if (w <= 0 || y < 0 || y >= LINES || x < 0 || x >= COLS)
@@ -294,12 +289,6 @@ void sl_fill(int y, int x, int w, sl_role r)
 	sl_role_set(r);
 	mvhline(y, x, ' ', w);
 	sl_role_set(SL_R_NORMAL);
-}
-
-void sl_clear_rect(sl_rect r)
-{
-	for (int i = 0; i < r.h; i++)
-		sl_fill(r.y + i, r.x, r.w, SL_R_NORMAL);
 }
 
 void sl_frame(sl_rect r, const char *title, sl_role role)

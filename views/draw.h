@@ -38,7 +38,6 @@ int sl_text_width(const char *s);
  * as much of its end as fits, so the file name stays whole where it can. */
 void sl_path_fit(const char *path, int w, char *buf, size_t n);
 void sl_fill(int y, int x, int w, sl_role r);
-void sl_clear_rect(sl_rect r);
 /* Text laid out in r, wrapping at spaces (inside words only when a word
  * is wider than r) and at newlines; role(ctx, i) colours byte i. Returns
  * the rows the text needs; with draw, shows them from row first on. */
@@ -62,8 +61,6 @@ void sl_columns(sl_rect r, const double *v, int n, bool log, sl_role role);
  * 256-colour cube and greys, or five of the 8 basic colours, coarsely),
  * or, where colours are missing, glyphs of increasing density. */
 void sl_scale_set(void (*palette)(double t, int rgb[3]));
-/* Whether the scale is drawn in colours (else in glyph density). */
-bool sl_scale_colours(void);
 /* A cell w columns wide; text (or NULL) is written on the colour, and
  * left out when the scale is drawn in glyphs. */
 void sl_scale_cell(int y, int x, int w, double t, const char *text);
