@@ -278,8 +278,12 @@ int sl_cmd_heal(int argc, char **argv)
 		printf("\n%-8s %10s %10s %8s\n", "", "KL", "PPL", "top-1");
 		printf("%-8s %10.5f %10.3f %8.4f\n", "before", res.before.kl_mean, res.before.ppl, res.before.top1);
 		printf("%-8s %10.5f %10.3f %8.4f\n", "after", res.after.kl_mean, res.after.ppl, res.after.top1);
-		printf("recovered %.1f%% of the KL (%s, %lld steps of %s loss, %.0f tok/s); written to %s\n",
-		       100 * res.recovered, eval_text, (long long)res.steps, res.loss_name, res.tokens_per_s, out_path);
+		if (res.recovered == res.recovered)
+			printf("recovered %.1f%% of the KL", 100 * res.recovered);
+		else
+			printf("nothing to recover: the compressed model already matches the base");
+		printf(" (%s, %lld steps of %s loss, %.0f tok/s); written to %s\n", eval_text, (long long)res.steps,
+		       res.loss_name, res.tokens_per_s, out_path);
 		if (res.repacked_moved)
 			printf("note: packing moved %lld weights off the values trained\n", res.repacked_moved);
 	}
