@@ -5,7 +5,8 @@
 # a method that needs calibration finds the shipped text; sensitivity's
 # acceptance metric is in its table, its JSON and its CSV; and greedy text
 # of TinyStories-656K's Q8_0 GGUF is llama.cpp's, word for word (the text
-# the fixtures README quotes).
+# the fixtures README quotes); heal writes a model and its figures, and
+# never over an existing file unasked.
 srcdir=${SL_SRCDIR:-.}
 builddir=${SL_BUILDDIR:-.}
 fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
@@ -82,6 +83,25 @@ run sensitivity $sweep --csv
 echo "$out" | head -n 1 | grep -q ",top1,acceptance,ppl," || fail "sensitivity --csv has no acceptance column: $out"
 run sensitivity $sweep --metric acceptance
 [ $rc -eq 2 ] && echo "$err" | grep -q "kl, dppl, top1 or accept" || fail "a bad --metric: $rc: $err"
+
+# heal: a short QAT run writes the healed model and its figures; an
+# existing output is kept unless --force; a bad method is a usage error.
+head -c 60000 "$srcdir/data/calib.txt" >"$tmp/train.txt"
+heal="--format q4_0 --steps 2 --batch 2 --seq-len 32 --chunks 1 --eval-every 0 --text $tmp/train.txt"
+run heal "$model" $heal --heal qat --out "$tmp/healed.gguf" --json
+[ $rc -eq 0 ] || fail "heal: $rc: $err"
+for key in '"before"' '"after"' '"recovered"' '"kl"' '"ppl"' '"top1"'; do
+	echo "$out" | grep -q "$key" || fail "heal --json lacks $key: $out"
+done
+[ -s "$tmp/healed.gguf" ] && [ ! -e "$tmp/healed.gguf.ckpt" ] || fail "heal wrote no model, or left its checkpoint"
+run info "$tmp/healed.gguf"
+[ $rc -eq 0 ] || fail "the healed model does not open: $err"
+sum=$(cksum <"$tmp/healed.gguf")
+run heal "$model" $heal --heal qat --out "$tmp/healed.gguf"
+[ $rc -ne 0 ] && [ "$(cksum <"$tmp/healed.gguf")" = "$sum" ] || fail "heal wrote over an existing file"
+echo "$err" | grep -q -- "--force" || fail "heal did not say how to write over a file: $err"
+run heal "$model" $heal --heal bogus --out "$tmp/other.gguf"
+[ $rc -eq 2 ] || fail "heal --heal bogus exited $rc, not 2"
 
 q8=$fixtures/models/TinyStories-656K-Q8_0.gguf
 if [ -r "$q8" ]; then
