@@ -111,8 +111,12 @@ static void set_pins(sub_grid *s, const float *deq, int n, int pins)
 	}
 	s->pin_v[0] = deq[s->pin[0]];
 	s->pin_v[1] = s->pin[1] >= 0 ? deq[s->pin[1]] : 0.0f;
-	for (int i = 0; i < 2; i++)
-		s->pin_k[i] = (int16_t)(s->g.d != 0.0f ? rintf((s->pin_v[i] - s->g.m) / s->g.d) : 0.0f);
+	/* Only uniform grids read the levels back; others (fp8's one-step grid) are clamped so the
+	   conversion stays defined. */
+	for (int i = 0; i < 2; i++) {
+		float k = s->g.d != 0.0f ? rintf((s->pin_v[i] - s->g.m) / s->g.d) : 0.0f;
+		s->pin_k[i] = (int16_t)fminf(fmaxf(k, -32768.0f), 32767.0f);
+	}
 }
 
 static void qgrid_fit(void *ctx, const float *seg, int ld, int c0)
