@@ -35,23 +35,24 @@ static bool find_on_path(const char *name, char *buf, size_t n)
 	return false;
 }
 
+#ifdef SL_HAVE_MPI
+static const bool mpi_built = true;
+#else
+static const bool mpi_built = false;
+#endif
+
 sl_status sl_ranks_check(const sl_ranks *how, char *mpirun, size_t n, sl_error *err)
 {
-#ifndef SL_HAVE_MPI
-	(void)how;
-	(void)mpirun;
-	(void)n;
-	return sl_errorf(err, SL_ERR_ARG, "this slimlab was built without MPI support (configure --with-mpi needs "
-	                                  "Open MPI, Debian's libopenmpi-dev): :sweep runs here without --ranks");
-#else
 	char buf[PATH_MAX];
+	if (!mpi_built)
+		return sl_errorf(err, SL_ERR_ARG, "this slimlab was built without MPI support (configure --with-mpi "
+		                                  "needs Open MPI, Debian's libopenmpi-dev): :sweep runs here without --ranks");
 	if (!find_on_path("mpirun", mpirun ? mpirun : buf, mpirun ? n : sizeof buf))
 		return sl_errorf(err, SL_ERR_ARG, "mpirun is not on PATH: install Open MPI (Debian: openmpi-bin), "
 		                                  "or run :sweep without --ranks");
 	if (how->hostfile[0] && access(how->hostfile, R_OK))
 		return sl_errorf(err, SL_ERR_ARG, "--hostfile %s: %s", how->hostfile, strerror(errno));
 	return SL_OK;
-#endif
 }
 
 /* --- the command line ---------------------------------------------------------- */
