@@ -44,9 +44,10 @@ sl_status sl_sweep_run_mpi(sl_sweep *sw, const sl_error *prep, sl_sweep_cell_fn 
 /* The stream, one JSON object a line: first the sweep's shape,
  * {"slimlab_stream":1,"model_hash":H,"rows":R,"cols":C,"cell_bytes":B},
  * then a line per finished cell, {"row":R,"col":C,"name":N,"option":O,
- * "cell":HEX}, HEX being the sl_sweep_cell as this build lays it out, so
- * every field travels, those added later too (both ends are the same
- * slimlab). NULL when out of memory. */
+ * "kl":KL,"cell":HEX}, HEX being the sl_sweep_cell as this build lays it
+ * out, so every field travels, those added later too (both ends are the
+ * same slimlab; KL is there for people and scripts). NULL when out of
+ * memory. */
 char *sl_sweep_stream_header(const sl_sweep *sw);
 char *sl_sweep_stream_cell(const sl_sweep *sw, int row, int col);
 /* Reads one line of the stream into sw: checks a header against sw, keeps

@@ -66,6 +66,7 @@ char *sl_sweep_stream_cell(const sl_sweep *sw, int row, int col)
 	cJSON_AddNumberToObject(o, "col", col);
 	cJSON_AddStringToObject(o, "name", sw->rows[row].name);
 	cJSON_AddStringToObject(o, "option", sw->opts[col].label);
+	cJSON_AddNumberToObject(o, "kl", cell_of(sw, row, col)->kl);
 	cJSON_AddStringToObject(o, "cell", hex);
 	return print_line(o);
 }
