@@ -38,12 +38,14 @@ if ! "$slimlab" --version | grep -q '^mpi: *built'; then
 fi
 command -v mpirun >/dev/null 2>&1 || { echo "SKIP: mpirun is not on PATH (tools/bootstrap installs openmpi-bin)"; exit 77; }
 
-# mpirun refuses root unless told, and more ranks than cores unless told;
-# Open MPI's own leaks are not ours under LeakSanitizer.
+# mpirun refuses root unless told, and more ranks than cores unless told.
+# Under AddressSanitizer, Open MPI's components leak at exit from modules
+# already unloaded, which no suppression can name: leaks are looked for in
+# the runs without mpirun only.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$srcdir/tests/data/lsan-mpi.supp"
 export SLIMLAB_DATA="$srcdir"
-mpi() { mpirun --oversubscribe --bind-to none "$@"; }
+no_leaks="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+mpi() { ASAN_OPTIONS=$no_leaks mpirun --oversubscribe --bind-to none "$@"; }
 
 # cells FILE: a sweep's JSON without the seconds each cell took.
 cells() { grep -v '"seconds":' "$1"; }
@@ -103,6 +105,7 @@ echo "== the workbench: :sweep --ranks streams into the heatmap; Esc stops every
 if command -v tmux >/dev/null 2>&1; then
 	(
 		. "$srcdir/tests/tui-lib.sh"
+		export ASAN_OPTIONS="$no_leaks" # the workbench's mpirun passes it to the ranks
 		# The workbench names its model by its real path.
 		"$slimlab" sensitivity "$(realpath "$small")" --options q8_0,q4_0 --windows 2 --ctx 64 --json >"$work/cli.json" ||
 			fail "the CLI's sweep failed"
