@@ -1,33 +1,36 @@
 /* bench/sweep-cell: what one sensitivity cell costs on large shapes, for
  * the estimate of a sweep spread over machines (README, slimlab(1)).
- * Random-weight models (F32) shaped like stories110M (all 12 blocks of
- * dim 768) and like Llama-2-7B (dim 4096, mlp 11008, vocabulary 32000: 2
- * of its 32 blocks, which is what fits here), each with the workshop
- * model's tokenizer (its ids lie inside the vocabulary), are swept with one
- * option on every thread, a cell per thread as a sweep runs them, and each
- * cell's own time is kept. A cell of block b recomputes the blocks from b
- * on and the head, so the 7B-shaped cells give the cost of a block (block
- * 0's cells less block 1's) and of the rest (the head and compressing the
- * module: block 1's less one block); a 32-block model's mean cell
- * recomputes 16.5 blocks. Windows are fewer than a real sweep's 8 of 128
- * tokens (times scale with them): the figures are scaled to 8.
+ * Random-weight models (F32) shaped like stories110M (its 12 blocks of dim
+ * 768) and like Llama-2-7B (dim 4096, mlp 11008, vocabulary 32000; 2 of its
+ * 32 blocks, which is what fits in memory here), each with the workshop
+ * model's tokenizer (its ids lie inside the vocabulary). A cell of block b
+ * compresses its module, then recomputes the blocks from b on and the head
+ * on every window; so the cells of the first and of the last block, module
+ * kind by module kind, give what a block costs per window, and, with the
+ * compression timed alone, what the head and the scoring cost per window.
+ * A model of the full depth L then has a mean cell of: compressing the
+ * module, plus (L + 1) / 2 blocks and the head on each of 8 windows of 128
+ * tokens (a sweep's default). Everything runs on one thread and is timed
+ * in CPU seconds, so other work on the machine does not count; times on
+ * many cores are the same per core while memory keeps up.
  * Usage: bench/sweep-cell [OPTION] [WINDOWS] (run from the source tree;
- * default q4_0 on 2 windows). */
+ * default q4_0, cells measured on 1 window). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench/bench.h"
+#include "core/compress.h"
 #include "core/model.h"
 #include "core/sweep/sweep.h"
 #include "core/tokenizer.h"
 
-enum { CTX = 128, FULL_WINDOWS = 8, CALIB_TOKENS = 512 };
+enum { CTX = 128, SWEEP_WINDOWS = 8, CALIB_TOKENS = 256, KINDS = 7 };
 
-static sl_model *shaped(int dim, int layers, int heads, int kv_heads, int hidden, const sl_model *donor)
+static sl_model *shaped(int dim, int layers, int heads, int hidden, const sl_model *donor)
 {
 	sl_config c = {.arch = SL_ARCH_LLAMA, .dim = dim, .hidden_dim = hidden, .n_layers = layers,
-	               .n_heads = heads, .n_kv_heads = kv_heads, .vocab_size = 32000, .max_seq_len = CTX,
+	               .n_heads = heads, .n_kv_heads = heads, .vocab_size = 32000, .max_seq_len = CTX,
 	               .rope_style = SL_ROPE_NORM};
 	sl_model *m = NULL;
 	sl_error err;
@@ -39,82 +42,113 @@ static sl_model *shaped(int dim, int layers, int heads, int kv_heads, int hidden
 	return m;
 }
 
-/* Sweeps m with the option; the mean seconds of the cells of block 0, of
- * block 1, and of every cell, scaled to FULL_WINDOWS windows. */
-static bool sweep(const char *label, sl_model *m, const char *option, int windows, double *b0, double *b1,
-                  double *all)
+/* CPU seconds of compressing row's module alone, as a cell does. */
+static double compress_seconds(const sl_model *m, const sl_sweep *sw, int row)
+{
+	sl_recipe *rec = sl_sweep_cell_recipe(sw, row, 0);
+	sl_module mods[512];
+	int n = sl_model_modules(m, mods, 512);
+	double t = 0;
+	for (int i = 0; i < n && rec; i++) {
+		if (strcmp(mods[i].name, sl_sweep_row_name(sw, row)))
+			continue;
+		sl_module_plan plan;
+		sl_recipe_resolve(rec, &mods[i], &plan);
+		sl_tensor out = {0};
+		sl_module_report rep;
+		sl_error err;
+		double t0 = bench_cpu_now();
+		if (!sl_compress_module(m, &mods[i], &plan, NULL, false, &out, &rep, &err))
+			t = bench_cpu_now() - t0;
+		sl_tensor_release(&out);
+	}
+	sl_recipe_free(rec);
+	return t;
+}
+
+/* Times the cells of m's first and last blocks and prints the mean cell of
+ * a model of this shape and full_depth blocks; returns its CPU seconds. */
+static double estimate(const char *label, sl_model *m, int full_depth, const char *option, int windows)
 {
 	sl_error err = {0};
 	sl_sweep_option *opts;
 	int n_opts;
 	if (sl_sweep_parse_options(option, &opts, &n_opts, &err)) {
 		fprintf(stderr, "%s\n", err.msg);
-		return false;
+		return -1;
 	}
 	sl_sweep_opts o = {.text_path = "data/calib.txt", .ctx = CTX, .windows = windows,
 	                   .calib_tokens = CALIB_TOKENS, .no_fisher = true};
 	sl_sweep *sw = NULL;
-	double t0 = bench_now();
-	if (sl_sweep_new(m, opts, n_opts, &o, &sw, &err) || sl_sweep_run(sw, NULL, NULL, NULL, &err)) {
-		fprintf(stderr, "%s: %s (run from the source tree)\n", label, err.msg);
-		free(opts);
-		sl_sweep_free(sw);
-		return false;
-	}
-	double wall = bench_now() - t0, scale = (double)FULL_WINDOWS / sl_sweep_windows(sw);
-	double sum[3] = {0};
-	int n[3] = {0};
-	for (int r = 0; r < sl_sweep_rows(sw); r++) {
-		double s = sl_sweep_cell_at(sw, r, 0)->seconds * scale;
-		int b = sl_sweep_row_block(sw, r);
-		if (b == 0 || b == 1) {
-			sum[b] += s;
-			n[b]++;
-		}
-		sum[2] += s;
-		n[2]++;
-	}
-	*b0 = n[0] ? sum[0] / n[0] : 0;
-	*b1 = n[1] ? sum[1] / n[1] : 0;
-	*all = sum[2] / n[2];
-	printf("%s: %d cells of %s on %d threads in %.1f s (caches included); a cell takes %.2f s on one thread "
-	       "(block 0: %.2f s, block 1: %.2f s), at %d windows of %d tokens\n",
-	       label, n[2], option, sl_kernels_threads(), wall, *all, *b0, *b1, FULL_WINDOWS, CTX);
+	sl_status st = sl_sweep_new(m, opts, n_opts, &o, &sw, &err);
 	free(opts);
+	if (st) {
+		fprintf(stderr, "%s: %s (run from the source tree)\n", label, err.msg);
+		return -1;
+	}
+	int L = m->cfg.n_layers;
+	double first[KINDS] = {0}, last[KINDS] = {0}, comp = 0, block = 0, rest = 0;
+	int nf = 0, nl = 0;
+	for (int r = 0; r < sl_sweep_rows(sw) && !st; r++) {
+		int b = sl_sweep_row_block(sw, r);
+		if (b != 0 && b != L - 1)
+			continue;
+		double t0 = bench_cpu_now();
+		st = sl_sweep_measure(sw, r, 0, &err);
+		double t = bench_cpu_now() - t0;
+		if (b == 0 && nf < KINDS)
+			first[nf++] = t;
+		else if (b == L - 1 && nl < KINDS) {
+			double c = compress_seconds(m, sw, r);
+			comp += c / KINDS;
+			rest += (t - c) / KINDS;
+			last[nl++] = t;
+		}
+	}
 	sl_sweep_free(sw);
-	return true;
+	if (st || nf != KINDS || nl != KINDS) {
+		fprintf(stderr, "%s: %s\n", label, st ? err.msg : "not 7 modules a block");
+		return -1;
+	}
+	/* Kind by kind, the first block's cell recomputes L - 1 blocks more. */
+	for (int k = 0; k < KINDS; k++)
+		block += (first[k] - last[k]) / (L - 1) / KINDS;
+	rest -= block; /* the last block's cells recompute one */
+	double per_window = ((full_depth + 1) / 2.0 * block + rest) / windows;
+	double mean = comp + SWEEP_WINDOWS * per_window;
+	printf("%s (%d blocks timed, %d windows of %d tokens, %s): per window a block takes %.3f core-seconds, the "
+	       "head and the scoring %.3f; compressing a module %.3f; at %d blocks and %d windows a mean cell takes "
+	       "%.2f core-seconds\n",
+	       label, L, windows, CTX, option, block / windows, rest / windows, comp, full_depth, SWEEP_WINDOWS, mean);
+	return mean;
 }
 
 int main(int argc, char **argv)
 {
 	const char *option = argc > 1 ? argv[1] : "q4_0";
-	int windows = argc > 2 ? atoi(argv[2]) : 2;
-	if (windows < 1 || windows > FULL_WINDOWS)
-		windows = 2;
+	int windows = argc > 2 ? atoi(argv[2]) : 1;
+	if (windows < 1 || windows > SWEEP_WINDOWS)
+		windows = 1;
+	sl_kernels_set_threads(1);
 	sl_error err;
 	sl_model *donor = NULL;
 	if (sl_model_load("models/workshop.gguf", NULL, &donor, &err)) {
 		fprintf(stderr, "%s (run from the source tree)\n", err.msg);
 		return 1;
 	}
-	double b0, b1, all;
-	sl_model *m = shaped(768, 12, 12, 12, 2048, donor);
-	if (!m || !sweep("stories110M-shaped", m, option, windows, &b0, &b1, &all))
-		return 1;
+	sl_model *m = shaped(768, 12, 12, 2048, donor);
+	double small = m ? estimate("stories110M-shaped", m, 12, option, windows) : -1;
 	sl_model_free(m);
-
-	m = shaped(4096, 2, 32, 32, 11008, donor);
-	if (!m || !sweep("7B-shaped, 2 of 32 blocks", m, option, windows, &b0, &b1, &all))
-		return 1;
+	m = small > 0 ? shaped(4096, 2, 32, 11008, donor) : NULL;
+	double big = m ? estimate("Llama-2-7B-shaped", m, 32, option, windows) : -1;
 	sl_model_free(m);
-	double block = b0 - b1, rest = b1 - block, mean = rest + 16.5 * block;
-	int cells = 32 * 7 + 2;
-	printf("7B-shaped: a block costs %.2f s, the head and compressing the module %.2f s: a 32-block model's mean "
-	       "cell takes %.1f s on one core; its %d modules x 5 options = %d cells take %.1f core-hours\n",
-	       block, rest, mean, cells, cells * 5, cells * 5 * mean / 3600);
-	for (int machines = 1; machines <= 64; machines *= 4)
-		printf("  on %2d machines of 32 cores: %.1f min (cells x cost per cell / (machines x cores))\n", machines,
-		       cells * 5 * mean / (machines * 32.0) / 60);
 	sl_model_free(donor);
+	if (small <= 0 || big <= 0)
+		return 1;
+	int cells = (32 * KINDS + 2) * 5;
+	printf("a 7B sweep of 226 modules x 5 options = %d cells: %.1f core-hours; cells x cost / (machines x cores):\n",
+	       cells, cells * big / 3600);
+	for (int machines = 1; machines <= 64; machines *= 4)
+		printf("  on %2d machines of 32 cores: %6.1f min\n", machines, cells * big / (machines * 32.0) / 60);
 	return 0;
 }

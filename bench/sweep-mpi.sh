@@ -41,7 +41,7 @@ run() {
 	n=$(wc -l <"$tmp/$1")
 	awk -v t0="$t0" -v a="$first" -v b="$last" -v n="$n" -v r="$2" -v t="$3" 'BEGIN {
 		printf "%d rank%s x %d thread%s: %d cells in %.2f s (%.2f s loading and caching, %.2f s of cells)\n",
-			r, r > 1 ? "s" : "", t, t > 1 ? "s" : "", n, b - t0, a - t0, b - a }'
+			r, (r > 1 ? "s" : ""), t, (t > 1 ? "s" : ""), n, b - t0, a - t0, b - a }'
 }
 
 echo "model $model, options $options, 8 windows of 128 tokens, $cores cores"

@@ -248,7 +248,6 @@ typedef struct {
 	const sl_progress *p;
 	sl_status st;
 	sl_error err;
-	int cells;
 	errlog log;
 } reader;
 
@@ -258,7 +257,6 @@ static void take_line(void *arg, const char *s)
 	if (r->st || !s[0])
 		return;
 	r->st = sl_sweep_stream_take(r->sw, s, r->on_cell, r->ctx, r->p, &r->err);
-	r->cells += !r->st && !strstr(s, "slimlab_stream");
 }
 
 static void take_err_line(void *arg, const char *s)
@@ -304,27 +302,24 @@ sl_status sl_sweep_run_ranks(sl_sweep *sw, const sl_ranks *how, sl_sweep_cell_fn
 	}
 
 	reader r = {.sw = sw, .on_cell = on_cell, .ctx = ctx, .p = p};
-	char outbuf[4096];
+	char outbuf[8192];
 	size_t out_len = 0, fed = 0, to_feed = saved ? strlen(saved) : 0;
-	double killed = 0;
+	double term_at = 0;
+	bool killed = false, exited = false;
 	int status = 0;
-	bool exited = false;
 	while (!exited) {
-		if (!killed && (sl_cancelled(p) || r.st)) {
+		/* Esc, or a stream that makes no sense: the whole group goes, asked
+		 * first, then told. */
+		if (!term_at && (sl_cancelled(p) || r.st)) {
 			kill(-c.pid, SIGTERM);
-			killed = sl_now();
-		} else if (killed && sl_now() - killed > 3) {
+			term_at = sl_now();
+		} else if (term_at && !killed && sl_now() - term_at > 3) {
 			kill(-c.pid, SIGKILL);
+			killed = true;
 		}
 		struct pollfd fds[3] = {{c.out, POLLIN, 0}, {c.err, POLLIN, 0}, {c.in, POLLOUT, 0}};
-		int nfds = c.in >= 0 ? 3 : 2;
-		if (c.out < 0 && c.err < 0) {
-			exited = waitpid(c.pid, &status, WNOHANG) == c.pid;
-			if (!exited)
-				poll(NULL, 0, 20);
-			continue;
-		}
-		if (poll(fds, (nfds_t)nfds, 100) < 0 && errno != EINTR)
+		bool reading = c.out >= 0 || c.err >= 0;
+		if (poll(fds, 3, reading ? 100 : 20) < 0 && errno != EINTR)
 			break;
 		char data[8192];
 		for (int i = 0; i < 2; i++) {
@@ -350,13 +345,14 @@ sl_status sl_sweep_run_ranks(sl_sweep *sw, const sl_ranks *how, sl_sweep_cell_fn
 				c.in = -1;
 			}
 		}
+		if (!reading)
+			exited = waitpid(c.pid, &status, WNOHANG) == c.pid;
 	}
 	free(saved);
-	if (c.in >= 0)
-		close(c.in);
-	for (int i = 0; i < 2; i++)
-		if ((i ? c.err : c.out) >= 0)
-			close(i ? c.err : c.out);
+	int ends[3] = {c.in, c.out, c.err};
+	for (int i = 0; i < 3; i++)
+		if (ends[i] >= 0)
+			close(ends[i]);
 	if (!exited) {
 		kill(-c.pid, SIGKILL);
 		waitpid(c.pid, &status, 0);

@@ -69,8 +69,7 @@ typedef struct {
 	pthread_cond_t cv;
 	int *ring, cap, head, n;
 	int busy;                         /* cells being measured (ranks above 0) */
-	bool closed;                      /* nothing more will come */
-	atomic_int stop;                  /* measuring stops now (the progress below) */
+	atomic_int stop;                  /* the threads leave, mid-cell too (the progress below) */
 	sl_progress halt;                 /* cancel = &stop, for the cells measured */
 	result_msg *out;                  /* measured, not yet sent (ranks above 0) */
 	int n_out;
@@ -158,13 +157,10 @@ static int queue_take(queue *q)
 	return idx;
 }
 
-/* No more cells, or stop measuring now. */
-static void queue_close(queue *q, bool stop)
+static void queue_stop(queue *q)
 {
 	pthread_mutex_lock(&q->mu);
-	q->closed = true;
-	if (stop)
-		atomic_store(&q->stop, 1);
+	atomic_store(&q->stop, 1);
 	pthread_cond_broadcast(&q->cv);
 	pthread_mutex_unlock(&q->mu);
 }
@@ -176,7 +172,7 @@ static void slot_task(int i, void *arg)
 	for (;;) {
 		pthread_mutex_lock(&q->mu);
 		int idx;
-		while ((idx = queue_take(q)) < 0 && !q->closed && !atomic_load(&q->stop))
+		while ((idx = queue_take(q)) < 0 && !atomic_load(&q->stop))
 			pthread_cond_wait(&q->cv, &q->mu);
 		if (idx >= 0) {
 			q->busy++;
@@ -207,7 +203,7 @@ static bool start_measuring(run *r, pthread_t *th)
 
 static void stop_measuring(run *r, pthread_t th, bool measuring)
 {
-	queue_close(&r->q, true);
+	queue_stop(&r->q);
 	if (measuring)
 		pthread_join(th, NULL);
 }
