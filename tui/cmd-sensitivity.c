@@ -1,14 +1,17 @@
 /* slimlab sensitivity and slimlab autorecipe: per-module sweeps from the
- * command line, and a recipe chosen from one under a size budget. */
+ * command line, here or over the MPI ranks mpirun started, and a recipe
+ * chosen from one under a size budget. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "core/compress.h"
 #include "core/fileio.h"
+#include "core/sweep/mpi.h"
 #include "core/sweep/sweep.h"
 #include "core/units.h"
 #include "views/heat-svg.h"
@@ -20,10 +23,14 @@ static const char sweep_flags[] =
 	"  --windows N        windows scored per cell (default 8)\n"
 	"  --calib-tokens N   tokens for the methods' statistics (default 4096)\n"
 	"  --seed S           which calibration windows the statistics use (default 0)\n"
-	"  --resume FILE      start from the cells of a sweep saved with --save\n"
+	"  --resume FILE      start from the cells of a sweep saved with --save (-: stdin)\n"
 	"  --save FILE        save the sweep (JSON) as it goes and when it ends\n"
 	"  --tokenizer FILE   llama2.c tokenizer.bin\n"
-	"  --threads N        CPU threads (default: one per core)\n";
+	"  --threads N        CPU threads (default: one per core; under mpirun, per rank)\n"
+	"  --stream           a line of JSON per finished cell on stdout, as it finishes\n"
+	"                     (what the workbench's :sweep --ranks reads)\n"
+	"Under mpirun (mpirun -n N slimlab sensitivity ...) the ranks share the cells\n"
+	"and rank 0 writes the output: the same figures as one process.\n";
 
 static const char sensitivity_usage[] =
 	"Usage: slimlab sensitivity MODEL --options LIST [--json|--csv] [--svg FILE] [--metric M]\n"
@@ -60,7 +67,7 @@ typedef struct {
 	const char *options, *text, *resume, *save, *tok, *metric, *svg, *out, *budget;
 	long ctx, windows, calib_tokens, seed, threads;
 	sl_sweep_unit unit;
-	bool json, csv;
+	bool json, csv, stream;
 } sweep_args;
 
 static int parse(const char *cmd, int argc, char **argv, sweep_args *a, const char *usage)
@@ -74,7 +81,7 @@ static int parse(const char *cmd, int argc, char **argv, sweep_args *a, const ch
 		{"threads", required_argument, 0, 'T'}, {"metric", required_argument, 0, 'm'},
 		{"svg", required_argument, 0, 'G'}, {"json", no_argument, 0, 'j'}, {"csv", no_argument, 0, 'C'},
 		{"budget", required_argument, 0, 'b'}, {"out", required_argument, 0, 'O'},
-		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+		{"stream", no_argument, 0, 'L'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	int c;
 	optind = 1;
@@ -105,14 +112,15 @@ static int parse(const char *cmd, int argc, char **argv, sweep_args *a, const ch
 		case 'C': a->csv = true; break;
 		case 'b': a->budget = optarg; break;
 		case 'O': a->out = optarg; break;
+		case 'L': a->stream = true; break;
 		case 'h': fputs(usage, stdout); options_help(); fputs(sweep_flags, stdout); return -1;
 		default: return cli_usage_error(cmd, "unknown option");
 		}
 	}
 	if (optind != argc - 1)
 		return cli_usage_error(cmd, "expects one MODEL");
-	if (a->json && a->csv)
-		return cli_usage_error(cmd, "--json and --csv exclude each other");
+	if (a->json + a->csv + a->stream > 1)
+		return cli_usage_error(cmd, "--json, --csv and --stream exclude each other");
 	if (a->threads)
 		sl_kernels_set_threads((int)a->threads);
 	return CLI_OK;
@@ -133,69 +141,136 @@ static sl_status save_sweep(const sl_sweep *sw, const char *path, sl_error *err)
 typedef struct {
 	const sl_sweep *sw;
 	const char *save;
-	int since_save;
+	int since_save, every;        /* cells since the last save; how many make one */
+	bool saved, stream;
 } cell_sink;
 
-/* Saves every few cells, so a killed run loses little. */
+/* Streams each cell, and saves every few (every one under mpirun, where
+ * mpirun stops every rank at once when one fails). */
 static void on_cell(void *ctx, int row, int col, const sl_sweep_cell *cell)
 {
 	cell_sink *k = ctx;
-	(void)row;
-	(void)col;
 	(void)cell;
-	if (k->save && ++k->since_save >= 8) {
+	if (k->stream) {
+		char *line = sl_sweep_stream_cell(k->sw, row, col);
+		if (line) {
+			puts(line);
+			fflush(stdout);
+		}
+		free(line);
+	}
+	if (k->save && ++k->since_save >= k->every) {
 		sl_error err;
-		if (save_sweep(k->sw, k->save, &err) == SL_OK)
+		if (save_sweep(k->sw, k->save, &err) == SL_OK) {
 			k->since_save = 0;
+			k->saved = true;
+		}
 	}
 }
 
-/* Runs (or resumes) the sweep the arguments describe. */
-static sl_sweep *run_sweep(const sl_model *m, const sweep_args *a, const char *options)
+static void on_note(void *ctx, const char *msg)
 {
-	sl_error err = {0};
+	(void)ctx;
+	fprintf(stderr, "slimlab: %s\n", msg);
+}
+
+/* Makes the sweep the arguments describe and, on rank 0 (or alone),
+ * restores the cells of --resume and starts the stream. */
+static sl_status prepare(const sl_model *m, const sweep_args *a, const char *options, bool first, cli_bar *bar,
+                         sl_sweep **sw, sl_error *err)
+{
 	sl_sweep_option *opts;
 	int n;
-	if (sl_sweep_parse_options(options, &opts, &n, &err)) {
-		cli_error(&err);
-		return NULL;
-	}
+	sl_status st = sl_sweep_parse_options(options, &opts, &n, err);
+	if (st)
+		return st;
 	char shipped[4096];
-	if (!a->text && sl_shipped_find("data/calib.txt", shipped, sizeof shipped, &err)) {
+	if (!a->text && (st = sl_shipped_find("data/calib.txt", shipped, sizeof shipped, err))) {
 		free(opts);
-		cli_error(&err);
-		return NULL;
+		return st;
 	}
-	cli_bar bar;
-	cli_bar_init(&bar, "sweep");
 	sl_sweep_opts so = {.text_path = a->text ? a->text : shipped, .ctx = (int)a->ctx,
 	                    .windows = (int)a->windows, .unit = a->unit, .calib_tokens = (int)a->calib_tokens,
-	                    .seed = (uint64_t)a->seed, .progress = &bar.p};
-	sl_sweep *sw = NULL;
-	sl_status st = sl_sweep_new(m, opts, n, &so, &sw, &err);
+	                    .seed = (uint64_t)a->seed, .progress = &bar->p};
+	st = sl_sweep_new(m, opts, n, &so, sw, err);
 	free(opts);
-	if (!st && a->resume) {
+	if (!st && first && a->resume) {
 		char *js;
 		size_t len;
 		int restored = 0;
-		st = sl_read_file(a->resume, (size_t)1 << 28, &js, &len, &err);
+		st = sl_read_file(strcmp(a->resume, "-") ? a->resume : "/dev/stdin", (size_t)1 << 28, &js, &len, err);
 		if (!st) {
 			cJSON *j = cJSON_Parse(js);
 			free(js);
-			st = j ? sl_sweep_restore(sw, j, &restored, &err)
-			       : sl_errorf(&err, SL_ERR_FORMAT, "%s: not valid JSON", a->resume);
+			st = j ? sl_sweep_restore(*sw, j, &restored, err)
+			       : sl_errorf(err, SL_ERR_FORMAT, "%s: not valid JSON", a->resume);
 			cJSON_Delete(j);
 			if (st)
-				sl_error_prefix(&err, "%s: ", a->resume);
+				sl_error_prefix(err, "%s: ", a->resume);
 		}
 		if (!st)
 			fprintf(stderr, "resuming: %d cells already measured\n", restored);
 	}
-	cell_sink sink = {sw, a->save, 0};
-	if (!st)
+	if (!st && first && a->stream) {
+		char *line = sl_sweep_stream_header(*sw);
+		st = line ? SL_OK : sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		if (line) {
+			puts(line);
+			fflush(stdout);
+		}
+		free(line);
+	}
+	return st;
+}
+
+/* Runs (or resumes) the sweep the arguments describe: here, or over the
+ * ranks mpirun started, each of which prepares the same sweep; rank 0
+ * gathers the cells, saves and streams them. NULL on failure. Ranks above
+ * 0 set *helper and return their sweep, whose cells rank 0 holds. */
+static sl_sweep *run_sweep(const sl_model *m, const sweep_args *a, const char *options, bool *helper)
+{
+	sl_error err = {0};
+	int rank = 0, size = sl_mpi_world(&rank);
+	*helper = rank > 0;
+	if (size > 1 && sl_mpi_init(&rank, &size, &err)) {
+		if (!rank)
+			cli_error(&err);
+		return NULL;
+	}
+	cli_bar bar;
+	cli_bar_init(&bar, "sweep");
+	sl_sweep *sw = NULL;
+	sl_status st = prepare(m, a, options, rank == 0, &bar, &sw, &err);
+	cell_sink sink = {sw, rank ? NULL : a->save, 0, size > 1 ? 1 : 8, false, !rank && a->stream};
+	if (size > 1) {
+		/* mpirun ends a run with SIGTERM: rank 0 takes it as it takes Ctrl-C. */
+		struct sigaction intr, term;
+		sigaction(SIGINT, NULL, &intr);
+		sigaction(SIGTERM, rank ? NULL : &intr, &term);
+		sl_error run_err = {0};
+		sl_status rs = sl_sweep_run_mpi(st ? NULL : sw, &err, on_cell, on_note, &sink, &bar.p, &run_err);
+		sigaction(SIGTERM, &term, NULL);
+		if (rs != SL_ERR_CANCELLED)
+			sl_mpi_finalize();
+		/* A rank that could not prepare has said why through rank 0. */
+		if (rank && !st && rs && rs != SL_ERR_CANCELLED)
+			cli_error(&run_err);
+		if (!st) {
+			st = rs;
+			err = run_err;
+		}
+	} else if (!st) {
 		st = sl_sweep_run(sw, on_cell, &sink, &bar.p, &err);
+	}
 	cli_bar_done(&bar);
-	if (sw && a->save) {
+	if (rank) {
+		if (st) {
+			sl_sweep_free(sw);
+			sw = NULL;
+		}
+		return sw;
+	}
+	if (sw && a->save && (sink.since_save || !sink.saved)) {
 		sl_error e2;
 		if (save_sweep(sw, a->save, &e2))
 			cli_error(&e2);
@@ -276,8 +351,14 @@ int sl_cmd_sensitivity(int argc, char **argv)
 	sl_model *m = cli_load_model(argv[optind], a.tok);
 	if (!m)
 		return CLI_FAIL;
-	sl_sweep *sw = run_sweep(m, &a, a.options);
+	bool helper;
+	sl_sweep *sw = run_sweep(m, &a, a.options, &helper);
 	rc = sw ? CLI_OK : CLI_FAIL;
+	if (helper || a.stream) {
+		sl_sweep_free(sw);
+		sl_model_free(m);
+		return rc;
+	}
 	if (sw && a.svg) {
 		char *svg = sl_heat_svg(sw, a.metric);
 		sl_error err = {0};
@@ -308,6 +389,8 @@ int sl_cmd_autorecipe(int argc, char **argv)
 		return rc < 0 ? CLI_OK : rc;
 	if (!a.budget || !a.out)
 		return cli_usage_error("autorecipe", "--budget B and --out FILE are required");
+	if (a.stream)
+		return cli_usage_error("autorecipe", "--stream is slimlab sensitivity's");
 	sl_error err = {0};
 	sl_budget_kind kind;
 	double budget;
@@ -318,7 +401,14 @@ int sl_cmd_autorecipe(int argc, char **argv)
 		return CLI_FAIL;
 	char defaults[256];
 	sl_sweep_default_options(defaults, sizeof defaults);
-	sl_sweep *sw = run_sweep(m, &a, a.options ? a.options : defaults);
+	bool helper;
+	sl_sweep *sw = run_sweep(m, &a, a.options ? a.options : defaults, &helper);
+	if (helper) {
+		rc = sw ? CLI_OK : CLI_FAIL;
+		sl_sweep_free(sw);
+		sl_model_free(m);
+		return rc;
+	}
 	sl_recipe *rec = NULL;
 	sl_model *q = NULL;
 	sl_autorecipe_result res = {0};

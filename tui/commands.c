@@ -585,8 +585,8 @@ static void cmd_recipe(sl_tui *t, int argc, char **argv)
 
 static void cmd_sweep(sl_tui *t, int argc, char **argv)
 {
-	static const char usage[] = "usage: sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep | "
-	                            "sweep export FILE.csv|FILE.json|FILE.svg";
+	static const char usage[] = "usage: sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] [--ranks N "
+	                            "[--hostfile F] [--threads N]] | sweep | sweep export FILE.csv|FILE.json|FILE.svg";
 	if (argc == 3 && !strcmp(argv[1], "export")) {
 		sl_sweep_export(t, argv[2]);
 		return;
@@ -595,6 +595,7 @@ static void cmd_sweep(sl_tui *t, int argc, char **argv)
 	const char *options = NULL;
 	sl_sweep_unit unit = SL_SWEEP_MODULES;
 	int ctx = 128, windows = 8;
+	sl_ranks ranks = {0};
 	if (argc == 1) {
 		/* Again, as it was: goes on from the cells it has. */
 		if (!h->rows) {
@@ -621,6 +622,14 @@ static void cmd_sweep(sl_tui *t, int argc, char **argv)
 		} else if (!strcmp(argv[i], "--ctx") && has) {
 			if (!parse_int(t, "--ctx", argv[++i], 8, 1 << 16, &ctx))
 				return;
+		} else if (!strcmp(argv[i], "--ranks") && has) {
+			if (!parse_int(t, "--ranks", argv[++i], 1, 4096, &ranks.ranks))
+				return;
+		} else if (!strcmp(argv[i], "--threads") && has) {
+			if (!parse_int(t, "--threads", argv[++i], 1, 256, &ranks.threads))
+				return;
+		} else if (!strcmp(argv[i], "--hostfile") && has) {
+			snprintf(ranks.hostfile, sizeof ranks.hostfile, "%s", argv[++i]);
 		} else if (!options && argv[i][0] != '-') {
 			options = argv[i];
 		} else {
@@ -628,11 +637,11 @@ static void cmd_sweep(sl_tui *t, int argc, char **argv)
 			return;
 		}
 	}
-	if (!options) {
+	if (!options || (!ranks.ranks && (ranks.hostfile[0] || ranks.threads))) {
 		sl_tui_msg(t, true, "%s", usage);
 		return;
 	}
-	sl_task_sweep(t, options, unit, ctx, windows);
+	sl_task_sweep(t, options, unit, ctx, windows, ranks.ranks ? &ranks : NULL);
 }
 
 static const char *const heat_sorts[] = {"block", "metric", "params"};
@@ -906,8 +915,10 @@ static const command commands[] = {
 	{"recipe", "recipe new|load FILE|save FILE|name NAME|validate", "the recipe as a whole", cmd_recipe, C_RECIPE},
 	{"undo", "undo", "undo the last recipe change", cmd_undo, C_NONE},
 	{"redo", "redo", "redo what undo took back", cmd_undo, C_NONE},
-	{"sweep", "sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep export FILE",
-	 "sensitivity of each module to each option (again: goes on); export as .csv, .json or .svg", cmd_sweep, C_SWEEP},
+	{"sweep", "sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] [--ranks N [--hostfile F] [--threads N]] | "
+	          "sweep export FILE",
+	 "sensitivity of each module to each option (again: goes on; --ranks: on MPI ranks that mpirun starts); "
+	 "export as .csv, .json or .svg", cmd_sweep, C_SWEEP},
 	{"heatmap", "heatmap metric kl|dppl|top1|accept | sort block|params|metric [OPTION] | filter [GLOB]",
 	 "what the heatmap shows and in which order", cmd_heatmap, C_HEATMAP},
 	{"autorecipe", "autorecipe BUDGET", "a recipe from the sweep under 4.5bpw, 3MB or 50%, then measured", cmd_autorecipe,
@@ -1088,7 +1099,7 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 	static const char *const set_keys[] = {"ctx=", "chunks=", "tokens=", "temp=", "stats_tokens=", "calibration=",
 	                                       "evaluation="};
 	static const char *const hist_subs[] = {"delete", "clear", "mark", "unmark"};
-	static const char *const sweep_opts[] = {"--unit", "--windows", "--ctx"};
+	static const char *const sweep_opts[] = {"--unit", "--windows", "--ctx", "--ranks", "--hostfile", "--threads"};
 	static const char *const units[] = {"module", "block"};
 	static const char *const heat_subs[] = {"metric", "sort", "filter"};
 	static const char *const spec_opts[] = {"--draft-format", "--draft-recipe", "--draft-current", "--draft-layers",
@@ -1164,7 +1175,7 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 			add_list(c, word, "", hist_subs, N(hist_subs));
 		break;
 	case C_SWEEP:
-		if (nw == 3 && !strcmp(prev, "export"))
+		if ((nw == 3 && !strcmp(prev, "export")) || !strcmp(prev, "--hostfile"))
 			add_paths(c, word);
 		else if (!strcmp(prev, "--unit"))
 			add_list(c, word, "", units, N(units));

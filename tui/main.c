@@ -130,6 +130,11 @@ int main(int argc, char **argv)
 		char b[512];
 		sl_backend_describe(b, sizeof b);
 		printf("slimlab %s\n%s", PACKAGE_VERSION, b);
+#ifdef SL_HAVE_MPI
+		printf("mpi:  built (sensitivity sweeps over mpirun's ranks)\n");
+#else
+		printf("mpi:  not built\n");
+#endif
 		/* The folder the texts and the workshop model come from. */
 		char data[4096];
 		if (sl_shipped_find("data/calib.txt", data, sizeof data, NULL) == SL_OK)

@@ -182,6 +182,7 @@ typedef struct {
 	char text[PATH_MAX];
 	sl_sweep_opts so;
 	bool measure;            /* false: only bring back the saved cells */
+	sl_ranks ranks;          /* the MPI ranks that measure it (ranks.ranks 0: here) */
 	cJSON *saved;            /* the session's sweep, whose cells carry over */
 	/* Taken at start. */
 	const sl_model *m;
@@ -235,8 +236,12 @@ static bool sweep_start(sl_tui *t, void *ctx)
 		c->saved = cJSON_Duplicate(t->app.ses->sweep, true);
 	}
 	t->sweeping = true;
-	snprintf(t->app.heat.state, sizeof t->app.heat.state, "%s",
-	         c->measure ? "measuring (Esc stops; :sweep goes on)" : "restoring the session's sweep");
+	if (c->ranks.ranks)
+		snprintf(t->app.heat.state, sizeof t->app.heat.state, "measuring on %d MPI ranks (Esc stops them all)",
+		         c->ranks.ranks);
+	else
+		snprintf(t->app.heat.state, sizeof t->app.heat.state, "%s",
+		         c->measure ? "measuring (Esc stops; :sweep goes on)" : "restoring the session's sweep");
 	return true;
 }
 
@@ -302,6 +307,8 @@ static sl_status sweep_run(void *ctx, sl_job *j, const sl_progress *p, sl_error 
 	c->before = sl_sweep_done(c->sw);
 	if (!c->measure)
 		return SL_OK;
+	if (c->ranks.ranks)
+		return sl_sweep_run_ranks(c->sw, &c->ranks, on_cell, c, p, err);
 	return sl_sweep_run(c->sw, on_cell, c, p, err);
 }
 
@@ -398,7 +405,7 @@ static sweep_ctx *new_ctx(sl_tui *t, const char *options, const char *text)
 	return c;
 }
 
-void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, int windows)
+void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, int windows, const sl_ranks *ranks)
 {
 	if (!t->app.model) {
 		sl_tui_msg(t, true, "no model is open: press o or type :open PATH");
@@ -412,6 +419,10 @@ void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, 
 		return;
 	}
 	free(opts);
+	if (ranks && sl_ranks_check(ranks, NULL, 0, &err)) {
+		sl_tui_msg(t, true, "%s", err.msg);
+		return;
+	}
 	if (!t->app.calib_path[0] || !sl_file_exists(t->app.calib_path)) {
 		sl_tui_msg(t, true, "the calibration text %s is missing; set it with :set calibration=PATH",
 		           t->app.calib_path);
@@ -425,6 +436,8 @@ void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, 
 	c->so.windows = windows;
 	c->so.calib_tokens = 4096;
 	c->measure = true;
+	if (ranks)
+		c->ranks = *ranks;
 	sl_tui_show(t, "heatmap");
 	sl_tui_submit(t, &sweep_kind, c);
 }

@@ -11,6 +11,7 @@
  *   task-speculate.c speculative runs
  *   task-sweep.c sensitivity sweeps, their export, the heatmap's rows,
  *                automatic recipes
+ *   sweep-ranks.c a sweep measured by MPI ranks that mpirun starts
  *   tasks.c      the jobs on the model: evaluate, apply, generate, weight
  *                and activation statistics
  *   services.c   what commands and jobs ask of the workbench: messages,
@@ -167,11 +168,31 @@ void sl_task_generate(sl_tui *t);
 void sl_task_weight_stats(sl_tui *t, const char *module);
 void sl_task_act_stats(sl_tui *t);
 
+/* --- sweep-ranks.c --- */
+typedef struct {
+	int ranks;               /* mpirun -n; 0: the sweep runs in this process */
+	char hostfile[4096];     /* mpirun --hostfile, or "" for this machine */
+	int threads;             /* per rank; 0: this machine's cores shared out
+	                          * among the ranks, or with a hostfile all of each
+	                          * machine's (one rank per machine) */
+} sl_ranks;
+/* Whether a sweep can run as how says: MPI support built, mpirun on PATH
+ * (its path into mpirun when not NULL), the hostfile readable. */
+sl_status sl_ranks_check(const sl_ranks *how, char *mpirun, size_t n, sl_error *err);
+/* Measures sw's cells not yet done on how->ranks MPI ranks: mpirun runs
+ * this program's `sensitivity --stream` with sw's model, options and
+ * settings, rank 0 gets the cells sw has, and each cell reaches sw and
+ * on_cell as rank 0 finishes it. Cancelling stops mpirun and every rank,
+ * keeping what arrived. */
+sl_status sl_sweep_run_ranks(sl_sweep *sw, const sl_ranks *how, sl_sweep_cell_fn on_cell, void *ctx,
+                             const sl_progress *p, sl_error *err);
+
 /* --- task-sweep.c --- */
 /* Measures the sweep these settings describe: the current one goes on from
  * its measured cells when they are the same; another carries over the
- * session's cells of the options both have. */
-void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, int windows);
+ * session's cells of the options both have. ranks: the MPI ranks that
+ * measure it (NULL: this process). */
+void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, int windows, const sl_ranks *ranks);
 /* Brings the session's sweep back: the base model's caches are computed
  * again, the cells are read from the session. */
 void sl_task_sweep_restore(sl_tui *t);

@@ -1,6 +1,7 @@
 /* What the sweep's files share and nothing else sees: the sweep itself
- * with its rows and cells, and what sweep.c takes from proxies.c (the
- * Fisher diagonal before the cells, a cell's proxies after it). */
+ * with its rows and cells, what sweep.c takes from proxies.c (the Fisher
+ * diagonal before the cells, a cell's proxies after it), and what runs
+ * over many processes (mpi.c, launch.c) take from sweep.c. */
 #ifndef SL_SWEEP_INTERNAL_H
 #define SL_SWEEP_INTERNAL_H
 
@@ -53,5 +54,17 @@ static inline sl_sweep_cell *cell_of(const sl_sweep *sw, int row, int col)
 sl_status sl_sweep_fisher_diag(sl_sweep *sw, const sl_sweep_opts *o, sl_error *err);
 /* A row's proxies (SL_PROXY_*) when repl replaces its modules' weights. */
 void sl_sweep_proxies(const sl_sweep *sw, const sweep_row *row, const sl_tensor *repl, double *out);
+
+/* Measures one cell into c: its figures, or a failed cell that says why
+ * (done, so a resumed sweep does not stumble on it again); SL_ERR_CANCELLED
+ * when p was cancelled midway. */
+sl_status sl_sweep_measure_cell(const sl_sweep *sw, int row, int col, sl_sweep_cell *c, const sl_progress *p);
+/* Keeps a finished cell, measured here or elsewhere: stores it, reports
+ * progress and passes it to on_cell, all under the sweep's lock. */
+void sl_sweep_keep(sl_sweep *sw, int row, int col, const sl_sweep_cell *c, sl_sweep_cell_fn on_cell, void *ctx,
+                   const sl_progress *p);
+/* How a run ends: SL_ERR_CANCELLED saying how far it got when p was
+ * cancelled, else SL_OK. */
+sl_status sl_sweep_stopped(const sl_sweep *sw, const sl_progress *p, sl_error *err);
 
 #endif

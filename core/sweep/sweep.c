@@ -431,10 +431,38 @@ sl_status sl_sweep_measure(sl_sweep *sw, int row, int col, sl_error *err)
 
 /* --- running every cell --------------------------------------------------- */
 
+sl_status sl_sweep_measure_cell(const sl_sweep *sw, int row, int col, sl_sweep_cell *c, const sl_progress *p)
+{
+	sl_error err = {0};
+	sl_status st = measure(sw, row, col, c, p, &err);
+	if (st == SL_ERR_CANCELLED || !st)
+		return st;
+	/* A cell that cannot be measured says why and counts as done, so a
+	 * resumed sweep does not stumble on it again. */
+	memset(c, 0, sizeof *c);
+	c->done = c->failed = true;
+	c->kl = c->dppl = c->acceptance = NAN;
+	snprintf(c->note, sizeof c->note, "%.95s", err.msg);
+	return SL_OK;
+}
+
+void sl_sweep_keep(sl_sweep *sw, int row, int col, const sl_sweep_cell *c, sl_sweep_cell_fn on_cell, void *ctx,
+                   const sl_progress *p)
+{
+	pthread_mutex_lock(&sw->mu);
+	*cell_of(sw, row, col) = *c;
+	char stage[160];
+	snprintf(stage, sizeof stage, "%s x %s", sw->rows[row].name, sw->opts[col].label);
+	sl_report(p, 0.05 + 0.95 * sl_sweep_done(sw) / ((double)sw->n_rows * sw->n_opts), stage);
+	if (on_cell)
+		on_cell(ctx, row, col, cell_of(sw, row, col));
+	pthread_mutex_unlock(&sw->mu);
+}
+
 typedef struct {
 	sl_sweep *sw;
 	int *todo;          /* cell indices */
-	int n_todo, n_finished, total, already;
+	int n_todo;
 	sl_sweep_cell_fn on_cell;
 	void *ctx;
 	const sl_progress *p;
@@ -445,50 +473,31 @@ static void run_task(int i, void *arg)
 	run_ctx *rc = arg;
 	sl_sweep *sw = rc->sw;
 	int idx = rc->todo[i], row = idx / sw->n_opts, col = idx % sw->n_opts;
-	if (sl_cancelled(rc->p))
-		return;
 	sl_sweep_cell c;
-	sl_error err = {0};
-	sl_status st = measure(sw, row, col, &c, rc->p, &err);
-	if (st == SL_ERR_CANCELLED)
+	if (sl_cancelled(rc->p) || sl_sweep_measure_cell(sw, row, col, &c, rc->p))
 		return;
-	if (st) {
-		/* A cell that cannot be measured says why and counts as done, so a
-		 * resumed sweep does not stumble on it again. */
-		memset(&c, 0, sizeof c);
-		c.done = c.failed = true;
-		c.kl = c.dppl = c.acceptance = NAN;
-		snprintf(c.note, sizeof c.note, "%.95s", err.msg);
-	}
-	pthread_mutex_lock(&sw->mu);
-	*cell_of(sw, row, col) = c;
-	rc->n_finished++;
-	char stage[160];
-	snprintf(stage, sizeof stage, "%s x %s", sw->rows[row].name, sw->opts[col].label);
-	sl_report(rc->p, 0.05 + 0.95 * (rc->already + rc->n_finished) / rc->total, stage);
-	if (rc->on_cell)
-		rc->on_cell(rc->ctx, row, col, cell_of(sw, row, col));
-	pthread_mutex_unlock(&sw->mu);
+	sl_sweep_keep(sw, row, col, &c, rc->on_cell, rc->ctx, rc->p);
 }
 
 sl_status sl_sweep_run(sl_sweep *sw, sl_sweep_cell_fn on_cell, void *ctx, const sl_progress *p, sl_error *err)
 {
 	int total = sw->n_rows * sw->n_opts;
-	run_ctx rc = {sw, malloc((size_t)total * sizeof(int)), 0, 0, total, 0, on_cell, ctx, p};
+	run_ctx rc = {sw, malloc((size_t)total * sizeof(int)), 0, on_cell, ctx, p};
 	if (!rc.todo)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	/* Rows in order, options within a row: the heatmap fills top to bottom. */
-	for (int i = 0; i < total; i++) {
-		if (sw->cells[i].done)
-			rc.already++;
-		else
+	for (int i = 0; i < total; i++)
+		if (!sw->cells[i].done)
 			rc.todo[rc.n_todo++] = i;
-	}
 	sl_parallel_for(rc.n_todo, run_task, &rc);
 	free(rc.todo);
-	if (sl_cancelled(p))
-		return sl_errorf(err, SL_ERR_CANCELLED, "sweep cancelled: %d of %d cells measured; run it again to go on",
-		                 sl_sweep_done(sw), total);
-	return SL_OK;
+	return sl_sweep_stopped(sw, p, err);
 }
 
+sl_status sl_sweep_stopped(const sl_sweep *sw, const sl_progress *p, sl_error *err)
+{
+	if (!sl_cancelled(p))
+		return SL_OK;
+	return sl_errorf(err, SL_ERR_CANCELLED, "sweep cancelled: %d of %d cells measured; run it again to go on",
+	                 sl_sweep_done(sw), sw->n_rows * sw->n_opts);
+}
