@@ -45,7 +45,9 @@ int sl_cmd_apply(int argc, char **argv)
 	bool json = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:f:c:k:t:h", opts, NULL)) != -1) {
+	static struct option all[64];
+	cli_recipe_longopts(opts, all, 64);
+	while ((c = getopt_long(argc, argv, "o:f:c:k:t:h", all, NULL)) != -1) {
 		int used = cli_recipe_opt("apply", c, optarg, &ro);
 		if (used < 0)
 			return CLI_USAGE;

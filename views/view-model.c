@@ -120,7 +120,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	if (show_bytes)
 		sl_text(hy, hx + fixed, wbytes, SL_R_DIM, "bytes");
 	if (show_share)
-		sl_text(hy, hx + fixed + wbytes, wshare, SL_R_DIM, "share");
+		sl_text(hy, hx + fixed + wbytes, wshare, SL_R_DIM, "of all");
 	if (wrec > 4)
 		sl_text(hy, xr, wrec, SL_R_DIM, "recipe");
 
