@@ -164,6 +164,9 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 		}
 		snprintf(r->name, sizeof r->name, "%s%s%s", o->format ? o->format : "", o->format && o->method ? " " : "",
 		         o->method ? o->method : "");
+		for (int i = 0; i < o->n_params; i++)
+			snprintf(r->name + strlen(r->name), sizeof r->name - strlen(r->name), " %s=%s", o->params[i].key,
+			         o->params[i].value);
 	}
 	if (o->calib)
 		snprintf(r->calib.text, sizeof r->calib.text, "%s", o->calib);
@@ -172,8 +175,10 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 	int n = sl_recipe_check(r, m, is, 64);
 	for (int i = 0; i < n && i < 64; i++) {
 		bool opt = !o->recipe && !strncmp(is[i].path, "default.", 8);
+		/* default.params.rank was --rank */
+		size_t skip = !opt ? 0 : !strncmp(is[i].path, "default.params.", 15) ? 15 : 8;
 		fprintf(stderr, "slimlab %s: %s%s%s%s: %s\n", cmd, o->recipe ? o->recipe : "", o->recipe ? ": " : "",
-		        opt ? "--" : "", opt ? is[i].path + 8 : is[i].path, is[i].msg);
+		        opt ? "--" : "", is[i].path + skip, is[i].msg);
 	}
 	if (n) {
 		sl_recipe_free(r);
