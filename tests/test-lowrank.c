@@ -8,8 +8,9 @@
  * basis; factored models that compute what their products compute, count
  * their factors' bytes, export llama.cpp's tensors unchanged and reload
  * their factors; on the workshop model, KL from the base ordered svd >
- * asvd > svdllm at keep 0.8 and 0.6; sweep options; hostile recipes
- * refused with their JSON paths. */
+ * asvd > svdllm at keep 0.8 and 0.6; sweep options and the chart's points
+ * (technique, sums, frontier); hostile recipes refused with their JSON
+ * paths. */
 #include <lapacke.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@
 #include "core/methods/method.h"
 #include "core/recipe.h"
 #include "core/sweep/sweep.h"
+#include "core/tradeoff.h"
 #include "test.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -676,6 +678,41 @@ static void test_options(const sl_model *base, const sl_calib *calib)
 	sl_tensor_release(&out);
 }
 
+/* The chart's points: each option's technique, a row's cells or the
+ * model's sums, sorted by bytes, the frontier where no smaller option has
+ * less KL, options not measured everywhere left out of the model's. */
+static void test_tradeoffs(void)
+{
+	sl_sweep_option *o = NULL;
+	int n = 0;
+	sl_error err = {0};
+	REQUIRE(sl_sweep_parse_options("q4_0,svdllm-0.5,sparse-2:4,int8,share-2", &o, &n, &err) == SL_OK, "%s", err.msg);
+	CHECK(sl_rule_technique(&o[0].rule) == SL_TECH_QUANT && sl_rule_technique(&o[1].rule) == SL_TECH_LOWRANK &&
+	          sl_rule_technique(&o[2].rule) == SL_TECH_PRUNE && sl_rule_technique(&o[4].rule) == SL_TECH_LOWRANK,
+	      "techniques");
+	/* Two rows; bytes and KL per option; share-2 not measured in row 1. */
+	static const double bytes[2][5] = {{40, 60, 100, 80, 50}, {40, 60, 100, 80, 50}};
+	static const double kl[2][5] = {{0.3, 0.2, 0.5, 0.01, 0.1}, {0.1, 0.4, 0.5, 0.02, 0.1}};
+	sl_sweep_cell cells[10];
+	memset(cells, 0, sizeof cells);
+	for (int r = 0; r < 2; r++)
+		for (int c = 0; c < 5; c++)
+			cells[r * 5 + c] = (sl_sweep_cell){.done = r == 0 || c != 4, .kl = kl[r][c], .bytes = bytes[r][c],
+			                                   .bytes_before = 160};
+	sl_tradeoff pt[5];
+	double before;
+	int k = sl_tradeoffs(cells, 2, 5, o, 0, 1000, pt, &before);
+	CHECK(k == 5 && before == 160, "row 0: five points, 160 bytes as it is");
+	CHECK(pt[0].opt == 0 && pt[1].opt == 4 && pt[2].opt == 1 && pt[3].opt == 3 && pt[4].opt == 2, "sorted by bytes");
+	CHECK(pt[0].frontier && pt[1].frontier && !pt[2].frontier && pt[3].frontier && !pt[4].frontier,
+	      "the frontier: the options no smaller one beats");
+	k = sl_tradeoffs(cells, 2, 5, o, -1, 1000, pt, &before);
+	CHECK(k == 4 && before == 1000, "the model: share-2 left out (not measured in row 1)");
+	CHECK(pt[0].opt == 0 && pt[0].bytes == 1000 - 320 + 80 && fabs(pt[0].kl - 0.4) < 1e-12, "sums over the rows");
+	CHECK(pt[0].frontier && !pt[1].frontier && pt[2].frontier && !pt[3].frontier, "the model's frontier");
+	free(o);
+}
+
 /* --- hostile recipes --------------------------------------------------------------- */
 
 /* The recipe's first problem against m has this path and says this. */
@@ -735,6 +772,7 @@ int main(void)
 	test_shared_basis();
 	test_rank();
 	test_layout();
+	test_tradeoffs();
 	const char *path = test_srcpath("models/workshop.gguf");
 	if (!sl_file_exists(path)) {
 		printf("workshop model tests skipped: %s is absent\n", path);

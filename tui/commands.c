@@ -510,9 +510,13 @@ static void cmd_recipe(sl_tui *t, int argc, char **argv)
 static void cmd_sweep(sl_tui *t, int argc, char **argv)
 {
 	static const char usage[] = "usage: sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep | "
-	                            "sweep export FILE.csv|FILE.json|FILE.svg";
+	                            "sweep export FILE.csv|FILE.json|FILE.svg | sweep chart FILE.svg [ROW]";
 	if (argc == 3 && !strcmp(argv[1], "export")) {
 		sl_sweep_export(t, argv[2]);
+		return;
+	}
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "chart")) {
+		sl_sweep_chart(t, argv[2], argc == 4 ? argv[3] : NULL);
 		return;
 	}
 	const sl_heat *h = &t->app.heat;
@@ -825,8 +829,9 @@ static const command commands[] = {
 	{"recipe", "recipe new|load FILE|save FILE|name NAME|validate", "the recipe as a whole", cmd_recipe, C_RECIPE},
 	{"undo", "undo", "undo the last recipe change", cmd_undo, C_NONE},
 	{"redo", "redo", "redo what undo took back", cmd_undo, C_NONE},
-	{"sweep", "sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep export FILE",
-	 "sensitivity of each module to each option (again: goes on); export as .csv, .json or .svg", cmd_sweep, C_SWEEP},
+	{"sweep", "sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] | sweep export FILE | sweep chart FILE [ROW]",
+	 "sensitivity of each module to each option (again: goes on); export as .csv, .json or .svg; chart: KL against "
+	 "bytes as .svg", cmd_sweep, C_SWEEP},
 	{"heatmap", "heatmap metric kl|dppl|top1 | sort block|params|metric [OPTION] | filter [GLOB]",
 	 "what the heatmap shows and in which order", cmd_heatmap, C_HEATMAP},
 	{"autorecipe", "autorecipe BUDGET", "a recipe from the sweep under 4.5bpw, 3MB or 50%, then measured", cmd_autorecipe,
@@ -1081,12 +1086,14 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 			add_list(c, word, "", hist_subs, N(hist_subs));
 		break;
 	case C_SWEEP:
-		if (nw == 3 && !strcmp(prev, "export"))
+		if (nw == 3 && (!strcmp(prev, "export") || !strcmp(prev, "chart")))
 			add_paths(c, word);
 		else if (!strcmp(prev, "--unit"))
 			add_list(c, word, "", units, N(units));
-		else if (nw == 2)
+		else if (nw == 2) {
 			add(c, word, "export");
+			add(c, word, "chart");
+		}
 		else
 			add_list(c, word, "", sweep_opts, N(sweep_opts));
 		break;
