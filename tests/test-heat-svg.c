@@ -59,20 +59,29 @@ static int check_left_texts(const char *svg, const char *what)
 	return n;
 }
 
-static void test_picture(sl_model *m)
+/* A small sweep of m under options, run to the end (NULL: it failed). */
+static sl_sweep *small_sweep(sl_model *m, const char *options)
 {
 	sl_sweep_option *opts;
 	int n;
 	sl_error err = {0};
-	REQUIRE(sl_sweep_parse_options("q4_0", &opts, &n, &err) == SL_OK, "options: %s", err.msg);
+	if (!TEST_EVAL(sl_sweep_parse_options(options, &opts, &n, &err) == SL_OK, "options: %s", err.msg))
+		return NULL;
 	sl_sweep_opts o = {.text_path = test_srcpath("data/calib.txt"), .ctx = 32, .windows = 2, .calib_tokens = 256,
 	                   .no_fisher = true};
 	sl_sweep *sw = NULL;
 	CHECK(sl_sweep_new(m, opts, n, &o, &sw, &err) == SL_OK, "sweep: %s", err.msg);
 	free(opts);
+	if (sw)
+		CHECK(sl_sweep_run(sw, NULL, NULL, NULL, &err) == SL_OK, "run: %s", err.msg);
+	return sw;
+}
+
+static void test_picture(sl_model *m)
+{
+	sl_sweep *sw = small_sweep(m, "q4_0");
 	if (!sw)
 		return;
-	CHECK(sl_sweep_run(sw, NULL, NULL, NULL, &err) == SL_OK, "run: %s", err.msg);
 
 	const char *metrics[] = {"kl", "dppl", "top1"};
 	const char *titles[] = {"KL divergence from the base", "change in perplexity", "1 - top-1 agreement"};
@@ -116,19 +125,10 @@ static void test_chart(sl_model *m)
 	static const char *const rules[] = {"\"format\": \"q4_0\"", "\"format\": \"int8\"", NULL,
 	                                    "\"method\": \"svd\", \"params\": {\"keep\": 0.5}",
 	                                    "\"method\": \"svd\", \"params\": {\"keep\": 0.8}"};
-	sl_sweep_option *opts;
-	int n;
 	sl_error err = {0};
-	REQUIRE(sl_sweep_parse_options("q4_0,int8,magnitude-50%,svd-0.5,svd-0.8", &opts, &n, &err) == SL_OK, "%s",
-	        err.msg);
-	sl_sweep_opts o = {.text_path = test_srcpath("data/calib.txt"), .ctx = 32, .windows = 2, .calib_tokens = 256,
-	                   .no_fisher = true};
-	sl_sweep *sw = NULL;
-	CHECK(sl_sweep_new(m, opts, n, &o, &sw, &err) == SL_OK, "sweep: %s", err.msg);
-	free(opts);
+	sl_sweep *sw = small_sweep(m, "q4_0,int8,magnitude-50%,svd-0.5,svd-0.8");
 	if (!sw)
 		return;
-	CHECK(sl_sweep_run(sw, NULL, NULL, NULL, &err) == SL_OK, "run: %s", err.msg);
 	char *svg = sl_tradeoff_svg(sw, NULL);
 	REQUIRE(svg, "out of memory");
 	size_t len = strlen(svg);

@@ -28,22 +28,6 @@
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static double uniform(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
-static float gauss(void)
-{
-	double u1 = uniform(), u2 = uniform();
-	if (u1 < 1e-12)
-		u1 = 1e-12;
-	return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
 /* rows x cols with singular values spread over two decades (a product of
  * Gaussian matrices through a decaying diagonal), like trained weights. */
 static float *spread_matrix(int rows, int cols)
@@ -54,9 +38,9 @@ static float *spread_matrix(int rows, int cols)
 		float s = (float)pow(10.0, -2.0 * c / k);
 		float *u = malloc((size_t)rows * sizeof *u), *v = malloc((size_t)cols * sizeof *v);
 		for (int i = 0; i < rows; i++)
-			u[i] = gauss() / sqrtf((float)rows);
+			u[i] = test_gauss(&rng_state) / sqrtf((float)rows);
 		for (int i = 0; i < cols; i++)
-			v[i] = gauss() / sqrtf((float)cols);
+			v[i] = test_gauss(&rng_state) / sqrtf((float)cols);
 		for (int i = 0; i < rows; i++)
 			for (int j = 0; j < cols; j++)
 				W[(size_t)i * cols + j] += s * u[i] * v[j];
@@ -76,6 +60,16 @@ static void reference_svd(const float *W, int rows, int cols, float *s, float *U
 	CHECK(info == 0, "reference sgesvd: info %d", (int)info);
 	free(M);
 	free(work);
+}
+
+/* The sum of the squared singular values s[r..k): what a rank-r
+ * truncation discards. */
+static double discarded(const float *s, int r, int k)
+{
+	double t = 0;
+	for (int i = r; i < k; i++)
+		t += (double)s[i] * s[i];
+	return t;
 }
 
 static double frob2_diff(const float *A, const float *B, size_t n)
@@ -145,16 +139,11 @@ static void test_against_lapack(int rows, int cols, int r)
 			R[(size_t)i * cols + jj] = (float)v;
 		}
 	float *P = product(A, B, rows, r, cols);
-	double d = sqrt(frob2_diff(P, R, (size_t)rows * cols)), wnorm = 0;
-	for (int i = 0; i < k; i++)
-		wnorm += (double)s[i] * s[i];
-	wnorm = sqrt(wnorm);
+	double d = sqrt(frob2_diff(P, R, (size_t)rows * cols)), wnorm = sqrt(discarded(s, 0, k));
 	CHECK(d <= 1e-4 * wnorm, "%dx%d rank %d: A B differs from sgesvd's truncation by %g (|W| %g)", rows, cols, r, d,
 	      wnorm);
 	/* Eckart-Young: the error is the discarded spectrum. */
-	double e2 = frob2_diff(W, P, (size_t)rows * cols), tail = 0;
-	for (int i = r; i < k; i++)
-		tail += (double)s[i] * s[i];
+	double e2 = frob2_diff(W, P, (size_t)rows * cols), tail = discarded(s, r, k);
 	CHECK(fabs(e2 - tail) <= 1e-3 * tail + 1e-6 * wnorm * wnorm,
 	      "%dx%d rank %d: |W - A B|^2 = %.9g, discarded singular values squared %.9g", rows, cols, r, e2, tail);
 	/* The split: A = U_r S_r^1/2 and B = S_r^1/2 V_r^T, so A^T A = B B^T = S_r. */
@@ -188,20 +177,13 @@ static float *make_hessian(int n, int T)
 {
 	float *X = malloc((size_t)T * n * sizeof *X), *scale = malloc((size_t)n * sizeof *scale);
 	for (int c = 0; c < n; c++)
-		scale[c] = (float)pow(10.0, 2.0 * uniform() - 1.0);
+		scale[c] = (float)pow(10.0, 2.0 * test_uniform(&rng_state) - 1.0);
 	for (int t = 0; t < T; t++) {
-		float f = gauss();
+		float f = test_gauss(&rng_state);
 		for (int c = 0; c < n; c++)
-			X[(size_t)t * n + c] = scale[c] * (0.7f * f * (c % 3 ? 1 : -1) + 0.7f * gauss());
+			X[(size_t)t * n + c] = scale[c] * (0.7f * f * (c % 3 ? 1 : -1) + 0.7f * test_gauss(&rng_state));
 	}
-	float *H = calloc((size_t)n * n, sizeof *H);
-	for (int a = 0; a < n; a++)
-		for (int b = 0; b < n; b++) {
-			double v = 0;
-			for (int t = 0; t < T; t++)
-				v += (double)X[(size_t)t * n + a] * X[(size_t)t * n + b];
-			H[(size_t)a * n + b] = (float)(v / T);
-		}
+	float *H = test_hessian(X, n, T);
 	free(X);
 	free(scale);
 	return H;
@@ -254,11 +236,9 @@ static void test_weighted(void)
 				Ws[i] = W[i] * d[i % cols];
 			reference_svd(Ws, rows, cols, s, U, VT);
 			float *P = product(A, B, rows, r, cols);
-			double e2 = 0, tail = 0;
+			double e2 = 0, tail = discarded(s, r, k);
 			for (int i = 0; i < rows * cols; i++)
 				e2 += pow(((double)W[i] - P[i]) * d[i % cols], 2);
-			for (int i = r; i < k; i++)
-				tail += (double)s[i] * s[i];
 			CHECK(fabs(e2 - tail) <= 1e-3 * tail, "asvd: scaled error %.9g, discarded spectrum %.9g", e2, tail);
 			free(d);
 			free(Ws);
@@ -288,9 +268,7 @@ static void test_weighted(void)
 	float *s = malloc((size_t)k * sizeof *s), *U = malloc((size_t)rows * k * sizeof *U);
 	float *VT = malloc((size_t)k * cols * sizeof *VT);
 	reference_svd(WL, rows, cols, s, U, VT);
-	double tail = 0;
-	for (int i = r; i < k; i++)
-		tail += (double)s[i] * s[i];
+	double tail = discarded(s, r, k);
 	CHECK(fabs(e[2] - tail) <= 2e-3 * tail, "svdllm: output error %.9g, discarded spectrum of W L %.9g", e[2], tail);
 	printf("output error at rank %d of %dx%d: svd %.4g, asvd %.4g, svdllm %.4g (the least possible %.4g)\n", r, rows,
 	       cols, e[0], e[1], e[2], tail);
@@ -324,9 +302,7 @@ static void test_shared_basis(void)
 	REQUIRE(sl_method_fallback(sl_method_find(SL_METHOD_QUANT, "share"))->factor(&j, &err) == SL_OK, "%s", err.msg);
 	reference_svd(W, 2 * rows, cols, s, U, VT);
 	float *P = product(A, B, 2 * rows, r, cols);
-	double e2 = frob2_diff(W, P, (size_t)2 * rows * cols), tail = 0;
-	for (int i = r; i < cols; i++)
-		tail += (double)s[i] * s[i];
+	double e2 = frob2_diff(W, P, (size_t)2 * rows * cols), tail = discarded(s, r, cols);
 	CHECK(fabs(e2 - tail) <= 1e-3 * tail, "a stacked pair: error %.9g, discarded spectrum %.9g", e2, tail);
 	free(W);
 	free(A);
