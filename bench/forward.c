@@ -2,12 +2,18 @@
  * for stories260K (if the fixtures are present) and random-weight models
  * shaped like stories15M and stories110M. Decoding is set against the
  * machine's memory bandwidth (bytes read per token), prompt processing
- * against OpenBLAS sgemm on the same matrix shapes, both measured here. */
+ * against OpenBLAS sgemm on the same matrix shapes, both measured here.
+ * Then the 110M shape with every linear module factored at keep 0.5
+ * against the dense model in the same run, and how long each low-rank
+ * method takes to factor the model's matrices. */
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "bench.h"
+#include "core/compress.h"
 #include "core/forward.h"
+#include "core/methods/method.h"
 #include "core/model.h"
 
 /* Weight bytes one decoded token reads: every matrix, one embedding row. */
@@ -17,7 +23,7 @@ static double weight_bytes_per_token(const sl_model *m)
 	for (int i = 0; i < m->n_tensors; i++) {
 		const sl_tensor *t = m->tensors[i];
 		if (t == m->tok_embd || t == m->pos_embd)
-			b += (double)t->nbytes / (double)t->ne[1];
+			b += (double)sl_tensor_bytes(t) / (double)t->ne[1];
 		else
 			b += (double)t->nbytes;
 	}
@@ -32,7 +38,9 @@ static double matmul_flops_per_token(const sl_model *m)
 	double f = 0;
 	for (int i = 0; i < m->n_tensors; i++) {
 		const sl_tensor *t = m->tensors[i];
-		if (t->n_dims == 2 && t != m->tok_embd && t != m->pos_embd)
+		/* A factored weight's products are its factors'. */
+		if (t->n_dims == 2 && t != m->tok_embd && t != m->pos_embd && !t->lr_a &&
+		    !(t == m->tok_embd->lr_a || t == m->tok_embd->lr_b))
 			f += 2.0 * (double)t->ne[0] * (double)t->ne[1];
 	}
 	if (m->output == m->tok_embd)
@@ -51,7 +59,7 @@ static double sgemm_seconds(const sl_model *m, int T)
 	for (int i = 0; i < m->n_tensors; i++) {
 		const sl_tensor *t = m->tensors[i];
 		bool head = t == m->output;
-		if (t->n_dims != 2 || (t == m->tok_embd && !head) || t == m->pos_embd || t->type != SL_DT_F32)
+		if (t->n_dims != 2 || (t == m->tok_embd && !head) || t == m->pos_embd || t->type != SL_DT_F32 || t->lr_a)
 			continue;
 		int n_in = (int)t->ne[0], n_out = (int)t->ne[1];
 		if ((size_t)n_in > 65536 || (size_t)n_out > 65536)
@@ -72,7 +80,8 @@ static double sgemm_seconds(const sl_model *m, int T)
 	return total;
 }
 
-static void run(const char *label, sl_model *m, double mem_bw)
+/* Prompt and decoding tokens per second (pp, dec) of m, printed. */
+static void run(const char *label, sl_model *m, double mem_bw, double *pp_tps, double *dec_tps_out)
 {
 	const int T_prompt = m->cfg.max_seq_len < 256 ? m->cfg.max_seq_len / 2 : 128, T_dec = 64;
 	int V = m->cfg.vocab_size;
@@ -113,9 +122,96 @@ static void run(const char *label, sl_model *m, double mem_bw)
 	       (fl * T_prompt / pp) / (fl * T_prompt / gemm));
 	printf("%-22s decode %5d tok: %9.1f tok/s, %8.2f MB read/token, %6.2f GB/s (machine %.2f GB/s, ratio %.2f)\n",
 	       "", T_dec, dec_tps, bytes / 1e6, bytes * dec_tps / 1e9, mem_bw, bytes * dec_tps / 1e9 / mem_bw);
+	if (pp_tps)
+		*pp_tps = T_prompt / pp;
+	if (dec_tps_out)
+		*dec_tps_out = dec_tps;
 	sl_state_free(s);
 	free(toks);
 	free(logits);
+}
+
+/* Seconds each low-rank method takes to factor every linear module of m
+ * at keep 0.5 (the sharing one: pairs of blocks), on statistics of random
+ * correlated inputs (the random model has no text to calibrate on): the
+ * factorization alone, as the method's hook runs it. */
+static void factor_times(const sl_model *m)
+{
+	int n = sl_model_modules(m, NULL, 0);
+	sl_module *mods = calloc((size_t)n, sizeof *mods);
+	sl_model_modules(m, mods, n);
+	enum { T = 1024 };
+	printf("factoring every linear module at keep 0.5 (%d threads for the methods' BLAS: 1):\n", sl_kernels_threads());
+	for (int k = 0; k < sl_method_count(); k++) {
+		const sl_method *meth = sl_method_at(k);
+		if (!meth->factor)
+			continue;
+		sl_module_plan plan = {.rule = -1};
+		snprintf(plan.method, sizeof plan.method, "%s", meth->name);
+		double seconds = 0;
+		int matrices = 0;
+		for (int i = 0; i < n; i++) {
+			const sl_module *md = &mods[i];
+			int group = meth->shares ? 2 : 1;
+			if (md->kind == SL_MOD_EMBD || (meth->shares && md->layer % 2))
+				continue;
+			int rows = (int)md->w->ne[1], cols = (int)md->w->ne[0], rank = sl_lowrank_rank(&plan, (int64_t)rows * group, cols);
+			float *W = malloc((size_t)group * rows * cols * sizeof *W), *X = malloc((size_t)T * cols * sizeof *X);
+			float *A = malloc((size_t)group * rows * rank * sizeof *A), *B = malloc((size_t)rank * cols * sizeof *B);
+			float *H = calloc((size_t)cols * cols, sizeof *H);
+			double *sum_abs = calloc((size_t)cols, sizeof *sum_abs);
+			for (int g = 0; g < group; g++)
+				sl_tensor_rows_to_f32(md->w, 0, rows, W + (size_t)g * rows * cols);
+			uint64_t rng = 1 + (uint64_t)i;
+			for (size_t j = 0; j < (size_t)T * cols; j++) {
+				rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+				X[j] = (float)((double)(rng >> 11) / 9007199254740992.0 - 0.5) * (1.0f + (float)(j % cols % 7));
+				sum_abs[j % cols] += fabs(X[j]);
+			}
+			cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, cols, T, 1.0f / T, X, cols, 0.0f, H, cols);
+			for (int a = 0; a < cols; a++)
+				for (int b = a + 1; b < cols; b++)
+					H[(size_t)a * cols + b] = H[(size_t)b * cols + a];
+			sl_act_stats st = {.n = cols, .n_tokens = T, .sum_abs = sum_abs, .hessian = H};
+			const sl_act_stats *sts[2] = {&st, &st};
+			sl_factor_job j = {md->name, group, W, rows, cols, rank, sts, &plan, A, B};
+			sl_error err = {0};
+			double t0 = bench_now();
+			if (meth->factor(&j, &err))
+				fprintf(stderr, "%s %s: %s\n", meth->name, md->name, err.msg);
+			seconds += bench_now() - t0;
+			matrices += group;
+			free(W);
+			free(X);
+			free(A);
+			free(B);
+			free(H);
+			free(sum_abs);
+		}
+		printf("  %-8s %3d matrices in %7.2f s\n", meth->name, matrices, seconds);
+	}
+	free(mods);
+}
+
+/* m with every linear module (the blocks' and the output head) factored
+ * at keep 0.5 by the first low-rank method that needs no calibration. */
+static sl_model *factored(const sl_model *m)
+{
+	const char *json = "{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"method\": \"svd\","
+	                   " \"params\": {\"keep\": 0.5}}, {\"match\": \"output\", \"method\": \"svd\","
+	                   " \"params\": {\"keep\": 0.5}}]}";
+	sl_recipe *r = NULL;
+	sl_model *out = NULL;
+	sl_apply_report rep = {0};
+	sl_error err = {0};
+	if (sl_recipe_parse(json, strlen(json), &r, &err) || sl_recipe_apply(m, r, NULL, &out, &rep, &err))
+		fprintf(stderr, "factoring: %s\n", err.msg);
+	else
+		printf("factored at keep 0.5 (svd) in %.2f s: %.1f MB -> %.1f MB\n", rep.seconds, rep.bytes_before / 1e6,
+		       rep.bytes_after / 1e6);
+	sl_apply_report_free(&rep);
+	sl_recipe_free(r);
+	return out;
 }
 
 static sl_model *random_model(int dim, int layers, int heads, int hidden, int vocab, int ctx)
@@ -138,17 +234,25 @@ int main(int argc, char **argv)
 	sl_model *m = NULL;
 	sl_error err;
 	if (sl_model_load(path, NULL, &m, &err) == SL_OK) {
-		run("stories260K", m, bw);
+		run("stories260K", m, bw, NULL, NULL);
 		sl_model_free(m);
 	} else {
 		printf("stories260K: skipped (%s)\n", err.msg);
 	}
 	if ((m = random_model(288, 6, 6, 768, 32000, 256))) {
-		run("stories15M-shaped", m, bw);
+		run("stories15M-shaped", m, bw, NULL, NULL);
 		sl_model_free(m);
 	}
 	if ((m = random_model(768, 12, 12, 2048, 32000, 256))) {
-		run("stories110M-shaped", m, bw);
+		double pp, dec, lpp, ldec;
+		run("stories110M-shaped", m, bw, &pp, &dec);
+		sl_model *lr = factored(m);
+		if (lr) {
+			run("110M, keep 0.5", lr, bw, &lpp, &ldec);
+			printf("low rank at keep 0.5 against dense, same run: prompt %.2fx, decoding %.2fx\n", lpp / pp, ldec / dec);
+		}
+		sl_model_free(lr);
+		factor_times(m);
 		sl_model_free(m);
 	}
 	return 0;

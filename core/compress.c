@@ -2,9 +2,11 @@
  * calibration statistics the plans need, remove whole structures (the
  * structured patterns' shrink), migrate input scales into the operations
  * before each module (the quantization methods' scales), then prune and
- * quantize each module (in parallel; each module's result depends on
- * nothing but its own inputs, so the bytes are the same whatever the
- * scheduling) and report what it cost and saved. Which method does what
+ * quantize each module, or factor it (alone, or with the same module of
+ * the blocks sharing its basis) into two factors stored in the plan's
+ * format (in parallel; each module's result depends on nothing but its
+ * own inputs, so the bytes are the same whatever the scheduling) and
+ * report what it cost and saved. Which method does what
  * is the method registry's business (core/methods/): this file runs the
  * stages and asks each plan's methods for their hooks. */
 #include <math.h>
@@ -15,11 +17,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "methods/method.h"
 
 static const sl_method *quant_of(const sl_module_plan *p)
 {
-	return p && p->format ? sl_method_find(SL_METHOD_QUANT, p->method) : NULL;
+	return p ? sl_plan_method(p) : NULL;
 }
 
 /* Why a module has no statistics: only a lookup table comes without. */
@@ -163,7 +167,7 @@ static const sl_method *usable(sl_method_kind kind, const char *name, const sl_a
 	const char *why;
 	if (m && needs_met(m, st, &why))
 		return m;
-	const sl_method *d = sl_method_default(kind);
+	const sl_method *d = m ? sl_method_fallback(m) : sl_method_default(kind);
 	sl_method_note(rep, "%s: %s; %s used", name, why, d->name);
 	return d;
 }
@@ -279,6 +283,151 @@ done:
 	return st;
 }
 
+/* --- low rank ------------------------------------------------------------------ */
+
+/* Matrices factored together: one weight, or the same module of the
+ * blocks that share a basis (the first heads them). */
+typedef struct {
+	int n;
+	const char *const *names;      /* [n] weight tensors */
+	const float *const *W;         /* [n] rows x cols, as they enter */
+	const sl_act_stats *const *st; /* [n] statistics of each one's input, or NULL */
+	int rows, cols, rank;
+	const sl_module_plan *plan;
+	int keep_type;                 /* storage of factors the plan gives no format */
+	sl_tensor *const *out;         /* [n] weights that become the product (NULL: not kept) */
+	sl_module_report *const *rep;  /* [n] */
+} factor_group;
+
+/* A factor named after its weight ("blk.2.ffn_up.lr_a"), packed in type
+ * from F (rows x cols); its values as stored go back into F. */
+static sl_tensor *new_factor(const char *weight, const char *suffix, int type, float *F, int rows, int cols,
+                             sl_error *err)
+{
+	sl_tensor *t = calloc(1, sizeof *t);
+	size_t k = strlen(weight);
+	if (k > 7 && !strcmp(weight + k - 7, ".weight"))
+		k -= 7;
+	int64_t ne[2] = {cols, rows};
+	if (!t) {
+		sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory for a factor", weight);
+		return NULL;
+	}
+	if (sl_tensor_realloc(t, type, ne, 2, err)) {
+		free(t);
+		return NULL;
+	}
+	snprintf(t->name, sizeof t->name, "%.*s.%s", (int)k, weight, suffix);
+	sl_dtype_rows_from_float(type, F, t->data, rows, cols);
+	sl_dtype_rows_to_float(type, t->data, F, rows, cols);
+	return t;
+}
+
+static void free_factor(sl_tensor *t)
+{
+	if (t) {
+		sl_tensor_release(t);
+		free(t);
+	}
+}
+
+/* Factors the group as its method says (the method's fallback, noted,
+ * where some member lacks what it needs), stores both factors in the
+ * plan's format (each its fallback for its rows) or keep_type, and makes
+ * each kept weight their product, the first kept owning the basis. Each
+ * report counts its coefficients and its part of the basis. */
+static sl_status factor_matrices(const factor_group *g, sl_error *err)
+{
+	const int n = g->n, rows = g->rows, cols = g->cols, r = g->rank;
+	const sl_module_plan *p = g->plan;
+	const sl_method *m = sl_plan_factors(p);
+	const char *why = NULL;
+	for (int k = 0; k < n && m->needs; k++)
+		if (!needs_met(m, g->st[k], &why)) {
+			const sl_method *d = sl_method_fallback(m);
+			for (int i = 0; i < n; i++)
+				sl_method_note(g->rep[i], "%s: %s; %s used", m->name, why, d->name);
+			m = d;
+		}
+	size_t mn = (size_t)rows * cols;
+	float *W = sl_malloc_array((size_t)n * mn, sizeof *W), *A = sl_malloc_array((size_t)n * rows, (size_t)r * sizeof *A);
+	float *B = sl_malloc_array((size_t)r * cols, sizeof *B), *D = sl_malloc_array(mn, sizeof *D);
+	sl_tensor **fa = sl_calloc((size_t)n, sizeof *fa), *fb = NULL;
+	sl_status st = SL_OK;
+	if (!W || !A || !B || !D || !fa) {
+		st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", g->names[0]);
+		goto done;
+	}
+	for (int k = 0; k < n; k++)
+		memcpy(W + k * mn, g->W[k], mn * sizeof *W);
+	sl_factor_job j = {g->names[0], n, W, rows, cols, r, g->st, p, A, B};
+	if ((st = m->factor(&j, err)))
+		goto done;
+	const sl_format *f = p->format, *fb_fmt = f ? sl_format_fallback(f, cols) : NULL;
+	const sl_format *fa_fmt = f ? sl_format_fallback(f, r) : NULL;
+	if (!(fb = new_factor(g->names[0], SL_LR_B, f ? fb_fmt->dtype : g->keep_type, B, r, cols, err)))
+		goto fail;
+	for (int k = 0; k < n; k++) {
+		float *Ak = A + (size_t)k * rows * r;
+		if (!(fa[k] = new_factor(g->names[k], SL_LR_A, f ? fa_fmt->dtype : g->keep_type, Ak, rows, r, err)))
+			goto fail;
+		sl_module_report *rep = g->rep[k];
+		snprintf(rep->method, sizeof rep->method, "%s", m->name);
+		rep->asked = f;
+		rep->used = fb_fmt;
+		if (f && fb_fmt != f)
+			sl_method_note(rep, "%s cannot hold rows of %d; %s used", f->name, cols, fb_fmt->name);
+		if (f && fa_fmt != f)
+			sl_method_note(rep, "%s cannot hold the first factor's rows of rank %d; %s used", f->name, r,
+			               fa_fmt->name);
+		sl_method_note(rep, "rank %d of %d", r, rows < cols ? rows : cols);
+		if (n > 1)
+			sl_method_note(rep, "one basis for %d blocks", n);
+		/* The error of what is stored: both factors as they were packed. */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, r, 1.0f, Ak, r, B, cols, 0.0f, D, cols);
+		double e2 = 0, w2 = 0;
+		for (size_t i = 0; i < mn; i++) {
+			double w = g->W[k][i];
+			e2 += (w - D[i]) * (w - D[i]);
+			w2 += w * w;
+		}
+		rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
+		rep->sparsity = 0;
+		rep->bytes_after = (double)fa[k]->nbytes + (double)fb->nbytes / n;
+	}
+	bool basis_kept = false;
+	for (int k = 0; k < n; k++) {
+		if (!g->out[k])
+			continue;
+		int64_t ne[2] = {cols, rows};
+		sl_tensor *o = g->out[k];
+		sl_tensor_release(o);
+		o->type = g->keep_type;
+		o->n_dims = 2;
+		for (int d = 0; d < SL_MAX_DIMS; d++)
+			o->ne[d] = d < 2 ? ne[d] : 1;
+		sl_tensor_set_factors(o, fa[k], fb, !basis_kept);
+		fa[k] = NULL;
+		basis_kept = true;
+	}
+	if (!basis_kept)
+		free_factor(fb);
+	fb = NULL;
+	goto done;
+fail:
+	st = err ? err->status : SL_ERR_NOMEM;
+done:
+	for (int k = 0; fa && k < n; k++)
+		free_factor(fa[k]);
+	free_factor(fb);
+	free(fa);
+	free(W);
+	free(A);
+	free(B);
+	free(D);
+	return st;
+}
+
 /* W's values as floats (rows x cols), malloc'ed; NULL when out of memory. */
 static float *weights_f32(const sl_tensor *w)
 {
@@ -288,15 +437,100 @@ static float *weights_f32(const sl_tensor *w)
 	return W;
 }
 
-static bool float_type(int t)
+/* The statistics of mod's input: a tied embedding's are the output head's. */
+static const sl_act_stats *input_stats(const sl_model *m, const sl_calib *calib, const sl_module *mod)
 {
-	return t == SL_DT_F32 || t == SL_DT_F16 || t == SL_DT_BF16;
+	sl_module head = *mod;
+	if (mod->kind == SL_MOD_EMBD && m->output == m->tok_embd)
+		head.kind = SL_MOD_OUTPUT;
+	return sl_calib_stats(calib, &head);
+}
+
+/* sl_compress_module for a low-rank plan. A sharing method factors mod
+ * with the same module of the blocks of its window (the plan's blocks,
+ * aligned at multiples of it; every block when it gives none), as a recipe
+ * giving them all this plan would, and keeps mod's part. */
+static sl_status compress_factored(const sl_model *m, const sl_module *mod, const sl_module_plan *plan,
+                                   const sl_calib *calib, sl_tensor *out, sl_module_report *rep, sl_error *err)
+{
+	int n_all = sl_model_modules(m, NULL, 0), n = 0, self = 0;
+	sl_module *all = sl_calloc((size_t)n_all, sizeof *all), *mem = sl_calloc((size_t)n_all, sizeof *mem);
+	float **W = sl_calloc((size_t)n_all, sizeof *W);
+	const sl_act_stats **st = sl_calloc((size_t)n_all, sizeof *st);
+	sl_tensor **outs = sl_calloc((size_t)n_all, sizeof *outs);
+	sl_module_report *reps = sl_calloc((size_t)n_all, sizeof *reps), **rp = sl_calloc((size_t)n_all, sizeof *rp);
+	const char **names = sl_calloc((size_t)n_all, sizeof *names);
+	sl_status status = SL_OK;
+	if (!all || !mem || !W || !st || !outs || !reps || !rp || !names) {
+		status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mod->name);
+		goto done;
+	}
+	sl_model_modules(m, all, n_all);
+	int k = (int)sl_plan_value(plan, &sl_lowrank_params[SL_LOWRANK_BLOCKS]);
+	int lo = mod->layer, hi = mod->layer;
+	if (sl_plan_factors(plan)->shares && mod->layer >= 0) {
+		k = k > 0 ? k : m->cfg.n_layers;
+		lo = mod->layer / k * k;
+		hi = lo + k - 1;
+	}
+	for (int i = 0; i < n_all; i++)
+		if (all[i].kind == mod->kind && all[i].layer >= lo && all[i].layer <= hi) {
+			if (all[i].w->ne[0] != mod->w->ne[0] || all[i].w->ne[1] != mod->w->ne[1]) {
+				status = sl_errorf(err, SL_ERR_ARG, "%s and %s cannot share a basis: their shapes differ", mod->name,
+				                   all[i].name);
+				goto done;
+			}
+			self = all[i].layer == mod->layer ? n : self;
+			mem[n++] = all[i];
+		}
+	for (int i = 0; i < n; i++) {
+		if (!(W[i] = weights_f32(mem[i].w))) {
+			status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", mem[i].name);
+			goto done;
+		}
+		st[i] = input_stats(m, calib, &mem[i]);
+		if ((sl_plan_needs(plan) & SL_NEEDS_STATS) && !st[i] && mem[i].kind != SL_MOD_EMBD) {
+			status = sl_errorf(err, SL_ERR_ARG, "%s: %s needs calibration statistics of this module's input",
+			                   mem[i].name, plan->method);
+			goto done;
+		}
+		names[i] = mem[i].w->name;
+		rp[i] = i == self ? rep : &reps[i];
+	}
+	outs[self] = out;
+	int rows = (int)mod->w->ne[1], cols = (int)mod->w->ne[0];
+	factor_group g = {n, names, (const float *const *)W, st, rows, cols,
+	                  sl_lowrank_rank(plan, (int64_t)rows * n, cols), plan,
+	                  sl_dtype_keep_float(mod->w->type), outs, rp};
+	status = factor_matrices(&g, err);
+done:
+	for (int i = 0; W && i < n; i++)
+		free(W[i]);
+	free(all);
+	free(mem);
+	free(W);
+	free(st);
+	free(outs);
+	free(reps);
+	free(rp);
+	free(names);
+	return status;
 }
 
 sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_module_plan *plan,
                              const sl_calib *calib, bool simulate, sl_tensor *out, sl_module_report *rep,
                              sl_error *err)
 {
+	if (sl_plan_factors(plan)) {
+		memset(rep, 0, sizeof *rep);
+		snprintf(rep->module, sizeof rep->module, "%s", mod->name);
+		rep->bytes_before = (double)sl_tensor_bytes(mod->w);
+		snprintf(out->name, sizeof out->name, "%s", mod->w->name);
+		double t0 = sl_now();
+		sl_status st = compress_factored(m, mod, plan, calib, out, rep, err);
+		rep->seconds = sl_now() - t0;
+		return st;
+	}
 	memset(rep, 0, sizeof *rep);
 	snprintf(rep->module, sizeof rep->module, "%s", mod->name);
 	rep->bytes_before = (double)mod->w->nbytes;
@@ -307,13 +541,9 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 		                 "%s: %s pruning changes several tensors' shapes; apply it with a recipe, not module by module",
 		                 mod->name, plan->pattern);
 	int rows = (int)mod->w->ne[1], cols = (int)mod->w->ne[0];
-	/* A tied embedding is also the output head: its input is the head's. */
-	sl_module head = *mod;
-	if (mod->kind == SL_MOD_EMBD && m->output == m->tok_embd)
-		head.kind = SL_MOD_OUTPUT;
-	const sl_act_stats *st = sl_calib_stats(calib, &head);
+	const sl_act_stats *st = input_stats(m, calib, mod);
 	const sl_method *q = quant_of(plan);
-	if ((sl_plan_needs(plan) & SL_NEEDS_STATS) && !st && head.kind != SL_MOD_EMBD)
+	if ((sl_plan_needs(plan) & SL_NEEDS_STATS) && !st && !(mod->kind == SL_MOD_EMBD && m->output != m->tok_embd))
 		return sl_errorf(err, SL_ERR_ARG, "%s: %s needs calibration statistics of this module's input", mod->name,
 		                 q && q->needs ? q->name : plan->prune);
 	if (st && st->n != cols)
@@ -347,7 +577,7 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 	} else if (scales) {
 		sl_method_note(rep, "%s: scales need the previous operation; apply the recipe to fold them", plan->method);
 	}
-	matrix_job j = {mod->w->name, W, rows, cols, plan, st, float_type(mod->w->type) ? mod->w->type : SL_DT_F32,
+	matrix_job j = {mod->w->name, W, rows, cols, plan, st, sl_dtype_keep_float(mod->w->type),
 	                simulate, s, NULL};
 	status = compress_matrix(&j, out, rep, err);
 done:
@@ -396,6 +626,11 @@ typedef struct {
 	int orig_type;
 	matrix_job job;
 	bool has_job;
+	/* Low rank: a group of modules factored together is one job, its
+	 * first module's (in_group marks the others). */
+	int *group;               /* indices into the apply context's modules; NULL: no group job */
+	int n_group, rank;
+	bool in_group;
 	sl_module_report rep;
 	sl_error err;
 	sl_status status;
@@ -700,7 +935,95 @@ static sl_status scale_inputs(apply_ctx *a, sl_error *err)
 	return SL_OK;
 }
 
+/* --- low rank: which modules are factored together ------------------------------ */
+
+/* The groups of the model being built (after structured pruning, so the
+ * shapes are those it now has): each group's first module gets the job,
+ * with its members and rank; the rest are marked in_group. */
+static sl_status plan_groups(apply_ctx *a, sl_error *err)
+{
+	sl_module *mods = sl_calloc((size_t)a->nw, sizeof *mods);
+	sl_module_plan *plans = sl_calloc((size_t)a->nw, sizeof *plans);
+	sl_lowrank_plan *lay = sl_calloc((size_t)a->nw, sizeof *lay);
+	sl_status st = SL_OK;
+	if (!mods || !plans || !lay) {
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < a->nw; i++) {
+		mods[i] = a->w[i].mod;
+		if (a->w[i].plan)
+			plans[i] = *a->w[i].plan;
+		else
+			plans[i].rule = -1;
+	}
+	sl_lowrank_layout(mods, plans, a->nw, lay);
+	for (int i = 0; i < a->nw && !st; i++) {
+		work_mod *wm = &a->w[i];
+		if (lay[i].lead < 0)
+			continue;
+		int cols = (int)wm->mod.w->ne[0], rows = (int)wm->mod.w->ne[1] * lay[i].size;
+		if (lay[i].mismatch)
+			st = sl_errorf(err, SL_ERR_ARG, "%s cannot share a basis with %s: their shapes differ",
+			               wm->mod.name, a->w[lay[i].lead].mod.name);
+		else if (lay[i].rank < 1 || lay[i].rank > (rows < cols ? rows : cols))
+			st = sl_errorf(err, SL_ERR_ARG, "%s: rank %d is outside 1..%d", wm->mod.name, lay[i].rank,
+			               rows < cols ? rows : cols);
+		if (st || lay[i].lead != i) {
+			wm->in_group = true;
+			continue;
+		}
+		if (!(wm->group = sl_malloc_array((size_t)lay[i].size, sizeof *wm->group))) {
+			st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+			break;
+		}
+		for (int j = i; j < a->nw; j++)
+			if (lay[j].lead == i)
+				wm->group[wm->n_group++] = j;
+		wm->rank = lay[i].rank;
+		wm->in_group = false;
+	}
+done:
+	free(mods);
+	free(plans);
+	free(lay);
+	return st;
+}
+
 /* --- the modules, in parallel ------------------------------------------------ */
+
+/* The factorization of the group wm heads, into its modules' weights. */
+static sl_status factor_task(apply_ctx *a, work_mod *wm, sl_error *err)
+{
+	int n = wm->n_group;
+	const char **names = sl_calloc((size_t)n, sizeof *names);
+	const float **W = sl_calloc((size_t)n, sizeof *W);
+	const sl_act_stats **st = sl_calloc((size_t)n, sizeof *st);
+	sl_tensor **out = sl_calloc((size_t)n, sizeof *out);
+	sl_module_report **rep = sl_calloc((size_t)n, sizeof *rep);
+	sl_status status = SL_OK;
+	if (!names || !W || !st || !out || !rep) {
+		status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", wm->mod.name);
+	} else {
+		for (int k = 0; k < n; k++) {
+			work_mod *m = &a->w[wm->group[k]];
+			names[k] = m->mod.w->name;
+			W[k] = m->w;
+			st[k] = m->st;
+			out[k] = m->mod.w;
+			rep[k] = &m->rep;
+		}
+		factor_group g = {n, names, W, st, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], wm->rank, wm->plan,
+		                  sl_dtype_keep_float(wm->orig_type), out, rep};
+		status = factor_matrices(&g, err);
+	}
+	free(names);
+	free(W);
+	free(st);
+	free(out);
+	free(rep);
+	return status;
+}
 
 static void compress_task(int i, void *arg)
 {
@@ -713,7 +1036,7 @@ static void compress_task(int i, void *arg)
 		return;
 	}
 	double t0 = sl_now();
-	wm->status = compress_matrix(&wm->job, wm->mod.w, &wm->rep, &wm->err);
+	wm->status = wm->group ? factor_task(a, wm, &wm->err) : compress_matrix(&wm->job, wm->mod.w, &wm->rep, &wm->err);
 	wm->rep.seconds = sl_now() - t0;
 	int done = atomic_fetch_add(&a->done, 1) + 1;
 	char what[SL_NAME_MAX + 16];
@@ -742,7 +1065,7 @@ static int64_t nonzeros(const sl_tensor *t)
 static sl_status store_scaled(work_mod *wm, sl_error *err)
 {
 	sl_tensor *t = wm->mod.w;
-	int type = float_type(wm->orig_type) ? wm->orig_type : SL_DT_F32;
+	int type = sl_dtype_keep_float(wm->orig_type);
 	int64_t ne[2] = {t->ne[0], t->ne[1]};
 	sl_status st = sl_tensor_realloc(t, type, ne, 2, err);
 	if (!st)
@@ -768,7 +1091,7 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 		mr->asked = p->format;
 		if (!mr->used)
 			mr->used = p->format;
-		mr->bytes_before = (double)bm->w->nbytes;
+		mr->bytes_before = (double)sl_tensor_bytes(bm->w);
 		double elems = (double)sl_tensor_nelements(bm->w);
 		if (!wm) {
 			snprintf(mr->method, sizeof mr->method, "%s", p->pattern);
@@ -779,8 +1102,10 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 			mr->rel_error = 1;
 			continue;
 		}
-		mr->bytes_after = (double)wm->mod.w->nbytes;
-		mr->sparsity = 1.0 - (double)nonzeros(wm->mod.w) / elems;
+		if (wm->mod.w->lr_a && (wm->group || wm->in_group))
+			continue; /* factored now: the factorization's report counts its factors */
+		mr->bytes_after = (double)sl_tensor_bytes(wm->mod.w);
+		mr->sparsity = wm->mod.w->lr_a ? 0 : 1.0 - (double)nonzeros(wm->mod.w) / elems;
 		bool shrunk = sl_tensor_nelements(wm->mod.w) < sl_tensor_nelements(bm->w);
 		if (!mr->method[0])
 			snprintf(mr->method, sizeof mr->method, "%s", shrunk ? p->pattern : "-");
@@ -795,8 +1120,10 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 
 static void apply_free(apply_ctx *a)
 {
-	for (int i = 0; a->w && i < a->nw; i++)
+	for (int i = 0; a->w && i < a->nw; i++) {
 		free(a->w[i].w);
+		free(a->w[i].group);
+	}
 	for (int i = 0; a->scaled && i < a->n_slots; i++) {
 		free(a->scales[i]);
 		stats_release(&a->scaled[i]);
@@ -910,6 +1237,12 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 		a.influence[il] = NAN;
 	}
 
+	if (any_struct && sl_model_factored(base)) {
+		st = sl_errorf(err, SL_ERR_UNSUPPORTED,
+		               "structured pruning of a model whose weights are low-rank factors is not supported: prune the "
+		               "dense model, then factor");
+		goto fail;
+	}
 	if (any_stats) {
 		if (o.calib && sl_calib_matches(o.calib, base, any_h))
 			a.calib = o.calib;
@@ -961,20 +1294,26 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 	if ((st = scale_inputs(&a, err)))
 		goto fail;
 
+	if ((st = plan_groups(&a, err)))
+		goto fail;
 	for (int i = 0; i < a.nw; i++) {
 		work_mod *wm = &a.w[i];
 		const sl_module_plan *p = wm->plan;
-		if (!p || !(p->format || sl_plan_prunes(p)))
+		if (!p || !(sl_plan_method(p) || sl_plan_prunes(p)))
 			continue;
 		if ((st = ensure_w(wm, err)))
 			goto fail;
+		if (wm->in_group || wm->group) {
+			wm->has_job = wm->group != NULL;
+			continue;
+		}
 		if (wm->st && wm->st->n != (int)wm->mod.w->ne[0]) {
 			st = sl_errorf(err, SL_ERR_ARG, "%s: calibration statistics do not match its %lld inputs", wm->mod.name,
 			               (long long)wm->mod.w->ne[0]);
 			goto fail;
 		}
 		wm->job = (matrix_job){wm->mod.w->name, wm->w, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], p, wm->st,
-		                       float_type(wm->orig_type) ? wm->orig_type : SL_DT_F32, o.simulate, NULL,
+		                       sl_dtype_keep_float(wm->orig_type), o.simulate, NULL,
 		                       &a.cancel_only};
 		wm->has_job = true;
 	}
@@ -987,7 +1326,12 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 			goto fail;
 		}
 	for (int i = 0; i < a.nw; i++)
-		if (!a.w[i].has_job && a.w[i].w && (st = store_scaled(&a.w[i], err)))
+		if (!a.w[i].has_job && !a.w[i].in_group && a.w[i].w && (st = store_scaled(&a.w[i], err)))
+			goto fail;
+	/* Factors of weights compressed anew go; the new ones join the model. */
+	sl_model_drop_unused_factors(a.m);
+	for (int i = 0; i < a.nw; i++)
+		if ((st = sl_model_adopt_factors(a.m, a.w[i].mod.w, err)))
 			goto fail;
 	if ((st = kv_type_for(r, a.m, &kv_type, err)))
 		goto fail;

@@ -159,9 +159,14 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 	return SL_OK;
 }
 
-/* Whether name is a block's q or k weight or bias (what RoPE rotates). */
+/* Whether name is a block's q or k weight or bias (what RoPE rotates),
+ * or the first factor of one (its rows are the weight's); the basis of a
+ * factored one is not. */
 static bool rotated(const char *name)
 {
+	size_t k = strlen(name);
+	if (k > 5 && !strcmp(name + k - 5, "." SL_LR_B))
+		return false;
 	return !strncmp(name, "blk.", 4) && (strstr(name, ".attn_q.") || strstr(name, ".attn_k."));
 }
 
@@ -179,7 +184,9 @@ static int64_t neox_source(const sl_config *c, int64_t r)
 sl_status sl_gguf_export_tensor(sl_gguf_export *e, const sl_tensor *t, int type, sl_error *err)
 {
 	bool permute = e->permute_qk && rotated(t->name);
-	if (t->type == type && !permute) {
+	/* A factored weight goes out as its product (llama.cpp has no factored layer). */
+	bool product = t->lr_a != NULL;
+	if (t->type == type && !permute && !product) {
 		sl_gguf_add_tensor(e->w, t->name, t->type, t->ne, t->n_dims, t->data, t->nbytes);
 		return SL_OK;
 	}
@@ -199,7 +206,7 @@ sl_status sl_gguf_export_tensor(sl_gguf_export *e, const sl_tensor *t, int type,
 	for (int64_t r = 0; r < rows; r++) {
 		int64_t src = permute && t->n_dims > 1 ? neox_source(&e->m->cfg, r) : r;
 		char *out = (char *)d + (size_t)r * row_out;
-		if (t->type == type) {
+		if (t->type == type && !product) {
 			memcpy(out, (const char *)t->data + (size_t)src * row_in, row_out);
 			continue;
 		}
@@ -259,6 +266,13 @@ static sl_status export_own_type(sl_gguf_export *e, const sl_tensor *t, sl_error
 	return st;
 }
 
+/* One tensor as sl_export_gguf stores it: in its own ggml type, else as
+ * export_own_type converts it. */
+static sl_status export_as_is(sl_gguf_export *e, const sl_tensor *t, sl_error *err)
+{
+	return t->type < SL_DT_GGML_END ? sl_gguf_export_tensor(e, t, t->type, err) : export_own_type(e, t, err);
+}
+
 /* Every tensor the forward uses: matrices as mat_type, or (mat_type < 0)
  * as sl_export_gguf stores them; norms and biases as F32, as llama.cpp's
  * converter stores them. */
@@ -267,7 +281,7 @@ static sl_status export_tensors(sl_gguf_export *e, int mat_type, const sl_progre
 	const sl_model *m = e->m;
 	sl_status st = SL_OK;
 	int done = 0;
-#define PUT(t)                                                                                           	if (!st && (t)) {                                                                                		if (sl_cancelled(p))                                                                     			st = sl_errorf(err, SL_ERR_CANCELLED, "export cancelled");                       		else if ((t)->n_dims < 2)                                                                			st = sl_gguf_export_tensor(e, (t), SL_DT_F32, err);                              		else if (mat_type >= 0)                                                                  			st = sl_gguf_export_tensor(e, (t), mat_type, err);                               		else if ((t)->type < SL_DT_GGML_END)                                                     			st = sl_gguf_export_tensor(e, (t), (t)->type, err);                              		else                                                                                     			st = export_own_type(e, (t), err);                                               		sl_report(p, (double)++done / m->n_tensors, (t)->name);                                  	}
+#define PUT(t)                                                                                           	if (!st && (t)) {                                                                                		if (sl_cancelled(p))                                                                     			st = sl_errorf(err, SL_ERR_CANCELLED, "export cancelled");                       		else if ((t)->n_dims < 2)                                                                			st = sl_gguf_export_tensor(e, (t), SL_DT_F32, err);                              		else if (mat_type >= 0)                                                                  			st = sl_gguf_export_tensor(e, (t), mat_type, err);                               		else                                                                                     			st = export_as_is(e, (t), err);                                               		sl_report(p, (double)++done / m->n_tensors, (t)->name);                                  	}
 	PUT(m->tok_embd);
 	PUT(m->pos_embd);
 	for (int il = 0; il < m->cfg.n_layers; il++) {
@@ -297,6 +311,53 @@ static sl_status export_tensors(sl_gguf_export *e, int mat_type, const sl_progre
 	if (m->output != m->tok_embd)
 		PUT(m->output);
 #undef PUT
+	return st;
+}
+
+/* The factors of the model's factored weights, for slimlab's reload: a
+ * GGUF image of their tensors (a shared basis once) and which weight uses
+ * which (SL_GGUF_FACTORS_*), embedded as one byte array under
+ * SL_GGUF_FACTORS. llama.cpp refuses a file with tensors it does not
+ * expect, and reads past metadata it does not know, so its tensors stay
+ * those of the dense model. */
+static sl_status export_factors(sl_gguf_export *e, sl_error *err)
+{
+	const sl_model *m = e->m;
+	int n = 0;
+	for (int i = 0; i < m->n_tensors; i++)
+		n += m->tensors[i]->lr_a != NULL;
+	if (!n)
+		return SL_OK;
+	sl_gguf_export sub = {.m = m, .w = sl_gguf_writer_new(), .permute_qk = e->permute_qk};
+	const char **names = sl_calloc((size_t)n * 3, sizeof *names);
+	sl_status st = sub.w && names ? SL_OK : sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	int k = 0;
+	for (int i = 0; !st && i < m->n_tensors; i++) {
+		const sl_tensor *t = m->tensors[i];
+		if (t->factor) {
+			st = export_as_is(&sub, t, err);
+		} else if (t->lr_a) {
+			names[k] = t->name;
+			names[n + k] = t->lr_a->name;
+			names[2 * n + k++] = t->lr_b->name;
+		}
+	}
+	void *image = NULL;
+	size_t size = 0;
+	if (!st) {
+		sl_gguf_set_arr_str(sub.w, SL_GGUF_FACTORS_WEIGHTS, names, NULL, (uint64_t)n);
+		sl_gguf_set_arr_str(sub.w, SL_GGUF_FACTORS_A, names + n, NULL, (uint64_t)n);
+		sl_gguf_set_arr_str(sub.w, SL_GGUF_FACTORS_B, names + 2 * n, NULL, (uint64_t)n);
+		st = sl_gguf_write_mem(sub.w, &image, &size, err);
+	}
+	if (!st)
+		sl_gguf_set_arr(e->w, SL_GGUF_FACTORS, SL_GGUF_U8, image, (uint64_t)size);
+	free(image);
+	free(names);
+	for (int i = 0; i < sub.n_copies; i++)
+		free(sub.copies[i]);
+	free(sub.copies);
+	sl_gguf_writer_free(sub.w);
 	return st;
 }
 
@@ -345,7 +406,7 @@ sl_status sl_export_gguf(const sl_model *m, const sl_recipe *r, const char *path
 	if (json)
 		sl_gguf_set_str(e->w, "slimlab.recipe", json);
 	free(json);
-	if (!(st = export_tensors(e, -1, p, err)))
+	if (!(st = export_tensors(e, -1, p, err)) && !(st = export_factors(e, err)))
 		st = sl_gguf_export_write(e, path, err);
 	sl_gguf_export_free(e);
 	if (st && st != SL_ERR_CANCELLED)

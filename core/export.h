@@ -10,6 +10,16 @@
 
 typedef struct sl_gguf_export sl_gguf_export;
 
+/* Low-rank factors in a GGUF (sl_export_gguf writes them, the loader reads
+ * them back): a GGUF image of the factor tensors, embedded as a byte array
+ * under SL_GGUF_FACTORS, whose string arrays name each factored weight and
+ * its two factors (NAME.lr_a, NAME.lr_b, the basis named after the first
+ * weight that uses it). */
+#define SL_GGUF_FACTORS "slimlab.factors"
+#define SL_GGUF_FACTORS_WEIGHTS "slimlab.factors.weights"
+#define SL_GGUF_FACTORS_A "slimlab.factors.a"
+#define SL_GGUF_FACTORS_B "slimlab.factors.b"
+
 /* Starts a file for m: general.*, the architecture's hyperparameters
  * (per-block head counts and widths as arrays when blocks differ) and the
  * vocabulary when m has a tokenizer. name goes to general.name. */

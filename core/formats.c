@@ -112,7 +112,7 @@ bool sl_format_is_draft(const sl_format *f)
 }
 
 static const sl_param_spec format_params[] = {
-	{"group", 1, 1 << 20, 0, true, false, "elements sharing one scale"},
+	{"group", 1, 1 << 20, 0, true, false, "elements sharing one scale", false},
 };
 
 int sl_format_param_count(void)

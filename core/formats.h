@@ -33,6 +33,7 @@ typedef struct {
 	double lo, hi, def;
 	bool integer, boolean;
 	const char *what;      /* a few words for menus and errors */
+	bool open_lo;          /* lo itself is outside the range: (lo, hi] */
 } sl_param_spec;
 
 int sl_format_count(void);

@@ -1,8 +1,9 @@
 /* The transformer forward pass, read top to bottom: embed, blocks, norm,
- * logits. Speed comes from the kernels, not from this file. Two options
+ * logits. Speed comes from the kernels, not from this file. Three things
  * that compression recipes set change what is computed: the KV cache can
- * round its rows through a storage format (cfg.kv_type), and a module's
- * input can be quantized per token to 8-bit integers (W8A8). */
+ * round its rows through a storage format (cfg.kv_type), a module's input
+ * can be quantized per token to 8-bit integers (W8A8), and a weight can
+ * be two thin factors, multiplied one after the other. */
 #include "forward.h"
 
 #include <math.h>
@@ -13,6 +14,21 @@
 static size_t max_sz(size_t a, size_t b)
 {
 	return a > b ? a : b;
+}
+
+/* The largest rank of the model's factored weights (0: none). */
+static int max_rank(const sl_model *m)
+{
+	int n = sl_model_modules(m, NULL, 0), r = 0;
+	sl_module *mods = sl_malloc_array((size_t)(n ? n : 1), sizeof *mods);
+	if (!mods)
+		return -1;
+	sl_model_modules(m, mods, n);
+	for (int i = 0; i < n; i++)
+		if (sl_tensor_rank(mods[i].w) > r)
+			r = sl_tensor_rank(mods[i].w);
+	free(mods);
+	return r;
 }
 
 sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *err)
@@ -66,6 +82,11 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 		kv_row = sl_dtype_row_bytes(c->kv_type, (int64_t)kv_max);
 	}
 	size_t B = (size_t)s->max_batch;
+	int rank = max_rank(m);
+	if (rank < 0)
+		goto oom;
+	if (rank)
+		s->lr = sl_malloc_array(B * (size_t)rank, sizeof(float));
 	s->kv = sl_malloc_array(total, sizeof(float));
 	s->x = sl_malloc_array(B * c->dim, sizeof(float));
 	s->xb = sl_malloc_array(B * max_sz(c->dim, q_max), sizeof(float));
@@ -80,7 +101,7 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 	if (kv_row)
 		s->kvq = sl_malloc_array(B, kv_row);
 	if (!s->kv || !s->x || !s->xb || !s->q || !s->att || !s->hb || !s->hb2 ||
-	    (c->arch == SL_ARCH_GPT2 && !s->qkv) || (act_q && !s->xq) || (kv_row && !s->kvq))
+	    (c->arch == SL_ARCH_GPT2 && !s->qkv) || (act_q && !s->xq) || (kv_row && !s->kvq) || (rank && !s->lr))
 		goto oom;
 	*out = s;
 	return SL_OK;
@@ -121,6 +142,7 @@ void sl_state_free(sl_state *s)
 	free(s->qkv);
 	free(s->xq);
 	free(s->kvq);
+	free(s->lr);
 	free(s);
 }
 
@@ -135,9 +157,18 @@ static void tap(sl_state *s, int il, sl_tap where, float *x, int T, int n)
 		s->tap(s->tap_ctx, il, where, x, T, n);
 }
 
+/* y = x W^T + b; a factored weight W = A B goes through its rank: x B^T,
+ * then A, two thin products of the same kernel. */
 static void matmul(sl_state *s, float *y, const float *x, int T, const sl_tensor *w, const sl_tensor *b)
 {
-	s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], b ? b->data : NULL);
+	const float *bias = b ? b->data : NULL;
+	if (w->lr_a) {
+		const sl_tensor *fa = w->lr_a, *fb = w->lr_b;
+		s->K->matmul(s->lr, x, T, fb->data, fb->type, (int)fb->ne[1], (int)fb->ne[0], NULL);
+		s->K->matmul(y, s->lr, T, fa->data, fa->type, (int)fa->ne[1], (int)fa->ne[0], bias);
+		return;
+	}
+	s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], bias);
 }
 
 /* A block's linear module: as matmul, with the input rounded per token to

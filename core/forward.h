@@ -21,6 +21,7 @@ typedef struct sl_state {
 	float *x, *xb, *q, *att, *hb, *hb2, *qkv;
 	float *xq;         /* int8-rounded activations (W8A8 modules) */
 	void *kvq;         /* one batch of cache rows in cfg.kv_type */
+	float *lr;         /* one batch through the rank of a factored weight */
 	sl_tap_fn tap;
 	void *tap_ctx;
 	int n_blocks;      /* blocks run before the head (early exit); n_layers by default */

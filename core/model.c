@@ -139,8 +139,64 @@ int64_t sl_model_n_params(const sl_model *m)
 {
 	int64_t n = 0;
 	for (int i = 0; i < m->n_tensors; i++)
-		n += sl_tensor_nelements(m->tensors[i]);
+		if (!m->tensors[i]->factor)
+			n += sl_tensor_nelements(m->tensors[i]);
 	return n;
+}
+
+static int tensor_index(const sl_model *m, const sl_tensor *t)
+{
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i] == t)
+			return i;
+	return -1;
+}
+
+sl_status sl_model_adopt_factors(sl_model *m, sl_tensor *w, sl_error *err)
+{
+	if (!w->lr_own)
+		return SL_OK;
+	for (int k = 0; k < 2; k++) {
+		sl_tensor *f = k ? w->lr_b : w->lr_a;
+		if (tensor_index(m, f) >= 0)
+			continue; /* a basis another weight brought */
+		sl_tensor *same = sl_model_tensor(m, f->name);
+		if (same)
+			return sl_errorf(err, SL_ERR_ARG, "tensor '%s' appears twice", f->name);
+		sl_tensor **arr = realloc(m->tensors, (size_t)(m->n_tensors + 1) * sizeof *arr);
+		if (!arr)
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory adding tensor '%s'", f->name);
+		m->tensors = arr;
+		m->tensors[m->n_tensors++] = f;
+	}
+	w->lr_own = 0;
+	return SL_OK;
+}
+
+void sl_model_drop_unused_factors(sl_model *m)
+{
+	int k = 0;
+	for (int i = 0; i < m->n_tensors; i++) {
+		sl_tensor *t = m->tensors[i];
+		bool used = !t->factor;
+		for (int j = 0; !used && j < m->n_tensors; j++)
+			used = m->tensors[j]->lr_a == t || m->tensors[j]->lr_b == t;
+		if (used) {
+			m->tensors[k++] = t;
+		} else {
+			sl_tensor_release(t);
+			free(t);
+		}
+	}
+	m->n_tensors = k;
+}
+
+bool sl_model_factored(const sl_model *m)
+{
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i]->lr_a)
+			return true;
+	return false;
 }
 
 size_t sl_model_bytes(const sl_model *m)
@@ -327,18 +383,29 @@ sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err)
 	memcpy(m->format, src->format, sizeof m->format);
 	for (int i = 0; i < src->n_tensors; i++) {
 		const sl_tensor *t = src->tensors[i];
-		void *d = sl_malloc(t->nbytes);
-		if (!d) {
+		/* A factored weight has no data: its factors are copied as tensors. */
+		void *d = t->lr_a ? NULL : sl_malloc(t->nbytes);
+		if (!d && !t->lr_a) {
 			sl_model_free(m);
 			return sl_errorf(err, SL_ERR_NOMEM, "out of memory copying tensor '%s'", t->name);
 		}
-		memcpy(d, t->data, t->nbytes);
-		if (!sl_model_add_tensor(m, t->name, t->type, t->ne, t->n_dims, d, true, err)) {
+		if (d)
+			memcpy(d, t->data, t->nbytes);
+		sl_tensor *c = sl_model_add_tensor(m, t->name, t->type, t->ne, t->n_dims, d, d != NULL, err);
+		if (!c) {
 			free(d);
 			sl_model_free(m);
 			return err ? err->status : SL_ERR_NOMEM;
 		}
+		c->factor = t->factor;
+		if (!d)
+			c->nbytes = 0;
 	}
+	for (int i = 0; i < src->n_tensors; i++)
+		if (src->tensors[i]->lr_a) {
+			m->tensors[i]->lr_a = m->tensors[tensor_index(src, src->tensors[i]->lr_a)];
+			m->tensors[i]->lr_b = m->tensors[tensor_index(src, src->tensors[i]->lr_b)];
+		}
 	if (src->tok)
 		m->tok = sl_tok_ref(src->tok);
 	sl_status st = sl_model_finish(m, err);

@@ -112,8 +112,19 @@ sl_tensor *sl_model_tensor(const sl_model *m, const char *name);
  * returns how many the model has; a tied output is not listed twice. */
 int sl_model_modules(const sl_model *m, sl_module *out, int max);
 const char *sl_module_kind_name(sl_module_kind k);
+/* Weights as the model computes with them: a factored weight counts its
+ * rows x cols, its factors not at all. */
 int64_t sl_model_n_params(const sl_model *m);
+/* Bytes of every tensor: a factored weight's are its factors' (a shared
+ * basis once). */
 size_t sl_model_bytes(const sl_model *m);
+/* Low rank in a model (sl_tensor's lr_a, lr_b): whether any weight is
+ * factored; the factors a weight of m owns become tensors of m (a basis
+ * already there is not added twice); factors no weight uses any more
+ * (their weight was compressed anew) are removed. */
+bool sl_model_factored(const sl_model *m);
+sl_status sl_model_adopt_factors(sl_model *m, sl_tensor *w, sl_error *err);
+void sl_model_drop_unused_factors(sl_model *m);
 /* A deep copy whose tensors are all owned (for recipes and training). */
 sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err);
 

@@ -556,10 +556,12 @@ static bool field_problem(const sl_rule *rule, const char *key, char *msg, size_
 	double v = sl_rule_param(rule, key);
 	if (!spec || isnan(v))
 		return false;
-	if (v >= spec->lo && v <= spec->hi)
+	if ((spec->open_lo ? v > spec->lo : v >= spec->lo) && v <= spec->hi)
 		return false;
 	if (spec->boolean)
 		snprintf(msg, n, "%g is not true or false", v);
+	else if (spec->open_lo)
+		snprintf(msg, n, "%g is outside (%g, %g] (%s)", v, spec->lo, spec->hi, spec->what);
 	else
 		snprintf(msg, n, "%g is outside %g..%g (%s)", v, spec->lo, spec->hi, spec->what);
 	return true;
@@ -1082,6 +1084,99 @@ static void check_against_model(issues *is, const sl_recipe *r, const sl_rule *r
 #undef PATH
 }
 
+/* Every module's plan and how low rank falls on them (sl_lowrank_layout);
+ * false when out of memory. */
+static bool layout_of(const sl_recipe *r, const module_list *ml, sl_module_plan **plans, sl_lowrank_plan **lay)
+{
+	size_t n = (size_t)(ml->n ? ml->n : 1);
+	*plans = sl_calloc(n, sizeof **plans);
+	*lay = sl_calloc(n, sizeof **lay);
+	if (!*plans || !*lay) {
+		free(*plans);
+		free(*lay);
+		return false;
+	}
+	for (int i = 0; i < ml->n; i++)
+		sl_recipe_resolve(r, &ml->mods[i], &(*plans)[i]);
+	sl_lowrank_layout(ml->mods, *plans, ml->n, *lay);
+	return true;
+}
+
+/* The path of the rule that gave mod its key ("rules[2].params.keep"): the
+ * last rule matching mod that sets it, else the default's. */
+static void source_of(const sl_recipe *r, const sl_module *mod, const char *key, char *buf, size_t n)
+{
+	char k[32];
+	snprintf(k, sizeof k, "%s%s", strcmp(key, "method") ? "params." : "", key);
+	key_path(buf, n, "default", k);
+	for (int i = 0; i < r->n_rules; i++) {
+		const sl_rule *rule = &r->rules[i];
+		bool sets = strcmp(key, "method") ? !isnan(sl_rule_param(rule, key)) : rule->has_method;
+		if (sets && sl_rule_matches(rule, mod)) {
+			char base[32];
+			snprintf(base, sizeof base, "rules[%d]", i);
+			key_path(buf, n, base, k);
+		}
+	}
+}
+
+/* Low rank against the model: a rank outside 1..min(rows, cols) of the
+ * rows sharing a basis, a group whose modules differ in shape, low rank
+ * and pruning in one module; each problem once per path. */
+static void check_lowrank(issues *is, const sl_recipe *r, const module_list *ml)
+{
+	sl_module_plan *plans;
+	sl_lowrank_plan *lay;
+	if (!layout_of(r, ml, &plans, &lay)) {
+		issue(is, "", "out of memory");
+		return;
+	}
+	char seen[16][64], path[64];
+	int n_seen = 0;
+	for (int i = 0; i < ml->n; i++) {
+		const sl_module *mod = &ml->mods[i];
+		const sl_lowrank_plan *l = &lay[i];
+		if (l->lead < 0)
+			continue;
+		int64_t rows = mod->w->ne[1] * l->size, cols = mod->w->ne[0], most = rows < cols ? rows : cols;
+		bool by_rank = sl_plan_value(&plans[i], &sl_lowrank_params[SL_LOWRANK_RANK]) > 0;
+		char msg[256] = "";
+		if (l->mismatch) {
+			source_of(r, mod, "method", path, sizeof path);
+			const sl_module *lead = &ml->mods[l->lead];
+			snprintf(msg, sizeof msg, "blocks %d-%d cannot share one basis: %s is %lld x %lld, %s %lld x %lld",
+			         l->first, l->last, lead->name, (long long)lead->w->ne[1], (long long)lead->w->ne[0], mod->name,
+			         (long long)mod->w->ne[1], (long long)cols);
+		} else if (plans[i].sparsity > 0) {
+			source_of(r, mod, "method", path, sizeof path);
+			snprintf(msg, sizeof msg, "%s (low rank) and pruning do not combine in one module (%s)",
+			         plans[i].method, mod->name);
+		} else if (l->rank < 1 || l->rank > most) {
+			source_of(r, mod, by_rank ? "rank" : "keep", path, sizeof path);
+			if (by_rank)
+				snprintf(msg, sizeof msg, "rank %d is above %lld, the smaller side of %s (%lld x %lld%s)", l->rank,
+				         (long long)most, mod->name, (long long)rows, (long long)cols,
+				         l->size > 1 ? ", its group's rows stacked" : "");
+			else
+				snprintf(msg, sizeof msg, "keep %g leaves %s (%lld x %lld) rank %d; raise it or give a rank",
+				         sl_plan_value(&plans[i], &sl_lowrank_params[SL_LOWRANK_KEEP]), mod->name, (long long)rows,
+				         (long long)cols, l->rank);
+		}
+		if (!msg[0])
+			continue;
+		int k = 0;
+		while (k < n_seen && strcmp(seen[k], path))
+			k++;
+		if (k < n_seen)
+			continue;
+		if (n_seen < 16)
+			snprintf(seen[n_seen++], sizeof seen[0], "%s", path);
+		issue(is, path, "%s", msg);
+	}
+	free(plans);
+	free(lay);
+}
+
 int sl_recipe_check(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out, int max)
 {
 	issues is = {out, max, 0};
@@ -1126,6 +1221,7 @@ int sl_recipe_check(const sl_recipe *r, const sl_model *m, sl_recipe_issue *out,
 		snprintf(base, sizeof base, "rules[%d]", i);
 		check_against_model(&is, r, &r->rules[i], base, m, &ml);
 	}
+	check_lowrank(&is, r, &ml);
 	free(ml.mods);
 	return is.n;
 }
@@ -1198,14 +1294,22 @@ void sl_recipe_estimate_size(const sl_recipe *r, const sl_model *m, sl_recipe_es
 	out->bytes = out->base_bytes;
 	out->params = (double)sl_model_n_params(m);
 	module_list ml;
-	if (list_modules(m, &ml)) {
+	sl_module_plan *plans;
+	sl_lowrank_plan *lay;
+	if (list_modules(m, &ml) && layout_of(r, &ml, &plans, &lay)) {
 		for (int i = 0; i < ml.n; i++) {
 			const sl_module *mod = &ml.mods[i];
-			sl_module_plan plan;
-			sl_recipe_resolve(r, mod, &plan);
+			const sl_module_plan plan = plans[i];
 			int64_t cols = mod->w->ne[0], rows = sl_tensor_nrows(mod->w);
-			double before = (double)mod->w->nbytes, after = before;
-			if (plan.format) {
+			double before = (double)sl_tensor_bytes(mod->w), after = before;
+			if (lay[i].lead >= 0) {
+				/* Two factors; a shared basis counts once over its group. */
+				int rank = lay[i].rank, keep = sl_dtype_keep_float(mod->w->type);
+				const sl_format *f = plan.format;
+				int ta = f ? sl_format_fallback(f, rank)->dtype : keep, tb = f ? sl_format_fallback(f, cols)->dtype : keep;
+				after = (double)sl_dtype_row_bytes(ta, rank) * (double)rows +
+				        (double)sl_dtype_row_bytes(tb, cols) * rank / lay[i].size;
+			} else if (plan.format) {
 				const sl_format *f = sl_format_fallback(plan.format, cols);
 				after = (double)sl_dtype_row_bytes(f->dtype, cols) * (double)rows;
 			}
@@ -1219,7 +1323,9 @@ void sl_recipe_estimate_size(const sl_recipe *r, const sl_model *m, sl_recipe_es
 			}
 			out->bytes += after - before;
 		}
-		free(ml.mods);
+		free(plans);
+		free(lay);
 	}
+	free(ml.mods);
 	out->bpw = out->params > 0 ? 8.0 * out->bytes / out->params : 0;
 }

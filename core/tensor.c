@@ -1,6 +1,7 @@
 /* Tensor sizes and conversions. */
 #include "tensor.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,33 @@ size_t sl_tensor_bytes_for(int type, const int64_t *ne, int n_dims)
 	return total;
 }
 
+/* Rows of a factored weight: each row of a (rank values) times b, by one
+ * matrix-vector product per row. */
+static void product_rows(const sl_tensor *t, int64_t r0, int64_t n, float *dst)
+{
+	const sl_tensor *a = t->lr_a, *b = t->lr_b;
+	int rank = (int)b->ne[1], cols = (int)b->ne[0];
+	float *bf = b->type == SL_DT_F32 ? NULL : sl_malloc_array((size_t)rank * cols, sizeof *bf);
+	float *ar = sl_malloc_array((size_t)rank, sizeof *ar);
+	if ((b->type != SL_DT_F32 && !bf) || !ar)
+		abort(); /* a row's worth; there is no sensible way on without it */
+	if (bf)
+		sl_tensor_rows_to_f32(b, 0, rank, bf);
+	const float *B = bf ? bf : b->data;
+	for (int64_t r = 0; r < n; r++) {
+		sl_tensor_rows_to_f32(a, r0 + r, 1, ar);
+		cblas_sgemv(CblasRowMajor, CblasTrans, rank, cols, 1.0f, B, cols, ar, 1, 0.0f, dst + (size_t)r * cols, 1);
+	}
+	free(bf);
+	free(ar);
+}
+
 void sl_tensor_rows_to_f32(const sl_tensor *t, int64_t r0, int64_t n, float *dst)
 {
+	if (t->lr_a) {
+		product_rows(t, r0, n, dst);
+		return;
+	}
 	size_t row = sl_dtype_row_bytes(t->type, t->ne[0]);
 	const char *src = (const char *)t->data + (size_t)r0 * row;
 	if (t->type == SL_DT_F32) {
@@ -69,7 +95,7 @@ sl_status sl_tensor_realloc(sl_tensor *t, int type, const int64_t *ne, int n_dim
 
 sl_status sl_tensor_to_f32(sl_tensor *t, sl_error *err)
 {
-	if (t->type == SL_DT_F32 && t->owned)
+	if (t->type == SL_DT_F32 && t->owned && !t->lr_a)
 		return SL_OK;
 	size_t n = (size_t)sl_tensor_nelements(t);
 	float *d = sl_malloc_array(n, sizeof(float));
@@ -88,13 +114,51 @@ void sl_tensor_release(sl_tensor *t)
 {
 	if (t->owned)
 		free(t->data);
+	for (int k = 0; k < 2; k++) {
+		sl_tensor *f = k ? t->lr_b : t->lr_a;
+		if (f && (t->lr_own & (k ? SL_LR_OWN_B : SL_LR_OWN_A))) {
+			sl_tensor_release(f);
+			free(f);
+		}
+	}
 	t->data = NULL;
 	t->owned = false;
 	t->nbytes = 0;
+	t->lr_a = t->lr_b = NULL;
+	t->lr_own = 0;
+}
+
+int sl_dtype_keep_float(int type)
+{
+	return type == SL_DT_F32 || type == SL_DT_F16 || type == SL_DT_BF16 ? type : SL_DT_F32;
+}
+
+size_t sl_tensor_bytes(const sl_tensor *t)
+{
+	return t->lr_a ? t->lr_a->nbytes + t->lr_b->nbytes : t->nbytes;
+}
+
+int sl_tensor_rank(const sl_tensor *t)
+{
+	return t && t->lr_b ? (int)t->lr_b->ne[1] : 0;
+}
+
+void sl_tensor_set_factors(sl_tensor *w, sl_tensor *a, sl_tensor *b, bool own_b)
+{
+	int type = w->type;
+	sl_tensor_release(w);
+	w->type = type;
+	w->lr_a = a;
+	w->lr_b = b;
+	w->lr_own = SL_LR_OWN_A | (own_b ? SL_LR_OWN_B : 0);
+	a->factor = b->factor = true;
 }
 
 sl_status sl_tensor_check_finite(const sl_tensor *t, sl_error *err)
 {
+	/* A factored weight's values are its factors', checked as tensors of their own. */
+	if (t->lr_a)
+		return SL_OK;
 	if (t->type != SL_DT_F32 && t->type != SL_DT_F16 && t->type != SL_DT_BF16)
 		return SL_OK;
 	int64_t n = sl_tensor_nelements(t);

@@ -1,6 +1,7 @@
 /* A token's logits do not depend on how many tokens share its forward
  * pass: stories260K as it is, and compressed into every format of the
- * registry (with W8A8 activations and a quantized KV cache too), run 48
+ * registry (with W8A8 activations, a quantized KV cache, and weights as
+ * two low-rank factors, float and quantized, too), run 48
  * tokens at once and again in steps of 1, 2, 3, 5 and 17 tokens; every
  * logit must have the same bits. This is what lets evaluation, decoding and
  * the verification of speculative drafts compute one function of a model. */
@@ -108,6 +109,8 @@ int main(void)
 	static const char *const extra[] = {
 		"{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int8\"}, \"kv_cache\": \"int8\"}",
 		"{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q4_0\"}, \"kv_cache\": \"nvfp4\"}",
+		"{\"slimlab_recipe\": 1, \"default\": {\"method\": \"svd\", \"params\": {\"keep\": 0.5}}}",
+		"{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q8_0\", \"method\": \"svd\", \"params\": {\"rank\": 32}}}",
 	};
 	for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
 		sl_model *m = compressed(base, extra[i]);

@@ -2,7 +2,9 @@
 # The compression commands as a user runs them on stories260K: recipe
 # validate names every problem and exits 1; eval --format reports size,
 # fallbacks and quality; apply writes a GGUF that slimlab reads back with
-# the perplexity eval measured, and its --json holds the same figures.
+# the perplexity eval measured, and its --json holds the same figures;
+# low rank from the command line (--method svdllm --keep 0.6), its export
+# (the products for llama.cpp, the factors reloaded) and its bad values.
 srcdir=${SL_SRCDIR:-.}
 builddir=${SL_BUILDDIR:-.}
 fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
@@ -69,3 +71,23 @@ awk -v a="$ppl_apply" -v b="$ppl_eval" 'BEGIN { d = a - b; if (d < 0) d = -d; ex
 	fail "the export's perplexity $ppl_eval differs from apply's $ppl_apply"
 grep -q '"bpw"' "$tmp/apply.json" && grep -q '"fallbacks"' "$tmp/apply.json" || fail "apply --json lacks bpw/fallbacks"
 echo "recipe validate, eval --format, apply: ok (ppl $ppl_apply)"
+
+# Low rank as a uniform rule: the method and its parameters as options.
+out=$("$slimlab" eval "$model" --text "$text" --ctx 64 --chunks 4 --method svdllm --keep 0.6 2>&1) ||
+	fail "eval --method svdllm --keep 0.6: $out"
+for want in "rank 19 of 64" "KL" "bits per weight"; do
+	echo "$out" | grep -q "$want" || fail "eval --method svdllm did not report '$want':
+$out"
+done
+"$slimlab" eval "$model" --text "$text" --method svd --keep 0 2>"$tmp/err" && fail "eval took keep 0"
+grep -q -- "--keep: 0 is outside (0, 1\]" "$tmp/err" || fail "keep 0 message: $(cat "$tmp/err")"
+"$slimlab" eval "$model" --text "$text" --method svd --rank 65 2>"$tmp/err" && fail "eval took rank 65 of 64"
+grep -q -- "--rank: rank 65 is above" "$tmp/err" || fail "rank 65 message: $(cat "$tmp/err")"
+"$slimlab" apply "$model" --method svd --keep 0.5 --out "$tmp/lr.gguf" --text "$text" --ctx 64 --chunks 4 \
+	>"$tmp/apply.txt" || fail "apply --method svd failed"
+grep -q "llama.cpp has no factored layer" "$tmp/apply.txt" || fail "apply did not say what llama.cpp gets: $(cat "$tmp/apply.txt")"
+"$slimlab" info "$tmp/lr.gguf" | grep -q "low rank .* products of two factors" || fail "the reload lost the factors"
+ppl_apply=$(sed -n 's/^perplexity *\([0-9.]*\).*/\1/p' "$tmp/apply.txt")
+ppl_eval=$("$slimlab" eval "$tmp/lr.gguf" --text "$text" --ctx 64 --chunks 4 | sed -n 's/^perplexity *\([0-9.]*\).*/\1/p')
+[ -n "$ppl_apply" ] && [ "$ppl_apply" = "$ppl_eval" ] || fail "the reloaded factors give ppl $ppl_eval, apply $ppl_apply"
+echo "low rank from the command line: ok (ppl $ppl_apply)"

@@ -54,7 +54,7 @@ for name in $("$bin" recipe formats --json | perl -ne 'print "$1\n" while /"name
 done
 
 for name in $("$bin" recipe methods --json | perl -ne 'print "$1\n" while /"name":\s*"([^"]+)"/g'); do
-	case "$name" in heads | channels | block) continue ;; magnitude | unstructured | N:M) lit=1 ;; *) lit=0 ;; esac
+	case "$name" in heads | channels | block) continue ;; magnitude | unstructured | share | N:M) lit=1 ;; *) lit=0 ;; esac
 	n=$(files "$name" $lit | wc -l)
 	[ "$n" -le 2 ] || fail "method $name is named in $n files (at most 2): $(files "$name" $lit | tr '\n' ' ')"
 done

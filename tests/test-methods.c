@@ -10,54 +10,25 @@
 
 static uint64_t rng_state = 88172645463325252ull;
 
-static double uniform(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
-static float gauss(void)
-{
-	double u1 = uniform(), u2 = uniform();
-	if (u1 < 1e-12)
-		u1 = 1e-12;
-	return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
 /* T tokens of correlated inputs: a shared factor per token plus noise,
  * channel scales spread over two decades, a few outlier channels. */
 static float *make_inputs(int n, int T)
 {
 	float *X = malloc((size_t)T * n * sizeof *X), *scale = malloc((size_t)n * sizeof *scale);
 	for (int j = 0; j < n; j++)
-		scale[j] = (float)pow(10.0, 2.0 * uniform() - 1.0) * (j % 37 == 5 ? 20.0f : 1.0f);
+		scale[j] = (float)pow(10.0, 2.0 * test_uniform(&rng_state) - 1.0) * (j % 37 == 5 ? 20.0f : 1.0f);
 	for (int t = 0; t < T; t++) {
-		float f = gauss(), g = gauss();
+		float f = test_gauss(&rng_state), g = test_gauss(&rng_state);
 		for (int j = 0; j < n; j++)
-			X[(size_t)t * n + j] = scale[j] * (0.8f * (j % 2 ? f : g) + 0.6f * gauss());
+			X[(size_t)t * n + j] = scale[j] * (0.8f * (j % 2 ? f : g) + 0.6f * test_gauss(&rng_state));
 	}
 	free(scale);
 	return X;
 }
 
-static float *hessian_of(const float *X, int n, int T)
-{
-	float *H = calloc((size_t)n * n, sizeof *H);
-	for (int a = 0; a < n; a++)
-		for (int b = 0; b < n; b++) {
-			double s = 0;
-			for (int t = 0; t < T; t++)
-				s += (double)X[(size_t)t * n + a] * X[(size_t)t * n + b];
-			H[(size_t)a * n + b] = (float)(s / T);
-		}
-	return H;
-}
-
 static float *make_hessian(int n, int T)
 {
-	float *X = make_inputs(n, T), *H = hessian_of(X, n, T);
+	float *X = make_inputs(n, T), *H = test_hessian(X, n, T);
 	free(X);
 	return H;
 }
@@ -66,7 +37,7 @@ static float *random_matrix(int rows, int cols)
 {
 	float *W = malloc((size_t)rows * cols * sizeof *W);
 	for (int i = 0; i < rows * cols; i++)
-		W[i] = 0.1f * gauss();
+		W[i] = 0.1f * test_gauss(&rng_state);
 	return W;
 }
 
@@ -314,7 +285,7 @@ static void test_gptq_formats(void)
 static void test_awq(void)
 {
 	int rows = 48, n = 128, T = 600;
-	float *X = make_inputs(n, T), *H = hessian_of(X, n, T);
+	float *X = make_inputs(n, T), *H = test_hessian(X, n, T);
 	double *mean_abs = calloc((size_t)n, sizeof *mean_abs);
 	for (int t = 0; t < T; t++)
 		for (int j = 0; j < n; j++)

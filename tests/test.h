@@ -5,6 +5,7 @@
 #define SL_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,38 @@ static inline sl_model *test_load(const char *path)
 	sl_model *m = NULL;
 	CHECK(sl_model_load(path, NULL, &m, &err) == SL_OK, "load %s: %s", path, err.msg);
 	return m;
+}
+
+/* Deterministic random numbers: uniform in [0, 1) from a xorshift64
+ * state, and standard normal deviates (Box-Muller) from the same. */
+static inline double test_uniform(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return (double)(*s >> 11) / 9007199254740992.0;
+}
+
+static inline float test_gauss(uint64_t *s)
+{
+	double u1 = test_uniform(s), u2 = test_uniform(s);
+	if (u1 < 1e-12)
+		u1 = 1e-12;
+	return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* H = X^T X / T of T rows of n inputs, in double sums (malloc'ed). */
+static inline float *test_hessian(const float *X, int n, int T)
+{
+	float *H = calloc((size_t)n * n, sizeof *H);
+	for (int a = 0; a < n; a++)
+		for (int b = 0; b < n; b++) {
+			double s = 0;
+			for (int t = 0; t < T; t++)
+				s += (double)X[(size_t)t * n + a] * X[(size_t)t * n + b];
+			H[(size_t)a * n + b] = (float)(s / T);
+		}
+	return H;
 }
 
 /* Ends main: 0 when all passed, 1 on failure, 77 (skip) when nothing ran. */

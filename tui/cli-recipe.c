@@ -28,6 +28,23 @@ void cli_recipe_help(FILE *out)
 	        "  --calib FILE       calibration text for methods that need statistics (default: the one\n"
 	        "                     that ships with slimlab, data/calib.txt)\n",
 	        formats, methods, patterns, prunes);
+	fprintf(out, "  --KEY VALUE        a method's or format's parameter (slimlab-recipe(5)):");
+	for (int i = 0; i < sl_param_count(); i++)
+		fprintf(out, "%s%s", i % 8 ? ", " : "\n                     ", sl_param_at(i)->key);
+	fprintf(out, "\n");
+}
+
+const struct option *cli_recipe_longopts(const struct option *opts, struct option *all, int max)
+{
+	int n = 0;
+	while (opts[n].name && n < max - 1) {
+		all[n] = opts[n];
+		n++;
+	}
+	for (int i = 0; i < sl_param_count() && n < max - 1; i++)
+		all[n++] = (struct option){sl_param_at(i)->key, required_argument, 0, CLI_PARAM_OPT + i};
+	all[n] = (struct option){0, 0, 0, 0};
+	return all;
 }
 
 int cli_recipe_opt(const char *cmd, int c, const char *arg, cli_recipe_opts *o)
@@ -41,13 +58,21 @@ int cli_recipe_opt(const char *cmd, int c, const char *arg, cli_recipe_opts *o)
 	case 'C': o->calib = arg; return 1;
 	case 'S': o->sparsity = arg; return 1;
 	}
-	(void)cmd;
-	return 0;
+	const sl_param_spec *spec = c >= CLI_PARAM_OPT ? sl_param_at(c - CLI_PARAM_OPT) : NULL;
+	if (!spec)
+		return 0;
+	if (o->n_params == SL_RULE_PARAMS) {
+		cli_usage_error(cmd, "at most %d parameters", SL_RULE_PARAMS);
+		return -1;
+	}
+	o->params[o->n_params].key = spec->key;
+	o->params[o->n_params++].value = arg;
+	return 1;
 }
 
 bool cli_recipe_given(const cli_recipe_opts *o)
 {
-	return o->recipe || o->format || o->method || o->pattern || o->prune || o->sparsity;
+	return o->recipe || o->format || o->method || o->pattern || o->prune || o->sparsity || o->n_params;
 }
 
 /* The rule the options name, through the recipe's reader of rule fields;
@@ -62,6 +87,13 @@ static bool uniform_rule(const char *cmd, const cli_recipe_opts *o, sl_rule *d)
 		sl_error err = {0};
 		if (given[i].value && sl_rule_set(d, given[i].key, given[i].value, &err)) {
 			fprintf(stderr, "slimlab %s: --%s: %s\n", cmd, given[i].key, err.msg);
+			return false;
+		}
+	}
+	for (int i = 0; i < o->n_params; i++) {
+		sl_error err = {0};
+		if (sl_rule_set(d, o->params[i].key, o->params[i].value, &err)) {
+			fprintf(stderr, "slimlab %s: --%s: %s\n", cmd, o->params[i].key, err.msg);
 			return false;
 		}
 	}
@@ -93,8 +125,9 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 {
 	sl_error err = {0};
 	sl_recipe *r = NULL;
-	if (o->recipe && (o->format || o->method || o->pattern || o->prune || o->sparsity)) {
-		cli_usage_error(cmd, "--recipe and --format/--method/--sparsity/--pattern/--prune exclude each other");
+	if (o->recipe && (o->format || o->method || o->pattern || o->prune || o->sparsity || o->n_params)) {
+		cli_usage_error(cmd, "--recipe and --format/--method/--sparsity/--pattern/--prune and parameters exclude "
+		                     "each other");
 		return NULL;
 	}
 	if (o->recipe) {
@@ -103,8 +136,9 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 			return NULL;
 		}
 	} else {
-		if (!o->format && !o->sparsity && !o->pattern) {
-			cli_usage_error(cmd, "give --recipe FILE, or --format FMT and/or --sparsity S");
+		const sl_method *lr = o->method ? sl_method_find(SL_METHOD_QUANT, o->method) : NULL;
+		if (!o->format && !o->sparsity && !o->pattern && !(lr && lr->factor)) {
+			cli_usage_error(cmd, "give --recipe FILE, or --format FMT and/or --sparsity S, or a low-rank --method");
 			return NULL;
 		}
 		if (!(r = sl_recipe_new())) {
@@ -130,6 +164,9 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 		}
 		snprintf(r->name, sizeof r->name, "%s%s%s", o->format ? o->format : "", o->format && o->method ? " " : "",
 		         o->method ? o->method : "");
+		for (int i = 0; i < o->n_params; i++)
+			snprintf(r->name + strlen(r->name), sizeof r->name - strlen(r->name), " %s=%s", o->params[i].key,
+			         o->params[i].value);
 	}
 	if (o->calib)
 		snprintf(r->calib.text, sizeof r->calib.text, "%s", o->calib);
@@ -138,8 +175,10 @@ sl_recipe *cli_recipe_load(const char *cmd, const cli_recipe_opts *o, const sl_m
 	int n = sl_recipe_check(r, m, is, 64);
 	for (int i = 0; i < n && i < 64; i++) {
 		bool opt = !o->recipe && !strncmp(is[i].path, "default.", 8);
+		/* default.params.rank was --rank */
+		size_t skip = !opt ? 0 : !strncmp(is[i].path, "default.params.", 15) ? 15 : 8;
 		fprintf(stderr, "slimlab %s: %s%s%s%s: %s\n", cmd, o->recipe ? o->recipe : "", o->recipe ? ": " : "",
-		        opt ? "--" : "", opt ? is[i].path + 8 : is[i].path, is[i].msg);
+		        opt ? "--" : "", is[i].path + skip, is[i].msg);
 	}
 	if (n) {
 		sl_recipe_free(r);
@@ -176,7 +215,7 @@ double cli_packed_bytes(const sl_model *m, const sl_apply_report *rep)
 		return bytes;
 	sl_model_modules(m, mods, n);
 	for (int i = 0; i < n; i++)
-		for (int k = 0; k < rep->n_mods; k++)
+		for (int k = 0; k < rep->n_mods && !mods[i].w->lr_a; k++) /* factors are always packed */
 			if (!strcmp(rep->mods[k].module, mods[i].name) && rep->mods[k].used) {
 				const sl_tensor *t = mods[i].w;
 				size_t rb = sl_dtype_row_bytes(rep->mods[k].used->dtype, t->ne[0]);
@@ -221,7 +260,7 @@ void cli_print_apply(const sl_apply_report *rep, const sl_recipe *r, double byte
 	       rep->bytes_before / bytes);
 	int compressed = 0;
 	for (int i = 0; i < rep->n_mods; i++)
-		compressed += rep->mods[i].asked != NULL || rep->mods[i].sparsity > 0;
+		compressed += rep->mods[i].asked != NULL || rep->mods[i].sparsity > 0 || rep->mods[i].bytes_after < rep->mods[i].bytes_before;
 	printf("modules      %d of %d compressed in %.2f s\n", compressed, rep->n_mods, rep->seconds);
 	fallback_group g[64];
 	int ng = group_fallbacks(rep, g, 64);

@@ -5,6 +5,7 @@
 #define SL_CLI_H
 
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -51,6 +52,10 @@ void cli_bar_done(cli_bar *b);
 /* A recipe file, or one uniform rule standing in for it. */
 typedef struct {
 	const char *recipe, *format, *method, *pattern, *prune, *calib, *sparsity; /* NULL: not given */
+	struct {
+		const char *key, *value;
+	} params[SL_RULE_PARAMS];  /* --KEY VALUE for the methods' and formats' parameters */
+	int n_params;
 } cli_recipe_opts;
 
 #define CLI_RECIPE_OPTIONS                                                                           \
@@ -61,6 +66,11 @@ typedef struct {
 /* The lines of --help that describe CLI_RECIPE_OPTIONS, with the format
  * and method registries' names. */
 void cli_recipe_help(FILE *out);
+/* opts (ended by a zero entry) followed by --KEY VALUE for every method's
+ * and format's parameter (--keep 0.6, --rank 64, --damp 0.02, ...), in
+ * all (max entries, the end included): what getopt_long takes. */
+#define CLI_PARAM_OPT 0x1000
+const struct option *cli_recipe_longopts(const struct option *opts, struct option *all, int max);
 
 /* Takes option c of CLI_RECIPE_OPTIONS: 1 when taken, 0 when c is not one
  * of them, -1 when its value is bad (the problem is printed). */

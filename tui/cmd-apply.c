@@ -5,10 +5,12 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "core/eval.h"
 #include "core/fileio.h"
+#include "core/units.h"
 
 static const char apply_usage[] =
 	"Usage: slimlab apply MODEL (--recipe FILE | --format FMT [--method M] [--sparsity S]\n"
@@ -45,7 +47,9 @@ int sl_cmd_apply(int argc, char **argv)
 	bool json = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:f:c:k:t:h", opts, NULL)) != -1) {
+	static struct option all[64];
+	cli_recipe_longopts(opts, all, 64);
+	while ((c = getopt_long(argc, argv, "o:f:c:k:t:h", all, NULL)) != -1) {
 		int used = cli_recipe_opt("apply", c, optarg, &ro);
 		if (used < 0)
 			return CLI_USAGE;
@@ -100,16 +104,32 @@ int sl_cmd_apply(int argc, char **argv)
 		}
 	}
 	double bytes = (double)sl_model_bytes(m), params = (double)sl_model_n_params(m);
+	/* llama.cpp has no factored layer: the file holds the products for it,
+	 * and the factors (embedded) for slimlab. */
+	int factored = 0;
+	for (int i = 0; i < m->n_tensors; i++)
+		factored += m->tensors[i]->lr_a != NULL;
+	struct stat sb;
+	double file_bytes = stat(out_path, &sb) ? 0 : (double)sb.st_size;
 	if (json) {
 		cJSON *o = cli_apply_json(&rep, r, bytes, params);
 		cJSON_AddStringToObject(o, "model", argv[optind]);
 		cJSON_AddStringToObject(o, "out", out_path);
+		cJSON_AddNumberToObject(o, "file_bytes", file_bytes);
+		cJSON_AddNumberToObject(o, "factored", factored);
 		if (text)
 			cJSON_AddItemToObject(o, "eval", cli_eval_json(&ev, text_path));
 		cli_print_json(o);
 	} else {
 		cli_print_apply(&rep, r, bytes, params);
-		printf("written      %s\n", out_path);
+		char fb[32];
+		sl_fmt_bytes(file_bytes, fb, sizeof fb);
+		printf("written      %s (%s)\n", out_path, fb);
+		if (factored)
+			printf("low rank     llama.cpp has no factored layer: for it the file holds the %d factored weights as\n"
+			       "             their products, so there it saves nothing on them; slimlab reloads the factors\n"
+			       "             (embedded beside them) and computes with %s\n",
+			       factored, (sl_fmt_bytes(bytes, fb, sizeof fb), fb));
 		if (text)
 			cli_print_eval(&ev);
 	}

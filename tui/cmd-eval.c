@@ -48,7 +48,9 @@ int sl_cmd_eval(int argc, char **argv)
 	cli_recipe_opts ro = {0};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:c:k:b:t:h", opts, NULL)) != -1) {
+	static struct option all[64];
+	cli_recipe_longopts(opts, all, 64);
+	while ((c = getopt_long(argc, argv, "f:c:k:b:t:h", all, NULL)) != -1) {
 		int used = cli_recipe_opt("eval", c, optarg, &ro);
 		if (used < 0)
 			return CLI_USAGE;

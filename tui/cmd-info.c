@@ -54,6 +54,12 @@ static void print_json(const sl_model *m)
 		for (int d = t->n_dims - 1; d >= 0; d--)
 			cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->ne[d]));
 		cJSON_AddNumberToObject(j, "bytes", (double)t->nbytes);
+		if (t->lr_a) {
+			cJSON_AddNumberToObject(j, "rank", sl_tensor_rank(t));
+			cJSON *f = cJSON_AddArrayToObject(j, "factors");
+			cJSON_AddItemToArray(f, cJSON_CreateString(t->lr_a->name));
+			cJSON_AddItemToArray(f, cJSON_CreateString(t->lr_b->name));
+		}
 		cJSON_AddItemToArray(ts, j);
 	}
 	cli_print_json(o);
@@ -86,6 +92,17 @@ static void print_text(const sl_model *m, bool tensors)
 			printf(" %s %s;", sl_dtype_name(t), bytes);
 		}
 	printf("\n");
+	int factored = 0, lo = 0, hi = 0;
+	for (int i = 0; i < m->n_tensors; i++) {
+		int r = sl_tensor_rank(m->tensors[i]);
+		if (r) {
+			lo = factored++ ? (r < lo ? r : lo) : r;
+			hi = r > hi ? r : hi;
+		}
+	}
+	if (factored)
+		printf("low rank     %d weights are products of two factors (rank %d to %d), counted by their factors\n",
+		       factored, lo, hi);
 	if (!tensors)
 		return;
 	printf("\n%-32s %-6s %-16s %12s\n", "tensor", "format", "shape", "bytes");
@@ -93,7 +110,11 @@ static void print_text(const sl_model *m, bool tensors)
 		const sl_tensor *t = m->tensors[i];
 		char shape[64];
 		sl_tensor_shape_str(t, shape, sizeof shape);
-		printf("%-32s %-6s %-16s %12zu\n", t->name, sl_dtype_name(t->type), shape, t->nbytes);
+		if (t->lr_a)
+			printf("%-32s %-6s %-16s %12s rank %d: %s x %s\n", t->name, "-", shape, "-", sl_tensor_rank(t),
+			       t->lr_a->name, t->lr_b->name);
+		else
+			printf("%-32s %-6s %-16s %12zu\n", t->name, sl_dtype_name(t->type), shape, t->nbytes);
 	}
 }
 

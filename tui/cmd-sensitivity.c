@@ -15,6 +15,7 @@
 #include "core/sweep/sweep.h"
 #include "core/units.h"
 #include "views/heat-svg.h"
+#include "views/tradeoff-svg.h"
 
 static const char sweep_flags[] =
 	"  --unit module|block  one row per linear module (default) or per block\n"
@@ -34,13 +35,18 @@ static const char sweep_flags[] =
 
 static const char sensitivity_usage[] =
 	"Usage: slimlab sensitivity MODEL --options LIST [--json|--csv] [--svg FILE] [--metric M]\n"
+	"                           [--chart FILE [--chart-row NAME]]\n"
 	"For every linear module (or block) and every option, compresses that one module\n"
 	"alone and measures the KL divergence from the original, the change in perplexity,\n"
 	"the top-1 agreement and the acceptance it would have as a speculative draft of\n"
 	"the original on calibration text, with cheap proxies (weight error,\n"
 	"activation-weighted error) and how well each proxy ranks the modules.\n"
 	"  --metric M         what the table and the SVG show, lower is better: kl, dppl,\n"
-	"                     top1 (1 - top-1 agreement), accept (1 - acceptance)\n";
+	"                     top1 (1 - top-1 agreement), accept (1 - acceptance)\n"
+	"  --svg FILE         the heatmap as an SVG picture\n"
+	"  --chart FILE       KL against bytes of every option, quantization, pruning and low rank\n"
+	"                     apart, as an SVG picture: which technique wins at which size, for the\n"
+	"                     whole model (each option everywhere) or with --chart-row for one row\n";
 
 static const char autorecipe_usage[] =
 	"Usage: slimlab autorecipe MODEL --budget B --out RECIPE.json [--options LIST]\n"
@@ -64,7 +70,7 @@ static void options_help(void)
 }
 
 typedef struct {
-	const char *options, *text, *resume, *save, *tok, *metric, *svg, *out, *budget;
+	const char *options, *text, *resume, *save, *tok, *metric, *svg, *out, *budget, *chart, *chart_row;
 	long ctx, windows, calib_tokens, seed, threads;
 	sl_sweep_unit unit;
 	bool json, csv, stream;
@@ -81,7 +87,9 @@ static int parse(const char *cmd, int argc, char **argv, sweep_args *a, const ch
 		{"threads", required_argument, 0, 'T'}, {"metric", required_argument, 0, 'm'},
 		{"svg", required_argument, 0, 'G'}, {"json", no_argument, 0, 'j'}, {"csv", no_argument, 0, 'C'},
 		{"budget", required_argument, 0, 'b'}, {"out", required_argument, 0, 'O'},
-		{"stream", no_argument, 0, 'L'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
+		{"stream", no_argument, 0, 'L'},
+		{"chart", required_argument, 0, 'X'}, {"chart-row", required_argument, 0, 'Y'},
+		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
 	};
 	int c;
 	optind = 1;
@@ -108,6 +116,8 @@ static int parse(const char *cmd, int argc, char **argv, sweep_args *a, const ch
 			a->metric = optarg;
 			break;
 		case 'G': a->svg = optarg; break;
+		case 'X': a->chart = optarg; break;
+		case 'Y': a->chart_row = optarg; break;
 		case 'j': a->json = true; break;
 		case 'C': a->csv = true; break;
 		case 'b': a->budget = optarg; break;
@@ -363,6 +373,17 @@ int sl_cmd_sensitivity(int argc, char **argv)
 		char *svg = sl_heat_svg(sw, a.metric);
 		sl_error err = {0};
 		if (!svg || sl_write_file_atomic(a.svg, svg, strlen(svg), &err))
+			rc = cli_error(&err);
+		free(svg);
+	}
+	if (sw && a.chart) {
+		char *svg = sl_tradeoff_svg(sw, a.chart_row);
+		sl_error err = {0};
+		if (!svg && a.chart_row)
+			rc = cli_usage_error("sensitivity", "--chart-row: the sweep has no row '%s'", a.chart_row);
+		else if (!svg)
+			rc = cli_error(&(sl_error){SL_ERR_NOMEM, "out of memory drawing the chart"});
+		else if (sl_write_file_atomic(a.chart, svg, strlen(svg), &err))
 			rc = cli_error(&err);
 		free(svg);
 	}

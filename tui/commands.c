@@ -586,9 +586,14 @@ static void cmd_recipe(sl_tui *t, int argc, char **argv)
 static void cmd_sweep(sl_tui *t, int argc, char **argv)
 {
 	static const char usage[] = "usage: sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] [--ranks N "
-	                            "[--hostfile F] [--threads N]] | sweep | sweep export FILE.csv|FILE.json|FILE.svg";
+	                            "[--hostfile F] [--threads N]] | sweep | sweep export FILE.csv|FILE.json|FILE.svg | "
+	                            "sweep chart FILE.svg [ROW]";
 	if (argc == 3 && !strcmp(argv[1], "export")) {
 		sl_sweep_export(t, argv[2]);
+		return;
+	}
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "chart")) {
+		sl_sweep_chart(t, argv[2], argc == 4 ? argv[3] : NULL);
 		return;
 	}
 	const sl_heat *h = &t->app.heat;
@@ -916,9 +921,9 @@ static const command commands[] = {
 	{"undo", "undo", "undo the last recipe change", cmd_undo, C_NONE},
 	{"redo", "redo", "redo what undo took back", cmd_undo, C_NONE},
 	{"sweep", "sweep OPTIONS [--unit module|block] [--windows N] [--ctx N] [--ranks N [--hostfile F] [--threads N]] | "
-	          "sweep export FILE",
+	          "sweep export FILE | sweep chart FILE [ROW]",
 	 "sensitivity of each module to each option (again: goes on; --ranks: on MPI ranks that mpirun starts); "
-	 "export as .csv, .json or .svg", cmd_sweep, C_SWEEP},
+	 "export as .csv, .json or .svg; chart: KL against bytes as .svg", cmd_sweep, C_SWEEP},
 	{"heatmap", "heatmap metric kl|dppl|top1|accept | sort block|params|metric [OPTION] | filter [GLOB]",
 	 "what the heatmap shows and in which order", cmd_heatmap, C_HEATMAP},
 	{"autorecipe", "autorecipe BUDGET", "a recipe from the sweep under 4.5bpw, 3MB or 50%, then measured", cmd_autorecipe,
@@ -1175,12 +1180,14 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 			add_list(c, word, "", hist_subs, N(hist_subs));
 		break;
 	case C_SWEEP:
-		if ((nw == 3 && !strcmp(prev, "export")) || !strcmp(prev, "--hostfile"))
+		if ((nw == 3 && (!strcmp(prev, "export") || !strcmp(prev, "chart"))) || !strcmp(prev, "--hostfile"))
 			add_paths(c, word);
 		else if (!strcmp(prev, "--unit"))
 			add_list(c, word, "", units, N(units));
-		else if (nw == 2)
+		else if (nw == 2) {
 			add(c, word, "export");
+			add(c, word, "chart");
+		}
 		else
 			add_list(c, word, "", sweep_opts, N(sweep_opts));
 		break;

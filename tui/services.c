@@ -120,14 +120,16 @@ void sl_tui_recipe_refresh(sl_tui *t)
 	sl_app *a = &t->app;
 	const sl_recipe *r = a->ses->recipe;
 	free(a->plans);
+	free(a->lowrank);
 	free(a->rule_matches);
 	a->plans = a->model ? sl_calloc((size_t)a->n_mods, sizeof *a->plans) : NULL;
+	a->lowrank = a->plans ? sl_calloc((size_t)a->n_mods, sizeof *a->lowrank) : NULL;
 	a->rule_matches = sl_calloc((size_t)r->n_rules + 1, sizeof *a->rule_matches);
 	a->recipe_empty = true;
 	memset(&a->est, 0, sizeof a->est);
 	for (int i = 0; a->plans && i < a->n_mods; i++) {
 		sl_recipe_resolve(r, &a->mods[i], &a->plans[i]);
-		if (a->plans[i].format || a->plans[i].sparsity > 0)
+		if (sl_plan_method(&a->plans[i]) || a->plans[i].sparsity > 0)
 			a->recipe_empty = false;
 		if (!a->rule_matches)
 			continue;
@@ -135,6 +137,8 @@ void sl_tui_recipe_refresh(sl_tui *t)
 		for (int j = 0; j < r->n_rules; j++)
 			a->rule_matches[j + 1] += sl_rule_matches(&r->rules[j], &a->mods[i]);
 	}
+	if (a->plans && a->lowrank)
+		sl_lowrank_layout(a->mods, a->plans, a->n_mods, a->lowrank);
 	if (a->model)
 		sl_recipe_estimate_size(r, a->model, &a->est);
 	a->n_issues = sl_recipe_check(r, a->model, a->issues, 16);

@@ -138,6 +138,7 @@ void sl_tui_release(sl_tui *t)
 	free(a->mods);
 	free(a->blocks);
 	free(a->plans);
+	free(a->lowrank);
 	free(a->rule_matches);
 	sl_weight_stats_free(&a->wstats);
 	sl_act_profile_free(a->act);
@@ -152,6 +153,7 @@ void sl_tui_release(sl_tui *t)
 	a->mods = NULL;
 	a->blocks = NULL;
 	a->plans = NULL;
+	a->lowrank = NULL;
 	a->rule_matches = NULL;
 	a->act = NULL;
 	a->act_in = NULL;
@@ -182,7 +184,7 @@ void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)
 		if (a->mods[i].layer >= 0) {
 			a->blocks[a->mods[i].layer].n_mods++;
 			a->blocks[a->mods[i].layer].params += (double)sl_tensor_nelements(a->mods[i].w);
-			a->blocks[a->mods[i].layer].bytes += (double)a->mods[i].w->nbytes;
+			a->blocks[a->mods[i].layer].bytes += (double)sl_tensor_bytes(a->mods[i].w);
 		}
 	const char *slash = m ? strrchr(m->path, '/') : NULL;
 	snprintf(a->model_name, sizeof a->model_name, "%.255s", m ? (slash ? slash + 1 : m->path) : "");

@@ -18,6 +18,7 @@
 #include "core/methods/method.h"
 #include "tui.h"
 #include "views/heat-svg.h"
+#include "views/tradeoff-svg.h"
 
 /* --- the heatmap's copy of a sweep ------------------------------------------ */
 
@@ -533,6 +534,24 @@ void sl_sweep_export(sl_tui *t, const char *path)
 		sl_tui_msg(t, false, "%s written: %d of %d cells", path, sl_sweep_done(sw),
 		           sl_sweep_rows(sw) * sl_sweep_cols(sw));
 	free(data);
+}
+
+void sl_sweep_chart(sl_tui *t, const char *path, const char *row)
+{
+	const sl_sweep *sw = idle_sweep(t);
+	if (!sw)
+		return;
+	char *svg = sl_tradeoff_svg(sw, row);
+	sl_error err = {0};
+	if (!svg && row)
+		sl_tui_msg(t, true, "the sweep has no row '%s'", row);
+	else if (!svg)
+		sl_tui_msg(t, true, "out of memory while writing %s", path);
+	else if (sl_write_file_atomic(path, svg, strlen(svg), &err))
+		sl_tui_msg(t, true, "%s", err.msg);
+	else
+		sl_tui_msg(t, false, "%s written: KL against bytes of %s", path, row ? row : "the whole model");
+	free(svg);
 }
 
 /* --- the automatic recipe ----------------------------------------------------- */

@@ -298,6 +298,12 @@ static void apply_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 		sl_tui_msg(t, false, a->out[0] ? "%s written (the recipe changes nothing)" : "the recipe's model is up to date",
 		           a->out);
 	}
+	const sl_model *m = a->rm.use ? a->rm.use : a->rm.base;
+	if (a->out[0] && m && sl_model_factored(m)) {
+		size_t k = strlen(t->app.message);
+		snprintf(t->app.message + k, sizeof t->app.message - k,
+		         "; low rank: llama.cpp reads the products (no smaller than dense), slimlab the factors");
+	}
 	if (!a->out[0])
 		rm_install(t, &a->rm);
 }

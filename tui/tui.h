@@ -198,6 +198,9 @@ void sl_task_sweep(sl_tui *t, const char *options, sl_sweep_unit unit, int ctx, 
 void sl_task_sweep_restore(sl_tui *t);
 /* FILE.csv, FILE.json, or FILE.svg (the heatmap in its current metric). */
 void sl_sweep_export(sl_tui *t, const char *path);
+/* KL against bytes of every option, for one row (NULL: the whole model),
+ * as an SVG picture. */
+void sl_sweep_chart(sl_tui *t, const char *path, const char *row);
 /* A recipe from the sweep under the budget ("4.5bpw", "3MB", "50%"),
  * undoably in place of the current one, then evaluated for real. */
 void sl_task_autorecipe(sl_tui *t, const char *budget);

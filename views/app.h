@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/methods/method.h"
 #include "core/recipe.h"
 #include "core/speculate.h"
 #include "core/stats.h"
@@ -123,6 +124,7 @@ typedef struct sl_app {
 		double params, bytes;
 	} *blocks;              /* [n_layers]: what each block's modules add up to */
 	sl_module_plan *plans;  /* [n_mods]: the recipe resolved for each module */
+	sl_lowrank_plan *lowrank; /* [n_mods]: the ranks and shared bases it gives (sl_lowrank_layout) */
 	sl_recipe_estimate est; /* bytes and bits per weight the recipe gives */
 	int *rule_matches;      /* [1 + n_rules]: modules each rule selects (default first) */
 	sl_recipe_issue issues[16];

@@ -65,6 +65,8 @@ void sl_rule_summary(const sl_rule *r, char *buf, size_t n)
 		PART(" %s", r->pattern);
 	if (r->has_prune)
 		PART(" %s", r->prune);
+	for (int i = 0; i < r->n_params; i++)
+		PART("%s%s %g", k ? " " : "", r->params[i].key, r->params[i].value);
 #undef PART
 	if (!buf[0])
 		snprintf(buf, n, "(sets nothing)");
@@ -72,10 +74,18 @@ void sl_rule_summary(const sl_rule *r, char *buf, size_t n)
 
 void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n)
 {
-	int k = p->format ? snprintf(buf, n, "%s", p->format->name) : snprintf(buf, n, "%s as is", sl_dtype_name(w->type));
+	/* Low-rank factors without a format keep the weights' float type. */
+	const sl_method *lr = sl_plan_factors(p);
+	int k = p->format ? snprintf(buf, n, "%s", p->format->name)
+	        : lr      ? snprintf(buf, n, "%s", sl_dtype_name(sl_dtype_keep_float(w->type)))
+	                  : snprintf(buf, n, "%s as is", sl_dtype_name(w->type));
 	if (k < 0 || (size_t)k >= n)
 		return;
-	if (p->format && p->method[0] && sl_method_find(SL_METHOD_QUANT, p->method) != sl_method_default(SL_METHOD_QUANT))
+	double rank = lr ? sl_plan_value(p, &sl_lowrank_params[SL_LOWRANK_RANK]) : 0;
+	if (lr)
+		k += snprintf(buf + k, n - (size_t)k, " %s %s %g", lr->name, rank > 0 ? "rank" : "keep",
+		              rank > 0 ? rank : sl_plan_value(p, &sl_lowrank_params[SL_LOWRANK_KEEP]));
+	else if (p->format && p->method[0] && sl_method_find(SL_METHOD_QUANT, p->method) != sl_method_default(SL_METHOD_QUANT))
 		k += snprintf(buf + k, n - (size_t)k, " %s", p->method);
 	if (p->sparsity > 0 && (size_t)k < n)
 		snprintf(buf + k, n - (size_t)k, " · %.0f%% %s", 100 * p->sparsity, p->pattern[0] ? p->pattern : "");
@@ -199,7 +209,7 @@ static void format_note(const sl_app *app, const sl_rule *scope, const sl_format
 		count++;
 		params += (double)sl_tensor_nelements(w);
 		bytes += use ? (double)sl_dtype_row_bytes(use->dtype, w->ne[0]) * (double)sl_tensor_nrows(w)
-		             : (double)w->nbytes;
+		             : (double)sl_tensor_bytes(w);
 	}
 	const char *summary = f ? f->summary : "leave the weights as they are";
 	if (!count) {

@@ -11,6 +11,7 @@
 
 #include "core/fileio.h"
 #include "palette.h"
+#include "svg.h"
 
 /* The log-scale range of a metric over the done cells (floor 1e-6). */
 static void metric_range(const sl_sweep *sw, const char *metric, double *lo, double *hi)
@@ -34,49 +35,6 @@ static void metric_range(const sl_sweep *sw, const char *metric, double *lo, dou
 		*hi = *lo + 1;
 }
 
-static void svg_escape(sl_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '<')
-			sl_buf_printf(b, "&lt;");
-		else if (*s == '>')
-			sl_buf_printf(b, "&gt;");
-		else if (*s == '&')
-			sl_buf_printf(b, "&amp;");
-		else if (*s == '"')
-			sl_buf_printf(b, "&quot;");
-		else
-			sl_buf_put(b, s, 1);
-	}
-}
-
-/* How wide a line of text is set in DejaVu Sans, estimated from its
- * characters: the font's mean advance over printable ASCII is 0.60 em,
- * 0.66 em in bold, more than words of lower-case letters take. */
-static double text_px(const char *s, int size, bool bold)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xc0) != 0x80; /* characters, not UTF-8 bytes */
-	return (double)n * size * (bold ? 0.66 : 0.60);
-}
-
-/* The end of a path that fits in px after an ellipsis, from a '/' where
- * one is left ("…/models/x.gguf"), or all of it when it fits. */
-static const char *tail_within(const char *path, int size, double px)
-{
-	if (text_px(path, size, false) <= px)
-		return path;
-	double room = px - text_px("…", size, false);
-	const char *s = path;
-	while (*s && text_px(s, size, false) > room)
-		do
-			s++;
-		while (((unsigned char)*s & 0xc0) == 0x80);
-	const char *slash = strchr(s, '/');
-	return slash ? slash : s;
-}
-
 char *sl_heat_svg(const sl_sweep *sw, const char *metric)
 {
 	const int rows = sl_sweep_rows(sw), cols = sl_sweep_cols(sw);
@@ -90,30 +48,30 @@ char *sl_heat_svg(const sl_sweep *sw, const char *metric)
 	snprintf(settings, sizeof settings, ", %d windows of %d tokens, base PPL %.3f", sl_sweep_windows(sw),
 	         sl_sweep_ctx(sw), sl_sweep_base_ppl(sw));
 	int width = left + lw + 40, height = top + ch * rows + legend_h;
-	int title_w = 2 * margin + (int)ceil(text_px(title, 14, true));
+	int title_w = 2 * margin + (int)ceil(sl_svg_text_px(title, 14, true));
 	if (width < title_w)
 		width = title_w;
 	/* The model's path gives way to the title: its start is cut. */
 	const char *path = sl_sweep_model(sw)->path;
-	const char *shown = tail_within(path, 11, width - 2 * margin - text_px(settings, 11, false));
+	const char *shown = sl_svg_tail_within(path, 11, width - 2 * margin - sl_svg_text_px(settings, 11, false));
 	sl_buf b = {0};
 	sl_buf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 	                  "font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\">\n", width, height);
 	sl_buf_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
 	sl_buf_printf(&b, "<text x=\"%d\" y=\"20\" font-size=\"14\" font-weight=\"bold\">%s</text>\n", margin, title);
 	sl_buf_printf(&b, "<text x=\"%d\" y=\"38\" fill=\"#555\">%s", margin, shown != path ? "…" : "");
-	svg_escape(&b, shown);
+	sl_svg_escape(&b, shown);
 	sl_buf_printf(&b, "%s</text>\n", settings);
 	for (int c = 0; c < cols; c++) {
 		int x = left + c * cw + cw / 2;
 		sl_buf_printf(&b, "<text x=\"%d\" y=\"%d\" transform=\"rotate(-35 %d %d)\">", x, top - 8, x, top - 8);
-		svg_escape(&b, sl_sweep_col(sw, c)->label);
+		sl_svg_escape(&b, sl_sweep_col(sw, c)->label);
 		sl_buf_printf(&b, "</text>\n");
 	}
 	for (int r = 0; r < rows; r++) {
 		int y = top + r * ch;
 		sl_buf_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 6, y + ch - 5);
-		svg_escape(&b, sl_sweep_row_name(sw, r));
+		sl_svg_escape(&b, sl_sweep_row_name(sw, r));
 		sl_buf_printf(&b, "</text>\n");
 		for (int c = 0; c < cols; c++) {
 			const sl_sweep_cell *cl = sl_sweep_cell_at(sw, r, c);
@@ -124,9 +82,9 @@ char *sl_heat_svg(const sl_sweep *sw, const char *metric)
 			sl_buf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#%02x%02x%02x\" "
 			                  "stroke=\"white\"><title>",
 			              left + c * cw, y, cw, ch, rgb[0], rgb[1], rgb[2]);
-			svg_escape(&b, sl_sweep_row_name(sw, r));
+			sl_svg_escape(&b, sl_sweep_row_name(sw, r));
 			sl_buf_printf(&b, " x ");
-			svg_escape(&b, sl_sweep_col(sw, c)->label);
+			sl_svg_escape(&b, sl_sweep_col(sw, c)->label);
 			if (isfinite(v))
 				sl_buf_printf(&b, ": KL %.3g, dPPL %.3g, top-1 %.1f%%, acceptance %.1f%%", cl->kl, cl->dppl,
 				              100 * cl->top1, 100 * cl->acceptance);

@@ -3,13 +3,16 @@
  * chosen metric on a log scale in the palette's colours (glyph density
  * without colours), filling in while the sweep runs. A cursor inspects a
  * cell, with the proxies and how well they rank the modules; one key puts
- * the cell's option into the recipe for its module. */
+ * the cell's option into the recipe for its module. b turns the grid into
+ * a chart of KL against bytes, for the cursor's row or the whole model,
+ * with quantization, pruning and low rank apart: which wins at which size. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/sweep/sweep.h"
+#include "core/tradeoff.h"
 #include "core/units.h"
 #include "palette.h"
 #include "view.h"
@@ -23,6 +26,7 @@ typedef struct {
 	/* Where the grid was drawn, for clicks. */
 	sl_rect grid;
 	int cw, shown_cols;
+	int chart;               /* 0: the grid; 1: KL against bytes of the cursor's row; 2: of the whole model */
 } heat_view;
 
 static void *create(void)
@@ -203,6 +207,101 @@ static void draw_legend(const sl_app *app, int y, int x, int w)
 	         s->view.heat.filter[0] ? " · filter " : "", s->view.heat.filter);
 }
 
+/* A technique's letter on the chart: a capital on the frontier. */
+static char tech_letter(sl_technique t, bool frontier)
+{
+	static const char letters[SL_TECH_COUNT] = {'q', 'p', 'l'};
+	return (char)(frontier ? letters[t] - 'a' + 'A' : letters[t]);
+}
+
+static const sl_role tech_role[SL_TECH_COUNT] = {SL_R_ACCENT, SL_R_WARN, SL_R_GOOD};
+
+/* KL against bytes, both on log scales, one letter per measured option
+ * (the cursor's option highlighted), the size as it is marked, and the
+ * winners up to each size under it. */
+static void draw_chart(const sl_app *app, heat_view *v, sl_rect r)
+{
+	const sl_heat *h = &app->heat;
+	sl_tradeoff *pt = calloc((size_t)h->cols + 1, sizeof *pt);
+	if (!pt)
+		return;
+	int row = v->chart == 1 ? v->row : -1;
+	double before;
+	int n = sl_tradeoffs(h->cell, h->rows, h->cols, h->opt, row, (double)sl_model_bytes(app->model), pt, &before);
+	char label[128], b[32];
+	sl_fmt_bytes(before, b, sizeof b);
+	int u = sl_textf(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "KL against bytes · %s",
+	                 row >= 0 ? sl_app_module_label(app, h->row[row].name, label, sizeof label)
+	                          : "the whole model, each option given to every row");
+	sl_textf(r.y, r.x + 1 + u, r.w - 2 - u, SL_R_DIM, " · %s as it is · b: %s", b,
+	         v->chart == 1 ? "whole model" : "the grid");
+	int x = r.x + 1;
+	for (int t = 0; t < SL_TECH_COUNT; t++) {
+		x += sl_textf(r.y + 1, x, r.x + r.w - x, tech_role[t], "%c", tech_letter(t, true));
+		x += sl_textf(r.y + 1, x, r.x + r.w - x, SL_R_NORMAL, " %s  ", sl_technique_name(t));
+	}
+	sl_text(r.y + 1, x, r.x + r.w - x, SL_R_DIM, "capitals: the frontier (no smaller option has less KL) · | as it is");
+	int lines = 0;
+	for (int i = 0; i < n; i++)
+		lines += pt[i].frontier;
+	lines = lines > 4 ? 4 : lines;
+	int lw = 9, px = r.x + 1 + lw, pw = r.w - lw - 3, py = r.y + 3, ph = r.h - 6 - lines;
+	if (n == 0 || pw < 10 || ph < 4) {
+		sl_text(r.y + 3, r.x + 2, r.w - 4, SL_R_DIM,
+		        n ? "too small a window for the chart" : "no option is measured in every row yet");
+		free(pt);
+		return;
+	}
+	double xlo = log10(before > 0 ? before : pt[0].bytes), xhi = xlo, ylo = INFINITY, yhi = -INFINITY;
+	for (int i = 0; i < n; i++) {
+		xlo = fmin(xlo, log10(pt[i].bytes));
+		xhi = fmax(xhi, log10(pt[i].bytes));
+		ylo = fmin(ylo, log10(fmax(pt[i].kl, 1e-6)));
+		yhi = fmax(yhi, log10(fmax(pt[i].kl, 1e-6)));
+	}
+	if (xhi - xlo < 1e-9)
+		xhi = xlo + 0.1;
+	if (yhi - ylo < 1e-9)
+		yhi = ylo + 1;
+	for (int i = 0; i < ph; i++)
+		sl_text(py + i, px - 1, 1, SL_R_DIM, "│");
+	sl_fill(py + ph, px - 1, pw + 1, SL_R_DIM);
+	for (int i = 0; i < pw; i++)
+		sl_text(py + ph, px + i, 1, SL_R_DIM, "─");
+	char lo[32], hi[32];
+	short_num(pow(10, yhi), hi, sizeof hi);
+	short_num(pow(10, ylo), lo, sizeof lo);
+	sl_textf(py, r.x + 1, lw - 1, SL_R_DIM, "KL %s", hi);
+	sl_textf(py + ph - 1, r.x + 1, lw - 1, SL_R_DIM, "KL %s", lo);
+	sl_fmt_bytes(pow(10, xlo), lo, sizeof lo);
+	sl_fmt_bytes(pow(10, xhi), hi, sizeof hi);
+	sl_text(py + ph + 1, px, pw / 2, SL_R_DIM, lo);
+	sl_text(py + ph + 1, px + pw - sl_text_width(hi), sl_text_width(hi), SL_R_DIM, hi);
+	if (before > 0)
+		for (int i = 0; i < ph; i++)
+			sl_text(py + i, px + (int)lround((log10(before) - xlo) / (xhi - xlo) * (pw - 1)), 1, SL_R_DIM, "┊");
+	/* The frontier last, so that it shows where points share a cell; the cursor's option over all. */
+	for (int pass = 0; pass < 3; pass++)
+		for (int i = 0; i < n; i++) {
+			bool cur = pt[i].opt == v->col;
+			if ((pass == 0 && (pt[i].frontier || cur)) || (pass == 1 && (!pt[i].frontier || cur)) || (pass == 2 && !cur))
+				continue;
+			int cx = px + (int)lround((log10(pt[i].bytes) - xlo) / (xhi - xlo) * (pw - 1));
+			int cy = py + ph - 1 - (int)lround((log10(fmax(pt[i].kl, 1e-6)) - ylo) / (yhi - ylo) * (ph - 1));
+			sl_textf(cy, cx, 1, cur ? SL_R_SELECTED : tech_role[pt[i].tech], "%c",
+			         tech_letter(pt[i].tech, pt[i].frontier));
+		}
+	int y = py + ph + 2, shown = 0;
+	for (int i = 0; i < n && shown < lines; i++) {
+		if (!pt[i].frontier)
+			continue;
+		sl_fmt_bytes(pt[i].bytes, b, sizeof b);
+		sl_textf(y + shown++, r.x + 1, r.w - 2, pt[i].opt == v->col ? SL_R_SELECTED : SL_R_NORMAL,
+		         "from %-10s %-16s %-12s KL %.4g", b, h->opt[pt[i].opt].label, sl_technique_name(pt[i].tech), pt[i].kl);
+	}
+	free(pt);
+}
+
 static void draw(void *self, sl_app *app, sl_rect r)
 {
 	heat_view *v = self;
@@ -218,6 +317,11 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		snprintf(hint, sizeof hint, "No sweep yet: S starts one (:sweep %s measures each module under each option alone).",
 		         defaults);
 		sl_text(r.y + 2, r.x + 2, r.w - 4, SL_R_DIM, !app->model ? "Open a model first." : h->state[0] ? h->state : hint);
+		return;
+	}
+	if (v->chart) {
+		follow(v, h, 1);
+		draw_chart(app, v, r);
 		return;
 	}
 	int u = sl_textf(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "%s", sl_sweep_metric_title(mi < 0 ? 0 : mi));
@@ -340,7 +444,15 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	}
 	case 'c': snprintf(cmd, n, "sweep"); return true;
 	case 'a': snprintf(cmd, n, ":autorecipe 4.5bpw"); return true;
-	case 'x': snprintf(cmd, n, ":sweep export sweep.svg"); return true;
+	case 'b': v->chart = (v->chart + 1) % 3; return true;
+	case 'x':
+		if (v->chart == 1 && v->row >= 0)
+			snprintf(cmd, n, ":sweep chart tradeoff.svg %s", h->row[v->row].name);
+		else if (v->chart)
+			snprintf(cmd, n, ":sweep chart tradeoff.svg");
+		else
+			snprintf(cmd, n, ":sweep export sweep.svg");
+		return true;
 	case 'r':
 	case SL_KEY_ENTER:
 		if (v->row >= 0 && v->row < h->rows) {
@@ -368,14 +480,15 @@ static const sl_keyhelp keys[] = {
 	{"S", "start a sweep (type the options)"},
 	{"c", "go on with the sweep after Esc stopped it"},
 	{"a", "automatic recipe under a budget, then measured"},
-	{"x", "export the heatmap as SVG (or .csv, .json)"},
+	{"x", "export the heatmap as SVG (or .csv, .json); on the chart, the chart"},
+	{"b", "chart of KL against bytes: the cursor's row, the whole model, back to the grid"},
 	{NULL, NULL},
 };
 
 const sl_view_class sl_view_heatmap = {
 	.name = "heatmap",
 	.title = "Heatmap",
-	.hints = "Enter to recipe  m metric  s sort  / filter  S sweep  a auto",
+	.hints = "Enter to recipe  m metric  s sort  / filter  S sweep  a auto  b bytes chart",
 	.keys = keys,
 	.create = create,
 	.destroy = free,

@@ -122,11 +122,16 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	char shape[32], p[32], b[32];
 	sl_tensor_shape_str(m->w, shape, sizeof shape);
 	sl_fmt_count((double)sl_tensor_nelements(m->w), p, sizeof p);
-	sl_fmt_bytes((double)m->w->nbytes, b, sizeof b);
+	sl_fmt_bytes((double)sl_tensor_bytes(m->w), b, sizeof b);
 	int x = r.x + 1;
 	x += sl_text(r.y, x, r.w - 2, SL_R_TITLE, m->name);
-	sl_textf(r.y, x, r.x + r.w - x, SL_R_NORMAL, "  %s · %s · %s params · %s  (%d of %d)", shape,
-	         sl_dtype_name(m->w->type), p, b, mi + 1, app->n_mods);
+	char type[32];
+	if (m->w->lr_a)
+		snprintf(type, sizeof type, "%s factors of rank %d", sl_dtype_name(m->w->lr_b->type), sl_tensor_rank(m->w));
+	else
+		snprintf(type, sizeof type, "%s", sl_dtype_name(m->w->type));
+	sl_textf(r.y, x, r.x + r.w - x, SL_R_NORMAL, "  %s · %s · %s params · %s  (%d of %d)", shape, type, p, b, mi + 1,
+	         app->n_mods);
 	if (app->plans) {
 		char plan[96];
 		sl_plan_summary(&app->plans[mi], m->w, plan, sizeof plan);

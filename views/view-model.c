@@ -79,6 +79,26 @@ static void leave(void *self, sl_app *app)
 	sl_list_remember(&v->list, app, "model");
 }
 
+/* What the recipe leaves as it is: "as is", and for a factored weight its
+ * rank and the blocks whose same module shares its basis. */
+static void module_as_is(const sl_app *app, const sl_module *m, char *buf, size_t n)
+{
+	if (!m->w->lr_a) {
+		snprintf(buf, n, "as is");
+		return;
+	}
+	int first = m->layer, last = m->layer;
+	for (int i = 0; i < app->n_mods; i++)
+		if (app->mods[i].w->lr_b == m->w->lr_b && app->mods[i].layer >= 0) {
+			first = app->mods[i].layer < first ? app->mods[i].layer : first;
+			last = app->mods[i].layer > last ? app->mods[i].layer : last;
+		}
+	if (first < last)
+		snprintf(buf, n, "as is: rank %d, basis of blk.%d-%d", sl_tensor_rank(m->w), first, last);
+	else
+		snprintf(buf, n, "as is: rank %d", sl_tensor_rank(m->w));
+}
+
 static void draw(void *self, sl_app *app, sl_rect r)
 {
 	model_view *v = self;
@@ -120,7 +140,7 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	if (show_bytes)
 		sl_text(hy, hx + fixed, wbytes, SL_R_DIM, "bytes");
 	if (show_share)
-		sl_text(hy, hx + fixed + wbytes, wshare, SL_R_DIM, "share");
+		sl_text(hy, hx + fixed + wbytes, wshare, SL_R_DIM, "of all");
 	if (wrec > 4)
 		sl_text(hy, xr, wrec, SL_R_DIM, "recipe");
 
@@ -148,8 +168,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 			continue;
 		}
 		const sl_module *m = &app->mods[row];
+		double mbytes = (double)sl_tensor_bytes(m->w);
 		sl_fmt_count((double)sl_tensor_nelements(m->w), p, sizeof p);
-		sl_fmt_bytes((double)m->w->nbytes, b, sizeof b);
+		sl_fmt_bytes(mbytes, b, sizeof b);
 		sl_tensor_shape_str(m->w, shape, sizeof shape);
 		char label[128];
 		const char *name = m->layer >= 0 ? sl_module_kind_name(m->kind)
@@ -157,18 +178,26 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		sl_textf(y, hx, wname, role, m->layer >= 0 ? "    %s" : "  %s", name);
 		sl_text(y, hx + wname, wshape, role, shape);
 		sl_text(y, hx + wname + wshape, wparam, role, p);
-		sl_text(y, hx + wname + wshape + wparam, wfmt, role, sl_dtype_name(m->w->type));
+		/* A factored weight: its factors' format (its rank under recipe). */
+		sl_text(y, hx + wname + wshape + wparam, wfmt, role, sl_dtype_name(m->w->lr_b ? m->w->lr_b->type : m->w->type));
 		if (show_bytes)
 			sl_text(y, hx + fixed, wbytes, role, b);
 		if (show_share)
-			sl_textf(y, hx + fixed + wbytes, wshare, role, "%5.1f%%", 100 * (double)m->w->nbytes / total);
+			sl_textf(y, hx + fixed + wbytes, wshare, role, "%5.1f%%", 100 * mbytes / total);
 		if (wrec > 4 && app->plans) {
 			const sl_module_plan *pl = &app->plans[row];
-			bool as_is = !pl->format && !(pl->sparsity > 0);
+			bool as_is = !sl_plan_method(pl) && !(pl->sparsity > 0);
 			if (as_is)
-				snprintf(plan, sizeof plan, "as is");
+				module_as_is(app, m, plan, sizeof plan);
 			else
 				sl_plan_summary(pl, m->w, plan, sizeof plan);
+			const sl_lowrank_plan *lr = app->lowrank ? &app->lowrank[row] : NULL;
+			if (!as_is && lr && lr->lead >= 0) {
+				size_t k = strlen(plan);
+				snprintf(plan + k, sizeof plan - k, " → rank %d%s", lr->rank, lr->mismatch ? " (shapes differ!)" : "");
+				if (lr->size > 1 && (k = strlen(plan)) < sizeof plan)
+					snprintf(plan + k, sizeof plan - k, ", basis of blk.%d-%d", lr->first, lr->last);
+			}
 			int used = sl_text(y, xr, wrec, sel ? role : (as_is ? SL_R_DIM : SL_R_ACCENT), plan);
 			if (pl->rule >= 0)
 				sl_textf(y, xr + used, wrec - used, sel ? role : SL_R_DIM, "  rule %d", pl->rule + 1);

@@ -184,7 +184,7 @@ done:
 }
 
 static const sl_param_spec params[] = {
-	{"grid", 1, 10000, 20, true, false, "points of the scale and clip searches"},
+	{"grid", 1, 10000, 20, true, false, "points of the scale and clip searches", false},
 };
 
 static const char name[] = "awq";

@@ -9,7 +9,7 @@
  *
  * Below the registry: the shared numerical pieces several methods use
  * (the Optimal Brain Surgeon solver, row pruning masks, the removal of
- * heads, channels and blocks). A weight matrix W has rows (outputs) of
+ * heads, channels and blocks, low-rank factorization). A weight matrix W has rows (outputs) of
  * cols (inputs) floats, row-major; H is the cols x cols input Hessian
  * X^T X / tokens of calibration. */
 #ifndef SL_METHOD_H
@@ -81,6 +81,19 @@ typedef struct {
 	double chosen;                /* out: the free parameter a search settled on (NaN if none) */
 } sl_scale_job;
 
+/* Matrices a low-rank method factors: one weight, or the same module of
+ * several blocks sharing one basis, stacked. */
+typedef struct {
+	const char *name;             /* the (first) weight, for messages */
+	int n;                        /* matrices stacked (1 unless the method shares) */
+	const float *W;               /* (n * rows) x cols */
+	int rows, cols, rank;
+	const sl_act_stats *const *st;/* [n]: statistics of each one's input; entries NULL when absent */
+	const sl_module_plan *plan;
+	float *A;                     /* out: (n * rows) x rank, each matrix's coefficients in turn */
+	float *B;                     /* out: rank x cols, the basis */
+} sl_factor_job;
+
 /* Whole structures a pattern removes from the model being built. */
 typedef struct {
 	sl_model **m;                 /* may be replaced by a smaller model */
@@ -113,6 +126,15 @@ struct sl_method {
 	/* Per matrix, after the solve and before packing. */
 	sl_status (*refine)(sl_matrix *m, sl_error *err);
 
+	/* Low rank: the weight becomes two factors A B (the rule's format, if
+	 * any, holds both), through the rank the plan's rank or keep gives.
+	 * shares: the same module of consecutive blocks shares one basis B
+	 * (sl_lowrank_layout says which). option_key: the parameter a sweep
+	 * option's number sets ("NAME-0.6"). */
+	sl_status (*factor)(sl_factor_job *j, sl_error *err);
+	bool shares;
+	const char *option_key;
+
 	/* Patterns. match: whether a pattern name is this one (N:M takes a
 	 * family of names), with what it keeps of every group (0, 0 when it
 	 * has no groups). units: whether the pattern removes whole structures
@@ -132,6 +154,9 @@ const sl_method *sl_method_find(sl_method_kind kind, const char *name);
  * the kind that needs no calibration (rounding to nearest, pruning by
  * magnitude, unstructured). */
 const sl_method *sl_method_default(sl_method_kind kind);
+/* What m falls back to when its needs are not met: the kind's default,
+ * or for a low-rank method the first low-rank method needing nothing. */
+const sl_method *sl_method_fallback(const sl_method *m);
 /* The recipe key of a kind: "method", "prune", "pattern". */
 const char *sl_method_kind_key(sl_method_kind kind);
 /* The names of a kind, joined by sep. */
@@ -144,6 +169,13 @@ int sl_param_count(void);
 const sl_param_spec *sl_param_at(int i);
 /* A plan's value for a parameter, or the spec's default (common.c). */
 double sl_plan_value(const sl_module_plan *p, const sl_param_spec *spec);
+
+/* The method a plan's method field names, where it applies: with a
+ * format, or a low-rank method (which stores its factors in the weights'
+ * own type when no format is given); NULL otherwise. And that method when
+ * it factors. */
+const sl_method *sl_plan_method(const sl_module_plan *p);
+const sl_method *sl_plan_factors(const sl_module_plan *p);
 
 /* What a plan needs of calibration (SL_NEEDS_*), over its format's
  * method, pruning criterion and pattern. */
@@ -217,5 +249,55 @@ sl_status sl_prune_channels(sl_model *m, int il, const sl_act_stats *down_in, do
 /* Removes the blocks with drop[il] and renumbers the rest; *m is replaced
  * by a new model (the old one is freed) when any block goes. */
 sl_status sl_prune_blocks(sl_model **m, const bool *drop, sl_error *err);
+
+/* --- low rank (lowrank.c) --------------------------------------------------- */
+
+/* The parameters every low-rank method takes (an absolute rank, or keep,
+ * the share of the parameters kept), then the Hessian's damping of the
+ * whitening methods and the group size of the sharing ones (0: the
+ * blocks one rule gives). A method with more lists SL_LOWRANK_PARAMS
+ * first in its own array. */
+#define SL_LOWRANK_PARAMS                                                                         \
+	{"rank", 1, 1 << 20, 0, true, false, "rank kept (instead of keep)", false},                 \
+	{"keep", 0, 1, 0.5, false, false, "share of the parameters kept", true}
+enum { SL_LOWRANK_RANK, SL_LOWRANK_KEEP, SL_LOWRANK_DAMP, SL_LOWRANK_BLOCKS, SL_LOWRANK_N_PARAMS };
+extern const sl_param_spec sl_lowrank_params[SL_LOWRANK_N_PARAMS];
+
+/* The rank a plan gives rows x cols (the rows of every matrix sharing a
+ * basis, stacked): its rank parameter, else floor(keep * rows * cols /
+ * (rows + cols)), the most whose two factors hold no more than keep of
+ * the parameters. May be 0 or above min(rows, cols): callers check. */
+int sl_lowrank_rank(const sl_module_plan *p, int64_t rows, int64_t cols);
+
+/* How low rank falls on modules: each one's rank (0: not factored), and
+ * the group of blocks sharing its basis. */
+typedef struct {
+	int rank;
+	int lead;        /* the module (an index) whose factorization covers the group; -1: none */
+	int first, last; /* blocks of the group (a module alone: its own) */
+	int size;        /* modules in the group */
+	bool mismatch;   /* its shape differs from the lead's: the group cannot be */
+} sl_lowrank_plan;
+
+/* The layout of mods[0..n) under plans[0..n). A group is the same module
+ * kind in consecutive blocks whose plans name the same sharing method and
+ * settings: those one rule gave, or, when the plan's blocks parameter is
+ * set, those in one window of that many blocks (aligned at multiples of
+ * it, whatever rules gave them). */
+void sl_lowrank_layout(const sl_module *mods, const sl_module_plan *plans, int n, sl_lowrank_plan *out);
+
+/* j->A and j->B from j->W through the singular value decomposition of
+ * M = W T (LAPACK's sgesdd), truncated to j->rank: A = U_r S_r^1/2 and B
+ * = S_r^1/2 V_r^T T^-1. T is the identity, diag(d) (d given), or the
+ * lower triangular L (L given). With T = I, ||W - A B||_F^2 is the sum of
+ * the discarded squared singular values (Eckart-Young); sv (may be NULL)
+ * receives all min(rows, cols) singular values of M. */
+sl_status sl_lowrank_factor(sl_factor_job *j, const float *d, const float *L, float *sv, sl_error *err);
+/* The same through the Cholesky factor of the matrices' input Hessian
+ * (their mean when several share a basis), damped by the plan's damp
+ * times the mean of its diagonal (raised tenfold until LAPACK's dpotrf
+ * factors it): the truncation then minimizes the output error on the
+ * calibration inputs. A factor hook as it stands. */
+sl_status sl_lowrank_whitened(sl_factor_job *j, sl_error *err);
 
 #endif

@@ -312,9 +312,9 @@ double sl_output_error(const float *W, const float *Wq, int rows, int cols, cons
 }
 
 const sl_param_spec sl_obs_params[SL_OBS_PARAMS] = {
-	{"damp", 0, 10, 0.01, false, false, "dampening, a fraction of the mean of diag(H)"},
-	{"block", 1, 1 << 20, 128, true, false, "columns per block"},
-	{"act_order", 0, 1, 1, true, true, "columns by decreasing diag(H)"},
+	{"damp", 0, 10, 0.01, false, false, "dampening, a fraction of the mean of diag(H)", false},
+	{"block", 1, 1 << 20, 128, true, false, "columns per block", false},
+	{"act_order", 0, 1, 1, true, true, "columns by decreasing diag(H)", false},
 };
 
 void sl_obs_settings(sl_obs_opts *o, const sl_module_plan *p)

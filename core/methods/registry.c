@@ -1,6 +1,7 @@
 /* The method registry: every compression method in one list, looked up by
  * the rule field that names it, and what follows from a plan's methods
- * (what it needs of calibration, whether it prunes or removes structure).
+ * (what it needs of calibration, whether it prunes or removes structure,
+ * which modules share a low-rank basis).
  * Each entry lives in its own file beside this one. */
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include "method.h"
 
 extern const sl_method sl_method_rtn, sl_method_gptq, sl_method_awq, sl_method_smoothquant;
+extern const sl_method sl_method_svd, sl_method_asvd, sl_method_svdllm, sl_method_share;
 extern const sl_method sl_method_magnitude, sl_method_wanda, sl_method_sparsegpt;
 extern const sl_method sl_method_unstructured, sl_method_nm, sl_method_heads, sl_method_channels, sl_method_blocks;
 
@@ -16,6 +18,7 @@ extern const sl_method sl_method_unstructured, sl_method_nm, sl_method_heads, sl
  * kind's default. */
 static const sl_method *const methods[] = {
 	&sl_method_rtn,       &sl_method_gptq,  &sl_method_awq,       &sl_method_smoothquant,
+	&sl_method_svd,       &sl_method_asvd,  &sl_method_svdllm,    &sl_method_share,
 	&sl_method_magnitude, &sl_method_wanda, &sl_method_sparsegpt, &sl_method_unstructured,
 	&sl_method_nm,        &sl_method_heads, &sl_method_channels,  &sl_method_blocks,
 };
@@ -48,6 +51,14 @@ const sl_method *sl_method_default(sl_method_kind kind)
 		if (methods[i]->kind == kind && !methods[i]->needs)
 			return methods[i];
 	return NULL;
+}
+
+const sl_method *sl_method_fallback(const sl_method *m)
+{
+	for (int i = 0; m->factor && i < N_METHODS; i++)
+		if (methods[i]->factor && !methods[i]->needs)
+			return methods[i];
+	return sl_method_default(m->kind);
 }
 
 const char *sl_method_kind_key(sl_method_kind kind)
@@ -123,11 +134,23 @@ bool sl_plan_prunes(const sl_module_plan *p)
 	return p->sparsity > 0 && !sl_plan_structured(p);
 }
 
+const sl_method *sl_plan_method(const sl_module_plan *p)
+{
+	const sl_method *m = sl_method_find(SL_METHOD_QUANT, p->method);
+	return m && (p->format || m->factor) ? m : NULL;
+}
+
+const sl_method *sl_plan_factors(const sl_module_plan *p)
+{
+	const sl_method *m = sl_plan_method(p);
+	return m && m->factor ? m : NULL;
+}
+
 unsigned sl_plan_needs(const sl_module_plan *p)
 {
 	unsigned needs = 0;
 	const sl_method *m;
-	if (p->format && (m = sl_method_find(SL_METHOD_QUANT, p->method)))
+	if ((m = sl_plan_method(p)))
 		needs |= m->needs;
 	if (sl_plan_prunes(p) && (m = sl_method_find(SL_METHOD_PRUNE, p->prune)))
 		needs |= m->needs;
@@ -136,3 +159,63 @@ unsigned sl_plan_needs(const sl_module_plan *p)
 	return needs;
 }
 
+/* --- low rank: which modules share a basis ------------------------------------ */
+
+static bool same_params(const sl_module_plan *a, const sl_module_plan *b)
+{
+	if (a->n_params != b->n_params)
+		return false;
+	for (int i = 0; i < a->n_params; i++) {
+		bool found = false;
+		for (int k = 0; k < b->n_params && !found; k++)
+			found = !strcmp(a->params[i].key, b->params[k].key) && a->params[i].value == b->params[k].value;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Whether module j may join the group that mods[lead] heads and whose
+ * last block is last. */
+static bool joins(const sl_module *mods, const sl_module_plan *plans, int lead, int last, int j)
+{
+	const sl_module_plan *a = &plans[lead], *b = &plans[j];
+	if (mods[j].kind != mods[lead].kind || mods[j].layer != last + 1 || sl_plan_factors(b) != sl_plan_factors(a) ||
+	    a->format != b->format || !same_params(a, b))
+		return false;
+	int k = (int)sl_plan_value(a, &sl_lowrank_params[SL_LOWRANK_BLOCKS]);
+	if (k > 0)
+		return mods[j].layer / k == mods[lead].layer / k;
+	return a->rule == b->rule;
+}
+
+void sl_lowrank_layout(const sl_module *mods, const sl_module_plan *plans, int n, sl_lowrank_plan *out)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = (sl_lowrank_plan){0, -1, mods[i].layer, mods[i].layer, 0, false};
+	for (int i = 0; i < n; i++) {
+		const sl_method *m = sl_plan_factors(&plans[i]);
+		if (!m || out[i].lead >= 0)
+			continue;
+		out[i].lead = i;
+		out[i].size = 1;
+		int64_t rows = mods[i].w->ne[1], cols = mods[i].w->ne[0];
+		int last = mods[i].layer;
+		for (int j = i + 1; m->shares && mods[i].layer >= 0 && j < n; j++) {
+			if (out[j].lead >= 0 || !joins(mods, plans, i, last, j))
+				continue;
+			out[j].lead = i;
+			out[j].mismatch = mods[j].w->ne[0] != cols || mods[j].w->ne[1] != mods[i].w->ne[1];
+			out[i].size++;
+			last = mods[j].layer;
+		}
+		int rank = sl_lowrank_rank(&plans[i], rows * out[i].size, cols);
+		for (int j = i; j < n; j++)
+			if (out[j].lead == i) {
+				out[j].rank = rank;
+				out[j].first = mods[i].layer;
+				out[j].last = last;
+				out[j].size = out[i].size;
+			}
+	}
+}

@@ -12,7 +12,7 @@
 #include "method.h"
 
 static const sl_param_spec params[] = {
-	{"alpha", 0, 1, 0.5, false, false, "migration strength"},
+	{"alpha", 0, 1, 0.5, false, false, "migration strength", false},
 };
 
 static const char name[] = "smoothquant";

@@ -1,6 +1,7 @@
 /* A sweep's options as a user writes them: parsing a list of formats,
- * METHOD:FORMAT and PRUNE-S into rules, the default list, and the syntax
- * in a sentence for help texts. The registries name what is allowed. */
+ * METHOD:FORMAT, PRUNE-S and low-rank NAME-V (NAME-V:FORMAT) into rules,
+ * the default list, and the syntax in a sentence for help texts. The
+ * registries name what is allowed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,41 @@ static size_t prune_prefix(const char *tok, const char **crit)
 	return 0;
 }
 
+/* A low-rank method whose option takes a number ("NAME-0.6"): the method
+ * tok starts with, and the length of "NAME-", or 0. */
+static size_t lowrank_prefix(const char *tok, const sl_method **lr)
+{
+	for (int i = 0; i < sl_method_count(); i++) {
+		const sl_method *m = sl_method_at(i);
+		size_t k = strlen(m->name);
+		if (m->option_key && !strncmp(tok, m->name, k) && tok[k] == '-') {
+			*lr = m;
+			return k + 1;
+		}
+	}
+	return 0;
+}
+
+/* NAME-V[:FORMAT]: the method, its option's parameter V, and a format for
+ * its factors. */
+static sl_status parse_lowrank(const char *tok, const sl_method *lr, size_t k, sl_rule *r, sl_error *err)
+{
+	char value[32];
+	const char *colon = strchr(tok, ':');
+	size_t n = colon ? (size_t)(colon - tok) - k : strlen(tok + k);
+	snprintf(value, sizeof value, "%.*s", (int)(n < sizeof value ? n : sizeof value - 1), tok + k);
+	sl_error why = {0};
+	if (!value[0])
+		return sl_errorf(err, SL_ERR_ARG, "option '%s': write %s after '%.*s' (%s-0.6)", tok, lr->option_key, (int)k,
+		                 tok, lr->name);
+	if (sl_rule_set(r, "method", lr->name, &why) || sl_rule_set(r, lr->option_key, value, &why) ||
+	    (colon && sl_rule_set(r, "format", colon + 1, &why)))
+		return sl_errorf(err, SL_ERR_ARG, "option '%s': %s", tok, why.msg);
+	if (colon && !sl_format_find(colon + 1))
+		return sl_errorf(err, SL_ERR_ARG, "option '%s': '%s' is not a format for the factors", tok, colon + 1);
+	return SL_OK;
+}
+
 static sl_status parse_option(const char *tok, sl_sweep_option *o, sl_error *err)
 {
 	sl_rule *r = &o->rule;
@@ -63,6 +99,9 @@ static sl_status parse_option(const char *tok, sl_sweep_option *o, sl_error *err
 		sl_rule_set(r, "prune", crit, NULL);
 		return SL_OK;
 	}
+	const sl_method *lr;
+	if ((k = lowrank_prefix(tok, &lr)))
+		return parse_lowrank(tok, lr, k, r, err);
 	char method[32] = "";
 	const char *fmt = tok, *colon = strchr(tok, ':');
 	if (colon) {
@@ -87,14 +126,22 @@ void sl_sweep_default_options(char *buf, size_t n)
 
 void sl_sweep_options_help(char *buf, size_t n)
 {
-	char formats[256], methods[128], prunes[128];
+	char formats[256], methods[128], prunes[128], lowrank[256] = "";
 	sl_format_names(sl_format_is_example, ", ", formats, sizeof formats);
 	sl_method_names(SL_METHOD_QUANT, ", ", methods, sizeof methods);
 	sl_method_names(SL_METHOD_PRUNE, ", ", prunes, sizeof prunes);
+	for (int i = 0; i < sl_method_count(); i++) {
+		const sl_method *m = sl_method_at(i);
+		if (m->option_key)
+			snprintf(lowrank + strlen(lowrank), sizeof lowrank - strlen(lowrank), "%s%s-%s", lowrank[0] ? ", " : "",
+			         m->name, m->option_key);
+	}
 	snprintf(buf, n,
-	         "a format (%s, ...: slimlab recipe formats), METHOD:FORMAT with METHOD one of %s, or PRUNE-S with "
-	         "PRUNE one of %s (or %s for the first) and S a pattern (2:4) or a fraction (50%%)",
-	         formats, methods, prunes, generic_prune);
+	         "a format (%s, ...: slimlab recipe formats), METHOD:FORMAT with METHOD one of %s, PRUNE-S with "
+	         "PRUNE one of %s (or %s for the first) and S a pattern (2:4) or a fraction (50%%), or low rank: %s "
+	         "(keep 0.6: 60%% of the parameters; blocks: how many share a basis), each with :FORMAT to store the "
+	         "factors in FORMAT",
+	         formats, methods, prunes, generic_prune, lowrank);
 }
 
 sl_status sl_sweep_parse_options(const char *spec, sl_sweep_option **opts, int *n, sl_error *err)
