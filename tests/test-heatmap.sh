@@ -3,7 +3,8 @@
 # sweep's cells fill in while it runs, Esc stops it keeping its cells, the
 # session keeps them across a quit and :sweep goes on from them to the end;
 # a key (or a click and a key) puts a cell's option into the recipe; the
-# sweep exports as SVG, CSV and JSON; an automatic recipe is measured next
+# sweep exports as SVG, CSV and JSON; b charts KL against bytes for a row
+# and the whole model, x writes the chart; an automatic recipe is measured next
 # to its prediction; metric (KL, delta PPL, 1 - top-1, 1 - acceptance),
 # sort and filter; 80x24, 200x60 and 20x5;
 # glyph density without colours; a bad option list is a message; a short
@@ -103,6 +104,21 @@ cmd "sweep export $work/sweep.json"
 wait_for "sweep.json written"
 cmd "sweep export $work/h.txt"
 wait_for "name a .csv, .json or .svg file"
+keys b
+wait_match "KL against bytes · (token_embd|blk\.[0-9]+\.[a-z_]+) · "
+keys b
+wait_for "KL against bytes · the whole model"
+screen | grep -q "quantization" || fail "the chart has no legend"
+screen | grep -q "from .* q8_0 .* quantization" || fail "the chart does not say which option wins from which size"
+keys x
+wait_for ":sweep chart tradeoff.svg"
+keys Escape
+wait_gone ":sweep chart tradeoff.svg"
+cmd "sweep chart $work/t.svg"
+wait_for "t.svg written: KL against bytes of the whole model"
+check_file "$work/t.svg" 'The least KL up to each size' "the chart's winners"
+keys b
+wait_match "KL divergence|change in perplexity"
 check_file "$work/h.svg" '<svg' "SVG"
 check_file "$work/h.svg" 'int2-g32' "SVG option labels"
 [ "$(wc -l <"$work/h.csv")" = 112 ] || fail "the CSV has $(wc -l <"$work/h.csv") lines, not a header and 111 cells"
