@@ -144,6 +144,7 @@ void sl_tui_release(sl_tui *t)
 	sl_sweep_free(t->sweep);
 	t->sweep = NULL;
 	sl_heat_free(&a->heat);
+	sl_healing_reset(&a->heal);
 	for (int i = 0; i < 2; i++)
 		free(a->gen[i].text);
 	a->ses = NULL;

@@ -8,6 +8,7 @@
  *   commands.c   the ':' commands (they mirror the CLI) and completion
  *   task-train.c training runs
  *   task-open.c  opening a model or a session; installing what was opened
+ *   task-heal.c  healing the recipe's model by training
  *   task-sweep.c sensitivity sweeps, their export, the heatmap's rows,
  *                automatic recipes
  *   tasks.c      the jobs on the model: evaluate, apply, generate, weight
@@ -143,6 +144,16 @@ void sl_task_generate(sl_tui *t);
 void sl_task_weight_stats(sl_tui *t, const char *module);
 void sl_task_act_stats(sl_tui *t);
 
+/* --- task-heal.c --- */
+/* Heals the session's recipe as app.heal.set says, showing the run in the
+ * Heal view (resume: from the checkpoint of the same run); asks first
+ * about a checkpoint of the same run and an existing output file. The
+ * healed model becomes the session's model, undoably. */
+void sl_task_heal(sl_tui *t, bool resume);
+void sl_heal_settings_init(sl_heal_settings *s);
+/* Forgets the run (the settings stay). */
+void sl_healing_reset(sl_healing *h);
+
 /* --- task-sweep.c --- */
 /* Measures the sweep these settings describe: the current one goes on from
  * its measured cells when they are the same; another carries over the
@@ -197,8 +208,8 @@ struct sl_tui {
 	bool opening;            /* a model or session is being opened */
 	sl_sweep *sweep;         /* the sensitivity sweep, unless a job holds it */
 	bool sweeping;           /* a sweep job holds it */
-	sl_model *qmodel;        /* the recipe's model (simulated), or NULL */
-	char *qmodel_recipe;     /* the recipe JSON it was built from */
+	sl_model *qmodel;        /* the recipe's model (simulated, or healed and packed), or NULL */
+	char *qmodel_recipe;     /* what it was made from (sl_tui_model_key) */
 	double qmodel_bpw;
 	TermKey *tk;
 	int wake[2];             /* self-pipe: signals and jobs wake the loop */
@@ -233,6 +244,9 @@ void sl_tui_recipe_changed(sl_tui *t);
 void sl_tui_session_changed(sl_tui *t);
 /* Forgets the recipe's model (the recipe changed, or the base model did). */
 void sl_tui_drop_recipe_model(sl_tui *t);
+/* What the recipe's model is made from, to key it by (malloc'ed; NULL when
+ * out of memory): the recipe, and the healed model when healing made one. */
+char *sl_tui_model_key(const sl_session *s);
 /* Saves the session to path (views record their cursors first); false
  * with the message shown when it cannot. */
 bool sl_tui_save(sl_tui *t, const char *path);
