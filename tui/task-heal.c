@@ -269,8 +269,9 @@ static void install(sl_tui *t, heal_ctx *c)
 		app->runs_added++;
 	free(healed);
 	sl_tui_session_changed(t);
-	snprintf(a->outcome, sizeof a->outcome, "healed: the session's model now (u undoes)%s",
-	         moved ? "; the recipe changed meanwhile, and is the one healed again" : "");
+	snprintf(a->outcome, sizeof a->outcome, "%s",
+	         moved ? "healed: the recipe healed is back with it (u: the recipe edited meanwhile)"
+	               : "healed: the session's model now (u undoes)");
 	sl_tui_msg(t, false, "healed by %s: KL %.5f → %.5f (%.1f%% recovered); written to %s", h.label,
 	           c->res.before.kl_mean, c->res.after.kl_mean, 100 * c->res.recovered, c->out);
 }
