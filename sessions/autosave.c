@@ -62,6 +62,11 @@ sl_status sl_cache_dir(char *buf, size_t n, sl_error *err)
 	return xdg_dir("XDG_CACHE_HOME", ".cache", buf, n, err);
 }
 
+sl_status sl_data_dir(char *buf, size_t n, sl_error *err)
+{
+	return xdg_dir("XDG_DATA_HOME", ".local/share", buf, n, err);
+}
+
 static sl_status pid_file(long pid, char *buf, size_t n, sl_error *err)
 {
 	char dir[PATH_MAX - 64];

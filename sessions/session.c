@@ -1,5 +1,5 @@
 /* The session file: building it, reading it back with every field checked,
- * and the undo and redo stacks of its recipe. */
+ * and the undo and redo stacks of its recipe and healed model. */
 #include "session.h"
 
 #include <cjson/cJSON.h>
@@ -34,10 +34,16 @@ sl_session *sl_session_new(void)
 	return s;
 }
 
-static void clear_stack(sl_recipe **st, int *n)
+static void step_free(sl_session_step *st)
+{
+	sl_recipe_free(st->recipe);
+	free(st->healed);
+}
+
+static void clear_stack(sl_session_step *st, int *n)
 {
 	for (int i = 0; i < *n; i++)
-		sl_recipe_free(st[i]);
+		step_free(&st[i]);
 	*n = 0;
 }
 
@@ -144,6 +150,12 @@ char *sl_session_to_json(const sl_session *s, bool autosave)
 		return NULL;
 	}
 	cJSON_AddItemToObject(o, "recipe", recipe);
+	if (s->healed.model[0]) {
+		cJSON *h = cJSON_AddObjectToObject(o, "healed");
+		cJSON_AddStringToObject(h, "model", s->healed.model);
+		cJSON_AddStringToObject(h, "sha256", s->healed.sha256);
+		cJSON_AddStringToObject(h, "label", s->healed.label);
+	}
 	cJSON *st = cJSON_AddObjectToObject(o, "settings");
 	cJSON_AddStringToObject(st, "calibration_text", s->settings.calib_text);
 	cJSON_AddStringToObject(st, "evaluation_text", s->settings.eval_text);
@@ -530,6 +542,20 @@ static bool read_session(reader *rd, const cJSON *root, sl_session *s)
 		return false;
 	sl_recipe_free(s->recipe);
 	s->recipe = r;
+	const cJSON *healed = get_obj(rd, root, "", "healed", false);
+	if (rd->st)
+		return false;
+	if (healed) {
+		sl_healed *h = &s->healed;
+		if (!get_str(rd, healed, "healed", "model", h->model, sizeof h->model, true) ||
+		    !get_str(rd, healed, "healed", "sha256", h->sha256, sizeof h->sha256, true) ||
+		    !get_str(rd, healed, "healed", "label", h->label, sizeof h->label, false))
+			return false;
+		if (!h->model[0])
+			return fail(rd, SL_ERR_FORMAT, "healed.model", "expected the healed model's file");
+		if (!is_sha256(h->sha256))
+			return fail(rd, SL_ERR_FORMAT, "healed.sha256", "expected 64 lower-case hex digits");
+	}
 
 	const cJSON *set = get_obj(rd, root, "", "settings", false);
 	if (rd->st)
@@ -751,27 +777,45 @@ void sl_session_set_view_pos(sl_session *s, const char *name, int cursor, int to
 	s->view.pos[i].top = top;
 }
 
-static bool push(sl_recipe ***st, int *n, sl_recipe *r)
+/* Pushes a step (taken) onto a stack, dropping the oldest when it is full. */
+static bool push(sl_session_step **st, int *n, sl_session_step step)
 {
 	if (*n == SL_UNDO_DEPTH) {
-		sl_recipe_free((*st)[0]);
+		step_free(&(*st)[0]);
 		memmove(*st, *st + 1, (size_t)(*n - 1) * sizeof **st);
 		(*n)--;
 	}
 	if (!*st && !(*st = calloc(SL_UNDO_DEPTH, sizeof **st)))
 		return false;
-	(*st)[(*n)++] = r;
+	(*st)[(*n)++] = step;
 	return true;
+}
+
+/* The session's recipe and healing as a step of their own. */
+static bool current_step(const sl_session *s, sl_session_step *step)
+{
+	step->recipe = sl_recipe_copy(s->recipe);
+	step->healed = NULL;
+	if (s->healed.model[0] && (step->healed = malloc(sizeof *step->healed)))
+		*step->healed = s->healed;
+	if (step->recipe && (!s->healed.model[0] || step->healed))
+		return true;
+	step_free(step);
+	return false;
 }
 
 sl_status sl_session_recipe_edit(sl_session *s, sl_error *err)
 {
-	sl_recipe *copy = sl_recipe_copy(s->recipe);
-	if (!copy || !push(&s->undo, &s->n_undo, copy)) {
-		sl_recipe_free(copy);
-		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the undo history");
+	sl_session_step step;
+	bool kept = current_step(s, &step);
+	if (kept && !push(&s->undo, &s->n_undo, step)) {
+		step_free(&step);
+		kept = false;
 	}
+	if (!kept)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the undo history");
 	clear_stack(s->redo, &s->n_redo);
+	memset(&s->healed, 0, sizeof s->healed);
 	s->dirty = true;
 	return SL_OK;
 }
@@ -786,12 +830,32 @@ sl_status sl_session_set_recipe(sl_session *s, sl_recipe *r, sl_error *err)
 	return SL_OK;
 }
 
-/* Moves the current recipe onto `to` and takes the top of `from`. */
-static bool swap_top(sl_session *s, sl_recipe ***from, int *n_from, sl_recipe ***to, int *n_to)
+sl_status sl_session_set_healed(sl_session *s, sl_recipe *r, const sl_healed *h, sl_error *err)
 {
-	if (!*n_from || !push(to, n_to, s->recipe))
+	sl_status st = sl_session_set_recipe(s, r, err);
+	if (!st)
+		s->healed = *h;
+	return st;
+}
+
+/* Moves the current recipe and healing onto `to` and takes the top of `from`. */
+static bool swap_top(sl_session *s, sl_session_step **from, int *n_from, sl_session_step **to, int *n_to)
+{
+	sl_session_step cur = {s->recipe, NULL};
+	if (!*n_from || (s->healed.model[0] && !(cur.healed = malloc(sizeof *cur.healed))))
 		return false;
-	s->recipe = (*from)[--*n_from];
+	if (cur.healed)
+		*cur.healed = s->healed;
+	if (!push(to, n_to, cur)) {
+		free(cur.healed);
+		return false;
+	}
+	sl_session_step top = (*from)[--*n_from];
+	s->recipe = top.recipe;
+	memset(&s->healed, 0, sizeof s->healed);
+	if (top.healed)
+		s->healed = *top.healed;
+	free(top.healed);
 	s->dirty = true;
 	return true;
 }

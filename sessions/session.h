@@ -1,5 +1,6 @@
 /* Sessions: everything a user did to one model, kept in a versioned JSON
- * file: the model's path and SHA-256, the recipe, calibration and
+ * file: the model's path and SHA-256, the recipe (and the healed model
+ * that stands for it, when healing made one), calibration and
  * evaluation settings, the history of evaluation runs, notes and where
  * each view was. Saves are atomic; an autosave in the XDG state directory
  * follows every change so a crash never loses work; a session whose model
@@ -23,9 +24,9 @@
 
 /* Version 2 added the sensitivity sweep, the heatmap's settings and the
  * predicted KL of runs; version 1 files still load. Fields added since are
- * optional (a run's acceptance, speculative runs), so files with them
- * still load in a slimlab that reads version 2. */
-#define SL_SESSION_VERSION 2
+ * optional (a run's acceptance, speculative runs), version 3 adds the
+ * healed model; older files still load. */
+#define SL_SESSION_VERSION 3
 /* Larger files are refused rather than read (a session is kilobytes). */
 #define SL_SESSION_MAX_BYTES ((size_t)64 << 20)
 #define SL_SESSION_MAX_RUNS 10000
@@ -71,11 +72,28 @@ typedef struct {
 	int cursor, top;
 } sl_view_pos;
 
+/* The recipe's model healed by training: the file the healed model was
+ * written to (GGUF, packed in the recipe's formats), its SHA-256, and how
+ * it was healed. model "": not healed, the recipe's model is the one
+ * post-training compression gives. */
+typedef struct {
+	char model[4096];
+	char sha256[65];
+	char label[64];         /* "qad 300 steps" */
+} sl_healed;
+
+/* What undo and redo step between: a recipe and its healing (NULL: none). */
+typedef struct {
+	sl_recipe *recipe;
+	sl_healed *healed;
+} sl_session_step;
+
 typedef struct sl_session {
 	int version;
 	char model_path[4096];  /* absolute */
 	char model_sha256[65];
 	sl_recipe *recipe;
+	sl_healed healed;       /* model "": the recipe is not healed */
 	struct {
 		char calib_text[4096], eval_text[4096];
 		int ctx, chunks;    /* evaluation windows: length, count (0 = all) */
@@ -105,7 +123,7 @@ typedef struct sl_session {
 	char path[4096];        /* where it was saved or opened ("" = never saved) */
 	bool dirty;             /* changed since then */
 	bool recovered;         /* read from an autosave left by a crash */
-	sl_recipe **undo, **redo;
+	sl_session_step *undo, *redo;
 	int n_undo, n_redo;
 } sl_session;
 
@@ -134,11 +152,15 @@ void sl_session_set_sweep(sl_session *s, cJSON *sweep);
 sl_view_pos sl_session_view_pos(const sl_session *s, const char *name);
 void sl_session_set_view_pos(sl_session *s, const char *name, int cursor, int top);
 
-/* Call before changing s->recipe: the current recipe goes onto the undo
- * stack and the redo stack is cleared. */
+/* Call before changing s->recipe: the current recipe and its healing go
+ * onto the undo stack, the redo stack is cleared, and the healing is
+ * forgotten (the healed model was made for the recipe as it was). */
 sl_status sl_session_recipe_edit(sl_session *s, sl_error *err);
 /* Replaces the recipe (e.g. one loaded from a file), undoably. */
 sl_status sl_session_set_recipe(sl_session *s, sl_recipe *r, sl_error *err);
+/* Replaces the recipe with r (taken) and its model with the healed one h
+ * made from it, in one undoable step. */
+sl_status sl_session_set_healed(sl_session *s, sl_recipe *r, const sl_healed *h, sl_error *err);
 bool sl_session_undo(sl_session *s);
 bool sl_session_redo(sl_session *s);
 
@@ -154,10 +176,13 @@ sl_status sl_session_check_model(const sl_session *s, const char *sha256, sl_err
 sl_status sl_model_file_sha256(const char *path, const sl_progress *p, char hex[65], sl_error *err);
 
 /* --- autosave.c --- */
-/* $XDG_STATE_HOME/slimlab (default ~/.local/state/slimlab) or
- * $XDG_CACHE_HOME/slimlab (default ~/.cache/slimlab), created if needed. */
+/* $XDG_STATE_HOME/slimlab (default ~/.local/state/slimlab),
+ * $XDG_CACHE_HOME/slimlab (default ~/.cache/slimlab) or $XDG_DATA_HOME/slimlab
+ * (default ~/.local/share/slimlab: what the user makes, such as healed models
+ * and their checkpoints), created if needed. */
 sl_status sl_state_dir(char *buf, size_t n, sl_error *err);
 sl_status sl_cache_dir(char *buf, size_t n, sl_error *err);
+sl_status sl_data_dir(char *buf, size_t n, sl_error *err);
 /* This process's autosave file. */
 sl_status sl_autosave_path(char *buf, size_t n, sl_error *err);
 sl_status sl_autosave(const sl_session *s, sl_error *err);

@@ -1,6 +1,6 @@
 /* Session files: a round trip keeps everything (the sweep, the heatmap's
- * settings, predicted KL, a run's acceptance and speculative runs too);
- * version 1 files, and runs from before acceptance was kept, still load; truncated,
+ * settings, predicted KL, a run's acceptance, speculative runs and the
+ * healed model too); version 1 files, and runs from before acceptance was kept, still load; truncated,
  * hostile and future-version files fail with a message that says what and
  * where;
  * saving is atomic; undo and redo; model hashes are cached and follow the
@@ -87,6 +87,9 @@ static sl_session *sample(void)
 	snprintf(s->view.heat.filter, sizeof s->view.heat.filter, "attn_*");
 	sl_session_set_sweep(s, cJSON_Parse("{\"slimlab_sweep\": 1, \"options\": [\"q4_0\"], "
 	                                    "\"rows\": [{\"name\": \"blk.0.attn_q\", \"cells\": [{\"kl\": 0.25}]}]}"));
+	snprintf(s->healed.model, sizeof s->healed.model, "/data/m-qad-300.gguf");
+	memset(s->healed.sha256, 'c', 64);
+	snprintf(s->healed.label, sizeof s->healed.label, "qad 300 steps");
 	return s;
 }
 
@@ -104,6 +107,9 @@ static void test_round_trip(void)
 	      "recipe");
 	CHECK(!strcmp(t->settings.calib_text, "/data/calib.txt") && t->settings.ctx == 256 && t->settings.chunks == 7,
 	      "settings");
+	CHECK(!strcmp(t->healed.model, s->healed.model) && !strcmp(t->healed.sha256, s->healed.sha256) &&
+	          !strcmp(t->healed.label, "qad 300 steps"),
+	      "healed model: %s %s %s", t->healed.model, t->healed.sha256, t->healed.label);
 	REQUIRE(t->n_runs == 3, "runs: %d", t->n_runs);
 	CHECK(t->runs[0].r.has_base && t->runs[0].r.kl_mean == 0.0125 && t->runs[0].r.top1 == 0.875 &&
 	          t->runs[0].r.acceptance == 0.8125 && !t->runs[0].speculative &&
@@ -180,7 +186,7 @@ typedef struct {
 static void test_hostile(void)
 {
 	const char *sha = "\"sha256\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"";
-	char buf[14][1024];
+	char buf[16][1024];
 	snprintf(buf[0], sizeof buf[0], "{\"slimlab_session\": 1, \"model\": {\"path\": 5, %s}, \"recipe\": {\"slimlab_recipe\": 1}}", sha);
 	snprintf(buf[1], sizeof buf[1], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"ppl\": \"high\"}]}", sha);
@@ -209,12 +215,16 @@ static void test_hostile(void)
 	         "\"runs\": [{\"model\": \"speculative\", \"speculative\": {\"draft\": \"q4_0\", \"k\": 99}}]}", sha);
 	snprintf(buf[13], sizeof buf[13], "{\"slimlab_session\": 2, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"speculative\": [1]}, {\"ppl\": 2}]}", sha);
+	snprintf(buf[14], sizeof buf[14], "{\"slimlab_session\": 3, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"healed\": {\"model\": \"h.gguf\", \"sha256\": \"abc\"}}", sha);
+	snprintf(buf[15], sizeof buf[15], "{\"slimlab_session\": 3, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"healed\": {\"label\": \"qad 3 steps\"}}", sha);
 	const hostile cases[] = {
 		{"[1, 2, 3]", "expected a JSON object", SL_ERR_FORMAT},
 		{"{\"version\": 1}", "not a slimlab session", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": \"one\"}", "slimlab_session", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 0.5}", "slimlab_session", SL_ERR_FORMAT},
-		{"{\"slimlab_session\": 3}", "newer slimlab", SL_ERR_UNSUPPORTED},
+		{"{\"slimlab_session\": 4}", "newer slimlab", SL_ERR_UNSUPPORTED},
 		{"{\"slimlab_session\": 1e300, \"model\": 3}", "newer slimlab", SL_ERR_UNSUPPORTED},
 		{"{\"slimlab_session\": 1}", "model: missing", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", \"sha256\": \"xyz\"}, \"recipe\": {\"slimlab_recipe\": 1}}", "model.sha256",
@@ -233,6 +243,8 @@ static void test_hostile(void)
 		{buf[11], "runs[0].recipe_used: ", SL_ERR_FORMAT},
 		{buf[12], "runs[0].speculative.k: 99 is outside [1, 64]", SL_ERR_FORMAT},
 		{buf[13], "runs[0].speculative: expected an object", SL_ERR_FORMAT},
+		{buf[14], "healed.sha256: expected 64", SL_ERR_FORMAT},
+		{buf[15], "healed.model: missing", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\"", "truncated", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1,, }", "damaged", SL_ERR_FORMAT},
 		{"\x01\x02\xff\xfe garbage", "damaged", SL_ERR_FORMAT},
@@ -341,6 +353,30 @@ static void test_undo(void)
 	for (int i = 0; i < SL_UNDO_DEPTH + 20; i++)
 		sl_session_recipe_edit(s, &err);
 	CHECK(s->n_undo == SL_UNDO_DEPTH, "undo depth is bounded: %d", s->n_undo);
+	sl_session_free(s);
+}
+
+/* Healing is one undoable step with the recipe it healed; any change of
+ * the recipe forgets the healed model, and undo brings it back. */
+static void test_undo_healed(void)
+{
+	sl_session *s = sl_session_new();
+	sl_error err = {0};
+	snprintf(s->recipe->name, sizeof s->recipe->name, "plain");
+	sl_recipe *r = sl_recipe_copy(s->recipe);
+	REQUIRE(r, "copy");
+	snprintf(r->name, sizeof r->name, "healed one");
+	sl_healed h = {.model = "/data/h.gguf", .label = "qad 20 steps"};
+	memset(h.sha256, 'd', 64);
+	REQUIRE(sl_session_set_healed(s, r, &h, &err) == SL_OK, "%s", err.msg);
+	CHECK(!strcmp(s->healed.model, "/data/h.gguf") && !strcmp(s->recipe->name, "healed one") && s->n_undo == 1,
+	      "healed: %s %s %d", s->healed.model, s->recipe->name, s->n_undo);
+	CHECK(sl_session_undo(s) && !s->healed.model[0] && !strcmp(s->recipe->name, "plain"), "undo the healing");
+	CHECK(sl_session_redo(s) && !strcmp(s->healed.label, "qad 20 steps") && !strcmp(s->recipe->name, "healed one"),
+	      "redo the healing: '%s'", s->healed.label);
+	REQUIRE(sl_session_recipe_edit(s, &err) == SL_OK, "%s", err.msg);
+	CHECK(!s->healed.model[0], "an edit of the recipe forgets the healed model");
+	CHECK(sl_session_undo(s) && !strcmp(s->healed.model, "/data/h.gguf"), "undoing the edit brings it back");
 	sl_session_free(s);
 }
 
@@ -482,6 +518,7 @@ int main(void)
 	test_version1();
 	test_save_and_load();
 	test_undo();
+	test_undo_healed();
 	test_check_model();
 	test_model_hash();
 	test_autosave();

@@ -2,13 +2,14 @@
 # tmux server running slimlab, keys and command lines typed into it, waits
 # for the screen with deadlines, and a tally of failures that finish()
 # turns into the exit status. SL_SRCDIR, SL_BUILDDIR and SL_FIXTURES say
-# where things are (make check sets them).
+# where things are (make check sets them); a test that sets model before
+# sourcing this drives that model instead of the stories260K fixture.
 set -u
 srcdir=${SL_SRCDIR:-.}
 builddir=${SL_BUILDDIR:-.}
 fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
 bin=$builddir/slimlab
-model=$fixtures/models/stories260K.gguf
+model=${model:-$fixtures/models/stories260K.gguf}
 
 command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed (tools/bootstrap installs it)"; exit 77; }
 [ -r "$model" ] || { echo "SKIP: fixture $model is absent (set SL_FIXTURES)"; exit 77; }
@@ -22,7 +23,7 @@ cleanup() { T kill-server 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-export XDG_STATE_HOME="$work/state" XDG_CACHE_HOME="$work/cache" SLIMLAB_DATA="$srcdir"
+export XDG_STATE_HOME="$work/state" XDG_CACHE_HOME="$work/cache" XDG_DATA_HOME="$work/data" SLIMLAB_DATA="$srcdir"
 locale -a 2>/dev/null | grep -qi '^c.utf-\?8$' && export LC_ALL=C.UTF-8
 
 fails=0

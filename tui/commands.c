@@ -19,7 +19,7 @@
 #define MAX_ARGS 32
 
 enum { C_NONE, C_PATH, C_VIEW, C_MODULE, C_RULE, C_EVAL, C_RECIPE, C_SET, C_HISTORY, C_GENERATE, C_SWEEP, C_HEATMAP,
-       C_TRAIN, C_SPECULATE };
+       C_TRAIN, C_SPECULATE, C_HEAL };
 
 typedef struct {
 	const char *name;
@@ -706,6 +706,88 @@ static void cmd_train(sl_tui *t, int argc, char **argv)
 	sl_task_train(t, argv[1], resume);
 }
 
+static const char *const heal_methods[] = {"qat", "qad", "kd", "lora"};
+static const char *const heal_keys[] = {"steps=", "batch=", "lr=", "temperature=", "rank=", "seq_len=",
+                                        "eval_every=", "probe=", "seed=", "out=", "checkpoint="};
+
+/* One healing setting from key=value (a method alone sets the method). */
+static bool heal_setting(sl_tui *t, sl_heal_settings *h, char *word)
+{
+	char *eq = strchr(word, '=');
+	const char *v = eq ? eq + 1 : word;
+	if (eq)
+		*eq = 0;
+	const char *k = eq ? word : "method";
+	bool is_auto = !strcmp(v, "auto");
+	double d;
+	if (!strcmp(k, "method")) {
+		if (!one_of(v, heal_methods, N(heal_methods))) {
+			sl_tui_msg(t, true, "healing method '%s': qat, qad, kd or lora", v);
+			return false;
+		}
+		snprintf(h->method, sizeof h->method, "%s", v);
+		return true;
+	}
+	if (!strcmp(k, "out") || !strcmp(k, "checkpoint")) {
+		char *dst = k[0] == 'o' ? h->out : h->checkpoint;
+		if (strlen(v) >= sizeof h->out) {
+			sl_tui_msg(t, true, "%s: the path is too long", k);
+			return false;
+		}
+		snprintf(dst, sizeof h->out, "%s", is_auto ? "" : v);
+		return true;
+	}
+	if (!strcmp(k, "steps"))
+		return parse_int(t, "steps", v, 1, 10000000, &h->steps);
+	if (!strcmp(k, "batch"))
+		return parse_int(t, "batch", v, 1, 4096, &h->batch);
+	if (!strcmp(k, "rank"))
+		return parse_int(t, "rank", v, 1, 4096, &h->rank);
+	if (!strcmp(k, "seq_len"))
+		return is_auto ? (h->seq_len = 0, true) : parse_int(t, "seq_len", v, 2, 1 << 20, &h->seq_len);
+	if (!strcmp(k, "eval_every"))
+		return is_auto ? (h->eval_every = 0, true) : parse_int(t, "eval_every", v, 1, 1 << 30, &h->eval_every);
+	if (!strcmp(k, "probe"))
+		return parse_int(t, "probe (windows of the held-out KL)", v, 1, 1 << 20, &h->probe);
+	if (!strcmp(k, "lr")) {
+		if (is_auto || !parse_num(t, "lr", v, 1e-9, 1, false, &d))
+			return is_auto ? (h->lr = 0, true) : false;
+		h->lr = d;
+		return true;
+	}
+	if (!strcmp(k, "temperature"))
+		return parse_num(t, "temperature", v, 1e-3, 100, false, &h->temperature);
+	if (!strcmp(k, "seed")) {
+		if (!parse_num(t, "seed", v, 0, 9007199254740992.0, false, &d) || d != (double)(uint64_t)d) {
+			if (d != (double)(uint64_t)d)
+				sl_tui_msg(t, true, "seed wants a whole number, not '%s'", v);
+			return false;
+		}
+		h->seed = (uint64_t)d;
+		return true;
+	}
+	sl_tui_msg(t, true, "unknown healing setting '%s' (Tab lists them)", k);
+	return false;
+}
+
+static void cmd_heal(sl_tui *t, int argc, char **argv)
+{
+	int first = 1;
+	bool set_only = argc > 1 && !strcmp(argv[1], "set"), resume = argc > 1 && !strcmp(argv[1], "resume");
+	if (set_only || resume)
+		first = 2;
+	/* Every word is checked before any takes effect. */
+	sl_heal_settings h = t->app.heal.set;
+	for (int i = first; i < argc; i++)
+		if (!heal_setting(t, &h, argv[i]))
+			return;
+	t->app.heal.set = h;
+	sl_tui_show(t, "heal");
+	if (set_only)
+		return;
+	sl_task_heal(t, resume);
+}
+
 /* --- settings, notes, history, views ------------------------------------------ */
 
 static void cmd_set(sl_tui *t, int argc, char **argv)
@@ -930,6 +1012,8 @@ static const command commands[] = {
 	 C_NONE},
 	{"train", "train CONFIG.json [--resume]", "train a model as slimlab train does (the Train view)", cmd_train,
 	 C_TRAIN},
+	{"heal", "heal [qat|qad|kd|lora] [steps=N batch=N lr=X|auto ...] | heal set ... | heal resume",
+	 "heal the recipe's model by training (the Heal view); set: only choose the settings", cmd_heal, C_HEAL},
 	{"inspect", "inspect MODULE", "show a module in the layer inspector", cmd_inspect, C_MODULE},
 	{"stats", "stats", "gather activation statistics over the calibration text", cmd_stats, C_NONE},
 	{"set", "set ctx=N chunks=N tokens=N temp=T calibration=FILE ...", "settings of the session", cmd_set, C_SET},
@@ -1020,6 +1104,21 @@ static void add_paths(cands *c, const char *word)
 		add(c, word, full);
 	}
 	closedir(d);
+}
+
+/* KEY=PATH: the paths that complete PATH, each after KEY=. */
+static void add_key_paths(cands *c, const char *word)
+{
+	const char *eq = strchr(word, '=');
+	cands p = {0};
+	add_paths(&p, eq + 1);
+	for (int i = 0; i < p.n; i++) {
+		char b[PATH_MAX + 16];
+		snprintf(b, sizeof b, "%.*s%s", (int)(eq - word + 1), word, p.v[i]);
+		add(c, word, b);
+		free(p.v[i]);
+	}
+	free(p.v);
 }
 
 static int by_name(const void *a, const void *b)
@@ -1160,20 +1259,22 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 			add_paths(c, word);
 		break;
 	case C_SET:
-		if (!strncmp(word, "calibration=", 12) || !strncmp(word, "evaluation=", 11)) {
-			const char *eq = strchr(word, '=');
-			cands p = {0};
-			add_paths(&p, eq + 1);
-			for (int i = 0; i < p.n; i++) {
-				char b[PATH_MAX + 16];
-				snprintf(b, sizeof b, "%.*s%s", (int)(eq - word + 1), word, p.v[i]);
-				add(c, word, b);
-				free(p.v[i]);
-			}
-			free(p.v);
-		} else {
+		if (!strncmp(word, "calibration=", 12) || !strncmp(word, "evaluation=", 11))
+			add_key_paths(c, word);
+		else
 			add_list(c, word, "", set_keys, N(set_keys));
+		break;
+	case C_HEAL:
+		if (!strncmp(word, "out=", 4) || !strncmp(word, "checkpoint=", 11)) {
+			add_key_paths(c, word);
+			break;
 		}
+		if (nw == 2) {
+			add(c, word, "set");
+			add(c, word, "resume");
+		}
+		add_list(c, word, "", heal_methods, N(heal_methods));
+		add_list(c, word, "", heal_keys, N(heal_keys));
 		break;
 	case C_HISTORY:
 		if (nw == 2)

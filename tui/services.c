@@ -146,11 +146,24 @@ void sl_tui_recipe_refresh(sl_tui *t)
 	/* The recipe's model is large: drop it once it no longer matches,
 	 * unless a job may be using it. */
 	if (t->qmodel && !sl_jobs_busy(&t->jobs)) {
-		char *json = sl_recipe_to_json(r);
-		if (!json || strcmp(json, t->qmodel_recipe))
+		char *key = sl_tui_model_key(a->ses);
+		if (!key || strcmp(key, t->qmodel_recipe))
 			sl_tui_drop_recipe_model(t);
-		free(json);
+		free(key);
 	}
+}
+
+char *sl_tui_model_key(const sl_session *s)
+{
+	char *json = sl_recipe_to_json(s->recipe);
+	if (!json || !s->healed.model[0])
+		return json;
+	size_t n = strlen(json) + sizeof s->healed.sha256 + 16;
+	char *key = malloc(n);
+	if (key)
+		snprintf(key, n, "%s\nhealed %s", json, s->healed.sha256);
+	free(json);
+	return key;
 }
 
 void sl_tui_recipe_changed(sl_tui *t)

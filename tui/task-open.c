@@ -146,6 +146,7 @@ void sl_tui_release(sl_tui *t)
 	t->sweep = NULL;
 	sl_heat_free(&a->heat);
 	sl_speculation_clear(&a->spec); /* the run shown was of this model */
+	sl_healing_reset(&a->heal);
 	for (int i = 0; i < 2; i++)
 		free(a->gen[i].text);
 	a->ses = NULL;

@@ -17,12 +17,14 @@
 
 /* --- the recipe's model -------------------------------------------------
  * Evaluating and generating need the base model compressed as the recipe
- * says (simulated: quantized, then stored dequantized). It is built once
- * per recipe and kept until the recipe changes. */
+ * says (simulated: quantized, then stored dequantized), or, once healing
+ * made one, the healed model read back from its file. It is built once per
+ * recipe and kept until the recipe changes. */
 
 typedef struct {
 	sl_recipe *recipe;      /* the recipe when the job was asked for */
-	char *json;             /* and its JSON, which keys the cache */
+	sl_healed healed;       /* and its healed model (model "": none) */
+	char *json;             /* what the model is made from, which keys the cache */
 	bool empty;             /* it changes nothing: the base model stands in */
 	const sl_model *base;   /* taken at start */
 	const sl_model *use;    /* the cached model, or built */
@@ -42,7 +44,8 @@ static bool rm_init(sl_tui *t, recipe_model *rm)
 	memset(rm, 0, sizeof *rm);
 	rm->recipe = sl_recipe_copy(t->app.ses->recipe);
 	sl_task_calib_default(t, rm->recipe);
-	rm->json = rm->recipe ? sl_recipe_to_json(rm->recipe) : NULL;
+	rm->healed = t->app.ses->healed;
+	rm->json = sl_tui_model_key(t->app.ses);
 	rm->empty = t->app.recipe_empty;
 	return rm->recipe && rm->json;
 }
@@ -54,10 +57,31 @@ static void rm_start(sl_tui *t, recipe_model *rm)
 		rm->use = t->qmodel;
 }
 
+/* The healed model from its file, when it is still the one healing wrote. */
+static sl_status rm_load_healed(recipe_model *rm, const sl_progress *p, sl_error *err)
+{
+	char sha[65];
+	const char *path = rm->healed.model;
+	sl_status st = sl_model_file_sha256(path, p, sha, err);
+	if (st)
+		return sl_error_prefix(err, "the healed model (u undoes the healing): ");
+	if (strcmp(sha, rm->healed.sha256))
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "%s changed since healing wrote it (its SHA-256 differs): u undoes the healing, or heal again",
+		                 path);
+	sl_load_opts lo = {.check_finite = true, .progress = p};
+	if ((st = sl_model_load(path, &lo, &rm->built, err)))
+		return st;
+	rm->use = rm->built;
+	return SL_OK;
+}
+
 static sl_status rm_build(recipe_model *rm, bool simulate, const sl_progress *p, sl_error *err)
 {
 	if (rm->empty || rm->use)
 		return SL_OK;
+	if (rm->healed.model[0])
+		return rm_load_healed(rm, p, err);
 	sl_apply_opts o = {.simulate = simulate, .progress = p};
 	sl_status st = sl_recipe_apply(rm->base, rm->recipe, &o, &rm->built, &rm->rep, err);
 	if (st)
@@ -198,24 +222,6 @@ static void eval_free(void *ctx)
 
 static const sl_job_kind eval_kind = {"evaluate", eval_start, eval_run, NULL, eval_done, eval_free};
 
-/* The recipe in a few words for the history table: "FORMAT METHOD",
- * "all: FORMAT", "FORMAT +3 rules". */
-static void recipe_summary(const sl_recipe *r, char *buf, size_t n)
-{
-	char def[96], sel[64], one[96];
-	sl_rule_summary(&r->def, def, sizeof def);
-	bool plain = !r->def.has_format && !r->def.has_method && !r->def.has_sparsity;
-	if (r->n_rules == 1 && plain) {
-		sl_rule_selector(&r->rules[0], sel, sizeof sel);
-		sl_rule_summary(&r->rules[0], one, sizeof one);
-		snprintf(buf, n, "%.40s: %.80s", sel, one);
-	} else if (r->n_rules) {
-		snprintf(buf, n, "%s +%d rule%s", plain ? "as is" : def, r->n_rules, r->n_rules > 1 ? "s" : "");
-	} else {
-		snprintf(buf, n, "%s", plain ? "as is" : def);
-	}
-}
-
 void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predicted_kl)
 {
 	if (!sl_tui_can_use_model(t))
@@ -239,9 +245,10 @@ void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predi
 	e->chunks = chunks;
 	sl_run *r = &e->run;
 	const sl_recipe *rc = t->app.ses->recipe;
-	snprintf(r->model, sizeof r->model, "%s", e->rm.empty ? "base" : "recipe");
+	const sl_healed *h = &t->app.ses->healed;
+	snprintf(r->model, sizeof r->model, "%s", e->rm.empty ? "base" : h->model[0] ? "healed" : "recipe");
 	snprintf(r->recipe, sizeof r->recipe, "%s", rc->name);
-	recipe_summary(rc, r->recipe_summary, sizeof r->recipe_summary);
+	sl_recipe_summary(rc, h->model[0] ? h->label : NULL, r->recipe_summary, sizeof r->recipe_summary);
 	r->recipe_json = sl_recipe_to_json(rc); /* NULL (out of memory) only costs the run's comparison */
 	snprintf(r->text, sizeof r->text, "%s", e->text_name);
 	double base_bytes = (double)sl_model_bytes(t->app.model);
@@ -263,8 +270,8 @@ static bool apply_start(sl_tui *t, void *ctx)
 {
 	apply_ctx *a = ctx;
 	rm_start(t, &a->rm);
-	if (a->out[0])
-		a->rm.use = NULL; /* an export needs packed weights, not the simulated cache */
+	if (a->out[0] && !a->rm.healed.model[0])
+		a->rm.use = NULL; /* an export needs packed weights, not the simulated cache (a healed model is packed) */
 	return a->rm.base != NULL;
 }
 
@@ -289,7 +296,11 @@ static void apply_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 		return;
 	}
 	char b[32];
-	if (a->rm.have_rep) {
+	if (a->rm.healed.model[0] && a->out[0]) {
+		sl_tui_msg(t, false, "%s written: the model healed by %s", a->out, a->rm.healed.label);
+	} else if (a->rm.healed.model[0]) {
+		sl_tui_msg(t, false, "the model healed by %s is up to date", a->rm.healed.label);
+	} else if (a->rm.have_rep) {
 		sl_fmt_bytes(a->rm.rep.bytes_after, b, sizeof b);
 		sl_tui_msg(t, false, "%s: %s, %.3f bits per weight, %d module%s fell back to another format, %.1f s",
 		           a->out[0] ? a->out : "recipe applied", b, a->rm.rep.bpw, a->rm.rep.n_fallbacks,
@@ -373,7 +384,10 @@ static bool gen_start(sl_tui *t, void *ctx)
 	a->gen_common = 0;
 	snprintf(a->gen_prompt, sizeof a->gen_prompt, "%s", g->prompt);
 	snprintf(a->gen[0].label, sizeof a->gen[0].label, "base model");
-	if (!g->rm.empty)
+	if (g->rm.healed.model[0])
+		snprintf(a->gen[1].label, sizeof a->gen[1].label, "healed by %.40s (%.2f bpw)", g->rm.healed.label,
+		         a->est.bpw);
+	else if (!g->rm.empty)
 		snprintf(a->gen[1].label, sizeof a->gen[1].label, "recipe%s%.40s (%.2f bpw)",
 		         g->rm.recipe->name[0] ? " " : "", g->rm.recipe->name, a->est.bpw);
 	return g->rm.base != NULL;

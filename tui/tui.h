@@ -9,6 +9,7 @@
  *   task-train.c training runs
  *   task-open.c  opening a model or a session; installing what was opened
  *   task-speculate.c speculative runs
+ *   task-heal.c  healing the recipe's model by training
  *   task-sweep.c sensitivity sweeps, their export, the heatmap's rows,
  *                automatic recipes
  *   sweep-ranks.c a sweep measured by MPI ranks that mpirun starts
@@ -186,6 +187,15 @@ sl_status sl_ranks_check(const sl_ranks *how, char *mpirun, size_t n, sl_error *
  * keeping what arrived. */
 sl_status sl_sweep_run_ranks(sl_sweep *sw, const sl_ranks *how, sl_sweep_cell_fn on_cell, void *ctx,
                              const sl_progress *p, sl_error *err);
+/* --- task-heal.c --- */
+/* Heals the session's recipe as app.heal.set says, showing the run in the
+ * Heal view (resume: from the checkpoint of the same run); asks first
+ * about a checkpoint of the same run and an existing output file. The
+ * healed model becomes the session's model, undoably. */
+void sl_task_heal(sl_tui *t, bool resume);
+void sl_heal_settings_init(sl_heal_settings *s);
+/* Forgets the run (the settings stay). */
+void sl_healing_reset(sl_healing *h);
 
 /* --- task-sweep.c --- */
 /* Measures the sweep these settings describe: the current one goes on from
@@ -245,8 +255,8 @@ struct sl_tui {
 	bool opening;            /* a model or session is being opened */
 	sl_sweep *sweep;         /* the sensitivity sweep, unless a job holds it */
 	bool sweeping;           /* a sweep job holds it */
-	sl_model *qmodel;        /* the recipe's model (simulated), or NULL */
-	char *qmodel_recipe;     /* the recipe JSON it was built from */
+	sl_model *qmodel;        /* the recipe's model (simulated, or healed and packed), or NULL */
+	char *qmodel_recipe;     /* what it was made from (sl_tui_model_key) */
 	double qmodel_bpw;
 	TermKey *tk;
 	int wake[2];             /* self-pipe: signals and jobs wake the loop */
@@ -284,6 +294,9 @@ void sl_tui_recipe_changed(sl_tui *t);
 void sl_tui_session_changed(sl_tui *t);
 /* Forgets the recipe's model (the recipe changed, or the base model did). */
 void sl_tui_drop_recipe_model(sl_tui *t);
+/* What the recipe's model is made from, to key it by (malloc'ed; NULL when
+ * out of memory): the recipe, and the healed model when healing made one. */
+char *sl_tui_model_key(const sl_session *s);
 /* Saves the session to path (views record their cursors first); false
  * with the message shown when it cannot. */
 bool sl_tui_save(sl_tui *t, const char *path);

@@ -23,13 +23,13 @@
 /* Tab order; the file picker comes last and has no tab. */
 static const sl_view_class *const view_table[] = {
 	&sl_view_model, &sl_view_layer, &sl_view_recipe, &sl_view_eval, &sl_view_generate, &sl_view_heatmap,
-	&sl_view_train, &sl_view_speculate, &sl_view_help, &sl_view_open,
+	&sl_view_heal, &sl_view_speculate, &sl_view_train, &sl_view_help, &sl_view_open,
 };
 #define N_VIEWS ((int)(sizeof view_table / sizeof view_table[0]))
 #define N_TABS (N_VIEWS - 1)
 
 static const sl_keyhelp global_keys[] = {
-	{"1-9  Tab  Shift-Tab", "switch views (or click a tab)"},
+	{"1-9 0  Tab  Shift-Tab", "switch views (or click a tab)"},
 	{"?  F1", "the keys of this view"},
 	{":", "command line (Tab completes, Up recalls)"},
 	{"o", "open a model or a session"},
@@ -134,6 +134,8 @@ static void draw_header(sl_tui *t)
 		              a->recipe_empty ? " (changes nothing)" : "");
 		if (!a->recipe_empty)
 			x += sl_textf(0, x, lw - x, SL_R_BAR, " %.2f bpw", a->est.bpw);
+		if (a->ses->healed.model[0])
+			x += sl_textf(0, x, lw - x, SL_R_BAR, ", healed %s", a->ses->healed.label);
 	}
 	if (a->job.active) {
 		job_progress(a, COLS - 28, true);
@@ -151,27 +153,32 @@ static void draw_header(sl_tui *t)
 	sl_text(0, COLS - rw, rw, SL_R_BAR, label);
 }
 
-/* The tabs with a space between them; on narrow screens without it, and
- * then with their titles cut to the length that fits. */
-static void draw_tabs(sl_tui *t)
+/* The tabs, " 1 Model " with a space between them; on narrower screens
+ * without the space, then without the space after each title, then with
+ * the titles cut to the length that fits. */
+static int tabs_width(int cut, int pad)
 {
 	int full = 0;
-	for (int i = 0; i < N_TABS; i++)
-		full += sl_text_width(view_table[i]->title) + 4;
-	int gap = full + N_TABS <= COLS ? 1 : 0, cut = 64;
-	while (cut > 1 && full > COLS) {
-		cut--;
-		full = 0;
-		for (int i = 0; i < N_TABS; i++) {
-			int w = sl_text_width(view_table[i]->title);
-			full += (w < cut ? w : cut) + 4;
-		}
+	for (int i = 0; i < N_TABS; i++) {
+		int w = sl_text_width(view_table[i]->title);
+		full += (w < cut ? w : cut) + pad;
 	}
+	return full;
+}
+
+static void draw_tabs(sl_tui *t)
+{
+	int cut = 64, pad = 4;
+	int gap = tabs_width(cut, pad) + N_TABS <= COLS ? 1 : 0;
+	if (tabs_width(cut, pad) > COLS)
+		pad = 3;
+	while (cut > 1 && tabs_width(cut, pad) > COLS)
+		cut--;
 	int x = 0;
 	for (int i = 0; i < N_TABS && x < COLS; i++) {
 		t->tab_x[i] = x;
-		x += sl_textf(1, x, COLS - x, i == t->cur ? SL_R_TAB_ACTIVE : SL_R_DIM, " %d %.*s ", i + 1, cut,
-		              view_table[i]->title);
+		x += sl_textf(1, x, COLS - x, i == t->cur ? SL_R_TAB_ACTIVE : SL_R_DIM, " %d %.*s%s", (i + 1) % 10, cut,
+		              view_table[i]->title, pad == 4 ? " " : "");
 		x += sl_text(1, x, gap, SL_R_NORMAL, " ");
 	}
 	t->tab_x[N_TABS] = x;
@@ -383,8 +390,10 @@ static bool global_key(sl_tui *t, const sl_key *k)
 			sl_tui_switch(t, t->back);
 		return true;
 	}
-	if (k->code >= '1' && k->code < '1' + N_TABS) {
-		sl_tui_switch(t, k->code - '1');
+	/* 1-9 then 0, as the tabs are numbered. */
+	int tab = k->code >= '1' && k->code <= '9' ? k->code - '1' : k->code == '0' ? 9 : -1;
+	if (tab >= 0 && tab < N_TABS) {
+		sl_tui_switch(t, tab);
 		return true;
 	}
 	return false;
@@ -602,6 +611,7 @@ int sl_workbench_main(int argc, char **argv)
 		return 1;
 	}
 	sl_view_help_set(view_table, N_TABS, global_keys, sl_command_help());
+	sl_heal_settings_init(&t->app.heal.set);
 	sl_tui_recipe_refresh(t);
 
 	sl_error err = {0};

@@ -112,6 +112,44 @@ typedef struct {
 	double predicted;        /* the acceptance the session predicts for the draft (NaN: none) */
 	char predicted_from[64]; /* where that comes from, in words */
 } sl_speculation;
+/* What the next healing run takes (:heal, :heal set, the Heal view's
+ * menus); zero values mean the defaults noted. */
+typedef struct {
+	char method[8];          /* qat, qad, kd, lora */
+	int steps, batch;
+	double lr;               /* 0: the method's */
+	double temperature;      /* of the KL losses */
+	int rank;                /* LoRA */
+	int seq_len;             /* 0: min(128, context) */
+	int eval_every;          /* held-out KL every N updates (0: a tenth of the run) */
+	int probe;               /* windows of those (0: 4) */
+	uint64_t seed;
+	char out[4096];          /* the healed model ("": a new file in the data directory) */
+	char checkpoint[4096];   /* ("": the data directory, named by the run's settings) */
+} sl_heal_settings;
+
+/* Healing as the Heal view shows it: the settings, and the run going on
+ * or the last one (of this model). */
+typedef struct {
+	sl_heal_settings set;
+	char label[64];          /* the run's: "qad 300 steps"; "" when none ran */
+	char recipe[160];        /* the recipe it heals, in a few words */
+	char out[4096], checkpoint[4096]; /* where it writes */
+	bool running, finished;  /* finished: the healed model is the session's */
+	int64_t step, steps;
+	double *loss;            /* [steps]: training loss of each update (0: not known) */
+	int n_loss;              /* the last update known */
+	double *kl;              /* pairs (step, held-out KL against the base) */
+	int n_kl;
+	double lr, grad_norm, tokens_per_s, elapsed, eta;
+	sl_eval_result before, after; /* post-training and healed, on the evaluation text */
+	bool has_before, has_after;
+	double recovered;        /* the share of the post-training KL recovered */
+	char loss_name[16];
+	char notes[3][160];      /* the latest notes, oldest first */
+	int n_notes;
+	char outcome[256];       /* how it ended */
+} sl_healing;
 
 typedef struct sl_app {
 	sl_session *ses;        /* never NULL */
@@ -167,6 +205,7 @@ typedef struct sl_app {
 	char gen_prompt[1024];
 
 	sl_heat heat;
+	sl_healing heal;
 	sl_training train;
 	sl_speculation spec;
 

@@ -72,6 +72,23 @@ void sl_rule_summary(const sl_rule *r, char *buf, size_t n)
 		snprintf(buf, n, "(sets nothing)");
 }
 
+void sl_recipe_summary(const sl_recipe *r, const char *healed, char *buf, size_t n)
+{
+	char def[96], sel[64], one[96], what[192];
+	sl_rule_summary(&r->def, def, sizeof def);
+	bool plain = !r->def.has_format && !r->def.has_method && !r->def.has_sparsity;
+	if (r->n_rules == 1 && plain) {
+		sl_rule_selector(&r->rules[0], sel, sizeof sel);
+		sl_rule_summary(&r->rules[0], one, sizeof one);
+		snprintf(what, sizeof what, "%.40s: %.80s", sel, one);
+	} else if (r->n_rules) {
+		snprintf(what, sizeof what, "%s +%d rule%s", plain ? "as is" : def, r->n_rules, r->n_rules > 1 ? "s" : "");
+	} else {
+		snprintf(what, sizeof what, "%s", plain ? "as is" : def);
+	}
+	snprintf(buf, n, healed && healed[0] ? "%s + %s" : "%s", what, healed);
+}
+
 void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n)
 {
 	/* Low-rank factors without a format keep the weights' float type. */

@@ -466,6 +466,30 @@ void sl_wrap_end(sl_rect r, const char *text, size_t len, sl_role (*role)(const 
 	sl_wrap(r, text, len, role, ctx, rows > r.h ? rows - r.h : 0, true);
 }
 
+void sl_curve(sl_rect r, int label_w, const double *v, int n, int span, sl_role role)
+{
+	if (r.h < 1 || r.w < 1 || n <= 0)
+		return;
+	double lo = INFINITY, hi = -INFINITY;
+	for (int i = 0; i < n; i++)
+		if (v[i] > 0) {
+			lo = fmin(lo, v[i]);
+			hi = fmax(hi, v[i]);
+		}
+	span = span > n ? span : n;
+	double *up = hi >= lo ? calloc((size_t)span, sizeof *up) : NULL;
+	if (!up)
+		return;
+	double base = lo - 0.05 * (hi - lo + 1e-9);
+	for (int i = 0; i < n; i++)
+		up[i] = v[i] > 0 ? v[i] - base : 0;
+	sl_textf(r.y, r.x - label_w, label_w - 1, SL_R_DIM, "%.3g", hi);
+	if (r.h > 1)
+		sl_textf(r.y + r.h - 1, r.x - label_w, label_w - 1, SL_R_DIM, "%.3g", lo);
+	sl_columns(r, up, span, false, role);
+	free(up);
+}
+
 /* --- list --------------------------------------------------------------- */
 
 void sl_list_fit(sl_list *l, int n, int rows)

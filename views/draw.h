@@ -55,6 +55,12 @@ void sl_bar(int y, int x, int w, double frac, sl_role fill, sl_role empty);
 void sl_spark(int y, int x, int w, const double *v, int n, bool log, sl_role r);
 /* Columns in r, one per group of values (their mean), heights to the maximum. */
 void sl_columns(sl_rect r, const double *v, int n, bool log, sl_role role);
+/* A curve of n values (those at or below 0 missing) as columns in r that
+ * rise from just under its lowest value, so that its fall is what one
+ * sees, its highest and lowest values labelled in the label_w columns left
+ * of r. The x axis holds span values: more than n leaves the rest of a run
+ * still to come blank. */
+void sl_curve(sl_rect r, int label_w, const double *v, int n, int span, sl_role role);
 
 /* A continuous scale, as a heatmap draws it: t in [0, 1] becomes the
  * palette's colour behind the cell (true colour, the nearest of the

@@ -2,7 +2,6 @@
  * loss, learning rate, tokens per second and the time left, the curve of
  * the training loss with the validation losses under it, and what the run
  * noted (tokenizer, checkpoints). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,24 +56,9 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	int notes_h = s->n_notes + (s->outcome[0] ? 1 : 0);
 	sl_rect plot = {y + 4, x + 8, r.y + r.h - (y + 4) - notes_h - 3, w - 9};
 	if (plot.h >= 2 && s->n_loss) {
-		/* Drawn from the lowest loss up, so the fall is what one sees. */
-		double lo = INFINITY, hi = -INFINITY;
-		for (int i = 0; i < s->n_loss; i++)
-			if (s->loss[i] > 0) {
-				lo = fmin(lo, s->loss[i]);
-				hi = fmax(hi, s->loss[i]);
-			}
-		double *v = malloc((size_t)s->n_loss * sizeof *v);
-		if (v && hi >= lo) {
-			double base = lo - 0.05 * (hi - lo + 1e-9);
-			for (int i = 0; i < s->n_loss; i++)
-				v[i] = s->loss[i] > 0 ? s->loss[i] - base : 0;
-			sl_text(y + 3, x, w, SL_R_DIM, "training loss, step 1 to now");
-			sl_textf(plot.y, x, 7, SL_R_DIM, "%.3g", hi);
-			sl_textf(plot.y + plot.h - 1, x, 7, SL_R_DIM, "%.3g", lo);
-			sl_columns(plot, v, s->n_loss, false, SL_R_ACCENT);
-		}
-		free(v);
+		sl_text(y + 3, x, w, SL_R_DIM, "training loss, step 1 to now");
+		sl_curve(plot, 8, s->loss, s->n_loss, s->n_loss, SL_R_ACCENT);
+		double *v;
 		if (s->n_val && (v = malloc((size_t)s->n_val * sizeof *v))) {
 			for (int i = 0; i < s->n_val; i++)
 				v[i] = s->val[2 * i + 1];

@@ -38,7 +38,7 @@ typedef struct sl_view_class {
 } sl_view_class;
 
 extern const sl_view_class sl_view_model, sl_view_layer, sl_view_recipe, sl_view_eval, sl_view_generate,
-	sl_view_heatmap, sl_view_train, sl_view_speculate, sl_view_help, sl_view_open;
+	sl_view_heatmap, sl_view_heal, sl_view_speculate, sl_view_train, sl_view_help, sl_view_open;
 
 /* The help view lists the global keys, every view's keys and the
  * commands: the shell tells it which exist. */
@@ -60,6 +60,10 @@ void sl_list_remember(const sl_list *l, sl_app *app, const char *view);
 void sl_rule_selector(const sl_rule *r, char *buf, size_t n);
 /* The format/method/sparsity a rule sets, in one short phrase. */
 void sl_rule_summary(const sl_rule *r, char *buf, size_t n);
+/* The recipe in a few words, as the history table shows it: "FORMAT
+ * METHOD", "all: FORMAT", "FORMAT +3 rules"; with healed (a label, or
+ * NULL), "... + qad 300 steps". */
+void sl_recipe_summary(const sl_recipe *r, const char *healed, char *buf, size_t n);
 /* "FORMAT METHOD", "f32 as is", "FORMAT · 50% 2:4" for a resolved plan. */
 void sl_plan_summary(const sl_module_plan *p, const sl_tensor *w, char *buf, size_t n);
 
