@@ -15,22 +15,18 @@
 #include "core/formats.h"
 #include "core/forward.h"
 #include "core/model.h"
+#include "core/speed.h"
 
 static const char *default_formats =
 	"f32,f16,bf16,q8_0,q6_k,q5_k,q5_0,q4_k,q4_0,q3_k,q2_k,int8,int8-g32,int4-g32,int4-g128,int4-g128-asym,"
 	"int3-g128,int2-g64,fp8-e4m3,fp8-e4m3-ch,fp8-e5m2,nvfp4,mxfp4,nf4,nf4-dq";
 
-/* Resident set size in bytes, from /proc/self/statm. */
+/* Resident set size in bytes. */
 static double resident_bytes(void)
 {
-	FILE *f = fopen("/proc/self/statm", "r");
-	long pages = 0, res = 0;
-	if (f) {
-		if (fscanf(f, "%ld %ld", &pages, &res) != 2)
-			res = 0;
-		fclose(f);
-	}
-	return (double)res * (double)sysconf(_SC_PAGESIZE);
+	size_t rss, hwm;
+	sl_resident_memory(&rss, &hwm);
+	return (double)rss;
 }
 
 /* The base model with every module stored in format f; *quant_s gets the

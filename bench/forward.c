@@ -15,22 +15,7 @@
 #include "core/forward.h"
 #include "core/methods/method.h"
 #include "core/model.h"
-
-/* Weight bytes one decoded token reads: every matrix, one embedding row. */
-static double weight_bytes_per_token(const sl_model *m)
-{
-	double b = 0;
-	for (int i = 0; i < m->n_tensors; i++) {
-		const sl_tensor *t = m->tensors[i];
-		if (t == m->tok_embd || t == m->pos_embd)
-			b += (double)sl_tensor_bytes(t) / (double)t->ne[1];
-		else
-			b += (double)t->nbytes;
-	}
-	if (m->output == m->tok_embd) /* tied: the head reads the whole table */
-		b += (double)m->tok_embd->nbytes;
-	return b;
-}
+#include "core/speed.h"
 
 /* Multiply-adds of the linear modules per token (2 flops each). */
 static double matmul_flops_per_token(const sl_model *m)
@@ -112,7 +97,7 @@ static void run(const char *label, sl_model *m, double mem_bw, double *pp_tps, d
 
 	double fl = matmul_flops_per_token(m);
 	double gemm = sgemm_seconds(m, T_prompt);
-	double wbytes = weight_bytes_per_token(m);
+	double wbytes = sl_model_token_bytes(m);
 	double kv = 0;
 	for (int il = 0; il < m->cfg.n_layers; il++)
 		kv += 2.0 * s->kv_dim[il] * sizeof(float) * (T_prompt + T_dec / 2.0);
@@ -229,7 +214,7 @@ static sl_model *random_model(int dim, int layers, int heads, int hidden, int vo
 int main(int argc, char **argv)
 {
 	const char *path = bench_model_path(argc, argv);
-	double bw = bench_memory_bandwidth();
+	double bw = sl_memory_bandwidth();
 	printf("threads %d, memory read bandwidth %.2f GB/s\n", sl_kernels_threads(), bw);
 	sl_model *m = NULL;
 	sl_error err;

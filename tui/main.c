@@ -32,6 +32,7 @@ static const char main_usage[] =
 	"  recipe formats                  the formats a recipe can name\n"
 	"  train CONFIG.json               train a model (or distill one) from a configuration\n"
 	"  heal MODEL --recipe R --heal qad --out OUT.gguf  compress, then heal by training\n"
+	"  bench MODEL [-p N] [-n N]       prompt and decoding tokens/s, as llama-bench prints them\n"
 	"\n"
 	"Each command takes --help. See slimlab(1).\n";
 
@@ -52,6 +53,7 @@ static const command commands[] = {
 	{"autorecipe", sl_cmd_autorecipe},
 	{"speculate", sl_cmd_speculate},
 	{"heal", sl_cmd_heal},
+	{"bench", sl_cmd_bench},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

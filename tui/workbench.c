@@ -391,9 +391,9 @@ static bool global_key(sl_tui *t, const sl_key *k)
 		return true;
 	}
 	/* 1-9 then 0, as the tabs are numbered. */
-	int tab = k->code >= '1' && k->code <= '9' ? k->code - '1' : k->code == '0' ? 9 : -1;
-	if (tab >= 0 && tab < N_TABS) {
-		sl_tui_switch(t, tab);
+	int num = k->code >= '1' && k->code <= '9' ? k->code - '1' : k->code == '0' ? 9 : -1;
+	if (num >= 0 && num < N_TABS) {
+		sl_tui_switch(t, num);
 		return true;
 	}
 	return false;

@@ -1,0 +1,168 @@
+/* Speed tests as llama-bench runs them, the weight bytes a token reads,
+ * the machine's memory bandwidth and the process's resident memory. */
+#include "speed.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "sample.h"
+#include "tokenizer.h"
+
+void sl_speed_test_free(sl_speed_test *t)
+{
+	free(t->samples_s);
+	memset(t, 0, sizeof *t);
+}
+
+/* Mean and sample standard deviation of the tokens/s of each repetition,
+ * as llama-bench averages them. */
+static void rates(sl_speed_test *t)
+{
+	int n = t->n_prompt + t->n_gen;
+	double sum = 0, sq = 0;
+	for (int r = 0; r < t->reps; r++)
+		sum += n / t->samples_s[r];
+	t->avg_ts = sum / t->reps;
+	for (int r = 0; r < t->reps; r++) {
+		double d = n / t->samples_s[r] - t->avg_ts;
+		sq += d * d;
+	}
+	t->stddev_ts = t->reps > 1 ? sqrt(sq / (t->reps - 1)) : 0;
+}
+
+sl_status sl_speed_run(const sl_model *m, int n_prompt, int n_gen, int reps, uint64_t seed, const sl_progress *p,
+                       sl_speed_test *out, sl_error *err)
+{
+	memset(out, 0, sizeof *out);
+	if (n_prompt < 0 || n_gen < 0 || (n_prompt > 0) == (n_gen > 0) || reps < 1)
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "a speed test is prompt processing or decoding of at least one token, repeated at least once");
+	const int n = n_prompt + n_gen, V = m->cfg.vocab_size;
+	const int bos = m->tok && sl_tok_add_bos(m->tok) ? sl_tok_bos(m->tok) : -1;
+	out->n_prompt = n_prompt;
+	out->n_gen = n_gen;
+	out->reps = reps;
+	out->samples_s = sl_calloc((size_t)reps, sizeof *out->samples_s);
+	int32_t *toks = sl_malloc_array((size_t)n, sizeof *toks);
+	float *logits = sl_malloc_array((size_t)V, sizeof *logits);
+	sl_state *s = NULL;
+	sl_status st = SL_OK;
+	if (!out->samples_s || !toks || !logits)
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for a test of %d tokens", n);
+	else
+		st = sl_state_new(m, n, &s, err);
+	for (int il = 0; s && il < m->cfg.n_layers; il++)
+		out->kv_bytes += 2 * (size_t)s->n_ctx * (size_t)s->kv_dim[il] * sizeof(float);
+	uint64_t rng = seed ? seed : 1;
+	/* Repetition -1 is the warm-up: the whole prompt, or one token. */
+	for (int r = -1; r < reps && !st; r++) {
+		sl_state_reset(s);
+		for (int i = 0; i < n; i++) {
+			int32_t t = (int32_t)(sl_rand01(&rng) * (float)V);
+			toks[i] = i == 0 && bos >= 0 ? bos : t < V ? t : V - 1;
+		}
+		double t0 = sl_now();
+		if (n_prompt)
+			st = sl_forward(s, toks, n, logits, n - 1, err);
+		for (int i = 0; n_gen && i < (r < 0 ? 1 : n) && !st; i++) {
+			if (sl_cancelled(p))
+				st = sl_errorf(err, SL_ERR_CANCELLED, "cancelled after %d of %d tokens", i, n);
+			else
+				st = sl_forward(s, &toks[i], 1, logits, 0, err);
+		}
+		if (r >= 0 && !st)
+			out->samples_s[r] = sl_now() - t0;
+		char what[48];
+		snprintf(what, sizeof what, "%s%d %s", n_prompt ? "pp" : "tg", n, r < 0 ? "warm-up" : "run");
+		sl_report(p, (double)(r + 2) / (reps + 1), what);
+		if (!st && r + 1 < reps && sl_cancelled(p))
+			st = sl_errorf(err, SL_ERR_CANCELLED, "cancelled after %d of %d repetitions", r + 1, reps);
+	}
+	if (!st)
+		rates(out);
+	sl_state_free(s);
+	free(toks);
+	free(logits);
+	return st;
+}
+
+double sl_model_token_bytes(const sl_model *m)
+{
+	double b = 0;
+	for (int i = 0; i < m->n_tensors; i++) {
+		const sl_tensor *t = m->tensors[i];
+		if (t == m->tok_embd || t == m->pos_embd)
+			b += (double)t->nbytes / (double)t->ne[1];
+		else
+			b += (double)t->nbytes;
+	}
+	if (m->output == m->tok_embd) /* tied: the head reads the whole table */
+		b += (double)m->tok_embd->nbytes;
+	return b;
+}
+
+typedef struct {
+	const float *buf;
+	size_t n_per_task;
+	double *sums;
+} bw_args;
+
+static void bw_task(int i, void *p)
+{
+	bw_args *a = p;
+	const float *x = a->buf + (size_t)i * a->n_per_task;
+	float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	for (size_t j = 0; j + 4 <= a->n_per_task; j += 4) {
+		s0 += x[j];
+		s1 += x[j + 1];
+		s2 += x[j + 2];
+		s3 += x[j + 3];
+	}
+	a->sums[i] = s0 + s1 + s2 + s3;
+}
+
+double sl_memory_bandwidth(void)
+{
+	const size_t bytes = (size_t)512 << 20;
+	int tasks = sl_kernels_threads();
+	size_t n = bytes / sizeof(float);
+	float *buf = malloc(bytes);
+	double *sums = calloc((size_t)tasks, sizeof(double));
+	if (!buf || !sums) {
+		free(buf);
+		free(sums);
+		return 0;
+	}
+	memset(buf, 1, bytes);
+	bw_args a = {buf, n / (size_t)tasks, sums};
+	double best = 1e30;
+	for (int r = 0; r < 5; r++) {
+		double t0 = sl_now();
+		sl_parallel_for(tasks, bw_task, &a);
+		double t = sl_now() - t0;
+		if (t < best)
+			best = t;
+	}
+	free(buf);
+	free(sums);
+	return (double)bytes / best / 1e9;
+}
+
+void sl_resident_memory(size_t *rss, size_t *hwm)
+{
+	*rss = *hwm = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long long kb;
+		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+			*rss = (size_t)kb * 1024;
+		else if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+			*hwm = (size_t)kb * 1024;
+	}
+	if (f)
+		fclose(f);
+}

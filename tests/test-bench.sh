@@ -1,0 +1,75 @@
+#!/bin/sh
+# slimlab bench on the workshop model that ships: llama-bench's table (its
+# columns, a ppN and a tgN row with mean ± deviation, slimlab's weight
+# bandwidth column) and the lines under it (caches, bandwidth, resident
+# memory); --json as a list of llama-bench's records with slimlab's
+# figures added; bad options refused with exit 2. The speeds themselves
+# are never checked: they are the machine's.
+srcdir=${SL_SRCDIR:-.}
+builddir=${SL_BUILDDIR:-.}
+slimlab=$builddir/slimlab
+model=$srcdir/models/workshop.gguf
+
+[ -r "$model" ] || { echo "SKIP: $model is absent"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+# run ARGS...: $rc, $out and $err hold what happened.
+run() {
+	"$slimlab" bench "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	out=$(cat "$tmp/out")
+	err=$(cat "$tmp/err")
+}
+
+run "$model" -p 16 -n 4 -r 2 -t 2
+[ $rc -eq 0 ] || fail "bench exited $rc: $err"
+echo "$out" | sed -n 1p | grep -q '^| model  *|  *size |  *params | backend  *|  *threads |  *test |  *t/s | weight GB/s |$' ||
+	fail "the header is not llama-bench's: $out"
+echo "$out" | sed -n 2p | grep -q '^| -* | -*: | -*: | -* | -*: | -*: | -*: | -*: |$' || fail "no alignment row: $out"
+row='| llama 5\.77M F16  *|  *11\.01 MiB |  *5\.77 M | CPU  *|  *2 |'
+echo "$out" | grep -q "^$row  *pp16 |  *[0-9.]* ± [0-9.]* |  *|$" || fail "no pp16 row: $out"
+echo "$out" | grep -q "^$row  *tg4 |  *[0-9.]* ± [0-9.]* |  *[0-9.]* |$" || fail "no tg4 row: $out"
+echo "$out" | grep -q '^pp16 key/value cache .*, tg4 key/value cache ' || fail "no cache sizes: $out"
+echo "$out" | grep -q '^decoding reads 11\.55 MB of weights per token; memory read bandwidth [0-9.]* GB/s$' ||
+	fail "no bandwidth line: $out"
+echo "$out" | grep -q '^resident [0-9.]* [kMG]*B, peak [0-9.]* [kMG]*B$' || fail "no resident memory: $out"
+
+run "$model" -p 8 -n 0 -r 1
+[ $rc -eq 0 ] && echo "$out" | grep -q ' pp8 ' && ! echo "$out" | grep -q ' tg' &&
+	! echo "$out" | grep -q 'bandwidth' || fail "-n 0 still decoded: $rc: $out $err"
+
+run "$model" -p 8 -n 2 -r 3 --json
+[ $rc -eq 0 ] || fail "--json exited $rc: $err"
+[ "$(echo "$out" | head -c 1)" = "[" ] && [ "$(echo "$out" | tail -c 2)" = "]" ] || fail "not a JSON list: $out"
+[ "$(echo "$out" | grep -c '"model_filename":')" = 2 ] || fail "not two records: $out"
+for f in model_type model_size model_n_params n_threads avg_ns stddev_ns avg_ts stddev_ts rss_bytes hwm_bytes \
+	kv_cache_bytes; do
+	[ "$(echo "$out" | grep -c "\"$f\":")" = 2 ] || fail "a record lacks $f: $out"
+done
+echo "$out" | grep -q '"n_prompt":	8,' && echo "$out" | grep -q '"n_gen":	2,' || fail "the tests' sizes: $out"
+# What llama-bench reports for this file.
+echo "$out" | grep -q '"model_size":	11547648,' && echo "$out" | grep -q '"model_n_params":	5770496,' ||
+	fail "model_size and model_n_params are not llama-bench's: $out"
+[ "$(echo "$out" | grep -c '"weight_gbps":')" = 1 ] && [ "$(echo "$out" | grep -c '"memory_bandwidth_gbps":')" = 1 ] ||
+	fail "only the decoding record has bandwidths: $out"
+echo "$out" | grep -q '"samples_ts":	\[[0-9.e+]*, [0-9.e+]*, [0-9.e+]*\]' || fail "three samples per test: $out"
+
+for bad in "-p x" "-p -1" "-n 2000000" "-r 0" "-t 0" "-p 0 -n 0" "--tensors"; do
+	# shellcheck disable=SC2086
+	run "$model" $bad
+	[ $rc -eq 2 ] && [ -z "$out" ] && echo "$err" | grep -q "Try 'slimlab bench --help'" ||
+		fail "'bench $bad' was not refused: $rc: $out $err"
+done
+run
+[ $rc -eq 2 ] && echo "$err" | grep -q "expects one MODEL" || fail "no model: $rc: $err"
+run "$tmp/missing.gguf"
+[ $rc -eq 1 ] && echo "$err" | grep -q "missing.gguf" || fail "a missing model: $rc: $err"
+run --help
+[ $rc -eq 0 ] && echo "$out" | grep -q "Usage: slimlab bench MODEL" || fail "--help: $rc"
+echo "PASS"
