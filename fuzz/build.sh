@@ -15,8 +15,8 @@ cd "$work"
 	CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 make -s -j"$(nproc)" libslcore.a libslui.a >/dev/null
 mkdir -p "$top/fuzz/bin"
-flags="-O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. $(pkg-config --cflags libcjson openblas libpcre2-8)"
-libs="libslui.a libslcore.a $(pkg-config --libs libcjson openblas libpcre2-8) -lm -lpthread"
+flags="-O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. $(pkg-config --cflags libcjson openblas lapacke libpcre2-8)"
+libs="libslui.a libslcore.a $(pkg-config --libs libcjson lapacke openblas libpcre2-8) -lm -lpthread"
 for h in "$top"/fuzz/fuzz-*.c; do
 	name=$(basename "$h" .c)
 	clang $flags -I"$top/fuzz" -o "$top/fuzz/bin/$name" "$h" $libs
