@@ -12,6 +12,7 @@
 
 #include "checkpoint.h"
 #include "compress.h"
+#include "export.h"
 #include "fileio.h"
 #include "methods/method.h"
 #include "tokenizer.h"
@@ -92,8 +93,9 @@ static sl_status check_opts(const sl_heal_opts *o, sl_error *err)
 {
 	if (!sl_heal_method_name(o->method))
 		return sl_errorf(err, SL_ERR_ARG, "unknown healing method %d", (int)o->method);
-	if (o->steps < 1 || o->steps > 10000000)
-		return sl_errorf(err, SL_ERR_ARG, "steps must be between 1 and 10000000, not %d", o->steps);
+	int least = o->method == SL_HEAL_LORA ? 0 : 1;
+	if (o->steps < least || o->steps > 10000000)
+		return sl_errorf(err, SL_ERR_ARG, "steps must be between %d and 10000000, not %d", least, o->steps);
 	if (o->batch < 1 || o->batch > 4096)
 		return sl_errorf(err, SL_ERR_ARG, "batch must be between 1 and 4096, not %d", o->batch);
 	if (o->seq_len < 0)
@@ -110,6 +112,9 @@ static sl_status check_opts(const sl_heal_opts *o, sl_error *err)
 		return sl_errorf(err, SL_ERR_ARG, "LoRA rank must be between 1 and 4096, not %d", o->rank);
 	if (!(o->alpha >= 0 && o->alpha <= 1e6))
 		return sl_errorf(err, SL_ERR_ARG, "LoRA alpha must be non-negative, not %g", o->alpha);
+	if (o->adapter_out && o->method != SL_HEAL_LORA)
+		return sl_errorf(err, SL_ERR_ARG, "only LoRA has adapters to keep apart (healing by %s changes the weights)",
+		                 method_names[o->method]);
 	if (o->eval_every < 0 || o->checkpoint_every < 0 || o->eval_chunks < 0 || o->probe_chunks < 0 ||
 	    o->eval_ctx < 0)
 		return sl_errorf(err, SL_ERR_ARG, "evaluation and checkpoint intervals must not be negative");
@@ -385,7 +390,7 @@ static sl_status setup(heal_run *h, sl_error *err)
 		h->s.data_tokens = (uint32_t)h->n_train;
 		h->s.data_hash = (uint32_t)dh;
 	}
-	float *l = realloc(h->s.loss, (size_t)o->steps * sizeof *l);
+	float *l = realloc(h->s.loss, (size_t)(o->steps ? o->steps : 1) * sizeof *l);
 	if (!l)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	h->s.loss = l;
@@ -495,6 +500,35 @@ static sl_status pack(heal_run *h, sl_error *err)
 	return st;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* The adapters into their file, the compressed weights left as they were
+ * frozen; what the two compute together (each adapted matrix its
+ * decoded weights plus its adapter's product, in F32) into the probe
+ * model, for the after figures. */
+static sl_status keep_apart(heal_run *h, sl_error *err)
+{
+	int n;
+	const sl_param *p = sl_trainer_params(h->tr, &n);
+	const sl_tensor **t = sl_calloc((size_t)n, sizeof *t);
+	if (!t)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (ends_with(p[i].t->name, ".lora_a") || ends_with(p[i].t->name, ".lora_b"))
+			t[k++] = p[i].t;
+	float alpha = h->o->alpha > 0 ? h->o->alpha : (float)h->o->rank;
+	sl_status st = sl_export_lora(h->ptq, t, k, alpha, h->o->adapter_out, err);
+	free(t);
+	if (!st)
+		st = sl_trainer_effective(h->tr, h->probe, err);
+	return st;
+}
+
 sl_status sl_heal(const sl_model *base, const sl_recipe *r, const sl_heal_opts *o, sl_model **out,
                   sl_heal_result *res, sl_error *err)
 {
@@ -511,11 +545,11 @@ sl_status sl_heal(const sl_model *base, const sl_recipe *r, const sl_heal_opts *
 	         h.loss.kind == SL_LOSS_CE ? "ce" : h.loss.kind == SL_LOSS_KL_FORWARD ? "kl" : "reverse-kl");
 	float lr = o->lr > 0 ? o->lr : o->method == SL_HEAL_LORA ? 1e-3f : 2e-4f;
 	h.ao = (sl_adamw_opts){.lr = lr, .min_lr = lr / 10, .warmup = o->steps >= 20 ? o->steps / 20 : 1,
-	                       .total = o->steps, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
+	                       .total = o->steps ? o->steps : 1, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
 	if (!(st = sl_adamw_check(&h.ao, err)) && !(st = setup(&h, err)) && !(st = train(&h, err)) &&
-	    !(st = pack(&h, err))) {
+	    !(st = o->adapter_out ? keep_apart(&h, err) : pack(&h, err))) {
 		sl_eval_opts eo = {.n_ctx = h.eval_ctx, .n_chunks = o->eval_chunks, .progress = o->progress};
-		if ((st = sl_eval_tokens(h.ptq, base, h.val, h.n_val, &eo, &res->after, err)))
+		if ((st = sl_eval_tokens(o->adapter_out ? h.probe : h.ptq, base, h.val, h.n_val, &eo, &res->after, err)))
 			sl_error_prefix(err, "evaluating the healed model: ");
 	}
 	if (!st) {
