@@ -11,7 +11,8 @@
  *         adapters train, then merge into the weights, which round again;
  *         or stay apart, written as an adapter file llama.cpp loads
  *         beside the compressed model, which keeps its post-training
- *         bytes.
+ *         bytes. With LoftQ (Li et al. 2023) the frozen weights and the
+ *         adapters' start are chosen together from the base's weights.
  * Training reads one text and every figure comes from another: KL
  * against the base, PPL and top-1 before healing and after, and the
  * share of the post-training KL recovered. */
@@ -44,6 +45,12 @@ typedef struct {
 	                             * sizes; uniform levels with one scale per block only) */
 	int rank;                   /* LoRA (default 8) */
 	float alpha;                /* LoRA scale alpha / rank (0: alpha = rank) */
+	int loftq;                  /* LoRA over quantization alone: LoftQ's alternations (0: none):
+	                             * each block matrix quantized (rounding to nearest in its
+	                             * format) is quantized anew as W - s B A, B A the best rank-r
+	                             * approximation of what that left, this many times from
+	                             * B A = 0; the adapters start there. The before figures
+	                             * stay those of plain post-training quantization */
 	const char *adapter_out;    /* LoRA: the adapters stay apart, written here as a LoRA adapter GGUF
 	                             * (llama.cpp's --lora), the compressed weights as they were
 	                             * frozen, and the after figures are of both together

@@ -42,6 +42,9 @@ static const char heal_usage_tail[] =
 	"  --lsq              learned step sizes: the formats' scales train too (formats with\n"
 	"                     uniform levels and one scale per block)\n"
 	"  --rank R           LoRA rank (default 8); --alpha A its scale A/R (default R)\n"
+	"  --loftq [N]        lora over quantization alone: LoftQ, N alternations (default 5) of\n"
+	"                     quantizing W - sBA and fitting BA to what that left, from BA = 0;\n"
+	"                     the adapters start there and OUT.gguf holds that quantization\n"
 	"  --adapter FILE     lora: write the adapters here as a LoRA adapter GGUF instead of\n"
 	"                     merging them; OUT.gguf keeps the compressed weights as they were\n"
 	"                     frozen, and the after figures are of the two together\n"
@@ -145,6 +148,7 @@ int sl_cmd_heal(int argc, char **argv)
 		{"lsq", no_argument, 0, 'Q'},
 		{"alpha", required_argument, 0, 'a'},
 		{"adapter", required_argument, 0, 'A'},
+		{"loftq", optional_argument, 0, 'F'},
 		{"text", required_argument, 0, 'f'},
 		{"eval-text", required_argument, 0, 'E'},
 		{"chunks", required_argument, 0, 'k'},
@@ -186,6 +190,16 @@ int sl_cmd_heal(int argc, char **argv)
 		case 'r': if (!cli_parse_int("heal", "--rank", optarg, 1, 4096, &v)) return CLI_USAGE; ho.rank = (int)v; break;
 		case 'a': if (!cli_parse_float("heal", "--alpha", optarg, 0, 1e6, &d)) return CLI_USAGE; ho.alpha = (float)d; break;
 		case 'A': ho.adapter_out = optarg; break;
+		case 'F': {
+			/* "--loftq 3" as well as "--loftq=3" */
+			const char *n = optarg;
+			if (!n && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
+				n = argv[optind++];
+			if (n && !cli_parse_int("heal", "--loftq", n, 1, 100, &v))
+				return CLI_USAGE;
+			ho.loftq = n ? (int)v : 5;
+			break;
+		}
 		case 'f': ho.train_text = optarg; break;
 		case 'E': ho.eval_text = optarg; break;
 		case 'k': if (!cli_parse_int("heal", "--chunks", optarg, 1, 1 << 30, &v)) return CLI_USAGE; ho.eval_chunks = (int)v; break;
@@ -228,6 +242,8 @@ int sl_cmd_heal(int argc, char **argv)
 	ho.checkpoint = ckpt;
 	if (ho.adapter_out && ho.method != SL_HEAL_LORA)
 		return cli_usage_error("heal", "--adapter keeps LoRA's adapters apart: it needs --heal lora");
+	if (ho.loftq && ho.method != SL_HEAL_LORA)
+		return cli_usage_error("heal", "--loftq starts LoRA's adapters: it needs --heal lora");
 	if (ho.adapter_out && !strcmp(ho.adapter_out, out_path))
 		return cli_usage_error("heal", "--adapter and --out must name two files");
 	if (!may_write(out_path, force) || (ho.adapter_out && !may_write(ho.adapter_out, force)))
@@ -286,6 +302,8 @@ int sl_cmd_heal(int argc, char **argv)
 		cJSON_AddStringToObject(o, "out", out_path);
 		if (ho.adapter_out)
 			cJSON_AddStringToObject(o, "adapter", ho.adapter_out);
+		if (ho.loftq)
+			cJSON_AddNumberToObject(o, "loftq", ho.loftq);
 		cli_print_json(o);
 	} else {
 		printf("\n%-8s %10s %10s %8s\n", "", "KL", "PPL", "top-1");
