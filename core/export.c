@@ -3,6 +3,7 @@
  * in the ggml type that holds it exactly and records the recipe. */
 #include "export.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,9 +75,10 @@ static sl_status put_per_block(sl_gguf_writer *w, const char *arch, const char *
 	return SL_OK;
 }
 
-sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export **out, sl_error *err)
+/* The architecture llama.cpp runs m as, and whether q and k rows are
+ * permuted on the way out. */
+static sl_status export_arch(const sl_model *m, const char **arch, bool *permute_qk, sl_error *err)
 {
-	*out = NULL;
 	const sl_config *c = &m->cfg;
 	/* llama.cpp's llama (Mistral included) rotates interleaved pairs and its
 	 * qwen2 NeoX halves. Llama weights laid out for NeoX (as Hugging Face
@@ -91,24 +93,46 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 	/* Blocks of different widths (structured pruning) run in llama.cpp as
 	 * its "deci" architecture, a Llama whose head counts and MLP widths are
 	 * per block; its llama reads one value for all. */
-	bool varying = false, head_size = false;
+	bool varying = false;
 	for (int il = 0; il < c->n_layers; il++) {
 		const sl_layer *L = &m->layers[il], *L0 = &m->layers[0];
 		varying |= L->n_heads != L0->n_heads || L->n_kv_heads != L0->n_kv_heads || L->hidden_dim != L0->hidden_dim;
-		head_size |= L->n_heads * c->head_dim != c->dim;
 	}
 	if (varying && qwen2)
 		return sl_errorf(err, SL_ERR_UNSUPPORTED,
 		                 "%s: llama.cpp's qwen2 cannot hold blocks of different widths (structured pruning)",
 		                 m->path);
-	const char *arch = c->arch == SL_ARCH_GPT2 ? "gpt2" : qwen2 ? "qwen2" : varying ? "deci" : "llama";
+	*arch = c->arch == SL_ARCH_GPT2 ? "gpt2" : qwen2 ? "qwen2" : varying ? "deci" : "llama";
+	*permute_qk = llama && c->rope_style == SL_ROPE_NEOX;
+	return SL_OK;
+}
+
+static sl_gguf_export *export_alloc(const sl_model *m, bool permute_qk)
+{
 	sl_gguf_export *e = calloc(1, sizeof *e);
 	if (!e || !(e->w = sl_gguf_writer_new())) {
 		free(e);
-		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+		return NULL;
 	}
 	e->m = m;
-	e->permute_qk = llama && c->rope_style == SL_ROPE_NEOX;
+	e->permute_qk = permute_qk;
+	return e;
+}
+
+sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export **out, sl_error *err)
+{
+	*out = NULL;
+	const sl_config *c = &m->cfg;
+	const char *arch;
+	bool permute_qk, head_size = false;
+	sl_status st = export_arch(m, &arch, &permute_qk, err);
+	if (st)
+		return st;
+	for (int il = 0; il < c->n_layers; il++)
+		head_size |= m->layers[il].n_heads * c->head_dim != c->dim;
+	sl_gguf_export *e = export_alloc(m, permute_qk);
+	if (!e)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	sl_gguf_writer *w = e->w;
 	char k[128];
 #define KEY(s) (snprintf(k, sizeof k, "%s." s, arch), k)
@@ -117,7 +141,7 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 	sl_gguf_set_u32(w, KEY("context_length"), (uint32_t)c->max_seq_len);
 	sl_gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->dim);
 	sl_gguf_set_u32(w, KEY("block_count"), (uint32_t)c->n_layers);
-	sl_status st = put_per_block(w, arch, "feed_forward_length", m, 2, err);
+	st = put_per_block(w, arch, "feed_forward_length", m, 2, err);
 	if (!st)
 		st = put_per_block(w, arch, "attention.head_count", m, 0, err);
 	if (!st && c->arch != SL_ARCH_GPT2)
@@ -159,15 +183,20 @@ sl_status sl_gguf_export_new(const sl_model *m, const char *name, sl_gguf_export
 	return SL_OK;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
 /* Whether name is a block's q or k weight or bias (what RoPE rotates),
- * or the first factor of one (its rows are the weight's); the basis of a
- * factored one is not. */
+ * the first factor of one (its rows are the weight's) or the B of an
+ * adapter on one (whose rows are the weight's too); the basis of a
+ * factored one and an adapter's A (rows: the rank) are not. */
 static bool rotated(const char *name)
 {
-	size_t k = strlen(name);
-	if (k > 5 && !strcmp(name + k - 5, "." SL_LR_B))
-		return false;
-	return !strncmp(name, "blk.", 4) && (strstr(name, ".attn_q.") || strstr(name, ".attn_k."));
+	return !strncmp(name, "blk.", 4) && (strstr(name, ".attn_q.") || strstr(name, ".attn_k.")) &&
+	       !ends_with(name, "." SL_LR_B) && !ends_with(name, ".lora_a");
 }
 
 /* The NeoX-layout row (or bias element) that interleaved row r comes from:
@@ -411,5 +440,64 @@ sl_status sl_export_gguf(const sl_model *m, const sl_recipe *r, const char *path
 	sl_gguf_export_free(e);
 	if (st && st != SL_ERR_CANCELLED)
 		sl_error_prefix(err, "exporting to %s: ", path);
+	return st;
+}
+
+/* The matrix of m an adapter tensor named "<matrix>.lora_a" or ".lora_b"
+ * belongs to, or NULL. */
+static const sl_tensor *adapted(const sl_model *m, const char *name, bool *is_a)
+{
+	char base[SL_NAME_MAX];
+	*is_a = ends_with(name, ".lora_a");
+	if (!*is_a && !ends_with(name, ".lora_b"))
+		return NULL;
+	snprintf(base, sizeof base, "%.*s", (int)(strlen(name) - 7), name);
+	const sl_tensor *w = sl_model_tensor(m, base);
+	return w && w->n_dims == 2 ? w : NULL;
+}
+
+sl_status sl_export_lora(const sl_model *m, const sl_tensor *const *t, int n, float alpha, const char *path,
+                         sl_error *err)
+{
+	const char *arch;
+	bool permute_qk;
+	sl_status st = export_arch(m, &arch, &permute_qk, err);
+	if (!st && n < 1)
+		st = sl_errorf(err, SL_ERR_ARG, "no adapters to write");
+	if (!st && !(alpha > 0 && isfinite(alpha)))
+		st = sl_errorf(err, SL_ERR_ARG, "the adapters' alpha must be positive, not %g", alpha);
+	/* Each tensor pairs with the other half of its adapter, in the shapes
+	 * llama.cpp checks: A {cols, rank}, B {rank, rows}. */
+	for (int i = 0; !st && i < n; i++) {
+		bool is_a, other_a;
+		const sl_tensor *w = adapted(m, t[i]->name, &is_a), *pair = NULL;
+		for (int j = 0; w && j < n && !pair; j++)
+			if (j != i && adapted(m, t[j]->name, &other_a) == w && other_a != is_a)
+				pair = t[j];
+		if (!w || !pair)
+			st = sl_errorf(err, SL_ERR_ARG, "'%s' is not one half of an adapter on a matrix of %s", t[i]->name,
+			               m->path);
+		else if (t[i]->n_dims != 2 || pair->n_dims != 2 ||
+		         (is_a ? t[i]->ne[0] != w->ne[0] || t[i]->ne[1] != pair->ne[0]
+		               : t[i]->ne[1] != w->ne[1] || t[i]->ne[0] != pair->ne[1]))
+			st = sl_errorf(err, SL_ERR_ARG, "'%s' has the wrong shape for the %lld x %lld matrix '%s'", t[i]->name,
+			               (long long)w->ne[1], (long long)w->ne[0], w->name);
+	}
+	sl_gguf_export *e = st ? NULL : export_alloc(m, permute_qk);
+	if (!st && !e)
+		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	if (!st) {
+		sl_gguf_set_str(e->w, "general.architecture", arch);
+		sl_gguf_set_str(e->w, "general.type", "adapter");
+		sl_gguf_set_str(e->w, "adapter.type", "lora");
+		sl_gguf_set_f32(e->w, "adapter.lora.alpha", alpha);
+	}
+	for (int i = 0; !st && i < n; i++)
+		st = sl_gguf_export_tensor(e, t[i], SL_DT_F32, err);
+	if (!st)
+		st = sl_gguf_export_write(e, path, err);
+	sl_gguf_export_free(e);
+	if (st)
+		sl_error_prefix(err, "writing the adapters to %s: ", path);
 	return st;
 }

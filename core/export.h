@@ -41,4 +41,14 @@ sl_status sl_gguf_export_write(sl_gguf_export *e, const char *path, sl_error *er
 /* All of the above: m with its matrices as mat_type (F32, F16 or BF16). */
 sl_status sl_model_save_gguf(const sl_model *m, const char *name, int mat_type, const char *path, sl_error *err);
 
+/* LoRA adapters on m's matrices as a file llama.cpp loads beside m's
+ * export (--lora): general.architecture as m's, general.type "adapter",
+ * adapter.type "lora", adapter.lora.alpha (each adapter adds alpha / rank
+ * times B A to its matrix's product), and the n tensors of t, pairs named
+ * "<matrix>.lora_a" (A, rank x cols: ne {cols, rank}) and
+ * "<matrix>.lora_b" (B, rows x rank: ne {rank, rows}), as F32 (B's rows
+ * permuted where the matrix's are). Written atomically. */
+sl_status sl_export_lora(const sl_model *m, const sl_tensor *const *t, int n, float alpha, const char *path,
+                         sl_error *err);
+
 #endif

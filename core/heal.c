@@ -12,7 +12,9 @@
 
 #include "checkpoint.h"
 #include "compress.h"
+#include "export.h"
 #include "fileio.h"
+#include "loftq.h"
 #include "methods/method.h"
 #include "tokenizer.h"
 
@@ -56,6 +58,8 @@ typedef struct {
 	int *old_layer;             /* the packed model's block i is the base's old_layer[i] */
 	unsigned char **masks;      /* per student tensor: pruned weights, or NULL */
 	bool *changed;              /* per student tensor: it learns (itself or through an adapter) */
+	float **loftq_a, **loftq_b; /* per packed tensor: LoftQ's start for its adapter, or NULL */
+	int n_loftq;                /* their count */
 	sl_trainer *tr;
 	sl_adamw opt;
 	sl_adamw_opts ao;
@@ -92,8 +96,9 @@ static sl_status check_opts(const sl_heal_opts *o, sl_error *err)
 {
 	if (!sl_heal_method_name(o->method))
 		return sl_errorf(err, SL_ERR_ARG, "unknown healing method %d", (int)o->method);
-	if (o->steps < 1 || o->steps > 10000000)
-		return sl_errorf(err, SL_ERR_ARG, "steps must be between 1 and 10000000, not %d", o->steps);
+	int least = o->method == SL_HEAL_LORA ? 0 : 1;
+	if (o->steps < least || o->steps > 10000000)
+		return sl_errorf(err, SL_ERR_ARG, "steps must be between %d and 10000000, not %d", least, o->steps);
 	if (o->batch < 1 || o->batch > 4096)
 		return sl_errorf(err, SL_ERR_ARG, "batch must be between 1 and 4096, not %d", o->batch);
 	if (o->seq_len < 0)
@@ -110,6 +115,14 @@ static sl_status check_opts(const sl_heal_opts *o, sl_error *err)
 		return sl_errorf(err, SL_ERR_ARG, "LoRA rank must be between 1 and 4096, not %d", o->rank);
 	if (!(o->alpha >= 0 && o->alpha <= 1e6))
 		return sl_errorf(err, SL_ERR_ARG, "LoRA alpha must be non-negative, not %g", o->alpha);
+	if (o->loftq && o->method != SL_HEAL_LORA)
+		return sl_errorf(err, SL_ERR_ARG, "LoftQ starts LoRA's adapters: it needs LoRA, not %s",
+		                 method_names[o->method]);
+	if (o->loftq < 0 || o->loftq > 100)
+		return sl_errorf(err, SL_ERR_ARG, "LoftQ iterations must be between 0 and 100, not %d", o->loftq);
+	if (o->adapter_out && o->method != SL_HEAL_LORA)
+		return sl_errorf(err, SL_ERR_ARG, "only LoRA has adapters to keep apart (healing by %s changes the weights)",
+		                 method_names[o->method]);
 	if (o->eval_every < 0 || o->checkpoint_every < 0 || o->eval_chunks < 0 || o->probe_chunks < 0 ||
 	    o->eval_ctx < 0)
 		return sl_errorf(err, SL_ERR_ARG, "evaluation and checkpoint intervals must not be negative");
@@ -157,6 +170,12 @@ static sl_status load_texts(heal_run *h, sl_error *err)
 	return SL_OK;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
 static int block_of(const char *name)
 {
 	int l;
@@ -184,17 +203,23 @@ static sl_status map_layers(heal_run *h, sl_error *err)
 	return SL_OK;
 }
 
+/* The base's name of the packed model's tensor name. */
+static void base_name(const heal_run *h, const char *name, char bname[SL_NAME_MAX])
+{
+	int l = block_of(name);
+	const char *rest = strchr(name + 4, '.');
+	if (l >= 0 && rest)
+		snprintf(bname, SL_NAME_MAX, "blk.%d%s", h->old_layer[l], rest);
+	else
+		snprintf(bname, SL_NAME_MAX, "%s", name);
+}
+
 /* Whether the recipe prunes the packed model's tensor name element by
  * element (its zeros must stay zero). */
 static bool prunes(const heal_run *h, const char *name)
 {
 	char bname[SL_NAME_MAX];
-	int l = block_of(name);
-	const char *rest = strchr(name + 4, '.');
-	if (l >= 0 && rest)
-		snprintf(bname, sizeof bname, "blk.%d%s", h->old_layer[l], rest);
-	else
-		snprintf(bname, sizeof bname, "%s", name);
+	base_name(h, name, bname);
 	size_t n = strlen(bname);
 	if (n > 7 && !strcmp(bname + n - 7, ".weight"))
 		bname[n - 7] = 0;
@@ -234,6 +259,12 @@ static bool learnable(const sl_tensor *t)
 	return yes;
 }
 
+/* Whether LoRA puts an adapter on t: the blocks' matrices. */
+static bool adapted(const sl_tensor *t)
+{
+	return t->n_dims >= 2 && block_of(t->name) >= 0;
+}
+
 /* How each tensor heals: through the format it is packed in, its pruned
  * zeros held, frozen with an adapter for LoRA. */
 static void spec_of(void *ctx, const sl_tensor *t, sl_heal_spec *spec)
@@ -255,8 +286,7 @@ static void spec_of(void *ctx, const sl_tensor *t, sl_heal_spec *spec)
 	h->n_lsq += spec->learn_scales;
 	if (h->o->method == SL_HEAL_LORA) {
 		spec->frozen = true;
-		bool block = block_of(t->name) >= 0;
-		if (matrix && block) {
+		if (adapted(t)) {
 			spec->lora_rank = h->o->rank;
 			spec->lora_alpha = h->o->alpha;
 		}
@@ -305,11 +335,125 @@ static char *identity(const heal_run *h)
 	snprintf(buf, sizeof buf,
 	         "{\"heal\": \"%s\", \"steps\": %d, \"lr\": %.9g, \"batch\": %d, \"seq_len\": %d, \"temperature\": %.9g, "
 	         "\"ce_weight\": %.9g, \"loss\": %d, \"lsq\": %d, \"rank\": %d, \"alpha\": %.9g, \"seed\": %llu, "
-	         "\"base\": \"%016llx\", \"recipe\": \"%016llx\"}",
+	         "\"base\": \"%016llx\", \"recipe\": \"%016llx\"",
 	         method_names[o->method], o->steps, h->ao.lr, o->batch, h->T, o->temperature, o->ce_weight,
 	         (int)h->loss.kind, (int)o->lsq, o->rank, o->alpha, (unsigned long long)o->seed,
 	         (unsigned long long)sl_model_hash(h->base), (unsigned long long)rh);
+	size_t n = strlen(buf);
+	if (o->loftq)
+		snprintf(buf + n, sizeof buf - n, ", \"loftq\": %d}", o->loftq);
+	else
+		snprintf(buf + n, sizeof buf - n, "}");
 	return sl_strdup(buf);
+}
+
+static bool float_type(int t)
+{
+	return t == SL_DT_F32 || t == SL_DT_F16 || t == SL_DT_BF16;
+}
+
+/* Whether quantizing by m is rounding to nearest in the format alone
+ * (no scaled channels, no solve, no refinement). */
+static bool rounds_only(const sl_method *m)
+{
+	return m && !m->scales && !m->prepare && !m->refine;
+}
+
+/* LoftQ needs the base's weights of every matrix it starts, quantized by
+ * rounding alone: a recipe that prunes, or quantizes a block by another
+ * method, is refused. */
+static sl_status loftq_check(const heal_run *h, sl_error *err)
+{
+	int nm = sl_model_modules(h->base, NULL, 0);
+	sl_module *mods = sl_calloc((size_t)(nm ? nm : 1), sizeof *mods);
+	if (!mods)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	sl_model_modules(h->base, mods, nm);
+	sl_status st = SL_OK;
+	for (int i = 0; i < nm && !st; i++) {
+		sl_module_plan p;
+		sl_recipe_resolve(h->r, &mods[i], &p);
+		if (sl_plan_prunes(&p))
+			st = sl_errorf(err, SL_ERR_UNSUPPORTED,
+			               "LoftQ is for LoRA over quantization alone, and the recipe prunes %s", mods[i].name);
+		else if (mods[i].layer >= 0 && p.format && !rounds_only(sl_method_find(SL_METHOD_QUANT, p.method)))
+			st = sl_errorf(err, SL_ERR_UNSUPPORTED,
+			               "LoftQ quantizes by rounding to nearest, and the recipe quantizes %s by %s", mods[i].name,
+			               p.method);
+	}
+	free(mods);
+	return st;
+}
+
+/* LoftQ: each adapted matrix that is quantized starts anew from the
+ * base's weights, quantized around its adapter (its packed bytes
+ * replaced), the adapter's start kept for the trainer. */
+static sl_status loftq_init(heal_run *h, sl_error *err)
+{
+	const sl_heal_opts *o = h->o;
+	sl_status st = SL_OK;
+	int n = h->ptq->n_tensors, done = 0, todo = 0;
+	h->loftq_a = sl_calloc((size_t)n, sizeof *h->loftq_a);
+	h->loftq_b = sl_calloc((size_t)n, sizeof *h->loftq_b);
+	h->n_loftq = n;
+	if (!h->loftq_a || !h->loftq_b)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < n; i++)
+		todo += adapted(h->ptq->tensors[i]) && !float_type(h->ptq->tensors[i]->type);
+	if (!todo)
+		return sl_errorf(err, SL_ERR_UNSUPPORTED,
+		                 "LoftQ starts adapters on quantized matrices, and the recipe quantizes none of the blocks'");
+	const int rank = o->rank;
+	const float scale = (o->alpha > 0 ? o->alpha : (float)rank) / (float)rank;
+	for (int i = 0; i < n && !st; i++) {
+		sl_tensor *p = h->ptq->tensors[i];
+		if (!adapted(p) || float_type(p->type))
+			continue;
+		if (sl_cancelled(o->progress))
+			return sl_errorf(err, SL_ERR_CANCELLED, "LoftQ cancelled");
+		char stage[SL_NAME_MAX + 16];
+		snprintf(stage, sizeof stage, "LoftQ: %s", p->name);
+		sl_report(o->progress, (double)done++ / todo, stage);
+		char bname[SL_NAME_MAX];
+		base_name(h, p->name, bname);
+		const sl_tensor *w = sl_model_tensor(h->base, bname);
+		const int rows = (int)sl_tensor_nrows(p), cols = (int)p->ne[0];
+		if (!w || w->ne[0] != p->ne[0] || sl_tensor_nrows(w) != rows)
+			return sl_errorf(err, SL_ERR_ARG, "%s: the base has no matrix of its shape to start LoftQ from", p->name);
+		float *W = sl_malloc_array((size_t)rows * cols, sizeof *W);
+		h->loftq_a[i] = sl_malloc_array((size_t)rank * cols, sizeof(float));
+		h->loftq_b[i] = sl_malloc_array((size_t)rows * rank, sizeof(float));
+		int64_t ne[SL_MAX_DIMS];
+		memcpy(ne, p->ne, sizeof ne);
+		if (!W || !h->loftq_a[i] || !h->loftq_b[i]) {
+			free(W);
+			return sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory for LoftQ", p->name);
+		}
+		sl_tensor_rows_to_f32(w, 0, rows, W);
+		if (!(st = sl_tensor_realloc(p, p->type, ne, p->n_dims, err)))
+			st = sl_loftq(W, rows, cols, p->type, rank, scale, o->loftq, p->data, h->loftq_b[i], h->loftq_a[i], NULL,
+			              p->name, err);
+		free(W);
+	}
+	return st;
+}
+
+/* The adapters start where LoftQ left them. */
+static void loftq_start(heal_run *h)
+{
+	int n;
+	const sl_param *p = sl_trainer_params(h->tr, &n);
+	for (int k = 0; k < n; k++) {
+		const char *name = p[k].t->name;
+		bool a = ends_with(name, ".lora_a");
+		if (!a && !ends_with(name, ".lora_b"))
+			continue;
+		char matrix[SL_NAME_MAX];
+		snprintf(matrix, sizeof matrix, "%.*s", (int)strlen(name) - 7, name);
+		for (int i = 0; i < h->ptq->n_tensors; i++)
+			if (h->loftq_a[i] && !strcmp(h->ptq->tensors[i]->name, matrix))
+				memcpy(p[k].t->data, a ? h->loftq_a[i] : h->loftq_b[i], p[k].n * sizeof(float));
+	}
 }
 
 /* The post-training model, its figures, and the student and trainer. */
@@ -326,8 +470,8 @@ static sl_status setup(heal_run *h, sl_error *err)
 		                 base->cfg.max_seq_len);
 	h->eval_ctx = o->eval_ctx ? o->eval_ctx : base->cfg.max_seq_len < 512 ? base->cfg.max_seq_len : 512;
 	h->bos = sl_tok_add_bos(base->tok) ? sl_tok_bos(base->tok) : -1;
-	sl_status st = load_texts(h, err);
-	if (st)
+	sl_status st = o->loftq ? loftq_check(h, err) : SL_OK;
+	if (st || (st = load_texts(h, err)))
 		return st;
 
 	sl_apply_opts ao = {.simulate = false, .progress = o->progress};
@@ -339,11 +483,16 @@ static sl_status setup(heal_run *h, sl_error *err)
 		return sl_error_prefix(err, "evaluating the compressed model: ");
 	report(h, SL_TRAIN_NOTE, NULL, &h->res->before, "before healing");
 
-	if ((st = map_layers(h, err)) || (st = sl_model_clone(h->ptq, &h->student, err)) || (st = find_masks(h, err)))
+	if ((st = map_layers(h, err)) || (o->loftq && (st = loftq_init(h, err))) ||
+	    (st = sl_model_clone(h->ptq, &h->student, err)) || (st = find_masks(h, err)))
 		return st;
 	sl_trainer_opts to = {.spec = spec_of, .ctx = h, .seed = o->seed};
 	if ((st = sl_trainer_new(h->student, sl_train_kernels_cpu(), o->batch, h->T, &to, &h->tr, err)))
 		return sl_error_prefix(err, "healing: ");
+	if (o->loftq) {
+		loftq_start(h);
+		report(h, SL_TRAIN_NOTE, NULL, NULL, "LoftQ: the adapters start from what quantization left");
+	}
 	for (int i = 0; i < h->student->n_tensors; i++)
 		h->res->n_trained += h->changed[i];
 	if (o->lsq && !h->n_lsq)
@@ -385,7 +534,7 @@ static sl_status setup(heal_run *h, sl_error *err)
 		h->s.data_tokens = (uint32_t)h->n_train;
 		h->s.data_hash = (uint32_t)dh;
 	}
-	float *l = realloc(h->s.loss, (size_t)o->steps * sizeof *l);
+	float *l = realloc(h->s.loss, (size_t)(o->steps ? o->steps : 1) * sizeof *l);
 	if (!l)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	h->s.loss = l;
@@ -495,6 +644,29 @@ static sl_status pack(heal_run *h, sl_error *err)
 	return st;
 }
 
+/* The adapters into their file, the compressed weights left as they were
+ * frozen; what the two compute together (each adapted matrix its
+ * decoded weights plus its adapter's product, in F32) into the probe
+ * model, for the after figures. */
+static sl_status keep_apart(heal_run *h, sl_error *err)
+{
+	int n;
+	const sl_param *p = sl_trainer_params(h->tr, &n);
+	const sl_tensor **t = sl_calloc((size_t)n, sizeof *t);
+	if (!t)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (ends_with(p[i].t->name, ".lora_a") || ends_with(p[i].t->name, ".lora_b"))
+			t[k++] = p[i].t;
+	float alpha = h->o->alpha > 0 ? h->o->alpha : (float)h->o->rank;
+	sl_status st = sl_export_lora(h->ptq, t, k, alpha, h->o->adapter_out, err);
+	free(t);
+	if (!st)
+		st = sl_trainer_effective(h->tr, h->probe, err);
+	return st;
+}
+
 sl_status sl_heal(const sl_model *base, const sl_recipe *r, const sl_heal_opts *o, sl_model **out,
                   sl_heal_result *res, sl_error *err)
 {
@@ -511,11 +683,11 @@ sl_status sl_heal(const sl_model *base, const sl_recipe *r, const sl_heal_opts *
 	         h.loss.kind == SL_LOSS_CE ? "ce" : h.loss.kind == SL_LOSS_KL_FORWARD ? "kl" : "reverse-kl");
 	float lr = o->lr > 0 ? o->lr : o->method == SL_HEAL_LORA ? 1e-3f : 6e-4f;
 	h.ao = (sl_adamw_opts){.lr = lr, .min_lr = lr / 10, .warmup = o->steps >= 20 ? o->steps / 20 : 1,
-	                       .total = o->steps, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
+	                       .total = o->steps ? o->steps : 1, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
 	if (!(st = sl_adamw_check(&h.ao, err)) && !(st = setup(&h, err)) && !(st = train(&h, err)) &&
-	    !(st = pack(&h, err))) {
+	    !(st = o->adapter_out ? keep_apart(&h, err) : pack(&h, err))) {
 		sl_eval_opts eo = {.n_ctx = h.eval_ctx, .n_chunks = o->eval_chunks, .progress = o->progress};
-		if ((st = sl_eval_tokens(h.ptq, base, h.val, h.n_val, &eo, &res->after, err)))
+		if ((st = sl_eval_tokens(o->adapter_out ? h.probe : h.ptq, base, h.val, h.n_val, &eo, &res->after, err)))
 			sl_error_prefix(err, "evaluating the healed model: ");
 	}
 	if (!st) {
@@ -540,6 +712,12 @@ sl_status sl_heal(const sl_model *base, const sl_recipe *r, const sl_heal_opts *
 		free(h.masks[i]);
 	free(h.masks);
 	free(h.changed);
+	for (int i = 0; h.loftq_a && i < h.n_loftq; i++) {
+		free(h.loftq_a[i]);
+		free(h.loftq_b[i]);
+	}
+	free(h.loftq_a);
+	free(h.loftq_b);
 	free(h.old_layer);
 	sl_model_free(h.ptq);
 	sl_model_free(h.student);

@@ -8,7 +8,11 @@
  *   KD    the same loss after pruning (heads, channels, blocks or
  *         element-wise, whose zeros stay zero);
  *   LoRA  the compressed weights stay frozen in their formats and rank-r
- *         adapters train, then merge into the weights, which round again.
+ *         adapters train, then merge into the weights, which round again;
+ *         or stay apart, written as an adapter file llama.cpp loads
+ *         beside the compressed model, which keeps its post-training
+ *         bytes. With LoftQ (Li et al. 2023) the frozen weights and the
+ *         adapters' start are chosen together from the base's weights.
  * Training reads one text and every figure comes from another: KL
  * against the base, PPL and top-1 before healing and after, and the
  * share of the post-training KL recovered. */
@@ -29,7 +33,7 @@ bool sl_heal_method_parse(const char *s, sl_heal_method *m);
 
 typedef struct {
 	sl_heal_method method;
-	int steps;                  /* updates (default 300) */
+	int steps;                  /* updates (default 300; LoRA may take 0: the adapters as they start) */
 	float lr;                   /* peak learning rate (0: the method's default) */
 	int batch;                  /* sequences per update (default 8) */
 	int seq_len;                /* tokens per sequence (0: min(128, context)) */
@@ -41,6 +45,16 @@ typedef struct {
 	                             * sizes; uniform levels with one scale per block only) */
 	int rank;                   /* LoRA (default 8) */
 	float alpha;                /* LoRA scale alpha / rank (0: alpha = rank) */
+	int loftq;                  /* LoRA over quantization alone: LoftQ's alternations (0: none):
+	                             * each block matrix quantized (rounding to nearest in its
+	                             * format) is quantized anew as W - s B A, B A the best rank-r
+	                             * approximation of what that left, this many times from
+	                             * B A = 0; the adapters start there. The before figures
+	                             * stay those of plain post-training quantization */
+	const char *adapter_out;    /* LoRA: the adapters stay apart, written here as a LoRA adapter GGUF
+	                             * (llama.cpp's --lora), the compressed weights as they were
+	                             * frozen, and the after figures are of both together
+	                             * (NULL: the adapters merge into the weights) */
 	const char *train_text;     /* NULL: the calibration text shipped with slimlab */
 	const char *eval_text;      /* NULL: the evaluation text shipped with slimlab */
 	int eval_ctx;               /* evaluation windows (0: the model's context, at most 512) */
@@ -87,7 +101,8 @@ void sl_heal_result_free(sl_heal_result *r);
 
 /* Applies r to base, evaluates the result, heals it as o says and packs it
  * into the formats r chose: *out is the healed model (base unchanged),
- * ready to evaluate or export with r. On cancellation a checkpoint is
+ * ready to evaluate or export with r; with adapters kept apart, the
+ * compressed model as it was frozen, the adapters written to their file. On cancellation a checkpoint is
  * written (when o names one) and SL_ERR_CANCELLED returned; resuming from
  * it rebuilds the same compressed model and goes on exactly. A checkpoint
  * already there is never overwritten by a fresh run. */

@@ -1,17 +1,21 @@
 /* GGUF export (sl_export_gguf): a model written and loaded back gives the
  * same logits (F32) or the same dequantized weights (every packed format,
  * in the ggml type its format exports as); NeoX-layout q and k rows come
- * back permuted to llama.cpp's interleaved pairs with the same logits;
+ * back permuted to llama.cpp's interleaved pairs with the same logits, and
+ * so do LoRA adapters on them (B's rows permuted with the matrix's, A's
+ * left alone), read back as llama.cpp reads an adapter file;
  * pruned blocks of different widths come back as they were; the recipe
  * rides along in the metadata; cancelling writes nothing. */
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/compress.h"
+#include "core/export.h"
 #include "core/forward.h"
 #include "core/gguf.h"
 #include "core/model.h"
 #include "core/tokenizer.h"
+#include "lora-ref.h"
 #include "test.h"
 
 static const int32_t tokens[] = {1, 403, 407, 261, 378, 261, 429, 434, 310, 275, 301, 394, 272, 283, 289, 287};
@@ -187,9 +191,82 @@ static void test_formats(const sl_model *base)
 	}
 }
 
+/* Rank-2 adapters on some of m's matrices (q and k among them) exported
+ * beside it: the export read back with the file's adapters computes what
+ * m computes with them merged. */
+static void check_adapters(sl_model *m, const char *exported)
+{
+	static const char *names[] = {"blk.0.attn_q.weight", "blk.1.attn_k.weight", "blk.1.ffn_down.weight"};
+	enum { N = 3, R = 2 };
+	const float alpha = 3;
+	sl_tensor ab[2 * N];
+	const sl_tensor *list[2 * N];
+	sl_error err;
+	memset(ab, 0, sizeof ab);
+	for (int i = 0; i < N; i++) {
+		const sl_tensor *w = sl_model_tensor(m, names[i]);
+		REQUIRE(w && w->type == SL_DT_F32, "%s", names[i]);
+		const int64_t ne_a[2] = {w->ne[0], R}, ne_b[2] = {R, w->ne[1]};
+		for (int k = 0; k < 2; k++) {
+			sl_tensor *t = &ab[2 * i + k];
+			snprintf(t->name, sizeof t->name, "%s.lora_%c", names[i], k ? 'b' : 'a');
+			REQUIRE(!sl_tensor_realloc(t, SL_DT_F32, k ? ne_b : ne_a, 2, &err), "%s", err.msg);
+			float *d = t->data;
+			for (int64_t j = 0; j < sl_tensor_nelements(t); j++)
+				d[j] = 0.05f * (float)((j * 29 + i * 7 + k * 3) % 19 - 9);
+			list[2 * i + k] = t;
+		}
+	}
+	const char *path = tmp("neox-lora.gguf");
+	sl_model *back = NULL, *merged = NULL;
+	int pairs = 0;
+	char why[1400];
+	if (TEST_EVAL(sl_export_lora(m, list, 2 * N, alpha, path, &err) == SL_OK, "adapters: %s", err.msg) &&
+	    TEST_EVAL((back = test_load(exported)) && sl_model_clone(m, &merged, &err) == SL_OK, "models") &&
+	    TEST_EVAL(lora_merge(back, path, "llama", &pairs, why, sizeof why), "%s", why) &&
+	    TEST_EVAL(lora_merge(merged, path, "llama", &pairs, why, sizeof why), "%s", why)) {
+		/* merged took the file's B rows as they are, permuted for the
+		 * interleaved layout: its q and k adapters land on other rows. */
+		float *a = logits_of(merged), *b = logits_of(back);
+		CHECK(pairs == N, "%d pairs", pairs);
+		CHECK(a && b && max_rel_diff(a, b, (size_t)N_TOK * 512) > 1e-3, "the adapters' rows are permuted");
+		free(a);
+		free(b);
+		sl_model_free(merged);
+		merged = NULL;
+		if (!sl_model_clone(m, &merged, &err)) {
+			for (int i = 0; i < N; i++) {
+				sl_tensor *w = sl_model_tensor(merged, names[i]);
+				const float *A = ab[2 * i].data, *B = ab[2 * i + 1].data;
+				float *W = w->data;
+				for (int64_t r = 0; r < w->ne[1]; r++)
+					for (int64_t c = 0; c < w->ne[0]; c++)
+						for (int k = 0; k < R; k++)
+							W[r * w->ne[0] + c] += alpha / R * B[r * R + k] * A[k * w->ne[0] + c];
+			}
+			a = logits_of(merged);
+			b = logits_of(back);
+			double d = a && b ? max_rel_diff(a, b, (size_t)N_TOK * 512) : 1;
+			CHECK(d < 1e-5, "with adapters the export's logits differ by %g of their range", d);
+			free(a);
+			free(b);
+		}
+	}
+	/* Half an adapter, or one of the wrong shape, is refused. */
+	CHECK(sl_export_lora(m, list, 2 * N - 1, alpha, path, &err) == SL_ERR_ARG && strstr(err.msg, "one half"),
+	      "half an adapter: %s", err.msg);
+	ab[0].ne[1] = R + 1;
+	CHECK(sl_export_lora(m, list, 2 * N, alpha, path, &err) == SL_ERR_ARG && strstr(err.msg, "shape"),
+	      "a wrong shape: %s", err.msg);
+	for (int i = 0; i < 2 * N; i++)
+		sl_tensor_release(&ab[i]);
+	sl_model_free(back);
+	sl_model_free(merged);
+}
+
 /* A Llama laid out for NeoX rotary (as Hugging Face stores it), with q and
  * k biases and partial rotary: exported for llama.cpp's interleaved pairs,
- * it computes the same logits. */
+ * it computes the same logits, and so it does with LoRA adapters. */
 static void test_neox_permutation(const sl_model *stories)
 {
 	for (int partial = 0; partial < 2; partial++) {
@@ -229,6 +306,8 @@ static void test_neox_permutation(const sl_model *stories)
 		m->cfg.rope_style = SL_ROPE_NORM;
 		neox_as_norm = logits_of(m);
 		CHECK(neox_as_norm && max_rel_diff(neox_as_norm, b, (size_t)N_TOK * 512) > 1e-3, "the test can fail");
+		m->cfg.rope_style = SL_ROPE_NEOX;
+		check_adapters(m, path);
 		free(a);
 		free(b);
 		free(neox_as_norm);

@@ -2,7 +2,12 @@
  * model's held-out KL under int3-g32; the healed weights pack into their
  * formats without moving (the packed bytes decode to what was trained);
  * LoRA changes only the matrices with adapters and leaves the rest's
- * bytes alone; KD after 2:4 pruning keeps two zeros in every four and
+ * bytes alone; LoRA's adapters kept apart leave the post-training bytes
+ * and make a file llama.cpp can load, whose adapters added to those
+ * weights (read back independently) give the after figures; LoftQ's
+ * start alone, before any training, is closer to the base than plain
+ * post-training quantization, one alternation of it is that very
+ * quantization, and recipes LoftQ cannot start from are refused; KD after 2:4 pruning keeps two zeros in every four and
  * after block removal keeps the shorter model; a run cancelled with a
  * checkpoint and resumed ends in exactly the bytes of a run never
  * stopped; bad settings are refused with a clear error. */
@@ -12,6 +17,8 @@
 #include "core/fileio.h"
 #include "core/heal.h"
 #include "core/recipe.h"
+#include "core/tokenizer.h"
+#include "lora-ref.h"
 #include "test.h"
 
 static sl_model *load(const char *path)
@@ -189,6 +196,209 @@ static void test_lora(const sl_model *m)
 	sl_recipe_free(r);
 }
 
+/* The held-out figures of m as sl_heal computes them (small_opts). */
+static bool eval_like_heal(const sl_model *m, const sl_model *base, const sl_heal_opts *o, sl_eval_result *e)
+{
+	int32_t *ids = NULL;
+	size_t n = 0;
+	sl_error err = {0};
+	sl_eval_opts eo = {.n_ctx = o->eval_ctx, .n_chunks = o->eval_chunks};
+	bool ok = !sl_train_encode_file(base->tok, o->eval_text, sl_tok_add_bos(base->tok), &ids, &n, &err) &&
+	          !sl_eval_tokens(m, base, ids, n, &eo, e, &err);
+	if (!ok)
+		fprintf(stderr, "evaluation: %s\n", err.msg);
+	free(ids);
+	return ok;
+}
+
+/* The model out with the adapters of the file at path added in F32. */
+static sl_model *with_adapters(const sl_model *out, const char *path, int *pairs)
+{
+	sl_model *m = NULL;
+	sl_error err = {0};
+	char why[1400];
+	if (sl_model_clone(out, &m, &err))
+		return NULL;
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i]->n_dims >= 2 && sl_tensor_to_f32(m->tensors[i], &err)) {
+			sl_model_free(m);
+			return NULL;
+		}
+	if (!lora_merge(m, path, "llama", pairs, why, sizeof why)) {
+		fprintf(stderr, "%s: %s\n", path, why);
+		sl_model_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* LoRA with its adapters kept apart: the compressed model keeps every
+ * post-training byte; the adapter file holds a pair for each of the
+ * blocks' matrices, which added to those weights give the after figures
+ * sl_heal reports (and with no step taken, the weights alone). */
+static void test_lora_apart(const sl_model *m)
+{
+	const char *json = "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int4-g32\"}}";
+	sl_recipe *r = recipe(json);
+	sl_model *ptq = NULL;
+	sl_apply_report rep = {0};
+	sl_error err = {0};
+	REQUIRE(r && !sl_recipe_apply(m, r, NULL, &ptq, &rep, &err), "int4-g32 applies: %s", err.msg);
+	char path[4300];
+	snprintf(path, sizeof path, "%s/lora.gguf", test_tmpdir());
+	for (int steps = 0; steps <= 20; steps += 20) {
+		sl_heal_opts o;
+		small_opts(&o, SL_HEAL_LORA, steps);
+		o.rank = 4;
+		o.alpha = 8;
+		o.lr = 1e-3f;
+		o.loss = SL_LOSS_KL_FORWARD;
+		o.adapter_out = path;
+		remove(path);
+		sl_heal_result res;
+		sl_model *h = heal(m, json, &o, &res);
+		if (TEST_EVAL(h && sl_file_exists(path), "LoRA apart, %d steps", steps)) {
+			bool same = h->n_tensors == ptq->n_tensors;
+			for (int i = 0; same && i < h->n_tensors; i++)
+				same = same_bytes(h->tensors[i], ptq->tensors[i]);
+			CHECK(same, "%d steps: the compressed model keeps its post-training bytes", steps);
+			int pairs = 0;
+			sl_model *both = with_adapters(h, path, &pairs);
+			sl_eval_result e;
+			if (TEST_EVAL(both && eval_like_heal(both, m, &o, &e), "the adapter file reads back and applies")) {
+				printf("stories260K int4-g32 LoRA r4 apart, %d steps: KL %.6f -> %.6f; the file's adapters on the "
+				       "packed weights: KL %.6f, PPL %.4f (heal's %.4f)\n",
+				       steps, res.before.kl_mean, res.after.kl_mean, e.kl_mean, e.ppl, res.after.ppl);
+				CHECK(pairs == 5 * 7, "%d adapters in the file (the blocks' 35 matrices)", pairs);
+				CHECK(fabs(e.kl_mean - res.after.kl_mean) <= 1e-4 * res.after.kl_mean &&
+				          fabs(e.ppl - res.after.ppl) <= 1e-5 * res.after.ppl,
+				      "%d steps: the file's adapters give KL %.7f PPL %.6f, heal reported %.7f %.6f", steps, e.kl_mean,
+				      e.ppl, res.after.kl_mean, res.after.ppl);
+				if (steps)
+					CHECK(res.after.kl_mean < res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean,
+					      res.after.kl_mean);
+			}
+			sl_model_free(both);
+		}
+		sl_heal_result_free(&res);
+		sl_model_free(h);
+	}
+	/* Only LoRA has adapters to keep apart. */
+	sl_heal_opts o;
+	small_opts(&o, SL_HEAL_QAT, 2);
+	o.adapter_out = path;
+	sl_model *h = NULL;
+	sl_heal_result res;
+	CHECK(sl_heal(m, r, &o, &h, &res, &err) == SL_ERR_ARG && strstr(err.msg, "only LoRA"), "QAT with adapters: %s",
+	      err.msg);
+	remove(path);
+	sl_apply_report_free(&rep);
+	sl_model_free(ptq);
+	sl_recipe_free(r);
+}
+
+static sl_model *lora_apart(const sl_model *m, const char *json, int loftq, const char *path, sl_heal_result *res)
+{
+	sl_heal_opts o;
+	small_opts(&o, SL_HEAL_LORA, 0);
+	o.rank = 4;
+	o.loftq = loftq;
+	o.adapter_out = path;
+	remove(path);
+	return heal(m, json, &o, res);
+}
+
+/* LoftQ under int3-g32 with no training: base + adapters is closer to the
+ * base than the post-training model is, measured either way (its packed
+ * weights, or decoded to F32 as base + adapters are); the file's
+ * adapters give that figure; the blocks' matrices are quantized anew and
+ * nothing else changes; with one alternation the quantization is plain
+ * post-training quantization. */
+static void test_loftq(const sl_model *m)
+{
+	const char *json = "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int3-g32\"}}";
+	char path[4300];
+	snprintf(path, sizeof path, "%s/loftq.gguf", test_tmpdir());
+	sl_heal_result plain, lq, one;
+	sl_model *p = lora_apart(m, json, 0, path, &plain);
+	sl_model *q = lora_apart(m, json, 5, path, &lq);
+	if (TEST_EVAL(p && q, "LoRA with and without LoftQ")) {
+		printf("stories260K int3-g32 LoRA r4, no training: KL after post-training quantization %.5f (decoded to "
+		       "F32 %.5f), with LoftQ's start %.5f\n",
+		       plain.before.kl_mean, plain.after.kl_mean, lq.after.kl_mean);
+		CHECK(lq.before.kl_mean == plain.before.kl_mean, "the before figures are plain post-training quantization's");
+		CHECK(lq.after.kl_mean < 0.95 * plain.before.kl_mean && lq.after.kl_mean < 0.95 * plain.after.kl_mean,
+		      "LoftQ's start: KL %.5f against %.5f (packed) and %.5f (F32)", lq.after.kl_mean, plain.before.kl_mean,
+		      plain.after.kl_mean);
+		int pairs = 0, requantized = 0, other = 0;
+		sl_model *both = with_adapters(q, path, &pairs);
+		sl_eval_result e;
+		sl_heal_opts o;
+		small_opts(&o, SL_HEAL_LORA, 0);
+		if (TEST_EVAL(both && eval_like_heal(both, m, &o, &e), "LoftQ's adapter file reads back"))
+			CHECK(fabs(e.kl_mean - lq.after.kl_mean) <= 1e-4 * lq.after.kl_mean, "the file gives KL %.7f, heal %.7f",
+			      e.kl_mean, lq.after.kl_mean);
+		sl_model_free(both);
+		for (int i = 0; i < q->n_tensors; i++) {
+			const sl_tensor *a = q->tensors[i], *b = p->tensors[i];
+			bool block_matrix = a->n_dims == 2 && !strncmp(a->name, "blk.", 4);
+			requantized += block_matrix && a->type == b->type && !same_bytes(a, b);
+			other += !block_matrix && !same_bytes(a, b);
+		}
+		CHECK(requantized == 5 * 7 && other == 0, "%d block matrices quantized anew, %d other tensors changed",
+		      requantized, other);
+	}
+	sl_model *r = lora_apart(m, json, 1, path, &one);
+	if (TEST_EVAL(r && p, "LoftQ, one alternation")) {
+		bool same = r->n_tensors == p->n_tensors;
+		for (int i = 0; same && i < r->n_tensors; i++)
+			same = same_bytes(r->tensors[i], p->tensors[i]);
+		CHECK(same, "one alternation quantizes as post-training quantization does");
+		CHECK(one.after.kl_mean < plain.after.kl_mean, "its adapters alone lower KL %.5f -> %.5f",
+		      plain.after.kl_mean, one.after.kl_mean);
+	}
+	sl_heal_result_free(&plain);
+	sl_heal_result_free(&lq);
+	sl_heal_result_free(&one);
+	sl_model_free(p);
+	sl_model_free(q);
+	sl_model_free(r);
+
+	/* What LoftQ cannot start from. */
+	static const struct {
+		const char *json, *why;
+	} refused[] = {
+		{"{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int3-g32\", \"pattern\": \"2:4\", \"prune\": \"magnitude\"}}",
+		 "prunes"},
+		{"{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int3-g32\", \"method\": \"gptq\"}}", "rounding to nearest"},
+		{"{\"slimlab_recipe\": 1, \"default\": {\"format\": \"f16\"}}", "quantizes none"},
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+		sl_recipe *rc = recipe(refused[i].json);
+		sl_heal_opts o;
+		small_opts(&o, SL_HEAL_LORA, 0);
+		o.loftq = 2;
+		sl_model *out = NULL;
+		sl_heal_result res;
+		sl_error err = {0};
+		sl_status st = rc ? sl_heal(m, rc, &o, &out, &res, &err) : SL_ERR_ARG;
+		CHECK(st == SL_ERR_UNSUPPORTED && strstr(err.msg, refused[i].why) && !out, "LoftQ refuses %s: %s",
+		      refused[i].json, err.msg);
+		sl_recipe_free(rc);
+	}
+	sl_recipe *rc = recipe(json);
+	sl_heal_opts o;
+	small_opts(&o, SL_HEAL_QAT, 2);
+	o.loftq = 2;
+	sl_model *out = NULL;
+	sl_heal_result res;
+	sl_error err = {0};
+	CHECK(sl_heal(m, rc, &o, &out, &res, &err) == SL_ERR_ARG && strstr(err.msg, "LoftQ"), "LoftQ with QAT: %s",
+	      err.msg);
+	sl_recipe_free(rc);
+	remove(path);
+}
+
 /* Every group of four weights along a row holds at least two zeros. */
 static bool holds_2_4(const sl_tensor *t)
 {
@@ -354,6 +564,8 @@ int main(void)
 		if (TEST_EVAL(m, "stories260K loads")) {
 			test_packing(m);
 			test_lora(m);
+			test_lora_apart(m);
+			test_loftq(m);
 			test_kd_pruned(m);
 			test_resume(m);
 			test_refusals(m);

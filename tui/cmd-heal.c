@@ -1,7 +1,8 @@
 /* slimlab heal MODEL (--recipe R | --format FMT ...) --heal qat|qad|kd|lora
- * --out OUT.gguf: compresses MODEL, trains the compressed model back
- * towards it, packs it into the recipe's formats again and writes it,
- * with the held-out figures before and after. Ctrl-C stops with a
+ * --out OUT.gguf [--adapter OUT-lora.gguf]: compresses MODEL, trains the
+ * compressed model back towards it, packs it into the recipe's formats
+ * again (or keeps LoRA's adapters apart in a file of their own) and writes
+ * it, with the held-out figures before and after. Ctrl-C stops with a
  * checkpoint that --resume continues from. */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -24,13 +25,14 @@ static const char heal_usage[] =
 	"  qad    the same on T^2 KL(MODEL || student), MODEL running beside it as teacher\n"
 	"  kd     distillation from MODEL after pruning (pruned weights and structure stay pruned)\n"
 	"  lora   the compressed weights stay frozen; rank-R adapters train, then merge in\n"
+	"         (or, with --adapter, stay apart in a file llama.cpp loads with --lora)\n"
 	"Figures come from the evaluation text against MODEL: KL, PPL and top-1 before\n"
 	"healing and after, and the share of the KL recovered.\n";
 
 static const char heal_usage_tail[] =
 	"  --heal METHOD      qat, qad, kd or lora\n"
 	"  --out FILE         the healed model (refused if it exists, unless --force)\n"
-	"  --steps N          updates (default 300)\n"
+	"  --steps N          updates (default 300; lora may take 0)\n"
 	"  --lr LR            peak learning rate (default 6e-4; lora 1e-3)\n"
 	"  --batch B          sequences per update (default 8)\n"
 	"  --seq-len N        tokens per sequence (default min(128, context))\n"
@@ -40,6 +42,12 @@ static const char heal_usage_tail[] =
 	"  --lsq              learned step sizes: the formats' scales train too (formats with\n"
 	"                     uniform levels and one scale per block)\n"
 	"  --rank R           LoRA rank (default 8); --alpha A its scale A/R (default R)\n"
+	"  --loftq [N]        lora over quantization alone: LoftQ, N alternations (default 5) of\n"
+	"                     quantizing W - sBA and fitting BA to what that left, from BA = 0;\n"
+	"                     the adapters start there and OUT.gguf holds that quantization\n"
+	"  --adapter FILE     lora: write the adapters here as a LoRA adapter GGUF instead of\n"
+	"                     merging them; OUT.gguf keeps the compressed weights as they were\n"
+	"                     frozen, and the after figures are of the two together\n"
 	"  --text FILE        training text (default the shipped data/calib.txt)\n"
 	"  --eval-text FILE   held-out text for every figure (default the shipped data/eval.txt)\n"
 	"  --chunks N         evaluation windows before and after (default: all)\n"
@@ -139,6 +147,8 @@ int sl_cmd_heal(int argc, char **argv)
 		{"rank", required_argument, 0, 'r'},
 		{"lsq", no_argument, 0, 'Q'},
 		{"alpha", required_argument, 0, 'a'},
+		{"adapter", required_argument, 0, 'A'},
+		{"loftq", optional_argument, 0, 'F'},
 		{"text", required_argument, 0, 'f'},
 		{"eval-text", required_argument, 0, 'E'},
 		{"chunks", required_argument, 0, 'k'},
@@ -170,7 +180,7 @@ int sl_cmd_heal(int argc, char **argv)
 		switch (c) {
 		case 'H': method = optarg; break;
 		case 'o': out_path = optarg; break;
-		case 'n': if (!cli_parse_int("heal", "--steps", optarg, 1, 10000000, &v)) return CLI_USAGE; ho.steps = (int)v; break;
+		case 'n': if (!cli_parse_int("heal", "--steps", optarg, 0, 10000000, &v)) return CLI_USAGE; ho.steps = (int)v; break;
 		case 'l': if (!cli_parse_float("heal", "--lr", optarg, 1e-9, 1, &d)) return CLI_USAGE; ho.lr = (float)d; break;
 		case 'b': if (!cli_parse_int("heal", "--batch", optarg, 1, 4096, &v)) return CLI_USAGE; ho.batch = (int)v; break;
 		case 'q': if (!cli_parse_int("heal", "--seq-len", optarg, 2, 1 << 20, &v)) return CLI_USAGE; ho.seq_len = (int)v; break;
@@ -179,6 +189,17 @@ int sl_cmd_heal(int argc, char **argv)
 		case 'L': loss = optarg; break;
 		case 'r': if (!cli_parse_int("heal", "--rank", optarg, 1, 4096, &v)) return CLI_USAGE; ho.rank = (int)v; break;
 		case 'a': if (!cli_parse_float("heal", "--alpha", optarg, 0, 1e6, &d)) return CLI_USAGE; ho.alpha = (float)d; break;
+		case 'A': ho.adapter_out = optarg; break;
+		case 'F': {
+			/* "--loftq 3" as well as "--loftq=3" */
+			const char *n = optarg;
+			if (!n && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
+				n = argv[optind++];
+			if (n && !cli_parse_int("heal", "--loftq", n, 1, 100, &v))
+				return CLI_USAGE;
+			ho.loftq = n ? (int)v : 5;
+			break;
+		}
 		case 'f': ho.train_text = optarg; break;
 		case 'E': ho.eval_text = optarg; break;
 		case 'k': if (!cli_parse_int("heal", "--chunks", optarg, 1, 1 << 30, &v)) return CLI_USAGE; ho.eval_chunks = (int)v; break;
@@ -219,7 +240,13 @@ int sl_cmd_heal(int argc, char **argv)
 		ckpt = ckpt_buf;
 	}
 	ho.checkpoint = ckpt;
-	if (!may_write(out_path, force))
+	if (ho.adapter_out && ho.method != SL_HEAL_LORA)
+		return cli_usage_error("heal", "--adapter keeps LoRA's adapters apart: it needs --heal lora");
+	if (ho.loftq && ho.method != SL_HEAL_LORA)
+		return cli_usage_error("heal", "--loftq starts LoRA's adapters: it needs --heal lora");
+	if (ho.adapter_out && !strcmp(ho.adapter_out, out_path))
+		return cli_usage_error("heal", "--adapter and --out must name two files");
+	if (!may_write(out_path, force) || (ho.adapter_out && !may_write(ho.adapter_out, force)))
 		return CLI_FAIL;
 	if (threads)
 		sl_kernels_set_threads((int)threads);
@@ -273,6 +300,10 @@ int sl_cmd_heal(int argc, char **argv)
 			cJSON_AddItemToArray(curve, pt);
 		}
 		cJSON_AddStringToObject(o, "out", out_path);
+		if (ho.adapter_out)
+			cJSON_AddStringToObject(o, "adapter", ho.adapter_out);
+		if (ho.loftq)
+			cJSON_AddNumberToObject(o, "loftq", ho.loftq);
 		cli_print_json(o);
 	} else {
 		printf("\n%-8s %10s %10s %8s\n", "", "KL", "PPL", "top-1");
@@ -284,6 +315,9 @@ int sl_cmd_heal(int argc, char **argv)
 			printf("nothing to recover: the compressed model already matches the base");
 		printf(" (%s, %lld steps of %s loss, %.0f tok/s); written to %s\n", eval_text, (long long)res.steps,
 		       res.loss_name, res.tokens_per_s, out_path);
+		if (ho.adapter_out)
+			printf("the adapters apart in %s (llama.cpp: -m %s --lora %s)\n", ho.adapter_out, out_path,
+			       ho.adapter_out);
 		if (res.repacked_moved)
 			printf("note: packing moved %lld weights off the values trained\n", res.repacked_moved);
 	}
