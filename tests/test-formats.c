@@ -350,10 +350,10 @@ static void test_hand_blocks(void)
 		two[64 + i] = 3.0f * nf[i];
 	}
 	quantize(SL_DT_NF4_DQ, two, big, 2, 64);
-	for (int r = 0; r < 2; r++) {
-		uint8_t row[8 + 33] = {0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x80, 0x3f, r ? 0xff : 0x00};
+	for (int ri = 0; ri < 2; ri++) {
+		uint8_t row[8 + 33] = {0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x80, 0x3f, ri ? 0xff : 0x00};
 		memcpy(row + 9, want + 4, 32);
-		check_bytes(big + r * 41, row, 41, r ? "nf4-dq row 1" : "nf4-dq row 0");
+		check_bytes(big + ri * 41, row, 41, ri ? "nf4-dq row 1" : "nf4-dq row 0");
 	}
 	float back[128];
 	sl_dtype_rows_to_float(SL_DT_NF4_DQ, big, back, 2, 64);
