@@ -102,6 +102,16 @@ run heal "$model" $heal --heal qat --out "$tmp/healed.gguf"
 echo "$err" | grep -q -- "--force" || fail "heal did not say how to write over a file: $err"
 run heal "$model" $heal --heal bogus --out "$tmp/other.gguf"
 [ $rc -eq 2 ] || fail "heal --heal bogus exited $rc, not 2"
+# a method's parameters as --KEY VALUE (low rank healed by KD), and
+# --loftq, which is not --format
+run heal "$model" --method svdllm --keep 0.8 --steps 1 --batch 2 --seq-len 32 --chunks 1 --eval-every 0 \
+	--text "$tmp/train.txt" --heal kd --out "$tmp/svd.gguf" --json
+[ $rc -eq 0 ] && echo "$out" | grep -q '"recovered"' || fail "heal after svdllm --keep 0.8: $rc: $err"
+run heal "$model" --format int3-g32 --loftq 2 --steps 0 --chunks 1 --eval-every 0 --text "$tmp/train.txt" \
+	--heal lora --out "$tmp/loftq.gguf" --json
+[ $rc -eq 0 ] && echo "$out" | grep -q '"loftq"' || fail "heal --loftq 2: $rc: $err $out"
+run heal "$model" --format int3-g32 --loftq --heal qat --out "$tmp/other.gguf"
+[ $rc -eq 2 ] && echo "$err" | grep -q "needs --heal lora" || fail "heal --loftq without lora: $rc: $err"
 
 q8=$fixtures/models/TinyStories-656K-Q8_0.gguf
 if [ -r "$q8" ]; then

@@ -148,7 +148,7 @@ int sl_cmd_heal(int argc, char **argv)
 		{"lsq", no_argument, 0, 'Q'},
 		{"alpha", required_argument, 0, 'a'},
 		{"adapter", required_argument, 0, 'A'},
-		{"loftq", optional_argument, 0, 'F'},
+		{"loftq", optional_argument, 0, 'Z'},
 		{"text", required_argument, 0, 'f'},
 		{"eval-text", required_argument, 0, 'E'},
 		{"chunks", required_argument, 0, 'k'},
@@ -171,7 +171,11 @@ int sl_cmd_heal(int argc, char **argv)
 	bool json = false, force = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:f:h", opts, NULL)) != -1) {
+	/* Heal's own --rank and --alpha (LoRA's) come first and so win over
+	 * the low-rank methods' parameters of the same names. */
+	static struct option all[96];
+	cli_recipe_longopts(opts, all, 96);
+	while ((c = getopt_long(argc, argv, "o:f:h", all, NULL)) != -1) {
 		int used = cli_recipe_opt("heal", c, optarg, &ro);
 		if (used < 0)
 			return CLI_USAGE;
@@ -190,7 +194,7 @@ int sl_cmd_heal(int argc, char **argv)
 		case 'r': if (!cli_parse_int("heal", "--rank", optarg, 1, 4096, &v)) return CLI_USAGE; ho.rank = (int)v; break;
 		case 'a': if (!cli_parse_float("heal", "--alpha", optarg, 0, 1e6, &d)) return CLI_USAGE; ho.alpha = (float)d; break;
 		case 'A': ho.adapter_out = optarg; break;
-		case 'F': {
+		case 'Z': {
 			/* "--loftq 3" as well as "--loftq=3" */
 			const char *n = optarg;
 			if (!n && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
