@@ -175,13 +175,21 @@ sl_status sl_model_adopt_factors(sl_model *m, sl_tensor *w, sl_error *err)
 
 void sl_model_drop_unused_factors(sl_model *m)
 {
+	/* Which factors some weight still uses, decided before anything is
+	 * freed or moved (out of memory: everything stays). */
+	bool *used = calloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof *used);
+	if (!used)
+		return;
+	for (int i = 0; i < m->n_tensors; i++) {
+		const sl_tensor *t = m->tensors[i];
+		used[i] = !t->factor;
+		for (int j = 0; !used[i] && j < m->n_tensors; j++)
+			used[i] = m->tensors[j]->lr_a == t || m->tensors[j]->lr_b == t;
+	}
 	int k = 0;
 	for (int i = 0; i < m->n_tensors; i++) {
 		sl_tensor *t = m->tensors[i];
-		bool used = !t->factor;
-		for (int j = 0; !used && j < m->n_tensors; j++)
-			used = m->tensors[j]->lr_a == t || m->tensors[j]->lr_b == t;
-		if (used) {
+		if (used[i]) {
 			m->tensors[k++] = t;
 		} else {
 			sl_tensor_release(t);
@@ -189,6 +197,7 @@ void sl_model_drop_unused_factors(sl_model *m)
 		}
 	}
 	m->n_tensors = k;
+	free(used);
 }
 
 bool sl_model_factored(const sl_model *m)
