@@ -52,7 +52,7 @@ keys k
 wait_row 7 "base model"
 keys j
 wait_row 7 "(all: q8_0)"
-wait_match "^ # .* recipe +bpw +text +win +ctx +PPL +ΔPPL +KL +top-1"
+wait_match "^ # +model +recipe +bpw +text +win +ctx +PPL +KL +top-1"
 wait_match "^ 2 .* all: q8_0 .* [0-9]+\\.[0-9]{5} +[0-9]+\\.[0-9]{2}%"
 wait_match "Δ [-+][0-9.]+   top-1 [0-9.]+%" # in the run's figures too
 

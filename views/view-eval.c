@@ -299,13 +299,14 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	}
 
 	/* The recipe takes what the other columns leave (16 to 30); on narrow
-	 * screens the time, the model, ΔPPL, then what the run was measured on
-	 * give way first, so the figures always fit. */
+	 * screens the time, ΔPPL (the run's figures show it), the model, then
+	 * what the run was measured on give way first, so the figures always
+	 * fit. */
 	enum { C_NUM, C_WHEN, C_MODEL, C_RECIPE, C_BPW, C_TEXT, C_WIN, C_CTX, C_PPL, C_DPPL, C_KL, C_TOP1, NC };
 	static const char *heads[NC] = {"#", "when", "model", "recipe", "bpw", "text", "win", "ctx", "PPL", "ΔPPL", "KL",
 	                                "top-1"};
 	static const int width[NC] = {4, 9, 7, 0, 6, 6, 5, 5, 10, 9, 9, 8};
-	static const int give_way[] = {C_WHEN, C_MODEL, C_DPPL, C_CTX, C_BPW, C_WIN, C_TEXT};
+	static const int give_way[] = {C_WHEN, C_DPPL, C_MODEL, C_CTX, C_BPW, C_WIN, C_TEXT};
 	enum { N_GIVE = sizeof give_way / sizeof give_way[0] };
 	bool shown[NC];
 	int fixed = 0;
@@ -326,6 +327,10 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	for (int i = 0; i < NC; i++)
 		if (cw[i])
 			sl_text(y, cx[i], cw[i], SL_R_DIM, heads[i]);
+	int span = C_PPL; /* where a speculative run's figures start */
+	for (int j = C_CTX; j >= C_WIN; j--)
+		if (cw[j])
+			span = j;
 	v->table = (sl_rect){y + 1, r.x, r.y + r.h - y - 1 - notes_h, r.w};
 	sl_list_fit(&v->list, s->n_runs, v->table.h);
 	for (int i = 0; i < v->table.h && v->list.top + i < s->n_runs; i++) {
@@ -342,18 +347,20 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		snprintf(c[C_RECIPE], sizeof c[0], "%s", run->recipe_summary);
 		snprintf(c[C_BPW], sizeof c[0], run->bpw > 0 ? "%.2f" : "-", run->bpw);
 		snprintf(c[C_TEXT], sizeof c[0], "%.5s", run->text);
-		snprintf(c[C_WIN], sizeof c[0], run->speculative || !run->r.n_ctx ? "-" : "%d", run->r.n_chunks);
-		snprintf(c[C_CTX], sizeof c[0], run->speculative || !run->r.n_ctx ? "-" : "%d", run->r.n_ctx);
+		/* A speculative run has no windows; a run from before runs kept them, none known. */
+		snprintf(c[C_WIN], sizeof c[0], run->speculative ? "" : run->r.n_ctx ? "%d" : "-", run->r.n_chunks);
+		snprintf(c[C_CTX], sizeof c[0], run->speculative ? "" : run->r.n_ctx ? "%d" : "-", run->r.n_ctx);
 		snprintf(c[C_PPL], sizeof c[0], "%.4f", run->r.ppl);
 		snprintf(c[C_DPPL], sizeof c[0], run->r.has_base ? "%+.4f" : "-", run->r.delta_ppl);
 		snprintf(c[C_KL], sizeof c[0], run->r.has_base ? "%.5f" : "-", run->r.kl_mean);
 		snprintf(c[C_TOP1], sizeof c[0], run->r.has_base ? "%.2f%%" : "-", 100 * run->r.top1);
-		/* A speculative run's figures span the evaluation's columns. */
+		/* A speculative run's figures span the columns of the windows and
+		 * the evaluation's figures. */
 		if (run->speculative)
-			spec_cell(run, c[C_PPL], sizeof c[0]);
-		for (int j = 0; j < (run->speculative ? C_PPL + 1 : NC); j++)
+			spec_cell(run, c[span], sizeof c[0]);
+		for (int j = 0; j < (run->speculative ? span + 1 : NC); j++)
 			if (cw[j])
-				sl_text(yy, cx[j], (run->speculative && j == C_PPL ? r.x + r.w - cx[j] : cw[j]) - 1, role, c[j]);
+				sl_text(yy, cx[j], (run->speculative && j == span ? r.x + r.w - cx[j] : cw[j]) - 1, role, c[j]);
 	}
 	draw_notes(s, r);
 }
