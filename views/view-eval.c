@@ -141,6 +141,8 @@ static void measure_label(const sl_run *run, char *buf, size_t n)
 {
 	if (run->speculative)
 		snprintf(buf, n, "%s", run->text);
+	else if (!run->r.n_ctx)
+		snprintf(buf, n, "%s, windows not kept", run->text); /* a run from before runs kept them */
 	else
 		snprintf(buf, n, "%s, %d×%d", run->text, run->r.n_chunks, run->r.n_ctx);
 }
