@@ -47,6 +47,12 @@ static void clear_stack(sl_session_step *st, int *n)
 	*n = 0;
 }
 
+static void run_free(sl_run *run)
+{
+	free(run->recipe_json);
+	free(run->text_path);
+}
+
 void sl_session_free(sl_session *s)
 {
 	if (!s)
@@ -57,7 +63,7 @@ void sl_session_free(sl_session *s)
 	free(s->undo);
 	free(s->redo);
 	for (int i = 0; i < s->n_runs; i++)
-		free(s->runs[i].recipe_json);
+		run_free(&s->runs[i]);
 	free(s->runs);
 	free(s->notes);
 	cJSON_Delete(s->sweep);
@@ -102,6 +108,8 @@ static cJSON *run_to_json(const sl_run *run)
 	cJSON_AddStringToObject(o, "recipe", run->recipe);
 	cJSON_AddStringToObject(o, "recipe_summary", run->recipe_summary);
 	cJSON_AddStringToObject(o, "text", run->text);
+	if (run->text_path)
+		cJSON_AddStringToObject(o, "text_path", run->text_path);
 	add_finite(o, "bpw", run->bpw);
 	add_finite(o, "bytes", run->bytes);
 	if (run->has_predicted)
@@ -405,11 +413,13 @@ static bool read_run(reader *rd, const cJSON *o, int i, sl_run *run)
 	sl_eval_result *r = &run->r;
 	double scored = 0;
 	const double big = 1e300;
+	char text_path[4096] = "";
 	bool ok = get_str(rd, o, p, "when", run->when, sizeof run->when, false) &&
 	          get_str(rd, o, p, "model", run->model, sizeof run->model, false) &&
 	          get_str(rd, o, p, "recipe", run->recipe, sizeof run->recipe, false) &&
 	          get_str(rd, o, p, "recipe_summary", run->recipe_summary, sizeof run->recipe_summary, false) &&
 	          get_str(rd, o, p, "text", run->text, sizeof run->text, false) &&
+	          get_str(rd, o, p, "text_path", text_path, sizeof text_path, false) &&
 	          get_num(rd, o, p, "bpw", 0, 64, &run->bpw) &&
 	          get_num(rd, o, p, "bytes", 0, big, &run->bytes) &&
 	          get_int(rd, o, p, "ctx", 0, 1 << 24, &r->n_ctx) &&
@@ -453,6 +463,11 @@ static bool read_run(reader *rd, const cJSON *o, int i, sl_run *run)
 		sl_recipe_free(rc);
 		if (!run->recipe_json)
 			return fail(rd, SL_ERR_NOMEM, up, "out of memory");
+	}
+	if (ok && text_path[0] && !(run->text_path = sl_strdup(text_path))) {
+		free(run->recipe_json);
+		run->recipe_json = NULL;
+		return fail(rd, SL_ERR_NOMEM, p, "out of memory");
 	}
 	return ok && !rd->st;
 }
@@ -712,20 +727,33 @@ sl_status sl_session_add_run(sl_session *s, const sl_run *run, sl_error *err)
 	if (!r)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the run history");
 	s->runs = r;
-	char *json = NULL;
-	if (run->recipe_json && !(json = sl_strdup(run->recipe_json)))
+	char *json = NULL, *text = NULL;
+	if ((run->recipe_json && !(json = sl_strdup(run->recipe_json))) ||
+	    (run->text_path && !(text = sl_strdup(run->text_path)))) {
+		free(json);
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the run history");
+	}
 	s->runs[s->n_runs] = *run;
-	s->runs[s->n_runs++].recipe_json = json;
+	s->runs[s->n_runs].recipe_json = json;
+	s->runs[s->n_runs++].text_path = text;
 	s->dirty = true;
 	return SL_OK;
+}
+
+bool sl_run_same_measure(const sl_run *a, const sl_run *b)
+{
+	if (a->speculative || b->speculative || a->r.n_chunks != b->r.n_chunks || a->r.n_ctx != b->r.n_ctx)
+		return false;
+	if (a->text_path || b->text_path)
+		return a->text_path && b->text_path && !strcmp(a->text_path, b->text_path);
+	return !strcmp(a->text, b->text);
 }
 
 void sl_session_remove_run(sl_session *s, int index)
 {
 	if (index < 0 || index >= s->n_runs)
 		return;
-	free(s->runs[index].recipe_json);
+	run_free(&s->runs[index]);
 	memmove(&s->runs[index], &s->runs[index + 1], (size_t)(s->n_runs - index - 1) * sizeof *s->runs);
 	s->n_runs--;
 	s->dirty = true;

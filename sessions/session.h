@@ -24,8 +24,8 @@
 
 /* Version 2 added the sensitivity sweep, the heatmap's settings and the
  * predicted KL of runs; version 1 files still load. Fields added since are
- * optional (a run's acceptance, speculative runs), version 3 adds the
- * healed model; older files still load. */
+ * optional (a run's acceptance and text file, speculative runs); version
+ * 3 adds the healed model; older files still load. */
 #define SL_SESSION_VERSION 3
 /* Larger files are refused rather than read (a session is kilobytes). */
 #define SL_SESSION_MAX_BYTES ((size_t)64 << 20)
@@ -50,13 +50,18 @@ typedef struct {
 } sl_spec_run;
 
 /* One run of the history, as its table shows it: an evaluation, or a
- * speculative run (then only the names, bpw and spec mean anything). */
+ * speculative run (then only the names, bpw and spec mean anything). An
+ * evaluation's figures hold for its text and its r.n_chunks windows of
+ * r.n_ctx tokens (r.base_ppl is the base model's on those windows): runs
+ * measured on other texts or windows are not comparable. */
 typedef struct {
 	char when[32];          /* UTC, ISO 8601 */
 	char model[16];         /* "base" or "recipe"; "speculative" */
 	char recipe[64];        /* the recipe's name then */
 	char recipe_summary[128];
-	char text[16];          /* "calibration" or "evaluation" */
+	char text[16];          /* "calibration", "evaluation" or the start of the file's name */
+	char *text_path;        /* the file measured; NULL for speculative runs and runs from before runs
+	                         * kept it. The session owns its runs' copies. */
 	double bpw, bytes;      /* of the model evaluated */
 	bool has_predicted;     /* an automatic recipe: the KL its sweep predicted */
 	double predicted_kl;
@@ -142,8 +147,12 @@ sl_status sl_session_save(sl_session *s, const char *path, sl_error *err);
 /* Writes without touching path or dirty (autosave). */
 sl_status sl_session_write(const sl_session *s, const char *path, bool autosave, sl_error *err);
 
-/* Adds a copy of run (and of its recipe_json). */
+/* Adds a copy of run (and of its recipe_json and text_path). */
 sl_status sl_session_add_run(sl_session *s, const sl_run *run, sl_error *err);
+/* Whether two evaluations were measured on the same text (its path, or for
+ * runs from before runs kept it, its name), windows and window length, so
+ * that their figures belong to one series. */
+bool sl_run_same_measure(const sl_run *a, const sl_run *b);
 void sl_session_remove_run(sl_session *s, int index);
 sl_status sl_session_add_note(sl_session *s, const char *line, sl_error *err);
 /* Replaces the sweep (taking it; NULL forgets it). */

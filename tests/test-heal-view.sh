@@ -82,7 +82,8 @@ healed_kl=$(screen | sed -n 's/^ KL \+[0-9.]\+ \+\([0-9.]\+\) .*/\1/p')
 
 echo "== the healed model is the session's: history, undo, redo"
 keys 4
-wait_match "^ 1 +healed .* evalu"
+wait_match "^ 1 +healed .* evalu +[0-9]+ +[0-9]+ +[0-9]+\\.[0-9]{4} " # on the windows :eval takes
+wait_for "on the evaluation text (eval.txt):"
 wait_for "healed model, recipe - (all: int3-g32 + qad 20 steps)"
 keys u
 wait_gone "healed qad 20 steps"

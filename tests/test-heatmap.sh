@@ -5,8 +5,8 @@
 # a key (or a click and a key) puts a cell's option into the recipe; the
 # sweep exports as SVG, CSV and JSON; b charts KL against bytes for a row
 # and the whole model, x writes the chart; an automatic recipe is measured next
-# to its prediction; metric (KL, delta PPL, 1 - top-1, 1 - acceptance),
-# sort and filter; 80x24, 200x60 and 20x5;
+# to its prediction on the sweep's windows, and its run says so; metric (KL,
+# delta PPL, 1 - top-1, 1 - acceptance), sort and filter; 80x24, 200x60 and 20x5;
 # glyph density without colours; a bad option list is a message; a short
 # training run shows its steps and offers its model, a long one stops with
 # a checkpoint and resumes. Every wait has a deadline, so nothing hangs.
@@ -134,6 +134,8 @@ cmd "autorecipe 8bpw"
 wait_for "automatic 8bpw"
 wait_for "predicted (the modules' KL measured alone" 240
 wait_for "(predicted 0."
+wait_for "on the calibration text (calib.txt): the sweep's 8 windows of 256 tokens" # not the session's
+wait_match "^ [0-9]+ .* calib +8 +256 +[0-9]+\\.[0-9]{4} "
 keys 3
 wait_for "37 rules after the default"
 keys u # the automatic recipe is one undoable change

@@ -1,6 +1,8 @@
 /* Session files: a round trip keeps everything (the sweep, the heatmap's
- * settings, predicted KL, a run's acceptance, speculative runs and the
- * healed model too); version 1 files, and runs from before acceptance was kept, still load; truncated,
+ * settings, predicted KL, a run's acceptance, text and windows, speculative
+ * runs and the healed model too); version 1 files, and runs from before
+ * acceptance or the text's path was kept, still load; runs measured on other
+ * texts or windows are told apart; truncated,
  * hostile and future-version files fail with a message that says what and
  * where;
  * saving is atomic; undo and redo; model hashes are cached and follow the
@@ -35,6 +37,7 @@ static sl_session *sample(void)
 	snprintf(run.when, sizeof run.when, "2026-01-02T03:04:05Z");
 	snprintf(run.model, sizeof run.model, "recipe");
 	snprintf(run.text, sizeof run.text, "calibration");
+	run.text_path = "/data/calib.txt";
 	run.bpw = 4.5;
 	run.bytes = 123456;
 	run.r.n_ctx = 256;
@@ -116,6 +119,11 @@ static void test_round_trip(void)
 	          t->runs[0].r.n_scored == 889 && t->runs[0].bpw == 4.5 && !strcmp(t->runs[0].when, "2026-01-02T03:04:05Z"),
 	      "run 0");
 	CHECK(t->runs[0].has_predicted && t->runs[0].predicted_kl == 0.015, "run 0's predicted KL");
+	CHECK(!strcmp(t->runs[0].text, "calibration") && t->runs[0].text_path &&
+	          !strcmp(t->runs[0].text_path, "/data/calib.txt") && t->runs[0].r.n_chunks == 7 &&
+	          t->runs[0].r.n_ctx == 256 && t->runs[0].r.base_ppl == 12,
+	      "run 0's text, windows and base PPL on them");
+	CHECK(!t->runs[2].text_path, "a speculative run has no text file");
 	char *rj = sl_recipe_to_json(s->recipe);
 	CHECK(t->runs[0].recipe_json && rj && !strcmp(t->runs[0].recipe_json, rj), "run 0's recipe");
 	free(rj);
@@ -186,7 +194,7 @@ typedef struct {
 static void test_hostile(void)
 {
 	const char *sha = "\"sha256\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"";
-	char buf[16][1024];
+	char buf[18][1024];
 	snprintf(buf[0], sizeof buf[0], "{\"slimlab_session\": 1, \"model\": {\"path\": 5, %s}, \"recipe\": {\"slimlab_recipe\": 1}}", sha);
 	snprintf(buf[1], sizeof buf[1], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"ppl\": \"high\"}]}", sha);
@@ -219,6 +227,10 @@ static void test_hostile(void)
 	         "\"healed\": {\"model\": \"h.gguf\", \"sha256\": \"abc\"}}", sha);
 	snprintf(buf[15], sizeof buf[15], "{\"slimlab_session\": 3, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"healed\": {\"label\": \"qad 3 steps\"}}", sha);
+	snprintf(buf[16], sizeof buf[16], "{\"slimlab_session\": 3, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"runs\": [{\"ppl\": 3, \"text_path\": \"/t.txt\", \"ctx\": 64, \"chunks\": -8}]}", sha);
+	snprintf(buf[17], sizeof buf[17], "{\"slimlab_session\": 3, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"runs\": [{\"ppl\": 3, \"text_path\": \"/t.txt\"}, {\"ppl\": 3, \"text_path\": 7}]}", sha);
 	const hostile cases[] = {
 		{"[1, 2, 3]", "expected a JSON object", SL_ERR_FORMAT},
 		{"{\"version\": 1}", "not a slimlab session", SL_ERR_FORMAT},
@@ -245,6 +257,8 @@ static void test_hostile(void)
 		{buf[13], "runs[0].speculative: expected an object", SL_ERR_FORMAT},
 		{buf[14], "healed.sha256: expected 64", SL_ERR_FORMAT},
 		{buf[15], "healed.model: missing", SL_ERR_FORMAT},
+		{buf[16], "runs[0].chunks: -8 is outside", SL_ERR_FORMAT},
+		{buf[17], "runs[1].text_path: expected a string", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\"", "truncated", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1,, }", "damaged", SL_ERR_FORMAT},
 		{"\x01\x02\xff\xfe garbage", "damaged", SL_ERR_FORMAT},
@@ -305,6 +319,32 @@ static void test_version1(void)
 	cJSON_Delete(back);
 	free(json);
 	sl_session_free(t);
+}
+
+/* Figures measured on other texts, windows or window lengths are never
+ * one series; runs from before the text's path was kept match by name. */
+static void test_same_measure(void)
+{
+	sl_run a = {.text = "calibration", .text_path = "/data/calib.txt", .r = {.n_ctx = 128, .n_chunks = 32}};
+	sl_run b = a;
+	CHECK(sl_run_same_measure(&a, &b), "the same text and windows");
+	b.r.n_chunks = 8;
+	CHECK(!sl_run_same_measure(&a, &b), "8 windows against 32");
+	b = a;
+	b.r.n_ctx = 256;
+	CHECK(!sl_run_same_measure(&a, &b), "windows of 256 against 128");
+	b = a;
+	b.text_path = "/data/eval.txt";
+	CHECK(!sl_run_same_measure(&a, &b), "another file");
+	b.text_path = NULL;
+	CHECK(!sl_run_same_measure(&a, &b) && !sl_run_same_measure(&b, &a), "a run that kept no file against one that did");
+	a.text_path = NULL;
+	CHECK(sl_run_same_measure(&a, &b), "two older runs on the calibration text");
+	snprintf(b.text, sizeof b.text, "evaluation");
+	CHECK(!sl_run_same_measure(&a, &b), "older runs on two texts");
+	b = a;
+	b.speculative = true;
+	CHECK(!sl_run_same_measure(&a, &b) && !sl_run_same_measure(&b, &b), "a speculative run is no evaluation");
 }
 
 static void test_save_and_load(void)
@@ -516,6 +556,7 @@ int main(void)
 	test_truncated();
 	test_hostile();
 	test_version1();
+	test_same_measure();
 	test_save_and_load();
 	test_undo();
 	test_undo_healed();

@@ -38,6 +38,7 @@ wait_for "session saved to"
 check_file "$work/s.json" '"slimlab_session":' "session"
 check_file "$work/s.json" '"format":[[:space:]]*"q6_k"' "recipe"
 check_file "$work/s.json" '"kl_mean":' "evaluation history"
+check_file "$work/s.json" '"text_path":[[:space:]]*".*/calib.txt"' "the text file a run was measured on"
 check_file "$work/s.json" 'tried q6_k everywhere' "notes"
 check_file "$work/s.json" '"current":[[:space:]]*"generate"' "view state"
 keys q

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The workbench's keys and what they say, driven under tmux: the keys the
 # key bar and '?' name do what they say; a new evaluation is selected when
-# it arrives; the Evaluate table keeps its figures at 80x24; a running job's
+# it arrives; the Evaluate table keeps its figures at 80x24, each run with
+# its text and windows; its sparklines draw only the runs measured alike,
+# and two runs measured otherwise are said not alike; a running job's
 # progress is in the header and the key bar stays whole; long paths keep
 # their file name; x exports under a new name and an existing file is asked
 # about; the format menu filters as you type and shows bits per weight and
@@ -50,9 +52,29 @@ keys k
 wait_row 7 "base model"
 keys j
 wait_row 7 "(all: q8_0)"
-wait_match "^ # .* recipe +bpw +text +PPL +ΔPPL +KL +top-1"
+wait_match "^ # +model +recipe +bpw +text +win +ctx +PPL +KL +top-1"
 wait_match "^ 2 .* all: q8_0 .* [0-9]+\\.[0-9]{5} +[0-9]+\\.[0-9]{2}%"
 wait_match "Δ [-+][0-9.]+   top-1 [0-9.]+%" # in the run's figures too
+
+echo "== Evaluate: each run shows its text and windows; the trends draw only runs measured alike"
+wait_match "^ 3 .* calib +2 +64 +[0-9]+\\.[0-9]{4} "
+wait_for "on the calibration text (calib.txt): 2 windows of 64 tokens"
+wait_for "only the 3 runs on calibration, 2×64"
+cmd "eval --chunks 3"
+wait_match "^ 4 .* calib +3 +64 +[0-9]+\\.[0-9]{4} " 60
+wait_for "only the 1 run on calibration, 3×64"
+keys E
+wait_match "^ 5 .* evalu +2 +64 +[0-9]+\\.[0-9]{4} " 60
+wait_for "on the evaluation text (eval.txt): 2 windows of 64 tokens"
+wait_for "only the 1 run on evaluation, 2×64"
+keys k k
+wait_for "only the 3 runs on calibration, 2×64"
+keys m j m
+wait_for "comparing runs 3 and 4, not alike: measured on other texts or windows"
+wait_match "^ on +calibration, 2×64 +calibration, 3×64 +not alike"
+screen | grep -qE "^ KL +[0-9.]+ +[0-9.]+ +[-+]" && fail "a change in KL between runs on other windows"
+keys M
+wait_gone "Run 4 against run 3"
 
 echo "== a running job's progress is in the header; the key bar stays whole"
 cmd "set chunks=0" # every window of the calibration text: long enough to watch

@@ -906,7 +906,10 @@ static void toggle_mark(sl_tui *t, int n)
 		m[0] = n > m[0] ? m[0] : n;
 	}
 	compare_runs(t);
-	if (m[1])
+	const sl_run *ra = m[1] ? &t->app.ses->runs[m[0] - 1] : NULL, *rb = m[1] ? &t->app.ses->runs[m[1] - 1] : NULL;
+	if (m[1] && !ra->speculative && !rb->speculative && !sl_run_same_measure(ra, rb))
+		sl_tui_msg(t, false, "comparing runs %d and %d, not alike: measured on other texts or windows", m[0], m[1]);
+	else if (m[1])
 		sl_tui_msg(t, false, "comparing runs %d and %d", m[0], m[1]);
 	else
 		sl_tui_msg(t, false, m[0] ? "run %d marked: mark another to compare them" : "no run is marked", m[0]);

@@ -263,10 +263,12 @@ static void install(sl_tui *t, heal_ctx *c)
 	snprintf(run.recipe, sizeof run.recipe, "%s", s->recipe->name);
 	sl_recipe_summary(s->recipe, h.label, run.recipe_summary, sizeof run.recipe_summary);
 	snprintf(run.text, sizeof run.text, "evaluation");
+	run.text_path = sl_task_text_path(c->eval_text);
 	if (sl_session_add_run(s, &run, &err))
 		sl_tui_msg(t, true, "%s", err.msg);
 	else
 		app->runs_added++;
+	free(run.text_path);
 	free(healed);
 	sl_tui_session_changed(t);
 	snprintf(a->outcome, sizeof a->outcome, "%s",

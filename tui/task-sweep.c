@@ -575,11 +575,14 @@ void sl_task_autorecipe(sl_tui *t, const char *budget)
 	}
 	snprintf(t->app.ses->recipe->name, sizeof t->app.ses->recipe->name, "automatic %s", budget);
 	sl_tui_recipe_changed(t);
-	/* Measured for real on the windows the sweep measured its cells on. */
+	/* Measured for real on the windows the sweep measured its cells on, so
+	 * that the measured KL answers the predicted one; the run records them
+	 * and says so, and e measures it on the session's. */
 	const sl_heat *h = &t->app.heat;
 	sl_task_eval(t, strcmp(h->text, t->app.calib_path) ? h->text : "calibration", h->ctx, h->windows,
 	             res.predicted_kl);
-	sl_tui_msg(t, false, "automatic recipe for %s: %d rules, %.3f bits per weight, predicted KL %.5f; measuring it",
-	           budget, t->app.ses->recipe->n_rules, res.bpw, res.predicted_kl);
+	sl_tui_msg(t, false, "automatic recipe for %s: %d rules, %.3f bits per weight, predicted KL %.5f; measuring it "
+	                     "on the sweep's %d windows of %d (e: on the session's)",
+	           budget, t->app.ses->recipe->n_rules, res.bpw, res.predicted_kl, h->windows, h->ctx);
 	sl_autorecipe_result_free(&res);
 }

@@ -143,6 +143,12 @@ static const char *text_path(sl_tui *t, const char *text, const char **name)
 	return text;
 }
 
+char *sl_task_text_path(const char *path)
+{
+	char real[PATH_MAX];
+	return sl_strdup(realpath(path, real) ? real : path);
+}
+
 /* --- evaluation ---------------------------------------------------------- */
 
 typedef struct {
@@ -201,9 +207,10 @@ static void eval_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 	sl_tui_session_changed(t);
 	const sl_eval_result *r = &e->run.r;
 	if (r->has_base && e->run.has_predicted)
-		sl_tui_msg(t, false, "KL %.5f measured, %.5f predicted (the modules' KL measured alone, summed); PPL %.4f "
-		                     "(%+.4f), top-1 %.2f%% at %.2f bpw",
-		           r->kl_mean, e->run.predicted_kl, r->ppl, r->delta_ppl, 100 * r->top1, e->run.bpw);
+		sl_tui_msg(t, false, "KL %.5f measured, %.5f predicted (the modules' KL measured alone, summed) on %d "
+		                     "windows of %d; PPL %.4f (%+.4f), top-1 %.2f%% at %.2f bpw",
+		           r->kl_mean, e->run.predicted_kl, r->n_chunks, r->n_ctx, r->ppl, r->delta_ppl, 100 * r->top1,
+		           e->run.bpw);
 	else if (r->has_base)
 		sl_tui_msg(t, false, "PPL %.4f (base %.4f, %+.4f), KL %.5f, top-1 %.2f%% at %.2f bpw", r->ppl, r->base_ppl,
 		           r->delta_ppl, r->kl_mean, 100 * r->top1, e->run.bpw);
@@ -217,6 +224,7 @@ static void eval_free(void *ctx)
 	eval_ctx *e = ctx;
 	rm_free(&e->rm);
 	free(e->run.recipe_json);
+	free(e->run.text_path);
 	free(e);
 }
 
@@ -251,6 +259,7 @@ void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predi
 	sl_recipe_summary(rc, h->model[0] ? h->label : NULL, r->recipe_summary, sizeof r->recipe_summary);
 	r->recipe_json = sl_recipe_to_json(rc); /* NULL (out of memory) only costs the run's comparison */
 	snprintf(r->text, sizeof r->text, "%s", e->text_name);
+	r->text_path = sl_task_text_path(path);
 	double base_bytes = (double)sl_model_bytes(t->app.model);
 	r->bytes = e->rm.empty ? base_bytes : t->app.est.bytes;
 	r->bpw = e->rm.empty ? 8 * base_bytes / (double)sl_model_n_params(t->app.model) : t->app.est.bpw;

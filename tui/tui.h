@@ -164,6 +164,10 @@ void sl_task_calib_default(sl_tui *t, sl_recipe *r);
 /* text: "calibration", "evaluation" or a file; predicted_kl: what a sweep
  * predicted for the recipe, kept with the run (NaN: nothing). */
 void sl_task_eval(sl_tui *t, const char *text, int ctx, int chunks, double predicted_kl);
+/* The text file a run measured, as the run keeps it: its real path, so
+ * that runs on one file by two names are one series (malloc'ed; NULL when
+ * out of memory, which only keeps the run out of its series). */
+char *sl_task_text_path(const char *path);
 void sl_task_apply(sl_tui *t, const char *out_gguf);
 void sl_task_generate(sl_tui *t);
 void sl_task_weight_stats(sl_tui *t, const char *module);

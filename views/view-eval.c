@@ -1,7 +1,8 @@
 /* The Evaluate view: runs perplexity, KL divergence and top-1 agreement
  * against the base model on the calibration or evaluation text, and keeps
- * a history of runs to compare recipes, with sparklines of the trend. The
- * Speculate view's runs join the same history with their own figures. */
+ * a history of runs to compare recipes, each with the text and windows it
+ * was measured on, with sparklines of the trend of the runs measured alike.
+ * The Speculate view's runs join the same history with their own figures. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,9 +96,17 @@ static void draw_run(const sl_run *run, int y, int x, int w)
 		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, "  median %.5f  p99 %.5f  max %.4f", r->kl_median, r->kl_p99,
 		         r->kl_max);
 	}
-	sl_textf(y + 2, x, w, SL_R_DIM, "%s model, recipe %s (%s), %.2f bpw, %s text, %d windows of %d, %lld scored, %.1f s",
-	         run->model, run->recipe[0] ? run->recipe : "-", run->recipe_summary, run->bpw, run->text, r->n_chunks,
-	         r->n_ctx, r->n_scored, r->seconds);
+	sl_textf(y + 2, x, w, SL_R_DIM, "%s model, recipe %s (%s), %.2f bpw", run->model,
+	         run->recipe[0] ? run->recipe : "-", run->recipe_summary, run->bpw);
+	/* What the figures hold for: runs on other texts or windows do not
+	 * compare. An automatic recipe is measured where its KL was predicted. */
+	char file[64] = "";
+	if (run->text_path) {
+		const char *slash = strrchr(run->text_path, '/');
+		snprintf(file, sizeof file, " (%s)", slash ? slash + 1 : run->text_path);
+	}
+	sl_textf(y + 3, x, w, SL_R_DIM, "on the %s text%s: %s%d windows of %d tokens, %lld scored, %.1f s", run->text,
+	         file, run->has_predicted ? "the sweep's " : "", r->n_chunks, r->n_ctx, r->n_scored, r->seconds);
 }
 
 /* The last lines of the session's notes, at the bottom of r. */
@@ -127,17 +136,28 @@ static void draw_notes(const sl_session *s, sl_rect r)
 	}
 }
 
+/* What an evaluation was measured on, in a few words: "calibration, 32×128". */
+static void measure_label(const sl_run *run, char *buf, size_t n)
+{
+	if (run->speculative)
+		snprintf(buf, n, "%s", run->text);
+	else if (!run->r.n_ctx)
+		snprintf(buf, n, "%s, windows not kept", run->text); /* a run from before runs kept them */
+	else
+		snprintf(buf, n, "%s, %d×%d", run->text, run->r.n_chunks, run->r.n_ctx);
+}
+
 /* One figure of both runs (fmt) and its change (dfmt): "-" where a run
- * has none. */
+ * has none, no change where the runs were not measured alike. */
 static void compare_row(int y, const int *cx, const int *cw, const char *label, const char *fmt, const char *dfmt,
-                        double a, bool has_a, double b, bool has_b)
+                        double a, bool has_a, double b, bool has_b, bool alike)
 {
 	char va[32] = "-", vb[32] = "-", d[32] = "";
 	if (has_a)
 		snprintf(va, sizeof va, fmt, a);
 	if (has_b)
 		snprintf(vb, sizeof vb, fmt, b);
-	if (has_a && has_b)
+	if (has_a && has_b && alike)
 		snprintf(d, sizeof d, dfmt, b - a);
 	sl_text(y, cx[0], cw[0], SL_R_DIM, label);
 	sl_text(y, cx[1], cw[1] - 1, SL_R_NORMAL, va);
@@ -166,14 +186,26 @@ static int draw_compare(const sl_app *app, int y0, int x, int w, int max_lines)
 	sl_text(y, cx[0], cw[0], SL_R_DIM, "recipe");
 	sl_text(y, cx[1], cw[1] - 1, SL_R_NORMAL, a->recipe_summary);
 	sl_text(y++, cx[2], cw[2] - 1, SL_R_NORMAL, b->recipe_summary);
-	compare_row(y++, cx, cw, "bpw", "%.2f", "%+.2f", a->bpw, true, b->bpw, true);
-	compare_row(y++, cx, cw, "PPL", "%.4f", "%+.4f", a->r.ppl, !a->speculative, b->r.ppl, !b->speculative);
-	compare_row(y++, cx, cw, "ΔPPL", "%+.4f", "%+.4f", a->r.delta_ppl, a->r.has_base, b->r.delta_ppl, b->r.has_base);
-	compare_row(y++, cx, cw, "KL", "%.5f", "%+.5f", a->r.kl_mean, a->r.has_base, b->r.kl_mean, b->r.has_base);
+	char ma[64], mb[64];
+	measure_label(a, ma, sizeof ma);
+	measure_label(b, mb, sizeof mb);
+	sl_text(y, cx[0], cw[0], SL_R_DIM, "on");
+	sl_text(y, cx[1], cw[1] - 1, SL_R_NORMAL, ma);
+	sl_text(y, cx[2], cw[2] - 1, SL_R_NORMAL, mb);
+	/* Figures measured on other texts or windows are shown, not subtracted. */
+	bool alike = sl_run_same_measure(a, b);
+	if (!alike && !a->speculative && !b->speculative)
+		sl_text(y, cx[3], cw[3], SL_R_BAD, "not alike");
+	y++;
+	compare_row(y++, cx, cw, "bpw", "%.2f", "%+.2f", a->bpw, true, b->bpw, true, true);
+	compare_row(y++, cx, cw, "PPL", "%.4f", "%+.4f", a->r.ppl, !a->speculative, b->r.ppl, !b->speculative, alike);
+	compare_row(y++, cx, cw, "ΔPPL", "%+.4f", "%+.4f", a->r.delta_ppl, a->r.has_base, b->r.delta_ppl, b->r.has_base,
+	            alike);
+	compare_row(y++, cx, cw, "KL", "%.5f", "%+.5f", a->r.kl_mean, a->r.has_base, b->r.kl_mean, b->r.has_base, alike);
 	compare_row(y++, cx, cw, "top-1", "%.2f%%", "%+.2f pt", 100 * a->r.top1, a->r.has_base, 100 * b->r.top1,
-	            b->r.has_base);
+	            b->r.has_base, alike);
 	compare_row(y++, cx, cw, "accept", "%.3f", "%+.3f", a->spec.acceptance, a->speculative, b->spec.acceptance,
-	            b->speculative);
+	            b->speculative, true);
 	if (!app->diffs_known) {
 		sl_text(y++, x, w, SL_R_DIM, "a run without its recipe (a draft of no recipe, or from before runs kept it): no modules to compare");
 		return y - y0;
@@ -192,20 +224,46 @@ static int draw_compare(const sl_app *app, int y0, int x, int w, int max_lines)
 	return y - y0;
 }
 
-/* Sparklines of PPL and KL over the history, oldest to newest. */
-static void draw_trends(const sl_session *s, int y, int x, int width)
+/* The run whose series the sparklines draw: the one under the cursor, or
+ * for a speculative run the newest evaluation; -1 when there is none. */
+static int series_run(const sl_session *s, int cursor)
 {
+	if (!s->runs[cursor].speculative)
+		return cursor;
+	for (int i = s->n_runs - 1; i >= 0; i--)
+		if (!s->runs[i].speculative)
+			return i;
+	return -1;
+}
+
+/* Sparklines of PPL and KL, oldest to newest, of the runs measured like
+ * the chosen one (the same text, windows and window length): figures on
+ * other windows are never drawn as one series, and the label says which
+ * series it is. */
+static void draw_trends(const sl_session *s, int cursor, int y, int x, int width)
+{
+	int ref = series_run(s, cursor);
+	if (ref < 0)
+		return;
+	const sl_run *a = &s->runs[ref];
 	double *ppl = malloc((size_t)s->n_runs * sizeof *ppl), *kl = malloc((size_t)s->n_runs * sizeof *kl);
-	if (ppl && kl) {
-		for (int i = 0; i < s->n_runs; i++) {
-			ppl[i] = s->runs[i].r.ppl;
-			kl[i] = s->runs[i].r.has_base ? s->runs[i].r.kl_mean : 0;
+	int n = 0;
+	for (int i = 0; ppl && kl && i < s->n_runs; i++)
+		if (sl_run_same_measure(a, &s->runs[i])) {
+			ppl[n] = s->runs[i].r.ppl;
+			kl[n++] = s->runs[i].r.has_base ? s->runs[i].r.kl_mean : 0;
 		}
-		int w = (width - 4) / 2 - 10;
+	if (n) {
+		char on[64], label[128];
+		measure_label(a, on, sizeof on);
+		snprintf(label, sizeof label, "only the %d run%s on %s", n, n == 1 ? "" : "s", on);
+		int w = (width - 2 - 5 - 6 - 2 - sl_text_width(label)) / 2;
+		w = w > n ? n : w < 4 ? 4 : w;
 		sl_text(y, x + 1, 5, SL_R_DIM, "PPL");
-		sl_spark(y, x + 6, w, ppl, s->n_runs, false, SL_R_ACCENT);
+		sl_spark(y, x + 6, w, ppl, n, false, SL_R_ACCENT);
 		sl_text(y, x + 8 + w, 4, SL_R_DIM, "KL");
-		sl_spark(y, x + 12 + w, w, kl, s->n_runs, true, SL_R_RIGHT);
+		sl_spark(y, x + 12 + w, w, kl, n, true, SL_R_RIGHT);
+		sl_text(y, x + 14 + 2 * w, width - 15 - 2 * w, SL_R_DIM, label);
 	}
 	free(ppl);
 	free(kl);
@@ -234,28 +292,31 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	if (app->marked[1]) {
 		/* Two marked runs take the place of the run and the trends; the
 		 * table keeps four rows. */
-		int max_lines = r.y + r.h - notes_h - y - 8 - 7;
+		int max_lines = r.y + r.h - notes_h - y - 8 - 8;
 		y += draw_compare(app, y, r.x + 1, r.w - 2, max_lines > 1 ? max_lines : 1) + 1;
 	} else {
 		draw_run(&s->runs[v->list.cursor], y, r.x + 1, r.w - 2);
-		draw_trends(s, y + 4, r.x, r.w);
+		draw_trends(s, v->list.cursor, y + 4, r.x, r.w);
 		y += 6;
 	}
 
 	/* The recipe takes what the other columns leave (16 to 30); on narrow
-	 * screens the time, the model and the text give way first, so the
-	 * figures always fit. */
-	enum { C_NUM, C_WHEN, C_MODEL, C_RECIPE, C_BPW, C_TEXT, C_PPL, C_DPPL, C_KL, C_TOP1, NC };
-	static const char *heads[NC] = {"#", "when", "model", "recipe", "bpw", "text", "PPL", "ΔPPL", "KL", "top-1"};
-	static const int width[NC] = {4, 9, 7, 0, 6, 6, 10, 9, 9, 8};
-	static const int give_way[] = {C_WHEN, C_MODEL, C_TEXT};
+	 * screens the time, ΔPPL (the run's figures show it), the model, then
+	 * what the run was measured on give way first, so the figures always
+	 * fit. */
+	enum { C_NUM, C_WHEN, C_MODEL, C_RECIPE, C_BPW, C_TEXT, C_WIN, C_CTX, C_PPL, C_DPPL, C_KL, C_TOP1, NC };
+	static const char *heads[NC] = {"#", "when", "model", "recipe", "bpw", "text", "win", "ctx", "PPL", "ΔPPL", "KL",
+	                                "top-1"};
+	static const int width[NC] = {4, 9, 7, 0, 6, 6, 5, 5, 10, 9, 9, 8};
+	static const int give_way[] = {C_WHEN, C_DPPL, C_MODEL, C_CTX, C_BPW, C_WIN, C_TEXT};
+	enum { N_GIVE = sizeof give_way / sizeof give_way[0] };
 	bool shown[NC];
 	int fixed = 0;
 	for (int i = 0; i < NC; i++) {
 		shown[i] = true;
 		fixed += width[i];
 	}
-	for (int k = 0; k < 3 && r.w - 2 - fixed < 16; k++) {
+	for (int k = 0; k < N_GIVE && r.w - 2 - fixed < 16; k++) {
 		shown[give_way[k]] = false;
 		fixed -= width[give_way[k]];
 	}
@@ -268,6 +329,10 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	for (int i = 0; i < NC; i++)
 		if (cw[i])
 			sl_text(y, cx[i], cw[i], SL_R_DIM, heads[i]);
+	int span = C_PPL; /* where a speculative run's figures start */
+	for (int j = C_CTX; j >= C_WIN; j--)
+		if (cw[j])
+			span = j;
 	v->table = (sl_rect){y + 1, r.x, r.y + r.h - y - 1 - notes_h, r.w};
 	sl_list_fit(&v->list, s->n_runs, v->table.h);
 	for (int i = 0; i < v->table.h && v->list.top + i < s->n_runs; i++) {
@@ -284,16 +349,20 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		snprintf(c[C_RECIPE], sizeof c[0], "%s", run->recipe_summary);
 		snprintf(c[C_BPW], sizeof c[0], run->bpw > 0 ? "%.2f" : "-", run->bpw);
 		snprintf(c[C_TEXT], sizeof c[0], "%.5s", run->text);
+		/* A speculative run has no windows; a run from before runs kept them, none known. */
+		snprintf(c[C_WIN], sizeof c[0], run->speculative ? "" : run->r.n_ctx ? "%d" : "-", run->r.n_chunks);
+		snprintf(c[C_CTX], sizeof c[0], run->speculative ? "" : run->r.n_ctx ? "%d" : "-", run->r.n_ctx);
 		snprintf(c[C_PPL], sizeof c[0], "%.4f", run->r.ppl);
 		snprintf(c[C_DPPL], sizeof c[0], run->r.has_base ? "%+.4f" : "-", run->r.delta_ppl);
 		snprintf(c[C_KL], sizeof c[0], run->r.has_base ? "%.5f" : "-", run->r.kl_mean);
 		snprintf(c[C_TOP1], sizeof c[0], run->r.has_base ? "%.2f%%" : "-", 100 * run->r.top1);
-		/* A speculative run's figures span the evaluation's columns. */
+		/* A speculative run's figures span the columns of the windows and
+		 * the evaluation's figures. */
 		if (run->speculative)
-			spec_cell(run, c[C_PPL], sizeof c[0]);
-		for (int j = 0; j < (run->speculative ? C_PPL + 1 : NC); j++)
+			spec_cell(run, c[span], sizeof c[0]);
+		for (int j = 0; j < (run->speculative ? span + 1 : NC); j++)
 			if (cw[j])
-				sl_text(yy, cx[j], (run->speculative && j == C_PPL ? r.x + r.w - cx[j] : cw[j]) - 1, role, c[j]);
+				sl_text(yy, cx[j], (run->speculative && j == span ? r.x + r.w - cx[j] : cw[j]) - 1, role, c[j]);
 	}
 	draw_notes(s, r);
 }
