@@ -220,9 +220,11 @@ void sl_heat_refresh(sl_tui *t);
 void sl_heat_free(sl_heat *h);
 
 /* --- task-train.c --- */
-/* Trains as CONFIG says (resume: from its checkpoint), showing the run in
- * the Train view; offers to open the model it writes. */
-void sl_task_train(sl_tui *t, const char *config, bool resume);
+/* Trains as CONFIG says, showing the run in the Train view; offers to open
+ * the model it writes. The model goes to out (NULL: a new folder in the
+ * data directory's train/), its loss table and checkpoint beside it;
+ * resume: from the checkpoint of the last run (out's, when given). */
+void sl_task_train(sl_tui *t, const char *config, bool resume, const char *out);
 void sl_training_free(sl_training *s);
 
 /* --- screen.c --- */
