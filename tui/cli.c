@@ -1,5 +1,6 @@
 /* Helpers shared by the command-line subcommands. */
 #include "cli.h"
+#include "core/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -8,6 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+bool cli_may_write(const char *path, bool force, const char *instead)
+{
+	if (!sl_file_exists(path) || force)
+		return true;
+	if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+		fprintf(stderr, "slimlab: %s exists; write over it? [y/N] ", path);
+		char line[16];
+		return fgets(line, sizeof line, stdin) && (line[0] == 'y' || line[0] == 'Y');
+	}
+	fprintf(stderr, "slimlab: %s exists; give --force to write over it, or %s\n", path, instead);
+	return false;
+}
 
 int cli_error(const sl_error *err)
 {

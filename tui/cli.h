@@ -35,6 +35,11 @@ int cli_error(const sl_error *err);
 /* Prints usage text for a bad option and returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Whether path may be written: it does not exist, force (--force), or the
+ * user says yes on a terminal; otherwise says so, and what to do instead
+ * ("another --out"), on stderr. */
+bool cli_may_write(const char *path, bool force, const char *instead);
+
 /* Loads a model, printing the error; NULL on failure. */
 sl_model *cli_load_model(const char *path, const char *tokenizer_path);
 

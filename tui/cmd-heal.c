@@ -116,21 +116,6 @@ static cJSON *figures(const sl_eval_result *e, const char *text)
 	return o;
 }
 
-/* Whether path may be written: it does not exist, --force, or the user
- * says yes on a terminal. */
-static bool may_write(const char *path, bool force)
-{
-	if (!sl_file_exists(path) || force)
-		return true;
-	if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
-		fprintf(stderr, "slimlab: %s exists; write over it? [y/N] ", path);
-		char line[16];
-		return fgets(line, sizeof line, stdin) && (line[0] == 'y' || line[0] == 'Y');
-	}
-	fprintf(stderr, "slimlab: %s exists; give --force to write over it, or another --out\n", path);
-	return false;
-}
-
 int sl_cmd_heal(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -250,7 +235,8 @@ int sl_cmd_heal(int argc, char **argv)
 		return cli_usage_error("heal", "--loftq starts LoRA's adapters: it needs --heal lora");
 	if (ho.adapter_out && !strcmp(ho.adapter_out, out_path))
 		return cli_usage_error("heal", "--adapter and --out must name two files");
-	if (!may_write(out_path, force) || (ho.adapter_out && !may_write(ho.adapter_out, force)))
+	if (!cli_may_write(out_path, force, "another --out") ||
+	    (ho.adapter_out && !cli_may_write(ho.adapter_out, force, "another --out")))
 		return CLI_FAIL;
 	if (threads)
 		sl_kernels_set_threads((int)threads);

@@ -1,6 +1,8 @@
 /* slimlab train CONFIG.json: runs a training job from a configuration,
  * printing loss, tokens/s and the time left as it goes. Ctrl-C stops it
- * with a checkpoint that --resume continues from. */
+ * with a checkpoint that --resume continues from. The model and the loss
+ * table go where the configuration says, but over existing files only
+ * with --force or a yes on a terminal. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -8,14 +10,17 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/fileio.h"
 #include "core/train-run.h"
 
 static const char train_usage[] =
-	"Usage: slimlab train CONFIG.json [--resume] [--threads N] [--log-every N]\n"
+	"Usage: slimlab train CONFIG.json [--resume] [--force] [--threads N] [--log-every N]\n"
 	"Trains a Llama-architecture model as CONFIG.json says (model shape or a model\n"
 	"to start from, tokenizer, data, schedule, loss, seed, outputs; see slimlab(1)).\n"
 	"Ctrl-C writes a checkpoint and stops; --resume goes on from it exactly.\n"
 	"  --resume         continue from the configuration's checkpoint when it exists\n"
+	"  --force          a new run writes over an existing model and loss table\n"
+	"                   (a checkpoint is never written over: resume it or remove it)\n"
 	"  --threads N      CPU threads (default: the configuration's, else one per core)\n"
 	"  --log-every N    print a line every N steps (default 10)\n";
 
@@ -91,18 +96,20 @@ int sl_cmd_train(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"resume", no_argument, 0, 'r'},
+		{"force", no_argument, 0, 'y'},
 		{"threads", required_argument, 0, 'T'},
 		{"log-every", required_argument, 0, 'l'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
-	bool resume = false;
+	bool resume = false, force = false;
 	long threads = 0, log_every = 10;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': resume = true; break;
+		case 'y': force = true; break;
 		case 'T': if (!cli_parse_int("train", "--threads", optarg, 1, 256, &threads)) return CLI_USAGE; break;
 		case 'l': if (!cli_parse_int("train", "--log-every", optarg, 1, 1 << 30, &log_every)) return CLI_USAGE; break;
 		case 'h': fputs(train_usage, stdout); return CLI_OK;
@@ -121,6 +128,14 @@ int sl_cmd_train(int argc, char **argv)
 	}
 	if (threads)
 		cfg->threads = (int)threads;
+	/* A checkpoint is resumed (it wrote the loss table) or refused by the
+	 * run; without one, the run is new. */
+	bool fresh = !cfg->checkpoint[0] || !sl_file_exists(cfg->checkpoint);
+	if (fresh && (!cli_may_write(cfg->output, force, "change output.path in the configuration") ||
+	              (cfg->log[0] && !cli_may_write(cfg->log, force, "change output.log in the configuration")))) {
+		free(cfg);
+		return CLI_FAIL;
+	}
 	printer pr = {isatty(STDERR_FILENO), log_every, 0, 0};
 	sl_progress prog = {.cancel = &cancel_flag};
 	sl_train_run_opts o = {.resume = resume, .on_report = on_report, .ctx = &pr, .progress = &prog};

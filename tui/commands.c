@@ -698,12 +698,23 @@ static void cmd_autorecipe(sl_tui *t, int argc, char **argv)
 
 static void cmd_train(sl_tui *t, int argc, char **argv)
 {
-	bool resume = argc == 3 && !strcmp(argv[2], "--resume");
-	if (argc != 2 && !resume) {
-		sl_tui_msg(t, true, "usage: train CONFIG.json [--resume] (the configuration slimlab train takes)");
+	bool resume = false;
+	const char *out = NULL;
+	bool ok = argc >= 2 && argv[1][0] != '-';
+	for (int i = 2; ok && i < argc; i++) {
+		if (!strcmp(argv[i], "--resume"))
+			resume = true;
+		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+			out = argv[++i];
+		else
+			ok = false;
+	}
+	if (!ok) {
+		sl_tui_msg(t, true, "usage: train CONFIG.json [--out FILE] [--resume] (the configuration slimlab train "
+		                    "takes; the model goes to a new folder in the data directory unless --out names it)");
 		return;
 	}
-	sl_task_train(t, argv[1], resume);
+	sl_task_train(t, argv[1], resume, out);
 }
 
 static const char *const heal_methods[] = {"qat", "qad", "kd", "lora"};
@@ -1013,8 +1024,10 @@ static const command commands[] = {
 	 "what the heatmap shows and in which order", cmd_heatmap, C_HEATMAP},
 	{"autorecipe", "autorecipe BUDGET", "a recipe from the sweep under 4.5bpw, 3MB or 50%, then measured", cmd_autorecipe,
 	 C_NONE},
-	{"train", "train CONFIG.json [--resume]", "train a model as slimlab train does (the Train view)", cmd_train,
-	 C_TRAIN},
+	{"train", "train CONFIG.json [--out FILE] [--resume]",
+	 "train a model as slimlab train does (the Train view); the model, its loss log and checkpoint go to a new "
+	 "folder in the data directory, or --out FILE and beside it; --resume: the last run goes on",
+	 cmd_train, C_TRAIN},
 	{"heal", "heal [qat|qad|kd|lora] [steps=N batch=N lr=X|auto ...] | heal set ... | heal resume",
 	 "heal the recipe's model by training (the Heal view); set: only choose the settings", cmd_heal, C_HEAL},
 	{"inspect", "inspect MODULE", "show a module in the layer inspector", cmd_inspect, C_MODULE},
@@ -1211,6 +1224,7 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 	static const char *const heat_subs[] = {"metric", "sort", "filter"};
 	static const char *const spec_opts[] = {"--draft-format", "--draft-recipe", "--draft-current", "--draft-layers",
 	                                        "--draft-ngram", "--k", "--temp", "--p-min", "-n"};
+	static const char *const train_opts[] = {"--out", "--resume"};
 	switch (cmd->complete) {
 	case C_PATH:
 		if (strcmp(cmd->name, "apply") || nw > 2)
@@ -1321,9 +1335,9 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 		}
 		break;
 	case C_TRAIN:
-		if (nw == 3)
-			add(c, word, "--resume");
-		else
+		if (nw >= 3 && word[0] == '-')
+			add_list(c, word, "", train_opts, N(train_opts));
+		else if (nw == 2 || !strcmp(prev, "--out"))
 			add_paths(c, word);
 		break;
 	}

@@ -1,13 +1,15 @@
 /* What the commands and the jobs ask of the workbench: a message on the
  * status line, a one-key question, another view, the derived state after
- * the recipe or the session changed, saving the session, a job to run.
- * It sits below them and above the job runner; the main loop above all
+ * the recipe or the session changed, saving the session, a job to run,
+ * where a job may write its files. It sits below them and above the job runner; the main loop above all
  * of them registers what it wants to hear about (a view shown). */
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/fileio.h"
 #include "tui.h"
@@ -230,4 +232,41 @@ void sl_tui_unless_unsaved(sl_tui *t, const char *what, void (*fn)(sl_tui *t, vo
 	*d = (deferred){fn, arg};
 	sl_tui_ask(t, "[s]ave first  [d]iscard them  [c]ancel", answer_unsaved, d,
 	           "The session has unsaved changes. Before %s:", what);
+}
+
+/* --- where jobs write --------------------------------------------------------------- */
+
+bool sl_tui_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+bool sl_tui_is_gguf(const char *path)
+{
+	char magic[4] = "";
+	FILE *f = fopen(path, "rb");
+	bool yes = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+	if (f)
+		fclose(f);
+	return yes;
+}
+
+bool sl_tui_data_subdir(sl_tui *t, const char *sub, const char *hint, char *buf, size_t n)
+{
+	char dir[PATH_MAX];
+	sl_error err = {0};
+	if (sl_data_dir(dir, sizeof dir, &err)) {
+		sl_tui_msg(t, true, "%s (%s)", err.msg, hint);
+		return false;
+	}
+	if (!sl_path_join(buf, n, dir, sub)) {
+		sl_tui_msg(t, true, "the data directory's path is too long (%s)", hint);
+		return false;
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST) {
+		sl_tui_msg(t, true, "%s: cannot create directory: %s (%s)", buf, strerror(errno), hint);
+		return false;
+	}
+	return true;
 }

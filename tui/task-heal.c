@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -304,39 +303,12 @@ static const sl_job_kind heal_kind = {"heal", heal_start, heal_run, heal_update,
 
 /* --- asking for a run ------------------------------------------------------------ */
 
-/* Whether a and b name one file (both must exist). */
-static bool same_file(const char *a, const char *b)
-{
-	struct stat sa, sb;
-	return !stat(a, &sa) && !stat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
-/* A checkpoint is a GGUF file: anything else is some other file that
- * starting afresh would remove. */
-static bool is_gguf(const char *path)
-{
-	char magic[4] = "";
-	FILE *f = fopen(path, "rb");
-	bool yes = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
-	if (f)
-		fclose(f);
-	return yes;
-}
-
 /* STEM-SUFFIX in the data directory's heal/, "" when it cannot be made. */
 static bool data_file(sl_tui *t, const char *suffix, char *buf, size_t n)
 {
 	char dir[PATH_MAX], stem[128], name[256];
-	sl_error err = {0};
-	if (sl_data_dir(dir, sizeof dir - 8, &err)) {
-		sl_tui_msg(t, true, "%s (or name the files: out=FILE checkpoint=FILE)", err.msg);
+	if (!sl_tui_data_subdir(t, "heal", "or name the files: out=FILE checkpoint=FILE", dir, sizeof dir))
 		return false;
-	}
-	strcat(dir, "/heal");
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		sl_tui_msg(t, true, "%s: cannot create directory: %s", dir, strerror(errno));
-		return false;
-	}
 	const char *slash = strrchr(t->app.model->path, '/'), *base = slash ? slash + 1 : t->app.model->path;
 	const char *dot = strrchr(base, '.');
 	snprintf(stem, sizeof stem, "%.*s", dot && dot != base ? (int)(dot - base) : (int)strlen(base), base);
@@ -505,9 +477,9 @@ void sl_task_heal(sl_tui *t, bool resume)
 		sl_tui_msg(t, true, "the path of the healed model or its checkpoint is too long");
 	else if (named && !strcmp(c->out, c->ckpt))
 		sl_tui_msg(t, true, "%s: the healed model and the checkpoint need files of their own", c->out);
-	else if (named && (same_file(c->out, model) || same_file(c->ckpt, model)))
+	else if (named && (sl_tui_same_file(c->out, model) || sl_tui_same_file(c->ckpt, model)))
 		sl_tui_msg(t, true, "%s is the open model: name other files (:heal set out=FILE checkpoint=FILE)", model);
-	else if (named && sl_file_exists(c->ckpt) && !is_gguf(c->ckpt))
+	else if (named && sl_file_exists(c->ckpt) && !sl_tui_is_gguf(c->ckpt))
 		sl_tui_msg(t, true, "%s exists and is no checkpoint: name another (:heal set checkpoint=FILE)", c->ckpt);
 	else if (named)
 		c->base = app->model;

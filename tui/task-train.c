@@ -1,13 +1,21 @@
 /* Training as a job in the workbench: `slimlab train`'s run (the same
- * configuration, the same checkpoint on cancel, --resume to go on) with
- * its steps, losses and rates reaching the Train view as they come, and
- * the model it writes offered for opening when it is done. */
+ * configuration, a checkpoint on cancel, --resume to go on) with its
+ * steps, losses and rates reaching the Train view as they come, and the
+ * model it writes offered for opening when it is done. The model, its
+ * loss table and its checkpoint go where the user says (a new folder in
+ * the data directory unless told; an existing file only after asking,
+ * never the open model), not where the configuration says: the
+ * configuration may sit beside files the user keeps. */
+#include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "core/train-run.h"
 #include "tui.h"
 
@@ -65,8 +73,9 @@ static void training_copy(sl_training *dst, const sl_training *src)
 }
 
 typedef struct {
-	sl_train_config cfg;
+	sl_train_config cfg;     /* its outputs are the ones this run writes */
 	bool resume;
+	bool out_given;          /* the user named the model: existing files are asked about */
 	sl_job *job;
 	const sl_progress *parent;
 	sl_progress p;           /* the job's progress, with tokens/s added to its stage */
@@ -183,7 +192,7 @@ static void train_done(sl_tui *t, void *ctx, sl_status st, const sl_error *err)
 	name = name ? name + 1 : c->cfg.path;
 	if (st == SL_ERR_CANCELLED) {
 		snprintf(a->outcome, sizeof a->outcome, "%.200s%s", err->msg,
-		         c->cfg.checkpoint[0] ? " (:train ... --resume goes on)" : "");
+		         sl_file_exists(c->cfg.checkpoint) ? " (r goes on)" : "");
 		sl_tui_msg(t, false, "%s", a->outcome);
 		return;
 	}
@@ -209,8 +218,188 @@ static void train_free(void *ctx)
 
 static const sl_job_kind train_kind = {"train", train_start, train_run, train_update, train_done, train_free};
 
-void sl_task_train(sl_tui *t, const char *config, bool resume)
+/* --- where a run writes ------------------------------------------------------------ */
+
+/* The file name of path without its directory and its last extension. */
+static void stem_of(const char *path, char *buf, size_t n)
 {
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	const char *dot = strrchr(base, '.');
+	snprintf(buf, n, "%.*s", dot && dot != base ? (int)(dot - base) : (int)strlen(base), base);
+}
+
+/* The model at out, and beside it STEM-loss.tsv and STEM.ckpt. */
+static bool set_outputs(sl_train_config *cfg, const char *out)
+{
+	char dir[SL_PATH_MAX], stem[256], name[300];
+	const char *slash = strrchr(out, '/');
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) : 1, slash ? out : ".");
+	if (slash == out)
+		snprintf(dir, sizeof dir, "/");
+	stem_of(out, stem, sizeof stem);
+	if (snprintf(cfg->output, sizeof cfg->output, "%s", out) >= (int)sizeof cfg->output)
+		return false;
+	snprintf(name, sizeof name, "%s-loss.tsv", stem);
+	if (!sl_path_join(cfg->log, sizeof cfg->log, dir, name))
+		return false;
+	snprintf(name, sizeof name, "%s.ckpt", stem);
+	return sl_path_join(cfg->checkpoint, sizeof cfg->checkpoint, dir, name);
+}
+
+/* The highest N of the folders STEM-N in dir (0: none); *resumable, the
+ * highest whose folder holds the checkpoint named ckpt. */
+static int last_run(const char *dir, const char *stem, const char *ckpt, int *resumable)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t k = strlen(stem);
+	int last = 0;
+	*resumable = 0;
+	while (d && (e = readdir(d))) {
+		char *end;
+		if (strncmp(e->d_name, stem, k) || e->d_name[k] != '-' || e->d_name[k + 1] < '1' || e->d_name[k + 1] > '9')
+			continue;
+		long n = strtol(e->d_name + k + 1, &end, 10);
+		if (*end || n > 1000000)
+			continue;
+		last = (int)n > last ? (int)n : last;
+		char path[PATH_MAX];
+		if ((int)n > *resumable && snprintf(path, sizeof path, "%s/%s/%s", dir, e->d_name, ckpt) < (int)sizeof path &&
+		    sl_file_exists(path))
+			*resumable = (int)n;
+	}
+	if (d)
+		closedir(d);
+	return last;
+}
+
+/* The outputs when the user named none: a new folder CONFIG-N in the data
+ * directory's train/ for a new run; for a resumed one the last run's
+ * (this session's, else the newest folder with a checkpoint). */
+static bool default_outputs(sl_tui *t, train_ctx *c)
+{
+	const sl_training *last = &t->app.train;
+	sl_train_config *cfg = &c->cfg;
+	if (c->resume && last->checkpoint[0] && !strcmp(last->config, cfg->path)) {
+		snprintf(cfg->output, sizeof cfg->output, "%s", last->output);
+		snprintf(cfg->log, sizeof cfg->log, "%s", last->log);
+		snprintf(cfg->checkpoint, sizeof cfg->checkpoint, "%s", last->checkpoint);
+		return true;
+	}
+	char dir[PATH_MAX], run[PATH_MAX], cstem[128], mstem[128], name[300];
+	if (!sl_tui_data_subdir(t, "train", "or name the model: :train CONFIG --out FILE", dir, sizeof dir))
+		return false;
+	stem_of(cfg->path, cstem, sizeof cstem);
+	stem_of(cfg->output, mstem, sizeof mstem);
+	snprintf(name, sizeof name, "%s.ckpt", mstem);
+	int resumable, n = last_run(dir, cstem, name, &resumable);
+	if (c->resume && !resumable) {
+		sl_tui_msg(t, true, "no checkpoint of a run of %s in %s to resume from (t trains afresh)", cfg->path, dir);
+		return false;
+	}
+	snprintf(name, sizeof name, "%s-%d", cstem, c->resume ? resumable : n + 1);
+	if (!sl_path_join(run, sizeof run, dir, name)) {
+		sl_tui_msg(t, true, "the data directory's path is too long (:train CONFIG --out FILE)");
+		return false;
+	}
+	if (!c->resume && mkdir(run, 0700)) {
+		sl_tui_msg(t, true, "%s: cannot create directory: %s (or name the model: :train CONFIG --out FILE)", run,
+		           strerror(errno));
+		return false;
+	}
+	snprintf(name, sizeof name, "%s.gguf", mstem);
+	char out[PATH_MAX];
+	if (!sl_path_join(out, sizeof out, run, name) || !set_outputs(cfg, out)) {
+		sl_tui_msg(t, true, "the data directory's path is too long (:train CONFIG --out FILE)");
+		return false;
+	}
+	return true;
+}
+
+/* What the run must not write over: the open model, and the models it
+ * starts from or learns from. NULL when none of them. */
+static const char *kept_file(sl_tui *t, const sl_train_config *cfg, const char **which)
+{
+	const char *outs[] = {cfg->output, cfg->log, cfg->checkpoint};
+	const char *kept[] = {t->app.model ? t->app.model->path : "", cfg->init, cfg->teacher};
+	static const char *const names[] = {"the open model", "the model this run starts from",
+	                                    "the teacher of this run"};
+	for (int i = 0; i < 3; i++)
+		for (int k = 0; k < 3; k++)
+			if (kept[k][0] && sl_tui_same_file(outs[i], kept[k])) {
+				*which = names[k];
+				return outs[i];
+			}
+	return NULL;
+}
+
+static void go(sl_tui *t, train_ctx *c, int stage);
+
+static void answer_overwrite(sl_tui *t, int key, void *arg)
+{
+	if (key == 'o')
+		go(t, arg, 2);
+	else
+		train_free(arg);
+}
+
+static void answer_checkpoint(sl_tui *t, int key, void *arg)
+{
+	train_ctx *c = arg;
+	if (key == 's' && remove(c->cfg.checkpoint)) {
+		sl_tui_msg(t, true, "%s: cannot remove it: %s", c->cfg.checkpoint, strerror(errno));
+		key = 'c';
+	}
+	if (key == 'c') {
+		train_free(c);
+		return;
+	}
+	c->resume = key == 'r';
+	go(t, c, 1);
+}
+
+/* The questions a run may need, in turn: a checkpoint already where this
+ * one goes (resume it, or start afresh), existing files for the model and
+ * its loss table. */
+static void go(sl_tui *t, train_ctx *c, int stage)
+{
+	const sl_train_config *cfg = &c->cfg;
+	bool have = sl_file_exists(cfg->checkpoint);
+	if (stage == 0 && have && !c->resume) {
+		sl_tui_ask(t, "[r]esume from it  [s]tart afresh (removes it)  [c]ancel", answer_checkpoint, c,
+		           "A checkpoint is at %s already.", cfg->checkpoint);
+		return;
+	}
+	if (stage == 0 && !have && c->resume) {
+		sl_tui_msg(t, true, "no checkpoint at %s to resume from (t trains afresh)", cfg->checkpoint);
+		train_free(c);
+		return;
+	}
+	/* A resumed run's loss table is its own. */
+	const char *there = sl_file_exists(cfg->output) ? cfg->output
+	                    : !c->resume && sl_file_exists(cfg->log) ? cfg->log
+	                                                              : NULL;
+	if (stage <= 1 && c->out_given && there) {
+		sl_tui_ask(t, "[o]verwrite  [c]ancel", answer_overwrite, c, "%s exists already: the run writes over it%s.",
+		           there, there == cfg->output && sl_file_exists(cfg->log) ? " and its loss table" : "");
+		return;
+	}
+	sl_training *s = &c->st;
+	s->steps = cfg->opt.total;
+	snprintf(s->config, sizeof s->config, "%s", cfg->path);
+	snprintf(s->output, sizeof s->output, "%s", cfg->output);
+	snprintf(s->log, sizeof s->log, "%s", cfg->log);
+	snprintf(s->checkpoint, sizeof s->checkpoint, "%s", cfg->checkpoint);
+	s->running = true;
+	sl_tui_submit(t, &train_kind, c);
+}
+
+void sl_task_train(sl_tui *t, const char *config, bool resume, const char *out)
+{
+	if (t->app.train.running) {
+		sl_tui_msg(t, true, "training is running already: Esc stops it");
+		return;
+	}
 	train_ctx *c = calloc(1, sizeof *c);
 	sl_error err = {0};
 	if (!c) {
@@ -222,11 +411,30 @@ void sl_task_train(sl_tui *t, const char *config, bool resume)
 		free(c);
 		return;
 	}
-	sl_training *s = &c->st;
-	s->steps = c->cfg.opt.total;
-	snprintf(s->config, sizeof s->config, "%s", c->cfg.path);
-	snprintf(s->output, sizeof s->output, "%s", c->cfg.output);
-	s->running = true;
+	sl_train_config *cfg = &c->cfg;
 	c->resume = resume;
-	sl_tui_submit(t, &train_kind, c);
+	c->out_given = out && out[0];
+	if (c->out_given && !set_outputs(cfg, out)) {
+		sl_tui_msg(t, true, "%s: the path is too long", out);
+		train_free(c);
+		return;
+	}
+	if (!c->out_given && !default_outputs(t, c)) {
+		train_free(c);
+		return;
+	}
+	const char *which, *kept = kept_file(t, cfg, &which);
+	if (kept)
+		sl_tui_msg(t, true, "That would write over %s (%s): name another file (:train CONFIG --out FILE)", which,
+		           kept);
+	else if (!strcmp(cfg->output, cfg->log) || !strcmp(cfg->output, cfg->checkpoint))
+		sl_tui_msg(t, true, "%s: the model needs a file of its own (name it FILE.gguf)", cfg->output);
+	else if (sl_file_exists(cfg->checkpoint) && !sl_tui_is_gguf(cfg->checkpoint))
+		sl_tui_msg(t, true, "%s exists and is no checkpoint: name another model (:train CONFIG --out FILE)",
+		           cfg->checkpoint);
+	else {
+		go(t, c, 0);
+		return;
+	}
+	train_free(c);
 }

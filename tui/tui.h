@@ -17,7 +17,7 @@
  *                and activation statistics
  *   services.c   what commands and jobs ask of the workbench: messages,
  *                questions, views, recipe and session changes, saving,
- *                submitting jobs
+ *                submitting jobs, the files jobs may write
  *   job.c        worker thread, queue, progress and cancel
  *   cmdline.c    the line editor under ':'
  *   screen.c     ncursesw + libtermkey setup, signals, terminal restore */
@@ -224,9 +224,11 @@ void sl_heat_refresh(sl_tui *t);
 void sl_heat_free(sl_heat *h);
 
 /* --- task-train.c --- */
-/* Trains as CONFIG says (resume: from its checkpoint), showing the run in
- * the Train view; offers to open the model it writes. */
-void sl_task_train(sl_tui *t, const char *config, bool resume);
+/* Trains as CONFIG says, showing the run in the Train view; offers to open
+ * the model it writes. The model goes to out (NULL: a new folder in the
+ * data directory's train/), its loss table and checkpoint beside it;
+ * resume: from the checkpoint of the last run (out's, when given). */
+void sl_task_train(sl_tui *t, const char *config, bool resume, const char *out);
 void sl_training_free(sl_training *s);
 
 /* --- screen.c --- */
@@ -307,5 +309,15 @@ bool sl_tui_save(sl_tui *t, const char *path);
 /* Runs fn(t, arg) now, or after asking when the session has unsaved
  * changes that what would drop; fn frees arg (also when it does not run). */
 void sl_tui_unless_unsaved(sl_tui *t, const char *what, void (*fn)(sl_tui *t, void *arg, bool go), void *arg);
+/* Whether a and b name one file (both must exist): the open model under
+ * another name is still the open model. */
+bool sl_tui_same_file(const char *a, const char *b);
+/* Whether path starts as a GGUF file does (checkpoints are GGUF: anything
+ * else is some other file that starting afresh would remove). */
+bool sl_tui_is_gguf(const char *path);
+/* The data directory's folder sub (heal, train), made when missing, in
+ * buf; false with a message, which ends with hint (how to name the files
+ * instead), when it cannot be. */
+bool sl_tui_data_subdir(sl_tui *t, const char *sub, const char *hint, char *buf, size_t n);
 
 #endif

@@ -77,6 +77,8 @@ typedef struct {
 typedef struct {
 	char config[4096];       /* the configuration file; "" when none ran */
 	char output[4096];       /* the model it writes */
+	char log[4096];          /* its loss table, beside the model */
+	char checkpoint[4096];   /* its checkpoint, beside the model: what r resumes from */
 	bool running, finished;  /* finished: the model was written */
 	int64_t step, steps;
 	double *loss;            /* [loss_cap]: training loss of each step so far */

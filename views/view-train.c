@@ -1,7 +1,7 @@
-/* The Train view: a training run started with :train, as it goes: step,
- * loss, learning rate, tokens per second and the time left, the curve of
- * the training loss with the validation losses under it, and what the run
- * noted (tokenizer, checkpoints). */
+/* The Train view: a training run started with :train, as it goes: where
+ * it writes, step, loss, learning rate, tokens per second and the time
+ * left, the curve of the training loss with the validation losses under
+ * it, and what the run noted (tokenizer, checkpoints). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +14,25 @@ static void *create(void)
 	return calloc(1, 1);
 }
 
+static sl_role dim(const void *ctx, size_t i)
+{
+	(void)ctx;
+	(void)i;
+	return SL_R_DIM;
+}
+
 static void draw(void *self, sl_app *app, sl_rect r)
 {
 	(void)self;
 	const sl_training *s = &app->train;
 	sl_text(r.y, r.x + 1, r.w - 2, SL_R_TITLE, "Training");
 	if (!s->config[0]) {
-		sl_text(r.y + 2, r.x + 2, r.w - 4, SL_R_DIM,
-		        "No run yet: t (or :train CONFIG.json) trains as slimlab train does; see slimlab(1) for the "
-		        "configuration.");
+		static const char none[] =
+			"No run yet: t (or :train CONFIG.json) trains as slimlab train does; see slimlab(1) for the "
+			"configuration. The model, its loss table and its checkpoint go to a new folder in the data "
+			"directory (train/CONFIG-N), or where :train CONFIG.json --out FILE says.";
+		if (r.w > 4 && r.h > 2)
+			sl_wrap((sl_rect){r.y + 2, r.x + 2, r.h - 2, r.w - 4}, none, sizeof none - 1, dim, NULL, 0, true);
 		return;
 	}
 	const char *name = strrchr(s->config, '/');
@@ -89,8 +99,8 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 }
 
 static const sl_keyhelp keys[] = {
-	{"t", "train: type the configuration (as slimlab train takes it)"},
-	{"r", "resume the last run from its checkpoint"},
+	{"t", "train: type the configuration (as slimlab train takes it); the outputs go to a new folder"},
+	{"r", "resume the last run from its checkpoint, in its folder"},
 	{"Esc", "stop the run, writing its checkpoint"},
 	{NULL, NULL},
 };
