@@ -669,6 +669,12 @@ static sl_status ensure_w(work_mod *wm, sl_error *err)
 	return SL_OK;
 }
 
+static void release_w(work_mod *wm)
+{
+	free(wm->w);
+	wm->w = NULL;
+}
+
 static work_mod *find_work(apply_ctx *a, int layer, sl_module_kind kind)
 {
 	for (int i = 0; i < a->nw; i++)
@@ -750,13 +756,16 @@ static int q_channel(const sl_layer *L, int hd, int r)
 	return (r / hd) * g * hd + r % hd;
 }
 
-static void divide_vector(sl_tensor *t, const float *s, int n)
+/* t / s, in place: t becomes the model's own first (it may be the base's). */
+static sl_status divide_vector(sl_tensor *t, const float *s, int n, sl_error *err)
 {
 	if (!t)
-		return;
+		return SL_OK;
+	sl_status st = sl_tensor_own(t, err);
 	float *v = t->data;
-	for (int j = 0; j < n; j++)
+	for (int j = 0; !st && j < n; j++)
 		v[j] /= s[j];
+	return st;
 }
 
 /* Divides what feeds the input at (layer, tap) by s: a norm's weight and
@@ -784,19 +793,19 @@ static sl_status fold(apply_ctx *a, int layer, sl_tap tap, const float *s, int n
 {
 	sl_model *m = a->m;
 	if (layer < 0) {
-		divide_vector(m->out_norm, s, n);
-		divide_vector(m->out_norm_b, s, n);
-		return SL_OK;
+		sl_status st = divide_vector(m->out_norm, s, n, err);
+		return st ? st : divide_vector(m->out_norm_b, s, n, err);
 	}
 	sl_layer *L = &m->layers[layer];
 	const int hd = m->cfg.head_dim;
 	sl_status st = SL_OK;
 	if (tap == SL_TAP_ATTN_IN || tap == SL_TAP_FFN_IN) {
-		divide_vector(tap == SL_TAP_ATTN_IN ? L->attn_norm : L->ffn_norm, s, n);
-		divide_vector(tap == SL_TAP_ATTN_IN ? L->attn_norm_b : L->ffn_norm_b, s, n);
+		if ((st = divide_vector(tap == SL_TAP_ATTN_IN ? L->attn_norm : L->ffn_norm, s, n, err)))
+			return st;
+		st = divide_vector(tap == SL_TAP_ATTN_IN ? L->attn_norm_b : L->ffn_norm_b, s, n, err);
 	} else if (tap == SL_TAP_ATTN_OUT_IN) {
 		work_mod *v = find_work(a, layer, SL_MOD_ATTN_V);
-		if ((st = ensure_w(v, err)))
+		if ((st = ensure_w(v, err)) || (L->bv && (st = sl_tensor_own(L->bv, err))))
 			return st;
 		int rows = (int)v->mod.w->ne[1], cols = (int)v->mod.w->ne[0];
 		float *bv = L->bv ? L->bv->data : NULL;
@@ -815,7 +824,7 @@ static sl_status fold(apply_ctx *a, int layer, sl_tap tap, const float *s, int n
 		for (int r = 0; r < n; r++)
 			for (int c = 0; c < cols; c++)
 				up->w[(size_t)r * cols + c] /= s[r];
-		divide_vector(L->b_up, s, n);
+		st = divide_vector(L->b_up, s, n, err);
 	}
 	return st;
 }
@@ -1005,8 +1014,9 @@ static sl_status factor_task(apply_ctx *a, work_mod *wm, sl_error *err)
 	if (!names || !W || !st || !out || !rep) {
 		status = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", wm->mod.name);
 	} else {
-		for (int k = 0; k < n; k++) {
+		for (int k = 0; k < n && !status; k++) {
 			work_mod *m = &a->w[wm->group[k]];
+			status = ensure_w(m, err);
 			names[k] = m->mod.w->name;
 			W[k] = m->w;
 			st[k] = m->st;
@@ -1015,8 +1025,11 @@ static sl_status factor_task(apply_ctx *a, work_mod *wm, sl_error *err)
 		}
 		factor_group g = {n, names, W, st, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], wm->rank, wm->plan,
 		                  sl_dtype_keep_float(wm->orig_type), out, rep};
-		status = factor_matrices(&g, err);
+		if (!status)
+			status = factor_matrices(&g, err);
 	}
+	for (int k = 0; k < n; k++)
+		release_w(&a->w[wm->group[k]]);
 	free(names);
 	free(W);
 	free(st);
@@ -1036,7 +1049,14 @@ static void compress_task(int i, void *arg)
 		return;
 	}
 	double t0 = sl_now();
-	wm->status = wm->group ? factor_task(a, wm, &wm->err) : compress_matrix(&wm->job, wm->mod.w, &wm->rep, &wm->err);
+	/* Working weights are F32 only while their module is compressed (those
+	 * an input's scales changed were made earlier and are held till now). */
+	wm->status = wm->group ? factor_task(a, wm, &wm->err) : ensure_w(wm, &wm->err);
+	if (!wm->group && !wm->status) {
+		wm->job.W = wm->w;
+		wm->status = compress_matrix(&wm->job, wm->mod.w, &wm->rep, &wm->err);
+	}
+	release_w(wm);
 	wm->rep.seconds = sl_now() - t0;
 	int done = atomic_fetch_add(&a->done, 1) + 1;
 	char what[SL_NAME_MAX + 16];
@@ -1249,7 +1269,8 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 		else if ((st = gather(&a, base, any_h, &a.prog.p, err)))
 			goto fail;
 	}
-	if ((st = sl_model_clone(base, &a.m, err)))
+	/* The result borrows every tensor of base it does not change. */
+	if ((st = sl_model_borrow(base, &a.m, err)))
 		goto fail;
 	bool changed = false;
 	if (any_struct && (st = prune_structure(&a, &changed, err)))
@@ -1301,8 +1322,6 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 		const sl_module_plan *p = wm->plan;
 		if (!p || !(sl_plan_method(p) || sl_plan_prunes(p)))
 			continue;
-		if ((st = ensure_w(wm, err)))
-			goto fail;
 		if (wm->in_group || wm->group) {
 			wm->has_job = wm->group != NULL;
 			continue;
@@ -1312,7 +1331,7 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 			               (long long)wm->mod.w->ne[0]);
 			goto fail;
 		}
-		wm->job = (matrix_job){wm->mod.w->name, wm->w, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], p, wm->st,
+		wm->job = (matrix_job){wm->mod.w->name, NULL, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], p, wm->st,
 		                       sl_dtype_keep_float(wm->orig_type), o.simulate, NULL,
 		                       &a.cancel_only};
 		wm->has_job = true;

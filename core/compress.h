@@ -84,7 +84,10 @@ typedef struct {
 	const sl_progress *progress;
 } sl_apply_opts;
 
-/* A new model: base compressed as the recipe says. base is not changed.
+/* A new model: base compressed as the recipe says. base is not changed:
+ * the new model borrows the tensors it leaves as they were (sl_model_borrow)
+ * and keeps base alive until it is freed itself; base must not be changed
+ * while it does.
  * The recipe is checked first (sl_recipe_check) and refused with its first
  * problem's JSON path. Then: calibration if any plan needs it (opts->calib
  * when it was gathered on base, with Hessians where needed), structured

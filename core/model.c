@@ -74,7 +74,7 @@ sl_status sl_model_add_mapping(sl_model *m, void *addr, size_t size, sl_error *e
 
 void sl_model_free(sl_model *m)
 {
-	if (!m)
+	if (!m || atomic_fetch_sub(&m->refs, 1) > 0)
 		return;
 	for (int i = 0; i < m->n_tensors; i++) {
 		sl_tensor_release(m->tensors[i]);
@@ -86,6 +86,7 @@ void sl_model_free(sl_model *m)
 		sl_unmap(&m->maps[i]);
 	free(m->maps);
 	sl_tok_free(m->tok);
+	sl_model_free(m->lender);
 	free(m);
 }
 
@@ -381,7 +382,9 @@ sl_status sl_model_finish(sl_model *m, sl_error *err)
 	return SL_OK;
 }
 
-sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err)
+/* A copy of src's configuration, tokenizer and tensors: the tensors' data
+ * copied (deep) or borrowed. */
+static sl_status copy_model(const sl_model *src, bool deep, sl_model **out, sl_error *err)
 {
 	*out = NULL;
 	sl_model *m = calloc(1, sizeof *m);
@@ -393,16 +396,17 @@ sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err)
 	for (int i = 0; i < src->n_tensors; i++) {
 		const sl_tensor *t = src->tensors[i];
 		/* A factored weight has no data: its factors are copied as tensors. */
-		void *d = t->lr_a ? NULL : sl_malloc(t->nbytes);
+		void *d = t->lr_a ? NULL : deep ? sl_malloc(t->nbytes) : t->data;
 		if (!d && !t->lr_a) {
 			sl_model_free(m);
 			return sl_errorf(err, SL_ERR_NOMEM, "out of memory copying tensor '%s'", t->name);
 		}
-		if (d)
+		if (d && deep)
 			memcpy(d, t->data, t->nbytes);
-		sl_tensor *c = sl_model_add_tensor(m, t->name, t->type, t->ne, t->n_dims, d, d != NULL, err);
+		sl_tensor *c = sl_model_add_tensor(m, t->name, t->type, t->ne, t->n_dims, d, d && deep, err);
 		if (!c) {
-			free(d);
+			if (deep)
+				free(d);
 			sl_model_free(m);
 			return err ? err->status : SL_ERR_NOMEM;
 		}
@@ -426,6 +430,23 @@ sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err)
 	for (int il = 0; il < m->cfg.n_layers; il++)
 		m->layers[il].act_int8 = src->layers[il].act_int8;
 	*out = m;
+	return SL_OK;
+}
+
+sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err)
+{
+	return copy_model(src, true, out, err);
+}
+
+sl_status sl_model_borrow(const sl_model *src, sl_model **out, sl_error *err)
+{
+	sl_status st = copy_model(src, false, out, err);
+	if (st)
+		return st;
+	/* The reference count is bookkeeping, not the model's content. */
+	sl_model *lender = (sl_model *)src;
+	atomic_fetch_add(&lender->refs, 1);
+	(*out)->lender = lender;
 	return SL_OK;
 }
 

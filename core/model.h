@@ -6,6 +6,7 @@
 #ifndef SL_MODEL_H
 #define SL_MODEL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -76,6 +77,10 @@ typedef struct sl_model {
 	struct sl_tokenizer *tok;
 	sl_mapping *maps;        /* file mappings the tensors may point into */
 	int n_maps;
+	/* A model whose tensors borrow another's data (sl_model_borrow) holds a
+	 * reference to it: the lender is freed with its last borrower. */
+	struct sl_model *lender;
+	atomic_int refs;         /* references beyond the first (borrowers) */
 } sl_model;
 
 /* The linear modules a recipe can compress, named as GGUF names their
@@ -105,6 +110,8 @@ typedef struct {
  * checkpoint, by content. On failure nothing is leaked and err says which
  * file, offset or tensor was wrong. */
 sl_status sl_model_load(const char *path, const sl_load_opts *opts, sl_model **out, sl_error *err);
+/* Frees m, or only drops a reference while models borrow from it (the
+ * last one to go frees it). */
 void sl_model_free(sl_model *m);
 
 sl_tensor *sl_model_tensor(const sl_model *m, const char *name);
@@ -125,8 +132,15 @@ size_t sl_model_bytes(const sl_model *m);
 bool sl_model_factored(const sl_model *m);
 sl_status sl_model_adopt_factors(sl_model *m, sl_tensor *w, sl_error *err);
 void sl_model_drop_unused_factors(sl_model *m);
-/* A deep copy whose tensors are all owned (for recipes and training). */
+/* A deep copy whose tensors are all owned: every tensor writable (what
+ * training changes in place). */
 sl_status sl_model_clone(const sl_model *src, sl_model **out, sl_error *err);
+/* A copy whose tensors borrow src's data (none owned), holding a reference
+ * to src so that src lives as long as the copy: what a recipe's model
+ * starts from, replacing only the tensors it changes (sl_tensor_realloc,
+ * or sl_tensor_own before writing into one in place). src must not be
+ * changed while models borrow from it. */
+sl_status sl_model_borrow(const sl_model *src, sl_model **out, sl_error *err);
 
 /* A model of the given shape with F32 weights drawn from N(0, std^2)
  * (norm weights 1, biases 0), no tokenizer. For benchmarks and for

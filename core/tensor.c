@@ -154,6 +154,19 @@ void sl_tensor_set_factors(sl_tensor *w, sl_tensor *a, sl_tensor *b, bool own_b)
 	a->factor = b->factor = true;
 }
 
+sl_status sl_tensor_own(sl_tensor *t, sl_error *err)
+{
+	if (t->owned)
+		return SL_OK;
+	void *d = malloc(t->nbytes);
+	if (!d)
+		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory for %zu bytes", t->name, t->nbytes);
+	memcpy(d, t->data, t->nbytes);
+	t->data = d;
+	t->owned = true;
+	return SL_OK;
+}
+
 sl_status sl_tensor_check_finite(const sl_tensor *t, sl_error *err)
 {
 	/* A factored weight's values are its factors', checked as tensors of their own. */

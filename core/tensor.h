@@ -69,6 +69,10 @@ enum { SL_LR_OWN_A = 1, SL_LR_OWN_B = 2 };
 #define SL_LR_A "lr_a"
 #define SL_LR_B "lr_b"
 void sl_tensor_set_factors(sl_tensor *w, sl_tensor *a, sl_tensor *b, bool own_b);
+/* Makes t's data its own: a tensor borrowing data (from a file mapping or
+ * another model) gets a copy, to be changed in place without touching
+ * the lender. */
+sl_status sl_tensor_own(sl_tensor *t, sl_error *err);
 /* Checks F32/F16/BF16 data for NaN or infinity; fails naming the tensor. */
 sl_status sl_tensor_check_finite(const sl_tensor *t, sl_error *err);
 /* "4096 x 11008" */

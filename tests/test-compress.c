@@ -24,6 +24,7 @@
 /* The model under test and its calibration (stories260K; the workshop
  * model for the ladder when it is present), and the eval windows used. */
 static sl_model *base;
+static const char *base_path;
 static sl_calib *calib;
 static int eval_chunks = 12;
 static char calib_path[512]; /* the head of data/calib.txt: enough text, quick to tokenize */
@@ -45,8 +46,8 @@ static sl_recipe *recipe(const char *json)
 	return r;
 }
 
-/* Applies json to the base; NULL (with the reason printed) on failure. */
-static sl_model *apply_json(const char *json, sl_apply_report *rep)
+/* Applies json to from; NULL (with the reason printed) on failure. */
+static sl_model *apply_to(const sl_model *from, const char *json, sl_apply_report *rep)
 {
 	sl_recipe *r = recipe(json);
 	if (!r)
@@ -55,12 +56,17 @@ static sl_model *apply_json(const char *json, sl_apply_report *rep)
 	sl_model *m = NULL;
 	sl_error err = {0};
 	sl_apply_report tmp;
-	if (sl_recipe_apply(base, r, &o, &m, rep ? rep : &tmp, &err))
+	if (sl_recipe_apply(from, r, &o, &m, rep ? rep : &tmp, &err))
 		fprintf(stderr, "apply %s: %s\n", json, err.msg);
 	else if (!rep)
 		sl_apply_report_free(&tmp);
 	sl_recipe_free(r);
 	return m;
+}
+
+static sl_model *apply_json(const char *json, sl_apply_report *rep)
+{
+	return apply_to(base, json, rep);
 }
 
 static double kl_of_pair(const sl_model *m, const sl_model *ref)
@@ -561,6 +567,42 @@ static void test_fold_exact(void)
 	sl_model_free(m);
 }
 
+/* The compressed model borrows the base's unchanged tensors rather than
+ * copying them, never writes into them (AWQ's scales fold into norms it
+ * makes its own first), and keeps what it borrows from alive: the base,
+ * and a compressed model compressed again, may be freed first. */
+static void test_borrow(void)
+{
+	const char *awq = "{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*.ffn_*\", \"format\": \"int4-g32\","
+	                  " \"method\": \"awq\"}]}";
+	uint64_t before = sl_model_hash(base);
+	sl_model *m = apply_json(awq, NULL);
+	REQUIRE(m, "applies");
+	CHECK(sl_model_hash(base) == before, "the base's bytes are as they were");
+	const sl_layer *L = &m->layers[1], *B = &base->layers[1];
+	CHECK(L->wq->data == B->wq->data && !L->wq->owned, "attn_q, unchanged, is the base's");
+	CHECK(L->w_up->owned && L->w_up->data != B->w_up->data, "ffn_up, quantized, is the model's own");
+	CHECK(L->ffn_norm->owned && memcmp(L->ffn_norm->data, B->ffn_norm->data, L->ffn_norm->nbytes),
+	      "ffn_norm, which took the scales, is the model's own");
+	CHECK(L->attn_norm->data == B->attn_norm->data, "attn_norm is the base's");
+	double kl = kl_of(m);
+	sl_model_free(m);
+
+	sl_model *again = NULL;
+	sl_error err = {0};
+	REQUIRE(sl_model_load(base_path, NULL, &again, &err) == SL_OK, "load: %s", err.msg);
+	sl_model *m1 = apply_to(again, awq, NULL);
+	sl_model *m2 = m1 ? apply_to(m1, "{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*.attn_q\","
+	                                  " \"format\": \"int8\"}]}", NULL) : NULL;
+	sl_model_free(again);
+	sl_model_free(m1);
+	REQUIRE(m2, "a compressed model compresses again");
+	CHECK(!m2->layers[1].wk->owned && m2->layers[1].wq->owned, "attn_k is still borrowed, attn_q its own");
+	double kl2 = kl_of(m2);
+	CHECK(isfinite(kl2) && kl2 > 0, "runs after its lenders were freed (KL %g; %g before attn_q)", kl2, kl);
+	sl_model_free(m2);
+}
+
 /* A raised cancel flag stops apply with SL_ERR_CANCELLED and no model. */
 static void test_cancel(void)
 {
@@ -695,7 +737,7 @@ static void test_compress_module(void)
 
 int main(void)
 {
-	const char *path = test_fixture("models/stories260K.gguf");
+	const char *path = base_path = test_fixture("models/stories260K.gguf");
 	if (!path)
 		return test_finish();
 	/* Recipes that change the model's shape calibrate it again; their
@@ -728,6 +770,7 @@ int main(void)
 		test_kv_cache();
 		test_smoothquant();
 		test_fold_exact();
+		test_borrow();
 		test_cancel();
 		test_gpt2();
 		test_compress_module();

@@ -97,7 +97,9 @@ static void test_qad_workshop(void)
 	sl_heal_opts o;
 	small_opts(&o, SL_HEAL_QAD, 40);
 	sl_heal_result res;
+	uint64_t before = sl_model_hash(w);
 	sl_model *h = heal(w, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int3-g32\"}}", &o, &res);
+	CHECK(sl_model_hash(w) == before, "healing leaves the base's bytes as they were");
 	if (TEST_EVAL(h, "QAD runs")) {
 		printf("workshop int3-g32 QAD, 40 steps: KL %.5f -> %.5f (recovered %.1f%%), top-1 %.4f -> %.4f\n",
 		       res.before.kl_mean, res.after.kl_mean, 100 * res.recovered, res.before.top1, res.after.top1);
@@ -110,8 +112,12 @@ static void test_qad_workshop(void)
 		CHECK(q && q->type == sl_format_find("int3-g32")->dtype, "packed in int3-g32");
 	}
 	sl_heal_result_free(&res);
-	sl_model_free(h);
+	/* The healed model borrows the base's unchanged tensors: it outlives it. */
+	uint64_t healed = h ? sl_model_hash(h) : 0;
 	sl_model_free(w);
+	if (h)
+		CHECK(sl_model_hash(h) == healed, "the healed model reads the same after the base is freed");
+	sl_model_free(h);
 }
 
 /* Packing the healed weights moves none of them, for formats of every

@@ -267,6 +267,9 @@ sl_status sl_prune_blocks(sl_model **mp, const bool *drop, sl_error *err)
 		n->tok = sl_tok_ref(m->tok);
 	if ((st = sl_model_finish(n, err)))
 		goto done;
+	/* Tensors borrowed from a lender still are: the reference moves too. */
+	n->lender = m->lender;
+	m->lender = NULL;
 	n->cfg.hidden_dim = n->layers[0].hidden_dim;
 	for (int il = 0; il < L; il++)
 		if (new_index[il] >= 0)
