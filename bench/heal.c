@@ -21,37 +21,19 @@ static void int4_blocks(void *ctx, const sl_tensor *t, sl_heal_spec *spec)
 static double tokens_per_s(const bench_shape *s, bool heal)
 {
 	sl_trainer *tr = NULL;
-	sl_adamw opt = {0};
 	sl_error err;
 	double tps = 0;
 	sl_model *m = bench_shape_model(s, &err), *teacher = heal ? bench_shape_model(s, &err) : NULL;
 	sl_trainer_opts to = {.spec = int4_blocks, .ctx = (void *)sl_format_find("int4-g32")};
 	if (!m || (heal && !teacher) ||
-	    sl_trainer_new(m, sl_train_kernels_cpu(), s->batch, s->seq, heal ? &to : NULL, &tr, &err) ||
-	    sl_adamw_init(&opt, sl_trainer_n_weights(tr), &err)) {
+	    sl_trainer_new(m, sl_train_kernels_cpu(), s->batch, s->seq, heal ? &to : NULL, &tr, &err)) {
 		fprintf(stderr, "bench/heal: %s\n", err.msg);
-		goto done;
-	}
-	size_t n = (size_t)s->batch * s->seq;
-	int32_t *in = malloc(n * sizeof(int32_t)), *tg = malloc(n * sizeof(int32_t));
-	bench_shape_batch(s, in, tg);
-	sl_adamw_opts o = {.lr = 1e-4f, .min_lr = 1e-5f, .warmup = 1, .total = s->steps + 1, .beta1 = 0.9f,
-	                   .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
-	sl_loss loss = {heal ? SL_LOSS_KL_FORWARD : SL_LOSS_CE, 1, 0};
-	sl_step_info info;
-	/* one step to warm caches and the pool */
-	if (sl_train_step(tr, &opt, &o, in, tg, 1, s->batch, &loss, teacher, &info, &err) == SL_OK) {
-		double t0 = bench_now();
-		for (int i = 0; i < s->steps; i++)
-			sl_train_step(tr, &opt, &o, in, tg, 1, s->batch, &loss, teacher, &info, &err);
-		tps = (double)n * s->steps / (bench_now() - t0);
 	} else {
-		fprintf(stderr, "bench/heal: %s\n", err.msg);
+		sl_adamw_opts o = {.lr = 1e-4f, .min_lr = 1e-5f, .warmup = 1, .total = s->steps + 1, .beta1 = 0.9f,
+		                   .beta2 = 0.95f, .eps = 1e-8f, .clip = 1.0f};
+		sl_loss loss = {heal ? SL_LOSS_KL_FORWARD : SL_LOSS_CE, 1, 0};
+		tps = bench_step_tokens_per_s(s, tr, &o, &loss, teacher, "bench/heal");
 	}
-	free(in);
-	free(tg);
-done:
-	sl_adamw_free(&opt);
 	sl_trainer_free(tr);
 	sl_model_free(m);
 	sl_model_free(teacher);

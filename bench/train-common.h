@@ -82,4 +82,36 @@ static inline double bench_torch_tokens_per_s(const bench_shape *s, const char *
 	return pclose(p) == 0 ? tps : 0;
 }
 
+/* Tokens per second of steps of tr on the shape's batch (one warm-up step,
+ * then s->steps timed), the teacher's logits feeding KL losses when given;
+ * 0 when it cannot run. prog names the program in errors. */
+static inline double bench_step_tokens_per_s(const bench_shape *s, sl_trainer *tr, const sl_adamw_opts *o,
+                                             const sl_loss *loss, const sl_model *teacher, const char *prog)
+{
+	sl_adamw opt = {0};
+	sl_error err;
+	double tps = 0;
+	size_t n = (size_t)s->batch * s->seq;
+	int32_t *in = malloc(n * sizeof(int32_t)), *tg = malloc(n * sizeof(int32_t));
+	sl_step_info info;
+	if (!in || !tg || sl_adamw_init(&opt, sl_trainer_n_weights(tr), &err)) {
+		fprintf(stderr, "%s: %s\n", prog, in && tg ? err.msg : "out of memory");
+	} else {
+		bench_shape_batch(s, in, tg);
+		/* one step to warm caches and the pool */
+		if (sl_train_step(tr, &opt, o, in, tg, 1, s->batch, loss, teacher, &info, &err) == SL_OK) {
+			double t0 = bench_now();
+			for (int i = 0; i < s->steps; i++)
+				sl_train_step(tr, &opt, o, in, tg, 1, s->batch, loss, teacher, &info, &err);
+			tps = (double)n * s->steps / (bench_now() - t0);
+		} else {
+			fprintf(stderr, "%s: %s\n", prog, err.msg);
+		}
+	}
+	sl_adamw_free(&opt);
+	free(in);
+	free(tg);
+	return tps;
+}
+
 #endif
