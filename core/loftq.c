@@ -25,10 +25,6 @@ static void residual(float *R, const float *W, const float *Q, const float *B, c
 sl_status sl_loftq(const float *W, int rows, int cols, int type, int rank, float scale, int iters, void *packed,
                    float *B, float *A, double *resid, const char *name, sl_error *err)
 {
-	const int k = rows < cols ? rows : cols;
-	if (rank < 1 || rank > k)
-		return sl_errorf(err, SL_ERR_ARG, "%s: rank %d is outside 1..%d, the smaller side of %d x %d", name, rank, k,
-		                 rows, cols);
 	if (iters < 1 || !(scale > 0 && isfinite(scale)))
 		return sl_errorf(err, SL_ERR_ARG, "%s: LoftQ needs at least one iteration and a positive scale", name);
 	size_t n = (size_t)rows * cols;
@@ -38,16 +34,15 @@ sl_status sl_loftq(const float *W, int rows, int cols, int type, int rank, float
 		st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory for LoftQ on %d x %d", name, rows, cols);
 		goto done;
 	}
-	memset(B, 0, (size_t)rows * rank * sizeof *B);
-	memset(A, 0, (size_t)rank * cols * sizeof *A);
 	/* The low-rank methods' factorization splits the singular values
 	 * evenly (B = U sqrt(S), A = sqrt(S) V^T); the adapter's scale then
 	 * divides both by sqrt(scale). */
 	const float unscale = 1.0f / sqrtf(scale);
 	for (int t = 0; t < iters; t++) {
 		memcpy(R, W, n * sizeof *R);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, rank, -scale, B, rank, A, cols, 1.0f, R,
-		            cols);
+		if (t) /* B A starts at zero; the factorization checks the rank */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, rank, -scale, B, rank, A, cols, 1.0f, R,
+			            cols);
 		sl_dtype_rows_from_float(type, R, packed, rows, cols);
 		sl_dtype_rows_to_float(type, packed, Q, rows, cols);
 		for (size_t i = 0; i < n; i++)
