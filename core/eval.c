@@ -10,6 +10,92 @@
 
 #include "tokenizer.h"
 
+/* --- the figures and their cards ------------------------------------------- */
+
+static const sl_card card_ppl = {
+	.title = "PPL: perplexity",
+	.what = "How surprised the model is by the text: the exponential of the mean negative log-likelihood of each "
+	        "next token. Scored as llama.cpp does, on the second half of each window.",
+	.formula = "PPL = exp(-(1/N) sum_t log p(x_t | x_<t)), N the tokens scored.",
+	.watch = "Evaluate: the PPL column and its sparkline across runs measured alike; the header of the run says "
+	         "the text, windows and length.",
+	.pitfall = "PPL depends on the text, the window length and the tokenizer: compare runs measured on the same, as "
+	           "the Evaluate view marks them.",
+	.paper = "Jelinek et al. 1977, Perplexity: a measure of the difficulty of speech recognition tasks.",
+};
+
+static const sl_card card_kl = {
+	.title = "KL divergence from the base",
+	.what = "How far the compressed model's next-token distribution is from the base model's, averaged over "
+	        "positions: the most sensitive single figure of what compression changed.",
+	.formula = "KL = mean_t sum_x p_base(x) log(p_base(x) / q(x)), in nats; the median, 99th percentile and maximum "
+	           "show its tail.",
+	.watch = "Evaluate: the KL column; Heatmap: each cell's KL on a log colour scale; the autorecipe predicts it "
+	         "and measures it.",
+	.pitfall = "A small mean can hide a few positions where the model changes its mind completely: look at the "
+	           "maximum and p99 too.",
+	.paper = "Kullback and Leibler 1951, On Information and Sufficiency.",
+};
+
+static const sl_card card_top1 = {
+	.title = "Top-1 agreement",
+	.what = "The share of positions where the compressed model's most likely next token is the base model's: what "
+	        "a greedy user sees change. The heatmap shows 1 - top-1.",
+	.formula = "top-1 = (1/N) sum_t 1[argmax q_t = argmax p_base,t].",
+	.watch = "Evaluate: the top-1 column; Heatmap: metric top1 (:heatmap metric top1).",
+	.pitfall = "It counts flips and ignores how confident either model was: two runs with the same top-1 can differ "
+	           "a lot in KL.",
+	.paper = "Dutta et al. 2024, Accuracy is Not All You Need (flips as a measure of compression).",
+};
+
+static const sl_card card_dppl = {
+	.title = "Change in perplexity",
+	.what = "The compressed model's perplexity minus the base's on the same windows: the figure most papers "
+	        "report.",
+	.formula = "dPPL = PPL(compressed) - PPL(base), same text, windows and length.",
+	.watch = "Evaluate: the delta PPL column; Heatmap: metric dppl.",
+	.pitfall = "It can be near zero, or negative, while the model changed a great deal: errors that help on some "
+	           "tokens cancel those that hurt on others. KL does not cancel.",
+	.paper = "Jelinek et al. 1977 (perplexity); Dutta et al. 2024 on why it hides changes.",
+};
+
+static const sl_card card_accept = {
+	.title = "Acceptance as a draft",
+	.what = "The share of tokens a speculative run would keep with this model drafting for the base, sampling at "
+	        "temperature 1: how alike the two distributions are, in the terms that decide speed-up.",
+	.formula = "alpha = mean_t sum_x min(p_base(x), q(x)) = 1 - total variation distance; greedy acceptance is "
+	           "top-1.",
+	.watch = "Heatmap: metric accept (1 - acceptance); Speculate: measured acceptance against the one predicted "
+	         "from it.",
+	.pitfall = "It is a mean over positions of the text measured; real prompts that differ from it accept more or "
+	           "less.",
+	.paper = "Leviathan, Kalman and Matias 2023, Fast Inference from Transformers via Speculative Decoding (ICML).",
+};
+
+/* The figures an evaluation gives, by the names the heatmap's metrics and
+ * commands use. */
+static const struct {
+	const char *name;
+	const sl_card *card;
+} figures[] = {
+	{"ppl", &card_ppl}, {"kl", &card_kl}, {"top1", &card_top1}, {"dppl", &card_dppl}, {"accept", &card_accept},
+};
+
+int sl_eval_figure_count(void)
+{
+	return (int)(sizeof figures / sizeof figures[0]);
+}
+
+const char *sl_eval_figure_name(int i)
+{
+	return i >= 0 && i < sl_eval_figure_count() ? figures[i].name : NULL;
+}
+
+const sl_card *sl_eval_figure_card(int i)
+{
+	return i >= 0 && i < sl_eval_figure_count() ? figures[i].card : NULL;
+}
+
 double sl_log_prob(const float *logits, int n, int target)
 {
 	float mx = logits[0];

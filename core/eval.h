@@ -5,6 +5,7 @@
 #ifndef SL_EVAL_H
 #define SL_EVAL_H
 
+#include "card.h"
 #include "forward.h"
 #include "progress.h"
 #include "sample.h"
@@ -82,5 +83,11 @@ typedef bool (*sl_token_fn)(void *ctx, int32_t id, const char *text, size_t len)
  * early at end of sequence. */
 sl_status sl_generate(const sl_model *m, const char *prompt, int n_gen, sl_sampler *smp,
                       sl_token_fn on_token, void *ctx, const sl_progress *p, sl_error *err);
+
+/* The figures an evaluation gives ("ppl", "kl", "top1", "dppl", "accept",
+ * the names the heatmap's metrics use), each with its card. */
+int sl_eval_figure_count(void);
+const char *sl_eval_figure_name(int i);
+const sl_card *sl_eval_figure_card(int i);
 
 #endif

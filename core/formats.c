@@ -14,45 +14,178 @@
 
 #include "../kernels/dtype.h"
 
+/* --- the formats' cards ---------------------------------------------------- */
+
+static const sl_card card_float = {
+	.title = "Floats: f32, f16, bf16",
+	.what = "Weights kept as plain floating-point numbers. f32 is the reference every other figure is measured "
+	        "against; f16 and bf16 halve the bytes and lose almost nothing.",
+	.formula = "x = (-1)^s * 2^(e - bias) * (1 + m / 2^M); f16 has 5 exponent and 10 mantissa bits, bf16 8 and 7 "
+	           "(f32's range, fewer digits).",
+	.watch = "Model view: 16 bits per weight and the bytes of each module. Evaluate: KL against the base stays near "
+	         "zero, the floor the compressed recipes are read against.",
+	.pitfall = "f16 overflows past 65504, which an activation or an unusual weight can reach; bf16 keeps the range "
+	           "but rounds to about 3 significant digits.",
+	.paper = "IEEE 754-2008; bfloat16: Kalamkar et al. 2019, A Study of BFLOAT16 for Deep Learning Training.",
+};
+
+static const sl_card card_ggml_sym = {
+	.title = "ggml blocks of 32 (q8_0, q5_0, q4_0)",
+	.what = "llama.cpp's original block formats: every 32 consecutive weights of a row share one f16 scale, and "
+	        "each weight is a small signed integer. What a GGUF file holds and llama.cpp runs as is.",
+	.formula = "x ~ d * q with d = max|x| / 2^(b-1) over the block of 32 (the sign of the largest kept), q an "
+	           "integer of b bits; cost b + 16/32 bits per weight.",
+	.watch = "Recipe: the format menu's bits per weight (8.5, 5.5, 4.5). Heatmap: q4_0's column shows which "
+	         "modules suffer most from 4 bits; Speculate: q4_0 as a draft for its own model.",
+	.pitfall = "One large weight in a block stretches d and rounds its 31 neighbours coarsely; rows whose length "
+	           "is not a multiple of 32 fall back to another format.",
+	.paper = "ggml and llama.cpp (Gerganov et al., 2023), no paper: the formats are defined by their code.",
+};
+
+static const sl_card card_ggml_min = {
+	.title = "ggml blocks with a minimum (q5_1, q4_1)",
+	.what = "Like the plain blocks of 32, with an offset per block as well as a scale, so a block whose weights "
+	        "are not centred on zero uses all of its levels.",
+	.formula = "x ~ d * q + m with m = min(x), d = (max(x) - min(x)) / (2^b - 1) over 32 weights; q in 0 .. 2^b - 1; "
+	           "b + 32/32 bits per weight.",
+	.watch = "Recipe's format menu: half a bit per weight more than the symmetric block; the Heatmap tells whether "
+	         "that half bit buys any KL.",
+	.pitfall = "On weights symmetric around zero the minimum is wasted bits: the asymmetric grid rarely beats the "
+	           "symmetric one of the same size.",
+	.paper = "ggml and llama.cpp (Gerganov et al., 2023), defined by their code.",
+};
+
+static const sl_card card_kquant = {
+	.title = "ggml k-quants (q6_k, q5_k, q4_k, q3_k, q2_k)",
+	.what = "Superblocks of 256 weights split into sub-blocks of 16 or 32; each sub-block's scale (and minimum) is "
+	        "itself quantized to 4 to 8 bits against one f16 scale of the superblock. More levels of scale for "
+	        "fewer bytes.",
+	.formula = "x ~ d * s_j * q - dmin * m_j, j the sub-block, s_j and m_j small integers, d and dmin f16 per 256; "
+	           "q4_k costs 4.5 bits per weight, q2_k about 2.6.",
+	.watch = "Recipe: the format menu shows which modules fall back (rows not a multiple of 256 take a block-of-32 "
+	         "format). Heatmap: q4_k against q4_0, same bits, less KL.",
+	.pitfall = "Small models have rows that 256 does not divide: the fallback format is what they really get, and "
+	           "the bits per weight shown include it.",
+	.paper = "k-quants, llama.cpp pull request 1684 (Kawrakow, 2023), defined by the code.",
+};
+
+static const sl_card card_int8 = {
+	.title = "int8, one scale per output channel",
+	.what = "Every row (output channel) of a weight matrix is scaled so its largest magnitude maps to 127 and "
+	        "rounded to 8-bit integers: the classic per-channel integer quantization.",
+	.formula = "x ~ s_r * q, s_r = max_j |W_rj| / 127, q = round(W_rj / s_r) in -127 .. 127; 8 bits plus one f32 "
+	           "per row.",
+	.watch = "Evaluate: KL is usually tiny; Layer: rows with outliers show as wide per-channel ranges, the ones "
+	         "whose other weights lose precision.",
+	.pitfall = "One scale for a whole row of thousands of weights: a single outlier costs its row several bits of "
+	           "resolution. 8-bit groups of 32 avoid it.",
+	.paper = "Jacob et al. 2018, Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only "
+	         "Inference.",
+};
+
+static const sl_card card_int_groups = {
+	.title = "Integer groups (intN-gG, intN-gG-asym)",
+	.what = "N-bit integers with one f16 scale per group of G consecutive weights of a row (G = 32, 64, 128); the "
+	        "-asym variants add a minimum per group. Smaller groups follow the weights more closely and cost more "
+	        "bits.",
+	.formula = "symmetric: x ~ s * q, s = max|x| / (2^(N-1) - 1), q in -(2^(N-1) - 1) .. 2^(N-1) - 1; asym: x ~ s * q "
+	           "+ z, s = (max - min) / (2^N - 1). Bits per weight N + 16/G (asym N + 32/G).",
+	.watch = "Heatmap: a sweep over g32, g64, g128 at one N shows how much group size buys; Recipe: the bits per "
+	         "weight of each group size in the format menu.",
+	.pitfall = "Below 4 bits rounding alone loses a lot: a Hessian-aware or activation-aware method (the Recipe's "
+	           "method menu) matters more than the group size.",
+	.paper = "Dettmers and Zettlemoyer 2023, The Case for 4-bit Precision: k-bit Inference Scaling Laws.",
+};
+
+static const sl_card card_fp8 = {
+	.title = "FP8 (E4M3, E5M2), per tensor or per channel",
+	.what = "8-bit floating point: a sign, 4 or 5 exponent bits and 3 or 2 mantissa bits, with an f32 scale for "
+	        "the tensor (or each output channel) that maps its largest weight onto the format's largest value.",
+	.formula = "x ~ s * fp8(x / s), s = max|x| / 448 (E4M3) or / 57344 (E5M2); relative error about 2^-4 (E4M3) or "
+	           "2^-3 (E5M2) whatever the magnitude.",
+	.watch = "Heatmap: E4M3 against int8 at the same 8 bits; a float grid keeps small weights relatively precise "
+	         "where integers lose them.",
+	.pitfall = "E5M2 trades precision for range that weights do not need: for weights E4M3 is nearly always better.",
+	.paper = "Micikevicius et al. 2022, FP8 Formats for Deep Learning.",
+};
+
+static const sl_card card_nvfp4 = {
+	.title = "NVFP4",
+	.what = "4-bit floats (E2M1: values 0, 0.5, 1, 1.5, 2, 3, 4, 6) in blocks of 16, each block with an FP8 E4M3 "
+	        "scale, and one f32 scale for the tensor: the 4-bit format of NVIDIA's Blackwell GPUs.",
+	.formula = "x ~ S * d_b * e2m1(q), d_b an E4M3 number per 16 weights, S an f32 per tensor; 4.5 bits per weight.",
+	.watch = "Heatmap: against mxfp4 and the integer groups of the same size; the finer scale (16, not 32) "
+	         "usually shows as less KL.",
+	.pitfall = "E2M1's levels are uneven (4 to 6 is one step): it suits bell-shaped weights, less so rows with a "
+	           "few huge values.",
+	.paper = "NVIDIA Blackwell architecture, 2024; NVIDIA, Pretraining Large Language Models with NVFP4, 2025.",
+};
+
+static const sl_card card_mxfp4 = {
+	.title = "MXFP4 (microscaling)",
+	.what = "4-bit floats (E2M1) in blocks of 32 sharing one power-of-two scale (an 8-bit exponent): the Open "
+	        "Compute Project's microscaling format.",
+	.formula = "x ~ 2^e * e2m1(q), e = floor(log2 max|x|) - 2 per block of 32; 4.25 bits per weight.",
+	.watch = "Heatmap: against nvfp4, the price of a power-of-two scale and blocks twice as long.",
+	.pitfall = "A power-of-two scale can leave the largest weight of a block far from the top level: up to half "
+	           "the grid unused in a block.",
+	.paper = "OCP Microscaling Formats (MX) Specification v1.0, 2023; Rouhani et al. 2023, Microscaling Data "
+	         "Formats for Deep Learning.",
+};
+
+static const sl_card card_nf4 = {
+	.title = "NormalFloat 4 (nf4, nf4-dq)",
+	.what = "16 levels placed at the quantiles of a normal distribution, scaled by each block of 64's largest "
+	        "magnitude: the base format of QLoRA. nf4-dq quantizes those scales to 8 bits as well (double "
+	        "quantization).",
+	.formula = "x ~ a_b * NF[q], NF the 16 normal quantiles scaled to [-1, 1], a_b = max|x| over 64 weights; 4.5 "
+	           "bits per weight, about 4.13 with the scales double-quantized.",
+	.watch = "Heatmap: against int4 groups of 64 at the same bits; Heal: the frozen base of LoRA adapters.",
+	.pitfall = "The levels assume normally distributed weights; a block that is not (an embedding row, a "
+	           "layer with outliers) is served worse than by a uniform grid.",
+	.paper = "Dettmers et al. 2023, QLoRA: Efficient Finetuning of Quantized LLMs.",
+};
+
 /* Named fields: entries give the flags (kv, example) they set. */
-#define FMT(n, dt, b, g, fam, sum, ...) {.name = n, .dtype = dt, .bits = b, .group = g, .family = fam, .summary = sum, __VA_ARGS__}
+#define FMT(n, dt, b, g, fam, cd, sum, ...) \
+	{.name = n, .dtype = dt, .bits = b, .group = g, .family = fam, .card = &cd, .summary = sum, __VA_ARGS__}
 #define INT_ID(bi, gi, a) (SL_DT_INT_BASE + 6 * (bi) + 2 * (gi) + (a))
 #define INT_PAIR(K, bi, G, gi, what, ...)                                                            \
-	FMT("int" #K "-g" #G, INT_ID(bi, gi, 0), K, G, "int", #K "-bit integers, groups of " #G ", f16 scale" what, \
+	FMT("int" #K "-g" #G, INT_ID(bi, gi, 0), K, G, "int", card_int_groups, #K "-bit integers, groups of " #G ", f16 scale" what, \
 	    __VA_ARGS__),                                                                                \
-	FMT("int" #K "-g" #G "-asym", INT_ID(bi, gi, 1), K, G, "int",                                         \
+	FMT("int" #K "-g" #G "-asym", INT_ID(bi, gi, 1), K, G, "int", card_int_groups,                                      \
 	    #K "-bit integers, groups of " #G ", f16 scale and minimum")
 /* flags32 and flags128: what the symmetric groups of 32 and 128 are flagged with. */
 #define INT_GROUPS(K, bi, what32, flags32, flags128)                                                 \
 	INT_PAIR(K, bi, 32, 0, what32, flags32), INT_PAIR(K, bi, 64, 1, "", ), INT_PAIR(K, bi, 128, 2, "", flags128)
 
 static const sl_format formats[] = {
-	FMT("f32", SL_DT_F32, 32, 0, "float", "32-bit float (no compression)", .kv = true),
-	FMT("f16", SL_DT_F16, 16, 0, "float", "IEEE half", .kv = true),
-	FMT("bf16", SL_DT_BF16, 16, 0, "float", "bfloat16", .kv = true),
-	FMT("q8_0", SL_DT_Q8_0, 8, 32, "ggml", "ggml Q8_0: 8-bit, blocks of 32", .example = true, .ladder = true, .draft = true),
-	FMT("q6_k", SL_DT_Q6_K, 6, 16, "ggml", "ggml Q6_K: 6-bit k-quant, superblocks of 256"),
-	FMT("q5_1", SL_DT_Q5_1, 5, 32, "ggml", "ggml Q5_1: 5-bit with minimum, blocks of 32"),
-	FMT("q5_0", SL_DT_Q5_0, 5, 32, "ggml", "ggml Q5_0: 5-bit, blocks of 32", .ladder = true),
-	FMT("q5_k", SL_DT_Q5_K, 5, 32, "ggml", "ggml Q5_K: 5-bit k-quant, superblocks of 256"),
-	FMT("q4_1", SL_DT_Q4_1, 4, 32, "ggml", "ggml Q4_1: 4-bit with minimum, blocks of 32"),
-	FMT("q4_0", SL_DT_Q4_0, 4, 32, "ggml", "ggml Q4_0: 4-bit, blocks of 32", .ladder = true, .draft = true),
-	FMT("q4_k", SL_DT_Q4_K, 4, 32, "ggml", "ggml Q4_K: 4-bit k-quant, superblocks of 256", .example = true),
-	FMT("q3_k", SL_DT_Q3_K, 3, 16, "ggml", "ggml Q3_K: 3-bit k-quant, superblocks of 256"),
-	FMT("q2_k", SL_DT_Q2_K, 2, 16, "ggml", "ggml Q2_K: 2-bit k-quant, superblocks of 256"),
-	FMT("int8", SL_DT_I8_CH, 8, 0, "int", "8-bit integers, one f32 scale per output channel", .kv = true, .example = true),
+	FMT("f32", SL_DT_F32, 32, 0, "float", card_float, "32-bit float (no compression)", .kv = true),
+	FMT("f16", SL_DT_F16, 16, 0, "float", card_float, "IEEE half", .kv = true),
+	FMT("bf16", SL_DT_BF16, 16, 0, "float", card_float, "bfloat16", .kv = true),
+	FMT("q8_0", SL_DT_Q8_0, 8, 32, "ggml", card_ggml_sym, "ggml Q8_0: 8-bit, blocks of 32", .example = true, .ladder = true, .draft = true),
+	FMT("q6_k", SL_DT_Q6_K, 6, 16, "ggml", card_kquant, "ggml Q6_K: 6-bit k-quant, superblocks of 256"),
+	FMT("q5_1", SL_DT_Q5_1, 5, 32, "ggml", card_ggml_min, "ggml Q5_1: 5-bit with minimum, blocks of 32"),
+	FMT("q5_0", SL_DT_Q5_0, 5, 32, "ggml", card_ggml_sym, "ggml Q5_0: 5-bit, blocks of 32", .ladder = true),
+	FMT("q5_k", SL_DT_Q5_K, 5, 32, "ggml", card_kquant, "ggml Q5_K: 5-bit k-quant, superblocks of 256"),
+	FMT("q4_1", SL_DT_Q4_1, 4, 32, "ggml", card_ggml_min, "ggml Q4_1: 4-bit with minimum, blocks of 32"),
+	FMT("q4_0", SL_DT_Q4_0, 4, 32, "ggml", card_ggml_sym, "ggml Q4_0: 4-bit, blocks of 32", .ladder = true, .draft = true),
+	FMT("q4_k", SL_DT_Q4_K, 4, 32, "ggml", card_kquant, "ggml Q4_K: 4-bit k-quant, superblocks of 256", .example = true),
+	FMT("q3_k", SL_DT_Q3_K, 3, 16, "ggml", card_kquant, "ggml Q3_K: 3-bit k-quant, superblocks of 256"),
+	FMT("q2_k", SL_DT_Q2_K, 2, 16, "ggml", card_kquant, "ggml Q2_K: 2-bit k-quant, superblocks of 256"),
+	FMT("int8", SL_DT_I8_CH, 8, 0, "int", card_int8, "8-bit integers, one f32 scale per output channel", .kv = true, .example = true),
 	INT_GROUPS(8, 0, " (is Q8_0)", , ),
 	INT_GROUPS(4, 1, " (is Q4_0)", , .example = true),
 	INT_GROUPS(3, 2, "", .ladder = true, ),
 	INT_GROUPS(2, 3, "", .ladder = true, ),
-	FMT("fp8-e4m3", SL_DT_FP8_E4M3, 8, 0, "fp8", "FP8 E4M3 (max 448), one scale per tensor", .kv = true),
-	FMT("fp8-e4m3-ch", SL_DT_FP8_E4M3_CH, 8, 0, "fp8", "FP8 E4M3, one scale per output channel"),
-	FMT("fp8-e5m2", SL_DT_FP8_E5M2, 8, 0, "fp8", "FP8 E5M2 (max 57344), one scale per tensor", .kv = true),
-	FMT("fp8-e5m2-ch", SL_DT_FP8_E5M2_CH, 8, 0, "fp8", "FP8 E5M2, one scale per output channel"),
-	FMT("nvfp4", SL_DT_NVFP4, 4, 16, "fp4", "NVFP4: E2M1, E4M3 scale per 16, f32 tensor scale", .kv = true, .example = true),
-	FMT("mxfp4", SL_DT_MXFP4, 4, 32, "fp4", "MXFP4: E2M1, power-of-two scale per 32"),
-	FMT("nf4", SL_DT_NF4, 4, 64, "nf4", "NF4 (QLoRA): normal quantiles, f32 absmax per 64"),
-	FMT("nf4-dq", SL_DT_NF4_DQ, 4, 64, "nf4", "NF4, absmax per 64 double-quantized to 8 bits"),
+	FMT("fp8-e4m3", SL_DT_FP8_E4M3, 8, 0, "fp8", card_fp8, "FP8 E4M3 (max 448), one scale per tensor", .kv = true),
+	FMT("fp8-e4m3-ch", SL_DT_FP8_E4M3_CH, 8, 0, "fp8", card_fp8, "FP8 E4M3, one scale per output channel"),
+	FMT("fp8-e5m2", SL_DT_FP8_E5M2, 8, 0, "fp8", card_fp8, "FP8 E5M2 (max 57344), one scale per tensor", .kv = true),
+	FMT("fp8-e5m2-ch", SL_DT_FP8_E5M2_CH, 8, 0, "fp8", card_fp8, "FP8 E5M2, one scale per output channel"),
+	FMT("nvfp4", SL_DT_NVFP4, 4, 16, "fp4", card_nvfp4, "NVFP4: E2M1, E4M3 scale per 16, f32 tensor scale", .kv = true, .example = true),
+	FMT("mxfp4", SL_DT_MXFP4, 4, 32, "fp4", card_mxfp4, "MXFP4: E2M1, power-of-two scale per 32"),
+	FMT("nf4", SL_DT_NF4, 4, 64, "nf4", card_nf4, "NF4 (QLoRA): normal quantiles, f32 absmax per 64"),
+	FMT("nf4-dq", SL_DT_NF4_DQ, 4, 64, "nf4", card_nf4, "NF4, absmax per 64 double-quantized to 8 bits"),
 };
 
 #define N_FORMATS ((int)(sizeof formats / sizeof formats[0]))

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../kernels/dtype.h"
+#include "card.h"
 #include "error.h"
 
 typedef struct {
@@ -25,6 +26,7 @@ typedef struct {
 	bool example;          /* named in help texts as an example */
 	bool ladder;           /* among the options a sweep takes when none are named */
 	bool draft;            /* among the speculative drafts compared when none are named */
+	const sl_card *card;   /* what it is, for the workbench's ? and Help (formats.c) */
 } sl_format;
 
 /* A parameter a rule can set for a method or a format, with its range. */

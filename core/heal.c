@@ -20,6 +20,70 @@
 
 static const char *const method_names[] = {"qat", "qad", "kd", "lora"};
 
+/* --- the methods' cards ---------------------------------------------------- */
+
+static const sl_card card_qat = {
+	.title = "QAT: quantization-aware training",
+	.what = "The compressed model trains on text with every weight passed through its format's rounding in the "
+	        "forward pass; gradients go straight through the rounding to float weights, which are rounded again "
+	        "at the end.",
+	.formula = "forward with W_q = Q(W); backward dL/dW = dL/dW_q * 1[W within the grid's range] (straight-through); "
+	           "loss cross-entropy on the text; with lsq the steps d train too.",
+	.watch = "Heal: the training loss and the held-out KL falling as it runs, then KL, PPL and top-1 before and "
+	         "after, and the share of the KL recovered.",
+	.pitfall = "Cross-entropy on a small text pulls the model toward that text, not back toward the base: PPL may "
+	           "fall while KL to the base barely moves. QAD aims at the base.",
+	.paper = "Jacob et al. 2018 (integer quantization-aware training); Bengio et al. 2013 (straight-through "
+	         "estimator); Esser et al. 2020, LSQ.",
+};
+
+static const sl_card card_qad = {
+	.title = "QAD: quantization-aware distillation",
+	.what = "Quantization-aware training whose target is the base model itself: the compressed student learns to "
+	        "match the base's next-token distributions, so what it recovers is exactly what compression cost.",
+	.formula = "loss = T^2 * KL(softmax(z_base / T) || softmax(z_student / T)), student weights W_q = Q(W) with "
+	           "straight-through gradients.",
+	.watch = "Heal: the held-out KL curve, and the share recovered, usually higher than QAT's for the same steps.",
+	.pitfall = "A temperature far from 1 changes what is matched; too high a learning rate pushes weights across "
+	           "rounding boundaries back and forth.",
+	.paper = "Hinton, Vinyals and Dean 2015 (distillation); Liu et al. 2023, LLM-QAT: Data-Free Quantization Aware "
+	         "Training for Large Language Models.",
+};
+
+static const sl_card card_kd = {
+	.title = "KD: distillation after pruning",
+	.what = "Knowledge distillation for pruned models: the pruned student trains to match the base's "
+	        "distributions, the pruned weights stay zero and removed structures stay removed.",
+	.formula = "loss = T^2 * KL(p_base^T || p_student^T); gradients masked so that pruned weights keep their zeros.",
+	.watch = "Heal: KL before and after; run it after the Recipe prunes (s sparsity, p pattern) and compare the "
+	         "share recovered at 2:4 and at 50%.",
+	.pitfall = "A short run recovers the easy part; structured removal (heads, channels, blocks) needs many more "
+	           "steps than element-wise zeros.",
+	.paper = "Hinton, Vinyals and Dean 2015, Distilling the Knowledge in a Neural Network.",
+};
+
+static const sl_card card_lora = {
+	.title = "LoRA: low-rank adapters (and QLoRA)",
+	.what = "The compressed weights stay frozen; small adapters B A beside each matrix train instead, then merge "
+	        "into the weights (which round again) or stay apart as an adapter file. Over a 4-bit NormalFloat base "
+	        "this is QLoRA.",
+	.formula = "y = W_q x + (alpha / r) B A x, A (r x cols) random, B (rows x r) zero at the start, so training "
+	           "starts from the compressed model.",
+	.watch = "Heal: rank and learning rate in the menus; the after figures of merged adapters include their "
+	         "rounding, kept apart they do not.",
+	.pitfall = "Merging into a low-bit format rounds the adapters' small correction away; keep them apart, or start "
+	           "from LoftQ, when the format is coarse.",
+	.paper = "Hu et al. 2022, LoRA: Low-Rank Adaptation of Large Language Models (ICLR); Dettmers et al. 2023, "
+	         "QLoRA.",
+};
+
+static const sl_card *const method_cards[] = {&card_qat, &card_qad, &card_kd, &card_lora};
+
+const sl_card *sl_heal_method_card(sl_heal_method m)
+{
+	return (unsigned)m < sizeof method_cards / sizeof *method_cards ? method_cards[m] : NULL;
+}
+
 const char *sl_heal_method_name(sl_heal_method m)
 {
 	return (unsigned)m < sizeof method_names / sizeof *method_names ? method_names[m] : NULL;

@@ -19,6 +19,7 @@
 #ifndef SL_HEAL_H
 #define SL_HEAL_H
 
+#include "card.h"
 #include "eval.h"
 #include "recipe.h"
 #include "train-run.h"
@@ -30,6 +31,8 @@ struct sl_heal_report;
 /* "qat", "qad", "kd", "lora"; NULL/false for anything else. */
 const char *sl_heal_method_name(sl_heal_method m);
 bool sl_heal_method_parse(const char *s, sl_heal_method *m);
+/* What the method is, for the workbench's ? and Help; NULL for anything else. */
+const sl_card *sl_heal_method_card(sl_heal_method m);
 
 typedef struct {
 	sl_heal_method method;

@@ -12,6 +12,24 @@
 #include "../kernels/dtype.h"
 #include "methods/method.h"
 
+static const sl_card card_loftq = {
+	.title = "LoftQ: quantization and adapters chosen together",
+	.what = "Before LoRA training, alternates between quantizing what the adapters do not cover and fitting the "
+	        "adapters to what quantization lost, so that the frozen weights plus adapters start close to the "
+	        "base.",
+	.formula = "repeat t times: Q = quant(W - s B A); B A = best rank-r approximation of (W - Q) / s; starting from "
+	           "B A = 0.",
+	.watch = "Heal: the before figures stay those of plain quantization; compare after figures of LoRA with and "
+	         "without loftq at the same rank and steps.",
+	.pitfall = "Each alternation costs a decomposition per matrix; beyond a few the gain is small.",
+	.paper = "Li et al. 2024, LoftQ: LoRA-Fine-Tuning-Aware Quantization for Large Language Models (ICLR).",
+};
+
+const sl_card *sl_loftq_card(void)
+{
+	return &card_loftq;
+}
+
 /* R = W - Q - scale B A. */
 static void residual(float *R, const float *W, const float *Q, const float *B, const float *A, int rows, int cols,
                      int rank, float scale)

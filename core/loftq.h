@@ -4,6 +4,7 @@
 #ifndef SL_LOFTQ_H
 #define SL_LOFTQ_H
 
+#include "card.h"
 #include "error.h"
 
 /* W (rows x cols, F32) into Q + scale * B A, B rows x rank, A rank x
@@ -18,5 +19,8 @@
  * each iteration. name says which matrix in errors. */
 sl_status sl_loftq(const float *W, int rows, int cols, int type, int rank, float scale, int iters, void *packed,
                    float *B, float *A, double *resid, const char *name, sl_error *err);
+
+/* What LoftQ is, for the workbench's ? and Help (a heal card). */
+const sl_card *sl_loftq_card(void);
 
 #endif

@@ -13,6 +13,67 @@
 #include "forward.h"
 #include "tokenizer.h"
 
+/* --- cards: speculative decoding and its drafts ----------------------------- */
+
+static const sl_card card_speculative = {
+	.title = "Speculative decoding",
+	.what = "A cheap draft proposes k tokens; the model checks them all in one batched pass and keeps those it "
+	        "agrees with, plus one of its own: several tokens per pass of the big model, with exactly its output.",
+	.formula = "keep x with probability min(1, p(x) / q(x)), on rejection draw from norm(max(0, p - q)); expected "
+	           "tokens per pass (1 - alpha^(k+1)) / (1 - alpha).",
+	.watch = "Speculate: kept draft tokens, the model's own and the rejected ones in their colours, acceptance "
+	         "measured and predicted, per-position acceptance, the speed-up measured and predicted.",
+	.pitfall = "Acceptance alone does not make speed: a draft that costs a large share of the model's time per token "
+	           "gains little even when it is almost always right; k too large wastes drafting.",
+	.paper = "Leviathan, Kalman and Matias 2023 (ICML); Chen et al. 2023, Accelerating Large Language Model "
+	         "Decoding with Speculative Sampling.",
+};
+
+static const sl_card card_lookup = {
+	.title = "Prompt lookup drafts",
+	.what = "No draft model: the tokens that followed the last n tokens where they appeared earlier in the "
+	        "context are proposed as the draft. Free to compute.",
+	.formula = "find the latest earlier occurrence of x_{t-n+1..t}; draft the k tokens that followed it.",
+	.watch = "Speculate (d cycles drafts): acceptance high on text that repeats its prompt, near zero on free "
+	         "writing.",
+	.pitfall = "It only helps when the output copies the input (summaries, code edits); on a story it proposes "
+	           "nothing useful.",
+	.paper = "Saxena 2023, Prompt Lookup Decoding (a method published as code); Yang et al. 2023, Inference with "
+	         "Reference.",
+};
+
+static const sl_card card_early = {
+	.title = "Early-exit drafts",
+	.what = "The model's own first blocks, with its final norm and output head, draft for the whole model: no "
+	        "second model to load.",
+	.formula = "q = softmax(head(norm(h_L'))), h_L' the hidden state after the first L' blocks.",
+	.watch = "Speculate: half the blocks as a draft, its acceptance against a compressed draft of similar cost.",
+	.pitfall = "Models not trained to exit early give poor drafts from their middle layers; the acceptance shows it.",
+	.paper = "Elhoushi et al. 2024, LayerSkip: Enabling Early Exit Inference and Self-Speculative Decoding (ACL).",
+};
+
+static const struct {
+	const char *name;
+	const sl_card *card;
+} spec_cards[] = {
+	{"speculative", &card_speculative}, {"lookup", &card_lookup}, {"early-exit", &card_early},
+};
+
+int sl_spec_card_count(void)
+{
+	return (int)(sizeof spec_cards / sizeof spec_cards[0]);
+}
+
+const char *sl_spec_card_name(int i)
+{
+	return i >= 0 && i < sl_spec_card_count() ? spec_cards[i].name : NULL;
+}
+
+const sl_card *sl_spec_card_at(int i)
+{
+	return i >= 0 && i < sl_spec_card_count() ? spec_cards[i].card : NULL;
+}
+
 sl_status sl_spec_same_vocab(const sl_model *target, const sl_model *draft, sl_error *err)
 {
 	if (target->cfg.vocab_size != draft->cfg.vocab_size)

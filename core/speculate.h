@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "card.h"
 #include "error.h"
 #include "model.h"
 #include "progress.h"
@@ -97,5 +98,11 @@ void sl_spec_stats_add(sl_spec_stats *into, const sl_spec_stats *s);
  * (p and q are then only compared by argmax). */
 int sl_spec_verify(const float *p, const float *q, const int32_t *x, int j, int n, bool greedy, uint64_t *rng,
                    int32_t *emit);
+
+/* Cards of speculative decoding ("speculative") and of the drafts that
+ * need explaining ("lookup", "early-exit"), for the workbench's ? and Help. */
+int sl_spec_card_count(void);
+const char *sl_spec_card_name(int i);
+const sl_card *sl_spec_card_at(int i);
 
 #endif

@@ -31,7 +31,22 @@ static sl_status asvd_factor(sl_factor_job *j, sl_error *err)
 	return st;
 }
 
+static const sl_card card_asvd = {
+	.title = "ASVD: activation-aware low rank",
+	.what = "Truncates the decomposition of the weights scaled by the typical size of each input channel, so the "
+	        "directions that the activations actually use are kept.",
+	.formula = "W ~ (A B') diag(s)^-1 with A B' the best rank-r approximation of W diag(s), s_j = mean|x_j|^alpha "
+	           "over the calibration text.",
+	.watch = "Heatmap: asvd against plain truncation at the same keep; the gap is how uneven the layer's input "
+	         "channels are.",
+	.pitfall = "The scaling only reweights channels: it ignores correlations between them, which whitening by the "
+	           "full Hessian takes into account.",
+	.paper = "Yuan et al. 2023, ASVD: Activation-aware Singular Value Decomposition for Compressing Large Language "
+	         "Models.",
+};
+
 const sl_method sl_method_asvd = {
+	.card = &card_asvd,
 	.name = "asvd",
 	.kind = SL_METHOD_QUANT,
 	.needs = SL_NEEDS_STATS,

@@ -219,7 +219,23 @@ static sl_status awq_refine(sl_matrix *m, sl_error *err)
 	return clip(m->W, m->rows, m->cols, m->type, m->st->hessian, (int)sl_plan_value(m->plan, &params[0]), err);
 }
 
+static const sl_card card_awq = {
+	.title = "AWQ: activation-aware scaling",
+	.what = "Input channels that carry large activations matter most: scales them up in the weights (and down in "
+	        "what feeds them) before rounding, so their weights round more finely. The scales fold into the "
+	        "preceding norm or layer, so nothing changes at run time.",
+	.formula = "W' = Q(W diag(s)) diag(s)^-1, s = mean|x|^alpha per input channel, alpha chosen on a grid of 20 to "
+	           "minimize ||Q(W diag(s)) diag(s)^-1 X - W X||^2.",
+	.watch = "Layer: press a to gather activations and see the few large channels; Heatmap or Evaluate: awq "
+	         "against rounding at 4 bits and below.",
+	.pitfall = "The modules that read one input (q, k and v; gate and up) share its scales: one search serves them "
+	           "all, so a module can do worse alone than rounding.",
+	.paper = "Lin et al. 2024, AWQ: Activation-aware Weight Quantization for On-Device LLM Compression and "
+	         "Acceleration (MLSys).",
+};
+
 const sl_method sl_method_awq = {
+	.card = &card_awq,
 	.name = name,
 	.kind = SL_METHOD_QUANT,
 	.needs = SL_NEEDS_STATS | SL_NEEDS_HESSIAN,

@@ -12,7 +12,20 @@ static sl_status magnitude_prepare(sl_matrix *m, sl_error *err)
 	return st;
 }
 
+static const sl_card card_magnitude = {
+	.title = "Magnitude pruning",
+	.what = "Zeroes the weights of smallest absolute value, a fraction of each row: the simplest criterion, no "
+	        "calibration.",
+	.formula = "score_ij = |W_ij|; in each row the lowest-scoring fraction (or N of every M) is set to zero.",
+	.watch = "Heatmap: sparse-50% against the calibrated criteria; Evaluate: KL as sparsity rises, slowly then "
+	         "steeply.",
+	.pitfall = "Ignores the inputs: a small weight on a channel with huge activations matters more than a large one "
+	           "on a quiet channel, and large language models have such channels.",
+	.paper = "Han et al. 2015, Learning both Weights and Connections for Efficient Neural Networks (NeurIPS).",
+};
+
 const sl_method sl_method_magnitude = {
+	.card = &card_magnitude,
 	.name = "magnitude",
 	.kind = SL_METHOD_PRUNE,
 	.summary = "smallest |W|",

@@ -111,6 +111,7 @@ struct sl_method {
 	const sl_param_spec *params;
 	int n_params;
 	const char *summary;          /* one line for menus and --help */
+	const sl_card *card;          /* what it is, for the workbench's ? and Help (in the method's file) */
 
 	/* Quantization methods that scale input channels before rounding
 	 * (folded into the operation before the input): the scales of one

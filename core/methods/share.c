@@ -7,7 +7,22 @@
  * stacked weights are factored as they are. */
 #include "method.h"
 
+static const sl_card card_share = {
+	.title = "Basis sharing across blocks",
+	.what = "The same module of several consecutive blocks is stacked and factored together: each keeps its own "
+	        "coefficients, one basis serves them all, so the basis is paid for once.",
+	.formula = "[W_1; ...; W_n] ~ [A_1; ...; A_n] B, from the whitened decomposition of the stack; rank from keep "
+	           "over the stacked rows.",
+	.watch = "Model: the blocks that share a basis and the rank it gives; Heatmap: share-2 against one-block low "
+	         "rank at the same bytes.",
+	.pitfall = "Blocks far apart do different work: sharing over too many (the blocks parameter) costs more than it "
+	           "saves.",
+	.paper = "Wang et al. 2025, Basis Sharing: Cross-Layer Parameter Sharing for Large Language Model Compression "
+	         "(ICLR).",
+};
+
 const sl_method sl_method_share = {
+	.card = &card_share,
 	.name = "share",
 	.kind = SL_METHOD_QUANT,
 	.needs = SL_NEEDS_STATS | SL_NEEDS_HESSIAN,

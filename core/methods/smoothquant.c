@@ -39,7 +39,22 @@ static sl_status sq_scales(sl_scale_job *j, float *s, sl_error *err)
 	return SL_OK;
 }
 
+static const sl_card card_smoothquant = {
+	.title = "SmoothQuant: moving outliers into weights",
+	.what = "For 8-bit weights and 8-bit activations (W8A8): divides each input channel of the activations by a "
+	        "scale and multiplies the weights by it, so the activations' outliers become easier weights; "
+	        "activations are then rounded to int8 per token.",
+	.formula = "Y = (X diag(s)^-1) (diag(s) W), s_j = max|X_j|^alpha / max|W_j|^(1 - alpha), alpha = 0.5 by default.",
+	.watch = "Layer: the activations' channel ranges before and after; Evaluate: KL of W8A8, which includes the "
+	         "activations' rounding, against weights alone.",
+	.pitfall = "alpha too high moves so much into the weights that they become the hard part; the figure includes "
+	           "activation rounding, so compare it with other W8A8 runs only.",
+	.paper = "Xiao et al. 2023, SmoothQuant: Accurate and Efficient Post-Training Quantization for Large Language "
+	         "Models (ICML).",
+};
+
 const sl_method sl_method_smoothquant = {
+	.card = &card_smoothquant,
 	.name = name,
 	.kind = SL_METHOD_QUANT,
 	.needs = SL_NEEDS_STATS,

@@ -22,7 +22,21 @@ static sl_status wanda_prepare(sl_matrix *m, sl_error *err)
 	return st;
 }
 
+static const sl_card card_wanda = {
+	.title = "Wanda: weights and activations",
+	.what = "Prunes by the weight's size times the norm of the input it multiplies, compared within each output "
+	        "row: one pass, no weight update.",
+	.formula = "score_ij = |W_ij| * ||X_j||_2 over the calibration tokens; the lowest fraction of each row is "
+	           "zeroed.",
+	.watch = "Heatmap: against magnitude at 50% and at 2:4; Layer: the input channels whose large norms protect "
+	         "their weights.",
+	.pitfall = "No weight is adjusted after pruning, so at high sparsity it falls behind methods that update the "
+	           "rest.",
+	.paper = "Sun et al. 2024, A Simple and Effective Pruning Approach for Large Language Models (ICLR).",
+};
+
 const sl_method sl_method_wanda = {
+	.card = &card_wanda,
 	.name = "wanda",
 	.kind = SL_METHOD_PRUNE,
 	.needs = SL_NEEDS_STATS,
