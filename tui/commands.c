@@ -18,7 +18,7 @@
 
 #define MAX_ARGS 32
 
-enum { C_NONE, C_PATH, C_VIEW, C_MODULE, C_RULE, C_EVAL, C_RECIPE, C_SET, C_HISTORY, C_GENERATE, C_SWEEP, C_HEATMAP,
+enum { C_NONE, C_CARD, C_PALETTE, C_PATH, C_VIEW, C_MODULE, C_RULE, C_EVAL, C_RECIPE, C_SET, C_HISTORY, C_GENERATE, C_SWEEP, C_HEATMAP,
        C_TRAIN, C_SPECULATE, C_HEAL };
 
 typedef struct {
@@ -978,6 +978,31 @@ static void cmd_help(sl_tui *t, int argc, char **argv)
 	sl_tui_show(t, "help");
 }
 
+static void cmd_card(sl_tui *t, int argc, char **argv)
+{
+	if (argc == 2)
+		sl_tui_card(t, NULL, argv[1]);
+	else if (argc == 3)
+		sl_tui_card(t, argv[1], argv[2]);
+	else
+		sl_tui_msg(t, true, "usage: card [KIND] NAME (Tab lists them; the Help view, 0, lists every card)");
+}
+
+static void cmd_palette(sl_tui *t, int argc, char **argv)
+{
+	sl_palette_kind k;
+	if (argc == 1) {
+		sl_tui_msg(t, false, "palette: %s (palette default|contrast)", sl_palette_name(sl_draw_palette_kind()));
+		return;
+	}
+	if (argc != 2 || !sl_palette_parse(argv[1], &k)) {
+		sl_tui_msg(t, true, "usage: palette default|contrast");
+		return;
+	}
+	sl_draw_palette(k);
+	sl_tui_msg(t, false, "palette: %s", sl_palette_name(k));
+}
+
 static void quit_now(sl_tui *t, void *arg, bool go)
 {
 	(void)arg;
@@ -1038,7 +1063,12 @@ static const command commands[] = {
 	 "edit the history of evaluations; mark two runs to compare them (Evaluate)", cmd_history, C_HISTORY},
 	{"view", "view NAME", "show a view", cmd_view, C_VIEW},
 	{"cancel", "cancel", "cancel the running job (also Esc, Ctrl-C)", cmd_cancel, C_NONE},
-	{"help", "help", "every key and command", cmd_help, C_NONE},
+	{"help", "help", "every technique card, key and command", cmd_help, C_NONE},
+	{"card", "card [format|method|prune|pattern|heal|metric|speculate] NAME",
+	 "a technique's card: what it does, its formula, what to watch, a pitfall, its paper (Esc closes)", cmd_card,
+	 C_CARD},
+	{"palette", "palette default|contrast", "colours: the default, or high contrast for projectors", cmd_palette,
+	 C_PALETTE},
 	{"quit", "quit", "leave (asks when the session has unsaved changes)", cmd_quit, C_NONE},
 	{"quit!", "quit!", "leave without asking", cmd_quit, C_NONE},
 	{"q", "q", "quit", cmd_quit, C_NONE},
@@ -1095,6 +1125,29 @@ static void add(cands *c, const char *prefix, const char *s)
 	}
 	if ((c->v[c->n] = sl_strdup(s)))
 		c->n++;
+}
+
+/* The names cards are found by: every format and method (a family of
+ * names offers its choices), every other entry with a card; of one kind,
+ * or of all (kind < 0). */
+static void add_card_names(cands *c, const char *word, int kind)
+{
+	for (int i = 0; (kind < 0 || kind == SL_CARD_FORMAT) && i < sl_format_count(); i++)
+		add(c, word, sl_format_at(i)->name);
+	for (int i = 0; i < sl_method_count(); i++) {
+		const sl_method *m = sl_method_at(i);
+		int k = m->kind == SL_METHOD_PRUNE ? SL_CARD_PRUNE : m->kind == SL_METHOD_PATTERN ? SL_CARD_PATTERN : SL_CARD_METHOD;
+		if (kind >= 0 && kind != k)
+			continue;
+		if (!m->choices)
+			add(c, word, m->name);
+		for (const char *const *ch = m->choices; ch && *ch; ch++)
+			add(c, word, *ch);
+	}
+	sl_card_entry e;
+	for (int i = 0; sl_card_at(i, &e); i++)
+		if (e.kind > SL_CARD_PATTERN && (kind < 0 || kind == (int)e.kind))
+			add(c, word, e.name);
 }
 
 static void add_paths(cands *c, const char *word)
@@ -1235,6 +1288,19 @@ static void candidates(sl_tui *t, int nw, char **words, const char *word, cands 
 	case C_VIEW:
 		for (int i = 0; i < t->n_views; i++)
 			add(c, word, t->classes[i]->name);
+		break;
+	case C_CARD: {
+		sl_card_kind kind = SL_CARD_FORMAT;
+		bool named = nw == 3 && sl_card_kind_parse(words[1], &kind);
+		for (int i = 0; nw == 2 && i < SL_CARD_KINDS; i++)
+			add(c, word, sl_card_kind_name((sl_card_kind)i));
+		if (nw == 2 || named)
+			add_card_names(c, word, named ? (int)kind : -1);
+		break;
+	}
+	case C_PALETTE:
+		for (int i = 0; nw == 2 && i < SL_PALETTES; i++)
+			add(c, word, sl_palette_name((sl_palette_kind)i));
 		break;
 	case C_MODULE:
 		add_modules(t, c, word, false);

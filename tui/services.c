@@ -83,6 +83,26 @@ bool sl_tui_show(sl_tui *t, const char *name)
 	return true;
 }
 
+bool sl_tui_card(sl_tui *t, const char *kind, const char *name)
+{
+	sl_card_kind k = SL_CARD_FORMAT;
+	if (kind && !sl_card_kind_parse(kind, &k)) {
+		sl_tui_msg(t, true, "no kind of card '%s' (format, method, prune, pattern, heal, metric, speculate)", kind);
+		return false;
+	}
+	const sl_card *c = kind ? sl_card_find(k, name) : sl_card_search(name, &k);
+	if (!c) {
+		sl_tui_msg(t, true, "no card for %s%s'%s' (the Help view, 0, lists every card)", kind ? kind : "",
+		           kind ? " " : "", name);
+		return false;
+	}
+	t->card.card = c;
+	t->card.top = 0;
+	snprintf(t->card.name, sizeof t->card.name, "%s %s", sl_card_kind_name(k), name);
+	t->help = false;
+	return true;
+}
+
 void sl_tui_ask(sl_tui *t, const char *choices, void (*answer)(sl_tui *t, int key, void *arg), void *arg,
                 const char *fmt, ...)
 {

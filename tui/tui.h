@@ -251,6 +251,12 @@ struct sl_tui {
 	sl_cmdline cl;
 	bool help;               /* the key overlay of the current view */
 	struct {
+		const sl_card *card; /* the card panel over the view; NULL: none */
+		char name[80];       /* its kind and name, as the panel says them */
+		int top;             /* the first row shown */
+		sl_rect at;          /* where its text was drawn */
+	} card;
+	struct {
 		bool active;
 		char text[600];
 		char choices[64];    /* "[y]es  [n]o" */
@@ -287,6 +293,9 @@ int sl_tui_view_index(const sl_tui *t, const char *name);
 void sl_tui_switch(sl_tui *t, int i);
 /* Shows view name ("model", "layer", ...); false if there is none. */
 bool sl_tui_show(sl_tui *t, const char *name);
+/* Opens the card panel on a technique's card: by kind and name, or (kind
+ * NULL) by a name any kind knows; false with a message when there is none. */
+bool sl_tui_card(sl_tui *t, const char *kind, const char *name);
 /* Asks a one-key question; answer gets the key and arg (and frees it). */
 void sl_tui_ask(sl_tui *t, const char *choices, void (*answer)(sl_tui *t, int key, void *arg), void *arg,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));

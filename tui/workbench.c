@@ -30,7 +30,8 @@ static const sl_view_class *const view_table[] = {
 
 static const sl_keyhelp global_keys[] = {
 	{"1-9 0  Tab  Shift-Tab", "switch views (or click a tab)"},
-	{"?  F1", "the keys of this view"},
+	{"?", "the card of what is under the cursor (a menu item, a column, a figure), else the keys of this view"},
+	{"F1", "the keys of this view"},
 	{":", "command line (Tab completes, Up recalls)"},
 	{"o", "open a model or a session"},
 	{"u / U  Ctrl-R", "undo / redo a recipe change"},
@@ -42,10 +43,11 @@ static const sl_keyhelp global_keys[] = {
 };
 
 static const char usage[] =
-	"Usage: slimlab [MODEL | --session FILE]\n"
+	"Usage: slimlab [--palette default|contrast] [MODEL | --session FILE]\n"
 	"Opens the workbench on MODEL (GGUF, safetensors or llama2.c), on a saved\n"
 	"session, or on the workshop model that ships with slimlab (a file picker\n"
-	"when it is absent). See slimlab(1) for its keys, and\n"
+	"when it is absent). --palette contrast (or SLIMLAB_PALETTE=contrast) draws\n"
+	"in high contrast, for projectors. See slimlab(1) for its keys, and\n"
 	"'slimlab --help' for the command-line tools.\n";
 
 /* The keys a question accepts: the letters in brackets ("[y]es  [n]o"). */
@@ -225,10 +227,10 @@ static bool message_box(const sl_tui *t)
 	return !t->cl.active && a->message[0] && a->message_error && sl_text_width(a->message) > COLS - 2;
 }
 
-/* A question, a long error or the key overlay is over the view. */
+/* A question, a long error, the key overlay or a card is over the view. */
 static bool popup_shown(const sl_tui *t)
 {
-	return t->ask.active || message_box(t) || t->help;
+	return t->ask.active || message_box(t) || t->help || t->card.card;
 }
 
 /* The key bar: the view's hints and the global ones, each whole; the
@@ -301,6 +303,55 @@ static void draw_box_lines(const char *title, const sl_keyhelp *a, const sl_keyh
 	sl_text(r.y + r.h - 1, r.x + 2, r.w - 4, SL_R_MENU, " any key closes ");
 }
 
+/* The card panel over the view: the card's title in its frame, its text
+ * scrolling inside, and the keys it takes at the bottom. */
+static void draw_card(sl_tui *t)
+{
+	int w = COLS < 92 ? COLS : 90, h = LINES - 3;
+	sl_rect r = {2, (COLS - w) / 2, h, w};
+	for (int i = 0; i < r.h; i++)
+		sl_fill(r.y + i, r.x, r.w, SL_R_MENU);
+	sl_frame(r, t->card.card->title, SL_R_MENU);
+	sl_rect in = {r.y + 1, r.x + 2, r.h - 3, r.w - 4};
+	int rows = sl_card_draw(t->card.card, in, 0, false), max = rows > in.h ? rows - in.h : 0;
+	t->card.top = t->card.top < 0 ? 0 : t->card.top > max ? max : t->card.top;
+	t->card.at = in;
+	for (int i = 0; i < in.h; i++)
+		sl_fill(in.y + i, in.x, in.w, SL_R_NORMAL);
+	sl_card_draw(t->card.card, in, t->card.top, true);
+	char foot[160];
+	snprintf(foot, sizeof foot, " %s  Esc closes  %sF1 keys ", t->card.name, max ? "Up/Down PgUp/PgDn scroll  " : "");
+	sl_text(r.y + r.h - 2, r.x + 2, r.w - 4, SL_R_ACCENT, foot);
+	if (max)
+		sl_textf(r.y + r.h - 1, r.x + r.w - 14, 12, SL_R_MENU, " %d/%d ", t->card.top + in.h < rows ? t->card.top + in.h : rows, rows);
+}
+
+/* Keys on the card panel: scrolling, F1 or ? the keys instead, ':' the
+ * command line; anything else closes it. */
+static void card_key(sl_tui *t, const sl_key *k)
+{
+	int page = t->card.at.h > 1 ? t->card.at.h - 1 : 1;
+	switch (k->code) {
+	case SL_KEY_UP: case 'k': t->card.top--; return;
+	case SL_KEY_DOWN: case 'j': t->card.top++; return;
+	case SL_KEY_PGUP: t->card.top -= page; return;
+	case SL_KEY_PGDN: case ' ': t->card.top += page; return;
+	case SL_KEY_HOME: case 'g': t->card.top = 0; return;
+	case SL_KEY_END: case 'G': t->card.top = 1 << 20; return;
+	case SL_KEY_MOUSE:
+		if (k->button == SL_MOUSE_WHEEL_UP || k->button == SL_MOUSE_WHEEL_DOWN) {
+			t->card.top += k->button == SL_MOUSE_WHEEL_UP ? -3 : 3;
+			return;
+		}
+		break;
+	}
+	t->card.card = NULL;
+	if (k->code == SL_KEY_F1 || k->code == '?')
+		t->help = true;
+	else if (k->code == ':' && !k->mods)
+		sl_cmdline_open(&t->cl, "");
+}
+
 static void draw(sl_tui *t)
 {
 	erase();
@@ -314,6 +365,8 @@ static void draw(sl_tui *t)
 	draw_tabs(t);
 	sl_rect body = {2, 0, LINES - 3, COLS};
 	view_table[t->cur]->draw(t->views[t->cur], &t->app, body);
+	if (t->card.card)
+		draw_card(t);
 	if (t->help)
 		draw_box_lines(view_table[t->cur]->title, view_table[t->cur]->keys, global_keys, 3);
 	if (t->ask.active)
@@ -408,6 +461,11 @@ static void handle_key(sl_tui *t, const sl_key *k)
 			t->ask.active = false;
 			t->ask.answer(t, key, t->ask.arg);
 		}
+		return;
+	}
+	if (t->card.card && !t->cl.active && !message_box(t)) {
+		t->app.message[0] = 0;
+		card_key(t, k);
 		return;
 	}
 	/* A key closes the error box or the key overlay and does nothing else,
@@ -572,9 +630,21 @@ static int loop(sl_tui *t)
 int sl_workbench_main(int argc, char **argv)
 {
 	start_args args = {{0}, {0}};
+	/* SLIMLAB_PALETTE gives the default; --palette overrides it. */
+	sl_palette_kind palette = SL_PALETTE_DEFAULT;
+	const char *env_palette = getenv("SLIMLAB_PALETTE");
+	if (env_palette && *env_palette && !sl_palette_parse(env_palette, &palette)) {
+		fprintf(stderr, "slimlab: SLIMLAB_PALETTE is default or contrast, not '%s'\n", env_palette);
+		return 2;
+	}
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--session") && i + 1 < argc) {
 			snprintf(args.session, sizeof args.session, "%s", argv[++i]);
+		} else if (!strcmp(argv[i], "--palette") && i + 1 < argc) {
+			if (!sl_palette_parse(argv[++i], &palette)) {
+				fprintf(stderr, "slimlab: --palette takes default or contrast, not '%s'\n", argv[i]);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage, stdout);
 			return 0;
@@ -614,6 +684,7 @@ int sl_workbench_main(int argc, char **argv)
 	sl_heal_settings_init(&t->app.heal.set);
 	sl_tui_recipe_refresh(t);
 
+	sl_draw_palette(palette);
 	sl_error err = {0};
 	if (sl_screen_open(t, &err)) {
 		fprintf(stderr, "slimlab: %s\n", err.msg);

@@ -274,3 +274,53 @@ void sl_pick_words(const sl_menu *m, int item, char *buf, size_t n)
 		break;
 	}
 }
+
+/* --- cards: what '?' opens ------------------------------------------------- */
+
+bool sl_card_cmd(sl_card_kind kind, const char *name, char *cmd, size_t n)
+{
+	if (!name || !name[0] || !sl_card_find(kind, name))
+		return false;
+	snprintf(cmd, n, "card %s %s", sl_card_kind_name(kind), name);
+	return true;
+}
+
+bool sl_pick_card_cmd(const sl_menu *m, char *cmd, size_t n)
+{
+	int item = sl_menu_current(m);
+	if (item < 0)
+		return false;
+	const char *v = m->items[item];
+	switch ((sl_pick)m->tag) {
+	case SL_PICK_FORMAT: return sl_card_cmd(SL_CARD_FORMAT, v, cmd, n);
+	case SL_PICK_METHOD: return sl_card_cmd(SL_CARD_METHOD, v, cmd, n);
+	case SL_PICK_PATTERN: return sl_card_cmd(SL_CARD_PATTERN, v, cmd, n);
+	case SL_PICK_PRUNE: return sl_card_cmd(SL_CARD_PRUNE, v, cmd, n);
+	case SL_PICK_SPARSITY: return sl_card_cmd(SL_CARD_PATTERN, v, cmd, n); /* 2:4 and the like */
+	}
+	return false;
+}
+
+/* The most telling technique of a rule: a low-rank method, a structured
+ * pattern, a pruning criterion or a quantization method other than the
+ * defaults, else its format, else what it prunes with. */
+bool sl_rule_card_cmd(const sl_rule *r, char *cmd, size_t n)
+{
+	const sl_method *m = r->has_method ? sl_method_find(SL_METHOD_QUANT, r->method) : NULL;
+	const sl_method *pat = r->has_pattern ? sl_method_find(SL_METHOD_PATTERN, r->pattern) : NULL;
+	const sl_method *pr = r->has_prune ? sl_method_find(SL_METHOD_PRUNE, r->prune) : NULL;
+	bool prunes = r->has_sparsity && r->sparsity > 0;
+	if (m && m->factor)
+		return sl_card_cmd(SL_CARD_METHOD, r->method, cmd, n);
+	if (prunes && pat && pat != sl_method_default(SL_METHOD_PATTERN))
+		return sl_card_cmd(SL_CARD_PATTERN, r->pattern, cmd, n);
+	if (prunes && pr && pr != sl_method_default(SL_METHOD_PRUNE))
+		return sl_card_cmd(SL_CARD_PRUNE, r->prune, cmd, n);
+	if (m && m != sl_method_default(SL_METHOD_QUANT) && r->has_format)
+		return sl_card_cmd(SL_CARD_METHOD, r->method, cmd, n);
+	if (r->has_format && sl_card_cmd(SL_CARD_FORMAT, r->format, cmd, n))
+		return true;
+	if (prunes)
+		return sl_card_cmd(SL_CARD_PRUNE, pr ? r->prune : sl_method_default(SL_METHOD_PRUNE)->name, cmd, n);
+	return false;
+}

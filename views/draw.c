@@ -42,11 +42,37 @@ static const role_def roles[SL_R_COUNT] = {
 	[SL_R_REJECTED] = {0xaf5f5f, -1, COLOR_RED, -1, A_DIM, A_DIM},
 };
 
+/* The high-contrast palette, for projectors and bright rooms: white and
+ * saturated colours on black, no dim text, reverse video for bars. */
+static const role_def roles_contrast[SL_R_COUNT] = {
+	[SL_R_NORMAL] = {0xffffff, 0x000000, COLOR_WHITE, COLOR_BLACK, A_BOLD, 0},
+	[SL_R_DIM] = {0xd0d0d0, 0x000000, COLOR_WHITE, COLOR_BLACK, 0, 0},
+	[SL_R_TITLE] = {0xffff00, 0x000000, COLOR_YELLOW, COLOR_BLACK, A_BOLD, A_BOLD | A_UNDERLINE},
+	[SL_R_BAR] = {0x000000, 0xffffff, COLOR_BLACK, COLOR_WHITE, A_BOLD, A_REVERSE},
+	[SL_R_BAR_KEY] = {0x000000, 0xffff00, COLOR_BLACK, COLOR_YELLOW, A_BOLD, A_REVERSE | A_BOLD},
+	[SL_R_TAB_ACTIVE] = {0x000000, 0xffff00, COLOR_BLACK, COLOR_YELLOW, A_BOLD, A_REVERSE | A_BOLD},
+	[SL_R_SELECTED] = {0x000000, 0x00ffff, COLOR_BLACK, COLOR_CYAN, A_BOLD, A_REVERSE | A_BOLD},
+	[SL_R_ACCENT] = {0x00ffff, 0x000000, COLOR_CYAN, COLOR_BLACK, A_BOLD, A_BOLD},
+	[SL_R_GOOD] = {0x00ff00, 0x000000, COLOR_GREEN, COLOR_BLACK, A_BOLD, A_BOLD},
+	[SL_R_BAD] = {0xff5050, 0x000000, COLOR_RED, COLOR_BLACK, A_BOLD, A_BOLD | A_UNDERLINE},
+	[SL_R_WARN] = {0xffff00, 0x000000, COLOR_YELLOW, COLOR_BLACK, A_BOLD | A_UNDERLINE, A_UNDERLINE},
+	[SL_R_FILL] = {0x00ff00, 0x000000, COLOR_GREEN, COLOR_BLACK, A_BOLD, A_BOLD},
+	[SL_R_EMPTY] = {0x808080, 0x000000, COLOR_WHITE, COLOR_BLACK, 0, 0},
+	[SL_R_MENU] = {0xffffff, 0x00005f, COLOR_WHITE, COLOR_BLUE, A_BOLD, A_BOLD},
+	[SL_R_MENU_SELECTED] = {0x000000, 0xffff00, COLOR_BLACK, COLOR_YELLOW, A_BOLD, A_REVERSE | A_BOLD},
+	[SL_R_LEFT] = {0x00ffff, 0x000000, COLOR_CYAN, COLOR_BLACK, A_BOLD, A_BOLD},
+	[SL_R_RIGHT] = {0xffff00, 0x000000, COLOR_YELLOW, COLOR_BLACK, A_BOLD, A_BOLD | A_UNDERLINE},
+	[SL_R_REJECTED] = {0xff5050, 0x000000, COLOR_RED, COLOR_BLACK, A_BOLD | A_UNDERLINE, A_UNDERLINE},
+};
+
+static const char *const palette_names[SL_PALETTES] = {"default", "contrast"};
+
 enum { SCALE_STEPS = 16, SCALE_STEPS_8 = 5, SCALE_GLYPHS = 5 };
 
 static struct {
 	int depth;
 	bool utf8;
+	sl_palette_kind palette_kind;
 	int pair[SL_R_COUNT];
 	attr_t attr[SL_R_COUNT];
 	void (*palette)(double t, int rgb[3]);
@@ -93,21 +119,52 @@ void sl_draw_init(bool utf8)
 		use_default_colors();
 		D.depth = COLORS >= 0x1000000 ? 0x1000000 : COLORS >= 256 ? 256 : COLORS >= 8 ? 8 : 0;
 	}
+	sl_draw_palette(D.palette_kind);
+}
+
+/* The roles' colour pairs and attributes from the palette's table; the
+ * screen's background takes the normal role's (black in high contrast). */
+void sl_draw_palette(sl_palette_kind kind)
+{
+	D.palette_kind = kind == SL_PALETTE_CONTRAST ? kind : SL_PALETTE_DEFAULT;
+	const role_def *table = D.palette_kind == SL_PALETTE_CONTRAST ? roles_contrast : roles;
 	for (int r = 0; r < SL_R_COUNT; r++) {
 		D.pair[r] = 0;
-		D.attr[r] = roles[r].mono;
+		D.attr[r] = table[r].mono;
 		if (!D.depth)
 			continue;
-		D.attr[r] = roles[r].attr;
-		int fg = map_colour(roles[r].fg, roles[r].fg8), bg = map_colour(roles[r].bg, roles[r].bg8);
+		D.attr[r] = table[r].attr;
+		int fg = map_colour(table[r].fg, table[r].fg8), bg = map_colour(table[r].bg, table[r].bg8);
 		if (fg < 0 && bg < 0)
 			continue;
 		int p = alloc_pair(fg, bg);
 		if (p > 0)
 			D.pair[r] = p;
 		else
-			D.attr[r] = roles[r].mono; /* out of pairs: fall back to attributes */
+			D.attr[r] = table[r].mono; /* out of pairs: fall back to attributes */
 	}
+	if (stdscr)
+		bkgdset((chtype)COLOR_PAIR(D.pair[SL_R_NORMAL]) | ' ');
+}
+
+sl_palette_kind sl_draw_palette_kind(void)
+{
+	return D.palette_kind;
+}
+
+const char *sl_palette_name(sl_palette_kind kind)
+{
+	return kind >= 0 && kind < SL_PALETTES ? palette_names[kind] : NULL;
+}
+
+bool sl_palette_parse(const char *name, sl_palette_kind *kind)
+{
+	for (int i = 0; name && i < SL_PALETTES; i++)
+		if (!strcmp(name, palette_names[i])) {
+			*kind = (sl_palette_kind)i;
+			return true;
+		}
+	return false;
 }
 
 void sl_scale_set(void (*palette)(double t, int rgb[3]))
@@ -601,6 +658,11 @@ static int menu_choose(sl_menu *m)
 	return m->shown[m->list.cursor];
 }
 
+int sl_menu_current(const sl_menu *m)
+{
+	return m->open && m->n_shown ? m->shown[m->list.cursor] : -1;
+}
+
 int sl_menu_key(sl_menu *m, const sl_key *k)
 {
 	if (!m->open)
@@ -611,6 +673,8 @@ int sl_menu_key(sl_menu *m, const sl_key *k)
 	}
 	if (k->code == SL_KEY_ENTER || k->code == ' ' || k->code == SL_KEY_RIGHT)
 		return menu_choose(m);
+	if (k->code == '?' && !k->mods)
+		return m->n_shown ? SL_MENU_CARD : SL_MENU_OPEN;
 	if (k->code == SL_KEY_MOUSE && k->button == SL_MOUSE_LEFT) {
 		sl_rect inner = {m->at.y + 1, m->at.x + 1, m->at.h - 2, m->at.w - 2};
 		if (sl_list_click(&m->list, k, inner))

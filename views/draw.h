@@ -26,6 +26,16 @@ typedef enum {
 /* After initscr: picks the colour depth (none when NO_COLOR is set or the
  * terminal has no colours) and whether block glyphs can be used. */
 void sl_draw_init(bool utf8);
+
+/* The colour palettes: the default one, and high contrast (white and
+ * saturated colours on black, nothing dim) for projectors. Chosen before
+ * sl_draw_init or at any time after it; the screen is redrawn next. */
+typedef enum { SL_PALETTE_DEFAULT = 0, SL_PALETTE_CONTRAST, SL_PALETTES } sl_palette_kind;
+void sl_draw_palette(sl_palette_kind kind);
+sl_palette_kind sl_draw_palette_kind(void);
+/* "default", "contrast"; false for any other name. */
+const char *sl_palette_name(sl_palette_kind kind);
+bool sl_palette_parse(const char *name, sl_palette_kind *kind);
 void sl_role_set(sl_role r);
 
 /* Text clipped to w columns (wide characters count twice); returns the
@@ -106,10 +116,13 @@ typedef struct {
 
 void sl_menu_open(sl_menu *m, const char *title, const char *const *items, const char *const *notes, int n,
                   int current, int tag);
-enum { SL_MENU_OPEN = -1, SL_MENU_CLOSED = -2 };
-/* SL_MENU_OPEN, SL_MENU_CLOSED (dismissed), or the chosen item (its index
- * in items). */
+enum { SL_MENU_OPEN = -1, SL_MENU_CLOSED = -2, SL_MENU_CARD = -3 };
+/* SL_MENU_OPEN, SL_MENU_CLOSED (dismissed), SL_MENU_CARD ('?': the card
+ * of the item under the cursor is wanted; the menu stays open), or the
+ * chosen item (its index in items). */
 int sl_menu_key(sl_menu *m, const sl_key *k);
+/* The item under the menu's cursor (its index in items), or -1. */
+int sl_menu_current(const sl_menu *m);
 /* Drawn centred in area. */
 void sl_menu_draw(sl_menu *m, sl_rect area);
 

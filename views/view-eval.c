@@ -14,7 +14,13 @@ typedef struct {
 	sl_list list;
 	sl_rect table;
 	unsigned runs_seen;     /* app->runs_added when the cursor last followed it */
+	int fig;                /* the figure column chosen (Left/Right), whose card ? opens */
+	bool dppl_shown;        /* whether the ΔPPL column fits */
 } eval_view;
+
+/* The history's figure columns, as their cards name them. */
+static const char *const figures[] = {"ppl", "dppl", "kl", "top1"};
+enum { N_FIGS = sizeof figures / sizeof figures[0] };
 
 static void *create(void)
 {
@@ -326,9 +332,12 @@ static void draw(void *self, sl_app *app, sl_rect r)
 		cx[i] = x;
 		x += cw[i];
 	}
+	v->dppl_shown = cw[C_DPPL] > 0;
+	if (v->fig == 1 && !v->dppl_shown)
+		v->fig = 0;
 	for (int i = 0; i < NC; i++)
 		if (cw[i])
-			sl_text(y, cx[i], cw[i], SL_R_DIM, heads[i]);
+			sl_text(y, cx[i], cw[i] - 1, i == C_PPL + v->fig ? SL_R_SELECTED : SL_R_DIM, heads[i]);
 	int span = C_PPL; /* where a speculative run's figures start */
 	for (int j = C_CTX; j >= C_WIN; j--)
 		if (cw[j])
@@ -375,6 +384,20 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	if (k->code == SL_KEY_MOUSE)
 		return sl_list_click(&v->list, k, v->table);
 	switch (k->code) {
+	case SL_KEY_LEFT:
+	case SL_KEY_RIGHT: {
+		int step = k->code == SL_KEY_LEFT ? N_FIGS - 1 : 1;
+		v->fig = (v->fig + step) % N_FIGS;
+		if (v->fig == 1 && !v->dppl_shown)
+			v->fig = (v->fig + step) % N_FIGS;
+		return true;
+	}
+	case '?': /* the chosen column's figure (a speculative run's: speculative decoding); no runs: the keys */
+		if (!app->ses->n_runs)
+			return false;
+		if (app->ses->runs[v->list.cursor].speculative)
+			return sl_card_cmd(SL_CARD_DECODE, "speculative", cmd, n);
+		return sl_card_cmd(SL_CARD_METRIC, figures[v->fig], cmd, n);
 	case 'e': case SL_KEY_ENTER: snprintf(cmd, n, "eval --text calibration"); return true;
 	case 'E': snprintf(cmd, n, "eval --text evaluation"); return true;
 	case 'c': snprintf(cmd, n, ":set ctx=%d", app->ses->settings.ctx); return true;
@@ -402,6 +425,7 @@ static const sl_keyhelp keys[] = {
 	{"d Delete", "remove the run from the history"},
 	{"m / M", "mark the run to compare (two: side by side; a third starts again) / unmark both"},
 	{"n", "add a note to the session"},
+	{"Left/Right ?", "choose a figure column (PPL, ΔPPL, KL, top-1) / open its card"},
 	{NULL, NULL},
 };
 

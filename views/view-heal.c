@@ -270,6 +270,8 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	heal_view *v = self;
 	if (v->menu.open) {
 		int chosen = sl_menu_key(&v->menu, k);
+		if (chosen == SL_MENU_CARD && v->menu.tag == I_METHOD)
+			sl_card_cmd(SL_CARD_HEAL, v->menu.items[sl_menu_current(&v->menu)], cmd, n);
 		if (chosen >= 0) {
 			const char *item = v->menu.items[chosen], *name = item_def[v->menu.tag].name;
 			if (!strcmp(item, "other"))
@@ -296,6 +298,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case SL_KEY_RIGHT:
 	case SL_KEY_DOWN: v->item = (v->item + 1) % N_ITEMS; return true;
 	case SL_KEY_ENTER: open_item(v, app, v->item, cmd, n); return true;
+	case '?': return sl_card_cmd(SL_CARD_HEAL, app->heal.set.method, cmd, n); /* the method's card */
 	case 'h': snprintf(cmd, n, "heal"); return true;
 	case 'r': snprintf(cmd, n, "heal resume"); return true;
 	}
@@ -316,6 +319,7 @@ static const sl_keyhelp keys[] = {
 	{"t k n", "temperature (qad, kd), rank (lora), tokens per sequence"},
 	{"w c", "the healed model's file, the checkpoint's (type them)"},
 	{"u / U", "undo / redo: the healed model and the post-training one"},
+	{"?", "the card of the healing method (in the method menu: of the item under the cursor)"},
 	{NULL, NULL},
 };
 

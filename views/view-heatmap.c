@@ -425,6 +425,9 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 		if (v->col + 1 < h->cols)
 			v->col++;
 		return true;
+	case '?': /* the column's technique; no sweep: the keys */
+		return h->cols > 0 && v->col < h->cols && sl_rule_card_cmd(&h->opt[v->col].rule, cmd, n);
+	case 'M': return sl_card_cmd(SL_CARD_METRIC, s->view.heat.metric, cmd, n);
 	case 'm':
 		snprintf(cmd, n, "heatmap metric %s",
 		         sl_sweep_metric_name((sl_sweep_metric_find(s->view.heat.metric) + 1) % sl_sweep_metric_count()));
@@ -482,6 +485,7 @@ static const sl_keyhelp keys[] = {
 	{"a", "automatic recipe under a budget, then measured"},
 	{"x", "export the heatmap as SVG (or .csv, .json); on the chart, the chart"},
 	{"b", "chart of KL against bytes: the cursor's row, the whole model, back to the grid"},
+	{"? / M", "the card of the cursor's column (its format or method) / of the metric shown"},
 	{NULL, NULL},
 };
 

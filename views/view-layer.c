@@ -170,6 +170,8 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 		mi = 0;
 	if (v->menu.open) {
 		int item = sl_menu_key(&v->menu, k);
+		if (item == SL_MENU_CARD)
+			sl_pick_card_cmd(&v->menu, cmd, n);
 		if (item >= 0 && mi < app->n_mods) {
 			char words[96];
 			sl_pick_words(&v->menu, item, words, sizeof words);

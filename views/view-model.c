@@ -228,6 +228,8 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	int mod;
 	if (v->menu.open) {
 		int item = sl_menu_key(&v->menu, k);
+		if (item == SL_MENU_CARD)
+			sl_pick_card_cmd(&v->menu, cmd, n);
 		if (item >= 0 && cursor_target(v, app, sel, sizeof sel, &mod)) {
 			char words[96];
 			sl_pick_words(&v->menu, item, words, sizeof words);

@@ -147,6 +147,8 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	const sl_rule *ru = row_rule(rc, row);
 	if (v->menu.open) {
 		int item = sl_menu_key(&v->menu, k);
+		if (item == SL_MENU_CARD)
+			sl_pick_card_cmd(&v->menu, cmd, n);
 		if (item >= 0 && ru) {
 			char words[96];
 			sl_pick_words(&v->menu, item, words, sizeof words);
@@ -183,6 +185,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	if (!ru)
 		return false;
 	switch (k->code) {
+	case '?': return sl_rule_card_cmd(ru, cmd, n); /* the rule's technique; none: the keys */
 	case SL_KEY_ENTER:
 	case 'f':
 		sl_pick_format(&v->menu, app, ru, ru->has_format ? ru->format : NULL);
@@ -228,6 +231,7 @@ static const sl_keyhelp keys[] = {
 	{"n", "start a new, empty recipe"},
 	{"S / L", "save the recipe to a file / load one"},
 	{"x", "export the recipe's model as GGUF (the command line offers a new file name)"},
+	{"?", "the card of the rule's technique; in a menu, of the item under the cursor"},
 	{NULL, NULL},
 };
 

@@ -203,6 +203,19 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 			snprintf(cmd, n, "speculate %s --k %d", draft, s->k - 1);
 		return true;
 	case 't': snprintf(cmd, n, "speculate %s --temp %g", draft, s->temp > 0 ? 0.0 : 0.8); return true;
+	case '?': return sl_card_cmd(SL_CARD_DECODE, "speculative", cmd, n);
+	case 'A': return sl_card_cmd(SL_CARD_METRIC, "accept", cmd, n);
+	case 'D': {
+		/* The draft's own card: prompt lookup, early exit, or its format. */
+		const char *fmt = strstr(draft, "--draft-format ");
+		if (strstr(draft, "--draft-ngram"))
+			return sl_card_cmd(SL_CARD_DECODE, "lookup", cmd, n);
+		if (strstr(draft, "--draft-layers"))
+			return sl_card_cmd(SL_CARD_DECODE, "early-exit", cmd, n);
+		if (fmt && sl_card_cmd(SL_CARD_FORMAT, fmt + strlen("--draft-format "), cmd, n))
+			return true;
+		return sl_card_cmd(SL_CARD_DECODE, "speculative", cmd, n);
+	}
 	case 'n': snprintf(cmd, n, ":speculate %s -n %d", draft, s->n); return true;
 	case 'p': snprintf(cmd, n, ":speculate %s ", draft); return true;
 	}
@@ -216,6 +229,7 @@ static const sl_keyhelp keys[] = {
 	{"t", "greedy, or sampling at temperature 0.8, and run"},
 	{"n / p", "type the number of tokens / a prompt"},
 	{"Esc", "stop the run: its figures so far stay and join the history"},
+	{"? / A / D", "the card of speculative decoding / of the acceptance figure / of the draft shown"},
 	{NULL, NULL},
 };
 

@@ -40,8 +40,9 @@ typedef struct sl_view_class {
 extern const sl_view_class sl_view_model, sl_view_layer, sl_view_recipe, sl_view_eval, sl_view_generate,
 	sl_view_heatmap, sl_view_heal, sl_view_speculate, sl_view_train, sl_view_help, sl_view_open;
 
-/* The help view lists the global keys, every view's keys and the
- * commands: the shell tells it which exist. */
+/* The help view lists every technique card (Enter opens one), the global
+ * keys, every view's keys and the commands: the shell tells it which
+ * exist. */
 void sl_view_help_set(const sl_view_class *const *views, int n, const sl_keyhelp *global, const sl_keyhelp *commands);
 
 /* --- common.c: what views share --- */
@@ -85,5 +86,16 @@ void sl_pick_format(sl_menu *m, const sl_app *app, const sl_rule *scope, const c
 void sl_pick_words(const sl_menu *m, int item, char *buf, size_t n);
 /* The items of a menu (built from the registries), for completion. */
 int sl_pick_items(sl_pick what, const char *const **items);
+
+/* Technique cards, which '?' opens where one is under the cursor: the
+ * command that shows a card ("card KIND NAME"), false when the entry has
+ * none; the card of a pick menu's item under its cursor; the card of what
+ * a rule (or a sweep's option) does that matters most. */
+bool sl_card_cmd(sl_card_kind kind, const char *name, char *cmd, size_t n);
+bool sl_pick_card_cmd(const sl_menu *m, char *cmd, size_t n);
+bool sl_rule_card_cmd(const sl_rule *r, char *cmd, size_t n);
+/* A card laid out in r (headings and wrapped text), its rows from top on;
+ * returns the rows it needs (draw false: only counts them). */
+int sl_card_draw(const sl_card *c, sl_rect r, int top, bool draw);
 
 #endif
