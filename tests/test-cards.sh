@@ -17,6 +17,24 @@ close_card() {
 # lines_with SGR: how many screen lines carry an escape sequence with SGR.
 lines_with() { T capture-pane -e -p -t w | grep -c -- "$1"; }
 
+echo "== slimlab card: a card as Markdown or JSON, the list, unknown names"
+out=$("$bin" card gptq) || fail "slimlab card gptq exited $?"
+for s in "## GPTQ: second-order rounding" "(method gptq)" "**Formula.**" "**Paper.** Frantar et al. 2023"; do
+	echo "$out" | grep -qF -- "$s" || fail "slimlab card gptq lacks '$s'"
+done
+"$bin" card pattern 2:4 --json | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+assert c["kind"] == "pattern" and c["name"] == "2:4" and c["title"].startswith("N:M"), c
+assert all(c[k] for k in ("what", "formula", "watch", "pitfall", "paper")), c' || fail "slimlab card pattern 2:4 --json"
+n=$("$bin" card --list | wc -l)
+m=$("$bin" card --list --json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
+[ "$n" -ge 30 ] && [ "$n" = "$m" ] || fail "card --list: $n lines, $m in JSON"
+"$bin" card nosuch >/dev/null 2>"$work/err" && fail "slimlab card nosuch succeeded"
+grep -q "no card for 'nosuch'" "$work/err" || fail "slimlab card nosuch: $(cat "$work/err")"
+"$bin" card colour q4_0 >/dev/null 2>&1
+[ $? -eq 2 ] || fail "an unknown kind is not a usage error"
+
 echo "== ? where nothing has a card shows the keys; F1 always does"
 start 80 24 "$model"
 wait_for "token_embd"

@@ -12,7 +12,7 @@
 #include "tui.h"
 
 static const char main_usage[] =
-	"Usage: slimlab [MODEL | --session FILE]\n"
+	"Usage: slimlab [--palette default|contrast] [MODEL | --session FILE]\n"
 	"       slimlab COMMAND [ARGS]\n"
 	"An interactive workbench for compressing language models, and its\n"
 	"command-line tools. Without a command the workbench opens (on MODEL, on\n"
@@ -33,6 +33,7 @@ static const char main_usage[] =
 	"  train CONFIG.json               train a model (or distill one) from a configuration\n"
 	"  heal MODEL --recipe R --heal qad --out OUT.gguf  compress, then heal by training\n"
 	"  bench MODEL [-p N] [-n N]       prompt and decoding tokens/s, as llama-bench prints them\n"
+	"  card [KIND] NAME | --list       a technique's card: what, formula, what to watch, pitfall, paper\n"
 	"\n"
 	"Each command takes --help. See slimlab(1).\n";
 
@@ -54,6 +55,7 @@ static const command commands[] = {
 	{"speculate", sl_cmd_speculate},
 	{"heal", sl_cmd_heal},
 	{"bench", sl_cmd_bench},
+	{"card", sl_cmd_card},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
