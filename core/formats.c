@@ -33,8 +33,9 @@ static const sl_card card_ggml_sym = {
 	.title = "ggml blocks of 32 (q8_0, q5_0, q4_0)",
 	.what = "llama.cpp's original block formats: every 32 consecutive weights of a row share one f16 scale, and "
 	        "each weight is a small signed integer. What a GGUF file holds and llama.cpp runs as is.",
-	.formula = "x ~ d * q with d = max|x| / 2^(b-1) over the block of 32 (the sign of the largest kept), q an "
-	           "integer of b bits; cost b + 16/32 bits per weight.",
+	.formula = "x ~ d * q per block of 32: q8_0 takes d = max|x| / 127, q in -127 .. 127; q5_0 and q4_0 take d = "
+	           "v / -2^(b-1), v the value of largest magnitude, q in -2^(b-1) .. 2^(b-1) - 1; b + 16/32 bits per "
+	           "weight.",
 	.watch = "Recipe: the format menu's bits per weight (8.5, 5.5, 4.5). Heatmap: q4_0's column shows which "
 	         "modules suffer most from 4 bits; Speculate: q4_0 as a draft for its own model.",
 	.pitfall = "One large weight in a block stretches d and rounds its 31 neighbours coarsely; rows whose length "
@@ -60,8 +61,8 @@ static const sl_card card_kquant = {
 	.what = "Superblocks of 256 weights split into sub-blocks of 16 or 32; each sub-block's scale (and minimum) is "
 	        "itself quantized to 4 to 8 bits against one f16 scale of the superblock. More levels of scale for "
 	        "fewer bytes.",
-	.formula = "x ~ d * s_j * q - dmin * m_j, j the sub-block, s_j and m_j small integers, d and dmin f16 per 256; "
-	           "q4_k costs 4.5 bits per weight, q2_k about 2.6.",
+	.formula = "x ~ d * s_j * q - dmin * m_j, j the sub-block, s_j and m_j small integers, d and dmin f16 per 256 "
+	           "(q6_k and q3_k: signed q and no minimum); q4_k costs 4.5 bits per weight, q2_k about 2.6.",
 	.watch = "Recipe: the format menu shows which modules fall back (rows not a multiple of 256 take a block-of-32 "
 	         "format). Heatmap: q4_k against q4_0, same bits, less KL.",
 	.pitfall = "Small models have rows that 256 does not divide: the fallback format is what they really get, and "
@@ -88,8 +89,9 @@ static const sl_card card_int_groups = {
 	.what = "N-bit integers with one f16 scale per group of G consecutive weights of a row (G = 32, 64, 128); the "
 	        "-asym variants add a minimum per group. Smaller groups follow the weights more closely and cost more "
 	        "bits.",
-	.formula = "symmetric: x ~ s * q, s = max|x| / (2^(N-1) - 1), q in -(2^(N-1) - 1) .. 2^(N-1) - 1; asym: x ~ s * q "
-	           "+ z, s = (max - min) / (2^N - 1). Bits per weight N + 16/G (asym N + 32/G).",
+	.formula = "symmetric: x ~ s * q, s = v / -2^(N-1), v the group's value of largest magnitude, q in -2^(N-1) .. "
+	           "2^(N-1) - 1 (8 bits: s = max|x| / 127); asym: x ~ s * q + m, m = min, s = (max - min) / (2^N - 1). "
+	           "Bits per weight N + 16/G (asym N + 32/G).",
 	.watch = "Heatmap: a sweep over g32, g64, g128 at one N shows how much group size buys; Recipe: the bits per "
 	         "weight of each group size in the format menu.",
 	.pitfall = "Below 4 bits rounding alone loses a lot: a Hessian-aware or activation-aware method (the Recipe's "
