@@ -437,7 +437,8 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 	for (int i = 0; i < tr->n_lr; i++) {
 		size_t r = (size_t)sl_tensor_rank(tr->lr[i].w);
 		r_max = r > r_max ? r : r_max;
-		if (!(tr->lr[i].mid = alloc_f(tr, N * r)) || (tr->lr[i].w == m->tok_embd && !(tr->lr[i].pick = alloc_f(tr, N * r))))
+		if (!(tr->lr[i].mid = alloc_f(tr, N * r)) ||
+		    (tr->lr[i].w == m->tok_embd && !(tr->lr[i].pick = alloc_f(tr, N * r))))
 			goto oom;
 	}
 	if (r_max && !(tr->dmid = alloc_f(tr, N * r_max)))
