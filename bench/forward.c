@@ -5,10 +5,18 @@
  * against OpenBLAS sgemm on the same matrix shapes, both measured here.
  * Then the 110M shape with every linear module factored at keep 0.5
  * against the dense model in the same run, and how long each low-rank
- * method takes to factor the model's matrices. */
+ * method takes to factor the model's matrices.
+ *
+ *   bench/forward [MODEL]            all of the above
+ *   bench/forward --lowrank [N]      only the 110M shape dense against keep
+ *                                    0.5, N rounds (3) taking turns, each
+ *                                    round's ratios and their medians (a
+ *                                    busy machine slows both alike) */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "core/compress.h"
@@ -211,8 +219,56 @@ static sl_model *random_model(int dim, int layers, int heads, int hidden, int vo
 	return m;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The 110M shape dense and factored at keep 0.5, rounds times in turn. */
+static int lowrank_rounds(int rounds, double bw)
+{
+	if (rounds < 1 || rounds > 100) {
+		fprintf(stderr, "usage: bench/forward --lowrank [ROUNDS 1..100]\n");
+		return 2;
+	}
+	sl_model *m = random_model(768, 12, 12, 2048, 32000, 256), *lr = m ? factored(m) : NULL;
+	double *pp = calloc((size_t)rounds * 2, sizeof *pp), *dec = pp + rounds;
+	if (!lr || !pp) {
+		sl_model_free(m);
+		sl_model_free(lr);
+		free(pp);
+		return 1;
+	}
+	for (int r = 0; r < rounds; r++) {
+		double dpp, ddec, lpp, ldec;
+		run("stories110M-shaped", m, bw, &dpp, &ddec);
+		run("110M, keep 0.5", lr, bw, &lpp, &ldec);
+		pp[r] = lpp / dpp;
+		dec[r] = ldec / ddec;
+		printf("round %d: low rank at keep 0.5 against dense: prompt %.2fx, decoding %.2fx\n", r + 1, pp[r], dec[r]);
+	}
+	printf("low rank at keep 0.5 against dense, median of %d rounds: prompt %.2fx, decoding %.2fx\n", rounds,
+	       median(pp, rounds), median(dec, rounds));
+	free(pp);
+	sl_model_free(lr);
+	sl_model_free(m);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--lowrank")) {
+		double bw = sl_memory_bandwidth();
+		printf("threads %d, memory read bandwidth %.2f GB/s\n", sl_kernels_threads(), bw);
+		return lowrank_rounds(argc > 2 ? atoi(argv[2]) : 3, bw);
+	}
 	const char *path = bench_model_path(argc, argv);
 	double bw = sl_memory_bandwidth();
 	printf("threads %d, memory read bandwidth %.2f GB/s\n", sl_kernels_threads(), bw);

@@ -542,6 +542,10 @@ static sl_status setup(heal_run *h, sl_error *err)
 	if ((st = sl_recipe_apply(base, h->r, &ao, &h->ptq, &h->rep, err)))
 		return sl_error_prefix(err, "applying the recipe: ");
 	report(h, SL_TRAIN_NOTE, NULL, NULL, "recipe applied");
+	if (o->adapter_out && sl_model_factored(h->ptq))
+		return sl_errorf(err, SL_ERR_UNSUPPORTED,
+		                 "the recipe factors weights, and adapters on their factors cannot stay apart (llama.cpp has "
+		                 "no factored layer to add them to): let them merge into the factors");
 	sl_eval_opts eo = {.n_ctx = h->eval_ctx, .n_chunks = o->eval_chunks, .progress = o->progress};
 	if ((st = sl_eval_tokens(h->ptq, base, h->val, h->n_val, &eo, &h->res->before, err)))
 		return sl_error_prefix(err, "evaluating the compressed model: ");

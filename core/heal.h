@@ -13,6 +13,11 @@
  *         beside the compressed model, which keeps its post-training
  *         bytes. With LoftQ (Li et al. 2023) the frozen weights and the
  *         adapters' start are chosen together from the base's weights.
+ * A weight the recipe factors (low rank) heals through its two factors,
+ * each a matrix of its own: they train (QAT, QAD, KD; in their formats
+ * when the factors are quantized) or stay frozen with adapters of their
+ * own that merge into them (LoRA, never kept apart), so the healed model
+ * keeps the factors' shapes and bytes.
  * Training reads one text and every figure comes from another: KL
  * against the base, PPL and top-1 before healing and after, and the
  * share of the post-training KL recovered. */

@@ -4,7 +4,10 @@
  * model heals through the same pass: each matrix the forward reads is its
  * effective weight (eff_of: pruned, fake-quantized, adapted) and each
  * gradient it writes goes to that effective weight (grad_to), which
- * heal_grads then carries to the master weights and the adapters. */
+ * heal_grads then carries to the master weights and the adapters. A
+ * factored weight W = A B (low rank) trains its two factors, each a matrix
+ * that heals like any other: the forward goes through the rank (x B^T,
+ * then A) and the backward gives both factors their gradients. */
 #include "train.h"
 
 #include <cblas.h>
@@ -36,6 +39,13 @@ typedef struct {
 	bool ready;                /* frozen and adapter-free: eff computed once */
 	bool base_ready;           /* frozen with an adapter: base computed once */
 } heal_mat;
+
+/* A factored weight and what its forward keeps for the backward. */
+typedef struct {
+	const sl_tensor *w;
+	float *mid;                /* x B^T (N x rank) */
+	float *pick;               /* the token embeddings: the rows of A the inputs picked (N x rank) */
+} lr_mat;
 
 /* What the backward needs from the forward of one block, for N rows. */
 typedef struct {
@@ -78,6 +88,9 @@ struct sl_trainer {
 	int n_heal;
 	sl_tensor *owned;                 /* the adapters' tensors */
 	int n_owned;
+	lr_mat *lr;                       /* the factored weights */
+	int n_lr;
+	float *dmid;                      /* gradient of a factored weight's mid (N x largest rank) */
 };
 
 static float *alloc_f(sl_trainer *tr, size_t n)
@@ -110,6 +123,7 @@ void sl_trainer_free(sl_trainer *tr)
 		sl_qgrid_free(tr->heal[i].grid);
 	}
 	free(tr->heal);
+	free(tr->lr);
 	for (int i = 0; i < tr->n_owned; i++)
 		sl_tensor_release(&tr->owned[i]);
 	free(tr->owned);
@@ -122,6 +136,14 @@ static heal_mat *heal_of(const sl_trainer *tr, const sl_tensor *t)
 	for (int i = 0; t && i < tr->n_heal; i++)
 		if (tr->heal[i].t == t)
 			return &tr->heal[i];
+	return NULL;
+}
+
+static lr_mat *lr_of(const sl_trainer *tr, const sl_tensor *t)
+{
+	for (int i = 0; t && i < tr->n_lr; i++)
+		if (tr->lr[i].w == t)
+			return &tr->lr[i];
 	return NULL;
 }
 
@@ -224,12 +246,32 @@ static sl_status add_heal(sl_trainer *tr, sl_tensor *t, const sl_heal_spec *spec
 	return SL_OK;
 }
 
+static sl_status add_param(sl_trainer *tr, sl_tensor *t, const sl_trainer_opts *o, uint64_t *rng, sl_error *err);
+
+/* A factored weight keeps its factors: they train (a basis shared by
+ * several weights once), the weight itself holds no values. */
+static sl_status add_factored(sl_trainer *tr, sl_tensor *t, const sl_trainer_opts *o, uint64_t *rng, sl_error *err)
+{
+	if (t == tr->m->pos_embd)
+		return sl_errorf(err, SL_ERR_UNSUPPORTED, "%s: training factored position embeddings is not supported",
+		                 t->name);
+	lr_mat *f = realloc(tr->lr, (size_t)(tr->n_lr + 1) * sizeof *f);
+	if (!f)
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	tr->lr = f;
+	tr->lr[tr->n_lr++] = (lr_mat){.w = t};
+	sl_status st = add_param(tr, t->lr_a, o, rng, err);
+	return st ? st : add_param(tr, t->lr_b, o, rng, err);
+}
+
 /* Registers t (converting it to owned F32): as a plain parameter, a
- * matrix that heals, or frozen as it is. */
+ * matrix that heals, or frozen as it is; a factored weight by its factors. */
 static sl_status add_param(sl_trainer *tr, sl_tensor *t, const sl_trainer_opts *o, uint64_t *rng, sl_error *err)
 {
-	if (!t)
+	if (!t || lr_of(tr, t))
 		return SL_OK;
+	if (t->lr_a)
+		return add_factored(tr, t, o, rng, err);
 	for (int i = 0; i < tr->n_params; i++)
 		if (tr->params[i].t == t)
 			return SL_OK; /* a tied head shares the embedding's gradient */
@@ -391,6 +433,16 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 		goto oom;
 	for (size_t i = 0; i < N; i++)
 		tr->pos[i] = (int32_t)(i % (size_t)seq_len);
+	size_t r_max = 0;
+	for (int i = 0; i < tr->n_lr; i++) {
+		size_t r = (size_t)sl_tensor_rank(tr->lr[i].w);
+		r_max = r > r_max ? r : r_max;
+		if (!(tr->lr[i].mid = alloc_f(tr, N * r)) ||
+		    (tr->lr[i].w == m->tok_embd && !(tr->lr[i].pick = alloc_f(tr, N * r))))
+			goto oom;
+	}
+	if (r_max && !(tr->dmid = alloc_f(tr, N * r_max)))
+		goto oom;
 	if (!(tr->x_out = alloc_f(tr, N * D)) || !(tr->xnf = alloc_f(tr, N * D)) || !(tr->rstdf = alloc_f(tr, N)) ||
 	    (ln && !(tr->meanf = alloc_f(tr, N))) ||
 	    !(tr->logits = alloc_f(tr, (size_t)seq_len * V)) || !(tr->row_loss = alloc_f(tr, (size_t)seq_len)) ||
@@ -558,6 +610,8 @@ sl_status sl_trainer_effective(sl_trainer *tr, sl_model *dst, sl_error *err)
 	for (int i = 0; i < tr->m->n_tensors; i++) {
 		const sl_tensor *t = tr->m->tensors[i];
 		sl_tensor *d = dst->tensors[i];
+		if (t->lr_a && d->lr_a && !strcmp(d->name, t->name))
+			continue; /* its factors are tensors of their own */
 		if (t->type != SL_DT_F32 || d->type != SL_DT_F32 || d->nbytes != t->nbytes || strcmp(d->name, t->name))
 			return sl_errorf(err, SL_ERR_ARG, "tensor %d: '%s' does not match the trainer's '%s'", i, d->name,
 			                 t->name);
@@ -599,27 +653,68 @@ static void norm_backward(const sl_trainer *tr, float *dx, float *gw, float *gb,
 		tr->K->rmsnorm_backward(dx, gw, dy, x, f32(w), rstd, N, c->dim);
 }
 
-/* The weights and biases q, k and v are computed with: their own, or the
- * three row ranges of a fused qkv matrix (q, k, then v, as forward.c
- * splits it). */
-static void qkv_of(const sl_trainer *tr, const sl_layer *L, const float *w[3], const float *b[3])
+/* The weights (from which row) and biases q, k and v are computed with:
+ * their own, or the three row ranges of a fused qkv matrix (q, k, then v,
+ * as forward.c splits it). */
+static void qkv_of(const sl_trainer *tr, const sl_layer *L, const sl_tensor *w[3], size_t row[3],
+                   const float *b[3])
 {
-	const size_t D = (size_t)tr->m->cfg.dim, qd = (size_t)L->n_heads * tr->m->cfg.head_dim,
-	             kvd = (size_t)L->n_kv_heads * tr->m->cfg.head_dim;
+	const size_t qd = (size_t)L->n_heads * tr->m->cfg.head_dim, kvd = (size_t)L->n_kv_heads * tr->m->cfg.head_dim;
 	if (L->wqkv) {
-		const float *W = eff_of(tr, L->wqkv), *bias = f32(L->bqkv);
-		const size_t row[3] = {0, qd, qd + kvd};
+		const float *bias = f32(L->bqkv);
+		const size_t at[3] = {0, qd, qd + kvd};
 		for (int i = 0; i < 3; i++) {
-			w[i] = W + row[i] * D;
-			b[i] = bias ? bias + row[i] : NULL;
+			w[i] = L->wqkv;
+			row[i] = at[i];
+			b[i] = bias ? bias + at[i] : NULL;
 		}
 		return;
 	}
 	const sl_tensor *ws[3] = {L->wq, L->wk, L->wv}, *bs[3] = {L->bq, L->bk, L->bv};
 	for (int i = 0; i < 3; i++) {
-		w[i] = eff_of(tr, ws[i]);
+		w[i] = ws[i];
+		row[i] = 0;
 		b[i] = f32(bs[i]);
 	}
+}
+
+/* y = x W^T + b over N rows, W the rows [row0, row0 + n) of t (all of
+ * them but for a fused qkv matrix's parts). A factored t = A B goes
+ * through its rank: mid = x B^T (with t's first rows, kept for the
+ * backward), then mid A^T. */
+static void linear(const sl_trainer *tr, float *y, const float *x, const sl_tensor *t, size_t row0, int n,
+                   const float *b, int N, int in)
+{
+	const lr_mat *f = lr_of(tr, t);
+	if (!f) {
+		tr->K->matmul(y, x, eff_of(tr, t) + row0 * (size_t)in, b, N, n, in);
+		return;
+	}
+	const int r = sl_tensor_rank(t);
+	if (row0 == 0)
+		tr->K->matmul(f->mid, x, eff_of(tr, t->lr_b), NULL, N, r, in);
+	tr->K->matmul(y, f->mid, eff_of(tr, t->lr_a) + row0 * (size_t)r, b, N, n, r);
+}
+
+/* linear's backward: dx += dy W and W's gradient into gw, or a factored
+ * t's into its factors: A's rows from dy and mid, then, once its last
+ * rows are done, B's and dx from the gradient of mid they all gave. */
+static void linear_backward(const sl_trainer *tr, float *dx, float *gw, float *gb, const float *dy, const float *x,
+                            const sl_tensor *t, size_t row0, int n, int N, int in)
+{
+	const lr_mat *f = lr_of(tr, t);
+	if (!f) {
+		tr->K->matmul_backward(dx, gw, gb, dy, x, eff_of(tr, t) + row0 * (size_t)in, N, n, in);
+		return;
+	}
+	const int r = sl_tensor_rank(t);
+	float *ga = grad_to(tr, t->lr_a);
+	if (row0 == 0)
+		memset(tr->dmid, 0, (size_t)N * r * sizeof *tr->dmid);
+	tr->K->matmul_backward(tr->dmid, ga ? ga + row0 * (size_t)r : NULL, gb, dy, f->mid,
+	                       eff_of(tr, t->lr_a) + row0 * (size_t)r, N, n, r);
+	if (row0 + (size_t)n == (size_t)t->ne[1])
+		tr->K->matmul_backward(dx, grad_to(tr, t->lr_b), NULL, tr->dmid, x, eff_of(tr, t->lr_b), N, r, in);
 }
 
 /* ---- forward --------------------------------------------------------- */
@@ -632,28 +727,30 @@ static void block_forward(sl_trainer *tr, int il, int B, float *x_next)
 	block_act *a = &tr->act[il];
 	const int N = B * tr->T, D = c->dim, hd = c->head_dim, F = L->hidden_dim;
 	const int qd = L->n_heads * hd, kvd = L->n_kv_heads * hd;
-	const float *w[3], *b[3];
-	qkv_of(tr, L, w, b);
+	const sl_tensor *w[3];
+	size_t row[3];
+	const float *b[3];
+	qkv_of(tr, L, w, row, b);
 
 	norm(tr, a->xn1, a->mean1, a->rstd1, a->x, L->attn_norm, L->attn_norm_b, N);
-	K->matmul(a->q, a->xn1, w[0], b[0], N, qd, D);
-	K->matmul(a->k, a->xn1, w[1], b[1], N, kvd, D);
-	K->matmul(a->v, a->xn1, w[2], b[2], N, kvd, D);
+	linear(tr, a->q, a->xn1, w[0], row[0], qd, b[0], N, D);
+	linear(tr, a->k, a->xn1, w[1], row[1], kvd, b[1], N, D);
+	linear(tr, a->v, a->xn1, w[2], row[2], kvd, b[2], N, D);
 	K->rope(a->q, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, false);
 	K->rope(a->k, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, false);
 	K->attention(a->att, a->lse, a->q, a->k, a->v, B, tr->T, L->n_heads, L->n_kv_heads, hd);
-	K->matmul(tr->tmp, a->att, eff_of(tr, L->wo), f32(L->bo), N, D, qd);
+	linear(tr, tr->tmp, a->att, L->wo, 0, D, f32(L->bo), N, qd);
 	add_into(a->x1, a->x, tr->tmp, (size_t)N * D);
 
 	norm(tr, a->xn2, a->mean2, a->rstd2, a->x1, L->ffn_norm, L->ffn_norm_b, N);
-	K->matmul(a->u, a->xn2, eff_of(tr, L->w_up), f32(L->b_up), N, F, D);
+	linear(tr, a->u, a->xn2, L->w_up, 0, F, f32(L->b_up), N, D);
 	if (L->w_gate) {
-		K->matmul(a->g, a->xn2, eff_of(tr, L->w_gate), NULL, N, F, D);
+		linear(tr, a->g, a->xn2, L->w_gate, 0, F, NULL, N, D);
 		K->swiglu(a->h, a->g, a->u, (size_t)N * F);
 	} else {
 		K->gelu(a->h, a->u, (size_t)N * F);
 	}
-	K->matmul(tr->tmp, a->h, eff_of(tr, L->w_down), f32(L->b_down), N, D, F);
+	linear(tr, tr->tmp, a->h, L->w_down, 0, D, f32(L->b_down), N, F);
 	add_into(x_next, a->x1, tr->tmp, (size_t)N * D);
 }
 
@@ -672,33 +769,35 @@ static void block_backward(sl_trainer *tr, int il, int B)
 	const int qd = L->n_heads * hd, kvd = L->n_kv_heads * hd;
 	const size_t nf = (size_t)N * F;
 
-	const float *w[3], *b[3];
-	qkv_of(tr, L, w, b);
+	const sl_tensor *w[3];
+	size_t row[3];
+	const float *b[3];
+	qkv_of(tr, L, w, row, b);
 
 	/* feed-forward: x_next = x1 + (silu(g) * u or gelu(u)) W_down^T */
 	memset(tr->dh, 0, nf * sizeof(float));
-	K->matmul_backward(tr->dh, g->w_down, g->b_down, tr->dx, a->h, eff_of(tr, L->w_down), N, D, F);
+	linear_backward(tr, tr->dh, g->w_down, g->b_down, tr->dx, a->h, L->w_down, 0, D, N, F);
 	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
 	if (L->w_gate) {
 		K->swiglu_backward(tr->dg, tr->du, tr->dh, a->g, a->u, nf);
-		K->matmul_backward(tr->dxn, g->w_gate, NULL, tr->dg, a->xn2, eff_of(tr, L->w_gate), N, F, D);
+		linear_backward(tr, tr->dxn, g->w_gate, NULL, tr->dg, a->xn2, L->w_gate, 0, F, N, D);
 	} else {
 		K->gelu_backward(tr->du, tr->dh, a->u, nf);
 	}
-	K->matmul_backward(tr->dxn, g->w_up, g->b_up, tr->du, a->xn2, eff_of(tr, L->w_up), N, F, D);
+	linear_backward(tr, tr->dxn, g->w_up, g->b_up, tr->du, a->xn2, L->w_up, 0, F, N, D);
 	norm_backward(tr, tr->dx, g->ffn_norm, g->ffn_norm_b, tr->dxn, a->x1, L->ffn_norm, a->mean2, a->rstd2, N);
 
 	/* attention: x1 = x + attention(rope(q), rope(k), v) W_o^T */
 	memset(tr->datt, 0, (size_t)N * qd * sizeof(float));
-	K->matmul_backward(tr->datt, g->wo, g->bo, tr->dx, a->att, eff_of(tr, L->wo), N, D, qd);
+	linear_backward(tr, tr->datt, g->wo, g->bo, tr->dx, a->att, L->wo, 0, D, N, qd);
 	K->attention_backward(tr->dq, tr->dk, tr->dv, tr->datt, a->q, a->k, a->v, a->att, a->lse, B, tr->T,
 	                      L->n_heads, L->n_kv_heads, hd);
 	K->rope(tr->dq, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
 	K->rope(tr->dk, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
 	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
-	K->matmul_backward(tr->dxn, g->wq, g->bq, tr->dq, a->xn1, w[0], N, qd, D);
-	K->matmul_backward(tr->dxn, g->wk, g->bk, tr->dk, a->xn1, w[1], N, kvd, D);
-	K->matmul_backward(tr->dxn, g->wv, g->bv, tr->dv, a->xn1, w[2], N, kvd, D);
+	linear_backward(tr, tr->dxn, g->wq, g->bq, tr->dq, a->xn1, w[0], row[0], qd, N, D);
+	linear_backward(tr, tr->dxn, g->wk, g->bk, tr->dk, a->xn1, w[1], row[1], kvd, N, D);
+	linear_backward(tr, tr->dxn, g->wv, g->bv, tr->dv, a->xn1, w[2], row[2], kvd, N, D);
 	norm_backward(tr, tr->dx, g->attn_norm, g->attn_norm_b, tr->dxn, a->x, L->attn_norm, a->mean1, a->rstd1, N);
 }
 
@@ -747,6 +846,51 @@ static sl_status run_teacher(sl_trainer *tr, const sl_model *teacher, const int3
 	return sl_forward(tr->teacher_state, inputs, tr->T, tr->tlogits, 0, err);
 }
 
+/* The token embeddings of N inputs into x: the table's rows, or for a
+ * factored table A B the rows of A the inputs pick (kept for the
+ * backward) times B. */
+static void embed(const sl_trainer *tr, float *x, const int32_t *inputs, int N)
+{
+	const sl_tensor *t = tr->m->tok_embd;
+	const size_t D = (size_t)tr->m->cfg.dim;
+	const lr_mat *f = lr_of(tr, t);
+	if (!f) {
+		const float *embd = eff_of(tr, t);
+		for (int i = 0; i < N; i++)
+			memcpy(x + (size_t)i * D, embd + (size_t)inputs[i] * D, D * sizeof(float));
+		return;
+	}
+	const size_t r = (size_t)sl_tensor_rank(t);
+	const float *A = eff_of(tr, t->lr_a);
+	for (int i = 0; i < N; i++)
+		memcpy(f->pick + (size_t)i * r, A + (size_t)inputs[i] * r, r * sizeof(float));
+	/* x = pick B is the input gradient's product of a matmul by B */
+	memset(x, 0, (size_t)N * D * sizeof(float));
+	tr->K->matmul_backward(x, NULL, NULL, f->pick, NULL, eff_of(tr, t->lr_b), N, (int)r, (int)D);
+}
+
+/* embed's backward from dx: the table's gradient, or its factors':
+ * the picked rows of A get dx B^T, and B gets pick^T dx. */
+static void embed_backward(sl_trainer *tr, const float *dx, const int32_t *inputs, int N)
+{
+	const sl_tensor *t = tr->m->tok_embd;
+	const int D = tr->m->cfg.dim;
+	const lr_mat *f = lr_of(tr, t);
+	if (!f) {
+		if (tr->g_tok_embd)
+			tr->K->embed_backward(tr->g_tok_embd, dx, inputs, N, D);
+		return;
+	}
+	const int r = sl_tensor_rank(t);
+	float *ga = grad_to(tr, t->lr_a), *gb = grad_to(tr, t->lr_b);
+	if (ga) {
+		tr->K->matmul(tr->dmid, dx, eff_of(tr, t->lr_b), NULL, N, r, D);
+		tr->K->embed_backward(ga, tr->dmid, inputs, N, r);
+	}
+	if (gb)
+		tr->K->matmul_backward(NULL, gb, NULL, f->pick, dx, NULL, N, r, D);
+}
+
 /* The forward up to the final norm (tr->xnf), keeping what the backward
  * needs. */
 static void forward_blocks(sl_trainer *tr, const int32_t *inputs, int B)
@@ -755,11 +899,11 @@ static void forward_blocks(sl_trainer *tr, const int32_t *inputs, int B)
 	const sl_config *c = &m->cfg;
 	const int T = tr->T, D = c->dim, N = B * T;
 	heal_weights(tr);
-	const float *embd = eff_of(tr, m->tok_embd), *pos = eff_of(tr, m->pos_embd);
-	for (int i = 0; i < N; i++) {
+	const float *pos = eff_of(tr, m->pos_embd);
+	embed(tr, tr->act[0].x, inputs, N);
+	for (int i = 0; pos && i < N; i++) {
 		float *x = tr->act[0].x + (size_t)i * D;
-		memcpy(x, embd + (size_t)inputs[i] * D, (size_t)D * sizeof(float));
-		for (int j = 0; pos && j < D; j++)
+		for (int j = 0; j < D; j++)
 			x[j] += pos[(size_t)(i % T) * D + j];
 	}
 	for (int il = 0; il < c->n_layers; il++)
@@ -777,8 +921,7 @@ sl_status sl_trainer_logits(sl_trainer *tr, const int32_t *inputs, int n_seqs, f
 		return st;
 	forward_blocks(tr, inputs, n_seqs);
 	for (int b = 0; b < n_seqs; b++)
-		tr->K->matmul(logits + b * T * V, tr->xnf + b * T * D, eff_of(tr, tr->m->output), NULL, (int)T, (int)V,
-		              (int)D);
+		linear(tr, logits + b * T * V, tr->xnf + b * T * D, tr->m->output, 0, (int)V, NULL, (int)T, (int)D);
 	return SL_OK;
 }
 
@@ -812,23 +955,21 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
 	float scale = grad_scale / (float)scored;
 	for (int b = 0; b < B; b++) {
 		const float *xr = tr->xnf + (size_t)b * T * D;
-		K->matmul(tr->logits, xr, eff_of(tr, m->output), NULL, T, V, D);
+		linear(tr, tr->logits, xr, m->output, 0, V, NULL, T, D);
 		if (kl && (st = run_teacher(tr, teacher, inputs + (size_t)b * T, err)))
 			return st;
 		K->loss(tr->row_loss, tr->logits, tr->logits, kl ? tr->tlogits : NULL, targets + (size_t)b * T, T, V,
 		        loss->kind, loss->temperature, loss->ce_weight, scale);
 		for (int t = 0; t < T; t++)
 			total += tr->row_loss[t];
-		K->matmul_backward(tr->dxn + (size_t)b * T * D, tr->g_output, NULL, tr->logits, xr, eff_of(tr, m->output), T,
-		                   V, D);
+		linear_backward(tr, tr->dxn + (size_t)b * T * D, tr->g_output, NULL, tr->logits, xr, m->output, 0, V, T, D);
 	}
 	memset(tr->dx, 0, (size_t)N * D * sizeof(float));
 	norm_backward(tr, tr->dx, tr->g_out_norm, tr->g_out_norm_b, tr->dxn, tr->x_out, m->out_norm, tr->meanf,
 	              tr->rstdf, N);
 	for (int il = c->n_layers - 1; il >= 0; il--)
 		block_backward(tr, il, B);
-	if (tr->g_tok_embd)
-		K->embed_backward(tr->g_tok_embd, tr->dx, inputs, N, D);
+	embed_backward(tr, tr->dx, inputs, N);
 	if (tr->g_pos_embd)
 		K->embed_backward(tr->g_pos_embd, tr->dx, tr->pos, N, D);
 	heal_grads(tr);

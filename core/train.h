@@ -59,7 +59,9 @@ typedef struct {
 } sl_trainer_opts;
 
 /* Prepares to train m, whose weights become owned F32 tensors (converted in
- * place) that the trainer updates. Batches hold up to max_seqs sequences
+ * place) that the trainer updates; a factored weight (low rank, W = A B)
+ * keeps its factors and they train instead, each a tensor of m that spec
+ * is asked about like any matrix, the forward going through the rank. Batches hold up to max_seqs sequences
  * of seq_len inputs (at most the learned positions, where the model has
  * them). o (may be NULL) says how each tensor heals. */
 sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len,

@@ -8,7 +8,10 @@
  * start alone, before any training, is closer to the base than plain
  * post-training quantization, one alternation of it is that very
  * quantization, and recipes LoftQ cannot start from are refused; KD after 2:4 pruning keeps two zeros in every four and
- * after block removal keeps the shorter model; a run cancelled with a
+ * after block removal keeps the shorter model; KD after SVD-LLM at keep
+ * 0.6 lowers the workshop model's KL and its file keeps the factors (the
+ * same shapes, types and byte count), LoRA after it merges the adapters
+ * into the factors and refuses to keep them apart; a run cancelled with a
  * checkpoint and resumed ends in exactly the bytes of a run never
  * stopped; bad settings are refused with a clear error. */
 #include <stdatomic.h>
@@ -559,11 +562,140 @@ static void test_refusals(const sl_model *m)
 	sl_recipe_free(r);
 }
 
+/* The GGUF of m (with recipe r) at name in the test folder: its size, and
+ * the model read back from it. */
+static long export_size(const sl_model *m, const sl_recipe *r, const char *name, sl_model **back)
+{
+	char path[4300];
+	snprintf(path, sizeof path, "%s/%s", test_tmpdir(), name);
+	sl_error err = {0};
+	if (sl_export_gguf(m, r, path, NULL, &err)) {
+		fprintf(stderr, "%s: %s\n", path, err.msg);
+		return -1;
+	}
+	FILE *f = fopen(path, "rb");
+	long n = f && !fseek(f, 0, SEEK_END) ? ftell(f) : -1;
+	if (f)
+		fclose(f);
+	*back = load(path);
+	return n;
+}
+
+/* Whether every weight a factors, b factors alike: the same rank, factor
+ * shapes and types. */
+static bool same_factoring(const sl_model *a, const sl_model *b, int *n)
+{
+	*n = 0;
+	for (int i = 0; i < a->n_tensors; i++) {
+		const sl_tensor *t = a->tensors[i], *u = sl_model_tensor(b, t->name);
+		if (!t->lr_a)
+			continue;
+		if (!u || !u->lr_a || sl_tensor_rank(u) != sl_tensor_rank(t))
+			return false;
+		for (int k = 0; k < 2; k++) {
+			const sl_tensor *x = k ? t->lr_b : t->lr_a, *y = k ? u->lr_b : u->lr_a;
+			if (x->type != y->type || x->ne[0] != y->ne[0] || x->ne[1] != y->ne[1] || strcmp(x->name, y->name))
+				return false;
+		}
+		(*n)++;
+	}
+	return *n > 0;
+}
+
+/* KD after SVD-LLM at keep 0.6 trains the factors: the held-out KL falls,
+ * the healed model and its file keep every factor as post-training
+ * factoring left it (shape, type, the file's byte count), and the file
+ * read back computes the after figures. LoRA after it merges adapters on
+ * the block factors into them, keeping the shapes; kept apart, refused. */
+static void test_kd_factored(void)
+{
+	sl_model *w = load(test_srcpath("models/workshop.gguf"));
+	REQUIRE(w, "the workshop model loads");
+	char json[4400];
+	snprintf(json, sizeof json,
+	         "{\"slimlab_recipe\": 1, \"calibration\": {\"text\": \"%s\", \"tokens\": 8192}, \"default\": "
+	         "{\"method\": \"svdllm\", \"params\": {\"keep\": 0.6}}}",
+	         train_path);
+	sl_recipe *r = recipe(json);
+	sl_model *ptq = NULL, *ptq_back = NULL, *h_back = NULL;
+	sl_apply_report rep = {0};
+	sl_error err = {0};
+	sl_apply_opts ao = {0};
+	REQUIRE(r && !sl_recipe_apply(w, r, &ao, &ptq, &rep, &err), "svdllm keep 0.6: %s", err.msg);
+	sl_apply_report_free(&rep);
+	sl_heal_opts o;
+	small_opts(&o, SL_HEAL_KD, 20);
+	sl_heal_result res;
+	sl_model *h = heal(w, json, &o, &res);
+	if (TEST_EVAL(h, "KD after svdllm runs")) {
+		printf("workshop svdllm keep 0.6 + KD, %lld steps in %.1f s (%.0f tokens/s): KL %.5f -> %.5f (recovered "
+		       "%.1f%%), PPL %.2f -> %.2f\n",
+		       (long long)res.steps, res.train_seconds, res.tokens_per_s, res.before.kl_mean, res.after.kl_mean,
+		       100 * res.recovered, res.before.ppl, res.after.ppl);
+		CHECK(res.after.kl_mean < 0.9 * res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean, res.after.kl_mean);
+		int n;
+		CHECK(same_factoring(ptq, h, &n) && n == 43, "the healed model keeps the factors (%d weights)", n);
+		CHECK(sl_model_bytes(h) == sl_model_bytes(ptq), "bytes %zu, after factoring %zu", sl_model_bytes(h),
+		      sl_model_bytes(ptq));
+		long a = export_size(ptq, r, "svdllm.gguf", &ptq_back), b = export_size(h, r, "svdllm-kd.gguf", &h_back);
+		CHECK(a > 0 && a == b, "the healed file has %ld bytes, the unhealed %ld", b, a);
+		CHECK(h_back && same_factoring(ptq, h_back, &n), "the healed file reads back factored");
+		sl_eval_result e;
+		sl_eval_opts eo = {.n_ctx = o.eval_ctx, .n_chunks = o.eval_chunks};
+		int32_t *tok = NULL;
+		size_t n_tok = 0;
+		if (h_back && !sl_train_encode_file(w->tok, o.eval_text, sl_tok_add_bos(w->tok), &tok, &n_tok, &err) &&
+		    !sl_eval_tokens(h_back, w, tok, n_tok, &eo, &e, &err))
+			CHECK(fabs(e.kl_mean - res.after.kl_mean) <= 1e-4 * res.after.kl_mean, "read back: KL %.6f, healed %.6f",
+			      e.kl_mean, res.after.kl_mean);
+		else
+			CHECK(0, "the healed file evaluates: %s", err.msg);
+		free(tok);
+	}
+	sl_heal_result_free(&res);
+	sl_model_free(h);
+
+	small_opts(&o, SL_HEAL_LORA, 5);
+	h = heal(w, json, &o, &res);
+	if (TEST_EVAL(h, "LoRA after svdllm runs")) {
+		int n, changed = 0;
+		CHECK(same_factoring(ptq, h, &n), "LoRA keeps the factors' shapes");
+		for (int i = 0; i < ptq->n_tensors; i++) {
+			const sl_tensor *t = ptq->tensors[i], *u = sl_model_tensor(h, t->name);
+			if (t->factor && u && !same_bytes(t, u)) {
+				changed++;
+				CHECK(!strncmp(t->name, "blk.", 4), "%s changed, and has no adapter", t->name);
+			}
+		}
+		CHECK(changed == 2 * 42, "the adapters merged into %d factors of the blocks' 84", changed);
+		CHECK(res.after.kl_mean < res.before.kl_mean, "LoRA: KL %.5f -> %.5f", res.before.kl_mean, res.after.kl_mean);
+	}
+	sl_heal_result_free(&res);
+	sl_model_free(h);
+	char path[4300];
+	snprintf(path, sizeof path, "%s/svdllm-lora.gguf", test_tmpdir());
+	o.adapter_out = path;
+	sl_recipe *rr = recipe(json);
+	h = NULL;
+	sl_status st = rr ? sl_heal(w, rr, &o, &h, &res, &err) : SL_ERR_ARG;
+	CHECK(st == SL_ERR_UNSUPPORTED && strstr(err.msg, "merge into the factors") && !sl_file_exists(path),
+	      "adapters on factors kept apart are refused: %s", err.msg);
+	sl_heal_result_free(&res);
+	sl_model_free(h);
+	sl_recipe_free(rr);
+	sl_recipe_free(r);
+	sl_model_free(ptq);
+	sl_model_free(ptq_back);
+	sl_model_free(h_back);
+	sl_model_free(w);
+}
+
 int main(void)
 {
 	if (!make_train_text())
 		return 1;
 	test_qad_workshop();
+	test_kd_factored();
 	const char *path = test_fixture("models/stories260K.gguf");
 	if (path) {
 		sl_model *m = load(path);

@@ -3,7 +3,11 @@
  * through backward for int4-g32, q4_0 and nvfp4 (every block matrix through
  * its format, scales fixed on the starting weights), the gradients of LoRA
  * adapters over a frozen int4-g32 base, and ten AdamW steps of
- * quantization-aware distillation following PyTorch's loss curve. */
+ * quantization-aware distillation following PyTorch's loss curve; and
+ * (tests/gen-torch-lowrank.py, tests/data/torch-lowrank.bin) a model whose
+ * weights are products of two factors training the factors themselves:
+ * Llama with tied factored embeddings and a shared basis on KL to the
+ * dense model, GPT-2 with a factored fused qkv matrix. */
 #include "core/optim.h"
 #include "core/train.h"
 #include "test.h"
@@ -184,6 +188,119 @@ done:
 	sl_model_free(teacher);
 }
 
+/* The model of case tag with its factored weights made the products of
+ * their factors (tensors of the model; a weight with no B of its own
+ * shares block 0's). */
+static sl_model *factored(const records *rs, const cJSON *cfg, const char *tag)
+{
+	char prefix[32], key[SL_NAME_MAX + 32];
+	snprintf(prefix, sizeof prefix, "%s.", tag);
+	sl_model *m = build(rs, cfg, prefix);
+	sl_error err = {0};
+	size_t pl = strlen(prefix);
+	for (int i = 0; m && i < rs->n; i++) {
+		const record *r = &rs->r[i];
+		bool weight = !strncmp(r->name + pl, "blk.", 4) || !strncmp(r->name + pl, "token_embd.", 11);
+		if (strncmp(r->name, prefix, pl) || !weight ||
+		    !(ends_with(r->name, "." SL_LR_A) || ends_with(r->name, "." SL_LR_B)))
+			continue;
+		float *d = malloc(r->n * sizeof(float));
+		memcpy(d, r->data, r->n * sizeof(float));
+		if (!sl_model_add_tensor(m, r->name + pl, SL_DT_F32, r->ne, r->n_dims, d, true, &err)) {
+			CHECK(0, "add %s: %s", r->name, err.msg);
+			free(d);
+		}
+	}
+	for (int i = 0; m && i < m->n_tensors; i++) {
+		sl_tensor *a = m->tensors[i];
+		if (!ends_with(a->name, "." SL_LR_A))
+			continue;
+		char stem[SL_NAME_MAX];
+		snprintf(stem, sizeof stem, "%.*s", (int)(strlen(a->name) - strlen("." SL_LR_A)), a->name);
+		snprintf(key, sizeof key, "%s.weight", stem);
+		sl_tensor *w = sl_model_tensor(m, key);
+		snprintf(key, sizeof key, "%s." SL_LR_B, stem);
+		sl_tensor *b = sl_model_tensor(m, key);
+		if (!b && !strncmp(stem, "blk.", 4) && strchr(stem + 4, '.')) {
+			snprintf(key, sizeof key, "blk.0%s." SL_LR_B, strchr(stem + 4, '.'));
+			b = sl_model_tensor(m, key);
+		}
+		if (!TEST_EVAL(w && b && b->ne[1] == a->ne[0], "the factors of %s", stem)) {
+			sl_model_free(m);
+			return NULL;
+		}
+		sl_tensor_set_factors(w, a, b, false);
+		CHECK(sl_model_adopt_factors(m, w, &err) == SL_OK, "%s", err.msg);
+	}
+	return m;
+}
+
+/* A factored model trains its factors: the loss and the gradient of every
+ * tensor that trains (factors, a shared basis, norms, biases) are
+ * PyTorch's, and no factored weight trains as a dense matrix. */
+static void test_factored(const char *tag, sl_loss loss)
+{
+	records rs;
+	if (!read_records("tests/data/torch-lowrank.bin", &rs)) {
+		CHECK(0, "tests/data/torch-lowrank.bin cannot be read");
+		return;
+	}
+	char key[SL_NAME_MAX + 32];
+	snprintf(key, sizeof key, "%s.config", tag);
+	const record *c = find(&rs, key);
+	cJSON *cfg = c ? record_json(c) : NULL;
+	snprintf(key, sizeof key, "%s.inputs", tag);
+	const record *ri = find(&rs, key);
+	snprintf(key, sizeof key, "%s.targets", tag);
+	const record *rt = find(&rs, key);
+	REQUIRE(cfg && ri && rt && ri->n == 22 && rt->n == 22, "%s: the reference case", tag);
+	int32_t in[22], tg[22];
+	for (int i = 0; i < 22; i++) {
+		in[i] = (int32_t)ri->data[i];
+		tg[i] = (int32_t)rt->data[i];
+	}
+	char prefix[32];
+	snprintf(prefix, sizeof prefix, "%s.", tag);
+	sl_model *m = factored(&rs, cfg, tag), *teacher = build(&rs, cfg, prefix);
+	sl_trainer *tr = NULL;
+	sl_error err = {0};
+	REQUIRE(m && teacher && sl_model_factored(m), "%s: the models", tag);
+	REQUIRE(sl_trainer_new(m, sl_train_kernels_cpu(), 2, 11, NULL, &tr, &err) == SL_OK, "%s: %s", tag, err.msg);
+	double got;
+	CHECK(!sl_trainer_backward(tr, in, tg, 2, &loss, teacher, 1.0f, &got, NULL, &err), "%s: %s", tag, err.msg);
+	snprintf(key, sizeof key, "%s.loss", tag);
+	const record *want = find(&rs, key);
+	CHECK(want && fabs(got - want->data[0]) <= 1e-5 * fabs(want->data[0]), "%s: loss %.9g, PyTorch %.9g", tag, got,
+	      want ? want->data[0] : 0);
+	int n, n_ref = 0, n_factors = 0;
+	const sl_param *p = sl_trainer_params(tr, &n);
+	snprintf(prefix, sizeof prefix, "%s.grad.", tag);
+	for (int i = 0; i < rs.n; i++)
+		n_ref += !strncmp(rs.r[i].name, prefix, strlen(prefix));
+	CHECK(n == n_ref, "%s: %d tensors train, PyTorch's %d", tag, n, n_ref);
+	double worst = 0;
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof key, "%s.grad.%s", tag, p[i].t->name);
+		const record *g = find(&rs, key);
+		CHECK(!p[i].t->lr_a, "%s: %s trains as a dense matrix", tag, p[i].t->name);
+		if (!g || g->n != p[i].n) {
+			CHECK(0, "%s: no reference gradient for %s", tag, p[i].t->name);
+			continue;
+		}
+		n_factors += p[i].t->factor;
+		double e = rel_err(p[i].grad, g->data, p[i].n);
+		worst = fmax(worst, e);
+		CHECK(e <= 1e-4, "%s: gradient of %s differs by %.3g of its largest", tag, p[i].t->name, e);
+	}
+	printf("factored %-5s loss %.6f (PyTorch %.6f), %d gradients (%d of factors), worst relative error %.2g\n", tag,
+	       got, want ? want->data[0] : 0, n, n_factors, worst);
+	sl_trainer_free(tr);
+	sl_model_free(m);
+	sl_model_free(teacher);
+	cJSON_Delete(cfg);
+	free_records(&rs);
+}
+
 int main(void)
 {
 	FILE *f = fopen(test_srcpath("tests/data/torch-heal.bin"), "rb");
@@ -212,6 +329,8 @@ int main(void)
 	test_fake_quant(&rs, cfg, in, tg);
 	test_lora(&rs, cfg, in, tg);
 	test_qad(&rs, cfg, in, tg);
+	test_factored("llama", (sl_loss){SL_LOSS_KL_FORWARD, 2, 0.2f});
+	test_factored("gpt2", (sl_loss){SL_LOSS_CE, 1, 1});
 	cJSON_Delete(cfg);
 	for (int i = 0; i < rs.n; i++)
 		free(rs.r[i].data);
