@@ -452,12 +452,12 @@ static const float *eff_of(const sl_trainer *tr, const sl_tensor *t)
 	return h ? h->eff : t ? t->data : NULL;
 }
 
-/* The effective weights of every healing matrix, from the master weights:
- * pruned ones zero, through the grid (its steps the learned ones where
- * they learn), plus the adapter. */
-static void heal_weights(sl_trainer *tr)
+/* The effective weights of healing matrices [i0, i1), from the master
+ * weights: pruned ones zero, through the grid (its steps the learned ones
+ * where they learn), plus the adapter. */
+static void heal_weights_range(sl_trainer *tr, int i0, int i1)
 {
-	for (int i = 0; i < tr->n_heal; i++) {
+	for (int i = i0; i < i1; i++) {
 		heal_mat *h = &tr->heal[i];
 		if (h->ready)
 			continue;
@@ -489,13 +489,25 @@ static void heal_weights(sl_trainer *tr)
 	}
 }
 
-/* Carries the effective weights' gradients to what learns: the learned
- * steps (LSQ), the master weights where the quantization passed them and
- * nothing was pruned (straight through), and the adapter: dB += s dW A^T,
- * dA += s B^T dW. */
-static void heal_grads(sl_trainer *tr)
+static void heal_weights_task(int i, void *tr)
 {
-	for (int i = 0; i < tr->n_heal; i++) {
+	heal_weights_range(tr, i, i + 1);
+}
+
+/* Every healing matrix's effective weights, one matrix per task: each
+ * matrix's own arithmetic, whatever the number of threads. */
+static void heal_weights(sl_trainer *tr)
+{
+	sl_parallel_for(tr->n_heal, heal_weights_task, tr);
+}
+
+/* Carries the effective weights' gradients of healing matrices [i0, i1)
+ * to what learns: the learned steps (LSQ), the master weights where the
+ * quantization passed them and nothing was pruned (straight through), and
+ * the adapter: dB += s dW A^T, dA += s B^T dW. */
+static void heal_grads_range(sl_trainer *tr, int i0, int i1)
+{
+	for (int i = i0; i < i1; i++) {
 		heal_mat *h = &tr->heal[i];
 		if (!h->geff)
 			continue;
@@ -514,6 +526,18 @@ static void heal_grads(sl_trainer *tr)
 		}
 		memset(h->geff, 0, n * sizeof *h->geff);
 	}
+}
+
+static void heal_grads_task(int i, void *tr)
+{
+	heal_grads_range(tr, i, i + 1);
+}
+
+/* Every healing matrix's gradients, one matrix per task (each writes only
+ * its own master, steps and adapter). */
+static void heal_grads(sl_trainer *tr)
+{
+	sl_parallel_for(tr->n_heal, heal_grads_task, tr);
 }
 
 sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err)
