@@ -3,8 +3,9 @@
  * quantization of every block matrix, T^2 KL, AdamW) against a plain
  * training step of the same model and batch, and against PyTorch doing
  * the same distillation step (bench/heal-torch.py, timed in the same run);
- * prints tokens per second and the ratios. The model is the workshop
- * model's shape unless options say otherwise.
+ * prints tokens per second (of the fastest step on each side) and the
+ * ratios. The model is the workshop model's shape unless options say
+ * otherwise.
  *
  *   bench/heal [--dim N] [--hidden N] [--layers N] [--heads N] [--kv-heads N]
  *              [--vocab N] [--batch N] [--seq N] [--steps N] [--threads N] */

@@ -81,7 +81,9 @@ struct sl_trainer {
 	float *logits, *tlogits, *row_loss; /* one sequence at a time */
 	float *dx, *dxn, *tmp, *datt, *dq, *dk, *dv, *dh, *dg, *du;
 	const sl_model *teacher;
-	sl_state *teacher_state;
+	sl_state *teacher_state;          /* the inference forward, where the teacher cannot batch */
+	sl_model *teacher_f32;            /* the teacher's weights in F32, where it holds others */
+	block_act tact;                   /* the teacher's batched forward: one block's rows, reused */
 	float **allocs;                   /* every activation buffer, for freeing */
 	int n_allocs;
 	heal_mat *heal;                   /* the matrices that heal */
@@ -128,6 +130,7 @@ void sl_trainer_free(sl_trainer *tr)
 		sl_tensor_release(&tr->owned[i]);
 	free(tr->owned);
 	sl_state_free(tr->teacher_state);
+	sl_model_free(tr->teacher_f32);
 	free(tr);
 }
 
@@ -501,12 +504,12 @@ static const float *eff_of(const sl_trainer *tr, const sl_tensor *t)
 	return h ? h->eff : t ? t->data : NULL;
 }
 
-/* The effective weights of every healing matrix, from the master weights:
- * pruned ones zero, through the grid (its steps the learned ones where
- * they learn), plus the adapter. */
-static void heal_weights(sl_trainer *tr)
+/* The effective weights of healing matrices [i0, i1), from the master
+ * weights: pruned ones zero, through the grid (its steps the learned ones
+ * where they learn), plus the adapter. */
+static void heal_weights_range(sl_trainer *tr, int i0, int i1)
 {
-	for (int i = 0; i < tr->n_heal; i++) {
+	for (int i = i0; i < i1; i++) {
 		heal_mat *h = &tr->heal[i];
 		if (h->ready)
 			continue;
@@ -538,13 +541,25 @@ static void heal_weights(sl_trainer *tr)
 	}
 }
 
-/* Carries the effective weights' gradients to what learns: the learned
- * steps (LSQ), the master weights where the quantization passed them and
- * nothing was pruned (straight through), and the adapter: dB += s dW A^T,
- * dA += s B^T dW. */
-static void heal_grads(sl_trainer *tr)
+static void heal_weights_task(int i, void *tr)
 {
-	for (int i = 0; i < tr->n_heal; i++) {
+	heal_weights_range(tr, i, i + 1);
+}
+
+/* Every healing matrix's effective weights, one matrix per task: each
+ * matrix's own arithmetic, whatever the number of threads. */
+static void heal_weights(sl_trainer *tr)
+{
+	sl_parallel_for(tr->n_heal, heal_weights_task, tr);
+}
+
+/* Carries the effective weights' gradients of healing matrices [i0, i1)
+ * to what learns: the learned steps (LSQ), the master weights where the
+ * quantization passed them and nothing was pruned (straight through), and
+ * the adapter: dB += s dW A^T, dA += s B^T dW. */
+static void heal_grads_range(sl_trainer *tr, int i0, int i1)
+{
+	for (int i = i0; i < i1; i++) {
 		heal_mat *h = &tr->heal[i];
 		if (!h->geff)
 			continue;
@@ -563,6 +578,18 @@ static void heal_grads(sl_trainer *tr)
 		}
 		memset(h->geff, 0, n * sizeof *h->geff);
 	}
+}
+
+static void heal_grads_task(int i, void *tr)
+{
+	heal_grads_range(tr, i, i + 1);
+}
+
+/* Every healing matrix's gradients, one matrix per task (each writes only
+ * its own master, steps and adapter). */
+static void heal_grads(sl_trainer *tr)
+{
+	sl_parallel_for(tr->n_heal, heal_grads_task, tr);
 }
 
 sl_status sl_trainer_finish(sl_trainer *tr, sl_error *err)
@@ -719,12 +746,13 @@ static void linear_backward(const sl_trainer *tr, float *dx, float *gw, float *g
 
 /* ---- forward --------------------------------------------------------- */
 
-static void block_forward(sl_trainer *tr, int il, int B, float *x_next)
+/* Block il of m (the student, or a teacher that computes as it does) on
+ * a->x into x_next (which may be a->x). */
+static void block_forward(sl_trainer *tr, const sl_model *m, int il, block_act *a, int B, float *x_next)
 {
 	const sl_train_kernels *K = tr->K;
-	const sl_config *c = &tr->m->cfg;
-	const sl_layer *L = &tr->m->layers[il];
-	block_act *a = &tr->act[il];
+	const sl_config *c = &m->cfg;
+	const sl_layer *L = &m->layers[il];
 	const int N = B * tr->T, D = c->dim, hd = c->head_dim, F = L->hidden_dim;
 	const int qd = L->n_heads * hd, kvd = L->n_kv_heads * hd;
 	const sl_tensor *w[3];
@@ -826,30 +854,129 @@ static sl_status check_tokens(const sl_trainer *tr, const int32_t *inputs, const
 	return SL_OK;
 }
 
-static sl_status run_teacher(sl_trainer *tr, const sl_model *teacher, const int32_t *inputs, sl_error *err)
+/* The token (and learned position) embeddings of m for N rows of inputs
+ * into x[N][dim]. */
+static void embed_tokens(const sl_trainer *tr, float *x, const int32_t *inputs, int N);
+
+static void embed(const sl_trainer *tr, const sl_model *m, const int32_t *inputs, int N, float *x)
+{
+	const int T = tr->T, D = m->cfg.dim;
+	const float *embd = eff_of(tr, m->tok_embd), *pos = eff_of(tr, m->pos_embd);
+	if (m == tr->m)
+		embed_tokens(tr, x, inputs, N);
+	for (int i = 0; i < N; i++) {
+		float *xi = x + (size_t)i * D;
+		if (m != tr->m)
+			memcpy(xi, embd + (size_t)inputs[i] * D, (size_t)D * sizeof(float));
+		for (int j = 0; pos && j < D; j++)
+			xi[j] += pos[(size_t)(i % T) * D + j];
+	}
+}
+
+/* Whether the teacher computes as the trainer's forward does (the same
+ * family and widths, float activations and cache), so that its blocks can
+ * run on the whole batch at once through the training kernels. */
+static bool teacher_batches(const sl_trainer *tr, const sl_model *t)
+{
+	const sl_config *a = &tr->m->cfg, *b = &t->cfg;
+	if (t == tr->m || a->arch != b->arch || a->dim != b->dim || a->head_dim != b->head_dim ||
+	    a->norm_eps != b->norm_eps || a->rope_theta != b->rope_theta || a->rope_style != b->rope_style ||
+	    a->rope_dim != b->rope_dim || b->kv_type != SL_DT_F32 || !t->tok_embd || !t->output ||
+	    (t->pos_embd && t->pos_embd->ne[1] < tr->T))
+		return false;
+	for (int il = 0; il < b->n_layers; il++)
+		if (t->layers[il].act_int8)
+			return false;
+	return true;
+}
+
+/* Room for the teacher's batched forward: its weights in F32 (borrowed
+ * where they are already) and one block's activations for the whole batch,
+ * reused block after block. */
+static sl_status teacher_batch_new(sl_trainer *tr, const sl_model *t, sl_error *err)
+{
+	bool f32_all = true;
+	for (int i = 0; i < t->n_tensors; i++)
+		f32_all &= t->tensors[i]->type == SL_DT_F32 && !t->tensors[i]->lr_a;
+	sl_status st;
+	if (!f32_all) {
+		if ((st = sl_model_borrow(t, &tr->teacher_f32, err)))
+			return st;
+		for (int i = 0; i < t->n_tensors; i++) {
+			sl_tensor *w = tr->teacher_f32->tensors[i];
+			if ((w->type != SL_DT_F32 || w->lr_a) && (st = sl_tensor_to_f32(w, err)))
+				return st;
+		}
+	}
+	const sl_config *c = &t->cfg;
+	const size_t N = (size_t)tr->max_seqs * tr->T, D = (size_t)c->dim;
+	size_t qd = 0, kvd = 0, F = 0, H = 0;
+	for (int il = 0; il < c->n_layers; il++) {
+		const sl_layer *L = &t->layers[il];
+		qd = (size_t)L->n_heads * c->head_dim > qd ? (size_t)L->n_heads * c->head_dim : qd;
+		kvd = (size_t)L->n_kv_heads * c->head_dim > kvd ? (size_t)L->n_kv_heads * c->head_dim : kvd;
+		F = (size_t)L->hidden_dim > F ? (size_t)L->hidden_dim : F;
+		H = (size_t)L->n_heads > H ? (size_t)L->n_heads : H;
+	}
+	block_act *a = &tr->tact;
+	*a = (block_act){0};
+	if (!(a->x = alloc_f(tr, N * D)) || !(a->xn1 = alloc_f(tr, N * D)) || !(a->mean1 = alloc_f(tr, N)) ||
+	    !(a->rstd1 = alloc_f(tr, N)) || !(a->q = alloc_f(tr, N * qd)) || !(a->k = alloc_f(tr, N * kvd)) ||
+	    !(a->v = alloc_f(tr, N * kvd)) || !(a->att = alloc_f(tr, N * qd)) || !(a->lse = alloc_f(tr, N * H)) ||
+	    !(a->x1 = alloc_f(tr, N * D)) || !(a->xn2 = alloc_f(tr, N * D)) || !(a->mean2 = alloc_f(tr, N)) ||
+	    !(a->rstd2 = alloc_f(tr, N)) || !(a->g = alloc_f(tr, N * F)) || !(a->u = alloc_f(tr, N * F)) ||
+	    !(a->h = alloc_f(tr, N * F)))
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the teacher's forward on %zu tokens", N);
+	return SL_OK;
+}
+
+/* The teacher's logits for sequence b of a batch of B into tr->tlogits.
+ * A teacher that batches runs its blocks once per batch (at b = 0) and
+ * keeps its final norm's output (in tact.xn1) for the head, sequence by
+ * sequence; any other runs the inference forward one sequence at a time. */
+static sl_status run_teacher(sl_trainer *tr, const sl_model *teacher, const int32_t *inputs, int b, int B,
+                             sl_error *err)
 {
 	if (teacher->cfg.vocab_size != tr->m->cfg.vocab_size)
 		return sl_errorf(err, SL_ERR_ARG, "the teacher's vocabulary (%d) differs from the student's (%d)",
 		                 teacher->cfg.vocab_size, tr->m->cfg.vocab_size);
+	const int T = tr->T, D = teacher->cfg.dim, V = teacher->cfg.vocab_size;
 	if (tr->teacher != teacher) {
 		sl_state_free(tr->teacher_state);
+		sl_model_free(tr->teacher_f32);
 		tr->teacher_state = NULL;
+		tr->teacher_f32 = NULL;
+		tr->tact = (block_act){0};
 		tr->teacher = NULL;
-		if (!tr->tlogits && !(tr->tlogits = alloc_f(tr, (size_t)tr->T * tr->m->cfg.vocab_size)))
+		if (!tr->tlogits && !(tr->tlogits = alloc_f(tr, (size_t)T * V)))
 			return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the teacher's logits");
-		sl_status st = sl_state_new(teacher, tr->T, &tr->teacher_state, err);
+		sl_status st = teacher_batches(tr, teacher) ? teacher_batch_new(tr, teacher, err)
+		                                           : sl_state_new(teacher, T, &tr->teacher_state, err);
 		if (st)
 			return sl_error_prefix(err, "teacher: ");
 		tr->teacher = teacher;
 	}
-	sl_state_reset(tr->teacher_state);
-	return sl_forward(tr->teacher_state, inputs, tr->T, tr->tlogits, 0, err);
+	if (tr->teacher_state) {
+		sl_state_reset(tr->teacher_state);
+		return sl_forward(tr->teacher_state, inputs + (size_t)b * T, T, tr->tlogits, 0, err);
+	}
+	const sl_model *m = tr->teacher_f32 ? tr->teacher_f32 : teacher;
+	block_act *a = &tr->tact;
+	if (b == 0) {
+		const int N = B * T;
+		embed(tr, m, inputs, N, a->x);
+		for (int il = 0; il < m->cfg.n_layers; il++)
+			block_forward(tr, m, il, a, B, a->x);
+		norm(tr, a->xn1, a->mean1, a->rstd1, a->x, m->out_norm, m->out_norm_b, N);
+	}
+	tr->K->matmul(tr->tlogits, a->xn1 + (size_t)b * T * D, f32(m->output), NULL, T, V, D);
+	return SL_OK;
 }
 
-/* The token embeddings of N inputs into x: the table's rows, or for a
- * factored table A B the rows of A the inputs pick (kept for the
+/* The student's token embeddings of N inputs into x: the table's rows, or
+ * for a factored table A B the rows of A the inputs pick (kept for the
  * backward) times B. */
-static void embed(const sl_trainer *tr, float *x, const int32_t *inputs, int N)
+static void embed_tokens(const sl_trainer *tr, float *x, const int32_t *inputs, int N)
 {
 	const sl_tensor *t = tr->m->tok_embd;
 	const size_t D = (size_t)tr->m->cfg.dim;
@@ -897,17 +1024,11 @@ static void forward_blocks(sl_trainer *tr, const int32_t *inputs, int B)
 {
 	const sl_model *m = tr->m;
 	const sl_config *c = &m->cfg;
-	const int T = tr->T, D = c->dim, N = B * T;
+	const int N = B * tr->T;
 	heal_weights(tr);
-	const float *pos = eff_of(tr, m->pos_embd);
-	embed(tr, tr->act[0].x, inputs, N);
-	for (int i = 0; pos && i < N; i++) {
-		float *x = tr->act[0].x + (size_t)i * D;
-		for (int j = 0; j < D; j++)
-			x[j] += pos[(size_t)(i % T) * D + j];
-	}
+	embed(tr, m, inputs, N, tr->act[0].x);
 	for (int il = 0; il < c->n_layers; il++)
-		block_forward(tr, il, B, il + 1 < c->n_layers ? tr->act[il + 1].x : tr->x_out);
+		block_forward(tr, m, il, &tr->act[il], B, il + 1 < c->n_layers ? tr->act[il + 1].x : tr->x_out);
 	norm(tr, tr->xnf, tr->meanf, tr->rstdf, tr->x_out, m->out_norm, m->out_norm_b, N);
 }
 
@@ -956,7 +1077,7 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
 	for (int b = 0; b < B; b++) {
 		const float *xr = tr->xnf + (size_t)b * T * D;
 		linear(tr, tr->logits, xr, m->output, 0, V, NULL, T, D);
-		if (kl && (st = run_teacher(tr, teacher, inputs + (size_t)b * T, err)))
+		if (kl && (st = run_teacher(tr, teacher, inputs, b, B, err)))
 			return st;
 		K->loss(tr->row_loss, tr->logits, tr->logits, kl ? tr->tlogits : NULL, targets + (size_t)b * T, T, V,
 		        loss->kind, loss->temperature, loss->ce_weight, scale);

@@ -199,9 +199,11 @@ static double lse_scaled(const float *z, int V, double temp)
 	for (int i = 1; i < V; i++)
 		if (z[i] > mx)
 			mx = z[i];
+	/* Each exponential in float (within an ulp or two), the sum in double. */
+	const float inv = (float)(1.0 / temp);
 	double s = 0;
 	for (int i = 0; i < V; i++)
-		s += exp(((double)z[i] - mx) / temp);
+		s += expf((z[i] - mx) * inv);
 	return mx / temp + log(s);
 }
 
@@ -221,30 +223,40 @@ void sl_tr_loss_rows(float *loss, float *dlogits, const float *logits, const flo
 			memset(dz, 0, (size_t)V * sizeof(float));
 			continue;
 		}
+		const bool fwd = kind == SL_LOSS_KL_FORWARD;
 		double lse1 = wce > 0 ? lse_scaled(z, V, 1.0) : 0;
 		double lse_s = 0, lse_t = 0, kl = 0;
+		const double it = 1.0 / tau;
 		if (wkd > 0) {
 			lse_s = lse_scaled(z, V, tau);
 			lse_t = lse_scaled(tz, V, tau);
-			for (int i = 0; i < V; i++) {
-				double lq = z[i] / tau - lse_s, lp = tz[i] / tau - lse_t;
-				kl += kind == SL_LOSS_KL_FORWARD ? exp(lp) * (lp - lq) : exp(lq) * (lq - lp);
-			}
 		}
-		loss[t] = (float)(wce * (lse1 - z[y]) + wkd * tau * tau * kl);
+		/* Reverse KL's gradient needs the divergence first; forward KL's
+		 * is summed in the loop below. */
+		for (int i = 0; wkd > 0 && !fwd && i < V; i++) {
+			float lq = (float)(z[i] * it - lse_s), lp = (float)(tz[i] * it - lse_t);
+			kl += (double)expf(lq) * (lq - lp);
+		}
 		/* Each dz[i] is written only after z[i] was last read: dz may alias
-		 * z. Probabilities in float: the sums above carry the precision. */
-		const float l1 = (float)lse1;
+		 * z. Probabilities in float, their sums in double. */
+		const float l1 = (float)lse1, zy = z[y];
 		for (int i = 0; i < V; i++) {
 			float g = 0;
 			if (wce > 0)
 				g += (float)wce * (expf(z[i] - l1) - (float)(i == y));
 			if (wkd > 0) {
-				float lq = (float)(z[i] / tau - lse_s), lp = (float)(tz[i] / tau - lse_t), q = expf(lq);
-				g += (float)(wkd * tau) * (kind == SL_LOSS_KL_FORWARD ? q - expf(lp) : q * (lq - lp - (float)kl));
+				float lq = (float)(z[i] * it - lse_s), lp = (float)(tz[i] * it - lse_t), q = expf(lq);
+				if (fwd) {
+					float pr = expf(lp);
+					kl += (double)pr * (lp - lq);
+					g += (float)(wkd * tau) * (q - pr);
+				} else {
+					g += (float)(wkd * tau) * q * (lq - lp - (float)kl);
+				}
 			}
 			dz[i] = (float)scale * g;
 		}
+		loss[t] = (float)(wce * (lse1 - zy) + wkd * tau * tau * kl);
 	}
 }
 
