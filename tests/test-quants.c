@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kernels/cpu/cpu.h"
 #include "kernels/cpu/quants.h"
 #include "kernels/dtype.h"
 #include "test.h"
@@ -787,6 +788,98 @@ static void test_dots(void)
 	}
 }
 
+/* The tiled dot products decode a weight row once for up to SL_DOT_TILE
+ * activation rows: each row's result must be the very bits of the one-row
+ * vec_dot, for every tile size and at the extremes of the codes (saturating
+ * activations, full-range weights). */
+static void test_tiles(void)
+{
+	enum { N = 1024, ROWS = SL_DOT_TILE };
+	static float w[N], x[ROWS][N];
+	int tiled = 0;
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		int t = weight_types[k];
+		const sl_type_info *ti = sl_type_info_get(t);
+		if (!ti->vec_dot_tile)
+			continue;
+		tiled++;
+		const sl_type_info *act = sl_type_info_get(ti->vec_dot_type);
+		size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
+		uint8_t *wq = malloc(wb), *xq = malloc(ROWS * xb);
+		REQUIRE(wq && xq, "out of memory");
+		gen_fill(w, N, 300 + k);
+		for (int r = 0; r < ROWS; r++) {
+			gen_state = 400 + 10 * k + r;
+			for (int i = 0; i < N; i++)
+				x[r][i] = r == 3 && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
+			(act->from_float_act ? act->from_float_act : act->from_float)(x[r], xq + r * xb, N);
+		}
+		ti->from_float(w, wq, N);
+		float one[ROWS], tile[2 * ROWS];
+		for (int r = 0; r < ROWS; r++)
+			ti->vec_dot(N, &one[r], wq, xq + r * xb);
+		for (int nt = 1; nt <= ROWS; nt++)
+			for (int r0 = 0; r0 + nt <= ROWS; r0++) {
+				memset(tile, 0, sizeof tile);
+				ti->vec_dot_tile(N, nt, tile, 2, wq, xq + r0 * xb, xb);
+				for (int r = 0; r < nt; r++)
+					CHECK(!memcmp(&tile[2 * r], &one[r0 + r], sizeof(float)),
+					      "%s: tile of %d, row %d: %.9g vs one row %.9g", ti->name, nt, r0 + r,
+					      tile[2 * r], one[r0 + r]);
+			}
+		free(wq);
+		free(xq);
+	}
+	if (!tiled)
+		printf("note: no tiled dot products on this CPU path\n");
+
+	/* Where the CPU has AVX-512 VNNI the table holds the VNNI dot products;
+	 * the AVX2 ones must give the same bits. */
+	if (!sl_cpu_vnni()) {
+		printf("note: no AVX-512 VNNI here, its dot products are not tested\n");
+		return;
+	}
+	int compared = 0;
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		int t = weight_types[k];
+		const sl_type_info *ti = sl_type_info_get(t);
+		sl_vec_dot_fn vnni = sl_quants_vec_dot_avx2(t);
+		sl_vec_dot_tile_fn vnni_tile = sl_quants_vec_dot_tile_avx2(t);
+		setenv("SL_NO_VNNI", "1", 1);
+		sl_vec_dot_fn avx2 = sl_quants_vec_dot_avx2(t);
+		sl_vec_dot_tile_fn avx2_tile = sl_quants_vec_dot_tile_avx2(t);
+		unsetenv("SL_NO_VNNI");
+		if (vnni == avx2)
+			continue;
+		compared++;
+		const sl_type_info *act = sl_type_info_get(ti->vec_dot_type);
+		size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
+		uint8_t *wq = malloc(wb), *xq = malloc(ROWS * xb);
+		REQUIRE(wq && xq, "out of memory");
+		gen_fill(w, N, 500 + k);
+		for (int r = 0; r < ROWS; r++) {
+			gen_state = 600 + 10 * k + r;
+			for (int i = 0; i < N; i++)
+				x[r][i] = r == 1 && i % 5 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
+			(act->from_float_act ? act->from_float_act : act->from_float)(x[r], xq + r * xb, N);
+		}
+		ti->from_float(w, wq, N);
+		float a[ROWS], b[ROWS];
+		for (int r = 0; r < ROWS; r++) {
+			vnni(N, &a[r], wq, xq + r * xb);
+			avx2(N, &b[r], wq, xq + r * xb);
+			CHECK(!memcmp(&a[r], &b[r], sizeof(float)), "%s: VNNI %.9g vs AVX2 %.9g", ti->name, a[r], b[r]);
+		}
+		REQUIRE(vnni_tile && avx2_tile, "%s: tiles on both paths", ti->name);
+		vnni_tile(N, ROWS, a, 1, wq, xq, xb);
+		avx2_tile(N, ROWS, b, 1, wq, xq, xb);
+		CHECK(!memcmp(a, b, sizeof a), "%s: VNNI and AVX2 tiles differ", ti->name);
+		free(wq);
+		free(xq);
+	}
+	printf("VNNI and AVX2 dot products of %d formats give the same bits\n", compared);
+}
+
 /* Zeros stay zeros, with no NaN from a zero scale; NaN and infinities in the
  * input give unspecified blocks but no crash or undefined behaviour (run
  * under the sanitizers). */
@@ -822,6 +915,7 @@ int main(void)
 	test_ggml_bytes();
 	test_round_trip();
 	test_dots();
+	test_tiles();
 	test_degenerate();
 	return test_finish();
 }

@@ -44,7 +44,14 @@ static void mm_task(int task, void *p)
 	int nr = r1 - r0;
 	if (nr <= 0)
 		return;
-	if (a->xq) {
+	if (a->xq && a->ti->vec_dot_tile && a->T > 1) {
+		for (int r = r0; r < r1; r++)
+			for (int t = 0; t < a->T; t += SL_DOT_TILE)
+				a->ti->vec_dot_tile(a->n_in, a->T - t < SL_DOT_TILE ? a->T - t : SL_DOT_TILE,
+				                    &a->y[(size_t)t * a->n_out + r], (size_t)a->n_out,
+				                    a->w + (size_t)r * a->row_bytes, a->xq + (size_t)t * a->xq_row_bytes,
+				                    a->xq_row_bytes);
+	} else if (a->xq) {
 		for (int r = r0; r < r1; r++)
 			for (int t = 0; t < a->T; t++)
 				a->ti->vec_dot(a->n_in, &a->y[(size_t)t * a->n_out + r], a->w + (size_t)r * a->row_bytes,

@@ -1157,6 +1157,7 @@ void sl_quants_register(sl_type_info *table)
 		sl_vec_dot_fn fast = sl_quants_vec_dot_avx2(formats[i].type);
 		if (fast)
 			ti.vec_dot = fast;
+		ti.vec_dot_tile = sl_quants_vec_dot_tile_avx2(formats[i].type);
 		table[formats[i].type] = ti;
 	}
 	table[SL_DT_Q8_0].from_float_act = q8_0_act_from_float;

@@ -145,6 +145,11 @@ typedef void (*sl_vec_dot_fn)(int64_t n, float *s, const void *w, const void *xq
 
 /* The portable dot product of a format, or NULL when it has none. */
 sl_vec_dot_fn sl_quants_vec_dot_portable(int type);
+/* The AVX2 vec_dot_tile (see dtype.h), or NULL as for the dot product. */
+typedef void (*sl_vec_dot_tile_fn)(int64_t n, int nt, float *s, size_t ss, const void *w, const void *xq,
+                                   size_t xs);
+sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type);
+
 /* The AVX2 dot product, or NULL when the build is not for x86 or this CPU
  * lacks AVX2, FMA or F16C. */
 sl_vec_dot_fn sl_quants_vec_dot_avx2(int type);
