@@ -789,9 +789,10 @@ static void test_dots(void)
 }
 
 /* The tiled dot products decode a weight row once for up to SL_DOT_TILE
- * activation rows: each row's result must be the very bits of the one-row
- * vec_dot, for every tile size and at the extremes of the codes (saturating
- * activations, full-range weights). */
+ * activation rows, and vec_dot_rows up to SL_DOT_ROWS weight rows at once:
+ * each result must be the very bits of the one-row vec_dot, for every tile
+ * shape and at the extremes of the codes (saturating activations,
+ * full-range weights). */
 static void test_tiles(void)
 {
 	enum { N = 1024, ROWS = SL_DOT_TILE };
@@ -827,6 +828,29 @@ static void test_tiles(void)
 					      "%s: tile of %d, row %d: %.9g vs one row %.9g", ti->name, nt, r0 + r,
 					      tile[2 * r], one[r0 + r]);
 			}
+		if (ti->vec_dot_rows) {
+			/* ROWS weight rows (the same row shifted) against the tokens */
+			uint8_t *ws = malloc(ROWS * wb);
+			REQUIRE(ws, "out of memory");
+			float ref[ROWS][ROWS], got[ROWS * ROWS];
+			for (int r = 0; r < ROWS; r++) {
+				gen_fill(w, N, 700 + 10 * k + r);
+				ti->from_float(w, ws + r * wb, N);
+				for (int j = 0; j < ROWS; j++)
+					ti->vec_dot(N, &ref[r][j], ws + r * wb, xq + j * xb);
+			}
+			for (int nr = 1; nr <= SL_DOT_ROWS && nr <= ROWS; nr++)
+				for (int nt = 1; nt <= ROWS; nt++) {
+					memset(got, 0, sizeof got);
+					ti->vec_dot_rows(N, nr, nt, got, ROWS, ws + (ROWS - nr) * wb, wb, xq, xb);
+					for (int r = 0; r < nr; r++)
+						for (int j = 0; j < nt; j++)
+							CHECK(!memcmp(&got[j * ROWS + r], &ref[ROWS - nr + r][j], sizeof(float)),
+							      "%s: rows %dx%d, (%d, %d): %.9g vs one row %.9g", ti->name, nr, nt, r,
+							      j, got[j * ROWS + r], ref[ROWS - nr + r][j]);
+				}
+			free(ws);
+		}
 		free(wq);
 		free(xq);
 	}

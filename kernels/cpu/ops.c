@@ -44,7 +44,22 @@ static void mm_task(int task, void *p)
 	int nr = r1 - r0;
 	if (nr <= 0)
 		return;
-	if (a->xq && a->ti->vec_dot_tile && a->T > 1) {
+	if (a->xq && a->ti->vec_dot_rows && a->T > 1) {
+		/* Several weight rows at once pay where enough tokens share
+		 * them; with fewer, the rows' interleaved reads cost more than
+		 * the shared activation work saves (measured: from 4 tokens on
+		 * for 4- and 5-bit weights, from 16 for 8-bit ones). Results
+		 * are the same bits either way. */
+		bool wide = a->ti->block_bytes * 8 >= (size_t)a->ti->block_size * 8;
+		int nr_max = a->T >= (wide ? 16 : SL_DOT_TILE) ? SL_DOT_ROWS : 1;
+		for (int r = r0; r < r1; r += nr_max)
+			for (int t = 0; t < a->T; t += SL_DOT_TILE)
+				a->ti->vec_dot_rows(a->n_in, r1 - r < nr_max ? r1 - r : nr_max,
+				                    a->T - t < SL_DOT_TILE ? a->T - t : SL_DOT_TILE,
+				                    &a->y[(size_t)t * a->n_out + r], (size_t)a->n_out,
+				                    a->w + (size_t)r * a->row_bytes, a->row_bytes,
+				                    a->xq + (size_t)t * a->xq_row_bytes, a->xq_row_bytes);
+	} else if (a->xq && a->ti->vec_dot_tile && a->T > 1) {
 		for (int r = r0; r < r1; r++)
 			for (int t = 0; t < a->T; t += SL_DOT_TILE)
 				a->ti->vec_dot_tile(a->n_in, a->T - t < SL_DOT_TILE ? a->T - t : SL_DOT_TILE,

@@ -65,16 +65,17 @@ AVX2 static inline __m256i bits32(const uint8_t qh[4])
 	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-/* Codes of one block, signed for the formats without an offset (against
- * Q8_0), unsigned with the offset in *m for the others (against Q8_1). */
+/* Codes of one block with its scale in *d: unsigned, their offset either
+ * implied (Q4_0: code - 8, Q5_0: code - 16, Q8_0 for VNNI: code - 128) or
+ * a minimum in *m (Q4_1, Q5_1 against Q8_1); or signed (Q8_0 for AVX2). */
 typedef __m256i (*codes32_fn)(const void *blk, float *d, float *m);
 
-AVX2 static inline __m256i q4_0_codes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q4_0_ucodes(const void *blk, float *d, float *m)
 {
 	const sl_block_q4_0 *x = blk;
 	*d = half(x->d);
 	*m = 0;
-	return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+	return nibbles32(x->qs);
 }
 
 AVX2 static inline __m256i q4_1_codes(const void *blk, float *d, float *m)
@@ -85,14 +86,12 @@ AVX2 static inline __m256i q4_1_codes(const void *blk, float *d, float *m)
 	return nibbles32(x->qs);
 }
 
-/* A clear high bit means code - 16, which as a byte is code | 0xf0. */
-AVX2 static inline __m256i q5_0_codes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q5_0_ucodes(const void *blk, float *d, float *m)
 {
 	const sl_block_q5_0 *x = blk;
 	*d = half(x->d);
 	*m = 0;
-	__m256i hi = _mm256_andnot_si256(bits32(x->qh), _mm256_set1_epi8((char)0xf0));
-	return _mm256_or_si256(nibbles32(x->qs), hi);
+	return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
 }
 
 AVX2 static inline __m256i q5_1_codes(const void *blk, float *d, float *m)
@@ -112,7 +111,16 @@ AVX2 static inline __m256i q8_0_codes(const void *blk, float *d, float *m)
 	return load32(x->qs);
 }
 
-/* The one-row dot product and the tile of up to SL_DOT_TILE rows. */
+/* q + 128 as unsigned bytes (for VNNI, whose sums do not saturate). */
+AVX2 static inline __m256i q8_0_ucodes(const void *blk, float *d, float *m)
+{
+	const sl_block_q8_0 *x = blk;
+	*d = half(x->d);
+	*m = 0;
+	return _mm256_xor_si256(load32(x->qs), _mm256_set1_epi8((char)0x80));
+}
+
+/* Dispatch on the number of tokens (nt) of a tile. */
 #define TILE_SWITCH(call)                      \
 	switch (nt) {                          \
 	case 1: call(1); break;                \
@@ -120,23 +128,26 @@ AVX2 static inline __m256i q8_0_codes(const void *blk, float *d, float *m)
 	case 3: call(3); break;                \
 	default: call(SL_DOT_TILE); break;     \
 	}
-_Static_assert(SL_DOT_TILE == 4, "TILE_SWITCH covers tiles of 1 to 4 rows");
+_Static_assert(SL_DOT_TILE == 4, "the switches cover tiles of 1 to 4 tokens");
 
-#define LEGACY_DOT(t, offset)                                                                     \
-	TARGET static void SFX(t##_dot)(int64_t n, float *s, const void *w, const void *xq)      \
-	{                                                                                         \
-		SFX(dot32)(t##_codes, sizeof(sl_block_##t), offset, 1, n, s, 1, w, xq, 0);        \
-	}                                                                                         \
-	TARGET static void SFX(t##_tile)(int64_t n, int nt, float *s, size_t ss, const void *w,  \
-	                                 const void *xq, size_t xs)                               \
-	{                                                                                         \
-		TILE_SWITCH(t##_CALL)                                                             \
+/* Four weight rows by four tokens is sixteen accumulators, what AVX-512's
+ * 32 registers hold (AVX2's 16 spill some, to the first-level cache). */
+_Static_assert(SL_DOT_ROWS == 4, "ROWS_SWITCH covers 1 to 4 weight rows");
+#define ROWS_SWITCH_NT(call, R)                \
+	switch (nt) {                          \
+	case 1: call(R, 1); break;             \
+	case 2: call(R, 2); break;             \
+	case 3: call(R, 3); break;             \
+	default: call(R, SL_DOT_TILE); break;  \
 	}
-#define q4_0_CALL(N) SFX(dot32)(q4_0_codes, sizeof(sl_block_q4_0), false, N, n, s, ss, w, xq, xs)
-#define q4_1_CALL(N) SFX(dot32)(q4_1_codes, sizeof(sl_block_q4_1), true, N, n, s, ss, w, xq, xs)
-#define q5_0_CALL(N) SFX(dot32)(q5_0_codes, sizeof(sl_block_q5_0), false, N, n, s, ss, w, xq, xs)
-#define q5_1_CALL(N) SFX(dot32)(q5_1_codes, sizeof(sl_block_q5_1), true, N, n, s, ss, w, xq, xs)
-#define q8_0_CALL(N) SFX(dot32)(q8_0_codes, sizeof(sl_block_q8_0), false, N, n, s, ss, w, xq, xs)
+#define ROWS_SWITCH(call)                                  \
+	switch (nr) {                                      \
+	case 1: ROWS_SWITCH_NT(call, 1) break;             \
+	case 2: ROWS_SWITCH_NT(call, 2) break;             \
+	case 3: ROWS_SWITCH_NT(call, 3) break;             \
+	default: ROWS_SWITCH_NT(call, SL_DOT_ROWS) break; \
+	}
+
 
 /* The legacy formats' dot products and tiles, built twice: for AVX2, and
  * for AVX-512 VNNI, whose vpdpbusd forms the same integer sums in one
@@ -377,6 +388,13 @@ K_DOT(q4_K)
 K_DOT(q5_K)
 K_DOT(q6_K)
 
+sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
+{
+	if (!sl_cpu_avx2())
+		return NULL;
+	return sl_cpu_vnni() ? legacy_rows_vnni(type) : legacy_rows(type);
+}
+
 sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type)
 {
 	if (!sl_cpu_avx2())
@@ -414,6 +432,12 @@ sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
 #else
 
 sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
 {
 	(void)type;
 	return NULL;

@@ -1158,6 +1158,7 @@ void sl_quants_register(sl_type_info *table)
 		if (fast)
 			ti.vec_dot = fast;
 		ti.vec_dot_tile = sl_quants_vec_dot_tile_avx2(formats[i].type);
+		ti.vec_dot_rows = sl_quants_vec_dot_rows_avx2(formats[i].type);
 		table[formats[i].type] = ti;
 	}
 	table[SL_DT_Q8_0].from_float_act = q8_0_act_from_float;
@@ -1166,5 +1167,18 @@ void sl_quants_register(sl_type_info *table)
 		table[own].same_bytes_as = same_bytes[i].type;
 		table[same_bytes[i].type].same_bytes_as = own;
 		table[own].from_float_act = table[same_bytes[i].type].from_float_act;
+	}
+	/* Where the activations share their bytes too (int8-g32's and Q8_0's),
+	 * the same kernels: one dot product, and its tiles, per layout. */
+	for (size_t i = 0; i < sizeof same_bytes / sizeof *same_bytes; i++) {
+		int own = sl_dtype_int_group(same_bytes[i].bits, 32, same_bytes[i].asym);
+		const sl_type_info *q = &table[same_bytes[i].type];
+		int act = table[own].vec_dot_type;
+		if (act != q->vec_dot_type && table[act].same_bytes_as != q->vec_dot_type)
+			continue;
+		table[own].vec_dot_type = q->vec_dot_type;
+		table[own].vec_dot = q->vec_dot;
+		table[own].vec_dot_tile = q->vec_dot_tile;
+		table[own].vec_dot_rows = q->vec_dot_rows;
 	}
 }
