@@ -904,6 +904,58 @@ static void test_tiles(void)
 	printf("VNNI and AVX2 dot products of %d formats give the same bits\n", compared);
 }
 
+/* The AVX2 activation quantizers write the portable ones' bytes, on
+ * ordinary values, ties, zeros, huge values, infinities and NaN. */
+static void test_act(void)
+{
+	enum { N = 32 * 40 };
+	static float x[N];
+	static const int types[] = {SL_DT_Q8_0, SL_DT_Q8_1};
+	gen_state = 77;
+	for (int i = 0; i < N; i++) {
+		int blk = i / 32;
+		float v = (gen_unit() - 0.5f) * (blk % 5 == 0 ? 1e-3f : blk % 5 == 1 ? 1e4f : 3.0f);
+		if (blk == 7)
+			v = (float)(i % 32) - 15.5f; /* ties after scaling by 127/amax? some */
+		if (blk == 8)
+			v = 0.0f;
+		if (blk == 9 && i % 32 == 3)
+			v = NAN;
+		if (blk == 10 && i % 32 == 5)
+			v = INFINITY;
+		if (blk == 11 && i % 32 == 6)
+			v = -INFINITY;
+		if (blk == 12)
+			v = i % 32 == 0 ? 127.0f : 0.5f * (float)(i % 32); /* id = 1: exact halves round to even */
+		if (blk == 13)
+			v = i % 2 ? 3e38f : -3e38f;
+		x[i] = v;
+	}
+	int compared = 0;
+	for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+		sl_act_fn fast = sl_quants_act_avx2(types[k]), slow = sl_quants_act_portable(types[k]);
+		REQUIRE(slow, "a portable quantizer for type %d", types[k]);
+		if (!fast)
+			continue;
+		size_t rb = sl_dtype_row_bytes(types[k], N);
+		uint8_t *a = malloc(rb), *b = malloc(rb);
+		REQUIRE(a && b, "out of memory");
+		fast(x, a, N);
+		slow(x, b, N);
+		size_t bb = sl_type_info_get(types[k])->block_bytes;
+		for (size_t off = 0; off < rb; off += bb)
+			CHECK(!memcmp(a + off, b + off, bb), "%s activations: block %zu differs",
+			      sl_type_info_get(types[k])->name, off / bb);
+		CHECK(sl_type_info_get(types[k])->from_float_act == fast, "%s: the table holds the AVX2 quantizer",
+		      sl_type_info_get(types[k])->name);
+		compared++;
+		free(a);
+		free(b);
+	}
+	if (!compared)
+		printf("note: no AVX2 here, only the portable activation quantizers run\n");
+}
+
 /* Zeros stay zeros, with no NaN from a zero scale; NaN and infinities in the
  * input give unspecified blocks but no crash or undefined behaviour (run
  * under the sanitizers). */
@@ -940,6 +992,7 @@ int main(void)
 	test_round_trip();
 	test_dots();
 	test_tiles();
+	test_act();
 	test_degenerate();
 	return test_finish();
 }

@@ -149,21 +149,153 @@ _Static_assert(SL_DOT_ROWS == 4, "ROWS_SWITCH covers 1 to 4 weight rows");
 	}
 
 
-/* The legacy formats' dot products and tiles, built twice: for AVX2, and
- * for AVX-512 VNNI, whose vpdpbusd forms the same integer sums in one
- * instruction (so both give the same bits). */
+/* Block i of a row of activations, Q8_1 (offset) or Q8_0: its codes, its
+ * scale in *dy and (Q8_1) the scaled sum of its codes in *sy. */
+AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool offset, float *dy, float *sy)
+{
+	if (offset) {
+		const sl_block_q8_1 *b = (const sl_block_q8_1 *)row + i;
+		*dy = half(b->d);
+		*sy = half(b->s);
+		return b->qs;
+	}
+	const sl_block_q8_0 *b = (const sl_block_q8_0 *)row + i;
+	*dy = half(b->d);
+	*sy = 0;
+	return b->qs;
+}
+
+#define q4_0_ROWS(R, N) SFX(rows)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, R, N, n, y, ys, w, ws, xq, xs)
+#define q4_1_ROWS(R, N) SFX(rows)(q4_1_codes, sizeof(sl_block_q4_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
+#define q5_0_ROWS(R, N) SFX(rows)(q5_0_ucodes, sizeof(sl_block_q5_0), false, 4, R, N, n, y, ys, w, ws, xq, xs)
+#define q5_1_ROWS(R, N) SFX(rows)(q5_1_codes, sizeof(sl_block_q5_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
+#define q8_0_ROWS(R, N) SFX(rows)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, R, N, n, y, ys, w, ws, xq, xs)
+
+/* The one-row dot product, one row against up to SL_DOT_TILE tokens, and
+ * up to SL_DOT_ROWS rows against as many: the same kernel throughout. */
+#define LEGACY_ROWS(t)                                                                                  \
+	TARGET static void SFX(t##_dot)(int64_t n, float *y, const void *w, const void *xq)               \
+	{                                                                                               \
+		const size_t ys = 0, ws = 0, xs = 0;                                                    \
+		t##_ROWS(1, 1);                                                                         \
+	}                                                                                               \
+	TARGET static void SFX(t##_tile)(int64_t n, int nt, float *y, size_t ys, const void *w,           \
+	                                 const void *xq, size_t xs)                                       \
+	{                                                                                               \
+		const size_t ws = 0;                                                                    \
+		ROWS_SWITCH_NT(t##_ROWS, 1)                                                             \
+	}                                                                                               \
+	TARGET static void SFX(t##_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
+	                                 size_t ws, const void *xq, size_t xs)                            \
+	{                                                                                               \
+		ROWS_SWITCH(t##_ROWS)                                                                   \
+	}
+
+/* Every legacy format's kernels, and which is whose: one getter per kind. */
+#define LEGACY_CASES(kind)                                  \
+	switch (type) {                                     \
+	case SL_DT_Q4_0: return SFX(q4_0_##kind);           \
+	case SL_DT_Q4_1: return SFX(q4_1_##kind);           \
+	case SL_DT_Q5_0: return SFX(q5_0_##kind);           \
+	case SL_DT_Q5_1: return SFX(q5_1_##kind);           \
+	case SL_DT_Q8_0: return SFX(q8_0_##kind);           \
+	default: return NULL;                               \
+	}
+#define LEGACY_KERNELS                                                                 \
+	LEGACY_ROWS(q4_0)                                                              \
+	LEGACY_ROWS(q4_1)                                                              \
+	LEGACY_ROWS(q5_0)                                                              \
+	LEGACY_ROWS(q5_1)                                                              \
+	LEGACY_ROWS(q8_0)                                                              \
+	TARGET static sl_vec_dot_rows_fn SFX(legacy_rows)(int type) { LEGACY_CASES(rows) } \
+	TARGET static sl_vec_dot_tile_fn SFX(legacy_tile)(int type) { LEGACY_CASES(tile) } \
+	TARGET static sl_vec_dot_fn SFX(legacy_dot)(int type) { LEGACY_CASES(dot) }
+
+/* The legacy formats' kernels, built twice: for AVX2, and for AVX-512
+ * VNNI, whose vpdpbusd forms the same integer sums in one instruction (so
+ * both give the same bits). Q8_0's codes are signed for AVX2 (vpmaddubsw
+ * would saturate q + 128) and q + 128 for VNNI. */
 #define TARGET AVX2
 #define SFX(f) f
+#define Q8_0_CODES q8_0_codes
+#define Q8_0_SHIFT (-1)
 #include "quants-legacy.h"
+LEGACY_KERNELS
 #undef TARGET
 #undef SFX
+#undef Q8_0_CODES
+#undef Q8_0_SHIFT
+
 #define TARGET VNNI
 #define SFX(f) f##_vnni
+#define Q8_0_CODES q8_0_ucodes
+#define Q8_0_SHIFT 7
 #define SL_LEGACY_VNNI_PASS
 #include "quants-legacy.h"
+LEGACY_KERNELS
 #undef SL_LEGACY_VNNI_PASS
 #undef TARGET
 #undef SFX
+#undef Q8_0_CODES
+#undef Q8_0_SHIFT
+
+/* ---- activations ----------------------------------------------------------
+ * The portable quantizer's bytes: amax over the block (vmaxps returns its
+ * second operand where the first is NaN, so NaN is left out as there), the
+ * same scale and reciprocal, x*id rounded to nearest even, then clamped to
+ * [-128, 127] with NaN going to -128 (again the second operand). */
+AVX2 static inline int q8_act_block(const float *x, uint16_t *d16, int8_t qs[32], float *dscale)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 v[4], m = _mm256_setzero_ps();
+	for (int k = 0; k < 4; k++) {
+		v[k] = _mm256_loadu_ps(x + 8 * k);
+		m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);
+	}
+	__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_movehdup_ps(h));
+	const float amax = _mm_cvtss_f32(h);
+	const float d = amax / 127.f;
+	const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+	*d16 = sl_f32_to_f16(d);
+	*dscale = d;
+	__m256i q[4], sum = _mm256_setzero_si256();
+	for (int k = 0; k < 4; k++) {
+		__m256 r = _mm256_round_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+		r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f));
+		q[k] = _mm256_cvttps_epi32(r);
+		sum = _mm256_add_epi32(sum, q[k]);
+	}
+	const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+	_mm256_storeu_si256((__m256i *)qs, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+	return hsum_epi32(sum);
+}
+
+AVX2 static void q8_0_act(const float *x, void *dst, int64_t n)
+{
+	sl_block_q8_0 *y = dst;
+	float d;
+	for (int64_t i = 0; i < n / SL_QK; i++)
+		q8_act_block(x + i * SL_QK, &y[i].d, y[i].qs, &d);
+}
+
+AVX2 static void q8_1_act(const float *x, void *dst, int64_t n)
+{
+	sl_block_q8_1 *y = dst;
+	for (int64_t i = 0; i < n / SL_QK; i++) {
+		float d;
+		int sum = q8_act_block(x + i * SL_QK, &y[i].d, y[i].qs, &d);
+		y[i].s = sl_f32_to_f16((float)sum * d);
+	}
+}
+
+sl_act_fn sl_quants_act_avx2(int type)
+{
+	if (!sl_cpu_avx2())
+		return NULL;
+	return type == SL_DT_Q8_0 ? q8_0_act : type == SL_DT_Q8_1 ? q8_1_act : NULL;
+}
 
 /* ---- K formats -------------------------------------------------------------
  * Every block is eight groups of 32 codes. Group k spans sub-blocks 2k and
@@ -438,6 +570,12 @@ sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
 }
 
 sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_act_fn sl_quants_act_avx2(int type)
 {
 	(void)type;
 	return NULL;
