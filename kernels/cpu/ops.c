@@ -44,17 +44,13 @@ static void mm_task(int task, void *p)
 	int nr = r1 - r0;
 	if (nr <= 0)
 		return;
-	if (a->xq && a->ti->vec_dot_rows && a->T > 1) {
-		/* Several weight rows at once pay where enough tokens share
-		 * them; with fewer, the rows' interleaved reads cost more than
-		 * the shared activation work saves (measured: from 4 tokens on
-		 * for 4- and 5-bit weights, from 16 for 8-bit ones). Results
-		 * are the same bits either way. */
-		bool wide = a->ti->block_bytes * 8 >= (size_t)a->ti->block_size * 8;
-		int nr_max = a->T >= (wide ? 16 : SL_DOT_TILE) ? SL_DOT_ROWS : 1;
-		for (int r = r0; r < r1; r += nr_max)
+	if (a->xq && a->ti->vec_dot_rows) {
+		/* SL_DOT_ROWS weight rows at a time, decoded once for up to
+		 * SL_DOT_TILE tokens; a row's results are the same bits in any
+		 * group (and the one-row dot product's). */
+		for (int r = r0; r < r1; r += SL_DOT_ROWS)
 			for (int t = 0; t < a->T; t += SL_DOT_TILE)
-				a->ti->vec_dot_rows(a->n_in, r1 - r < nr_max ? r1 - r : nr_max,
+				a->ti->vec_dot_rows(a->n_in, r1 - r < SL_DOT_ROWS ? r1 - r : SL_DOT_ROWS,
 				                    a->T - t < SL_DOT_TILE ? a->T - t : SL_DOT_TILE,
 				                    &a->y[(size_t)t * a->n_out + r], (size_t)a->n_out,
 				                    a->w + (size_t)r * a->row_bytes, a->row_bytes,

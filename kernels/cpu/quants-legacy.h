@@ -52,10 +52,15 @@ SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, c
 #pragma GCC unroll 4
 		for (int r = 0; r < R; r++) {
 			const uint8_t *blk = (const uint8_t *)w + (size_t)r * ws + (size_t)i * bytes;
-			/* R interleaved streams are more than the prefetcher follows */
-			if (R > 1)
-				_mm_prefetch((const char *)blk + 8 * bytes, _MM_HINT_T0);
 			q[r] = codes(blk, &d[r], &m[r]);
+		}
+		/* The R rows are one stretch of memory read as R interleaved
+		 * streams, more than the hardware follows: fetch the next R rows
+		 * in one linear sweep, R blocks' bytes per block done here. */
+		if (R > 1) {
+			const char *next = (const char *)w + (size_t)R * ws + (size_t)i * R * bytes;
+			for (size_t off = 0; off < R * bytes; off += 64)
+				_mm_prefetch(next + off, _MM_HINT_T0);
 		}
 #pragma GCC unroll 4
 		for (int t = 0; t < NT; t++) {
