@@ -1,8 +1,11 @@
 /* Speed of the block-format dot products on one thread: for every weight
  * format, a 4096-wide row set small enough to stay in the caches (compute
  * bound) and one far larger than them (memory bound), each through the
- * portable vec_dot, the AVX2 one when the CPU has it, and dot_f32.
+ * portable vec_dot, the AVX2 one when the CPU has it, and dot_f32. Then
+ * the tiled dot products: one weight row against 2, 3 and 4 activation
+ * rows in one call, set against as many one-row calls in the same run.
  * Usage: bench/quants [rows of the large matrix, default 8192] */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,12 +22,25 @@ typedef struct {
 	const void *xq;
 	const float *x;
 	int rows;
+	int nt;         /* > 0: nt activation rows (xq holds SL_DOT_TILE of them) */
+	bool tiled;     /* through vec_dot_tile, else nt vec_dot calls */
+	size_t xq_bytes;
 } job;
 
 static float run(const job *j)
 {
 	float acc = 0;
-	for (int r = 0; r < j->rows; r++) {
+	for (int r = 0; j->nt && r < j->rows; r++) {
+		const uint8_t *w = j->w + (size_t)r * j->row_bytes;
+		float s[SL_DOT_TILE];
+		if (j->tiled)
+			j->ti->vec_dot_tile(N, j->nt, s, 1, w, j->xq, j->xq_bytes);
+		else
+			for (int t = 0; t < j->nt; t++)
+				j->ti->vec_dot(N, &s[t], w, (const uint8_t *)j->xq + t * j->xq_bytes);
+		acc += s[0] + s[j->nt - 1];
+	}
+	for (int r = 0; !j->nt && r < j->rows; r++) {
 		const uint8_t *w = j->w + (size_t)r * j->row_bytes;
 		float s;
 		if (j->vec_dot)
@@ -57,7 +73,47 @@ static double measure(const job *j)
 		double dt = (bench_now() - t0) / reps;
 		best = dt < best ? dt : best;
 	}
-	return (double)N * j->rows / best * 1e-9;
+	return (double)N * j->rows * (j->nt ? j->nt : 1) / best * 1e-9;
+}
+
+static char *tile_lines;
+
+/* Speed-ups of vec_dot_tile over nt vec_dot calls, nt = 2..SL_DOT_TILE,
+ * collected to print after the main table. */
+static void tile_rows(const sl_type_info *ti, const uint8_t *w, size_t row_bytes, int big_rows)
+{
+	if (!ti->vec_dot_tile)
+		return;
+	size_t xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
+	uint8_t *xq = malloc(SL_DOT_TILE * xb);
+	float *x = malloc(N * sizeof *x);
+	char line[256];
+	int len = snprintf(line, sizeof line, "%-5s", ti->name);
+	if (!xq || !x)
+		exit(1);
+	for (int t = 0; t < SL_DOT_TILE; t++) {
+		for (int i = 0; i < N; i++)
+			x[i] = (float)rand() / RAND_MAX - 0.5f;
+		sl_type_info_get(ti->vec_dot_type)->from_float(x, xq + t * xb, N);
+	}
+	for (int size = 0; size < 2; size++) {
+		for (int nt = 2; nt <= SL_DOT_TILE; nt++) {
+			job one = {ti, NULL, w, row_bytes, xq, NULL, size ? big_rows : SMALL_ROWS, nt, false, xb};
+			job tile = one;
+			tile.tiled = true;
+			double a = measure(&one), b = measure(&tile);
+			len += snprintf(line + len, sizeof line - len, "  nt=%d %5.2fx", nt, b / a);
+		}
+		len += snprintf(line + len, sizeof line - len, size ? "\n" : " |");
+	}
+	size_t old = tile_lines ? strlen(tile_lines) : 0;
+	char *grown = realloc(tile_lines, old + strlen(line) + 1);
+	if (!grown)
+		exit(1);
+	memcpy(grown + old, line, strlen(line) + 1);
+	tile_lines = grown;
+	free(xq);
+	free(x);
 }
 
 int main(int argc, char **argv)
@@ -105,7 +161,7 @@ int main(int argc, char **argv)
 				         row_bytes,
 				         xq,
 				         x,
-				         size ? big_rows : SMALL_ROWS};
+				         size ? big_rows : SMALL_ROWS, 0, false, 0};
 				if (m == 1 && !impl[m])
 					printf(" %9s", "-");
 				else
@@ -114,9 +170,14 @@ int main(int argc, char **argv)
 			printf(size ? "\n" : " |");
 		}
 		fflush(stdout);
+		tile_rows(ti, w, row_bytes, big_rows);
 		free(w);
 		free(xq);
 	}
+	if (tile_lines)
+		printf("\ntiles: one weight row against nt activation rows in one call, speed-up over nt\n"
+		       "one-row calls (the same results, bit for bit), cached | streamed\n%s", tile_lines);
+	free(tile_lines);
 	free(x);
 	free(row);
 	return 0;

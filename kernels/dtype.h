@@ -85,6 +85,11 @@ static inline bool sl_dtype_int_layout(int type, int *bits, int *group, int *asy
 	return true;
 }
 
+/* Activation rows one vec_dot_tile or vec_dot_rows call takes at most,
+ * and weight rows one vec_dot_rows call takes at most. */
+#define SL_DOT_TILE 4
+#define SL_DOT_ROWS 4
+
 typedef struct {
 	const char *name;    /* lower case, as recipes and reports spell it */
 	int block_size;      /* elements per block (1 for plain floats) */
@@ -110,6 +115,16 @@ typedef struct {
 	 * *s = sum_i w[i]*xq[i] over n elements with integer arithmetic. */
 	int vec_dot_type;
 	void (*vec_dot)(int64_t n, float *s, const void *w, const void *xq);
+	/* Optional: vec_dot of one weight row against nt (1..SL_DOT_TILE)
+	 * activation rows, row t at xq + t*xs bytes and its result in s[t*ss],
+	 * each the very bits vec_dot gives it: the weights are decoded once
+	 * for all nt rows. */
+	void (*vec_dot_tile)(int64_t n, int nt, float *s, size_t ss, const void *w, const void *xq, size_t xs);
+	/* Optional: nr (1..SL_DOT_ROWS) weight rows, row r at w + r*ws bytes,
+	 * against nt (1..SL_DOT_TILE) activation rows at xq + t*xs, into
+	 * y[t*ys + r]; each result the bits vec_dot gives it. */
+	void (*vec_dot_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws, const void *xq,
+	                     size_t xs);
 	/* How activations are quantized to this type for the integer dot
 	 * products, where that differs from from_float (NULL: from_float). */
 	void (*from_float_act)(const float *src, void *dst, int64_t n);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kernels/cpu/cpu.h"
 #include "kernels/cpu/quants.h"
 #include "kernels/dtype.h"
 #include "test.h"
@@ -787,6 +788,174 @@ static void test_dots(void)
 	}
 }
 
+/* The tiled dot products decode a weight row once for up to SL_DOT_TILE
+ * activation rows, and vec_dot_rows up to SL_DOT_ROWS weight rows at once:
+ * each result must be the very bits of the one-row vec_dot, for every tile
+ * shape and at the extremes of the codes (saturating activations,
+ * full-range weights). */
+static void test_tiles(void)
+{
+	enum { N = 1024, ROWS = SL_DOT_TILE };
+	static float w[N], x[ROWS][N];
+	int tiled = 0;
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		int t = weight_types[k];
+		const sl_type_info *ti = sl_type_info_get(t);
+		if (!ti->vec_dot_tile)
+			continue;
+		tiled++;
+		const sl_type_info *act = sl_type_info_get(ti->vec_dot_type);
+		size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
+		uint8_t *wq = malloc(wb), *xq = malloc(ROWS * xb);
+		REQUIRE(wq && xq, "out of memory");
+		gen_fill(w, N, 300 + k);
+		for (int r = 0; r < ROWS; r++) {
+			gen_state = 400 + 10 * k + r;
+			for (int i = 0; i < N; i++)
+				x[r][i] = r == 3 && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
+			(act->from_float_act ? act->from_float_act : act->from_float)(x[r], xq + r * xb, N);
+		}
+		ti->from_float(w, wq, N);
+		float one[ROWS], tile[2 * ROWS];
+		for (int r = 0; r < ROWS; r++)
+			ti->vec_dot(N, &one[r], wq, xq + r * xb);
+		for (int nt = 1; nt <= ROWS; nt++)
+			for (int r0 = 0; r0 + nt <= ROWS; r0++) {
+				memset(tile, 0, sizeof tile);
+				ti->vec_dot_tile(N, nt, tile, 2, wq, xq + r0 * xb, xb);
+				for (int r = 0; r < nt; r++)
+					CHECK(!memcmp(&tile[2 * r], &one[r0 + r], sizeof(float)),
+					      "%s: tile of %d, row %d: %.9g vs one row %.9g", ti->name, nt, r0 + r,
+					      tile[2 * r], one[r0 + r]);
+			}
+		if (ti->vec_dot_rows) {
+			/* ROWS weight rows (the same row shifted) against the tokens */
+			uint8_t *ws = malloc(ROWS * wb);
+			REQUIRE(ws, "out of memory");
+			float ref[ROWS][ROWS], got[ROWS * ROWS];
+			for (int r = 0; r < ROWS; r++) {
+				gen_fill(w, N, 700 + 10 * k + r);
+				ti->from_float(w, ws + r * wb, N);
+				for (int j = 0; j < ROWS; j++)
+					ti->vec_dot(N, &ref[r][j], ws + r * wb, xq + j * xb);
+			}
+			for (int nr = 1; nr <= SL_DOT_ROWS && nr <= ROWS; nr++)
+				for (int nt = 1; nt <= ROWS; nt++) {
+					memset(got, 0, sizeof got);
+					ti->vec_dot_rows(N, nr, nt, got, ROWS, ws + (ROWS - nr) * wb, wb, xq, xb);
+					for (int r = 0; r < nr; r++)
+						for (int j = 0; j < nt; j++)
+							CHECK(!memcmp(&got[j * ROWS + r], &ref[ROWS - nr + r][j], sizeof(float)),
+							      "%s: rows %dx%d, (%d, %d): %.9g vs one row %.9g", ti->name, nr, nt, r,
+							      j, got[j * ROWS + r], ref[ROWS - nr + r][j]);
+				}
+			free(ws);
+		}
+		free(wq);
+		free(xq);
+	}
+	if (!tiled)
+		printf("note: no tiled dot products on this CPU path\n");
+
+	/* Where the CPU has AVX-512 VNNI the table holds the VNNI dot products;
+	 * the AVX2 ones must give the same bits. */
+	if (!sl_cpu_vnni()) {
+		printf("note: no AVX-512 VNNI here, its dot products are not tested\n");
+		return;
+	}
+	int compared = 0;
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		int t = weight_types[k];
+		const sl_type_info *ti = sl_type_info_get(t);
+		sl_vec_dot_fn vnni = sl_quants_vec_dot_avx2(t);
+		sl_vec_dot_tile_fn vnni_tile = sl_quants_vec_dot_tile_avx2(t);
+		setenv("SL_NO_VNNI", "1", 1);
+		sl_vec_dot_fn avx2 = sl_quants_vec_dot_avx2(t);
+		sl_vec_dot_tile_fn avx2_tile = sl_quants_vec_dot_tile_avx2(t);
+		unsetenv("SL_NO_VNNI");
+		if (vnni == avx2)
+			continue;
+		compared++;
+		const sl_type_info *act = sl_type_info_get(ti->vec_dot_type);
+		size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
+		uint8_t *wq = malloc(wb), *xq = malloc(ROWS * xb);
+		REQUIRE(wq && xq, "out of memory");
+		gen_fill(w, N, 500 + k);
+		for (int r = 0; r < ROWS; r++) {
+			gen_state = 600 + 10 * k + r;
+			for (int i = 0; i < N; i++)
+				x[r][i] = r == 1 && i % 5 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
+			(act->from_float_act ? act->from_float_act : act->from_float)(x[r], xq + r * xb, N);
+		}
+		ti->from_float(w, wq, N);
+		float a[ROWS], b[ROWS];
+		for (int r = 0; r < ROWS; r++) {
+			vnni(N, &a[r], wq, xq + r * xb);
+			avx2(N, &b[r], wq, xq + r * xb);
+			CHECK(!memcmp(&a[r], &b[r], sizeof(float)), "%s: VNNI %.9g vs AVX2 %.9g", ti->name, a[r], b[r]);
+		}
+		REQUIRE(vnni_tile && avx2_tile, "%s: tiles on both paths", ti->name);
+		vnni_tile(N, ROWS, a, 1, wq, xq, xb);
+		avx2_tile(N, ROWS, b, 1, wq, xq, xb);
+		CHECK(!memcmp(a, b, sizeof a), "%s: VNNI and AVX2 tiles differ", ti->name);
+		free(wq);
+		free(xq);
+	}
+	printf("VNNI and AVX2 dot products of %d formats give the same bits\n", compared);
+}
+
+/* The AVX2 activation quantizers write the portable ones' bytes, on
+ * ordinary values, ties, zeros, huge values, infinities and NaN. */
+static void test_act(void)
+{
+	enum { N = 32 * 40 };
+	static float x[N];
+	static const int types[] = {SL_DT_Q8_0, SL_DT_Q8_1};
+	gen_state = 77;
+	for (int i = 0; i < N; i++) {
+		int blk = i / 32;
+		float v = (gen_unit() - 0.5f) * (blk % 5 == 0 ? 1e-3f : blk % 5 == 1 ? 1e4f : 3.0f);
+		if (blk == 7)
+			v = (float)(i % 32) - 15.5f; /* ties after scaling by 127/amax? some */
+		if (blk == 8)
+			v = 0.0f;
+		if (blk == 9 && i % 32 == 3)
+			v = NAN;
+		if (blk == 10 && i % 32 == 5)
+			v = INFINITY;
+		if (blk == 11 && i % 32 == 6)
+			v = -INFINITY;
+		if (blk == 12)
+			v = i % 32 == 0 ? 127.0f : 0.5f * (float)(i % 32); /* id = 1: exact halves round to even */
+		if (blk == 13)
+			v = i % 2 ? 3e38f : -3e38f;
+		x[i] = v;
+	}
+	int compared = 0;
+	for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+		sl_act_fn fast = sl_quants_act_avx2(types[k]), slow = sl_quants_act_portable(types[k]);
+		REQUIRE(slow, "a portable quantizer for type %d", types[k]);
+		if (!fast)
+			continue;
+		size_t rb = sl_dtype_row_bytes(types[k], N);
+		uint8_t *a = malloc(rb), *b = malloc(rb);
+		REQUIRE(a && b, "out of memory");
+		fast(x, a, N);
+		slow(x, b, N);
+		size_t bb = sl_type_info_get(types[k])->block_bytes;
+		for (size_t off = 0; off < rb; off += bb)
+			CHECK(!memcmp(a + off, b + off, bb), "%s activations: block %zu differs",
+			      sl_type_info_get(types[k])->name, off / bb);
+		CHECK(sl_type_info_get(types[k])->from_float_act == fast, "%s: the table holds the AVX2 quantizer",
+		      sl_type_info_get(types[k])->name);
+		compared++;
+		free(a);
+		free(b);
+	}
+	if (!compared)
+		printf("note: no AVX2 here, only the portable activation quantizers run\n");
+}
+
 /* Zeros stay zeros, with no NaN from a zero scale; NaN and infinities in the
  * input give unspecified blocks but no crash or undefined behaviour (run
  * under the sanitizers). */
@@ -822,6 +991,8 @@ int main(void)
 	test_ggml_bytes();
 	test_round_trip();
 	test_dots();
+	test_tiles();
+	test_act();
 	test_degenerate();
 	return test_finish();
 }

@@ -15,8 +15,20 @@ bool sl_cpu_avx2(void)
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __get_cpuid(1, &a, &b, &c, &d) &&
 	       (c & bit_F16C) && !getenv("SL_NO_AVX2");
 }
+
+bool sl_cpu_vnni(void)
+{
+	__builtin_cpu_init();
+	return sl_cpu_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+	       __builtin_cpu_supports("avx512vnni") && !getenv("SL_NO_VNNI");
+}
 #else
 bool sl_cpu_avx2(void)
+{
+	return false;
+}
+
+bool sl_cpu_vnni(void)
 {
 	return false;
 }

@@ -1,11 +1,14 @@
 /* What the processor can run, asked once: the AVX2 kernels need AVX2, FMA
- * and F16C. SL_NO_AVX2 in the environment forces the portable kernels
- * (for comparisons and tests). */
+ * and F16C, and some of them have AVX-512 VNNI forms. SL_NO_AVX2 in the
+ * environment forces the portable kernels (for comparisons and tests). */
 #ifndef SL_CPU_H
 #define SL_CPU_H
 
 #include <stdbool.h>
 
 bool sl_cpu_avx2(void);
+/* AVX-512 VNNI (with AVX-512 VL, for its 256-bit forms) besides the AVX2
+ * set; SL_NO_VNNI (or SL_NO_AVX2) in the environment turns it off. */
+bool sl_cpu_vnni(void);
 
 #endif

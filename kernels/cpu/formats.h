@@ -20,8 +20,10 @@ void sl_fmt_nf_register(sl_type_info *table);
 static inline float sl_amax(const float *x, int64_t n)
 {
 	float a = 0.0f;
-	for (int64_t i = 0; i < n; i++)
-		a = fmaxf(a, fabsf(x[i]));
+	for (int64_t i = 0; i < n; i++) {
+		const float v = fabsf(x[i]);
+		a = v > a ? v : a; /* fmaxf's answer (NaN left out), without its call */
+	}
 	return a;
 }
 

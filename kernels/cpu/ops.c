@@ -44,7 +44,25 @@ static void mm_task(int task, void *p)
 	int nr = r1 - r0;
 	if (nr <= 0)
 		return;
-	if (a->xq) {
+	if (a->xq && a->ti->vec_dot_rows) {
+		/* SL_DOT_ROWS weight rows at a time, decoded once for up to
+		 * SL_DOT_TILE tokens; a row's results are the same bits in any
+		 * group (and the one-row dot product's). */
+		for (int r = r0; r < r1; r += SL_DOT_ROWS)
+			for (int t = 0; t < a->T; t += SL_DOT_TILE)
+				a->ti->vec_dot_rows(a->n_in, r1 - r < SL_DOT_ROWS ? r1 - r : SL_DOT_ROWS,
+				                    a->T - t < SL_DOT_TILE ? a->T - t : SL_DOT_TILE,
+				                    &a->y[(size_t)t * a->n_out + r], (size_t)a->n_out,
+				                    a->w + (size_t)r * a->row_bytes, a->row_bytes,
+				                    a->xq + (size_t)t * a->xq_row_bytes, a->xq_row_bytes);
+	} else if (a->xq && a->ti->vec_dot_tile && a->T > 1) {
+		for (int r = r0; r < r1; r++)
+			for (int t = 0; t < a->T; t += SL_DOT_TILE)
+				a->ti->vec_dot_tile(a->n_in, a->T - t < SL_DOT_TILE ? a->T - t : SL_DOT_TILE,
+				                    &a->y[(size_t)t * a->n_out + r], (size_t)a->n_out,
+				                    a->w + (size_t)r * a->row_bytes, a->xq + (size_t)t * a->xq_row_bytes,
+				                    a->xq_row_bytes);
+	} else if (a->xq) {
 		for (int r = r0; r < r1; r++)
 			for (int t = 0; t < a->T; t++)
 				a->ti->vec_dot(a->n_in, &a->y[(size_t)t * a->n_out + r], a->w + (size_t)r * a->row_bytes,

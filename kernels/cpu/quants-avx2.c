@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 
 AVX2 static inline float half(uint16_t h)
 {
@@ -42,22 +43,6 @@ AVX2 static inline __m256i load32(const void *p)
 	return _mm256_loadu_si256((const __m256i *)p);
 }
 
-/* Unsigned bytes u times signed bytes y, summed in fours into 8 int32 lanes.
- * No pair of products reaches the int16 saturation of maddubs: the codes are
- * at most 63 and the activations at most 127 in magnitude, save the 8-bit
- * weights handled by dot_s8. */
-AVX2 static inline __m256i dot_u8(__m256i u, __m256i y)
-{
-	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1));
-}
-
-/* Signed times signed: the sign of a moves onto y, so |a| can be unsigned
- * (up to 128 * 127 * 2, still inside int16). */
-AVX2 static inline __m256i dot_s8(__m256i a, __m256i y)
-{
-	return dot_u8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(y, a));
-}
-
 /* ---- legacy formats ------------------------------------------------------- */
 
 /* The 32 codes of a block in element order: low nibbles of qs, then high. */
@@ -80,16 +65,17 @@ AVX2 static inline __m256i bits32(const uint8_t qh[4])
 	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-/* Codes of one block, signed for the formats without an offset (against
- * Q8_0), unsigned with the offset in *m for the others (against Q8_1). */
+/* Codes of one block with its scale in *d: unsigned, their offset either
+ * implied (Q4_0: code - 8, Q5_0: code - 16, Q8_0 for VNNI: code - 128) or
+ * a minimum in *m (Q4_1, Q5_1 against Q8_1); or signed (Q8_0 for AVX2). */
 typedef __m256i (*codes32_fn)(const void *blk, float *d, float *m);
 
-AVX2 static inline __m256i q4_0_codes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q4_0_ucodes(const void *blk, float *d, float *m)
 {
 	const sl_block_q4_0 *x = blk;
 	*d = half(x->d);
 	*m = 0;
-	return _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+	return nibbles32(x->qs);
 }
 
 AVX2 static inline __m256i q4_1_codes(const void *blk, float *d, float *m)
@@ -100,14 +86,12 @@ AVX2 static inline __m256i q4_1_codes(const void *blk, float *d, float *m)
 	return nibbles32(x->qs);
 }
 
-/* A clear high bit means code - 16, which as a byte is code | 0xf0. */
-AVX2 static inline __m256i q5_0_codes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q5_0_ucodes(const void *blk, float *d, float *m)
 {
 	const sl_block_q5_0 *x = blk;
 	*d = half(x->d);
 	*m = 0;
-	__m256i hi = _mm256_andnot_si256(bits32(x->qh), _mm256_set1_epi8((char)0xf0));
-	return _mm256_or_si256(nibbles32(x->qs), hi);
+	return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
 }
 
 AVX2 static inline __m256i q5_1_codes(const void *blk, float *d, float *m)
@@ -127,42 +111,191 @@ AVX2 static inline __m256i q8_0_codes(const void *blk, float *d, float *m)
 	return load32(x->qs);
 }
 
-__attribute__((always_inline)) AVX2 static inline void
-dot32(codes32_fn codes, size_t bytes, bool offset, int64_t n, float *s, const void *w,
-      const void *xq)
+/* q + 128 as unsigned bytes (for VNNI, whose sums do not saturate). */
+AVX2 static inline __m256i q8_0_ucodes(const void *blk, float *d, float *m)
 {
-	const uint8_t *p = w;
-	__m256 acc = _mm256_setzero_ps();
-	float summ = 0;
-	for (int64_t i = 0; i < n / SL_QK; i++, p += bytes) {
-		float d, m;
-		__m256i q = codes(p, &d, &m), dot;
-		if (offset) {
-			const sl_block_q8_1 *y = (const sl_block_q8_1 *)xq + i;
-			dot = dot_u8(q, load32(y->qs));
-			d *= half(y->d);
-			summ += m * half(y->s);
-		} else {
-			const sl_block_q8_0 *y = (const sl_block_q8_0 *)xq + i;
-			dot = dot_s8(q, load32(y->qs));
-			d *= half(y->d);
-		}
-		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot), acc);
-	}
-	*s = hsum_ps(acc) + summ;
+	const sl_block_q8_0 *x = blk;
+	*d = half(x->d);
+	*m = 0;
+	return _mm256_xor_si256(load32(x->qs), _mm256_set1_epi8((char)0x80));
 }
 
-#define LEGACY_DOT(t, offset)                                                        \
-	AVX2 static void t##_dot(int64_t n, float *s, const void *w, const void *xq) \
-	{                                                                            \
-		dot32(t##_codes, sizeof(sl_block_##t), offset, n, s, w, xq);         \
+/* Dispatch on the number of tokens (nt) of a tile. */
+#define TILE_SWITCH(call)                      \
+	switch (nt) {                          \
+	case 1: call(1); break;                \
+	case 2: call(2); break;                \
+	case 3: call(3); break;                \
+	default: call(SL_DOT_TILE); break;     \
+	}
+_Static_assert(SL_DOT_TILE == 4, "the switches cover tiles of 1 to 4 tokens");
+
+/* Four weight rows by four tokens is sixteen accumulators, what AVX-512's
+ * 32 registers hold (AVX2's 16 spill some, to the first-level cache). */
+_Static_assert(SL_DOT_ROWS == 4, "ROWS_SWITCH covers 1 to 4 weight rows");
+#define ROWS_SWITCH_NT(call, R)                \
+	switch (nt) {                          \
+	case 1: call(R, 1); break;             \
+	case 2: call(R, 2); break;             \
+	case 3: call(R, 3); break;             \
+	default: call(R, SL_DOT_TILE); break;  \
+	}
+#define ROWS_SWITCH(call)                                  \
+	switch (nr) {                                      \
+	case 1: ROWS_SWITCH_NT(call, 1) break;             \
+	case 2: ROWS_SWITCH_NT(call, 2) break;             \
+	case 3: ROWS_SWITCH_NT(call, 3) break;             \
+	default: ROWS_SWITCH_NT(call, SL_DOT_ROWS) break; \
 	}
 
-LEGACY_DOT(q4_0, false)
-LEGACY_DOT(q4_1, true)
-LEGACY_DOT(q5_0, false)
-LEGACY_DOT(q5_1, true)
-LEGACY_DOT(q8_0, false)
+
+/* Block i of a row of activations, Q8_1 (offset) or Q8_0: its codes, its
+ * scale in *dy and (Q8_1) the scaled sum of its codes in *sy. */
+AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool offset, float *dy, float *sy)
+{
+	if (offset) {
+		const sl_block_q8_1 *b = (const sl_block_q8_1 *)row + i;
+		*dy = half(b->d);
+		*sy = half(b->s);
+		return b->qs;
+	}
+	const sl_block_q8_0 *b = (const sl_block_q8_0 *)row + i;
+	*dy = half(b->d);
+	*sy = 0;
+	return b->qs;
+}
+
+#define q4_0_ROWS(R, N) SFX(rows)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, R, N, n, y, ys, w, ws, xq, xs)
+#define q4_1_ROWS(R, N) SFX(rows)(q4_1_codes, sizeof(sl_block_q4_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
+#define q5_0_ROWS(R, N) SFX(rows)(q5_0_ucodes, sizeof(sl_block_q5_0), false, 4, R, N, n, y, ys, w, ws, xq, xs)
+#define q5_1_ROWS(R, N) SFX(rows)(q5_1_codes, sizeof(sl_block_q5_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
+#define q8_0_ROWS(R, N) SFX(rows)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, R, N, n, y, ys, w, ws, xq, xs)
+
+/* The one-row dot product, one row against up to SL_DOT_TILE tokens, and
+ * up to SL_DOT_ROWS rows against as many: the same kernel throughout. */
+#define LEGACY_ROWS(t)                                                                                  \
+	TARGET static void SFX(t##_dot)(int64_t n, float *y, const void *w, const void *xq)               \
+	{                                                                                               \
+		const size_t ys = 0, ws = 0, xs = 0;                                                    \
+		t##_ROWS(1, 1);                                                                         \
+	}                                                                                               \
+	TARGET static void SFX(t##_tile)(int64_t n, int nt, float *y, size_t ys, const void *w,           \
+	                                 const void *xq, size_t xs)                                       \
+	{                                                                                               \
+		const size_t ws = 0;                                                                    \
+		ROWS_SWITCH_NT(t##_ROWS, 1)                                                             \
+	}                                                                                               \
+	TARGET static void SFX(t##_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
+	                                 size_t ws, const void *xq, size_t xs)                            \
+	{                                                                                               \
+		ROWS_SWITCH(t##_ROWS)                                                                   \
+	}
+
+/* Every legacy format's kernels, and which is whose: one getter per kind. */
+#define LEGACY_CASES(kind)                                  \
+	switch (type) {                                     \
+	case SL_DT_Q4_0: return SFX(q4_0_##kind);           \
+	case SL_DT_Q4_1: return SFX(q4_1_##kind);           \
+	case SL_DT_Q5_0: return SFX(q5_0_##kind);           \
+	case SL_DT_Q5_1: return SFX(q5_1_##kind);           \
+	case SL_DT_Q8_0: return SFX(q8_0_##kind);           \
+	default: return NULL;                               \
+	}
+#define LEGACY_KERNELS                                                                 \
+	LEGACY_ROWS(q4_0)                                                              \
+	LEGACY_ROWS(q4_1)                                                              \
+	LEGACY_ROWS(q5_0)                                                              \
+	LEGACY_ROWS(q5_1)                                                              \
+	LEGACY_ROWS(q8_0)                                                              \
+	TARGET static sl_vec_dot_rows_fn SFX(legacy_rows)(int type) { LEGACY_CASES(rows) } \
+	TARGET static sl_vec_dot_tile_fn SFX(legacy_tile)(int type) { LEGACY_CASES(tile) } \
+	TARGET static sl_vec_dot_fn SFX(legacy_dot)(int type) { LEGACY_CASES(dot) }
+
+/* The legacy formats' kernels, built twice: for AVX2, and for AVX-512
+ * VNNI, whose vpdpbusd forms the same integer sums in one instruction (so
+ * both give the same bits). Q8_0's codes are signed for AVX2 (vpmaddubsw
+ * would saturate q + 128) and q + 128 for VNNI. */
+#define TARGET AVX2
+#define SFX(f) f
+#define Q8_0_CODES q8_0_codes
+#define Q8_0_SHIFT (-1)
+#include "quants-legacy.h"
+LEGACY_KERNELS
+#undef TARGET
+#undef SFX
+#undef Q8_0_CODES
+#undef Q8_0_SHIFT
+
+#define TARGET VNNI
+#define SFX(f) f##_vnni
+#define Q8_0_CODES q8_0_ucodes
+#define Q8_0_SHIFT 7
+#define SL_LEGACY_VNNI_PASS
+#include "quants-legacy.h"
+LEGACY_KERNELS
+#undef SL_LEGACY_VNNI_PASS
+#undef TARGET
+#undef SFX
+#undef Q8_0_CODES
+#undef Q8_0_SHIFT
+
+/* ---- activations ----------------------------------------------------------
+ * The portable quantizer's bytes: amax over the block (vmaxps returns its
+ * second operand where the first is NaN, so NaN is left out as there), the
+ * same scale and reciprocal, x*id rounded to nearest even, then clamped to
+ * [-128, 127] with NaN going to -128 (again the second operand). */
+AVX2 static inline int q8_act_block(const float *x, uint16_t *d16, int8_t qs[32], float *dscale)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 v[4], m = _mm256_setzero_ps();
+	for (int k = 0; k < 4; k++) {
+		v[k] = _mm256_loadu_ps(x + 8 * k);
+		m = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), m);
+	}
+	__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_movehdup_ps(h));
+	const float amax = _mm_cvtss_f32(h);
+	const float d = amax / 127.f;
+	const float id = amax != 0.0f ? 127.f / amax : 0.0f;
+	*d16 = sl_f32_to_f16(d);
+	*dscale = d;
+	__m256i q[4], sum = _mm256_setzero_si256();
+	for (int k = 0; k < 4; k++) {
+		__m256 r = _mm256_round_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+		r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f));
+		q[k] = _mm256_cvttps_epi32(r);
+		sum = _mm256_add_epi32(sum, q[k]);
+	}
+	const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+	_mm256_storeu_si256((__m256i *)qs, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+	return hsum_epi32(sum);
+}
+
+AVX2 static void q8_0_act(const float *x, void *dst, int64_t n)
+{
+	sl_block_q8_0 *y = dst;
+	float d;
+	for (int64_t i = 0; i < n / SL_QK; i++)
+		q8_act_block(x + i * SL_QK, &y[i].d, y[i].qs, &d);
+}
+
+AVX2 static void q8_1_act(const float *x, void *dst, int64_t n)
+{
+	sl_block_q8_1 *y = dst;
+	for (int64_t i = 0; i < n / SL_QK; i++) {
+		float d;
+		int sum = q8_act_block(x + i * SL_QK, &y[i].d, y[i].qs, &d);
+		y[i].s = sl_f32_to_f16((float)sum * d);
+	}
+}
+
+sl_act_fn sl_quants_act_avx2(int type)
+{
+	if (!sl_cpu_avx2())
+		return NULL;
+	return type == SL_DT_Q8_0 ? q8_0_act : type == SL_DT_Q8_1 ? q8_1_act : NULL;
+}
 
 /* ---- K formats -------------------------------------------------------------
  * Every block is eight groups of 32 codes. Group k spans sub-blocks 2k and
@@ -206,161 +339,219 @@ AVX2 static inline __m256i bit_of(__m256i v, int k, int to)
 	                         to);
 }
 
-AVX2 static void q2_K_dot(int64_t n, float *s, const void *w, const void *xq)
+/* A K block decoded once for every activation row it meets: the eight
+ * groups' unsigned codes, the sixteen scales, and what the offset of the
+ * codes costs against each row's bsums (bias: scales taken 2^shift times,
+ * or a minimum per sub-block against dmin). */
+typedef struct {
+	__m256i u[8];
+	scales16 sc;
+	__m128i corr;   /* bytes weighting the bsums */
+	int shift;      /* bias codes: corr << shift is subtracted; -1: corr are minimums */
+	float d, dmin;
+} kblock;
+
+AVX2 static inline void q2_K_decode(const void *blk, kblock *b)
 {
-	const sl_block_q2_K *x = w;
-	const sl_block_q8_K *y = xq;
+	const sl_block_q2_K *x = blk;
 	const __m256i m3 = _mm256_set1_epi8(3);
 	const __m128i m4 = _mm_set1_epi8(0x0f);
-	float sum = 0;
-	for (int64_t i = 0; i < n / SL_QK_K; i++) {
-		const __m128i packed = _mm_loadu_si128((const __m128i *)x[i].scales);
-		const scales16 sc = widen_scales(_mm_and_si128(packed, m4));
-		const __m128i mn = _mm_and_si128(_mm_srli_epi16(packed, 4), m4);
-		__m256i acc = _mm256_setzero_si256();
+	const __m128i packed = _mm_loadu_si128((const __m128i *)x->scales);
+	b->sc = widen_scales(_mm_and_si128(packed, m4));
+	b->corr = _mm_and_si128(_mm_srli_epi16(packed, 4), m4);
+	b->shift = -1;
+	b->d = half(x->d);
+	b->dmin = half(x->dmin);
 #pragma GCC unroll 2
-		for (int h = 0; h < 2; h++) {
-			const __m256i q = load32(x[i].qs + 32 * h);
+	for (int h = 0; h < 2; h++) {
+		const __m256i q = load32(x->qs + 32 * h);
 #pragma GCC unroll 4
-			for (int j = 0; j < 4; j++) {
-				__m256i u = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
-				acc = _mm256_add_epi32(acc, group_dot(u, y[i].qs + 128 * h + 32 * j,
-				                                      &sc, 4 * h + j));
-			}
-		}
-		sum += sl_q_K_block_dot(y[i].d, half(x[i].d), hsum_epi32(acc), half(x[i].dmin),
-		                        hsum_epi32(bsum_dot(mn, y[i].bsums)));
+		for (int j = 0; j < 4; j++)
+			b->u[4 * h + j] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
 	}
-	*s = sum;
 }
 
 /* Codes q + 4 are unsigned; the 4 comes back out as 4*sum(sc*bsum). */
-AVX2 static void q3_K_dot(int64_t n, float *s, const void *w, const void *xq)
+AVX2 static inline void q3_K_decode(const void *blk, kblock *b)
 {
-	const sl_block_q3_K *x = w;
-	const sl_block_q8_K *y = xq;
+	const sl_block_q3_K *x = blk;
 	const __m256i m3 = _mm256_set1_epi8(3);
-	float sum = 0;
-	for (int64_t i = 0; i < n / SL_QK_K; i++) {
-		uint64_t biased[2];
-		sl_q3_K_scales(x[i].scales, biased);
-		const __m128i sc =
-		        _mm_sub_epi8(_mm_set_epi64x((long long)biased[1], (long long)biased[0]),
-		                     _mm_set1_epi8(32));
-		const scales16 sc16 = widen_scales(sc);
-		const __m256i hm = load32(x[i].hmask);
-		__m256i acc = _mm256_slli_epi32(bsum_dot(sc, y[i].bsums), 2);
-		acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+	uint64_t biased[2];
+	sl_q3_K_scales(x->scales, biased);
+	const __m128i sc = _mm_sub_epi8(_mm_set_epi64x((long long)biased[1], (long long)biased[0]),
+	                                _mm_set1_epi8(32));
+	b->sc = widen_scales(sc);
+	b->corr = sc;
+	b->shift = 2;
+	b->d = half(x->d);
+	b->dmin = 0;
+	const __m256i hm = load32(x->hmask);
 #pragma GCC unroll 2
-		for (int h = 0; h < 2; h++) {
-			const __m256i q = load32(x[i].qs + 32 * h);
+	for (int h = 0; h < 2; h++) {
+		const __m256i q = load32(x->qs + 32 * h);
 #pragma GCC unroll 4
-			for (int j = 0; j < 4; j++) {
-				__m256i u = _mm256_or_si256(
-				        _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3),
-				        bit_of(hm, 4 * h + j, 2));
-				acc = _mm256_add_epi32(acc, group_dot(u, y[i].qs + 128 * h + 32 * j,
-				                                      &sc16, 4 * h + j));
-			}
-		}
-		sum += sl_q_K_block_dot(y[i].d, half(x[i].d), hsum_epi32(acc), 0.0f, 0);
+		for (int j = 0; j < 4; j++)
+			b->u[4 * h + j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3),
+			                                  bit_of(hm, 4 * h + j, 2));
 	}
-	*s = sum;
 }
 
-/* Q4_K and Q5_K differ only in the fifth bit; Q4_K passes qh = NULL. */
-__attribute__((always_inline)) AVX2 static inline float
-dot_q45_K(uint16_t d, uint16_t dmin, const uint8_t scales[12], const uint8_t *qh,
-          const uint8_t qs[128], const sl_block_q8_K *y)
+/* Q4_K and Q5_K differ only in the fifth bit; Q4_K passes qh = NULL. Each
+ * 32-element scale and minimum is repeated for both of its 16-element
+ * sub-blocks. */
+__attribute__((always_inline)) AVX2 static inline void
+q45_K_decode(uint16_t d, uint16_t dmin, const uint8_t scales[12], const uint8_t *qh, const uint8_t qs[128],
+             kblock *b)
 {
 	uint64_t sc8, m8;
 	sl_q4_K_scales(scales, &sc8, &m8);
-	const __m128i sc = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc8),
-	                                     _mm_cvtsi64_si128((long long)sc8));
-	const __m128i mn = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)m8),
-	                                     _mm_cvtsi64_si128((long long)m8));
-	const scales16 sc16 = widen_scales(sc);
+	const __m128i sc = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc8), _mm_cvtsi64_si128((long long)sc8));
+	b->corr = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)m8), _mm_cvtsi64_si128((long long)m8));
+	b->sc = widen_scales(sc);
+	b->shift = -1;
+	b->d = half(d);
+	b->dmin = half(dmin);
 	const __m256i m4 = _mm256_set1_epi8(0x0f);
 	const __m256i hv = qh ? load32(qh) : _mm256_setzero_si256();
-	__m256i acc = _mm256_setzero_si256();
 #pragma GCC unroll 4
 	for (int c = 0; c < 4; c++) {
 		const __m256i q = load32(qs + 32 * c);
-		__m256i lo = _mm256_and_si256(q, m4),
-		        hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+		__m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
 		if (qh) {
 			lo = _mm256_or_si256(lo, bit_of(hv, 2 * c, 4));
 			hi = _mm256_or_si256(hi, bit_of(hv, 2 * c + 1, 4));
 		}
-		acc = _mm256_add_epi32(acc, group_dot(lo, y->qs + 64 * c, &sc16, 2 * c));
-		acc = _mm256_add_epi32(acc, group_dot(hi, y->qs + 64 * c + 32, &sc16, 2 * c + 1));
+		b->u[2 * c] = lo;
+		b->u[2 * c + 1] = hi;
 	}
-	return sl_q_K_block_dot(y->d, half(d), hsum_epi32(acc), half(dmin),
-	                        hsum_epi32(bsum_dot(mn, y->bsums)));
 }
 
-AVX2 static void q4_K_dot(int64_t n, float *s, const void *w, const void *xq)
+AVX2 static inline void q4_K_decode(const void *blk, kblock *b)
 {
-	const sl_block_q4_K *x = w;
-	const sl_block_q8_K *y = xq;
-	float sum = 0;
-	for (int64_t i = 0; i < n / SL_QK_K; i++)
-		sum += dot_q45_K(x[i].d, x[i].dmin, x[i].scales, NULL, x[i].qs, y + i);
-	*s = sum;
+	const sl_block_q4_K *x = blk;
+	q45_K_decode(x->d, x->dmin, x->scales, NULL, x->qs, b);
 }
 
-AVX2 static void q5_K_dot(int64_t n, float *s, const void *w, const void *xq)
+AVX2 static inline void q5_K_decode(const void *blk, kblock *b)
 {
-	const sl_block_q5_K *x = w;
-	const sl_block_q8_K *y = xq;
-	float sum = 0;
-	for (int64_t i = 0; i < n / SL_QK_K; i++)
-		sum += dot_q45_K(x[i].d, x[i].dmin, x[i].scales, x[i].qh, x[i].qs, y + i);
-	*s = sum;
+	const sl_block_q5_K *x = blk;
+	q45_K_decode(x->d, x->dmin, x->scales, x->qh, x->qs, b);
 }
 
 /* Codes q + 32 are unsigned; the 32 comes back out as 32*sum(sc*bsum). */
-AVX2 static void q6_K_dot(int64_t n, float *s, const void *w, const void *xq)
+AVX2 static inline void q6_K_decode(const void *blk, kblock *b)
 {
-	const sl_block_q6_K *x = w;
-	const sl_block_q8_K *y = xq;
+	const sl_block_q6_K *x = blk;
 	const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
-	float sum = 0;
-	for (int64_t i = 0; i < n / SL_QK_K; i++) {
-		const __m128i sc = _mm_loadu_si128((const __m128i *)x[i].scales);
-		const scales16 sc16 = widen_scales(sc);
-		__m256i acc = _mm256_slli_epi32(bsum_dot(sc, y[i].bsums), 5);
-		acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+	const __m128i sc = _mm_loadu_si128((const __m128i *)x->scales);
+	b->sc = widen_scales(sc);
+	b->corr = sc;
+	b->shift = 5;
+	b->d = half(x->d);
+	b->dmin = 0;
 #pragma GCC unroll 2
-		for (int h = 0; h < 2; h++) {
-			const __m256i ql[2] = {load32(x[i].ql + 64 * h),
-			                       load32(x[i].ql + 64 * h + 32)};
-			const __m256i qh = load32(x[i].qh + 32 * h);
+	for (int h = 0; h < 2; h++) {
+		const __m256i ql[2] = {load32(x->ql + 64 * h), load32(x->ql + 64 * h + 32)};
+		const __m256i qh = load32(x->qh + 32 * h);
 #pragma GCC unroll 4
-			for (int j = 0; j < 4; j++) {
-				__m256i lo = _mm256_and_si256(
-				        _mm256_srli_epi16(ql[j % 2], 4 * (j / 2)), m4);
-				__m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), m3);
-				__m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
-				acc = _mm256_add_epi32(acc, group_dot(u, y[i].qs + 128 * h + 32 * j,
-				                                      &sc16, 4 * h + j));
-			}
+		for (int j = 0; j < 4; j++) {
+			__m256i lo = _mm256_and_si256(_mm256_srli_epi16(ql[j % 2], 4 * (j / 2)), m4);
+			__m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), m3);
+			b->u[4 * h + j] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
 		}
-		sum += sl_q_K_block_dot(y[i].d, half(x[i].d), hsum_epi32(acc), 0.0f, 0);
 	}
-	*s = sum;
+}
+
+typedef void (*kdecode_fn)(const void *blk, kblock *b);
+
+/* One weight row against NT activation rows, each row's sum in the one-row
+ * order: integer sums (exact, whatever their order) per block, then
+ * sl_q_K_block_dot as the portable code does. */
+__attribute__((always_inline)) AVX2 static inline void
+dotK(kdecode_fn decode, size_t bytes, const int NT, int64_t n, float *s, size_t ss, const void *w,
+     const void *xq, size_t xs)
+{
+	const uint8_t *p = w;
+	float sum[SL_DOT_TILE];
+#pragma GCC unroll 4
+	for (int t = 0; t < NT; t++)
+		sum[t] = 0;
+	for (int64_t i = 0; i < n / SL_QK_K; i++, p += bytes) {
+		kblock b;
+		decode(p, &b);
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++) {
+			const sl_block_q8_K *y = (const sl_block_q8_K *)((const uint8_t *)xq + (size_t)t * xs) + i;
+			const __m256i corr = bsum_dot(b.corr, y->bsums);
+			__m256i acc = b.shift < 0 ? _mm256_setzero_si256()
+			                          : _mm256_sub_epi32(_mm256_setzero_si256(),
+			                                             _mm256_sll_epi32(corr, _mm_cvtsi32_si128(b.shift)));
+#pragma GCC unroll 8
+			for (int k = 0; k < 8; k++)
+				acc = _mm256_add_epi32(acc, group_dot(b.u[k], y->qs + 32 * k, &b.sc, k));
+			sum[t] += sl_q_K_block_dot(y->d, b.d, hsum_epi32(acc), b.dmin, b.shift < 0 ? hsum_epi32(corr) : 0);
+		}
+	}
+#pragma GCC unroll 4
+	for (int t = 0; t < NT; t++)
+		s[(size_t)t * ss] = sum[t];
+}
+
+#define K_DOT(t)                                                                                 \
+	AVX2 static void t##_dot(int64_t n, float *s, const void *w, const void *xq)             \
+	{                                                                                        \
+		dotK(t##_decode, sizeof(sl_block_##t), 1, n, s, 1, w, xq, 0);                    \
+	}                                                                                        \
+	AVX2 static void t##_tile(int64_t n, int nt, float *s, size_t ss, const void *w,         \
+	                          const void *xq, size_t xs)                                     \
+	{                                                                                        \
+		TILE_SWITCH(t##_CALL)                                                            \
+	}
+
+#define q2_K_CALL(N) dotK(q2_K_decode, sizeof(sl_block_q2_K), N, n, s, ss, w, xq, xs)
+#define q3_K_CALL(N) dotK(q3_K_decode, sizeof(sl_block_q3_K), N, n, s, ss, w, xq, xs)
+#define q4_K_CALL(N) dotK(q4_K_decode, sizeof(sl_block_q4_K), N, n, s, ss, w, xq, xs)
+#define q5_K_CALL(N) dotK(q5_K_decode, sizeof(sl_block_q5_K), N, n, s, ss, w, xq, xs)
+#define q6_K_CALL(N) dotK(q6_K_decode, sizeof(sl_block_q6_K), N, n, s, ss, w, xq, xs)
+
+K_DOT(q2_K)
+K_DOT(q3_K)
+K_DOT(q4_K)
+K_DOT(q5_K)
+K_DOT(q6_K)
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
+{
+	if (!sl_cpu_avx2())
+		return NULL;
+	return sl_cpu_vnni() ? legacy_rows_vnni(type) : legacy_rows(type);
+}
+
+sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type)
+{
+	if (!sl_cpu_avx2())
+		return NULL;
+	sl_vec_dot_tile_fn legacy = sl_cpu_vnni() ? legacy_tile_vnni(type) : legacy_tile(type);
+	if (legacy)
+		return legacy;
+	switch (type) {
+	case SL_DT_Q2_K: return q2_K_tile;
+	case SL_DT_Q3_K: return q3_K_tile;
+	case SL_DT_Q4_K: return q4_K_tile;
+	case SL_DT_Q5_K: return q5_K_tile;
+	case SL_DT_Q6_K: return q6_K_tile;
+	default: return NULL;
+	}
 }
 
 sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
 {
 	if (!sl_cpu_avx2())
 		return NULL;
+	sl_vec_dot_fn legacy = sl_cpu_vnni() ? legacy_dot_vnni(type) : legacy_dot(type);
+	if (legacy)
+		return legacy;
 	switch (type) {
-	case SL_DT_Q4_0: return q4_0_dot;
-	case SL_DT_Q4_1: return q4_1_dot;
-	case SL_DT_Q5_0: return q5_0_dot;
-	case SL_DT_Q5_1: return q5_1_dot;
-	case SL_DT_Q8_0: return q8_0_dot;
 	case SL_DT_Q2_K: return q2_K_dot;
 	case SL_DT_Q3_K: return q3_K_dot;
 	case SL_DT_Q4_K: return q4_K_dot;
@@ -373,6 +564,24 @@ sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
 #else
 
 sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_act_fn sl_quants_act_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type)
 {
 	(void)type;
 	return NULL;

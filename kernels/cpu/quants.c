@@ -311,8 +311,10 @@ static void q8_0_from_float(const float *x, void *dst, int64_t n)
 static int quantize_q8_act(const float *x, uint16_t *d16, int8_t qs[32], float *dscale)
 {
 	float amax = 0;
-	for (int j = 0; j < SL_QK; j++)
-		amax = fmaxf(amax, fabsf(x[j]));
+	for (int j = 0; j < SL_QK; j++) {
+		const float a = fabsf(x[j]);
+		amax = a > amax ? a : amax; /* fmaxf's answer (NaN left out), without its call */
+	}
 	const float d = amax / 127.f;
 	const float id = amax != 0.0f ? 127.f / amax : 0.0f;
 	*d16 = sl_f32_to_f16(d);
@@ -1136,6 +1138,11 @@ static const struct {
 
 #define N_FORMATS (sizeof formats / sizeof formats[0])
 
+sl_act_fn sl_quants_act_portable(int type)
+{
+	return type == SL_DT_Q8_0 ? q8_0_act_from_float : type == SL_DT_Q8_1 ? q8_1_act_from_float : NULL;
+}
+
 sl_vec_dot_fn sl_quants_vec_dot_portable(int type)
 {
 	for (size_t i = 0; i < N_FORMATS; i++)
@@ -1157,13 +1164,34 @@ void sl_quants_register(sl_type_info *table)
 		sl_vec_dot_fn fast = sl_quants_vec_dot_avx2(formats[i].type);
 		if (fast)
 			ti.vec_dot = fast;
+		ti.vec_dot_tile = sl_quants_vec_dot_tile_avx2(formats[i].type);
+		ti.vec_dot_rows = sl_quants_vec_dot_rows_avx2(formats[i].type);
 		table[formats[i].type] = ti;
 	}
 	table[SL_DT_Q8_0].from_float_act = q8_0_act_from_float;
+	sl_act_fn fast_act = sl_quants_act_avx2(SL_DT_Q8_0);
+	if (fast_act)
+		table[SL_DT_Q8_0].from_float_act = fast_act;
+	if ((fast_act = sl_quants_act_avx2(SL_DT_Q8_1)))
+		table[SL_DT_Q8_1].from_float_act = fast_act;
 	for (size_t i = 0; i < sizeof same_bytes / sizeof *same_bytes; i++) {
 		int own = sl_dtype_int_group(same_bytes[i].bits, 32, same_bytes[i].asym);
 		table[own].same_bytes_as = same_bytes[i].type;
 		table[same_bytes[i].type].same_bytes_as = own;
 		table[own].from_float_act = table[same_bytes[i].type].from_float_act;
+	}
+	/* Where the activations share their bytes too (slimlab's 8-bit groups
+	 * of 32 and Q8_0's), the same kernels: one dot product, and its tiles,
+	 * per layout. */
+	for (size_t i = 0; i < sizeof same_bytes / sizeof *same_bytes; i++) {
+		int own = sl_dtype_int_group(same_bytes[i].bits, 32, same_bytes[i].asym);
+		const sl_type_info *q = &table[same_bytes[i].type];
+		int act = table[own].vec_dot_type;
+		if (act != q->vec_dot_type && table[act].same_bytes_as != q->vec_dot_type)
+			continue;
+		table[own].vec_dot_type = q->vec_dot_type;
+		table[own].vec_dot = q->vec_dot;
+		table[own].vec_dot_tile = q->vec_dot_tile;
+		table[own].vec_dot_rows = q->vec_dot_rows;
 	}
 }

@@ -145,6 +145,22 @@ typedef void (*sl_vec_dot_fn)(int64_t n, float *s, const void *w, const void *xq
 
 /* The portable dot product of a format, or NULL when it has none. */
 sl_vec_dot_fn sl_quants_vec_dot_portable(int type);
+/* How activations become Q8_0 or Q8_1 blocks for the dot products (round
+ * to nearest even, NaN to -128): the portable quantizer and the AVX2 one,
+ * which writes the same bytes (NULL without AVX2, or for other types). */
+typedef void (*sl_act_fn)(const float *x, void *dst, int64_t n);
+sl_act_fn sl_quants_act_portable(int type);
+sl_act_fn sl_quants_act_avx2(int type);
+
+/* The AVX2 vec_dot_tile (see dtype.h), or NULL as for the dot product. */
+typedef void (*sl_vec_dot_tile_fn)(int64_t n, int nt, float *s, size_t ss, const void *w, const void *xq,
+                                   size_t xs);
+sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type);
+/* The AVX2 (or VNNI) vec_dot_rows, or NULL. */
+typedef void (*sl_vec_dot_rows_fn)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws,
+                                   const void *xq, size_t xs);
+sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type);
+
 /* The AVX2 dot product, or NULL when the build is not for x86 or this CPU
  * lacks AVX2, FMA or F16C. */
 sl_vec_dot_fn sl_quants_vec_dot_avx2(int type);

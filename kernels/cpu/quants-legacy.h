@@ -1,0 +1,92 @@
+/* The legacy formats' dot products against 8-bit activations and
+ * their tiles, included by quants-avx2.c once per instruction set: TARGET
+ * is the target attribute, SFX(f) names this build's functions, and with
+ * SL_LEGACY_VNNI_PASS defined the integer sums come from AVX-512 VNNI's
+ * vpdpbusd instead of vpmaddubsw + vpmaddwd. The sums are the same
+ * integers either way (no int16 saturation occurs, see below), so both
+ * builds give the same bits. quants-avx2.c instantiates the kernels for
+ * each format after each inclusion. No include guard: read twice on
+ * purpose. */
+
+/* Unsigned bytes u times signed bytes y, summed in fours into 8 int32 lanes.
+ * No pair of products reaches the int16 saturation of maddubs: the codes are
+ * at most 63 and the activations at most 127 in magnitude; signed 8-bit
+ * codes meet y as |q| and y with q's sign (up to 128 * 127 * 2, still
+ * inside int16). */
+TARGET static inline __m256i SFX(dot_u8)(__m256i u, __m256i y)
+{
+#ifdef SL_LEGACY_VNNI_PASS
+	return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, y);
+#else
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1));
+#endif
+}
+
+/* R weight rows against NT activation rows (both constants, at most
+ * SL_DOT_ROWS and SL_DOT_TILE, after inlining): each block's codes are
+ * decoded once for every activation row, and each activation block's sum
+ * once for every weight row. Each (row, token) pair keeps its own
+ * accumulator and goes through exactly the one-row dot product's float
+ * operations, so every result is the bits vec_dot gives. shift >= 0: the
+ * codes are unsigned, code - 2^shift the value, and the offset comes back
+ * out of each lane's integer sum as sum(y) << shift (the same integers as
+ * the signed codes give); shift < 0 (signed 8-bit codes without VNNI):
+ * they meet y as |q| and y with q's sign. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, const int NT, int64_t n, float *y,
+          size_t ys, const void *w, size_t ws, const void *xq, size_t xs)
+{
+	__m256 acc[SL_DOT_ROWS][SL_DOT_TILE];
+	float summ[SL_DOT_ROWS][SL_DOT_TILE];
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++) {
+			acc[r][t] = _mm256_setzero_ps();
+			summ[r][t] = 0;
+		}
+	const __m256i ones = _mm256_set1_epi8(1);
+	for (int64_t i = 0; i < n / SL_QK; i++) {
+		__m256i q[SL_DOT_ROWS];
+		float d[SL_DOT_ROWS], m[SL_DOT_ROWS];
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const uint8_t *blk = (const uint8_t *)w + (size_t)r * ws + (size_t)i * bytes;
+			q[r] = codes(blk, &d[r], &m[r]);
+		}
+		/* The R rows are one stretch of memory read as R interleaved
+		 * streams, more than the hardware follows: fetch the next R rows
+		 * in one linear sweep, R blocks' bytes per block done here. */
+		if (R > 1) {
+			const char *next = (const char *)w + (size_t)R * ws + (size_t)i * R * bytes;
+			for (size_t off = 0; off < R * bytes; off += 64)
+				_mm_prefetch(next + off, _MM_HINT_T0);
+		}
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++) {
+			float dy, sy;
+			const __m256i yv = load32(act_block((const uint8_t *)xq + (size_t)t * xs, i, offset, &dy, &sy));
+			__m256i corr = _mm256_setzero_si256();
+			if (!offset && shift >= 0)
+				corr = _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift));
+#pragma GCC unroll 4
+			for (int r = 0; r < R; r++) {
+				__m256i dot;
+				if (!offset && shift < 0)
+					dot = SFX(dot_u8)(_mm256_sign_epi8(q[r], q[r]), _mm256_sign_epi8(yv, q[r]));
+				else
+					dot = _mm256_sub_epi32(SFX(dot_u8)(q[r], yv), corr);
+				const float dt = d[r] * dy;
+				if (offset)
+					summ[r][t] += m[r] * sy;
+				acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dt), _mm256_cvtepi32_ps(dot), acc[r][t]);
+			}
+		}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (int t = 0; t < NT; t++)
+			y[(size_t)t * ys + r] = hsum_ps(acc[r][t]) + summ[r][t];
+}
+
