@@ -5,6 +5,15 @@
  * results (the same integer sums, then sl_q_K_block_dot); the legacy formats
  * keep eight float partial sums and differ from the portable ones only in
  * rounding. */
+/* No fused multiply-adds but the ones written out: the scalar step the K
+ * formats share with the portable code (sl_q_K_block_dot) must round as it
+ * does there. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "cpu.h"
 #include "quants.h"
 

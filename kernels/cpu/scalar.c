@@ -189,10 +189,3 @@ void sl_codes_pack(const uint8_t *codes, uint8_t *dst, int n, int bits)
 		part[i] = codes[i] >> 2;
 	sl_plane_pack(part, dst + n / 4, (unsigned)n, 1);
 }
-
-/* ---- K formats --------------------------------------------------------- */
-
-float sl_q_K_block_dot(float yd, float d, int32_t sumi, float dmin, int32_t summ)
-{
-	return yd * (d * (float)sumi - dmin * (float)summ);
-}
