@@ -33,6 +33,7 @@ static const char main_usage[] =
 	"  train CONFIG.json               train a model (or distill one) from a configuration\n"
 	"  heal MODEL --recipe R --heal qad --out OUT.gguf  compress, then heal by training\n"
 	"  bench MODEL [-p N] [-n N]       prompt and decoding tokens/s, as llama-bench prints them\n"
+	"  lesson [list | NAME]            guided lessons the workbench checks; --handout writes one as Markdown\n"
 	"\n"
 	"Each command takes --help. See slimlab(1).\n";
 
@@ -54,6 +55,7 @@ static const command commands[] = {
 	{"speculate", sl_cmd_speculate},
 	{"heal", sl_cmd_heal},
 	{"bench", sl_cmd_bench},
+	{"lesson", sl_cmd_lesson},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

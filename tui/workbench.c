@@ -313,6 +313,7 @@ static void draw(sl_tui *t)
 	draw_header(t);
 	draw_tabs(t);
 	sl_rect body = {2, 0, LINES - 3, COLS};
+	sl_lesson_draw(t, &body);
 	view_table[t->cur]->draw(t->views[t->cur], &t->app, body);
 	if (t->help)
 		draw_box_lines(view_table[t->cur]->title, view_table[t->cur]->keys, global_keys, 3);
@@ -446,12 +447,23 @@ static void handle_key(sl_tui *t, const sl_key *k)
 typedef struct {
 	char model[PATH_MAX];
 	char session[PATH_MAX];
+	char lesson[PATH_MAX];
 } start_args;
+
+bool sl_workbench_view_known(const char *name)
+{
+	for (int i = 0; i < N_TABS; i++)
+		if (!strcmp(view_table[i]->name, name))
+			return true;
+	return false;
+}
 
 static void begin(sl_tui *t, const start_args *a)
 {
 	char shipped[PATH_MAX];
-	if (a->session[0])
+	if (a->lesson[0])
+		sl_lesson_start(t, a->lesson);
+	else if (a->session[0])
 		sl_task_open_session(t, a->session);
 	else if (a->model[0])
 		sl_task_open_model(t, a->model);
@@ -533,9 +545,13 @@ static int loop(sl_tui *t)
 		sl_error err = {0};
 		if (sl_jobs_poll(&t->jobs, t, &err))
 			sl_tui_msg(t, true, "%s", err.msg);
+		sl_lesson_tick(t);
 		draw(t);
 		struct pollfd fds[2] = {{termkey_get_fd(t->tk), POLLIN, 0}, {t->wake[0], POLLIN, 0}};
 		int timeout = pending ? termkey_get_waittime(t->tk) : t->app.job.active ? 250 : -1;
+		int hint = sl_lesson_wait_ms(t);
+		if (hint >= 0 && (timeout < 0 || hint < timeout))
+			timeout = hint;
 		int n = poll(fds, 2, timeout);
 		if (n < 0 && errno != EINTR)
 			break;
@@ -571,10 +587,12 @@ static int loop(sl_tui *t)
 
 int sl_workbench_main(int argc, char **argv)
 {
-	start_args args = {{0}, {0}};
+	start_args args = {{0}, {0}, {0}};
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--session") && i + 1 < argc) {
 			snprintf(args.session, sizeof args.session, "%s", argv[++i]);
+		} else if (!strcmp(argv[i], "--lesson") && i + 1 < argc) {
+			snprintf(args.lesson, sizeof args.lesson, "%s", argv[++i]);
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage, stdout);
 			return 0;
@@ -632,6 +650,7 @@ int sl_workbench_main(int argc, char **argv)
 		view_table[i]->destroy(t->views[i]);
 	free(t->views);
 	sl_tui_release(t);
+	sl_lesson_stop(t);
 	sl_training_free(&t->app.train);
 	sl_speculation_clear(&t->app.spec);
 	close(t->wake[0]);
