@@ -42,6 +42,7 @@ static const param_spec params[] = {
 	STR(options, CHECK_OPTIONS),
 	STR(option, CHECK_OPTIONS),
 	STR(metric, CHECK_METRIC),
+	STR(rows, CHECK_NONE),
 	STR(format, CHECK_FORMAT),
 	STR(method, CHECK_QUANT),
 	STR(prune, CHECK_PRUNE),
@@ -65,7 +66,7 @@ static const struct {
 } kinds[SL_GOAL_KINDS] = {
 	[SL_GOAL_VIEW] = {"view_is", "view", ""},
 	[SL_GOAL_SWEEP] = {"sweep_done", "options", ""},
-	[SL_GOAL_CURSOR_MAX] = {"cursor_on_max_sensitivity", "option", "metric"},
+	[SL_GOAL_CURSOR_MAX] = {"cursor_on_max_sensitivity", "option", "metric,rows"},
 	[SL_GOAL_EVALUATED] = {"evaluated", "",
 	                       "format,method,prune,pattern,sparsity_min,bpw_below,kl_below,beats,mixed"},
 	[SL_GOAL_SPEC] = {"spec_run", "", "acceptance_min,k,draft"},
@@ -448,6 +449,8 @@ void sl_goal_describe(const sl_lesson_goal *g, char *buf, size_t n)
 	case SL_GOAL_CURSOR_MAX:
 		ADD("the heatmap's cursor on the module with the highest %s under %s", g->metric[0] ? g->metric : "KL",
 		    g->option);
+		if (g->rows[0])
+			ADD(" among the rows matching %s", g->rows);
 		break;
 	case SL_GOAL_EVALUATED:
 		ADD("an evaluation of a recipe");

@@ -36,6 +36,7 @@ typedef struct {
 	char options[256];       /* sweep_done: comma-separated options */
 	char option[64];         /* cursor_on_max_sensitivity: the option (column) */
 	char metric[8];          /* cursor_on_max_sensitivity: kl or dppl ("" = kl) */
+	char rows[64];           /* cursor_on_max_sensitivity: among the rows whose names match this glob ("" = all) */
 	char format[32];         /* evaluated: every compressed module in this format */
 	char method[16];         /* evaluated: every quantized module by this method; heal_run: the healing method */
 	char prune[16];          /* evaluated: some module pruned by this criterion */

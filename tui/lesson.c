@@ -7,6 +7,7 @@
  * while, and the panel under the view. */
 #define _GNU_SOURCE
 #include <curses.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,8 @@ static bool goal_cursor(sl_tui *t, const sl_lesson_goal *g, char *v, size_t n)
 	for (int r = 0; r < h->rows; r++) {
 		const sl_sweep_cell *cell = &h->cell[(size_t)r * h->cols + c];
 		double m = dppl ? cell->dppl : cell->kl;
+		if (g->rows[0] && fnmatch(g->rows, h->row[r].name, 0))
+			continue;
 		if (!cell->failed && m > top) {
 			top = m;
 			best = r;
@@ -161,8 +164,8 @@ static bool goal_cursor(sl_tui *t, const sl_lesson_goal *g, char *v, size_t n)
 	}
 	if (best < 0 || h->order[pos] != best)
 		return false;
-	snprintf(v, n, "cursor on %s: %s %.6g under %s, the highest of %d rows", h->row[best].name, dppl ? "dPPL" : "KL",
-	         top, h->opt[c].label, h->rows);
+	snprintf(v, n, "cursor on %s: %s %.6g under %s, the highest of the rows%s%s", h->row[best].name,
+	         dppl ? "dPPL" : "KL", top, h->opt[c].label, g->rows[0] ? " matching " : "", g->rows);
 	return true;
 }
 
@@ -484,14 +487,20 @@ static sl_role text_role(const void *ctx, size_t i)
 	return SL_R_NORMAL;
 }
 
-void sl_lesson_draw(sl_tui *t, sl_rect *body)
+int sl_lesson_rows(const sl_tui *t, int body_h)
 {
 	const sl_lesson_state *ls = &t->app.lesson;
-	if (!ls->lesson || ls->pending || body->h < PANEL_ROWS + 8)
+	return !ls->lesson || ls->pending || body_h < PANEL_ROWS + 8 ? 0 : PANEL_ROWS;
+}
+
+void sl_lesson_draw(sl_tui *t, sl_rect p)
+{
+	const sl_lesson_state *ls = &t->app.lesson;
+	if (p.h < PANEL_ROWS)
 		return;
 	const sl_lesson *l = ls->lesson;
-	body->h -= PANEL_ROWS;
-	int y = body->y + body->h, w = body->w;
+	const sl_rect *body = &p;
+	int y = p.y, w = p.w;
 	for (int i = 0; i < PANEL_ROWS; i++)
 		sl_fill(y + i, body->x, w, SL_R_NORMAL);
 	char title[256];

@@ -130,8 +130,10 @@ void sl_lesson_stop(sl_tui *t);
 void sl_lesson_tick(sl_tui *t);
 /* Milliseconds until the current step's hint shows (-1: nothing to wait for). */
 int sl_lesson_wait_ms(const sl_tui *t);
-/* The panel at the bottom of body, which it shrinks (nothing without a lesson). */
-void sl_lesson_draw(sl_tui *t, sl_rect *body);
+/* The rows the lesson's panel takes under a view body_h rows high (0:
+ * no lesson, or no room), and the panel drawn in p. */
+int sl_lesson_rows(const sl_tui *t, int body_h);
+void sl_lesson_draw(sl_tui *t, sl_rect p);
 
 /* --- task-open.c --- */
 /* Opens a model (a new session for it), or a session (its model after

@@ -313,8 +313,11 @@ static void draw(sl_tui *t)
 	draw_header(t);
 	draw_tabs(t);
 	sl_rect body = {2, 0, LINES - 3, COLS};
-	sl_lesson_draw(t, &body);
+	int panel = sl_lesson_rows(t, body.h);
+	body.h -= panel;
 	view_table[t->cur]->draw(t->views[t->cur], &t->app, body);
+	/* After the view, which may draw a row past its rectangle. */
+	sl_lesson_draw(t, (sl_rect){body.y + body.h, 0, panel, COLS});
 	if (t->help)
 		draw_box_lines(view_table[t->cur]->title, view_table[t->cur]->keys, global_keys, 3);
 	if (t->ask.active)
