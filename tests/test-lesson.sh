@@ -44,6 +44,25 @@ done_() {
 	wait_for "EXIT 0"
 }
 
+echo "== :lesson in a running workbench; the hint after its delay"
+cat >"$work/quick.json" <<'JSON'
+{"slimlab_lesson": 1, "name": "quick", "title": "A teacher's quick lesson", "model": "../models/workshop.gguf",
+ "steps": [{"text": "Show the Heal view.", "goal": {"kind": "view_is", "view": "heal"},
+            "hint": "The key is 7.", "hint_after": 1}]}
+JSON
+sed -i "s|\.\./models/workshop.gguf|$model|" "$work/quick.json"
+start 80 24 "$model"
+wait_for "token_embd" 30
+cmd "lesson $work/quick.json"
+wait_for "lesson: A teacher's quick lesson · step 1 of 1" 10
+wait_for "hint: The key is 7." 5
+keys 7
+wait_for "every step done" 10
+cmd "lesson stop"
+wait_gone "lesson: A teacher"
+cmd "quit!"
+wait_for "EXIT 0"
+
 echo "== bits and error"
 lesson bits 4
 keys 4
