@@ -84,7 +84,7 @@ void sl_lesson_free(sl_lesson *l);
 
 /* The goal kinds' names ("view_is", ...). */
 const char *sl_goal_kind_name(sl_goal_kind k);
-/* The goal in words: "an evaluation of every module in q4_0". */
+/* The goal in words, as the panel and the handout state it. */
 void sl_goal_describe(const sl_lesson_goal *g, char *buf, size_t n);
 
 /* The folders lessons are found in, in order: the shipped ones

@@ -190,7 +190,7 @@ static recipe_facts facts_of(const sl_app *a, const sl_run *run, const sl_lesson
 	const sl_format *want = g->format[0] ? sl_format_find(g->format) : NULL;
 	const sl_method *meth = g->method[0] ? sl_method_find(SL_METHOD_QUANT, g->method) : NULL;
 	const sl_method *pr = g->prune[0] ? sl_method_find(SL_METHOD_PRUNE, g->prune) : NULL;
-	const sl_method *rtn = sl_method_default(SL_METHOD_QUANT);
+	const sl_method *rounding = sl_method_default(SL_METHOD_QUANT);
 	const sl_format *seen[8];
 	bool seen_none = false, any_format = false, first = true;
 	f.all_format = f.all_method = f.rounded = true;
@@ -204,7 +204,7 @@ static recipe_facts facts_of(const sl_app *a, const sl_run *run, const sl_lesson
 			const sl_method *m = sl_plan_method(&p);
 			if (m != meth)
 				f.all_method = false;
-			if (m != rtn)
+			if (m != rounding)
 				f.rounded = false;
 			int k = 0;
 			while (k < f.n_formats - (seen_none ? 1 : 0) && seen[k] != p.format)
