@@ -36,7 +36,7 @@ lesson() {
 }
 # done NAME STEPS: every step verified; the session saved and checked.
 done_() {
-	wait_for "every step done" 120
+	wait_for "every step done" 300
 	cmd "save $work/$1.json"
 	wait_for "session saved to" 10
 	progress "$work/$1.json" "$1" "$2"
@@ -70,10 +70,10 @@ wait_for "step 2 of 4"
 cmd "set ctx=64 chunks=4"
 cmd "rule all format=q8_0"
 keys e
-wait_for "step 3 of 4" 60
+wait_for "step 3 of 4" 300
 cmd "rule all format=q4_0"
 keys e
-wait_for "step 4 of 4" 60
+wait_for "step 4 of 4" 300
 cmd "rule all format=int3-g32"
 keys e
 done_ bits 4
@@ -87,7 +87,7 @@ sys.exit(0 if kl == sorted(kl) else 1)' "$work/bits.json" || fail "bits: the KL 
 echo "== sensitivity and mixed precision"
 lesson mixed 4
 cmd "sweep q8_0,q4_0,q3_k --windows 2 --ctx 32"
-wait_for "step 2 of 4" 120
+wait_for "step 2 of 4" 300
 keys 6
 keys Right s Home
 sleep 1
@@ -98,9 +98,9 @@ keys 4
 cmd "set ctx=64 chunks=4"
 cmd "rule all format=q4_0"
 keys e
-wait_for "step 4 of 4" 60
+wait_for "step 4 of 4" 300
 cmd "autorecipe 4.6bpw"
-wait_match "^ 2 +recipe " 120
+wait_match "^ 2 +recipe " 300
 keys e
 done_ mixed 4
 
@@ -110,10 +110,10 @@ keys 4
 cmd "set ctx=64 chunks=4"
 cmd "rule all format=int3-g32"
 keys e
-wait_for "step 2 of 3" 60
+wait_for "step 2 of 3" 300
 cmd "rule all format=int3-g32 method=gptq"
 keys e
-wait_for "step 3 of 3" 120
+wait_for "step 3 of 3" 300
 cmd "rule all format=int3-g32 method=awq"
 keys e
 done_ gptq 3
@@ -124,10 +124,10 @@ keys 4
 cmd "set ctx=64 chunks=4"
 cmd "rule all sparsity=50% prune=magnitude"
 keys e
-wait_for "step 2 of 3" 60
+wait_for "step 2 of 3" 300
 cmd "rule all sparsity=50% prune=wanda"
 keys e
-wait_for "step 3 of 3" 120
+wait_for "step 3 of 3" 300
 cmd "rule all sparsity=50% pattern=2:4"
 keys e
 done_ pruning 3
@@ -135,12 +135,12 @@ done_ pruning 3
 echo "== speculative decoding"
 lesson speculate 4
 cmd "speculate --draft-format q8_0 -n 60"
-wait_for "step 2 of 4" 120
+wait_for "step 2 of 4" 300
 keys 8
 cmd "speculate --draft-format q4_0 -n 60"
-wait_for "step 3 of 4" 120
+wait_for "step 3 of 4" 300
 keys + +
-wait_for "step 4 of 4" 120
+wait_for "step 4 of 4" 300
 cmd "speculate --draft-ngram 3"
 done_ speculate 4
 
@@ -150,15 +150,15 @@ keys 4
 cmd "set ctx=64 chunks=2"
 cmd "rule all format=int3-g32"
 keys e
-wait_for "step 2 of 3" 60
+wait_for "step 2 of 3" 300
 cmd "save $work/mid.json"
 wait_for "session saved to" 10
 cmd "quit!"
 wait_for "EXIT 0"
 start 80 24 --session "$work/mid.json"
-wait_for "step 2 of 3" 60
+wait_for "step 2 of 3" 300
 cmd "heal qat steps=20 batch=1 seq_len=32 eval_every=4 probe=1"
-wait_for "step 3 of 3" 180
+wait_for "step 3 of 3" 400
 cmd "heal qad steps=20 batch=1 seq_len=32 eval_every=4 probe=1"
 done_ healing 3
 
