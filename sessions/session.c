@@ -67,6 +67,7 @@ void sl_session_free(sl_session *s)
 	free(s->runs);
 	free(s->notes);
 	cJSON_Delete(s->sweep);
+	cJSON_Delete(s->lesson);
 	free(s);
 }
 
@@ -195,6 +196,8 @@ char *sl_session_to_json(const sl_session *s, bool autosave)
 	cJSON_AddStringToObject(h, "filter", s->view.heat.filter);
 	if (s->sweep)
 		cJSON_AddItemToObject(o, "sweep", cJSON_Duplicate(s->sweep, true));
+	if (s->lesson)
+		cJSON_AddItemToObject(o, "lesson", cJSON_Duplicate(s->lesson, true));
 	if (autosave) {
 		cJSON *a = cJSON_AddObjectToObject(o, "autosave");
 		cJSON_AddStringToObject(a, "session_path", s->path);
@@ -626,6 +629,18 @@ static bool read_session(reader *rd, const cJSON *root, sl_session *s)
 		if (!(s->sweep = cJSON_Duplicate(sw, true)))
 			return fail(rd, SL_ERR_NOMEM, "sweep", "out of memory");
 	}
+	/* A lesson's progress is read where the lesson resumes, against the
+	 * lesson's file; here only that it is one. */
+	const cJSON *les = get_obj(rd, root, "", "lesson", false);
+	if (rd->st)
+		return false;
+	if (les) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(les, "name");
+		if (!cJSON_IsString(name))
+			return fail(rd, SL_ERR_FORMAT, "lesson.name", "expected the lesson's name");
+		if (!(s->lesson = cJSON_Duplicate(les, true)))
+			return fail(rd, SL_ERR_NOMEM, "lesson", "out of memory");
+	}
 	const cJSON *a = get_obj(rd, root, "", "autosave", false);
 	if (rd->st)
 		return false;
@@ -777,6 +792,13 @@ void sl_session_set_sweep(sl_session *s, cJSON *sweep)
 {
 	cJSON_Delete(s->sweep);
 	s->sweep = sweep;
+	s->dirty = true;
+}
+
+void sl_session_set_lesson(sl_session *s, cJSON *progress)
+{
+	cJSON_Delete(s->lesson);
+	s->lesson = progress;
 	s->dirty = true;
 }
 

@@ -25,7 +25,8 @@
 /* Version 2 added the sensitivity sweep, the heatmap's settings and the
  * predicted KL of runs; version 1 files still load. Fields added since are
  * optional (a run's acceptance and text file, speculative runs); version
- * 3 adds the healed model; older files still load. */
+ * 3 adds the healed model; older files still load. A lesson's progress
+ * (an optional "lesson" object, man/slimlab-lesson.5) came after. */
 #define SL_SESSION_VERSION 3
 /* Larger files are refused rather than read (a session is kilobytes). */
 #define SL_SESSION_MAX_BYTES ((size_t)64 << 20)
@@ -108,6 +109,7 @@ typedef struct sl_session {
 	int n_runs;
 	char *notes;            /* never NULL */
 	cJSON *sweep;           /* the latest sensitivity sweep as sl_sweep_to_json gives it, or NULL */
+	cJSON *lesson;          /* a lesson's progress as sl_lesson_progress_json gives it, or NULL */
 	struct {
 		char current[16];   /* the view shown */
 		sl_view_pos pos[SL_SESSION_MAX_VIEWS];
@@ -157,6 +159,8 @@ void sl_session_remove_run(sl_session *s, int index);
 sl_status sl_session_add_note(sl_session *s, const char *line, sl_error *err);
 /* Replaces the sweep (taking it; NULL forgets it). */
 void sl_session_set_sweep(sl_session *s, cJSON *sweep);
+/* Replaces the lesson's progress (taking it; NULL forgets it). */
+void sl_session_set_lesson(sl_session *s, cJSON *progress);
 /* Where view name was (cursor 0 when never recorded), and recording it. */
 sl_view_pos sl_session_view_pos(const sl_session *s, const char *name);
 void sl_session_set_view_pos(sl_session *s, const char *name, int cursor, int top);

@@ -17,6 +17,7 @@ int fuzz_safetensors(const uint8_t *data, size_t size);
 int fuzz_tokenizer_json(const uint8_t *data, size_t size);
 int fuzz_recipe(const uint8_t *data, size_t size);
 int fuzz_session(const uint8_t *data, size_t size);
+int fuzz_lesson(const uint8_t *data, size_t size);
 int fuzz_tokenize(const uint8_t *data, size_t size);
 int fuzz_tokenize_init(int *argc, char ***argv);
 #define LLVMFuzzerTestOneInput fuzz_gguf
@@ -36,6 +37,9 @@ int fuzz_tokenize_init(int *argc, char ***argv);
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_session
 #include "fuzz/fuzz-session.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_lesson
+#include "fuzz/fuzz-lesson.c"
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_tokenize
 #define LLVMFuzzerInitialize fuzz_tokenize_init
@@ -141,7 +145,7 @@ static void test_replay(void)
 		{"fuzz-gguf", fuzz_gguf},           {"fuzz-model", fuzz_model},
 		{"fuzz-safetensors", fuzz_safetensors}, {"fuzz-tokenizer-json", fuzz_tokenizer_json},
 		{"fuzz-recipe", fuzz_recipe},       {"fuzz-session", fuzz_session},
-		{"fuzz-tokenize", fuzz_tokenize},
+		{"fuzz-tokenize", fuzz_tokenize},   {"fuzz-lesson", fuzz_lesson},
 	};
 	for (size_t i = 0; i < sizeof harnesses / sizeof harnesses[0]; i++) {
 		/* fuzz-tokenize reads real vocabularies, absent without fixtures. */

@@ -6,7 +6,8 @@
 # from an unrelated directory on the shipped calibration text; the
 # workbench opens the shipped model there; $SLIMLAB_DATA comes first; a
 # path the user gives stays relative to the current directory; a copy that
-# finds nothing says so. 'make uninstall' removes what install put.
+# finds nothing says so; each finds the lessons beside the texts. 'make
+# uninstall' removes what install put.
 srcdir=${SL_SRCDIR:-.}
 builddir=${SL_BUILDDIR:-.}
 fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
@@ -31,7 +32,7 @@ make_here() { MAKEFLAGS= MAKELEVEL= ${MAKE:-make} -s -C "$builddir" "$@" >"$tmp/
 
 make_here install prefix="$inst" || fail "make install prefix=$inst: $(cat "$tmp/make.log")"
 for f in data/calib.txt data/eval.txt data/README.md models/workshop.gguf models/README.md \
-	models/workshop.json; do
+	models/workshop.json data/lessons/README.md data/lessons/bits.json data/lessons/healing.json; do
 	cmp -s "$srcdir/$f" "$inst/share/slimlab/$f" || fail "make install did not install $f"
 done
 
@@ -46,6 +47,7 @@ shipped() {
 	out=$("$1" autorecipe "$model" --budget 10bpw --options q8_0,q4_0 --ctx 32 --windows 2 \
 		--calib-tokens 256 --out auto.json 2>&1) || fail "$1 autorecipe from $(pwd): $out"
 	grep -qF "\"$2/data/calib.txt\"" auto.json || fail "$1 autorecipe did not calibrate on $2/data/calib.txt"
+	"$1" lesson list | grep -qF "$2/data/lessons/bits.json" || fail "$1 lesson list does not find $2's lessons"
 }
 shipped "$inst/bin/slimlab" "$inst/share/slimlab"
 shipped "$builddir/slimlab" "$srcdir"
@@ -53,6 +55,7 @@ shipped "$builddir/slimlab" "$srcdir"
 # $SLIMLAB_DATA comes first.
 mkdir -p "$tmp/mine/data"
 head -c 200000 "$srcdir/data/calib.txt" >"$tmp/mine/data/calib.txt"
+mkdir -p "$tmp/mine/data/lessons" && cp "$srcdir"/data/lessons/* "$tmp/mine/data/lessons/"
 SLIMLAB_DATA=$tmp/mine shipped "$inst/bin/slimlab" "$tmp/mine"
 
 # A path the user gives means a path from here.

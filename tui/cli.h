@@ -27,6 +27,7 @@ int sl_cmd_speculate(int argc, char **argv);
 int sl_cmd_heal(int argc, char **argv);
 int sl_cmd_bench(int argc, char **argv);
 int sl_cmd_card(int argc, char **argv);
+int sl_cmd_lesson(int argc, char **argv);
 
 /* Exit codes: 0 success, 1 failure, 2 bad usage. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };

@@ -1003,6 +1003,39 @@ static void cmd_palette(sl_tui *t, int argc, char **argv)
 	sl_tui_msg(t, false, "palette: %s", sl_palette_name(k));
 }
 
+static void list_one(const char *path, void *ctx)
+{
+	char *buf = ctx;
+	sl_lesson *l = NULL;
+	if (sl_lesson_load(path, NULL, &l, NULL) == SL_OK) {
+		snprintf(buf + strlen(buf), 1024 - strlen(buf), "%s%s", buf[0] ? ", " : "", l->name);
+		sl_lesson_free(l);
+	}
+}
+
+static void cmd_lesson(sl_tui *t, int argc, char **argv)
+{
+	const sl_lesson_state *ls = &t->app.lesson;
+	if (argc == 2 && !strcmp(argv[1], "stop")) {
+		if (!ls->lesson) {
+			sl_tui_msg(t, true, "no lesson is going on");
+			return;
+		}
+		sl_tui_msg(t, false, "lesson %s stopped (its progress stays in the session)", ls->lesson->title);
+		sl_lesson_stop(t);
+	} else if (argc == 2 && !strcmp(argv[1], "list")) {
+		char buf[1024] = "";
+		sl_lesson_each(list_one, buf);
+		sl_tui_msg(t, false, "lessons: %s", buf[0] ? buf : "none found");
+	} else if (argc == 2) {
+		sl_lesson_start(t, argv[1]);
+	} else if (argc == 1 && ls->lesson) {
+		sl_tui_msg(t, false, "lesson %s: step %d of %d", ls->lesson->title, ls->step + 1, ls->lesson->n_steps);
+	} else {
+		sl_tui_msg(t, true, "usage: lesson NAME|FILE.json | lesson list | lesson stop");
+	}
+}
+
 static void quit_now(sl_tui *t, void *arg, bool go)
 {
 	(void)arg;
@@ -1061,6 +1094,9 @@ static const command commands[] = {
 	{"note", "note TEXT", "add a line to the session's notes", cmd_note, C_NONE},
 	{"history", "history delete N | clear | mark N | unmark",
 	 "edit the history of evaluations; mark two runs to compare them (Evaluate)", cmd_history, C_HISTORY},
+	{"lesson", "lesson NAME|FILE.json | lesson list | lesson stop",
+	 "a guided lesson on its model: each step's goal is checked by the engine (slimlab-lesson(5))", cmd_lesson,
+	 C_PATH},
 	{"view", "view NAME", "show a view", cmd_view, C_VIEW},
 	{"cancel", "cancel", "cancel the running job (also Esc, Ctrl-C)", cmd_cancel, C_NONE},
 	{"help", "help", "every technique card, key and command", cmd_help, C_NONE},

@@ -34,6 +34,7 @@ static const char main_usage[] =
 	"  heal MODEL --recipe R --heal qad --out OUT.gguf  compress, then heal by training\n"
 	"  bench MODEL [-p N] [-n N]       prompt and decoding tokens/s, as llama-bench prints them\n"
 	"  card [KIND] NAME | --list       a technique's card: what, formula, what to watch, pitfall, paper\n"
+	"  lesson [list | NAME]            guided lessons the workbench checks; --handout writes one as Markdown\n"
 	"\n"
 	"Each command takes --help. See slimlab(1).\n";
 
@@ -56,6 +57,7 @@ static const command commands[] = {
 	{"heal", sl_cmd_heal},
 	{"bench", sl_cmd_bench},
 	{"card", sl_cmd_card},
+	{"lesson", sl_cmd_lesson},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

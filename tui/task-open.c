@@ -173,6 +173,7 @@ void sl_tui_install(sl_tui *t, sl_session *s, sl_model *m)
 	sl_app *a = &t->app;
 	sl_tui_release(t);
 	a->ses = s;
+	a->generation++;
 	a->model = m;
 	a->n_mods = m ? sl_model_modules(m, NULL, 0) : 0;
 	a->mods = sl_calloc((size_t)a->n_mods, sizeof *a->mods);

@@ -6,6 +6,7 @@
  *
  *   workbench.c  startup, the main loop, drawing the frame, key dispatch
  *   commands.c   the ':' commands (they mirror the CLI) and completion
+ *   lesson.c     a lesson: its goals checked, its progress, its panel
  *   task-train.c training runs
  *   task-open.c  opening a model or a session; installing what was opened
  *   task-speculate.c speculative runs
@@ -118,6 +119,21 @@ void sl_command(sl_tui *t, const char *line);
 void sl_complete(sl_tui *t, sl_cmdline *c);
 /* Every command with what it does, for the help view. */
 const sl_keyhelp *sl_command_help(void);
+
+/* --- lesson.c --- */
+/* Starts a lesson by name or file (opening its model first, asking about
+ * unsaved work, when another is open). */
+void sl_lesson_start(sl_tui *t, const char *name);
+void sl_lesson_stop(sl_tui *t);
+/* After every event: resumes a saved session's lesson, checks the current
+ * step's goal and moves on while goals hold, recording each in the session. */
+void sl_lesson_tick(sl_tui *t);
+/* Milliseconds until the current step's hint shows (-1: nothing to wait for). */
+int sl_lesson_wait_ms(const sl_tui *t);
+/* The rows the lesson's panel takes under a view body_h rows high (0:
+ * no lesson, or no room), and the panel drawn in p. */
+int sl_lesson_rows(const sl_tui *t, int body_h);
+void sl_lesson_draw(sl_tui *t, sl_rect p);
 
 /* --- task-open.c --- */
 /* Opens a model (a new session for it), or a session (its model after
@@ -277,6 +293,8 @@ struct sl_tui {
 };
 
 int sl_workbench_main(int argc, char **argv);
+/* Whether the workbench has a view called name (lesson files name views). */
+bool sl_workbench_view_known(const char *name);
 
 /* --- services.c --- */
 /* Whether a job may use the model (one is open and no other is being

@@ -364,7 +364,11 @@ static void draw(sl_tui *t)
 	draw_header(t);
 	draw_tabs(t);
 	sl_rect body = {2, 0, LINES - 3, COLS};
+	int panel = sl_lesson_rows(t, body.h);
+	body.h -= panel;
 	view_table[t->cur]->draw(t->views[t->cur], &t->app, body);
+	/* After the view, which may draw a row past its rectangle. */
+	sl_lesson_draw(t, (sl_rect){body.y + body.h, 0, panel, COLS});
 	if (t->card.card)
 		draw_card(t);
 	if (t->help)
@@ -504,12 +508,23 @@ static void handle_key(sl_tui *t, const sl_key *k)
 typedef struct {
 	char model[PATH_MAX];
 	char session[PATH_MAX];
+	char lesson[PATH_MAX];
 } start_args;
+
+bool sl_workbench_view_known(const char *name)
+{
+	for (int i = 0; i < N_TABS; i++)
+		if (!strcmp(view_table[i]->name, name))
+			return true;
+	return false;
+}
 
 static void begin(sl_tui *t, const start_args *a)
 {
 	char shipped[PATH_MAX];
-	if (a->session[0])
+	if (a->lesson[0])
+		sl_lesson_start(t, a->lesson);
+	else if (a->session[0])
 		sl_task_open_session(t, a->session);
 	else if (a->model[0])
 		sl_task_open_model(t, a->model);
@@ -591,9 +606,13 @@ static int loop(sl_tui *t)
 		sl_error err = {0};
 		if (sl_jobs_poll(&t->jobs, t, &err))
 			sl_tui_msg(t, true, "%s", err.msg);
+		sl_lesson_tick(t);
 		draw(t);
 		struct pollfd fds[2] = {{termkey_get_fd(t->tk), POLLIN, 0}, {t->wake[0], POLLIN, 0}};
 		int timeout = pending ? termkey_get_waittime(t->tk) : t->app.job.active ? 250 : -1;
+		int hint = sl_lesson_wait_ms(t);
+		if (hint >= 0 && (timeout < 0 || hint < timeout))
+			timeout = hint;
 		int n = poll(fds, 2, timeout);
 		if (n < 0 && errno != EINTR)
 			break;
@@ -629,7 +648,7 @@ static int loop(sl_tui *t)
 
 int sl_workbench_main(int argc, char **argv)
 {
-	start_args args = {{0}, {0}};
+	start_args args = {{0}, {0}, {0}};
 	/* SLIMLAB_PALETTE gives the default; --palette overrides it. */
 	sl_palette_kind palette = SL_PALETTE_DEFAULT;
 	const char *env_palette = getenv("SLIMLAB_PALETTE");
@@ -645,6 +664,8 @@ int sl_workbench_main(int argc, char **argv)
 				fprintf(stderr, "slimlab: --palette takes default or contrast, not '%s'\n", argv[i]);
 				return 2;
 			}
+		} else if (!strcmp(argv[i], "--lesson") && i + 1 < argc) {
+			snprintf(args.lesson, sizeof args.lesson, "%s", argv[++i]);
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage, stdout);
 			return 0;
@@ -703,6 +724,7 @@ int sl_workbench_main(int argc, char **argv)
 		view_table[i]->destroy(t->views[i]);
 	free(t->views);
 	sl_tui_release(t);
+	sl_lesson_stop(t);
 	sl_training_free(&t->app.train);
 	sl_speculation_clear(&t->app.spec);
 	close(t->wake[0]);

@@ -13,6 +13,7 @@
 #include "core/speculate.h"
 #include "core/stats.h"
 #include "core/sweep/sweep.h"
+#include "sessions/lesson.h"
 #include "sessions/session.h"
 
 /* Keys, as the shell hands them to views: Unicode code points, or these. */
@@ -153,6 +154,19 @@ typedef struct {
 	char outcome[256];       /* how it ended */
 } sl_healing;
 
+/* The lesson going on (tui/lesson.c): its file, the step whose goal is
+ * checked, since when, and what the engine showed when the last one held.
+ * Its progress lives in the session (ses->lesson). */
+typedef struct {
+	sl_lesson *lesson;       /* NULL: none */
+	bool pending;            /* waiting for its model to open */
+	char model[4096];        /* that model */
+	int step;                /* n_steps: every step done */
+	double since;            /* when the step began (monotonic seconds) */
+	unsigned generation;     /* of the session it was checked against */
+	char last[600];
+} sl_lesson_state;
+
 typedef struct sl_app {
 	sl_session *ses;        /* never NULL */
 	sl_model *model;        /* the base model; NULL until one is open */
@@ -210,6 +224,8 @@ typedef struct sl_app {
 	sl_healing heal;
 	sl_training train;
 	sl_speculation spec;
+	sl_lesson_state lesson;
+	unsigned generation;     /* counts the sessions installed */
 
 	char message[512];       /* shown on the status line until the next key */
 	bool message_error;
