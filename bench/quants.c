@@ -3,7 +3,8 @@
  * bound) and one far larger than them (memory bound), each through the
  * portable vec_dot, the AVX2 one when the CPU has it, and dot_f32. Then
  * the tiled dot products: one weight row against 2, 3 and 4 activation
- * rows in one call, set against as many one-row calls in the same run.
+ * rows in one call (t2..t4), and four weight rows against 1..4 of them
+ * (r1..r4), set against as many one-row calls in the same run.
  * Usage: bench/quants [rows of the large matrix, default 8192] */
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,14 +24,20 @@ typedef struct {
 	const float *x;
 	int rows;
 	int nt;         /* > 0: nt activation rows (xq holds SL_DOT_TILE of them) */
-	bool tiled;     /* through vec_dot_tile, else nt vec_dot calls */
+	int tiled;      /* 1: vec_dot_tile; 2: vec_dot_rows, SL_DOT_ROWS rows at a time; 0: nt vec_dot calls */
 	size_t xq_bytes;
 } job;
 
 static float run(const job *j)
 {
 	float acc = 0;
-	for (int r = 0; j->nt && r < j->rows; r++) {
+	for (int r = 0; j->nt && j->tiled == 2 && r + SL_DOT_ROWS <= j->rows; r += SL_DOT_ROWS) {
+		float s[SL_DOT_TILE * SL_DOT_ROWS];
+		j->ti->vec_dot_rows(N, SL_DOT_ROWS, j->nt, s, SL_DOT_ROWS, j->w + (size_t)r * j->row_bytes, j->row_bytes,
+		                    j->xq, j->xq_bytes);
+		acc += s[0] + s[SL_DOT_TILE * SL_DOT_ROWS - 1];
+	}
+	for (int r = 0; j->nt && j->tiled < 2 && r < j->rows; r++) {
 		const uint8_t *w = j->w + (size_t)r * j->row_bytes;
 		float s[SL_DOT_TILE];
 		if (j->tiled)
@@ -78,8 +85,9 @@ static double measure(const job *j)
 
 static char *tile_lines;
 
-/* Speed-ups of vec_dot_tile over nt vec_dot calls, nt = 2..SL_DOT_TILE,
- * collected to print after the main table. */
+/* Speed-ups of vec_dot_tile (one row, nt = 2..SL_DOT_TILE tokens) and of
+ * vec_dot_rows (SL_DOT_ROWS rows, nt = 1..SL_DOT_TILE) over as many one-row
+ * vec_dot calls, collected to print after the main table. */
 static void tile_rows(const sl_type_info *ti, const uint8_t *w, size_t row_bytes, int big_rows)
 {
 	if (!ti->vec_dot_tile)
@@ -87,7 +95,7 @@ static void tile_rows(const sl_type_info *ti, const uint8_t *w, size_t row_bytes
 	size_t xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
 	uint8_t *xq = malloc(SL_DOT_TILE * xb);
 	float *x = malloc(N * sizeof *x);
-	char line[256];
+	char line[512];
 	int len = snprintf(line, sizeof line, "%-5s", ti->name);
 	if (!xq || !x)
 		exit(1);
@@ -97,13 +105,18 @@ static void tile_rows(const sl_type_info *ti, const uint8_t *w, size_t row_bytes
 		sl_type_info_get(ti->vec_dot_type)->from_float(x, xq + t * xb, N);
 	}
 	for (int size = 0; size < 2; size++) {
-		for (int nt = 2; nt <= SL_DOT_TILE; nt++) {
-			job one = {ti, NULL, w, row_bytes, xq, NULL, size ? big_rows : SMALL_ROWS, nt, false, xb};
-			job tile = one;
-			tile.tiled = true;
-			double a = measure(&one), b = measure(&tile);
-			len += snprintf(line + len, sizeof line - len, "  nt=%d %5.2fx", nt, b / a);
-		}
+		/* the tile for nt = 2..4 tokens, then four rows for nt = 1..4 */
+		for (int kind = 1; kind <= 2; kind++)
+			for (int nt = kind == 1 ? 2 : 1; nt <= SL_DOT_TILE; nt++) {
+				if (kind == 2 && !ti->vec_dot_rows)
+					break;
+				job one = {ti, NULL, w, row_bytes, xq, NULL, size ? big_rows : SMALL_ROWS, nt, 0, xb};
+				job tile = one;
+				tile.tiled = kind;
+				double a = measure(&one), b = measure(&tile);
+				len += snprintf(line + len, sizeof line - len, " %s%d %4.2fx", kind == 1 ? "t" : "r", nt,
+				                b / a);
+			}
 		len += snprintf(line + len, sizeof line - len, size ? "\n" : " |");
 	}
 	size_t old = tile_lines ? strlen(tile_lines) : 0;
@@ -175,8 +188,9 @@ int main(int argc, char **argv)
 		free(xq);
 	}
 	if (tile_lines)
-		printf("\ntiles: one weight row against nt activation rows in one call, speed-up over nt\n"
-		       "one-row calls (the same results, bit for bit), cached | streamed\n%s", tile_lines);
+		printf("\ntiles: tN = one weight row against N activation rows in one call, rN = four weight\n"
+		       "rows against N; speed-up over as many one-row calls (the same results, bit for bit),\n"
+		       "cached | streamed\n%s", tile_lines);
 	free(tile_lines);
 	free(x);
 	free(row);
