@@ -117,6 +117,20 @@ wait_for "choose a figure column"
 keys Escape
 wait_gone "choose a figure column"
 
+echo "== the Heal view: ? the method's card, K / P / T its figures"
+keys 7
+wait_for "h heal  r resume"
+keys K
+wait_for "KL divergence from the base"
+wait_for "metric kl  Esc closes"
+close_card
+keys T
+wait_for "Top-1 agreement"
+close_card
+keys P
+wait_for "PPL: perplexity"
+close_card
+
 echo "== Help lists every card at 80x24 and opens one, which scrolls"
 keys 0
 wait_for "Technique cards"

@@ -299,6 +299,10 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case SL_KEY_DOWN: v->item = (v->item + 1) % N_ITEMS; return true;
 	case SL_KEY_ENTER: open_item(v, app, v->item, cmd, n); return true;
 	case '?': return sl_card_cmd(SL_CARD_HEAL, app->heal.set.method, cmd, n); /* the method's card */
+	/* the figures the view shows: held-out KL (and the share recovered), PPL, top-1 */
+	case 'K': return sl_card_cmd(SL_CARD_METRIC, "kl", cmd, n);
+	case 'P': return sl_card_cmd(SL_CARD_METRIC, "ppl", cmd, n);
+	case 'T': return sl_card_cmd(SL_CARD_METRIC, "top1", cmd, n);
 	case 'h': snprintf(cmd, n, "heal"); return true;
 	case 'r': snprintf(cmd, n, "heal resume"); return true;
 	}
@@ -320,6 +324,7 @@ static const sl_keyhelp keys[] = {
 	{"w c", "the healed model's file, the checkpoint's (type them)"},
 	{"u / U", "undo / redo: the healed model and the post-training one"},
 	{"?", "the card of the healing method (in the method menu: of the item under the cursor)"},
+	{"K / P / T", "the card of a figure shown: KL (its curve, the share recovered) / PPL / top-1"},
 	{NULL, NULL},
 };
 
