@@ -788,6 +788,30 @@ static void test_dots(void)
 	}
 }
 
+enum { TILE_N = 1024, TILE_ROWS = SL_DOT_TILE };
+
+/* One quantized weight row of type t and TILE_ROWS quantized activation
+ * rows from seed; activation row `loud` has some entries of +-1000, so its
+ * codes saturate. The caller frees both. */
+static void tile_data(int t, uint64_t seed, int loud, uint8_t **wq, size_t *wb, uint8_t **xq, size_t *xb)
+{
+	static float w[TILE_N], x[TILE_N];
+	const sl_type_info *ti = sl_type_info_get(t), *act = sl_type_info_get(ti->vec_dot_type);
+	*wb = sl_dtype_row_bytes(t, TILE_N);
+	*xb = sl_dtype_row_bytes(ti->vec_dot_type, TILE_N);
+	*wq = malloc(*wb);
+	*xq = malloc(TILE_ROWS * *xb);
+	REQUIRE(*wq && *xq, "out of memory");
+	gen_fill(w, TILE_N, seed);
+	ti->from_float(w, *wq, TILE_N);
+	for (int r = 0; r < TILE_ROWS; r++) {
+		gen_state = 100 * seed + r;
+		for (int i = 0; i < TILE_N; i++)
+			x[i] = r == loud && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
+		(act->from_float_act ? act->from_float_act : act->from_float)(x, *xq + r * *xb, TILE_N);
+	}
+}
+
 /* The tiled dot products decode a weight row once for up to SL_DOT_TILE
  * activation rows, and vec_dot_rows up to SL_DOT_ROWS weight rows at once:
  * each result must be the very bits of the one-row vec_dot, for every tile
@@ -795,8 +819,8 @@ static void test_dots(void)
  * full-range weights). */
 static void test_tiles(void)
 {
-	enum { N = 1024, ROWS = SL_DOT_TILE };
-	static float w[N], x[ROWS][N];
+	enum { N = TILE_N, ROWS = TILE_ROWS };
+	static float w[N];
 	int tiled = 0;
 	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
 		int t = weight_types[k];
@@ -804,18 +828,9 @@ static void test_tiles(void)
 		if (!ti->vec_dot_tile)
 			continue;
 		tiled++;
-		const sl_type_info *act = sl_type_info_get(ti->vec_dot_type);
-		size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
-		uint8_t *wq = malloc(wb), *xq = malloc(ROWS * xb);
-		REQUIRE(wq && xq, "out of memory");
-		gen_fill(w, N, 300 + k);
-		for (int r = 0; r < ROWS; r++) {
-			gen_state = 400 + 10 * k + r;
-			for (int i = 0; i < N; i++)
-				x[r][i] = r == 3 && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
-			(act->from_float_act ? act->from_float_act : act->from_float)(x[r], xq + r * xb, N);
-		}
-		ti->from_float(w, wq, N);
+		size_t wb, xb;
+		uint8_t *wq, *xq;
+		tile_data(t, 300 + k, 3, &wq, &wb, &xq, &xb);
 		float one[ROWS], tile[2 * ROWS];
 		for (int r = 0; r < ROWS; r++)
 			ti->vec_dot(N, &one[r], wq, xq + r * xb);
@@ -876,18 +891,9 @@ static void test_tiles(void)
 		if (vnni == avx2)
 			continue;
 		compared++;
-		const sl_type_info *act = sl_type_info_get(ti->vec_dot_type);
-		size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
-		uint8_t *wq = malloc(wb), *xq = malloc(ROWS * xb);
-		REQUIRE(wq && xq, "out of memory");
-		gen_fill(w, N, 500 + k);
-		for (int r = 0; r < ROWS; r++) {
-			gen_state = 600 + 10 * k + r;
-			for (int i = 0; i < N; i++)
-				x[r][i] = r == 1 && i % 5 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
-			(act->from_float_act ? act->from_float_act : act->from_float)(x[r], xq + r * xb, N);
-		}
-		ti->from_float(w, wq, N);
+		size_t wb, xb;
+		uint8_t *wq, *xq;
+		tile_data(t, 500 + k, 1, &wq, &wb, &xq, &xb);
 		float a[ROWS], b[ROWS];
 		for (int r = 0; r < ROWS; r++) {
 			vnni(N, &a[r], wq, xq + r * xb);
