@@ -3,7 +3,8 @@
  * does: matmul with weights in every storage type the dtype table knows,
  * the other ops with the options the forward pass uses (both rope styles
  * and a partial rotation; grouped-query attention over a cache that holds
- * earlier positions in rows wider than the keys), each over batches of
+ * earlier positions in rows wider than the keys, in F32 and in the types
+ * of the KV-cache formats), each over batches of
  * T = 1, 2, 3, 4, 5, 17 and 64 tokens. Every CPU path runs: this process
  * takes the AVX2 kernels where the CPU has them, then runs itself again
  * with SL_NO_AVX2=1 for the portable ones. A token's matmul output must
@@ -207,9 +208,24 @@ static void test_rope(const sl_kernels *K, const sl_kernels *R, op_report *rep)
 	free(x), free(y), free(ref);
 }
 
-/* Causal attention for T new tokens after pos0 cached ones. Cache rows
- * past the last position and the padding of rows wider than the keys hold
- * NaN: a kernel that reads them poisons its output. */
+/* A cache of rows of n values from src, in type, rows row_bytes apart:
+ * the rows before `valid` converted, every byte after them and the padding
+ * of each row 0xff (NaN in F32, F16, BF16, FP8 E4M3 and as a row header's
+ * f32 scale), so that a kernel reading them poisons its output. */
+static char *cache_of(int type, const float *src, size_t rows, size_t valid, int n, size_t row_bytes)
+{
+	char *c = alloc_or_die(rows * row_bytes);
+	memset(c, 0xff, rows * row_bytes);
+	for (size_t r = 0; r < valid; r++)
+		sl_dtype_rows_from_float(type, src + r * n, c + r * row_bytes, 1, n);
+	return c;
+}
+
+/* Causal attention for T new tokens after pos0 cached ones, over caches
+ * in F32 and in every type the KV-cache formats use, with rows wider than
+ * the keys. The packed caches must also give, bit for bit, what an F32
+ * cache holding their rows' values gives: reading packed rows changes
+ * nothing but the bytes read. */
 static void test_attention(const sl_kernels *K, const sl_kernels *R, op_report *rep)
 {
 	static const struct {
@@ -218,35 +234,59 @@ static void test_attention(const sl_kernels *K, const sl_kernels *R, op_report *
 		{4, 4, 32, 0, 0},  /* one kv head per query head, an empty cache */
 		{8, 2, 64, 45, 24}, /* four query heads per kv head, 45 cached positions, padded rows */
 		{6, 1, 16, 3, 8},  /* every query head on one kv head */
+		{4, 4, 8, 70, 4},  /* heads of 8 across NVFP4's blocks of 16, more rows than a tile converts */
 	};
+	static const int types[] = {SL_DT_F32, SL_DT_F16, SL_DT_BF16, SL_DT_I8_CH, SL_DT_FP8_E4M3, SL_DT_FP8_E5M2,
+	                            SL_DT_NVFP4};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-		const int H = cases[c].n_heads, KVH = cases[c].n_kv_heads, HD = cases[c].head_dim;
+		const int H = cases[c].n_heads, KVH = cases[c].n_kv_heads, HD = cases[c].head_dim, n = KVH * HD;
 		const int pos0 = cases[c].pos0;
-		const size_t stride = (size_t)KVH * HD + cases[c].pad;
 		const size_t rows = (size_t)pos0 + T_MAX + 8, q_n = (size_t)T_MAX * H * HD;
-		float *q = floats(q_n), *out = floats(q_n), *ref = floats(q_n);
-		float *k_all = floats(rows * stride), *v_all = floats(rows * stride);
-		float *k = floats(rows * stride), *v = floats(rows * stride);
+		float *q = floats(q_n), *out = floats(q_n), *ref = floats(q_n), *flat = floats(q_n);
+		float *k_all = floats(rows * n), *v_all = floats(rows * n);
+		float *k_val = floats(rows * n), *v_val = floats(rows * n);
 		rng_state = 14 + c;
 		fill_normal(q, q_n, 0.0, 2.0); /* scores of a few units: peaked and flat rows */
-		fill_normal(k_all, rows * stride, 0.0, 1.0);
-		fill_normal(v_all, rows * stride, 0.0, 1.0);
-		for (int i = 0; i < N_BATCH; i++) {
-			const int T = batches[i];
-			for (size_t r = 0; r < rows; r++)
-				for (size_t j = 0; j < stride; j++) {
-					bool valid = r < (size_t)(pos0 + T) && j < (size_t)KVH * HD;
-					k[r * stride + j] = valid ? k_all[r * stride + j] : NAN;
-					v[r * stride + j] = valid ? v_all[r * stride + j] : NAN;
-				}
-			K->attention(out, q, k, v, T, pos0, H, KVH, HD, stride);
-			R->attention(ref, q, k, v, T, pos0, H, KVH, HD, stride);
-			char what[96];
-			snprintf(what, sizeof what, "%d heads on %d kv heads of %d, pos0 %d, kv_stride %zu", H, KVH, HD,
-			         pos0, stride);
-			report(rep, max_rel_err(out, ref, (size_t)T * H * HD), what, T);
+		fill_normal(k_all, rows * n, 0.0, 1.0);
+		fill_normal(v_all, rows * n, 0.0, 1.0);
+		for (size_t ty = 0; ty < sizeof types / sizeof types[0]; ty++) {
+			const int type = types[ty];
+			const size_t rb = sl_dtype_row_bytes(type, n) + (size_t)cases[c].pad * 4;
+			const size_t fb = ((size_t)n + cases[c].pad) * sizeof(float);
+			size_t flat_same = 0;
+			/* The values the packed rows hold, as F32 rows. */
+			for (size_t r = 0; r < rows; r++) {
+				char row[4096];
+				sl_dtype_rows_from_float(type, k_all + r * n, row, 1, n);
+				sl_dtype_rows_to_float(type, row, k_val + r * n, 1, n);
+				sl_dtype_rows_from_float(type, v_all + r * n, row, 1, n);
+				sl_dtype_rows_to_float(type, row, v_val + r * n, 1, n);
+			}
+			for (int i = 0; i < N_BATCH; i++) {
+				const int T = batches[i];
+				const size_t valid = (size_t)(pos0 + T);
+				char *k = cache_of(type, k_all, rows, valid, n, rb), *v = cache_of(type, v_all, rows, valid, n, rb);
+				K->attention(out, q, k, v, type, rb, T, pos0, H, KVH, HD);
+				R->attention(ref, q, k, v, type, rb, T, pos0, H, KVH, HD);
+				char what[128];
+				snprintf(what, sizeof what, "%s cache, %d heads on %d kv heads of %d, pos0 %d, rows of %zu bytes",
+				         sl_dtype_name(type), H, KVH, HD, pos0, rb);
+				report(rep, max_rel_err(out, ref, (size_t)T * H * HD), what, T);
+				free(k), free(v);
+				if (type == SL_DT_F32)
+					continue;
+				k = cache_of(SL_DT_F32, k_val, rows, valid, n, fb);
+				v = cache_of(SL_DT_F32, v_val, rows, valid, n, fb);
+				K->attention(flat, q, k, v, SL_DT_F32, fb, T, pos0, H, KVH, HD);
+				flat_same += !memcmp(out, flat, (size_t)T * H * HD * sizeof(float));
+				free(k), free(v);
+			}
+			if (type != SL_DT_F32)
+				CHECK(flat_same == N_BATCH, "attention over a %s cache (%d heads of %d) gives what an F32 cache of "
+				      "its values gives, bit for bit (%zu of %d batch sizes)", sl_dtype_name(type), H, HD, flat_same,
+				      N_BATCH);
 		}
-		free(q), free(out), free(ref), free(k_all), free(v_all), free(k), free(v);
+		free(q), free(out), free(ref), free(flat), free(k_all), free(v_all), free(k_val), free(v_val);
 	}
 }
 
