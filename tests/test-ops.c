@@ -8,7 +8,8 @@
  * T = 1, 2, 3, 4, 5, 17 and 64 tokens. Every CPU path runs: this process
  * takes the AVX2 kernels where the CPU has them, then runs itself again
  * with SL_NO_AVX2=1 for the portable ones. A token's matmul output must
- * have the same bits computed alone and inside a batch, for every type. */
+ * have the same bits computed alone and inside a batch, for every type,
+ * and W8A8's integer products the reference's bits. */
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -290,6 +291,73 @@ static void test_attention(const sl_kernels *K, const sl_kernels *R, op_report *
 	}
 }
 
+/* W8A8 products against the reference's 64-bit integer sums, bit for
+ * bit: integer dot products are exact, so every path and batch size gives
+ * the reference's bits. Weights include -128 (a file may hold it; the
+ * quantizer never writes it) and rows whose length is not a multiple of 32. */
+static void test_w8a8(const sl_kernels *K, const sl_kernels *R, const char *path)
+{
+	static const int shapes[][2] = {{48, 96}, {33, 1000}, {256, 2048}};
+	size_t same = 0, total = 0;
+	for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+		const int n_out = shapes[c][0], n_in = shapes[c][1];
+		const size_t rb = 4 + (size_t)n_in;
+		float *x = floats((size_t)T_MAX * n_in), *xd = floats(T_MAX), *bias = floats((size_t)n_out);
+		float *y = floats((size_t)T_MAX * n_out), *ref = floats((size_t)T_MAX * n_out);
+		float *wf = floats((size_t)n_in);
+		int8_t *xq = alloc_or_die((size_t)T_MAX * n_in);
+		char *w = alloc_or_die((size_t)n_out * rb);
+		rng_state = 31 + c;
+		fill_normal(x, (size_t)T_MAX * n_in, 0.0, 1.0);
+		fill_normal(bias, (size_t)n_out, 0.0, 0.1);
+		for (int r = 0; r < n_out; r++) {
+			fill_normal(wf, (size_t)n_in, 0.0, 0.02);
+			sl_dtype_rows_from_float(SL_DT_I8_CH, wf, w + (size_t)r * rb, 1, n_in);
+			if (r % 3 == 0)
+				((int8_t *)w)[(size_t)r * rb + 4 + (size_t)(r % n_in)] = -128;
+		}
+		sl_act_i8_quantize(x, T_MAX, n_in, xq, xd);
+		for (int i = 0; i < N_BATCH; i++) {
+			const int T = batches[i];
+			const float *b = i % 2 ? bias : NULL;
+			K->matmul_w8a8(y, xq, xd, T, w, n_out, n_in, b);
+			R->matmul_w8a8(ref, xq, xd, T, w, n_out, n_in, b);
+			same += !memcmp(y, ref, (size_t)T * n_out * sizeof(float));
+			total++;
+		}
+		free(x), free(xd), free(bias), free(y), free(ref), free(wf), free(xq), free(w);
+	}
+	CHECK(same == total, "W8A8 products (%s) have the reference's bits: %zu of %zu shapes and batch sizes", path,
+	      same, total);
+	printf("matmul_w8a8 (%s path): %zu of %zu shapes x batch sizes bit for bit the reference's\n", path, same,
+	       total);
+}
+
+/* The per-token int8 rounding of W8A8 inputs: d = max|x| / 127 and
+ * q = round(x / d), every q within -127..127 and d*q within d/2 of x. */
+static void test_act_quantize(void)
+{
+	const int n = 100;
+	float x[3 * 100], d[3];
+	int8_t q[3 * 100];
+	rng_state = 77;
+	fill_normal(x, 3 * (size_t)n, 0.0, 3.0);
+	for (int i = 0; i < n; i++)
+		x[n + i] = 0.0f; /* an all-zero row: scale 0, codes 0 */
+	sl_act_i8_quantize(x, 3, n, q, d);
+	bool ok = d[1] == 0.0f;
+	for (int t = 0; t < 3; t++) {
+		float amax = 0;
+		for (int i = 0; i < n; i++)
+			amax = fmaxf(amax, fabsf(x[t * n + i]));
+		ok &= d[t] == amax / 127.0f;
+		for (int i = 0; i < n; i++)
+			ok &= q[t * n + i] >= -127 &&
+			      fabs((double)d[t] * q[t * n + i] - x[t * n + i]) <= 0.5 * d[t] * (1 + 1e-5);
+	}
+	CHECK(ok, "W8A8 inputs round to the nearest of 127 steps of max|x| / 127 per token");
+}
+
 static void test_other_ops(const sl_kernels *K, const sl_kernels *R, const char *path)
 {
 	op_report reps[] = {{"rmsnorm", 0, REL_TOL}, {"layernorm", 0, REL_TOL}, {"rope", 0, REL_TOL},
@@ -459,6 +527,8 @@ int main(int argc, char **argv)
 	const sl_kernels *K = sl_kernels_cpu(), *R = sl_kernels_ref();
 	printf("== the %s kernels against the reference\n", path);
 	test_other_ops(K, R, path);
+	test_act_quantize();
+	test_w8a8(K, R, path);
 	test_matmul(K, R, path);
 	if (portable_run)
 		return test_finish();
