@@ -30,8 +30,8 @@ static const char bench_usage[] =
 	"  -n, --n-gen N      decoded tokens (default 128; 0 skips the test)\n"
 	"  -t, --threads N    CPU threads (default: one per core)\n"
 	"  -r, --repetitions N  timed runs of each test (default 5)\n"
-	"  --kv-cache FORMAT  hold the key/value cache in FORMAT (int8, fp8-e4m3, nvfp4, ...;\n"
-	"                     default f32) and print its bytes beside F32's\n"
+	"  --kv-cache FORMAT  hold the key/value cache in FORMAT, one a recipe's kv_cache takes\n"
+	"                     (default f32), and print its bytes beside F32's\n"
 	"  --json             llama-bench's JSON records, with slimlab's figures added\n"
 	"  --tokenizer FILE   llama2.c tokenizer.bin\n";
 
