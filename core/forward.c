@@ -1,9 +1,9 @@
 /* The transformer forward pass, read top to bottom: embed, blocks, norm,
  * logits. Speed comes from the kernels, not from this file. Three things
  * that compression recipes set change what is computed: the KV cache can
- * round its rows through a storage format (cfg.kv_type), a module's input
- * can be quantized per token to 8-bit integers (W8A8), and a weight can
- * be two thin factors, multiplied one after the other. */
+ * hold its rows in a storage format (cfg.kv_type), a module's input can be
+ * quantized per token to 8-bit integers (W8A8), and a weight can be two
+ * thin factors, multiplied one after the other. */
 #include "forward.h"
 
 #include <math.h>
@@ -31,6 +31,21 @@ static int max_rank(const sl_model *m)
 	return r;
 }
 
+size_t sl_kv_cache_bytes(const sl_model *m, int kv_type, int n_ctx)
+{
+	const sl_config *c = &m->cfg;
+	if (n_ctx <= 0)
+		n_ctx = c->max_seq_len;
+	size_t total = 0;
+	for (int il = 0; il < c->n_layers; il++) {
+		size_t row = sl_dtype_row_bytes(kv_type, (int64_t)m->layers[il].n_kv_heads * c->head_dim);
+		if (!row)
+			return 0;
+		total += 2 * (size_t)n_ctx * row;
+	}
+	return total;
+}
+
 sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *err)
 {
 	*out = NULL;
@@ -53,41 +68,39 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 	int L = c->n_layers;
 	s->k_off = calloc((size_t)L, sizeof(size_t));
 	s->v_off = calloc((size_t)L, sizeof(size_t));
+	s->kv_row = calloc((size_t)L, sizeof(size_t));
 	s->kv_dim = calloc((size_t)L, sizeof(int));
-	if (!s->k_off || !s->v_off || !s->kv_dim)
+	if (!s->k_off || !s->v_off || !s->kv_row || !s->kv_dim)
 		goto oom;
 	size_t total = 0, q_max = 0, hid_max = 0, kv_max = 0;
 	bool act_q = false;
 	for (int il = 0; il < L; il++) {
 		const sl_layer *ly = &m->layers[il];
 		s->kv_dim[il] = ly->n_kv_heads * c->head_dim;
+		s->kv_row[il] = sl_dtype_row_bytes(c->kv_type, s->kv_dim[il]);
+		if (!s->kv_row[il]) {
+			sl_state_free(s);
+			return sl_errorf(err, SL_ERR_UNSUPPORTED, "the KV cache format %s cannot hold block %d's rows of %d values",
+			                 sl_dtype_name(c->kv_type), il, s->kv_dim[il]);
+		}
 		s->k_off[il] = total;
-		total += (size_t)n_ctx * s->kv_dim[il];
+		total += (size_t)n_ctx * s->kv_row[il];
 		s->v_off[il] = total;
-		total += (size_t)n_ctx * s->kv_dim[il];
+		total += (size_t)n_ctx * s->kv_row[il];
 		q_max = max_sz(q_max, (size_t)ly->n_heads * c->head_dim);
 		hid_max = max_sz(hid_max, (size_t)ly->hidden_dim);
 		kv_max = max_sz(kv_max, (size_t)s->kv_dim[il]);
 		act_q |= ly->act_int8 != 0;
 	}
-	size_t kv_row = 0;
-	if (c->kv_type != SL_DT_F32) {
-		for (int il = 0; il < L; il++)
-			if (!sl_dtype_row_bytes(c->kv_type, s->kv_dim[il])) {
-				sl_state_free(s);
-				return sl_errorf(err, SL_ERR_UNSUPPORTED,
-				                 "the KV cache format %s cannot hold block %d's rows of %d values",
-				                 sl_dtype_name(c->kv_type), il, s->kv_dim[il]);
-			}
-		kv_row = sl_dtype_row_bytes(c->kv_type, (int64_t)kv_max);
-	}
-	size_t B = (size_t)s->max_batch;
+	s->kv_bytes = total;
+	bool packed = c->kv_type != SL_DT_F32;
+	size_t B = (size_t)s->max_batch, act_max = max_sz(max_sz(c->dim, q_max), hid_max);
 	int rank = max_rank(m);
 	if (rank < 0)
 		goto oom;
 	if (rank)
 		s->lr = sl_malloc_array(B * (size_t)rank, sizeof(float));
-	s->kv = sl_malloc_array(total, sizeof(float));
+	s->kv = malloc(total ? total : 1);
 	s->x = sl_malloc_array(B * c->dim, sizeof(float));
 	s->xb = sl_malloc_array(B * max_sz(c->dim, q_max), sizeof(float));
 	s->q = sl_malloc_array(B * q_max, sizeof(float));
@@ -96,12 +109,18 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 	s->hb2 = sl_malloc_array(B * hid_max, sizeof(float));
 	if (c->arch == SL_ARCH_GPT2)
 		s->qkv = sl_malloc_array(B * 3 * (size_t)c->dim, sizeof(float));
-	if (act_q)
-		s->xq = sl_malloc_array(B * max_sz(max_sz(c->dim, q_max), hid_max), sizeof(float));
-	if (kv_row)
-		s->kvq = sl_malloc_array(B, kv_row);
+	if (act_q) {
+		s->xq = sl_malloc_array(B * act_max, sizeof(float));
+		s->xq8 = sl_malloc_array(B, act_max);
+		s->xd = sl_malloc_array(B, sizeof(float));
+	}
+	if (packed) {
+		s->k_new = sl_malloc_array(B * kv_max, sizeof(float));
+		s->v_new = sl_malloc_array(B * kv_max, sizeof(float));
+	}
 	if (!s->kv || !s->x || !s->xb || !s->q || !s->att || !s->hb || !s->hb2 ||
-	    (c->arch == SL_ARCH_GPT2 && !s->qkv) || (act_q && !s->xq) || (kv_row && !s->kvq) || (rank && !s->lr))
+	    (c->arch == SL_ARCH_GPT2 && !s->qkv) || (act_q && (!s->xq || !s->xq8 || !s->xd)) ||
+	    (packed && (!s->k_new || !s->v_new)) || (rank && !s->lr))
 		goto oom;
 	*out = s;
 	return SL_OK;
@@ -131,6 +150,7 @@ void sl_state_free(sl_state *s)
 		return;
 	free(s->k_off);
 	free(s->v_off);
+	free(s->kv_row);
 	free(s->kv_dim);
 	free(s->kv);
 	free(s->x);
@@ -141,7 +161,10 @@ void sl_state_free(sl_state *s)
 	free(s->hb2);
 	free(s->qkv);
 	free(s->xq);
-	free(s->kvq);
+	free(s->xq8);
+	free(s->xd);
+	free(s->k_new);
+	free(s->v_new);
 	free(s->lr);
 	free(s);
 }
@@ -171,40 +194,39 @@ static void matmul(sl_state *s, float *y, const float *x, int T, const sl_tensor
 	s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], bias);
 }
 
-/* A block's linear module: as matmul, with the input rounded per token to
- * int8 (scale max|x| / 127) when the module is W8A8. */
+/* A block's linear module: as matmul, with the input quantized per token
+ * to int8 (scale max|x| / 127) when the module is W8A8. Int8 weights then
+ * meet the int8 inputs in integer dot products; other weights (floats,
+ * factors, other formats) meet the inputs' int8 values as floats. */
 static void linear(sl_state *s, const sl_layer *L, sl_module_kind kind, float *y, const float *x, int T,
                    const sl_tensor *w, const sl_tensor *b)
 {
 	if (L->act_int8 & (1u << kind)) {
 		int n = (int)w->ne[0];
-		for (int t = 0; t < T; t++) {
-			const float *xr = x + (size_t)t * n;
-			float *qr = s->xq + (size_t)t * n, amax = 0;
-			for (int i = 0; i < n; i++)
-				amax = fmaxf(amax, fabsf(xr[i]));
-			float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-			for (int i = 0; i < n; i++)
-				qr[i] = d * roundf(xr[i] * id);
+		sl_act_i8_quantize(x, T, n, s->xq8, s->xd);
+		if (w->type == SL_DT_I8_CH && !w->lr_a) {
+			s->K->matmul_w8a8(y, s->xq8, s->xd, T, w->data, (int)w->ne[1], n, b ? b->data : NULL);
+			return;
 		}
+		for (int t = 0; t < T; t++)
+			for (int i = 0; i < n; i++)
+				s->xq[(size_t)t * n + i] = s->xd[t] * (float)s->xq8[(size_t)t * n + i];
 		x = s->xq;
 	}
 	matmul(s, y, x, T, w, b);
 }
 
-/* Rounds T new cache rows of n values through the cache's storage format,
- * so attention sees what a cache in that format would hold. */
-static void kv_round(sl_state *s, float *rows, int T, int n)
+/* Writes T new cache rows of n values at row pos0 of a cache in the
+ * cache's storage format, row by row: a scale spanning the tensor spans
+ * one row of the cache, so a row's values do not depend on the rows that
+ * share its batch. An F32 cache received them in place. */
+static void kv_store(sl_state *s, char *cache, size_t row_bytes, int pos0, const float *rows, int T, int n)
 {
 	int type = s->m->cfg.kv_type;
 	if (type == SL_DT_F32)
 		return;
-	/* Row by row: a scale spanning the tensor spans one row of the cache,
-	 * so a row's values do not depend on the rows that share its batch. */
-	for (int t = 0; t < T; t++) {
-		sl_dtype_rows_from_float(type, rows + (size_t)t * n, s->kvq, 1, n);
-		sl_dtype_rows_to_float(type, s->kvq, rows + (size_t)t * n, 1, n);
-	}
+	for (int t = 0; t < T; t++)
+		sl_dtype_rows_from_float(type, rows + (size_t)t * n, cache + (size_t)(pos0 + t) * row_bytes, 1, n);
 }
 
 static void norm(sl_state *s, float *y, const float *x, int T, const sl_tensor *w, const sl_tensor *b)
@@ -222,8 +244,12 @@ static void block(sl_state *s, int il, int T, int pos0)
 	const sl_layer *L = &s->m->layers[il];
 	const int dim = c->dim, hd = c->head_dim;
 	const int q_dim = L->n_heads * hd, kv_dim = s->kv_dim[il];
-	float *k_cache = s->kv + s->k_off[il], *v_cache = s->kv + s->v_off[il];
-	float *k_new = k_cache + (size_t)pos0 * kv_dim, *v_new = v_cache + (size_t)pos0 * kv_dim;
+	const size_t row_bytes = s->kv_row[il];
+	char *k_cache = s->kv + s->k_off[il], *v_cache = s->kv + s->v_off[il];
+	bool packed = c->kv_type != SL_DT_F32;
+	/* New keys and values in F32: in place in an F32 cache, else beside it. */
+	float *k_new = packed ? s->k_new : (float *)(k_cache + (size_t)pos0 * row_bytes);
+	float *v_new = packed ? s->v_new : (float *)(v_cache + (size_t)pos0 * row_bytes);
 
 	tap(s, il, SL_TAP_BLOCK_IN, s->x, T, dim);
 	/* attention */
@@ -244,10 +270,9 @@ static void block(sl_state *s, int il, int T, int pos0)
 	}
 	s->K->rope(s->q, T, L->n_heads, hd, c->rope_dim, pos0, c->rope_theta, c->rope_style);
 	s->K->rope(k_new, T, L->n_kv_heads, hd, c->rope_dim, pos0, c->rope_theta, c->rope_style);
-	kv_round(s, k_new, T, kv_dim);
-	kv_round(s, v_new, T, kv_dim);
-	s->K->attention(s->att, s->q, k_cache, v_cache, T, pos0, L->n_heads, L->n_kv_heads, hd,
-	                (size_t)kv_dim);
+	kv_store(s, k_cache, row_bytes, pos0, k_new, T, kv_dim);
+	kv_store(s, v_cache, row_bytes, pos0, v_new, T, kv_dim);
+	s->K->attention(s->att, s->q, k_cache, v_cache, c->kv_type, row_bytes, T, pos0, L->n_heads, L->n_kv_heads, hd);
 	tap(s, il, SL_TAP_ATTN_OUT_IN, s->att, T, q_dim);
 	linear(s, L, SL_MOD_ATTN_OUT, s->xb, s->att, T, L->wo, L->bo);
 	for (size_t i = 0; i < (size_t)T * dim; i++)

@@ -15,17 +15,25 @@ typedef struct sl_state {
 	int n_ctx;         /* positions the KV cache holds */
 	int n_past;        /* positions already in it */
 	int max_batch;     /* tokens per internal step */
-	float *kv;
-	size_t *k_off, *v_off; /* per block, in floats */
-	int *kv_dim;
+	char *kv;          /* the KV cache: rows in cfg.kv_type */
+	size_t kv_bytes;   /* its size */
+	size_t *k_off, *v_off; /* per block, in bytes */
+	size_t *kv_row;    /* per block, bytes of one cache row */
+	int *kv_dim;       /* per block, values of one cache row */
 	float *x, *xb, *q, *att, *hb, *hb2, *qkv;
-	float *xq;         /* int8-rounded activations (W8A8 modules) */
-	void *kvq;         /* one batch of cache rows in cfg.kv_type */
+	float *xq;         /* int8-rounded activations (W8A8 modules with float weights) */
+	int8_t *xq8;       /* int8 activations (W8A8 modules with int8 weights) */
+	float *xd;         /* and their per-token scales */
+	float *k_new, *v_new; /* one batch of new keys and values, before a packed cache takes them */
 	float *lr;         /* one batch through the rank of a factored weight */
 	sl_tap_fn tap;
 	void *tap_ctx;
 	int n_blocks;      /* blocks run before the head (early exit); n_layers by default */
 } sl_state;
+
+/* Bytes of a KV cache of n_ctx positions (0: the model's trained
+ * context) with rows in kv_type; 0 when the type cannot hold a row. */
+size_t sl_kv_cache_bytes(const sl_model *m, int kv_type, int n_ctx);
 
 /* n_ctx: 0 = the model's trained context. */
 sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *err);

@@ -54,8 +54,8 @@ sl_status sl_speed_run(const sl_model *m, int n_prompt, int n_gen, int reps, uin
 		st = sl_errorf(err, SL_ERR_NOMEM, "out of memory for a test of %d tokens", n);
 	else
 		st = sl_state_new(m, n, &s, err);
-	for (int il = 0; s && il < m->cfg.n_layers; il++)
-		out->kv_bytes += 2 * (size_t)s->n_ctx * (size_t)s->kv_dim[il] * sizeof(float);
+	if (s)
+		out->kv_bytes = s->kv_bytes;
 	uint64_t rng = seed ? seed : 1;
 	/* Repetition -1 is the warm-up: the whole prompt, or one token. */
 	for (int r = -1; r < reps && !st; r++) {

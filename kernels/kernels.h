@@ -18,6 +18,13 @@ typedef struct sl_kernels {
 	/* y[T][n_out] = x[T][n_in] * W^T + bias (bias may be NULL). */
 	void (*matmul)(float *y, const float *x, int T, const void *w, int wtype,
 	               int n_out, int n_in, const float *bias);
+	/* W8A8: y[T][n_out] = x W^T + bias where token t's input is xq[t][n_in]
+	 * times xd[t] (sl_act_i8_quantize) and W is SL_DT_I8_CH rows (an f32
+	 * scale, then n_in int8 values): each output the exact integer dot
+	 * product times the two scales, so every path and batch gives the same
+	 * bits. n_in below 2^20. */
+	void (*matmul_w8a8)(float *y, const int8_t *xq, const float *xd, int T, const void *w, int n_out, int n_in,
+	                    const float *bias);
 	/* y = x / rms(x) * w, per row of n. y may equal x. */
 	void (*rmsnorm)(float *y, const float *x, const float *w, int T, int n, float eps);
 	/* y = (x - mean) / std * w + b, per row of n. */
@@ -28,12 +35,14 @@ typedef struct sl_kernels {
 	void (*rope)(float *x, int T, int n_heads, int head_dim, int rot_dim, int pos0,
 	             float theta, sl_rope_style style);
 	/* Causal attention for T queries at positions pos0..pos0+T-1 over a cache
-	 * holding keys/values of positions 0..pos0+T-1 (row stride kv_stride
-	 * floats). q and out are [T][n_heads*head_dim]; grouped-query heads share
-	 * a kv head (n_heads a multiple of n_kv_heads). */
-	void (*attention)(float *out, const float *q, const float *k_cache, const float *v_cache,
-	                  int T, int pos0, int n_heads, int n_kv_heads, int head_dim,
-	                  size_t kv_stride);
+	 * holding keys/values of positions 0..pos0+T-1. Row j of a cache holds
+	 * position j's n_kv_heads*head_dim values in kv_type, rows kv_row_bytes
+	 * apart: F32, F16, BF16, or a type whose row header scales every block
+	 * of its row alike (the KV-cache formats of the registry), read a tile
+	 * of rows at a time. q and out are [T][n_heads*head_dim]; grouped-query
+	 * heads share a kv head (n_heads a multiple of n_kv_heads). */
+	void (*attention)(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_type,
+	                  size_t kv_row_bytes, int T, int pos0, int n_heads, int n_kv_heads, int head_dim);
 	/* gate = silu(gate) * up, elementwise over n. */
 	void (*swiglu)(float *gate, const float *up, size_t n);
 	/* x = gelu(x) (tanh approximation, as GPT-2), elementwise over n. */
@@ -41,6 +50,10 @@ typedef struct sl_kernels {
 } sl_kernels;
 
 const sl_kernels *sl_kernels_cpu(void);
+
+/* Quantizes T rows of n floats to int8 per row, as W8A8 inputs are:
+ * d[t] = max|x| / 127, q = round(x / d), so x ~ d[t] * q. */
+void sl_act_i8_quantize(const float *x, int T, int n, int8_t *q, float *d);
 /* The reference table (kernels/ref): plain loops on one thread with double
  * sums, no BLAS, no SIMD; what every backend's table is tested against. */
 const sl_kernels *sl_kernels_ref(void);

@@ -1,7 +1,7 @@
 /* A token's logits do not depend on how many tokens share its forward
  * pass: stories260K as it is, and compressed into every format of the
- * registry (with W8A8 activations, a quantized KV cache, and weights as
- * two low-rank factors, float and quantized, too), run 48
+ * registry (with W8A8 activations, a KV cache in every KV-cache format,
+ * and weights as two low-rank factors, float and quantized, too), run 64
  * tokens at once and again in steps of 1, 2, 3, 5 and 17 tokens; every
  * logit must have the same bits. This is what lets evaluation, decoding and
  * the verification of speculative drafts compute one function of a model. */
@@ -11,7 +11,7 @@
 #include "core/recipe.h"
 #include "test.h"
 
-#define N_TOK 48
+#define N_TOK 64
 
 /* The logits of tokens[0..N_TOK) run in steps of `step` tokens. */
 static bool run(const sl_model *m, const int32_t *tokens, int step, float *logits)
@@ -119,6 +119,27 @@ int main(void)
 			same_bits(m, tokens, extra[i]);
 		sl_model_free(m);
 	}
+	/* Every KV-cache format, with f32 weights and with int8 weights and activations (W8A8). */
+	int kv_formats = 0;
+	for (int i = 0; i < sl_format_count(); i++) {
+		const sl_format *f = sl_format_at(i);
+		if (!f->kv || !strcmp(f->name, "f32"))
+			continue;
+		for (int w8 = 0; w8 < 2; w8++) {
+			char json[256], what[96];
+			snprintf(json, sizeof json, "{\"slimlab_recipe\": 1, %s\"kv_cache\": \"%s\"}",
+			         w8 ? "\"default\": {\"format\": \"int8\"}, " : "", f->name);
+			sl_model *m = compressed(base, json);
+			CHECK(m != NULL && m->cfg.kv_type == f->dtype, "%s applies", json);
+			for (int il = 0; m && w8 && il < m->cfg.n_layers; il++)
+				m->layers[il].act_int8 = ~0u;
+			snprintf(what, sizeof what, "a %s KV cache%s", f->name, w8 ? ", W8A8" : "");
+			if (m)
+				same_bits(m, tokens, what);
+			kv_formats += m != NULL && !w8;
+			sl_model_free(m);
+		}
+	}
 	sl_model *w8a8 = compressed(base, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int8\"}}");
 	if (w8a8) {
 		for (int il = 0; il < w8a8->cfg.n_layers; il++)
@@ -126,7 +147,8 @@ int main(void)
 		same_bits(w8a8, tokens, "int8 weights and activations (W8A8)");
 	}
 	sl_model_free(w8a8);
-	printf("one pass and steps of 1, 2, 3, 5, 17 tokens: the same logits for f32 and %d formats\n", formats);
+	printf("one pass and steps of 1, 2, 3, 5, 17 tokens: the same logits for f32 and %d formats, and %d KV-cache "
+	       "formats\n", formats, kv_formats);
 	sl_model_free(base);
 	return test_finish();
 }

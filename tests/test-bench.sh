@@ -3,7 +3,8 @@
 # columns, a ppN and a tgN row with mean ± deviation, slimlab's weight
 # bandwidth column) and the lines under it (caches, bandwidth, resident
 # memory); --json as a list of llama-bench's records with slimlab's
-# figures added; bad options refused with exit 2. The speeds themselves
+# figures added; a KV cache in int8 at a quarter of F32's bytes plus
+# the scales; bad options refused with exit 2. The speeds themselves
 # are never checked: they are the machine's.
 srcdir=${SL_SRCDIR:-.}
 builddir=${SL_BUILDDIR:-.}
@@ -60,7 +61,17 @@ echo "$out" | grep -q '"model_size":	11547648,' && echo "$out" | grep -q '"model
 	fail "only the decoding record has bandwidths: $out"
 echo "$out" | grep -q '"samples_ts":	\[[0-9.e+]*, [0-9.e+]*, [0-9.e+]*\]' || fail "three samples per test: $out"
 
-for bad in "-p x" "-p -1" "-n 2000000" "-r 0" "-t 0" "-p 0 -n 0" "--tensors"; do
+# A KV cache in int8: 4 bytes of scale and one byte a value per row, a
+# quarter of F32's plus the scales (the workshop model's rows hold 128).
+run "$model" -p 8 -n 2 -r 1 --kv-cache int8
+[ $rc -eq 0 ] || fail "--kv-cache int8 exited $rc: $err"
+echo "$out" | grep -q '^pp8 key/value cache .* (int8; F32 .*, 0\.258x), tg2 key/value cache .* (int8; F32 .*, 0\.258x)$' ||
+	fail "no int8 cache beside F32's: $out"
+run "$model" -p 8 -n 0 -r 1 --kv-cache nvfp4 --json
+[ $rc -eq 0 ] && echo "$out" | grep -q '"kv_cache_type":	"nvfp4",' && echo "$out" | grep -q '"kv_cache_f32_bytes":' ||
+	fail "--json lacks the cache's type: $rc: $out"
+
+for bad in "-p x" "-p -1" "-n 2000000" "-r 0" "-t 0" "-p 0 -n 0" "--tensors" "--kv-cache q4_0" "--kv-cache"; do
 	# shellcheck disable=SC2086
 	run "$model" $bad
 	[ $rc -eq 2 ] && [ -z "$out" ] && echo "$err" | grep -q "Try 'slimlab bench --help'" ||

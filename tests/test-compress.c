@@ -548,6 +548,94 @@ static void test_smoothquant(void)
 	sl_model_free(outl);
 }
 
+/* The logits of the first n tokens of the held-out text. */
+static float *logits_of(const sl_model *m, int n)
+{
+	int32_t *tok = NULL;
+	size_t got = 0;
+	float *y = malloc((size_t)n * m->cfg.vocab_size * sizeof *y);
+	sl_state *s = NULL;
+	sl_error err = {0};
+	if (!y || sl_tok_encode(m->tok, eval_text, eval_len < 4000 ? eval_len : 4000, true, &tok, &got, &err) ||
+	    got < (size_t)n || sl_state_new(m, n, &s, &err) || sl_forward(s, tok, n, y, 0, &err)) {
+		fprintf(stderr, "logits: %s\n", err.msg);
+		free(y);
+		y = NULL;
+	}
+	sl_state_free(s);
+	free(tok);
+	return y;
+}
+
+/* The largest difference between two models' logits of the first 64
+ * tokens, relative to the largest of ref's. */
+static double logits_diff(const sl_model *m, const sl_model *ref)
+{
+	const int n = 64;
+	float *y = logits_of(m, n), *yr = logits_of(ref, n);
+	double amax = 0, dmax = 0;
+	for (size_t i = 0; y && yr && i < (size_t)n * ref->cfg.vocab_size; i++) {
+		amax = fmax(amax, fabs(yr[i]));
+		dmax = fmax(dmax, fabs((double)y[i] - yr[i]));
+	}
+	free(y);
+	free(yr);
+	return y && yr ? dmax / amax : NAN;
+}
+
+/* W8A8 with int8 weights multiplies integers: the same model with its
+ * int8 weights turned into F32 (the same values) meets the same int8
+ * activations in float products, what the forward computed before the
+ * integer products. With only block 0's q, k and v W8A8 the two see the
+ * same int8 inputs and agree within float rounding (logits within 1e-5 of
+ * the largest); with every module W8A8, a float rounding that moves an activation across
+ * a rounding boundary moves it one int8 step, so the two differ like two
+ * draws of the quantization noise: KL between them below half the KL
+ * either has from the base, and those two within 10% of each other. */
+static void test_w8a8_integer(void)
+{
+	sl_model *sq = apply_json(
+		"{\"slimlab_recipe\": 1, \"rules\": [{\"match\": \"blk.*\", \"format\": \"int8\", \"method\": \"smoothquant\"}]}",
+		NULL);
+	sl_model *sim = NULL, *sim0 = NULL;
+	sl_error err = {0};
+	REQUIRE(sq && sl_model_clone(sq, &sim, &err) == SL_OK && sl_model_clone(sq, &sim0, &err) == SL_OK,
+	        "applies and clones: %s", err.msg);
+	int n_mods = sl_model_modules(sim, NULL, 0), n_int8 = 0;
+	sl_module *mods = calloc((size_t)n_mods, sizeof *mods);
+	REQUIRE(mods, "modules");
+	sl_model_modules(sim, mods, n_mods);
+	for (int i = 0; i < n_mods; i++)
+		if (mods[i].w->type == SL_DT_I8_CH) {
+			n_int8++;
+			CHECK(sl_tensor_to_f32(mods[i].w, &err) == SL_OK, "%s to F32: %s", mods[i].name, err.msg);
+		}
+	CHECK(n_int8 == 7 * sq->cfg.n_layers && sim->layers[0].act_int8 == sq->layers[0].act_int8,
+	      "every block module is int8 W8A8 (%d)", n_int8);
+	double all = logits_diff(sq, sim), kl = kl_of_pair(sq, sim), kl_int = kl_of(sq), kl_float = kl_of(sim);
+	/* Block 0's q, k and v alone: in F32 in sim0, the other modules int8 in both. */
+	const unsigned qkv = 1u << SL_MOD_ATTN_Q | 1u << SL_MOD_ATTN_K | 1u << SL_MOD_ATTN_V;
+	sl_model_modules(sim0, mods, n_mods);
+	for (int i = 0; i < n_mods; i++)
+		if (mods[i].layer == 0 && qkv & 1u << mods[i].kind)
+			CHECK(sl_tensor_to_f32(mods[i].w, &err) == SL_OK, "%s to F32: %s", mods[i].name, err.msg);
+	free(mods);
+	for (int il = 0; il < sq->cfg.n_layers; il++)
+		sq->layers[il].act_int8 = sim0->layers[il].act_int8 = il ? 0 : qkv;
+	double one = logits_diff(sq, sim0);
+	printf("W8A8 integer against float products of the same values: logits differ by %.3g of the largest with "
+	       "block 0's q, k, v W8A8, %.3g with all; KL between them %.3g, from the base %.5f and %.5f\n",
+	       one, all, kl, kl_int, kl_float);
+	CHECK(one <= 1e-5, "block 0's q, k, v W8A8: logits within 1e-5 of the largest (%g)", one);
+	CHECK(kl < 0.5 * fmin(kl_int, kl_float), "all W8A8: KL between them %g below half of %g and %g", kl, kl_int,
+	      kl_float);
+	CHECK(fabs(kl_int - kl_float) <= 0.1 * kl_float, "all W8A8: KL from the base %g within 10%% of %g", kl_int,
+	      kl_float);
+	sl_model_free(sim0);
+	sl_model_free(sim);
+	sl_model_free(sq);
+}
+
 /* The scales fold exactly: SmoothQuant into f32 weights, activations
  * left float, computes what the base computes (norms, v rows under
  * grouped-query attention, up rows all take their share). */
@@ -769,6 +857,7 @@ int main(void)
 		test_structured();
 		test_kv_cache();
 		test_smoothquant();
+		test_w8a8_integer();
 		test_fold_exact();
 		test_borrow();
 		test_cancel();

@@ -3,11 +3,13 @@
  * does: matmul with weights in every storage type the dtype table knows,
  * the other ops with the options the forward pass uses (both rope styles
  * and a partial rotation; grouped-query attention over a cache that holds
- * earlier positions in rows wider than the keys), each over batches of
+ * earlier positions in rows wider than the keys, in F32 and in the types
+ * of the KV-cache formats), each over batches of
  * T = 1, 2, 3, 4, 5, 17 and 64 tokens. Every CPU path runs: this process
  * takes the AVX2 kernels where the CPU has them, then runs itself again
  * with SL_NO_AVX2=1 for the portable ones. A token's matmul output must
- * have the same bits computed alone and inside a batch, for every type. */
+ * have the same bits computed alone and inside a batch, for every type,
+ * and W8A8's integer products the reference's bits. */
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -207,9 +209,24 @@ static void test_rope(const sl_kernels *K, const sl_kernels *R, op_report *rep)
 	free(x), free(y), free(ref);
 }
 
-/* Causal attention for T new tokens after pos0 cached ones. Cache rows
- * past the last position and the padding of rows wider than the keys hold
- * NaN: a kernel that reads them poisons its output. */
+/* A cache of rows of n values from src, in type, rows row_bytes apart:
+ * the rows before `valid` converted, every byte after them and the padding
+ * of each row 0xff (NaN in F32, F16, BF16, FP8 E4M3 and as a row header's
+ * f32 scale), so that a kernel reading them poisons its output. */
+static char *cache_of(int type, const float *src, size_t rows, size_t valid, int n, size_t row_bytes)
+{
+	char *c = alloc_or_die(rows * row_bytes);
+	memset(c, 0xff, rows * row_bytes);
+	for (size_t r = 0; r < valid; r++)
+		sl_dtype_rows_from_float(type, src + r * n, c + r * row_bytes, 1, n);
+	return c;
+}
+
+/* Causal attention for T new tokens after pos0 cached ones, over caches
+ * in F32 and in every type the KV-cache formats use, with rows wider than
+ * the keys. The packed caches must also give, bit for bit, what an F32
+ * cache holding their rows' values gives: reading packed rows changes
+ * nothing but the bytes read. */
 static void test_attention(const sl_kernels *K, const sl_kernels *R, op_report *rep)
 {
 	static const struct {
@@ -218,36 +235,127 @@ static void test_attention(const sl_kernels *K, const sl_kernels *R, op_report *
 		{4, 4, 32, 0, 0},  /* one kv head per query head, an empty cache */
 		{8, 2, 64, 45, 24}, /* four query heads per kv head, 45 cached positions, padded rows */
 		{6, 1, 16, 3, 8},  /* every query head on one kv head */
+		{4, 4, 8, 70, 4},  /* heads of 8 across NVFP4's blocks of 16, more rows than a tile converts */
 	};
+	static const int types[] = {SL_DT_F32, SL_DT_F16, SL_DT_BF16, SL_DT_I8_CH, SL_DT_FP8_E4M3, SL_DT_FP8_E5M2,
+	                            SL_DT_NVFP4};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-		const int H = cases[c].n_heads, KVH = cases[c].n_kv_heads, HD = cases[c].head_dim;
+		const int H = cases[c].n_heads, KVH = cases[c].n_kv_heads, HD = cases[c].head_dim, n = KVH * HD;
 		const int pos0 = cases[c].pos0;
-		const size_t stride = (size_t)KVH * HD + cases[c].pad;
 		const size_t rows = (size_t)pos0 + T_MAX + 8, q_n = (size_t)T_MAX * H * HD;
-		float *q = floats(q_n), *out = floats(q_n), *ref = floats(q_n);
-		float *k_all = floats(rows * stride), *v_all = floats(rows * stride);
-		float *k = floats(rows * stride), *v = floats(rows * stride);
+		float *q = floats(q_n), *out = floats(q_n), *ref = floats(q_n), *flat = floats(q_n);
+		float *k_all = floats(rows * n), *v_all = floats(rows * n);
+		float *k_val = floats(rows * n), *v_val = floats(rows * n);
 		rng_state = 14 + c;
 		fill_normal(q, q_n, 0.0, 2.0); /* scores of a few units: peaked and flat rows */
-		fill_normal(k_all, rows * stride, 0.0, 1.0);
-		fill_normal(v_all, rows * stride, 0.0, 1.0);
+		fill_normal(k_all, rows * n, 0.0, 1.0);
+		fill_normal(v_all, rows * n, 0.0, 1.0);
+		for (size_t ty = 0; ty < sizeof types / sizeof types[0]; ty++) {
+			const int type = types[ty];
+			const size_t rb = sl_dtype_row_bytes(type, n) + (size_t)cases[c].pad * 4;
+			const size_t fb = ((size_t)n + cases[c].pad) * sizeof(float);
+			size_t flat_same = 0;
+			/* The values the packed rows hold, as F32 rows. */
+			for (size_t r = 0; r < rows; r++) {
+				char row[4096];
+				sl_dtype_rows_from_float(type, k_all + r * n, row, 1, n);
+				sl_dtype_rows_to_float(type, row, k_val + r * n, 1, n);
+				sl_dtype_rows_from_float(type, v_all + r * n, row, 1, n);
+				sl_dtype_rows_to_float(type, row, v_val + r * n, 1, n);
+			}
+			for (int i = 0; i < N_BATCH; i++) {
+				const int T = batches[i];
+				const size_t valid = (size_t)(pos0 + T);
+				char *k = cache_of(type, k_all, rows, valid, n, rb), *v = cache_of(type, v_all, rows, valid, n, rb);
+				K->attention(out, q, k, v, type, rb, T, pos0, H, KVH, HD);
+				R->attention(ref, q, k, v, type, rb, T, pos0, H, KVH, HD);
+				char what[128];
+				snprintf(what, sizeof what, "%s cache, %d heads on %d kv heads of %d, pos0 %d, rows of %zu bytes",
+				         sl_dtype_name(type), H, KVH, HD, pos0, rb);
+				report(rep, max_rel_err(out, ref, (size_t)T * H * HD), what, T);
+				free(k), free(v);
+				if (type == SL_DT_F32)
+					continue;
+				k = cache_of(SL_DT_F32, k_val, rows, valid, n, fb);
+				v = cache_of(SL_DT_F32, v_val, rows, valid, n, fb);
+				K->attention(flat, q, k, v, SL_DT_F32, fb, T, pos0, H, KVH, HD);
+				flat_same += !memcmp(out, flat, (size_t)T * H * HD * sizeof(float));
+				free(k), free(v);
+			}
+			if (type != SL_DT_F32)
+				CHECK(flat_same == N_BATCH, "attention over a %s cache (%d heads of %d) gives what an F32 cache of "
+				      "its values gives, bit for bit (%zu of %d batch sizes)", sl_dtype_name(type), H, HD, flat_same,
+				      N_BATCH);
+		}
+		free(q), free(out), free(ref), free(flat), free(k_all), free(v_all), free(k_val), free(v_val);
+	}
+}
+
+/* W8A8 products against the reference's 64-bit integer sums, bit for
+ * bit: integer dot products are exact, so every path and batch size gives
+ * the reference's bits. Weights include -128 (a file may hold it; the
+ * quantizer never writes it) and rows whose length is not a multiple of 32. */
+static void test_w8a8(const sl_kernels *K, const sl_kernels *R, const char *path)
+{
+	static const int shapes[][2] = {{48, 96}, {33, 1000}, {256, 2048}};
+	size_t same = 0, total = 0;
+	for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+		const int n_out = shapes[c][0], n_in = shapes[c][1];
+		const size_t rb = 4 + (size_t)n_in;
+		float *x = floats((size_t)T_MAX * n_in), *xd = floats(T_MAX), *bias = floats((size_t)n_out);
+		float *y = floats((size_t)T_MAX * n_out), *ref = floats((size_t)T_MAX * n_out);
+		float *wf = floats((size_t)n_in);
+		int8_t *xq = alloc_or_die((size_t)T_MAX * n_in);
+		char *w = alloc_or_die((size_t)n_out * rb);
+		rng_state = 31 + c;
+		fill_normal(x, (size_t)T_MAX * n_in, 0.0, 1.0);
+		fill_normal(bias, (size_t)n_out, 0.0, 0.1);
+		for (int r = 0; r < n_out; r++) {
+			fill_normal(wf, (size_t)n_in, 0.0, 0.02);
+			sl_dtype_rows_from_float(SL_DT_I8_CH, wf, w + (size_t)r * rb, 1, n_in);
+			if (r % 3 == 0)
+				((int8_t *)w)[(size_t)r * rb + 4 + (size_t)(r % n_in)] = -128;
+		}
+		sl_act_i8_quantize(x, T_MAX, n_in, xq, xd);
 		for (int i = 0; i < N_BATCH; i++) {
 			const int T = batches[i];
-			for (size_t r = 0; r < rows; r++)
-				for (size_t j = 0; j < stride; j++) {
-					bool valid = r < (size_t)(pos0 + T) && j < (size_t)KVH * HD;
-					k[r * stride + j] = valid ? k_all[r * stride + j] : NAN;
-					v[r * stride + j] = valid ? v_all[r * stride + j] : NAN;
-				}
-			K->attention(out, q, k, v, T, pos0, H, KVH, HD, stride);
-			R->attention(ref, q, k, v, T, pos0, H, KVH, HD, stride);
-			char what[96];
-			snprintf(what, sizeof what, "%d heads on %d kv heads of %d, pos0 %d, kv_stride %zu", H, KVH, HD,
-			         pos0, stride);
-			report(rep, max_rel_err(out, ref, (size_t)T * H * HD), what, T);
+			const float *b = i % 2 ? bias : NULL;
+			K->matmul_w8a8(y, xq, xd, T, w, n_out, n_in, b);
+			R->matmul_w8a8(ref, xq, xd, T, w, n_out, n_in, b);
+			same += !memcmp(y, ref, (size_t)T * n_out * sizeof(float));
+			total++;
 		}
-		free(q), free(out), free(ref), free(k_all), free(v_all), free(k), free(v);
+		free(x), free(xd), free(bias), free(y), free(ref), free(wf), free(xq), free(w);
 	}
+	CHECK(same == total, "W8A8 products (%s) have the reference's bits: %zu of %zu shapes and batch sizes", path,
+	      same, total);
+	printf("matmul_w8a8 (%s path): %zu of %zu shapes x batch sizes bit for bit the reference's\n", path, same,
+	       total);
+}
+
+/* The per-token int8 rounding of W8A8 inputs: d = max|x| / 127 and
+ * q = round(x / d), every q within -127..127 and d*q within d/2 of x. */
+static void test_act_quantize(void)
+{
+	const int n = 100;
+	float x[3 * 100], d[3];
+	int8_t q[3 * 100];
+	rng_state = 77;
+	fill_normal(x, 3 * (size_t)n, 0.0, 3.0);
+	for (int i = 0; i < n; i++)
+		x[n + i] = 0.0f; /* an all-zero row: scale 0, codes 0 */
+	sl_act_i8_quantize(x, 3, n, q, d);
+	bool ok = d[1] == 0.0f;
+	for (int t = 0; t < 3; t++) {
+		float amax = 0;
+		for (int i = 0; i < n; i++)
+			amax = fmaxf(amax, fabsf(x[t * n + i]));
+		ok &= d[t] == amax / 127.0f;
+		for (int i = 0; i < n; i++)
+			ok &= q[t * n + i] >= -127 &&
+			      fabs((double)d[t] * q[t * n + i] - x[t * n + i]) <= 0.5 * d[t] * (1 + 1e-5);
+	}
+	CHECK(ok, "W8A8 inputs round to the nearest of 127 steps of max|x| / 127 per token");
 }
 
 static void test_other_ops(const sl_kernels *K, const sl_kernels *R, const char *path)
@@ -419,6 +527,8 @@ int main(int argc, char **argv)
 	const sl_kernels *K = sl_kernels_cpu(), *R = sl_kernels_ref();
 	printf("== the %s kernels against the reference\n", path);
 	test_other_ops(K, R, path);
+	test_act_quantize();
+	test_w8a8(K, R, path);
 	test_matmul(K, R, path);
 	if (portable_run)
 		return test_finish();

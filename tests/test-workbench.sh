@@ -9,8 +9,9 @@
 # about; the format menu filters as you type and shows bits per weight and
 # bytes checked against the blocks' sizes; a missing file is said before
 # any question; keys typed ahead of a popup never run as view keys; tied
-# embeddings are said; two runs are compared side by side. Every wait has a
-# deadline, so nothing hangs.
+# embeddings are said; two runs are compared side by side; the Model view
+# gives the KV cache's bytes, F32 and in the recipe's format. Every wait
+# has a deadline, so nothing hangs.
 . "${SL_SRCDIR:-.}/tests/tui-lib.sh"
 
 # row N: screen row N (from 1).
@@ -295,6 +296,18 @@ wait_for "37 modules planned differently:"
 wait_match "token_embd +f32 as is → q8_0"
 wait_for "… and"
 keys q
+wait_for "EXIT 0"
+
+echo "== the Model view: the KV cache's bytes at the trained context, F32 and in the recipe's kv_cache format"
+# stories260K: 5 blocks, keys and values of 32 values a row, 2048 positions;
+# F32 2 x 5 x 2048 x 32 x 4 bytes, int8 2 x 5 x 2048 x (32 + a 4-byte scale).
+printf '{"slimlab_recipe": 1, "kv_cache": "int8"}\n' >"$work/kv.json"
+start 160 24 "$model"
+wait_for "token_embd"
+wait_row 3 "· KV cache 2.62 MB at 2048 positions"
+cmd "recipe load $work/kv.json"
+wait_row 3 "· KV cache 2.62 MB at 2048 positions → 737.28 KB in int8"
+cmd "quit!"
 wait_for "EXIT 0"
 
 finish "all workbench key checks passed"

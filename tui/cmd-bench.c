@@ -1,7 +1,8 @@
 /* slimlab bench MODEL: prompt-processing and decoding speed, printed as
  * llama.cpp's llama-bench prints them (its markdown table, or its JSON
  * records with --json) so that the two can be compared on the same file,
- * with the resident memory and, for decoding, the weight bandwidth the
+ * with the resident memory, the key/value cache's bytes (in a KV-cache
+ * format with --kv-cache) and, for decoding, the weight bandwidth the
  * speed implies beside the machine's. */
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -12,11 +13,13 @@
 #include <time.h>
 
 #include "cli.h"
+#include "core/formats.h"
+#include "core/forward.h"
 #include "core/speed.h"
 #include "core/units.h"
 
 static const char bench_usage[] =
-	"Usage: slimlab bench MODEL [-p N] [-n N] [-t N] [-r N] [--json]\n"
+	"Usage: slimlab bench MODEL [-p N] [-n N] [-t N] [-r N] [--kv-cache FORMAT] [--json]\n"
 	"Measures prompt processing (ppN: one batch of N tokens from an empty cache)\n"
 	"and decoding (tgN: N tokens one at a time from an empty cache) in tokens/s,\n"
 	"as llama.cpp's llama-bench does: a warm-up run, then R timed repetitions,\n"
@@ -27,6 +30,8 @@ static const char bench_usage[] =
 	"  -n, --n-gen N      decoded tokens (default 128; 0 skips the test)\n"
 	"  -t, --threads N    CPU threads (default: one per core)\n"
 	"  -r, --repetitions N  timed runs of each test (default 5)\n"
+	"  --kv-cache FORMAT  hold the key/value cache in FORMAT, one a recipe's kv_cache takes\n"
+	"                     (default f32), and print its bytes beside F32's\n"
 	"  --json             llama-bench's JSON records, with slimlab's figures added\n"
 	"  --tokenizer FILE   llama2.c tokenizer.bin\n";
 
@@ -88,7 +93,14 @@ static void table_row(const sl_model *m, const char *type, int threads, const sl
 	fflush(stdout);
 }
 
-static void table_footer(const sl_speed_test *t, int n, double tok_bytes, double bw, size_t rss, size_t hwm)
+/* What an F32 cache of test t's positions would take. */
+static size_t f32_cache_bytes(const sl_model *m, const sl_speed_test *t)
+{
+	return sl_kv_cache_bytes(m, SL_DT_F32, t->n_prompt + t->n_gen);
+}
+
+static void table_footer(const sl_model *m, const sl_speed_test *t, int n, double tok_bytes, double bw, size_t rss,
+                         size_t hwm)
 {
 	char a[32], b[32];
 	putchar('\n');
@@ -97,6 +109,11 @@ static void table_footer(const sl_speed_test *t, int n, double tok_bytes, double
 		test_name(&t[i], test, sizeof test);
 		sl_fmt_bytes((double)t[i].kv_bytes, a, sizeof a);
 		printf("%s%s key/value cache %s", i ? ", " : "", test, a);
+		if (m->cfg.kv_type != SL_DT_F32) {
+			size_t f32 = f32_cache_bytes(m, &t[i]);
+			sl_fmt_bytes((double)f32, b, sizeof b);
+			printf(" (%s; F32 %s, %.3fx)", sl_dtype_name(m->cfg.kv_type), b, (double)t[i].kv_bytes / (double)f32);
+		}
 	}
 	putchar('\n');
 	if (bw > 0) {
@@ -150,6 +167,8 @@ static cJSON *json_record(const sl_model *m, const char *path, const char *type,
 	cJSON_AddNumberToObject(o, "rss_bytes", (double)rss);
 	cJSON_AddNumberToObject(o, "hwm_bytes", (double)hwm);
 	cJSON_AddNumberToObject(o, "kv_cache_bytes", (double)t->kv_bytes);
+	cJSON_AddStringToObject(o, "kv_cache_type", sl_dtype_name(m->cfg.kv_type));
+	cJSON_AddNumberToObject(o, "kv_cache_f32_bytes", (double)f32_cache_bytes(m, t));
 	if (t->n_gen) {
 		cJSON_AddNumberToObject(o, "weight_bytes_per_token", tok_bytes);
 		cJSON_AddNumberToObject(o, "weight_gbps", tok_bytes * t->avg_ts / 1e9);
@@ -167,12 +186,14 @@ int sl_cmd_bench(int argc, char **argv)
 		{"repetitions", required_argument, 0, 'r'},
 		{"json", no_argument, 0, 'j'},
 		{"tokenizer", required_argument, 0, 'z'},
+		{"kv-cache", required_argument, 0, 'k'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
 	long n_prompt = 512, n_gen = 128, threads = 0, reps = 5;
 	bool json = false;
 	const char *tok = NULL;
+	const sl_format *kv = NULL;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:n:t:r:h", opts, NULL)) != -1) {
@@ -183,6 +204,14 @@ int sl_cmd_bench(int argc, char **argv)
 		case 'r': if (!cli_parse_int("bench", "-r", optarg, 1, 1000, &reps)) return CLI_USAGE; break;
 		case 'j': json = true; break;
 		case 'z': tok = optarg; break;
+		case 'k':
+			kv = sl_format_find(optarg);
+			if (!kv || !kv->kv) {
+				char known[256];
+				sl_format_names(sl_format_is_kv, ", ", known, sizeof known);
+				return cli_usage_error("bench", "'%s' is not a KV-cache format (known: %s)", optarg, known);
+			}
+			break;
 		case 'h': fputs(bench_usage, stdout); return CLI_OK;
 		default: return cli_usage_error("bench", "unknown option");
 		}
@@ -197,6 +226,8 @@ int sl_cmd_bench(int argc, char **argv)
 	sl_model *m = cli_load_model(path, tok);
 	if (!m)
 		return CLI_FAIL;
+	if (kv)
+		m->cfg.kv_type = kv->dtype;
 	char type[128];
 	model_type(m, type, sizeof type);
 	int nt = sl_kernels_threads(), n_tests = 0;
@@ -235,7 +266,7 @@ int sl_cmd_bench(int argc, char **argv)
 			cJSON_AddItemToArray(a, json_record(m, path, type, nt, &tests[i], tok_bytes, bw, rss, hwm));
 		cli_print_json(a);
 	} else if (!st) {
-		table_footer(tests, n_tests, tok_bytes, bw, rss, hwm);
+		table_footer(m, tests, n_tests, tok_bytes, bw, rss, hwm);
 	}
 	for (int i = 0; i < n_tests; i++)
 		sl_speed_test_free(&tests[i]);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/formats.h"
+#include "core/forward.h"
 #include "core/units.h"
 #include "view.h"
 
@@ -118,7 +120,18 @@ static void draw(void *self, sl_app *app, sl_rect r)
 	              c->n_layers, c->dim, params, bytes);
 	if (!app->recipe_empty && app->est.bytes > 0) {
 		sl_fmt_bytes(app->est.bytes, rbytes, sizeof rbytes);
-		sl_textf(r.y, x, r.x + r.w - x, SL_R_ACCENT, "  → %s, %.2f bpw", rbytes, app->est.bpw);
+		x += sl_textf(r.y, x, r.x + r.w - x, SL_R_ACCENT, "  → %s, %.2f bpw", rbytes, app->est.bpw);
+	}
+	/* The KV cache at the trained context: F32, and in the recipe's kv_cache format. */
+	char kv[32], kvq[32];
+	sl_fmt_bytes((double)sl_kv_cache_bytes(app->model, SL_DT_F32, 0), kv, sizeof kv);
+	x += sl_textf(r.y, x, r.x + r.w - x, SL_R_NORMAL, " · KV cache %s at %d positions", kv, c->max_seq_len);
+	const sl_format *kvf = app->ses->recipe && app->ses->recipe->kv_cache[0] ? sl_format_find(app->ses->recipe->kv_cache)
+	                                                                         : NULL;
+	size_t kv_bytes = kvf && kvf->kv ? sl_kv_cache_bytes(app->model, kvf->dtype, 0) : 0;
+	if (kv_bytes && kvf->dtype != SL_DT_F32) {
+		sl_fmt_bytes((double)kv_bytes, kvq, sizeof kvq);
+		sl_textf(r.y, x, r.x + r.w - x, SL_R_ACCENT, " → %s in %s", kvq, kvf->name);
 	}
 
 	if (app->n_mods && sl_app_tied(app, app->mods[0].name))

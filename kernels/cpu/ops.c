@@ -7,6 +7,7 @@
 
 #include "../kernels.h"
 #include "gemm.h"
+#include "w8a8.h"
 
 /* ---- matmul ---------------------------------------------------------- */
 
@@ -208,20 +209,63 @@ static void cpu_rope(float *x, int T, int n_heads, int head_dim, int rot_dim, in
 
 /* ---- attention ------------------------------------------------------- */
 
-#define ATT_TILE 32
+#define ATT_TILE 32   /* queries per task */
+#define ATT_KEYS 64   /* cache rows converted to F32 at a time */
 
 typedef struct {
 	float *out;
-	const float *q, *k, *v;
+	const float *q;
+	const char *k, *v;
+	int type;
+	const sl_type_info *ti;
+	size_t row_bytes;
 	int T, pos0, n_heads, n_kv_heads, head_dim;
-	size_t kv_stride;
 	int n_tiles;
 } att_args;
+
+/* A task's room for converting one tile of one head's cache rows. */
+typedef struct {
+	float *rows;   /* [ATT_KEYS][head_dim] */
+	float *span;   /* the blocks covering one row's head */
+	uint8_t *pack; /* a row header and those blocks */
+} att_scratch;
+
+/* Values i0 .. i0+n-1 of cache rows j0 .. j0+nr-1 as F32 rows of n, *ld
+ * floats apart: an F32 cache in place, any other type converted into
+ * sc->rows. A head need not start at a block boundary (heads of 8 values
+ * in blocks of 16): the blocks covering it are converted, behind a copy
+ * of the row header when the type has one, and the head cut out of them.
+ * Every value is the one converting the whole row gives, since a header
+ * scales every block of its row alike. */
+static const float *kv_rows(const att_args *a, const char *cache, int j0, int nr, int i0, int n,
+                            const att_scratch *sc, size_t *ld)
+{
+	if (a->type == SL_DT_F32) {
+		*ld = a->row_bytes / sizeof(float);
+		return (const float *)(cache + (size_t)j0 * a->row_bytes) + i0;
+	}
+	const sl_type_info *ti = a->ti;
+	int bs = ti->block_size, b0 = i0 / bs, nb = (i0 + n + bs - 1) / bs - b0, off = i0 - b0 * bs;
+	size_t hdr = ti->row_header, blocks = (size_t)nb * ti->block_bytes;
+	for (int r = 0; r < nr; r++) {
+		const char *row = cache + (size_t)(j0 + r) * a->row_bytes;
+		const void *src = row + hdr + (size_t)b0 * ti->block_bytes;
+		if (hdr) {
+			memcpy(sc->pack, row, hdr);
+			memcpy(sc->pack + hdr, src, blocks);
+			src = sc->pack;
+		}
+		ti->to_float(src, sc->span, (int64_t)nb * bs);
+		memcpy(sc->rows + (size_t)r * n, sc->span + off, (size_t)n * sizeof(float));
+	}
+	*ld = (size_t)n;
+	return sc->rows;
+}
 
 /* One head over a tile of queries. Each query's scores are batch-invariant
  * dot products (gemm.c) and its output sums the values in order of
  * position, so a query's result does not depend on the tile or the batch
- * it is computed in. */
+ * it is computed in, nor on the tiles of cache rows converted for it. */
 static void att_task(int task, void *p)
 {
 	const att_args *a = p;
@@ -232,13 +276,25 @@ static void att_task(int task, void *p)
 	int kvh = h / (a->n_heads / a->n_kv_heads);
 	int qs = a->n_heads * a->head_dim, hd = a->head_dim;
 	float *S = malloc((size_t)tq * L * sizeof(float));
+	att_scratch sc = {NULL, NULL, NULL};
+	if (a->type != SL_DT_F32) {
+		int bs = a->ti->block_size, span = (hd / bs + 2) * bs;
+		sc.rows = malloc((size_t)ATT_KEYS * hd * sizeof(float));
+		sc.span = malloc((size_t)span * sizeof(float));
+		sc.pack = malloc(a->ti->row_header + (size_t)(span / bs) * a->ti->block_bytes);
+		if (!sc.rows || !sc.span || !sc.pack)
+			abort();
+	}
 	if (!S)
 		abort();
 	const float *Q = a->q + (size_t)t0 * qs + (size_t)h * hd;
-	const float *K = a->k + (size_t)kvh * hd;
-	const float *V = a->v + (size_t)kvh * hd;
 	float scale = 1.0f / sqrtf((float)hd);
-	sl_gemm(S, (size_t)L, Q, (size_t)qs, tq, K, SL_DT_F32, a->kv_stride, L, hd);
+	size_t ld;
+	for (int j0 = 0; j0 < L; j0 += ATT_KEYS) {
+		int nr = L - j0 < ATT_KEYS ? L - j0 : ATT_KEYS;
+		const float *K = kv_rows(a, a->k, j0, nr, kvh * hd, hd, &sc, &ld);
+		sl_gemm(S + j0, (size_t)L, Q, (size_t)qs, tq, K, SL_DT_F32, ld, nr, hd);
+	}
 	for (int t = 0; t < tq; t++) {
 		float *row = S + (size_t)t * L;
 		int n = a->pos0 + t0 + t + 1; /* causal: keys 0 .. own position */
@@ -254,30 +310,45 @@ static void att_task(int task, void *p)
 			sum += row[j];
 		}
 		float inv = 1.0f / sum;
+		for (int j = 0; j < n; j++)
+			row[j] *= inv;
 		float *out = a->out + (size_t)(t0 + t) * qs + (size_t)h * hd;
 		for (int d = 0; d < hd; d++)
 			out[d] = 0.0f;
-		for (int j = 0; j < n; j++) {
-			float pj = row[j] * inv;
-			const float *v = V + (size_t)j * a->kv_stride;
-			for (int d = 0; d < hd; d++)
-				out[d] += pj * v[d];
+	}
+	for (int j0 = 0; j0 < L; j0 += ATT_KEYS) {
+		int nr = L - j0 < ATT_KEYS ? L - j0 : ATT_KEYS;
+		const float *V = kv_rows(a, a->v, j0, nr, kvh * hd, hd, &sc, &ld);
+		for (int t = 0; t < tq; t++) {
+			const float *row = S + (size_t)t * L;
+			int n = a->pos0 + t0 + t + 1, j1 = j0 + nr < n ? j0 + nr : n;
+			float *out = a->out + (size_t)(t0 + t) * qs + (size_t)h * hd;
+			for (int j = j0; j < j1; j++) {
+				float pj = row[j];
+				const float *v = V + (size_t)(j - j0) * ld;
+				for (int d = 0; d < hd; d++)
+					out[d] += pj * v[d];
+			}
 		}
 	}
 	free(S);
+	free(sc.rows);
+	free(sc.span);
+	free(sc.pack);
 }
 
-static void cpu_attention(float *out, const float *q, const float *k_cache, const float *v_cache, int T,
-                          int pos0, int n_heads, int n_kv_heads, int head_dim, size_t kv_stride)
+static void cpu_attention(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_type,
+                          size_t kv_row_bytes, int T, int pos0, int n_heads, int n_kv_heads, int head_dim)
 {
-	att_args a = {out, q, k_cache, v_cache, T, pos0, n_heads, n_kv_heads, head_dim, kv_stride,
-	              (T + ATT_TILE - 1) / ATT_TILE};
+	att_args a = {out, q, k_cache, v_cache, kv_type, sl_type_info_get(kv_type), kv_row_bytes, T, pos0, n_heads,
+	              n_kv_heads, head_dim, (T + ATT_TILE - 1) / ATT_TILE};
 	sl_parallel_for(n_heads * a.n_tiles, att_task, &a);
 }
 
 static const sl_kernels cpu = {
 	.name = "cpu",
 	.matmul = cpu_matmul,
+	.matmul_w8a8 = sl_cpu_matmul_w8a8,
 	.rmsnorm = cpu_rmsnorm,
 	.layernorm = cpu_layernorm,
 	.rope = cpu_rope,

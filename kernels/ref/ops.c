@@ -5,6 +5,7 @@
  * (tests/test-ops.c). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../kernels.h"
 
@@ -96,14 +97,41 @@ static void ref_rope(float *x, int T, int n_heads, int head_dim, int rot_dim, in
 		}
 }
 
+/* y = (sum_i q_x[i] q_w[i]) * d_x * d_w (+ bias), the sum in 64 bits. */
+static void ref_matmul_w8a8(float *y, const int8_t *xq, const float *xd, int T, const void *w, int n_out, int n_in,
+                            const float *bias)
+{
+	for (int r = 0; r < n_out; r++) {
+		const uint8_t *row = (const uint8_t *)w + (size_t)r * (4 + (size_t)n_in);
+		float wd;
+		memcpy(&wd, row, sizeof wd);
+		for (int t = 0; t < T; t++) {
+			int64_t s = 0;
+			for (int i = 0; i < n_in; i++)
+				s += (int64_t)((const int8_t *)row)[4 + i] * xq[(size_t)t * n_in + i];
+			float v = (float)((double)s * (double)(xd[t] * wd));
+			y[(size_t)t * n_out + r] = bias ? v + bias[r] : v;
+		}
+	}
+}
+
 /* Query t at position p = pos0 + t of head h attends to the keys of
  * positions 0..p of its kv head h / (n_heads / n_kv_heads):
- * out = sum_j softmax_j(q . k_j / sqrt(head_dim)) v_j. */
-static void ref_attention(float *out, const float *q, const float *k_cache, const float *v_cache, int T,
-                          int pos0, int n_heads, int n_kv_heads, int head_dim, size_t kv_stride)
+ * out = sum_j softmax_j(q . k_j / sqrt(head_dim)) v_j, each cache row
+ * converted whole to F32 first. */
+static void ref_attention(float *out, const float *q, const void *k_cache, const void *v_cache, int kv_type,
+                          size_t kv_row_bytes, int T, int pos0, int n_heads, int n_kv_heads, int head_dim)
 {
-	const int group = n_heads / n_kv_heads;
-	double *weight = ref_alloc((size_t)(pos0 + T) * sizeof(double));
+	const int group = n_heads / n_kv_heads, row_len = n_kv_heads * head_dim, n_pos = pos0 + T;
+	double *weight = ref_alloc((size_t)n_pos * sizeof(double));
+	float *k = ref_alloc((size_t)n_pos * row_len * sizeof(float));
+	float *v = ref_alloc((size_t)n_pos * row_len * sizeof(float));
+	for (int j = 0; j < n_pos; j++) {
+		sl_dtype_rows_to_float(kv_type, (const char *)k_cache + (size_t)j * kv_row_bytes, k + (size_t)j * row_len, 1,
+		                       row_len);
+		sl_dtype_rows_to_float(kv_type, (const char *)v_cache + (size_t)j * kv_row_bytes, v + (size_t)j * row_len, 1,
+		                       row_len);
+	}
 	for (int t = 0; t < T; t++)
 		for (int h = 0; h < n_heads; h++) {
 			const float *qh = q + ((size_t)t * n_heads + h) * head_dim;
@@ -111,7 +139,7 @@ static void ref_attention(float *out, const float *q, const float *k_cache, cons
 			const int n_keys = pos0 + t + 1;
 			double max_score = -INFINITY, total = 0;
 			for (int j = 0; j < n_keys; j++) {
-				const float *kj = k_cache + (size_t)j * kv_stride + kv_off;
+				const float *kj = k + (size_t)j * row_len + kv_off;
 				double s = 0;
 				for (int d = 0; d < head_dim; d++)
 					s += (double)qh[d] * kj[d];
@@ -127,11 +155,13 @@ static void ref_attention(float *out, const float *q, const float *k_cache, cons
 			for (int d = 0; d < head_dim; d++) {
 				double s = 0;
 				for (int j = 0; j < n_keys; j++)
-					s += weight[j] * v_cache[(size_t)j * kv_stride + kv_off + d];
+					s += weight[j] * v[(size_t)j * row_len + kv_off + d];
 				oh[d] = (float)(s / total);
 			}
 		}
 	free(weight);
+	free(k);
+	free(v);
 }
 
 /* gate = gate * sigmoid(gate) * up. */
@@ -156,6 +186,7 @@ static void ref_gelu(float *x, size_t n)
 static const sl_kernels ref = {
 	.name = "ref",
 	.matmul = ref_matmul,
+	.matmul_w8a8 = ref_matmul_w8a8,
 	.rmsnorm = ref_rmsnorm,
 	.layernorm = ref_layernorm,
 	.rope = ref_rope,
