@@ -257,6 +257,9 @@ static bool spec_start(sl_tui *t, void *ctx)
 	snprintf(s->draft, sizeof s->draft, "%s", c->arg);
 	snprintf(s->label, sizeof s->label, "%s", c->draft.label);
 	s->running = true;
+	/* The last run's figures leave the message line, so that what it
+	 * says is always this run's. */
+	sl_tui_msg(t, false, "speculating: draft %s", s->label);
 	s->predicted = c->predicted;
 	snprintf(s->predicted_from, sizeof s->predicted_from, "%s", c->predicted_from);
 	/* The text starts as the prompt. */
