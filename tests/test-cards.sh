@@ -159,13 +159,18 @@ wait_for "Esc closes"
 close_card
 
 echo "== :card by kind and name, by name alone; unknown cards and kinds are said"
+# The Help view behind lists the cards' titles too: wait for the card's
+# panel (its footer) before its title.
 cmd "card method awq"
+wait_for "method awq  Esc closes"
 wait_for "AWQ: activation-aware scaling"
 close_card
 cmd "card qad"
+wait_for "qad  Esc closes"
 wait_for "QAD: quantization-aware distillation"
 close_card
 cmd "card 4:8"
+wait_for "Esc closes"
 wait_for "N:M semi-structured sparsity"
 close_card
 cmd "card nosuch"

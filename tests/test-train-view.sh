@@ -88,9 +88,24 @@ first=$(stopped_at)
 keys r
 wait_for ":train $work/long.json --resume"
 keys Enter
-wait_match "step [1-9][0-9]* of 50000000" 60
+# The stopped run's last step is still on the screen: wait for the
+# resumed run to pass it (a slow build takes a while to start it).
+n=600
+while [ "$n" -gt 0 ]; do
+	now=$(screen | sed -n 's/.*step \([0-9]*\) of 50000000.*/\1/p' | head -n 1)
+	[ -n "$now" ] && [ "$now" -gt "${first:-0}" ] && break
+	sleep 0.1
+	n=$((n - 1))
+done
 keys Escape
-wait_for "training cancelled at step" 60
+# and for its own "cancelled" line, after the first run's
+n=600
+while [ "$n" -gt 0 ]; do
+	now=$(stopped_at)
+	[ -n "$now" ] && [ "$now" -gt "${first:-0}" ] && break
+	sleep 0.1
+	n=$((n - 1))
+done
 [ -e "$runs/long-2" ] && fail "resuming made a new folder"
 [ "$(stopped_at)" -gt "${first:-0}" ] || fail "the resumed run stopped at step $(stopped_at), not after step $first"
 screen | grep -q "no checkpoint" && fail "resuming found no checkpoint"
