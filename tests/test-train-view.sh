@@ -45,6 +45,7 @@ wait_for "short-1/short.json.gguf" 60 # the header says where the model goes
 wait_for "step 6 of 6" 60
 wait_for "Open it?" 60
 keys n
+wait_gone "Open it?" 30 # answered before the next command is typed
 wait_for "done: 6 steps"
 for f in short.json.gguf short.json-loss.tsv short.json.ckpt; do
 	[ -f "$runs/short-1/$f" ] || fail "the run wrote no $runs/short-1/$f"
@@ -53,6 +54,7 @@ ls "$work"/short.json.* >/dev/null 2>&1 && fail "the run wrote beside its config
 cmd "train $work/short.json"
 wait_for "Open it?" 60
 keys n
+wait_gone "Open it?" 30 # answered before the next command is typed
 [ -f "$runs/short-2/short.json.gguf" ] || fail "the second run did not get a folder of its own"
 
 echo "== --out over an existing file asks; the open model is refused"
@@ -66,6 +68,7 @@ wait_for "$work/mine.gguf exists already"
 keys o
 wait_for "Open it?" 60
 keys n
+wait_gone "Open it?" 30 # answered before the next command is typed
 head -c 4 "$work/mine.gguf" | grep -q GGUF || fail "overwrite did not write the model"
 [ -f "$work/mine-loss.tsv" ] && [ -f "$work/mine.ckpt" ] || fail "no loss table and checkpoint beside the model"
 cmd "train $work/short.json --out $model"
