@@ -65,6 +65,11 @@ int sl_kernels_threads(void);
 
 /* Runs fn(i, arg) for i in [0, n) on the kernel threads and waits. */
 void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg);
+/* How many of n_rows output rows one task of a matrix product takes, for
+ * a product of `flops` operations: all of them when it is too small to
+ * share, else about four tasks per thread, in whole multiples of 16 rows.
+ * Each row is computed by one task, so the split never changes a result. */
+int sl_rows_per_task(int n_rows, double flops);
 
 /* ---- training ----------------------------------------------------------
  * The forward operations a training step keeps state from, and their

@@ -106,14 +106,7 @@ static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype
 		a.xq = xq;
 		a.xq_row_bytes = qrow;
 	}
-	double flops = 2.0 * T * n_out * (double)n_in;
-	int threads = sl_kernels_threads();
-	int tasks = flops < 2e5 ? 1 : threads * 4;
-	if (tasks > n_out)
-		tasks = n_out;
-	int per = (n_out + tasks - 1) / tasks;
-	if (tasks > 1)
-		per = (per + 15) / 16 * 16;
+	int per = sl_rows_per_task(n_out, 2.0 * T * n_out * (double)n_in);
 	a.rows_per_task = per;
 	sl_parallel_for((n_out + per - 1) / per, mm_task, &a);
 	free(xq);

@@ -164,3 +164,16 @@ void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg)
 	pthread_mutex_unlock(&pool.mu);
 	pthread_mutex_unlock(&pool.submit);
 }
+
+int sl_rows_per_task(int n_rows, double flops)
+{
+	int tasks = flops < 2e5 ? 1 : sl_kernels_threads() * 4;
+	if (tasks > n_rows)
+		tasks = n_rows;
+	if (tasks < 1)
+		tasks = 1;
+	int per = (n_rows + tasks - 1) / tasks;
+	if (tasks > 1)
+		per = (per + 15) / 16 * 16;
+	return per > 0 ? per : 1;
+}

@@ -111,10 +111,6 @@ void sl_cpu_matmul_w8a8(float *y, const int8_t *xq, const float *xd, int T, cons
                         const float *bias)
 {
 	w8_args a = {y, xq, xd, T, w, n_out, n_in, bias, 0, sl_cpu_avx2()};
-	double ops = 2.0 * T * n_out * (double)n_in;
-	int tasks = ops < 2e5 ? 1 : sl_kernels_threads() * 4;
-	if (tasks > n_out)
-		tasks = n_out;
-	a.rows_per_task = (n_out + tasks - 1) / tasks;
+	a.rows_per_task = sl_rows_per_task(n_out, 2.0 * T * n_out * (double)n_in);
 	sl_parallel_for((n_out + a.rows_per_task - 1) / a.rows_per_task, w8_task, &a);
 }
