@@ -236,6 +236,8 @@ static void test_attention(const sl_kernels *K, const sl_kernels *R, op_report *
 		{8, 2, 64, 45, 24}, /* four query heads per kv head, 45 cached positions, padded rows */
 		{6, 1, 16, 3, 8},  /* every query head on one kv head */
 		{4, 4, 8, 70, 4},  /* heads of 8 across NVFP4's blocks of 16, more rows than a tile converts */
+		{4, 4, 12, 9, 0},  /* heads of 12: vectors of 8 and a remainder of 4 */
+		{2, 2, 48, 100, 0}, /* heads of 48: slabs of 32 and 8 */
 	};
 	static const int types[] = {SL_DT_F32, SL_DT_F16, SL_DT_BF16, SL_DT_I8_CH, SL_DT_FP8_E4M3, SL_DT_FP8_E5M2,
 	                            SL_DT_NVFP4};

@@ -17,6 +17,7 @@
 
 #include "gemm.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -158,7 +159,204 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 GEMM(f32)
 GEMM(f16)
 GEMM(bf16)
+
+/* TM queries by W vectors of one slab of value columns: the accumulators
+ * stay in registers over rows j0 .. j1-1, each element one fused
+ * multiply-add per row in order of j. */
+#define ACC(TM, W)                                                                                      \
+	AVX2 static void acc_##TM##x##W(float *out, size_t ldo, const float *p, size_t ldp, const float *v, \
+	                                size_t ldv, int j0, int j1)                                     \
+	{                                                                                               \
+		__m256 acc[TM][W];                                                                      \
+		UNROLL for (int i = 0; i < TM; i++)                                                     \
+			UNROLL for (int c = 0; c < W; c++)                                              \
+				acc[i][c] = _mm256_loadu_ps(out + (size_t)i * ldo + 8 * c);             \
+		for (int j = j0; j < j1; j++) {                                                         \
+			const float *vr = v + (size_t)(j - j0) * ldv;                                   \
+			__m256 vv[W];                                                                   \
+			UNROLL for (int c = 0; c < W; c++)                                              \
+				vv[c] = _mm256_loadu_ps(vr + 8 * c);                                    \
+			UNROLL for (int i = 0; i < TM; i++) {                                           \
+				__m256 pi = _mm256_broadcast_ss(p + (size_t)i * ldp + j);              \
+				UNROLL for (int c = 0; c < W; c++)                                      \
+					acc[i][c] = _mm256_fmadd_ps(pi, vv[c], acc[i][c]);              \
+			}                                                                               \
+		}                                                                                       \
+		UNROLL for (int i = 0; i < TM; i++)                                                     \
+			UNROLL for (int c = 0; c < W; c++)                                              \
+				_mm256_storeu_ps(out + (size_t)i * ldo + 8 * c, acc[i][c]);             \
+	}
+
+ACC(3, 4)
+ACC(2, 4)
+ACC(1, 4)
+ACC(3, 1)
+ACC(2, 1)
+ACC(1, 1)
+
+/* One slab of W vectors at column d for queries i .. i+g-1: the rows all of
+ * them take together, then each query's own further rows. */
+#define SLAB(W)                                                                                         \
+	AVX2 static void slab_##W(float *out, size_t ldo, const float *p, size_t ldp, const int *lim, int nq,  \
+	                          const float *v, size_t ldv, int j0)                                   \
+	{                                                                                               \
+		for (int i = 0; i < nq; i += 3) {                                                       \
+			int g = nq - i < 3 ? nq - i : 3, common = lim[i];                               \
+			float *o = out + (size_t)i * ldo;                                               \
+			const float *pi = p + (size_t)i * ldp;                                          \
+			if (g == 3)                                                                     \
+				acc_3x##W(o, ldo, pi, ldp, v, ldv, j0, common);                         \
+			else if (g == 2)                                                                \
+				acc_2x##W(o, ldo, pi, ldp, v, ldv, j0, common);                         \
+			else                                                                            \
+				acc_1x##W(o, ldo, pi, ldp, v, ldv, j0, common);                         \
+			for (int q = 1; q < g; q++)                                                     \
+				if (lim[i + q] > common)                                                \
+					acc_1x##W(o + (size_t)q * ldo, ldo, pi + (size_t)q * ldp, ldp,  \
+					          v + (size_t)(common - j0) * ldv, ldv, common, lim[i + q]); \
+		}                                                                                       \
+	}
+
+SLAB(4)
+SLAB(1)
+
+AVX2 static void acc_rows_avx2(float *out, size_t ldo, const float *p, size_t ldp, const int *lim, int nq,
+                               const float *v, size_t ldv, int j0, int n)
+{
+	int d = 0;
+	for (; d + 32 <= n; d += 32)
+		slab_4(out + d, ldo, p, ldp, lim, nq, v + d, ldv, j0);
+	for (; d + 8 <= n; d += 8)
+		slab_1(out + d, ldo, p, ldp, lim, nq, v + d, ldv, j0);
+	for (; d < n; d++)
+		for (int i = 0; i < nq; i++) {
+			float *o = out + (size_t)i * ldo + d;
+			for (int j = j0; j < lim[i]; j++)
+				*o = fmaf(p[(size_t)i * ldp + j], v[(size_t)(j - j0) * ldv + d], *o);
+		}
+}
+
+/* e^x for x <= 0: x = k ln2 + r with |r| <= ln2/2 (ln2 in two parts so k
+ * ln2 is exact), e^r from a degree-7 polynomial in r (1 + r + r^2 p(r), the
+ * minimax coefficients of the classic single-precision expf), and 2^k put
+ * into the exponent bits; below -87.3 (under FLT_MIN) the result is 0. */
+AVX2 static inline __m256 exp_neg(__m256 x)
+{
+	const __m256 lo = _mm256_set1_ps(-87.33f);
+	__m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+	x = _mm256_max_ps(x, lo);
+	__m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504089f)),
+	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+	p = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+	return _mm256_andnot_ps(under, p);
+}
+
+AVX2 static void softmax_avx2(float *row, int n, float scale)
+{
+	__m256 sc = _mm256_set1_ps(scale), mx8 = _mm256_set1_ps(-INFINITY);
+	int j = 0;
+	for (; j + 8 <= n; j += 8) {
+		__m256 v = _mm256_mul_ps(_mm256_loadu_ps(row + j), sc);
+		_mm256_storeu_ps(row + j, v);
+		mx8 = _mm256_max_ps(mx8, v);
+	}
+	float l[8];
+	_mm256_storeu_ps(l, mx8);
+	float mx = l[0];
+	for (int i = 1; i < 8; i++)
+		mx = l[i] > mx ? l[i] : mx;
+	for (; j < n; j++) {
+		row[j] *= scale;
+		mx = row[j] > mx ? row[j] : mx;
+	}
+	__m256 m = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
+	for (j = 0; j + 8 <= n; j += 8) {
+		__m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(row + j), m));
+		_mm256_storeu_ps(row + j, e);
+		s8 = _mm256_add_ps(s8, e);
+	}
+	int tail = j;
+	if (j < n) { /* the last n mod 8 through the same polynomial */
+		float buf[8] = {0};
+		for (int i = 0; i < n - j; i++)
+			buf[i] = row[j + i] - mx;
+		_mm256_storeu_ps(buf, exp_neg(_mm256_loadu_ps(buf)));
+		for (int i = 0; i < n - j; i++)
+			row[j + i] = buf[i];
+	}
+	float sum = hsum8(s8);
+	for (j = tail; j < n; j++)
+		sum += row[j];
+	__m256 inv = _mm256_set1_ps(1.0f / sum);
+	for (j = 0; j + 8 <= n; j += 8)
+		_mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
+	for (; j < n; j++)
+		row[j] *= 1.0f / sum;
+}
 #endif
+
+void sl_softmax_scaled(float *row, int n, float scale)
+{
+	if (n <= 0)
+		return;
+#if defined(__x86_64__) || defined(__i386__)
+	static int avx2 = -1;
+	if (avx2 < 0)
+		avx2 = sl_cpu_avx2();
+	if (avx2) {
+		softmax_avx2(row, n, scale);
+		return;
+	}
+#endif
+	for (int j = 0; j < n; j++)
+		row[j] *= scale;
+	float mx = row[0];
+	for (int j = 1; j < n; j++)
+		if (row[j] > mx)
+			mx = row[j];
+	float sum = 0.0f;
+	for (int j = 0; j < n; j++) {
+		row[j] = expf(row[j] - mx);
+		sum += row[j];
+	}
+	float inv = 1.0f / sum;
+	for (int j = 0; j < n; j++)
+		row[j] *= inv;
+}
+
+void sl_gemm_acc_rows(float *out, size_t ldo, const float *p, size_t ldp, const int *lim, int nq, const float *v,
+                      size_t ldv, int j0, int n)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	static int avx2 = -1;
+	if (avx2 < 0)
+		avx2 = sl_cpu_avx2();
+	if (avx2) {
+		acc_rows_avx2(out, ldo, p, ldp, lim, nq, v, ldv, j0, n);
+		return;
+	}
+#endif
+	for (int i = 0; i < nq; i++) {
+		float *o = out + (size_t)i * ldo;
+		const float *pi = p + (size_t)i * ldp;
+		for (int j = j0; j < lim[i]; j++) {
+			float pj = pi[j];
+			const float *vr = v + (size_t)(j - j0) * ldv;
+			for (int d = 0; d < n; d++)
+				o[d] += pj * vr[d];
+		}
+	}
+}
 
 void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, int wtype, size_t ldw,
              int rows, int n)

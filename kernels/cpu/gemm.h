@@ -10,4 +10,17 @@
 void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, int wtype, size_t ldw,
              int rows, int n);
 
+/* Attention's weighted sum of value rows, added to what out holds: for
+ * query i of nq, out[i][d] += p[i][j] * v[j - j0][d] for j = j0 .. lim[i]-1
+ * in order of j, each element accumulated the same way whatever nq and the
+ * other queries' limits are (lim ascending, as causal queries' are). */
+void sl_gemm_acc_rows(float *out, size_t ldo, const float *p, size_t ldp, const int *lim, int nq, const float *v,
+                      size_t ldv, int j0, int n);
+
+/* A row of n attention scores becomes softmax(scale * row) in place.
+ * The AVX2 path takes its exponentials from a polynomial (within about 2
+ * ulp of expf) and sums them in eight lanes and a fixed tree; either way
+ * a row's result depends on its own n values only. */
+void sl_softmax_scaled(float *row, int n, float scale);
+
 #endif

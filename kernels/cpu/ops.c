@@ -291,20 +291,7 @@ static void att_task(int task, void *p)
 	for (int t = 0; t < tq; t++) {
 		float *row = S + (size_t)t * L;
 		int n = a->pos0 + t0 + t + 1; /* causal: keys 0 .. own position */
-		for (int j = 0; j < n; j++)
-			row[j] *= scale;
-		float mx = row[0];
-		for (int j = 1; j < n; j++)
-			if (row[j] > mx)
-				mx = row[j];
-		float sum = 0.0f;
-		for (int j = 0; j < n; j++) {
-			row[j] = expf(row[j] - mx);
-			sum += row[j];
-		}
-		float inv = 1.0f / sum;
-		for (int j = 0; j < n; j++)
-			row[j] *= inv;
+		sl_softmax_scaled(row, n, scale);
 		float *out = a->out + (size_t)(t0 + t) * qs + (size_t)h * hd;
 		for (int d = 0; d < hd; d++)
 			out[d] = 0.0f;
@@ -312,17 +299,13 @@ static void att_task(int task, void *p)
 	for (int j0 = 0; j0 < L; j0 += ATT_KEYS) {
 		int nr = L - j0 < ATT_KEYS ? L - j0 : ATT_KEYS;
 		const float *V = kv_rows(a, a->v, j0, nr, kvh * hd, hd, &sc, &ld);
+		int lim[ATT_TILE];
 		for (int t = 0; t < tq; t++) {
-			const float *row = S + (size_t)t * L;
 			int n = a->pos0 + t0 + t + 1, j1 = j0 + nr < n ? j0 + nr : n;
-			float *out = a->out + (size_t)(t0 + t) * qs + (size_t)h * hd;
-			for (int j = j0; j < j1; j++) {
-				float pj = row[j];
-				const float *v = V + (size_t)(j - j0) * ld;
-				for (int d = 0; d < hd; d++)
-					out[d] += pj * v[d];
-			}
+			lim[t] = j1 > j0 ? j1 : j0;
 		}
+		sl_gemm_acc_rows(a->out + (size_t)t0 * qs + (size_t)h * hd, (size_t)qs, S, (size_t)L, lim, tq, V, ld, j0,
+		                 hd);
 	}
 	free(S);
 	free(sc.rows);
