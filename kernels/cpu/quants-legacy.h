@@ -22,6 +22,16 @@ TARGET static inline __m256i SFX(dot_u8)(__m256i u, __m256i y)
 #endif
 }
 
+/* acc + dot_u8(u, y): VNNI adds into acc in the same instruction. */
+TARGET static inline __m256i SFX(dot_u8_add)(__m256i acc, __m256i u, __m256i y)
+{
+#ifdef SL_LEGACY_VNNI_PASS
+	return _mm256_dpbusd_epi32(acc, u, y);
+#else
+	return _mm256_add_epi32(acc, SFX(dot_u8)(u, y));
+#endif
+}
+
 /* R weight rows against NT activation rows (both constants, at most
  * SL_DOT_ROWS and SL_DOT_TILE, after inlining): each block's codes are
  * decoded once for every activation row, and each activation block's sum
@@ -62,24 +72,30 @@ SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, c
 			for (size_t off = 0; off < R * bytes; off += 64)
 				_mm_prefetch(next + off, _MM_HINT_T0);
 		}
+		__m256 dv[SL_DOT_ROWS];
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++)
+			dv[r] = _mm256_set1_ps(d[r]);
 #pragma GCC unroll 4
 		for (int t = 0; t < NT; t++) {
 			float dy, sy;
 			const __m256i yv = load32(act_block((const uint8_t *)xq + (size_t)t * xs, i, offset, &dy, &sy));
-			__m256i corr = _mm256_setzero_si256();
+			const __m256 dyv = _mm256_set1_ps(dy);
+			/* The offset's share, negated, as the sums' starting value. */
+			__m256i base = _mm256_setzero_si256();
 			if (!offset && shift >= 0)
-				corr = _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift));
+				base = _mm256_sub_epi32(base, _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift)));
 #pragma GCC unroll 4
 			for (int r = 0; r < R; r++) {
 				__m256i dot;
 				if (!offset && shift < 0)
 					dot = SFX(dot_u8)(_mm256_sign_epi8(q[r], q[r]), _mm256_sign_epi8(yv, q[r]));
 				else
-					dot = _mm256_sub_epi32(SFX(dot_u8)(q[r], yv), corr);
-				const float dt = d[r] * dy;
+					dot = SFX(dot_u8_add)(base, q[r], yv);
 				if (offset)
 					summ[r][t] += m[r] * sy;
-				acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dt), _mm256_cvtepi32_ps(dot), acc[r][t]);
+				/* d * dy in every lane: the one product the scalar form takes. */
+				acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dv[r], dyv), _mm256_cvtepi32_ps(dot), acc[r][t]);
 			}
 		}
 	}
