@@ -165,6 +165,16 @@ static void test_activations(const sl_kernels *K, const sl_kernels *R, op_report
 		R->gelu(ref, n);
 		report(gelu, max_rel_err(y, ref, n), "", batches[i]);
 	}
+	/* Gates far out on both sides (where e^-g overflows or vanishes), zeros,
+	 * and a length that leaves a remainder after vectors of 8. */
+	static const float far[] = {-100.0f, 100.0f, -88.5f, 88.5f, -87.0f, 87.0f, -20.0f, 20.0f, 0.0f, -0.0f, -1e-20f,
+	                            1e-20f, -7.5f};
+	const size_t nf = sizeof far / sizeof far[0];
+	memcpy(y, far, sizeof far);
+	memcpy(ref, far, sizeof far);
+	K->swiglu(y, u, nf);
+	R->swiglu(ref, u, nf);
+	report(swiglu, max_rel_err(y, ref, nf), "gates far from zero", (int)nf);
 	free(g), free(u), free(y), free(ref);
 }
 

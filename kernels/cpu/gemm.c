@@ -303,7 +303,46 @@ AVX2 static void softmax_avx2(float *row, int n, float scale)
 	for (; j < n; j++)
 		row[j] *= 1.0f / sum;
 }
+
+AVX2 static void swiglu_avx2(float *gate, const float *up, size_t n)
+{
+	const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 g = _mm256_loadu_ps(gate + i);
+		__m256 e = exp_neg(_mm256_or_ps(g, sign)); /* e^-|g| */
+		__m256 num = _mm256_blendv_ps(one, e, g);   /* g < 0: e^g / (1 + e^g) */
+		__m256 sg = _mm256_div_ps(num, _mm256_add_ps(one, e));
+		_mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_mul_ps(g, sg), _mm256_loadu_ps(up + i)));
+	}
+	if (i < n) {
+		float g[8] = {0}, u[8] = {0};
+		for (size_t k = 0; k < n - i; k++)
+			g[k] = gate[i + k], u[k] = up[i + k];
+		swiglu_avx2(g, u, 8);
+		for (size_t k = 0; k < n - i; k++)
+			gate[i + k] = g[k];
+	}
+}
 #endif
+
+void sl_swiglu(float *gate, const float *up, size_t n)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	static int avx2 = -1;
+	if (avx2 < 0)
+		avx2 = sl_cpu_avx2();
+	if (avx2) {
+		swiglu_avx2(gate, up, n);
+		return;
+	}
+#endif
+	for (size_t i = 0; i < n; i++) {
+		float g = gate[i];
+		g *= 1.0f / (1.0f + expf(-g));
+		gate[i] = g * up[i];
+	}
+}
 
 void sl_softmax_scaled(float *row, int n, float scale)
 {

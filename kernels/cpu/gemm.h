@@ -23,4 +23,8 @@ void sl_gemm_acc_rows(float *out, size_t ldo, const float *p, size_t ldp, const 
  * a row's result depends on its own n values only. */
 void sl_softmax_scaled(float *row, int n, float scale);
 
+/* gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g); the AVX2 path
+ * takes e^-|g| from the same polynomial. */
+void sl_swiglu(float *gate, const float *up, size_t n);
+
 #endif

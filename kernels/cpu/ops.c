@@ -150,11 +150,7 @@ static void cpu_layernorm(float *y, const float *x, const float *w, const float 
 
 static void cpu_swiglu(float *gate, const float *up, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		float g = gate[i];
-		g *= 1.0f / (1.0f + expf(-g));
-		gate[i] = g * up[i];
-	}
+	sl_swiglu(gate, up, n);
 }
 
 static void cpu_gelu(float *x, size_t n)
