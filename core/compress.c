@@ -283,6 +283,75 @@ done:
 	return st;
 }
 
+/* Whether a matrix can go from its stored weights to its format a stretch
+ * of rows at a time: rounding to nearest with nothing prepared, solved or
+ * refined, no pruning, no input scales, packed (not simulated), into a
+ * format whose scales do not span the whole tensor. */
+static bool streamable(const matrix_job *j, const float *W)
+{
+	const sl_module_plan *p = j->plan;
+	if (W || j->simulate || j->unscale || !p->format || sl_plan_prunes(p))
+		return false;
+	const sl_method *m = sl_method_find(SL_METHOD_QUANT, p->method);
+	if (!m || m->prepare || m->refine || m->needs)
+		return false;
+	const sl_format *f = sl_format_fits(p->format, j->cols) ? p->format : sl_format_fallback(p->format, j->cols);
+	return f && !sl_type_info_get(f->dtype)->from_float_rows;
+}
+
+/* compress_matrix for a streamable matrix (above): the rows of src are
+ * widened, packed and measured some thousands of values at a time, so no
+ * F32 copy of the whole matrix is held. The same bytes and figures as
+ * compress_matrix gives: the format packs each row by itself, and the
+ * error sums run in the same order. out may be src. */
+static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl_tensor *out, sl_module_report *rep,
+                                   sl_error *err)
+{
+	const sl_module_plan *p = j->plan;
+	int rows = j->rows, cols = j->cols;
+	const sl_format *f = format_for(p, cols, rep);
+	const sl_method *quant = usable(SL_METHOD_QUANT, p->method, j->st, rep);
+	snprintf(rep->method, sizeof rep->method, "%s", quant->name);
+	size_t rb = sl_dtype_row_bytes(f->dtype, cols);
+	int step = cols >= (1 << 18) ? 1 : (1 << 18) / cols;
+	if (step > rows)
+		step = rows;
+	float *W = sl_malloc_array((size_t)step * cols, sizeof *W), *Q = sl_malloc_array((size_t)step * cols, sizeof *Q);
+	char *packed = sl_malloc_array((size_t)rows, rb);
+	sl_status st = SL_OK;
+	if (!W || !Q || !packed) {
+		st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
+		goto done;
+	}
+	double e2 = 0, w2 = 0;
+	size_t zeros = 0;
+	for (int r0 = 0; r0 < rows; r0 += step) {
+		int n = rows - r0 < step ? rows - r0 : step;
+		size_t sz = (size_t)n * cols;
+		sl_tensor_rows_to_f32(src, r0, n, W);
+		sl_dtype_rows_from_float(f->dtype, W, packed + (size_t)r0 * rb, n, cols);
+		sl_dtype_rows_to_float(f->dtype, packed + (size_t)r0 * rb, Q, n, cols);
+		for (size_t i = 0; i < sz; i++) {
+			double w = W[i];
+			e2 += (w - Q[i]) * (w - Q[i]);
+			w2 += w * w;
+			zeros += Q[i] == 0;
+		}
+	}
+	int64_t ne[2] = {cols, rows};
+	if ((st = sl_tensor_realloc(out, f->dtype, ne, 2, err)))
+		goto done;
+	memcpy(out->data, packed, (size_t)rows * rb);
+	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
+	rep->sparsity = (double)zeros / ((double)rows * cols);
+	rep->bytes_after = (double)out->nbytes;
+done:
+	free(W);
+	free(Q);
+	free(packed);
+	return st;
+}
+
 /* --- low rank ------------------------------------------------------------------ */
 
 /* Matrices factored together: one weight, or the same module of the
@@ -1049,14 +1118,25 @@ static void compress_task(int i, void *arg)
 		return;
 	}
 	double t0 = sl_now();
+	const void *src = wm->mod.w->data;
+	size_t src_bytes = wm->mod.w->nbytes;
 	/* Working weights are F32 only while their module is compressed (those
-	 * an input's scales changed were made earlier and are held till now). */
-	wm->status = wm->group ? factor_task(a, wm, &wm->err) : ensure_w(wm, &wm->err);
-	if (!wm->group && !wm->status) {
-		wm->job.W = wm->w;
-		wm->status = compress_matrix(&wm->job, wm->mod.w, &wm->rep, &wm->err);
+	 * an input's scales changed were made earlier and are held till now),
+	 * and not even then where the rows can stream. */
+	if (!wm->group && streamable(&wm->job, wm->w))
+		wm->status = compress_streamed(&wm->job, wm->mod.w, wm->mod.w, &wm->rep, &wm->err);
+	else {
+		wm->status = wm->group ? factor_task(a, wm, &wm->err) : ensure_w(wm, &wm->err);
+		if (!wm->group && !wm->status) {
+			wm->job.W = wm->w;
+			wm->status = compress_matrix(&wm->job, wm->mod.w, &wm->rep, &wm->err);
+		}
 	}
 	release_w(wm);
+	/* The base's weights here, read from its file, are not read again by
+	 * this job: their pages need not stay resident. */
+	if (!wm->status && wm->mod.w->data != src)
+		sl_model_release_pages(a->base, src, src_bytes);
 	wm->rep.seconds = sl_now() - t0;
 	int done = atomic_fetch_add(&a->done, 1) + 1;
 	char what[SL_NAME_MAX + 16];

@@ -53,6 +53,18 @@ void sl_unmap(sl_mapping *map)
 	map->size = 0;
 }
 
+void sl_mapping_release(const sl_mapping *map, const void *p, size_t n)
+{
+	uintptr_t a = (uintptr_t)map->addr, b = (uintptr_t)p;
+	if (!map->addr || b < a || n > map->size || b - a > map->size - n)
+		return;
+	long ps = sysconf(_SC_PAGESIZE);
+	uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+	uintptr_t lo = (b + page - 1) / page * page, hi = (b + n) / page * page;
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 sl_status sl_read_file(const char *path, size_t max_bytes, char **data, size_t *len, sl_error *err)
 {
 	*data = NULL;

@@ -18,6 +18,10 @@ typedef struct sl_mapping {
 /* Maps a whole file read-only (an empty file maps to a NULL address). */
 sl_status sl_map_file(const char *path, sl_mapping *map, sl_error *err);
 void sl_unmap(sl_mapping *map);
+/* Gives the pages wholly inside [p, p + n) of a read-only mapping back to
+ * the system: they leave this process's resident memory and come back from
+ * the file, unchanged, when next read. Does nothing outside map. */
+void sl_mapping_release(const sl_mapping *map, const void *p, size_t n);
 
 /* Reads a whole file into a NUL-terminated malloc'ed buffer, refusing files
  * larger than max_bytes. */

@@ -72,6 +72,13 @@ sl_status sl_model_add_mapping(sl_model *m, void *addr, size_t size, sl_error *e
 	return SL_OK;
 }
 
+void sl_model_release_pages(const sl_model *m, const void *p, size_t n)
+{
+	for (; m; m = m->lender)
+		for (int i = 0; i < m->n_maps; i++)
+			sl_mapping_release(&m->maps[i], p, n);
+}
+
 void sl_model_free(sl_model *m)
 {
 	if (!m || atomic_fetch_sub(&m->refs, 1) > 0)

@@ -114,6 +114,11 @@ sl_status sl_model_load(const char *path, const sl_load_opts *opts, sl_model **o
  * last one to go frees it). */
 void sl_model_free(sl_model *m);
 
+/* Where [p, p + n) lies in a file mapping of m (or of its lender): the
+ * whole pages in it leave resident memory until next read
+ * (sl_mapping_release). For data a job has finished reading. */
+void sl_model_release_pages(const sl_model *m, const void *p, size_t n);
+
 sl_tensor *sl_model_tensor(const sl_model *m, const char *name);
 /* Fills up to max modules in model order (embedding, blocks, output) and
  * returns how many the model has; a tied output is not listed twice. */

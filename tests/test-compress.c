@@ -691,6 +691,31 @@ static void test_borrow(void)
 	sl_model_free(m2);
 }
 
+/* Rounding to nearest streams a matrix's rows from the base's file
+ * (no F32 copy of the whole matrix) and gives the base's file pages back
+ * when done: the packed bytes are the format's quantizer's on the whole
+ * matrix, and the base reads as it did. */
+static void test_streamed(void)
+{
+	uint64_t before = sl_model_hash(base);
+	sl_model *m = apply_json("{\"slimlab_recipe\": 1, \"default\": {\"format\": \"q8_0\"}}", NULL);
+	REQUIRE(m, "applies");
+	const sl_tensor *w = m->layers[0].wq, *b = base->layers[0].wq;
+	const int64_t cols = b->ne[0], rows = b->ne[1];
+	float *f = malloc((size_t)(cols * rows) * sizeof *f);
+	size_t rb = sl_dtype_row_bytes(SL_DT_Q8_0, cols);
+	char *q = malloc((size_t)rows * rb);
+	REQUIRE(f && q && rb, "memory, and rows Q8_0 holds");
+	sl_tensor_rows_to_f32(b, 0, rows, f);
+	sl_dtype_rows_from_float(SL_DT_Q8_0, f, q, rows, cols);
+	CHECK(w->type == SL_DT_Q8_0 && w->nbytes == (size_t)rows * rb && !memcmp(w->data, q, w->nbytes),
+	      "attn_q of block 0 holds the bytes Q8_0's quantizer gives the whole matrix");
+	CHECK(sl_model_hash(base) == before, "the base reads as it did after its pages were given back");
+	free(f);
+	free(q);
+	sl_model_free(m);
+}
+
 /* A raised cancel flag stops apply with SL_ERR_CANCELLED and no model. */
 static void test_cancel(void)
 {
@@ -860,6 +885,7 @@ int main(void)
 		test_w8a8_integer();
 		test_fold_exact();
 		test_borrow();
+	test_streamed();
 		test_cancel();
 		test_gpt2();
 		test_compress_module();
