@@ -7,7 +7,11 @@
  * sl_speculate defines (core/speculate.h: the target alone decodes beside
  * the run, catching up after every pass), on the clock and in CPU seconds:
  * "cpu s-up" is the speed-up in CPU time, steadier than the clock's where
- * other work shares the machine. --draft NAME keeps the sources whose
+ * other work shares the machine. Where the time goes: c is one draft step
+ * over one step of the target alone, "verify" one verification of up to
+ * k + 1 tokens in such steps (the prediction counts it as 1), "loop" the
+ * share of the passes' time outside drafting and verification (the
+ * caches' rewind, bookkeeping). --draft NAME keeps the sources whose
  * label starts with NAME. --shape 110m runs a model of
  * stories110M's shape with random weights (speeds only: its acceptance
  * means nothing). With $LLAMA_SPECULATIVE naming llama.cpp's
@@ -172,8 +176,8 @@ int main(int argc, char **argv)
 
 	int32_t prompt[48];
 	int n_prompt = prompt_of(m, prompt, 48);
-	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s %8s\n", "draft", "k", "acceptance", "tok/pass", "spec t/s",
-	       "alone t/s", "speed-up", "predicted", "pred/meas", "cpu s-up");
+	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s %8s %5s %6s %5s\n", "draft", "k", "acceptance", "tok/pass",
+	       "spec t/s", "alone t/s", "speed-up", "predicted", "pred/meas", "cpu s-up", "c", "verify", "loop");
 	double best = 0;
 	const char *best_label = "";
 	int best_k = 0;
@@ -190,9 +194,12 @@ int main(int argc, char **argv)
 			}
 			free(out);
 			sl_spec_finish(&st);
-			printf("%-18.18s %2d %10.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f %7.2fx\n", src[s].d.label, k,
-			       st.acceptance, st.mean_len, st.tps, st.target_tps, st.speedup, st.predicted_speedup,
-			       st.speedup > 0 ? st.predicted_speedup / st.speedup : 0, st.speedup_cpu);
+			double verify = st.passes && st.target_token_s > 0 ? st.target_s / st.passes / st.target_token_s : 0;
+			double loop = st.total_s > 0 ? (st.total_s - st.draft_s - st.target_s) / st.total_s : 0;
+			printf("%-18.18s %2d %10.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f %7.2fx %5.2f %6.2f %4.1f%%\n",
+			       src[s].d.label, k, st.acceptance, st.mean_len, st.tps, st.target_tps, st.speedup,
+			       st.predicted_speedup, st.speedup > 0 ? st.predicted_speedup / st.speedup : 0, st.speedup_cpu,
+			       st.cost_ratio, verify, 100 * loop);
 			fflush(stdout);
 			if (st.speedup > best) {
 				best = st.speedup;

@@ -53,11 +53,29 @@ static const sl_card card_early = {
 	.paper = "Elhoushi et al. 2024, LayerSkip: Enabling Early Exit Inference and Self-Speculative Decoding (ACL).",
 };
 
+static const sl_card card_speedup = {
+	.title = "Speed-up of speculative decoding",
+	.what = "Tokens per second of the speculative run over those of the model decoding alone, both timed in the "
+	        "same run: after every speculative pass the model alone (its own cache, one forward pass per token) "
+	        "decodes until it has as many tokens, so both meet the same load on the machine. The Speculate view, "
+	        "slimlab speculate and bench/speculate time it this one way.",
+	.formula = "speed-up = (tokens / pass seconds) / (tokens / seconds alone); pass seconds are drafting, the "
+	           "batched verification, acceptance and the caches' rewind, without drawing or printing. Predicted: "
+	           "(1 - a^(k+1)) / ((1 - a)(k c + 1)), c = one draft step over one step alone.",
+	.watch = "Speculate: tokens/s speculative and alone, the speed-up measured beside the predicted one and c; "
+	         "bench/speculate also gives it in CPU seconds, steadier on a busy machine.",
+	.pitfall = "The prediction counts the verification of k + 1 tokens as one step alone; on a small model the "
+	           "processor computes rather than waits for memory, verification costs more, and the measured "
+	           "speed-up falls short of the prediction.",
+	.paper = "Leviathan, Kalman and Matias 2023 (ICML): the expected improvement factor in walltime.",
+};
+
 static const struct {
 	const char *name;
 	const sl_card *card;
 } spec_cards[] = {
 	{"speculative", &card_speculative}, {"lookup", &card_lookup}, {"early-exit", &card_early},
+	{"speedup", &card_speedup},
 };
 
 int sl_spec_card_count(void)

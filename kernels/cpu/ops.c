@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "../kernels.h"
 #include "gemm.h"
@@ -255,6 +258,45 @@ static const float *kv_rows(const att_args *a, const char *cache, int j0, int nr
 	return sc->rows;
 }
 
+/* out[d] += p[j] * V[j][d] for j = 0 .. nj-1 in order, every product
+ * rounded and then added, as the plain loop at the end does: the vector
+ * lanes only take several d at once, so every path gives the same bits.
+ * The lanes hold their sums in registers across the rows of V. */
+static void weighted_sum(float *out, const float *p, const float *V, size_t ld, int nj, int n)
+{
+	int d = 0;
+#if defined(__SSE2__)
+	for (; d + 16 <= n; d += 16) {
+		__m128 a0 = _mm_loadu_ps(out + d), a1 = _mm_loadu_ps(out + d + 4);
+		__m128 a2 = _mm_loadu_ps(out + d + 8), a3 = _mm_loadu_ps(out + d + 12);
+		for (int j = 0; j < nj; j++) {
+			__m128 pj = _mm_set1_ps(p[j]);
+			const float *v = V + (size_t)j * ld + d;
+			a0 = _mm_add_ps(a0, _mm_mul_ps(pj, _mm_loadu_ps(v)));
+			a1 = _mm_add_ps(a1, _mm_mul_ps(pj, _mm_loadu_ps(v + 4)));
+			a2 = _mm_add_ps(a2, _mm_mul_ps(pj, _mm_loadu_ps(v + 8)));
+			a3 = _mm_add_ps(a3, _mm_mul_ps(pj, _mm_loadu_ps(v + 12)));
+		}
+		_mm_storeu_ps(out + d, a0);
+		_mm_storeu_ps(out + d + 4, a1);
+		_mm_storeu_ps(out + d + 8, a2);
+		_mm_storeu_ps(out + d + 12, a3);
+	}
+	for (; d + 4 <= n; d += 4) {
+		__m128 a0 = _mm_loadu_ps(out + d);
+		for (int j = 0; j < nj; j++)
+			a0 = _mm_add_ps(a0, _mm_mul_ps(_mm_set1_ps(p[j]), _mm_loadu_ps(V + (size_t)j * ld + d)));
+		_mm_storeu_ps(out + d, a0);
+	}
+#endif
+	for (; d < n; d++) {
+		float acc = out[d];
+		for (int j = 0; j < nj; j++)
+			acc += p[j] * V[(size_t)j * ld + d];
+		out[d] = acc;
+	}
+}
+
 /* One head over a tile of queries. Each query's scores are batch-invariant
  * dot products (gemm.c) and its output sums the values in order of
  * position, so a query's result does not depend on the tile or the batch
@@ -315,13 +357,8 @@ static void att_task(int task, void *p)
 		for (int t = 0; t < tq; t++) {
 			const float *row = S + (size_t)t * L;
 			int n = a->pos0 + t0 + t + 1, j1 = j0 + nr < n ? j0 + nr : n;
-			float *out = a->out + (size_t)(t0 + t) * qs + (size_t)h * hd;
-			for (int j = j0; j < j1; j++) {
-				float pj = row[j];
-				const float *v = V + (size_t)(j - j0) * ld;
-				for (int d = 0; d < hd; d++)
-					out[d] += pj * v[d];
-			}
+			if (j1 > j0)
+				weighted_sum(a->out + (size_t)(t0 + t) * qs + (size_t)h * hd, row + j0, V, ld, j1 - j0, hd);
 		}
 	}
 	free(S);
