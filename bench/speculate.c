@@ -3,13 +3,22 @@
  * formats packed, the target's first half of blocks, prompt lookup), with
  * the speed-up predicted from the acceptance and the draft's cost beside
  * the measured one. On the workshop model by default, greedy, continuing
- * the first lines of the evaluation text; --shape 110m runs a model of
+ * the first lines of the evaluation text. Both speeds are timed as
+ * sl_speculate defines (core/speculate.h: the target alone decodes beside
+ * the run, catching up after every pass), on the clock and in CPU seconds:
+ * "cpu s-up" is the speed-up in CPU time, steadier than the clock's where
+ * other work shares the machine. Where the time goes: c is one draft step
+ * over one step of the target alone, "verify" one verification of up to
+ * k + 1 tokens in such steps (the prediction counts it as 1), "loop" the
+ * share of the passes' time outside drafting and verification (the
+ * caches' rewind, bookkeeping). --draft NAME keeps the sources whose
+ * label starts with NAME. --shape 110m runs a model of
  * stories110M's shape with random weights (speeds only: its acceptance
  * means nothing). With $LLAMA_SPECULATIVE naming llama.cpp's
  * llama-speculative, the same target and q4_0 draft (exported by slimlab)
  * run there too, and the tokens/s ratio is printed.
  *
- *   bench/speculate [MODEL] [--n N] [--k-max K] [--threads N] [--shape 110m] */
+ *   bench/speculate [MODEL] [--n N] [--k-max K] [--threads N] [--shape 110m] [--draft NAME] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +112,7 @@ static double llama_speculative(const char *bin, const char *target, const char 
 
 int main(int argc, char **argv)
 {
-	const char *path = NULL, *shape = NULL;
+	const char *path = NULL, *shape = NULL, *only = NULL;
 	int n_predict = 128, k_max = 8;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--n") && i + 1 < argc)
@@ -114,6 +123,8 @@ int main(int argc, char **argv)
 			sl_kernels_set_threads(atoi(argv[++i]));
 		else if (!strcmp(argv[i], "--shape") && i + 1 < argc)
 			shape = argv[++i];
+		else if (!strcmp(argv[i], "--draft") && i + 1 < argc)
+			only = argv[++i];
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
@@ -165,13 +176,13 @@ int main(int argc, char **argv)
 
 	int32_t prompt[48];
 	int n_prompt = prompt_of(m, prompt, 48);
-	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s\n", "draft", "k", "acceptance", "tok/pass", "spec t/s",
-	       "alone t/s", "speed-up", "predicted", "pred/meas");
+	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s %8s %5s %6s %5s\n", "draft", "k", "acceptance", "tok/pass",
+	       "spec t/s", "alone t/s", "speed-up", "predicted", "pred/meas", "cpu s-up", "c", "verify", "loop");
 	double best = 0;
 	const char *best_label = "";
 	int best_k = 0;
 	for (int s = 0; s < n_src; s++)
-		for (int k = 1; k <= k_max; k++) {
+		for (int k = 1; k <= k_max && (!only || !strncmp(src[s].d.label, only, strlen(only))); k++) {
 			sl_spec_opts o = {.k = k, .n_predict = n_predict, .eos = -1, .baseline = true, .seed = 1};
 			int32_t *out = NULL;
 			int n = 0;
@@ -183,9 +194,12 @@ int main(int argc, char **argv)
 			}
 			free(out);
 			sl_spec_finish(&st);
-			printf("%-18.18s %2d %10.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f\n", src[s].d.label, k, st.acceptance,
-			       st.mean_len, st.tps, st.target_tps, st.speedup, st.predicted_speedup,
-			       st.speedup > 0 ? st.predicted_speedup / st.speedup : 0);
+			double verify = st.passes && st.target_token_s > 0 ? st.target_s / st.passes / st.target_token_s : 0;
+			double loop = st.total_s > 0 ? (st.total_s - st.draft_s - st.target_s) / st.total_s : 0;
+			printf("%-18.18s %2d %10.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f %7.2fx %5.2f %6.2f %4.1f%%\n",
+			       src[s].d.label, k, st.acceptance, st.mean_len, st.tps, st.target_tps, st.speedup,
+			       st.predicted_speedup, st.speedup > 0 ? st.predicted_speedup / st.speedup : 0, st.speedup_cpu,
+			       st.cost_ratio, verify, 100 * loop);
 			fflush(stdout);
 			if (st.speedup > best) {
 				best = st.speedup;

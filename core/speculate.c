@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "forward.h"
 #include "tokenizer.h"
@@ -52,11 +53,29 @@ static const sl_card card_early = {
 	.paper = "Elhoushi et al. 2024, LayerSkip: Enabling Early Exit Inference and Self-Speculative Decoding (ACL).",
 };
 
+static const sl_card card_speedup = {
+	.title = "Speed-up of speculative decoding",
+	.what = "Tokens per second of the speculative run over those of the model decoding alone, both timed in the "
+	        "same run: after every speculative pass the model alone (its own cache, one forward pass per token) "
+	        "decodes until it has as many tokens, so both meet the same load on the machine. The Speculate view, "
+	        "slimlab speculate and bench/speculate time it this one way.",
+	.formula = "speed-up = (tokens / pass seconds) / (tokens / seconds alone); pass seconds are drafting, the "
+	           "batched verification, acceptance and the caches' rewind, without drawing or printing. Predicted: "
+	           "(1 - a^(k+1)) / ((1 - a)(k c + 1)), c = one draft step over one step alone.",
+	.watch = "Speculate: tokens/s speculative and alone, the speed-up measured beside the predicted one and c; "
+	         "bench/speculate also gives it in CPU seconds, steadier on a busy machine.",
+	.pitfall = "The prediction counts the verification of k + 1 tokens as one step alone; on a small model the "
+	           "processor computes rather than waits for memory, verification costs more, and the measured "
+	           "speed-up falls short of the prediction.",
+	.paper = "Leviathan, Kalman and Matias 2023 (ICML): the expected improvement factor in walltime.",
+};
+
 static const struct {
 	const char *name;
 	const sl_card *card;
 } spec_cards[] = {
 	{"speculative", &card_speculative}, {"lookup", &card_lookup}, {"early-exit", &card_early},
+	{"speedup", &card_speedup},
 };
 
 int sl_spec_card_count(void)
@@ -96,11 +115,35 @@ sl_status sl_spec_same_vocab(const sl_model *target, const sl_model *draft, sl_e
 	return SL_OK;
 }
 
+/* Draws from normalize(max(0, p - q)) without a buffer: the same draw as
+ * sl_sample_from over those values, computed twice on the fly; from p when
+ * q covers all of p's mass. */
+static int32_t sample_residual(const float *p, const float *q, int n, uint64_t *rng)
+{
+	double total = 0;
+	for (int v = 0; v < n; v++)
+		total += p[v] > q[v] ? p[v] - q[v] : 0.0f;
+	if (!(total > 0))
+		return sl_sample_from(rng, p, n, 1.0);
+	double r = (double)sl_rand01(rng) * total, acc = 0;
+	int last = 0;
+	for (int v = 0; v < n; v++) {
+		float d = p[v] > q[v] ? p[v] - q[v] : 0.0f;
+		if (d <= 0)
+			continue;
+		acc += d;
+		last = v;
+		if (r < acc)
+			return v;
+	}
+	return last;
+}
+
 int sl_spec_verify(const float *p, const float *q, const int32_t *x, int j, int n, bool greedy, uint64_t *rng,
                    int32_t *emit)
 {
 	for (int i = 0; i < j; i++) {
-		const float *pi = p + (size_t)i * n, *qi = q + (size_t)i * n;
+		const float *pi = p + (size_t)i * n;
 		if (greedy) {
 			int best = sl_argmax(pi, n);
 			emit[i] = best;
@@ -108,20 +151,14 @@ int sl_spec_verify(const float *p, const float *q, const int32_t *x, int j, int 
 				return i;
 			continue;
 		}
+		const float *qi = q + (size_t)i * n;
 		float px = pi[x[i]], qx = qi[x[i]];
 		if (qx > 0 && (px >= qx || sl_rand01(rng) < px / qx)) {
 			emit[i] = x[i];
 			continue;
 		}
 		/* Rejected: the rest of the target's mass, where it exceeds the draft's. */
-		float *r = malloc((size_t)n * sizeof *r);
-		double total = 0;
-		for (int v = 0; r && v < n; v++) {
-			r[v] = pi[v] > qi[v] ? pi[v] - qi[v] : 0.0f;
-			total += r[v];
-		}
-		emit[i] = r && total > 0 ? sl_sample_from(rng, r, n, total) : sl_sample_from(rng, pi, n, 1.0);
-		free(r);
+		emit[i] = sample_residual(pi, qi, n, rng);
 		return i;
 	}
 	const float *pj = p + (size_t)j * n;
@@ -136,6 +173,9 @@ void sl_spec_finish(sl_spec_stats *st)
 	st->tps = st->total_s > 0 ? (double)st->generated / st->total_s : 0;
 	st->target_tps = st->baseline_s > 0 ? (double)st->baseline_tokens / st->baseline_s : 0;
 	st->speedup = st->target_tps > 0 ? st->tps / st->target_tps : 0;
+	st->speedup_cpu = st->cpu_s > 0 && st->generated && st->baseline_tokens
+	                          ? (st->baseline_cpu_s / (double)st->baseline_tokens) / (st->cpu_s / (double)st->generated)
+	                          : 0;
 	st->cost_ratio = st->target_token_s > 0 ? st->draft_token_s / st->target_token_s : 0;
 	double a = st->acceptance, c = st->cost_ratio, k = st->k;
 	double gain = a < 1 ? (1 - pow(a, k + 1)) / (1 - a) : k + 1;
@@ -159,6 +199,8 @@ void sl_spec_stats_add(sl_spec_stats *into, const sl_spec_stats *s)
 	into->draft_s += s->draft_s;
 	into->target_s += s->target_s;
 	into->total_s += s->total_s;
+	into->cpu_s += s->cpu_s;
+	into->baseline_cpu_s += s->baseline_cpu_s;
 	into->draft_token_s = steps_d + steps_s > 0 ? into->draft_s / (steps_d + steps_s) : 0;
 	into->baseline_s += s->baseline_s;
 	into->baseline_tokens += s->baseline_tokens;
@@ -168,10 +210,19 @@ void sl_spec_stats_add(sl_spec_stats *into, const sl_spec_stats *s)
 
 /* --- the run ---------------------------------------------------------------- */
 
+/* CPU seconds of the whole process: every kernel thread's included. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 typedef struct {
 	const sl_model *target;
 	const sl_draft *draft;
 	const sl_spec_opts *o;
+	bool greedy;
 	sl_state *ts, *ds;        /* target and draft states (no draft state for lookup) */
 	int V;
 	int32_t *seq;             /* prompt and generated tokens */
@@ -180,14 +231,30 @@ typedef struct {
 	sl_sampler ps, qs;        /* the distributions target and draft sample from */
 	uint64_t rng;
 	int64_t draft_steps;
+	/* The target alone, decoding beside the run for the speed-up. */
+	sl_state *bs;
+	float *blog;              /* its next token's logits */
+	sl_sampler bsmp;
+	int b_done;               /* tokens it has decoded */
 } run;
 
-/* Tokens the draft proposes after seq[0..L): up to kmax into x, their
- * distributions into q; returns how many. */
+/* The probability of the most likely token under softmax(logits). */
+static float top_prob(const float *logits, int n)
+{
+	float mx = logits[sl_argmax(logits, n)];
+	double sum = 0;
+	for (int i = 0; i < n; i++)
+		sum += expf(logits[i] - mx);
+	return (float)(1.0 / sum);
+}
+
+/* Tokens the draft proposes after seq[0..L): up to kmax into x, and (when
+ * sampling) their distributions into q; returns how many. Greedy drafts
+ * need only the argmax of their logits. */
 static int propose(run *r, int kmax, int32_t *x, sl_error *err)
 {
 	const sl_spec_opts *o = r->o;
-	bool greedy = o->temp <= 0;
+	bool greedy = r->greedy;
 	if (r->draft->kind == SL_DRAFT_LOOKUP) {
 		int n = r->draft->ngram;
 		if (kmax <= 0 || r->L <= n)
@@ -199,9 +266,11 @@ static int propose(run *r, int kmax, int32_t *x, sl_error *err)
 			int j = 0;
 			while (j < kmax && i + n + j < r->L) {
 				x[j] = r->seq[i + n + j];
-				float *qj = r->q + (size_t)j * r->V;
-				memset(qj, 0, (size_t)r->V * sizeof *qj);
-				qj[x[j]] = 1.0f;
+				if (!greedy) {
+					float *qj = r->q + (size_t)j * r->V;
+					memset(qj, 0, (size_t)r->V * sizeof *qj);
+					qj[x[j]] = 1.0f;
+				}
 				j++;
 			}
 			return j;
@@ -217,19 +286,17 @@ static int propose(run *r, int kmax, int32_t *x, sl_error *err)
 		return -1;
 	r->draft_steps++;
 	for (; j < kmax; j++) {
-		float *qj = r->q + (size_t)j * r->V;
-		sl_sampler_probs(&r->qs, r->qlog, qj, r->V);
-		if (o->p_min > 0) {
-			sl_sampler t1 = {.temp = 1.0f};
-			if (greedy) {
-				sl_sampler_probs(&t1, r->qlog, r->p, r->V);
-				if (r->p[sl_argmax(r->p, r->V)] < o->p_min)
-					break;
-			} else if (qj[sl_argmax(qj, r->V)] < o->p_min) {
+		if (greedy) {
+			if (o->p_min > 0 && top_prob(r->qlog, r->V) < o->p_min)
 				break;
-			}
+			x[j] = sl_argmax(r->qlog, r->V);
+		} else {
+			float *qj = r->q + (size_t)j * r->V;
+			sl_sampler_probs(&r->qs, r->qlog, qj, r->V);
+			if (o->p_min > 0 && qj[sl_argmax(qj, r->V)] < o->p_min)
+				break;
+			x[j] = sl_sample_from(&r->rng, qj, r->V, 1.0);
 		}
-		x[j] = greedy ? sl_argmax(r->qlog, r->V) : sl_sample_from(&r->rng, qj, r->V, 1.0);
 		if (j + 1 < kmax) {
 			if (sl_forward(d, &x[j], 1, r->qlog, 0, err))
 				return -1;
@@ -243,36 +310,31 @@ static void run_free(run *r)
 {
 	sl_state_free(r->ts);
 	sl_state_free(r->ds);
+	sl_state_free(r->bs);
+	free(r->seq);
 	free(r->plog);
 	free(r->p);
 	free(r->q);
 	free(r->qlog);
+	free(r->blog);
 }
 
-/* The target alone decodes as many tokens, timed: the baseline of the
- * speed-up, in the same run. */
-static sl_status baseline(run *r, int n_prompt, int n, sl_spec_stats *st, sl_error *err)
+/* The target alone decodes until it has as many tokens as the run, one
+ * forward pass per token as plain decoding does, timed. */
+static sl_status catch_up(run *r, int generated, sl_spec_stats *st, sl_error *err)
 {
-	sl_state *s = NULL;
-	sl_status status = sl_state_new(r->target, r->ts->n_ctx, &s, err);
-	float *lg = malloc((size_t)r->V * sizeof *lg);
-	if (!status && !lg)
-		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory");
-	if (!status)
-		status = sl_forward(s, r->seq, n_prompt, lg, n_prompt - 1, err);
-	sl_sampler smp;
-	sl_sampler_init(&smp, r->o->temp, r->o->top_p, r->o->top_k, r->o->seed);
-	/* One forward pass per token, as plain decoding does it. */
-	double t0 = sl_now();
-	for (int done = 0; !status && done < n; done++) {
-		int32_t t = sl_sample(&smp, lg, r->V);
-		status = sl_forward(s, &t, 1, lg, 0, err);
+	if (!r->bs || r->b_done >= generated)
+		return SL_OK;
+	double t0 = sl_now(), c0 = cpu_now();
+	sl_status status = SL_OK;
+	for (; !status && r->b_done < generated; r->b_done++) {
+		int32_t t = sl_sample(&r->bsmp, r->blog, r->V);
+		status = sl_forward(r->bs, &t, 1, r->blog, 0, err);
 	}
-	st->baseline_s = sl_now() - t0;
-	st->baseline_tokens = n;
-	st->target_token_s = n ? st->baseline_s / n : 0;
-	free(lg);
-	sl_state_free(s);
+	st->baseline_s += sl_now() - t0;
+	st->baseline_cpu_s += cpu_now() - c0;
+	st->baseline_tokens = r->b_done;
+	st->target_token_s = st->baseline_s / (double)r->b_done;
 	return status;
 }
 
@@ -306,21 +368,26 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 	} else if (draft->ngram < 1 || draft->ngram > 64) {
 		return sl_errorf(err, SL_ERR_ARG, "prompt lookup matches 1 to 64 last tokens, not %d", draft->ngram);
 	}
-	run r = {.target = target, .draft = draft, .o = o, .V = target->cfg.vocab_size, .rng = o->seed ? o->seed : 1};
+	run r = {.target = target, .draft = draft, .o = o, .greedy = o->temp <= 0, .V = target->cfg.vocab_size,
+	         .rng = o->seed ? o->seed : 1};
 	int n_ctx = n_prompt + o->n_predict + o->k + 1;
 	int cap = n_ctx + 1;
 	sl_status status = SL_OK;
+	/* Every buffer a pass needs is here: the passes allocate nothing. A
+	 * greedy run compares argmaxes of logits and needs no distributions. */
 	r.seq = malloc((size_t)cap * sizeof *r.seq);
 	r.plog = malloc((size_t)(o->k + 1) * r.V * sizeof *r.plog);
-	r.p = malloc((size_t)(o->k + 1) * r.V * sizeof *r.p);
-	r.q = malloc((size_t)o->k * r.V * sizeof *r.q);
+	r.p = r.greedy ? NULL : malloc((size_t)(o->k + 1) * r.V * sizeof *r.p);
+	r.q = r.greedy ? NULL : malloc((size_t)o->k * r.V * sizeof *r.q);
 	r.qlog = malloc((size_t)r.V * sizeof *r.qlog);
-	if (!r.seq || !r.plog || !r.p || !r.q || !r.qlog) {
+	r.blog = o->baseline ? malloc((size_t)r.V * sizeof *r.blog) : NULL;
+	if (!r.seq || !r.plog || (!r.greedy && (!r.p || !r.q)) || !r.qlog || (o->baseline && !r.blog)) {
 		status = sl_errorf(err, SL_ERR_NOMEM, "out of memory for a vocabulary of %d and k = %d", r.V, o->k);
 		goto done;
 	}
 	sl_sampler_init(&r.ps, o->temp, o->top_p, o->top_k, o->seed);
 	sl_sampler_init(&r.qs, o->temp, o->top_p, o->top_k, o->seed);
+	sl_sampler_init(&r.bsmp, o->temp, o->top_p, o->top_k, o->seed);
 	if ((status = sl_state_new(target, n_ctx, &r.ts, err)))
 		goto done;
 	if (draft->kind != SL_DRAFT_LOOKUP) {
@@ -332,14 +399,16 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 	memcpy(r.seq, prompt, (size_t)n_prompt * sizeof *prompt);
 	r.L = n_prompt;
 	/* Both caches take the prompt but its last token, which the first pass
-	 * feeds with the drafted ones. */
+	 * feeds with the drafted ones; the target alone takes all of it, for
+	 * the logits of its first token. None of this is timed. */
 	if (n_prompt > 1 && ((status = sl_forward(r.ts, r.seq, n_prompt - 1, NULL, 0, err)) ||
 	                     (r.ds && (status = sl_forward(r.ds, r.seq, n_prompt - 1, NULL, 0, err)))))
 		goto done;
+	if (o->baseline && ((status = sl_state_new(target, n_ctx, &r.bs, err)) ||
+	                    (status = sl_forward(r.bs, r.seq, n_prompt, r.blog, n_prompt - 1, err))))
+		goto done;
 	st->k = o->k;
 	int32_t x[SL_SPEC_MAX_K], emit[SL_SPEC_MAX_K + 1];
-	bool greedy = o->temp <= 0;
-	double t_start = sl_now();
 	int generated = 0;
 	while (generated < o->n_predict) {
 		if (sl_cancelled(prog)) {
@@ -348,7 +417,7 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 		}
 		int left = o->n_predict - generated;
 		int kmax = left - 1 < o->k ? left - 1 : o->k;
-		double t0 = sl_now();
+		double t0 = sl_now(), c0 = cpu_now();
 		int j = propose(&r, kmax, x, err);
 		if (j < 0) {
 			status = SL_ERR_ARG;
@@ -362,9 +431,10 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 		memcpy(batch + 1, x, (size_t)j * sizeof *x);
 		if ((status = sl_forward(r.ts, batch, j + 1, r.plog, 0, err)))
 			break;
-		for (int i = 0; i <= j; i++)
-			sl_sampler_probs(&r.ps, r.plog + (size_t)i * r.V, r.p + (size_t)i * r.V, r.V);
-		int a = sl_spec_verify(r.p, r.q, x, j, r.V, greedy, &r.rng, emit);
+		if (!r.greedy)
+			for (int i = 0; i <= j; i++)
+				sl_sampler_probs(&r.ps, r.plog + (size_t)i * r.V, r.p + (size_t)i * r.V, r.V);
+		int a = sl_spec_verify(r.greedy ? r.plog : r.p, r.q, x, j, r.V, r.greedy, &r.rng, emit);
 		st->target_s += sl_now() - t1;
 		/* What this pass adds: up to the end of the run or an end of text. */
 		int n_emit = a + 1 < left ? a + 1 : left;
@@ -381,6 +451,8 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 		memcpy(r.seq + r.L, emit, (size_t)n_emit * sizeof *emit);
 		r.L += n_emit;
 		generated += n_emit;
+		st->total_s += sl_now() - t0;
+		st->cpu_s += cpu_now() - c0;
 		st->passes++;
 		st->drafted += j;
 		st->accepted += a;
@@ -388,7 +460,9 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 		for (int i = 1; i <= a; i++)
 			st->at_least[i]++;
 		st->generated = generated;
-		st->total_s = sl_now() - t_start;
+		st->draft_token_s = r.draft_steps ? st->draft_s / (double)r.draft_steps : 0;
+		if ((status = catch_up(&r, generated, st, err)))
+			break;
 		if (on_pass) {
 			sl_spec_finish(st);
 			sl_spec_pass ps = {emit, a < n_emit ? a : n_emit, x + a, j > a ? j - a : 0, emit[a], st};
@@ -398,17 +472,12 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 		if (end)
 			break;
 	}
-	st->total_s = sl_now() - t_start;
-	st->draft_token_s = r.draft_steps ? st->draft_s / (double)r.draft_steps : 0;
-	if (!status && o->baseline)
-		status = baseline(&r, n_prompt, generated, st, err);
 	sl_spec_finish(st);
 	*n_out = generated;
 	*out = malloc((size_t)(generated ? generated : 1) * sizeof **out);
 	if (*out)
 		memcpy(*out, r.seq + n_prompt, (size_t)generated * sizeof **out);
 done:
-	free(r.seq);
 	run_free(&r);
 	return status;
 }

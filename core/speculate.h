@@ -47,6 +47,18 @@ typedef struct {
 	bool baseline;      /* also decode with the target alone, timed, for the speed-up */
 } sl_spec_opts;
 
+/* How both speeds are timed, one definition for every caller (CLI, bench,
+ * workbench): the speculative time is the sum of the passes' own time
+ * (drafting, the target's verification, acceptance, the caches' rewind),
+ * without the callers' per-pass callback or progress report; the target
+ * alone runs beside it in the same process, on its own cache and sampler,
+ * decoding one token per forward pass, and after every speculative pass it
+ * catches up to as many tokens as the speculative run has produced, so
+ * both meet the same load on the machine as the run goes. Both are timed
+ * on the monotonic clock and in the process's CPU seconds (the CPU figures
+ * are steadier where other work shares the machine; in the workbench they
+ * include its drawing thread). */
+
 /* What a run measured; the derived figures are filled by sl_spec_finish. */
 typedef struct {
 	int k;
@@ -57,11 +69,13 @@ typedef struct {
 	double draft_token_s, target_token_s; /* one draft step; one target step alone (the baseline's) */
 	double baseline_s;                    /* the target alone, same number of tokens */
 	int64_t baseline_tokens;
+	double cpu_s, baseline_cpu_s;         /* process CPU seconds of the passes, of the target alone */
 	/* Derived. */
 	double acceptance;       /* accepted / drafted */
 	double mean_len;         /* tokens per target pass, its own included */
 	double tps, target_tps;  /* speculative, and the target alone */
 	double speedup, cost_ratio, predicted_speedup;
+	double speedup_cpu;      /* the speed-up in CPU seconds: baseline_cpu_s per token over cpu_s per token */
 } sl_spec_stats;
 
 /* One target pass, as it happened: the draft tokens kept, those rejected,

@@ -3,7 +3,8 @@
 # model: :speculate with a draft format streams the model's own greedy
 # text (slimlab generate's, word for word) and shows acceptance, tokens/s
 # and the speed-up measured and predicted; keys change k and the
-# temperature and run again, and cycle the draft; prompt lookup; Esc stops
+# temperature and run again, and cycle the draft; prompt lookup; S opens
+# the card of the speed-up's timing; Esc stops
 # a long run keeping its figures; the acceptance an evaluation or the sweep
 # predicts stands next to the measured one; the runs join the history and
 # the saved session; 80x24, 20x5, 8 colours and none. Every wait has a
@@ -65,6 +66,12 @@ cmd "speculate --draft-ngram 3 -n 120"
 wait_for "prompt lookup, 3 tokens · k 4" 10
 wait_match "120 tokens: acceptance [01]\.[0-9]{3}" 120
 wait_match "speed-up [0-9.]+x measured"
+# S: the card that says how both speeds are timed.
+keys S
+wait_for "Speed-up of speculative decoding" 10
+wait_for "What it does"
+keys Escape
+wait_for "prompt lookup, 3 tokens · k 4" 10
 
 echo "== Esc stops a long run; its figures stay"
 cmd "speculate --draft-ngram 3 -n 4000"

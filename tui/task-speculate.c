@@ -5,8 +5,8 @@
  * Speculate view: the text kept and corrected, the rejected tokens, the
  * running figures. A long continuation runs in stretches that each fit the
  * model's context (the next one continues from the second half of the
- * last), and the target alone is timed after each stretch on as many
- * tokens, so the speed-up is measured in the same run. The acceptance the
+ * last), and the target alone decodes beside it, catching up after each
+ * pass (sl_speculate's one definition of the speed-up, its card "speedup"). The acceptance the
  * session predicts for the draft (an evaluation of the same recipe, or
  * the sweep) stands next to the measured one; the run's figures join the
  * history, cancelled runs' too. */

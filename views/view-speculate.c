@@ -68,7 +68,7 @@ static void draw_figures(const sl_speculation *s, int y, int x, int w)
 	if (st->target_tps > 0)
 		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, "%.0f the model alone, timed in the same run", st->target_tps);
 	else
-		sl_text(y + 1, x + u, w - u, SL_R_DIM, s->running ? "the model alone: timed when this stretch ends"
+		sl_text(y + 1, x + u, w - u, SL_R_DIM, s->running ? "the model alone: timed after the first pass"
 		                                                  : "the model alone: not timed (stopped first)");
 
 	u = sl_text(y + 2, x, w, SL_R_NORMAL, "speed-up ");
@@ -205,6 +205,7 @@ static bool key(void *self, sl_app *app, const sl_key *k, char *cmd, size_t n)
 	case 't': snprintf(cmd, n, "speculate %s --temp %g", draft, s->temp > 0 ? 0.0 : 0.8); return true;
 	case '?': return sl_card_cmd(SL_CARD_DECODE, "speculative", cmd, n);
 	case 'A': return sl_card_cmd(SL_CARD_METRIC, "accept", cmd, n);
+	case 'S': return sl_card_cmd(SL_CARD_DECODE, "speedup", cmd, n);
 	case 'D': {
 		/* The draft's own card: prompt lookup, early exit, or its format. */
 		const char *fmt = strstr(draft, "--draft-format ");
@@ -230,6 +231,7 @@ static const sl_keyhelp keys[] = {
 	{"n / p", "type the number of tokens / a prompt"},
 	{"Esc", "stop the run: its figures so far stay and join the history"},
 	{"? / A / D", "the card of speculative decoding / of the acceptance figure / of the draft shown"},
+	{"S", "the card of the speed-up: how both speeds are timed"},
 	{NULL, NULL},
 };
 

@@ -6,8 +6,8 @@
  * the batch it arrives in, nor on the tile the kernel happens to cover it
  * with: decoding, evaluation and the verification of speculative drafts
  * compute one function. The AVX2 kernel keeps one 8-lane accumulator per
- * output and tiles 3 tokens by 4 rows so that each loaded vector serves
- * several products; the portable kernel follows the same lanes and tree
+ * output and tiles up to 3 tokens by 4 rows (one token by 8) so that each
+ * loaded vector serves several products; the portable kernel follows the same lanes and tree
  * (without fused multiply-adds, so the two paths differ by rounding). */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -71,7 +71,7 @@ static void gemm_portable(float *y, size_t ldy, const float *x, size_t ldx, int 
 #if defined(__clang__)
 #define UNROLL _Pragma("unroll")
 #else
-#define UNROLL _Pragma("GCC unroll 4")
+#define UNROLL _Pragma("GCC unroll 8")
 #endif
 
 AVX2 static inline float hsum8(__m256 v)
@@ -133,8 +133,15 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 #define SL_DT_f16 SL_DT_F16
 #define SL_DT_bf16 SL_DT_BF16
 
+/* Tiles keep at least eight accumulators busy where the batch allows, so
+ * that fused multiply-adds are not waiting on each other: one token meets
+ * eight rows at a time, two or three tokens four rows, and a batch of
+ * 3m + 1 tokens ends in two tiles of two rather than one of one. Which tile
+ * covers an output never changes its value. */
 #define GEMM(WT)                                                                                        \
 	TILE(WT, 3, 4)                                                                                  \
+	TILE(WT, 2, 4)                                                                                  \
+	TILE(WT, 1, 8)                                                                                  \
 	TILE(WT, 1, 4)                                                                                  \
 	TILE(WT, 1, 1)                                                                                  \
 	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w,   \
@@ -142,11 +149,16 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 	{                                                                                               \
 		size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                            \
 		int r = 0;                                                                              \
+		if (T == 1)                                                                             \
+			for (; r + 8 <= rows; r += 8)                                                   \
+				tile_##WT##_1x8(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
 		for (; r + 4 <= rows; r += 4) {                                                         \
 			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
 			int t = 0;                                                                      \
-			for (; t + 3 <= T; t += 3)                                                      \
+			for (; T - t >= 3 && T - t != 4; t += 3)                                        \
 				tile_##WT##_3x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+			for (; T - t >= 2; t += 2)                                                      \
+				tile_##WT##_2x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
 			for (; t < T; t++)                                                              \
 				tile_##WT##_1x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
 		}                                                                                       \
