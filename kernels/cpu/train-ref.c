@@ -1,7 +1,9 @@
 /* The reference training kernels: plain loops on one thread, sums in
  * double, written to be read against the equations. They are what the
  * fast table is checked against, and both are checked against PyTorch.
- * The row-level pieces here also serve the fast table (train-rows.h). */
+ * The row-level pieces here also serve the fast table (train-rows.h); the
+ * passes that spend their time in exponentials run eight lanes at a time
+ * where the CPU has AVX2 (train-avx2.c), giving the same bits. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
