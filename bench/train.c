@@ -20,7 +20,7 @@ static double slimlab_tokens_per_s(const bench_shape *s)
 		sl_adamw_opts o = {.lr = 1e-3f, .min_lr = 1e-4f, .warmup = 1, .total = s->steps + 1, .beta1 = 0.9f,
 		                   .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .clip = 1.0f};
 		sl_loss loss = {SL_LOSS_CE, 1, 1};
-		tps = bench_step_tokens_per_s(s, tr, &o, &loss, NULL, "bench/train");
+		tps = bench_step_tokens_per_s(s, tr, &o, &loss, NULL, "bench/train").wall;
 	}
 	sl_trainer_free(tr);
 	sl_model_free(m);
@@ -34,7 +34,7 @@ int main(int argc, char **argv)
 		return 2;
 	double ours = slimlab_tokens_per_s(&s);
 	printf("slimlab  %9.1f tokens/s\n", ours);
-	double theirs = bench_torch_tokens_per_s(&s, "bench/train-torch.py");
+	double theirs = bench_torch_tokens_per_s(&s, "bench/train-torch.py").wall;
 	if (theirs > 0)
 		printf("PyTorch  %9.1f tokens/s\nratio    %9.2f (slimlab / PyTorch)\n", theirs, ours / theirs);
 	else

@@ -3,9 +3,12 @@
  * last tiles, grouped-query heads), and the identities the ops must keep:
  * the inverse rotation undoes the rotation, a loss's gradient sums to
  * zero over the vocabulary, AdamW's first step moves each weight by lr,
- * LayerNorm and GELU compute what the inference kernels compute. */
+ * LayerNorm and GELU compute what the inference kernels compute; the
+ * float exponential the row passes share against libm's in double, and
+ * its AVX2 forms against the portable ones bit for bit. */
 #include <stdint.h>
 
+#include "kernels/cpu/train-rows.h"
 #include "kernels/kernels.h"
 #include "test.h"
 
@@ -241,8 +244,58 @@ static void test_adamw(void)
 	free(w0), free(g), free(m0), free(v0), free(w1), free(m1), free(v1), free(start);
 }
 
+/* Distance in units of the last place of float at the true value. */
+static double ulps(float got, double want)
+{
+	int e;
+	frexp(want, &e);
+	return fabs(got - want) / ldexp(1.0, (e - 24 > -149 ? e - 24 : -149));
+}
+
+static void test_exp(void)
+{
+	double worst = 0;
+	for (float t = -87.0f; t <= 88.0f; t += 0.0007f)
+		worst = fmax(worst, ulps(sl_tr_exp1(t), exp((double)t)));
+	CHECK(worst <= 2.0, "exp: %.2f ulp from libm's", worst);
+	CHECK(sl_tr_exp1(0) == 1.0f && sl_tr_exp1(-1000.0f) < 2e-38f && sl_tr_exp1(-1000.0f) >= 0 &&
+	          isnan(sl_tr_exp1(NAN)) && isfinite(sl_tr_exp1(1000.0f)),
+	      "exp at 0, far below, NaN and far above");
+	/* every path: the same bits as the scalar form, sums in the documented order */
+	const int n = 1003; /* a ragged tail */
+	float *x = rnd(n, 30), *y = malloc(n * sizeof(float)), *want = malloc(n * sizeof(float));
+	x[5] = -1e30f;
+	x[6] = 1e30f;
+	double a[8] = {0};
+	for (int i = 0; i < n; i++) {
+		want[i] = sl_tr_exp1((x[i] - 0.5f) * -1.3f);
+		a[i % 8] += want[i];
+	}
+	double s = sl_tr_exp_sum(y, x, n, 0.5f, -1.3f);
+	CHECK(!memcmp(y, want, n * sizeof(float)) &&
+	          s == ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])),
+	      "exp_sum differs from the scalar exponential or its sum's order");
+	float mx = x[0];
+	for (int i = 1; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	CHECK(sl_tr_max(x, n) == mx, "max");
+	float *g = rnd(n, 12), *u = rnd(n, 2), *dh = rnd(n, 1), *h = malloc(n * 4), *dg = malloc(n * 4), *du = malloc(n * 4);
+	sl_tr_swiglu_range(h, g, u, 0, n);
+	sl_tr_swiglu_backward_range(dg, du, dh, g, u, 0, n);
+	bool same = true;
+	for (int i = 0; i < n; i++) {
+		float sig = 1.0f / (1.0f + sl_tr_exp1(-g[i]));
+		same &= h[i] == g[i] / (1.0f + sl_tr_exp1(-g[i])) * u[i] && du[i] == dh[i] * (g[i] * sig) &&
+		        dg[i] == dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
+	}
+	CHECK(same, "swiglu differs from its scalar form");
+	printf("exp: worst %.2f ulp; %s path\n", worst, sl_tr_avx2() ? "AVX2" : "portable");
+	free(x), free(y), free(want), free(g), free(u), free(dh), free(h), free(dg), free(du);
+}
+
 int main(void)
 {
+	test_exp();
 	R = sl_train_kernels_ref();
 	C = sl_train_kernels_cpu();
 	test_matmul();

@@ -1,12 +1,74 @@
 /* The reference training kernels: plain loops on one thread, sums in
  * double, written to be read against the equations. They are what the
  * fast table is checked against, and both are checked against PyTorch.
- * The row-level pieces here also serve the fast table (train-rows.h). */
+ * The row-level pieces here also serve the fast table (train-rows.h); the
+ * passes that spend their time in exponentials run eight lanes at a time
+ * where the CPU has AVX2 (train-avx2.c), giving the same bits. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "train-rows.h"
+
+/* ---- row passes, AVX2 where the CPU has it ---------------------------- */
+
+static pthread_once_t avx2_once = PTHREAD_ONCE_INIT;
+static bool have_avx2;
+
+static void avx2_ask(void)
+{
+	have_avx2 = sl_cpu_avx2();
+}
+
+bool sl_tr_avx2(void)
+{
+	pthread_once(&avx2_once, avx2_ask);
+	return have_avx2;
+}
+
+float sl_tr_max(const float *x, int n)
+{
+	if (sl_tr_avx2())
+		return sl_tr_max_avx2(x, n);
+	float mx = x[0];
+	for (int i = 1; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	return mx;
+}
+
+double sl_tr_exp_sum(float *y, const float *x, int n, float sub, float mul)
+{
+	if (sl_tr_avx2())
+		return sl_tr_exp_sum_avx2(y, x, n, sub, mul);
+	double a[8] = {0};
+	for (int i = 0; i < n; i++) {
+		y[i] = sl_tr_exp1((x[i] - sub) * mul);
+		a[i % 8] += y[i];
+	}
+	return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+void sl_tr_scale(float *y, int n, float c)
+{
+	if (sl_tr_avx2()) {
+		sl_tr_scale_avx2(y, n, c);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		y[i] *= c;
+}
+
+void sl_tr_softmax_grad(float *ds, const float *p, int n, float dot, float scale)
+{
+	if (sl_tr_avx2()) {
+		sl_tr_softmax_grad_avx2(ds, p, n, dot, scale);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		ds[i] = p[i] * (ds[i] - dot) * scale;
+}
 
 /* ---- row-level pieces ------------------------------------------------ */
 
@@ -166,17 +228,24 @@ void sl_tr_gelu_backward_range(float *dx, const float *dy, const float *x, size_
 
 void sl_tr_swiglu_range(float *h, const float *g, const float *u, size_t i0, size_t i1)
 {
+	if (sl_tr_avx2()) {
+		sl_tr_swiglu_avx2(h, g, u, i0, i1);
+		return;
+	}
 	for (size_t i = i0; i < i1; i++)
-		h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+		h[i] = g[i] / (1.0f + sl_tr_exp1(-g[i])) * u[i];
 }
 
 void sl_tr_swiglu_backward_range(float *dg, float *du, const float *dh, const float *g, const float *u,
                                  size_t i0, size_t i1)
 {
+	if (sl_tr_avx2()) {
+		sl_tr_swiglu_backward_avx2(dg, du, dh, g, u, i0, i1);
+		return;
+	}
 	for (size_t i = i0; i < i1; i++) {
-		float sig = 1.0f / (1.0f + expf(-g[i]));
-		float silu = g[i] * sig;
-		du[i] = dh[i] * silu;
+		float sig = 1.0f / (1.0f + sl_tr_exp1(-g[i]));
+		du[i] = dh[i] * (g[i] * sig);
 		dg[i] = dh[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
 	}
 }
@@ -192,19 +261,23 @@ void sl_tr_embed_backward_cols(float *dtable, const float *dx, const int32_t *id
 	}
 }
 
-/* log-sum-exp of z[i] / temp, in double. */
-static double lse_scaled(const float *z, int V, double temp)
+/* A row's softmax at temperature temp, unnormalized: e[i] = e^((z[i] -
+ * max) / temp); returns the log-sum-exp of z / temp and sets *inv to 1 /
+ * the sum of e (the exponentials in float, their sum in double). */
+static double softmax_row(float *e, const float *z, int V, double temp, float *inv)
 {
-	float mx = z[0];
-	for (int i = 1; i < V; i++)
-		if (z[i] > mx)
-			mx = z[i];
-	/* Each exponential in float (within an ulp or two), the sum in double. */
-	const float inv = (float)(1.0 / temp);
-	double s = 0;
-	for (int i = 0; i < V; i++)
-		s += expf((z[i] - mx) * inv);
+	float mx = sl_tr_max(z, V);
+	double s = sl_tr_exp_sum(e, z, V, mx, (float)(1.0 / temp));
+	*inv = (float)(1.0 / s);
 	return mx / temp + log(s);
+}
+
+static float *scratch(size_t n)
+{
+	float *p = malloc(n * sizeof(float));
+	if (!p)
+		abort(); /* two rows of the vocabulary; there is no sensible way on without them */
+	return p;
 }
 
 void sl_tr_loss_rows(float *loss, float *dlogits, const float *logits, const float *teacher,
@@ -213,6 +286,9 @@ void sl_tr_loss_rows(float *loss, float *dlogits, const float *logits, const flo
 {
 	const double tau = kind == SL_LOSS_CE ? 1.0 : temperature;
 	const double wce = kind == SL_LOSS_CE ? 1.0 : ce_weight, wkd = 1.0 - wce;
+	/* Each row's exponentials, computed once: the student's at 1 (for
+	 * cross-entropy) and at tau, the teacher's at tau. */
+	float *e1 = scratch((size_t)V * 3), *es = e1 + V, *et = es + V;
 	for (int t = t0; t < t1; t++) {
 		const float *z = logits + (size_t)t * V;
 		const float *tz = teacher ? teacher + (size_t)t * V : NULL;
@@ -224,30 +300,31 @@ void sl_tr_loss_rows(float *loss, float *dlogits, const float *logits, const flo
 			continue;
 		}
 		const bool fwd = kind == SL_LOSS_KL_FORWARD;
-		double lse1 = wce > 0 ? lse_scaled(z, V, 1.0) : 0;
+		float inv1 = 0, inv_s = 0, inv_t = 0;
+		double lse1 = wce > 0 ? softmax_row(e1, z, V, 1.0, &inv1) : 0;
 		double lse_s = 0, lse_t = 0, kl = 0;
 		const double it = 1.0 / tau;
 		if (wkd > 0) {
-			lse_s = lse_scaled(z, V, tau);
-			lse_t = lse_scaled(tz, V, tau);
+			lse_s = softmax_row(es, z, V, tau, &inv_s);
+			lse_t = softmax_row(et, tz, V, tau, &inv_t);
 		}
 		/* Reverse KL's gradient needs the divergence first; forward KL's
 		 * is summed in the loop below. */
 		for (int i = 0; wkd > 0 && !fwd && i < V; i++) {
 			float lq = (float)(z[i] * it - lse_s), lp = (float)(tz[i] * it - lse_t);
-			kl += (double)expf(lq) * (lq - lp);
+			kl += (double)(es[i] * inv_s) * (lq - lp);
 		}
 		/* Each dz[i] is written only after z[i] was last read: dz may alias
 		 * z. Probabilities in float, their sums in double. */
-		const float l1 = (float)lse1, zy = z[y];
+		const float zy = z[y];
 		for (int i = 0; i < V; i++) {
 			float g = 0;
 			if (wce > 0)
-				g += (float)wce * (expf(z[i] - l1) - (float)(i == y));
+				g += (float)wce * (e1[i] * inv1 - (float)(i == y));
 			if (wkd > 0) {
-				float lq = (float)(z[i] * it - lse_s), lp = (float)(tz[i] * it - lse_t), q = expf(lq);
+				float lq = (float)(z[i] * it - lse_s), lp = (float)(tz[i] * it - lse_t), q = es[i] * inv_s;
 				if (fwd) {
-					float pr = expf(lp);
+					float pr = et[i] * inv_t;
 					kl += (double)pr * (lp - lq);
 					g += (float)(wkd * tau) * (q - pr);
 				} else {
@@ -258,6 +335,7 @@ void sl_tr_loss_rows(float *loss, float *dlogits, const float *logits, const flo
 		}
 		loss[t] = (float)(wce * (lse1 - zy) + wkd * tau * tau * kl);
 	}
+	free(e1);
 }
 
 void sl_tr_adamw_range(float *w, const float *g, float *m, float *v, size_t i0, size_t i1, float grad_scale,

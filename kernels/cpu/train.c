@@ -10,10 +10,13 @@
 
 #include "train-rows.h"
 
-/* Tile sizes: large enough for sgemm to run near its peak, small enough
- * that a batch yields several tasks per core. */
-#define TILE_ROWS 128 /* token rows */
-#define TILE_COLS 128 /* output or input features */
+/* Tile sizes: large enough for sgemm to run near its peak (its packing
+ * costs less per product on 256 x 256 tiles than on 128 x 128 ones), small
+ * enough that a batch yields several tasks per core. A weight gradient's
+ * tile sums over every token of the batch, so it is large already at 128. */
+#define TILE_ROWS 256 /* token rows */
+#define TILE_COLS 256 /* output or input features */
+#define DW_TILE 128   /* a weight gradient's rows and columns */
 #define ATT_ROWS 64   /* query rows per attention tile */
 #define ROW_SLICE 16  /* rows per task for row-level operations */
 #define ELEM_SLICE (1 << 14)
@@ -37,8 +40,8 @@ typedef struct {
 	float *y, *dx, *dw, *db;
 	const float *x, *w, *b, *dy;
 	int T, n_out, n_in;
-	int nt_a, nc_a;  /* tiles of the first kind: token blocks x feature blocks */
-	int n_first;     /* tasks of the first kind (dx); the rest compute dw */
+	int nc_a;        /* feature tiles per token tile of y or dx */
+	int n_first;     /* the backward's weight-gradient tasks; the rest compute dx */
 } mm_args;
 
 static void mm_fwd_task(int task, void *p)
@@ -63,10 +66,13 @@ static void cpu_matmul(float *y, const float *x, const float *w, const float *b,
 	sl_parallel_for(ceil_div(T, TILE_ROWS) * a.nc_a, mm_fwd_task, &a);
 }
 
+/* The weight gradient's tiles come first: each sums over every token, the
+ * largest tasks, so the smaller dx tiles fill in behind them. */
 static void mm_bwd_task(int task, void *p)
 {
 	const mm_args *a = p;
-	if (task < a->n_first) { /* dx tile += dy W */
+	if (task >= a->n_first) { /* dx tile += dy W */
+		task -= a->n_first;
 		int t0 = task / a->nc_a * TILE_ROWS, i0 = task % a->nc_a * TILE_COLS;
 		int mt = a->T - t0 < TILE_ROWS ? a->T - t0 : TILE_ROWS;
 		int ni = a->n_in - i0 < TILE_COLS ? a->n_in - i0 : TILE_COLS;
@@ -76,11 +82,10 @@ static void mm_bwd_task(int task, void *p)
 		return;
 	}
 	/* dw tile += dy^T x over all T rows, and db with the first column tile */
-	task -= a->n_first;
-	int nc = ceil_div(a->n_in, TILE_COLS);
-	int o0 = task / nc * TILE_COLS, i0 = task % nc * TILE_COLS;
-	int no = a->n_out - o0 < TILE_COLS ? a->n_out - o0 : TILE_COLS;
-	int ni = a->n_in - i0 < TILE_COLS ? a->n_in - i0 : TILE_COLS;
+	int nc = ceil_div(a->n_in, DW_TILE);
+	int o0 = task / nc * DW_TILE, i0 = task % nc * DW_TILE;
+	int no = a->n_out - o0 < DW_TILE ? a->n_out - o0 : DW_TILE;
+	int ni = a->n_in - i0 < DW_TILE ? a->n_in - i0 : DW_TILE;
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, no, ni, a->T, 1.0f, a->dy + o0, a->n_out,
 	            a->x + i0, a->n_in, 1.0f, a->dw + (size_t)o0 * a->n_in + i0, a->n_in);
 	if (a->db && i0 == 0)
@@ -97,9 +102,9 @@ static void cpu_matmul_backward(float *dx, float *dw, float *db, const float *dy
 {
 	mm_args a = {.dx = dx, .dw = dw, .db = db, .x = x, .w = w, .dy = dy, .T = T, .n_out = n_out,
 	             .n_in = n_in, .nc_a = ceil_div(n_in, TILE_COLS)};
-	a.n_first = dx ? ceil_div(T, TILE_ROWS) * a.nc_a : 0;
-	int n_dw = dw ? ceil_div(n_out, TILE_COLS) * ceil_div(n_in, TILE_COLS) : 0;
-	sl_parallel_for(a.n_first + n_dw, mm_bwd_task, &a);
+	a.n_first = dw ? ceil_div(n_out, DW_TILE) * ceil_div(n_in, DW_TILE) : 0;
+	int n_dx = dx ? ceil_div(T, TILE_ROWS) * a.nc_a : 0;
+	sl_parallel_for(a.n_first + n_dx, mm_bwd_task, &a);
 	for (int o = 0; !dw && db && o < n_out; o++) {
 		double s = 0;
 		for (int t = 0; t < T; t++)
@@ -385,25 +390,14 @@ static void tile_probs(float *S, const float *Q, int qs, const float *K, int ks,
 		float *row = S + (size_t)t * L;
 		int n = t0 + t + 1;
 		if (lse_in) {
-			float l = lse_in[t0 + t];
-			for (int j = 0; j < n; j++)
-				row[j] = expf(row[j] - l);
+			sl_tr_exp_sum(row, row, n, lse_in[t0 + t], 1.0f);
 		} else {
-			float mx = row[0];
-			for (int j = 1; j < n; j++)
-				mx = row[j] > mx ? row[j] : mx;
-			double sum = 0;
-			for (int j = 0; j < n; j++) {
-				row[j] = expf(row[j] - mx);
-				sum += row[j];
-			}
-			float inv = (float)(1.0 / sum);
-			for (int j = 0; j < n; j++)
-				row[j] *= inv;
+			float mx = sl_tr_max(row, n);
+			double sum = sl_tr_exp_sum(row, row, n, mx, 1.0f);
+			sl_tr_scale(row, n, (float)(1.0 / sum));
 			lse_out[t0 + t] = mx + (float)log(sum);
 		}
-		for (int j = n; j < L; j++)
-			row[j] = 0.0f;
+		memset(row + n, 0, (size_t)(L - n) * sizeof(float));
 	}
 }
 
@@ -462,9 +456,7 @@ static void att_bwd_task(int task, void *p)
 				float D = 0;
 				for (int d = 0; d < hd; d++)
 					D += dO[(size_t)t * qs + d] * O[(size_t)t * qs + d];
-				float *ps = P + (size_t)t * L, *ds = dS + (size_t)t * L;
-				for (int j = 0; j < L; j++)
-					ds[j] = ps[j] * (ds[j] - D) * scale;
+				sl_tr_softmax_grad(dS + (size_t)t * L, P + (size_t)t * L, L, D, scale);
 			}
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tq, hd, L, 1.0f, dS, L, K, ks, 0.0f,
 			            a->dq + qoff, qs);
