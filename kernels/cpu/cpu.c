@@ -22,6 +22,13 @@ bool sl_cpu_vnni(void)
 	return sl_cpu_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
 	       __builtin_cpu_supports("avx512vnni") && !getenv("SL_NO_VNNI");
 }
+
+bool sl_cpu_avx512vl(void)
+{
+	__builtin_cpu_init();
+	return sl_cpu_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+	       !getenv("SL_NO_AVX512");
+}
 #else
 bool sl_cpu_avx2(void)
 {
@@ -29,6 +36,11 @@ bool sl_cpu_avx2(void)
 }
 
 bool sl_cpu_vnni(void)
+{
+	return false;
+}
+
+bool sl_cpu_avx512vl(void)
 {
 	return false;
 }

@@ -101,9 +101,8 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 
 /* One tile of TM tokens by TN rows, weights of type WT: each output one
  * accumulator; the tail products in the scalar types' own widening. */
-#define TILE(WT, TM, TN)                                                                                \
-	AVX2 static void tile_##WT##_##TM##x##TN(float *y, size_t ldy, const float *x, size_t ldx,          \
-	                                         const void *w, size_t ldw, int n)                          \
+#define TILE_AT(ATTR, NAME, WT, TM, TN)                                                                 \
+	ATTR static void NAME(float *y, size_t ldy, const float *x, size_t ldx, const void *w, size_t ldw, int n) \
 	{                                                                                               \
 		__m256 acc[TM][TN];                                                                     \
 		UNROLL for (int i = 0; i < TM; i++)                                                     \
@@ -128,6 +127,11 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 				y[(size_t)i * ldy + j] = s;                                             \
 			}                                                                               \
 	}
+#define TILE(WT, TM, TN) TILE_AT(AVX2, tile_##WT##_##TM##x##TN, WT, TM, TN)
+/* The same tiles over AVX-512 VL's 32 registers: the same 8-lane
+ * accumulators and operations (so the same bits), more of them at once. */
+#define X512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl")))
+#define TILE512(WT, TM, TN) TILE_AT(X512, tile512_##WT##_##TM##x##TN, WT, TM, TN)
 
 #define SL_DT_f32 SL_DT_F32
 #define SL_DT_f16 SL_DT_F16
@@ -171,6 +175,51 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 GEMM(f32)
 GEMM(f16)
 GEMM(bf16)
+
+/* Six tokens by four rows (24 accumulators, 6 activation vectors and a
+ * weight vector in 32 registers), the last 1 to 5 tokens in one tile: a
+ * 5-token verification of speculative drafts reads its weights once. */
+#define GEMM512(WT)                                                                                     \
+	TILE512(WT, 6, 4)                                                                               \
+	TILE512(WT, 5, 4)                                                                               \
+	TILE512(WT, 4, 4)                                                                               \
+	TILE512(WT, 3, 4)                                                                               \
+	TILE512(WT, 2, 4)                                                                               \
+	TILE512(WT, 1, 4)                                                                               \
+	TILE512(WT, 1, 8)                                                                               \
+	X512 static void gemm512_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, \
+	                              size_t ldw, int rows, int n)                                      \
+	{                                                                                               \
+		size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                            \
+		int r = 0;                                                                              \
+		if (T == 1)                                                                             \
+			for (; r + 8 <= rows; r += 8)                                                   \
+				tile512_##WT##_1x8(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
+		for (; r + 4 <= rows; r += 4) {                                                         \
+			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
+			int t = 0;                                                                      \
+			for (; T - t >= 6; t += 6)                                                      \
+				tile512_##WT##_6x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+			float *yt = y + (size_t)t * ldy + r;                                            \
+			const float *xt = x + (size_t)t * ldx;                                          \
+			switch (T - t) {                                                                \
+			case 5: tile512_##WT##_5x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
+			case 4: tile512_##WT##_4x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
+			case 3: tile512_##WT##_3x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
+			case 2: tile512_##WT##_2x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
+			case 1: tile512_##WT##_1x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
+			default: break;                                                                 \
+			}                                                                               \
+		}                                                                                       \
+		for (; r < rows; r++)                                                                   \
+			for (int t = 0; t < T; t++)                                                     \
+				tile_##WT##_1x1(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx,  \
+				                (const char *)w + (size_t)r * ldw * es, ldw, n);        \
+	}
+
+GEMM512(f32)
+GEMM512(f16)
+GEMM512(bf16)
 
 /* TM queries by W vectors of one slab of value columns: the accumulators
  * stay in registers over rows j0 .. j1-1, each element one fused
@@ -413,9 +462,20 @@ void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void
              int rows, int n)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	static int avx2 = -1;
-	if (avx2 < 0)
+	static int avx2 = -1, x512 = -1;
+	if (avx2 < 0) {
+		x512 = sl_cpu_avx512vl();
 		avx2 = sl_cpu_avx2();
+	}
+	if (x512) {
+		if (wtype == SL_DT_F16)
+			gemm512_f16(y, ldy, x, ldx, T, w, ldw, rows, n);
+		else if (wtype == SL_DT_BF16)
+			gemm512_bf16(y, ldy, x, ldx, T, w, ldw, rows, n);
+		else
+			gemm512_f32(y, ldy, x, ldx, T, w, ldw, rows, n);
+		return;
+	}
 	if (avx2) {
 		if (wtype == SL_DT_F16)
 			gemm_f16(y, ldy, x, ldx, T, w, ldw, rows, n);
