@@ -15,17 +15,7 @@ command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed (tools/bo
 [ -r "$model" ] || { echo "SKIP: fixture $model is absent (set SL_FIXTURES)"; exit 77; }
 [ -x "$bin" ] || { echo "FAIL: $bin is not built"; exit 1; }
 
-# CI's second and third passes (the portable kernels, SL_NO_AVX2, and a
-# sanitizer build) run every test again, where the engine is several times
-# slower; their C tests check the figures on that path. There a test may
-# drive the same keys and screens with less numeric work, or leave out a
-# part whose purpose is the figures: light is 1 there, and light_note says
-# what was left out and why.
-light=
-if [ -n "${SL_NO_AVX2:-}" ] || grep -q '^SAN_FLAGS = .*-fsanitize' "$builddir/Makefile" 2>/dev/null; then
-	light=1
-fi
-light_note() { echo "note: a sanitizer or portable-kernel build: $*"; }
+. "$srcdir/tests/light.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sltui.XXXXXX")
 servers=0
