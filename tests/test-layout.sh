@@ -92,8 +92,16 @@ bad=$(grep -l '#include "\(\.\./\)*\(core\|\.\./core\)/' $(find kernels -name '*
 bad=$(grep -l '#include "\(tui\|views\)/\|#include "\.\./\(tui\|views\)/' $(find core kernels sessions -name '*.[ch]') 2>/dev/null)
 [ -z "$bad" ] || fail "a lower floor includes tui/ or views/: $bad"
 
+# Every test runs: Makefile.am's TESTS, which orders them, names each test
+# program and script of tests/.
+tests=$(sed -n '/^TESTS =/,/[^\\]$/p' Makefile.am | tr -d '\\' | tr -s ' \t' '\n\n')
+for t in tests/test-*.c tests/test-*.sh; do
+	name=${t%.c}
+	echo "$tests" | grep -qx "$name" || fail "$name is not in Makefile.am's TESTS: it would never run"
+done
+
 if [ "$fails" -gt 0 ]; then
 	echo "$fails layout problems"
 	exit 1
 fi
-echo "layout: format and method names in their files, no dependency loops, arrows point down"
+echo "layout: format and method names in their files, no dependency loops, arrows point down, every test in TESTS"

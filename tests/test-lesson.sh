@@ -67,11 +67,8 @@ wait_for "EXIT 0"
 # passes) the sweep, GPTQ and healing lessons take minutes each on two
 # cores: those passes complete the three light lessons, the normal build
 # all six.
-slow=
-if [ -n "${SL_NO_AVX2:-}" ] || grep -q '^SAN_FLAGS = .*-fsanitize' Makefile 2>/dev/null; then
-	slow=1
-	echo "note: a sanitizer or portable-kernel build: the mixed, gptq and healing lessons run in the normal build"
-fi
+slow=$light
+[ -z "$slow" ] || light_note "the mixed, gptq and healing lessons run in the normal build"
 
 echo "== bits and error"
 lesson bits 4

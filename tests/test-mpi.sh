@@ -59,8 +59,15 @@ same_cells() { # A B WHAT
 }
 n_cells() { grep -c '"kl":' "$1"; }
 
+. "$srcdir/tests/light.sh"
+models="$small $workshop"
+if [ -n "$light" ]; then
+	models=$small
+	light_note "three ranks against one process on stories260K only (the workshop model's sweeps take minutes on this path; the normal build compares them)"
+fi
+
 echo "== three ranks measure what one process measures"
-for model in "$small" "$workshop"; do
+for model in $models; do
 	name=$(basename "$model")
 	args=$sweep_args
 	[ "$model" = "$workshop" ] && args="--options q8_0,q4_0 --windows 2 --ctx 64 --calib-tokens 512"

@@ -15,6 +15,8 @@ command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed (tools/bo
 [ -r "$model" ] || { echo "SKIP: fixture $model is absent (set SL_FIXTURES)"; exit 77; }
 [ -x "$bin" ] || { echo "FAIL: $bin is not built"; exit 1; }
 
+. "$srcdir/tests/light.sh"
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/sltui.XXXXXX")
 servers=0
 sock=sltui$$-0
