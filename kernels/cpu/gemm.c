@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "../dtype.h"
 #include "cpu.h"
@@ -40,27 +41,39 @@ static inline float weight_at(const void *w, int type, int k)
 	return ((const float *)w)[k];
 }
 
-static float dot_portable(const float *x, const void *w, int type, int n)
+static float dot_portable(const float *x, const float *w, int n)
 {
 	float l[8] = {0};
 	int k = 0;
 	for (; k + 8 <= n; k += 8)
 		for (int j = 0; j < 8; j++)
-			l[j] += x[k + j] * weight_at(w, type, k + j);
+			l[j] += x[k + j] * w[k + j];
 	float s = lanes_sum(l);
 	for (; k < n; k++)
-		s += x[k] * weight_at(w, type, k);
+		s += x[k] * w[k];
 	return s;
 }
 
+/* Each 16-bit weight row is widened once (exactly) for all T tokens. */
 static void gemm_portable(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, int type,
                           size_t ldw, int rows, int n)
 {
 	size_t es = type == SL_DT_F32 ? 4 : 2;
-	for (int r = 0; r < rows; r++)
+	float *wide = type == SL_DT_F32 ? NULL : malloc((size_t)(n > 0 ? n : 1) * sizeof *wide);
+	if (type != SL_DT_F32 && !wide)
+		abort(); /* one row of floats; there is no sensible way on without it */
+	for (int r = 0; r < rows; r++) {
+		const void *wr = (const char *)w + (size_t)r * ldw * es;
+		const float *row = wr;
+		if (wide) {
+			for (int k = 0; k < n; k++)
+				wide[k] = weight_at(wr, type, k);
+			row = wide;
+		}
 		for (int t = 0; t < T; t++)
-			y[(size_t)t * ldy + r] =
-				dot_portable(x + (size_t)t * ldx, (const char *)w + (size_t)r * ldw * es, type, n);
+			y[(size_t)t * ldy + r] = dot_portable(x + (size_t)t * ldx, row, n);
+	}
+	free(wide);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
