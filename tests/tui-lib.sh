@@ -51,9 +51,15 @@ start() {
 	T new-session -d -s w -x "$w" -y "$h" "env $term_env '$bin' $* 2>'$work/stderr'; echo \"EXIT \$?\"; sleep 600"
 }
 keys() { T send-keys -t w "$@"; }
-# cmd TEXT: types ":TEXT" and Enter.
+# cmd TEXT: types ":TEXT" and Enter, the text once the command line is
+# open (a screen still busy with what came before could read it as keys).
 cmd() {
 	T send-keys -t w :
+	n=100
+	while [ "$n" -gt 0 ] && ! screen | tail -n 1 | grep -q '^:'; do
+		sleep 0.1
+		n=$((n - 1))
+	done
 	T send-keys -t w -l "$1"
 	T send-keys -t w Enter
 }
