@@ -191,6 +191,19 @@ static sl_status prepare(const sl_method **m, sl_matrix *mx, sl_error *err)
 	return st;
 }
 
+/* Adds what rounding W (divided by unscale per column, where given) to Q
+ * cost: the squared error, the squared weights and Q's zeros, in order. */
+static void tally(const float *W, const float *Q, size_t n, const float *unscale, int cols, double *e2, double *w2,
+                  size_t *zeros)
+{
+	for (size_t i = 0; i < n; i++) {
+		double w = unscale ? W[i] / unscale[i % cols] : W[i];
+		*e2 += (w - Q[i]) * (w - Q[i]);
+		*w2 += w * w;
+		*zeros += Q[i] == 0;
+	}
+}
+
 /* Prunes and quantizes one matrix as the plan says into out (its data
  * replaced: packed, or F32 when simulating): the pruning criterion's and
  * the quantization method's prepare hooks, the solve they set up, the
@@ -266,12 +279,7 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 
 	double e2 = 0, w2 = 0;
 	size_t zeros = 0;
-	for (size_t i = 0; i < sz; i++) {
-		double w = j->unscale ? j->W[i] / j->unscale[i % cols] : j->W[i];
-		e2 += (w - Q[i]) * (w - Q[i]);
-		w2 += w * w;
-		zeros += Q[i] == 0;
-	}
+	tally(j->W, Q, sz, j->unscale, cols, &e2, &w2, &zeros);
 	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
 	rep->sparsity = (double)zeros / (double)sz;
 	rep->bytes_after = (double)out->nbytes;
@@ -331,12 +339,7 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl
 		sl_tensor_rows_to_f32(src, r0, n, W);
 		sl_dtype_rows_from_float(f->dtype, W, packed + (size_t)r0 * rb, n, cols);
 		sl_dtype_rows_to_float(f->dtype, packed + (size_t)r0 * rb, Q, n, cols);
-		for (size_t i = 0; i < sz; i++) {
-			double w = W[i];
-			e2 += (w - Q[i]) * (w - Q[i]);
-			w2 += w * w;
-			zeros += Q[i] == 0;
-		}
+		tally(W, Q, sz, NULL, cols, &e2, &w2, &zeros);
 	}
 	int64_t ne[2] = {cols, rows};
 	if ((st = sl_tensor_realloc(out, f->dtype, ne, 2, err)))

@@ -80,6 +80,16 @@ static void gemm_portable(float *y, size_t ldy, const float *x, size_t ldx, int 
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* Whether the AVX2 kernels may run, asked once (sl_cpu_avx2 reads cpuid
+ * and the environment). */
+static int have_avx2(void)
+{
+	static int avx2 = -1;
+	if (avx2 < 0)
+		avx2 = sl_cpu_avx2();
+	return avx2;
+}
 /* The tiles' small loops unrolled, so that the accumulators stay in registers. */
 #if defined(__clang__)
 #define UNROLL _Pragma("unroll")
@@ -150,6 +160,13 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 #define SL_DT_f16 SL_DT_F16
 #define SL_DT_bf16 SL_DT_BF16
 
+/* Rows left after the tiles of four: one output at a time. */
+#define REST_ROWS(WT)                                                                                   \
+	for (; r < rows; r++)                                                                           \
+		for (int t = 0; t < T; t++)                                                             \
+			tile_##WT##_1x1(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx,          \
+			                (const char *)w + (size_t)r * ldw * es, ldw, n);
+
 /* Tiles keep at least eight accumulators busy where the batch allows, so
  * that fused multiply-adds are not waiting on each other: one token meets
  * eight rows at a time, two or three tokens four rows, and a batch of
@@ -179,10 +196,7 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 			for (; t < T; t++)                                                              \
 				tile_##WT##_1x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
 		}                                                                                       \
-		for (; r < rows; r++)                                                                   \
-			for (int t = 0; t < T; t++)                                                     \
-				tile_##WT##_1x1(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx,  \
-				                (const char *)w + (size_t)r * ldw * es, ldw, n);        \
+		REST_ROWS(WT)                                                                           \
 	}
 
 GEMM(f32)
@@ -224,10 +238,7 @@ GEMM(bf16)
 			default: break;                                                                 \
 			}                                                                               \
 		}                                                                                       \
-		for (; r < rows; r++)                                                                   \
-			for (int t = 0; t < T; t++)                                                     \
-				tile_##WT##_1x1(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx,  \
-				                (const char *)w + (size_t)r * ldw * es, ldw, n);        \
+		REST_ROWS(WT)                                                                           \
 	}
 
 GEMM512(f32)
@@ -403,10 +414,7 @@ AVX2 static void swiglu_avx2(float *gate, const float *up, size_t n)
 void sl_swiglu(float *gate, const float *up, size_t n)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	static int avx2 = -1;
-	if (avx2 < 0)
-		avx2 = sl_cpu_avx2();
-	if (avx2) {
+	if (have_avx2()) {
 		swiglu_avx2(gate, up, n);
 		return;
 	}
@@ -423,10 +431,7 @@ void sl_softmax_scaled(float *row, int n, float scale)
 	if (n <= 0)
 		return;
 #if defined(__x86_64__) || defined(__i386__)
-	static int avx2 = -1;
-	if (avx2 < 0)
-		avx2 = sl_cpu_avx2();
-	if (avx2) {
+	if (have_avx2()) {
 		softmax_avx2(row, n, scale);
 		return;
 	}
@@ -451,10 +456,7 @@ void sl_gemm_acc_rows(float *out, size_t ldo, const float *p, size_t ldp, const 
                       size_t ldv, int j0, int n)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	static int avx2 = -1;
-	if (avx2 < 0)
-		avx2 = sl_cpu_avx2();
-	if (avx2) {
+	if (have_avx2()) {
 		acc_rows_avx2(out, ldo, p, ldp, lim, nq, v, ldv, j0, n);
 		return;
 	}
@@ -475,11 +477,9 @@ void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void
              int rows, int n)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	static int avx2 = -1, x512 = -1;
-	if (avx2 < 0) {
+	static int x512 = -1;
+	if (x512 < 0)
 		x512 = sl_cpu_avx512vl();
-		avx2 = sl_cpu_avx2();
-	}
 	if (x512) {
 		if (wtype == SL_DT_F16)
 			gemm512_f16(y, ldy, x, ldx, T, w, ldw, rows, n);
@@ -489,7 +489,7 @@ void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void
 			gemm512_f32(y, ldy, x, ldx, T, w, ldw, rows, n);
 		return;
 	}
-	if (avx2) {
+	if (have_avx2()) {
 		if (wtype == SL_DT_F16)
 			gemm_f16(y, ldy, x, ldx, T, w, ldw, rows, n);
 		else if (wtype == SL_DT_BF16)
