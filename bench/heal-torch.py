@@ -7,7 +7,8 @@ weights, straight-through gradient where the value stayed inside the grid),
 T^2 KL at T = 1, backward, clipping and AdamW. Prints "tokens/s N" of the
 fastest step by the clock and "cpu tokens/s N" by CPU time (every thread
 of the process) for bench/heal to read. Needs Debian's python3-torch;
-bench/heal holds its BLAS threads to --threads (OPENBLAS_NUM_THREADS)."""
+bench/heal sets OMP_NUM_THREADS to --threads and runs it with OpenBLAS at
+--threads and at one thread (OPENBLAS_NUM_THREADS), keeping the faster."""
 import argparse
 import os
 import sys
