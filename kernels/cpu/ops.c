@@ -376,16 +376,7 @@ static void cpu_attention(float *out, const float *q, const void *k_cache, const
 {
 	att_args a = {out, q, k_cache, v_cache, kv_type, sl_type_info_get(kv_type), kv_row_bytes, T, pos0, n_heads,
 	              n_kv_heads, head_dim, (T + ATT_TILE - 1) / ATT_TILE};
-	/* Scores and weighted sums: 4 flops per query, key and head element.
-	 * One token early in its context is too little to share: its heads
-	 * run here, as one task of a product would. */
-	int n = n_heads * a.n_tiles;
-	double flops = 4.0 * n_heads * head_dim * T * (pos0 + (T + 1) / 2.0);
-	if (sl_rows_per_task(n, flops) >= n)
-		for (int i = 0; i < n; i++)
-			att_task(i, &a);
-	else
-		sl_parallel_for(n, att_task, &a);
+	sl_parallel_for(n_heads * a.n_tiles, att_task, &a);
 }
 
 static const sl_kernels cpu = {

@@ -6,11 +6,12 @@
  * (generation and next task), threads claim tasks from it by
  * compare-and-swap, and the caller waits only for the tasks to be done,
  * never for a worker that came late to leave. Idle workers and the waiting
- * caller poll a while (SPIN_US) and sleep on a condition variable only
- * after that; the sleepers are counted, so a loop wakes nobody through the
- * kernel while everyone is still polling. */
+ * caller poll, then yield between polls, then sleep on a condition
+ * variable (YIELD_US, SLEEP_US); the sleepers are counted, so a loop wakes
+ * nobody through the kernel while everyone is still polling. */
 #include <cblas.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -19,11 +20,13 @@
 
 #include "../kernels.h"
 
-/* How long idle threads poll before they sleep: longer than the serial
- * stretches between the loops of a decoding step. */
-#ifndef SPIN_US
-#define SPIN_US 300
-#endif
+/* How a thread with nothing to do waits, by how long it has had nothing to
+ * do: it polls (a loop's tasks are microseconds apart while decoding),
+ * after YIELD_US it offers its core to other threads between polls (on a
+ * busy machine the thread it waits for, or the caller it would help, may
+ * be waiting for that core), and after SLEEP_US it sleeps. */
+#define YIELD_US 30
+#define SLEEP_US 1000
 
 /* Lines written by different threads at different moments sit on lines
  * of their own, so a claim does not also move the count of finished tasks
@@ -114,31 +117,35 @@ static void *worker(void *arg)
 {
 	int id = (int)(intptr_t)arg;
 	uint32_t seen = 0;
+	/* Idle since the last task this worker ran, not since the last loop:
+	 * a worker that sees loops go by without getting a task shares a core
+	 * with the caller, and gives it back. */
+	uint64_t busy_at = now_us();
 	for (;;) {
-		uint64_t t0 = 0;
 		for (unsigned i = 1;; i++) {
 			if ((uint32_t)(atomic_load_explicit(&pool.state, memory_order_acquire) >> 32) != seen)
 				break;
 			relax();
-			if (i % 256)
+			if (i % 64)
 				continue;
-			uint64_t t = now_us();
-			if (!t0)
-				t0 = t;
-			else if (t - t0 > SPIN_US) {
+			uint64_t idle = now_us() - busy_at;
+			if (idle > SLEEP_US) {
 				pthread_mutex_lock(&pool.mu);
 				atomic_fetch_add(&pool.sleepers, 1);
 				while ((uint32_t)(atomic_load(&pool.state) >> 32) == seen)
 					pthread_cond_wait(&pool.wake, &pool.mu);
 				atomic_fetch_sub(&pool.sleepers, 1);
 				pthread_mutex_unlock(&pool.mu);
+				busy_at = now_us();
 				break;
 			}
+			if (idle > YIELD_US)
+				sched_yield();
 		}
 		seen = (uint32_t)(atomic_load_explicit(&pool.state, memory_order_acquire) >> 32);
 		/* Threads beyond the count now asked for sit this loop out. */
-		if (id < atomic_load_explicit(&pool.active, memory_order_relaxed))
-			run_tasks(seen, true);
+		if (id < atomic_load_explicit(&pool.active, memory_order_relaxed) && run_tasks(seen, true))
+			busy_at = now_us();
 	}
 	return NULL;
 }
@@ -213,23 +220,23 @@ void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg)
 	uint64_t t0 = 0;
 	for (unsigned i = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < others; i++) {
 		relax();
-		if (i % 256)
+		if (i % 64)
 			continue;
 		uint64_t t = now_us();
-		if (!t0) {
+		if (!t0)
 			t0 = t;
-			continue;
+		else if (t - t0 > SLEEP_US) {
+			pthread_mutex_lock(&pool.mu);
+			atomic_store(&pool.waiting, 1);
+			while (atomic_load(&pool.done) < others)
+				pthread_cond_wait(&pool.idle, &pool.mu);
+			atomic_store(&pool.waiting, 0);
+			pthread_mutex_unlock(&pool.mu);
+			break;
+		} else if (t - t0 > YIELD_US) {
+			/* A worker holds a task and has lost its core: maybe to us. */
+			sched_yield();
 		}
-		if (t - t0 <= SPIN_US)
-			continue;
-		/* A worker holds a task and has lost its core: let it have ours. */
-		pthread_mutex_lock(&pool.mu);
-		atomic_store(&pool.waiting, 1);
-		while (atomic_load(&pool.done) < others)
-			pthread_cond_wait(&pool.idle, &pool.mu);
-		atomic_store(&pool.waiting, 0);
-		pthread_mutex_unlock(&pool.mu);
-		break;
 	}
 	pthread_mutex_unlock(&pool.submit);
 }
