@@ -225,7 +225,7 @@ static void linear_parts(sl_state *s, const sl_layer *L, int n, const sl_module_
 {
 	bool fused = s->K->matmul_parts != NULL && n <= SL_MATMUL_MAX_PARTS;
 	for (int i = 0; i < n && fused; i++)
-		fused = !(L->act_int8 & (1u << kind[i])) && !w[i]->lr_a;
+		fused = !(L->act_int8 & (1u << kind[i])) && !w[i]->lr_a && w[i]->ne[0] == w[0]->ne[0];
 	if (!fused) {
 		for (int i = 0; i < n; i++)
 			linear(s, L, kind[i], y[i], x, T, w[i], b[i]);
