@@ -6,9 +6,13 @@
  * (generation and next task), threads claim tasks from it by
  * compare-and-swap, and the caller waits only for the tasks to be done,
  * never for a worker that came late to leave. Idle workers and the waiting
- * caller poll, then yield between polls, then sleep on a condition
- * variable (YIELD_US, SLEEP_US); the sleepers are counted, so a loop wakes
- * nobody through the kernel while everyone is still polling. */
+ * caller poll, yielding between polls where another of our threads may
+ * need the core, and sleep on a condition variable after a while
+ * (YIELD_US, SLEEP_US); the sleepers are counted, so a loop wakes nobody
+ * through the kernel while everyone is still polling. */
+#ifdef __linux__
+#define _GNU_SOURCE /* sched_getcpu */
+#endif
 #include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
@@ -21,10 +25,13 @@
 #include "../kernels.h"
 
 /* How a thread with nothing to do waits, by how long it has had nothing to
- * do: it polls (a loop's tasks are microseconds apart while decoding),
- * after YIELD_US it offers its core to other threads between polls (on a
- * busy machine the thread it waits for, or the caller it would help, may
- * be waiting for that core), and after SLEEP_US it sleeps. */
+ * do: it polls (a loop's tasks are microseconds apart while decoding), and
+ * after SLEEP_US it sleeps. After YIELD_US it offers its core to other
+ * threads between polls where one of ours may be waiting for that core: a
+ * caller waiting for a worker's task, a worker on the caller's core (on a
+ * busy machine the scheduler may put both on one core, where a polling
+ * worker took half of it from the caller that does the work). A worker on
+ * a core of its own keeps polling, as it keeps its core. */
 #define YIELD_US 30
 #define SLEEP_US 1000
 
@@ -41,6 +48,7 @@ static struct {
 	_Atomic(void *) arg;
 	atomic_int n;
 	atomic_int active;   /* threads that take part in loops, the caller included */
+	atomic_int caller_cpu; /* the core the caller published the loop from, or -1 */
 	LINE atomic_int done; /* tasks of the current loop the workers finished */
 	LINE atomic_int sleepers; /* workers asleep on wake */
 	atomic_int waiting;  /* a caller asleep on idle */
@@ -63,6 +71,15 @@ static inline void relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
+#endif
+}
+
+static int this_cpu(void)
+{
+#ifdef __linux__
+	return sched_getcpu();
+#else
+	return -1;
 #endif
 }
 
@@ -118,8 +135,7 @@ static void *worker(void *arg)
 	int id = (int)(intptr_t)arg;
 	uint32_t seen = 0;
 	/* Idle since the last task this worker ran, not since the last loop:
-	 * a worker that sees loops go by without getting a task shares a core
-	 * with the caller, and gives it back. */
+	 * loops that go by without a task for it are loops it could not help. */
 	uint64_t busy_at = now_us();
 	for (;;) {
 		for (unsigned i = 1;; i++) {
@@ -139,7 +155,8 @@ static void *worker(void *arg)
 				busy_at = now_us();
 				break;
 			}
-			if (idle > YIELD_US)
+			int cpu = atomic_load_explicit(&pool.caller_cpu, memory_order_relaxed);
+			if (idle > YIELD_US && cpu >= 0 && cpu == this_cpu())
 				sched_yield();
 		}
 		seen = (uint32_t)(atomic_load_explicit(&pool.state, memory_order_acquire) >> 32);
@@ -207,6 +224,7 @@ void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg)
 	atomic_store_explicit(&pool.arg, arg, memory_order_release);
 	atomic_store_explicit(&pool.n, n, memory_order_release);
 	atomic_store_explicit(&pool.active, threads, memory_order_relaxed);
+	atomic_store_explicit(&pool.caller_cpu, this_cpu(), memory_order_relaxed);
 	atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
 	atomic_store(&pool.state, (uint64_t)gen << 32);
 	if (atomic_load(&pool.sleepers)) {
