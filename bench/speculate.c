@@ -16,9 +16,12 @@
  * stories110M's shape with random weights (speeds only: its acceptance
  * means nothing). With $LLAMA_SPECULATIVE naming llama.cpp's
  * llama-speculative, the same target and q4_0 draft (exported by slimlab)
- * run there too, and the tokens/s ratio is printed.
+ * run there too, and the tokens/s ratio is printed. --rounds N runs every
+ * row N times and prints the median of each timed figure (acceptance does
+ * not change between rounds): on a machine that other work shares, a
+ * round the scheduler took the cores from does not decide the row.
  *
- *   bench/speculate [MODEL] [--n N] [--k-max K] [--threads N] [--shape 110m] [--draft NAME] */
+ *   bench/speculate [MODEL] [--n N] [--k-max K] [--threads N] [--shape 110m] [--draft NAME] [--rounds N] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,10 +113,26 @@ static double llama_speculative(const char *bin, const char *target, const char 
 	return pclose(p) == 0 ? tps : 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The timed figures of a row, one array of rounds each. */
+enum { F_TPS, F_ALONE, F_SPEEDUP, F_PRED, F_CPU, F_C, F_VERIFY, F_LOOP, N_FIG };
+#define MAX_ROUNDS 99
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL, *shape = NULL, *only = NULL;
-	int n_predict = 128, k_max = 8;
+	int n_predict = 128, k_max = 8, rounds = 1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--n") && i + 1 < argc)
 			n_predict = atoi(argv[++i]);
@@ -125,6 +144,8 @@ int main(int argc, char **argv)
 			shape = argv[++i];
 		else if (!strcmp(argv[i], "--draft") && i + 1 < argc)
 			only = argv[++i];
+		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+			rounds = atoi(argv[++i]);
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
@@ -133,8 +154,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (n_predict < 8 || k_max < 1 || k_max > SL_SPEC_MAX_K || (shape && strcmp(shape, "110m"))) {
-		fprintf(stderr, "bench/speculate: --n is at least 8, --k-max 1..%d, --shape 110m\n", SL_SPEC_MAX_K);
+	if (n_predict < 8 || k_max < 1 || k_max > SL_SPEC_MAX_K || (shape && strcmp(shape, "110m")) || rounds < 1 ||
+	    rounds > MAX_ROUNDS) {
+		fprintf(stderr, "bench/speculate: --n is at least 8, --k-max 1..%d, --shape 110m, --rounds 1..%d\n",
+		        SL_SPEC_MAX_K, MAX_ROUNDS);
 		return 2;
 	}
 	sl_error err = {0};
@@ -156,8 +179,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench/speculate: %s\n", err.msg);
 		return 1;
 	}
-	printf("target: %s (%d blocks, dim %d); %d tokens greedy; %d threads\n", shape ? "110M shape, random" : path,
-	       m->cfg.n_layers, m->cfg.dim, n_predict, sl_kernels_threads());
+	printf("target: %s (%d blocks, dim %d); %d tokens greedy; %d threads%s\n", shape ? "110M shape, random" : path,
+	       m->cfg.n_layers, m->cfg.dim, n_predict, sl_kernels_threads(),
+	       rounds > 1 ? "; timed figures the median of the rounds" : "");
 	source src[16];
 	int n_src = 0;
 	for (int i = 0; i < sl_format_count() && n_src < 12; i++) {
@@ -184,22 +208,39 @@ int main(int argc, char **argv)
 	for (int s = 0; s < n_src; s++)
 		for (int k = 1; k <= k_max && (!only || !strncmp(src[s].d.label, only, strlen(only))); k++) {
 			sl_spec_opts o = {.k = k, .n_predict = n_predict, .eos = -1, .baseline = true, .seed = 1};
-			int32_t *out = NULL;
-			int n = 0;
+			double fig[N_FIG][MAX_ROUNDS];
 			sl_spec_stats st;
-			if (sl_speculate(m, &src[s].d, prompt, n_prompt, &o, NULL, NULL, NULL, &out, &n, &st, &err)) {
-				fprintf(stderr, "bench/speculate: %s, k %d: %s\n", src[s].d.label, k, err.msg);
+			int done = 0;
+			for (; done < rounds; done++) {
+				int32_t *out = NULL;
+				int n = 0;
+				if (sl_speculate(m, &src[s].d, prompt, n_prompt, &o, NULL, NULL, NULL, &out, &n, &st, &err)) {
+					fprintf(stderr, "bench/speculate: %s, k %d: %s\n", src[s].d.label, k, err.msg);
+					free(out);
+					break;
+				}
 				free(out);
-				continue;
+				sl_spec_finish(&st);
+				fig[F_TPS][done] = st.tps;
+				fig[F_ALONE][done] = st.target_tps;
+				fig[F_SPEEDUP][done] = st.speedup;
+				fig[F_PRED][done] = st.predicted_speedup;
+				fig[F_CPU][done] = st.speedup_cpu;
+				fig[F_C][done] = st.cost_ratio;
+				fig[F_VERIFY][done] =
+				        st.passes && st.target_token_s > 0 ? st.target_s / st.passes / st.target_token_s : 0;
+				fig[F_LOOP][done] = st.total_s > 0 ? (st.total_s - st.draft_s - st.target_s) / st.total_s : 0;
 			}
-			free(out);
-			sl_spec_finish(&st);
-			double verify = st.passes && st.target_token_s > 0 ? st.target_s / st.passes / st.target_token_s : 0;
-			double loop = st.total_s > 0 ? (st.total_s - st.draft_s - st.target_s) / st.total_s : 0;
+			if (done < rounds)
+				continue;
+			double med[N_FIG];
+			for (int f = 0; f < N_FIG; f++)
+				med[f] = median(fig[f], rounds);
+			st.speedup = med[F_SPEEDUP];
 			printf("%-18.18s %2d %10.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f %7.2fx %5.2f %6.2f %4.1f%%\n",
-			       src[s].d.label, k, st.acceptance, st.mean_len, st.tps, st.target_tps, st.speedup,
-			       st.predicted_speedup, st.speedup > 0 ? st.predicted_speedup / st.speedup : 0, st.speedup_cpu,
-			       st.cost_ratio, verify, 100 * loop);
+			       src[s].d.label, k, st.acceptance, st.mean_len, med[F_TPS], med[F_ALONE], med[F_SPEEDUP],
+			       med[F_PRED], med[F_SPEEDUP] > 0 ? med[F_PRED] / med[F_SPEEDUP] : 0, med[F_CPU], med[F_C],
+			       med[F_VERIFY], 100 * med[F_LOOP]);
 			fflush(stdout);
 			if (st.speedup > best) {
 				best = st.speedup;

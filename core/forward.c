@@ -216,6 +216,27 @@ static void linear(sl_state *s, const sl_layer *L, sl_module_kind kind, float *y
 	matmul(s, y, x, T, w, b);
 }
 
+/* Several linear modules of one input (query, key, value; gate, up): one
+ * parallel loop for all of them where the kernels have one and every
+ * module is a plain product (no W8A8 input, no factors), else one product
+ * after the other. The outputs are the same bits either way. */
+static void linear_parts(sl_state *s, const sl_layer *L, int n, const sl_module_kind *kind, float *const *y,
+                         const float *x, int T, const sl_tensor *const *w, const sl_tensor *const *b)
+{
+	bool fused = s->K->matmul_parts != NULL && n <= SL_MATMUL_MAX_PARTS;
+	for (int i = 0; i < n && fused; i++)
+		fused = !(L->act_int8 & (1u << kind[i])) && !w[i]->lr_a && w[i]->ne[0] == w[0]->ne[0];
+	if (!fused) {
+		for (int i = 0; i < n; i++)
+			linear(s, L, kind[i], y[i], x, T, w[i], b[i]);
+		return;
+	}
+	sl_matmul_part parts[SL_MATMUL_MAX_PARTS];
+	for (int i = 0; i < n; i++)
+		parts[i] = (sl_matmul_part){y[i], w[i]->data, w[i]->type, (int)w[i]->ne[1], b[i] ? b[i]->data : NULL};
+	s->K->matmul_parts(parts, n, x, T, (int)w[0]->ne[0]);
+}
+
 /* Writes T new cache rows of n values at row pos0 of a cache in the
  * cache's storage format, row by row: a scale spanning the tensor spans
  * one row of the cache, so a row's values do not depend on the rows that
@@ -264,9 +285,10 @@ static void block(sl_state *s, int il, int T, int pos0)
 			memcpy(v_new + (size_t)t * kv_dim, row + 2 * dim, (size_t)dim * sizeof(float));
 		}
 	} else {
-		linear(s, L, SL_MOD_ATTN_Q, s->q, s->xb, T, L->wq, L->bq);
-		linear(s, L, SL_MOD_ATTN_K, k_new, s->xb, T, L->wk, L->bk);
-		linear(s, L, SL_MOD_ATTN_V, v_new, s->xb, T, L->wv, L->bv);
+		const sl_module_kind kind[] = {SL_MOD_ATTN_Q, SL_MOD_ATTN_K, SL_MOD_ATTN_V};
+		float *const y[] = {s->q, k_new, v_new};
+		const sl_tensor *const w[] = {L->wq, L->wk, L->wv}, *const b[] = {L->bq, L->bk, L->bv};
+		linear_parts(s, L, 3, kind, y, s->xb, T, w, b);
 	}
 	s->K->rope(s->q, T, L->n_heads, hd, c->rope_dim, pos0, c->rope_theta, c->rope_style);
 	s->K->rope(k_new, T, L->n_kv_heads, hd, c->rope_dim, pos0, c->rope_theta, c->rope_style);
@@ -283,8 +305,10 @@ static void block(sl_state *s, int il, int T, int pos0)
 	tap(s, il, SL_TAP_FFN_IN, s->xb, T, dim);
 	size_t nh = (size_t)T * L->hidden_dim;
 	if (L->w_gate) {
-		linear(s, L, SL_MOD_FFN_GATE, s->hb, s->xb, T, L->w_gate, NULL);
-		linear(s, L, SL_MOD_FFN_UP, s->hb2, s->xb, T, L->w_up, L->b_up);
+		const sl_module_kind kind[] = {SL_MOD_FFN_GATE, SL_MOD_FFN_UP};
+		float *const y[] = {s->hb, s->hb2};
+		const sl_tensor *const w[] = {L->w_gate, L->w_up}, *const b[] = {NULL, L->b_up};
+		linear_parts(s, L, 2, kind, y, s->xb, T, w, b);
 		s->K->swiglu(s->hb, s->hb2, nh);
 	} else {
 		linear(s, L, SL_MOD_FFN_UP, s->hb, s->xb, T, L->w_up, L->b_up);

@@ -13,11 +13,28 @@
 
 typedef enum { SL_ROPE_NONE = 0, SL_ROPE_NORM = 1, SL_ROPE_NEOX = 2 } sl_rope_style;
 
+/* One of several products of the same input (sl_kernels.matmul_parts). */
+typedef struct sl_matmul_part {
+	float *y;
+	const void *w;
+	int wtype;
+	int n_out;
+	const float *bias;
+} sl_matmul_part;
+
+/* The most parts one matmul_parts call takes. */
+#define SL_MATMUL_MAX_PARTS 4
+
 typedef struct sl_kernels {
 	const char *name;
 	/* y[T][n_out] = x[T][n_in] * W^T + bias (bias may be NULL). */
 	void (*matmul)(float *y, const float *x, int T, const void *w, int wtype,
 	               int n_out, int n_in, const float *bias);
+	/* Up to SL_MATMUL_MAX_PARTS products of one input x[T][n_in] (a block's
+	 * query, key and value; gate and up) in one parallel loop: each part's
+	 * y holds exactly what matmul gives it alone, one loop instead of one
+	 * per product. May be NULL: then callers call matmul per part. */
+	void (*matmul_parts)(const sl_matmul_part *parts, int n_parts, const float *x, int T, int n_in);
 	/* W8A8: y[T][n_out] = x W^T + bias where token t's input is xq[t][n_in]
 	 * times xd[t] (sl_act_i8_quantize) and W is SL_DT_I8_CH rows (an f32
 	 * scale, then n_in int8 values): each output the exact integer dot

@@ -9,8 +9,12 @@
  * takes the AVX2 kernels where the CPU has them, then runs itself again
  * with SL_NO_AVX2=1 for the portable ones. A token's matmul output must
  * have the same bits computed alone and inside a batch, for every type,
- * and W8A8's integer products the reference's bits. */
+ * and W8A8's integer products the reference's bits; matmul_parts must give
+ * each of its products matmul's bits, and the thread pool must run every
+ * task of every loop once. */
 #include <spawn.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -499,6 +503,115 @@ static void test_matmul(const sl_kernels *K, const sl_kernels *R, const char *pa
 	CHECK(n_types >= 3 + 12 + 7 + 24, "only %d storage types in the table", n_types);
 }
 
+/* ---- the thread pool and fused products ---------------------------------------- */
+
+enum { POOL_MAX = 1000 };
+static atomic_int pool_hits[POOL_MAX], pool_nested[POOL_MAX];
+
+static void nested_task(int i, void *arg)
+{
+	atomic_fetch_add(&pool_nested[*(int *)arg * 8 + i], 1);
+}
+
+/* Counts its run; some tasks run a loop of their own (on their own thread)
+ * and some take longer, so that threads finish out of step. */
+static void count_task(int i, void *arg)
+{
+	atomic_fetch_add(&pool_hits[i], 1);
+	if (arg && i % 7 == 0 && i / 7 < POOL_MAX / 8)
+		sl_parallel_for(8, nested_task, &(int){i / 7});
+	if (i % 5 == 0) {
+		volatile double x = 1;
+		for (int k = 0; k < 2000; k++)
+			x *= 1.0000001;
+	}
+}
+
+/* Every task of every loop runs exactly once: loops of 2 to 1000 tasks back
+ * to back, after pauses long enough for the workers to fall asleep, nested
+ * inside tasks, and on fewer threads than the pool started with. */
+static void test_pool(void)
+{
+	static const int sizes[] = {2, 3, 8, 17, 100, 1000};
+	bool ok = true;
+	for (int round = 0; round < 300 && ok; round++) {
+		int n = sizes[round % 6];
+		bool nested = round % 4 == 1;
+		if (round == 200)
+			sl_kernels_set_threads(2);
+		if (round % 50 == 49) {
+			struct timespec pause = {0, 3000000};
+			nanosleep(&pause, NULL);
+		}
+		for (int i = 0; i < POOL_MAX; i++)
+			atomic_store(&pool_hits[i], 0), atomic_store(&pool_nested[i], 0);
+		sl_parallel_for(n, count_task, nested ? &n : NULL);
+		for (int i = 0; i < n; i++) {
+			ok &= atomic_load(&pool_hits[i]) == 1;
+			if (nested && i % 7 == 0 && i / 7 < POOL_MAX / 8)
+				for (int j = 0; j < 8; j++)
+					ok &= atomic_load(&pool_nested[i / 7 * 8 + j]) == 1;
+		}
+		CHECK(ok, "pool, round %d: a loop of %d tasks%s did not run each task once", round, n,
+		      nested ? " with nested loops" : "");
+	}
+	sl_kernels_set_threads(4);
+	printf("pool: 300 loops of 2 to 1000 tasks, nested loops, pauses and fewer threads: every task ran once\n");
+}
+
+/* matmul_parts gives every part the bits matmul gives it alone: parts of
+ * one type (a block's query, key and value), of types that quantize the
+ * activations differently (Q4_0 and Q8_0 to Q8_0, Q4_K to Q8_K) or not at
+ * all (F16), with and without bias, small enough to stay on one thread and
+ * large enough to be split. */
+static void test_matmul_parts(const sl_kernels *K, const char *path)
+{
+	static const struct {
+		int n_in, n[3], type[3];
+	} cases[] = {
+		{256, {100, 36, 36}, {SL_DT_F16, SL_DT_F16, SL_DT_F16}},
+		{512, {256, 128, 128}, {SL_DT_Q8_0, SL_DT_Q8_0, SL_DT_Q8_0}},
+		{256, {200, 64, 48}, {SL_DT_Q4_0, SL_DT_Q4_K, SL_DT_Q8_0}},
+		{512, {96, 160, 0}, {SL_DT_F32, SL_DT_Q4_K, 0}},
+	};
+	static const int Ts[] = {1, 5, 64};
+	int checked = 0;
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		int n_in = cases[c].n_in, np = cases[c].n[2] ? 3 : 2;
+		float *x = floats((size_t)T_MAX * n_in), *w = floats((size_t)256 * n_in), *bias = floats(256);
+		char *wq[3];
+		float *y[3], *alone[3];
+		rng_state = 300 + c;
+		fill_normal(x, (size_t)T_MAX * n_in, 0.0, 1.0);
+		fill_normal(bias, 256, 0.0, 1.0);
+		sl_matmul_part parts[3];
+		for (int i = 0; i < np; i++) {
+			int n_out = cases[c].n[i], type = cases[c].type[i];
+			fill_normal(w, (size_t)n_out * n_in, 0.0, 1.0);
+			wq[i] = alloc_or_die(sl_dtype_row_bytes(type, n_in) * n_out);
+			sl_dtype_rows_from_float(type, w, wq[i], n_out, n_in);
+			y[i] = floats((size_t)T_MAX * n_out);
+			alone[i] = floats((size_t)T_MAX * n_out);
+			parts[i] = (sl_matmul_part){y[i], wq[i], type, n_out, i == 1 ? bias : NULL};
+		}
+		for (size_t t = 0; t < sizeof Ts / sizeof Ts[0]; t++) {
+			int T = Ts[t];
+			K->matmul_parts(parts, np, x, T, n_in);
+			for (int i = 0; i < np; i++) {
+				K->matmul(alone[i], x, T, wq[i], parts[i].wtype, parts[i].n_out, n_in, parts[i].bias);
+				CHECK(!memcmp(y[i], alone[i], (size_t)T * parts[i].n_out * sizeof(float)),
+				      "matmul_parts, case %zu, part %d (%s), T=%d: not the bits matmul gives it alone", c, i,
+				      sl_type_info_get(parts[i].wtype)->name, T);
+				checked++;
+			}
+		}
+		for (int i = 0; i < np; i++)
+			free(wq[i]), free(y[i]), free(alone[i]);
+		free(x), free(w), free(bias);
+	}
+	printf("matmul_parts (%s path): %d parts of one input, each the bits of matmul alone\n", path, checked);
+}
+
 /* ---- CPU paths ------------------------------------------------------------------ */
 
 /* Runs this program again with SL_NO_AVX2=1 and --portable; true when that
@@ -556,12 +669,15 @@ int main(int argc, char **argv)
 	const bool avx2 = sl_cpu_avx2();
 	const char *path = avx2 ? "AVX2" : "portable C";
 	const sl_kernels *K = sl_kernels_cpu(), *R = sl_kernels_ref();
+	if (!portable_run)
+		test_pool();
 	printf("== the %s kernels against the reference\n", path);
 	test_other_ops(K, R, path);
 	test_act_quantize();
 	test_f16_widen(path);
 	test_w8a8(K, R, path);
 	test_matmul(K, R, path);
+	test_matmul_parts(K, path);
 	if (portable_run)
 		return test_finish();
 	if (avx2)

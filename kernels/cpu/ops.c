@@ -89,27 +89,89 @@ static void mm_task(int task, void *p)
 				a->y[(size_t)t * a->n_out + r] += a->bias[r];
 }
 
+/* Fills a's product of x (T rows of n_in) with weight w. Activations are
+ * quantized to the type's vec_dot_type into a buffer returned in *owned,
+ * unless one of the n_prev products already prepared has them in that
+ * type (parts of matmul_parts share them). */
+static void mm_prepare(mm_args *a, float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                       const float *bias, const mm_args *prev, int n_prev, char **owned)
+{
+	*a = (mm_args){y, x, T, w, wtype, sl_type_info_get(wtype), n_out, n_in, bias, 0,
+	               sl_dtype_row_bytes(wtype, n_in), NULL, 0};
+	*owned = NULL;
+	const sl_type_info *qt = a->ti->vec_dot ? sl_type_info_get(a->ti->vec_dot_type) : NULL;
+	size_t qrow = qt ? sl_dtype_row_bytes(a->ti->vec_dot_type, n_in) : 0;
+	if (!qrow)
+		return;
+	a->xq_row_bytes = qrow;
+	for (int i = 0; i < n_prev; i++)
+		if (prev[i].xq && prev[i].ti->vec_dot_type == a->ti->vec_dot_type) {
+			a->xq = prev[i].xq;
+			return;
+		}
+	char *xq = malloc((size_t)T * qrow);
+	if (!xq)
+		abort();
+	void (*quantize)(const float *, void *, int64_t) = qt->from_float_act ? qt->from_float_act : qt->from_float;
+	for (int t = 0; t < T; t++)
+		quantize(x + (size_t)t * n_in, xq + (size_t)t * qrow, n_in);
+	a->xq = *owned = xq;
+}
+
 static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
                        const float *bias)
 {
-	mm_args a = {y, x, T, w, wtype, sl_type_info_get(wtype), n_out, n_in, bias, 0,
-	             sl_dtype_row_bytes(wtype, n_in), NULL, 0};
-	char *xq = NULL;
-	const sl_type_info *qt = a.ti->vec_dot ? sl_type_info_get(a.ti->vec_dot_type) : NULL;
-	size_t qrow = qt ? sl_dtype_row_bytes(a.ti->vec_dot_type, n_in) : 0;
-	if (qrow) {
-		if (!(xq = malloc((size_t)T * qrow)))
-			abort();
-		void (*quantize)(const float *, void *, int64_t) = qt->from_float_act ? qt->from_float_act : qt->from_float;
-		for (int t = 0; t < T; t++)
-			quantize(x + (size_t)t * n_in, xq + (size_t)t * qrow, n_in);
-		a.xq = xq;
-		a.xq_row_bytes = qrow;
-	}
+	mm_args a;
+	char *xq;
+	mm_prepare(&a, y, x, T, w, wtype, n_out, n_in, bias, NULL, 0, &xq);
 	int per = sl_rows_per_task(n_out, 2.0 * T * n_out * (double)n_in);
 	a.rows_per_task = per;
 	sl_parallel_for((n_out + per - 1) / per, mm_task, &a);
 	free(xq);
+}
+
+typedef struct {
+	mm_args a[SL_MATMUL_MAX_PARTS];
+	int first[SL_MATMUL_MAX_PARTS + 1]; /* part i's tasks are first[i] .. first[i+1]-1 */
+} mm_parts_args;
+
+static void mm_parts_task(int task, void *p)
+{
+	mm_parts_args *pa = p;
+	int i = 0;
+	while (task >= pa->first[i + 1])
+		i++;
+	mm_task(task - pa->first[i], &pa->a[i]);
+}
+
+/* The parts' rows are split as one product of all their rows would be;
+ * every output is still computed by one task as matmul computes it. Parts
+ * whose weights share a vec_dot_type share the quantized activations. */
+static void cpu_matmul_parts(const sl_matmul_part *parts, int n_parts, const float *x, int T, int n_in)
+{
+	if (n_parts > SL_MATMUL_MAX_PARTS)
+		abort();
+	mm_parts_args pa;
+	char *xq[SL_MATMUL_MAX_PARTS];
+	int rows = 0;
+	for (int i = 0; i < n_parts; i++) {
+		const sl_matmul_part *p = &parts[i];
+		mm_prepare(&pa.a[i], p->y, x, T, p->w, p->wtype, p->n_out, n_in, p->bias, pa.a, i, &xq[i]);
+		rows += p->n_out;
+	}
+	int per = sl_rows_per_task(rows, 2.0 * T * rows * (double)n_in);
+	pa.first[0] = 0;
+	for (int i = 0; i < n_parts; i++) {
+		pa.a[i].rows_per_task = per;
+		pa.first[i + 1] = pa.first[i] + (parts[i].n_out + per - 1) / per;
+	}
+	if (per >= rows) /* too small to share: on this thread, as matmul would */
+		for (int t = 0; t < pa.first[n_parts]; t++)
+			mm_parts_task(t, &pa);
+	else
+		sl_parallel_for(pa.first[n_parts], mm_parts_task, &pa);
+	for (int i = 0; i < n_parts; i++)
+		free(xq[i]);
 }
 
 /* ---- normalization and activations ----------------------------------- */
@@ -320,6 +382,7 @@ static void cpu_attention(float *out, const float *q, const void *k_cache, const
 static const sl_kernels cpu = {
 	.name = "cpu",
 	.matmul = cpu_matmul,
+	.matmul_parts = cpu_matmul_parts,
 	.matmul_w8a8 = sl_cpu_matmul_w8a8,
 	.rmsnorm = cpu_rmsnorm,
 	.layernorm = cpu_layernorm,

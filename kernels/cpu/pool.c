@@ -1,31 +1,61 @@
 /* The CPU kernels' worker threads. One pool serves every parallel loop, and
  * OpenBLAS is held to a single thread so the two never fight over cores:
  * parallelism comes from splitting work across this pool. Decoding a small
- * model runs a few hundred short loops a second, so waking a sleeping
- * thread for each would cost more than the work: idle workers and the
- * waiting caller spin a little (SPIN polls) before they sleep. */
+ * model runs thousands of loops a second, some of a few microseconds, so
+ * the hot path takes no lock: a loop is published in one atomic word
+ * (generation and next task), threads claim tasks from it by
+ * compare-and-swap, and the caller waits only for the tasks to be done,
+ * never for a worker that came late to leave. Idle workers and the waiting
+ * caller poll, yielding between polls where another of our threads may
+ * need the core, and sleep on a condition variable after a while
+ * (YIELD_US, SLEEP_US); the sleepers are counted, so a loop wakes nobody
+ * through the kernel while everyone is still polling. */
+#ifdef __linux__
+#define _GNU_SOURCE /* sched_getcpu */
+#endif
 #include <cblas.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../kernels.h"
 
+/* How a thread with nothing to do waits, by how long it has had nothing to
+ * do: it polls (a loop's tasks are microseconds apart while decoding), and
+ * after SLEEP_US it sleeps. After YIELD_US it offers its core to other
+ * threads between polls where one of ours may be waiting for that core: a
+ * caller waiting for a worker's task, a worker on the caller's core (on a
+ * busy machine the scheduler may put both on one core, where a polling
+ * worker took half of it from the caller that does the work). A worker on
+ * a core of its own keeps polling, as it keeps its core. */
+#define YIELD_US 30
+#define SLEEP_US 1000
+
+/* Lines written by different threads at different moments sit on lines
+ * of their own, so a claim does not also move the count of finished tasks
+ * or the loop's read-mostly fields between cores. */
+#define LINE _Alignas(64)
+
 static struct {
+	/* The current loop: generation << 32 | index of the next task to claim. */
+	LINE _Atomic uint64_t state;
+	/* Its function, argument and task count, written before state publishes them. */
+	LINE _Atomic(void (*)(int, void *)) fn;
+	_Atomic(void *) arg;
+	atomic_int n;
+	atomic_int active;   /* threads that take part in loops, the caller included */
+	atomic_int caller_cpu; /* the core the caller published the loop from, or -1 */
+	LINE atomic_int done; /* tasks of the current loop the workers finished */
+	LINE atomic_int sleepers; /* workers asleep on wake */
+	atomic_int waiting;  /* a caller asleep on idle */
 	pthread_mutex_t mu;
 	pthread_cond_t wake, idle;
 	pthread_mutex_t submit; /* one parallel loop at a time */
-	pthread_t *threads;
-	int n_threads;           /* workers + the calling thread */
-	uint64_t generation;
-	void (*fn)(int, void *);
-	void *arg;
-	int n;
-	atomic_int next;
-	atomic_int done;
-	atomic_int busy;         /* workers still inside the current loop */
-	atomic_uint_fast64_t published; /* pool.generation, readable without the lock */
+	int n_threads;          /* workers + the calling thread */
 	int requested;
 } pool = {
 	.mu = PTHREAD_MUTEX_INITIALIZER,
@@ -35,11 +65,7 @@ static struct {
 };
 
 static _Thread_local int in_pool_task;
-
-/* Polls before sleeping: some tens of microseconds. */
-#ifndef SPIN
-#define SPIN 20000
-#endif
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
 static inline void relax(void)
 {
@@ -47,42 +73,96 @@ static inline void relax(void)
 	__builtin_ia32_pause();
 #endif
 }
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
-static void run_tasks(void (*fn)(int, void *), void *arg, int n)
+static int this_cpu(void)
 {
-	in_pool_task = 1;
-	for (;;) {
-		int i = atomic_fetch_add(&pool.next, 1);
-		if (i >= n)
-			break;
-		fn(i, arg);
-		atomic_fetch_add(&pool.done, 1);
-	}
-	in_pool_task = 0;
+#ifdef __linux__
+	return sched_getcpu();
+#else
+	return -1;
+#endif
 }
 
-static void *worker(void *unused)
+static uint64_t now_us(void)
 {
-	(void)unused;
-	uint64_t seen = 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A loop's word while its fields are rewritten: no task to claim. */
+#define CLOSED UINT32_MAX
+
+/* Claims and runs tasks of generation gen until none is left; returns how
+ * many it ran. A task is claimed only while the word still names gen with
+ * tasks to spare; the caller closes the word (a new generation, CLOSED)
+ * before it rewrites fn, arg and n, so a claim that succeeds read them for
+ * gen, and a thread that read an older loop's word claims nothing of a
+ * newer one. Workers count what they finish in done; the caller counts
+ * its own tasks itself. */
+static int run_tasks(uint32_t gen, bool worker)
+{
+	uint64_t s = atomic_load_explicit(&pool.state, memory_order_acquire);
+	void (*fn)(int, void *) = atomic_load_explicit(&pool.fn, memory_order_acquire);
+	void *arg = atomic_load_explicit(&pool.arg, memory_order_acquire);
+	uint32_t n = (uint32_t)atomic_load_explicit(&pool.n, memory_order_acquire);
+	int ran = 0;
+	in_pool_task = 1;
 	for (;;) {
-		for (int i = 0; i < SPIN && atomic_load_explicit(&pool.published, memory_order_acquire) == seen; i++)
-			relax();
-		pthread_mutex_lock(&pool.mu);
-		while (pool.generation == seen)
-			pthread_cond_wait(&pool.wake, &pool.mu);
-		seen = pool.generation;
-		void (*fn)(int, void *) = pool.fn;
-		void *arg = pool.arg;
-		int n = pool.n;
-		atomic_fetch_add(&pool.busy, 1);
-		pthread_mutex_unlock(&pool.mu);
-		run_tasks(fn, arg, n);
-		pthread_mutex_lock(&pool.mu);
-		if (atomic_fetch_sub(&pool.busy, 1) == 1)
+		if ((uint32_t)(s >> 32) != gen || (uint32_t)s >= n)
+			break;
+		if (!atomic_compare_exchange_weak_explicit(&pool.state, &s, s + 1, memory_order_acq_rel,
+		                                           memory_order_acquire))
+			continue;
+		fn((int)(uint32_t)s, arg);
+		s++;
+		ran++;
+		if (!worker)
+			continue;
+		atomic_fetch_add(&pool.done, 1);
+		if (atomic_load(&pool.waiting)) {
+			pthread_mutex_lock(&pool.mu);
 			pthread_cond_broadcast(&pool.idle);
-		pthread_mutex_unlock(&pool.mu);
+			pthread_mutex_unlock(&pool.mu);
+		}
+	}
+	in_pool_task = 0;
+	return ran;
+}
+
+static void *worker(void *arg)
+{
+	int id = (int)(intptr_t)arg;
+	uint32_t seen = 0;
+	/* Idle since the last task this worker ran, not since the last loop:
+	 * loops that go by without a task for it are loops it could not help. */
+	uint64_t busy_at = now_us();
+	for (;;) {
+		for (unsigned i = 1;; i++) {
+			if ((uint32_t)(atomic_load_explicit(&pool.state, memory_order_acquire) >> 32) != seen)
+				break;
+			relax();
+			if (i % 64)
+				continue;
+			uint64_t idle = now_us() - busy_at;
+			if (idle > SLEEP_US) {
+				pthread_mutex_lock(&pool.mu);
+				atomic_fetch_add(&pool.sleepers, 1);
+				while ((uint32_t)(atomic_load(&pool.state) >> 32) == seen)
+					pthread_cond_wait(&pool.wake, &pool.mu);
+				atomic_fetch_sub(&pool.sleepers, 1);
+				pthread_mutex_unlock(&pool.mu);
+				busy_at = now_us();
+				break;
+			}
+			int cpu = atomic_load_explicit(&pool.caller_cpu, memory_order_relaxed);
+			if (idle > YIELD_US && cpu >= 0 && cpu == this_cpu())
+				sched_yield();
+		}
+		seen = (uint32_t)(atomic_load_explicit(&pool.state, memory_order_acquire) >> 32);
+		/* Threads beyond the count now asked for sit this loop out. */
+		if (id < atomic_load_explicit(&pool.active, memory_order_relaxed) && run_tasks(seen, true))
+			busy_at = now_us();
 	}
 	return NULL;
 }
@@ -97,15 +177,13 @@ static void pool_start(void)
 	}
 	if (n > 256)
 		n = 256;
-	pool.threads = calloc((size_t)n, sizeof(pthread_t));
 	pool.n_threads = 1;
-	if (!pool.threads)
-		return;
 	for (int i = 1; i < n; i++) {
+		pthread_t t;
 		pthread_attr_t attr;
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		int rc = pthread_create(&pool.threads[i], &attr, worker, NULL);
+		int rc = pthread_create(&t, &attr, worker, (void *)(intptr_t)i);
 		pthread_attr_destroy(&attr);
 		if (rc)
 			break;
@@ -133,47 +211,67 @@ void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg)
 {
 	if (n <= 0)
 		return;
-	if (n == 1 || in_pool_task || sl_kernels_threads() == 1) {
+	int threads = in_pool_task ? 1 : sl_kernels_threads();
+	if (n == 1 || threads == 1) {
 		for (int i = 0; i < n; i++)
 			fn(i, arg);
 		return;
 	}
 	pthread_mutex_lock(&pool.submit);
-	pthread_mutex_lock(&pool.mu);
-	/* A worker that woke late for the previous loop must leave it before
-	 * the task counter is reset under it. */
-	while (atomic_load(&pool.busy) > 0)
-		pthread_cond_wait(&pool.idle, &pool.mu);
-	pool.fn = fn;
-	pool.arg = arg;
-	pool.n = n;
-	atomic_store(&pool.next, 0);
-	atomic_store(&pool.done, 0);
-	pool.generation++;
-	atomic_store_explicit(&pool.published, pool.generation, memory_order_release);
-	pthread_cond_broadcast(&pool.wake);
-	pthread_mutex_unlock(&pool.mu);
+	uint32_t gen = (uint32_t)(atomic_load(&pool.state) >> 32) + 2;
+	atomic_store(&pool.state, (uint64_t)(gen - 1) << 32 | CLOSED);
+	atomic_store_explicit(&pool.fn, fn, memory_order_release);
+	atomic_store_explicit(&pool.arg, arg, memory_order_release);
+	atomic_store_explicit(&pool.n, n, memory_order_release);
+	atomic_store_explicit(&pool.active, threads, memory_order_relaxed);
+	atomic_store_explicit(&pool.caller_cpu, this_cpu(), memory_order_relaxed);
+	atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+	atomic_store(&pool.state, (uint64_t)gen << 32);
+	if (atomic_load(&pool.sleepers)) {
+		pthread_mutex_lock(&pool.mu);
+		pthread_cond_broadcast(&pool.wake);
+		pthread_mutex_unlock(&pool.mu);
+	}
 
-	run_tasks(fn, arg, n);
+	int others = n - run_tasks(gen, false);
 
-	for (int i = 0; i < SPIN && (atomic_load(&pool.busy) > 0 || atomic_load(&pool.done) < n); i++)
+	uint64_t t0 = 0;
+	for (unsigned i = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < others; i++) {
 		relax();
-	pthread_mutex_lock(&pool.mu);
-	while (atomic_load(&pool.busy) > 0 || atomic_load(&pool.done) < n)
-		pthread_cond_wait(&pool.idle, &pool.mu);
-	pthread_mutex_unlock(&pool.mu);
+		if (i % 64)
+			continue;
+		uint64_t t = now_us();
+		if (!t0)
+			t0 = t;
+		else if (t - t0 > SLEEP_US) {
+			pthread_mutex_lock(&pool.mu);
+			atomic_store(&pool.waiting, 1);
+			while (atomic_load(&pool.done) < others)
+				pthread_cond_wait(&pool.idle, &pool.mu);
+			atomic_store(&pool.waiting, 0);
+			pthread_mutex_unlock(&pool.mu);
+			break;
+		} else if (t - t0 > YIELD_US) {
+			/* A worker holds a task and has lost its core: maybe to us. */
+			sched_yield();
+		}
+	}
 	pthread_mutex_unlock(&pool.submit);
 }
 
 int sl_rows_per_task(int n_rows, double flops)
 {
+	/* About four tasks a thread, so that a thread that loses its core
+	 * leaves little for the others to wait on, but none under some
+	 * microseconds of work (many threads, a small product). */
+	double most = flops / 2.5e4;
 	int tasks = flops < 2e5 ? 1 : sl_kernels_threads() * 4;
+	if (tasks > most)
+		tasks = (int)most;
 	if (tasks > n_rows)
 		tasks = n_rows;
-	if (tasks < 1)
-		tasks = 1;
+	if (tasks < 2)
+		return n_rows > 0 ? n_rows : 1;
 	int per = (n_rows + tasks - 1) / tasks;
-	if (tasks > 1)
-		per = (per + 15) / 16 * 16;
-	return per > 0 ? per : 1;
+	return (per + 15) / 16 * 16;
 }
