@@ -104,6 +104,34 @@ AVX2 static inline float hsum8(__m256 v)
 	return lanes_sum(l);
 }
 
+/* Lane k: lanes_sum of v[k]'s lanes, by the same tree (each step adds the
+ * same pairs), for eight vectors at once. v is taken in the order
+ * 0, 4, 1, 5, 2, 6, 3, 7 of the result's lanes. */
+AVX2 static inline __m256 hsum8x8(const __m256 v[8])
+{
+	__m256 t[4];
+	for (int p = 0; p < 4; p++) /* lanes j and j + 4 of two vectors */
+		t[p] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x20),
+		                     _mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x31));
+	/* (l0 + l4) + (l2 + l6) and (l1 + l5) + (l3 + l7) */
+	const __m256 w0 = _mm256_add_ps(_mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(1, 0, 1, 0)),
+	                                _mm256_shuffle_ps(t[0], t[1], _MM_SHUFFLE(3, 2, 3, 2)));
+	const __m256 w1 = _mm256_add_ps(_mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(1, 0, 1, 0)),
+	                                _mm256_shuffle_ps(t[2], t[3], _MM_SHUFFLE(3, 2, 3, 2)));
+	return _mm256_add_ps(_mm256_shuffle_ps(w0, w1, _MM_SHUFFLE(2, 0, 2, 0)),
+	                     _mm256_shuffle_ps(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* The sums of m accumulators (m <= 8) into s[0..m-1], as hsum8 gives them. */
+AVX2 static inline void hsums(float *s, const __m256 *acc, int m)
+{
+	static const int order[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+	__m256 v[8];
+	UNROLL for (int q = 0; q < 8; q++)
+		v[q] = order[q] < m ? acc[order[q]] : _mm256_setzero_ps();
+	_mm256_storeu_ps(s, hsum8x8(v));
+}
+
 /* Eight weights as floats: F32 as they are, F16 and BF16 widened (exactly)
  * in the register, so 16-bit weights are read at their own size. */
 AVX2 static inline __m256 load_f32(const void *w, size_t i)
@@ -142,9 +170,12 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 					acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);              \
 			}                                                                               \
 		}                                                                                       \
+		float sums[TM * TN + 8];                                                                \
+		UNROLL for (int g = 0; g < TM * TN; g += 8)                                             \
+			hsums(sums + g, &acc[0][0] + g, TM * TN - g < 8 ? TM * TN - g : 8);             \
 		for (int i = 0; i < TM; i++)                                                            \
 			for (int j = 0; j < TN; j++) {                                                  \
-				float s = hsum8(acc[i][j]);                                             \
+				float s = sums[i * TN + j];                                             \
 				for (int kk = k; kk < n; kk++)                                          \
 					s += x[(size_t)i * ldx + kk] * weight_at(w, SL_DT_##WT, (int)((size_t)j * ldw + (size_t)kk)); \
 				y[(size_t)i * ldy + j] = s;                                             \
