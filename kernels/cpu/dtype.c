@@ -24,6 +24,11 @@ static void f16_to_float(const void *src, float *dst, int64_t n)
 		dst[i] = sl_f16_to_f32(s[i]);
 }
 
+static void f16_to_float_avx2(const void *src, float *dst, int64_t n)
+{
+	sl_f16_to_f32_avx2(src, dst, n);
+}
+
 static void bf16_to_float(const void *src, float *dst, int64_t n)
 {
 	const uint16_t *s = src;
@@ -91,6 +96,7 @@ static void init_types(void)
 	sl_scalar_init();
 	types[SL_DT_F32].scope = types[SL_DT_F16].scope = types[SL_DT_BF16].scope = SL_SCOPE_ROW;
 	if (sl_cpu_avx2()) {
+		types[SL_DT_F16].to_float = f16_to_float_avx2;
 		types[SL_DT_F16].dot_f32 = f16_dot;
 		types[SL_DT_BF16].dot_f32 = bf16_dot;
 	}

@@ -690,13 +690,17 @@ static float fit_offset(int n, int nmax, const float *x, const float *w, uint8_t
  * side by side. */
 #define FIT8 __attribute__((target("avx2")))
 
-/* clamp(round_even(f), 0, nmax) as floats, lane by lane. */
-FIT8 static inline __m256 code8(__m256 f, __m256i nmax)
+/* clamp(round_even(f), 0, nmax), lane by lane. */
+FIT8 static inline __m256i code8i(__m256 f, __m256i nmax)
 {
 	__m256i i = _mm256_castps_si256(_mm256_add_ps(f, _mm256_set1_ps(12582912.f)));
 	i = _mm256_sub_epi32(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
-	i = _mm256_min_epi32(_mm256_max_epi32(i, _mm256_setzero_si256()), nmax);
-	return _mm256_cvtepi32_ps(i);
+	return _mm256_min_epi32(_mm256_max_epi32(i, _mm256_setzero_si256()), nmax);
+}
+
+FIT8 static inline __m256 code8(__m256 f, __m256i nmax)
+{
+	return _mm256_cvtepi32_ps(code8i(f, nmax));
 }
 
 /* w * |diff| or w * diff^2. */
@@ -780,10 +784,37 @@ FIT8 static void fit_offset8(int n, int nmax, const float *x, const float *w, ui
 			L[n * g + i] = (uint8_t)c[g];
 	}
 }
+
+/* requantize below, eight codes at a time (n a multiple of 8). */
+FIT8 static void requantize8(const float *x, int n, float d, float dm, int nmax, uint8_t *L)
+{
+	const __m256 vd = _mm256_set1_ps(d), vdm = _mm256_set1_ps(dm);
+	for (int l = 0; l < n; l += 8) {
+		int32_t c[8];
+		__m256 q = _mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + l), vdm), vd);
+		_mm256_storeu_si256((__m256i *)c, code8i(q, _mm256_set1_epi32(nmax)));
+		for (int k = 0; k < 8; k++)
+			L[l + k] = (uint8_t)c[k];
+	}
+}
 #endif
 
-/* Whether fit_offset8 may run (set when the formats are registered). */
+/* Whether fit_offset8 and requantize8 may run (set when the formats are
+ * registered). */
 static bool fit_avx2;
+
+/* Codes of x[0..n) against a stored scale d and min dm. */
+static void requantize(const float *x, int n, float d, float dm, int nmax, uint8_t *L)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (fit_avx2 && n % 8 == 0) {
+		requantize8(x, n, d, dm, nmax, L);
+		return;
+	}
+#endif
+	for (int l = 0; l < n; l++)
+		L[l] = (uint8_t)clamp_int(round_even((x[l] + dm) / d), 0, nmax);
+}
 
 /* fit_offset for each of groups groups of n values (x + n*g, w + n*g,
  * codes into L + n*g): scales[g], mins[g]. */
@@ -848,9 +879,7 @@ static void q2_K_from_float(const float *x, void *dst, int64_t n)
 			if (!d)
 				continue;
 			const float dm = sl_f16_to_f32(y[i].dmin) * (y[i].scales[j] >> 4);
-			for (int l = 0; l < 16; l++)
-				L[16 * j + l] = (uint8_t)clamp_int(
-				        round_even((x[16 * j + l] + dm) / d), 0, 3);
+			requantize(x + 16 * j, 16, d, dm, 3, L + 16 * j);
 		}
 		pack_crumbs(L, y[i].qs);
 	}
@@ -965,9 +994,7 @@ static void quantize_K_offset(const float *x, int nmax, float rmin, int nstep, u
 		if (!d)
 			continue;
 		const float dm = sl_f16_to_f32(*dmin16) * byte_of(m, j);
-		for (int l = 0; l < 32; l++)
-			L[32 * j + l] =
-			        (uint8_t)clamp_int(round_even((x[32 * j + l] + dm) / d), 0, nmax);
+		requantize(x + 32 * j, 32, d, dm, nmax, L + 32 * j);
 	}
 }
 
