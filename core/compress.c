@@ -191,17 +191,42 @@ static sl_status prepare(const sl_method **m, sl_matrix *mx, sl_error *err)
 	return st;
 }
 
-/* Adds what rounding W (divided by unscale per column, where given) to Q
- * cost: the squared error, the squared weights and Q's zeros, in order. */
-static void tally(const float *W, const float *Q, size_t n, const float *unscale, int cols, double *e2, double *w2,
-                  size_t *zeros)
+/* What rounding W (divided by unscale per column, where given) to Q cost:
+ * the squared error and the squared weights, summed in four lanes (element
+ * i in lane i % 4, counted from the matrix's first element, so a matrix
+ * tallied a stretch of rows at a time sums as one tallied whole), and Q's
+ * zeros. */
+typedef struct {
+	double e2[4], w2[4];
+	size_t zeros, at;
+} err_sums;
+
+static void tally(err_sums *t, const float *W, const float *Q, size_t n, const float *unscale, int cols)
 {
-	for (size_t i = 0; i < n; i++) {
-		double w = unscale ? W[i] / unscale[i % cols] : W[i];
-		*e2 += (w - Q[i]) * (w - Q[i]);
-		*w2 += w * w;
-		*zeros += Q[i] == 0;
+	size_t i = 0;
+	if (!unscale && !(t->at & 3))
+		for (; i + 4 <= n; i += 4)
+			for (int k = 0; k < 4; k++) {
+				double w = W[i + k], d = w - Q[i + k];
+				t->e2[k] += d * d;
+				t->w2[k] += w * w;
+				t->zeros += Q[i + k] == 0;
+			}
+	for (; i < n; i++) {
+		double w = unscale ? W[i] / unscale[i % cols] : W[i], d = w - Q[i];
+		t->e2[(t->at + i) & 3] += d * d;
+		t->w2[(t->at + i) & 3] += w * w;
+		t->zeros += Q[i] == 0;
 	}
+	t->at += n;
+}
+
+/* The report's relative error and sparsity from the sums. */
+static void tally_report(const err_sums *t, sl_module_report *rep)
+{
+	double e2 = (t->e2[0] + t->e2[1]) + (t->e2[2] + t->e2[3]), w2 = (t->w2[0] + t->w2[1]) + (t->w2[2] + t->w2[3]);
+	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
+	rep->sparsity = t->at ? (double)t->zeros / (double)t->at : 0;
 }
 
 /* Prunes and quantizes one matrix as the plan says into out (its data
@@ -277,11 +302,9 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 	else
 		memcpy(out->data, packed, (size_t)rows * rb);
 
-	double e2 = 0, w2 = 0;
-	size_t zeros = 0;
-	tally(j->W, Q, sz, j->unscale, cols, &e2, &w2, &zeros);
-	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
-	rep->sparsity = (double)zeros / (double)sz;
+	err_sums sums = {0};
+	tally(&sums, j->W, Q, sz, j->unscale, cols);
+	tally_report(&sums, rep);
 	rep->bytes_after = (double)out->nbytes;
 done:
 	free(Q);
@@ -321,7 +344,8 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl
 	const sl_method *quant = usable(SL_METHOD_QUANT, p->method, j->st, rep);
 	snprintf(rep->method, sizeof rep->method, "%s", quant->name);
 	size_t rb = sl_dtype_row_bytes(f->dtype, cols);
-	int step = cols >= (1 << 18) ? 1 : (1 << 18) / cols;
+	/* 16K values (64 KB a buffer): the stretch stays in cache from widening to measuring. */
+	int step = cols >= (1 << 14) ? 1 : (1 << 14) / cols;
 	if (step > rows)
 		step = rows;
 	float *W = sl_malloc_array((size_t)step * cols, sizeof *W), *Q = sl_malloc_array((size_t)step * cols, sizeof *Q);
@@ -331,22 +355,20 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl
 		st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
 		goto done;
 	}
-	double e2 = 0, w2 = 0;
-	size_t zeros = 0;
+	err_sums sums = {0};
 	for (int r0 = 0; r0 < rows; r0 += step) {
 		int n = rows - r0 < step ? rows - r0 : step;
 		size_t sz = (size_t)n * cols;
 		sl_tensor_rows_to_f32(src, r0, n, W);
 		sl_dtype_rows_from_float(f->dtype, W, packed + (size_t)r0 * rb, n, cols);
 		sl_dtype_rows_to_float(f->dtype, packed + (size_t)r0 * rb, Q, n, cols);
-		tally(W, Q, sz, NULL, cols, &e2, &w2, &zeros);
+		tally(&sums, W, Q, sz, NULL, cols);
 	}
 	int64_t ne[2] = {cols, rows};
 	if ((st = sl_tensor_realloc(out, f->dtype, ne, 2, err)))
 		goto done;
 	memcpy(out->data, packed, (size_t)rows * rb);
-	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
-	rep->sparsity = (double)zeros / ((double)rows * cols);
+	tally_report(&sums, rep);
 	rep->bytes_after = (double)out->nbytes;
 done:
 	free(W);
@@ -1208,8 +1230,11 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 		if (wm->mod.w->lr_a && (wm->group || wm->in_group))
 			continue; /* factored now: the factorization's report counts its factors */
 		mr->bytes_after = (double)sl_tensor_bytes(wm->mod.w);
-		mr->sparsity = wm->mod.w->lr_a ? 0 : 1.0 - (double)nonzeros(wm->mod.w) / elems;
 		bool shrunk = sl_tensor_nelements(wm->mod.w) < sl_tensor_nelements(bm->w);
+		/* A module compressed whole counted its zeros as it stored them;
+		 * one that shrank counts against the base's weights. */
+		if (!wm->has_job || shrunk || wm->mod.w->lr_a)
+			mr->sparsity = wm->mod.w->lr_a ? 0 : 1.0 - (double)nonzeros(wm->mod.w) / elems;
 		if (!mr->method[0])
 			snprintf(mr->method, sizeof mr->method, "%s", shrunk ? p->pattern : "-");
 		if (shrunk)
