@@ -334,9 +334,11 @@ static bool streamable(const matrix_job *j, const float *W)
  * widened, packed and measured some thousands of values at a time, so no
  * F32 copy of the whole matrix is held. The same bytes and figures as
  * compress_matrix gives: the format packs each row by itself, and the
- * error sums run in the same order. out may be src. */
-static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl_tensor *out, sl_module_report *rep,
-                                   sl_error *err)
+ * error sums run in the same order. out may be src. owner: the model whose
+ * file src's rows are mapped from, which gets their pages back as they are
+ * read (NULL: none). */
+static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, const sl_model *owner, sl_tensor *out,
+                                   sl_module_report *rep, sl_error *err)
 {
 	const sl_module_plan *p = j->plan;
 	int rows = j->rows, cols = j->cols;
@@ -356,6 +358,7 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl
 		goto done;
 	}
 	err_sums sums = {0};
+	size_t src_rb = src->nbytes / (size_t)rows, given = 0;
 	for (int r0 = 0; r0 < rows; r0 += step) {
 		int n = rows - r0 < step ? rows - r0 : step;
 		size_t sz = (size_t)n * cols;
@@ -363,6 +366,14 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl
 		sl_dtype_rows_from_float(f->dtype, W, packed + (size_t)r0 * rb, n, cols);
 		sl_dtype_rows_to_float(f->dtype, packed + (size_t)r0 * rb, Q, n, cols);
 		tally(&sums, W, Q, sz, NULL, cols);
+		/* The rows read so far leave resident memory every megabyte or
+		 * so (from the matrix's start: the pages are whole ones only, and
+		 * those given back already cost nothing). */
+		size_t read = (size_t)(r0 + n) * src_rb;
+		if (owner && !src->lr_a && read - given >= (1u << 20)) {
+			sl_model_release_pages(owner, src->data, read);
+			given = read;
+		}
 	}
 	int64_t ne[2] = {cols, rows};
 	if ((st = sl_tensor_realloc(out, f->dtype, ne, 2, err)))
@@ -744,6 +755,7 @@ typedef struct {
 	const sl_method *influence_by; /* the pattern that did */
 	work_mod *w;
 	int nw;
+	int *order;               /* the modules' jobs, largest first (compress_task's i-th runs w[order[i]]) */
 	/* Input scales and the statistics they leave, one slot per block and
 	 * tap (the output head's first), kept until the modules are done. */
 	float **scales;
@@ -1132,10 +1144,40 @@ static sl_status factor_task(apply_ctx *a, work_mod *wm, sl_error *err)
 	return status;
 }
 
+/* Larger modules first: the threads' last jobs are small ones, so none
+ * waits long for another to finish the output head. */
+typedef struct {
+	int64_t size;
+	int i;
+} job_order;
+
+static int larger_first(const void *x, const void *y)
+{
+	const job_order *a = x, *b = y;
+	return a->size != b->size ? (a->size < b->size) - (a->size > b->size) : (a->i > b->i) - (a->i < b->i);
+}
+
+/* a->order: the modules' indices, larger first. */
+static sl_status order_jobs(apply_ctx *a, sl_error *err)
+{
+	job_order *o = sl_malloc_array((size_t)a->nw, sizeof *o);
+	if (!o || !(a->order = sl_malloc_array((size_t)a->nw, sizeof *a->order))) {
+		free(o);
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < a->nw; i++)
+		o[i] = (job_order){sl_tensor_nelements(a->w[i].mod.w), i};
+	qsort(o, (size_t)a->nw, sizeof *o, larger_first);
+	for (int i = 0; i < a->nw; i++)
+		a->order[i] = o[i].i;
+	free(o);
+	return SL_OK;
+}
+
 static void compress_task(int i, void *arg)
 {
 	apply_ctx *a = arg;
-	work_mod *wm = &a->w[i];
+	work_mod *wm = &a->w[a->order[i]];
 	if (!wm->has_job)
 		return;
 	if (sl_cancelled(&a->prog.p)) {
@@ -1149,7 +1191,7 @@ static void compress_task(int i, void *arg)
 	 * an input's scales changed were made earlier and are held till now),
 	 * and not even then where the rows can stream. */
 	if (!wm->group && streamable(&wm->job, wm->w))
-		wm->status = compress_streamed(&wm->job, wm->mod.w, wm->mod.w, &wm->rep, &wm->err);
+		wm->status = compress_streamed(&wm->job, wm->mod.w, a->base, wm->mod.w, &wm->rep, &wm->err);
 	else {
 		wm->status = wm->group ? factor_task(a, wm, &wm->err) : ensure_w(wm, &wm->err);
 		if (!wm->group && !wm->status) {
@@ -1258,6 +1300,7 @@ static void apply_free(apply_ctx *a)
 	}
 	free(a->layer_status);
 	free(a->layer_err);
+	free(a->order);
 	free(a->w);
 	free(a->scales);
 	free(a->scaled);
@@ -1444,6 +1487,8 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 		                       &a.cancel_only};
 		wm->has_job = true;
 	}
+	if ((st = order_jobs(&a, err)))
+		goto fail;
 	sl_parallel_for(a.nw, compress_task, &a);
 	for (int i = 0; i < a.nw; i++)
 		if (a.w[i].status) {
