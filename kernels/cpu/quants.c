@@ -282,10 +282,55 @@ static void q5_1_from_float(const float *x, void *dst, int64_t n)
 		quantize_min(x + i * SL_QK, &y[i].d, &y[i].m, y[i].qs, y[i].qh, 32);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* quantize_q8 below eight values at a time, the same codes: the largest
+ * |x| is the same whatever the order (NaN never wins, as with fmaxf), and
+ * roundf is truncation plus one where the part cut off is half or more. */
+__attribute__((target("avx2"))) static int quantize_q8_avx2(const float *x, uint16_t *d16, int8_t qs[32],
+                                                            float *dscale)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 m = _mm256_setzero_ps();
+	for (int j = 0; j < SL_QK; j += 8)
+		m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), m);
+	float lanes[8], amax = 0;
+	_mm256_storeu_ps(lanes, m);
+	for (int k = 0; k < 8; k++)
+		amax = lanes[k] > amax ? lanes[k] : amax;
+	const float d = amax / 127;
+	const float id = d ? 1.0f / d : 0.0f;
+	*d16 = sl_f32_to_f16(d);
+	*dscale = d;
+	int sum = 0;
+	for (int j = 0; j < SL_QK; j += 8) {
+		__m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + j), _mm256_set1_ps(id));
+		__m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+		__m256 half = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(v, t)), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+		t = _mm256_add_ps(t, _mm256_and_ps(half, _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f))));
+		t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f));
+		int32_t c[8];
+		_mm256_storeu_si256((__m256i *)c, _mm256_cvttps_epi32(t));
+		for (int k = 0; k < 8; k++) {
+			qs[j + k] = (int8_t)c[k];
+			sum += c[k];
+		}
+	}
+	return sum;
+}
+#endif
+
+/* Whether the AVX2 forms of the quantizers may run (set when the formats
+ * are registered). */
+static bool quant_avx2;
+
 /* Q8 rounds half away from zero (roundf), unlike the K formats. Returns the
  * float scale and the sum of the codes. */
 static int quantize_q8(const float *x, uint16_t *d16, int8_t qs[32], float *dscale)
 {
+#if defined(__x86_64__) || defined(__i386__)
+	if (quant_avx2)
+		return quantize_q8_avx2(x, d16, qs, dscale);
+#endif
 	float amax = 0;
 	for (int j = 0; j < SL_QK; j++)
 		amax = fmaxf(amax, fabsf(x[j]));
@@ -799,15 +844,11 @@ FIT8 static void requantize8(const float *x, int n, float d, float dm, int nmax,
 }
 #endif
 
-/* Whether fit_offset8 and requantize8 may run (set when the formats are
- * registered). */
-static bool fit_avx2;
-
 /* Codes of x[0..n) against a stored scale d and min dm. */
 static void requantize(const float *x, int n, float d, float dm, int nmax, uint8_t *L)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	if (fit_avx2 && n % 8 == 0) {
+	if (quant_avx2 && n % 8 == 0) {
 		requantize8(x, n, d, dm, nmax, L);
 		return;
 	}
@@ -823,7 +864,7 @@ static void fit_groups(int groups, int n, int nmax, const float *x, const float 
 {
 	int g = 0;
 #if defined(__x86_64__) || defined(__i386__)
-	for (; fit_avx2 && n <= 32 && g + 8 <= groups; g += 8)
+	for (; quant_avx2 && n <= 32 && g + 8 <= groups; g += 8)
 		fit_offset8(n, nmax, x + n * g, w + n * g, L + n * g, scales + g, mins + g, rmin, rdelta, nstep,
 		            use_mad);
 #endif
@@ -1309,7 +1350,7 @@ static const struct {
 
 void sl_quants_register(sl_type_info *table)
 {
-	fit_avx2 = sl_cpu_avx2();
+	quant_avx2 = sl_cpu_avx2();
 	for (size_t i = 0; i < N_FORMATS; i++) {
 		sl_type_info ti = formats[i].info;
 		sl_vec_dot_fn fast = sl_quants_vec_dot_avx2(formats[i].type);
