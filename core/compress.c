@@ -366,12 +366,13 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, co
 		sl_dtype_rows_from_float(f->dtype, W, packed + (size_t)r0 * rb, n, cols);
 		sl_dtype_rows_to_float(f->dtype, packed + (size_t)r0 * rb, Q, n, cols);
 		tally(&sums, W, Q, sz, NULL, cols);
-		/* The rows read so far leave resident memory every megabyte or
-		 * so (from the matrix's start: the pages are whole ones only, and
-		 * those given back already cost nothing). */
+		/* The rows read leave resident memory a megabyte or so at a time.
+		 * Only whole pages go, so each stretch starts 64 KB (a page on
+		 * any machine) before the last one ended. */
 		size_t read = (size_t)(r0 + n) * src_rb;
 		if (owner && !src->lr_a && read - given >= (1u << 20)) {
-			sl_model_release_pages(owner, src->data, read);
+			size_t from = given > (1u << 16) ? given - (1u << 16) : 0;
+			sl_model_release_pages(owner, (const char *)src->data + from, read - from);
 			given = read;
 		}
 	}
