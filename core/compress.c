@@ -136,6 +136,7 @@ typedef struct {
 	const sl_act_stats *st;  /* statistics of the input as W sees it, or NULL */
 	int keep_type;           /* storage for weights the plan prunes but does not quantize */
 	bool simulate;
+	bool keep_packed;        /* simulating: packed and marked simulated where no scale needs F32 */
 	const float *unscale;    /* columns are divided by this before storing (input scales on one module) */
 	const sl_progress *progress;
 } matrix_job;
@@ -294,13 +295,14 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 				Q[(size_t)r * cols + c] /= j->unscale[c];
 
 	int64_t ne[2] = {cols, rows};
-	bool as_f32 = j->simulate || j->unscale;
+	bool as_f32 = (j->simulate && !j->keep_packed) || j->unscale;
 	if ((st = sl_tensor_realloc(out, as_f32 ? SL_DT_F32 : type, ne, 2, err)))
 		goto done;
 	if (as_f32)
 		memcpy(out->data, Q, sz * sizeof *Q);
 	else
 		memcpy(out->data, packed, (size_t)rows * rb);
+	out->simulated = j->simulate && !as_f32;
 
 	err_sums sums = {0};
 	tally(&sums, j->W, Q, sz, j->unscale, cols);
@@ -321,7 +323,7 @@ done:
 static bool streamable(const matrix_job *j, const float *W)
 {
 	const sl_module_plan *p = j->plan;
-	if (W || j->simulate || j->unscale || !p->format || sl_plan_prunes(p))
+	if (W || (j->simulate && !j->keep_packed) || j->unscale || !p->format || sl_plan_prunes(p))
 		return false;
 	const sl_method *m = sl_method_find(SL_METHOD_QUANT, p->method);
 	if (!m || m->prepare || m->refine || m->needs)
@@ -380,6 +382,7 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, co
 	if ((st = sl_tensor_realloc(out, f->dtype, ne, 2, err)))
 		goto done;
 	memcpy(out->data, packed, (size_t)rows * rb);
+	out->simulated = j->simulate;
 	tally_report(&sums, rep);
 	rep->bytes_after = (double)out->nbytes;
 done:
@@ -684,7 +687,7 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 		sl_method_note(rep, "%s: scales need the previous operation; apply the recipe to fold them", plan->method);
 	}
 	matrix_job j = {mod->w->name, W, rows, cols, plan, st, sl_dtype_keep_float(mod->w->type),
-	                simulate, s, NULL};
+	                simulate, false, s, NULL};
 	status = compress_matrix(&j, out, rep, err);
 done:
 	free(W);
@@ -1484,7 +1487,7 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 			goto fail;
 		}
 		wm->job = (matrix_job){wm->mod.w->name, NULL, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], p, wm->st,
-		                       sl_dtype_keep_float(wm->orig_type), o.simulate, NULL,
+		                       sl_dtype_keep_float(wm->orig_type), o.simulate, o.keep_packed, NULL,
 		                       &a.cancel_only};
 		wm->has_job = true;
 	}

@@ -191,7 +191,10 @@ static void matmul(sl_state *s, float *y, const float *x, int T, const sl_tensor
 		s->K->matmul(y, s->lr, T, fa->data, fa->type, (int)fa->ne[1], (int)fa->ne[0], bias);
 		return;
 	}
-	s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], bias);
+	if (w->simulated && s->K->matmul_decoded)
+		s->K->matmul_decoded(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], bias);
+	else
+		s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], bias);
 }
 
 /* A block's linear module: as matmul, with the input quantized per token
@@ -204,7 +207,7 @@ static void linear(sl_state *s, const sl_layer *L, sl_module_kind kind, float *y
 	if (L->act_int8 & (1u << kind)) {
 		int n = (int)w->ne[0];
 		sl_act_i8_quantize(x, T, n, s->xq8, s->xd);
-		if (w->type == SL_DT_I8_CH && !w->lr_a) {
+		if (w->type == SL_DT_I8_CH && !w->lr_a && !w->simulated) {
 			s->K->matmul_w8a8(y, s->xq8, s->xd, T, w->data, (int)w->ne[1], n, b ? b->data : NULL);
 			return;
 		}

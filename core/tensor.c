@@ -126,6 +126,7 @@ void sl_tensor_release(sl_tensor *t)
 	t->nbytes = 0;
 	t->lr_a = t->lr_b = NULL;
 	t->lr_own = 0;
+	t->simulated = false;
 }
 
 int sl_dtype_keep_float(int type)

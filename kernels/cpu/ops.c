@@ -89,13 +89,14 @@ static void mm_task(int task, void *p)
 				a->y[(size_t)t * a->n_out + r] += a->bias[r];
 }
 
-static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
-                       const float *bias)
+/* decoded: the rows meet float inputs (the tile path), never quantized ones. */
+static void matmul_with(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                        const float *bias, bool decoded)
 {
 	mm_args a = {y, x, T, w, wtype, sl_type_info_get(wtype), n_out, n_in, bias, 0,
 	             sl_dtype_row_bytes(wtype, n_in), NULL, 0};
 	char *xq = NULL;
-	const sl_type_info *qt = a.ti->vec_dot ? sl_type_info_get(a.ti->vec_dot_type) : NULL;
+	const sl_type_info *qt = a.ti->vec_dot && !decoded ? sl_type_info_get(a.ti->vec_dot_type) : NULL;
 	size_t qrow = qt ? sl_dtype_row_bytes(a.ti->vec_dot_type, n_in) : 0;
 	if (qrow) {
 		if (!(xq = malloc((size_t)T * qrow)))
@@ -110,6 +111,18 @@ static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype
 	a.rows_per_task = per;
 	sl_parallel_for((n_out + per - 1) / per, mm_task, &a);
 	free(xq);
+}
+
+static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                       const float *bias)
+{
+	matmul_with(y, x, T, w, wtype, n_out, n_in, bias, false);
+}
+
+static void cpu_matmul_decoded(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                               const float *bias)
+{
+	matmul_with(y, x, T, w, wtype, n_out, n_in, bias, true);
 }
 
 /* ---- normalization and activations ----------------------------------- */
@@ -320,6 +333,7 @@ static void cpu_attention(float *out, const float *q, const void *k_cache, const
 static const sl_kernels cpu = {
 	.name = "cpu",
 	.matmul = cpu_matmul,
+	.matmul_decoded = cpu_matmul_decoded,
 	.matmul_w8a8 = sl_cpu_matmul_w8a8,
 	.rmsnorm = cpu_rmsnorm,
 	.layernorm = cpu_layernorm,
