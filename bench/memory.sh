@@ -46,7 +46,7 @@ measure() {
 		return 1
 	fi
 	awk -v n="$name" '{ print n, $1, $2, $3 + $4 }' "$tmp/time" >>"$tmp/runs"
-	awk -v n="$name" -v mb="$mb" '{ printf "%-16s %7.1f s wall %7.1f s CPU %7.0f MB resident (%.2fx the file)\n", n, $1, $3 + $4, $2 / 1000, $2 / 1000 / mb }' "$tmp/time"
+	awk -v n="$name" -v mb="$mb" '{ printf "%-20s %7.1f s wall %7.1f s CPU %7.0f MB resident (%.2fx the file)\n", n, $1, $3 + $4, $2 / 1000, $2 / 1000 / mb }' "$tmp/time"
 }
 
 # jobs WHO BINARY: the jobs with one slimlab build.
@@ -90,7 +90,7 @@ awk -v L="$L" -v D="$D" -v KV="$KV" -v V="$V" -v P="$P" -v C="$C" -v mb="$mb" -v
 		printf "\ncaches: eval %.0f MB (KV caches %.0f, logits %.0f); sweep %.0f MB kept (hidden states %.1f, base logits %.1f, Fisher %.0f) + %.0f MB while the Fisher proxy runs\n",
 			M(ev), M(4 * L * ctx * KV * 4), M(ctx * V * 4), M(sw_keep), M((L + 1) * 128 * D * 4), M(64 * V * 4), M(P * 4), M(sw_fisher)
 		printf "may hold: eval %.0f MB (file + q4_k model + caches), sweep %.0f MB (file + caches, %.0f while the Fisher proxy runs)\n",
-			mb + q4 + M(ev), mb + M(sw_keep), M(sw_keep) + M(sw_fisher)
+			mb + q4 + M(ev), mb + M(sw_keep), mb + M(sw_keep) + M(sw_fisher)
 	}'
 
 # ratio A B LABEL: A's time and memory over B's.
