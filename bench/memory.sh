@@ -1,10 +1,14 @@
 #!/bin/sh
-# bench/memory.sh: peak resident memory and wall time of slimlab's jobs on a
-# big model, with ratios: against the model file's size, against a
+# bench/memory.sh: peak resident memory, wall and CPU time of slimlab's jobs
+# on a big model, with ratios: against the model file's size, against a
 # baseline slimlab (another build, e.g. of an earlier commit) run in the
 # same script on the same file, and against llama-quantize where llama.cpp
-# is built. The jobs: apply --format q4_k --out, eval --format q4_k
-# (--chunks 2), and with --sweep a one-option sensitivity sweep.
+# is built (--pure, so every tensor gets the one type, as slimlab's uniform
+# recipe gives it: the tensors' bytes are the same). The jobs: apply
+# --format q4_k and q8_0 --out, eval --format q4_k (--chunks 2), and with
+# --sweep a one-option sensitivity sweep. Then what the jobs may hold: the
+# file, the compressed model and the caches each job keeps (their sizes
+# from the model's shape), against what they held.
 # Usage: bench/memory.sh [--base OLD_SLIMLAB] [--llama BIN_DIR] [--sweep] MODEL
 # (from the source tree, after make; MODEL e.g. from bench/shaped 374m f16;
 # a baseline: git worktree add /tmp/sl-old REV, build it there, pass
@@ -42,12 +46,13 @@ measure() {
 		return 1
 	fi
 	awk -v n="$name" '{ print n, $1, $2, $3 + $4 }' "$tmp/time" >>"$tmp/runs"
-	awk -v n="$name" -v mb="$mb" '{ printf "%-16s %7.1f s wall %7.1f s CPU %7.0f MB resident (%.2fx the file)\n", n, $1, $3 + $4, $2 / 1000, $2 / 1000 / mb }' "$tmp/time"
+	awk -v n="$name" -v mb="$mb" '{ printf "%-20s %7.1f s wall %7.1f s CPU %7.0f MB resident (%.2fx the file)\n", n, $1, $3 + $4, $2 / 1000, $2 / 1000 / mb }' "$tmp/time"
 }
 
 # jobs WHO BINARY: the jobs with one slimlab build.
 jobs() {
 	measure "$1-apply" "$2" apply "$model" --format q4_k --out "$tmp/q4_k.gguf"
+	measure "$1-apply-q8_0" "$2" apply "$model" --format q8_0 --out "$tmp/q8_0.gguf"
 	measure "$1-eval" "$2" eval "$model" --format q4_k --text data/eval.txt --chunks 2
 	if [ "$sweep" = yes ]; then
 		measure "$1-sweep" "$2" sensitivity "$model" --options q4_k --windows 2 --ctx 64 --calib-tokens 512
@@ -57,9 +62,36 @@ jobs() {
 echo "$model: $mb MB"
 [ -z "$old" ] || jobs old "$old"
 jobs new ./slimlab
+threads=$(nproc)
 if [ -x "$llama/llama-quantize" ]; then
-	measure llama-quantize "$llama/llama-quantize" "$model" "$tmp/llama-q4_k.gguf" Q4_K
+	measure llama-quantize "$llama/llama-quantize" --pure "$model" "$tmp/llama-q4_k.gguf" Q4_K "$threads"
+	measure llama-quantize-q8_0 "$llama/llama-quantize" --pure "$model" "$tmp/llama-q8_0.gguf" Q8_0 "$threads"
 fi
+
+# What each job may hold: the file, the compressed model, and its caches.
+# eval (--ctx 512, the model's own if shorter, 2 windows): two forward states (each an F32
+# KV cache of layers x ctx x kv width x 2 and work rows), the logits of the
+# scored half of a window for both models. sweep (2 windows of 64): the
+# hidden state entering every block and leaving the last, the base's
+# logits, the Fisher diagonal (4 bytes a weight), and while the Fisher
+# proxy is computed an F32 copy of the model and its gradients.
+./slimlab info "$model" --json >"$tmp/info.json" 2>/dev/null
+field() { sed -n "s/^[[:space:]]*\"$1\":[[:space:]]*\([0-9]*\).*/\1/p" "$tmp/info.json" | head -1; }
+L=$(field layers) D=$(field dim) KV=$(($(field kv_heads) * $(field head_dim))) V=$(field vocab_size)
+P=$(field params) C=$(field context)
+q4=$(($(stat -c %s "$tmp/q4_k.gguf") / 1000000))
+awk -v L="$L" -v D="$D" -v KV="$KV" -v V="$V" -v P="$P" -v C="$C" -v mb="$mb" -v q4="$q4" '
+	function M(b) { return b / 1e6 }
+	BEGIN {
+		ctx = C < 512 ? C : 512
+		ev = 2 * (2 * L * ctx * KV * 4) + 2 * (ctx / 2) * V * 4
+		sw_keep = (L + 1) * 2 * 64 * D * 4 + 2 * 32 * V * 4 + P * 4
+		sw_fisher = 2 * P * 4
+		printf "\ncaches: eval %.0f MB (KV caches %.0f, logits %.0f); sweep %.0f MB kept (hidden states %.1f, base logits %.1f, Fisher %.0f) + %.0f MB while the Fisher proxy runs\n",
+			M(ev), M(4 * L * ctx * KV * 4), M(ctx * V * 4), M(sw_keep), M((L + 1) * 128 * D * 4), M(64 * V * 4), M(P * 4), M(sw_fisher)
+		printf "may hold: eval %.0f MB (file + q4_k model + caches), sweep %.0f MB (file + caches, %.0f while the Fisher proxy runs)\n",
+			mb + q4 + M(ev), mb + M(sw_keep), mb + M(sw_keep) + M(sw_fisher)
+	}'
 
 # ratio A B LABEL: A's time and memory over B's.
 ratio() {
@@ -68,8 +100,10 @@ ratio() {
 		END { if (ta && tb) printf "%-34s wall %.2fx, CPU %.2fx, memory %.2fx\n", l, ta / tb, ca / cb, ma / mb }' "$tmp/runs"
 }
 echo
-for job in apply eval sweep; do
+for job in apply apply-q8_0 eval sweep; do
 	ratio "new-$job" "old-$job" "$job: this build / the baseline"
 done
-ratio new-apply llama-quantize "apply: slimlab / llama-quantize"
-ratio old-apply llama-quantize "apply: baseline / llama-quantize"
+ratio new-apply llama-quantize "apply q4_k: slimlab / llama-quantize"
+ratio old-apply llama-quantize "apply q4_k: baseline / llama-quantize"
+ratio new-apply-q8_0 llama-quantize-q8_0 "apply q8_0: slimlab / llama-quantize"
+ratio old-apply-q8_0 llama-quantize-q8_0 "apply q8_0: baseline / llama-quantize"

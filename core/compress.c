@@ -136,6 +136,7 @@ typedef struct {
 	const sl_act_stats *st;  /* statistics of the input as W sees it, or NULL */
 	int keep_type;           /* storage for weights the plan prunes but does not quantize */
 	bool simulate;
+	bool keep_packed;        /* simulating: packed and marked simulated where no scale needs F32 */
 	const float *unscale;    /* columns are divided by this before storing (input scales on one module) */
 	const sl_progress *progress;
 } matrix_job;
@@ -191,17 +192,42 @@ static sl_status prepare(const sl_method **m, sl_matrix *mx, sl_error *err)
 	return st;
 }
 
-/* Adds what rounding W (divided by unscale per column, where given) to Q
- * cost: the squared error, the squared weights and Q's zeros, in order. */
-static void tally(const float *W, const float *Q, size_t n, const float *unscale, int cols, double *e2, double *w2,
-                  size_t *zeros)
+/* What rounding W (divided by unscale per column, where given) to Q cost:
+ * the squared error and the squared weights, summed in four lanes (element
+ * i in lane i % 4, counted from the matrix's first element, so a matrix
+ * tallied a stretch of rows at a time sums as one tallied whole), and Q's
+ * zeros. */
+typedef struct {
+	double e2[4], w2[4];
+	size_t zeros, at;
+} err_sums;
+
+static void tally(err_sums *t, const float *W, const float *Q, size_t n, const float *unscale, int cols)
 {
-	for (size_t i = 0; i < n; i++) {
-		double w = unscale ? W[i] / unscale[i % cols] : W[i];
-		*e2 += (w - Q[i]) * (w - Q[i]);
-		*w2 += w * w;
-		*zeros += Q[i] == 0;
+	size_t i = 0;
+	if (!unscale && !(t->at & 3))
+		for (; i + 4 <= n; i += 4)
+			for (int k = 0; k < 4; k++) {
+				double w = W[i + k], d = w - Q[i + k];
+				t->e2[k] += d * d;
+				t->w2[k] += w * w;
+				t->zeros += Q[i + k] == 0;
+			}
+	for (; i < n; i++) {
+		double w = unscale ? W[i] / unscale[i % cols] : W[i], d = w - Q[i];
+		t->e2[(t->at + i) & 3] += d * d;
+		t->w2[(t->at + i) & 3] += w * w;
+		t->zeros += Q[i] == 0;
 	}
+	t->at += n;
+}
+
+/* The report's relative error and sparsity from the sums. */
+static void tally_report(const err_sums *t, sl_module_report *rep)
+{
+	double e2 = (t->e2[0] + t->e2[1]) + (t->e2[2] + t->e2[3]), w2 = (t->w2[0] + t->w2[1]) + (t->w2[2] + t->w2[3]);
+	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
+	rep->sparsity = t->at ? (double)t->zeros / (double)t->at : 0;
 }
 
 /* Prunes and quantizes one matrix as the plan says into out (its data
@@ -269,19 +295,18 @@ static sl_status compress_matrix(const matrix_job *j, sl_tensor *out, sl_module_
 				Q[(size_t)r * cols + c] /= j->unscale[c];
 
 	int64_t ne[2] = {cols, rows};
-	bool as_f32 = j->simulate || j->unscale;
+	bool as_f32 = (j->simulate && !j->keep_packed) || j->unscale;
 	if ((st = sl_tensor_realloc(out, as_f32 ? SL_DT_F32 : type, ne, 2, err)))
 		goto done;
 	if (as_f32)
 		memcpy(out->data, Q, sz * sizeof *Q);
 	else
 		memcpy(out->data, packed, (size_t)rows * rb);
+	out->simulated = j->simulate && !as_f32;
 
-	double e2 = 0, w2 = 0;
-	size_t zeros = 0;
-	tally(j->W, Q, sz, j->unscale, cols, &e2, &w2, &zeros);
-	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
-	rep->sparsity = (double)zeros / (double)sz;
+	err_sums sums = {0};
+	tally(&sums, j->W, Q, sz, j->unscale, cols);
+	tally_report(&sums, rep);
 	rep->bytes_after = (double)out->nbytes;
 done:
 	free(Q);
@@ -298,7 +323,7 @@ done:
 static bool streamable(const matrix_job *j, const float *W)
 {
 	const sl_module_plan *p = j->plan;
-	if (W || j->simulate || j->unscale || !p->format || sl_plan_prunes(p))
+	if (W || (j->simulate && !j->keep_packed) || j->unscale || !p->format || sl_plan_prunes(p))
 		return false;
 	const sl_method *m = sl_method_find(SL_METHOD_QUANT, p->method);
 	if (!m || m->prepare || m->refine || m->needs)
@@ -311,9 +336,11 @@ static bool streamable(const matrix_job *j, const float *W)
  * widened, packed and measured some thousands of values at a time, so no
  * F32 copy of the whole matrix is held. The same bytes and figures as
  * compress_matrix gives: the format packs each row by itself, and the
- * error sums run in the same order. out may be src. */
-static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl_tensor *out, sl_module_report *rep,
-                                   sl_error *err)
+ * error sums run in the same order. out may be src. owner: the model whose
+ * file src's rows are mapped from, which gets their pages back as they are
+ * read (NULL: none). */
+static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, const sl_model *owner, sl_tensor *out,
+                                   sl_module_report *rep, sl_error *err)
 {
 	const sl_module_plan *p = j->plan;
 	int rows = j->rows, cols = j->cols;
@@ -321,7 +348,8 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl
 	const sl_method *quant = usable(SL_METHOD_QUANT, p->method, j->st, rep);
 	snprintf(rep->method, sizeof rep->method, "%s", quant->name);
 	size_t rb = sl_dtype_row_bytes(f->dtype, cols);
-	int step = cols >= (1 << 18) ? 1 : (1 << 18) / cols;
+	/* 16K values (64 KB a buffer): the stretch stays in cache from widening to measuring. */
+	int step = cols >= (1 << 14) ? 1 : (1 << 14) / cols;
 	if (step > rows)
 		step = rows;
 	float *W = sl_malloc_array((size_t)step * cols, sizeof *W), *Q = sl_malloc_array((size_t)step * cols, sizeof *Q);
@@ -331,22 +359,31 @@ static sl_status compress_streamed(const matrix_job *j, const sl_tensor *src, sl
 		st = sl_errorf(err, SL_ERR_NOMEM, "%s: out of memory", j->name);
 		goto done;
 	}
-	double e2 = 0, w2 = 0;
-	size_t zeros = 0;
+	err_sums sums = {0};
+	size_t src_rb = src->nbytes / (size_t)rows, given = 0;
 	for (int r0 = 0; r0 < rows; r0 += step) {
 		int n = rows - r0 < step ? rows - r0 : step;
 		size_t sz = (size_t)n * cols;
 		sl_tensor_rows_to_f32(src, r0, n, W);
 		sl_dtype_rows_from_float(f->dtype, W, packed + (size_t)r0 * rb, n, cols);
 		sl_dtype_rows_to_float(f->dtype, packed + (size_t)r0 * rb, Q, n, cols);
-		tally(W, Q, sz, NULL, cols, &e2, &w2, &zeros);
+		tally(&sums, W, Q, sz, NULL, cols);
+		/* The rows read leave resident memory a megabyte or so at a time.
+		 * Only whole pages go, so each stretch starts 64 KB (a page on
+		 * any machine) before the last one ended. */
+		size_t read = (size_t)(r0 + n) * src_rb;
+		if (owner && !src->lr_a && read - given >= (1u << 20)) {
+			size_t from = given > (1u << 16) ? given - (1u << 16) : 0;
+			sl_model_release_pages(owner, (const char *)src->data + from, read - from);
+			given = read;
+		}
 	}
 	int64_t ne[2] = {cols, rows};
 	if ((st = sl_tensor_realloc(out, f->dtype, ne, 2, err)))
 		goto done;
 	memcpy(out->data, packed, (size_t)rows * rb);
-	rep->rel_error = w2 > 0 ? sqrt(e2 / w2) : 0;
-	rep->sparsity = (double)zeros / ((double)rows * cols);
+	out->simulated = j->simulate;
+	tally_report(&sums, rep);
 	rep->bytes_after = (double)out->nbytes;
 done:
 	free(W);
@@ -650,7 +687,7 @@ sl_status sl_compress_module(const sl_model *m, const sl_module *mod, const sl_m
 		sl_method_note(rep, "%s: scales need the previous operation; apply the recipe to fold them", plan->method);
 	}
 	matrix_job j = {mod->w->name, W, rows, cols, plan, st, sl_dtype_keep_float(mod->w->type),
-	                simulate, s, NULL};
+	                simulate, false, s, NULL};
 	status = compress_matrix(&j, out, rep, err);
 done:
 	free(W);
@@ -722,6 +759,7 @@ typedef struct {
 	const sl_method *influence_by; /* the pattern that did */
 	work_mod *w;
 	int nw;
+	int *order;               /* the modules' jobs, largest first (compress_task's i-th runs w[order[i]]) */
 	/* Input scales and the statistics they leave, one slot per block and
 	 * tap (the output head's first), kept until the modules are done. */
 	float **scales;
@@ -1110,10 +1148,40 @@ static sl_status factor_task(apply_ctx *a, work_mod *wm, sl_error *err)
 	return status;
 }
 
+/* Larger modules first: the threads' last jobs are small ones, so none
+ * waits long for another to finish the output head. */
+typedef struct {
+	int64_t size;
+	int i;
+} job_order;
+
+static int larger_first(const void *x, const void *y)
+{
+	const job_order *a = x, *b = y;
+	return a->size != b->size ? (a->size < b->size) - (a->size > b->size) : (a->i > b->i) - (a->i < b->i);
+}
+
+/* a->order: the modules' indices, larger first. */
+static sl_status order_jobs(apply_ctx *a, sl_error *err)
+{
+	job_order *o = sl_malloc_array((size_t)a->nw, sizeof *o);
+	if (!o || !(a->order = sl_malloc_array((size_t)a->nw, sizeof *a->order))) {
+		free(o);
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < a->nw; i++)
+		o[i] = (job_order){sl_tensor_nelements(a->w[i].mod.w), i};
+	qsort(o, (size_t)a->nw, sizeof *o, larger_first);
+	for (int i = 0; i < a->nw; i++)
+		a->order[i] = o[i].i;
+	free(o);
+	return SL_OK;
+}
+
 static void compress_task(int i, void *arg)
 {
 	apply_ctx *a = arg;
-	work_mod *wm = &a->w[i];
+	work_mod *wm = &a->w[a->order[i]];
 	if (!wm->has_job)
 		return;
 	if (sl_cancelled(&a->prog.p)) {
@@ -1127,7 +1195,7 @@ static void compress_task(int i, void *arg)
 	 * an input's scales changed were made earlier and are held till now),
 	 * and not even then where the rows can stream. */
 	if (!wm->group && streamable(&wm->job, wm->w))
-		wm->status = compress_streamed(&wm->job, wm->mod.w, wm->mod.w, &wm->rep, &wm->err);
+		wm->status = compress_streamed(&wm->job, wm->mod.w, a->base, wm->mod.w, &wm->rep, &wm->err);
 	else {
 		wm->status = wm->group ? factor_task(a, wm, &wm->err) : ensure_w(wm, &wm->err);
 		if (!wm->group && !wm->status) {
@@ -1208,8 +1276,11 @@ static void report_modules(apply_ctx *a, sl_apply_report *rep)
 		if (wm->mod.w->lr_a && (wm->group || wm->in_group))
 			continue; /* factored now: the factorization's report counts its factors */
 		mr->bytes_after = (double)sl_tensor_bytes(wm->mod.w);
-		mr->sparsity = wm->mod.w->lr_a ? 0 : 1.0 - (double)nonzeros(wm->mod.w) / elems;
 		bool shrunk = sl_tensor_nelements(wm->mod.w) < sl_tensor_nelements(bm->w);
+		/* A module compressed whole counted its zeros as it stored them;
+		 * one that shrank counts against the base's weights. */
+		if (!wm->has_job || shrunk || wm->mod.w->lr_a)
+			mr->sparsity = wm->mod.w->lr_a ? 0 : 1.0 - (double)nonzeros(wm->mod.w) / elems;
 		if (!mr->method[0])
 			snprintf(mr->method, sizeof mr->method, "%s", shrunk ? p->pattern : "-");
 		if (shrunk)
@@ -1233,6 +1304,7 @@ static void apply_free(apply_ctx *a)
 	}
 	free(a->layer_status);
 	free(a->layer_err);
+	free(a->order);
 	free(a->w);
 	free(a->scales);
 	free(a->scaled);
@@ -1415,10 +1487,12 @@ sl_status sl_recipe_apply(const sl_model *base, const sl_recipe *r, const sl_app
 			goto fail;
 		}
 		wm->job = (matrix_job){wm->mod.w->name, NULL, (int)wm->mod.w->ne[1], (int)wm->mod.w->ne[0], p, wm->st,
-		                       sl_dtype_keep_float(wm->orig_type), o.simulate, NULL,
+		                       sl_dtype_keep_float(wm->orig_type), o.simulate, o.keep_packed, NULL,
 		                       &a.cancel_only};
 		wm->has_job = true;
 	}
+	if ((st = order_jobs(&a, err)))
+		goto fail;
 	sl_parallel_for(a.nw, compress_task, &a);
 	for (int i = 0; i < a.nw; i++)
 		if (a.w[i].status) {

@@ -80,6 +80,8 @@ typedef struct {
 
 typedef struct {
 	bool simulate;            /* store dequantized F32 (fake quantization) instead of packed */
+	bool keep_packed;         /* simulating, hold packed weights marked simulated instead (sl_tensor:
+	                           * the same figures; F32 only where input scales are folded in) */
 	const sl_calib *calib;    /* statistics to use (else gathered as the recipe says) */
 	const sl_progress *progress;
 } sl_apply_opts;

@@ -191,7 +191,10 @@ static void matmul(sl_state *s, float *y, const float *x, int T, const sl_tensor
 		s->K->matmul(y, s->lr, T, fa->data, fa->type, (int)fa->ne[1], (int)fa->ne[0], bias);
 		return;
 	}
-	s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], bias);
+	if (w->simulated && s->K->matmul_decoded)
+		s->K->matmul_decoded(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], bias);
+	else
+		s->K->matmul(y, x, T, w->data, w->type, (int)w->ne[1], (int)w->ne[0], bias);
 }
 
 /* A block's linear module: as matmul, with the input quantized per token
@@ -204,7 +207,7 @@ static void linear(sl_state *s, const sl_layer *L, sl_module_kind kind, float *y
 	if (L->act_int8 & (1u << kind)) {
 		int n = (int)w->ne[0];
 		sl_act_i8_quantize(x, T, n, s->xq8, s->xd);
-		if (w->type == SL_DT_I8_CH && !w->lr_a) {
+		if (w->type == SL_DT_I8_CH && !w->lr_a && !w->simulated) {
 			s->K->matmul_w8a8(y, s->xq8, s->xd, T, w->data, (int)w->ne[1], n, b ? b->data : NULL);
 			return;
 		}
@@ -218,14 +221,15 @@ static void linear(sl_state *s, const sl_layer *L, sl_module_kind kind, float *y
 
 /* Several linear modules of one input (query, key, value; gate, up): one
  * parallel loop for all of them where the kernels have one and every
- * module is a plain product (no W8A8 input, no factors), else one product
+ * module is a plain product (no W8A8 input, no factors, not simulated),
+ * else one product
  * after the other. The outputs are the same bits either way. */
 static void linear_parts(sl_state *s, const sl_layer *L, int n, const sl_module_kind *kind, float *const *y,
                          const float *x, int T, const sl_tensor *const *w, const sl_tensor *const *b)
 {
 	bool fused = s->K->matmul_parts != NULL && n <= SL_MATMUL_MAX_PARTS;
 	for (int i = 0; i < n && fused; i++)
-		fused = !(L->act_int8 & (1u << kind[i])) && !w[i]->lr_a && w[i]->ne[0] == w[0]->ne[0];
+		fused = !(L->act_int8 & (1u << kind[i])) && !w[i]->lr_a && !w[i]->simulated && w[i]->ne[0] == w[0]->ne[0];
 	if (!fused) {
 		for (int i = 0; i < n; i++)
 			linear(s, L, kind[i], y[i], x, T, w[i], b[i]);

@@ -33,6 +33,11 @@ typedef struct sl_tensor {
 	struct sl_tensor *lr_a, *lr_b;
 	unsigned char lr_own;     /* SL_LR_OWN_A | SL_LR_OWN_B: the factors this weight frees */
 	bool factor;              /* this tensor is a factor of a weight */
+	/* Packed, but stands for its simulated form (quantized, then
+	 * dequantized): products take its rows decoded to F32 and float
+	 * inputs, so the figures are those of the F32 decoding while only the
+	 * packed bytes are held. */
+	bool simulated;
 } sl_tensor;
 
 int64_t sl_tensor_nelements(const sl_tensor *t);

@@ -35,6 +35,13 @@ typedef struct sl_kernels {
 	 * y holds exactly what matmul gives it alone, one loop instead of one
 	 * per product. May be NULL: then callers call matmul per part. */
 	void (*matmul_parts)(const sl_matmul_part *parts, int n_parts, const float *x, int T, int n_in);
+	/* The same product with W taken as its rows decoded to F32 (a tile of
+	 * rows at a time): the inputs stay floats, where matmul may quantize
+	 * them for a packed format's integer dot products. Every output is
+	 * the bits matmul gives for the decoded F32 matrix: a packed weight
+	 * computes as its simulated (quantized, then dequantized) form does. */
+	void (*matmul_decoded)(float *y, const float *x, int T, const void *w, int wtype,
+	                       int n_out, int n_in, const float *bias);
 	/* W8A8: y[T][n_out] = x W^T + bias where token t's input is xq[t][n_in]
 	 * times xd[t] (sl_act_i8_quantize) and W is SL_DT_I8_CH rows (an f32
 	 * scale, then n_in int8 values): each output the exact integer dot

@@ -290,8 +290,37 @@ static void test_load_progress(void)
 	      "cancelled load: %d reports, %s", w.calls, err.msg);
 }
 
+/* The finiteness check on stored halves and bfloats: an infinity or NaN
+ * anywhere (after the first 1024 values too) is named with its element;
+ * the largest finite values and subnormals pass. */
+static void test_finite_halves(void)
+{
+	static const struct {
+		int type;
+		uint16_t ok, inf, nan;
+	} k[] = {{SL_DT_F16, 0x7bff, 0xfc00, 0x7e01}, {SL_DT_BF16, 0x7f7f, 0xff80, 0x7fc1}};
+	enum { N = 3000 };
+	uint16_t v[N];
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+		sl_tensor t = {.name = "h", .type = k[i].type, .n_dims = 1, .ne = {N, 1, 1, 1}, .data = v,
+		               .nbytes = sizeof v};
+		sl_error err = {0};
+		for (int j = 0; j < N; j++)
+			v[j] = j % 2 ? k[i].ok : (uint16_t)(j & 0x83ff); /* subnormals and their negatives */
+		CHECK(sl_tensor_check_finite(&t, &err) == SL_OK, "%s: finite values pass", sl_dtype_name(k[i].type));
+		v[2500] = k[i].inf;
+		CHECK(sl_tensor_check_finite(&t, &err) != SL_OK && strstr(err.msg, "infinity at element 2500"),
+		      "%s: infinity found: %s", sl_dtype_name(k[i].type), err.msg);
+		v[2500] = k[i].ok;
+		v[1025] = k[i].nan;
+		CHECK(sl_tensor_check_finite(&t, &err) != SL_OK && strstr(err.msg, "NaN at element 1025"),
+		      "%s: NaN found: %s", sl_dtype_name(k[i].type), err.msg);
+	}
+}
+
 int main(void)
 {
+	test_finite_halves();
 	test_round_trip();
 	test_hostile();
 	test_hostile_models();

@@ -427,6 +427,7 @@ static const struct {
 typedef struct {
 	double worst, tol;
 	bool invariant[N_BATCH]; /* every token alone has the bits it has in a batch of T */
+	bool decoded;            /* matmul_decoded gives matmul's bits for the F32 decoding, every T */
 } mm_report;
 
 static void test_matmul_type(const sl_kernels *K, const sl_kernels *R, int type, mm_report *rep)
@@ -434,6 +435,7 @@ static void test_matmul_type(const sl_kernels *K, const sl_kernels *R, int type,
 	const sl_type_info *ti = sl_type_info_get(type);
 	rep->tol = ti->vec_dot ? NMSE_INT8_ACT : NMSE_FLOAT;
 	rep->worst = 0;
+	rep->decoded = true;
 	for (int i = 0; i < N_BATCH; i++)
 		rep->invariant[i] = true;
 	for (size_t s = 0; s < sizeof mm_shapes / sizeof mm_shapes[0]; s++) {
@@ -444,12 +446,14 @@ static void test_matmul_type(const sl_kernels *K, const sl_kernels *R, int type,
 		float *y = floats((size_t)T_MAX * n_out), *ref = floats((size_t)T_MAX * n_out);
 		float *alone = floats((size_t)T_MAX * n_out);
 		char *wq = alloc_or_die(row_bytes * n_out);
+		float *wd = floats((size_t)n_out * n_in), *yd = floats((size_t)T_MAX * n_out);
 		rng_state = 100 + s; /* every format gets the same weights and activations */
 		fill_normal(w, (size_t)n_out * n_in, 0.0, 1.0);
 		fill_normal(x, (size_t)T_MAX * n_in, 0.0, 1.0);
 		fill_normal(bias, n_out, 0.0, sqrt(n_in)); /* as large as x W^T: a lost bias shows */
 		const float *b = mm_shapes[s].bias ? bias : NULL;
 		sl_dtype_rows_from_float(type, w, wq, n_out, n_in);
+		sl_dtype_rows_to_float(type, wq, wd, n_out, n_in);
 		/* Rows of the reference do not depend on each other: one call serves every T. */
 		R->matmul(ref, x, T_MAX, wq, type, n_out, n_in, b);
 		const double ref_ms = mean_square(ref, (size_t)T_MAX * n_out);
@@ -468,8 +472,20 @@ static void test_matmul_type(const sl_kernels *K, const sl_kernels *R, int type,
 				rep->invariant[i] = false;
 			CHECK(rep->invariant[i], "matmul %s, %d x %d, T=%d: a token's outputs differ from its own alone",
 			      ti->name, n_out, n_in, T);
+			/* A simulated weight: its packed rows with float inputs compute
+			 * as its decoding stored in F32 does. */
+			K->matmul(y, x, T, wd, SL_DT_F32, n_out, n_in, b);
+			K->matmul_decoded(yd, x, T, wq, type, n_out, n_in, b);
+			if (memcmp(y, yd, n * sizeof(float)))
+				rep->decoded = false;
+			CHECK(rep->decoded, "matmul_decoded %s, %d x %d, T=%d: not the bits of its F32 decoding", ti->name,
+			      n_out, n_in, T);
 		}
-		free(w), free(x), free(bias), free(y), free(ref), free(alone), free(wq);
+		R->matmul(y, x, T_MAX, wd, SL_DT_F32, n_out, n_in, b);
+		R->matmul_decoded(yd, x, T_MAX, wq, type, n_out, n_in, b);
+		CHECK(!memcmp(y, yd, (size_t)T_MAX * n_out * sizeof(float)),
+		      "reference matmul_decoded %s: not the bits of its F32 decoding", ti->name);
+		free(w), free(x), free(bias), free(y), free(ref), free(alone), free(wq), free(wd), free(yd);
 	}
 }
 
@@ -479,6 +495,7 @@ static void test_matmul(const sl_kernels *K, const sl_kernels *R, const char *pa
 	       "'=' where every token's output has the same bits computed alone as in a batch of T,\n"
 	       "'x' where it does not\n",
 	       path, sizeof mm_shapes / sizeof mm_shapes[0]);
+	printf("'d' after the row where matmul_decoded (float inputs) gives the bits of the F32 decoding\n");
 	printf("  %-16s %-9s %9s %9s   T=", "format", "dot", "NMSE", "limit");
 	for (int i = 1; i < N_BATCH; i++)
 		printf("%d ", batches[i]);
@@ -494,7 +511,7 @@ static void test_matmul(const sl_kernels *K, const sl_kernels *R, const char *pa
 		printf("  %-16s %-9s %9.2e %9.1e     ", ti->name, ti->vec_dot ? "int8 act" : "float", rep.worst, rep.tol);
 		for (int i = 1; i < N_BATCH; i++)
 			printf("%*s ", (int)snprintf(NULL, 0, "%d", batches[i]), rep.invariant[i] ? "=" : "x");
-		printf("\n");
+		printf("%s\n", rep.decoded ? "d" : "");
 	}
 	/* The table held these when this test was written: F32, F16, BF16;
 	 * ggml's Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K..Q6_K, Q8_K; int8 per

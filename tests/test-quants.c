@@ -60,6 +60,31 @@ static void gen_fill(float *x, int64_t n, uint64_t seed)
 	}
 }
 
+/* Groups of 16 of different characters side by side in one super-block:
+ * bell-shaped, all zero, constant, half zeros, all positive, small
+ * integers times a scale (pruned and flat groups beside dense ones, as in
+ * a pruned weight matrix). */
+static void gen_mixed(float *x, int64_t n, uint64_t seed)
+{
+	gen_state = seed;
+	for (int64_t g = 0; g < n / 16; g++) {
+		float *p = x + 16 * g;
+		float scale = (float)(1 + gen_next() % 1000) / 256.0f;
+		int kind = (int)(gen_next() % 6);
+		for (int i = 0; i < 16; i++) {
+			float u = gen_unit() + gen_unit() + gen_unit();
+			switch (kind) {
+			case 0: p[i] = u * scale; break;
+			case 1: p[i] = 0; break;
+			case 2: p[i] = -scale; break;
+			case 3: p[i] = gen_next() % 2 ? 0 : u * scale; break;
+			case 4: p[i] = (u < 0 ? -u : u) * scale + 2 * scale; break;
+			default: p[i] = (float)((int)(gen_next() % 9) - 4) * scale; break;
+			}
+		}
+	}
+}
+
 static uint64_t fnv1a(const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -550,6 +575,17 @@ static void test_ggml_bytes(void)
 	        {SL_DT_Q4_K, 0xaa1bc0986e32d0b7ull}, {SL_DT_Q5_K, 0x10e40d380db0e575ull},
 	        {SL_DT_Q6_K, 0x320074179cedf1d4ull}, {SL_DT_Q8_K, 0x1455027bfbe2c52aull},
 	};
+	/* The same quantizers (ggml at c392e509, gcc -O2, plain x86-64, after
+	 * ggml_init) on gen_mixed(x, 16384, 777): the quantizers that fit
+	 * groups side by side (eight at a time where AVX2 runs) meet flat and
+	 * dense groups in one super-block. */
+	static const struct {
+		int type;
+		uint64_t hash;
+	} mixed[] = {
+	        {SL_DT_Q8_0, 0x96869beae811fc68ull}, {SL_DT_Q2_K, 0xada61590a7a808b6ull},
+	        {SL_DT_Q4_K, 0xc809850d4caa5c79ull}, {SL_DT_Q5_K, 0x7965a24ff064b6d2ull},
+	};
 	enum { N = 16384 };
 	float *x = malloc(N * sizeof *x);
 	uint8_t *q = malloc(N * 2);
@@ -562,6 +598,16 @@ static void test_ggml_bytes(void)
 		ti->from_float(x, q, N);
 		uint64_t h = fnv1a(q, bytes);
 		CHECK(h == want[i].hash, "%s: bytes differ from ggml's (hash %016llx)", ti->name,
+		      (unsigned long long)h);
+	}
+	gen_mixed(x, N, 777);
+	for (size_t i = 0; i < sizeof mixed / sizeof mixed[0]; i++) {
+		const sl_type_info *ti = sl_type_info_get(mixed[i].type);
+		size_t bytes = sl_dtype_row_bytes(mixed[i].type, N);
+		memset(q, 0, bytes);
+		ti->from_float(x, q, N);
+		uint64_t h = fnv1a(q, bytes);
+		CHECK(h == mixed[i].hash, "%s: bytes of mixed groups differ from ggml's (hash %016llx)", ti->name,
 		      (unsigned long long)h);
 	}
 	free(x);

@@ -191,7 +191,9 @@ sl_model *cli_apply(const sl_model *base, const sl_recipe *r, bool simulate, sl_
 {
 	cli_bar bar;
 	cli_bar_init(&bar, "compress");
-	sl_apply_opts o = {.simulate = simulate, .progress = &bar.p};
+	/* A simulated model is only evaluated here: packed weights computing
+	 * as their F32 decoding give its figures in the packed model's memory. */
+	sl_apply_opts o = {.simulate = simulate, .keep_packed = simulate, .progress = &bar.p};
 	sl_model *out = NULL;
 	sl_error err = {0};
 	sl_status st = sl_recipe_apply(base, r, &o, &out, rep, &err);

@@ -28,6 +28,10 @@ sl_status sl_sweep_fisher_diag(sl_sweep *sw, const sl_sweep_opts *o, sl_error *e
 	sl_trainer *tr = NULL;
 	int32_t *targets = NULL;
 	sl_status st = sl_model_clone(m, &c, err);
+	/* The gradients run on the copy: the base's file pages need not stay
+	 * resident beside it (the cells read them again, from the page cache). */
+	for (int i = 0; !st && i < m->n_tensors; i++)
+		sl_model_release_pages(m, m->tensors[i]->data, m->tensors[i]->nbytes);
 	if (!st)
 		st = sl_trainer_new(c, sl_train_kernels_cpu(), 1, sw->n_ctx - 1, NULL, &tr, err);
 	if (!st && !(sw->fisher = sl_calloc(sw->fisher_off[sw->n_mods], sizeof(float))))

@@ -17,43 +17,17 @@ static void f32_to_float(const void *src, float *dst, int64_t n)
 	memcpy(dst, src, (size_t)n * sizeof(float));
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-
-/* Halves widen exactly, so F16C's conversion is the scalar one's bits. */
-__attribute__((target("avx2,fma,f16c"))) static void f16_to_float_f16c(const uint16_t *s, float *dst, int64_t n)
-{
-	int64_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
-	for (; i < n; i++)
-		dst[i] = sl_f16_to_f32(s[i]);
-}
-
-static int f16c_state; /* 0 not asked yet, 1 yes, 2 no; every thread computes the same answer */
-
-static bool have_f16c(void)
-{
-	int st = __atomic_load_n(&f16c_state, __ATOMIC_RELAXED);
-	if (!st) {
-		st = sl_cpu_avx2() ? 1 : 2;
-		__atomic_store_n(&f16c_state, st, __ATOMIC_RELAXED);
-	}
-	return st == 1;
-}
-#endif
-
 static void f16_to_float(const void *src, float *dst, int64_t n)
 {
 	const uint16_t *s = src;
-#if defined(__x86_64__) || defined(__i386__)
-	if (have_f16c()) {
-		f16_to_float_f16c(s, dst, n);
-		return;
-	}
-#endif
 	for (int64_t i = 0; i < n; i++)
 		dst[i] = sl_f16_to_f32(s[i]);
+}
+
+/* Halves widen exactly, so F16C's conversion is the scalar one's bits. */
+static void f16_to_float_avx2(const void *src, float *dst, int64_t n)
+{
+	sl_f16_to_f32_avx2(src, dst, n);
 }
 
 static void bf16_to_float(const void *src, float *dst, int64_t n)
@@ -123,6 +97,7 @@ static void init_types(void)
 	sl_scalar_init();
 	types[SL_DT_F32].scope = types[SL_DT_F16].scope = types[SL_DT_BF16].scope = SL_SCOPE_ROW;
 	if (sl_cpu_avx2()) {
+		types[SL_DT_F16].to_float = f16_to_float_avx2;
 		types[SL_DT_F16].dot_f32 = f16_dot;
 		types[SL_DT_BF16].dot_f32 = bf16_dot;
 	}

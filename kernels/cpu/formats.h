@@ -85,5 +85,7 @@ void sl_lut16_decode_avx2(const uint8_t *q, int n, const float *table, float sca
 /* F16 and BF16 against F32 (n a multiple of 16). */
 float sl_dot_f16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
 float sl_dot_bf16_f32_avx2(const uint16_t *w, const float *x, int64_t n);
+/* F16 widened to F32 (any n). */
+void sl_f16_to_f32_avx2(const uint16_t *h, float *x, int64_t n);
 
 #endif

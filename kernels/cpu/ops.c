@@ -92,14 +92,15 @@ static void mm_task(int task, void *p)
 /* Fills a's product of x (T rows of n_in) with weight w. Activations are
  * quantized to the type's vec_dot_type into a buffer returned in *owned,
  * unless one of the n_prev products already prepared has them in that
- * type (parts of matmul_parts share them). */
+ * type (parts of matmul_parts share them); decoded: the rows meet float
+ * inputs (the tile path), never quantized ones. */
 static void mm_prepare(mm_args *a, float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
-                       const float *bias, const mm_args *prev, int n_prev, char **owned)
+                       const float *bias, const mm_args *prev, int n_prev, bool decoded, char **owned)
 {
 	*a = (mm_args){y, x, T, w, wtype, sl_type_info_get(wtype), n_out, n_in, bias, 0,
 	               sl_dtype_row_bytes(wtype, n_in), NULL, 0};
 	*owned = NULL;
-	const sl_type_info *qt = a->ti->vec_dot ? sl_type_info_get(a->ti->vec_dot_type) : NULL;
+	const sl_type_info *qt = a->ti->vec_dot && !decoded ? sl_type_info_get(a->ti->vec_dot_type) : NULL;
 	size_t qrow = qt ? sl_dtype_row_bytes(a->ti->vec_dot_type, n_in) : 0;
 	if (!qrow)
 		return;
@@ -118,12 +119,12 @@ static void mm_prepare(mm_args *a, float *y, const float *x, int T, const void *
 	a->xq = *owned = xq;
 }
 
-static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
-                       const float *bias)
+static void matmul_with(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                        const float *bias, bool decoded)
 {
 	mm_args a;
 	char *xq;
-	mm_prepare(&a, y, x, T, w, wtype, n_out, n_in, bias, NULL, 0, &xq);
+	mm_prepare(&a, y, x, T, w, wtype, n_out, n_in, bias, NULL, 0, decoded, &xq);
 	int per = sl_rows_per_task(n_out, 2.0 * T * n_out * (double)n_in);
 	a.rows_per_task = per;
 	sl_parallel_for((n_out + per - 1) / per, mm_task, &a);
@@ -156,7 +157,7 @@ static void cpu_matmul_parts(const sl_matmul_part *parts, int n_parts, const flo
 	int rows = 0;
 	for (int i = 0; i < n_parts; i++) {
 		const sl_matmul_part *p = &parts[i];
-		mm_prepare(&pa.a[i], p->y, x, T, p->w, p->wtype, p->n_out, n_in, p->bias, pa.a, i, &xq[i]);
+		mm_prepare(&pa.a[i], p->y, x, T, p->w, p->wtype, p->n_out, n_in, p->bias, pa.a, i, false, &xq[i]);
 		rows += p->n_out;
 	}
 	int per = sl_rows_per_task(rows, 2.0 * T * rows * (double)n_in);
@@ -172,6 +173,18 @@ static void cpu_matmul_parts(const sl_matmul_part *parts, int n_parts, const flo
 		sl_parallel_for(pa.first[n_parts], mm_parts_task, &pa);
 	for (int i = 0; i < n_parts; i++)
 		free(xq[i]);
+}
+
+static void cpu_matmul(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                       const float *bias)
+{
+	matmul_with(y, x, T, w, wtype, n_out, n_in, bias, false);
+}
+
+static void cpu_matmul_decoded(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                               const float *bias)
+{
+	matmul_with(y, x, T, w, wtype, n_out, n_in, bias, true);
 }
 
 /* ---- normalization and activations ----------------------------------- */
@@ -383,6 +396,7 @@ static const sl_kernels cpu = {
 	.name = "cpu",
 	.matmul = cpu_matmul,
 	.matmul_parts = cpu_matmul_parts,
+	.matmul_decoded = cpu_matmul_decoded,
 	.matmul_w8a8 = sl_cpu_matmul_w8a8,
 	.rmsnorm = cpu_rmsnorm,
 	.layernorm = cpu_layernorm,

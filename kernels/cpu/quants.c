@@ -22,6 +22,12 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "cpu.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 /* Rounds to nearest, ties to even, for |f| < 2^22, as ggml's nearest_int:
  * adding 1.5*2^23 leaves the rounded integer in the low mantissa bits. */
 static inline int round_even(float f)
@@ -276,10 +282,55 @@ static void q5_1_from_float(const float *x, void *dst, int64_t n)
 		quantize_min(x + i * SL_QK, &y[i].d, &y[i].m, y[i].qs, y[i].qh, 32);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* quantize_q8 below eight values at a time, the same codes: the largest
+ * |x| is the same whatever the order (NaN never wins, as with fmaxf), and
+ * roundf is truncation plus one where the part cut off is half or more. */
+__attribute__((target("avx2"))) static int quantize_q8_avx2(const float *x, uint16_t *d16, int8_t qs[32],
+                                                            float *dscale)
+{
+	const __m256 sign = _mm256_set1_ps(-0.0f);
+	__m256 m = _mm256_setzero_ps();
+	for (int j = 0; j < SL_QK; j += 8)
+		m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), m);
+	float lanes[8], amax = 0;
+	_mm256_storeu_ps(lanes, m);
+	for (int k = 0; k < 8; k++)
+		amax = lanes[k] > amax ? lanes[k] : amax;
+	const float d = amax / 127;
+	const float id = d ? 1.0f / d : 0.0f;
+	*d16 = sl_f32_to_f16(d);
+	*dscale = d;
+	int sum = 0;
+	for (int j = 0; j < SL_QK; j += 8) {
+		__m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + j), _mm256_set1_ps(id));
+		__m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+		__m256 half = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(v, t)), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+		t = _mm256_add_ps(t, _mm256_and_ps(half, _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f))));
+		t = _mm256_min_ps(_mm256_max_ps(t, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f));
+		int32_t c[8];
+		_mm256_storeu_si256((__m256i *)c, _mm256_cvttps_epi32(t));
+		for (int k = 0; k < 8; k++) {
+			qs[j + k] = (int8_t)c[k];
+			sum += c[k];
+		}
+	}
+	return sum;
+}
+#endif
+
+/* Whether the AVX2 forms of the quantizers may run (set when the formats
+ * are registered). */
+static bool quant_avx2;
+
 /* Q8 rounds half away from zero (roundf), unlike the K formats. Returns the
  * float scale and the sum of the codes. */
 static int quantize_q8(const float *x, uint16_t *d16, int8_t qs[32], float *dscale)
 {
+#if defined(__x86_64__) || defined(__i386__)
+	if (quant_avx2)
+		return quantize_q8_avx2(x, d16, qs, dscale);
+#endif
 	float amax = 0;
 	for (int j = 0; j < SL_QK; j++)
 		amax = fmaxf(amax, fabsf(x[j]));
@@ -677,6 +728,150 @@ static float fit_offset(int n, int nmax, const float *x, const float *w, uint8_t
 	return scale;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* fit_offset over eight groups at once, one per lane. Each lane takes
+ * fit_offset's steps in its order (no fused multiply-adds: the target has
+ * none), so codes, scales and mins are the same bits; only the groups run
+ * side by side. */
+#define FIT8 __attribute__((target("avx2")))
+
+/* clamp(round_even(f), 0, nmax), lane by lane. */
+FIT8 static inline __m256i code8i(__m256 f, __m256i nmax)
+{
+	__m256i i = _mm256_castps_si256(_mm256_add_ps(f, _mm256_set1_ps(12582912.f)));
+	i = _mm256_sub_epi32(_mm256_and_si256(i, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
+	return _mm256_min_epi32(_mm256_max_epi32(i, _mm256_setzero_si256()), nmax);
+}
+
+FIT8 static inline __m256 code8(__m256 f, __m256i nmax)
+{
+	return _mm256_cvtepi32_ps(code8i(f, nmax));
+}
+
+/* w * |diff| or w * diff^2. */
+FIT8 static inline __m256 loss8(__m256 w, __m256 diff, bool use_mad)
+{
+	return _mm256_mul_ps(w, use_mad ? _mm256_andnot_ps(_mm256_set1_ps(-0.0f), diff) : _mm256_mul_ps(diff, diff));
+}
+
+/* Groups g = 0..7 of n <= 32 values at x + n*g (weights w + n*g): codes
+ * into L + n*g, scales[g], mins[g]. */
+FIT8 static void fit_offset8(int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales, float *mins,
+                             float rmin, float rdelta, int nstep, bool use_mad)
+{
+	__m256 X[32], W[32], best[32], trial[32];
+	const __m256i at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(n));
+	for (int i = 0; i < n; i++) {
+		X[i] = _mm256_i32gather_ps(x + i, at, 4);
+		W[i] = _mm256_i32gather_ps(w + i, at, 4);
+	}
+	const __m256 zero = _mm256_setzero_ps();
+	const __m256i top = _mm256_set1_epi32(nmax);
+	__m256 min = X[0], max = X[0], sum_w = W[0], sum_x = _mm256_mul_ps(W[0], X[0]);
+	for (int i = 1; i < n; i++) {
+		min = _mm256_min_ps(X[i], min); /* x < min ? x : min, as the scalar test */
+		max = _mm256_max_ps(X[i], max);
+		sum_w = _mm256_add_ps(sum_w, W[i]);
+		sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(W[i], X[i]));
+	}
+	min = _mm256_blendv_ps(min, zero, _mm256_cmp_ps(min, zero, _CMP_GT_OQ));
+	/* Lanes whose values are all equal leave early in fit_offset: their
+	 * results are set at the end, whatever the loop does with them. */
+	const __m256 flat = _mm256_cmp_ps(max, min, _CMP_EQ_OQ), flat_min = min;
+	__m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)nmax), _mm256_sub_ps(max, min));
+	__m256 scale = _mm256_div_ps(_mm256_set1_ps(1.0f), iscale), best_err = zero;
+	for (int i = 0; i < n; i++) {
+		best[i] = code8(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i], min)), top);
+		__m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, best[i]), min), X[i]);
+		best_err = _mm256_add_ps(best_err, loss8(W[i], diff, use_mad));
+	}
+	for (int is = 0; is <= nstep; is++) {
+		/* min moves with the best fit so far, in the spacing too (as in ggml) */
+		iscale = _mm256_div_ps(_mm256_set1_ps(rmin + rdelta * is + nmax), _mm256_sub_ps(max, min));
+		__m256 sum_l = zero, sum_l2 = zero, sum_xl = zero;
+		for (int i = 0; i < n; i++) {
+			trial[i] = code8(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i], min)), top);
+			__m256 wl = _mm256_mul_ps(W[i], trial[i]);
+			sum_l = _mm256_add_ps(sum_l, wl);
+			sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, trial[i]));
+			sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, X[i]));
+		}
+		__m256 D = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+		__m256 ok = _mm256_cmp_ps(D, zero, _CMP_GT_OQ);
+		if (!_mm256_movemask_ps(ok))
+			continue;
+		__m256 this_scale = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)), D);
+		__m256 this_min = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)), D);
+		__m256 pos = _mm256_cmp_ps(this_min, zero, _CMP_GT_OQ);
+		this_min = _mm256_blendv_ps(this_min, zero, pos);
+		this_scale = _mm256_blendv_ps(this_scale, _mm256_div_ps(sum_xl, sum_l2), pos);
+		__m256 err = zero;
+		for (int i = 0; i < n; i++) {
+			__m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, trial[i]), this_min), X[i]);
+			err = _mm256_add_ps(err, loss8(W[i], diff, use_mad));
+		}
+		__m256 take = _mm256_and_ps(ok, _mm256_cmp_ps(err, best_err, _CMP_LT_OQ));
+		if (!_mm256_movemask_ps(take))
+			continue;
+		for (int i = 0; i < n; i++)
+			best[i] = _mm256_blendv_ps(best[i], trial[i], take);
+		best_err = _mm256_blendv_ps(best_err, err, take);
+		scale = _mm256_blendv_ps(scale, this_scale, take);
+		min = _mm256_blendv_ps(min, this_min, take);
+	}
+	min = _mm256_blendv_ps(min, flat_min, flat);
+	_mm256_storeu_ps(mins, _mm256_xor_ps(min, _mm256_set1_ps(-0.0f)));
+	_mm256_storeu_ps(scales, _mm256_blendv_ps(scale, zero, flat));
+	for (int i = 0; i < n; i++) {
+		int32_t c[8];
+		_mm256_storeu_si256((__m256i *)c, _mm256_cvtps_epi32(_mm256_blendv_ps(best[i], zero, flat)));
+		for (int g = 0; g < 8; g++)
+			L[n * g + i] = (uint8_t)c[g];
+	}
+}
+
+/* requantize below, eight codes at a time (n a multiple of 8). */
+FIT8 static void requantize8(const float *x, int n, float d, float dm, int nmax, uint8_t *L)
+{
+	const __m256 vd = _mm256_set1_ps(d), vdm = _mm256_set1_ps(dm);
+	for (int l = 0; l < n; l += 8) {
+		int32_t c[8];
+		__m256 q = _mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(x + l), vdm), vd);
+		_mm256_storeu_si256((__m256i *)c, code8i(q, _mm256_set1_epi32(nmax)));
+		for (int k = 0; k < 8; k++)
+			L[l + k] = (uint8_t)c[k];
+	}
+}
+#endif
+
+/* Codes of x[0..n) against a stored scale d and min dm. */
+static void requantize(const float *x, int n, float d, float dm, int nmax, uint8_t *L)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (quant_avx2 && n % 8 == 0) {
+		requantize8(x, n, d, dm, nmax, L);
+		return;
+	}
+#endif
+	for (int l = 0; l < n; l++)
+		L[l] = (uint8_t)clamp_int(round_even((x[l] + dm) / d), 0, nmax);
+}
+
+/* fit_offset for each of groups groups of n values (x + n*g, w + n*g,
+ * codes into L + n*g): scales[g], mins[g]. */
+static void fit_groups(int groups, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales,
+                       float *mins, float rmin, float rdelta, int nstep, bool use_mad)
+{
+	int g = 0;
+#if defined(__x86_64__) || defined(__i386__)
+	for (; quant_avx2 && n <= 32 && g + 8 <= groups; g += 8)
+		fit_offset8(n, nmax, x + n * g, w + n * g, L + n * g, scales + g, mins + g, rmin, rdelta, nstep,
+		            use_mad);
+#endif
+	for (; g < groups; g++)
+		scales[g] = fit_offset(n, nmax, x + n * g, w + n * g, L + n * g, &mins[g], rmin, rdelta, nstep, use_mad);
+}
+
 /* Four 2-bit codes per byte: element 128h + 32j + l at shift 2j of
  * qs[32h + l]. */
 static void pack_crumbs(const uint8_t L[SL_QK_K], uint8_t qs[64])
@@ -693,13 +888,12 @@ static void q2_K_from_float(const float *x, void *dst, int64_t n)
 	sl_block_q2_K *y = dst;
 	for (int64_t i = 0; i < n / SL_QK_K; i++, x += SL_QK_K) {
 		uint8_t L[SL_QK_K];
-		float w[16], scales[16], mins[16];
+		float w[SL_QK_K], scales[16], mins[16];
 		float max_scale = 0, max_min = 0;
+		for (int e = 0; e < SL_QK_K; e++)
+			w[e] = fabsf(x[e]);
+		fit_groups(16, 16, 3, x, w, L, scales, mins, -0.5f, 0.1f, 15, true);
 		for (int j = 0; j < 16; j++) {
-			for (int l = 0; l < 16; l++)
-				w[l] = fabsf(x[16 * j + l]);
-			scales[j] = fit_offset(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], -0.5f,
-			                       0.1f, 15, true);
 			if (scales[j] > max_scale)
 				max_scale = scales[j];
 			if (mins[j] > max_min)
@@ -726,9 +920,7 @@ static void q2_K_from_float(const float *x, void *dst, int64_t n)
 			if (!d)
 				continue;
 			const float dm = sl_f16_to_f32(y[i].dmin) * (y[i].scales[j] >> 4);
-			for (int l = 0; l < 16; l++)
-				L[16 * j + l] = (uint8_t)clamp_int(
-				        round_even((x[16 * j + l] + dm) / d), 0, 3);
+			requantize(x + 16 * j, 16, d, dm, 3, L + 16 * j);
 		}
 		pack_crumbs(L, y[i].qs);
 	}
@@ -799,7 +991,7 @@ static void q3_K_from_float(const float *x, void *dst, int64_t n)
 static void quantize_K_offset(const float *x, int nmax, float rmin, int nstep, uint16_t *d16,
                               uint16_t *dmin16, uint8_t s[12], uint8_t L[SL_QK_K])
 {
-	float w[32], scales[8], mins[8];
+	float w[SL_QK_K], scales[8], mins[8];
 	float max_scale = 0, max_min = 0;
 	for (int j = 0; j < 8; j++) {
 		const float *xj = x + 32 * j;
@@ -808,9 +1000,10 @@ static void quantize_K_offset(const float *x, int nmax, float rmin, int nstep, u
 			sum_x2 += xj[l] * xj[l];
 		const float av_x = sqrtf(sum_x2 / 32);
 		for (int l = 0; l < 32; l++)
-			w[l] = av_x + fabsf(xj[l]);
-		scales[j] =
-		        fit_offset(32, nmax, xj, w, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
+			w[32 * j + l] = av_x + fabsf(xj[l]);
+	}
+	fit_groups(8, 32, nmax, x, w, L, scales, mins, rmin, 0.1f, nstep, false);
+	for (int j = 0; j < 8; j++) {
 		if (scales[j] > max_scale)
 			max_scale = scales[j];
 		if (mins[j] > max_min)
@@ -842,9 +1035,7 @@ static void quantize_K_offset(const float *x, int nmax, float rmin, int nstep, u
 		if (!d)
 			continue;
 		const float dm = sl_f16_to_f32(*dmin16) * byte_of(m, j);
-		for (int l = 0; l < 32; l++)
-			L[32 * j + l] =
-			        (uint8_t)clamp_int(round_even((x[32 * j + l] + dm) / d), 0, nmax);
+		requantize(x + 32 * j, 32, d, dm, nmax, L + 32 * j);
 	}
 }
 
@@ -1159,6 +1350,7 @@ static const struct {
 
 void sl_quants_register(sl_type_info *table)
 {
+	quant_avx2 = sl_cpu_avx2();
 	for (size_t i = 0; i < N_FORMATS; i++) {
 		sl_type_info ti = formats[i].info;
 		sl_vec_dot_fn fast = sl_quants_vec_dot_avx2(formats[i].type);

@@ -186,6 +186,7 @@ static void ref_gelu(float *x, size_t n)
 static const sl_kernels ref = {
 	.name = "ref",
 	.matmul = ref_matmul,
+	.matmul_decoded = ref_matmul, /* it decodes every format already */
 	.matmul_w8a8 = ref_matmul_w8a8,
 	.rmsnorm = ref_rmsnorm,
 	.layernorm = ref_layernorm,
