@@ -562,12 +562,29 @@ static void test_quantize_by_hand(void)
  * c392e509, ggml-quants.c built with gcc -O2 for plain x86-64) writes for
  * gen_fill(x, 16384, 12345); the output buffer was zeroed first because
  * ggml leaves the bsums of an all-zero Q8_K block unwritten. */
+typedef struct {
+	int type;
+	uint64_t hash;
+} ggml_hash;
+
+/* Each type's bytes for x[0..n) against ggml's hash; what names the data. */
+static void check_ggml_hashes(const float *x, int n, const ggml_hash *want, size_t n_want, uint8_t *q,
+                              const char *what)
+{
+	for (size_t i = 0; i < n_want; i++) {
+		const sl_type_info *ti = sl_type_info_get(want[i].type);
+		size_t bytes = sl_dtype_row_bytes(want[i].type, n);
+		memset(q, 0, bytes);
+		ti->from_float(x, q, n);
+		uint64_t h = fnv1a(q, bytes);
+		CHECK(h == want[i].hash, "%s: bytes%s differ from ggml's (hash %016llx)", ti->name, what,
+		      (unsigned long long)h);
+	}
+}
+
 static void test_ggml_bytes(void)
 {
-	static const struct {
-		int type;
-		uint64_t hash;
-	} want[] = {
+	static const ggml_hash want[] = {
 	        {SL_DT_Q4_0, 0x6053b35745c03f2aull}, {SL_DT_Q4_1, 0xb82d797e4a016c20ull},
 	        {SL_DT_Q5_0, 0x2119eca4e3d3b8afull}, {SL_DT_Q5_1, 0xd30e690a838db36aull},
 	        {SL_DT_Q8_0, 0x627d8fd5cf92135dull}, {SL_DT_Q8_1, 0x3a15244d854c81faull},
@@ -579,10 +596,7 @@ static void test_ggml_bytes(void)
 	 * ggml_init) on gen_mixed(x, 16384, 777): the quantizers that fit
 	 * groups side by side (eight at a time where AVX2 runs) meet flat and
 	 * dense groups in one super-block. */
-	static const struct {
-		int type;
-		uint64_t hash;
-	} mixed[] = {
+	static const ggml_hash mixed[] = {
 	        {SL_DT_Q8_0, 0x96869beae811fc68ull}, {SL_DT_Q2_K, 0xada61590a7a808b6ull},
 	        {SL_DT_Q4_K, 0xc809850d4caa5c79ull}, {SL_DT_Q5_K, 0x7965a24ff064b6d2ull},
 	};
@@ -591,25 +605,9 @@ static void test_ggml_bytes(void)
 	uint8_t *q = malloc(N * 2);
 	REQUIRE(x && q, "out of memory");
 	gen_fill(x, N, 12345);
-	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-		const sl_type_info *ti = sl_type_info_get(want[i].type);
-		size_t bytes = sl_dtype_row_bytes(want[i].type, N);
-		memset(q, 0, bytes);
-		ti->from_float(x, q, N);
-		uint64_t h = fnv1a(q, bytes);
-		CHECK(h == want[i].hash, "%s: bytes differ from ggml's (hash %016llx)", ti->name,
-		      (unsigned long long)h);
-	}
+	check_ggml_hashes(x, N, want, sizeof want / sizeof want[0], q, "");
 	gen_mixed(x, N, 777);
-	for (size_t i = 0; i < sizeof mixed / sizeof mixed[0]; i++) {
-		const sl_type_info *ti = sl_type_info_get(mixed[i].type);
-		size_t bytes = sl_dtype_row_bytes(mixed[i].type, N);
-		memset(q, 0, bytes);
-		ti->from_float(x, q, N);
-		uint64_t h = fnv1a(q, bytes);
-		CHECK(h == mixed[i].hash, "%s: bytes of mixed groups differ from ggml's (hash %016llx)", ti->name,
-		      (unsigned long long)h);
-	}
+	check_ggml_hashes(x, N, mixed, sizeof mixed / sizeof mixed[0], q, " of mixed groups");
 	free(x);
 	free(q);
 }
