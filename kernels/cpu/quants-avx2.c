@@ -47,6 +47,14 @@ AVX2 static inline int32_t hsum_epi32(__m256i v)
 	return _mm_cvtsi128_si32(s);
 }
 
+/* The horizontal sums of eight vectors, v[i]'s in lane i. */
+AVX2 static inline __m256i hsum8_epi32(const __m256i v[8])
+{
+	const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+	const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+	return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
 AVX2 static inline __m256i load32(const void *p)
 {
 	return _mm256_loadu_si256((const __m256i *)p);
@@ -323,16 +331,22 @@ AVX2 static inline scales16 widen_scales(__m128i sc8)
 	                   _mm256_permute2x128_si256(all, all, 0x11)}};
 }
 
-/* Group k's codes times its activations: bytes 0-15 weighted by scale 2k,
- * bytes 16-31 by scale 2k+1 (int16 2j of the low lane, 2j+1 of the high). */
-AVX2 static inline __m256i group_dot(__m256i u, const int8_t *y, const scales16 *sc, int k)
+/* Group k's scales as int16 weights of its pairs of products: bytes 0-15
+ * weighted by scale 2k, bytes 16-31 by scale 2k+1 (int16 2j of the low
+ * lane, 2j+1 of the high). */
+AVX2 static inline __m256i group_scales(const scales16 *sc, int k)
 {
 	const int j = k % 4;
 	const __m256i pick =
 	        _mm256_add_epi8(_mm256_set_m128i(_mm_set1_epi16(0x0302), _mm_set1_epi16(0x0100)),
 	                        _mm256_set1_epi8((char)(4 * j)));
-	const __m256i w = _mm256_shuffle_epi8(sc->half[k / 4], pick);
-	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, load32(y)), w);
+	return _mm256_shuffle_epi8(sc->half[k / 4], pick);
+}
+
+/* Group k's codes times its activations. */
+AVX2 static inline __m256i group_dot(__m256i u, const int8_t *y, const scales16 *sc, int k)
+{
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, load32(y)), group_scales(sc, k));
 }
 
 /* sum_g w_g*bsum_g with the sixteen weights as bytes, in 8 int32 lanes. */
@@ -529,11 +543,41 @@ K_DOT(q4_K)
 K_DOT(q5_K)
 K_DOT(q6_K)
 
+#define q2_K_KROWS(R, N) SFX(krows)(q2_K_decode, sizeof(sl_block_q2_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q3_K_KROWS(R, N) SFX(krows)(q3_K_decode, sizeof(sl_block_q3_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q4_K_KROWS(R, N) SFX(krows)(q4_K_decode, sizeof(sl_block_q4_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q5_K_KROWS(R, N) SFX(krows)(q5_K_decode, sizeof(sl_block_q5_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q6_K_KROWS(R, N) SFX(krows)(q6_K_decode, sizeof(sl_block_q6_K), R, N, n, y, ys, w, ws, xq, xs)
+
+/* The K formats' rows, built for AVX2 and for AVX-512 VNNI (see
+ * quants-krows.h); both give dotK's bits. */
+#define TARGET AVX2
+#define SFX(f) f
+#define K_PASS_ROWS 2
+#include "quants-krows.h"
+#undef TARGET
+#undef SFX
+#undef K_PASS_ROWS
+
+#define TARGET VNNI
+#define SFX(f) f##_vnni
+#define K_PASS_ROWS 4
+#define SL_K_VNNI_PASS
+#include "quants-krows.h"
+#undef SL_K_VNNI_PASS
+#undef TARGET
+#undef SFX
+#undef K_PASS_ROWS
+
 sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
 {
 	if (!sl_cpu_avx2())
 		return NULL;
-	return sl_cpu_vnni() ? legacy_rows_vnni(type) : legacy_rows(type);
+	const bool vnni = sl_cpu_vnni();
+	sl_vec_dot_rows_fn legacy = vnni ? legacy_rows_vnni(type) : legacy_rows(type);
+	if (legacy)
+		return legacy;
+	return vnni ? k_rows_vnni(type) : k_rows(type);
 }
 
 sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type)
