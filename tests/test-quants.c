@@ -788,7 +788,7 @@ static void test_dots(void)
 	}
 }
 
-enum { TILE_N = 1024, TILE_ROWS = SL_DOT_TILE };
+enum { TILE_N = 1024, TILE_ROWS = SL_DOT_ROWS_TOKENS };
 
 /* One quantized weight row of type t and TILE_ROWS quantized activation
  * rows from seed; activation row `loud` has some entries of +-1000, so its
@@ -813,10 +813,11 @@ static void tile_data(int t, uint64_t seed, int loud, uint8_t **wq, size_t *wb, 
 }
 
 /* The tiled dot products decode a weight row once for up to SL_DOT_TILE
- * activation rows, and vec_dot_rows up to SL_DOT_ROWS weight rows at once:
- * each result must be the very bits of the one-row vec_dot, for every tile
- * shape and at the extremes of the codes (saturating activations,
- * full-range weights). */
+ * activation rows, and vec_dot_rows up to SL_DOT_ROWS weight rows at once
+ * for up to SL_DOT_ROWS_TOKENS activation rows: each result must be the
+ * very bits of the one-row vec_dot, for every tile shape (every count of
+ * rows and tokens, so the kernels' remainders too) and at the extremes of
+ * the codes (saturating activations, full-range weights). */
 static void test_tiles(void)
 {
 	enum { N = TILE_N, ROWS = TILE_ROWS };
@@ -831,10 +832,10 @@ static void test_tiles(void)
 		size_t wb, xb;
 		uint8_t *wq, *xq;
 		tile_data(t, 300 + k, 3, &wq, &wb, &xq, &xb);
-		float one[ROWS], tile[2 * ROWS];
+		float one[ROWS], tile[2 * SL_DOT_TILE];
 		for (int r = 0; r < ROWS; r++)
 			ti->vec_dot(N, &one[r], wq, xq + r * xb);
-		for (int nt = 1; nt <= ROWS; nt++)
+		for (int nt = 1; nt <= SL_DOT_TILE; nt++)
 			for (int r0 = 0; r0 + nt <= ROWS; r0++) {
 				memset(tile, 0, sizeof tile);
 				ti->vec_dot_tile(N, nt, tile, 2, wq, xq + r0 * xb, xb);
@@ -844,25 +845,26 @@ static void test_tiles(void)
 					      tile[2 * r], one[r0 + r]);
 			}
 		if (ti->vec_dot_rows) {
-			/* ROWS weight rows (the same row shifted) against the tokens */
-			uint8_t *ws = malloc(ROWS * wb);
+			/* SL_DOT_ROWS weight rows against the tokens */
+			enum { NR = SL_DOT_ROWS };
+			uint8_t *ws = malloc(NR * wb);
 			REQUIRE(ws, "out of memory");
-			float ref[ROWS][ROWS], got[ROWS * ROWS];
-			for (int r = 0; r < ROWS; r++) {
+			float ref[NR][ROWS], got[ROWS * NR];
+			for (int r = 0; r < NR; r++) {
 				gen_fill(w, N, 700 + 10 * k + r);
 				ti->from_float(w, ws + r * wb, N);
 				for (int j = 0; j < ROWS; j++)
 					ti->vec_dot(N, &ref[r][j], ws + r * wb, xq + j * xb);
 			}
-			for (int nr = 1; nr <= SL_DOT_ROWS && nr <= ROWS; nr++)
+			for (int nr = 1; nr <= NR; nr++)
 				for (int nt = 1; nt <= ROWS; nt++) {
 					memset(got, 0, sizeof got);
-					ti->vec_dot_rows(N, nr, nt, got, ROWS, ws + (ROWS - nr) * wb, wb, xq, xb);
+					ti->vec_dot_rows(N, nr, nt, got, NR, ws + (NR - nr) * wb, wb, xq, xb);
 					for (int r = 0; r < nr; r++)
 						for (int j = 0; j < nt; j++)
-							CHECK(!memcmp(&got[j * ROWS + r], &ref[ROWS - nr + r][j], sizeof(float)),
+							CHECK(!memcmp(&got[j * NR + r], &ref[NR - nr + r][j], sizeof(float)),
 							      "%s: rows %dx%d, (%d, %d): %.9g vs one row %.9g", ti->name, nr, nt, r,
-							      j, got[j * ROWS + r], ref[ROWS - nr + r][j]);
+							      j, got[j * NR + r], ref[NR - nr + r][j]);
 				}
 			free(ws);
 		}
@@ -884,11 +886,13 @@ static void test_tiles(void)
 		const sl_type_info *ti = sl_type_info_get(t);
 		sl_vec_dot_fn vnni = sl_quants_vec_dot_avx2(t);
 		sl_vec_dot_tile_fn vnni_tile = sl_quants_vec_dot_tile_avx2(t);
+		sl_vec_dot_rows_fn vnni_rows = sl_quants_vec_dot_rows_avx2(t);
 		setenv("SL_NO_VNNI", "1", 1);
 		sl_vec_dot_fn avx2 = sl_quants_vec_dot_avx2(t);
 		sl_vec_dot_tile_fn avx2_tile = sl_quants_vec_dot_tile_avx2(t);
+		sl_vec_dot_rows_fn avx2_rows = sl_quants_vec_dot_rows_avx2(t);
 		unsetenv("SL_NO_VNNI");
-		if (vnni == avx2)
+		if (vnni == avx2 && vnni_rows == avx2_rows)
 			continue;
 		compared++;
 		size_t wb, xb;
@@ -901,9 +905,15 @@ static void test_tiles(void)
 			CHECK(!memcmp(&a[r], &b[r], sizeof(float)), "%s: VNNI %.9g vs AVX2 %.9g", ti->name, a[r], b[r]);
 		}
 		REQUIRE(vnni_tile && avx2_tile, "%s: tiles on both paths", ti->name);
-		vnni_tile(N, ROWS, a, 1, wq, xq, xb);
-		avx2_tile(N, ROWS, b, 1, wq, xq, xb);
-		CHECK(!memcmp(a, b, sizeof a), "%s: VNNI and AVX2 tiles differ", ti->name);
+		vnni_tile(N, SL_DOT_TILE, a, 1, wq, xq, xb);
+		avx2_tile(N, SL_DOT_TILE, b, 1, wq, xq, xb);
+		CHECK(!memcmp(a, b, SL_DOT_TILE * sizeof *a), "%s: VNNI and AVX2 tiles differ", ti->name);
+		REQUIRE(vnni_rows && avx2_rows, "%s: rows on both paths", ti->name);
+		/* the weight row SL_DOT_ROWS times against every token */
+		float ra[ROWS * SL_DOT_ROWS], rb[ROWS * SL_DOT_ROWS];
+		vnni_rows(N, SL_DOT_ROWS, ROWS, ra, SL_DOT_ROWS, wq, 0, xq, xb);
+		avx2_rows(N, SL_DOT_ROWS, ROWS, rb, SL_DOT_ROWS, wq, 0, xq, xb);
+		CHECK(!memcmp(ra, rb, sizeof ra), "%s: VNNI and AVX2 rows differ", ti->name);
 		free(wq);
 		free(xq);
 	}

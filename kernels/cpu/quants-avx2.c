@@ -205,6 +205,11 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 	TARGET static void SFX(t##_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
 	                                 size_t ws, const void *xq, size_t xs)                            \
 	{                                                                                               \
+		for (; nt > SL_DOT_TILE; nt -= SL_DOT_TILE) {                                           \
+			SFX(t##_rows)(n, nr, SL_DOT_TILE, y, ys, w, ws, xq, xs);                        \
+			y += SL_DOT_TILE * ys;                                                          \
+			xq = (const uint8_t *)xq + SL_DOT_TILE * xs;                                    \
+		}                                                                                       \
 		ROWS_SWITCH(t##_ROWS)                                                                   \
 	}
 
@@ -549,25 +554,43 @@ K_DOT(q6_K)
 #define q5_K_KROWS(R, N) SFX(krows)(q5_K_decode, sizeof(sl_block_q5_K), R, N, n, y, ys, w, ws, xq, xs)
 #define q6_K_KROWS(R, N) SFX(krows)(q6_K_decode, sizeof(sl_block_q6_K), R, N, n, y, ys, w, ws, xq, xs)
 
+/* The K formats' rows dispatch on up to SL_DOT_ROWS_TOKENS tokens: 1-4
+ * or 8 (other counts are split). */
+#define K_ROWS_NT(call, R)                            \
+	switch (nt) {                                 \
+	case 1: call(R, 1); break;                    \
+	case 2: call(R, 2); break;                    \
+	case 3: call(R, 3); break;                    \
+	case 4: call(R, 4); break;                    \
+	default: call(R, SL_DOT_ROWS_TOKENS); break;  \
+	}
+#define K_ROWS_SWITCH(call)                                  \
+	switch (nr) {                                        \
+	case 1: K_ROWS_NT(call, 1) break;                    \
+	case 2: K_ROWS_NT(call, 2) break;                    \
+	case 3: K_ROWS_NT(call, 3) break;                    \
+	default: K_ROWS_NT(call, SL_DOT_ROWS) break;         \
+	}
+
 /* The K formats' rows, built for AVX2 and for AVX-512 VNNI (see
  * quants-krows.h); both give dotK's bits. */
 #define TARGET AVX2
 #define SFX(f) f
-#define K_PASS_ROWS 2
+#define K_PASS_UNITS 1
 #include "quants-krows.h"
 #undef TARGET
 #undef SFX
-#undef K_PASS_ROWS
+#undef K_PASS_UNITS
 
 #define TARGET VNNI
 #define SFX(f) f##_vnni
-#define K_PASS_ROWS 4
+#define K_PASS_UNITS 2
 #define SL_K_VNNI_PASS
 #include "quants-krows.h"
 #undef SL_K_VNNI_PASS
 #undef TARGET
 #undef SFX
-#undef K_PASS_ROWS
+#undef K_PASS_UNITS
 
 sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
 {

@@ -1,13 +1,13 @@
 /* The K formats' vec_dot_rows: up to SL_DOT_ROWS weight rows against up to
- * SL_DOT_TILE activation rows in one call, included by quants-avx2.c once
- * per instruction set like quants-legacy.h: TARGET is the target
- * attribute, SFX(f) names this build's functions, K_PASS_ROWS is how many
- * weight rows share one pass over a block's activations (as many as the
- * registers hold: 2 for AVX2's 16, 4 for AVX-512's 32), and with
- * SL_K_VNNI_PASS defined each group's scaled sums are added by AVX-512
- * VNNI's vpdpwssd instead of vpmaddwd + vpaddd (the same integers: no sum
- * of two products wraps). No include guard: read twice on purpose.
- *
+ * SL_DOT_ROWS_TOKENS activation rows in one call, included by quants-avx2.c
+ * once per instruction set like quants-legacy.h: TARGET is the target
+ * attribute, SFX(f) names this build's functions, K_PASS_UNITS is how many
+ * units of eight (row, token) pairs share one pass over a block's
+ * activations (as many as the registers hold: 1 for AVX2's 16, 2 for
+ * AVX-512's 32), and with SL_K_VNNI_PASS defined each group's scaled sums
+ * are added by AVX-512 VNNI's vpdpwssd instead of vpmaddwd + vpaddd (the
+ * same integers: no sum of two products wraps). No include guard: read
+ * twice on purpose. *
  * Every (row, token) pair gets exactly the one-row dot product's bits
  * (dotK): its integer sums are the same integers, whatever their order, and
  * its per-block float step is the same operations in the same order
@@ -27,102 +27,117 @@ TARGET static inline __m256i SFX(kgroup_add)(__m256i acc, __m256i u, __m256i y, 
 #endif
 }
 
-/* Pairs are held two weight rows by four tokens to a vector, pair (r, t) of
- * a unit in lane 4r + t; a unit's rows are rows 2u and 2u + 1 of the call.
- * R and NT are constants after inlining; pairs past them stay zero. */
+/* A unit is eight (row, token) pairs, one vector's lanes: two weight rows
+ * by four tokens, pair (r, t) in lane 4r + t, for calls of up to four
+ * tokens, or one row by eight tokens (lane t) for calls of eight. A pass
+ * over a block's activations takes K_PASS_UNITS units, as many as the
+ * registers hold. R and NT (1-4 or 8) are constants after inlining; pairs
+ * past them stay zero and are never stored. */
 __attribute__((always_inline)) TARGET static inline void
 SFX(krows)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n, float *y, size_t ys,
            const void *w, size_t ws, const void *xq, size_t xs)
 {
-	enum { P = K_PASS_ROWS, UNITS = SL_DOT_ROWS / 2 };
-	_Static_assert(SL_DOT_TILE == 4 && SL_DOT_ROWS % 2 == 0 && P % 2 == 0, "a unit is 2 rows by 4 tokens");
-	__m256 fsum[UNITS];
-#pragma GCC unroll 2
-	for (int u = 0; u < UNITS; u++)
+	enum { MAXT = SL_DOT_ROWS_TOKENS, MAXP = 2 * K_PASS_UNITS };
+	_Static_assert(SL_DOT_ROWS_TOKENS == 8 && SL_DOT_ROWS == 4, "units are 2x4 or 1x8 pairs");
+	const int UT = NT > 4 ? 8 : 4, UR = 8 / UT, P = K_PASS_UNITS * UR;
+	__m256 fsum[SL_DOT_ROWS];
+#pragma GCC unroll 4
+	for (int u = 0; u < SL_DOT_ROWS; u++)
 		fsum[u] = _mm256_setzero_ps();
 	for (int64_t i = 0; i < n / SL_QK_K; i++) {
-		const sl_block_q8_K *yb[SL_DOT_TILE];
-		float yd[SL_DOT_TILE];
-#pragma GCC unroll 4
-		for (int t = 0; t < SL_DOT_TILE; t++) {
+		const sl_block_q8_K *yb[MAXT];
+		float yd[MAXT];
+#pragma GCC unroll 8
+		for (int t = 0; t < MAXT; t++) {
 			yb[t] = t < NT ? (const sl_block_q8_K *)((const uint8_t *)xq + (size_t)t * xs) + i : NULL;
 			yd[t] = t < NT ? yb[t]->d : 0;
 		}
 		const __m128 yd4 = _mm_setr_ps(yd[0], yd[1], yd[2], yd[3]);
-		const __m256 ydv = _mm256_set_m128(yd4, yd4);
+		const __m256 ydv = UT == 8 ? _mm256_setr_ps(yd[0], yd[1], yd[2], yd[3], yd[4], yd[5], yd[6], yd[7])
+		                           : _mm256_set_m128(yd4, yd4);
 #pragma GCC unroll 4
 		for (int r0 = 0; r0 < R; r0 += P) {
-			const int PR = R - r0 < P ? R - r0 : P;
-			kblock b[P];
+			const int PR = R - r0 < P ? R - r0 : P, NU = (PR + UR - 1) / UR;
+			kblock b[MAXP];
 #pragma GCC unroll 4
 			for (int r = 0; r < PR; r++)
 				decode((const uint8_t *)w + (size_t)(r0 + r) * ws + (size_t)i * bytes, &b[r]);
-			/* The codes' offsets against the bsums: one sum per pair,
-			 * reduced at once (subtracted, shifted, from the sums for
-			 * biased codes; minimums' sums for the others). */
-			__m256i corr[P / 2];
+			/* The codes' offsets against the bsums, one sum per pair,
+			 * reduced at once: subtracted, shifted, from the sums of
+			 * biased codes, or the minimums' share. */
+			__m256i corr[K_PASS_UNITS];
 #pragma GCC unroll 2
-			for (int u = 0; u < (PR + 1) / 2; u++) {
+			for (int u = 0; u < NU; u++) {
 				__m256i c[8];
 #pragma GCC unroll 8
 				for (int v = 0; v < 8; v++) {
-					const int r = 2 * u + v / 4, t = v % 4;
+					const int r = UR * u + v / UT, t = v % UT;
 					c[v] = r < PR && t < NT ? bsum_dot(b[r].corr, yb[t]->bsums) : _mm256_setzero_si256();
 				}
 				corr[u] = hsum8_epi32(c);
 			}
-			__m256i acc[P * SL_DOT_TILE];
+			/* Pair (r, t) of the pass: unit r / UR, lane UT * (r % UR) + t. */
+			__m256i acc[8 * K_PASS_UNITS];
 #pragma GCC unroll 16
-			for (int v = 0; v < P * SL_DOT_TILE; v++)
+			for (int v = 0; v < 8 * K_PASS_UNITS; v++)
 				acc[v] = _mm256_setzero_si256();
 #pragma GCC unroll 8
 			for (int k = 0; k < 8; k++) {
-				__m256i wk[P];
+				__m256i wk[MAXP];
 #pragma GCC unroll 4
 				for (int r = 0; r < PR; r++)
 					wk[r] = group_scales(&b[r].sc, k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 				for (int t = 0; t < NT; t++) {
 					const __m256i yv = load32(yb[t]->qs + 32 * k);
 #pragma GCC unroll 4
 					for (int r = 0; r < PR; r++)
-						acc[4 * r + t] = SFX(kgroup_add)(acc[4 * r + t], b[r].u[k], yv, wk[r]);
+						acc[UT * r + t] = SFX(kgroup_add)(acc[UT * r + t], b[r].u[k], yv, wk[r]);
 				}
 			}
-			/* The float step of every pair at once: as sl_q_K_block_dot. */
+			/* The float step of eight pairs at once, as sl_q_K_block_dot. */
 #pragma GCC unroll 2
-			for (int u = 0; u < (PR + 1) / 2; u++) {
+			for (int u = 0; u < NU; u++) {
 				__m256i sumi = hsum8_epi32(&acc[8 * u]), summ = corr[u];
 				if (b[0].shift >= 0) {
 					sumi = _mm256_sub_epi32(sumi, _mm256_sll_epi32(summ, _mm_cvtsi32_si128(b[0].shift)));
 					summ = _mm256_setzero_si256();
 				}
-				const bool two = 2 * u + 1 < PR;
-				const __m256 d = _mm256_set_m128(_mm_set1_ps(two ? b[2 * u + 1].d : 0), _mm_set1_ps(b[2 * u].d));
-				const __m256 dmin =
-				        _mm256_set_m128(_mm_set1_ps(two ? b[2 * u + 1].dmin : 0), _mm_set1_ps(b[2 * u].dmin));
+				const int ra = UR * u, rb = UR * u + 1;
+				__m256 d = _mm256_set1_ps(b[ra].d), dmin = _mm256_set1_ps(b[ra].dmin);
+				if (UR == 2) {
+					d = _mm256_set_m128(_mm_set1_ps(rb < PR ? b[rb].d : 0), _mm256_castps256_ps128(d));
+					dmin = _mm256_set_m128(_mm_set1_ps(rb < PR ? b[rb].dmin : 0), _mm256_castps256_ps128(dmin));
+				}
 				const __m256 blk = _mm256_mul_ps(ydv, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(sumi)),
 				                                                    _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summ))));
-				fsum[r0 / 2 + u] = _mm256_add_ps(fsum[r0 / 2 + u], blk);
+				fsum[r0 / UR + u] = _mm256_add_ps(fsum[r0 / UR + u], blk);
 			}
 		}
 	}
-	float out[UNITS][8];
-#pragma GCC unroll 2
-	for (int u = 0; u < UNITS; u++)
+	float out[SL_DOT_ROWS][8];
+#pragma GCC unroll 4
+	for (int u = 0; u < SL_DOT_ROWS; u++)
 		_mm256_storeu_ps(out[u], fsum[u]);
 #pragma GCC unroll 4
 	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
 		for (int t = 0; t < NT; t++)
-			y[(size_t)t * ys + r] = out[r / 2][4 * (r % 2) + t];
+			y[(size_t)t * ys + r] = out[r / UR][UT * (r % UR) + t];
 }
 
+/* Calls of 5-7 tokens go as 4 and the rest: the same bits in any grouping. */
 #define K_ROWS(t)                                                                                         \
 	TARGET static void SFX(t##_krows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,     \
 	                                  size_t ws, const void *xq, size_t xs)                             \
 	{                                                                                                 \
-		ROWS_SWITCH(t##_KROWS)                                                                    \
+		if (nt > SL_DOT_TILE && nt < SL_DOT_ROWS_TOKENS) {                                        \
+			SFX(t##_krows)(n, nr, SL_DOT_TILE, y, ys, w, ws, xq, xs);                           \
+			SFX(t##_krows)(n, nr, nt - SL_DOT_TILE, y + SL_DOT_TILE * ys, ys, w, ws,            \
+			               (const uint8_t *)xq + SL_DOT_TILE * xs, xs);                         \
+			return;                                                                           \
+		}                                                                                         \
+		K_ROWS_SWITCH(t##_KROWS)                                                                  \
 	}
 K_ROWS(q2_K)
 K_ROWS(q3_K)
