@@ -7,7 +7,8 @@
  * AVX-512's 32), and with SL_K_VNNI_PASS defined each group's scaled sums
  * are added by AVX-512 VNNI's vpdpwssd instead of vpmaddwd + vpaddd (the
  * same integers: no sum of two products wraps). No include guard: read
- * twice on purpose. *
+ * twice on purpose.
+ *
  * Every (row, token) pair gets exactly the one-row dot product's bits
  * (dotK): its integer sums are the same integers, whatever their order, and
  * its per-block float step is the same operations in the same order
