@@ -920,13 +920,14 @@ static void test_tiles(void)
 	printf("VNNI and AVX2 dot products of %d formats give the same bits\n", compared);
 }
 
-/* The AVX2 activation quantizers write the portable ones' bytes, on
- * ordinary values, ties, zeros, huge values, infinities and NaN. */
+/* The AVX2 activation quantizers (Q8_0, Q8_1, Q8_K) write the portable
+ * ones' bytes, on ordinary values, ties, zeros, huge values, infinities,
+ * subnormals and NaN. */
 static void test_act(void)
 {
-	enum { N = 32 * 40 };
+	enum { N = 256 * 8 };
 	static float x[N];
-	static const int types[] = {SL_DT_Q8_0, SL_DT_Q8_1};
+	static const int types[] = {SL_DT_Q8_0, SL_DT_Q8_1, SL_DT_Q8_K};
 	gen_state = 77;
 	for (int i = 0; i < N; i++) {
 		int blk = i / 32;
@@ -945,6 +946,15 @@ static void test_act(void)
 			v = i % 32 == 0 ? 127.0f : 0.5f * (float)(i % 32); /* id = 1: exact halves round to even */
 		if (blk == 13)
 			v = i % 2 ? 3e38f : -3e38f;
+		/* Q8_K's blocks of 256 from element 1280: all zeros; subnormals,
+		 * whose scale -127/max overflows; two of the largest magnitude,
+		 * the first negative, and a NaN. */
+		if (i >= 1280)
+			v = 0.0f;
+		if (i >= 1536)
+			v = (float)(i % 7 - 3) * 1e-40f;
+		if (i >= 1792)
+			v = i == 1800 ? -4.0f : i == 1900 ? 4.0f : i == 1801 ? NAN : (float)(i % 9) * 0.25f - 1.0f;
 		x[i] = v;
 	}
 	int compared = 0;

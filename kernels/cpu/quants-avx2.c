@@ -312,11 +312,74 @@ AVX2 static void q8_1_act(const float *x, void *dst, int64_t n)
 	}
 }
 
+/* Q8_K, the K formats' activations, as the portable quantizer writes them:
+ * the scale from the first element of largest magnitude (NaN left out),
+ * codes rounded by the same addition of 1.5 * 2^23 (a multiply and an add,
+ * never fused), clamped at 127 and cut to their low byte as the portable
+ * cast does (it matters only where the scale overflows), and the sixteen
+ * sums of the codes. */
+AVX2 static void q8_K_act(const float *x, void *dst, int64_t n)
+{
+	sl_block_q8_K *y = dst;
+	const __m256 sign = _mm256_set1_ps(-0.0f), magic = _mm256_set1_ps(12582912.f);
+	const __m256i mant = _mm256_set1_epi32(0x007fffff), mid = _mm256_set1_epi32(0x00400000),
+	              top = _mm256_set1_epi32(127);
+	for (int64_t i = 0; i < n / SL_QK_K; i++, x += SL_QK_K) {
+		__m256 m = _mm256_setzero_ps();
+		for (int k = 0; k < SL_QK_K / 8; k++)
+			m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), m);
+		__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+		h = _mm_max_ss(h, _mm_movehdup_ps(h));
+		const float amax = _mm_cvtss_f32(h);
+		memset(&y[i], 0, sizeof y[i]);
+		if (!amax)
+			continue;
+		float max = 0;
+		for (int k = 0; k < SL_QK_K / 8; k++) {
+			const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
+			const int hit = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(amax), _CMP_EQ_OQ));
+			if (hit) {
+				max = x[8 * k + __builtin_ctz((unsigned)hit)];
+				break;
+			}
+		}
+		const float iscale = -127.f / max;
+		const __m256 is = _mm256_set1_ps(iscale);
+		__m256i sums[SL_QK_K / 16];
+		for (int c = 0; c < SL_QK_K / 32; c++) {
+			__m256i q[4];
+			for (int k = 0; k < 4; k++) {
+				const __m256 f = _mm256_add_ps(_mm256_mul_ps(is, _mm256_loadu_ps(x + 32 * c + 8 * k)), magic);
+				__m256i v = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(f), mant), mid);
+				v = _mm256_min_epi32(v, top);
+				q[k] = _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24);
+			}
+			sums[2 * c] = _mm256_add_epi32(q[0], q[1]);
+			sums[2 * c + 1] = _mm256_add_epi32(q[2], q[3]);
+			const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+			_mm256_storeu_si256((__m256i *)(y[i].qs + 32 * c),
+			                    _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+		}
+		const __m256i lo = hsum8_epi32(sums), hi = hsum8_epi32(sums + 8);
+		_mm_storeu_si128((__m128i *)y[i].bsums,
+		                 _mm_packs_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)));
+		_mm_storeu_si128((__m128i *)(y[i].bsums + 8),
+		                 _mm_packs_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1)));
+		y[i].d = 1 / iscale;
+	}
+}
+
 sl_act_fn sl_quants_act_avx2(int type)
 {
 	if (!sl_cpu_avx2())
 		return NULL;
-	return type == SL_DT_Q8_0 ? q8_0_act : type == SL_DT_Q8_1 ? q8_1_act : NULL;
+	switch (type) {
+	case SL_DT_Q8_0: return q8_0_act;
+	case SL_DT_Q8_1: return q8_1_act;
+	case SL_DT_Q8_K: return q8_K_act;
+	default: return NULL;
+	}
 }
 
 /* ---- K formats -------------------------------------------------------------
