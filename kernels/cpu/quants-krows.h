@@ -56,6 +56,16 @@ SFX(krows)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n
 		const __m128 yd4 = _mm_setr_ps(yd[0], yd[1], yd[2], yd[3]);
 		const __m256 ydv = UT == 8 ? _mm256_setr_ps(yd[0], yd[1], yd[2], yd[3], yd[4], yd[5], yd[6], yd[7])
 		                           : _mm256_set_m128(yd4, yd4);
+		/* Calls of few tokens stream their weights (decoding): as the
+		 * legacy rows do, fetch the next R rows in one linear sweep, R
+		 * blocks' bytes per block, which the hardware does not follow
+		 * as R interleaved streams. Calls of 8 tokens meet the same rows
+		 * again in the next call. */
+		if (R > 1 && NT < MAXT) {
+			const char *next = (const char *)w + (size_t)R * ws + (size_t)i * R * bytes;
+			for (size_t off = 0; off < R * bytes; off += 64)
+				_mm_prefetch(next + off, _MM_HINT_T0);
+		}
 #pragma GCC unroll 4
 		for (int r0 = 0; r0 < R; r0 += P) {
 			const int PR = R - r0 < P ? R - r0 : P, NU = (PR + UR - 1) / UR;
