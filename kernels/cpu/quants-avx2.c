@@ -635,12 +635,45 @@ K_DOT(q6_K)
 	default: K_ROWS_NT(call, SL_DOT_ROWS) break;         \
 	}
 
+/* Each K format's rows, and which is whose. Calls of 5-7 tokens go as 4
+ * and the rest: the same bits in any grouping. */
+#define K_ROWS(t)                                                                                     \
+	TARGET static void SFX(t##_krows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, \
+	                                  size_t ws, const void *xq, size_t xs)                         \
+	{                                                                                             \
+		if (nt > SL_DOT_TILE && nt < SL_DOT_ROWS_TOKENS) {                                    \
+			SFX(t##_krows)(n, nr, SL_DOT_TILE, y, ys, w, ws, xq, xs);                       \
+			SFX(t##_krows)(n, nr, nt - SL_DOT_TILE, y + SL_DOT_TILE * ys, ys, w, ws,        \
+			               (const uint8_t *)xq + SL_DOT_TILE * xs, xs);                     \
+			return;                                                                       \
+		}                                                                                     \
+		K_ROWS_SWITCH(t##_KROWS)                                                              \
+	}
+#define K_KERNELS                                                  \
+	K_ROWS(q2_K)                                               \
+	K_ROWS(q3_K)                                               \
+	K_ROWS(q4_K)                                               \
+	K_ROWS(q5_K)                                               \
+	K_ROWS(q6_K)                                               \
+	TARGET static sl_vec_dot_rows_fn SFX(k_rows)(int type)     \
+	{                                                          \
+		switch (type) {                                    \
+		case SL_DT_Q2_K: return SFX(q2_K_krows);           \
+		case SL_DT_Q3_K: return SFX(q3_K_krows);           \
+		case SL_DT_Q4_K: return SFX(q4_K_krows);           \
+		case SL_DT_Q5_K: return SFX(q5_K_krows);           \
+		case SL_DT_Q6_K: return SFX(q6_K_krows);           \
+		default: return NULL;                              \
+		}                                                  \
+	}
+
 /* The K formats' rows, built for AVX2 and for AVX-512 VNNI (see
  * quants-krows.h); both give dotK's bits. */
 #define TARGET AVX2
 #define SFX(f) f
 #define K_PASS_UNITS 1
 #include "quants-krows.h"
+K_KERNELS
 #undef TARGET
 #undef SFX
 #undef K_PASS_UNITS
@@ -650,6 +683,7 @@ K_DOT(q6_K)
 #define K_PASS_UNITS 2
 #define SL_K_VNNI_PASS
 #include "quants-krows.h"
+K_KERNELS
 #undef SL_K_VNNI_PASS
 #undef TARGET
 #undef SFX

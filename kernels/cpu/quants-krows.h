@@ -136,35 +136,3 @@ SFX(krows)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n
 		for (int t = 0; t < NT; t++)
 			y[(size_t)t * ys + r] = out[r / UR][UT * (r % UR) + t];
 }
-
-/* Calls of 5-7 tokens go as 4 and the rest: the same bits in any grouping. */
-#define K_ROWS(t)                                                                                         \
-	TARGET static void SFX(t##_krows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,     \
-	                                  size_t ws, const void *xq, size_t xs)                             \
-	{                                                                                                 \
-		if (nt > SL_DOT_TILE && nt < SL_DOT_ROWS_TOKENS) {                                        \
-			SFX(t##_krows)(n, nr, SL_DOT_TILE, y, ys, w, ws, xq, xs);                           \
-			SFX(t##_krows)(n, nr, nt - SL_DOT_TILE, y + SL_DOT_TILE * ys, ys, w, ws,            \
-			               (const uint8_t *)xq + SL_DOT_TILE * xs, xs);                         \
-			return;                                                                           \
-		}                                                                                         \
-		K_ROWS_SWITCH(t##_KROWS)                                                                  \
-	}
-K_ROWS(q2_K)
-K_ROWS(q3_K)
-K_ROWS(q4_K)
-K_ROWS(q5_K)
-K_ROWS(q6_K)
-#undef K_ROWS
-
-TARGET static sl_vec_dot_rows_fn SFX(k_rows)(int type)
-{
-	switch (type) {
-	case SL_DT_Q2_K: return SFX(q2_K_krows);
-	case SL_DT_Q3_K: return SFX(q3_K_krows);
-	case SL_DT_Q4_K: return SFX(q4_K_krows);
-	case SL_DT_Q5_K: return SFX(q5_K_krows);
-	case SL_DT_Q6_K: return SFX(q6_K_krows);
-	default: return NULL;
-	}
-}
