@@ -617,13 +617,12 @@ K_DOT(q6_K)
 #define q5_K_KROWS(R, N) SFX(krows)(q5_K_decode, sizeof(sl_block_q5_K), R, N, n, y, ys, w, ws, xq, xs)
 #define q6_K_KROWS(R, N) SFX(krows)(q6_K_decode, sizeof(sl_block_q6_K), R, N, n, y, ys, w, ws, xq, xs)
 
-/* The K formats' rows dispatch on up to SL_DOT_ROWS_TOKENS tokens: 1-4
- * or 8 (other counts are split). */
+/* The K formats' rows come in 1, 2 or 4 rows by 1, 2, 4 or 8 tokens
+ * (other counts are split, see K_ROWS). */
 #define K_ROWS_NT(call, R)                            \
 	switch (nt) {                                 \
 	case 1: call(R, 1); break;                    \
 	case 2: call(R, 2); break;                    \
-	case 3: call(R, 3); break;                    \
 	case 4: call(R, 4); break;                    \
 	default: call(R, SL_DOT_ROWS_TOKENS); break;  \
 	}
@@ -631,20 +630,26 @@ K_DOT(q6_K)
 	switch (nr) {                                        \
 	case 1: K_ROWS_NT(call, 1) break;                    \
 	case 2: K_ROWS_NT(call, 2) break;                    \
-	case 3: K_ROWS_NT(call, 3) break;                    \
 	default: K_ROWS_NT(call, SL_DOT_ROWS) break;         \
 	}
 
-/* Each K format's rows, and which is whose. Calls of 5-7 tokens go as 4
- * and the rest: the same bits in any grouping. */
+/* Each K format's rows, and which is whose. Other shapes than the
+ * instances' go as the largest instance that fits and the rest: every pair
+ * has the same bits in any grouping. */
 #define K_ROWS(t)                                                                                     \
 	TARGET static void SFX(t##_krows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, \
 	                                  size_t ws, const void *xq, size_t xs)                         \
 	{                                                                                             \
-		if (nt > SL_DOT_TILE && nt < SL_DOT_ROWS_TOKENS) {                                    \
-			SFX(t##_krows)(n, nr, SL_DOT_TILE, y, ys, w, ws, xq, xs);                       \
-			SFX(t##_krows)(n, nr, nt - SL_DOT_TILE, y + SL_DOT_TILE * ys, ys, w, ws,        \
-			               (const uint8_t *)xq + SL_DOT_TILE * xs, xs);                     \
+		if (nr == 3) {                                                                        \
+			SFX(t##_krows)(n, 2, nt, y, ys, w, ws, xq, xs);                                 \
+			SFX(t##_krows)(n, 1, nt, y + 2, ys, (const uint8_t *)w + 2 * ws, ws, xq, xs);    \
+			return;                                                                       \
+		}                                                                                     \
+		if (nt != 1 && nt != 2 && nt != 4 && nt != SL_DOT_ROWS_TOKENS) {                      \
+			const int head = nt > 4 ? 4 : 2;                                              \
+			SFX(t##_krows)(n, nr, head, y, ys, w, ws, xq, xs);                              \
+			SFX(t##_krows)(n, nr, nt - head, y + head * ys, ys, w, ws,                      \
+			               (const uint8_t *)xq + head * xs, xs);                            \
 			return;                                                                       \
 		}                                                                                     \
 		K_ROWS_SWITCH(t##_KROWS)                                                              \

@@ -28,11 +28,30 @@ TARGET static inline __m256i SFX(kgroup_add)(__m256i acc, __m256i u, __m256i y, 
 #endif
 }
 
+/* Group k of a pass of PR rows against NT tokens: pair (r, t) adds into
+ * acc[UT * r + t]. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(kgroup)(int k, const kblock *b, const int PR, const int NT, const int UT, const sl_block_q8_K *const *yb,
+            __m256i *acc)
+{
+	__m256i wk[2 * K_PASS_UNITS];
+#pragma GCC unroll 4
+	for (int r = 0; r < PR; r++)
+		wk[r] = group_scales(&b[r].sc, k);
+#pragma GCC unroll 8
+	for (int t = 0; t < NT; t++) {
+		const __m256i yv = load32(yb[t]->qs + 32 * k);
+#pragma GCC unroll 4
+		for (int r = 0; r < PR; r++)
+			acc[UT * r + t] = SFX(kgroup_add)(acc[UT * r + t], b[r].u[k], yv, wk[r]);
+	}
+}
+
 /* A unit is eight (row, token) pairs, one vector's lanes: two weight rows
  * by four tokens, pair (r, t) in lane 4r + t, for calls of up to four
  * tokens, or one row by eight tokens (lane t) for calls of eight. A pass
  * over a block's activations takes K_PASS_UNITS units, as many as the
- * registers hold. R and NT (1-4 or 8) are constants after inlining; pairs
+ * registers hold. R (1, 2 or 4) and NT (1, 2, 4 or 8) are constants after inlining; pairs
  * past them stay zero and are never stored. */
 __attribute__((always_inline)) TARGET static inline void
 SFX(krows)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n, float *y, size_t ys,
@@ -92,19 +111,17 @@ SFX(krows)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n
 #pragma GCC unroll 16
 			for (int v = 0; v < 8 * K_PASS_UNITS; v++)
 				acc[v] = _mm256_setzero_si256();
+			/* Calls of 8 tokens (prompts, evaluations) and of one
+			 * (decoding) unroll the groups; the other shapes keep the
+			 * loop, which spares the build dozens of unrolled copies. */
+			if (NT == MAXT || NT == 1) {
 #pragma GCC unroll 8
-			for (int k = 0; k < 8; k++) {
-				__m256i wk[MAXP];
-#pragma GCC unroll 4
-				for (int r = 0; r < PR; r++)
-					wk[r] = group_scales(&b[r].sc, k);
-#pragma GCC unroll 8
-				for (int t = 0; t < NT; t++) {
-					const __m256i yv = load32(yb[t]->qs + 32 * k);
-#pragma GCC unroll 4
-					for (int r = 0; r < PR; r++)
-						acc[UT * r + t] = SFX(kgroup_add)(acc[UT * r + t], b[r].u[k], yv, wk[r]);
-				}
+				for (int k = 0; k < 8; k++)
+					SFX(kgroup)(k, b, PR, NT, UT, yb, acc);
+			} else {
+#pragma GCC unroll 1
+				for (int k = 0; k < 8; k++)
+					SFX(kgroup)(k, b, PR, NT, UT, yb, acc);
 			}
 			/* The float step of eight pairs at once, as sl_q_K_block_dot. */
 #pragma GCC unroll 2
