@@ -5,7 +5,7 @@
  * and a partial rotation; grouped-query attention over a cache that holds
  * earlier positions in rows wider than the keys, in F32 and in the types
  * of the KV-cache formats), each over batches of
- * T = 1, 2, 3, 4, 5, 17 and 64 tokens. Every CPU path runs: this process
+ * T = 1, 2, 3, 4, 5, 7, 17 and 64 tokens. Every CPU path runs: this process
  * takes the AVX2 kernels where the CPU has them, then runs itself again
  * with SL_NO_AVX2=1 for the portable ones. A token's matmul output must
  * have the same bits computed alone and inside a batch, for every type,
@@ -25,7 +25,7 @@
 
 extern char **environ;
 
-static const int batches[] = {1, 2, 3, 4, 5, 17, 64};
+static const int batches[] = {1, 2, 3, 4, 5, 7, 17, 64};
 enum { N_BATCH = sizeof batches / sizeof batches[0], T_MAX = 64 };
 
 /* ---- data and errors ---------------------------------------------------------- */

@@ -832,7 +832,7 @@ static void test_dots(void)
 	}
 }
 
-enum { TILE_N = 1024, TILE_ROWS = SL_DOT_TILE };
+enum { TILE_N = 1024, TILE_ROWS = SL_DOT_ROWS_TOKENS };
 
 /* One quantized weight row of type t and TILE_ROWS quantized activation
  * rows from seed; activation row `loud` has some entries of +-1000, so its
@@ -857,10 +857,11 @@ static void tile_data(int t, uint64_t seed, int loud, uint8_t **wq, size_t *wb, 
 }
 
 /* The tiled dot products decode a weight row once for up to SL_DOT_TILE
- * activation rows, and vec_dot_rows up to SL_DOT_ROWS weight rows at once:
- * each result must be the very bits of the one-row vec_dot, for every tile
- * shape and at the extremes of the codes (saturating activations,
- * full-range weights). */
+ * activation rows, and vec_dot_rows up to SL_DOT_ROWS weight rows at once
+ * for up to SL_DOT_ROWS_TOKENS activation rows: each result must be the
+ * very bits of the one-row vec_dot, for every tile shape (every count of
+ * rows and tokens, so the kernels' remainders too) and at the extremes of
+ * the codes (saturating activations, full-range weights). */
 static void test_tiles(void)
 {
 	enum { N = TILE_N, ROWS = TILE_ROWS };
@@ -875,10 +876,10 @@ static void test_tiles(void)
 		size_t wb, xb;
 		uint8_t *wq, *xq;
 		tile_data(t, 300 + k, 3, &wq, &wb, &xq, &xb);
-		float one[ROWS], tile[2 * ROWS];
+		float one[ROWS], tile[2 * SL_DOT_TILE];
 		for (int r = 0; r < ROWS; r++)
 			ti->vec_dot(N, &one[r], wq, xq + r * xb);
-		for (int nt = 1; nt <= ROWS; nt++)
+		for (int nt = 1; nt <= SL_DOT_TILE; nt++)
 			for (int r0 = 0; r0 + nt <= ROWS; r0++) {
 				memset(tile, 0, sizeof tile);
 				ti->vec_dot_tile(N, nt, tile, 2, wq, xq + r0 * xb, xb);
@@ -888,25 +889,26 @@ static void test_tiles(void)
 					      tile[2 * r], one[r0 + r]);
 			}
 		if (ti->vec_dot_rows) {
-			/* ROWS weight rows (the same row shifted) against the tokens */
-			uint8_t *ws = malloc(ROWS * wb);
+			/* SL_DOT_ROWS weight rows against the tokens */
+			enum { NR = SL_DOT_ROWS };
+			uint8_t *ws = malloc(NR * wb);
 			REQUIRE(ws, "out of memory");
-			float ref[ROWS][ROWS], got[ROWS * ROWS];
-			for (int r = 0; r < ROWS; r++) {
+			float ref[NR][ROWS], got[ROWS * NR];
+			for (int r = 0; r < NR; r++) {
 				gen_fill(w, N, 700 + 10 * k + r);
 				ti->from_float(w, ws + r * wb, N);
 				for (int j = 0; j < ROWS; j++)
 					ti->vec_dot(N, &ref[r][j], ws + r * wb, xq + j * xb);
 			}
-			for (int nr = 1; nr <= SL_DOT_ROWS && nr <= ROWS; nr++)
+			for (int nr = 1; nr <= NR; nr++)
 				for (int nt = 1; nt <= ROWS; nt++) {
 					memset(got, 0, sizeof got);
-					ti->vec_dot_rows(N, nr, nt, got, ROWS, ws + (ROWS - nr) * wb, wb, xq, xb);
+					ti->vec_dot_rows(N, nr, nt, got, NR, ws + (NR - nr) * wb, wb, xq, xb);
 					for (int r = 0; r < nr; r++)
 						for (int j = 0; j < nt; j++)
-							CHECK(!memcmp(&got[j * ROWS + r], &ref[ROWS - nr + r][j], sizeof(float)),
+							CHECK(!memcmp(&got[j * NR + r], &ref[NR - nr + r][j], sizeof(float)),
 							      "%s: rows %dx%d, (%d, %d): %.9g vs one row %.9g", ti->name, nr, nt, r,
-							      j, got[j * ROWS + r], ref[ROWS - nr + r][j]);
+							      j, got[j * NR + r], ref[NR - nr + r][j]);
 				}
 			free(ws);
 		}
@@ -928,11 +930,13 @@ static void test_tiles(void)
 		const sl_type_info *ti = sl_type_info_get(t);
 		sl_vec_dot_fn vnni = sl_quants_vec_dot_avx2(t);
 		sl_vec_dot_tile_fn vnni_tile = sl_quants_vec_dot_tile_avx2(t);
+		sl_vec_dot_rows_fn vnni_rows = sl_quants_vec_dot_rows_avx2(t);
 		setenv("SL_NO_VNNI", "1", 1);
 		sl_vec_dot_fn avx2 = sl_quants_vec_dot_avx2(t);
 		sl_vec_dot_tile_fn avx2_tile = sl_quants_vec_dot_tile_avx2(t);
+		sl_vec_dot_rows_fn avx2_rows = sl_quants_vec_dot_rows_avx2(t);
 		unsetenv("SL_NO_VNNI");
-		if (vnni == avx2)
+		if (vnni == avx2 && vnni_rows == avx2_rows)
 			continue;
 		compared++;
 		size_t wb, xb;
@@ -945,22 +949,29 @@ static void test_tiles(void)
 			CHECK(!memcmp(&a[r], &b[r], sizeof(float)), "%s: VNNI %.9g vs AVX2 %.9g", ti->name, a[r], b[r]);
 		}
 		REQUIRE(vnni_tile && avx2_tile, "%s: tiles on both paths", ti->name);
-		vnni_tile(N, ROWS, a, 1, wq, xq, xb);
-		avx2_tile(N, ROWS, b, 1, wq, xq, xb);
-		CHECK(!memcmp(a, b, sizeof a), "%s: VNNI and AVX2 tiles differ", ti->name);
+		vnni_tile(N, SL_DOT_TILE, a, 1, wq, xq, xb);
+		avx2_tile(N, SL_DOT_TILE, b, 1, wq, xq, xb);
+		CHECK(!memcmp(a, b, SL_DOT_TILE * sizeof *a), "%s: VNNI and AVX2 tiles differ", ti->name);
+		REQUIRE(vnni_rows && avx2_rows, "%s: rows on both paths", ti->name);
+		/* the weight row SL_DOT_ROWS times against every token */
+		float ra[ROWS * SL_DOT_ROWS], rb[ROWS * SL_DOT_ROWS];
+		vnni_rows(N, SL_DOT_ROWS, ROWS, ra, SL_DOT_ROWS, wq, 0, xq, xb);
+		avx2_rows(N, SL_DOT_ROWS, ROWS, rb, SL_DOT_ROWS, wq, 0, xq, xb);
+		CHECK(!memcmp(ra, rb, sizeof ra), "%s: VNNI and AVX2 rows differ", ti->name);
 		free(wq);
 		free(xq);
 	}
 	printf("VNNI and AVX2 dot products of %d formats give the same bits\n", compared);
 }
 
-/* The AVX2 activation quantizers write the portable ones' bytes, on
- * ordinary values, ties, zeros, huge values, infinities and NaN. */
+/* The AVX2 activation quantizers (Q8_0, Q8_1, Q8_K) write the portable
+ * ones' bytes, on ordinary values, ties, zeros, huge values, infinities,
+ * subnormals and NaN. */
 static void test_act(void)
 {
-	enum { N = 32 * 40 };
+	enum { N = 256 * 8 };
 	static float x[N];
-	static const int types[] = {SL_DT_Q8_0, SL_DT_Q8_1};
+	static const int types[] = {SL_DT_Q8_0, SL_DT_Q8_1, SL_DT_Q8_K};
 	gen_state = 77;
 	for (int i = 0; i < N; i++) {
 		int blk = i / 32;
@@ -979,6 +990,15 @@ static void test_act(void)
 			v = i % 32 == 0 ? 127.0f : 0.5f * (float)(i % 32); /* id = 1: exact halves round to even */
 		if (blk == 13)
 			v = i % 2 ? 3e38f : -3e38f;
+		/* Q8_K's blocks of 256 from element 1280: all zeros; subnormals,
+		 * whose scale -127/max overflows; two of the largest magnitude,
+		 * the first negative, and a NaN. */
+		if (i >= 1280)
+			v = 0.0f;
+		if (i >= 1536)
+			v = (float)(i % 7 - 3) * 1e-40f;
+		if (i >= 1792)
+			v = i == 1800 ? -4.0f : i == 1900 ? 4.0f : i == 1801 ? NAN : (float)(i % 9) * 0.25f - 1.0f;
 		x[i] = v;
 	}
 	int compared = 0;

@@ -47,12 +47,12 @@ static void mm_task(int task, void *p)
 		return;
 	if (a->xq && a->ti->vec_dot_rows) {
 		/* SL_DOT_ROWS weight rows at a time, decoded once for up to
-		 * SL_DOT_TILE tokens; a row's results are the same bits in any
-		 * group (and the one-row dot product's). */
+		 * SL_DOT_ROWS_TOKENS tokens; a row's results are the same bits in
+		 * any group (and the one-row dot product's). */
 		for (int r = r0; r < r1; r += SL_DOT_ROWS)
-			for (int t = 0; t < a->T; t += SL_DOT_TILE)
+			for (int t = 0; t < a->T; t += SL_DOT_ROWS_TOKENS)
 				a->ti->vec_dot_rows(a->n_in, r1 - r < SL_DOT_ROWS ? r1 - r : SL_DOT_ROWS,
-				                    a->T - t < SL_DOT_TILE ? a->T - t : SL_DOT_TILE,
+				                    a->T - t < SL_DOT_ROWS_TOKENS ? a->T - t : SL_DOT_ROWS_TOKENS,
 				                    &a->y[(size_t)t * a->n_out + r], (size_t)a->n_out,
 				                    a->w + (size_t)r * a->row_bytes, a->row_bytes,
 				                    a->xq + (size_t)t * a->xq_row_bytes, a->xq_row_bytes);

@@ -47,6 +47,14 @@ AVX2 static inline int32_t hsum_epi32(__m256i v)
 	return _mm_cvtsi128_si32(s);
 }
 
+/* The horizontal sums of eight vectors, v[i]'s in lane i. */
+AVX2 static inline __m256i hsum8_epi32(const __m256i v[8])
+{
+	const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+	const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+	return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
 AVX2 static inline __m256i load32(const void *p)
 {
 	return _mm256_loadu_si256((const __m256i *)p);
@@ -197,6 +205,11 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 	TARGET static void SFX(t##_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
 	                                 size_t ws, const void *xq, size_t xs)                            \
 	{                                                                                               \
+		for (; nt > SL_DOT_TILE; nt -= SL_DOT_TILE) {                                           \
+			SFX(t##_rows)(n, nr, SL_DOT_TILE, y, ys, w, ws, xq, xs);                        \
+			y += SL_DOT_TILE * ys;                                                          \
+			xq = (const uint8_t *)xq + SL_DOT_TILE * xs;                                    \
+		}                                                                                       \
 		ROWS_SWITCH(t##_ROWS)                                                                   \
 	}
 
@@ -299,11 +312,74 @@ AVX2 static void q8_1_act(const float *x, void *dst, int64_t n)
 	}
 }
 
+/* Q8_K, the K formats' activations, as the portable quantizer writes them:
+ * the scale from the first element of largest magnitude (NaN left out),
+ * codes rounded by the same addition of 1.5 * 2^23 (a multiply and an add,
+ * never fused), clamped at 127 and cut to their low byte as the portable
+ * cast does (it matters only where the scale overflows), and the sixteen
+ * sums of the codes. */
+AVX2 static void q8_K_act(const float *x, void *dst, int64_t n)
+{
+	sl_block_q8_K *y = dst;
+	const __m256 sign = _mm256_set1_ps(-0.0f), magic = _mm256_set1_ps(12582912.f);
+	const __m256i mant = _mm256_set1_epi32(0x007fffff), mid = _mm256_set1_epi32(0x00400000),
+	              top = _mm256_set1_epi32(127);
+	for (int64_t i = 0; i < n / SL_QK_K; i++, x += SL_QK_K) {
+		__m256 m = _mm256_setzero_ps();
+		for (int k = 0; k < SL_QK_K / 8; k++)
+			m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), m);
+		__m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+		h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+		h = _mm_max_ss(h, _mm_movehdup_ps(h));
+		const float amax = _mm_cvtss_f32(h);
+		memset(&y[i], 0, sizeof y[i]);
+		if (!amax)
+			continue;
+		float max = 0;
+		for (int k = 0; k < SL_QK_K / 8; k++) {
+			const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k));
+			const int hit = _mm256_movemask_ps(_mm256_cmp_ps(a, _mm256_set1_ps(amax), _CMP_EQ_OQ));
+			if (hit) {
+				max = x[8 * k + __builtin_ctz((unsigned)hit)];
+				break;
+			}
+		}
+		const float iscale = -127.f / max;
+		const __m256 is = _mm256_set1_ps(iscale);
+		__m256i sums[SL_QK_K / 16];
+		for (int c = 0; c < SL_QK_K / 32; c++) {
+			__m256i q[4];
+			for (int k = 0; k < 4; k++) {
+				const __m256 f = _mm256_add_ps(_mm256_mul_ps(is, _mm256_loadu_ps(x + 32 * c + 8 * k)), magic);
+				__m256i v = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(f), mant), mid);
+				v = _mm256_min_epi32(v, top);
+				q[k] = _mm256_srai_epi32(_mm256_slli_epi32(v, 24), 24);
+			}
+			sums[2 * c] = _mm256_add_epi32(q[0], q[1]);
+			sums[2 * c + 1] = _mm256_add_epi32(q[2], q[3]);
+			const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+			_mm256_storeu_si256((__m256i *)(y[i].qs + 32 * c),
+			                    _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+		}
+		const __m256i lo = hsum8_epi32(sums), hi = hsum8_epi32(sums + 8);
+		_mm_storeu_si128((__m128i *)y[i].bsums,
+		                 _mm_packs_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)));
+		_mm_storeu_si128((__m128i *)(y[i].bsums + 8),
+		                 _mm_packs_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1)));
+		y[i].d = 1 / iscale;
+	}
+}
+
 sl_act_fn sl_quants_act_avx2(int type)
 {
 	if (!sl_cpu_avx2())
 		return NULL;
-	return type == SL_DT_Q8_0 ? q8_0_act : type == SL_DT_Q8_1 ? q8_1_act : NULL;
+	switch (type) {
+	case SL_DT_Q8_0: return q8_0_act;
+	case SL_DT_Q8_1: return q8_1_act;
+	case SL_DT_Q8_K: return q8_K_act;
+	default: return NULL;
+	}
 }
 
 /* ---- K formats -------------------------------------------------------------
@@ -323,16 +399,22 @@ AVX2 static inline scales16 widen_scales(__m128i sc8)
 	                   _mm256_permute2x128_si256(all, all, 0x11)}};
 }
 
-/* Group k's codes times its activations: bytes 0-15 weighted by scale 2k,
- * bytes 16-31 by scale 2k+1 (int16 2j of the low lane, 2j+1 of the high). */
-AVX2 static inline __m256i group_dot(__m256i u, const int8_t *y, const scales16 *sc, int k)
+/* Group k's scales as int16 weights of its pairs of products: bytes 0-15
+ * weighted by scale 2k, bytes 16-31 by scale 2k+1 (int16 2j of the low
+ * lane, 2j+1 of the high). */
+AVX2 static inline __m256i group_scales(const scales16 *sc, int k)
 {
 	const int j = k % 4;
 	const __m256i pick =
 	        _mm256_add_epi8(_mm256_set_m128i(_mm_set1_epi16(0x0302), _mm_set1_epi16(0x0100)),
 	                        _mm256_set1_epi8((char)(4 * j)));
-	const __m256i w = _mm256_shuffle_epi8(sc->half[k / 4], pick);
-	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, load32(y)), w);
+	return _mm256_shuffle_epi8(sc->half[k / 4], pick);
+}
+
+/* Group k's codes times its activations. */
+AVX2 static inline __m256i group_dot(__m256i u, const int8_t *y, const scales16 *sc, int k)
+{
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, load32(y)), group_scales(sc, k));
 }
 
 /* sum_g w_g*bsum_g with the sixteen weights as bytes, in 8 int32 lanes. */
@@ -529,11 +611,98 @@ K_DOT(q4_K)
 K_DOT(q5_K)
 K_DOT(q6_K)
 
+#define q2_K_KROWS(R, N) SFX(krows)(q2_K_decode, sizeof(sl_block_q2_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q3_K_KROWS(R, N) SFX(krows)(q3_K_decode, sizeof(sl_block_q3_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q4_K_KROWS(R, N) SFX(krows)(q4_K_decode, sizeof(sl_block_q4_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q5_K_KROWS(R, N) SFX(krows)(q5_K_decode, sizeof(sl_block_q5_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q6_K_KROWS(R, N) SFX(krows)(q6_K_decode, sizeof(sl_block_q6_K), R, N, n, y, ys, w, ws, xq, xs)
+
+/* The K formats' rows come in 1, 2 or 4 rows by 1, 2, 4 or 8 tokens
+ * (other counts are split, see K_ROWS). */
+#define K_ROWS_NT(call, R)                            \
+	switch (nt) {                                 \
+	case 1: call(R, 1); break;                    \
+	case 2: call(R, 2); break;                    \
+	case 4: call(R, 4); break;                    \
+	default: call(R, SL_DOT_ROWS_TOKENS); break;  \
+	}
+#define K_ROWS_SWITCH(call)                                  \
+	switch (nr) {                                        \
+	case 1: K_ROWS_NT(call, 1) break;                    \
+	case 2: K_ROWS_NT(call, 2) break;                    \
+	default: K_ROWS_NT(call, SL_DOT_ROWS) break;         \
+	}
+
+/* Each K format's rows, and which is whose. Other shapes than the
+ * instances' go as the largest instance that fits and the rest: every pair
+ * has the same bits in any grouping. */
+#define K_ROWS(t)                                                                                     \
+	TARGET static void SFX(t##_krows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, \
+	                                  size_t ws, const void *xq, size_t xs)                         \
+	{                                                                                             \
+		if (nr == 3) {                                                                        \
+			SFX(t##_krows)(n, 2, nt, y, ys, w, ws, xq, xs);                                 \
+			SFX(t##_krows)(n, 1, nt, y + 2, ys, (const uint8_t *)w + 2 * ws, ws, xq, xs);    \
+			return;                                                                       \
+		}                                                                                     \
+		if (nt != 1 && nt != 2 && nt != 4 && nt != SL_DOT_ROWS_TOKENS) {                      \
+			const int head = nt > 4 ? 4 : 2;                                              \
+			SFX(t##_krows)(n, nr, head, y, ys, w, ws, xq, xs);                              \
+			SFX(t##_krows)(n, nr, nt - head, y + head * ys, ys, w, ws,                      \
+			               (const uint8_t *)xq + head * xs, xs);                            \
+			return;                                                                       \
+		}                                                                                     \
+		K_ROWS_SWITCH(t##_KROWS)                                                              \
+	}
+#define K_KERNELS                                                  \
+	K_ROWS(q2_K)                                               \
+	K_ROWS(q3_K)                                               \
+	K_ROWS(q4_K)                                               \
+	K_ROWS(q5_K)                                               \
+	K_ROWS(q6_K)                                               \
+	TARGET static sl_vec_dot_rows_fn SFX(k_rows)(int type)     \
+	{                                                          \
+		switch (type) {                                    \
+		case SL_DT_Q2_K: return SFX(q2_K_krows);           \
+		case SL_DT_Q3_K: return SFX(q3_K_krows);           \
+		case SL_DT_Q4_K: return SFX(q4_K_krows);           \
+		case SL_DT_Q5_K: return SFX(q5_K_krows);           \
+		case SL_DT_Q6_K: return SFX(q6_K_krows);           \
+		default: return NULL;                              \
+		}                                                  \
+	}
+
+/* The K formats' rows, built for AVX2 and for AVX-512 VNNI (see
+ * quants-krows.h); both give dotK's bits. */
+#define TARGET AVX2
+#define SFX(f) f
+#define K_PASS_UNITS 1
+#include "quants-krows.h"
+K_KERNELS
+#undef TARGET
+#undef SFX
+#undef K_PASS_UNITS
+
+#define TARGET VNNI
+#define SFX(f) f##_vnni
+#define K_PASS_UNITS 2
+#define SL_K_VNNI_PASS
+#include "quants-krows.h"
+K_KERNELS
+#undef SL_K_VNNI_PASS
+#undef TARGET
+#undef SFX
+#undef K_PASS_UNITS
+
 sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
 {
 	if (!sl_cpu_avx2())
 		return NULL;
-	return sl_cpu_vnni() ? legacy_rows_vnni(type) : legacy_rows(type);
+	const bool vnni = sl_cpu_vnni();
+	sl_vec_dot_rows_fn legacy = vnni ? legacy_rows_vnni(type) : legacy_rows(type);
+	if (legacy)
+		return legacy;
+	return vnni ? k_rows_vnni(type) : k_rows(type);
 }
 
 sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type)

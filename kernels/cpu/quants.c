@@ -1331,7 +1331,10 @@ static const struct {
 
 sl_act_fn sl_quants_act_portable(int type)
 {
-	return type == SL_DT_Q8_0 ? q8_0_act_from_float : type == SL_DT_Q8_1 ? q8_1_act_from_float : NULL;
+	return type == SL_DT_Q8_0   ? q8_0_act_from_float
+	       : type == SL_DT_Q8_1 ? q8_1_act_from_float
+	       : type == SL_DT_Q8_K ? q8_K_from_float
+	                            : NULL;
 }
 
 sl_vec_dot_fn sl_quants_vec_dot_portable(int type)
@@ -1366,6 +1369,8 @@ void sl_quants_register(sl_type_info *table)
 		table[SL_DT_Q8_0].from_float_act = fast_act;
 	if ((fast_act = sl_quants_act_avx2(SL_DT_Q8_1)))
 		table[SL_DT_Q8_1].from_float_act = fast_act;
+	if ((fast_act = sl_quants_act_avx2(SL_DT_Q8_K)))
+		table[SL_DT_Q8_K].from_float_act = fast_act;
 	for (size_t i = 0; i < sizeof same_bytes / sizeof *same_bytes; i++) {
 		int own = sl_dtype_int_group(same_bytes[i].bits, 32, same_bytes[i].asym);
 		table[own].same_bytes_as = same_bytes[i].type;

@@ -145,9 +145,10 @@ typedef void (*sl_vec_dot_fn)(int64_t n, float *s, const void *w, const void *xq
 
 /* The portable dot product of a format, or NULL when it has none. */
 sl_vec_dot_fn sl_quants_vec_dot_portable(int type);
-/* How activations become Q8_0 or Q8_1 blocks for the dot products (round
- * to nearest even, NaN to -128): the portable quantizer and the AVX2 one,
- * which writes the same bytes (NULL without AVX2, or for other types). */
+/* How activations become Q8_0, Q8_1 or Q8_K blocks for the dot products
+ * (round to nearest even; Q8_0/Q8_1: NaN to -128): the portable quantizer
+ * and the AVX2 one, which writes the same bytes (NULL without AVX2, or for
+ * other types). */
 typedef void (*sl_act_fn)(const float *x, void *dst, int64_t n);
 sl_act_fn sl_quants_act_portable(int type);
 sl_act_fn sl_quants_act_avx2(int type);

@@ -1,0 +1,155 @@
+/* The K formats' vec_dot_rows: up to SL_DOT_ROWS weight rows against up to
+ * SL_DOT_ROWS_TOKENS activation rows in one call, included by quants-avx2.c
+ * once per instruction set like quants-legacy.h: TARGET is the target
+ * attribute, SFX(f) names this build's functions, K_PASS_UNITS is how many
+ * units of eight (row, token) pairs share one pass over a block's
+ * activations (as many as the registers hold: 1 for AVX2's 16, 2 for
+ * AVX-512's 32), and with SL_K_VNNI_PASS defined each group's scaled sums
+ * are added by AVX-512 VNNI's vpdpwssd instead of vpmaddwd + vpaddd (the
+ * same integers: no sum of two products wraps). No include guard: read
+ * twice on purpose.
+ *
+ * Every (row, token) pair gets exactly the one-row dot product's bits
+ * (dotK): its integer sums are the same integers, whatever their order, and
+ * its per-block float step is the same operations in the same order
+ * (sl_q_K_block_dot), done for eight pairs at once in the lanes of one
+ * vector. What the pairs share is done once: the horizontal sums of eight
+ * accumulators, each activation block's loads for every row of a pass, and
+ * each weight block's decoding for every token. */
+
+/* acc + group k's scaled sums of codes u times activations y (w: the
+ * scales as int16, one per pair of products). */
+TARGET static inline __m256i SFX(kgroup_add)(__m256i acc, __m256i u, __m256i y, __m256i w)
+{
+#ifdef SL_K_VNNI_PASS
+	return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(u, y), w);
+#else
+	return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), w));
+#endif
+}
+
+/* Group k of a pass of PR rows against NT tokens: pair (r, t) adds into
+ * acc[UT * r + t]. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(kgroup)(int k, const kblock *b, const int PR, const int NT, const int UT, const sl_block_q8_K *const *yb,
+            __m256i *acc)
+{
+	__m256i wk[2 * K_PASS_UNITS];
+#pragma GCC unroll 4
+	for (int r = 0; r < PR; r++)
+		wk[r] = group_scales(&b[r].sc, k);
+#pragma GCC unroll 8
+	for (int t = 0; t < NT; t++) {
+		const __m256i yv = load32(yb[t]->qs + 32 * k);
+#pragma GCC unroll 4
+		for (int r = 0; r < PR; r++)
+			acc[UT * r + t] = SFX(kgroup_add)(acc[UT * r + t], b[r].u[k], yv, wk[r]);
+	}
+}
+
+/* A unit is eight (row, token) pairs, one vector's lanes: two weight rows
+ * by four tokens, pair (r, t) in lane 4r + t, for calls of up to four
+ * tokens, or one row by eight tokens (lane t) for calls of eight. A pass
+ * over a block's activations takes K_PASS_UNITS units, as many as the
+ * registers hold. R (1, 2 or 4) and NT (1, 2, 4 or 8) are constants after inlining; pairs
+ * past them stay zero and are never stored. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(krows)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n, float *y, size_t ys,
+           const void *w, size_t ws, const void *xq, size_t xs)
+{
+	enum { MAXT = SL_DOT_ROWS_TOKENS, MAXP = 2 * K_PASS_UNITS };
+	_Static_assert(SL_DOT_ROWS_TOKENS == 8 && SL_DOT_ROWS == 4, "units are 2x4 or 1x8 pairs");
+	const int UT = NT > 4 ? 8 : 4, UR = 8 / UT, P = K_PASS_UNITS * UR;
+	__m256 fsum[SL_DOT_ROWS];
+#pragma GCC unroll 4
+	for (int u = 0; u < SL_DOT_ROWS; u++)
+		fsum[u] = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / SL_QK_K; i++) {
+		const sl_block_q8_K *yb[MAXT];
+		float yd[MAXT];
+#pragma GCC unroll 8
+		for (int t = 0; t < MAXT; t++) {
+			yb[t] = t < NT ? (const sl_block_q8_K *)((const uint8_t *)xq + (size_t)t * xs) + i : NULL;
+			yd[t] = t < NT ? yb[t]->d : 0;
+		}
+		const __m128 yd4 = _mm_setr_ps(yd[0], yd[1], yd[2], yd[3]);
+		const __m256 ydv = UT == 8 ? _mm256_setr_ps(yd[0], yd[1], yd[2], yd[3], yd[4], yd[5], yd[6], yd[7])
+		                           : _mm256_set_m128(yd4, yd4);
+		/* Calls of few tokens stream their weights (decoding): as the
+		 * legacy rows do, fetch the next R rows in one linear sweep, R
+		 * blocks' bytes per block, which the hardware does not follow
+		 * as R interleaved streams. Calls of 8 tokens meet the same rows
+		 * again in the next call. */
+		if (R > 1 && NT < MAXT) {
+			const char *next = (const char *)w + (size_t)R * ws + (size_t)i * R * bytes;
+			for (size_t off = 0; off < R * bytes; off += 64)
+				_mm_prefetch(next + off, _MM_HINT_T0);
+		}
+#pragma GCC unroll 4
+		for (int r0 = 0; r0 < R; r0 += P) {
+			const int PR = R - r0 < P ? R - r0 : P, NU = (PR + UR - 1) / UR;
+			kblock b[MAXP];
+#pragma GCC unroll 4
+			for (int r = 0; r < PR; r++)
+				decode((const uint8_t *)w + (size_t)(r0 + r) * ws + (size_t)i * bytes, &b[r]);
+			/* The codes' offsets against the bsums, one sum per pair,
+			 * reduced at once: subtracted, shifted, from the sums of
+			 * biased codes, or the minimums' share. */
+			__m256i corr[K_PASS_UNITS];
+#pragma GCC unroll 2
+			for (int u = 0; u < NU; u++) {
+				__m256i c[8];
+#pragma GCC unroll 8
+				for (int v = 0; v < 8; v++) {
+					const int r = UR * u + v / UT, t = v % UT;
+					c[v] = r < PR && t < NT ? bsum_dot(b[r].corr, yb[t]->bsums) : _mm256_setzero_si256();
+				}
+				corr[u] = hsum8_epi32(c);
+			}
+			/* Pair (r, t) of the pass: unit r / UR, lane UT * (r % UR) + t. */
+			__m256i acc[8 * K_PASS_UNITS];
+#pragma GCC unroll 16
+			for (int v = 0; v < 8 * K_PASS_UNITS; v++)
+				acc[v] = _mm256_setzero_si256();
+			/* Calls of 8 tokens (prompts, evaluations) and of one
+			 * (decoding) unroll the groups; the other shapes keep the
+			 * loop, which spares the build dozens of unrolled copies. */
+			if (NT == MAXT || NT == 1) {
+#pragma GCC unroll 8
+				for (int k = 0; k < 8; k++)
+					SFX(kgroup)(k, b, PR, NT, UT, yb, acc);
+			} else {
+#pragma GCC unroll 1
+				for (int k = 0; k < 8; k++)
+					SFX(kgroup)(k, b, PR, NT, UT, yb, acc);
+			}
+			/* The float step of eight pairs at once, as sl_q_K_block_dot. */
+#pragma GCC unroll 2
+			for (int u = 0; u < NU; u++) {
+				__m256i sumi = hsum8_epi32(&acc[8 * u]), summ = corr[u];
+				if (b[0].shift >= 0) {
+					sumi = _mm256_sub_epi32(sumi, _mm256_sll_epi32(summ, _mm_cvtsi32_si128(b[0].shift)));
+					summ = _mm256_setzero_si256();
+				}
+				const int ra = UR * u, rb = UR * u + 1;
+				__m256 d = _mm256_set1_ps(b[ra].d), dmin = _mm256_set1_ps(b[ra].dmin);
+				if (UR == 2) {
+					d = _mm256_set_m128(_mm_set1_ps(rb < PR ? b[rb].d : 0), _mm256_castps256_ps128(d));
+					dmin = _mm256_set_m128(_mm_set1_ps(rb < PR ? b[rb].dmin : 0), _mm256_castps256_ps128(dmin));
+				}
+				const __m256 blk = _mm256_mul_ps(ydv, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(sumi)),
+				                                                    _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summ))));
+				fsum[r0 / UR + u] = _mm256_add_ps(fsum[r0 / UR + u], blk);
+			}
+		}
+	}
+	float out[SL_DOT_ROWS][8];
+#pragma GCC unroll 4
+	for (int u = 0; u < SL_DOT_ROWS; u++)
+		_mm256_storeu_ps(out[u], fsum[u]);
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+		for (int t = 0; t < NT; t++)
+			y[(size_t)t * ys + r] = out[r / UR][UT * (r % UR) + t];
+}
