@@ -617,19 +617,19 @@ K_DOT(q6_K)
 #define q5_K_KROWS(R, N) SFX(krows)(q5_K_decode, sizeof(sl_block_q5_K), R, N, n, y, ys, w, ws, xq, xs)
 #define q6_K_KROWS(R, N) SFX(krows)(q6_K_decode, sizeof(sl_block_q6_K), R, N, n, y, ys, w, ws, xq, xs)
 
-/* The K formats' rows come in 1, 2 or 4 rows by 1, 2, 4 or 8 tokens
- * (other counts are split, see K_ROWS). */
+/* The K formats' rows come in 1 or 4 rows by 1, 4 or 8 tokens (other
+ * counts are split, see K_ROWS): few instances, since each is a large
+ * inlined body and the file's compile time (above all under the
+ * sanitizers) grows with their number. */
 #define K_ROWS_NT(call, R)                            \
 	switch (nt) {                                 \
 	case 1: call(R, 1); break;                    \
-	case 2: call(R, 2); break;                    \
 	case 4: call(R, 4); break;                    \
 	default: call(R, SL_DOT_ROWS_TOKENS); break;  \
 	}
 #define K_ROWS_SWITCH(call)                                  \
 	switch (nr) {                                        \
 	case 1: K_ROWS_NT(call, 1) break;                    \
-	case 2: K_ROWS_NT(call, 2) break;                    \
 	default: K_ROWS_NT(call, SL_DOT_ROWS) break;         \
 	}
 
@@ -640,13 +640,13 @@ K_DOT(q6_K)
 	TARGET static void SFX(t##_krows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, \
 	                                  size_t ws, const void *xq, size_t xs)                         \
 	{                                                                                             \
-		if (nr == 3) {                                                                        \
-			SFX(t##_krows)(n, 2, nt, y, ys, w, ws, xq, xs);                                 \
-			SFX(t##_krows)(n, 1, nt, y + 2, ys, (const uint8_t *)w + 2 * ws, ws, xq, xs);    \
+		if (nr != 1 && nr != SL_DOT_ROWS) {                                                   \
+			for (int r = 0; r < nr; r++)                                                  \
+				SFX(t##_krows)(n, 1, nt, y + r, ys, (const uint8_t *)w + r * ws, ws, xq, xs); \
 			return;                                                                       \
 		}                                                                                     \
-		if (nt != 1 && nt != 2 && nt != 4 && nt != SL_DOT_ROWS_TOKENS) {                      \
-			const int head = nt > 4 ? 4 : 2;                                              \
+		if (nt != 1 && nt != 4 && nt != SL_DOT_ROWS_TOKENS) {                                 \
+			const int head = nt > 4 ? 4 : 1;                                              \
 			SFX(t##_krows)(n, nr, head, y, ys, w, ws, xq, xs);                              \
 			SFX(t##_krows)(n, nr, nt - head, y + head * ys, ys, w, ws,                      \
 			               (const uint8_t *)xq + head * xs, xs);                            \
