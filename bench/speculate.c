@@ -9,7 +9,8 @@
  * "cpu s-up" is the speed-up in CPU time, steadier than the clock's where
  * other work shares the machine. Where the time goes: c is one draft step
  * over one step of the target alone, "verify" one verification of up to
- * k + 1 tokens in such steps (the prediction counts it as 1), "loop" the
+ * k + 1 tokens in such steps (the prediction counts it as 1; "pred(v)"
+ * is the prediction with this measured cost instead), "loop" the
  * share of the passes' time outside drafting and verification (the
  * caches' rewind, bookkeeping). --draft NAME keeps the sources whose
  * label starts with NAME. --shape 110m runs a model of
@@ -126,7 +127,7 @@ static double median(double *v, int n)
 }
 
 /* The timed figures of a row, one array of rounds each. */
-enum { F_TPS, F_ALONE, F_SPEEDUP, F_PRED, F_CPU, F_C, F_VERIFY, F_LOOP, N_FIG };
+enum { F_TPS, F_ALONE, F_SPEEDUP, F_PRED, F_PREDV, F_CPU, F_C, F_VERIFY, F_LOOP, N_FIG };
 #define MAX_ROUNDS 99
 
 int main(int argc, char **argv)
@@ -200,8 +201,9 @@ int main(int argc, char **argv)
 
 	int32_t prompt[48];
 	int n_prompt = prompt_of(m, prompt, 48);
-	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s %8s %5s %6s %5s\n", "draft", "k", "acceptance", "tok/pass",
-	       "spec t/s", "alone t/s", "speed-up", "predicted", "pred/meas", "cpu s-up", "c", "verify", "loop");
+	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s %8s %7s %8s %5s %6s %5s\n", "draft", "k", "acceptance",
+	       "tok/pass", "spec t/s", "alone t/s", "speed-up", "predicted", "pred/meas", "pred(v)", "pv/meas", "cpu s-up",
+	       "c", "verify", "loop");
 	double best = 0;
 	const char *best_label = "";
 	int best_k = 0;
@@ -230,6 +232,10 @@ int main(int argc, char **argv)
 				fig[F_VERIFY][done] =
 				        st.passes && st.target_token_s > 0 ? st.target_s / st.passes / st.target_token_s : 0;
 				fig[F_LOOP][done] = st.total_s > 0 ? (st.total_s - st.draft_s - st.target_s) / st.total_s : 0;
+				/* The prediction with the verification's measured cost in
+				 * place of one target step. */
+				const double kc = k * st.cost_ratio, v = fig[F_VERIFY][done];
+				fig[F_PREDV][done] = v > 0 ? st.predicted_speedup * (kc + 1) / (kc + v) : 0;
 			}
 			if (done < rounds)
 				continue;
@@ -237,10 +243,12 @@ int main(int argc, char **argv)
 			for (int f = 0; f < N_FIG; f++)
 				med[f] = median(fig[f], rounds);
 			st.speedup = med[F_SPEEDUP];
-			printf("%-18.18s %2d %10.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f %7.2fx %5.2f %6.2f %4.1f%%\n",
+			printf("%-18.18s %2d %10.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f %6.2fx %7.2f %7.2fx %5.2f %6.2f "
+			       "%4.1f%%\n",
 			       src[s].d.label, k, st.acceptance, st.mean_len, med[F_TPS], med[F_ALONE], med[F_SPEEDUP],
-			       med[F_PRED], med[F_SPEEDUP] > 0 ? med[F_PRED] / med[F_SPEEDUP] : 0, med[F_CPU], med[F_C],
-			       med[F_VERIFY], 100 * med[F_LOOP]);
+			       med[F_PRED], med[F_SPEEDUP] > 0 ? med[F_PRED] / med[F_SPEEDUP] : 0, med[F_PREDV],
+			       med[F_SPEEDUP] > 0 ? med[F_PREDV] / med[F_SPEEDUP] : 0, med[F_CPU], med[F_C], med[F_VERIFY],
+			       100 * med[F_LOOP]);
 			fflush(stdout);
 			if (st.speedup > best) {
 				best = st.speedup;

@@ -28,6 +28,13 @@ for t in test-ops test-batch; do
 	echo "$t, AVX2 forms: $(tail -1 "$tmp/$t.log")"
 done
 
+# The float products' bits over odd row lengths (test-ops hashes them).
+"$builddir/tests/test-ops" >"$tmp/ops512.log" 2>&1 || { tail -20 "$tmp/ops512.log"; fail "test-ops"; }
+h512=$(grep '^float products (AVX2)' "$tmp/ops512.log" | sed 's/.*bits hash //')
+h256=$(grep '^float products (AVX2)' "$tmp/test-ops.log" | sed 's/.*bits hash //')
+[ -n "$h512" ] && [ "$h512" = "$h256" ] || fail "float products' bits: AVX-512 forms hash [$h512], AVX2 forms [$h256]"
+echo "float products over odd row lengths: the same bits both ways ($h512)"
+
 ppl() {
 	"$slimlab" eval "$model" --text "$srcdir/data/eval.txt" --ctx 128 --chunks 6 --json </dev/null 2>"$tmp/err" |
 		grep '"ppl":' || { cat "$tmp/err"; fail "eval"; }

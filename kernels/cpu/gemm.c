@@ -1,14 +1,21 @@
 /* Float matrix products whose every output is one dot product computed the
  * same way however many tokens share the call: y[t][r] = x[t] . w[r] over
- * n, accumulated in eight lanes (lane l takes the products at k = l mod 8,
- * in order of k), the lanes summed in one fixed tree, then the last n mod
- * 8 products added in order. A token's result therefore does not depend on
- * the batch it arrives in, nor on the tile the kernel happens to cover it
- * with: decoding, evaluation and the verification of speculative drafts
- * compute one function. The AVX2 kernel keeps one 8-lane accumulator per
- * output and tiles up to 3 tokens by 4 rows (one token by 8) so that each
- * loaded vector serves several products; the portable kernel follows the same lanes and tree
- * (without fused multiply-adds, so the two paths differ by rounding). */
+ * n, in runs of eight products (run m covers k = 8m .. 8m+7) dealt to four
+ * chains in turn (run m to chain m mod 4), each chain accumulated lane by
+ * lane (lane l takes k = 8m + l, in order of m), the chains added lane by
+ * lane as (0 + 2) + (1 + 3), the lanes summed in one fixed tree, then the
+ * last n mod 8 products added in order. A token's result therefore does
+ * not depend on the batch it arrives in, nor on the tile the kernel
+ * happens to cover it with: decoding, evaluation and the verification of
+ * speculative drafts compute one function. The four chains are what let
+ * one token read a weight row from start to end with four multiply-adds in
+ * flight: a core streams one row at a time at up to twice the rate at
+ * which it follows several rows side by side, and decoding is bound by
+ * that rate. The AVX2 kernel keeps each output's chains in four 8-lane
+ * accumulators; the AVX-512 kernel in two 16-lane ones (chains 0 and 1 in
+ * one, 2 and 3 in the other), with the same lanes, so the same bits. The
+ * portable kernel follows the same chains, lanes and tree (without fused
+ * multiply-adds, so the two paths differ by rounding). */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
@@ -43,11 +50,13 @@ static inline float weight_at(const void *w, int type, int k)
 
 static float dot_portable(const float *x, const float *w, int n)
 {
-	float l[8] = {0};
+	float c[4][8] = {{0}}, l[8];
 	int k = 0;
-	for (; k + 8 <= n; k += 8)
+	for (int m = 0; k + 8 <= n; k += 8, m++)
 		for (int j = 0; j < 8; j++)
-			l[j] += x[k + j] * w[k + j];
+			c[m & 3][j] += x[k + j] * w[k + j];
+	for (int j = 0; j < 8; j++)
+		l[j] = (c[0][j] + c[2][j]) + (c[1][j] + c[3][j]);
 	float s = lanes_sum(l);
 	for (; k < n; k++)
 		s += x[k] * w[k];
@@ -150,126 +159,267 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 	return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-/* One tile of TM tokens by TN rows, weights of type WT: each output one
- * accumulator; the tail products in the scalar types' own widening. */
-#define TILE_AT(ATTR, NAME, WT, TM, TN)                                                                 \
-	ATTR static void NAME(float *y, size_t ldy, const float *x, size_t ldx, const void *w, size_t ldw, int n) \
-	{                                                                                               \
-		__m256 acc[TM][TN];                                                                     \
-		UNROLL for (int i = 0; i < TM; i++)                                                     \
-			UNROLL for (int j = 0; j < TN; j++)                                             \
-				acc[i][j] = _mm256_setzero_ps();                                        \
-		int k = 0;                                                                              \
-		for (; k + 8 <= n; k += 8) {                                                            \
-			__m256 xv[TM];                                                                  \
-			UNROLL for (int i = 0; i < TM; i++)                                             \
-				xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k);                       \
-			UNROLL for (int j = 0; j < TN; j++) {                                           \
-				__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)k);                  \
-				UNROLL for (int i = 0; i < TM; i++)                                     \
-					acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);              \
-			}                                                                               \
-		}                                                                                       \
-		float sums[TM * TN + 8];                                                                \
-		UNROLL for (int g = 0; g < TM * TN; g += 8)                                             \
-			hsums(sums + g, &acc[0][0] + g, TM * TN - g < 8 ? TM * TN - g : 8);             \
-		for (int i = 0; i < TM; i++)                                                            \
-			for (int j = 0; j < TN; j++) {                                                  \
-				float s = sums[i * TN + j];                                             \
-				for (int kk = k; kk < n; kk++)                                          \
-					s += x[(size_t)i * ldx + kk] * weight_at(w, SL_DT_##WT, (int)((size_t)j * ldw + (size_t)kk)); \
-				y[(size_t)i * ldy + j] = s;                                             \
-			}                                                                               \
-	}
-#define TILE(WT, TM, TN) TILE_AT(AVX2, tile_##WT##_##TM##x##TN, WT, TM, TN)
-/* The same tiles over AVX-512 VL's 32 registers: the same 8-lane
- * accumulators and operations (so the same bits), more of them at once. */
-#define X512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl")))
-#define TILE512(WT, TM, TN) TILE_AT(X512, tile512_##WT##_##TM##x##TN, WT, TM, TN)
-
 #define SL_DT_f32 SL_DT_F32
 #define SL_DT_f16 SL_DT_F16
 #define SL_DT_bf16 SL_DT_BF16
 
-/* Rows left after the tiles of four: one output at a time. */
-#define REST_ROWS(WT)                                                                                   \
-	for (; r < rows; r++)                                                                           \
-		for (int t = 0; t < T; t++)                                                             \
-			tile_##WT##_1x1(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx,          \
-			                (const char *)w + (size_t)r * ldw * es, ldw, n);
+/* An output's four chains combined lane by lane, as the portable kernel
+ * combines them: (0 + 2) + (1 + 3). */
+AVX2 static inline __m256 chains4(__m256 c0, __m256 c1, __m256 c2, __m256 c3)
+{
+	return _mm256_add_ps(_mm256_add_ps(c0, c2), _mm256_add_ps(c1, c3));
+}
 
-/* Tiles keep at least eight accumulators busy where the batch allows, so
- * that fused multiply-adds are not waiting on each other: one token meets
- * eight rows at a time, two or three tokens four rows, and a batch of
- * 3m + 1 tokens ends in two tiles of two rather than one of one. Which tile
- * covers an output never changes its value. */
+/* A tile's outputs from its combined chains v (token i, row j at i*tn +
+ * j): the lanes' sums, then the last n mod 8 products in order. */
+AVX2 static inline __attribute__((always_inline)) void tile_out(float *y, size_t ldy, const float *x, size_t ldx,
+                                                                const void *w, int wtype, size_t ldw, int n,
+                                                                const __m256 *v, int tm, int tn)
+{
+	float sums[16 + 8];
+	UNROLL for (int g = 0; g < tm * tn; g += 8)
+		hsums(sums + g, v + g, tm * tn - g < 8 ? tm * tn - g : 8);
+	const int k0 = n & ~7;
+	UNROLL for (int i = 0; i < tm; i++)
+		UNROLL for (int j = 0; j < tn; j++) {
+			float s = sums[i * tn + j];
+			for (int kk = k0; kk < n; kk++)
+				s += x[(size_t)i * ldx + kk] * weight_at(w, wtype, (int)((size_t)j * ldw + (size_t)kk));
+			y[(size_t)i * ldy + j] = s;
+		}
+}
+
+/* A weight vector held in a register: otherwise the compiler may fold
+ * its load into each token's multiply-add and read it TM times. */
+#define KEEP(v) __asm__("" : "+v"(v))
+
+/* One tile of TM tokens by TN rows on AVX2: each output's four chains in
+ * four accumulators, one stretch of 32 products (a run for each chain) a
+ * step, so the rows are read from start to end. */
+#define TILE(WT, TM, TN)                                                                                \
+	AVX2 static void tile_##WT##_##TM##x##TN(float *y, size_t ldy, const float *x, size_t ldx, const void *w, \
+	                                         size_t ldw, int n)                                     \
+	{                                                                                               \
+		__m256 acc[4][TM][TN];                                                                  \
+		UNROLL for (int c = 0; c < 4; c++)                                                      \
+			UNROLL for (int i = 0; i < TM; i++)                                             \
+				UNROLL for (int j = 0; j < TN; j++)                                     \
+					acc[c][i][j] = _mm256_setzero_ps();                             \
+		const int n8 = n & ~7;                                                                  \
+		int k = 0;                                                                              \
+		for (; k + 32 <= n8; k += 32)                                                           \
+			UNROLL for (int c = 0; c < 4; c++) {                                            \
+				__m256 xv[TM];                                                          \
+				UNROLL for (int i = 0; i < TM; i++)                                     \
+					xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c);       \
+				UNROLL for (int j = 0; j < TN; j++) {                                   \
+					__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)); \
+					KEEP(wv);                                                       \
+					UNROLL for (int i = 0; i < TM; i++)                             \
+						acc[c][i][j] = _mm256_fmadd_ps(xv[i], wv, acc[c][i][j]); \
+				}                                                                       \
+			}                                                                               \
+		UNROLL for (int c = 0; c < 3; c++)                                                      \
+			if (k + 8 * c + 8 <= n8) {                                                      \
+				UNROLL for (int i = 0; i < TM; i++) {                                   \
+					__m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c);   \
+					UNROLL for (int j = 0; j < TN; j++)                             \
+						acc[c][i][j] = _mm256_fmadd_ps(                         \
+							xv, load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)), acc[c][i][j]); \
+				}                                                                       \
+			}                                                                               \
+		__m256 v[TM * TN];                                                                      \
+		UNROLL for (int i = 0; i < TM; i++)                                                     \
+			UNROLL for (int j = 0; j < TN; j++)                                             \
+				v[i * TN + j] = chains4(acc[0][i][j], acc[1][i][j], acc[2][i][j], acc[3][i][j]); \
+		tile_out(y, ldy, x, ldx, w, SL_DT_##WT, ldw, n, v, TM, TN);                             \
+	}
+
+/* A matrix at least this large is taken to come from memory rather than
+ * the caches when one token meets it: one row at a time reads it fastest.
+ * Smaller ones are met several rows at a time, more chains in flight. The
+ * choice changes the speed only: every tile gives an output the same bits. */
+#define STREAM_BYTES ((size_t)1 << 20)
+
+/* Tiles of one, two or three outputs (twelve accumulators of sixteen
+ * registers): one token reads one row at a time, from start to end, with
+ * its four chains in flight (three rows at a time in a small matrix); two
+ * or more tokens meet one row three at a time. Which tile covers an output
+ * never changes its value. */
 #define GEMM(WT)                                                                                        \
-	TILE(WT, 3, 4)                                                                                  \
-	TILE(WT, 2, 4)                                                                                  \
-	TILE(WT, 1, 8)                                                                                  \
-	TILE(WT, 1, 4)                                                                                  \
+	TILE(WT, 3, 1)                                                                                  \
+	TILE(WT, 2, 1)                                                                                  \
+	TILE(WT, 1, 3)                                                                                  \
 	TILE(WT, 1, 1)                                                                                  \
 	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w,   \
 	                           size_t ldw, int rows, int n)                                         \
 	{                                                                                               \
-		size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                            \
+		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
 		int r = 0;                                                                              \
-		if (T == 1)                                                                             \
-			for (; r + 8 <= rows; r += 8)                                                   \
-				tile_##WT##_1x8(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
-		for (; r + 4 <= rows; r += 4) {                                                         \
-			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
-			int t = 0;                                                                      \
-			for (; T - t >= 3 && T - t != 4; t += 3)                                        \
-				tile_##WT##_3x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
-			for (; T - t >= 2; t += 2)                                                      \
-				tile_##WT##_2x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
-			for (; t < T; t++)                                                              \
-				tile_##WT##_1x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+		if (T == 1 && (size_t)rows * ldw * es < STREAM_BYTES)                                   \
+			for (; r + 3 <= rows; r += 3)                                                   \
+				tile_##WT##_1x3(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
+		if (T == 1) {                                                                           \
+			for (; r < rows; r++)                                                           \
+				tile_##WT##_1x1(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
+			return;                                                                         \
 		}                                                                                       \
-		REST_ROWS(WT)                                                                           \
+		for (; r < rows; r += 4) { /* up to four rows meet each group of tokens */              \
+			const int re = rows - r < 4 ? rows : r + 4;                                     \
+			int t = 0;                                                                      \
+			for (; T - t >= 3; t += 3)                                                      \
+				for (int q = r; q < re; q++)                                            \
+					tile_##WT##_3x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, \
+					                (const char *)w + (size_t)q * ldw * es, ldw, n); \
+			for (int q = r; q < re; q++) {                                                  \
+				const void *wq = (const char *)w + (size_t)q * ldw * es;                \
+				if (T - t == 2)                                                         \
+					tile_##WT##_2x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
+				else if (T - t == 1)                                                    \
+					tile_##WT##_1x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
+			}                                                                               \
+		}                                                                                       \
 	}
 
 GEMM(f32)
 GEMM(f16)
 GEMM(bf16)
 
-/* Six tokens by four rows (24 accumulators, 6 activation vectors and a
- * weight vector in 32 registers), the last 1 to 5 tokens in one tile: a
- * 5-token verification of speculative drafts reads its weights once. */
+/* AVX-512: sixteen weights as floats, and an output's four chains in two
+ * registers of sixteen lanes: chains 0 and 1 in the low and high halves of
+ * one, 2 and 3 of the other, so that one fused multiply-add covers 16
+ * neighbouring products (two runs) with the lanes of the AVX2 kernel. */
+#define X512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl")))
+
+X512 static inline __m512 load512_f32(const void *w, size_t i)
+{
+	return _mm512_loadu_ps((const float *)w + i);
+}
+
+X512 static inline __m512 load512_f16(const void *w, size_t i)
+{
+	return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i)));
+}
+
+X512 static inline __m512 load512_bf16(const void *w, size_t i)
+{
+	__m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i));
+	return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* acc's low eight lanes += x[0..7] * w[0..7]; the high eight kept. */
+#define RUN_LOW(WT, acc, xp, w, i)                                                                      \
+	(acc = _mm512_mask3_fmadd_ps(_mm512_zextps256_ps512(_mm256_loadu_ps(xp)),                        \
+	                             _mm512_zextps256_ps512(load_##WT(w, i)), acc, 0x00ff))
+
+/* TM tokens by TN rows (two registers per output: at most 3 x 4 of 32
+ * registers with the activations and a weight vector). */
+#define TILE512(WT, TM, TN)                                                                             \
+	X512 static void tile512_##WT##_##TM##x##TN(float *y, size_t ldy, const float *x, size_t ldx,       \
+	                                            const void *w, size_t ldw, int n)                   \
+	{                                                                                               \
+		__m512 a[TM][TN], b[TM][TN];                                                            \
+		UNROLL for (int i = 0; i < TM; i++)                                                     \
+			UNROLL for (int j = 0; j < TN; j++)                                             \
+				a[i][j] = b[i][j] = _mm512_setzero_ps();                                \
+		const int n8 = n & ~7;                                                                  \
+		int k = 0;                                                                              \
+		for (; k + 32 <= n8; k += 32) {                                                         \
+			__m512 xv[TM];                                                                  \
+			UNROLL for (int i = 0; i < TM; i++)                                             \
+				xv[i] = _mm512_loadu_ps(x + (size_t)i * ldx + k);                       \
+			UNROLL for (int j = 0; j < TN; j++) {                                           \
+				__m512 wv = load512_##WT(w, (size_t)j * ldw + (size_t)k);               \
+				KEEP(wv);                                                               \
+				UNROLL for (int i = 0; i < TM; i++)                                     \
+					a[i][j] = _mm512_fmadd_ps(xv[i], wv, a[i][j]);                  \
+			}                                                                               \
+			UNROLL for (int i = 0; i < TM; i++)                                             \
+				xv[i] = _mm512_loadu_ps(x + (size_t)i * ldx + k + 16);                  \
+			UNROLL for (int j = 0; j < TN; j++) {                                           \
+				__m512 wv = load512_##WT(w, (size_t)j * ldw + (size_t)(k + 16));        \
+				KEEP(wv);                                                               \
+				UNROLL for (int i = 0; i < TM; i++)                                     \
+					b[i][j] = _mm512_fmadd_ps(xv[i], wv, b[i][j]);                  \
+			}                                                                               \
+		}                                                                                       \
+		if (k + 16 <= n8) { /* runs for chains 0 and 1, perhaps one for chain 2 */              \
+			UNROLL for (int i = 0; i < TM; i++) {                                           \
+				__m512 xv = _mm512_loadu_ps(x + (size_t)i * ldx + k);                   \
+				UNROLL for (int j = 0; j < TN; j++)                                     \
+					a[i][j] = _mm512_fmadd_ps(xv, load512_##WT(w, (size_t)j * ldw + (size_t)k), a[i][j]); \
+			}                                                                               \
+			if (k + 24 <= n8)                                                               \
+				UNROLL for (int i = 0; i < TM; i++)                                     \
+					UNROLL for (int j = 0; j < TN; j++)                             \
+						RUN_LOW(WT, b[i][j], x + (size_t)i * ldx + k + 16, w,   \
+						        (size_t)j * ldw + (size_t)(k + 16));            \
+		} else if (k + 8 <= n8) { /* a run for chain 0 */                                       \
+			UNROLL for (int i = 0; i < TM; i++)                                             \
+				UNROLL for (int j = 0; j < TN; j++)                                     \
+					RUN_LOW(WT, a[i][j], x + (size_t)i * ldx + k, w, (size_t)j * ldw + (size_t)k); \
+		}                                                                                       \
+		__m256 v[TM * TN];                                                                      \
+		UNROLL for (int i = 0; i < TM; i++)                                                     \
+			UNROLL for (int j = 0; j < TN; j++) {                                           \
+				__m512 s = _mm512_add_ps(a[i][j], b[i][j]);                             \
+				v[i * TN + j] = _mm256_add_ps(_mm512_castps512_ps256(s),                \
+				                              _mm256_castpd_ps(_mm512_extractf64x4_pd(  \
+				                                      _mm512_castps_pd(s), 1)));        \
+			}                                                                               \
+		tile_out(y, ldy, x, ldx, w, SL_DT_##WT, ldw, n, v, TM, TN);                             \
+	}
+
+/* Three tokens by four rows (24 accumulators), the last one or two tokens
+ * in one tile; rows left after the fours one at a time. One token meets
+ * four rows at a time too where the matrix is small enough to come from
+ * the caches (then eight chains in flight keep the multiply-adds busy),
+ * and reads one row at a time, from start to end, where it comes from
+ * memory. */
 #define GEMM512(WT)                                                                                     \
-	TILE512(WT, 6, 4)                                                                               \
-	TILE512(WT, 5, 4)                                                                               \
-	TILE512(WT, 4, 4)                                                                               \
 	TILE512(WT, 3, 4)                                                                               \
 	TILE512(WT, 2, 4)                                                                               \
 	TILE512(WT, 1, 4)                                                                               \
-	TILE512(WT, 1, 8)                                                                               \
+	TILE512(WT, 1, 1)                                                                               \
 	X512 static void gemm512_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, \
 	                              size_t ldw, int rows, int n)                                      \
 	{                                                                                               \
-		size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                            \
+		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
 		int r = 0;                                                                              \
-		if (T == 1)                                                                             \
-			for (; r + 8 <= rows; r += 8)                                                   \
-				tile512_##WT##_1x8(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
-		for (; r + 4 <= rows; r += 4) {                                                         \
-			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
-			int t = 0;                                                                      \
-			for (; T - t >= 6; t += 6)                                                      \
-				tile512_##WT##_6x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
-			float *yt = y + (size_t)t * ldy + r;                                            \
-			const float *xt = x + (size_t)t * ldx;                                          \
-			switch (T - t) {                                                                \
-			case 5: tile512_##WT##_5x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
-			case 4: tile512_##WT##_4x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
-			case 3: tile512_##WT##_3x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
-			case 2: tile512_##WT##_2x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
-			case 1: tile512_##WT##_1x4(yt, ldy, xt, ldx, wr, ldw, n); break;                 \
-			default: break;                                                                 \
+		if (T > 1) /* eight rows meet each group of three tokens */                            \
+			for (; r + 8 <= rows; r += 8) {                                                 \
+				const void *wr = (const char *)w + (size_t)r * ldw * es;                \
+				const void *wr4 = (const char *)w + (size_t)(r + 4) * ldw * es;         \
+				int t = 0;                                                              \
+				for (; T - t >= 3; t += 3) {                                            \
+					tile512_##WT##_3x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+					tile512_##WT##_3x4(y + (size_t)t * ldy + r + 4, ldy, x + (size_t)t * ldx, ldx, wr4, ldw, n); \
+				}                                                                       \
+				for (int h = 0; h < 2; h++) {                                           \
+					float *yt = y + (size_t)t * ldy + r + 4 * h;                    \
+					const float *xt = x + (size_t)t * ldx;                          \
+					const void *wh = h ? wr4 : wr;                                  \
+					if (T - t == 2)                                                 \
+						tile512_##WT##_2x4(yt, ldy, xt, ldx, wh, ldw, n);       \
+					else if (T - t == 1)                                            \
+						tile512_##WT##_1x4(yt, ldy, xt, ldx, wh, ldw, n);       \
+				}                                                                       \
 			}                                                                               \
-		}                                                                                       \
-		REST_ROWS(WT)                                                                           \
+		if (T > 1 || (size_t)rows * ldw * es < STREAM_BYTES)                                    \
+			for (; r + 4 <= rows; r += 4) {                                                 \
+				const void *wr = (const char *)w + (size_t)r * ldw * es;                \
+				int t = 0;                                                              \
+				for (; T - t >= 3; t += 3)                                              \
+					tile512_##WT##_3x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+				if (T - t == 2)                                                         \
+					tile512_##WT##_2x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+				else if (T - t == 1)                                                    \
+					tile512_##WT##_1x4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+			}                                                                               \
+		for (; r < rows; r++)                                                                   \
+			for (int t = 0; t < T; t++)                                                     \
+				tile512_##WT##_1x1(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, \
+				                   (const char *)w + (size_t)r * ldw * es, ldw, n);     \
 	}
 
 GEMM512(f32)
