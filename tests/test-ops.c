@@ -759,7 +759,9 @@ int main(int argc, char **argv)
 	else
 		printf("the AVX2 kernels did not run: %s\n",
 		       getenv("SL_NO_AVX2") ? "SL_NO_AVX2 is set" : "this CPU lacks AVX2, FMA or F16C");
-	printf("AVX-512: the CPU kernels have no AVX-512 path to run\n");
+	printf("AVX-512 forms (float tiles, legacy dots): %s\n",
+	       avx2 && sl_cpu_avx512vl() ? "ran (SL_NO_AVX512=1 turns them off; tests/test-paths.sh runs without them)"
+	                                 : "not run here");
 	printf("CPU paths run: %s\n", avx2 ? "AVX2, portable C" : "portable C");
 	return test_finish();
 }
