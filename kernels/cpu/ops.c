@@ -34,6 +34,10 @@ typedef struct {
 	size_t xq_row_bytes;
 } mm_args;
 
+/* Tokens from which a product goes through the type's vec_dot_gemm,
+ * whose preparations and tiles of four tokens pay for themselves. */
+#define MM_GEMM_TOKENS 16
+
 /* Rows converted to F32 at a time for the float kernel. */
 #define MM_TILE_ROWS 16
 
@@ -45,7 +49,10 @@ static void mm_task(int task, void *p)
 	int nr = r1 - r0;
 	if (nr <= 0)
 		return;
-	if (a->xq && a->ti->vec_dot_rows) {
+	if (a->xq && a->ti->vec_dot_gemm && a->T >= MM_GEMM_TOKENS) {
+		a->ti->vec_dot_gemm(a->n_in, nr, a->T, &a->y[r0], (size_t)a->n_out, a->w + (size_t)r0 * a->row_bytes,
+		                    a->row_bytes, a->xq, a->xq_row_bytes);
+	} else if (a->xq && a->ti->vec_dot_rows) {
 		/* SL_DOT_ROWS weight rows at a time, decoded once for up to
 		 * SL_DOT_ROWS_TOKENS tokens; a row's results are the same bits in
 		 * any group (and the one-row dot product's). */

@@ -106,3 +106,112 @@ SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, c
 			y[(size_t)t * ys + r] = hsum_ps(acc[r][t]) + summ[r][t];
 }
 
+
+/* The gemm: nr weight rows (any number) against nt tokens (any number) in
+ * one call, the bits SFX(rows) gives each (row, token) pair, with the
+ * work that rows repeats for every tile done once. Tokens go in chunks
+ * of LEGACY_CHUNK whose per-block inputs are prepared once for all rows
+ * (the offset's share, scales as floats), and the rows in groups of four
+ * decoded once for all of the chunk's tokens (unsigned codes, scales and
+ * minima as floats). A tile of four rows by four tokens then takes, per
+ * block and pair, one integer dot product, one conversion and one fused
+ * multiply-add whose scale product d * dy was formed for the whole tile
+ * beforehand, sixteen at a time. Rows and tokens short of a full tile
+ * are padded with copies and their results dropped. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(gemm_tile)(bool offset, int shift, int64_t nb, int nr, int nt, float *y, size_t ys, const legacy_scratch *s,
+               int tile, const uint8_t *const xrow[4], size_t qs_off)
+{
+	/* The scale products, [block][token][row]: the same d * dy as rows. */
+	const float *dy = s->dy + (size_t)tile * nb * 16;
+	for (int64_t i = 0; i < nb; i++) {
+		const __m256 d = _mm256_broadcast_ps((const __m128 *)(s->d + i * 4));
+		_mm256_store_ps(s->p + i * 16, _mm256_mul_ps(d, _mm256_load_ps(dy + i * 16)));
+		_mm256_store_ps(s->p + i * 16 + 8, _mm256_mul_ps(d, _mm256_load_ps(dy + i * 16 + 8)));
+	}
+	__m256 acc[4][4];
+	__m128 summ[4];
+	for (int t = 0; t < 4; t++) {
+		summ[t] = _mm_setzero_ps();
+		for (int r = 0; r < 4; r++)
+			acc[r][t] = _mm256_setzero_ps();
+	}
+	const size_t bytes = offset ? sizeof(sl_block_q8_1) : sizeof(sl_block_q8_0);
+	const __m256i *base = s->base + (size_t)tile * 4 * nb;
+	const float *sy = s->sy + (size_t)tile * 4 * nb;
+	for (int64_t i = 0; i < nb; i++) {
+		const __m256i *q = s->codes + i * 4;
+		const float *p = s->p + i * 16;
+#pragma GCC unroll 4
+		for (int t = 0; t < 4; t++) {
+			const __m256i yv = load32(xrow[t] + (size_t)i * bytes + qs_off);
+			const __m256i b = !offset && shift >= 0 ? base[(size_t)t * nb + i] : _mm256_setzero_si256();
+#pragma GCC unroll 4
+			for (int r = 0; r < 4; r++) {
+				__m256i dot;
+				if (!offset && shift < 0)
+					dot = SFX(dot_u8)(_mm256_sign_epi8(q[r], q[r]), _mm256_sign_epi8(yv, q[r]));
+				else
+					dot = SFX(dot_u8_add)(b, q[r], yv);
+				acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(p[t * 4 + r]), _mm256_cvtepi32_ps(dot), acc[r][t]);
+			}
+		}
+		if (offset) {
+			/* m * sy for the four rows at once, each lane as rows' scalar. */
+			const __m128 m = _mm_load_ps(s->m + i * 4);
+#pragma GCC unroll 4
+			for (int t = 0; t < 4; t++)
+				summ[t] = _mm_add_ps(summ[t], _mm_mul_ps(m, _mm_set1_ps(sy[(size_t)t * nb + i])));
+		}
+	}
+	for (int t = 0; t < nt; t++) {
+		float sm[4];
+		_mm_storeu_ps(sm, summ[t]);
+		for (int r = 0; r < nr; r++)
+			y[(size_t)t * ys + r] = hsum_ps(acc[r][t]) + sm[r];
+	}
+}
+
+__attribute__((always_inline)) TARGET static inline void
+SFX(gemm)(codes32_fn codes, size_t wbytes, bool offset, int shift, int64_t n, int nr, int nt, float *y, size_t ys,
+          const void *w, size_t ws, const void *xq, size_t xs, legacy_scratch *s)
+{
+	const int64_t nb = n / SL_QK;
+	const size_t qs_off = offset ? offsetof(sl_block_q8_1, qs) : offsetof(sl_block_q8_0, qs);
+	const __m256i ones = _mm256_set1_epi8(1);
+	for (int t0 = 0; t0 < nt; t0 += LEGACY_CHUNK) {
+		const int tc = nt - t0 < LEGACY_CHUNK ? nt - t0 : LEGACY_CHUNK;
+		const int tiles = (tc + 3) / 4;
+		/* The chunk's tokens, the last tile padded with copies of the
+		 * last token. */
+		for (int k = 0; k < tiles * 4; k++) {
+			const uint8_t *row = (const uint8_t *)xq + (size_t)(t0 + (k < tc ? k : tc - 1)) * xs;
+			for (int64_t i = 0; i < nb; i++) {
+				float dy, sy;
+				const int8_t *qs = act_block(row, i, offset, &dy, &sy);
+				float *e = s->dy + ((size_t)(k / 4) * nb + i) * 16 + (k % 4) * 4;
+				e[0] = e[1] = e[2] = e[3] = dy;
+				s->sy[(size_t)k * nb + i] = sy;
+				if (!offset && shift >= 0)
+					s->base[(size_t)k * nb + i] = _mm256_sub_epi32(
+					        _mm256_setzero_si256(),
+					        _mm256_sll_epi32(SFX(dot_u8)(ones, load32(qs)), _mm_cvtsi32_si128(shift)));
+			}
+		}
+		for (int r0 = 0; r0 < nr; r0 += 4) {
+			const int R = nr - r0 < 4 ? nr - r0 : 4;
+			for (int64_t i = 0; i < nb; i++)
+				for (int r = 0; r < 4; r++) {
+					const uint8_t *blk = (const uint8_t *)w + (size_t)(r0 + (r < R ? r : R - 1)) * ws + (size_t)i * wbytes;
+					s->codes[i * 4 + r] = codes(blk, &s->d[i * 4 + r], &s->m[i * 4 + r]);
+				}
+			for (int k = 0; k < tiles; k++) {
+				const int nk = tc - k * 4 < 4 ? tc - k * 4 : 4;
+				const uint8_t *xrow[4];
+				for (int t = 0; t < 4; t++)
+					xrow[t] = (const uint8_t *)xq + (size_t)(t0 + k * 4 + (t < nk ? t : nk - 1)) * xs;
+				SFX(gemm_tile)(offset, shift, nb, R, nk, y + (size_t)(t0 + k * 4) * ys + r0, ys, s, k, xrow, qs_off);
+			}
+		}
+	}
+}
