@@ -191,11 +191,12 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 
 /* The legacy gemm's working memory: a group of four rows decoded
  * ([block][row]: codes, scales, minima), a chunk of tokens prepared
- * ([token][block]: the offset's share of the integer sums, negated, and
- * the scaled sums sy; [tile][block][token][4]: the scales dy, each four
- * times), and one tile's scale products ([block][token][row]). */
+ * ([tile][block][token]: the codes, each followed by the offset's share
+ * of the integer sums, negated, where the format has one; the scaled sums
+ * sy; the scales dy, each four times), and one tile's scale products
+ * ([block][token][row]). */
 typedef struct {
-	__m256i *codes, *base;
+	__m256i *codes, *act;
 	float *d, *m, *dy, *sy, *p;
 	void *mem;
 } legacy_scratch;
@@ -203,7 +204,7 @@ typedef struct {
 static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 {
 	const size_t b = (size_t)nb, c = LEGACY_CHUNK;
-	const size_t sizes[] = {b * 4 * 32, c * b * 32, b * 16, b * 16, c * b * 16, c * b * 4, b * 64};
+	const size_t sizes[] = {b * 4 * 32, c * b * 64, b * 16, b * 16, c * b * 16, c * b * 4, b * 64};
 	size_t total = 0;
 	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
 		total += (sizes[k] + 63) / 64 * 64;

@@ -111,7 +111,8 @@ SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, c
  * one call, the bits SFX(rows) gives each (row, token) pair, with the
  * work that rows repeats for every tile done once. Tokens go in chunks
  * of LEGACY_CHUNK whose per-block inputs are prepared once for all rows
- * (the offset's share, scales as floats), and the rows in groups of four
+ * (codes and the offset's share side by side, tile by tile, to be read
+ * as one stream; scales as floats), and the rows in groups of four
  * decoded once for all of the chunk's tokens (unsigned codes, scales and
  * minima as floats). A tile of four rows by four tokens then takes, per
  * block and pair, one integer dot product, one conversion and one fused
@@ -120,32 +121,39 @@ SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, c
  * are padded with copies and their results dropped. */
 __attribute__((always_inline)) TARGET static inline void
 SFX(gemm_tile)(bool offset, int shift, int64_t nb, int nr, int nt, float *y, size_t ys, const legacy_scratch *s,
-               int tile, const uint8_t *const xrow[4], size_t qs_off)
+               int tile)
 {
 	/* The scale products, [block][token][row]: the same d * dy as rows. */
 	const float *dy = s->dy + (size_t)tile * nb * 16;
 	for (int64_t i = 0; i < nb; i++) {
+#ifdef SL_LEGACY_VNNI_PASS
+		_mm512_store_ps(s->p + i * 16, _mm512_mul_ps(_mm512_broadcast_f32x4(_mm_load_ps(s->d + i * 4)),
+		                                             _mm512_load_ps(dy + i * 16)));
+#else
 		const __m256 d = _mm256_broadcast_ps((const __m128 *)(s->d + i * 4));
 		_mm256_store_ps(s->p + i * 16, _mm256_mul_ps(d, _mm256_load_ps(dy + i * 16)));
 		_mm256_store_ps(s->p + i * 16 + 8, _mm256_mul_ps(d, _mm256_load_ps(dy + i * 16 + 8)));
+#endif
 	}
 	__m256 acc[4][4];
 	__m128 summ[4];
+#pragma GCC unroll 4
 	for (int t = 0; t < 4; t++) {
 		summ[t] = _mm_setzero_ps();
+#pragma GCC unroll 4
 		for (int r = 0; r < 4; r++)
 			acc[r][t] = _mm256_setzero_ps();
 	}
-	const size_t bytes = offset ? sizeof(sl_block_q8_1) : sizeof(sl_block_q8_0);
-	const __m256i *base = s->base + (size_t)tile * 4 * nb;
-	const float *sy = s->sy + (size_t)tile * 4 * nb;
+	const bool based = !offset && shift >= 0;
+	const __m256i *act = s->act + (size_t)tile * nb * (based ? 8 : 4);
+	const float *sy = s->sy + (size_t)tile * nb * 4;
 	for (int64_t i = 0; i < nb; i++) {
 		const __m256i *q = s->codes + i * 4;
 		const float *p = s->p + i * 16;
 #pragma GCC unroll 4
 		for (int t = 0; t < 4; t++) {
-			const __m256i yv = load32(xrow[t] + (size_t)i * bytes + qs_off);
-			const __m256i b = !offset && shift >= 0 ? base[(size_t)t * nb + i] : _mm256_setzero_si256();
+			const __m256i yv = based ? act[(i * 4 + t) * 2] : act[i * 4 + t];
+			const __m256i b = based ? act[(i * 4 + t) * 2 + 1] : _mm256_setzero_si256();
 #pragma GCC unroll 4
 			for (int r = 0; r < 4; r++) {
 				__m256i dot;
@@ -161,15 +169,20 @@ SFX(gemm_tile)(bool offset, int shift, int64_t nb, int nr, int nt, float *y, siz
 			const __m128 m = _mm_load_ps(s->m + i * 4);
 #pragma GCC unroll 4
 			for (int t = 0; t < 4; t++)
-				summ[t] = _mm_add_ps(summ[t], _mm_mul_ps(m, _mm_set1_ps(sy[(size_t)t * nb + i])));
+				summ[t] = _mm_add_ps(summ[t], _mm_mul_ps(m, _mm_set1_ps(sy[i * 4 + t])));
 		}
 	}
-	for (int t = 0; t < nt; t++) {
-		float sm[4];
-		_mm_storeu_ps(sm, summ[t]);
-		for (int r = 0; r < nr; r++)
-			y[(size_t)t * ys + r] = hsum_ps(acc[r][t]) + sm[r];
+	float out[4][4];
+#pragma GCC unroll 4
+	for (int t = 0; t < 4; t++) {
+		_mm_storeu_ps(out[t], summ[t]);
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++)
+			out[t][r] = hsum_ps(acc[r][t]) + out[t][r];
 	}
+	for (int t = 0; t < nt; t++)
+		for (int r = 0; r < nr; r++)
+			y[(size_t)t * ys + r] = out[t][r];
 }
 
 __attribute__((always_inline)) TARGET static inline void
@@ -177,41 +190,43 @@ SFX(gemm)(codes32_fn codes, size_t wbytes, bool offset, int shift, int64_t n, in
           const void *w, size_t ws, const void *xq, size_t xs, legacy_scratch *s)
 {
 	const int64_t nb = n / SL_QK;
-	const size_t qs_off = offset ? offsetof(sl_block_q8_1, qs) : offsetof(sl_block_q8_0, qs);
+	const bool based = !offset && shift >= 0;
 	const __m256i ones = _mm256_set1_epi8(1);
 	for (int t0 = 0; t0 < nt; t0 += LEGACY_CHUNK) {
 		const int tc = nt - t0 < LEGACY_CHUNK ? nt - t0 : LEGACY_CHUNK;
 		const int tiles = (tc + 3) / 4;
 		/* The chunk's tokens, the last tile padded with copies of the
-		 * last token. */
+		 * last token: [tile][block][token]. */
 		for (int k = 0; k < tiles * 4; k++) {
 			const uint8_t *row = (const uint8_t *)xq + (size_t)(t0 + (k < tc ? k : tc - 1)) * xs;
+			const size_t at = (size_t)(k / 4) * nb * 4 + k % 4;
 			for (int64_t i = 0; i < nb; i++) {
 				float dy, sy;
-				const int8_t *qs = act_block(row, i, offset, &dy, &sy);
-				float *e = s->dy + ((size_t)(k / 4) * nb + i) * 16 + (k % 4) * 4;
+				const __m256i yv = load32(act_block(row, i, offset, &dy, &sy));
+				float *e = s->dy + (at + (size_t)i * 4) * 4;
 				e[0] = e[1] = e[2] = e[3] = dy;
-				s->sy[(size_t)k * nb + i] = sy;
-				if (!offset && shift >= 0)
-					s->base[(size_t)k * nb + i] = _mm256_sub_epi32(
+				s->sy[at + (size_t)i * 4] = sy;
+				if (based) {
+					s->act[(at + (size_t)i * 4) * 2] = yv;
+					s->act[(at + (size_t)i * 4) * 2 + 1] = _mm256_sub_epi32(
 					        _mm256_setzero_si256(),
-					        _mm256_sll_epi32(SFX(dot_u8)(ones, load32(qs)), _mm_cvtsi32_si128(shift)));
+					        _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift)));
+				} else {
+					s->act[at + (size_t)i * 4] = yv;
+				}
 			}
 		}
 		for (int r0 = 0; r0 < nr; r0 += 4) {
 			const int R = nr - r0 < 4 ? nr - r0 : 4;
 			for (int64_t i = 0; i < nb; i++)
+#pragma GCC unroll 4
 				for (int r = 0; r < 4; r++) {
 					const uint8_t *blk = (const uint8_t *)w + (size_t)(r0 + (r < R ? r : R - 1)) * ws + (size_t)i * wbytes;
 					s->codes[i * 4 + r] = codes(blk, &s->d[i * 4 + r], &s->m[i * 4 + r]);
 				}
-			for (int k = 0; k < tiles; k++) {
-				const int nk = tc - k * 4 < 4 ? tc - k * 4 : 4;
-				const uint8_t *xrow[4];
-				for (int t = 0; t < 4; t++)
-					xrow[t] = (const uint8_t *)xq + (size_t)(t0 + k * 4 + (t < nk ? t : nk - 1)) * xs;
-				SFX(gemm_tile)(offset, shift, nb, R, nk, y + (size_t)(t0 + k * 4) * ys + r0, ys, s, k, xrow, qs_off);
-			}
+			for (int k = 0; k < tiles; k++)
+				SFX(gemm_tile)(offset, shift, nb, R, tc - k * 4 < 4 ? tc - k * 4 : 4,
+				               y + (size_t)(t0 + k * 4) * ys + r0, ys, s, k);
 		}
 	}
 }
