@@ -188,6 +188,9 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
  * blocks' offset shares and scales, some tens of KiB, stay in the
  * second-level cache while every row of the call meets them. */
 #define LEGACY_CHUNK 64
+/* Blocks ahead of its use that a tile's scale product is formed, so that
+ * it has left the store queue before it is read. */
+#define LEGACY_AHEAD 4
 
 /* The legacy gemm's working memory: a group of four rows decoded
  * ([block][row]: codes, scales, minima), a chunk of tokens prepared

@@ -119,22 +119,28 @@ SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, c
  * multiply-add whose scale product d * dy was formed for the whole tile
  * beforehand, sixteen at a time. Rows and tokens short of a full tile
  * are padded with copies and their results dropped. */
+/* A block's sixteen scale products of a tile, p[4t + r] = d[r] * dy[4t + r]
+ * (dy holds each token's scale four times). */
+TARGET static inline void SFX(scale_products)(float *p, const float *d, const float *dy)
+{
+#ifdef SL_LEGACY_VNNI_PASS
+	_mm512_store_ps(p, _mm512_mul_ps(_mm512_broadcast_f32x4(_mm_load_ps(d)), _mm512_load_ps(dy)));
+#else
+	const __m256 dv = _mm256_broadcast_ps((const __m128 *)d);
+	_mm256_store_ps(p, _mm256_mul_ps(dv, _mm256_load_ps(dy)));
+	_mm256_store_ps(p + 8, _mm256_mul_ps(dv, _mm256_load_ps(dy + 8)));
+#endif
+}
+
 __attribute__((always_inline)) TARGET static inline void
 SFX(gemm_tile)(bool offset, int shift, int64_t nb, int nr, int nt, float *y, size_t ys, const legacy_scratch *s,
                int tile)
 {
-	/* The scale products, [block][token][row]: the same d * dy as rows. */
+	/* The scale products, [block][token][row]: the same d * dy as rows,
+	 * formed LEGACY_AHEAD blocks ahead of their use. */
 	const float *dy = s->dy + (size_t)tile * nb * 16;
-	for (int64_t i = 0; i < nb; i++) {
-#ifdef SL_LEGACY_VNNI_PASS
-		_mm512_store_ps(s->p + i * 16, _mm512_mul_ps(_mm512_broadcast_f32x4(_mm_load_ps(s->d + i * 4)),
-		                                             _mm512_load_ps(dy + i * 16)));
-#else
-		const __m256 d = _mm256_broadcast_ps((const __m128 *)(s->d + i * 4));
-		_mm256_store_ps(s->p + i * 16, _mm256_mul_ps(d, _mm256_load_ps(dy + i * 16)));
-		_mm256_store_ps(s->p + i * 16 + 8, _mm256_mul_ps(d, _mm256_load_ps(dy + i * 16 + 8)));
-#endif
-	}
+	for (int64_t i = 0; i < nb && i < LEGACY_AHEAD; i++)
+		SFX(scale_products)(s->p + i * 16, s->d + i * 4, dy + i * 16);
 	__m256 acc[4][4];
 	__m128 summ[4];
 #pragma GCC unroll 4
@@ -148,6 +154,9 @@ SFX(gemm_tile)(bool offset, int shift, int64_t nb, int nr, int nt, float *y, siz
 	const __m256i *act = s->act + (size_t)tile * nb * (based ? 8 : 4);
 	const float *sy = s->sy + (size_t)tile * nb * 4;
 	for (int64_t i = 0; i < nb; i++) {
+		if (i + LEGACY_AHEAD < nb)
+			SFX(scale_products)(s->p + (i + LEGACY_AHEAD) * 16, s->d + (i + LEGACY_AHEAD) * 4,
+			                    dy + (i + LEGACY_AHEAD) * 16);
 		const __m256i *q = s->codes + i * 4;
 		const float *p = s->p + i * 16;
 #pragma GCC unroll 4
