@@ -193,21 +193,25 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 #define LEGACY_AHEAD 4
 
 /* The legacy gemm's working memory: a group of four rows decoded
- * ([block][row]: codes, scales, minima), a chunk of tokens prepared
- * ([tile][block][token]: the codes, each followed by the offset's share
- * of the integer sums, negated, where the format has one; the scaled sums
- * sy; the scales dy, each four times), and one tile's scale products
- * ([block][token][row]). */
+ * ([block][row]: codes, minima, and the scales, each four times), a chunk
+ * of tokens prepared ([tile][block][token]: the codes, each followed by
+ * the offset's share of the integer sums, negated, where the format has
+ * one; the scales dy; the scaled sums sy), and one tile's scale products
+ * ([block][row][token]). */
 typedef struct {
 	__m256i *codes, *act;
 	float *d, *m, *dy, *sy, *p;
 	void *mem;
 } legacy_scratch;
 
+/* One tile of the legacy gemm, a function of its own: inlined into the
+ * loops around it, it would lose registers to their hoisted constants. */
+typedef void (*legacy_tile_fn)(int64_t nb, int nr, int nt, float *y, size_t ys, const legacy_scratch *s, int tile);
+
 static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 {
 	const size_t b = (size_t)nb, c = LEGACY_CHUNK;
-	const size_t sizes[] = {b * 4 * 32, c * b * 64, b * 16, b * 16, c * b * 16, c * b * 4, b * 64};
+	const size_t sizes[] = {b * 4 * 32, c * b * 64, b * 64, b * 16, c * b * 4, c * b * 4, b * 64};
 	size_t total = 0;
 	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
 		total += (sizes[k] + 63) / 64 * 64;
@@ -228,11 +232,16 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 #define q5_0_ROWS(R, N) SFX(rows)(q5_0_ucodes, sizeof(sl_block_q5_0), false, 4, R, N, n, y, ys, w, ws, xq, xs)
 #define q5_1_ROWS(R, N) SFX(rows)(q5_1_codes, sizeof(sl_block_q5_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
 #define q8_0_ROWS(R, N) SFX(rows)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, R, N, n, y, ys, w, ws, xq, xs)
-#define q4_0_GEMM SFX(gemm)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, n, nr, nt, y, ys, w, ws, xq, xs, &s)
-#define q4_1_GEMM SFX(gemm)(q4_1_codes, sizeof(sl_block_q4_1), true, 0, n, nr, nt, y, ys, w, ws, xq, xs, &s)
-#define q5_0_GEMM SFX(gemm)(q5_0_ucodes, sizeof(sl_block_q5_0), false, 4, n, nr, nt, y, ys, w, ws, xq, xs, &s)
-#define q5_1_GEMM SFX(gemm)(q5_1_codes, sizeof(sl_block_q5_1), true, 0, n, nr, nt, y, ys, w, ws, xq, xs, &s)
-#define q8_0_GEMM SFX(gemm)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q4_0_GTILE SFX(gemm_tile)(false, 3, nb, nr, nt, y, ys, s, tile)
+#define q4_0_GEMM SFX(gemm)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, SFX(q4_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q4_1_GTILE SFX(gemm_tile)(true, 0, nb, nr, nt, y, ys, s, tile)
+#define q4_1_GEMM SFX(gemm)(q4_1_codes, sizeof(sl_block_q4_1), true, 0, SFX(q4_1_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q5_0_GTILE SFX(gemm_tile)(false, 4, nb, nr, nt, y, ys, s, tile)
+#define q5_0_GEMM SFX(gemm)(q5_0_ucodes, sizeof(sl_block_q5_0), false, 4, SFX(q5_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q5_1_GTILE SFX(gemm_tile)(true, 0, nb, nr, nt, y, ys, s, tile)
+#define q5_1_GEMM SFX(gemm)(q5_1_codes, sizeof(sl_block_q5_1), true, 0, SFX(q5_1_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q8_0_GTILE SFX(gemm_tile)(false, Q8_0_SHIFT, nb, nr, nt, y, ys, s, tile)
+#define q8_0_GEMM SFX(gemm)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, SFX(q8_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
 
 /* The one-row dot product, one row against up to SL_DOT_TILE tokens, and
  * up to SL_DOT_ROWS rows against as many: the same kernel throughout. */
@@ -257,6 +266,12 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 			xq = (const uint8_t *)xq + SL_DOT_TILE * xs;                                    \
 		}                                                                                       \
 		ROWS_SWITCH(t##_ROWS)                                                                   \
+	}                                                                                               \
+	__attribute__((noinline)) TARGET static void SFX(t##_gtile)(int64_t nb, int nr, int nt, float *y,  \
+	                                                          size_t ys, const legacy_scratch *s,     \
+	                                                          int tile)                              \
+	{                                                                                               \
+		t##_GTILE;                                                                              \
 	}                                                                                               \
 	TARGET static void SFX(t##_gemm)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
 	                                 size_t ws, const void *xq, size_t xs)                            \
