@@ -260,6 +260,10 @@ SFX(gemm)(codes32_fn codes, size_t wbytes, bool offset, int shift, legacy_tile_f
 					for (int k = 0; k < 4; k++)
 						s->d[i * 16 + r * 4 + k] = d;
 				}
+			/* The next group's rows, fetched while this one's tiles run. */
+			for (int r = r0 + 4; r < nr && r < r0 + 8; r++)
+				for (size_t off = 0; off < (size_t)nb * wbytes; off += 64)
+					_mm_prefetch((const char *)w + (size_t)r * ws + off, _MM_HINT_T0);
 			for (int k = 0; k < tiles; k++)
 				tile_fn(nb, R, tc - k * 4 < 4 ? tc - k * 4 : 4, y + (size_t)(t0 + k * 4) * ys + r0, ys, s, k);
 		}
