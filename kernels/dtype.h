@@ -127,6 +127,11 @@ typedef struct {
 	 * y[t*ys + r]; each result the bits vec_dot gives it. */
 	void (*vec_dot_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws, const void *xq,
 	                     size_t xs);
+	/* Optional: vec_dot_rows for any number of rows and tokens, a
+	 * product's share in one call (worth it from some SL_DOT_TILE tokens
+	 * on); each result the bits vec_dot gives it. */
+	void (*vec_dot_gemm)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws, const void *xq,
+	                     size_t xs);
 	/* How activations are quantized to this type for the integer dot
 	 * products, where that differs from from_float (NULL: from_float). */
 	void (*from_float_act)(const float *src, void *dst, int64_t n);

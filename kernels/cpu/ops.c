@@ -34,6 +34,10 @@ typedef struct {
 	size_t xq_row_bytes;
 } mm_args;
 
+/* Tokens from which a product goes through the type's vec_dot_gemm,
+ * whose preparations and tiles of four tokens pay for themselves. */
+#define MM_GEMM_TOKENS 16
+
 /* Rows converted to F32 at a time for the float kernel. */
 #define MM_TILE_ROWS 16
 
@@ -45,7 +49,10 @@ static void mm_task(int task, void *p)
 	int nr = r1 - r0;
 	if (nr <= 0)
 		return;
-	if (a->xq && a->ti->vec_dot_rows) {
+	if (a->xq && a->ti->vec_dot_gemm && a->T >= MM_GEMM_TOKENS) {
+		a->ti->vec_dot_gemm(a->n_in, nr, a->T, &a->y[r0], (size_t)a->n_out, a->w + (size_t)r0 * a->row_bytes,
+		                    a->row_bytes, a->xq, a->xq_row_bytes);
+	} else if (a->xq && a->ti->vec_dot_rows) {
 		/* SL_DOT_ROWS weight rows at a time, decoded once for up to
 		 * SL_DOT_ROWS_TOKENS tokens; a row's results are the same bits in
 		 * any group (and the one-row dot product's). */
@@ -89,6 +96,27 @@ static void mm_task(int task, void *p)
 				a->y[(size_t)t * a->n_out + r] += a->bias[r];
 }
 
+/* Quantizing the activations, split by tokens across the pool: each row
+ * is quantized alone, so the split changes no byte. A prompt's worth is a
+ * few percent of a product's time, which would otherwise run on one
+ * thread while the others wait. */
+#define ACT_TASK_TOKENS 16
+
+typedef struct {
+	const float *x;
+	char *xq;
+	size_t qrow;
+	int n_in, T, per;
+	void (*quantize)(const float *src, void *dst, int64_t n);
+} act_args;
+
+static void act_task(int task, void *p)
+{
+	const act_args *q = p;
+	for (int t = task * q->per; t < q->T && t < (task + 1) * q->per; t++)
+		q->quantize(q->x + (size_t)t * q->n_in, q->xq + (size_t)t * q->qrow, q->n_in);
+}
+
 /* Fills a's product of x (T rows of n_in) with weight w. Activations are
  * quantized to the type's vec_dot_type into a buffer returned in *owned,
  * unless one of the n_prev products already prepared has them in that
@@ -113,9 +141,9 @@ static void mm_prepare(mm_args *a, float *y, const float *x, int T, const void *
 	char *xq = malloc((size_t)T * qrow);
 	if (!xq)
 		abort();
-	void (*quantize)(const float *, void *, int64_t) = qt->from_float_act ? qt->from_float_act : qt->from_float;
-	for (int t = 0; t < T; t++)
-		quantize(x + (size_t)t * n_in, xq + (size_t)t * qrow, n_in);
+	act_args q = {x, xq, qrow, n_in, T, ACT_TASK_TOKENS,
+	              qt->from_float_act ? qt->from_float_act : qt->from_float};
+	sl_parallel_for((T + ACT_TASK_TOKENS - 1) / ACT_TASK_TOKENS, act_task, &q);
 	a->xq = *owned = xq;
 }
 

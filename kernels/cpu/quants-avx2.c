@@ -21,6 +21,8 @@
 
 #include <immintrin.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -182,11 +184,64 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 	return b->qs;
 }
 
+/* Tokens one legacy gemm pass prepares at once (quants-legacy.h): their
+ * blocks' offset shares and scales, some tens of KiB, stay in the
+ * second-level cache while every row of the call meets them. */
+#define LEGACY_CHUNK 64
+/* Blocks ahead of its use that a tile's scale product is formed, so that
+ * it has left the store queue before it is read. */
+#define LEGACY_AHEAD 4
+
+/* The legacy gemm's working memory: a group of four rows decoded
+ * ([block][row]: codes, minima, and the scales, each four times), a chunk
+ * of tokens prepared ([tile][block][token]: the codes, each followed by
+ * the offset's share of the integer sums, negated, where the format has
+ * one; the scales dy; the scaled sums sy), and one tile's scale products
+ * ([block][row][token]). */
+typedef struct {
+	__m256i *codes, *act;
+	float *d, *m, *dy, *sy, *p;
+	void *mem;
+} legacy_scratch;
+
+/* One tile of the legacy gemm, a function of its own: inlined into the
+ * loops around it, it would lose registers to their hoisted constants. */
+typedef void (*legacy_tile_fn)(int64_t nb, int nr, int nt, float *y, size_t ys, const legacy_scratch *s, int tile);
+
+static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
+{
+	const size_t b = (size_t)nb, c = LEGACY_CHUNK;
+	const size_t sizes[] = {b * 4 * 32, c * b * 64, b * 64, b * 16, c * b * 4, c * b * 4, b * 64};
+	size_t total = 0;
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
+		total += (sizes[k] + 63) / 64 * 64;
+	char *mem = aligned_alloc(64, total);
+	if (!mem)
+		return false;
+	void *part[sizeof sizes / sizeof *sizes];
+	for (size_t k = 0, off = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		part[k] = mem + off;
+		off += (sizes[k] + 63) / 64 * 64;
+	}
+	*s = (legacy_scratch){part[0], part[1], part[2], part[3], part[4], part[5], part[6], mem};
+	return true;
+}
+
 #define q4_0_ROWS(R, N) SFX(rows)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, R, N, n, y, ys, w, ws, xq, xs)
 #define q4_1_ROWS(R, N) SFX(rows)(q4_1_codes, sizeof(sl_block_q4_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
 #define q5_0_ROWS(R, N) SFX(rows)(q5_0_ucodes, sizeof(sl_block_q5_0), false, 4, R, N, n, y, ys, w, ws, xq, xs)
 #define q5_1_ROWS(R, N) SFX(rows)(q5_1_codes, sizeof(sl_block_q5_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
 #define q8_0_ROWS(R, N) SFX(rows)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, R, N, n, y, ys, w, ws, xq, xs)
+#define q4_0_GTILE SFX(gemm_tile)(false, 3, nb, nr, nt, y, ys, s, tile)
+#define q4_0_GEMM SFX(gemm)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, SFX(q4_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q4_1_GTILE SFX(gemm_tile)(true, 0, nb, nr, nt, y, ys, s, tile)
+#define q4_1_GEMM SFX(gemm)(q4_1_codes, sizeof(sl_block_q4_1), true, 0, SFX(q4_1_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q5_0_GTILE SFX(gemm_tile)(false, 4, nb, nr, nt, y, ys, s, tile)
+#define q5_0_GEMM SFX(gemm)(q5_0_ucodes, sizeof(sl_block_q5_0), false, 4, SFX(q5_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q5_1_GTILE SFX(gemm_tile)(true, 0, nb, nr, nt, y, ys, s, tile)
+#define q5_1_GEMM SFX(gemm)(q5_1_codes, sizeof(sl_block_q5_1), true, 0, SFX(q5_1_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
+#define q8_0_GTILE SFX(gemm_tile)(false, Q8_0_SHIFT, nb, nr, nt, y, ys, s, tile)
+#define q8_0_GEMM SFX(gemm)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, SFX(q8_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
 
 /* The one-row dot product, one row against up to SL_DOT_TILE tokens, and
  * up to SL_DOT_ROWS rows against as many: the same kernel throughout. */
@@ -211,6 +266,25 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 			xq = (const uint8_t *)xq + SL_DOT_TILE * xs;                                    \
 		}                                                                                       \
 		ROWS_SWITCH(t##_ROWS)                                                                   \
+	}                                                                                               \
+	__attribute__((noinline)) TARGET static void SFX(t##_gtile)(int64_t nb, int nr, int nt, float *y,  \
+	                                                          size_t ys, const legacy_scratch *s,     \
+	                                                          int tile)                              \
+	{                                                                                               \
+		t##_GTILE;                                                                              \
+	}                                                                                               \
+	TARGET static void SFX(t##_gemm)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
+	                                 size_t ws, const void *xq, size_t xs)                            \
+	{                                                                                               \
+		legacy_scratch s;                                                                       \
+		if (!legacy_scratch_alloc(&s, n / SL_QK)) {                                             \
+			for (int r = 0; r < nr; r += SL_DOT_ROWS)                                       \
+				SFX(t##_rows)(n, nr - r < SL_DOT_ROWS ? nr - r : SL_DOT_ROWS, nt, y + r, ys,   \
+				              (const uint8_t *)w + (size_t)r * ws, ws, xq, xs);               \
+			return;                                                                         \
+		}                                                                                       \
+		t##_GEMM;                                                                               \
+		free(s.mem);                                                                            \
 	}
 
 /* Every legacy format's kernels, and which is whose: one getter per kind. */
@@ -230,6 +304,7 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 	LEGACY_ROWS(q5_1)                                                              \
 	LEGACY_ROWS(q8_0)                                                              \
 	TARGET static sl_vec_dot_rows_fn SFX(legacy_rows)(int type) { LEGACY_CASES(rows) } \
+	TARGET static sl_vec_dot_rows_fn SFX(legacy_gemm)(int type) { LEGACY_CASES(gemm) } \
 	TARGET static sl_vec_dot_tile_fn SFX(legacy_tile)(int type) { LEGACY_CASES(tile) } \
 	TARGET static sl_vec_dot_fn SFX(legacy_dot)(int type) { LEGACY_CASES(dot) }
 
@@ -705,6 +780,13 @@ sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
 	return vnni ? k_rows_vnni(type) : k_rows(type);
 }
 
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_avx2(int type)
+{
+	if (!sl_cpu_avx2())
+		return NULL;
+	return sl_cpu_vnni() ? legacy_gemm_vnni(type) : legacy_gemm(type);
+}
+
 sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type)
 {
 	if (!sl_cpu_avx2())
@@ -748,6 +830,12 @@ sl_vec_dot_fn sl_quants_vec_dot_avx2(int type)
 }
 
 sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_avx2(int type)
 {
 	(void)type;
 	return NULL;

@@ -106,3 +106,166 @@ SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, c
 			y[(size_t)t * ys + r] = hsum_ps(acc[r][t]) + summ[r][t];
 }
 
+
+/* A block's sixteen scale products of a tile, p[4r + t] = d[4r + t] * dy[t]
+ * (d holds each row's scale four times). */
+TARGET static inline void SFX(scale_products)(float *p, const float *d, const float *dy)
+{
+#ifdef SL_LEGACY_VNNI_PASS
+	_mm512_store_ps(p, _mm512_mul_ps(_mm512_load_ps(d), _mm512_broadcast_f32x4(_mm_load_ps(dy))));
+#else
+	const __m256 y = _mm256_broadcast_ps((const __m128 *)dy);
+	_mm256_store_ps(p, _mm256_mul_ps(_mm256_load_ps(d), y));
+	_mm256_store_ps(p + 8, _mm256_mul_ps(_mm256_load_ps(d + 8), y));
+#endif
+}
+
+/* The horizontal sums of eight accumulators, lo[k]'s in lane k and hi[k]'s
+ * in lane 4 + k, each by hsum_ps's tree: (v0 + v4) + (v2 + v6), then
+ * (v1 + v5) + (v3 + v7), then the two; the pairs are brought together by
+ * shuffles, and additions do not care about their operands' order. */
+TARGET static inline __m256 SFX(hsum8_ps)(const __m256 lo[4], const __m256 hi[4])
+{
+	__m256 h[4], q[2];
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++)
+		h[k] = _mm256_add_ps(_mm256_permute2f128_ps(lo[k], hi[k], 0x20), _mm256_permute2f128_ps(lo[k], hi[k], 0x31));
+	/* h[k]: lo[k]'s v_j + v_j+4 in lanes 0-3, hi[k]'s in lanes 4-7 */
+#pragma GCC unroll 2
+	for (int k = 0; k < 2; k++)
+		q[k] = _mm256_add_ps(_mm256_shuffle_ps(h[2 * k], h[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+		                     _mm256_shuffle_ps(h[2 * k], h[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+	/* q[k]: lanes 0-1 the two halves of lo[2k], 2-3 of lo[2k+1], 4-7 of hi's */
+	return _mm256_add_ps(_mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
+	                     _mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* The gemm: nr weight rows (any number) against nt tokens (any number) in
+ * one call, the bits SFX(rows) gives each (row, token) pair, with the
+ * work that rows repeats for every tile done once. Tokens go in chunks
+ * of LEGACY_CHUNK whose per-block inputs are prepared once for all rows
+ * (codes and the offset's share side by side, tile by tile, to be read
+ * as one stream; scales as floats), and the rows in groups of four
+ * decoded once for all of the chunk's tokens (unsigned codes, scales and
+ * minima as floats). A tile of four rows by four tokens then takes, per
+ * block and pair, one integer dot product, one conversion and one fused
+ * multiply-add whose scale product d * dy was formed for the whole tile
+ * beforehand, sixteen at a time. Rows and tokens short of a full tile
+ * are padded with copies and their results dropped. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(gemm_tile)(bool offset, int shift, int64_t nb, int nr, int nt, float *y, size_t ys, const legacy_scratch *s,
+               int tile)
+{
+	/* The scale products, [block][row][token]: the same d * dy as rows,
+	 * formed LEGACY_AHEAD blocks ahead of their use. */
+	const float *dy = s->dy + (size_t)tile * nb * 4;
+	for (int64_t i = 0; i < nb && i < LEGACY_AHEAD; i++)
+		SFX(scale_products)(s->p + i * 16, s->d + i * 16, dy + i * 4);
+	__m256 acc[16]; /* token t, row r in acc[4t + r] */
+	__m128 summ[4];
+#pragma GCC unroll 4
+	for (int t = 0; t < 4; t++) {
+		summ[t] = _mm_setzero_ps();
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++)
+			acc[t * 4 + r] = _mm256_setzero_ps();
+	}
+	const bool based = !offset && shift >= 0;
+	const __m256i *act = s->act + (size_t)tile * nb * (based ? 8 : 4);
+	const float *sy = s->sy + (size_t)tile * nb * 4;
+	for (int64_t i = 0; i < nb; i++) {
+		if (i + LEGACY_AHEAD < nb)
+			SFX(scale_products)(s->p + (i + LEGACY_AHEAD) * 16, s->d + (i + LEGACY_AHEAD) * 16,
+			                    dy + (i + LEGACY_AHEAD) * 4);
+		const __m256i *q = s->codes + i * 4;
+		const float *p = s->p + i * 16;
+#pragma GCC unroll 4
+		for (int t = 0; t < 4; t++) {
+			const __m256i yv = based ? act[(i * 4 + t) * 2] : act[i * 4 + t];
+			const __m256i b = based ? act[(i * 4 + t) * 2 + 1] : _mm256_setzero_si256();
+#pragma GCC unroll 4
+			for (int r = 0; r < 4; r++) {
+				__m256i dot;
+				if (!offset && shift < 0)
+					dot = SFX(dot_u8)(_mm256_sign_epi8(q[r], q[r]), _mm256_sign_epi8(yv, q[r]));
+				else
+					dot = SFX(dot_u8_add)(b, q[r], yv);
+				acc[t * 4 + r] = _mm256_fmadd_ps(_mm256_set1_ps(p[r * 4 + t]), _mm256_cvtepi32_ps(dot), acc[t * 4 + r]);
+			}
+		}
+		if (offset) {
+			/* m * sy for the four rows at once, each lane as rows' scalar. */
+			const __m128 m = _mm_load_ps(s->m + i * 4);
+#pragma GCC unroll 4
+			for (int t = 0; t < 4; t++)
+				summ[t] = _mm_add_ps(summ[t], _mm_mul_ps(m, _mm_set1_ps(sy[i * 4 + t])));
+		}
+	}
+	/* Two tokens at a time: rows 0-3 of token t in lanes
+	 * 0-3, of token t + 1 in lanes 4-7, plus the minima's share. */
+#pragma GCC unroll 2
+	for (int t = 0; t < 4; t += 2) {
+		const __m256 sums = _mm256_add_ps(SFX(hsum8_ps)(acc + 4 * t, acc + 4 * t + 4), _mm256_set_m128(summ[t + 1], summ[t]));
+		if (nr == 4 && t + 1 < nt) {
+			_mm_storeu_ps(y + (size_t)t * ys, _mm256_castps256_ps128(sums));
+			_mm_storeu_ps(y + (size_t)(t + 1) * ys, _mm256_extractf128_ps(sums, 1));
+			continue;
+		}
+		float out[8];
+		_mm256_storeu_ps(out, sums);
+		for (int k = 0; k < 2 && t + k < nt; k++)
+			for (int r = 0; r < nr; r++)
+				y[(size_t)(t + k) * ys + r] = out[4 * k + r];
+	}
+}
+
+__attribute__((always_inline)) TARGET static inline void
+SFX(gemm)(codes32_fn codes, size_t wbytes, bool offset, int shift, legacy_tile_fn tile_fn, int64_t n, int nr, int nt,
+          float *y, size_t ys, const void *w, size_t ws, const void *xq, size_t xs, legacy_scratch *s)
+{
+	const int64_t nb = n / SL_QK;
+	const bool based = !offset && shift >= 0;
+	const __m256i ones = _mm256_set1_epi8(1);
+	for (int t0 = 0; t0 < nt; t0 += LEGACY_CHUNK) {
+		const int tc = nt - t0 < LEGACY_CHUNK ? nt - t0 : LEGACY_CHUNK;
+		const int tiles = (tc + 3) / 4;
+		/* The chunk's tokens, the last tile padded with copies of the
+		 * last token: [tile][block][token]. */
+		for (int k = 0; k < tiles * 4; k++) {
+			const uint8_t *row = (const uint8_t *)xq + (size_t)(t0 + (k < tc ? k : tc - 1)) * xs;
+			const size_t at = (size_t)(k / 4) * nb * 4 + k % 4;
+			for (int64_t i = 0; i < nb; i++) {
+				float dy, sy;
+				const __m256i yv = load32(act_block(row, i, offset, &dy, &sy));
+				s->dy[at + (size_t)i * 4] = dy;
+				s->sy[at + (size_t)i * 4] = sy;
+				if (based) {
+					s->act[(at + (size_t)i * 4) * 2] = yv;
+					s->act[(at + (size_t)i * 4) * 2 + 1] = _mm256_sub_epi32(
+					        _mm256_setzero_si256(),
+					        _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift)));
+				} else {
+					s->act[at + (size_t)i * 4] = yv;
+				}
+			}
+		}
+		for (int r0 = 0; r0 < nr; r0 += 4) {
+			const int R = nr - r0 < 4 ? nr - r0 : 4;
+			for (int64_t i = 0; i < nb; i++)
+#pragma GCC unroll 4
+				for (int r = 0; r < 4; r++) {
+					const uint8_t *blk = (const uint8_t *)w + (size_t)(r0 + (r < R ? r : R - 1)) * ws + (size_t)i * wbytes;
+					float d;
+					s->codes[i * 4 + r] = codes(blk, &d, &s->m[i * 4 + r]);
+					for (int k = 0; k < 4; k++)
+						s->d[i * 16 + r * 4 + k] = d;
+				}
+			/* The next group's rows, fetched while this one's tiles run. */
+			for (int r = r0 + 4; r < nr && r < r0 + 8; r++)
+				for (size_t off = 0; off < (size_t)nb * wbytes; off += 64)
+					_mm_prefetch((const char *)w + (size_t)r * ws + off, _MM_HINT_T0);
+			for (int k = 0; k < tiles; k++)
+				tile_fn(nb, R, tc - k * 4 < 4 ? tc - k * 4 : 4, y + (size_t)(t0 + k * 4) * ys + r0, ys, s, k);
+		}
+	}
+}

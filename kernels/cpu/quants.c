@@ -1361,6 +1361,7 @@ void sl_quants_register(sl_type_info *table)
 			ti.vec_dot = fast;
 		ti.vec_dot_tile = sl_quants_vec_dot_tile_avx2(formats[i].type);
 		ti.vec_dot_rows = sl_quants_vec_dot_rows_avx2(formats[i].type);
+		ti.vec_dot_gemm = sl_quants_vec_dot_gemm_avx2(formats[i].type);
 		table[formats[i].type] = ti;
 	}
 	table[SL_DT_Q8_0].from_float_act = q8_0_act_from_float;
@@ -1390,5 +1391,6 @@ void sl_quants_register(sl_type_info *table)
 		table[own].vec_dot = q->vec_dot;
 		table[own].vec_dot_tile = q->vec_dot_tile;
 		table[own].vec_dot_rows = q->vec_dot_rows;
+		table[own].vec_dot_gemm = q->vec_dot_gemm;
 	}
 }

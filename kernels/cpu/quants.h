@@ -161,6 +161,8 @@ sl_vec_dot_tile_fn sl_quants_vec_dot_tile_avx2(int type);
 typedef void (*sl_vec_dot_rows_fn)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws,
                                    const void *xq, size_t xs);
 sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type);
+/* The AVX2 (or VNNI) vec_dot_gemm of the legacy formats, or NULL. */
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_avx2(int type);
 
 /* The AVX2 dot product, or NULL when the build is not for x86 or this CPU
  * lacks AVX2, FMA or F16C. */
