@@ -964,6 +964,66 @@ static void test_tiles(void)
 	printf("VNNI and AVX2 dot products of %d formats give the same bits\n", compared);
 }
 
+/* vec_dot_gemm takes any count of rows and tokens in one call: every
+ * result must be the bits of the one-row vec_dot, for counts that leave
+ * partial tiles of rows and tokens and cross the gemm's chunks of tokens,
+ * at the extremes of the codes, on the VNNI and the AVX2 path alike. */
+static void test_gemm(void)
+{
+	enum { N = 320, NR = 11, NT = 150 };
+	static float v[N];
+	static const int counts[][2] = {{1, 16}, {4, 17}, {7, 64}, {NR, 65}, {3, NT}, {NR, NT}};
+	int tested = 0;
+	for (int path = 0; path < 2; path++) {
+		if (path)
+			setenv("SL_NO_VNNI", "1", 1);
+		for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+			int t = weight_types[k];
+			const sl_type_info *ti = sl_type_info_get(t), *act = sl_type_info_get(ti->vec_dot_type);
+			sl_vec_dot_rows_fn gemm = sl_quants_vec_dot_gemm_avx2(t);
+			sl_vec_dot_fn dot = sl_quants_vec_dot_avx2(t);
+			if (!gemm || !dot)
+				continue;
+			tested++;
+			size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
+			uint8_t *w = malloc(NR * wb), *x = malloc(NT * xb);
+			float *ref = malloc(sizeof(float) * NR * NT), *got = malloc(sizeof(float) * NR * NT);
+			REQUIRE(w && x && ref && got, "out of memory");
+			for (int r = 0; r < NR; r++) {
+				gen_fill(v, N, 900 + 10 * k + r);
+				ti->from_float(v, w + r * wb, N);
+			}
+			for (int j = 0; j < NT; j++) {
+				gen_state = 1000 * k + j;
+				for (int i = 0; i < N; i++)
+					v[i] = j % 5 == 2 && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
+				(act->from_float_act ? act->from_float_act : act->from_float)(v, x + j * xb, N);
+				for (int r = 0; r < NR; r++)
+					dot(N, &ref[j * NR + r], w + r * wb, x + j * xb);
+			}
+			for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+				const int nr = counts[c][0], nt = counts[c][1];
+				memset(got, 0, sizeof(float) * NR * NT);
+				gemm(N, nr, nt, got, NR, w, wb, x, xb);
+				int diff = 0;
+				for (int j = 0; j < nt; j++)
+					diff += memcmp(&got[j * NR], &ref[j * NR], sizeof(float) * nr) != 0;
+				CHECK(!diff, "%s (%s): gemm of %d rows x %d tokens: %d tokens differ from vec_dot", ti->name,
+				      path ? "AVX2" : "VNNI or AVX2", nr, nt, diff);
+			}
+			free(w);
+			free(x);
+			free(ref);
+			free(got);
+		}
+	}
+	unsetenv("SL_NO_VNNI");
+	if (!tested)
+		printf("note: no gemm on this CPU path\n");
+	else
+		printf("gemm of %d formats x paths: the bits of vec_dot for every count of rows and tokens\n", tested);
+}
+
 /* The AVX2 activation quantizers (Q8_0, Q8_1, Q8_K) write the portable
  * ones' bytes, on ordinary values, ties, zeros, huge values, infinities,
  * subnormals and NaN. */
@@ -1062,6 +1122,7 @@ int main(void)
 	test_round_trip();
 	test_dots();
 	test_tiles();
+	test_gemm();
 	test_act();
 	test_degenerate();
 	return test_finish();
