@@ -186,7 +186,7 @@ static void heal_spec(void *ctx, const sl_tensor *t, sl_heal_spec *s)
 static void test_heal(const records *rs, const cJSON *cfg)
 {
 	heal_ctx h = {rs, {0}, 0};
-	sl_trainer_opts o = {heal_spec, &h, 1};
+	sl_trainer_opts o = {.spec = heal_spec, .ctx = &h, .seed = 1};
 	sl_model *m = build(rs, cfg, "");
 	sl_trainer *tr = trainer(m, sl_train_kernels_cpu(), &o);
 	if (!tr)
