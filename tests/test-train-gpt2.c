@@ -5,7 +5,8 @@
  * matrix and its bias, GELU MLP, tied head) by both kernel tables; five
  * AdamW steps on PyTorch's loss curve; healing through int4-g32 with an
  * adapter on qkv, a frozen attn_output and a pruned quarter of ffn_up.
- * Also: the training forward's logits are the inference forward's. */
+ * Also: the training forward's logits are the inference forward's, and
+ * gradients given away as the backward finishes them are those kept. */
 #include "core/forward.h"
 #include "core/optim.h"
 #include "core/train.h"
@@ -86,6 +87,39 @@ static void test_grads(const records *rs, const cJSON *cfg)
 		printf("cpu against ref: worst relative error %.1e over all gradients\n", e);
 		CHECK(e <= 1e-5, "the cpu and ref tables differ by %.3g", e);
 	}
+	/* Given away as the backward finishes them (the fused qkv matrix after
+	 * v's rows, the tied head after the inputs): the gradients kept. */
+	sl_model *m = build(rs, cfg, "");
+	grad_taker tk = {.flat = calloc(nw ? nw : 1, sizeof(float))};
+	sl_trainer_opts o = {.grad_fn = take_grad, .ctx = &tk};
+	sl_trainer *tr = trainer(m, sl_train_kernels_cpu(), &o);
+	int np = 0;
+	if (tr)
+		sl_trainer_params(tr, &np);
+	tk.tr = tr;
+	tk.given = calloc((size_t)np + 1, sizeof(int));
+	sl_loss ce = {SL_LOSS_CE, 1, 1};
+	double loss;
+	sl_error err = {0};
+	if (tr && TEST_EVAL(!sl_trainer_backward(tr, inputs, targets, B, &ce, NULL, 1.0f, &loss, NULL, &err),
+	                    "backward: %s", err.msg)) {
+		int once = 0;
+		for (int i = 0; i < np; i++)
+			once += tk.given[i] == 1;
+		CHECK(once == np && !tk.strays, "given away: %d of %d gradients given once, %d for no parameter", once, np,
+		      tk.strays);
+		CHECK(grads[1] && sl_trainer_n_weights(tr) == nw && !memcmp(tk.flat, grads[1], nw * sizeof(float)),
+		      "gradients given away differ from those kept");
+		sl_adamw a = {0};
+		sl_step_info info;
+		CHECK(sl_train_step(tr, &a, &(sl_adamw_opts){.lr = 1e-3f}, inputs, targets, 1, B, &ce, NULL, &info, &err) &&
+		          strstr(err.msg, "cannot step"),
+		      "a trainer that gives its gradients away steps (%s)", err.msg);
+	}
+	sl_trainer_free(tr);
+	sl_model_free(m);
+	free(tk.flat);
+	free(tk.given);
 	free(grads[0]);
 	free(grads[1]);
 }
