@@ -77,6 +77,10 @@ struct sl_trainer {
 	void (*grad_fn)(void *ctx, const sl_tensor *t, const float *g, size_t n);
 	void *grad_ctx;
 	float *gscratch;                  /* given away: the gradient of the matrix the backward is at */
+	struct lazy_f32 {                 /* given away: a matrix stored in another type, in F32 while used */
+		const sl_tensor *of;
+		float *data;
+	} *lazy;
 	block_act *act;
 	block_grad *bg;
 	float *g_tok_embd, *g_pos_embd, *g_out_norm, *g_out_norm_b, *g_output;
@@ -122,6 +126,9 @@ void sl_trainer_free(sl_trainer *tr)
 	free(tr->params);
 	free(tr->grad);
 	free(tr->gscratch);
+	if (tr->lazy)
+		free(tr->lazy->data);
+	free(tr->lazy);
 	free(tr->act);
 	free(tr->bg);
 	free(tr->pos);
@@ -285,8 +292,7 @@ static sl_status add_param(sl_trainer *tr, sl_tensor *t, const sl_trainer_opts *
 			return SL_OK; /* a tied head shares the embedding's gradient */
 	if (heal_of(tr, t))
 		return SL_OK;
-	/* Gradients given away: F32 weights are read where they are. */
-	sl_status st = tr->grad_fn && t->type == SL_DT_F32 ? SL_OK : sl_tensor_to_f32(t, err);
+	sl_status st = tr->grad_fn ? SL_OK : sl_tensor_to_f32(t, err);
 	if (st)
 		return st;
 	sl_heal_spec spec = {0};
@@ -298,6 +304,11 @@ static sl_status add_param(sl_trainer *tr, sl_tensor *t, const sl_trainer_opts *
 		                 "%s: gradients given away need plain tensors (no fake quantization, mask or adapter)",
 		                 t->name);
 	bool heals = t->n_dims >= 2 && (spec.format || spec.mask || spec.lora_rank > 0 || spec.frozen);
+	/* Gradients given away: F32 weights are read where they are, a
+	 * trainable matrix in another type is converted each time it is used
+	 * (eff_of), a vector or a frozen matrix once. */
+	if (tr->grad_fn && t->type != SL_DT_F32 && (t->n_dims < 2 || heals) && (st = sl_tensor_to_f32(t, err)))
+		return st;
 	if (heals && (st = add_heal(tr, t, &spec, rng, err)))
 		return st;
 	return spec.frozen ? SL_OK : push_param(tr, t, err);
@@ -387,6 +398,13 @@ static sl_status alloc_grads(sl_trainer *tr, sl_error *err)
 		}
 		if (big && !(tr->gscratch = calloc(big, sizeof(float))))
 			return sl_errorf(err, SL_ERR_NOMEM, "out of memory for a gradient of %zu weights", big);
+		size_t lazy = 0;
+		for (int i = 0; i < tr->n_params; i++)
+			if (tr->params[i].t->type != SL_DT_F32 && tr->params[i].n > lazy)
+				lazy = tr->params[i].n;
+		if (lazy && (!(tr->lazy = calloc(1, sizeof *tr->lazy)) ||
+		             !(tr->lazy->data = sl_malloc_array(lazy, sizeof(float)))))
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory for a matrix of %zu weights in F32", lazy);
 	}
 	if (!(tr->grad = sl_malloc_array(tr->n_grad ? tr->n_grad : 1, sizeof(float))))
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the gradients of %zu weights", tr->n_grad);
@@ -589,11 +607,20 @@ void sl_trainer_zero_grad(sl_trainer *tr)
 	memset(tr->grad, 0, tr->n_grad * sizeof(float));
 }
 
-/* What the forward reads for t: its effective weights when it heals. */
+/* What the forward reads for t: its effective weights when it heals; a
+ * matrix converted as it is used, in F32 until another is. */
 static const float *eff_of(const sl_trainer *tr, const sl_tensor *t)
 {
 	const heal_mat *h = heal_of(tr, t);
-	return h ? h->eff : t ? t->data : NULL;
+	if (h || !t)
+		return h ? h->eff : NULL;
+	if (!tr->lazy || t->type == SL_DT_F32 || !param_of(tr, t))
+		return t->data;
+	if (tr->lazy->of != t) {
+		sl_tensor_rows_to_f32(t, 0, sl_tensor_nrows(t), tr->lazy->data);
+		tr->lazy->of = t;
+	}
+	return tr->lazy->data;
 }
 
 /* The effective weights of healing matrices [i0, i1), from the master
@@ -961,9 +988,12 @@ static void embed_tokens(const sl_trainer *tr, float *x, const int32_t *inputs, 
 static void embed(const sl_trainer *tr, const sl_model *m, const int32_t *inputs, int N, float *x)
 {
 	const int T = tr->T, D = m->cfg.dim;
-	const float *embd = eff_of(tr, m->tok_embd), *pos = eff_of(tr, m->pos_embd);
+	/* (the student's table first: a matrix converted as it is used holds
+	 * the buffer until the next one) */
+	const float *embd = m == tr->m ? NULL : eff_of(tr, m->tok_embd);
 	if (m == tr->m)
 		embed_tokens(tr, x, inputs, N);
+	const float *pos = eff_of(tr, m->pos_embd);
 	for (int i = 0; i < N; i++) {
 		float *xi = x + (size_t)i * D;
 		if (m != tr->m)

@@ -47,10 +47,10 @@ static void fisher_add(void *ctx, const sl_tensor *t, const float *g, size_t n)
 
 /* The empirical Fisher diagonal: per weight, the squared gradient of each
  * window's mean loss (over the positions the sweep scores), averaged over
- * the windows. The trainer reads the base's F32 weights in place (others
- * converted) and gives each module's gradient away as the backward
- * finishes it: the diagonal, one matrix's gradient and the conversions
- * are all it holds beyond the base. */
+ * the windows. The trainer reads the base's weights in place (a matrix in
+ * another type converted while it is used) and gives each module's
+ * gradient away as the backward finishes it: the diagonal, one matrix's
+ * gradient and one matrix in F32 are all it holds beyond the base. */
 sl_status sl_sweep_fisher_diag(sl_sweep *sw, const sl_sweep_opts *o, sl_error *err)
 {
 	const sl_model *m = sw->m;
@@ -58,7 +58,8 @@ sl_status sl_sweep_fisher_diag(sl_sweep *sw, const sl_sweep_opts *o, sl_error *e
 	for (int i = 0; i < m->n_tensors; i++) {
 		const sl_tensor *t = m->tensors[i];
 		size_t n = (size_t)sl_tensor_nelements(t);
-		convert += t->type == SL_DT_F32 ? 0 : n;
+		if (t->type != SL_DT_F32)
+			convert = t->n_dims < 2 ? convert + n : n > convert ? n : convert;
 		largest = n > largest ? n : largest;
 	}
 	double need = 4.0 * ((double)sw->fisher_off[sw->n_mods] + (double)convert + (double)largest);
