@@ -75,19 +75,21 @@ fi
 # hidden state entering every block and leaving the last, the base's logits
 # and the Fisher diagonal (4 bytes a weight; an embedding's rows no window
 # used stay untouched); while the Fisher proxy runs, the gradient of one
-# matrix (the largest's size: the trainer reads the file's F32 weights in
-# place and gives each gradient away as the backward finishes it), F32
-# copies of weights stored in other types, and the training activations of
-# one window (63 rows). A cell compressing a module holds two F32 copies of
-# it while it does (sl_compress_module): the largest is the embedding or head.
+# matrix (the largest's size: the trainer reads the file's weights in
+# place and gives each gradient away as the backward finishes it), one
+# matrix stored in another type in F32 while the trainer uses it, and the
+# training activations of one window (63 rows). A cell compressing a module
+# holds two F32 copies of it while it does (sl_compress_module): the
+# embedding's and the head's cells run alone, so the largest is beside the
+# caches and its own file pages only.
 ./slimlab info "$model" --json >"$tmp/info.json" 2>/dev/null
 field() { sed -n "s/^[[:space:]]*\"$1\":[[:space:]]*\([0-9]*\).*/\1/p" "$tmp/info.json" | head -1; }
 L=$(field layers) D=$(field dim) KV=$(($(field kv_heads) * $(field head_dim))) V=$(field vocab_size)
 P=$(field params) C=$(field context) F=$(field hidden_dim) QD=$(($(field heads) * $(field head_dim)))
-# weights already F32: the bytes of the tensors whose type is f32
-F32=$(awk '/"type":/ { f32 = /"f32"/ } /"bytes":/ && f32 { gsub(/[^0-9]/, ""); s += $0; f32 = 0 } END { print s + 0 }' "$tmp/info.json")
+# the largest tensor stored in another type than f32, in weights
+CONV=$(awk '/"type":/ { other = !/"f32"/ } /"shape":/ && other { gsub(/[^0-9,]/, ""); n = split($0, d, ","); p = 1; for (i = 1; i <= n; i++) if (d[i] != "") p *= d[i]; if (p > big) big = p } END { print big + 0 }' "$tmp/info.json")
 q4=$(($(stat -c %s "$tmp/q4_k.gguf") / 1000000))
-awk -v L="$L" -v D="$D" -v KV="$KV" -v V="$V" -v P="$P" -v C="$C" -v F="$F" -v QD="$QD" -v F32="$F32" \
+awk -v L="$L" -v D="$D" -v KV="$KV" -v V="$V" -v P="$P" -v C="$C" -v F="$F" -v QD="$QD" -v CONV="$CONV" \
 	-v mb="$mb" -v q4="$q4" '
 	function M(b) { return b / 1e6 }
 	BEGIN {
@@ -95,13 +97,13 @@ awk -v L="$L" -v D="$D" -v KV="$KV" -v V="$V" -v P="$P" -v C="$C" -v F="$F" -v Q
 		ev = 2 * (2 * L * ctx * KV * 4) + 2 * (ctx / 2) * V * 4
 		sw_keep = (L + 1) * 2 * 64 * D * 4 + 2 * 32 * V * 4 + P * 4
 		big = V * D > F * D ? V * D : F * D
-		conv = P * 4 - F32 > 0 ? P * 4 - F32 : 0
+		conv = CONV * 4
 		row = 4 * D + 2 * QD + 2 * KV + 3 * F
 		acts = 63 * 4 * ((L + 1) * row + V)
 		sw_fisher = big * 4 + conv + acts
 		printf "\ncaches: eval %.0f MB (KV caches %.0f, logits %.0f); sweep %.0f MB kept (hidden states %.1f, base logits %.1f, Fisher %.0f)\n",
 			M(ev), M(4 * L * ctx * KV * 4), M(ctx * V * 4), M(sw_keep), M((L + 1) * 128 * D * 4), M(64 * V * 4), M(P * 4)
-		printf "  + %.0f MB while the Fisher proxy runs (one matrix'"'"'s gradient %.0f, F32 copies of other types %.0f, activations %.0f); a cell compressing the largest module: + %.0f MB\n",
+		printf "  + %.0f MB while the Fisher proxy runs (one matrix'"'"'s gradient %.0f, one in F32 %.0f, activations %.0f); a cell compressing the largest module: + %.0f MB\n",
 			M(sw_fisher), M(big * 4), M(conv), M(acts), M(2 * big * 4)
 		printf "may hold: eval %.0f MB (file + q4_k model + caches), sweep %.0f MB (file + caches kept, %.0f while the Fisher proxy runs)\n",
 			mb + q4 + M(ev), mb + M(sw_keep), mb + M(sw_keep) + M(sw_fisher)
