@@ -71,25 +71,41 @@ fi
 # What each job may hold: the file, the compressed model, and its caches.
 # eval (--ctx 512, the model's own if shorter, 2 windows): two forward states (each an F32
 # KV cache of layers x ctx x kv width x 2 and work rows), the logits of the
-# scored half of a window for both models. sweep (2 windows of 64): the
-# hidden state entering every block and leaving the last, the base's
-# logits, the Fisher diagonal (4 bytes a weight), and while the Fisher
-# proxy is computed an F32 copy of the model and its gradients.
+# scored half of a window for both models. sweep (2 windows of 64): kept, the
+# hidden state entering every block and leaving the last, the base's logits
+# and the Fisher diagonal (4 bytes a weight; an embedding's rows no window
+# used stay untouched); while the Fisher proxy runs, the gradient of one
+# matrix (the largest's size: the trainer reads the file's weights in
+# place and gives each gradient away as the backward finishes it), one
+# matrix stored in another type in F32 while the trainer uses it, and the
+# training activations of one window (63 rows). A cell compressing a module
+# holds two F32 copies of it while it does (sl_compress_module): the
+# embedding's and the head's cells run alone, so the largest is beside the
+# caches and its own file pages only.
 ./slimlab info "$model" --json >"$tmp/info.json" 2>/dev/null
 field() { sed -n "s/^[[:space:]]*\"$1\":[[:space:]]*\([0-9]*\).*/\1/p" "$tmp/info.json" | head -1; }
 L=$(field layers) D=$(field dim) KV=$(($(field kv_heads) * $(field head_dim))) V=$(field vocab_size)
-P=$(field params) C=$(field context)
+P=$(field params) C=$(field context) F=$(field hidden_dim) QD=$(($(field heads) * $(field head_dim)))
+# the largest tensor stored in another type than f32, in weights
+CONV=$(awk '/"type":/ { other = !/"f32"/ } /"shape":/ && other { gsub(/[^0-9,]/, ""); n = split($0, d, ","); p = 1; for (i = 1; i <= n; i++) if (d[i] != "") p *= d[i]; if (p > big) big = p } END { print big + 0 }' "$tmp/info.json")
 q4=$(($(stat -c %s "$tmp/q4_k.gguf") / 1000000))
-awk -v L="$L" -v D="$D" -v KV="$KV" -v V="$V" -v P="$P" -v C="$C" -v mb="$mb" -v q4="$q4" '
+awk -v L="$L" -v D="$D" -v KV="$KV" -v V="$V" -v P="$P" -v C="$C" -v F="$F" -v QD="$QD" -v CONV="$CONV" \
+	-v mb="$mb" -v q4="$q4" '
 	function M(b) { return b / 1e6 }
 	BEGIN {
 		ctx = C < 512 ? C : 512
 		ev = 2 * (2 * L * ctx * KV * 4) + 2 * (ctx / 2) * V * 4
 		sw_keep = (L + 1) * 2 * 64 * D * 4 + 2 * 32 * V * 4 + P * 4
-		sw_fisher = 2 * P * 4
-		printf "\ncaches: eval %.0f MB (KV caches %.0f, logits %.0f); sweep %.0f MB kept (hidden states %.1f, base logits %.1f, Fisher %.0f) + %.0f MB while the Fisher proxy runs\n",
-			M(ev), M(4 * L * ctx * KV * 4), M(ctx * V * 4), M(sw_keep), M((L + 1) * 128 * D * 4), M(64 * V * 4), M(P * 4), M(sw_fisher)
-		printf "may hold: eval %.0f MB (file + q4_k model + caches), sweep %.0f MB (file + caches, %.0f while the Fisher proxy runs)\n",
+		big = V * D > F * D ? V * D : F * D
+		conv = CONV * 4
+		row = 4 * D + 2 * QD + 2 * KV + 3 * F
+		acts = 63 * 4 * ((L + 1) * row + V)
+		sw_fisher = big * 4 + conv + acts
+		printf "\ncaches: eval %.0f MB (KV caches %.0f, logits %.0f); sweep %.0f MB kept (hidden states %.1f, base logits %.1f, Fisher %.0f)\n",
+			M(ev), M(4 * L * ctx * KV * 4), M(ctx * V * 4), M(sw_keep), M((L + 1) * 128 * D * 4), M(64 * V * 4), M(P * 4)
+		printf "  + %.0f MB while the Fisher proxy runs (one matrix'"'"'s gradient %.0f, one in F32 %.0f, activations %.0f); a cell compressing the largest module: + %.0f MB\n",
+			M(sw_fisher), M(big * 4), M(conv), M(acts), M(2 * big * 4)
+		printf "may hold: eval %.0f MB (file + q4_k model + caches), sweep %.0f MB (file + caches kept, %.0f while the Fisher proxy runs)\n",
 			mb + q4 + M(ev), mb + M(sw_keep), mb + M(sw_keep) + M(sw_fisher)
 	}'
 

@@ -61,6 +61,8 @@ sl_status sl_train_step(sl_trainer *tr, sl_adamw *a, const sl_adamw_opts *o, con
                         const sl_model *teacher, sl_step_info *info, sl_error *err)
 {
 	memset(info, 0, sizeof *info);
+	if (sl_trainer_gives_grads(tr))
+		return sl_errorf(err, SL_ERR_ARG, "a trainer that gives its gradients away cannot step");
 	if (a->n != sl_trainer_n_weights(tr))
 		return sl_errorf(err, SL_ERR_ARG, "the optimizer holds %zu weights, the model %zu", a->n,
 		                 sl_trainer_n_weights(tr));

@@ -73,6 +73,14 @@ struct sl_trainer {
 	int n_params;
 	float *grad;
 	size_t n_weights;
+	size_t n_grad;                    /* floats in grad: n_weights, or those kept when given away */
+	void (*grad_fn)(void *ctx, const sl_tensor *t, const float *g, size_t n);
+	void *grad_ctx;
+	float *gscratch;                  /* given away: the gradient of the matrix the backward is at */
+	struct lazy_f32 {                 /* given away: a matrix stored in another type, in F32 while used */
+		const sl_tensor *of;
+		float *data;
+	} *lazy;
 	block_act *act;
 	block_grad *bg;
 	float *g_tok_embd, *g_pos_embd, *g_out_norm, *g_out_norm_b, *g_output;
@@ -117,6 +125,10 @@ void sl_trainer_free(sl_trainer *tr)
 	free(tr->allocs);
 	free(tr->params);
 	free(tr->grad);
+	free(tr->gscratch);
+	if (tr->lazy)
+		free(tr->lazy->data);
+	free(tr->lazy);
 	free(tr->act);
 	free(tr->bg);
 	free(tr->pos);
@@ -280,13 +292,23 @@ static sl_status add_param(sl_trainer *tr, sl_tensor *t, const sl_trainer_opts *
 			return SL_OK; /* a tied head shares the embedding's gradient */
 	if (heal_of(tr, t))
 		return SL_OK;
-	sl_status st = sl_tensor_to_f32(t, err);
+	sl_status st = tr->grad_fn ? SL_OK : sl_tensor_to_f32(t, err);
 	if (st)
 		return st;
 	sl_heal_spec spec = {0};
 	if (o && o->spec)
 		o->spec(o->ctx, t, &spec);
+	/* (which would write the weights read in place) */
+	if (tr->grad_fn && (spec.format || spec.mask || spec.lora_rank > 0 || spec.learn_scales))
+		return sl_errorf(err, SL_ERR_ARG,
+		                 "%s: gradients given away need plain tensors (no fake quantization, mask or adapter)",
+		                 t->name);
 	bool heals = t->n_dims >= 2 && (spec.format || spec.mask || spec.lora_rank > 0 || spec.frozen);
+	/* Gradients given away: F32 weights are read where they are, a
+	 * trainable matrix in another type is converted each time it is used
+	 * (eff_of), a vector or a frozen matrix once. */
+	if (tr->grad_fn && t->type != SL_DT_F32 && (t->n_dims < 2 || heals) && (st = sl_tensor_to_f32(t, err)))
+		return st;
 	if (heals && (st = add_heal(tr, t, &spec, rng, err)))
 		return st;
 	return spec.frozen ? SL_OK : push_param(tr, t, err);
@@ -299,14 +321,54 @@ static float *rows_at(float *p, size_t r, size_t n)
 	return p ? p + r * n : NULL;
 }
 
+static const sl_param *param_of(const sl_trainer *tr, const sl_tensor *t)
+{
+	for (int i = 0; t && i < tr->n_params; i++)
+		if (tr->params[i].t == t)
+			return &tr->params[i];
+	return NULL;
+}
+
 static float *grad_of(const sl_trainer *tr, const sl_tensor *t)
 {
-	if (!t)
-		return NULL;
+	const sl_param *p = param_of(tr, t);
+	return p ? p->grad : NULL;
+}
+
+/* Gradients given away: whether t's goes through the shared scratch, as a
+ * matrix the backward writes whole in one place does; a tied embedding
+ * (head, then inputs) and low-rank factors (in pieces) keep their own. */
+static bool streams(const sl_trainer *tr, const sl_tensor *t)
+{
+	if (t->n_dims < 2 || (t == tr->m->tok_embd && tr->m->output == t))
+		return false;
+	for (int i = 0; i < tr->n_lr; i++)
+		if (t == tr->lr[i].w->lr_a || t == tr->lr[i].w->lr_b)
+			return false;
+	return true;
+}
+
+/* Gradients given away: the gradient of t, which the backward has just
+ * finished, to grad_fn, and the scratch cleared for the next (a no-op
+ * for one the trainer keeps until the backward ends). */
+static void give_grad(const sl_trainer *tr, const sl_tensor *t)
+{
+	const sl_param *p = tr->grad_fn ? param_of(tr, t) : NULL;
+	if (!p || p->grad != tr->gscratch)
+		return;
+	tr->grad_fn(tr->grad_ctx, t, p->grad, p->n);
+	memset(p->grad, 0, p->n * sizeof *p->grad);
+}
+
+/* Gradients given away, at the backward's end: those kept until then. */
+static void give_kept(sl_trainer *tr)
+{
+	if (!tr->grad_fn)
+		return;
 	for (int i = 0; i < tr->n_params; i++)
-		if (tr->params[i].t == t)
-			return tr->params[i].grad;
-	return NULL;
+		if (tr->params[i].grad != tr->gscratch)
+			tr->grad_fn(tr->grad_ctx, tr->params[i].t, tr->params[i].grad, tr->params[i].n);
+	sl_trainer_zero_grad(tr);
 }
 
 /* Where the backward writes t's gradient: the gradient of its effective
@@ -315,6 +377,50 @@ static float *grad_to(const sl_trainer *tr, const sl_tensor *t)
 {
 	const heal_mat *h = heal_of(tr, t);
 	return h ? h->geff : grad_of(tr, t);
+}
+
+/* Where the parameters' gradients live: one flat buffer of them all (the
+ * optimizer's moments at the same offsets); given away, that of the
+ * kept ones and one scratch for the matrices, the largest's size (calloc:
+ * its pages come as gradients fill them). */
+static sl_status alloc_grads(sl_trainer *tr, sl_error *err)
+{
+	size_t big = 0;
+	tr->n_grad = tr->n_weights;
+	if (tr->grad_fn) {
+		tr->n_grad = 0;
+		for (int i = 0; i < tr->n_params; i++) {
+			size_t n = tr->params[i].n;
+			if (!streams(tr, tr->params[i].t))
+				tr->n_grad += n;
+			else if (n > big)
+				big = n;
+		}
+		if (big && !(tr->gscratch = calloc(big, sizeof(float))))
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory for a gradient of %zu weights", big);
+		size_t lazy = 0;
+		for (int i = 0; i < tr->n_params; i++)
+			if (tr->params[i].t->type != SL_DT_F32 && tr->params[i].n > lazy)
+				lazy = tr->params[i].n;
+		if (lazy && (!(tr->lazy = calloc(1, sizeof *tr->lazy)) ||
+		             !(tr->lazy->data = sl_malloc_array(lazy, sizeof(float)))))
+			return sl_errorf(err, SL_ERR_NOMEM, "out of memory for a matrix of %zu weights in F32", lazy);
+	}
+	if (!(tr->grad = sl_malloc_array(tr->n_grad ? tr->n_grad : 1, sizeof(float))))
+		return sl_errorf(err, SL_ERR_NOMEM, "out of memory for the gradients of %zu weights", tr->n_grad);
+	size_t at = 0;
+	for (int i = 0; i < tr->n_params; i++) {
+		sl_param *p = &tr->params[i];
+		if (!tr->grad_fn)
+			p->grad = tr->grad + p->offset;
+		else if (streams(tr, p->t))
+			p->grad = tr->gscratch;
+		else {
+			p->grad = tr->grad + at;
+			at += p->n;
+		}
+	}
+	return SL_OK;
 }
 
 sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, int seq_len,
@@ -336,6 +442,8 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 	tr->K = K;
 	tr->max_seqs = max_seqs;
 	tr->T = seq_len;
+	tr->grad_fn = o ? o->grad_fn : NULL;
+	tr->grad_ctx = o ? o->ctx : NULL;
 	uint64_t rng = o && o->seed ? o->seed : 1;
 	/* Three tensors of its own per matrix at most: an adapter's two and
 	 * learned scales. */
@@ -364,11 +472,8 @@ sl_status sl_trainer_new(sl_model *m, const sl_train_kernels *K, int max_seqs, i
 		st = sl_errorf(err, SL_ERR_ARG, "nothing to train: every tensor is frozen and none has an adapter");
 		goto fail;
 	}
-	tr->grad = sl_malloc_array(tr->n_weights, sizeof(float));
-	if (!tr->grad)
-		goto oom;
-	for (int i = 0; i < tr->n_params; i++)
-		tr->params[i].grad = tr->grad + tr->params[i].offset;
+	if ((st = alloc_grads(tr, err)))
+		goto fail;
 	for (int i = 0; i < tr->n_heal; i++) {
 		heal_mat *h = &tr->heal[i];
 		size_t n = (size_t)h->rows * h->cols;
@@ -492,16 +597,30 @@ size_t sl_trainer_n_weights(const sl_trainer *tr)
 	return tr->n_weights;
 }
 
-void sl_trainer_zero_grad(sl_trainer *tr)
+bool sl_trainer_gives_grads(const sl_trainer *tr)
 {
-	memset(tr->grad, 0, tr->n_weights * sizeof(float));
+	return tr->grad_fn != NULL;
 }
 
-/* What the forward reads for t: its effective weights when it heals. */
+void sl_trainer_zero_grad(sl_trainer *tr)
+{
+	memset(tr->grad, 0, tr->n_grad * sizeof(float));
+}
+
+/* What the forward reads for t: its effective weights when it heals; a
+ * matrix converted as it is used, in F32 until another is. */
 static const float *eff_of(const sl_trainer *tr, const sl_tensor *t)
 {
 	const heal_mat *h = heal_of(tr, t);
-	return h ? h->eff : t ? t->data : NULL;
+	if (h || !t)
+		return h ? h->eff : NULL;
+	if (!tr->lazy || t->type == SL_DT_F32 || !param_of(tr, t))
+		return t->data;
+	if (tr->lazy->of != t) {
+		sl_tensor_rows_to_f32(t, 0, sl_tensor_nrows(t), tr->lazy->data);
+		tr->lazy->of = t;
+	}
+	return tr->lazy->data;
 }
 
 /* The effective weights of healing matrices [i0, i1), from the master
@@ -805,27 +924,35 @@ static void block_backward(sl_trainer *tr, int il, int B)
 	/* feed-forward: x_next = x1 + (silu(g) * u or gelu(u)) W_down^T */
 	memset(tr->dh, 0, nf * sizeof(float));
 	linear_backward(tr, tr->dh, g->w_down, g->b_down, tr->dx, a->h, L->w_down, 0, D, N, F);
+	give_grad(tr, L->w_down);
 	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
 	if (L->w_gate) {
 		K->swiglu_backward(tr->dg, tr->du, tr->dh, a->g, a->u, nf);
 		linear_backward(tr, tr->dxn, g->w_gate, NULL, tr->dg, a->xn2, L->w_gate, 0, F, N, D);
+		give_grad(tr, L->w_gate);
 	} else {
 		K->gelu_backward(tr->du, tr->dh, a->u, nf);
 	}
 	linear_backward(tr, tr->dxn, g->w_up, g->b_up, tr->du, a->xn2, L->w_up, 0, F, N, D);
+	give_grad(tr, L->w_up);
 	norm_backward(tr, tr->dx, g->ffn_norm, g->ffn_norm_b, tr->dxn, a->x1, L->ffn_norm, a->mean2, a->rstd2, N);
 
 	/* attention: x1 = x + attention(rope(q), rope(k), v) W_o^T */
 	memset(tr->datt, 0, (size_t)N * qd * sizeof(float));
 	linear_backward(tr, tr->datt, g->wo, g->bo, tr->dx, a->att, L->wo, 0, D, N, qd);
+	give_grad(tr, L->wo);
 	K->attention_backward(tr->dq, tr->dk, tr->dv, tr->datt, a->q, a->k, a->v, a->att, a->lse, B, tr->T,
 	                      L->n_heads, L->n_kv_heads, hd);
 	K->rope(tr->dq, B, tr->T, L->n_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
 	K->rope(tr->dk, B, tr->T, L->n_kv_heads, hd, c->rope_dim, c->rope_theta, c->rope_style, true);
 	memset(tr->dxn, 0, (size_t)N * D * sizeof(float));
+	/* a fused qkv matrix's gradient is done with its last rows, v's */
 	linear_backward(tr, tr->dxn, g->wq, g->bq, tr->dq, a->xn1, w[0], row[0], qd, N, D);
+	give_grad(tr, w[0] != w[1] ? w[0] : NULL);
 	linear_backward(tr, tr->dxn, g->wk, g->bk, tr->dk, a->xn1, w[1], row[1], kvd, N, D);
+	give_grad(tr, w[1] != w[2] ? w[1] : NULL);
 	linear_backward(tr, tr->dxn, g->wv, g->bv, tr->dv, a->xn1, w[2], row[2], kvd, N, D);
+	give_grad(tr, w[2]);
 	norm_backward(tr, tr->dx, g->attn_norm, g->attn_norm_b, tr->dxn, a->x, L->attn_norm, a->mean1, a->rstd1, N);
 }
 
@@ -861,9 +988,12 @@ static void embed_tokens(const sl_trainer *tr, float *x, const int32_t *inputs, 
 static void embed(const sl_trainer *tr, const sl_model *m, const int32_t *inputs, int N, float *x)
 {
 	const int T = tr->T, D = m->cfg.dim;
-	const float *embd = eff_of(tr, m->tok_embd), *pos = eff_of(tr, m->pos_embd);
+	/* (the student's table first: a matrix converted as it is used holds
+	 * the buffer until the next one) */
+	const float *embd = m == tr->m ? NULL : eff_of(tr, m->tok_embd);
 	if (m == tr->m)
 		embed_tokens(tr, x, inputs, N);
+	const float *pos = eff_of(tr, m->pos_embd);
 	for (int i = 0; i < N; i++) {
 		float *xi = x + (size_t)i * D;
 		if (m != tr->m)
@@ -1085,15 +1215,19 @@ sl_status sl_trainer_backward(sl_trainer *tr, const int32_t *inputs, const int32
 			total += tr->row_loss[t];
 		linear_backward(tr, tr->dxn + (size_t)b * T * D, tr->g_output, NULL, tr->logits, xr, m->output, 0, V, T, D);
 	}
+	give_grad(tr, m->output);
 	memset(tr->dx, 0, (size_t)N * D * sizeof(float));
 	norm_backward(tr, tr->dx, tr->g_out_norm, tr->g_out_norm_b, tr->dxn, tr->x_out, m->out_norm, tr->meanf,
 	              tr->rstdf, N);
 	for (int il = c->n_layers - 1; il >= 0; il--)
 		block_backward(tr, il, B);
 	embed_backward(tr, tr->dx, inputs, N);
+	give_grad(tr, m->tok_embd);
 	if (tr->g_pos_embd)
 		K->embed_backward(tr->g_pos_embd, tr->dx, tr->pos, N, D);
+	give_grad(tr, m->pos_embd);
 	heal_grads(tr);
+	give_kept(tr);
 	*mean_loss = total / (double)scored;
 	if (n_scored)
 		*n_scored = scored;

@@ -20,7 +20,8 @@ typedef struct {
 /* A trainable tensor and where its gradient lives. */
 typedef struct {
 	sl_tensor *t;
-	float *grad;   /* as many floats as t holds */
+	float *grad;   /* as many floats as t holds; with grad_fn (sl_trainer_opts) a
+	                * matrix's is a scratch all matrices share, valid in grad_fn only */
 	size_t offset; /* of grad within the flat gradient (and optimizer moments) */
 	size_t n;
 	bool decay;    /* weight decay applies (matrices, not norms or biases) */
@@ -56,6 +57,18 @@ typedef struct {
 	void (*spec)(void *ctx, const sl_tensor *t, sl_heal_spec *spec);
 	void *ctx;
 	uint64_t seed;              /* the adapters' initialization */
+	/* Gradients given away, not kept (measuring them, as the Fisher proxy
+	 * does, not training): the trainer reads m's F32 weights in place and
+	 * never writes them (other types are converted), holds no gradient of
+	 * all weights, and passes each trainable tensor's gradient of one
+	 * backward to grad_fn (with ctx) once complete: a matrix's as soon as
+	 * the backward has finished it, in one scratch the size of the largest
+	 * that the next reuses; vectors, a tied embedding and low-rank factors
+	 * (their gradients come in pieces) when the backward ends. Each backward
+	 * gives its own gradient (nothing accumulates across backwards). Plain
+	 * tensors only: no fake quantization, masks, adapters or learned steps
+	 * (frozen tensors are fine); such a trainer cannot step (optim.h). */
+	void (*grad_fn)(void *ctx, const sl_tensor *t, const float *grad, size_t n);
 } sl_trainer_opts;
 
 /* Prepares to train m, whose weights become owned F32 tensors (converted in
@@ -86,6 +99,8 @@ int sl_trainer_seq_len(const sl_trainer *tr);
 const sl_param *sl_trainer_params(const sl_trainer *tr, int *n);
 size_t sl_trainer_n_weights(const sl_trainer *tr);
 void sl_trainer_zero_grad(sl_trainer *tr);
+/* Whether it was made with a grad_fn (keeps no gradients of its own). */
+bool sl_trainer_gives_grads(const sl_trainer *tr);
 
 /* Forward and backward over n_seqs sequences of seq_len tokens: inputs
  * and targets are [n_seqs][seq_len], targets[i] the token that should

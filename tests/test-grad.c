@@ -4,8 +4,10 @@
  * of every parameter under cross-entropy, forward KL and reverse KL to a
  * teacher, computed by both kernel tables. tests/gen-torch-grads.py wrote
  * the weights and PyTorch's float64 gradients into tests/data/torch-grads.bin.
- * Also: the two tables agree with each other, and the training forward
- * agrees with the inference forward. */
+ * Also: the two tables agree with each other, gradients given away as
+ * the backward finishes them (what the sweep's Fisher proxy uses) are
+ * those kept, each given once, and the training forward agrees with the
+ * inference forward. */
 #include "core/eval.h"
 #include "core/forward.h"
 #include "core/train.h"
@@ -17,9 +19,10 @@ static sl_loss_kind kind_of(const char *s)
 	return !strcmp(s, "ce") ? SL_LOSS_CE : !strcmp(s, "kl_forward") ? SL_LOSS_KL_FORWARD : SL_LOSS_KL_REVERSE;
 }
 
-/* Gradients of every parameter for each loss, flat in trainer order. */
+/* Gradients of every parameter for each loss, flat in trainer order:
+ * kept by the trainer, or given away (give). */
 static float *run_table(const sl_train_kernels *K, const records *rs, const cJSON *cfg, sl_model *teacher,
-                        const int32_t *inputs, const int32_t *targets, int B, int T, size_t *n_weights)
+                        const int32_t *inputs, const int32_t *targets, int B, int T, bool give, size_t *n_weights)
 {
 	const char *name = cJSON_GetObjectItem(cfg, "name")->valuestring;
 	const cJSON *losses = cJSON_GetObjectItem(cfg, "losses");
@@ -27,13 +30,18 @@ static float *run_table(const sl_train_kernels *K, const records *rs, const cJSO
 	sl_trainer *tr = NULL;
 	sl_error err = {0};
 	float *all = NULL;
-	if (!m || sl_trainer_new(m, K, B, T, NULL, &tr, &err)) {
+	grad_taker tk = {0};
+	sl_trainer_opts o = {.grad_fn = take_grad, .ctx = &tk};
+	if (!m || sl_trainer_new(m, K, B, T, give ? &o : NULL, &tr, &err)) {
 		CHECK(0, "%s: trainer: %s", name, err.msg);
 		goto done;
 	}
 	size_t nw = sl_trainer_n_weights(tr);
 	*n_weights = nw;
 	all = malloc((size_t)cJSON_GetArraySize(losses) * nw * sizeof(float));
+	int np;
+	const sl_param *p = sl_trainer_params(tr, &np);
+	tk = (grad_taker){.tr = tr, .flat = malloc(nw * sizeof(float)), .given = calloc((size_t)np, sizeof(int))};
 	int li = 0;
 	const cJSON *l;
 	cJSON_ArrayForEach(l, losses)
@@ -44,6 +52,7 @@ static float *run_table(const sl_train_kernels *K, const records *rs, const cJSO
 		sl_trainer_zero_grad(tr);
 		double got;
 		long scored;
+		memset(tk.given, 0, (size_t)np * sizeof *tk.given);
 		if (sl_trainer_backward(tr, inputs, targets, B, &loss, teacher, 1.0f, &got, &scored, &err)) {
 			CHECK(0, "%s %s: %s", name, kind, err.msg);
 			continue;
@@ -55,8 +64,7 @@ static float *run_table(const sl_train_kernels *K, const records *rs, const cJSO
 			continue;
 		double le = fabs(got - want->data[0]) / fabs(want->data[0]);
 		CHECK(le <= 1e-5, "%s/%s %s: loss %.9g vs PyTorch %.9g", name, K->name, kind, got, want->data[0]);
-		int np;
-		const sl_param *p = sl_trainer_params(tr, &np);
+		const float *grad = give ? tk.flat : p[0].grad;
 		double worst = 0;
 		const char *worst_name = "";
 		for (int i = 0; i < np; i++) {
@@ -64,7 +72,9 @@ static float *run_table(const sl_train_kernels *K, const records *rs, const cJSO
 			const record *g = find(rs, key);
 			if (!TEST_EVAL(g && g->n == p[i].n, "%s: reference %s missing or misshapen", name, key))
 				continue;
-			double e = rel_err(p[i].grad, g->data, p[i].n);
+			CHECK(!give || tk.given[i] == 1, "%s: the gradient of %s given %d times", name, p[i].t->name,
+			      tk.given[i]);
+			double e = rel_err(grad + p[i].offset, g->data, p[i].n);
 			CHECK(e <= 1e-4, "%s/%s %s: gradient of %s differs from PyTorch by %.3g (relative)", name,
 			      K->name, kind, p[i].t->name, e);
 			if (e > worst) {
@@ -77,12 +87,15 @@ static float *run_table(const sl_train_kernels *K, const records *rs, const cJSO
 		for (int i = 0; i < rs->n; i++)
 			n_ref += !strncmp(rs->r[i].name, key, strlen(key));
 		CHECK(n_ref == np, "%s: %d parameters trained, %d gradients in the reference", name, np, n_ref);
-		printf("%-16s %-4s %-10s loss %.7f (rel err %.1e), %d gradients, worst rel err %.1e (%s)\n", name,
-		       K->name, kind, got, le, np, worst, worst_name);
-		memcpy(all + (size_t)li * nw, sl_trainer_params(tr, &np)[0].grad, nw * sizeof(float));
+		printf("%-16s %-4s %-10s loss %.7f (rel err %.1e), %d gradients%s, worst rel err %.1e (%s)\n", name,
+		       K->name, kind, got, le, np, give ? " given away" : "", worst, worst_name);
+		memcpy(all + (size_t)li * nw, grad, nw * sizeof(float));
 		li++;
 	}
+	CHECK(!tk.strays, "%s: %d gradients given for tensors that do not train", name, tk.strays);
 done:
+	free(tk.flat);
+	free(tk.given);
 	sl_trainer_free(tr);
 	sl_model_free(m);
 	return all;
@@ -129,21 +142,26 @@ static void check_case(const records *rs, const cJSON *cfg)
 		targets[i] = (int32_t)rt->data[i];
 	}
 	sl_model *teacher = build(rs, cJSON_GetObjectItem(cfg, "teacher"), "teacher.");
-	size_t nw = 0, nw2 = 0;
-	float *g_ref = run_table(sl_train_kernels_ref(), rs, cfg, teacher, inputs, targets, B, T, &nw);
-	float *g_cpu = run_table(sl_train_kernels_cpu(), rs, cfg, teacher, inputs, targets, B, T, &nw2);
+	size_t nw = 0, nw2 = 0, nw3 = 0;
+	float *g_ref = run_table(sl_train_kernels_ref(), rs, cfg, teacher, inputs, targets, B, T, false, &nw);
+	float *g_cpu = run_table(sl_train_kernels_cpu(), rs, cfg, teacher, inputs, targets, B, T, false, &nw2);
+	float *g_give = run_table(sl_train_kernels_cpu(), rs, cfg, teacher, inputs, targets, B, T, true, &nw3);
+	size_t n = nw * (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(cfg, "losses"));
 	if (g_ref && g_cpu && nw == nw2) {
-		size_t n = nw * (size_t)cJSON_GetArraySize(cJSON_GetObjectItem(cfg, "losses"));
 		double e = rel_err(g_cpu, g_ref, n);
 		printf("%-16s cpu vs ref: worst rel err %.1e over all gradients\n", name, e);
 		CHECK(e <= 1e-5, "%s: the cpu and ref tables differ by %.3g", name, e);
 	}
+	/* the same arithmetic, only where each gradient lives differs */
+	CHECK(g_cpu && g_give && nw3 == nw2 && !memcmp(g_cpu, g_give, n * sizeof(float)),
+	      "%s: gradients given away differ from those kept", name);
 	double ce = inference_ce(rs, cfg, inputs, targets, B, T);
 	const record *want = find(rs, "loss.ce");
 	CHECK(want && fabs(ce - want->data[0]) <= 1e-5 * fabs(want->data[0]),
 	      "%s: inference cross-entropy %.9g vs training %.9g", name, ce, want ? want->data[0] : 0.0);
 	free(g_ref);
 	free(g_cpu);
+	free(g_give);
 	free(inputs);
 	free(targets);
 	sl_model_free(teacher);

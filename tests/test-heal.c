@@ -51,7 +51,7 @@ static sl_trainer *trainer(const records *rs, const cJSON *cfg, const heal_how *
 	sl_trainer *tr = NULL;
 	sl_error err = {0};
 	*m = build(rs, cfg, "");
-	sl_trainer_opts o = {spec_of, (void *)how, 1};
+	sl_trainer_opts o = {.spec = spec_of, .ctx = (void *)how, .seed = 1};
 	if (!*m || sl_trainer_new(*m, sl_train_kernels_cpu(), 2, 11, &o, &tr, &err))
 		CHECK(0, "trainer: %s", err.msg);
 	return tr;

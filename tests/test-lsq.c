@@ -52,7 +52,7 @@ static void spec_of(void *ctx, const sl_tensor *t, sl_heal_spec *s)
 static sl_trainer *trainer(how *h, sl_model **m, sl_error *err)
 {
 	sl_trainer *tr = NULL;
-	sl_trainer_opts o = {spec_of, h, 1};
+	sl_trainer_opts o = {.spec = spec_of, .ctx = h, .seed = 1};
 	*m = build(rs, cfg, "");
 	if (*m && sl_trainer_new(*m, sl_train_kernels_cpu(), B, T, &o, &tr, err))
 		tr = NULL;

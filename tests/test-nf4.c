@@ -242,7 +242,7 @@ static void test_heal(const char *fmt, const float *table)
 		n_start++;
 		free(rt);
 	}
-	sl_trainer_opts o = {heal_spec, (void *)f, 1};
+	sl_trainer_opts o = {.spec = heal_spec, .ctx = (void *)f, .seed = 1};
 	if (sl_trainer_new(m, sl_train_kernels_cpu(), 2, 16, &o, &tr, &err) ||
 	    sl_adamw_init(&opt, sl_trainer_n_weights(tr), &err)) {
 		CHECK(0, "%s: trainer: %s", fmt, err.msg);

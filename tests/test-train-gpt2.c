@@ -5,10 +5,13 @@
  * matrix and its bias, GELU MLP, tied head) by both kernel tables; five
  * AdamW steps on PyTorch's loss curve; healing through int4-g32 with an
  * adapter on qkv, a frozen attn_output and a pruned quarter of ffn_up.
- * Also: the training forward's logits are the inference forward's. */
+ * Also: the training forward's logits are the inference forward's, and
+ * gradients given away as the backward finishes them are those kept, with
+ * the matrices in F32 or F16. */
 #include "core/forward.h"
 #include "core/optim.h"
 #include "core/train.h"
+#include "kernels/dtype.h"
 #include "test.h"
 #include "torch-ref.h"
 
@@ -55,6 +58,68 @@ static sl_trainer *trainer(sl_model *m, const sl_train_kernels *K, const sl_trai
 	return tr;
 }
 
+/* Every matrix of m stored as F16. */
+static void to_f16(sl_model *m)
+{
+	for (int i = 0; i < m->n_tensors; i++) {
+		sl_tensor *t = m->tensors[i];
+		if (t->n_dims < 2)
+			continue;
+		size_t n = (size_t)sl_tensor_nelements(t);
+		float *w = malloc(n * sizeof *w);
+		int64_t ne[2] = {t->ne[0], t->ne[1]};
+		sl_error err;
+		memcpy(w, t->data, n * sizeof *w);
+		if (!sl_tensor_realloc(t, SL_DT_F16, ne, 2, &err))
+			sl_dtype_rows_from_float(SL_DT_F16, w, t->data, ne[1], ne[0]);
+		free(w);
+	}
+}
+
+/* The gradients of the mean cross-entropy (cpu table) given away, flat in
+ * trainer order, each checked given once, of the model or (f16) its copy
+ * with F16 matrices; the trainer refuses to step. */
+static float *given_grads(const records *rs, const cJSON *cfg, bool f16, size_t nw)
+{
+	sl_model *m = build(rs, cfg, "");
+	if (m && f16)
+		to_f16(m);
+	grad_taker tk = {.flat = calloc(nw ? nw : 1, sizeof(float))};
+	sl_trainer_opts o = {.grad_fn = take_grad, .ctx = &tk};
+	sl_trainer *tr = trainer(m, sl_train_kernels_cpu(), &o);
+	int np = 0;
+	if (tr)
+		sl_trainer_params(tr, &np);
+	tk.tr = tr;
+	tk.given = calloc((size_t)np + 1, sizeof(int));
+	sl_loss ce = {SL_LOSS_CE, 1, 1};
+	double loss;
+	sl_error err = {0};
+	bool ok = tr && sl_trainer_n_weights(tr) == nw &&
+	          TEST_EVAL(!sl_trainer_backward(tr, inputs, targets, B, &ce, NULL, 1.0f, &loss, NULL, &err),
+	                    "backward: %s", err.msg);
+	if (ok) {
+		int once = 0;
+		for (int i = 0; i < np; i++)
+			once += tk.given[i] == 1;
+		CHECK(once == np && !tk.strays, "given away: %d of %d gradients given once, %d for no parameter", once, np,
+		      tk.strays);
+		sl_adamw a = {0};
+		sl_step_info info;
+		CHECK(sl_train_step(tr, &a, &(sl_adamw_opts){.lr = 1e-3f}, inputs, targets, 1, B, &ce, NULL, &info, &err) &&
+		          strstr(err.msg, "cannot step"),
+		      "a trainer that gives its gradients away steps (%s)", err.msg);
+	}
+	sl_trainer_free(tr);
+	sl_model_free(m);
+	free(tk.given);
+	if (!ok) {
+		free(tk.flat);
+		return NULL;
+	}
+	return tk.flat;
+}
+
 /* Gradients of the mean cross-entropy by both tables, and the tables
  * against each other. */
 static void test_grads(const records *rs, const cJSON *cfg)
@@ -86,6 +151,26 @@ static void test_grads(const records *rs, const cJSON *cfg)
 		printf("cpu against ref: worst relative error %.1e over all gradients\n", e);
 		CHECK(e <= 1e-5, "the cpu and ref tables differ by %.3g", e);
 	}
+	/* Given away as the backward finishes them (the fused qkv matrix after
+	 * v's rows, the tied head after the inputs): the gradients kept. */
+	float *given = grads[1] ? given_grads(rs, cfg, false, nw) : NULL;
+	CHECK(given && !memcmp(given, grads[1], nw * sizeof(float)), "gradients given away differ from those kept");
+	free(given);
+	/* Matrices stored as F16, converted as they are used (read in place,
+	 * one at a time): the gradients of a trainer that converts them all. */
+	sl_model *m = build(rs, cfg, "");
+	to_f16(m);
+	sl_trainer *tr = trainer(m, sl_train_kernels_cpu(), NULL);
+	sl_loss ce = {SL_LOSS_CE, 1, 1};
+	double loss;
+	sl_error err = {0};
+	given = given_grads(rs, cfg, true, nw);
+	CHECK(tr && given && !sl_trainer_backward(tr, inputs, targets, B, &ce, NULL, 1.0f, &loss, NULL, &err) &&
+	          !memcmp(given, sl_trainer_params(tr, &(int){0})[0].grad, nw * sizeof(float)),
+	      "gradients given away of F16 matrices differ from those kept (%s)", err.msg);
+	free(given);
+	sl_trainer_free(tr);
+	sl_model_free(m);
 	free(grads[0]);
 	free(grads[1]);
 }
@@ -186,7 +271,7 @@ static void heal_spec(void *ctx, const sl_tensor *t, sl_heal_spec *s)
 static void test_heal(const records *rs, const cJSON *cfg)
 {
 	heal_ctx h = {rs, {0}, 0};
-	sl_trainer_opts o = {heal_spec, &h, 1};
+	sl_trainer_opts o = {.spec = heal_spec, .ctx = &h, .seed = 1};
 	sl_model *m = build(rs, cfg, "");
 	sl_trainer *tr = trainer(m, sl_train_kernels_cpu(), &o);
 	if (!tr)

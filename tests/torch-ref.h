@@ -1,6 +1,7 @@
 /* Reading the reference files tests/gen-torch-*.py write: records of a
  * name, a shape (outermost first, as PyTorch gives it) and F32 data; a
- * model built from them; errors against them. Include after test.h. */
+ * model built from them; errors against them; gradients a trainer gives
+ * away, taken. Include after test.h. */
 #ifndef SL_TORCH_REF_H
 #define SL_TORCH_REF_H
 
@@ -12,6 +13,7 @@
 
 #include "core/model.h"
 #include "core/tensor.h"
+#include "core/train.h"
 
 typedef struct {
 	char name[SL_NAME_MAX];
@@ -170,6 +172,30 @@ static inline sl_model *build(const records *rs, const cJSON *cfg, const char *p
 		return NULL;
 	}
 	return m;
+}
+
+/* Gradients given away: copied where the trainer would keep them, each
+ * parameter's given count kept. */
+typedef struct {
+	sl_trainer *tr;
+	float *flat;
+	int *given;
+	int strays; /* given for no parameter */
+} grad_taker;
+
+static inline void take_grad(void *ctx, const sl_tensor *t, const float *g, size_t n)
+{
+	grad_taker *k = ctx;
+	int np;
+	const sl_param *p = sl_trainer_params(k->tr, &np);
+	for (int i = 0; i < np; i++)
+		if (p[i].t == t && p[i].n == n) {
+			memcpy(k->flat + p[i].offset, g, n * sizeof *g);
+			k->given[i]++;
+			return;
+		}
+	printf("a gradient of %zu given for %s, which does not train\n", n, t->name);
+	k->strays++;
 }
 
 #endif

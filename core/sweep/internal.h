@@ -41,6 +41,7 @@ struct sl_sweep {
 	sl_calib *own_calib;
 	const sl_calib *calib;
 	uint64_t model_hash;
+	int released;            /* base blocks [0, released) no cell to come reads (-1: none yet) */
 	pthread_mutex_t mu;
 };
 

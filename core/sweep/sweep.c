@@ -212,6 +212,30 @@ void sl_sweep_free(sl_sweep *sw)
 	free(sw);
 }
 
+/* Where a cell needs module md of the base: cells starting at block s
+ * (sweep_row's start) read blocks s onward and the head, the token
+ * embeddings only from s = -1; -1 for the embeddings, the block, n_layers
+ * for the head (and an embedding tied to it). */
+static int position(const sl_sweep *sw, const sl_module *md)
+{
+	const sl_model *m = sw->m;
+	if (md->kind == SL_MOD_EMBD)
+		return m->output == m->tok_embd ? m->cfg.n_layers : -1;
+	return md->kind == SL_MOD_OUTPUT ? m->cfg.n_layers : md->layer;
+}
+
+/* The file pages of the base's modules at positions [lo, hi) leave
+ * resident memory (read again from the page cache should a cell need
+ * them): what no cell to come reads need not stay beside the caches. */
+static void release_pages(const sl_sweep *sw, int lo, int hi)
+{
+	for (int k = 0; k < sw->n_mods; k++) {
+		int at = position(sw, &sw->mods[k]);
+		if (at >= lo && at < hi)
+			sl_model_release_pages(sw->m, sw->mods[k].w->data, sw->mods[k].w->nbytes);
+	}
+}
+
 sl_status sl_sweep_new(const sl_model *m, const sl_sweep_option *opts, int n_opts, const sl_sweep_opts *o,
                        sl_sweep **out, sl_error *err)
 {
@@ -265,6 +289,10 @@ sl_status sl_sweep_new(const sl_model *m, const sl_sweep_option *opts, int n_opt
 		sl_sweep_free(sw);
 		return st;
 	}
+	/* The caches are made: the cells read again (from the page cache)
+	 * only what they need, and let it go behind them (sl_sweep_keep). */
+	sw->released = -1;
+	release_pages(sw, -1, m->cfg.n_layers + 1);
 	*out = sw;
 	return SL_OK;
 }
@@ -451,6 +479,17 @@ void sl_sweep_keep(sl_sweep *sw, int row, int col, const sl_sweep_cell *c, sl_sw
 {
 	pthread_mutex_lock(&sw->mu);
 	*cell_of(sw, row, col) = *c;
+	/* Rows run in order: blocks before the first that a row still to be
+	 * finished starts from are behind every cell to come. */
+	int first = sw->m->cfg.n_layers + 1;
+	for (int r = 0; r < sw->n_rows; r++)
+		for (int k = 0; k < sw->n_opts; k++)
+			if (!cell_of(sw, r, k)->done && sw->rows[r].start < first)
+				first = sw->rows[r].start;
+	if (first > sw->released) {
+		release_pages(sw, sw->released, first);
+		sw->released = first;
+	}
 	char stage[160];
 	snprintf(stage, sizeof stage, "%s x %s", sw->rows[row].name, sw->opts[col].label);
 	sl_report(p, 0.05 + 0.95 * sl_sweep_done(sw) / ((double)sw->n_rows * sw->n_opts), stage);
@@ -489,7 +528,23 @@ sl_status sl_sweep_run(sl_sweep *sw, sl_sweep_cell_fn on_cell, void *ctx, const 
 	for (int i = 0; i < total; i++)
 		if (!sw->cells[i].done)
 			rc.todo[rc.n_todo++] = i;
-	sl_parallel_for(rc.n_todo, run_task, &rc);
+	/* The embedding's and the head's cells run one at a time, each with
+	 * every thread: compressing one holds two F32 copies of the largest
+	 * matrix, which beside another cell's forward through the whole file
+	 * would be more than a sweep may hold. The rest run side by side. */
+	for (int i = 0, j; i < rc.n_todo && !sl_cancelled(p); i = j) {
+		for (j = i; j < rc.n_todo && sw->rows[rc.todo[j] / sw->n_opts].block >= 0; j++)
+			;
+		if (j == i) {
+			run_task(i, &rc);
+			j++;
+			continue;
+		}
+		run_ctx part = rc;
+		part.todo += i;
+		part.n_todo = j - i;
+		sl_parallel_for(part.n_todo, run_task, &part);
+	}
 	free(rc.todo);
 	return sl_sweep_stopped(sw, p, err);
 }

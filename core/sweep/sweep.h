@@ -66,8 +66,9 @@ typedef struct {
 	uint64_t seed;
 	const sl_calib *calib;
 	/* The Fisher proxy needs gradients: the mean over windows of each
-	 * weight's squared gradient of the window's loss (models whose F32
-	 * copy fits in fisher_max_bytes, default 2 GiB). */
+	 * weight's squared gradient of the window's loss (where its diagonal,
+	 * one matrix's gradient and one matrix in F32 fit in fisher_max_bytes,
+	 * default 2 GiB). */
 	bool no_fisher;
 	double fisher_max_bytes;
 	const sl_progress *progress;
