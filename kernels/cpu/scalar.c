@@ -181,7 +181,7 @@ void sl_codes_pack(const uint8_t *codes, uint8_t *dst, int n, int bits)
 		sl_plane_pack(codes, dst, (unsigned)n, (unsigned)bits);
 		return;
 	}
-	uint8_t part[128];
+	uint8_t part[128] = {0}; /* n <= 128; zeroed so that no compiler sees it read unset */
 	for (int i = 0; i < n; i++)
 		part[i] = codes[i] & 3;
 	sl_plane_pack(part, dst, (unsigned)n, 2);
