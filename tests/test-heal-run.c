@@ -98,18 +98,24 @@ static void test_qad_workshop(void)
 	sl_model *w = load(test_srcpath("models/workshop.gguf"));
 	REQUIRE(w, "the workshop model loads");
 	sl_heal_opts o;
-	small_opts(&o, SL_HEAL_QAD, 40);
+	int steps = 40;
+	if (test_light()) {
+		steps = 8;
+		test_light_note("QAD on the workshop model for %d steps: the KL drop of 40 left to the normal build", steps);
+	}
+	small_opts(&o, SL_HEAL_QAD, steps);
 	sl_heal_result res;
 	uint64_t before = sl_model_hash(w);
 	sl_model *h = heal(w, "{\"slimlab_recipe\": 1, \"default\": {\"format\": \"int3-g32\"}}", &o, &res);
 	CHECK(sl_model_hash(w) == before, "healing leaves the base's bytes as they were");
 	if (TEST_EVAL(h, "QAD runs")) {
-		printf("workshop int3-g32 QAD, 40 steps: KL %.5f -> %.5f (recovered %.1f%%), top-1 %.4f -> %.4f\n",
+		printf("workshop int3-g32 QAD, %d steps: KL %.5f -> %.5f (recovered %.1f%%), top-1 %.4f -> %.4f\n", steps,
 		       res.before.kl_mean, res.after.kl_mean, 100 * res.recovered, res.before.top1, res.after.top1);
-		CHECK(res.after.kl_mean < 0.95 * res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean,
-		      res.after.kl_mean);
+		if (steps == 40)
+			CHECK(res.after.kl_mean < 0.95 * res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean,
+			      res.after.kl_mean);
 		CHECK(res.repacked_moved == 0, "%lld weights moved when packed", res.repacked_moved);
-		CHECK(res.steps == 40 && res.loss && res.loss[39] > 0, "a loss per step");
+		CHECK(res.steps == steps && res.loss && res.loss[steps - 1] > 0, "a loss per step");
 		CHECK(h->cfg.n_layers == w->cfg.n_layers, "same blocks");
 		sl_tensor *q = sl_model_tensor(h, "blk.0.attn_q.weight");
 		CHECK(q && q->type == sl_format_find("int3-g32")->dtype, "packed in int3-g32");
@@ -624,7 +630,12 @@ static void test_kd_factored(void)
 	REQUIRE(r && !sl_recipe_apply(w, r, &ao, &ptq, &rep, &err), "svdllm keep 0.6: %s", err.msg);
 	sl_apply_report_free(&rep);
 	sl_heal_opts o;
-	small_opts(&o, SL_HEAL_KD, 20);
+	int steps = 20;
+	if (test_light()) {
+		steps = 5;
+		test_light_note("KD after svdllm for %d steps: the KL drop of 20 left to the normal build", steps);
+	}
+	small_opts(&o, SL_HEAL_KD, steps);
 	sl_heal_result res;
 	sl_model *h = heal(w, json, &o, &res);
 	if (TEST_EVAL(h, "KD after svdllm runs")) {
@@ -632,7 +643,9 @@ static void test_kd_factored(void)
 		       "%.1f%%), PPL %.2f -> %.2f\n",
 		       (long long)res.steps, res.train_seconds, res.tokens_per_s, res.before.kl_mean, res.after.kl_mean,
 		       100 * res.recovered, res.before.ppl, res.after.ppl);
-		CHECK(res.after.kl_mean < 0.9 * res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean, res.after.kl_mean);
+		if (steps == 20)
+			CHECK(res.after.kl_mean < 0.9 * res.before.kl_mean, "KL %.5f -> %.5f", res.before.kl_mean,
+			      res.after.kl_mean);
 		int n;
 		CHECK(same_factoring(ptq, h, &n) && n == 43, "the healed model keeps the factors (%d weights)", n);
 		CHECK(sl_model_bytes(h) == sl_model_bytes(ptq), "bytes %zu, after factoring %zu", sl_model_bytes(h),

@@ -127,6 +127,30 @@ static inline float *test_hessian(const float *X, int n, int T)
 	return H;
 }
 
+/* CI runs every test three times: in the normal build, on the portable
+ * kernels (SL_NO_AVX2) and in a sanitizer build, where the engine is
+ * several times slower (tests/light.sh says the same for the scripts).
+ * There a test may run a smaller real case of a check whose figures the
+ * normal build asserts: test_light() says whether, test_light_note()
+ * prints what was left out and why. The build knows whether it has
+ * AddressSanitizer (GCC defines __SANITIZE_ADDRESS__). */
+static inline int test_light(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return 1;
+#else
+	const char *s = getenv("SL_NO_AVX2");
+	return s && *s;
+#endif
+}
+
+#define test_light_note(...)                                                     \
+	do {                                                                    \
+		printf("note: a sanitizer or portable-kernel build: ");         \
+		printf(__VA_ARGS__);                                            \
+		putchar('\n');                                                  \
+	} while (0)
+
 /* Ends main: 0 when all passed, 1 on failure, 77 (skip) when nothing ran. */
 static inline int test_finish(void)
 {
