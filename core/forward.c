@@ -61,6 +61,9 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 	if (!s)
 		return sl_errorf(err, SL_ERR_NOMEM, "out of memory");
 	s->m = m;
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i] != m->tok_embd || m->tok_embd == m->output)
+			s->pass_bytes += m->tensors[i]->nbytes;
 	s->K = sl_kernels_cpu();
 	s->n_blocks = c->n_layers;
 	s->n_ctx = n_ctx;
@@ -371,6 +374,7 @@ sl_status sl_forward(sl_state *s, const int32_t *tokens, int n, float *logits, i
 			                 tokens[i], i, c->vocab_size - 1);
 	if (logits_from < 0)
 		logits_from = 0;
+	sl_kernels_set_pass_bytes(s->pass_bytes);
 	for (int b0 = 0; b0 < n; b0 += s->max_batch) {
 		int T = n - b0 < s->max_batch ? n - b0 : s->max_batch;
 		for (int t = 0; t < T; t++) {
@@ -401,6 +405,7 @@ sl_status sl_forward_from(sl_state *s, int first, const float *x, int n, float *
 		return st;
 	if (logits_from < 0)
 		logits_from = 0;
+	sl_kernels_set_pass_bytes(s->pass_bytes);
 	for (int b0 = 0; b0 < n; b0 += s->max_batch) {
 		int T = n - b0 < s->max_batch ? n - b0 : s->max_batch;
 		memcpy(s->x, x + (size_t)b0 * c->dim, (size_t)T * c->dim * sizeof(float));

@@ -29,6 +29,7 @@ typedef struct sl_state {
 	sl_tap_fn tap;
 	void *tap_ctx;
 	int n_blocks;      /* blocks run before the head (early exit); n_layers by default */
+	size_t pass_bytes; /* weights one token's pass reads (all but the embedding table) */
 } sl_state;
 
 /* Bytes of a KV cache of n_ctx positions (0: the model's trained

@@ -87,6 +87,13 @@ const sl_kernels *sl_kernels_ref(void);
 void sl_kernels_set_threads(int n);
 int sl_kernels_threads(void);
 
+/* The bytes of weights one token's forward pass reads, told by the
+ * forward before each pass (0: not known). Where they exceed what the
+ * caches hold, the float products read a token's weight rows one at a time
+ * from start to end, the fastest way from memory; where they fit, several
+ * rows at a time. It changes the speed only, never a result. */
+void sl_kernels_set_pass_bytes(size_t bytes);
+
 /* Runs fn(i, arg) for i in [0, n) on the kernel threads and waits. */
 void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg);
 /* How many of n_rows output rows one task of a matrix product takes, for

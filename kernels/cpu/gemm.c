@@ -25,12 +25,22 @@
 #include "gemm.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "../dtype.h"
+#include "../kernels.h"
 #include "cpu.h"
+
+/* The bytes of weights the current forward pass reads (kernels.h). */
+static _Atomic size_t pass_bytes;
+
+void sl_kernels_set_pass_bytes(size_t bytes)
+{
+	atomic_store_explicit(&pass_bytes, bytes, memory_order_relaxed);
+}
 
 /* The fixed tree over the eight lanes, shared by both paths. */
 static inline float lanes_sum(const float l[8])
@@ -235,11 +245,17 @@ AVX2 static inline __attribute__((always_inline)) void tile_out(float *y, size_t
 		tile_out(y, ldy, x, ldx, w, SL_DT_##WT, ldw, n, v, TM, TN);                             \
 	}
 
-/* A matrix at least this large is taken to come from memory rather than
- * the caches when one token meets it: one row at a time reads it fastest.
- * Smaller ones are met several rows at a time, more chains in flight. The
- * choice changes the speed only: every tile gives an output the same bits. */
-#define STREAM_BYTES ((size_t)1 << 20)
+/* Whether one token's pass over a matrix of `whole` bytes reads it from
+ * memory: the matrix is at least 1 MiB and the pass's weights (told by the
+ * forward; 0 when not known) exceed what the caches hold (16 MiB taken as
+ * a last-level cache's share). Then one row at a time reads it fastest;
+ * otherwise several rows at a time, more chains in flight. The choice
+ * changes the speed only: every tile gives an output the same bits. */
+static inline int from_memory(size_t whole)
+{
+	size_t pass = atomic_load_explicit(&pass_bytes, memory_order_relaxed);
+	return whole >= ((size_t)1 << 20) && (pass == 0 || pass >= ((size_t)16 << 20));
+}
 
 /* Tiles of one, two or three outputs (twelve accumulators of sixteen
  * registers): one token reads one row at a time, from start to end, with
@@ -252,11 +268,11 @@ AVX2 static inline __attribute__((always_inline)) void tile_out(float *y, size_t
 	TILE(WT, 1, 3)                                                                                  \
 	TILE(WT, 1, 1)                                                                                  \
 	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w,   \
-	                           size_t ldw, int rows, int n)                                         \
+	                           size_t ldw, int rows, int n, size_t whole)                           \
 	{                                                                                               \
 		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
 		int r = 0;                                                                              \
-		if (T == 1 && (size_t)rows * ldw * es < STREAM_BYTES)                                   \
+		if (T == 1 && !from_memory(whole))                                                      \
 			for (; r + 3 <= rows; r += 3)                                                   \
 				tile_##WT##_1x3(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
 		if (T == 1) {                                                                           \
@@ -382,7 +398,7 @@ X512 static inline __m512 load512_bf16(const void *w, size_t i)
 	TILE512(WT, 1, 4)                                                                               \
 	TILE512(WT, 1, 1)                                                                               \
 	X512 static void gemm512_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, \
-	                              size_t ldw, int rows, int n)                                      \
+	                              size_t ldw, int rows, int n, size_t whole)                        \
 	{                                                                                               \
 		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
 		int r = 0;                                                                              \
@@ -405,7 +421,7 @@ X512 static inline __m512 load512_bf16(const void *w, size_t i)
 						tile512_##WT##_1x4(yt, ldy, xt, ldx, wh, ldw, n);       \
 				}                                                                       \
 			}                                                                               \
-		if (T > 1 || (size_t)rows * ldw * es < STREAM_BYTES)                                    \
+		if (T > 1 || !from_memory(whole))                                                       \
 			for (; r + 4 <= rows; r += 4) {                                                 \
 				const void *wr = (const char *)w + (size_t)r * ldw * es;                \
 				int t = 0;                                                              \
@@ -655,7 +671,7 @@ void sl_gemm_acc_rows(float *out, size_t ldo, const float *p, size_t ldp, const 
 }
 
 void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, int wtype, size_t ldw,
-             int rows, int n)
+             int rows, int n, size_t whole)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	static int x512 = -1;
@@ -663,20 +679,20 @@ void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void
 		x512 = sl_cpu_avx512vl();
 	if (x512) {
 		if (wtype == SL_DT_F16)
-			gemm512_f16(y, ldy, x, ldx, T, w, ldw, rows, n);
+			gemm512_f16(y, ldy, x, ldx, T, w, ldw, rows, n, whole);
 		else if (wtype == SL_DT_BF16)
-			gemm512_bf16(y, ldy, x, ldx, T, w, ldw, rows, n);
+			gemm512_bf16(y, ldy, x, ldx, T, w, ldw, rows, n, whole);
 		else
-			gemm512_f32(y, ldy, x, ldx, T, w, ldw, rows, n);
+			gemm512_f32(y, ldy, x, ldx, T, w, ldw, rows, n, whole);
 		return;
 	}
 	if (have_avx2()) {
 		if (wtype == SL_DT_F16)
-			gemm_f16(y, ldy, x, ldx, T, w, ldw, rows, n);
+			gemm_f16(y, ldy, x, ldx, T, w, ldw, rows, n, whole);
 		else if (wtype == SL_DT_BF16)
-			gemm_bf16(y, ldy, x, ldx, T, w, ldw, rows, n);
+			gemm_bf16(y, ldy, x, ldx, T, w, ldw, rows, n, whole);
 		else
-			gemm_f32(y, ldy, x, ldx, T, w, ldw, rows, n);
+			gemm_f32(y, ldy, x, ldx, T, w, ldw, rows, n, whole);
 		return;
 	}
 #endif

@@ -1,14 +1,17 @@
 /* Batch-invariant float matrix products (gemm.c): y[t][r] = x[t] . w[r]
  * over n for T tokens and rows rows, weights in F32, F16 or BF16 (leading
  * dimensions in elements), each output computed the same way whatever T
- * and rows are; 16-bit weights give what their F32 values would. */
+ * and rows are; 16-bit weights give what their F32 values would. whole:
+ * the bytes of the whole matrix these rows are part of (a task's rows are
+ * part of one), which tells whether one token's pass finds it in the
+ * caches or reads it from memory; it changes the speed only. */
 #ifndef SL_GEMM_H
 #define SL_GEMM_H
 
 #include <stddef.h>
 
 void sl_gemm(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, int wtype, size_t ldw,
-             int rows, int n);
+             int rows, int n, size_t whole);
 
 /* Attention's weighted sum of value rows, added to what out holds: for
  * query i of nq, out[i][d] += p[i][j] * v[j - j0][d] for j = j0 .. lim[i]-1

@@ -77,7 +77,7 @@ static void mm_task(int task, void *p)
 				               a->xq + (size_t)t * a->xq_row_bytes);
 	} else if (a->wtype == SL_DT_F32 || a->wtype == SL_DT_F16 || a->wtype == SL_DT_BF16) {
 		sl_gemm(a->y + r0, (size_t)a->n_out, a->x, (size_t)a->n_in, a->T, a->w + (size_t)r0 * a->row_bytes, a->wtype,
-		        (size_t)a->n_in, nr, a->n_in);
+		        (size_t)a->n_in, nr, a->n_in, (size_t)a->n_out * a->row_bytes);
 	} else {
 		float *tile = malloc((size_t)MM_TILE_ROWS * a->n_in * sizeof(float));
 		if (!tile)
@@ -86,7 +86,7 @@ static void mm_task(int task, void *p)
 			int k = r1 - rr < MM_TILE_ROWS ? r1 - rr : MM_TILE_ROWS;
 			sl_dtype_rows_to_float(a->wtype, a->w + (size_t)rr * a->row_bytes, tile, k, a->n_in);
 			sl_gemm(a->y + rr, (size_t)a->n_out, a->x, (size_t)a->n_in, a->T, tile, SL_DT_F32, (size_t)a->n_in, k,
-			        a->n_in);
+			        a->n_in, 0);
 		}
 		free(tile);
 	}
@@ -385,7 +385,7 @@ static void att_task(int task, void *p)
 	for (int j0 = 0; j0 < L; j0 += ATT_KEYS) {
 		int nr = L - j0 < ATT_KEYS ? L - j0 : ATT_KEYS;
 		const float *K = kv_rows(a, a->k, j0, nr, kvh * hd, hd, &sc, &ld);
-		sl_gemm(S + j0, (size_t)L, Q, (size_t)qs, tq, K, SL_DT_F32, ld, nr, hd);
+		sl_gemm(S + j0, (size_t)L, Q, (size_t)qs, tq, K, SL_DT_F32, ld, nr, hd, 0);
 	}
 	for (int t = 0; t < tq; t++) {
 		float *row = S + (size_t)t * L;
