@@ -3,7 +3,8 @@
  * formats packed, the target's first half of blocks, prompt lookup), with
  * the speed-up predicted from the acceptance and the draft's cost beside
  * the measured one. On the workshop model by default, greedy, continuing
- * the first lines of the evaluation text. Both speeds are timed as
+ * 48-token windows spread over the evaluation text (--windows W, default 4;
+ * each row adds the windows' counts and times). Both speeds are timed as
  * sl_speculate defines (core/speculate.h: the target alone decodes beside
  * the run, catching up after every pass), on the clock and in CPU seconds:
  * "cpu s-up" is the speed-up in CPU time, steadier than the clock's where
@@ -22,7 +23,8 @@
  * not change between rounds): on a machine that other work shares, a
  * round the scheduler took the cores from does not decide the row.
  *
- *   bench/speculate [MODEL] [--n N] [--k-max K] [--threads N] [--shape 110m] [--draft NAME] [--rounds N] */
+ *   bench/speculate [MODEL] [--n N] [--k-max K] [--threads N] [--shape 110m] [--draft NAME] [--rounds N]
+ *                   [--windows W] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,9 +69,11 @@ static bool shipped(const char *rel, char *out, size_t n)
 	return sl_file_exists(out);
 }
 
-/* The prompt: the first 48 tokens of the evaluation text, or (no
- * tokenizer) a fixed pattern of ids. */
-static int prompt_of(const sl_model *m, int32_t *ids, int max)
+/* The prompts: W windows of 48 tokens spread evenly over the evaluation
+ * text (the first at its start), or (no tokenizer) fixed patterns of ids.
+ * ids holds W rows of 48; returns the tokens per prompt. */
+enum { PLEN = 48, MAX_WINDOWS = 64 };
+static int prompts_of(const sl_model *m, int32_t *ids, int W)
 {
 	char path[4096];
 	sl_error err = {0};
@@ -77,20 +81,24 @@ static int prompt_of(const sl_model *m, int32_t *ids, int max)
 	size_t len = 0;
 	int32_t *all = NULL;
 	size_t n = 0;
+	int got = 0;
 	if (m->tok && shipped("data/eval.txt", path, sizeof path) &&
 	    !sl_read_file(path, (size_t)64 << 20, &text, &len, &err) &&
-	    !sl_tok_encode(m->tok, text, len < 4096 ? len : 4096, sl_tok_add_bos(m->tok), &all, &n, &err) && n) {
-		int k = (int)(n < (size_t)max ? n : (size_t)max);
-		memcpy(ids, all, (size_t)k * sizeof *ids);
-		free(text);
-		free(all);
-		return k;
+	    !sl_tok_encode(m->tok, text, len, sl_tok_add_bos(m->tok), &all, &n, &err) && n >= PLEN) {
+		for (int w = 0; w < W; w++) {
+			size_t start = W > 1 ? (n - PLEN) * (size_t)w / (size_t)(W - 1) : 0;
+			memcpy(ids + (size_t)w * PLEN, all + start, PLEN * sizeof *ids);
+		}
+		got = PLEN;
 	}
 	free(text);
 	free(all);
-	for (int i = 0; i < max; i++)
-		ids[i] = (int32_t)((i * 7919 + 13) % m->cfg.vocab_size);
-	return max;
+	if (got)
+		return got;
+	for (int w = 0; w < W; w++)
+		for (int i = 0; i < PLEN; i++)
+			ids[(size_t)w * PLEN + i] = (int32_t)((i * 7919 + w * 104729 + 13) % m->cfg.vocab_size);
+	return PLEN;
 }
 
 /* llama-speculative on target and draft files, greedy: its decoding speed. */
@@ -133,7 +141,7 @@ enum { F_TPS, F_ALONE, F_SPEEDUP, F_PRED, F_PREDV, F_CPU, F_C, F_VERIFY, F_LOOP,
 int main(int argc, char **argv)
 {
 	const char *path = NULL, *shape = NULL, *only = NULL;
-	int n_predict = 128, k_max = 8, rounds = 1;
+	int n_predict = 128, k_max = 8, rounds = 1, windows = 4;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--n") && i + 1 < argc)
 			n_predict = atoi(argv[++i]);
@@ -147,6 +155,8 @@ int main(int argc, char **argv)
 			only = argv[++i];
 		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
 			rounds = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--windows") && i + 1 < argc)
+			windows = atoi(argv[++i]);
 		else if (argv[i][0] != '-' && !path)
 			path = argv[i];
 		else {
@@ -156,9 +166,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (n_predict < 8 || k_max < 1 || k_max > SL_SPEC_MAX_K || (shape && strcmp(shape, "110m")) || rounds < 1 ||
-	    rounds > MAX_ROUNDS) {
-		fprintf(stderr, "bench/speculate: --n is at least 8, --k-max 1..%d, --shape 110m, --rounds 1..%d\n",
-		        SL_SPEC_MAX_K, MAX_ROUNDS);
+	    rounds > MAX_ROUNDS || windows < 1 || windows > MAX_WINDOWS) {
+		fprintf(stderr,
+		        "bench/speculate: --n is at least 8, --k-max 1..%d, --shape 110m, --rounds 1..%d, --windows 1..%d\n",
+		        SL_SPEC_MAX_K, MAX_ROUNDS, MAX_WINDOWS);
 		return 2;
 	}
 	sl_error err = {0};
@@ -180,8 +191,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench/speculate: %s\n", err.msg);
 		return 1;
 	}
-	printf("target: %s (%d blocks, dim %d); %d tokens greedy; %d threads%s\n", shape ? "110M shape, random" : path,
-	       m->cfg.n_layers, m->cfg.dim, n_predict, sl_kernels_threads(),
+	printf("target: %s (%d blocks, dim %d); %d tokens greedy after each of %d windows of the text; %d threads%s\n",
+	       shape ? "110M shape, random" : path, m->cfg.n_layers, m->cfg.dim, n_predict, windows, sl_kernels_threads(),
 	       rounds > 1 ? "; timed figures the median of the rounds" : "");
 	source src[16];
 	int n_src = 0;
@@ -199,8 +210,8 @@ int main(int argc, char **argv)
 	snprintf(src[n_src++].d.label, sizeof src[0].d.label, "first %d blocks", m->cfg.n_layers / 2);
 	src[n_src++] = (source){{.kind = SL_DRAFT_LOOKUP, .ngram = 3, .label = "prompt lookup, 3"}, NULL};
 
-	int32_t prompt[48];
-	int n_prompt = prompt_of(m, prompt, 48);
+	int32_t prompts[MAX_WINDOWS * PLEN], *prompt = prompts;
+	int n_prompt = prompts_of(m, prompts, windows);
 	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s %8s %7s %8s %5s %6s %5s\n", "draft", "k", "acceptance",
 	       "tok/pass", "spec t/s", "alone t/s", "speed-up", "predicted", "pred/meas", "pred(v)", "pv/meas", "cpu s-up",
 	       "c", "verify", "loop");
@@ -214,14 +225,25 @@ int main(int argc, char **argv)
 			sl_spec_stats st;
 			int done = 0;
 			for (; done < rounds; done++) {
-				int32_t *out = NULL;
-				int n = 0;
-				if (sl_speculate(m, &src[s].d, prompt, n_prompt, &o, NULL, NULL, NULL, &out, &n, &st, &err)) {
-					fprintf(stderr, "bench/speculate: %s, k %d: %s\n", src[s].d.label, k, err.msg);
+				int w = 0;
+				for (; w < windows; w++) {
+					int32_t *out = NULL;
+					int n = 0;
+					sl_spec_stats one;
+					if (sl_speculate(m, &src[s].d, prompts + (size_t)w * PLEN, n_prompt, &o, NULL, NULL, NULL,
+					                 &out, &n, &one, &err)) {
+						fprintf(stderr, "bench/speculate: %s, k %d: %s\n", src[s].d.label, k, err.msg);
+						free(out);
+						break;
+					}
 					free(out);
-					break;
+					if (w)
+						sl_spec_stats_add(&st, &one);
+					else
+						st = one;
 				}
-				free(out);
+				if (w < windows)
+					break;
 				sl_spec_finish(&st);
 				fig[F_TPS][done] = st.tps;
 				fig[F_ALONE][done] = st.target_tps;
@@ -233,8 +255,9 @@ int main(int argc, char **argv)
 				        st.passes && st.target_token_s > 0 ? st.target_s / st.passes / st.target_token_s : 0;
 				fig[F_LOOP][done] = st.total_s > 0 ? (st.total_s - st.draft_s - st.target_s) / st.total_s : 0;
 				/* The prediction with the verification's measured cost in
-				 * place of one target step. */
-				const double kc = k * st.cost_ratio, v = fig[F_VERIFY][done];
+				 * place of one target step (k: the tokens drafted per pass). */
+				const double kc = (double)st.drafted / (double)st.passes * st.cost_ratio,
+				             v = fig[F_VERIFY][done];
 				fig[F_PREDV][done] = v > 0 ? st.predicted_speedup * (kc + 1) / (kc + v) : 0;
 			}
 			if (done < rounds)

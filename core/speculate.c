@@ -33,8 +33,10 @@ static const sl_card card_speculative = {
 static const sl_card card_lookup = {
 	.title = "Prompt lookup drafts",
 	.what = "No draft model: the tokens that followed the last n tokens where they appeared earlier in the "
-	        "context are proposed as the draft. Free to compute.",
-	.formula = "find the latest earlier occurrence of x_{t-n+1..t}; draft the k tokens that followed it.",
+	        "context are proposed as the draft; where the last n never appeared, the longest shorter tail that "
+	        "did proposes one token. Free to compute.",
+	.formula = "find the latest earlier occurrence of x_{t-n+1..t}; draft the k tokens that followed it (else "
+	           "of x_{t-m+1..t}, m < n as large as found: one token).",
 	.watch = "Speculate (d cycles drafts): acceptance high on text that repeats its prompt, near zero on free "
 	         "writing.",
 	.pitfall = "It only helps when the output copies the input (summaries, code edits); on a story it proposes "
@@ -177,8 +179,16 @@ void sl_spec_finish(sl_spec_stats *st)
 	                          ? (st->baseline_cpu_s / (double)st->baseline_tokens) / (st->cpu_s / (double)st->generated)
 	                          : 0;
 	st->cost_ratio = st->target_token_s > 0 ? st->draft_token_s / st->target_token_s : 0;
-	double a = st->acceptance, c = st->cost_ratio, k = st->k;
-	double gain = a < 1 ? (1 - pow(a, k + 1)) / (1 - a) : k + 1;
+	double a = st->acceptance, c = st->cost_ratio, k = st->k, gain = 0;
+	if (st->passes > 0) {
+		for (int j = 0; j <= SL_SPEC_MAX_K; j++)
+			if (st->proposed[j])
+				gain += (double)st->proposed[j] * (a < 1 ? (1 - pow(a, j + 1)) / (1 - a) : j + 1);
+		gain /= (double)st->passes;
+		k = (double)st->drafted / (double)st->passes;
+	} else {
+		gain = a < 1 ? (1 - pow(a, k + 1)) / (1 - a) : k + 1;
+	}
 	st->predicted_speedup = gain / (k * c + 1);
 }
 
@@ -192,6 +202,7 @@ void sl_spec_stats_add(sl_spec_stats *into, const sl_spec_stats *s)
 	for (int i = 0; i <= SL_SPEC_MAX_K; i++) {
 		into->at_least[i] += s->at_least[i];
 		into->kept[i] += s->kept[i];
+		into->proposed[i] += s->proposed[i];
 	}
 	/* One draft step's time over all the steps of both runs. */
 	double steps_d = into->draft_token_s > 0 ? into->draft_s / into->draft_token_s : 0;
@@ -256,24 +267,31 @@ static int propose(run *r, int kmax, int32_t *x, sl_error *err)
 	const sl_spec_opts *o = r->o;
 	bool greedy = r->greedy;
 	if (r->draft->kind == SL_DRAFT_LOOKUP) {
-		int n = r->draft->ngram;
-		if (kmax <= 0 || r->L <= n)
+		/* The longest of the last ngram .. 1 tokens that occurred before:
+		 * what followed its latest occurrence is proposed, up to kmax
+		 * tokens where all ngram matched, one token where fewer did
+		 * (a short match is a weaker guess, and every token proposed
+		 * costs the verification). */
+		if (kmax <= 0)
 			return 0;
-		const int32_t *tail = r->seq + r->L - n;
-		for (int i = r->L - n - 1; i >= 0; i--) {
-			if (memcmp(r->seq + i, tail, (size_t)n * sizeof *tail))
-				continue;
-			int j = 0;
-			while (j < kmax && i + n + j < r->L) {
-				x[j] = r->seq[i + n + j];
-				if (!greedy) {
-					float *qj = r->q + (size_t)j * r->V;
-					memset(qj, 0, (size_t)r->V * sizeof *qj);
-					qj[x[j]] = 1.0f;
+		for (int n = r->draft->ngram < r->L ? r->draft->ngram : r->L - 1; n >= 1; n--) {
+			const int32_t *tail = r->seq + r->L - n;
+			const int most = n == r->draft->ngram ? kmax : 1;
+			for (int i = r->L - n - 1; i >= 0; i--) {
+				if (memcmp(r->seq + i, tail, (size_t)n * sizeof *tail))
+					continue;
+				int j = 0;
+				while (j < most && i + n + j < r->L) {
+					x[j] = r->seq[i + n + j];
+					if (!greedy) {
+						float *qj = r->q + (size_t)j * r->V;
+						memset(qj, 0, (size_t)r->V * sizeof *qj);
+						qj[x[j]] = 1.0f;
+					}
+					j++;
 				}
-				j++;
+				return j;
 			}
-			return j;
 		}
 		return 0;
 	}
@@ -457,6 +475,7 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 		st->drafted += j;
 		st->accepted += a;
 		st->kept[a]++;
+		st->proposed[j]++;
 		for (int i = 1; i <= a; i++)
 			st->at_least[i]++;
 		st->generated = generated;

@@ -7,7 +7,8 @@
  * distributed exactly as the target's own sampling. Drafts: another model
  * with the target's vocabulary, the target compressed by a recipe, the
  * target's first blocks (early exit), or prompt lookup (the tokens that
- * followed the last n tokens earlier in the context; no model). */
+ * followed the last n tokens earlier in the context, or one token after
+ * the longest shorter tail found; no model). */
 #ifndef SL_SPECULATE_H
 #define SL_SPECULATE_H
 
@@ -28,7 +29,7 @@ typedef struct {
 	sl_draft_kind kind;
 	const sl_model *model; /* MODEL: the draft model (another one, or the target compressed) */
 	int layers;            /* EARLY_EXIT: blocks of the target the draft runs */
-	int ngram;             /* LOOKUP: how many last tokens are looked up */
+	int ngram;             /* LOOKUP: how many last tokens are looked up (fewer: one token) */
 	char label[64];        /* how reports name it (a format, "first 4 blocks", "prompt lookup") */
 } sl_draft;
 
@@ -65,6 +66,7 @@ typedef struct {
 	int64_t drafted, accepted, passes, generated;
 	int64_t at_least[SL_SPEC_MAX_K + 1]; /* [i]: passes that kept at least i draft tokens */
 	int64_t kept[SL_SPEC_MAX_K + 1];     /* [i]: passes that kept exactly i */
+	int64_t proposed[SL_SPEC_MAX_K + 1]; /* [j]: passes whose draft proposed exactly j */
 	double draft_s, target_s, total_s;
 	double draft_token_s, target_token_s; /* one draft step; one target step alone (the baseline's) */
 	double baseline_s;                    /* the target alone, same number of tokens */
@@ -99,7 +101,11 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
                        int *n_out, sl_spec_stats *st, sl_error *err);
 
 /* The derived figures from the counts and times; predicted speed-up from
- * the acceptance a, k and the cost ratio c: (1 - a^(k+1)) / ((1 - a)(k c + 1)). */
+ * the acceptance a, k and the cost ratio c: (1 - a^(k+1)) / ((1 - a)(k c + 1)),
+ * with k the tokens the draft actually proposed in each pass (fewer than
+ * k where it stops at --p-min, where lookup finds a short match or none,
+ * at the end of the run): the mean over the passes of (1 - a^(j+1)) / (1 - a)
+ * over (mean j) c + 1, which is the formula itself where every pass drafts k. */
 void sl_spec_finish(sl_spec_stats *st);
 /* Adds the counts and times of another run with the same k (another
  * prompt, or the next stretch of one) and derives the figures anew. */

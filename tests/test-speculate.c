@@ -259,6 +259,82 @@ static void test_hostile(const sl_model *target, const sl_model *other)
 	      strstr(err.msg, "positions"), "more than the context holds is refused: %s", err.msg);
 }
 
+/* The first pass of prompt lookup, caught by the callback: the tokens it
+ * proposed (kept and rejected together). */
+typedef struct {
+	int passes, n;
+	int32_t x[SL_SPEC_MAX_K];
+} first_pass;
+
+static void on_first(void *ctx, const sl_spec_pass *ps)
+{
+	first_pass *f = ctx;
+	if (f->passes++)
+		return;
+	f->n = 0;
+	for (int i = 0; i < ps->n_kept; i++)
+		f->x[f->n++] = ps->kept[i];
+	for (int i = 0; i < ps->n_rejected; i++)
+		f->x[f->n++] = ps->rejected[i];
+}
+
+/* What prompt lookup proposes, worked out by hand: with all n last tokens
+ * found, the k that followed their latest occurrence (or as many as there
+ * are); with only a shorter tail found, the one token after its latest
+ * occurrence; with nothing found, nothing. */
+static void test_lookup(const sl_model *m)
+{
+	static const struct {
+		int32_t prompt[12];
+		int len, want[4], n_want;
+	} cases[] = {
+		{{1, 50, 60, 70, 80, 50, 60, 70}, 8, {80, 50, 60, 70}, 4},     /* 50 60 70 seen: 4 tokens */
+		{{1, 50, 60, 70, 50, 60, 70, 90, 60, 70}, 10, {90}, 1},        /* latest 60 70: one token */
+		{{1, 50, 60, 70, 80, 90, 70}, 7, {80}, 1},                     /* only 70 found: one token */
+		{{1, 50, 60, 70, 80, 50, 60, 70, 81, 82}, 10, {0}, 0},          /* 82 never seen */
+		{{1, 50, 60, 70, 80, 60, 70, 80}, 8, {60, 70, 80}, 3},         /* 70 80 after 60: runs to the end */
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+		sl_draft lk = {.kind = SL_DRAFT_LOOKUP, .ngram = 3};
+		sl_spec_opts o = {.k = 4, .n_predict = 8, .eos = -1, .seed = 1};
+		first_pass f = {0};
+		int32_t *out = NULL;
+		int n = 0;
+		sl_spec_stats st;
+		sl_error err = {0};
+		sl_status s = sl_speculate(m, &lk, cases[c].prompt, cases[c].len, &o, on_first, &f, NULL, &out, &n, &st, &err);
+		free(out);
+		bool same = !s && f.n == cases[c].n_want;
+		for (int i = 0; same && i < f.n; i++)
+			same = f.x[i] == cases[c].want[i];
+		CHECK(same, "lookup case %zu: the first pass proposes %d tokens (%d %d %d %d), %d wanted", c, f.n, f.x[0],
+		      f.x[1], f.x[2], f.x[3], cases[c].n_want);
+	}
+}
+
+/* The predicted speed-up against the issue's formula, worked by hand: all
+ * passes drafting k, then passes drafting different numbers of tokens. */
+static void test_prediction(void)
+{
+	sl_spec_stats st = {.k = 4, .drafted = 40, .accepted = 28, .passes = 10, .draft_token_s = 0.25,
+	                    .target_token_s = 1};
+	st.proposed[4] = 10;
+	sl_spec_finish(&st);
+	double want = (1 - pow(0.7, 5)) / ((1 - 0.7) * (4 * 0.25 + 1));
+	CHECK(fabs(st.predicted_speedup - want) < 1e-12, "every pass drafting k: %.15g, the formula %.15g",
+	      st.predicted_speedup, want);
+	sl_spec_stats mix = {.k = 4, .drafted = 12, .accepted = 6, .passes = 10, .draft_token_s = 0.5,
+	                     .target_token_s = 1};
+	mix.proposed[0] = 4;
+	mix.proposed[2] = 6;
+	sl_spec_finish(&mix);
+	/* a = 1/2: 1 token from each empty pass, 1 + 1/2 + 1/4 from each of the
+	 * others; 1.2 drafted per pass at half a step each. */
+	want = (4 * 1.0 + 6 * 1.75) / 10 / (1.2 * 0.5 + 1);
+	CHECK(fabs(mix.predicted_speedup - want) < 1e-12, "passes drafting 0 and 2: %.15g, by hand %.15g",
+	      mix.predicted_speedup, want);
+}
+
 int main(void)
 {
 	const char *path = test_fixture("models/stories260K.gguf");
@@ -268,6 +344,8 @@ int main(void)
 	if (!m)
 		return 1;
 	greedy_checks("stories260K", m, "Once upon a time, there was a little", 120);
+	test_lookup(m);
+	test_prediction();
 	sl_model *q4 = compressed(m, "q4_0");
 	if (q4) {
 		test_sampling(m, q4);
