@@ -3,7 +3,7 @@
  * formats packed, the target's first half of blocks, prompt lookup), with
  * the speed-up predicted from the acceptance and the draft's cost beside
  * the measured one. On the workshop model by default, greedy, continuing
- * 48-token windows spread over the evaluation text (--windows W, default 4;
+ * 64-token windows spread over the evaluation text (--windows W, default 4;
  * each row adds the windows' counts and times). Both speeds are timed as
  * sl_speculate defines (core/speculate.h: the target alone decodes beside
  * the run, catching up after every pass), on the clock and in CPU seconds:
@@ -69,10 +69,10 @@ static bool shipped(const char *rel, char *out, size_t n)
 	return sl_file_exists(out);
 }
 
-/* The prompts: W windows of 48 tokens spread evenly over the evaluation
+/* The prompts: W windows of 64 tokens spread evenly over the evaluation
  * text (the first at its start), or (no tokenizer) fixed patterns of ids.
- * ids holds W rows of 48; returns the tokens per prompt. */
-enum { PLEN = 48, MAX_WINDOWS = 64 };
+ * ids holds W rows of PLEN; returns the tokens per prompt. */
+enum { PLEN = 64, MAX_WINDOWS = 64 }; /* windows as `slimlab speculate --text` takes them */
 static int prompts_of(const sl_model *m, int32_t *ids, int W)
 {
 	char path[4096];
