@@ -39,8 +39,8 @@ static const sl_card card_lookup = {
 	           "of x_{t-m+1..t}, m < n as large as found: one token).",
 	.watch = "Speculate (d cycles drafts): acceptance high on text that repeats its prompt, near zero on free "
 	         "writing.",
-	.pitfall = "It only helps when the output copies the input (summaries, code edits); on a story it proposes "
-	           "nothing useful.",
+	.pitfall = "It only helps where the output repeats its context (summaries, code edits, a small model's "
+	           "greedy loops); on varied free writing little of what it proposes is kept.",
 	.paper = "Saxena 2023, Prompt Lookup Decoding (a method published as code); Yang et al. 2023, Inference with "
 	         "Reference.",
 };
