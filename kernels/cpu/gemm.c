@@ -173,13 +173,6 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 #define SL_DT_f16 SL_DT_F16
 #define SL_DT_bf16 SL_DT_BF16
 
-/* An output's four chains combined lane by lane, as the portable kernel
- * combines them: (0 + 2) + (1 + 3). */
-AVX2 static inline __m256 chains4(__m256 c0, __m256 c1, __m256 c2, __m256 c3)
-{
-	return _mm256_add_ps(_mm256_add_ps(c0, c2), _mm256_add_ps(c1, c3));
-}
-
 /* A tile's outputs from its combined chains v (token i, row j at i*tn +
  * j): the lanes' sums, then the last n mod 8 products in order. */
 AVX2 static inline __attribute__((always_inline)) void tile_out(float *y, size_t ldy, const float *x, size_t ldx,
@@ -203,45 +196,79 @@ AVX2 static inline __attribute__((always_inline)) void tile_out(float *y, size_t
  * its load into each token's multiply-add and read it TM times. */
 #define KEEP(v) __asm__("" : "+v"(v))
 
-/* One tile of TM tokens by TN rows on AVX2: each output's four chains in
- * four accumulators, one stretch of 32 products (a run for each chain) a
- * step, so the rows are read from start to end. */
-#define TILE(WT, TM, TN)                                                                                \
-	AVX2 static void tile_##WT##_##TM##x##TN(float *y, size_t ldy, const float *x, size_t ldx, const void *w, \
-	                                         size_t ldw, int n)                                     \
+/* The products a tile with fewer than four chains a pass takes in one
+ * stretch: its passes then find the stretch of the rows and the tokens in
+ * the first-level cache (three tokens and four rows: 14 KiB in F32, 20 in
+ * F16). Stretches of equal length, each a multiple of 32 (so that each
+ * starts with a run of chain 0). */
+static inline int tile_stretch(int n8, size_t es)
+{
+	const int most = es == 4 ? 512 : 1024, parts = (n8 + most - 1) / most;
+	return parts > 1 ? ((n8 + parts - 1) / parts + 31) & ~31 : n8;
+}
+
+/* Tokens that meet a group of rows together: as many as 128 KiB of
+ * activations hold (a second-level cache keeps them while the rows pass),
+ * a multiple of three. */
+#define TILE_TOKENS(n) ((n) > 10240 ? 3 : 131072 / 4 / ((n) | 1) / 3 * 3)
+
+/* One tile of TM tokens by TN rows on AVX2, CH of each output's four
+ * chains a pass (TM * TN * CH accumulators of sixteen registers): the pass
+ * for chains c0 .. c0 + CH - 1 takes their runs (chain c's at k = 8c,
+ * 8c + 32, ...) in order; the chains' sums wait in memory between passes
+ * and stretches, and are combined lane by lane as (0 + 2) + (1 + 3), as
+ * the definition says. With one chain a pass, twelve outputs (three tokens
+ * by four rows) share each step: a weight vector is widened once for three
+ * tokens and a token's vector meets four rows. With all four a pass, one
+ * token reads a row from start to end with four multiply-adds in flight. */
+#define TILE(WT, TM, TN, CH)                                                                            \
+	AVX2 static void tile_##WT##_##TM##x##TN##_##CH(float *y, size_t ldy, const float *x, size_t ldx,   \
+	                                                const void *w, size_t ldw, int n)               \
 	{                                                                                               \
-		__m256 acc[4][TM][TN];                                                                  \
-		UNROLL for (int c = 0; c < 4; c++)                                                      \
-			UNROLL for (int i = 0; i < TM; i++)                                             \
-				UNROLL for (int j = 0; j < TN; j++)                                     \
-					acc[c][i][j] = _mm256_setzero_ps();                             \
-		const int n8 = n & ~7;                                                                  \
-		int k = 0;                                                                              \
-		for (; k + 32 <= n8; k += 32)                                                           \
-			UNROLL for (int c = 0; c < 4; c++) {                                            \
-				__m256 xv[TM];                                                          \
-				UNROLL for (int i = 0; i < TM; i++)                                     \
-					xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c);       \
-				UNROLL for (int j = 0; j < TN; j++) {                                   \
-					__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)); \
-					KEEP(wv);                                                       \
+		__m256 part[4][TM][TN], v[TM * TN];                                                     \
+		const int n8 = n & ~7, step = CH == 4 ? n8 : tile_stretch(n8, SL_DT_##WT == SL_DT_F32 ? 4 : 2);                                    \
+		int kb = 0;                                                                             \
+		do {                                                                                    \
+			const int ke = n8 - kb > step ? kb + step : n8;                                 \
+			for (int c0 = 0; c0 < 4; c0 += CH) {                                          \
+				__m256 acc[CH][TM][TN];                                                 \
+				UNROLL for (int c = 0; c < CH; c++)                                     \
 					UNROLL for (int i = 0; i < TM; i++)                             \
-						acc[c][i][j] = _mm256_fmadd_ps(xv[i], wv, acc[c][i][j]); \
-				}                                                                       \
+						UNROLL for (int j = 0; j < TN; j++)                     \
+							acc[c][i][j] = kb ? part[c0 + c][i][j] : _mm256_setzero_ps(); \
+				int k = kb + 8 * c0;                                                    \
+				for (; k + 8 * CH <= ke; k += 32)                                       \
+					UNROLL for (int c = 0; c < CH; c++) {                           \
+						__m256 xv[TM];                                          \
+						UNROLL for (int i = 0; i < TM; i++)                     \
+							xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c); \
+						UNROLL for (int j = 0; j < TN; j++) {                   \
+							__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)); \
+							KEEP(wv);                                       \
+							UNROLL for (int i = 0; i < TM; i++)             \
+								acc[c][i][j] = _mm256_fmadd_ps(xv[i], wv, acc[c][i][j]); \
+						}                                                       \
+					}                                                               \
+				UNROLL for (int c = 0; c < CH - 1; c++) /* a last, partial step */      \
+					if (k + 8 * c + 8 <= ke)                                        \
+						UNROLL for (int i = 0; i < TM; i++) {                   \
+							__m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c); \
+							UNROLL for (int j = 0; j < TN; j++)             \
+								acc[c][i][j] = _mm256_fmadd_ps(         \
+									xv, load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)), \
+									acc[c][i][j]);                  \
+						}                                                       \
+				UNROLL for (int c = 0; c < CH; c++)                                     \
+					UNROLL for (int i = 0; i < TM; i++)                             \
+						UNROLL for (int j = 0; j < TN; j++)                     \
+							part[c0 + c][i][j] = acc[c][i][j];              \
 			}                                                                               \
-		UNROLL for (int c = 0; c < 3; c++)                                                      \
-			if (k + 8 * c + 8 <= n8) {                                                      \
-				UNROLL for (int i = 0; i < TM; i++) {                                   \
-					__m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c);   \
-					UNROLL for (int j = 0; j < TN; j++)                             \
-						acc[c][i][j] = _mm256_fmadd_ps(                         \
-							xv, load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)), acc[c][i][j]); \
-				}                                                                       \
-			}                                                                               \
-		__m256 v[TM * TN];                                                                      \
+			kb = ke;                                                                        \
+		} while (kb < n8);                                                                      \
 		UNROLL for (int i = 0; i < TM; i++)                                                     \
 			UNROLL for (int j = 0; j < TN; j++)                                             \
-				v[i * TN + j] = chains4(acc[0][i][j], acc[1][i][j], acc[2][i][j], acc[3][i][j]); \
+				v[i * TN + j] = _mm256_add_ps(_mm256_add_ps(part[0][i][j], part[2][i][j]), \
+				                              _mm256_add_ps(part[1][i][j], part[3][i][j])); \
 		tile_out(y, ldy, x, ldx, w, SL_DT_##WT, ldw, n, v, TM, TN);                             \
 	}
 
@@ -257,43 +284,59 @@ static inline int from_memory(size_t whole)
 	return whole >= ((size_t)1 << 20) && (pass == 0 || pass >= ((size_t)16 << 20));
 }
 
-/* Tiles of one, two or three outputs (twelve accumulators of sixteen
- * registers): one token reads one row at a time, from start to end, with
- * its four chains in flight (three rows at a time in a small matrix); two
- * or more tokens meet one row three at a time. Which tile covers an output
- * never changes its value. */
+/* One token reads one row at a time, from start to end, with its four
+ * chains in flight (three rows at a time in a small matrix). Two or more
+ * tokens meet four rows at a time, three tokens a tile with one chain a
+ * pass (a batch of 3m + 1 tokens ends in two tiles of two, the last odd
+ * token in a tile of two chains a pass); rows after the fours one at a
+ * time. Which tile covers an output never changes its value. */
 #define GEMM(WT)                                                                                        \
-	TILE(WT, 3, 1)                                                                                  \
-	TILE(WT, 2, 1)                                                                                  \
-	TILE(WT, 1, 3)                                                                                  \
-	TILE(WT, 1, 1)                                                                                  \
+	TILE(WT, 3, 4, 1)                                                                               \
+	TILE(WT, 2, 4, 1)                                                                               \
+	TILE(WT, 1, 4, 2)                                                                               \
+	TILE(WT, 3, 1, 4)                                                                               \
+	TILE(WT, 2, 1, 4)                                                                               \
+	TILE(WT, 1, 3, 4)                                                                               \
+	TILE(WT, 1, 1, 4)                                                                               \
 	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w,   \
 	                           size_t ldw, int rows, int n, size_t whole)                           \
 	{                                                                                               \
 		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
 		int r = 0;                                                                              \
-		if (T == 1 && !from_memory(whole))                                                      \
-			for (; r + 3 <= rows; r += 3)                                                   \
-				tile_##WT##_1x3(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
 		if (T == 1) {                                                                           \
+			if (!from_memory(whole))                                                        \
+				for (; r + 3 <= rows; r += 3)                                           \
+					tile_##WT##_1x3_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
 			for (; r < rows; r++)                                                           \
-				tile_##WT##_1x1(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
+				tile_##WT##_1x1_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
 			return;                                                                         \
 		}                                                                                       \
-		for (; r < rows; r += 4) { /* up to four rows meet each group of tokens */              \
-			const int re = rows - r < 4 ? rows : r + 4;                                     \
+		const int tb = TILE_TOKENS(n);                                                          \
+		for (int t0 = 0; t0 < T; t0 += tb) {                                                    \
+			const int te = T - t0 - tb < 3 ? T : t0 + tb;                                   \
+			for (int q = 0; q + 4 <= rows; q += 4) {                                        \
+				const void *wr = (const char *)w + (size_t)q * ldw * es;                \
+				int t = t0;                                                             \
+				for (; te - t >= 3 && te - t != 4; t += 3)                              \
+					tile_##WT##_3x4_1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+				for (; te - t >= 2; t += 2)                                             \
+					tile_##WT##_2x4_1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+				if (t < te)                                                             \
+					tile_##WT##_1x4_2(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+			}                                                                               \
+			if (te == T)                                                                    \
+				break;                                                                  \
+		}                                                                                       \
+		r = rows & ~3;                                                                          \
+		for (; r < rows; r++) {                                                                 \
+			const void *wq = (const char *)w + (size_t)r * ldw * es;                        \
 			int t = 0;                                                                      \
 			for (; T - t >= 3; t += 3)                                                      \
-				for (int q = r; q < re; q++)                                            \
-					tile_##WT##_3x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, \
-					                (const char *)w + (size_t)q * ldw * es, ldw, n); \
-			for (int q = r; q < re; q++) {                                                  \
-				const void *wq = (const char *)w + (size_t)q * ldw * es;                \
-				if (T - t == 2)                                                         \
-					tile_##WT##_2x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
-				else if (T - t == 1)                                                    \
-					tile_##WT##_1x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
-			}                                                                               \
+				tile_##WT##_3x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
+			if (T - t == 2)                                                                 \
+				tile_##WT##_2x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
+			else if (T - t == 1)                                                            \
+				tile_##WT##_1x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
 		}                                                                                       \
 	}
 
