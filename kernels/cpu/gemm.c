@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../dtype.h"
 #include "../kernels.h"
@@ -196,79 +197,95 @@ AVX2 static inline __attribute__((always_inline)) void tile_out(float *y, size_t
  * its load into each token's multiply-add and read it TM times. */
 #define KEEP(v) __asm__("" : "+v"(v))
 
-/* The products a tile with fewer than four chains a pass takes in one
- * stretch: its passes then find the stretch of the rows and the tokens in
- * the first-level cache (three tokens and four rows: 14 KiB in F32, 20 in
- * F16). Stretches of equal length, each a multiple of 32 (so that each
- * starts with a run of chain 0). */
+/* The products a stretch of a row covers where tiles with one chain a
+ * pass meet it: their passes then find the stretch of three tokens and
+ * four rows in the first-level cache (at most 21 KiB in F32, 20 in F16),
+ * and where rows are long the four rows' stretch stays there while all the
+ * tokens of a block meet it. Stretches of equal length, each a multiple of
+ * 32 (so that each starts with a run of chain 0). */
 static inline int tile_stretch(int n8, size_t es)
 {
-	const int most = es == 4 ? 512 : 1024, parts = (n8 + most - 1) / most;
+	const int most = es == 4 ? 768 : 1024, parts = (n8 + most - 1) / most;
 	return parts > 1 ? ((n8 + parts - 1) / parts + 31) & ~31 : n8;
 }
 
 /* Tokens that meet a group of rows together: as many as 128 KiB of
  * activations hold (a second-level cache keeps them while the rows pass),
- * a multiple of three. */
-#define TILE_TOKENS(n) ((n) > 10240 ? 3 : 131072 / 4 / ((n) | 1) / 3 * 3)
+ * a multiple of three, at most 42 (a block is then at most 44 tokens,
+ * fifteen tiles). */
+#define TILE_GROUPS 15
+static inline int tile_tokens(int n)
+{
+	const int t = 131072 / 4 / (n > 1 ? n : 1) / 3 * 3;
+	return t < 3 ? 3 : t > 42 ? 42 : t;
+}
 
-/* One tile of TM tokens by TN rows on AVX2, CH of each output's four
- * chains a pass (TM * TN * CH accumulators of sixteen registers): the pass
- * for chains c0 .. c0 + CH - 1 takes their runs (chain c's at k = 8c,
- * 8c + 32, ...) in order; the chains' sums wait in memory between passes
- * and stretches, and are combined lane by lane as (0 + 2) + (1 + 3), as
- * the definition says. With one chain a pass, twelve outputs (three tokens
- * by four rows) share each step: a weight vector is widened once for three
- * tokens and a token's vector meets four rows. With all four a pass, one
- * token reads a row from start to end with four multiply-adds in flight. */
+/* The tokens of the next tile from t of a block that ends at te: three, or
+ * two (a block of 3m + 1 ends in two tiles of two). */
+static inline int tile_group(int t, int te)
+{
+	return te - t >= 3 && te - t != 4 ? 3 : 2;
+}
+
+/* One tile of TM tokens by TN rows on AVX2 over the stretch kb .. ke-1 of
+ * the rows, CH of each output's four chains a pass (TM * TN * CH
+ * accumulators of sixteen registers): the pass for chains c0 .. c0 + CH - 1
+ * takes their runs (chain c's at k = 8c, 8c + 32, ...) in order. The
+ * chains' sums wait in part (4 x TM x TN vectors) between passes and
+ * stretches; after the last stretch (ke = n & ~7) they are combined lane by
+ * lane as (0 + 2) + (1 + 3), as the definition says, and the outputs
+ * written. With one chain a pass, twelve outputs (three tokens by four
+ * rows) share each step: a weight vector is widened once for three tokens
+ * and a token's vector meets four rows. With all four a pass, one token
+ * reads a row from start to end with four multiply-adds in flight. */
 #define TILE(WT, TM, TN, CH)                                                                            \
 	AVX2 static void tile_##WT##_##TM##x##TN##_##CH(float *y, size_t ldy, const float *x, size_t ldx,   \
-	                                                const void *w, size_t ldw, int n)               \
+	                                                const void *w, size_t ldw, int n, int kb, int ke, \
+	                                                __m256 *part)                                   \
 	{                                                                                               \
-		__m256 part[4][TM][TN], v[TM * TN];                                                     \
-		const int n8 = n & ~7, step = CH == 4 ? n8 : tile_stretch(n8, SL_DT_##WT == SL_DT_F32 ? 4 : 2);                                    \
-		int kb = 0;                                                                             \
-		do {                                                                                    \
-			const int ke = n8 - kb > step ? kb + step : n8;                                 \
-			for (int c0 = 0; c0 < 4; c0 += CH) {                                          \
-				__m256 acc[CH][TM][TN];                                                 \
-				UNROLL for (int c = 0; c < CH; c++)                                     \
+		for (int c0 = 0; c0 < 4; c0 += CH) {                                                    \
+			__m256 acc[CH][TM][TN];                                                         \
+			UNROLL for (int c = 0; c < CH; c++)                                             \
+				UNROLL for (int i = 0; i < TM; i++)                                     \
+					UNROLL for (int j = 0; j < TN; j++)                             \
+						acc[c][i][j] = kb ? part[((c0 + c) * TM + i) * TN + j] : _mm256_setzero_ps(); \
+			int k = kb + 8 * c0;                                                            \
+			for (; k + 8 * CH <= ke; k += 32)                                               \
+				UNROLL for (int c = 0; c < CH; c++) {                                   \
+					__m256 xv[TM];                                                  \
 					UNROLL for (int i = 0; i < TM; i++)                             \
-						UNROLL for (int j = 0; j < TN; j++)                     \
-							acc[c][i][j] = kb ? part[c0 + c][i][j] : _mm256_setzero_ps(); \
-				int k = kb + 8 * c0;                                                    \
-				for (; k + 8 * CH <= ke; k += 32)                                       \
-					UNROLL for (int c = 0; c < CH; c++) {                           \
-						__m256 xv[TM];                                          \
+						xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c); \
+					UNROLL for (int j = 0; j < TN; j++) {                           \
+						__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)); \
+						KEEP(wv);                                               \
 						UNROLL for (int i = 0; i < TM; i++)                     \
-							xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c); \
-						UNROLL for (int j = 0; j < TN; j++) {                   \
-							__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)); \
-							KEEP(wv);                                       \
-							UNROLL for (int i = 0; i < TM; i++)             \
-								acc[c][i][j] = _mm256_fmadd_ps(xv[i], wv, acc[c][i][j]); \
-						}                                                       \
+							acc[c][i][j] = _mm256_fmadd_ps(xv[i], wv, acc[c][i][j]); \
 					}                                                               \
-				UNROLL for (int c = 0; c < CH - 1; c++) /* a last, partial step */      \
-					if (k + 8 * c + 8 <= ke)                                        \
-						UNROLL for (int i = 0; i < TM; i++) {                   \
-							__m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c); \
-							UNROLL for (int j = 0; j < TN; j++)             \
-								acc[c][i][j] = _mm256_fmadd_ps(         \
-									xv, load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)), \
-									acc[c][i][j]);                  \
-						}                                                       \
-				UNROLL for (int c = 0; c < CH; c++)                                     \
-					UNROLL for (int i = 0; i < TM; i++)                             \
+				}                                                                       \
+			UNROLL for (int c = 0; c < CH - 1; c++) /* a last, partial step */              \
+				if (k + 8 * c + 8 <= ke)                                                \
+					UNROLL for (int i = 0; i < TM; i++) {                           \
+						__m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c); \
 						UNROLL for (int j = 0; j < TN; j++)                     \
-							part[c0 + c][i][j] = acc[c][i][j];              \
-			}                                                                               \
-			kb = ke;                                                                        \
-		} while (kb < n8);                                                                      \
+							acc[c][i][j] = _mm256_fmadd_ps(                 \
+								xv, load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)), \
+								acc[c][i][j]);                          \
+					}                                                               \
+			UNROLL for (int c = 0; c < CH; c++)                                             \
+				UNROLL for (int i = 0; i < TM; i++)                                     \
+					UNROLL for (int j = 0; j < TN; j++)                             \
+						part[((c0 + c) * TM + i) * TN + j] = acc[c][i][j];      \
+		}                                                                                       \
+		if (ke < (n & ~7))                                                                      \
+			return;                                                                         \
+		__m256 v[TM * TN];                                                                      \
+		const __m256 *p = part;                                                                 \
 		UNROLL for (int i = 0; i < TM; i++)                                                     \
-			UNROLL for (int j = 0; j < TN; j++)                                             \
-				v[i * TN + j] = _mm256_add_ps(_mm256_add_ps(part[0][i][j], part[2][i][j]), \
-				                              _mm256_add_ps(part[1][i][j], part[3][i][j])); \
+			UNROLL for (int j = 0; j < TN; j++) {                                           \
+				const int o = i * TN + j;                                               \
+				v[o] = _mm256_add_ps(_mm256_add_ps(p[o], p[2 * TM * TN + o]),           \
+				                     _mm256_add_ps(p[TM * TN + o], p[3 * TM * TN + o])); \
+			}                                                                               \
 		tile_out(y, ldy, x, ldx, w, SL_DT_##WT, ldw, n, v, TM, TN);                             \
 	}
 
@@ -286,14 +303,13 @@ static inline int from_memory(size_t whole)
 
 /* One token reads one row at a time, from start to end, with its four
  * chains in flight (three rows at a time in a small matrix). Two or more
- * tokens meet four rows at a time, three tokens a tile with one chain a
- * pass (a batch of 3m + 1 tokens ends in two tiles of two, the last odd
- * token in a tile of two chains a pass); rows after the fours one at a
- * time. Which tile covers an output never changes its value. */
+ * tokens go in blocks (tile_tokens) that meet four rows at a time, a
+ * stretch of them at a time, in tiles of three tokens (two at the end of a
+ * block) with one chain a pass; rows after the fours one at a time, all
+ * chains a pass. Which tile covers an output never changes its value. */
 #define GEMM(WT)                                                                                        \
 	TILE(WT, 3, 4, 1)                                                                               \
 	TILE(WT, 2, 4, 1)                                                                               \
-	TILE(WT, 1, 4, 2)                                                                               \
 	TILE(WT, 3, 1, 4)                                                                               \
 	TILE(WT, 2, 1, 4)                                                                               \
 	TILE(WT, 1, 3, 4)                                                                               \
@@ -302,41 +318,61 @@ static inline int from_memory(size_t whole)
 	                           size_t ldw, int rows, int n, size_t whole)                           \
 	{                                                                                               \
 		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
+		const int n8 = n & ~7, st = tile_stretch(n8, es);                                       \
+		__m256 part[TILE_GROUPS][4 * 12];                                                       \
 		int r = 0;                                                                              \
 		if (T == 1) {                                                                           \
 			if (!from_memory(whole))                                                        \
 				for (; r + 3 <= rows; r += 3)                                           \
-					tile_##WT##_1x3_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
+					tile_##WT##_1x3_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n, \
+					                  0, n8, part[0]);                              \
 			for (; r < rows; r++)                                                           \
-				tile_##WT##_1x1_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
+				tile_##WT##_1x1_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n, 0, n8, \
+				                  part[0]);                                             \
 			return;                                                                         \
 		}                                                                                       \
-		const int tb = TILE_TOKENS(n);                                                          \
-		for (int t0 = 0; t0 < T; t0 += tb) {                                                    \
+		const int tb = tile_tokens(n);                                                          \
+		const size_t lda = ((size_t)n + 7) & ~(size_t)7;                                        \
+		float *xa = ((uintptr_t)x | ldx * 4) & 31 && rows >= 48                               \
+			? aligned_alloc(32, (size_t)(T < tb + 2 ? T : tb + 2) * lda * 4) : NULL;        \
+		for (int t0 = 0; t0 < T;) {                                                             \
 			const int te = T - t0 - tb < 3 ? T : t0 + tb;                                   \
-			for (int q = 0; q + 4 <= rows; q += 4) {                                        \
-				const void *wr = (const char *)w + (size_t)q * ldw * es;                \
-				int t = t0;                                                             \
-				for (; te - t >= 3 && te - t != 4; t += 3)                              \
-					tile_##WT##_3x4_1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
-				for (; te - t >= 2; t += 2)                                             \
-					tile_##WT##_2x4_1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
-				if (t < te)                                                             \
-					tile_##WT##_1x4_2(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n); \
+			const float *xb = xa ? xa - (size_t)t0 * lda : x;                               \
+			const size_t ldb = xa ? lda : ldx;                                              \
+			for (int t = t0; xa && t < te; t++)                                             \
+				memcpy(xa + (size_t)(t - t0) * lda, x + (size_t)t * ldx, (size_t)n * 4);   \
+			for (r = 0; r + 4 <= rows; r += 4) {                                            \
+				const void *wr = (const char *)w + (size_t)r * ldw * es;                \
+				int kb = 0;                                                             \
+				do {                                                                    \
+					const int ke = n8 - kb > st ? kb + st : n8;                     \
+					for (int t = t0, g, i = 0; t < te; t += g, i++) {               \
+						g = tile_group(t, te);                                  \
+						float *yt = y + (size_t)t * ldy + r;                    \
+						const float *xt = xb + (size_t)t * ldb;                 \
+						if (g == 3)                                             \
+							tile_##WT##_3x4_1(yt, ldy, xt, ldb, wr, ldw, n, kb, ke, part[i]); \
+						else                                                    \
+							tile_##WT##_2x4_1(yt, ldy, xt, ldb, wr, ldw, n, kb, ke, part[i]); \
+					}                                                               \
+					kb = ke;                                                        \
+				} while (kb < n8);                                                      \
 			}                                                                               \
-			if (te == T)                                                                    \
-				break;                                                                  \
+			t0 = te;                                                                        \
 		}                                                                                       \
-		r = rows & ~3;                                                                          \
+		free(xa);                                                                               \
 		for (; r < rows; r++) {                                                                 \
-			const void *wq = (const char *)w + (size_t)r * ldw * es;                        \
+			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
 			int t = 0;                                                                      \
 			for (; T - t >= 3; t += 3)                                                      \
-				tile_##WT##_3x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
+				tile_##WT##_3x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n, 0, n8, \
+				                  part[0]);                                             \
 			if (T - t == 2)                                                                 \
-				tile_##WT##_2x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
+				tile_##WT##_2x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n, 0, n8, \
+				                  part[0]);                                             \
 			else if (T - t == 1)                                                            \
-				tile_##WT##_1x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
+				tile_##WT##_1x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n, 0, n8, \
+				                  part[0]);                                             \
 		}                                                                                       \
 	}
 
