@@ -209,15 +209,15 @@ static inline int tile_stretch(int n8, size_t es)
 	return parts > 1 ? ((n8 + parts - 1) / parts + 31) & ~31 : n8;
 }
 
-/* Tokens that meet a group of rows together: as many as 128 KiB of
- * activations hold (a second-level cache keeps them while the rows pass),
- * a multiple of three, at most 42 (a block is then at most 44 tokens,
- * fifteen tiles). */
-#define TILE_GROUPS 15
+/* Tokens that meet a group of rows together: as many as 192 KiB of
+ * activations hold (a second-level cache keeps them while the rows pass;
+ * AVX2 processors have 256 KiB to 1 MiB), a multiple of three, at most 63
+ * (a block is then at most 65 tokens, 22 tiles). */
+#define TILE_GROUPS 22
 static inline int tile_tokens(int n)
 {
-	const int t = 131072 / 4 / (n > 1 ? n : 1) / 3 * 3;
-	return t < 3 ? 3 : t > 42 ? 42 : t;
+	const int t = 196608 / 4 / (n > 1 ? n : 1) / 3 * 3;
+	return t < 3 ? 3 : t > 63 ? 63 : t;
 }
 
 /* The tokens of the next tile from t of a block that ends at te: three, or
@@ -239,7 +239,7 @@ static inline int tile_group(int t, int te)
  * and a token's vector meets four rows. With all four a pass, one token
  * reads a row from start to end with four multiply-adds in flight. */
 #define TILE(WT, TM, TN, CH)                                                                            \
-	AVX2 static void tile_##WT##_##TM##x##TN##_##CH(float *y, size_t ldy, const float *x, size_t ldx,   \
+	AVX2 static void tile_##WT##_##TM##x##TN##_##CH(float *y, size_t ldy, const float *x, size_t ldx, \
 	                                                const void *w, size_t ldw, int n, int kb, int ke, \
 	                                                __m256 *part)                                   \
 	{                                                                                               \
@@ -314,7 +314,7 @@ static inline int from_memory(size_t whole)
 	TILE(WT, 2, 1, 4)                                                                               \
 	TILE(WT, 1, 3, 4)                                                                               \
 	TILE(WT, 1, 1, 4)                                                                               \
-	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w,   \
+	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, \
 	                           size_t ldw, int rows, int n, size_t whole)                           \
 	{                                                                                               \
 		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
@@ -331,16 +331,19 @@ static inline int from_memory(size_t whole)
 				                  part[0]);                                             \
 			return;                                                                         \
 		}                                                                                       \
+		/* Where 48 rows or more share them, a block's activations are copied                   \
+		 * to rows on 32 bytes (in place they are often 16 bytes off, and then                  \
+		 * two passes of four load each vector across two cache lines);                         \
+		 * without the memory the tiles read them in place. */                                  \
 		const int tb = tile_tokens(n);                                                          \
 		const size_t lda = ((size_t)n + 7) & ~(size_t)7;                                        \
-		float *xa = ((uintptr_t)x | ldx * 4) & 31 && rows >= 48                               \
-			? aligned_alloc(32, (size_t)(T < tb + 2 ? T : tb + 2) * lda * 4) : NULL;        \
+		float *xa = rows >= 48 ? aligned_alloc(32, (size_t)(T < tb + 2 ? T : tb + 2) * lda * 4) : NULL; \
 		for (int t0 = 0; t0 < T;) {                                                             \
 			const int te = T - t0 - tb < 3 ? T : t0 + tb;                                   \
 			const float *xb = xa ? xa - (size_t)t0 * lda : x;                               \
 			const size_t ldb = xa ? lda : ldx;                                              \
 			for (int t = t0; xa && t < te; t++)                                             \
-				memcpy(xa + (size_t)(t - t0) * lda, x + (size_t)t * ldx, (size_t)n * 4);   \
+				memcpy(xa + (size_t)(t - t0) * lda, x + (size_t)t * ldx, (size_t)n * 4); \
 			for (r = 0; r + 4 <= rows; r += 4) {                                            \
 				const void *wr = (const char *)w + (size_t)r * ldw * es;                \
 				int kb = 0;                                                             \
@@ -361,7 +364,7 @@ static inline int from_memory(size_t whole)
 			t0 = te;                                                                        \
 		}                                                                                       \
 		free(xa);                                                                               \
-		for (; r < rows; r++) {                                                                 \
+		for (r = rows & ~3; r < rows; r++) {                                                    \
 			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
 			int t = 0;                                                                      \
 			for (; T - t >= 3; t += 3)                                                      \
