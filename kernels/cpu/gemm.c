@@ -220,6 +220,16 @@ static inline int tile_tokens(int n)
 	return t < 3 ? 3 : t > 63 ? 63 : t;
 }
 
+/* Rows that meet the blocks of tokens in turn: as many as 1 MiB of
+ * weights hold, so that a large matrix is read from memory once, not once
+ * for every block of tokens (a block of rows comes from the caches for
+ * every block but the first), a multiple of four. */
+static inline int tile_rows(int n, size_t es)
+{
+	const int r = (int)(((size_t)1 << 20) / es / (size_t)(n > 1 ? n : 1)) & ~3;
+	return r < 4 ? 4 : r;
+}
+
 /* The tokens of the next tile from t of a block that ends at te: three, or
  * two (a block of 3m + 1 ends in two tiles of two). */
 static inline int tile_group(int t, int te)
@@ -331,38 +341,38 @@ static inline int from_memory(size_t whole)
 				                  part[0]);                                             \
 			return;                                                                         \
 		}                                                                                       \
-		/* Where 48 rows or more share them, a block's activations are copied                   \
-		 * to rows on 32 bytes (in place they are often 16 bytes off, and then                  \
-		 * two passes of four load each vector across two cache lines);                         \
-		 * without the memory the tiles read them in place. */                                  \
-		const int tb = tile_tokens(n);                                                          \
+		/* Where 48 rows or more share them and they take at most 8 MiB, the                    \
+		 * activations are copied to rows on 32 bytes (in place they are often                  \
+		 * 16 bytes off, and then two passes of four load each vector across                    \
+		 * two cache lines); otherwise the tiles read them in place. */                         \
+		const int tb = tile_tokens(n), rb = tile_rows(n, es);                                   \
 		const size_t lda = ((size_t)n + 7) & ~(size_t)7;                                        \
-		float *xa = rows >= 48 ? aligned_alloc(32, (size_t)(T < tb + 2 ? T : tb + 2) * lda * 4) : NULL; \
-		for (int t0 = 0; t0 < T;) {                                                             \
-			const int te = T - t0 - tb < 3 ? T : t0 + tb;                                   \
-			const float *xb = xa ? xa - (size_t)t0 * lda : x;                               \
-			const size_t ldb = xa ? lda : ldx;                                              \
-			for (int t = t0; xa && t < te; t++)                                             \
-				memcpy(xa + (size_t)(t - t0) * lda, x + (size_t)t * ldx, (size_t)n * 4); \
-			for (r = 0; r + 4 <= rows; r += 4) {                                            \
-				const void *wr = (const char *)w + (size_t)r * ldw * es;                \
-				int kb = 0;                                                             \
-				do {                                                                    \
-					const int ke = n8 - kb > st ? kb + st : n8;                     \
-					for (int t = t0, g, i = 0; t < te; t += g, i++) {               \
-						g = tile_group(t, te);                                  \
-						float *yt = y + (size_t)t * ldy + r;                    \
-						const float *xt = xb + (size_t)t * ldb;                 \
-						if (g == 3)                                             \
-							tile_##WT##_3x4_1(yt, ldy, xt, ldb, wr, ldw, n, kb, ke, part[i]); \
-						else                                                    \
-							tile_##WT##_2x4_1(yt, ldy, xt, ldb, wr, ldw, n, kb, ke, part[i]); \
-					}                                                               \
-					kb = ke;                                                        \
-				} while (kb < n8);                                                      \
+		float *xa = rows >= 48 && (size_t)T * lda <= ((size_t)2 << 20) ? aligned_alloc(32, (size_t)T * lda * 4) : NULL; \
+		for (int t = 0; xa && t < T; t++)                                                       \
+			memcpy(xa + (size_t)t * lda, x + (size_t)t * ldx, (size_t)n * 4);               \
+		const float *xb = xa ? xa : x;                                                          \
+		const size_t ldb = xa ? lda : ldx;                                                      \
+		for (int r0 = 0; r0 + 4 <= rows; r0 += rb)                                              \
+			for (int t0 = 0, te; t0 < T; t0 = te) {                                         \
+				te = T - t0 - tb < 3 ? T : t0 + tb;                                     \
+				for (r = r0; r + 4 <= rows && r < r0 + rb; r += 4) {                    \
+					const void *wr = (const char *)w + (size_t)r * ldw * es;        \
+					int kb = 0;                                                     \
+					do {                                                            \
+						const int ke = n8 - kb > st ? kb + st : n8;             \
+						for (int t = t0, g, i = 0; t < te; t += g, i++) {       \
+							g = tile_group(t, te);                          \
+							float *yt = y + (size_t)t * ldy + r;            \
+							const float *xt = xb + (size_t)t * ldb;         \
+							if (g == 3)                                     \
+								tile_##WT##_3x4_1(yt, ldy, xt, ldb, wr, ldw, n, kb, ke, part[i]); \
+							else                                            \
+								tile_##WT##_2x4_1(yt, ldy, xt, ldb, wr, ldw, n, kb, ke, part[i]); \
+						}                                                       \
+						kb = ke;                                                \
+					} while (kb < n8);                                              \
+				}                                                                       \
 			}                                                                               \
-			t0 = te;                                                                        \
-		}                                                                                       \
 		free(xa);                                                                               \
 		for (r = rows & ~3; r < rows; r++) {                                                    \
 			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
