@@ -312,11 +312,12 @@ static inline int from_memory(size_t whole)
 }
 
 /* One token reads one row at a time, from start to end, with its four
- * chains in flight (three rows at a time in a small matrix). Two or more
- * tokens go in blocks (tile_tokens) that meet four rows at a time, a
- * stretch of them at a time, in tiles of three tokens (two at the end of a
- * block) with one chain a pass; rows after the fours one at a time, all
- * chains a pass. Which tile covers an output never changes its value. */
+ * chains in flight (three rows at a time in a small matrix). With two or
+ * more tokens, each block of rows (tile_rows) meets the blocks of tokens
+ * (tile_tokens) in turn, four rows at a time, a stretch of them at a time,
+ * in tiles of three tokens (two at the end of a block) with one chain a
+ * pass; rows after the fours one at a time, all chains a pass. Which tile
+ * covers an output never changes its value. */
 #define GEMM(WT)                                                                                        \
 	TILE(WT, 3, 4, 1)                                                                               \
 	TILE(WT, 2, 4, 1)                                                                               \
