@@ -220,13 +220,17 @@ static inline int tile_tokens(int n)
 	return t < 3 ? 3 : t > 63 ? 63 : t;
 }
 
-/* Rows that meet the blocks of tokens in turn: as many as 1 MiB of
- * weights hold, so that a large matrix is read from memory once, not once
- * for every block of tokens (a block of rows comes from the caches for
- * every block but the first), a multiple of four. */
-static inline int tile_rows(int n, size_t es)
+/* Rows that meet the blocks of tokens in turn: all of them where they
+ * take at most 2 MiB (the caches keep them between blocks of tokens);
+ * otherwise as many as 128 KiB hold, so that a large matrix is read from
+ * memory once, not once for every block of tokens (a block of rows comes
+ * from the second-level cache for every block but the first). A multiple
+ * of four. */
+static inline int tile_rows(int rows, int n, size_t es)
 {
-	const int r = (int)(((size_t)1 << 20) / es / (size_t)(n > 1 ? n : 1)) & ~3;
+	if ((size_t)rows * (size_t)n * es <= ((size_t)2 << 20))
+		return rows > 4 ? rows : 4;
+	const int r = (int)(((size_t)128 << 10) / es / (size_t)(n > 1 ? n : 1)) & ~3;
 	return r < 4 ? 4 : r;
 }
 
@@ -346,7 +350,7 @@ static inline int from_memory(size_t whole)
 		 * activations are copied to rows on 32 bytes (in place they are often                  \
 		 * 16 bytes off, and then two passes of four load each vector across                    \
 		 * two cache lines); otherwise the tiles read them in place. */                         \
-		const int tb = tile_tokens(n), rb = tile_rows(n, es);                                   \
+		const int tb = tile_tokens(n), rb = tile_rows(rows, n, es);                             \
 		const size_t lda = ((size_t)n + 7) & ~(size_t)7;                                        \
 		float *xa = rows >= 48 && (size_t)T * lda <= ((size_t)2 << 20) ? aligned_alloc(32, (size_t)T * lda * 4) : NULL; \
 		for (int t = 0; xa && t < T; t++)                                                       \
