@@ -130,7 +130,7 @@ AVX2 static inline float hsum8(__m256 v)
 AVX2 static inline __m256 hsum8x8(const __m256 v[8])
 {
 	__m256 t[4];
-	for (int p = 0; p < 4; p++) /* lanes j and j + 4 of two vectors */
+	UNROLL for (int p = 0; p < 4; p++) /* lanes j and j + 4 of two vectors */
 		t[p] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x20),
 		                     _mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x31));
 	/* (l0 + l4) + (l2 + l6) and (l1 + l5) + (l3 + l7) */
@@ -257,6 +257,7 @@ static inline int tile_group(int t, int te)
 	                                                const void *w, size_t ldw, int n, int kb, int ke, \
 	                                                __m256 *part)                                   \
 	{                                                                                               \
+		__m256 v[TM * TN];                                                                      \
 		for (int c0 = 0; c0 < 4; c0 += CH) {                                                    \
 			__m256 acc[CH][TM][TN];                                                         \
 			UNROLL for (int c = 0; c < CH; c++)                                             \
@@ -285,21 +286,28 @@ static inline int tile_group(int t, int te)
 								xv, load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)), \
 								acc[c][i][j]);                          \
 					}                                                               \
-			UNROLL for (int c = 0; c < CH; c++)                                             \
+			if (CH == 4) /* the whole row in one pass: combined in registers */             \
 				UNROLL for (int i = 0; i < TM; i++)                                     \
 					UNROLL for (int j = 0; j < TN; j++)                             \
-						part[((c0 + c) * TM + i) * TN + j] = acc[c][i][j];      \
+						v[i * TN + j] = _mm256_add_ps(_mm256_add_ps(acc[0][i][j], acc[CH / 2][i][j]), \
+						                              _mm256_add_ps(acc[1 % CH][i][j], acc[CH - 1][i][j])); \
+			else                                                                            \
+				UNROLL for (int c = 0; c < CH; c++)                                     \
+					UNROLL for (int i = 0; i < TM; i++)                             \
+						UNROLL for (int j = 0; j < TN; j++)                     \
+							part[((c0 + c) * TM + i) * TN + j] = acc[c][i][j]; \
 		}                                                                                       \
-		if (ke < (n & ~7))                                                                      \
-			return;                                                                         \
-		__m256 v[TM * TN];                                                                      \
-		const __m256 *p = part;                                                                 \
-		UNROLL for (int i = 0; i < TM; i++)                                                     \
-			UNROLL for (int j = 0; j < TN; j++) {                                           \
-				const int o = i * TN + j;                                               \
-				v[o] = _mm256_add_ps(_mm256_add_ps(p[o], p[2 * TM * TN + o]),           \
-				                     _mm256_add_ps(p[TM * TN + o], p[3 * TM * TN + o])); \
-			}                                                                               \
+		if (CH < 4) {                                                                           \
+			if (ke < (n & ~7))                                                              \
+				return;                                                                 \
+			const __m256 *p = part;                                                         \
+			UNROLL for (int i = 0; i < TM; i++)                                             \
+				UNROLL for (int j = 0; j < TN; j++) {                                   \
+					const int o = i * TN + j;                                       \
+					v[o] = _mm256_add_ps(_mm256_add_ps(p[o], p[2 * TM * TN + o]),   \
+					                     _mm256_add_ps(p[TM * TN + o], p[3 * TM * TN + o])); \
+				}                                                                       \
+		}                                                                                       \
 		tile_out(y, ldy, x, ldx, w, SL_DT_##WT, ldw, n, v, TM, TN);                             \
 	}
 
@@ -334,16 +342,16 @@ static inline int from_memory(size_t whole)
 	{                                                                                               \
 		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
 		const int n8 = n & ~7, st = tile_stretch(n8, es);                                       \
-		__m256 part[TILE_GROUPS][4 * 12];                                                       \
 		int r = 0;                                                                              \
 		if (T == 1) {                                                                           \
+			__m256 part1[4 * 3];                                                            \
 			if (!from_memory(whole))                                                        \
 				for (; r + 3 <= rows; r += 3)                                           \
 					tile_##WT##_1x3_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n, \
-					                  0, n8, part[0]);                              \
+					                  0, n8, part1);                               \
 			for (; r < rows; r++)                                                           \
 				tile_##WT##_1x1_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n, 0, n8, \
-				                  part[0]);                                             \
+				                  part1);                                              \
 			return;                                                                         \
 		}                                                                                       \
 		/* Where 48 rows or more share them and they take at most 8 MiB, the                    \
@@ -356,6 +364,7 @@ static inline int from_memory(size_t whole)
 		for (int t = 0; xa && t < T; t++)                                                       \
 			memcpy(xa + (size_t)t * lda, x + (size_t)t * ldx, (size_t)n * 4);               \
 		const float *xb = xa ? xa : x;                                                          \
+		__m256 part[TILE_GROUPS][4 * 12];                                                       \
 		const size_t ldb = xa ? lda : ldx;                                                      \
 		for (int r0 = 0; r0 + 4 <= rows; r0 += rb)                                              \
 			for (int t0 = 0, te; t0 < T; t0 = te) {                                         \
