@@ -222,7 +222,7 @@ static inline int tile_tokens(int n)
 
 /* Rows that meet the blocks of tokens in turn: all of them where they
  * take at most 2 MiB (the caches keep them between blocks of tokens);
- * otherwise as many as 128 KiB hold, so that a large matrix is read from
+ * otherwise as many as 512 KiB hold, so that a large matrix is read from
  * memory once, not once for every block of tokens (a block of rows comes
  * from the second-level cache for every block but the first). A multiple
  * of four. */
@@ -230,7 +230,7 @@ static inline int tile_rows(int rows, int n, size_t es)
 {
 	if ((size_t)rows * (size_t)n * es <= ((size_t)2 << 20))
 		return rows > 4 ? rows : 4;
-	const int r = (int)(((size_t)128 << 10) / es / (size_t)(n > 1 ? n : 1)) & ~3;
+	const int r = (int)(((size_t)512 << 10) / es / (size_t)(n > 1 ? n : 1)) & ~3;
 	return r < 4 ? 4 : r;
 }
 
