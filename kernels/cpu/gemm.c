@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../dtype.h"
 #include "../kernels.h"
@@ -129,7 +130,7 @@ AVX2 static inline float hsum8(__m256 v)
 AVX2 static inline __m256 hsum8x8(const __m256 v[8])
 {
 	__m256 t[4];
-	for (int p = 0; p < 4; p++) /* lanes j and j + 4 of two vectors */
+	UNROLL for (int p = 0; p < 4; p++) /* lanes j and j + 4 of two vectors */
 		t[p] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x20),
 		                     _mm256_permute2f128_ps(v[2 * p], v[2 * p + 1], 0x31));
 	/* (l0 + l4) + (l2 + l6) and (l1 + l5) + (l3 + l7) */
@@ -173,13 +174,6 @@ AVX2 static inline __m256 load_bf16(const void *w, size_t i)
 #define SL_DT_f16 SL_DT_F16
 #define SL_DT_bf16 SL_DT_BF16
 
-/* An output's four chains combined lane by lane, as the portable kernel
- * combines them: (0 + 2) + (1 + 3). */
-AVX2 static inline __m256 chains4(__m256 c0, __m256 c1, __m256 c2, __m256 c3)
-{
-	return _mm256_add_ps(_mm256_add_ps(c0, c2), _mm256_add_ps(c1, c3));
-}
-
 /* A tile's outputs from its combined chains v (token i, row j at i*tn +
  * j): the lanes' sums, then the last n mod 8 products in order. */
 AVX2 static inline __attribute__((always_inline)) void tile_out(float *y, size_t ldy, const float *x, size_t ldx,
@@ -203,45 +197,117 @@ AVX2 static inline __attribute__((always_inline)) void tile_out(float *y, size_t
  * its load into each token's multiply-add and read it TM times. */
 #define KEEP(v) __asm__("" : "+v"(v))
 
-/* One tile of TM tokens by TN rows on AVX2: each output's four chains in
- * four accumulators, one stretch of 32 products (a run for each chain) a
- * step, so the rows are read from start to end. */
-#define TILE(WT, TM, TN)                                                                                \
-	AVX2 static void tile_##WT##_##TM##x##TN(float *y, size_t ldy, const float *x, size_t ldx, const void *w, \
-	                                         size_t ldw, int n)                                     \
+/* The products a stretch of a row covers where tiles with one chain a
+ * pass meet it: their passes then find the stretch of three tokens and
+ * four rows in the first-level cache (at most 21 KiB in F32, 20 in F16),
+ * and where rows are long the four rows' stretch stays there while all the
+ * tokens of a block meet it. Stretches of equal length, each a multiple of
+ * 32 (so that each starts with a run of chain 0). */
+static inline int tile_stretch(int n8, size_t es)
+{
+	const int most = es == 4 ? 768 : 1024, parts = (n8 + most - 1) / most;
+	return parts > 1 ? ((n8 + parts - 1) / parts + 31) & ~31 : n8;
+}
+
+/* Tokens that meet a group of rows together: as many as 192 KiB of
+ * activations hold (a second-level cache keeps them while the rows pass;
+ * AVX2 processors have 256 KiB to 1 MiB), a multiple of three, at most 63
+ * (a block is then at most 65 tokens, 22 tiles). */
+#define TILE_GROUPS 22
+static inline int tile_tokens(int n)
+{
+	const int t = 196608 / 4 / (n > 1 ? n : 1) / 3 * 3;
+	return t < 3 ? 3 : t > 63 ? 63 : t;
+}
+
+/* Rows that meet the blocks of tokens in turn: all of them where they
+ * take at most 2 MiB (the caches keep them between blocks of tokens);
+ * otherwise as many as 512 KiB hold, so that a large matrix is read from
+ * memory once, not once for every block of tokens (a block of rows comes
+ * from the second-level cache for every block but the first). A multiple
+ * of four. */
+static inline int tile_rows(int rows, int n, size_t es)
+{
+	if ((size_t)rows * (size_t)n * es <= ((size_t)2 << 20))
+		return rows > 4 ? rows : 4;
+	const int r = (int)(((size_t)512 << 10) / es / (size_t)(n > 1 ? n : 1)) & ~3;
+	return r < 4 ? 4 : r;
+}
+
+/* The tokens of the next tile from t of a block that ends at te: three, or
+ * two (a block of 3m + 1 ends in two tiles of two). */
+static inline int tile_group(int t, int te)
+{
+	return te - t >= 3 && te - t != 4 ? 3 : 2;
+}
+
+/* One tile of TM tokens by TN rows on AVX2 over the stretch kb .. ke-1 of
+ * the rows, CH of each output's four chains a pass (TM * TN * CH
+ * accumulators of sixteen registers): the pass for chains c0 .. c0 + CH - 1
+ * takes their runs (chain c's at k = 8c, 8c + 32, ...) in order. The
+ * chains' sums wait in part (4 x TM x TN vectors) between passes and
+ * stretches; after the last stretch (ke = n & ~7) they are combined lane by
+ * lane as (0 + 2) + (1 + 3), as the definition says, and the outputs
+ * written. With one chain a pass, twelve outputs (three tokens by four
+ * rows) share each step: a weight vector is widened once for three tokens
+ * and a token's vector meets four rows. With all four a pass, one token
+ * reads a row from start to end with four multiply-adds in flight. */
+#define TILE(WT, TM, TN, CH)                                                                            \
+	AVX2 static void tile_##WT##_##TM##x##TN##_##CH(float *y, size_t ldy, const float *x, size_t ldx, \
+	                                                const void *w, size_t ldw, int n, int kb, int ke, \
+	                                                __m256 *part)                                   \
 	{                                                                                               \
-		__m256 acc[4][TM][TN];                                                                  \
-		UNROLL for (int c = 0; c < 4; c++)                                                      \
-			UNROLL for (int i = 0; i < TM; i++)                                             \
-				UNROLL for (int j = 0; j < TN; j++)                                     \
-					acc[c][i][j] = _mm256_setzero_ps();                             \
-		const int n8 = n & ~7;                                                                  \
-		int k = 0;                                                                              \
-		for (; k + 32 <= n8; k += 32)                                                           \
-			UNROLL for (int c = 0; c < 4; c++) {                                            \
-				__m256 xv[TM];                                                          \
-				UNROLL for (int i = 0; i < TM; i++)                                     \
-					xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c);       \
-				UNROLL for (int j = 0; j < TN; j++) {                                   \
-					__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)); \
-					KEEP(wv);                                                       \
-					UNROLL for (int i = 0; i < TM; i++)                             \
-						acc[c][i][j] = _mm256_fmadd_ps(xv[i], wv, acc[c][i][j]); \
-				}                                                                       \
-			}                                                                               \
-		UNROLL for (int c = 0; c < 3; c++)                                                      \
-			if (k + 8 * c + 8 <= n8) {                                                      \
-				UNROLL for (int i = 0; i < TM; i++) {                                   \
-					__m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c);   \
-					UNROLL for (int j = 0; j < TN; j++)                             \
-						acc[c][i][j] = _mm256_fmadd_ps(                         \
-							xv, load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)), acc[c][i][j]); \
-				}                                                                       \
-			}                                                                               \
 		__m256 v[TM * TN];                                                                      \
-		UNROLL for (int i = 0; i < TM; i++)                                                     \
-			UNROLL for (int j = 0; j < TN; j++)                                             \
-				v[i * TN + j] = chains4(acc[0][i][j], acc[1][i][j], acc[2][i][j], acc[3][i][j]); \
+		for (int c0 = 0; c0 < 4; c0 += CH) {                                                    \
+			__m256 acc[CH][TM][TN];                                                         \
+			UNROLL for (int c = 0; c < CH; c++)                                             \
+				UNROLL for (int i = 0; i < TM; i++)                                     \
+					UNROLL for (int j = 0; j < TN; j++)                             \
+						acc[c][i][j] = kb ? part[((c0 + c) * TM + i) * TN + j] : _mm256_setzero_ps(); \
+			int k = kb + 8 * c0;                                                            \
+			for (; k + 8 * CH <= ke; k += 32)                                               \
+				UNROLL for (int c = 0; c < CH; c++) {                                   \
+					__m256 xv[TM];                                                  \
+					UNROLL for (int i = 0; i < TM; i++)                             \
+						xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c); \
+					UNROLL for (int j = 0; j < TN; j++) {                           \
+						__m256 wv = load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)); \
+						KEEP(wv);                                               \
+						UNROLL for (int i = 0; i < TM; i++)                     \
+							acc[c][i][j] = _mm256_fmadd_ps(xv[i], wv, acc[c][i][j]); \
+					}                                                               \
+				}                                                                       \
+			UNROLL for (int c = 0; c < CH - 1; c++) /* a last, partial step */              \
+				if (k + 8 * c + 8 <= ke)                                                \
+					UNROLL for (int i = 0; i < TM; i++) {                           \
+						__m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k + 8 * c); \
+						UNROLL for (int j = 0; j < TN; j++)                     \
+							acc[c][i][j] = _mm256_fmadd_ps(                 \
+								xv, load_##WT(w, (size_t)j * ldw + (size_t)(k + 8 * c)), \
+								acc[c][i][j]);                          \
+					}                                                               \
+			if (CH == 4) /* the whole row in one pass: combined in registers */             \
+				UNROLL for (int i = 0; i < TM; i++)                                     \
+					UNROLL for (int j = 0; j < TN; j++)                             \
+						v[i * TN + j] = _mm256_add_ps(_mm256_add_ps(acc[0][i][j], acc[CH / 2][i][j]), \
+						                              _mm256_add_ps(acc[1 % CH][i][j], acc[CH - 1][i][j])); \
+			else                                                                            \
+				UNROLL for (int c = 0; c < CH; c++)                                     \
+					UNROLL for (int i = 0; i < TM; i++)                             \
+						UNROLL for (int j = 0; j < TN; j++)                     \
+							part[((c0 + c) * TM + i) * TN + j] = acc[c][i][j]; \
+		}                                                                                       \
+		if (CH < 4) {                                                                           \
+			if (ke < (n & ~7))                                                              \
+				return;                                                                 \
+			const __m256 *p = part;                                                         \
+			UNROLL for (int i = 0; i < TM; i++)                                             \
+				UNROLL for (int j = 0; j < TN; j++) {                                   \
+					const int o = i * TN + j;                                       \
+					v[o] = _mm256_add_ps(_mm256_add_ps(p[o], p[2 * TM * TN + o]),   \
+					                     _mm256_add_ps(p[TM * TN + o], p[3 * TM * TN + o])); \
+				}                                                                       \
+		}                                                                                       \
 		tile_out(y, ldy, x, ldx, w, SL_DT_##WT, ldw, n, v, TM, TN);                             \
 	}
 
@@ -257,43 +323,83 @@ static inline int from_memory(size_t whole)
 	return whole >= ((size_t)1 << 20) && (pass == 0 || pass >= ((size_t)16 << 20));
 }
 
-/* Tiles of one, two or three outputs (twelve accumulators of sixteen
- * registers): one token reads one row at a time, from start to end, with
- * its four chains in flight (three rows at a time in a small matrix); two
- * or more tokens meet one row three at a time. Which tile covers an output
- * never changes its value. */
+/* One token reads one row at a time, from start to end, with its four
+ * chains in flight (three rows at a time in a small matrix). With two or
+ * more tokens, each block of rows (tile_rows) meets the blocks of tokens
+ * (tile_tokens) in turn, four rows at a time, a stretch of them at a time,
+ * in tiles of three tokens (two at the end of a block) with one chain a
+ * pass; rows after the fours one at a time, all chains a pass. Which tile
+ * covers an output never changes its value. */
 #define GEMM(WT)                                                                                        \
-	TILE(WT, 3, 1)                                                                                  \
-	TILE(WT, 2, 1)                                                                                  \
-	TILE(WT, 1, 3)                                                                                  \
-	TILE(WT, 1, 1)                                                                                  \
-	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w,   \
+	TILE(WT, 3, 4, 1)                                                                               \
+	TILE(WT, 2, 4, 1)                                                                               \
+	TILE(WT, 3, 1, 4)                                                                               \
+	TILE(WT, 2, 1, 4)                                                                               \
+	TILE(WT, 1, 3, 4)                                                                               \
+	TILE(WT, 1, 1, 4)                                                                               \
+	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, \
 	                           size_t ldw, int rows, int n, size_t whole)                           \
 	{                                                                                               \
 		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
+		const int n8 = n & ~7, st = tile_stretch(n8, es);                                       \
 		int r = 0;                                                                              \
-		if (T == 1 && !from_memory(whole))                                                      \
-			for (; r + 3 <= rows; r += 3)                                                   \
-				tile_##WT##_1x3(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
 		if (T == 1) {                                                                           \
+			__m256 part1[4 * 3];                                                            \
+			if (!from_memory(whole))                                                        \
+				for (; r + 3 <= rows; r += 3)                                           \
+					tile_##WT##_1x3_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n, \
+					                  0, n8, part1);                               \
 			for (; r < rows; r++)                                                           \
-				tile_##WT##_1x1(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n); \
+				tile_##WT##_1x1_4(y + r, ldy, x, ldx, (const char *)w + (size_t)r * ldw * es, ldw, n, 0, n8, \
+				                  part1);                                              \
 			return;                                                                         \
 		}                                                                                       \
-		for (; r < rows; r += 4) { /* up to four rows meet each group of tokens */              \
-			const int re = rows - r < 4 ? rows : r + 4;                                     \
+		/* Where 48 rows or more share them and they take at most 8 MiB, the                    \
+		 * activations are copied to rows on 32 bytes (in place they are often                  \
+		 * 16 bytes off, and then two passes of four load each vector across                    \
+		 * two cache lines); otherwise the tiles read them in place. */                         \
+		const int tb = tile_tokens(n), rb = tile_rows(rows, n, es);                             \
+		const size_t lda = ((size_t)n + 7) & ~(size_t)7;                                        \
+		float *xa = rows >= 48 && (size_t)T * lda <= ((size_t)2 << 20) ? aligned_alloc(32, (size_t)T * lda * 4) : NULL; \
+		for (int t = 0; xa && t < T; t++)                                                       \
+			memcpy(xa + (size_t)t * lda, x + (size_t)t * ldx, (size_t)n * 4);               \
+		const float *xb = xa ? xa : x;                                                          \
+		__m256 part[TILE_GROUPS][4 * 12];                                                       \
+		const size_t ldb = xa ? lda : ldx;                                                      \
+		for (int r0 = 0; r0 + 4 <= rows; r0 += rb)                                              \
+			for (int t0 = 0, te; t0 < T; t0 = te) {                                         \
+				te = T - t0 - tb < 3 ? T : t0 + tb;                                     \
+				for (r = r0; r + 4 <= rows && r < r0 + rb; r += 4) {                    \
+					const void *wr = (const char *)w + (size_t)r * ldw * es;        \
+					int kb = 0;                                                     \
+					do {                                                            \
+						const int ke = n8 - kb > st ? kb + st : n8;             \
+						for (int t = t0, g, i = 0; t < te; t += g, i++) {       \
+							g = tile_group(t, te);                          \
+							float *yt = y + (size_t)t * ldy + r;            \
+							const float *xt = xb + (size_t)t * ldb;         \
+							if (g == 3)                                     \
+								tile_##WT##_3x4_1(yt, ldy, xt, ldb, wr, ldw, n, kb, ke, part[i]); \
+							else                                            \
+								tile_##WT##_2x4_1(yt, ldy, xt, ldb, wr, ldw, n, kb, ke, part[i]); \
+						}                                                       \
+						kb = ke;                                                \
+					} while (kb < n8);                                              \
+				}                                                                       \
+			}                                                                               \
+		free(xa);                                                                               \
+		for (r = rows & ~3; r < rows; r++) {                                                    \
+			const void *wr = (const char *)w + (size_t)r * ldw * es;                        \
 			int t = 0;                                                                      \
 			for (; T - t >= 3; t += 3)                                                      \
-				for (int q = r; q < re; q++)                                            \
-					tile_##WT##_3x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, \
-					                (const char *)w + (size_t)q * ldw * es, ldw, n); \
-			for (int q = r; q < re; q++) {                                                  \
-				const void *wq = (const char *)w + (size_t)q * ldw * es;                \
-				if (T - t == 2)                                                         \
-					tile_##WT##_2x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
-				else if (T - t == 1)                                                    \
-					tile_##WT##_1x1(y + (size_t)t * ldy + q, ldy, x + (size_t)t * ldx, ldx, wq, ldw, n); \
-			}                                                                               \
+				tile_##WT##_3x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n, 0, n8, \
+				                  part[0]);                                             \
+			if (T - t == 2)                                                                 \
+				tile_##WT##_2x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n, 0, n8, \
+				                  part[0]);                                             \
+			else if (T - t == 1)                                                            \
+				tile_##WT##_1x1_4(y + (size_t)t * ldy + r, ldy, x + (size_t)t * ldx, ldx, wr, ldw, n, 0, n8, \
+				                  part[0]);                                             \
 		}                                                                                       \
 	}
 
