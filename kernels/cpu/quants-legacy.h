@@ -116,45 +116,57 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, const int R, co
 	_Alignas(16) float p[LEGACY_AHEAD][SL_DOT_TILE][4], m[LEGACY_AHEAD][4];
 	for (int64_t i = 0; i < nb && i < LEGACY_AHEAD; i++)
 		SFX(row_scales)(offset, R, NT, row, (size_t)i * bytes, a->dy + i * NT, p[i], m[i]);
-	const bool based = !offset && shift >= 0;
-	for (int64_t i = 0; i < nb; i++) {
-		const int k = (int)(i % LEGACY_AHEAD);
-		/* The R rows are one stretch of memory read as R interleaved
-		 * streams, more than the hardware follows: fetch the next R rows
-		 * in one linear sweep, R blocks' bytes per block done here. */
-		if (R > 1 && next)
-			for (size_t off = 0; off < R * bytes; off += 64)
+	/* Block i's work, its scale products in slot k. */
+#define LEGACY_BLOCK(i, k)                                                                                    \
+	do {                                                                                                  \
+		__m256i yv[SL_DOT_TILE];                                                                      \
+		_Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) yv[t] = a->act[(i) * NT + t][0];          \
+		_Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                           \
+		{                                                                                             \
+			const __m256i q = codes(row[r] + (size_t)(i) * bytes);                                \
+			_Pragma("GCC unroll 4") for (int t = 0; t < NT; t++)                                  \
+			{                                                                                     \
+				__m256i dot;                                                                  \
+				if (!offset && shift < 0)                                                     \
+					dot = SFX(dot_u8)(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yv[t], q)); \
+				else if (!offset)                                                             \
+					dot = SFX(dot_u8_add)(a->act[(i) * NT + t][1], q, yv[t]);             \
+				else                                                                          \
+					dot = SFX(dot_u8)(q, yv[t]);                                          \
+				acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[k][t][r]),                 \
+				                            _mm256_cvtepi32_ps(dot), acc[r][t]);              \
+			}                                                                                     \
+		}                                                                                             \
+		if (offset) {                                                                                 \
+			const __m128 mv = _mm_load_ps(m[k]);                                                  \
+			_Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) summ[t] =                        \
+			        _mm_add_ps(summ[t], _mm_mul_ps(mv, _mm_set1_ps(a->sy[(i) * NT + t])));         \
+		}                                                                                             \
+	} while (0)
+	/* LEGACY_AHEAD blocks a round, each forming the scale products of the
+	 * block LEGACY_AHEAD on into the slot it frees; the next R rows are
+	 * fetched meanwhile in one linear sweep (the R rows are R interleaved
+	 * streams, more than the hardware follows), R blocks' bytes a block. */
+	int64_t i = 0;
+	for (; i + 2 * LEGACY_AHEAD <= nb; i += LEGACY_AHEAD) {
+		if (R > 1)
+			for (size_t off = 0; off < LEGACY_AHEAD * R * bytes; off += 64)
 				_mm_prefetch((const char *)next + (size_t)i * R * bytes + off, _MM_HINT_T0);
-		__m256i yv[SL_DOT_TILE];
 #pragma GCC unroll 4
-		for (int t = 0; t < NT; t++)
-			yv[t] = a->act[i * NT + t][0];
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			const __m256i q = codes(row[r] + (size_t)i * bytes);
-#pragma GCC unroll 4
-			for (int t = 0; t < NT; t++) {
-				__m256i dot;
-				if (!offset && shift < 0)
-					dot = SFX(dot_u8)(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yv[t], q));
-				else if (based)
-					dot = SFX(dot_u8_add)(a->act[i * NT + t][1], q, yv[t]);
-				else
-					dot = SFX(dot_u8)(q, yv[t]);
-				acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[k][t][r]), _mm256_cvtepi32_ps(dot), acc[r][t]);
-			}
+		for (int k = 0; k < LEGACY_AHEAD; k++) {
+			LEGACY_BLOCK(i + k, k);
+			SFX(row_scales)(offset, R, NT, row, (size_t)(i + k + LEGACY_AHEAD) * bytes,
+			                a->dy + (i + k + LEGACY_AHEAD) * NT, p[k], m[k]);
 		}
-		if (offset) {
-			/* m * sy for the rows at once, each lane as the scalar steps. */
-			const __m128 mv = _mm_load_ps(m[k]);
-#pragma GCC unroll 4
-			for (int t = 0; t < NT; t++)
-				summ[t] = _mm_add_ps(summ[t], _mm_mul_ps(mv, _mm_set1_ps(a->sy[i * NT + t])));
-		}
+	}
+	for (; i < nb; i++) {
+		const int k = (int)(i % LEGACY_AHEAD);
+		LEGACY_BLOCK(i, k);
 		if (i + LEGACY_AHEAD < nb)
 			SFX(row_scales)(offset, R, NT, row, (size_t)(i + LEGACY_AHEAD) * bytes, a->dy + (i + LEGACY_AHEAD) * NT,
 			                p[k], m[k]);
 	}
+#undef LEGACY_BLOCK
 	if (!last) {
 #pragma GCC unroll 4
 		for (int t = 0; t < NT; t++) {
@@ -208,8 +220,9 @@ SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, const int N
 				const uint8_t *row[SL_DOT_ROWS];
 				for (int r = 0; r < SL_DOT_ROWS; r++)
 					row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws + (size_t)i0 * bytes;
-				const uint8_t *next =
-				        r0 + R < nr ? (const uint8_t *)w + (size_t)(r0 + R) * ws + (size_t)i0 * R * bytes : NULL;
+				/* the next group's rows, or this group's again after the last */
+				const uint8_t *next = (const uint8_t *)w + (size_t)(r0 + R < nr ? r0 + R : r0) * ws +
+				                      (size_t)i0 * R * bytes;
 				SFX(rows)(codes, bytes, offset, shift, R, NT, cb, row, next, a, &keep[g / R], i0 == 0,
 				          i0 + cb == nb, y + r0, ys, gr);
 			}
