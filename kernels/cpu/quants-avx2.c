@@ -103,6 +103,26 @@ AVX2 static inline __m256i q4_1_u(const uint8_t *blk)
 	return nibbles32(((const sl_block_q4_1 *)blk)->qs);
 }
 
+/* The 4-bit codes for VNNI: the low nibbles, then the high ones left in
+ * place, 16 times the code (at most 240: vpdpbusd takes any unsigned byte,
+ * where vpmaddubsw's pairs could saturate). The decoding kernel takes the
+ * 16 out of its accumulators' high halves exactly (see quants-legacy.h). */
+AVX2 static inline __m256i nibbles32x16(const uint8_t qs[16])
+{
+	const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+	return _mm256_and_si256(v, _mm256_set_m128i(_mm_set1_epi8((char)0xf0), _mm_set1_epi8(0x0f)));
+}
+
+AVX2 static inline __m256i q4_0_u16(const uint8_t *blk)
+{
+	return nibbles32x16(((const sl_block_q4_0 *)blk)->qs);
+}
+
+AVX2 static inline __m256i q4_1_u16(const uint8_t *blk)
+{
+	return nibbles32x16(((const sl_block_q4_1 *)blk)->qs);
+}
+
 AVX2 static inline __m256i q5_0_u(const uint8_t *blk)
 {
 	const sl_block_q5_0 *x = (const sl_block_q5_0 *)blk;
@@ -254,11 +274,11 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 	return true;
 }
 
-#define q4_0_RUN(N) SFX(rows_run)(q4_0_u, sizeof(sl_block_q4_0), false, 3, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
-#define q4_1_RUN(N) SFX(rows_run)(q4_1_u, sizeof(sl_block_q4_1), true, 0, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
-#define q5_0_RUN(N) SFX(rows_run)(q5_0_u, sizeof(sl_block_q5_0), false, 4, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
-#define q5_1_RUN(N) SFX(rows_run)(q5_1_u, sizeof(sl_block_q5_1), true, 0, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
-#define q8_0_RUN(N) SFX(rows_run)(Q8_0_U, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
+#define q4_0_RUN(N) SFX(rows_run)(Q4_0_U, sizeof(sl_block_q4_0), false, 3, HI16, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
+#define q4_1_RUN(N) SFX(rows_run)(Q4_1_U, sizeof(sl_block_q4_1), true, 0, HI16, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
+#define q5_0_RUN(N) SFX(rows_run)(q5_0_u, sizeof(sl_block_q5_0), false, 4, false, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
+#define q5_1_RUN(N) SFX(rows_run)(q5_1_u, sizeof(sl_block_q5_1), true, 0, false, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
+#define q8_0_RUN(N) SFX(rows_run)(Q8_0_U, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, false, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
 #define q4_0_GTILE SFX(gemm_tile)(false, 3, nb, nr, nt, y, ys, s, tile)
 #define q4_0_GEMM SFX(gemm)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, SFX(q4_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
 #define q4_1_GTILE SFX(gemm_tile)(true, 0, nb, nr, nt, y, ys, s, tile)
@@ -345,6 +365,9 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 #define TARGET AVX2
 #define SFX(f) f
 #define LEGACY_GROUP(NT) ((NT) > 2 ? 2 : 4)
+#define Q4_0_U q4_0_u
+#define Q4_1_U q4_1_u
+#define HI16 false
 #define Q8_0_CODES q8_0_codes
 #define Q8_0_U q8_0_s
 #define Q8_0_SHIFT (-1)
@@ -353,6 +376,9 @@ LEGACY_KERNELS
 #undef TARGET
 #undef SFX
 #undef LEGACY_GROUP
+#undef Q4_0_U
+#undef Q4_1_U
+#undef HI16
 #undef Q8_0_CODES
 #undef Q8_0_U
 #undef Q8_0_SHIFT
@@ -360,6 +386,9 @@ LEGACY_KERNELS
 #define TARGET VNNI
 #define SFX(f) f##_vnni
 #define LEGACY_GROUP(NT) 4
+#define Q4_0_U q4_0_u16
+#define Q4_1_U q4_1_u16
+#define HI16 true
 #define Q8_0_CODES q8_0_ucodes
 #define Q8_0_U q8_0_u
 #define Q8_0_SHIFT 7
@@ -370,6 +399,9 @@ LEGACY_KERNELS
 #undef TARGET
 #undef SFX
 #undef LEGACY_GROUP
+#undef Q4_0_U
+#undef Q4_1_U
+#undef HI16
 #undef Q8_0_CODES
 #undef Q8_0_U
 #undef Q8_0_SHIFT

@@ -54,10 +54,11 @@ TARGET static inline __m256 SFX(hsum8_ps)(const __m256 lo[4], const __m256 hi[4]
 
 /* A tile's NT tokens over nb blocks from block i0 on, prepared once for
  * every weight row of the call (see legacy_act). */
-TARGET static void SFX(act_prep)(bool offset, int shift, int NT, int64_t i0, int64_t nb, const void *xq, size_t xs,
-                                 legacy_act *a)
+TARGET static void SFX(act_prep)(bool offset, int shift, bool hi16, int NT, int64_t i0, int64_t nb, const void *xq,
+                                 size_t xs, legacy_act *a)
 {
 	const __m256i ones = _mm256_set1_epi8(1);
+	const __m256i shifts = _mm256_add_epi32(_mm256_set1_epi32(shift), _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
 	for (int64_t i = 0; i < nb; i++)
 		for (int t = 0; t < NT; t++) {
 			const size_t k = (size_t)i * NT + t;
@@ -66,7 +67,8 @@ TARGET static void SFX(act_prep)(bool offset, int shift, int NT, int64_t i0, int
 			a->act[k][0] = yv;
 			if (!offset && shift >= 0)
 				a->act[k][1] = _mm256_sub_epi32(_mm256_setzero_si256(),
-				                                _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift)));
+				                                hi16 ? _mm256_sllv_epi32(SFX(dot_u8)(ones, yv), shifts)
+				                                     : _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift)));
 		}
 }
 
@@ -100,7 +102,7 @@ SFX(row_scales)(bool offset, const int R, const int NT, const uint8_t *const row
  * LEGACY_AHEAD blocks before their use, and each fused multiply-add takes
  * its own as a broadcast from memory. */
 __attribute__((always_inline)) TARGET static inline void
-SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, const int R, const int NT, int64_t nb,
+SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, const int R, const int NT, int64_t nb,
           const uint8_t *const row[SL_DOT_ROWS], const uint8_t *next, const legacy_act *a, legacy_keep *keep,
           bool first, bool last, float *y, size_t ys, int nr)
 {
@@ -177,6 +179,15 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, const int R, co
 		}
 		return;
 	}
+	/* hi16: the high halves' sums came from 16 times the codes, so their
+	 * accumulators hold 16 times what the float steps give (every step
+	 * scaled by a power of two: the same roundings); back by 1/16, exact. */
+	if (hi16)
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+			for (int t = 0; t < NT; t++)
+				acc[r][t] = _mm256_mul_ps(acc[r][t], _mm256_set_ps(0.0625f, 0.0625f, 0.0625f, 0.0625f, 1, 1, 1, 1));
 	/* Two tokens at a time: rows 0-3 of token t in lanes 0-3, of token
 	 * t + 1 (or t again) in lanes 4-7, plus the minima's share. */
 #pragma GCC unroll 2
@@ -204,7 +215,7 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, const int R, co
  * LEGACY_GROUP(NT) rows (the last padded with copies of its last row), a
  * stretch of at most LEGACY_ROWS_BLOCKS blocks at a time. */
 __attribute__((always_inline)) TARGET static inline void
-SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, const int NT, int64_t n, int nr, float *y,
+SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, const int NT, int64_t n, int nr, float *y,
               size_t ys, const void *w, size_t ws, const void *xq, size_t xs, legacy_act *a, legacy_keep *keep)
 {
 	const int R = LEGACY_GROUP(NT);
@@ -214,7 +225,7 @@ SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, const int N
 		const int pr = nr - p0 < pass ? nr - p0 : pass;
 		for (int64_t i0 = 0; i0 < nb; i0 += LEGACY_ROWS_BLOCKS) {
 			const int64_t cb = nb - i0 < LEGACY_ROWS_BLOCKS ? nb - i0 : LEGACY_ROWS_BLOCKS;
-			SFX(act_prep)(offset, shift, NT, i0, cb, xq, xs, a);
+			SFX(act_prep)(offset, shift, hi16, NT, i0, cb, xq, xs, a);
 			for (int g = 0; g < pr; g += R) {
 				const int r0 = p0 + g, gr = nr - r0 < R ? nr - r0 : R;
 				const uint8_t *row[SL_DOT_ROWS];
@@ -223,7 +234,7 @@ SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, const int N
 				/* the next group's rows, or this group's again after the last */
 				const uint8_t *next = (const uint8_t *)w + (size_t)(r0 + R < nr ? r0 + R : r0) * ws +
 				                      (size_t)i0 * R * bytes;
-				SFX(rows)(codes, bytes, offset, shift, R, NT, cb, row, next, a, &keep[g / R], i0 == 0,
+				SFX(rows)(codes, bytes, offset, shift, hi16, R, NT, cb, row, next, a, &keep[g / R], i0 == 0,
 				          i0 + cb == nb, y + r0, ys, gr);
 			}
 		}
