@@ -115,8 +115,8 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, cons
 		for (int r = 0; r < SL_DOT_ROWS; r++)
 			acc[r][t] = first || r >= R || t >= NT ? _mm256_setzero_ps() : keep->acc[r][t];
 	}
-	_Alignas(16) float p[LEGACY_AHEAD][SL_DOT_TILE][4], m[LEGACY_AHEAD][4];
-	for (int64_t i = 0; i < nb && i < LEGACY_AHEAD; i++)
+	_Alignas(16) float p[LEGACY_RING][SL_DOT_TILE][4], m[LEGACY_RING][4];
+	for (int64_t i = 0; i < nb && i < LEGACY_LEAD; i++)
 		SFX(row_scales)(offset, R, NT, row, (size_t)i * bytes, a->dy + i * NT, p[i], m[i]);
 	/* Block i's work, its scale products in slot k. */
 #define LEGACY_BLOCK(i, k)                                                                                    \
@@ -145,29 +145,32 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, cons
 			        _mm_add_ps(summ[t], _mm_mul_ps(mv, _mm_set1_ps(a->sy[(i) * NT + t])));         \
 		}                                                                                             \
 	} while (0)
-	/* LEGACY_AHEAD blocks a round, each forming the scale products of the
-	 * block LEGACY_AHEAD on into the slot it frees; the next R rows are
-	 * fetched meanwhile in one linear sweep (the R rows are R interleaved
-	 * streams, more than the hardware follows), R blocks' bytes a block. */
+	/* LEGACY_RING blocks a round, each forming the scale products of the
+	 * block LEGACY_LEAD on into its slot; the next R rows are fetched
+	 * meanwhile in one linear sweep (the R rows are R interleaved streams,
+	 * more than the hardware follows), R blocks' bytes a block. */
+#define LEGACY_NEXT(i)                                                                                        \
+	do {                                                                                                  \
+		const int64_t j = (i) + LEGACY_LEAD;                                                          \
+		if (R > 1)                                                                                    \
+			for (size_t off = 0; off < R * bytes; off += 64)                                      \
+				_mm_prefetch((const char *)next + (size_t)(i) * R * bytes + off, _MM_HINT_T0); \
+		if (j < nb)                                                                                   \
+			SFX(row_scales)(offset, R, NT, row, (size_t)j * bytes, a->dy + j * NT,                \
+			                p[j % LEGACY_RING], m[j % LEGACY_RING]);                              \
+	} while (0)
 	int64_t i = 0;
-	for (; i + 2 * LEGACY_AHEAD <= nb; i += LEGACY_AHEAD) {
-		if (R > 1)
-			for (size_t off = 0; off < LEGACY_AHEAD * R * bytes; off += 64)
-				_mm_prefetch((const char *)next + (size_t)i * R * bytes + off, _MM_HINT_T0);
+	for (; i + LEGACY_RING <= nb; i += LEGACY_RING)
 #pragma GCC unroll 4
-		for (int k = 0; k < LEGACY_AHEAD; k++) {
+		for (int k = 0; k < LEGACY_RING; k++) {
 			LEGACY_BLOCK(i + k, k);
-			SFX(row_scales)(offset, R, NT, row, (size_t)(i + k + LEGACY_AHEAD) * bytes,
-			                a->dy + (i + k + LEGACY_AHEAD) * NT, p[k], m[k]);
+			LEGACY_NEXT(i + k);
 		}
-	}
 	for (; i < nb; i++) {
-		const int k = (int)(i % LEGACY_AHEAD);
-		LEGACY_BLOCK(i, k);
-		if (i + LEGACY_AHEAD < nb)
-			SFX(row_scales)(offset, R, NT, row, (size_t)(i + LEGACY_AHEAD) * bytes, a->dy + (i + LEGACY_AHEAD) * NT,
-			                p[k], m[k]);
+		LEGACY_BLOCK(i, i % LEGACY_RING);
+		LEGACY_NEXT(i);
 	}
+#undef LEGACY_NEXT
 #undef LEGACY_BLOCK
 	if (!last) {
 #pragma GCC unroll 4
