@@ -217,12 +217,8 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 /* Blocks ahead of its use that a tile's scale product is formed, so that
  * it has left the store queue before it is read. */
 #define LEGACY_AHEAD 4
-/* The decoding kernel's scale products, formed LEGACY_LEAD blocks ahead
- * of their use in a ring of LEGACY_RING slots (a round of the unrolled
- * loop). Leads of three blocks or more cost a third of the speed where
- * the weights stream from memory (measured, bench/quants' streamed
- * rows), shorter ones leave the products in the store queue. */
-#define LEGACY_LEAD 2
+/* The decoding kernel's scale products, formed a block or two ahead of
+ * their use in a ring of this many slots (a round of its unrolled loop). */
 #define LEGACY_RING 4
 
 /* Blocks of a row whose activations the decoding kernel (quants-legacy.h's

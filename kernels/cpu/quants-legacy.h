@@ -115,8 +115,14 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, cons
 		for (int r = 0; r < SL_DOT_ROWS; r++)
 			acc[r][t] = first || r >= R || t >= NT ? _mm256_setzero_ps() : keep->acc[r][t];
 	}
+	/* The scale products' lead: as far as it pays where the weights
+	 * stream from memory (two blocks of the 4- and 5-bit formats, one of
+	 * Q8_0: leads that reach further than some 48 bytes ahead cost up to a
+	 * fifth of the speed there, shorter ones leave the products in the
+	 * store queue when the weights are cached; measured). */
+	const int lead = bytes <= 24 ? 2 : 1;
 	_Alignas(16) float p[LEGACY_RING][SL_DOT_TILE][4], m[LEGACY_RING][4];
-	for (int64_t i = 0; i < nb && i < LEGACY_LEAD; i++)
+	for (int64_t i = 0; i < nb && i < lead; i++)
 		SFX(row_scales)(offset, R, NT, row, (size_t)i * bytes, a->dy + i * NT, p[i], m[i]);
 	/* Block i's work, its scale products in slot k. */
 #define LEGACY_BLOCK(i, k)                                                                                    \
@@ -146,29 +152,28 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, cons
 		}                                                                                             \
 	} while (0)
 	/* LEGACY_RING blocks a round, each forming the scale products of the
-	 * block LEGACY_LEAD on into its slot; the next R rows are fetched
-	 * meanwhile in one linear sweep (the R rows are R interleaved streams,
-	 * more than the hardware follows), R blocks' bytes a block. */
-#define LEGACY_NEXT(i)                                                                                        \
+	 * block lead on into its slot; the next R rows are fetched meanwhile
+	 * in one linear sweep (the R rows are R interleaved streams, more than
+	 * the hardware follows), R blocks' bytes a block. */
+#define LEGACY_NEXT(i, slot)                                                                                  \
 	do {                                                                                                  \
-		const int64_t j = (i) + LEGACY_LEAD;                                                          \
 		if (R > 1)                                                                                    \
 			for (size_t off = 0; off < R * bytes; off += 64)                                      \
 				_mm_prefetch((const char *)next + (size_t)(i) * R * bytes + off, _MM_HINT_T0); \
-		if (j < nb)                                                                                   \
-			SFX(row_scales)(offset, R, NT, row, (size_t)j * bytes, a->dy + j * NT,                \
-			                p[j % LEGACY_RING], m[j % LEGACY_RING]);                              \
+		if ((i) + lead < nb)                                                                          \
+			SFX(row_scales)(offset, R, NT, row, (size_t)((i) + lead) * bytes, a->dy + ((i) + lead) * NT, \
+			                p[slot], m[slot]);                                                    \
 	} while (0)
 	int64_t i = 0;
 	for (; i + LEGACY_RING <= nb; i += LEGACY_RING)
 #pragma GCC unroll 4
 		for (int k = 0; k < LEGACY_RING; k++) {
 			LEGACY_BLOCK(i + k, k);
-			LEGACY_NEXT(i + k);
+			LEGACY_NEXT(i + k, (k + lead) % LEGACY_RING);
 		}
 	for (; i < nb; i++) {
 		LEGACY_BLOCK(i, i % LEGACY_RING);
-		LEGACY_NEXT(i);
+		LEGACY_NEXT(i, (i + lead) % LEGACY_RING);
 	}
 #undef LEGACY_NEXT
 #undef LEGACY_BLOCK
@@ -234,9 +239,10 @@ SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, 
 				const uint8_t *row[SL_DOT_ROWS];
 				for (int r = 0; r < SL_DOT_ROWS; r++)
 					row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws + (size_t)i0 * bytes;
-				/* the next group's rows, or this group's again after the last */
-				const uint8_t *next = (const uint8_t *)w + (size_t)(r0 + R < nr ? r0 + R : r0) * ws +
-				                      (size_t)i0 * R * bytes;
+				/* the next group's rows; after the last, the rows that
+				 * follow the call's (the next task's, as a rule: a prefetch
+				 * never faults, wherever it points) */
+				const uint8_t *next = (const uint8_t *)w + (size_t)(r0 + R) * ws + (size_t)i0 * R * bytes;
 				SFX(rows)(codes, bytes, offset, shift, hi16, R, NT, cb, row, next, a, &keep[g / R], i0 == 0,
 				          i0 + cb == nb, y + r0, ys, gr);
 			}
