@@ -222,25 +222,39 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 #define LEGACY_RING 4
 
 /* Blocks of a row whose activations the decoding kernel (quants-legacy.h's
- * rows) prepares at once, on the stack (some 36 KiB); longer rows go in
- * stretches of this many blocks, the accumulators kept between them for
- * LEGACY_ROWS_PASS rows at a time. */
+ * rows) prepares on the stack (some 36 KiB); longer rows take the heap. */
 #define LEGACY_ROWS_BLOCKS 128
-#define LEGACY_ROWS_PASS 64
 
 /* A tile of tokens prepared for the decoding kernel, [block][token]: the
  * codes and the offset's share of the integer sums, negated (where the
  * format has one); the scales dy and the scaled sums sy (Q8_1). */
 typedef struct {
-	__m256i act[LEGACY_ROWS_BLOCKS * SL_DOT_TILE][2];
-	float dy[LEGACY_ROWS_BLOCKS * SL_DOT_TILE], sy[LEGACY_ROWS_BLOCKS * SL_DOT_TILE];
+	__m256i (*act)[2];
+	float *dy, *sy;
 } legacy_act;
 
-/* A group's accumulators between two stretches of a row. */
 typedef struct {
-	__m256 acc[SL_DOT_ROWS][SL_DOT_TILE];
-	__m128 summ[SL_DOT_TILE];
-} legacy_keep;
+	__m256i act[LEGACY_ROWS_BLOCKS * SL_DOT_TILE][2];
+	float dy[LEGACY_ROWS_BLOCKS * SL_DOT_TILE], sy[LEGACY_ROWS_BLOCKS * SL_DOT_TILE];
+} legacy_act_stack;
+
+/* Room for the activations of rows of nb blocks: on the stack (*st) where
+ * they fit, else from the heap (*heap, to be freed; a few hundred KiB at
+ * most for the widest models, without which there is no way on, as for
+ * ops.c's quantized activations). */
+static legacy_act legacy_act_room(legacy_act_stack *st, int64_t nb, void **heap)
+{
+	*heap = NULL;
+	if (nb <= LEGACY_ROWS_BLOCKS)
+		return (legacy_act){st->act, st->dy, st->sy};
+	const size_t k = (size_t)nb * SL_DOT_TILE;
+	char *m = aligned_alloc(32, k * (2 * sizeof(__m256i) + 2 * sizeof(float)));
+	if (!m)
+		abort();
+	*heap = m;
+	return (legacy_act){(__m256i(*)[2])m, (float *)(m + k * 2 * sizeof(__m256i)),
+	                    (float *)(m + k * (2 * sizeof(__m256i) + sizeof(float)))};
+}
 
 /* The legacy gemm's working memory: a group of four rows decoded
  * ([block][row]: codes, minima, and the scales, each four times), a chunk
@@ -277,11 +291,11 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 	return true;
 }
 
-#define q4_0_RUN(N) SFX(rows_run)(Q4_0_U, sizeof(sl_block_q4_0), false, 3, HI16, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
-#define q4_1_RUN(N) SFX(rows_run)(Q4_1_U, sizeof(sl_block_q4_1), true, 0, HI16, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
-#define q5_0_RUN(N) SFX(rows_run)(q5_0_u, sizeof(sl_block_q5_0), false, 4, false, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
-#define q5_1_RUN(N) SFX(rows_run)(q5_1_u, sizeof(sl_block_q5_1), true, 0, false, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
-#define q8_0_RUN(N) SFX(rows_run)(Q8_0_U, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, false, N, n, nr, y, ys, w, ws, xq, xs, &a, keep)
+#define q4_0_RUN(N) SFX(rows_run)(Q4_0_U, sizeof(sl_block_q4_0), false, 3, HI16, N, n, nr, y, ys, w, ws, xq, xs, &a)
+#define q4_1_RUN(N) SFX(rows_run)(Q4_1_U, sizeof(sl_block_q4_1), true, 0, HI16, N, n, nr, y, ys, w, ws, xq, xs, &a)
+#define q5_0_RUN(N) SFX(rows_run)(q5_0_u, sizeof(sl_block_q5_0), false, 4, false, N, n, nr, y, ys, w, ws, xq, xs, &a)
+#define q5_1_RUN(N) SFX(rows_run)(q5_1_u, sizeof(sl_block_q5_1), true, 0, false, N, n, nr, y, ys, w, ws, xq, xs, &a)
+#define q8_0_RUN(N) SFX(rows_run)(Q8_0_U, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, false, N, n, nr, y, ys, w, ws, xq, xs, &a)
 #define q4_0_GTILE SFX(gemm_tile)(false, 3, nb, nr, nt, y, ys, s, tile)
 #define q4_0_GEMM SFX(gemm)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, SFX(q4_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
 #define q4_1_GTILE SFX(gemm_tile)(true, 0, nb, nr, nt, y, ys, s, tile)
@@ -300,8 +314,9 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 	TARGET static void SFX(t##_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
 	                                 size_t ws, const void *xq, size_t xs)                            \
 	{                                                                                               \
-		legacy_act a;                                                                           \
-		legacy_keep keep[LEGACY_ROWS_PASS / 4];                                                 \
+		legacy_act_stack st;                                                                    \
+		void *heap;                                                                             \
+		const legacy_act a = legacy_act_room(&st, n / SL_QK, &heap);                             \
 		for (; nt > 0; nt -= SL_DOT_TILE) {                                                     \
 			switch (nt) {                                                                   \
 			case 1: t##_RUN(1); break;                                                      \
@@ -312,6 +327,7 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 			y += SL_DOT_TILE * ys;                                                          \
 			xq = (const uint8_t *)xq + SL_DOT_TILE * xs;                                    \
 		}                                                                                       \
+		free(heap);                                                                             \
 	}                                                                                               \
 	TARGET static void SFX(t##_dot)(int64_t n, float *y, const void *w, const void *xq)               \
 	{                                                                                               \

@@ -52,10 +52,10 @@ TARGET static inline __m256 SFX(hsum8_ps)(const __m256 lo[4], const __m256 hi[4]
 	                     _mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-/* A tile's NT tokens over nb blocks from block i0 on, prepared once for
- * every weight row of the call (see legacy_act). */
-TARGET static void SFX(act_prep)(bool offset, int shift, bool hi16, int NT, int64_t i0, int64_t nb, const void *xq,
-                                 size_t xs, legacy_act *a)
+/* A tile's NT tokens over nb blocks, prepared once for every weight row
+ * of the call (see legacy_act). */
+TARGET static void SFX(act_prep)(bool offset, int shift, bool hi16, int NT, int64_t nb, const void *xq, size_t xs,
+                                 const legacy_act *a)
 {
 	const __m256i ones = _mm256_set1_epi8(1);
 	const __m256i shifts = _mm256_add_epi32(_mm256_set1_epi32(shift), _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
@@ -63,7 +63,7 @@ TARGET static void SFX(act_prep)(bool offset, int shift, bool hi16, int NT, int6
 		for (int t = 0; t < NT; t++) {
 			const size_t k = (size_t)i * NT + t;
 			const __m256i yv =
-			        load32(act_block((const uint8_t *)xq + (size_t)t * xs, i0 + i, offset, &a->dy[k], &a->sy[k]));
+			        load32(act_block((const uint8_t *)xq + (size_t)t * xs, i, offset, &a->dy[k], &a->sy[k]));
 			a->act[k][0] = yv;
 			if (!offset && shift >= 0)
 				a->act[k][1] = _mm256_sub_epi32(_mm256_setzero_si256(),
@@ -89,31 +89,30 @@ SFX(row_scales)(bool offset, const int R, const int NT, const uint8_t *const row
 /* The decoding kernel: R weight rows (row[r], the first nr of them real,
  * the others copies) against a tile of NT tokens (both constants, at most
  * SL_DOT_ROWS and SL_DOT_TILE after inlining) over nb blocks of prepared
- * activations; first: the accumulators start at zero, else from *keep;
- * last: the sums go to y, else the accumulators to *keep. Each (row,
- * token) pair keeps its own accumulator and goes through the float steps
- * that define the legacy dot product: per block, acc = fma(d * dy,
- * float(integer sums), acc) in each of eight lanes, then hsum_ps, plus
- * the minima's share summed per block as m * sy. The integer sums are
- * exact in any order: shift >= 0: the codes are unsigned, code - 2^shift
- * the value, and the sums start from the offset's prepared share; shift < 0
- * (signed 8-bit codes without VNNI): they meet y as |q| and y with q's
- * sign. The scale products of a block are formed for all pairs at once,
- * LEGACY_AHEAD blocks before their use, and each fused multiply-add takes
- * its own as a broadcast from memory. */
+ * activations, the sums into y[t * ys + r]. Each (row, token) pair keeps
+ * its own accumulator and goes through the float steps that define the
+ * legacy dot product: per block, acc = fma(d * dy, float(integer sums),
+ * acc) in each of eight lanes, then hsum_ps, plus the minima's share
+ * summed per block as m * sy. The integer sums are exact in any order:
+ * shift >= 0: the codes are unsigned, code - 2^shift the value, and the
+ * sums start from the offset's prepared share; shift < 0 (signed 8-bit
+ * codes without VNNI): they meet y as |q| and y with q's sign. The scale
+ * products of a block are formed for all pairs at once, a block or two
+ * before their use, and each fused multiply-add takes its own as a
+ * broadcast from memory. */
 __attribute__((always_inline)) TARGET static inline void
 SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, const int R, const int NT, int64_t nb,
-          const uint8_t *const row[SL_DOT_ROWS], const uint8_t *next, const legacy_act *a, legacy_keep *keep,
-          bool first, bool last, float *y, size_t ys, int nr)
+          const uint8_t *const row[SL_DOT_ROWS], const uint8_t *next, const legacy_act *a, float *y, size_t ys,
+          int nr)
 {
 	__m256 acc[SL_DOT_ROWS][SL_DOT_TILE];
 	__m128 summ[SL_DOT_TILE];
 #pragma GCC unroll 4
 	for (int t = 0; t < SL_DOT_TILE; t++) {
-		summ[t] = first ? _mm_setzero_ps() : keep->summ[t];
+		summ[t] = _mm_setzero_ps();
 #pragma GCC unroll 4
 		for (int r = 0; r < SL_DOT_ROWS; r++)
-			acc[r][t] = first || r >= R || t >= NT ? _mm256_setzero_ps() : keep->acc[r][t];
+			acc[r][t] = _mm256_setzero_ps();
 	}
 	/* The scale products' lead: as far as it pays where the weights
 	 * stream from memory (two blocks of the 4- and 5-bit formats, one of
@@ -177,16 +176,6 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, cons
 	}
 #undef LEGACY_NEXT
 #undef LEGACY_BLOCK
-	if (!last) {
-#pragma GCC unroll 4
-		for (int t = 0; t < NT; t++) {
-			keep->summ[t] = summ[t];
-#pragma GCC unroll 4
-			for (int r = 0; r < R; r++)
-				keep->acc[r][t] = acc[r][t];
-		}
-		return;
-	}
 	/* hi16: the high halves' sums came from 16 times the codes, so their
 	 * accumulators hold 16 times what the float steps give (every step
 	 * scaled by a power of two: the same roundings); back by 1/16, exact. */
@@ -220,33 +209,25 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, cons
 }
 
 /* nr weight rows against a tile of NT tokens, in groups of R =
- * LEGACY_GROUP(NT) rows (the last padded with copies of its last row), a
- * stretch of at most LEGACY_ROWS_BLOCKS blocks at a time. */
+ * LEGACY_GROUP(NT) rows (the last padded with copies of its last row), the
+ * activations prepared once for all. */
 __attribute__((always_inline)) TARGET static inline void
-SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, const int NT, int64_t n, int nr, float *y,
-              size_t ys, const void *w, size_t ws, const void *xq, size_t xs, legacy_act *a, legacy_keep *keep)
+SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, const int NT, int64_t n, int nr,
+              float *y, size_t ys, const void *w, size_t ws, const void *xq, size_t xs, const legacy_act *a)
 {
 	const int R = LEGACY_GROUP(NT);
 	const int64_t nb = n / SL_QK;
-	const int pass = nb <= LEGACY_ROWS_BLOCKS ? nr : LEGACY_ROWS_PASS / SL_DOT_ROWS * R;
-	for (int p0 = 0; p0 < nr; p0 += pass) {
-		const int pr = nr - p0 < pass ? nr - p0 : pass;
-		for (int64_t i0 = 0; i0 < nb; i0 += LEGACY_ROWS_BLOCKS) {
-			const int64_t cb = nb - i0 < LEGACY_ROWS_BLOCKS ? nb - i0 : LEGACY_ROWS_BLOCKS;
-			SFX(act_prep)(offset, shift, hi16, NT, i0, cb, xq, xs, a);
-			for (int g = 0; g < pr; g += R) {
-				const int r0 = p0 + g, gr = nr - r0 < R ? nr - r0 : R;
-				const uint8_t *row[SL_DOT_ROWS];
-				for (int r = 0; r < SL_DOT_ROWS; r++)
-					row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws + (size_t)i0 * bytes;
-				/* the next group's rows; after the last, the rows that
-				 * follow the call's (the next task's, as a rule: a prefetch
-				 * never faults, wherever it points) */
-				const uint8_t *next = (const uint8_t *)w + (size_t)(r0 + R) * ws + (size_t)i0 * R * bytes;
-				SFX(rows)(codes, bytes, offset, shift, hi16, R, NT, cb, row, next, a, &keep[g / R], i0 == 0,
-				          i0 + cb == nb, y + r0, ys, gr);
-			}
-		}
+	SFX(act_prep)(offset, shift, hi16, NT, nb, xq, xs, a);
+	for (int r0 = 0; r0 < nr; r0 += R) {
+		const int gr = nr - r0 < R ? nr - r0 : R;
+		const uint8_t *row[SL_DOT_ROWS];
+		for (int r = 0; r < SL_DOT_ROWS; r++)
+			row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws;
+		/* the next group's rows; after the last, the rows that follow
+		 * the call's (the next task's, as a rule: a prefetch never
+		 * faults, wherever it points) */
+		const uint8_t *next = (const uint8_t *)w + (size_t)(r0 + R) * ws;
+		SFX(rows)(codes, bytes, offset, shift, hi16, R, NT, nb, row, next, a, y + r0, ys, gr);
 	}
 }
 
