@@ -116,9 +116,9 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, cons
 	}
 	/* The scale products' lead: as far as it pays where the weights
 	 * stream from memory (two blocks of the 4- and 5-bit formats, one of
-	 * Q8_0: leads that reach further than some 48 bytes ahead cost up to a
-	 * fifth of the speed there, shorter ones leave the products in the
-	 * store queue when the weights are cached; measured). */
+	 * the 8-bit: leads that reach further than some 48 bytes ahead cost up
+	 * to a fifth of the speed there, shorter ones leave the products in
+	 * the store queue when the weights are cached; measured). */
 	const int lead = bytes <= 24 ? 2 : 1;
 	_Alignas(16) float p[LEGACY_RING][SL_DOT_TILE][4], m[LEGACY_RING][4];
 	for (int64_t i = 0; i < nb && i < lead; i++)
