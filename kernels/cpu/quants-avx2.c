@@ -190,8 +190,11 @@ __attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *
 	}
 _Static_assert(SL_DOT_TILE == 4, "the switches cover tiles of 1 to 4 tokens");
 
-/* Four weight rows by four tokens is sixteen accumulators, what AVX-512's
- * 32 registers hold (AVX2's 16 spill some, to the first-level cache). */
+/* The decoding kernel decodes LEGACY_GROUP(NT) weight rows together for NT
+ * tokens: four rows by four tokens is sixteen accumulators, what AVX-512's
+ * 32 registers hold; AVX2's 16 take two rows for three or four tokens.
+ * Eight rows (more independent chains of fused multiply-adds) measured no
+ * faster on either. */
 _Static_assert(SL_DOT_ROWS == 4, "the legacy rows go in groups of at most 4");
 
 /* Block i of a row of activations, Q8_1 (offset) or Q8_0: its codes, its
@@ -380,7 +383,9 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 /* The legacy formats' kernels, built twice: for AVX2, and for AVX-512
  * VNNI, whose vpdpbusd forms the same integer sums in one instruction (so
  * both give the same bits). Q8_0's codes are signed for AVX2 (vpmaddubsw
- * would saturate q + 128) and q + 128 for VNNI. */
+ * would saturate q + 128) and q + 128 for VNNI; the 4-bit codes' high
+ * nibbles stay in place (16 times the code) for VNNI, for the same reason
+ * only there. */
 #define TARGET AVX2
 #define SFX(f) f
 #define LEGACY_GROUP(NT) ((NT) > 2 ? 2 : 4)
