@@ -85,9 +85,9 @@ static inline bool sl_dtype_int_layout(int type, int *bits, int *group, int *asy
 	return true;
 }
 
-/* Activation rows one vec_dot_tile call takes at most, weight rows one
- * vec_dot_rows call takes at most, and activation rows one vec_dot_rows
- * call takes at most. */
+/* Activation rows one vec_dot_tile call takes at most, weight rows a
+ * vec_dot_rows call decodes together, and activation rows one
+ * vec_dot_rows call takes at most. */
 #define SL_DOT_TILE 4
 #define SL_DOT_ROWS 4
 #define SL_DOT_ROWS_TOKENS 8
@@ -122,8 +122,9 @@ typedef struct {
 	 * each the very bits vec_dot gives it: the weights are decoded once
 	 * for all nt rows. */
 	void (*vec_dot_tile)(int64_t n, int nt, float *s, size_t ss, const void *w, const void *xq, size_t xs);
-	/* Optional: nr (1..SL_DOT_ROWS) weight rows, row r at w + r*ws bytes,
-	 * against nt (1..SL_DOT_ROWS_TOKENS) activation rows at xq + t*xs, into
+	/* Optional: nr (any number; decoded about SL_DOT_ROWS at a time)
+	 * weight rows, row r at w + r*ws bytes, against nt
+	 * (1..SL_DOT_ROWS_TOKENS) activation rows at xq + t*xs, into
 	 * y[t*ys + r]; each result the bits vec_dot gives it. */
 	void (*vec_dot_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws, const void *xq,
 	                     size_t xs);

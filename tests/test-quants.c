@@ -1024,6 +1024,71 @@ static void test_gemm(void)
 		printf("gemm of %d formats x paths: the bits of vec_dot for every count of rows and tokens\n", tested);
 }
 
+/* vec_dot_rows takes any count of weight rows (a product's share in one
+ * call, decoded SL_DOT_ROWS at a time or so, the last group padded): every
+ * result must be the bits of the one-row vec_dot, for counts that leave
+ * partial groups, for 1 to SL_DOT_ROWS_TOKENS tokens, for rows short and
+ * long (past 4096 elements the legacy kernels prepare the activations on
+ * the heap), at the extremes of the codes, on the VNNI and AVX2 paths. */
+static void test_rows_any(void)
+{
+	enum { NR = 37, NT = SL_DOT_ROWS_TOKENS };
+	static const int lens[] = {256, 4160};
+	static const int counts[] = {1, 3, 5, 8, 9, NR};
+	static float v[4160];
+	int tested = 0;
+	for (int path = 0; path < 2; path++) {
+		if (path)
+			setenv("SL_NO_VNNI", "1", 1);
+		for (size_t k = 0; k < N_WEIGHT_TYPES; k++)
+			for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
+				const int t = weight_types[k], N = lens[l];
+				const sl_type_info *ti = sl_type_info_get(t), *act = sl_type_info_get(ti->vec_dot_type);
+				sl_vec_dot_rows_fn rows = sl_quants_vec_dot_rows_avx2(t);
+				sl_vec_dot_fn dot = sl_quants_vec_dot_avx2(t);
+				if (!rows || !dot || N % ti->block_size)
+					continue;
+				tested++;
+				size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
+				uint8_t *w = malloc(NR * wb), *x = malloc(NT * xb);
+				float *ref = malloc(sizeof(float) * NR * NT), *got = malloc(sizeof(float) * NR * NT);
+				REQUIRE(w && x && ref && got, "out of memory");
+				for (int r = 0; r < NR; r++) {
+					gen_fill(v, N, 1300 + 10 * k + r);
+					ti->from_float(v, w + r * wb, N);
+				}
+				for (int j = 0; j < NT; j++) {
+					gen_state = 1400 * k + j;
+					for (int i = 0; i < N; i++)
+						v[i] = j % 3 == 1 && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
+					(act->from_float_act ? act->from_float_act : act->from_float)(v, x + j * xb, N);
+					for (int r = 0; r < NR; r++)
+						dot(N, &ref[j * NR + r], w + r * wb, x + j * xb);
+				}
+				for (size_t c = 0; c < sizeof counts / sizeof *counts; c++)
+					for (int nt = 1; nt <= NT; nt++) {
+						const int nr = counts[c], r0 = NR - nr;
+						memset(got, 0, sizeof(float) * NR * NT);
+						rows(N, nr, nt, got + r0, NR, w + r0 * wb, wb, x, xb);
+						int diff = 0;
+						for (int j = 0; j < nt; j++)
+							diff += memcmp(&got[j * NR + r0], &ref[j * NR + r0], sizeof(float) * nr) != 0;
+						CHECK(!diff, "%s (%s), rows of %d: %d rows x %d tokens: %d tokens differ from vec_dot",
+						      ti->name, path ? "AVX2" : "VNNI or AVX2", N, nr, nt, diff);
+					}
+				free(w);
+				free(x);
+				free(ref);
+				free(got);
+			}
+	}
+	unsetenv("SL_NO_VNNI");
+	if (!tested)
+		printf("note: no vec_dot_rows on this CPU path\n");
+	else
+		printf("vec_dot_rows of formats x lengths x paths (%d): the bits of vec_dot for any count of rows\n", tested);
+}
+
 /* The AVX2 activation quantizers (Q8_0, Q8_1, Q8_K) write the portable
  * ones' bytes, on ordinary values, ties, zeros, huge values, infinities,
  * subnormals and NaN. */
@@ -1122,6 +1187,7 @@ int main(void)
 	test_round_trip();
 	test_dots();
 	test_tiles();
+	test_rows_any();
 	test_gemm();
 	test_act();
 	test_degenerate();

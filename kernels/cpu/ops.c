@@ -53,16 +53,14 @@ static void mm_task(int task, void *p)
 		a->ti->vec_dot_gemm(a->n_in, nr, a->T, &a->y[r0], (size_t)a->n_out, a->w + (size_t)r0 * a->row_bytes,
 		                    a->row_bytes, a->xq, a->xq_row_bytes);
 	} else if (a->xq && a->ti->vec_dot_rows) {
-		/* SL_DOT_ROWS weight rows at a time, decoded once for up to
-		 * SL_DOT_ROWS_TOKENS tokens; a row's results are the same bits in
-		 * any group (and the one-row dot product's). */
-		for (int r = r0; r < r1; r += SL_DOT_ROWS)
-			for (int t = 0; t < a->T; t += SL_DOT_ROWS_TOKENS)
-				a->ti->vec_dot_rows(a->n_in, r1 - r < SL_DOT_ROWS ? r1 - r : SL_DOT_ROWS,
-				                    a->T - t < SL_DOT_ROWS_TOKENS ? a->T - t : SL_DOT_ROWS_TOKENS,
-				                    &a->y[(size_t)t * a->n_out + r], (size_t)a->n_out,
-				                    a->w + (size_t)r * a->row_bytes, a->row_bytes,
-				                    a->xq + (size_t)t * a->xq_row_bytes, a->xq_row_bytes);
+		/* The task's rows in one call, which decodes a few rows at a time
+		 * for several tokens at once and prepares the activations once
+		 * for all of them; a row's results are the same bits in any group
+		 * (and the one-row dot product's). */
+		for (int t = 0; t < a->T; t += SL_DOT_ROWS_TOKENS)
+			a->ti->vec_dot_rows(a->n_in, nr, a->T - t < SL_DOT_ROWS_TOKENS ? a->T - t : SL_DOT_ROWS_TOKENS,
+			                    &a->y[(size_t)t * a->n_out + r0], (size_t)a->n_out, a->w + (size_t)r0 * a->row_bytes,
+			                    a->row_bytes, a->xq + (size_t)t * a->xq_row_bytes, a->xq_row_bytes);
 	} else if (a->xq && a->ti->vec_dot_tile && a->T > 1) {
 		for (int r = r0; r < r1; r++)
 			for (int t = 0; t < a->T; t += SL_DOT_TILE)

@@ -64,11 +64,14 @@ AVX2 static inline __m256i load32(const void *p)
 
 /* ---- legacy formats ------------------------------------------------------- */
 
-/* The 32 codes of a block in element order: low nibbles of qs, then high. */
+/* The 32 codes of a block in element order: low nibbles of qs, then high.
+ * The sixteen bytes are loaded into both halves at once, and each half
+ * shifted by its own count. */
 AVX2 static inline __m256i nibbles32(const uint8_t qs[16])
 {
-	__m128i v = _mm_loadu_si128((const __m128i *)qs);
-	return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+	const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+	return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0)),
+	                        _mm256_set1_epi8(0x0f));
 }
 
 /* 0xff in byte j when bit j of the little-endian 32-bit qh is set: byte j
@@ -84,59 +87,97 @@ AVX2 static inline __m256i bits32(const uint8_t qh[4])
 	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
-/* Codes of one block with its scale in *d: unsigned, their offset either
- * implied (Q4_0: code - 8, Q5_0: code - 16, Q8_0 for VNNI: code - 128) or
- * a minimum in *m (Q4_1, Q5_1 against Q8_1); or signed (Q8_0 for AVX2). */
-typedef __m256i (*codes32_fn)(const void *blk, float *d, float *m);
+/* The codes of one block: unsigned, their offset either implied (Q4_0:
+ * code - 8, Q5_0: code - 16, Q8_0 for VNNI: code - 128) or a minimum
+ * (Q4_1, Q5_1 against Q8_1); or signed (Q8_0 for AVX2). Every legacy
+ * block starts with its scale d, the _1 formats' minimum m after it. */
+typedef __m256i (*ucodes_fn)(const uint8_t *blk);
 
-AVX2 static inline __m256i q4_0_ucodes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q4_0_u(const uint8_t *blk)
 {
-	const sl_block_q4_0 *x = blk;
-	*d = half(x->d);
-	*m = 0;
-	return nibbles32(x->qs);
+	return nibbles32(((const sl_block_q4_0 *)blk)->qs);
 }
 
-AVX2 static inline __m256i q4_1_codes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q4_1_u(const uint8_t *blk)
 {
-	const sl_block_q4_1 *x = blk;
-	*d = half(x->d);
-	*m = half(x->m);
-	return nibbles32(x->qs);
+	return nibbles32(((const sl_block_q4_1 *)blk)->qs);
 }
 
-AVX2 static inline __m256i q5_0_ucodes(const void *blk, float *d, float *m)
+/* The 4-bit codes for VNNI: the low nibbles, then the high ones left in
+ * place, 16 times the code (at most 240: vpdpbusd takes any unsigned byte,
+ * where vpmaddubsw's pairs could saturate). The decoding kernel takes the
+ * 16 out of its accumulators' high halves exactly (see quants-legacy.h). */
+AVX2 static inline __m256i nibbles32x16(const uint8_t qs[16])
 {
-	const sl_block_q5_0 *x = blk;
-	*d = half(x->d);
-	*m = 0;
+	const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+	return _mm256_and_si256(v, _mm256_set_m128i(_mm_set1_epi8((char)0xf0), _mm_set1_epi8(0x0f)));
+}
+
+AVX2 static inline __m256i q4_0_u16(const uint8_t *blk)
+{
+	return nibbles32x16(((const sl_block_q4_0 *)blk)->qs);
+}
+
+AVX2 static inline __m256i q4_1_u16(const uint8_t *blk)
+{
+	return nibbles32x16(((const sl_block_q4_1 *)blk)->qs);
+}
+
+AVX2 static inline __m256i q5_0_u(const uint8_t *blk)
+{
+	const sl_block_q5_0 *x = (const sl_block_q5_0 *)blk;
 	return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
 }
 
-AVX2 static inline __m256i q5_1_codes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q5_1_u(const uint8_t *blk)
 {
-	const sl_block_q5_1 *x = blk;
-	*d = half(x->d);
-	*m = half(x->m);
-	__m256i hi = _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10));
-	return _mm256_or_si256(nibbles32(x->qs), hi);
+	const sl_block_q5_1 *x = (const sl_block_q5_1 *)blk;
+	return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
 }
 
-AVX2 static inline __m256i q8_0_codes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q8_0_s(const uint8_t *blk)
 {
-	const sl_block_q8_0 *x = blk;
-	*d = half(x->d);
-	*m = 0;
-	return load32(x->qs);
+	return load32(((const sl_block_q8_0 *)blk)->qs);
 }
 
 /* q + 128 as unsigned bytes (for VNNI, whose sums do not saturate). */
-AVX2 static inline __m256i q8_0_ucodes(const void *blk, float *d, float *m)
+AVX2 static inline __m256i q8_0_u(const uint8_t *blk)
 {
-	const sl_block_q8_0 *x = blk;
-	*d = half(x->d);
-	*m = 0;
-	return _mm256_xor_si256(load32(x->qs), _mm256_set1_epi8((char)0x80));
+	return _mm256_xor_si256(q8_0_s(blk), _mm256_set1_epi8((char)0x80));
+}
+
+/* A block's codes with its scale in *d and minimum (0 where it has none)
+ * in *m, as the gemm decodes them. */
+typedef __m256i (*codes32_fn)(const void *blk, float *d, float *m);
+
+#define CODES32(name, u, has_min)                                                    \
+	AVX2 static inline __m256i name(const void *blk, float *d, float *m)            \
+	{                                                                            \
+		const uint16_t *h = blk;                                             \
+		*d = half(h[0]);                                                     \
+		*m = has_min ? half(h[1]) : 0;                                       \
+		return u(blk);                                                       \
+	}
+CODES32(q4_0_ucodes, q4_0_u, false)
+CODES32(q4_1_codes, q4_1_u, true)
+CODES32(q5_0_ucodes, q5_0_u, false)
+CODES32(q5_1_codes, q5_1_u, true)
+CODES32(q8_0_codes, q8_0_s, false)
+CODES32(q8_0_ucodes, q8_0_u, false)
+
+/* The halves at byte offset at of R blocks, one per row (row[r]), as
+ * floats in lanes 0..R-1: gathered in a general register, converted at
+ * once. */
+__attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *const row[4], size_t at, const int R)
+{
+	uint64_t h = 0;
+#pragma GCC unroll 4
+	for (int r = 0; r < R; r++) {
+		uint16_t v;
+		memcpy(&v, row[r] + at, sizeof v);
+		h |= (uint64_t)v << (16 * r);
+	}
+	return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
 }
 
 /* Dispatch on the number of tokens (nt) of a tile. */
@@ -149,24 +190,12 @@ AVX2 static inline __m256i q8_0_ucodes(const void *blk, float *d, float *m)
 	}
 _Static_assert(SL_DOT_TILE == 4, "the switches cover tiles of 1 to 4 tokens");
 
-/* Four weight rows by four tokens is sixteen accumulators, what AVX-512's
- * 32 registers hold (AVX2's 16 spill some, to the first-level cache). */
-_Static_assert(SL_DOT_ROWS == 4, "ROWS_SWITCH covers 1 to 4 weight rows");
-#define ROWS_SWITCH_NT(call, R)                \
-	switch (nt) {                          \
-	case 1: call(R, 1); break;             \
-	case 2: call(R, 2); break;             \
-	case 3: call(R, 3); break;             \
-	default: call(R, SL_DOT_TILE); break;  \
-	}
-#define ROWS_SWITCH(call)                                  \
-	switch (nr) {                                      \
-	case 1: ROWS_SWITCH_NT(call, 1) break;             \
-	case 2: ROWS_SWITCH_NT(call, 2) break;             \
-	case 3: ROWS_SWITCH_NT(call, 3) break;             \
-	default: ROWS_SWITCH_NT(call, SL_DOT_ROWS) break; \
-	}
-
+/* The decoding kernel decodes LEGACY_GROUP(NT) weight rows together for NT
+ * tokens: four rows by four tokens is sixteen accumulators, what AVX-512's
+ * 32 registers hold; AVX2's 16 take two rows for three or four tokens.
+ * Eight rows (more independent chains of fused multiply-adds) measured no
+ * faster on either. */
+_Static_assert(SL_DOT_ROWS == 4, "the legacy rows go in groups of at most 4");
 
 /* Block i of a row of activations, Q8_1 (offset) or Q8_0: its codes, its
  * scale in *dy and (Q8_1) the scaled sum of its codes in *sy. */
@@ -191,6 +220,44 @@ AVX2 static inline const int8_t *act_block(const uint8_t *row, int64_t i, bool o
 /* Blocks ahead of its use that a tile's scale product is formed, so that
  * it has left the store queue before it is read. */
 #define LEGACY_AHEAD 4
+/* The decoding kernel's scale products, formed a block or two ahead of
+ * their use in a ring of this many slots (a round of its unrolled loop). */
+#define LEGACY_RING 4
+
+/* Blocks of a row whose activations the decoding kernel (quants-legacy.h's
+ * rows) prepares on the stack (some 36 KiB); longer rows take the heap. */
+#define LEGACY_ROWS_BLOCKS 128
+
+/* A tile of tokens prepared for the decoding kernel, [block][token]: the
+ * codes and the offset's share of the integer sums, negated (where the
+ * format has one); the scales dy and the scaled sums sy (Q8_1). */
+typedef struct {
+	__m256i (*act)[2];
+	float *dy, *sy;
+} legacy_act;
+
+typedef struct {
+	__m256i act[LEGACY_ROWS_BLOCKS * SL_DOT_TILE][2];
+	float dy[LEGACY_ROWS_BLOCKS * SL_DOT_TILE], sy[LEGACY_ROWS_BLOCKS * SL_DOT_TILE];
+} legacy_act_stack;
+
+/* Room for the activations of rows of nb blocks: on the stack (*st) where
+ * they fit, else from the heap (*heap, to be freed; a few hundred KiB at
+ * most for the widest models, without which there is no way on, as for
+ * ops.c's quantized activations). */
+static legacy_act legacy_act_room(legacy_act_stack *st, int64_t nb, void **heap)
+{
+	*heap = NULL;
+	if (nb <= LEGACY_ROWS_BLOCKS)
+		return (legacy_act){st->act, st->dy, st->sy};
+	const size_t k = (size_t)nb * SL_DOT_TILE;
+	char *m = aligned_alloc(32, k * (2 * sizeof(__m256i) + 2 * sizeof(float)));
+	if (!m)
+		abort();
+	*heap = m;
+	return (legacy_act){(__m256i(*)[2])m, (float *)(m + k * 2 * sizeof(__m256i)),
+	                    (float *)(m + k * (2 * sizeof(__m256i) + sizeof(float)))};
+}
 
 /* The legacy gemm's working memory: a group of four rows decoded
  * ([block][row]: codes, minima, and the scales, each four times), a chunk
@@ -227,11 +294,11 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 	return true;
 }
 
-#define q4_0_ROWS(R, N) SFX(rows)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, R, N, n, y, ys, w, ws, xq, xs)
-#define q4_1_ROWS(R, N) SFX(rows)(q4_1_codes, sizeof(sl_block_q4_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
-#define q5_0_ROWS(R, N) SFX(rows)(q5_0_ucodes, sizeof(sl_block_q5_0), false, 4, R, N, n, y, ys, w, ws, xq, xs)
-#define q5_1_ROWS(R, N) SFX(rows)(q5_1_codes, sizeof(sl_block_q5_1), true, 0, R, N, n, y, ys, w, ws, xq, xs)
-#define q8_0_ROWS(R, N) SFX(rows)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, R, N, n, y, ys, w, ws, xq, xs)
+#define q4_0_RUN(N) SFX(rows_run)(Q4_0_U, sizeof(sl_block_q4_0), false, 3, HI16, N, n, nr, y, ys, w, ws, xq, xs, &a)
+#define q4_1_RUN(N) SFX(rows_run)(Q4_1_U, sizeof(sl_block_q4_1), true, 0, HI16, N, n, nr, y, ys, w, ws, xq, xs, &a)
+#define q5_0_RUN(N) SFX(rows_run)(q5_0_u, sizeof(sl_block_q5_0), false, 4, false, N, n, nr, y, ys, w, ws, xq, xs, &a)
+#define q5_1_RUN(N) SFX(rows_run)(q5_1_u, sizeof(sl_block_q5_1), true, 0, false, N, n, nr, y, ys, w, ws, xq, xs, &a)
+#define q8_0_RUN(N) SFX(rows_run)(Q8_0_U, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, false, N, n, nr, y, ys, w, ws, xq, xs, &a)
 #define q4_0_GTILE SFX(gemm_tile)(false, 3, nb, nr, nt, y, ys, s, tile)
 #define q4_0_GEMM SFX(gemm)(q4_0_ucodes, sizeof(sl_block_q4_0), false, 3, SFX(q4_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
 #define q4_1_GTILE SFX(gemm_tile)(true, 0, nb, nr, nt, y, ys, s, tile)
@@ -243,29 +310,36 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 #define q8_0_GTILE SFX(gemm_tile)(false, Q8_0_SHIFT, nb, nr, nt, y, ys, s, tile)
 #define q8_0_GEMM SFX(gemm)(Q8_0_CODES, sizeof(sl_block_q8_0), false, Q8_0_SHIFT, SFX(q8_0_gtile), n, nr, nt, y, ys, w, ws, xq, xs, &s)
 
-/* The one-row dot product, one row against up to SL_DOT_TILE tokens, and
- * up to SL_DOT_ROWS rows against as many: the same kernel throughout. */
+/* Any number of weight rows against any number of tokens, SL_DOT_TILE
+ * tokens at a time; the one-row dot product and the one-row tile are its
+ * cases. */
 #define LEGACY_ROWS(t)                                                                                  \
+	TARGET static void SFX(t##_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
+	                                 size_t ws, const void *xq, size_t xs)                            \
+	{                                                                                               \
+		legacy_act_stack st;                                                                    \
+		void *heap;                                                                             \
+		const legacy_act a = legacy_act_room(&st, n / SL_QK, &heap);                             \
+		for (; nt > 0; nt -= SL_DOT_TILE) {                                                     \
+			switch (nt) {                                                                   \
+			case 1: t##_RUN(1); break;                                                      \
+			case 2: t##_RUN(2); break;                                                      \
+			case 3: t##_RUN(3); break;                                                      \
+			default: t##_RUN(SL_DOT_TILE); break;                                           \
+			}                                                                               \
+			y += SL_DOT_TILE * ys;                                                          \
+			xq = (const uint8_t *)xq + SL_DOT_TILE * xs;                                    \
+		}                                                                                       \
+		free(heap);                                                                             \
+	}                                                                                               \
 	TARGET static void SFX(t##_dot)(int64_t n, float *y, const void *w, const void *xq)               \
 	{                                                                                               \
-		const size_t ys = 0, ws = 0, xs = 0;                                                    \
-		t##_ROWS(1, 1);                                                                         \
+		SFX(t##_rows)(n, 1, 1, y, 0, w, 0, xq, 0);                                              \
 	}                                                                                               \
 	TARGET static void SFX(t##_tile)(int64_t n, int nt, float *y, size_t ys, const void *w,           \
 	                                 const void *xq, size_t xs)                                       \
 	{                                                                                               \
-		const size_t ws = 0;                                                                    \
-		ROWS_SWITCH_NT(t##_ROWS, 1)                                                             \
-	}                                                                                               \
-	TARGET static void SFX(t##_rows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w,    \
-	                                 size_t ws, const void *xq, size_t xs)                            \
-	{                                                                                               \
-		for (; nt > SL_DOT_TILE; nt -= SL_DOT_TILE) {                                           \
-			SFX(t##_rows)(n, nr, SL_DOT_TILE, y, ys, w, ws, xq, xs);                        \
-			y += SL_DOT_TILE * ys;                                                          \
-			xq = (const uint8_t *)xq + SL_DOT_TILE * xs;                                    \
-		}                                                                                       \
-		ROWS_SWITCH(t##_ROWS)                                                                   \
+		SFX(t##_rows)(n, 1, nt, y, ys, w, 0, xq, xs);                                           \
 	}                                                                                               \
 	__attribute__((noinline)) TARGET static void SFX(t##_gtile)(int64_t nb, int nr, int nt, float *y,  \
 	                                                          size_t ys, const legacy_scratch *s,     \
@@ -278,9 +352,7 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 	{                                                                                               \
 		legacy_scratch s;                                                                       \
 		if (!legacy_scratch_alloc(&s, n / SL_QK)) {                                             \
-			for (int r = 0; r < nr; r += SL_DOT_ROWS)                                       \
-				SFX(t##_rows)(n, nr - r < SL_DOT_ROWS ? nr - r : SL_DOT_ROWS, nt, y + r, ys,   \
-				              (const uint8_t *)w + (size_t)r * ws, ws, xq, xs);               \
+			SFX(t##_rows)(n, nr, nt, y, ys, w, ws, xq, xs);                                 \
 			return;                                                                         \
 		}                                                                                       \
 		t##_GEMM;                                                                               \
@@ -311,21 +383,38 @@ static bool legacy_scratch_alloc(legacy_scratch *s, int64_t nb)
 /* The legacy formats' kernels, built twice: for AVX2, and for AVX-512
  * VNNI, whose vpdpbusd forms the same integer sums in one instruction (so
  * both give the same bits). Q8_0's codes are signed for AVX2 (vpmaddubsw
- * would saturate q + 128) and q + 128 for VNNI. */
+ * would saturate q + 128) and q + 128 for VNNI; the 4-bit codes' high
+ * nibbles stay in place (16 times the code) for VNNI, for the same reason
+ * only there. */
 #define TARGET AVX2
 #define SFX(f) f
+#define LEGACY_GROUP(NT) ((NT) > 2 ? 2 : 4)
+#define Q4_0_U q4_0_u
+#define Q4_1_U q4_1_u
+#define HI16 false
 #define Q8_0_CODES q8_0_codes
+#define Q8_0_U q8_0_s
 #define Q8_0_SHIFT (-1)
 #include "quants-legacy.h"
 LEGACY_KERNELS
 #undef TARGET
 #undef SFX
+#undef LEGACY_GROUP
+#undef Q4_0_U
+#undef Q4_1_U
+#undef HI16
 #undef Q8_0_CODES
+#undef Q8_0_U
 #undef Q8_0_SHIFT
 
 #define TARGET VNNI
 #define SFX(f) f##_vnni
+#define LEGACY_GROUP(NT) 4
+#define Q4_0_U q4_0_u16
+#define Q4_1_U q4_1_u16
+#define HI16 true
 #define Q8_0_CODES q8_0_ucodes
+#define Q8_0_U q8_0_u
 #define Q8_0_SHIFT 7
 #define SL_LEGACY_VNNI_PASS
 #include "quants-legacy.h"
@@ -333,7 +422,12 @@ LEGACY_KERNELS
 #undef SL_LEGACY_VNNI_PASS
 #undef TARGET
 #undef SFX
+#undef LEGACY_GROUP
+#undef Q4_0_U
+#undef Q4_1_U
+#undef HI16
 #undef Q8_0_CODES
+#undef Q8_0_U
 #undef Q8_0_SHIFT
 
 /* ---- activations ----------------------------------------------------------
@@ -708,13 +802,22 @@ K_DOT(q6_K)
 	default: K_ROWS_NT(call, SL_DOT_ROWS) break;         \
 	}
 
-/* Each K format's rows, and which is whose. Other shapes than the
- * instances' go as the largest instance that fits and the rest: every pair
- * has the same bits in any grouping. */
+/* Each K format's rows, and which is whose: any number of rows, in
+ * groups of SL_DOT_ROWS. Other shapes than the instances' go as the
+ * largest instance that fits and the rest: every pair has the same bits
+ * in any grouping. */
 #define K_ROWS(t)                                                                                     \
 	TARGET static void SFX(t##_krows)(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, \
 	                                  size_t ws, const void *xq, size_t xs)                         \
 	{                                                                                             \
+		if (nr > SL_DOT_ROWS) {                                                               \
+			int r = 0;                                                                    \
+			for (; r + SL_DOT_ROWS <= nr; r += SL_DOT_ROWS)                               \
+				SFX(t##_krows)(n, SL_DOT_ROWS, nt, y + r, ys, (const uint8_t *)w + r * ws, ws, xq, xs); \
+			if (r < nr)                                                                   \
+				SFX(t##_krows)(n, nr - r, nt, y + r, ys, (const uint8_t *)w + r * ws, ws, xq, xs); \
+			return;                                                                       \
+		}                                                                                     \
 		if (nr != 1 && nr != SL_DOT_ROWS) {                                                   \
 			for (int r = 0; r < nr; r++)                                                  \
 				SFX(t##_krows)(n, 1, nt, y + r, ys, (const uint8_t *)w + r * ws, ws, xq, xs); \

@@ -32,94 +32,6 @@ TARGET static inline __m256i SFX(dot_u8_add)(__m256i acc, __m256i u, __m256i y)
 #endif
 }
 
-/* R weight rows against NT activation rows (both constants, at most
- * SL_DOT_ROWS and SL_DOT_TILE, after inlining): each block's codes are
- * decoded once for every activation row, and each activation block's sum
- * once for every weight row. Each (row, token) pair keeps its own
- * accumulator and goes through exactly the one-row dot product's float
- * operations, so every result is the bits vec_dot gives. shift >= 0: the
- * codes are unsigned, code - 2^shift the value, and the offset comes back
- * out of each lane's integer sum as sum(y) << shift (the same integers as
- * the signed codes give); shift < 0 (signed 8-bit codes without VNNI):
- * they meet y as |q| and y with q's sign. */
-__attribute__((always_inline)) TARGET static inline void
-SFX(rows)(codes32_fn codes, size_t bytes, bool offset, int shift, const int R, const int NT, int64_t n, float *y,
-          size_t ys, const void *w, size_t ws, const void *xq, size_t xs)
-{
-	__m256 acc[SL_DOT_ROWS][SL_DOT_TILE];
-	float summ[SL_DOT_ROWS][SL_DOT_TILE];
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int t = 0; t < NT; t++) {
-			acc[r][t] = _mm256_setzero_ps();
-			summ[r][t] = 0;
-		}
-	const __m256i ones = _mm256_set1_epi8(1);
-	for (int64_t i = 0; i < n / SL_QK; i++) {
-		__m256i q[SL_DOT_ROWS];
-		float d[SL_DOT_ROWS], m[SL_DOT_ROWS];
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++) {
-			const uint8_t *blk = (const uint8_t *)w + (size_t)r * ws + (size_t)i * bytes;
-			q[r] = codes(blk, &d[r], &m[r]);
-		}
-		/* The R rows are one stretch of memory read as R interleaved
-		 * streams, more than the hardware follows: fetch the next R rows
-		 * in one linear sweep, R blocks' bytes per block done here. */
-		if (R > 1) {
-			const char *next = (const char *)w + (size_t)R * ws + (size_t)i * R * bytes;
-			for (size_t off = 0; off < R * bytes; off += 64)
-				_mm_prefetch(next + off, _MM_HINT_T0);
-		}
-		__m256 dv[SL_DOT_ROWS];
-#pragma GCC unroll 4
-		for (int r = 0; r < R; r++)
-			dv[r] = _mm256_set1_ps(d[r]);
-#pragma GCC unroll 4
-		for (int t = 0; t < NT; t++) {
-			float dy, sy;
-			const __m256i yv = load32(act_block((const uint8_t *)xq + (size_t)t * xs, i, offset, &dy, &sy));
-			const __m256 dyv = _mm256_set1_ps(dy);
-			/* The offset's share, negated, as the sums' starting value. */
-			__m256i base = _mm256_setzero_si256();
-			if (!offset && shift >= 0)
-				base = _mm256_sub_epi32(base, _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift)));
-#pragma GCC unroll 4
-			for (int r = 0; r < R; r++) {
-				__m256i dot;
-				if (!offset && shift < 0)
-					dot = SFX(dot_u8)(_mm256_sign_epi8(q[r], q[r]), _mm256_sign_epi8(yv, q[r]));
-				else
-					dot = SFX(dot_u8_add)(base, q[r], yv);
-				if (offset)
-					summ[r][t] += m[r] * sy;
-				/* d * dy in every lane: the one product the scalar form takes. */
-				acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dv[r], dyv), _mm256_cvtepi32_ps(dot), acc[r][t]);
-			}
-		}
-	}
-#pragma GCC unroll 4
-	for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-		for (int t = 0; t < NT; t++)
-			y[(size_t)t * ys + r] = hsum_ps(acc[r][t]) + summ[r][t];
-}
-
-
-/* A block's sixteen scale products of a tile, p[4r + t] = d[4r + t] * dy[t]
- * (d holds each row's scale four times). */
-TARGET static inline void SFX(scale_products)(float *p, const float *d, const float *dy)
-{
-#ifdef SL_LEGACY_VNNI_PASS
-	_mm512_store_ps(p, _mm512_mul_ps(_mm512_load_ps(d), _mm512_broadcast_f32x4(_mm_load_ps(dy))));
-#else
-	const __m256 y = _mm256_broadcast_ps((const __m128 *)dy);
-	_mm256_store_ps(p, _mm256_mul_ps(_mm256_load_ps(d), y));
-	_mm256_store_ps(p + 8, _mm256_mul_ps(_mm256_load_ps(d + 8), y));
-#endif
-}
-
 /* The horizontal sums of eight accumulators, lo[k]'s in lane k and hi[k]'s
  * in lane 4 + k, each by hsum_ps's tree: (v0 + v4) + (v2 + v6), then
  * (v1 + v5) + (v3 + v7), then the two; the pairs are brought together by
@@ -138,6 +50,198 @@ TARGET static inline __m256 SFX(hsum8_ps)(const __m256 lo[4], const __m256 hi[4]
 	/* q[k]: lanes 0-1 the two halves of lo[2k], 2-3 of lo[2k+1], 4-7 of hi's */
 	return _mm256_add_ps(_mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(2, 0, 2, 0)),
 	                     _mm256_shuffle_ps(q[0], q[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* A tile's NT tokens over nb blocks, prepared once for every weight row
+ * of the call (see legacy_act). */
+TARGET static void SFX(act_prep)(bool offset, int shift, bool hi16, int NT, int64_t nb, const void *xq, size_t xs,
+                                 const legacy_act *a)
+{
+	const __m256i ones = _mm256_set1_epi8(1);
+	const __m256i shifts = _mm256_add_epi32(_mm256_set1_epi32(shift), _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0));
+	for (int64_t i = 0; i < nb; i++)
+		for (int t = 0; t < NT; t++) {
+			const size_t k = (size_t)i * NT + t;
+			const __m256i yv =
+			        load32(act_block((const uint8_t *)xq + (size_t)t * xs, i, offset, &a->dy[k], &a->sy[k]));
+			a->act[k][0] = yv;
+			if (!offset && shift >= 0)
+				a->act[k][1] = _mm256_sub_epi32(_mm256_setzero_si256(),
+				                                hi16 ? _mm256_sllv_epi32(SFX(dot_u8)(ones, yv), shifts)
+				                                     : _mm256_sll_epi32(SFX(dot_u8)(ones, yv), _mm_cvtsi32_si128(shift)));
+		}
+}
+
+/* Block at (byte offset) of each of R rows: the scale products d * dy of
+ * every (row, token) pair into p[t][r], and (offset) the minima into m. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(row_scales)(bool offset, const int R, const int NT, const uint8_t *const row[SL_DOT_ROWS], size_t at,
+                const float *dy, float p[SL_DOT_TILE][4], float m[4])
+{
+	const __m128 d = halves4(row, at, R);
+#pragma GCC unroll 4
+	for (int t = 0; t < NT; t++)
+		_mm_store_ps(p[t], _mm_mul_ps(d, _mm_set1_ps(dy[t])));
+	if (offset)
+		_mm_store_ps(m, halves4(row, at + 2, R));
+}
+
+/* The decoding kernel: R weight rows (row[r], the first nr of them real,
+ * the others copies) against a tile of NT tokens (both constants, at most
+ * SL_DOT_ROWS and SL_DOT_TILE after inlining) over nb blocks of prepared
+ * activations, the sums into y[t * ys + r]. Each (row, token) pair keeps
+ * its own accumulator and goes through the float steps that define the
+ * legacy dot product: per block, acc = fma(d * dy, float(integer sums),
+ * acc) in each of eight lanes, then hsum_ps, plus the minima's share
+ * summed per block as m * sy. The integer sums are exact in any order:
+ * shift >= 0: the codes are unsigned, code - 2^shift the value, and the
+ * sums start from the offset's prepared share; shift < 0 (signed 8-bit
+ * codes without VNNI): they meet y as |q| and y with q's sign. The scale
+ * products of a block are formed for all pairs at once, a block or two
+ * before their use, and each fused multiply-add takes its own as a
+ * broadcast from memory. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, const int R, const int NT, int64_t nb,
+          const uint8_t *const row[SL_DOT_ROWS], const uint8_t *next, const legacy_act *a, float *y, size_t ys,
+          int nr)
+{
+	__m256 acc[SL_DOT_ROWS][SL_DOT_TILE];
+	__m128 summ[SL_DOT_TILE];
+#pragma GCC unroll 4
+	for (int t = 0; t < SL_DOT_TILE; t++) {
+		summ[t] = _mm_setzero_ps();
+#pragma GCC unroll 4
+		for (int r = 0; r < SL_DOT_ROWS; r++)
+			acc[r][t] = _mm256_setzero_ps();
+	}
+	/* The scale products' lead: as far as it pays where the weights
+	 * stream from memory (two blocks of the 4- and 5-bit formats, one of
+	 * the 8-bit: leads that reach further than some 48 bytes ahead cost up
+	 * to a fifth of the speed there, shorter ones leave the products in
+	 * the store queue when the weights are cached; measured). */
+	const int lead = bytes <= 24 ? 2 : 1;
+	_Alignas(16) float p[LEGACY_RING][SL_DOT_TILE][4], m[LEGACY_RING][4];
+	for (int64_t i = 0; i < nb && i < lead; i++)
+		SFX(row_scales)(offset, R, NT, row, (size_t)i * bytes, a->dy + i * NT, p[i], m[i]);
+	/* Block i's work, its scale products in slot k. */
+#define LEGACY_BLOCK(i, k)                                                                                    \
+	do {                                                                                                  \
+		__m256i yv[SL_DOT_TILE];                                                                      \
+		_Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) yv[t] = a->act[(i) * NT + t][0];          \
+		_Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                           \
+		{                                                                                             \
+			const __m256i q = codes(row[r] + (size_t)(i) * bytes);                                \
+			_Pragma("GCC unroll 4") for (int t = 0; t < NT; t++)                                  \
+			{                                                                                     \
+				__m256i dot;                                                                  \
+				if (!offset && shift < 0)                                                     \
+					dot = SFX(dot_u8)(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yv[t], q)); \
+				else if (!offset)                                                             \
+					dot = SFX(dot_u8_add)(a->act[(i) * NT + t][1], q, yv[t]);             \
+				else                                                                          \
+					dot = SFX(dot_u8)(q, yv[t]);                                          \
+				acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&p[k][t][r]),                 \
+				                            _mm256_cvtepi32_ps(dot), acc[r][t]);              \
+			}                                                                                     \
+		}                                                                                             \
+		if (offset) {                                                                                 \
+			const __m128 mv = _mm_load_ps(m[k]);                                                  \
+			_Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) summ[t] =                        \
+			        _mm_add_ps(summ[t], _mm_mul_ps(mv, _mm_set1_ps(a->sy[(i) * NT + t])));         \
+		}                                                                                             \
+	} while (0)
+	/* LEGACY_RING blocks a round, each forming the scale products of the
+	 * block lead on into its slot; the next R rows are fetched meanwhile
+	 * in one linear sweep (the R rows are R interleaved streams, more than
+	 * the hardware follows), R blocks' bytes a block. */
+#define LEGACY_NEXT(i, slot)                                                                                  \
+	do {                                                                                                  \
+		if (R > 1)                                                                                    \
+			for (size_t off = 0; off < R * bytes; off += 64)                                      \
+				_mm_prefetch((const char *)next + (size_t)(i) * R * bytes + off, _MM_HINT_T0); \
+		if ((i) + lead < nb)                                                                          \
+			SFX(row_scales)(offset, R, NT, row, (size_t)((i) + lead) * bytes, a->dy + ((i) + lead) * NT, \
+			                p[slot], m[slot]);                                                    \
+	} while (0)
+	int64_t i = 0;
+	for (; i + LEGACY_RING <= nb; i += LEGACY_RING)
+#pragma GCC unroll 4
+		for (int k = 0; k < LEGACY_RING; k++) {
+			LEGACY_BLOCK(i + k, k);
+			LEGACY_NEXT(i + k, (k + lead) % LEGACY_RING);
+		}
+	for (; i < nb; i++) {
+		LEGACY_BLOCK(i, i % LEGACY_RING);
+		LEGACY_NEXT(i, (i + lead) % LEGACY_RING);
+	}
+#undef LEGACY_NEXT
+#undef LEGACY_BLOCK
+	/* hi16: the high halves' sums came from 16 times the codes, so their
+	 * accumulators hold 16 times what the float steps give (every step
+	 * scaled by a power of two: the same roundings); back by 1/16, exact. */
+	if (hi16)
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+			for (int t = 0; t < NT; t++)
+				acc[r][t] = _mm256_mul_ps(acc[r][t], _mm256_set_ps(0.0625f, 0.0625f, 0.0625f, 0.0625f, 1, 1, 1, 1));
+	/* Two tokens at a time: rows 0-3 of token t in lanes 0-3, of token
+	 * t + 1 (or t again) in lanes 4-7, plus the minima's share. */
+#pragma GCC unroll 2
+	for (int t = 0; t < NT; t += 2) {
+		const int u = t + 1 < NT ? t + 1 : t;
+		const __m256 lo[4] = {acc[0][t], acc[1][t], acc[2][t], acc[3][t]};
+		const __m256 hi[4] = {acc[0][u], acc[1][u], acc[2][u], acc[3][u]};
+		const __m256 sums = _mm256_add_ps(SFX(hsum8_ps)(lo, hi), _mm256_set_m128(summ[u], summ[t]));
+		if (nr == 4) {
+			_mm_storeu_ps(y + (size_t)t * ys, _mm256_castps256_ps128(sums));
+			if (u != t)
+				_mm_storeu_ps(y + (size_t)u * ys, _mm256_extractf128_ps(sums, 1));
+			continue;
+		}
+		float out[8];
+		_mm256_storeu_ps(out, sums);
+		for (int r = 0; r < nr; r++) {
+			y[(size_t)t * ys + r] = out[r];
+			y[(size_t)u * ys + r] = out[4 + r];
+		}
+	}
+}
+
+/* nr weight rows against a tile of NT tokens, in groups of R =
+ * LEGACY_GROUP(NT) rows (the last padded with copies of its last row), the
+ * activations prepared once for all. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(rows_run)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, const int NT, int64_t n, int nr,
+              float *y, size_t ys, const void *w, size_t ws, const void *xq, size_t xs, const legacy_act *a)
+{
+	const int R = LEGACY_GROUP(NT);
+	const int64_t nb = n / SL_QK;
+	SFX(act_prep)(offset, shift, hi16, NT, nb, xq, xs, a);
+	for (int r0 = 0; r0 < nr; r0 += R) {
+		const int gr = nr - r0 < R ? nr - r0 : R;
+		const uint8_t *row[SL_DOT_ROWS];
+		for (int r = 0; r < SL_DOT_ROWS; r++)
+			row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws;
+		/* the next group's rows; after the last, the rows that follow
+		 * the call's (the next task's, as a rule: a prefetch never
+		 * faults, wherever it points) */
+		const uint8_t *next = (const uint8_t *)w + (size_t)(r0 + R) * ws;
+		SFX(rows)(codes, bytes, offset, shift, hi16, R, NT, nb, row, next, a, y + r0, ys, gr);
+	}
+}
+
+/* A block's sixteen scale products of a tile, p[4r + t] = d[4r + t] * dy[t]
+ * (d holds each row's scale four times). */
+TARGET static inline void SFX(scale_products)(float *p, const float *d, const float *dy)
+{
+#ifdef SL_LEGACY_VNNI_PASS
+	_mm512_store_ps(p, _mm512_mul_ps(_mm512_load_ps(d), _mm512_broadcast_f32x4(_mm_load_ps(dy))));
+#else
+	const __m256 y = _mm256_broadcast_ps((const __m128 *)dy);
+	_mm256_store_ps(p, _mm256_mul_ps(_mm256_load_ps(d), y));
+	_mm256_store_ps(p + 8, _mm256_mul_ps(_mm256_load_ps(d + 8), y));
+#endif
 }
 
 /* The gemm: nr weight rows (any number) against nt tokens (any number) in
