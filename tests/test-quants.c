@@ -964,6 +964,51 @@ static void test_tiles(void)
 	printf("VNNI and AVX2 dot products of %d formats give the same bits\n", compared);
 }
 
+/* A product's test data: nr weight rows of type t and nt activation rows
+ * of its dot type (every `every`-th token with codes at their extremes),
+ * each of length n, and ref[j * nr + r], the one-row vec_dot of each
+ * pair. Returns false when out of memory. */
+typedef struct {
+	uint8_t *w, *x;
+	float *ref, *got;
+	size_t wb, xb;
+} rows_case;
+
+static bool rows_case_make(rows_case *c, int t, int n, int nr, int nt, uint64_t wseed, uint64_t xseed, int every,
+                           sl_vec_dot_fn dot, float *v)
+{
+	const sl_type_info *ti = sl_type_info_get(t), *act = sl_type_info_get(ti->vec_dot_type);
+	c->wb = sl_dtype_row_bytes(t, n);
+	c->xb = sl_dtype_row_bytes(ti->vec_dot_type, n);
+	c->w = malloc(nr * c->wb);
+	c->x = malloc(nt * c->xb);
+	c->ref = malloc(sizeof(float) * nr * nt);
+	c->got = malloc(sizeof(float) * nr * nt);
+	if (!c->w || !c->x || !c->ref || !c->got)
+		return false;
+	for (int r = 0; r < nr; r++) {
+		gen_fill(v, n, wseed + r);
+		ti->from_float(v, c->w + r * c->wb, n);
+	}
+	for (int j = 0; j < nt; j++) {
+		gen_state = xseed + j;
+		for (int i = 0; i < n; i++)
+			v[i] = j % every == every / 2 && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
+		(act->from_float_act ? act->from_float_act : act->from_float)(v, c->x + j * c->xb, n);
+		for (int r = 0; r < nr; r++)
+			dot(n, &c->ref[j * nr + r], c->w + r * c->wb, c->x + j * c->xb);
+	}
+	return true;
+}
+
+static void rows_case_free(rows_case *c)
+{
+	free(c->w);
+	free(c->x);
+	free(c->ref);
+	free(c->got);
+}
+
 /* vec_dot_gemm takes any count of rows and tokens in one call: every
  * result must be the bits of the one-row vec_dot, for counts that leave
  * partial tiles of rows and tokens and cross the gemm's chunks of tokens,
@@ -979,42 +1024,25 @@ static void test_gemm(void)
 			setenv("SL_NO_VNNI", "1", 1);
 		for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
 			int t = weight_types[k];
-			const sl_type_info *ti = sl_type_info_get(t), *act = sl_type_info_get(ti->vec_dot_type);
+			const sl_type_info *ti = sl_type_info_get(t);
 			sl_vec_dot_rows_fn gemm = sl_quants_vec_dot_gemm_avx2(t);
 			sl_vec_dot_fn dot = sl_quants_vec_dot_avx2(t);
 			if (!gemm || !dot)
 				continue;
 			tested++;
-			size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
-			uint8_t *w = malloc(NR * wb), *x = malloc(NT * xb);
-			float *ref = malloc(sizeof(float) * NR * NT), *got = malloc(sizeof(float) * NR * NT);
-			REQUIRE(w && x && ref && got, "out of memory");
-			for (int r = 0; r < NR; r++) {
-				gen_fill(v, N, 900 + 10 * k + r);
-				ti->from_float(v, w + r * wb, N);
-			}
-			for (int j = 0; j < NT; j++) {
-				gen_state = 1000 * k + j;
-				for (int i = 0; i < N; i++)
-					v[i] = j % 5 == 2 && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
-				(act->from_float_act ? act->from_float_act : act->from_float)(v, x + j * xb, N);
-				for (int r = 0; r < NR; r++)
-					dot(N, &ref[j * NR + r], w + r * wb, x + j * xb);
-			}
+			rows_case rc;
+			REQUIRE(rows_case_make(&rc, t, N, NR, NT, 900 + 10 * k, 1000 * k, 5, dot, v), "out of memory");
 			for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
 				const int nr = counts[c][0], nt = counts[c][1];
-				memset(got, 0, sizeof(float) * NR * NT);
-				gemm(N, nr, nt, got, NR, w, wb, x, xb);
+				memset(rc.got, 0, sizeof(float) * NR * NT);
+				gemm(N, nr, nt, rc.got, NR, rc.w, rc.wb, rc.x, rc.xb);
 				int diff = 0;
 				for (int j = 0; j < nt; j++)
-					diff += memcmp(&got[j * NR], &ref[j * NR], sizeof(float) * nr) != 0;
+					diff += memcmp(&rc.got[j * NR], &rc.ref[j * NR], sizeof(float) * nr) != 0;
 				CHECK(!diff, "%s (%s): gemm of %d rows x %d tokens: %d tokens differ from vec_dot", ti->name,
 				      path ? "AVX2" : "VNNI or AVX2", nr, nt, diff);
 			}
-			free(w);
-			free(x);
-			free(ref);
-			free(got);
+			rows_case_free(&rc);
 		}
 	}
 	unsetenv("SL_NO_VNNI");
@@ -1043,43 +1071,26 @@ static void test_rows_any(void)
 		for (size_t k = 0; k < N_WEIGHT_TYPES; k++)
 			for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
 				const int t = weight_types[k], N = lens[l];
-				const sl_type_info *ti = sl_type_info_get(t), *act = sl_type_info_get(ti->vec_dot_type);
+				const sl_type_info *ti = sl_type_info_get(t);
 				sl_vec_dot_rows_fn rows = sl_quants_vec_dot_rows_avx2(t);
 				sl_vec_dot_fn dot = sl_quants_vec_dot_avx2(t);
 				if (!rows || !dot || N % ti->block_size)
 					continue;
 				tested++;
-				size_t wb = sl_dtype_row_bytes(t, N), xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
-				uint8_t *w = malloc(NR * wb), *x = malloc(NT * xb);
-				float *ref = malloc(sizeof(float) * NR * NT), *got = malloc(sizeof(float) * NR * NT);
-				REQUIRE(w && x && ref && got, "out of memory");
-				for (int r = 0; r < NR; r++) {
-					gen_fill(v, N, 1300 + 10 * k + r);
-					ti->from_float(v, w + r * wb, N);
-				}
-				for (int j = 0; j < NT; j++) {
-					gen_state = 1400 * k + j;
-					for (int i = 0; i < N; i++)
-						v[i] = j % 3 == 1 && i % 7 == 0 ? (i % 2 ? 1e3f : -1e3f) : gen_unit() - 0.5f;
-					(act->from_float_act ? act->from_float_act : act->from_float)(v, x + j * xb, N);
-					for (int r = 0; r < NR; r++)
-						dot(N, &ref[j * NR + r], w + r * wb, x + j * xb);
-				}
+				rows_case rc;
+				REQUIRE(rows_case_make(&rc, t, N, NR, NT, 1300 + 10 * k, 1400 * k, 3, dot, v), "out of memory");
 				for (size_t c = 0; c < sizeof counts / sizeof *counts; c++)
 					for (int nt = 1; nt <= NT; nt++) {
 						const int nr = counts[c], r0 = NR - nr;
-						memset(got, 0, sizeof(float) * NR * NT);
-						rows(N, nr, nt, got + r0, NR, w + r0 * wb, wb, x, xb);
+						memset(rc.got, 0, sizeof(float) * NR * NT);
+						rows(N, nr, nt, rc.got + r0, NR, rc.w + r0 * rc.wb, rc.wb, rc.x, rc.xb);
 						int diff = 0;
 						for (int j = 0; j < nt; j++)
-							diff += memcmp(&got[j * NR + r0], &ref[j * NR + r0], sizeof(float) * nr) != 0;
+							diff += memcmp(&rc.got[j * NR + r0], &rc.ref[j * NR + r0], sizeof(float) * nr) != 0;
 						CHECK(!diff, "%s (%s), rows of %d: %d rows x %d tokens: %d tokens differ from vec_dot",
 						      ti->name, path ? "AVX2" : "VNNI or AVX2", N, nr, nt, diff);
 					}
-				free(w);
-				free(x);
-				free(ref);
-				free(got);
+				rows_case_free(&rc);
 			}
 	}
 	unsetenv("SL_NO_VNNI");
