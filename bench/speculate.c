@@ -210,7 +210,7 @@ int main(int argc, char **argv)
 	snprintf(src[n_src++].d.label, sizeof src[0].d.label, "first %d blocks", m->cfg.n_layers / 2);
 	src[n_src++] = (source){{.kind = SL_DRAFT_LOOKUP, .ngram = 3, .label = "prompt lookup, 3"}, NULL};
 
-	int32_t prompts[MAX_WINDOWS * PLEN], *prompt = prompts;
+	int32_t prompts[MAX_WINDOWS * PLEN];
 	int n_prompt = prompts_of(m, prompts, windows);
 	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s %8s %7s %8s %5s %6s %5s\n", "draft", "k", "acceptance",
 	       "tok/pass", "spec t/s", "alone t/s", "speed-up", "predicted", "pred/meas", "pred(v)", "pv/meas", "cpu s-up",
@@ -294,7 +294,7 @@ int main(int argc, char **argv)
 			int32_t *out = NULL;
 			int n = 0;
 			sl_spec_stats st;
-			if (!sl_speculate(m, &dd, prompt, n_prompt, &o, NULL, NULL, NULL, &out, &n, &st, &err)) {
+			if (!sl_speculate(m, &dd, prompts, n_prompt, &o, NULL, NULL, NULL, &out, &n, &st, &err)) {
 				sl_spec_finish(&st);
 				double theirs = llama_speculative(bin, path, dpath, 4, n_predict);
 				printf("q4_0 draft, k = 4: slimlab %.1f tokens/s, llama-speculative %.1f: ratio %.2f\n", st.tps,

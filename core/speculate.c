@@ -168,6 +168,13 @@ int sl_spec_verify(const float *p, const float *q, const int32_t *x, int j, int 
 	return j;
 }
 
+/* Tokens a pass yields on average when j are drafted, each kept with
+ * probability a while the ones before it were: (1 - a^(j+1)) / (1 - a). */
+static double tokens_per_pass(double a, double j)
+{
+	return a < 1 ? (1 - pow(a, j + 1)) / (1 - a) : j + 1;
+}
+
 void sl_spec_finish(sl_spec_stats *st)
 {
 	st->acceptance = st->drafted ? (double)st->accepted / (double)st->drafted : 0;
@@ -182,12 +189,11 @@ void sl_spec_finish(sl_spec_stats *st)
 	double a = st->acceptance, c = st->cost_ratio, k = st->k, gain = 0;
 	if (st->passes > 0) {
 		for (int j = 0; j <= SL_SPEC_MAX_K; j++)
-			if (st->proposed[j])
-				gain += (double)st->proposed[j] * (a < 1 ? (1 - pow(a, j + 1)) / (1 - a) : j + 1);
+			gain += (double)st->proposed[j] * tokens_per_pass(a, j);
 		gain /= (double)st->passes;
 		k = (double)st->drafted / (double)st->passes;
 	} else {
-		gain = a < 1 ? (1 - pow(a, k + 1)) / (1 - a) : k + 1;
+		gain = tokens_per_pass(a, k);
 	}
 	st->predicted_speedup = gain / (k * c + 1);
 }
