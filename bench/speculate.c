@@ -2,7 +2,9 @@
  * same run, for k = 1..8 and every draft source (the registry's draft
  * formats packed, the target's first half of blocks, prompt lookup), with
  * the speed-up predicted from the acceptance and the draft's cost beside
- * the measured one. On the workshop model by default, greedy, continuing
+ * the measured one ("acceptance" is accepted / drafted, "a checked" the
+ * share of the draft tokens the target checked that it kept, the a the
+ * prediction takes). On the workshop model by default, greedy, continuing
  * 64-token windows spread over the evaluation text (--windows W, default 4;
  * each row adds the windows' counts and times). Both speeds are timed as
  * sl_speculate defines (core/speculate.h: the target alone decodes beside
@@ -11,7 +13,8 @@
  * other work shares the machine. Where the time goes: c is one draft step
  * over one step of the target alone, "verify" one verification of up to
  * k + 1 tokens in such steps (the prediction counts it as 1; "pred(v)"
- * is the prediction with this measured cost instead), "loop" the
+ * is the prediction with this measured cost instead, sl_spec_stats'
+ * predicted_costed), "loop" the
  * share of the passes' time outside drafting and verification (the
  * caches' rewind, bookkeeping). --draft NAME keeps the sources whose
  * label starts with NAME. --shape 110m runs a model of
@@ -212,8 +215,8 @@ int main(int argc, char **argv)
 
 	int32_t prompts[MAX_WINDOWS * PLEN];
 	int n_prompt = prompts_of(m, prompts, windows);
-	printf("%-18s %2s %10s %8s %10s %10s %8s %9s %7s %8s %7s %8s %5s %6s %5s\n", "draft", "k", "acceptance",
-	       "tok/pass", "spec t/s", "alone t/s", "speed-up", "predicted", "pred/meas", "pred(v)", "pv/meas", "cpu s-up",
+	printf("%-18s %2s %10s %9s %8s %10s %10s %8s %9s %7s %8s %7s %8s %5s %6s %5s\n", "draft", "k", "acceptance",
+	       "a checked", "tok/pass", "spec t/s", "alone t/s", "speed-up", "predicted", "pred/meas", "pred(v)", "pv/meas", "cpu s-up",
 	       "c", "verify", "loop");
 	double best = 0;
 	const char *best_label = "";
@@ -251,14 +254,9 @@ int main(int argc, char **argv)
 				fig[F_PRED][done] = st.predicted_speedup;
 				fig[F_CPU][done] = st.speedup_cpu;
 				fig[F_C][done] = st.cost_ratio;
-				fig[F_VERIFY][done] =
-				        st.passes && st.target_token_s > 0 ? st.target_s / st.passes / st.target_token_s : 0;
+				fig[F_VERIFY][done] = st.verify_steps;
 				fig[F_LOOP][done] = st.total_s > 0 ? (st.total_s - st.draft_s - st.target_s) / st.total_s : 0;
-				/* The prediction with the verification's measured cost in
-				 * place of one target step (k: the tokens drafted per pass). */
-				const double kc = (double)st.drafted / (double)st.passes * st.cost_ratio,
-				             v = fig[F_VERIFY][done];
-				fig[F_PREDV][done] = v > 0 ? st.predicted_speedup * (kc + 1) / (kc + v) : 0;
+				fig[F_PREDV][done] = st.predicted_costed;
 			}
 			if (done < rounds)
 				continue;
@@ -266,9 +264,9 @@ int main(int argc, char **argv)
 			for (int f = 0; f < N_FIG; f++)
 				med[f] = median(fig[f], rounds);
 			st.speedup = med[F_SPEEDUP];
-			printf("%-18.18s %2d %10.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f %6.2fx %7.2f %7.2fx %5.2f %6.2f "
+			printf("%-18.18s %2d %10.3f %9.3f %8.2f %10.1f %10.1f %7.2fx %8.2fx %7.2f %6.2fx %7.2f %7.2fx %5.2f %6.2f "
 			       "%4.1f%%\n",
-			       src[s].d.label, k, st.acceptance, st.mean_len, med[F_TPS], med[F_ALONE], med[F_SPEEDUP],
+			       src[s].d.label, k, st.acceptance, st.token_acceptance, st.mean_len, med[F_TPS], med[F_ALONE], med[F_SPEEDUP],
 			       med[F_PRED], med[F_SPEEDUP] > 0 ? med[F_PRED] / med[F_SPEEDUP] : 0, med[F_PREDV],
 			       med[F_SPEEDUP] > 0 ? med[F_PREDV] / med[F_SPEEDUP] : 0, med[F_CPU], med[F_C], med[F_VERIFY],
 			       100 * med[F_LOOP]);

@@ -63,12 +63,15 @@ static const sl_card card_speedup = {
 	        "slimlab speculate and bench/speculate time it this one way.",
 	.formula = "speed-up = (tokens / pass seconds) / (tokens / seconds alone); pass seconds are drafting, the "
 	           "batched verification, acceptance and the caches' rewind, without drawing or printing. Predicted: "
-	           "(1 - a^(k+1)) / ((1 - a)(k c + 1)), c = one draft step over one step alone.",
-	.watch = "Speculate: tokens/s speculative and alone, the speed-up measured beside the predicted one and c; "
+	           "(1 - a^(k+1)) / ((1 - a)(k c + v)), a = the share of the draft tokens the model checked that it "
+	           "kept, c = one draft step and v = one check of up to k + 1 tokens, both over one step alone; the "
+	           "textbook formula takes v = 1.",
+	.watch = "Speculate: tokens/s speculative and alone, the speed-up measured beside the predicted one, c and v; "
 	         "bench/speculate also gives it in CPU seconds, steadier on a busy machine.",
-	.pitfall = "The prediction counts the verification of k + 1 tokens as one step alone; on a small model the "
-	           "processor computes rather than waits for memory, verification costs more, and the measured "
-	           "speed-up falls short of the prediction.",
+	.pitfall = "Checking k + 1 tokens costs one step only where the model waits for memory; on a small model the "
+	           "processor computes, v grows with k and the speed-up falls short of the textbook formula's. And "
+	           "the acceptance of all drafted tokens (accepted / drafted) is not the formula's a: the tokens after "
+	           "a rejection were never checked.",
 	.paper = "Leviathan, Kalman and Matias 2023 (ICML): the expected improvement factor in walltime.",
 };
 
@@ -186,7 +189,9 @@ void sl_spec_finish(sl_spec_stats *st)
 	                          ? (st->baseline_cpu_s / (double)st->baseline_tokens) / (st->cpu_s / (double)st->generated)
 	                          : 0;
 	st->cost_ratio = st->target_token_s > 0 ? st->draft_token_s / st->target_token_s : 0;
-	double a = st->acceptance, c = st->cost_ratio, k = st->k, gain = 0;
+	st->token_acceptance =
+	        st->accepted + st->rejections ? (double)st->accepted / (double)(st->accepted + st->rejections) : 0;
+	double a = st->token_acceptance, c = st->cost_ratio, k = st->k, gain = 0;
 	if (st->passes > 0) {
 		for (int j = 0; j <= SL_SPEC_MAX_K; j++)
 			gain += (double)st->proposed[j] * tokens_per_pass(a, j);
@@ -196,6 +201,8 @@ void sl_spec_finish(sl_spec_stats *st)
 		gain = tokens_per_pass(a, k);
 	}
 	st->predicted_speedup = gain / (k * c + 1);
+	st->verify_steps = st->passes && st->target_token_s > 0 ? st->target_s / (double)st->passes / st->target_token_s : 0;
+	st->predicted_costed = st->verify_steps > 0 ? gain / (k * c + st->verify_steps) : 0;
 }
 
 void sl_spec_stats_add(sl_spec_stats *into, const sl_spec_stats *s)
@@ -205,6 +212,7 @@ void sl_spec_stats_add(sl_spec_stats *into, const sl_spec_stats *s)
 	into->accepted += s->accepted;
 	into->passes += s->passes;
 	into->generated += s->generated;
+	into->rejections += s->rejections;
 	for (int i = 0; i <= SL_SPEC_MAX_K; i++) {
 		into->at_least[i] += s->at_least[i];
 		into->kept[i] += s->kept[i];
@@ -482,6 +490,7 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
 		st->accepted += a;
 		st->kept[a]++;
 		st->proposed[j]++;
+		st->rejections += a < j;
 		for (int i = 1; i <= a; i++)
 			st->at_least[i]++;
 		st->generated = generated;

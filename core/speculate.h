@@ -67,6 +67,7 @@ typedef struct {
 	int64_t at_least[SL_SPEC_MAX_K + 1]; /* [i]: passes that kept at least i draft tokens */
 	int64_t kept[SL_SPEC_MAX_K + 1];     /* [i]: passes that kept exactly i */
 	int64_t proposed[SL_SPEC_MAX_K + 1]; /* [j]: passes whose draft proposed exactly j */
+	int64_t rejections;                  /* passes where the target rejected a draft token */
 	double draft_s, target_s, total_s;
 	double draft_token_s, target_token_s; /* one draft step; one target step alone (the baseline's) */
 	double baseline_s;                    /* the target alone, same number of tokens */
@@ -74,9 +75,13 @@ typedef struct {
 	double cpu_s, baseline_cpu_s;         /* process CPU seconds of the passes, of the target alone */
 	/* Derived. */
 	double acceptance;       /* accepted / drafted */
+	double token_acceptance; /* accepted / (accepted + rejections): the share of the draft tokens the
+	                          * target tested that it kept (the a of the prediction) */
 	double mean_len;         /* tokens per target pass, its own included */
 	double tps, target_tps;  /* speculative, and the target alone */
 	double speedup, cost_ratio, predicted_speedup;
+	double verify_steps;     /* one verification (up to k + 1 tokens) in steps of the target alone */
+	double predicted_costed; /* the prediction with verify_steps in place of the formula's one step */
 	double speedup_cpu;      /* the speed-up in CPU seconds: baseline_cpu_s per token over cpu_s per token */
 } sl_spec_stats;
 
@@ -105,7 +110,14 @@ sl_status sl_speculate(const sl_model *target, const sl_draft *draft, const int3
  * with k the tokens the draft actually proposed in each pass (fewer than
  * k where it stops at --p-min, where lookup finds a short match or none,
  * at the end of the run): the mean over the passes of (1 - a^(j+1)) / (1 - a)
- * over (mean j) c + 1, which is the formula itself where every pass drafts k. */
+ * over (mean j) c + 1, which is the formula itself where every pass drafts k.
+ * The formula's a is the chance that the target keeps a draft token it
+ * checks (the ones before it kept): token_acceptance, which counts only
+ * the tokens checked. accepted / drafted also counts the tokens after a
+ * rejection, never checked, as lost; under the formula's own model it is
+ * a (1 - a^k) / (k (1 - a)), below a for every k > 1 (0.59 for a = 0.8,
+ * k = 4). The formula takes a verification for one step of the target;
+ * predicted_costed puts the measured cost (verify_steps) in its place. */
 void sl_spec_finish(sl_spec_stats *st);
 /* Adds the counts and times of another run with the same k (another
  * prompt, or the next stretch of one) and derives the figures anew. */

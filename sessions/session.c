@@ -88,11 +88,13 @@ static cJSON *spec_to_json(const sl_spec_run *sp)
 	cJSON_AddNumberToObject(o, "generated", (double)sp->generated);
 	cJSON_AddNumberToObject(o, "passes", (double)sp->passes);
 	add_finite(o, "acceptance", sp->acceptance);
+	add_finite(o, "token_acceptance", sp->token_acceptance);
 	add_finite(o, "tokens_per_pass", sp->tokens_per_pass);
 	add_finite(o, "tokens_per_second", sp->tps);
 	add_finite(o, "target_tokens_per_second", sp->target_tps);
 	add_finite(o, "speedup", sp->speedup);
 	add_finite(o, "predicted_speedup", sp->predicted_speedup);
+	add_finite(o, "predicted_speedup_costed", sp->predicted_costed);
 	if (sp->has_predicted)
 		add_finite(o, "predicted_acceptance", sp->predicted_acceptance);
 	if (sp->cancelled)
@@ -389,17 +391,20 @@ static bool read_spec(reader *rd, const cJSON *o, const char *run_path, sl_spec_
 	const double big = 1e300;
 	sp->has_predicted = cJSON_GetObjectItemCaseSensitive(o, "predicted_acceptance") != NULL;
 	sp->cancelled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "cancelled"));
+	sp->token_acceptance = sp->predicted_costed = NAN; /* absent in sessions of earlier versions */
 	bool ok = get_str(rd, o, p, "draft", sp->draft, sizeof sp->draft, false) &&
 	          get_int(rd, o, p, "k", 1, 64, &sp->k) &&
 	          get_num(rd, o, p, "temperature", 0, 100, &sp->temp) &&
 	          get_num(rd, o, p, "generated", 0, 1e15, &generated) &&
 	          get_num(rd, o, p, "passes", 0, 1e15, &passes) &&
 	          get_num(rd, o, p, "acceptance", 0, 1, &sp->acceptance) &&
+	          get_num(rd, o, p, "token_acceptance", 0, 1, &sp->token_acceptance) &&
 	          get_num(rd, o, p, "tokens_per_pass", 0, 65, &sp->tokens_per_pass) &&
 	          get_num(rd, o, p, "tokens_per_second", 0, big, &sp->tps) &&
 	          get_num(rd, o, p, "target_tokens_per_second", 0, big, &sp->target_tps) &&
 	          get_num(rd, o, p, "speedup", 0, big, &sp->speedup) &&
 	          get_num(rd, o, p, "predicted_speedup", 0, big, &sp->predicted_speedup) &&
+	          get_num(rd, o, p, "predicted_speedup_costed", 0, big, &sp->predicted_costed) &&
 	          (!sp->has_predicted || get_num(rd, o, p, "predicted_acceptance", 0, 1, &sp->predicted_acceptance));
 	sp->generated = (long long)generated;
 	sp->passes = (long long)passes;

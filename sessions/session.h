@@ -42,9 +42,11 @@ typedef struct {
 	double temp;            /* 0: greedy */
 	long long generated, passes;
 	double acceptance;      /* drafted tokens kept */
+	double token_acceptance; /* draft tokens checked and kept (NAN: not recorded) */
 	double tokens_per_pass; /* the target's own included */
 	double tps, target_tps; /* speculative, and the target alone in the same run (0: not measured) */
 	double speedup, predicted_speedup;
+	double predicted_costed; /* the prediction at the verification's measured cost (NAN: not recorded) */
 	bool has_predicted;     /* the acceptance a sweep or an evaluation of the draft predicted */
 	double predicted_acceptance;
 	bool cancelled;         /* the figures of the part that ran */

@@ -70,7 +70,7 @@ static sl_session *sample(void)
 	sp.bpw = 4.5;
 	sp.speculative = true;
 	sp.spec = (sl_spec_run){.k = 5, .temp = 0.8, .generated = 640, .passes = 170, .acceptance = 0.75,
-	                        .tokens_per_pass = 3.765625, .tps = 608.5, .target_tps = 603.25, .speedup = 1.0087,
+	                        .token_acceptance = 0.8125, .predicted_costed = 1.125, .tokens_per_pass = 3.765625, .tps = 608.5, .target_tps = 603.25, .speedup = 1.0087,
 	                        .predicted_speedup = 1.25, .has_predicted = true, .predicted_acceptance = 0.71875,
 	                        .cancelled = true};
 	snprintf(sp.spec.draft, sizeof sp.spec.draft, "q4_0, every module");
@@ -133,7 +133,8 @@ static void test_round_trip(void)
 	const sl_spec_run *f = &sp->spec;
 	CHECK(sp->speculative && !strcmp(sp->model, "speculative") && sp->bpw == 4.5 &&
 	          !strcmp(f->draft, "q4_0, every module") && f->k == 5 && f->temp == 0.8 && f->generated == 640 &&
-	          f->passes == 170 && f->acceptance == 0.75 && f->tokens_per_pass == 3.765625 && f->tps == 608.5 &&
+	          f->passes == 170 && f->acceptance == 0.75 && f->token_acceptance == 0.8125 &&
+	          f->predicted_costed == 1.125 && f->tokens_per_pass == 3.765625 && f->tps == 608.5 &&
 	          f->target_tps == 603.25 && f->speedup == 1.0087 && f->predicted_speedup == 1.25 && f->has_predicted &&
 	          f->predicted_acceptance == 0.71875 && f->cancelled,
 	      "the speculative run");
@@ -194,7 +195,7 @@ typedef struct {
 static void test_hostile(void)
 {
 	const char *sha = "\"sha256\": \"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"";
-	char buf[18][1024];
+	char buf[19][1024];
 	snprintf(buf[0], sizeof buf[0], "{\"slimlab_session\": 1, \"model\": {\"path\": 5, %s}, \"recipe\": {\"slimlab_recipe\": 1}}", sha);
 	snprintf(buf[1], sizeof buf[1], "{\"slimlab_session\": 1, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"ppl\": \"high\"}]}", sha);
@@ -231,6 +232,8 @@ static void test_hostile(void)
 	         "\"runs\": [{\"ppl\": 3, \"text_path\": \"/t.txt\", \"ctx\": 64, \"chunks\": -8}]}", sha);
 	snprintf(buf[17], sizeof buf[17], "{\"slimlab_session\": 3, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
 	         "\"runs\": [{\"ppl\": 3, \"text_path\": \"/t.txt\"}, {\"ppl\": 3, \"text_path\": 7}]}", sha);
+	snprintf(buf[18], sizeof buf[18], "{\"slimlab_session\": 3, \"model\": {\"path\": \"m\", %s}, \"recipe\": {\"slimlab_recipe\": 1}, "
+	         "\"runs\": [{\"model\": \"s\", \"speculative\": {\"draft\": \"q4_0\", \"k\": 4, \"token_acceptance\": 1.5}}]}", sha);
 	const hostile cases[] = {
 		{"[1, 2, 3]", "expected a JSON object", SL_ERR_FORMAT},
 		{"{\"version\": 1}", "not a slimlab session", SL_ERR_FORMAT},
@@ -259,6 +262,7 @@ static void test_hostile(void)
 		{buf[15], "healed.model: missing", SL_ERR_FORMAT},
 		{buf[16], "runs[0].chunks: -8 is outside", SL_ERR_FORMAT},
 		{buf[17], "runs[1].text_path: expected a string", SL_ERR_FORMAT},
+		{buf[18], "runs[0].speculative.token_acceptance: 1.5 is outside [0, 1]", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1, \"model\": {\"path\": \"m\"", "truncated", SL_ERR_FORMAT},
 		{"{\"slimlab_session\": 1,, }", "damaged", SL_ERR_FORMAT},
 		{"\x01\x02\xff\xfe garbage", "damaged", SL_ERR_FORMAT},
@@ -317,6 +321,28 @@ static void test_version1(void)
 	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(back, "slimlab_session");
 	CHECK(cJSON_IsNumber(ver) && ver->valuedouble == SL_SESSION_VERSION, "written back as the current version");
 	cJSON_Delete(back);
+	free(json);
+	sl_session_free(t);
+}
+
+/* A speculative run saved before the acceptance of the tokens checked and
+ * the costed prediction were kept reads them as not recorded. */
+static void test_spec_run_before(void)
+{
+	const char *j = "{\"slimlab_session\": 3, \"model\": {\"path\": \"/m.gguf\", \"sha256\": "
+	                "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}, "
+	                "\"recipe\": {\"slimlab_recipe\": 1}, \"runs\": [{\"model\": \"s\", \"speculative\": "
+	                "{\"draft\": \"q8_0\", \"k\": 4, \"acceptance\": 0.5, \"predicted_speedup\": 1.5}}]}";
+	sl_session *t = NULL;
+	sl_error err = {0};
+	REQUIRE(sl_session_parse(j, strlen(j), "spec.json", &t, &err) == SL_OK, "%s", err.msg);
+	const sl_spec_run *f = &t->runs[0].spec;
+	CHECK(t->runs[0].speculative && f->acceptance == 0.5 && f->predicted_speedup == 1.5 &&
+	          isnan(f->token_acceptance) && isnan(f->predicted_costed),
+	      "an earlier speculative run: acceptance %g, checked %g, costed %g", f->acceptance, f->token_acceptance,
+	      f->predicted_costed);
+	char *json = sl_session_to_json(t, false);
+	CHECK(json && !strstr(json, "token_acceptance") && !strstr(json, "costed"), "not written back as figures");
 	free(json);
 	sl_session_free(t);
 }
@@ -556,6 +582,7 @@ int main(void)
 	test_truncated();
 	test_hostile();
 	test_version1();
+	test_spec_run_before();
 	test_same_measure();
 	test_save_and_load();
 	test_undo();

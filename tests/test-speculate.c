@@ -77,6 +77,12 @@ static int32_t *prompt_of(const sl_model *m, const char *text, int *n)
 
 /* Speculative greedy decoding gives exactly plain greedy decoding, and the
  * counts add up. */
+/* Passes that rejected a draft token, counted from what each pass reports. */
+static void count_rejections(void *ctx, const sl_spec_pass *pass)
+{
+	*(int64_t *)ctx += pass->n_rejected > 0;
+}
+
 static void same_as_greedy(const char *what, const sl_model *target, const sl_draft *d, const int32_t *prompt,
                            int n_prompt, int n, int k)
 {
@@ -85,7 +91,9 @@ static void same_as_greedy(const char *what, const sl_model *target, const sl_dr
 	sl_spec_stats st;
 	int n_got = 0;
 	sl_error err = {0};
-	sl_status s = sl_speculate(target, d, prompt, n_prompt, &o, NULL, NULL, NULL, &got, &n_got, &st, &err);
+	int64_t rejected = 0;
+	sl_status s = sl_speculate(target, d, prompt, n_prompt, &o, count_rejections, &rejected, NULL, &got, &n_got, &st,
+	                           &err);
 	CHECK(s == SL_OK && n_got == n, "%s: speculate: %s (%d tokens)", what, err.msg, n_got);
 	int first = -1;
 	for (int i = 0; s == SL_OK && i < n && first < 0; i++)
@@ -100,6 +108,11 @@ static void same_as_greedy(const char *what, const sl_model *target, const sl_dr
 		if (i > 0)
 			CHECK(st.at_least[i] <= st.at_least[i - 1 > 0 ? i - 1 : 1], "%s: per-position counts fall", what);
 	}
+	CHECK(rejected == st.rejections && st.token_acceptance >= st.acceptance &&
+	          (st.accepted + st.rejections == 0 ||
+	           st.token_acceptance == (double)st.accepted / (double)(st.accepted + st.rejections)),
+	      "%s: %lld passes rejected a token, %lld counted; acceptance %.4f of checked, %.4f of drafted", what,
+	      (long long)rejected, (long long)st.rejections, st.token_acceptance, st.acceptance);
 	CHECK(kept == st.accepted && passes == st.passes && st.accepted <= st.drafted &&
 	      st.accepted + st.passes == st.generated,
 	      "%s: counts: %lld kept in %lld passes, %lld drafted, %lld generated", what, (long long)st.accepted,
@@ -312,27 +325,43 @@ static void test_lookup(const sl_model *m)
 	}
 }
 
-/* The predicted speed-up against the issue's formula, worked by hand: all
- * passes drafting k, then passes drafting different numbers of tokens. */
+/* The predicted speed-up against the formula, worked by hand: all passes
+ * drafting k, then passes drafting different numbers of tokens. */
 static void test_prediction(void)
 {
-	sl_spec_stats st = {.k = 4, .drafted = 40, .accepted = 28, .passes = 10, .draft_token_s = 0.25,
-	                    .target_token_s = 1};
+	/* Ten passes of 4: 28 kept, 7 passes ended by a rejection, so 35 were
+	 * checked and a = 0.8 (28 of 40 drafted: 0.7). Verification took 1.5
+	 * steps of the target alone (15 s over 10 passes of 1 s steps). */
+	sl_spec_stats st = {.k = 4, .drafted = 40, .accepted = 28, .rejections = 7, .passes = 10,
+	                    .draft_token_s = 0.25, .target_token_s = 1, .target_s = 15};
 	st.proposed[4] = 10;
 	sl_spec_finish(&st);
-	double want = (1 - pow(0.7, 5)) / ((1 - 0.7) * (4 * 0.25 + 1));
+	CHECK(st.acceptance == 0.7 && st.token_acceptance == 0.8, "acceptance %.15g of drafted, %.15g of checked",
+	      st.acceptance, st.token_acceptance);
+	double want = (1 - pow(0.8, 5)) / ((1 - 0.8) * (4 * 0.25 + 1));
 	CHECK(fabs(st.predicted_speedup - want) < 1e-12, "every pass drafting k: %.15g, the formula %.15g",
 	      st.predicted_speedup, want);
-	sl_spec_stats mix = {.k = 4, .drafted = 12, .accepted = 6, .passes = 10, .draft_token_s = 0.5,
+	want = (1 - pow(0.8, 5)) / ((1 - 0.8) * (4 * 0.25 + 1.5));
+	CHECK(fabs(st.verify_steps - 1.5) < 1e-12 && fabs(st.predicted_costed - want) < 1e-12,
+	      "at the verification's cost (%.15g steps): %.15g, by hand %.15g", st.verify_steps, st.predicted_costed,
+	      want);
+	sl_spec_stats mix = {.k = 4, .drafted = 12, .accepted = 6, .rejections = 6, .passes = 10, .draft_token_s = 0.5,
 	                     .target_token_s = 1};
 	mix.proposed[0] = 4;
 	mix.proposed[2] = 6;
 	sl_spec_finish(&mix);
 	/* a = 1/2: 1 token from each empty pass, 1 + 1/2 + 1/4 from each of the
-	 * others; 1.2 drafted per pass at half a step each. */
+	 * others; 1.2 drafted per pass at half a step each. No verification
+	 * timed: no costed prediction. */
 	want = (4 * 1.0 + 6 * 1.75) / 10 / (1.2 * 0.5 + 1);
-	CHECK(fabs(mix.predicted_speedup - want) < 1e-12, "passes drafting 0 and 2: %.15g, by hand %.15g",
-	      mix.predicted_speedup, want);
+	CHECK(fabs(mix.predicted_speedup - want) < 1e-12 && mix.predicted_costed == 0,
+	      "passes drafting 0 and 2: %.15g, by hand %.15g", mix.predicted_speedup, want);
+	/* Every token checked was kept: a = 1, each pass yields all it drafted. */
+	sl_spec_stats all = {.k = 3, .drafted = 9, .accepted = 9, .passes = 3, .draft_token_s = 0, .target_token_s = 1};
+	all.proposed[3] = 3;
+	sl_spec_finish(&all);
+	CHECK(all.token_acceptance == 1 && fabs(all.predicted_speedup - 4) < 1e-12, "all kept: a %g, predicted %g",
+	      all.token_acceptance, all.predicted_speedup);
 }
 
 int main(void)

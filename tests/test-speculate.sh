@@ -32,9 +32,10 @@ wait_for "No run yet"
 cmd "speculate --draft-format q8_0 -n $toks"
 wait_for "q8_0, every module · k 4 · greedy · $toks tokens"
 wait_match "$toks tokens: acceptance [01]\.[0-9]{3}" 120
-wait_match "acceptance [01]\.[0-9]{3} measured · [0-9.]+ tokens per pass · [0-9]+ passes · $toks tokens"
+wait_match "acceptance [01]\.[0-9]{3} of the tokens checked · [01]\.[0-9]{3} of those drafted"
+wait_match "^ *[0-9.]+ tokens per pass · [0-9]+ passes · $toks tokens · check [0-9.]+ steps, draft [0-9.]+"
 wait_match "tokens/s [0-9]+ speculative · [0-9]+ the model alone, timed in the same run"
-wait_match "speed-up [0-9.]+x measured · [0-9.]+x predicted"
+wait_match "speed-up [0-9.]+x measured · [0-9.]+x predicted · [0-9.]+x if a check took one step"
 wait_match "^ +1 .* (0|1)\.[0-9]{2} +0 " # per position and accepted lengths
 # Greedy speculative decoding writes what the model alone writes.
 want=$("$bin" generate "$ws" -p "$prompt" -n $toks --temp 0 2>/dev/null | tr '\n' ' ' | tr -s ' ' |
@@ -89,7 +90,7 @@ wait_for "cancelled at " 60
 wait_for "4000 tokens  cancelled"
 got=$(screen | sed -n 's/.* passes · \([0-9]*\) tokens.*/\1/p' | head -n 1)
 [ -n "$got" ] && [ "$got" -lt 4000 ] || fail "Esc did not stop the run midway ($got tokens)"
-wait_match "acceptance [01]\.[0-9]{3} measured"
+wait_match "acceptance [01]\.[0-9]{3} of the tokens checked"
 
 echo "== the acceptance an evaluation and the sweep predict"
 cmd "rule all format=q8_0"
@@ -97,11 +98,11 @@ cmd "eval --ctx 64 --chunks 2"
 wait_for "KL 0." 60
 cmd "speculate --draft-current --temp 0.8 -n $short"
 wait_for "the recipe (8." 10
-wait_match "acceptance [01]\.[0-9]{3} measured, [01]\.[0-9]{3} predicted \(evaluation 10\)" 120
+wait_match "acceptance [01]\.[0-9]{3} of the tokens checked, [01]\.[0-9]{3} predicted \(evaluation 10\)" 120
 cmd "sweep q4_0 --windows 2 --ctx 32"
 wait_for "sweep finished" 400 # the portable path on a loaded machine takes minutes
 cmd "speculate --draft-format q4_0 --temp 0 -n $short"
-wait_match "acceptance [01]\.[0-9]{3} measured, [01]\.[0-9]{3} predicted \(top-1 of the sweep\)" 120
+wait_match "acceptance [01]\.[0-9]{3} of the tokens checked, [01]\.[0-9]{3} predicted \(top-1 of the sweep\)" 120
 
 echo "== the runs in the history and the saved session"
 keys 4
@@ -118,6 +119,8 @@ check_file "$work/s.json" '"tokens_per_pass":' "its tokens per pass"
 check_file "$work/s.json" '"cancelled":[[:space:]]*true' "the cancelled run"
 check_file "$work/s.json" '"predicted_acceptance":' "its predicted acceptance"
 check_file "$work/s.json" '"acceptance":' "acceptance"
+check_file "$work/s.json" '"token_acceptance":' "the acceptance of the tokens checked"
+check_file "$work/s.json" '"predicted_speedup_costed":' "the prediction at the verification's cost"
 
 echo "== 20x5 and back"
 keys 8

@@ -24,9 +24,10 @@ static const char speculate_usage[] =
 	"token; sampled output is distributed as the target's. Reports acceptance,\n"
 	"tokens per target pass, per-position acceptance, tokens/s of the speculative\n"
 	"run and of the target alone (measured in the same run), the speed-up and the\n"
-	"speed-up predicted from the acceptance a and the draft's cost c:\n"
-	"(1 - a^(k+1)) / ((1 - a)(k c + 1)), over the passes as drafted (a pass\n"
-	"that drafts j < k tokens counts with j).\n"
+	"speed-up predicted from the acceptance a of the draft tokens the target\n"
+	"checked, the draft's cost c and the verification's cost v (one step of the\n"
+	"target alone is 1): (1 - a^(k+1)) / ((1 - a)(k c + v)), over the passes as\n"
+	"drafted (a pass that drafts j < k tokens counts with j), and with v = 1.\n"
 	"  --draft MODEL       a draft model with the target's vocabulary\n"
 	"  --draft-recipe R    the target compressed by recipe R\n"
 	"  --draft-format FMT  the target with every module in FMT (rounded to nearest)\n"
@@ -184,8 +185,10 @@ static bool run_all(const sl_model *target, const sl_draft *d, const prompts *ps
 static void print_stats(const char *label, const sl_spec_stats *s)
 {
 	printf("draft          %s, k = %d\n", label, s->k);
-	printf("acceptance     %.3f (%lld of %lld drafted), %.2f tokens per target pass (%lld passes)\n", s->acceptance,
-	       (long long)s->accepted, (long long)s->drafted, s->mean_len, (long long)s->passes);
+	printf("acceptance     %.3f (%lld of %lld drafted; %.3f of the %lld checked), %.2f tokens per target pass (%lld "
+	       "passes)\n",
+	       s->acceptance, (long long)s->accepted, (long long)s->drafted, s->token_acceptance,
+	       (long long)(s->accepted + s->rejections), s->mean_len, (long long)s->passes);
 	printf("per position  ");
 	for (int i = 1; i <= s->k; i++)
 		printf(" %d:%.2f", i, s->passes ? (double)s->at_least[i] / (double)s->passes : 0);
@@ -194,9 +197,10 @@ static void print_stats(const char *label, const sl_spec_stats *s)
 	for (int i = 0; i <= s->k; i++)
 		printf("%s%d:%lld", i ? " " : "", i, (long long)s->kept[i]);
 	printf("  (passes by draft tokens kept)\n");
-	printf("speed          %.1f tokens/s speculative, %.1f target alone: %.2fx (predicted %.2fx; draft/target cost "
-	       "%.3f)\n",
-	       s->tps, s->target_tps, s->speedup, s->predicted_speedup, s->cost_ratio);
+	printf("speed          %.1f tokens/s speculative, %.1f target alone: %.2fx\n", s->tps, s->target_tps, s->speedup);
+	printf("predicted      %.2fx at the verification's measured cost (%.2f target steps), %.2fx taking it for one; "
+	       "draft/target cost %.3f\n",
+	       s->predicted_costed, s->verify_steps, s->predicted_speedup, s->cost_ratio);
 }
 
 static cJSON *stats_json(const sl_spec_stats *s)
@@ -206,6 +210,7 @@ static cJSON *stats_json(const sl_spec_stats *s)
 	cJSON_AddNumberToObject(o, "drafted", (double)s->drafted);
 	cJSON_AddNumberToObject(o, "accepted", (double)s->accepted);
 	cJSON_AddNumberToObject(o, "acceptance", s->acceptance);
+	cJSON_AddNumberToObject(o, "token_acceptance", s->token_acceptance);
 	cJSON_AddNumberToObject(o, "passes", (double)s->passes);
 	cJSON_AddNumberToObject(o, "generated", (double)s->generated);
 	cJSON_AddNumberToObject(o, "mean_accepted_length", s->mean_len);
@@ -218,6 +223,8 @@ static cJSON *stats_json(const sl_spec_stats *s)
 	cJSON_AddNumberToObject(o, "target_tokens_per_second", s->target_tps);
 	cJSON_AddNumberToObject(o, "speedup", s->speedup);
 	cJSON_AddNumberToObject(o, "predicted_speedup", s->predicted_speedup);
+	cJSON_AddNumberToObject(o, "verify_steps", s->verify_steps);
+	cJSON_AddNumberToObject(o, "predicted_speedup_costed", s->predicted_costed);
 	cJSON_AddNumberToObject(o, "cost_ratio", s->cost_ratio);
 	cJSON_AddNumberToObject(o, "draft_seconds", s->draft_s);
 	cJSON_AddNumberToObject(o, "target_seconds", s->target_s);
@@ -296,8 +303,8 @@ static int compare(const sl_model *target, const spec_args *a, const prompts *ps
 	src[n_src++] = (source){{.kind = SL_DRAFT_LOOKUP, .ngram = 3, .label = "prompt lookup, 3 tokens"}, NULL};
 	cJSON *rows = a->json ? cJSON_CreateArray() : NULL;
 	if (!a->json)
-		printf("%-26s %3s %10s %8s %10s %9s %9s\n", "draft", "k", "acceptance", "tok/pass", "tokens/s", "speed-up",
-		       "predicted");
+		printf("%-26s %3s %10s %9s %8s %10s %9s %9s %9s\n", "draft", "k", "acceptance", "a checked", "tok/pass",
+		       "tokens/s", "speed-up", "predicted", "1-step");
 	/* Every row times the target alone beside its own run, as a single
 	 * run does, so that each speed-up meets the load of its own moment. */
 	sl_spec_stats all = {0};
@@ -316,8 +323,9 @@ static int compare(const sl_model *target, const spec_args *a, const prompts *ps
 				cJSON_AddStringToObject(o, "draft", src[s].d.label);
 				cJSON_AddItemToArray(rows, o);
 			} else {
-				printf("%-26.26s %3ld %10.3f %8.2f %10.1f %8.2fx %8.2fx\n", src[s].d.label, k, st.acceptance,
-				       st.mean_len, st.tps, st.speedup, st.predicted_speedup);
+				printf("%-26.26s %3ld %10.3f %9.3f %8.2f %10.1f %8.2fx %8.2fx %8.2fx\n", src[s].d.label, k,
+				       st.acceptance, st.token_acceptance, st.mean_len, st.tps, st.speedup, st.predicted_costed,
+				       st.predicted_speedup);
 				fflush(stdout);
 			}
 		}

@@ -302,11 +302,13 @@ static void record(sl_tui *t, spec_ctx *c, bool cancelled)
 	f->generated = st->generated;
 	f->passes = st->passes;
 	f->acceptance = st->acceptance;
+	f->token_acceptance = st->accepted + st->rejections ? st->token_acceptance : NAN;
 	f->tokens_per_pass = st->mean_len;
 	f->tps = st->tps;
 	f->target_tps = st->target_tps;
 	f->speedup = st->speedup;
 	f->predicted_speedup = st->target_tps > 0 ? st->predicted_speedup : 0;
+	f->predicted_costed = st->target_tps > 0 ? st->predicted_costed : NAN;
 	f->has_predicted = isfinite(c->predicted);
 	f->predicted_acceptance = f->has_predicted ? c->predicted : 0;
 	f->cancelled = cancelled;

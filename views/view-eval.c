@@ -3,6 +3,7 @@
  * a history of runs to compare recipes, each with the text and windows it
  * was measured on, with sparklines of the trend of the runs measured alike.
  * The Speculate view's runs join the same history with their own figures. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,17 +65,27 @@ static void spec_cell(const sl_run *run, char *buf, size_t n)
 static void draw_spec_run(const sl_run *run, int y, int x, int w)
 {
 	const sl_spec_run *f = &run->spec;
+	/* The acceptance of the tokens checked is what was predicted; runs
+	 * saved before it was recorded show the share of those drafted. */
+	bool checked = isfinite(f->token_acceptance);
 	int u = sl_text(y, x, w, SL_R_NORMAL, "acceptance ");
-	u += sl_textf(y, x + u, w - u, SL_R_ACCENT, "%.3f", f->acceptance);
+	u += sl_textf(y, x + u, w - u, SL_R_ACCENT, "%.3f", checked ? f->token_acceptance : f->acceptance);
+	u += sl_text(y, x + u, w - u, SL_R_NORMAL, checked ? " of the tokens checked" : " of those drafted");
 	if (f->has_predicted)
 		u += sl_textf(y, x + u, w - u, SL_R_NORMAL, " (predicted %.3f)", f->predicted_acceptance);
+	if (checked)
+		u += sl_textf(y, x + u, w - u, SL_R_NORMAL, ", %.3f of those drafted", f->acceptance);
 	sl_textf(y, x + u, w - u, SL_R_NORMAL, "   %.2f tokens per pass   %lld tokens in %lld passes", f->tokens_per_pass,
 	         f->generated, f->passes);
 	u = sl_textf(y + 1, x, w, SL_R_NORMAL, "%.0f tokens/s speculative", f->tps);
 	if (f->target_tps > 0) {
 		u += sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, ", %.0f the model alone: ", f->target_tps);
 		u += sl_textf(y + 1, x + u, w - u, f->speedup >= 1 ? SL_R_GOOD : SL_R_BAD, "%.2fx", f->speedup);
-		sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, " (predicted %.2fx)", f->predicted_speedup);
+		if (isfinite(f->predicted_costed))
+			sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, " (predicted %.2fx; %.2fx if checking took one step)",
+			         f->predicted_costed, f->predicted_speedup);
+		else
+			sl_textf(y + 1, x + u, w - u, SL_R_NORMAL, " (predicted %.2fx)", f->predicted_speedup);
 	}
 	char temp[32];
 	snprintf(temp, sizeof temp, f->temp > 0 ? "temperature %.2g" : "greedy", f->temp);

@@ -47,20 +47,29 @@ static void draw_text(const sl_speculation *s, sl_rect r)
 	free(all);
 }
 
-/* Acceptance and tokens per pass; the speed of both; the speed-up
- * measured and predicted; acceptance over the last passes: four rows. */
-enum { FIGURE_ROWS = 4 };
+/* Acceptance; tokens per pass and what a pass costs (checking up to k + 1
+ * tokens and one draft step, in steps of the model alone); the speed of both;
+ * the speed-up measured and predicted; acceptance over the last passes:
+ * five rows. */
+enum { FIGURE_ROWS = 5 };
 
 static void draw_figures(const sl_speculation *s, int y, int x, int w)
 {
 	const sl_spec_stats *st = &s->st;
+	/* The acceptance of the tokens checked is what an evaluation or a
+	 * sweep predicts (and what the speed-up's prediction takes). */
 	int u = sl_text(y, x, w, SL_R_NORMAL, "acceptance ");
-	u += sl_textf(y, x + u, w - u, SL_R_ACCENT, "%.3f", st->acceptance);
-	u += sl_text(y, x + u, w - u, SL_R_NORMAL, " measured");
+	u += sl_textf(y, x + u, w - u, SL_R_ACCENT, "%.3f", st->token_acceptance);
+	u += sl_text(y, x + u, w - u, SL_R_NORMAL, " of the tokens checked");
 	if (isfinite(s->predicted))
 		u += sl_textf(y, x + u, w - u, SL_R_NORMAL, ", %.3f predicted (%s)", s->predicted, s->predicted_from);
-	sl_textf(y, x + u, w - u, SL_R_NORMAL, " · %.2f tokens per pass · %lld passes · %lld tokens", st->mean_len,
-	         (long long)st->passes, (long long)st->generated);
+	sl_textf(y, x + u, w - u, SL_R_NORMAL, " · %.3f of those drafted", st->acceptance);
+	y++;
+	u = sl_textf(y, x, w, SL_R_NORMAL, "%.2f tokens per pass · %lld passes · %lld tokens", st->mean_len,
+	             (long long)st->passes, (long long)st->generated);
+	if (st->target_tps > 0)
+		sl_textf(y, x + u, w - u, SL_R_DIM, " · check %.2f steps, draft %.2f",
+		         st->verify_steps, st->cost_ratio);
 
 	u = sl_text(y + 1, x, w, SL_R_NORMAL, "tokens/s ");
 	u += sl_textf(y + 1, x + u, w - u, SL_R_ACCENT, "%.0f", st->tps);
@@ -74,8 +83,8 @@ static void draw_figures(const sl_speculation *s, int y, int x, int w)
 	u = sl_text(y + 2, x, w, SL_R_NORMAL, "speed-up ");
 	if (st->target_tps > 0) {
 		u += sl_textf(y + 2, x + u, w - u, st->speedup >= 1 ? SL_R_GOOD : SL_R_BAD, "%.2fx", st->speedup);
-		sl_textf(y + 2, x + u, w - u, SL_R_NORMAL, " measured · %.2fx predicted (draft step: %.2f of a model step)",
-		         st->predicted_speedup, st->cost_ratio);
+		sl_textf(y + 2, x + u, w - u, SL_R_NORMAL, " measured · %.2fx predicted · %.2fx if a check took one step",
+		         st->predicted_costed, st->predicted_speedup);
 	} else {
 		sl_text(y + 2, x + u, w - u, SL_R_DIM, "-");
 	}
