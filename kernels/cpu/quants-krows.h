@@ -153,3 +153,65 @@ SFX(krows)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n
 		for (int t = 0; t < NT; t++)
 			y[(size_t)t * ys + r] = out[r / UR][UT * (r % UR) + t];
 }
+
+/* The one-token kernel (decoding, the call that streams every weight of a
+ * model per token): R rows (1 or SL_DOT_ROWS) against one activation row.
+ * Each row's block is decoded and summed in one chain of its own, the
+ * codes' offset folded into its start where the format has one (dotK's
+ * order), and the R rows' sums and minimums' shares meet in one
+ * horizontal sum of eight vectors: the integer sums in lanes 0-3, the
+ * minimums' in lanes 4-7. The float step of the R rows is then one
+ * vector's, sl_q_K_block_dot's operations in their order. */
+__attribute__((always_inline)) TARGET static inline void
+SFX(krows1)(kdecode_fn decode, size_t bytes, const int R, int64_t n, float *y, const void *w, size_t ws,
+            const void *xq)
+{
+	__m128 fsum = _mm_setzero_ps();
+	const sl_block_q8_K *yb = xq;
+	for (int64_t i = 0; i < n / SL_QK_K; i++, yb++) {
+		/* Each row's stream K_AHEAD bytes ahead of this block (into
+		 * the next rows where the rows are short; a prefetch never
+		 * faults, wherever it points). */
+#pragma GCC unroll 4
+		for (int r = 0; r < R; r++) {
+			const char *ahead = (const char *)w + (size_t)r * ws + (size_t)i * bytes + K_AHEAD;
+			for (size_t off = 0; off < bytes; off += 64)
+				_mm_prefetch(ahead + off, _MM_HINT_T0);
+		}
+		__m256i v[8];
+		float d[4] = {0}, dmin[4] = {0};
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++) {
+			if (r >= R) {
+				v[r] = v[4 + r] = _mm256_setzero_si256();
+				continue;
+			}
+			kblock b;
+			decode((const uint8_t *)w + (size_t)r * ws + (size_t)i * bytes, &b);
+			const __m256i corr = bsum_dot(b.corr, yb->bsums);
+			__m256i acc = _mm256_setzero_si256();
+			if (b.shift >= 0) {
+				acc = _mm256_sub_epi32(acc, _mm256_sll_epi32(corr, _mm_cvtsi32_si128(b.shift)));
+				v[4 + r] = _mm256_setzero_si256();
+			} else {
+				v[4 + r] = corr;
+			}
+#pragma GCC unroll 8
+			for (int k = 0; k < 8; k++)
+				acc = SFX(kgroup_add)(acc, b.u[k], load32(yb->qs + 32 * k), group_scales(&b.sc, k));
+			v[r] = acc;
+			d[r] = b.d;
+			dmin[r] = b.dmin;
+		}
+		const __m256i s = hsum8_epi32(v);
+		const __m128 sumi = _mm_cvtepi32_ps(_mm256_castsi256_si128(s)),
+		             summ = _mm_cvtepi32_ps(_mm256_extracti128_si256(s, 1));
+		const __m128 blk = _mm_mul_ps(_mm_set1_ps(yb->d),
+		                              _mm_sub_ps(_mm_mul_ps(_mm_loadu_ps(d), sumi), _mm_mul_ps(_mm_loadu_ps(dmin), summ)));
+		fsum = _mm_add_ps(fsum, blk);
+	}
+	if (R == 4)
+		_mm_storeu_ps(y, fsum);
+	else
+		y[0] = _mm_cvtss_f32(fsum);
+}
