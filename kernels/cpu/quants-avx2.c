@@ -785,19 +785,20 @@ K_DOT(q6_K)
 #define q4_K_KROWS(R, N) SFX(krows)(q4_K_decode, sizeof(sl_block_q4_K), R, N, n, y, ys, w, ws, xq, xs)
 #define q5_K_KROWS(R, N) SFX(krows)(q5_K_decode, sizeof(sl_block_q5_K), R, N, n, y, ys, w, ws, xq, xs)
 #define q6_K_KROWS(R, N) SFX(krows)(q6_K_decode, sizeof(sl_block_q6_K), R, N, n, y, ys, w, ws, xq, xs)
-#define q2_K_KROWS1(R) SFX(krows1)(q2_K_decode, sizeof(sl_block_q2_K), R, n, y, w, ws, xq)
-#define q3_K_KROWS1(R) SFX(krows1)(q3_K_decode, sizeof(sl_block_q3_K), R, n, y, w, ws, xq)
-#define q4_K_KROWS1(R) SFX(krows1)(q4_K_decode, sizeof(sl_block_q4_K), R, n, y, w, ws, xq)
-#define q5_K_KROWS1(R) SFX(krows1)(q5_K_decode, sizeof(sl_block_q5_K), R, n, y, w, ws, xq)
-#define q6_K_KROWS1(R) SFX(krows1)(q6_K_decode, sizeof(sl_block_q6_K), R, n, y, w, ws, xq)
+#define q2_K_KROWS12(R, N) SFX(krows12)(q2_K_decode, sizeof(sl_block_q2_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q3_K_KROWS12(R, N) SFX(krows12)(q3_K_decode, sizeof(sl_block_q3_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q4_K_KROWS12(R, N) SFX(krows12)(q4_K_decode, sizeof(sl_block_q4_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q5_K_KROWS12(R, N) SFX(krows12)(q5_K_decode, sizeof(sl_block_q5_K), R, N, n, y, ys, w, ws, xq, xs)
+#define q6_K_KROWS12(R, N) SFX(krows12)(q6_K_decode, sizeof(sl_block_q6_K), R, N, n, y, ys, w, ws, xq, xs)
 
-/* The K formats' rows come in 1 or 4 rows by 1, 4 or 8 tokens (other
+/* The K formats' rows come in 1 or 4 rows by 1, 2, 4 or 8 tokens (other
  * counts are split, see K_ROWS): few instances, since each is a large
  * inlined body and the file's compile time (above all under the
  * sanitizers) grows with their number. */
 #define K_ROWS_NT(call, R)                            \
 	switch (nt) {                                 \
-	case 1: call##1(R); break;                    \
+	case 1: call##12(R, 1); break;                \
+	case 2: call##12(R, 2); break;                \
 	case 4: call(R, 4); break;                    \
 	default: call(R, SL_DOT_ROWS_TOKENS); break;  \
 	}
@@ -828,8 +829,8 @@ K_DOT(q6_K)
 				SFX(t##_krows)(n, 1, nt, y + r, ys, (const uint8_t *)w + r * ws, ws, xq, xs); \
 			return;                                                                       \
 		}                                                                                     \
-		if (nt != 1 && nt != 4 && nt != SL_DOT_ROWS_TOKENS) {                                 \
-			const int head = nt > 4 ? 4 : 1;                                              \
+		if (nt != 1 && nt != 2 && nt != 4 && nt != SL_DOT_ROWS_TOKENS) {                      \
+			const int head = nt > 4 ? 4 : 2;                                              \
 			SFX(t##_krows)(n, nr, head, y, ys, w, ws, xq, xs);                              \
 			SFX(t##_krows)(n, nr, nt - head, y + head * ys, ys, w, ws,                      \
 			               (const uint8_t *)xq + head * xs, xs);                            \
@@ -855,7 +856,7 @@ K_DOT(q6_K)
 		}                                                  \
 	}
 
-/* How far ahead of its block the one-token kernel (krows1) fetches each
+/* How far ahead of its block the decoding kernel (krows12) fetches each
  * weight row: on a forward of the 374M Q4_K_M Llama (rows of 1024 and
  * 2816), 2 KiB ahead took some 10% less time than fetching the next four
  * rows in one sweep as krows does, and a fifth less than no prefetch;
