@@ -166,7 +166,7 @@ SFX(krows)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n
  * float step is then one vector's for all pairs, sl_q_K_block_dot's
  * operations in their order. */
 __attribute__((always_inline)) TARGET static inline void
-SFX(krows12)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t n, float *y, size_t ys,
+SFX(krows12)(kdecode_fn decode, kdecode2_fn decode2, size_t bytes, const int R, const int NT, int64_t n, float *y, size_t ys,
              const void *w, size_t ws, const void *xq, size_t xs)
 {
 	__m256 fsum = _mm256_setzero_ps();
@@ -194,8 +194,19 @@ SFX(krows12)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t
 			v[k] = m[k] = _mm256_setzero_si256();
 #pragma GCC unroll 4
 		for (int r = 0; r < R; r++) {
+			const uint8_t *blk = (const uint8_t *)w + (size_t)r * ws + (size_t)i * bytes;
 			kblock b;
-			decode((const uint8_t *)w + (size_t)r * ws + (size_t)i * bytes, &b);
+#ifdef SL_K_VNNI_PASS
+			kblock2 b2;
+			if (decode2) {
+				decode2(blk, &b2);
+				b.corr = b2.corr;
+				b.shift = b2.shift;
+				b.d = b2.d;
+				b.dmin = b2.dmin;
+			} else
+#endif
+				decode(blk, &b);
 			mins = b.shift < 0;
 #pragma GCC unroll 2
 			for (int t = 0; t < NT; t++) {
@@ -207,9 +218,21 @@ SFX(krows12)(kdecode_fn decode, size_t bytes, const int R, const int NT, int64_t
 					v[4 + r] = corr;
 				else
 					m[4 * t + r] = corr;
+#ifdef SL_K_VNNI_PASS
+				if (decode2) {
+					__m512i a = _mm512_setzero_si512();
+#pragma GCC unroll 4
+					for (int p = 0; p < 4; p++)
+						a = _mm512_dpwssd_epi32(
+						        a, _mm512_maddubs_epi16(b2.u[p], _mm512_loadu_si512(yb[t]->qs + 64 * p)), b2.w[p]);
+					acc = _mm256_add_epi32(acc, _mm256_add_epi32(_mm512_castsi512_si256(a),
+					                                             _mm512_extracti64x4_epi64(a, 1)));
+				} else
+#endif
 #pragma GCC unroll 8
-				for (int k = 0; k < 8; k++)
-					acc = SFX(kgroup_add)(acc, b.u[k], load32(yb[t]->qs + 32 * k), group_scales(&b.sc, k));
+					for (int k = 0; k < 8; k++)
+						acc = SFX(kgroup_add)(acc, b.u[k], load32(yb[t]->qs + 32 * k),
+						                      group_scales(&b.sc, k));
 				v[4 * t + r] = acc;
 			}
 			d[r] = b.d;
