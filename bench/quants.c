@@ -4,7 +4,10 @@
  * portable vec_dot, the AVX2 one when the CPU has it, and dot_f32. Then
  * the tiled dot products: one weight row against 2, 3 and 4 activation
  * rows in one call (t2..t4), and four weight rows against 1..4 of them
- * (r1..r4), set against as many one-row calls in the same run.
+ * (r1..r4), set against as many one-row calls in the same run. Last, the
+ * weight bytes per second vec_dot_rows reads taking every row of the
+ * matrix in one call (as a thread's share of a product does) for 1, 2, 4
+ * and 8 tokens: decoding's kernel against the memory bandwidth.
  * Usage: bench/quants [rows of the large matrix, default 8192] */
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,13 +27,27 @@ typedef struct {
 	const float *x;
 	int rows;
 	int nt;         /* > 0: nt activation rows (xq holds SL_DOT_TILE of them) */
-	int tiled;      /* 1: vec_dot_tile; 2: vec_dot_rows, SL_DOT_ROWS rows at a time; 0: nt vec_dot calls */
+	int tiled;      /* 1: vec_dot_tile; 2: vec_dot_rows, SL_DOT_ROWS rows at a time; 3: all rows in one
+	                   vec_dot_rows (xq holds SL_DOT_ROWS_TOKENS rows); 0: nt vec_dot calls */
 	size_t xq_bytes;
 } job;
 
 static float run(const job *j)
 {
 	float acc = 0;
+	if (j->tiled == 3) {
+		static float *s;
+		static int s_rows;
+		if (s_rows < j->rows) {
+			free(s);
+			s = malloc(sizeof *s * SL_DOT_ROWS_TOKENS * (size_t)j->rows);
+			s_rows = j->rows;
+			if (!s)
+				exit(1);
+		}
+		j->ti->vec_dot_rows(N, j->rows, j->nt, s, (size_t)j->rows, j->w, j->row_bytes, j->xq, j->xq_bytes);
+		return s[0] + s[(size_t)j->nt * j->rows - 1];
+	}
 	for (int r = 0; j->nt && j->tiled == 2 && r + SL_DOT_ROWS <= j->rows; r += SL_DOT_ROWS) {
 		float s[SL_DOT_TILE * SL_DOT_ROWS];
 		j->ti->vec_dot_rows(N, SL_DOT_ROWS, j->nt, s, SL_DOT_ROWS, j->w + (size_t)r * j->row_bytes, j->row_bytes,
@@ -83,7 +100,48 @@ static double measure(const job *j)
 	return (double)N * j->rows * (j->nt ? j->nt : 1) / best * 1e-9;
 }
 
-static char *tile_lines;
+static char *tile_lines, *rows_lines;
+
+/* Appends line to *lines. */
+static void add_line(char **lines, const char *line)
+{
+	size_t old = *lines ? strlen(*lines) : 0;
+	char *grown = realloc(*lines, old + strlen(line) + 1);
+	if (!grown)
+		exit(1);
+	memcpy(grown + old, line, strlen(line) + 1);
+	*lines = grown;
+}
+
+/* Weight GB/s of vec_dot_rows over the whole matrix in one call, cached
+ * and streamed, for 1, 2, 4 and 8 tokens. */
+static void rows_gbs(const sl_type_info *ti, const uint8_t *w, size_t row_bytes, int big_rows)
+{
+	if (!ti->vec_dot_rows)
+		return;
+	const size_t xb = sl_dtype_row_bytes(ti->vec_dot_type, N);
+	uint8_t *xq = malloc(SL_DOT_ROWS_TOKENS * xb);
+	float *x = malloc(N * sizeof *x);
+	if (!xq || !x)
+		exit(1);
+	for (int t = 0; t < SL_DOT_ROWS_TOKENS; t++) {
+		for (int i = 0; i < N; i++)
+			x[i] = (float)rand() / RAND_MAX - 0.5f;
+		sl_type_info_get(ti->vec_dot_type)->from_float(x, xq + t * xb, N);
+	}
+	char line[512];
+	int len = snprintf(line, sizeof line, "%-5s", ti->name);
+	for (int size = 0; size < 2; size++) {
+		for (int nt = 1; nt <= SL_DOT_ROWS_TOKENS; nt *= 2) {
+			job j = {ti, NULL, w, row_bytes, xq, NULL, size ? big_rows : SMALL_ROWS, nt, 3, xb};
+			len += snprintf(line + len, sizeof line - len, " %6.2f", measure(&j) / nt * row_bytes / N);
+		}
+		len += snprintf(line + len, sizeof line - len, size ? "\n" : " |");
+	}
+	add_line(&rows_lines, line);
+	free(xq);
+	free(x);
+}
 
 /* Speed-ups of vec_dot_tile (one row, nt = 2..SL_DOT_TILE tokens) and of
  * vec_dot_rows (SL_DOT_ROWS rows, nt = 1..SL_DOT_TILE) over as many one-row
@@ -119,12 +177,7 @@ static void tile_rows(const sl_type_info *ti, const uint8_t *w, size_t row_bytes
 			}
 		len += snprintf(line + len, sizeof line - len, size ? "\n" : " |");
 	}
-	size_t old = tile_lines ? strlen(tile_lines) : 0;
-	char *grown = realloc(tile_lines, old + strlen(line) + 1);
-	if (!grown)
-		exit(1);
-	memcpy(grown + old, line, strlen(line) + 1);
-	tile_lines = grown;
+	add_line(&tile_lines, line);
 	free(xq);
 	free(x);
 }
@@ -184,6 +237,7 @@ int main(int argc, char **argv)
 		}
 		fflush(stdout);
 		tile_rows(ti, w, row_bytes, big_rows);
+		rows_gbs(ti, w, row_bytes, big_rows);
 		free(w);
 		free(xq);
 	}
@@ -191,7 +245,11 @@ int main(int argc, char **argv)
 		printf("\ntiles: tN = one weight row against N activation rows in one call, rN = four weight\n"
 		       "rows against N; speed-up over as many one-row calls (the same results, bit for bit),\n"
 		       "cached | streamed\n%s", tile_lines);
+	if (rows_lines)
+		printf("\nvec_dot_rows, every row in one call: weight GB/s for 1, 2, 4 and 8 tokens,\n"
+		       "cached | streamed\n%s", rows_lines);
 	free(tile_lines);
+	free(rows_lines);
 	free(x);
 	free(row);
 	return 0;

@@ -20,7 +20,7 @@ bool sl_cpu_vnni(void)
 {
 	__builtin_cpu_init();
 	return sl_cpu_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-	       __builtin_cpu_supports("avx512vnni") && !getenv("SL_NO_VNNI");
+	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni") && !getenv("SL_NO_VNNI");
 }
 
 bool sl_cpu_avx512vl(void)
