@@ -576,11 +576,53 @@ static void test_pool(void)
 	printf("pool: 300 loops of 2 to 1000 tasks, nested loops, pauses and fewer threads: every task ran once\n");
 }
 
+/* sl_split_rows deals every row to one task, in order, in whole units of
+ * 16 rows but the last, none larger than sl_rows_per_task's equal tasks,
+ * shrinking to one unit at the end where a unit is enough work; one task
+ * for a product too small to share, or one thread. */
+static void test_split_rows(void)
+{
+	static const int rows[] = {1, 15, 17, 100, 768, 1000, 1024, 2816, 3072, 5632, 32000};
+	static const int n_in[] = {16, 768, 1024};
+	int checked = 0;
+	for (int threads = 1; threads <= 4; threads++) {
+		sl_kernels_set_threads(threads);
+		for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++)
+			for (size_t k = 0; k < sizeof n_in / sizeof n_in[0]; k++) {
+				int n = rows[r];
+				double flops = 2.0 * n * n_in[k];
+				int per = sl_rows_per_task(n, flops);
+				sl_rows_split sp;
+				sl_split_rows(&sp, n, flops);
+				bool shared = per < n && threads > 1;
+				bool ok = sp.n_tasks >= 1 && sp.n_tasks <= SL_SPLIT_MAX_TASKS && sp.start[0] == 0 &&
+				          sp.start[sp.n_tasks] == n;
+				for (int i = 0; ok && i < sp.n_tasks; i++) {
+					int size = sp.start[i + 1] - sp.start[i];
+					ok = size > 0 && sp.start[i] % 16 == 0 && (size <= per || !shared) &&
+					     (i == 0 || i + 1 == sp.n_tasks || size <= sp.start[i] - sp.start[i - 1]);
+				}
+				if (ok && !shared)
+					ok = sp.n_tasks == 1;
+				/* A unit of 16 rows of 1024 is enough work: the last full task is one unit. */
+				if (ok && shared && n_in[k] == 1024 && n >= 32)
+					ok = sp.start[sp.n_tasks - 1] - sp.start[sp.n_tasks - 2] == 16 &&
+					     sp.n_tasks >= (n + per - 1) / per + (per > 16);
+				CHECK(ok, "sl_split_rows: %d rows of %d, %d threads: %d tasks, not a tapered split of all the rows",
+				      n, n_in[k], threads, sp.n_tasks);
+				checked++;
+			}
+	}
+	sl_kernels_set_threads(4);
+	printf("sl_split_rows: %d splits on 1 to 4 threads, every row in one task, tapering to 16 rows\n", checked);
+}
+
 /* matmul_parts gives every part the bits matmul gives it alone: parts of
  * one type (a block's query, key and value), of types that quantize the
  * activations differently (Q4_0 and Q8_0 to Q8_0, Q4_K to Q8_K) or not at
  * all (F16), with and without bias, small enough to stay on one thread and
- * large enough to be split. */
+ * large enough to be split, with tasks across the parts' ends (rows not in
+ * units of 16), on 1 to 4 threads. */
 static void test_matmul_parts(const sl_kernels *K, const char *path)
 {
 	static const struct {
@@ -590,17 +632,19 @@ static void test_matmul_parts(const sl_kernels *K, const char *path)
 		{512, {256, 128, 128}, {SL_DT_Q8_0, SL_DT_Q8_0, SL_DT_Q8_0}},
 		{256, {200, 64, 48}, {SL_DT_Q4_0, SL_DT_Q4_K, SL_DT_Q8_0}},
 		{512, {96, 160, 0}, {SL_DT_F32, SL_DT_Q4_K, 0}},
+		{1024, {1000, 136, 200}, {SL_DT_Q4_0, SL_DT_Q4_0, SL_DT_Q8_0}},
+		{2048, {520, 264, 264}, {SL_DT_F16, SL_DT_F16, SL_DT_F16}},
 	};
 	static const int Ts[] = {1, 5, 64};
 	int checked = 0;
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		int n_in = cases[c].n_in, np = cases[c].n[2] ? 3 : 2;
-		float *x = floats((size_t)T_MAX * n_in), *w = floats((size_t)256 * n_in), *bias = floats(256);
+		float *x = floats((size_t)T_MAX * n_in), *w = floats((size_t)1000 * n_in), *bias = floats(1000);
 		char *wq[3];
 		float *y[3], *alone[3];
 		rng_state = 300 + c;
 		fill_normal(x, (size_t)T_MAX * n_in, 0.0, 1.0);
-		fill_normal(bias, 256, 0.0, 1.0);
+		fill_normal(bias, 1000, 0.0, 1.0);
 		sl_matmul_part parts[3];
 		for (int i = 0; i < np; i++) {
 			int n_out = cases[c].n[i], type = cases[c].type[i];
@@ -611,14 +655,19 @@ static void test_matmul_parts(const sl_kernels *K, const char *path)
 			alone[i] = floats((size_t)T_MAX * n_out);
 			parts[i] = (sl_matmul_part){y[i], wq[i], type, n_out, i == 1 ? bias : NULL};
 		}
-		for (size_t t = 0; t < sizeof Ts / sizeof Ts[0]; t++) {
-			int T = Ts[t];
+		for (size_t t = 0; t < sizeof Ts / sizeof Ts[0] * 4; t++) {
+			int T = Ts[t / 4], threads = 1 + (int)(t % 4);
+			sl_kernels_set_threads(threads);
+			for (int i = 0; i < np; i++)
+				memset(y[i], 0xff, (size_t)T * parts[i].n_out * sizeof(float));
 			K->matmul_parts(parts, np, x, T, n_in);
+			sl_kernels_set_threads(4);
 			for (int i = 0; i < np; i++) {
 				K->matmul(alone[i], x, T, wq[i], parts[i].wtype, parts[i].n_out, n_in, parts[i].bias);
 				CHECK(!memcmp(y[i], alone[i], (size_t)T * parts[i].n_out * sizeof(float)),
-				      "matmul_parts, case %zu, part %d (%s), T=%d: not the bits matmul gives it alone", c, i,
-				      sl_type_info_get(parts[i].wtype)->name, T);
+				      "matmul_parts, case %zu, part %d (%s), T=%d, %d threads: not the bits matmul gives it "
+				      "alone on 4",
+				      c, i, sl_type_info_get(parts[i].wtype)->name, T, threads);
 				checked++;
 			}
 		}
@@ -742,8 +791,10 @@ int main(int argc, char **argv)
 	const bool avx2 = sl_cpu_avx2();
 	const char *path = avx2 ? "AVX2" : "portable C";
 	const sl_kernels *K = sl_kernels_cpu(), *R = sl_kernels_ref();
-	if (!portable_run)
+	if (!portable_run) {
 		test_pool();
+		test_split_rows();
+	}
 	printf("== the %s kernels against the reference\n", path);
 	test_other_ops(K, R, path);
 	test_act_quantize();

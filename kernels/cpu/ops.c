@@ -2,6 +2,7 @@
  * output rows), and the small elementwise and attention operations. */
 #include <cblas.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +29,6 @@ typedef struct {
 	const sl_type_info *ti;
 	int n_out, n_in;
 	const float *bias;
-	int rows_per_task;
 	size_t row_bytes;
 	const char *xq;        /* activations quantized to ti->vec_dot_type, or NULL */
 	size_t xq_row_bytes;
@@ -41,11 +41,9 @@ typedef struct {
 /* Rows converted to F32 at a time for the float kernel. */
 #define MM_TILE_ROWS 16
 
-static void mm_task(int task, void *p)
+/* Output rows r0 .. r1-1 of a's product, for every token. */
+static void mm_rows(const mm_args *a, int r0, int r1)
 {
-	const mm_args *a = p;
-	int r0 = task * a->rows_per_task;
-	int r1 = r0 + a->rows_per_task < a->n_out ? r0 + a->rows_per_task : a->n_out;
 	int nr = r1 - r0;
 	if (nr <= 0)
 		return;
@@ -123,7 +121,7 @@ static void act_task(int task, void *p)
 static void mm_prepare(mm_args *a, float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
                        const float *bias, const mm_args *prev, int n_prev, bool decoded, char **owned)
 {
-	*a = (mm_args){y, x, T, w, wtype, sl_type_info_get(wtype), n_out, n_in, bias, 0,
+	*a = (mm_args){y, x, T, w, wtype, sl_type_info_get(wtype), n_out, n_in, bias,
 	               sl_dtype_row_bytes(wtype, n_in), NULL, 0};
 	*owned = NULL;
 	const sl_type_info *qt = a->ti->vec_dot && !decoded ? sl_type_info_get(a->ti->vec_dot_type) : NULL;
@@ -145,58 +143,86 @@ static void mm_prepare(mm_args *a, float *y, const float *x, int T, const void *
 	a->xq = *owned = xq;
 }
 
-static void matmul_with(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
-                        const float *bias, bool decoded)
+/* Products of a few tokens take tapered tasks (sl_split_rows); a prompt's
+ * take equal ones, each large enough to pay for its preparations. */
+static bool mm_tapered(int T)
 {
-	mm_args a;
-	char *xq;
-	mm_prepare(&a, y, x, T, w, wtype, n_out, n_in, bias, NULL, 0, decoded, &xq);
-	int per = sl_rows_per_task(n_out, 2.0 * T * n_out * (double)n_in);
-	a.rows_per_task = per;
-	sl_parallel_for((n_out + per - 1) / per, mm_task, &a);
-	free(xq);
+	return T < MM_GEMM_TOKENS;
 }
 
 typedef struct {
 	mm_args a[SL_MATMUL_MAX_PARTS];
-	int first[SL_MATMUL_MAX_PARTS + 1]; /* part i's tasks are first[i] .. first[i+1]-1 */
+	int n_parts;
+	int first[SL_MATMUL_MAX_PARTS + 1]; /* part i is rows first[i] .. first[i+1]-1 of all the parts' rows */
+	sl_rows_split split;
 } mm_parts_args;
 
+/* A task's rows of all the parts' rows, cut at the parts' boundaries. */
 static void mm_parts_task(int task, void *p)
 {
-	mm_parts_args *pa = p;
-	int i = 0;
-	while (task >= pa->first[i + 1])
-		i++;
-	mm_task(task - pa->first[i], &pa->a[i]);
+	const mm_parts_args *pa = p;
+	int g0 = pa->split.start[task], g1 = pa->split.start[task + 1];
+	for (int i = 0; i < pa->n_parts; i++) {
+		int r0 = g0 > pa->first[i] ? g0 - pa->first[i] : 0;
+		int r1 = (g1 < pa->first[i + 1] ? g1 : pa->first[i + 1]) - pa->first[i];
+		mm_rows(&pa->a[i], r0, r1);
+	}
 }
 
-/* The parts' rows are split as one product of all their rows would be;
- * every output is still computed by one task as matmul computes it. Parts
- * whose weights share a vec_dot_type share the quantized activations. */
+/* Runs the products prepared in pa->a (n_parts of them on one input of
+ * T tokens and n_in values), their rows split as one product of all their
+ * rows would be: tapered across the parts, or in equal tasks cut at the
+ * parts' ends. Every output is computed by one task as matmul computes it. */
+static void mm_run(mm_parts_args *pa, int n_parts, int T, int n_in)
+{
+	pa->n_parts = n_parts;
+	pa->first[0] = 0;
+	for (int i = 0; i < n_parts; i++)
+		pa->first[i + 1] = pa->first[i] + pa->a[i].n_out;
+	int rows = pa->first[n_parts];
+	double flops = 2.0 * T * rows * (double)n_in;
+	sl_rows_split *sp = &pa->split;
+	if (mm_tapered(T)) {
+		sl_split_rows(sp, rows, flops);
+	} else {
+		int per = sl_rows_per_task(rows, flops);
+		sp->n_tasks = 0;
+		for (int i = 0; i < n_parts && per < rows; i++)
+			for (int r = pa->first[i]; r < pa->first[i + 1]; r += per)
+				sp->start[sp->n_tasks++] = r;
+		if (!sp->n_tasks)
+			sp->start[sp->n_tasks++] = 0;
+		sp->start[sp->n_tasks] = rows;
+	}
+	if (sp->n_tasks == 1) /* too small to share: on this thread */
+		mm_parts_task(0, pa);
+	else
+		sl_parallel_for(sp->n_tasks, mm_parts_task, pa);
+}
+
+static void matmul_with(float *y, const float *x, int T, const void *w, int wtype, int n_out, int n_in,
+                        const float *bias, bool decoded)
+{
+	mm_parts_args pa;
+	char *xq;
+	mm_prepare(&pa.a[0], y, x, T, w, wtype, n_out, n_in, bias, NULL, 0, decoded, &xq);
+	mm_run(&pa, 1, T, n_in);
+	free(xq);
+}
+
+/* Parts whose weights share a vec_dot_type share the quantized
+ * activations. */
 static void cpu_matmul_parts(const sl_matmul_part *parts, int n_parts, const float *x, int T, int n_in)
 {
 	if (n_parts > SL_MATMUL_MAX_PARTS)
 		abort();
 	mm_parts_args pa;
 	char *xq[SL_MATMUL_MAX_PARTS];
-	int rows = 0;
 	for (int i = 0; i < n_parts; i++) {
 		const sl_matmul_part *p = &parts[i];
 		mm_prepare(&pa.a[i], p->y, x, T, p->w, p->wtype, p->n_out, n_in, p->bias, pa.a, i, false, &xq[i]);
-		rows += p->n_out;
 	}
-	int per = sl_rows_per_task(rows, 2.0 * T * rows * (double)n_in);
-	pa.first[0] = 0;
-	for (int i = 0; i < n_parts; i++) {
-		pa.a[i].rows_per_task = per;
-		pa.first[i + 1] = pa.first[i] + (parts[i].n_out + per - 1) / per;
-	}
-	if (per >= rows) /* too small to share: on this thread, as matmul would */
-		for (int t = 0; t < pa.first[n_parts]; t++)
-			mm_parts_task(t, &pa);
-	else
-		sl_parallel_for(pa.first[n_parts], mm_parts_task, &pa);
+	mm_run(&pa, n_parts, T, n_in);
 	for (int i = 0; i < n_parts; i++)
 		free(xq[i]);
 }

@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <math.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -274,4 +275,41 @@ int sl_rows_per_task(int n_rows, double flops)
 		return n_rows > 0 ? n_rows : 1;
 	int per = (n_rows + tasks - 1) / tasks;
 	return (per + 15) / 16 * 16;
+}
+
+/* Each task is a share 1 / (2 * threads) of the rows not yet dealt,
+ * between a task's least work (SPLIT_UNIT rows and some microseconds) and
+ * an untapered task. The first ones are as large as untapered ones, so a
+ * thread that loses its core holds no more than it would there; the last
+ * ones are one unit, so the thread that finishes first waits for a unit
+ * at most. A claim costs about a cache line between cores, a unit several
+ * microseconds of a thread streaming weights. */
+#define SPLIT_UNIT 16
+
+void sl_split_rows(sl_rows_split *s, int n_rows, double flops)
+{
+	int per = sl_rows_per_task(n_rows, flops);
+	int threads = sl_kernels_threads();
+	s->n_tasks = 0;
+	s->start[0] = 0;
+	if (n_rows <= 0)
+		return;
+	if (per >= n_rows || threads < 2) {
+		s->n_tasks = 1;
+		s->start[1] = n_rows;
+		return;
+	}
+	int units = (n_rows + SPLIT_UNIT - 1) / SPLIT_UNIT;
+	double unit_flops = flops / n_rows * SPLIT_UNIT;
+	int least = unit_flops >= 2.5e4 ? 1 : (int)ceil(2.5e4 / unit_flops);
+	int most = per / SPLIT_UNIT > least ? per / SPLIT_UNIT : least;
+	for (int left = units; left > 0;) {
+		int c = left / (2 * threads);
+		c = c < least ? least : c > most ? most : c;
+		if (c > left || s->n_tasks == SL_SPLIT_MAX_TASKS - 1)
+			c = left;
+		s->start[s->n_tasks++] = (units - left) * SPLIT_UNIT;
+		left -= c;
+	}
+	s->start[s->n_tasks] = n_rows;
 }
