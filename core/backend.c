@@ -10,8 +10,11 @@
 
 void sl_backend_describe(char *buf, size_t n)
 {
-	int k = snprintf(buf, n, "cpu:  %s kernels, OpenBLAS sgemm\n",
-			 sl_cpu_avx2() ? "AVX2+FMA+F16C" : "portable C");
+	/* The kernels this machine runs, as the run-time choice makes it
+	 * (SL_NO_AVX2, SL_NO_AVX512 and SL_NO_VNNI turn forms off). */
+	int k = snprintf(buf, n, "cpu:  %s%s%s kernels, OpenBLAS sgemm\n",
+			 sl_cpu_avx2() ? "AVX2+FMA+F16C" : "portable C", sl_cpu_avx512vl() ? ", AVX-512" : "",
+			 sl_cpu_vnni() ? " with VNNI" : "");
 	if (k < 0 || (size_t)k >= n)
 		return;
 #ifdef SL_HAVE_CUDA

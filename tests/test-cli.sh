@@ -6,7 +6,7 @@
 # acceptance metric is in its table, its JSON and its CSV; and greedy text
 # of TinyStories-656K's Q8_0 GGUF is llama.cpp's, word for word (the text
 # the fixtures README quotes); heal writes a model and its figures, and
-# never over an existing file unasked.
+# never over an existing file unasked; --version names the kernels chosen.
 srcdir=${SL_SRCDIR:-.}
 builddir=${SL_BUILDDIR:-.}
 fixtures=${SL_FIXTURES:-$srcdir/../shared/fixtures}
@@ -36,6 +36,19 @@ run sensitivty "$model" --options q8_0
 [ -z "$out" ] || fail "a mistyped command printed on stdout: $out"
 echo "$err" | grep -q "'sensitivty' is not a command; did you mean 'sensitivity'?" ||
 	fail "a mistyped command was not named with the nearest one: $err"
+
+# --version names the kernels the run-time choice takes, which the
+# environment's switches narrow.
+v=$(SL_NO_AVX2=1 "$slimlab" --version | sed -n 's/^cpu: *//p')
+[ "$v" = "portable C kernels, OpenBLAS sgemm" ] || fail "--version with SL_NO_AVX2: '$v'"
+v=$(SL_NO_AVX512=1 "$slimlab" --version | sed -n 's/^cpu: *//p')
+case $v in *AVX-512* | *VNNI*) fail "--version with SL_NO_AVX512 still names 512-bit kernels: '$v'" ;; esac
+if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then
+	v=$(env -u SL_NO_AVX2 -u SL_NO_AVX512 -u SL_NO_VNNI "$slimlab" --version | sed -n 's/^cpu: *//p')
+	[ "$v" = "AVX2+FMA+F16C, AVX-512 with VNNI kernels, OpenBLAS sgemm" ] || fail "--version on an AVX-512 VNNI processor: '$v'"
+	v=$(env -u SL_NO_AVX2 -u SL_NO_AVX512 SL_NO_VNNI=1 "$slimlab" --version | sed -n 's/^cpu: *//p')
+	[ "$v" = "AVX2+FMA+F16C, AVX-512 kernels, OpenBLAS sgemm" ] || fail "--version with SL_NO_VNNI: '$v'"
+fi
 
 run foo --help
 [ $rc -eq 2 ] || fail "'slimlab foo --help' exited $rc, not 2"

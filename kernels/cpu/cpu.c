@@ -19,8 +19,9 @@ bool sl_cpu_avx2(void)
 bool sl_cpu_vnni(void)
 {
 	__builtin_cpu_init();
-	return sl_cpu_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-	       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni") && !getenv("SL_NO_VNNI");
+	/* Its kernels use 512-bit registers: SL_NO_AVX512 turns them off too. */
+	return sl_cpu_avx512vl() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni") &&
+	       !getenv("SL_NO_VNNI");
 }
 
 bool sl_cpu_avx512vl(void)

@@ -8,7 +8,7 @@
 
 bool sl_cpu_avx2(void);
 /* AVX-512 VNNI (with AVX-512 VL, for its 256-bit forms) besides the AVX2
- * set; SL_NO_VNNI (or SL_NO_AVX2) in the environment turns it off. */
+ * set; SL_NO_VNNI (or SL_NO_AVX512, or SL_NO_AVX2) in the environment turns it off. */
 bool sl_cpu_vnni(void);
 /* AVX-512 F and VL besides the AVX2 set: 256-bit operations over 32
  * registers. SL_NO_AVX512 (or SL_NO_AVX2) in the environment turns it off. */
