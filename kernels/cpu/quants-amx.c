@@ -1,21 +1,32 @@
-/* Prompt products of the K formats on AMX tiles (Intel's tile unit, int8
- * dot products of 16x64-byte tiles). Every (row, token) pair gets exactly
- * the portable dot product's bits: a super-block's integer sums are exact
- * in any order, so the tiles' sums of each 16- or 32-element sub-block
- * (TDPBSUD: the activations' signed bytes times the weights' unsigned
- * codes) are weighted by their scales in int32, the codes' offset comes
- * back out against the activations' bsums as in the other kernels, and the
- * float step is sl_q_K_block_dot's operations in their order, done for 16
- * rows at once in the lanes of one vector.
+/* Prompt products of the K formats on AMX tiles (Intel's tile unit: int8
+ * dot products of 16 x 64-byte tiles). Every (row, token) pair gets exactly
+ * the portable dot product's bits: a super-block's integer sum
+ * sumi = sum over sub-blocks of scale * (codes . activations) is exact in
+ * any order, and the float step is then sl_q_K_block_dot's operations in
+ * their order, done for 16 rows at once in the lanes of one vector.
  *
- * A call takes its rows in groups of 16. A group's codes are decoded once
- * (quants-kdecode.h) into the tiles' layout, dword j of every row side by
- * side (B[j][4r + b] = byte b of dword j of row r), with the scales,
- * offsets and d as vectors over the rows; then every tile of 16 tokens
- * meets them, its activations read as tiles straight from their Q8_K rows
- * (the last, partial tile from a copy padded with its last token). The
- * tile configuration is per thread: loaded at the start of every call and
- * released at its end. */
+ * The scales go into the tiles' bytes. A tile's sum runs over all 64 bytes
+ * of its K dimension, across sub-blocks, so each sub-block's scale is
+ * written in P digits of base 2^lb, and plane p holds digit p of its
+ * sub-block's scale times each code: small enough for a byte (Q4_K: base
+ * 16, 15 * 15 at most; Q6_K: digits -3..4 of base 8 times codes -32..31).
+ * A super-block is then P tile sums over its 256 elements, each four
+ * products of 64 bytes, and sumi = sum of plane p's shifted left p * lb:
+ * one tile store per plane and super-block, where a store per sub-block
+ * would cost more than the products (a 1 KiB tile store takes some 12
+ * cycles, a product some 14). The formats with minima (Q2_K, Q4_K, Q5_K)
+ * keep their unsigned codes and take the minima's share against the
+ * activations' bsums as the other kernels do; Q3_K and Q6_K take their
+ * codes with the offset applied, signed.
+ *
+ * A call takes its rows in groups of 16. A group's planes are made once
+ * (decoded by quants-kdecode.h's decoders) in the tiles' layout, dword j
+ * of every row side by side (B[j][4r + b] = byte b of dword j of row r),
+ * with the minima and d as vectors over the rows; every tile of 16 tokens
+ * then meets them, its activations read as tiles straight from their Q8_K
+ * rows (the last, partial tile from a copy padded with its last token).
+ * The tile configuration is per thread: loaded at the start of every call
+ * and released at its end. */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
@@ -28,6 +39,7 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -50,29 +62,23 @@ AVX2 static inline __m256i load32(const void *p)
 
 #include "quants-kdecode.h"
 
-/* Q8_K activations: d, then the codes, then the sixteen bsums. */
-#define ACT_QS 4
-#define ACT_BSUMS (4 + SL_QK_K)
 
-/* The tile registers: two sets of C (16 tokens x 16 rows of int32), A (16
- * tokens x gk bytes of activations) and B (gk/4 x 16 rows' dwords of
- * codes), taken in turns by the sub-blocks so that one set's product runs
- * while the other's result is stored. */
+/* The tile registers, all 16 rows of 64 bytes: tmm0-1 two tiles'
+ * activations (16 tokens x 64 bytes), tmm2-3 two planes' codes (16 rows of
+ * dwords x 16 weight rows), tmm4-7 their sums (16 tokens x 16 rows of
+ * int32). */
 typedef struct {
 	uint8_t palette, start_row, reserved[14];
 	uint16_t colsb[16];
 	uint8_t rows[16];
 } tile_config;
 
-static void tile_config_for(tile_config *c, int gk)
+static void tile_config_all(tile_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->palette = 1;
-	for (int s = 0; s < 2; s++) {
-		c->rows[3 * s] = 16, c->colsb[3 * s] = 64;
-		c->rows[3 * s + 1] = 16, c->colsb[3 * s + 1] = (uint16_t)gk;
-		c->rows[3 * s + 2] = (uint8_t)(gk / 4), c->colsb[3 * s + 2] = 64;
-	}
+	for (int k = 0; k < 8; k++)
+		c->rows[k] = 16, c->colsb[k] = 64;
 }
 
 /* A 16 x 16 matrix of dwords transposed: out[c] holds column c of the
@@ -104,157 +110,311 @@ AMX static inline void transpose16(const __m512i in[16], __m512i out[16])
 	}
 }
 
-/* A group of 16 rows decoded for the tiles, per super-block: the codes
- * (64 dwords of 16 rows, 4 KiB), the scales of its sub-blocks of gk
- * elements, the offsets' weights in pairs (int16 g and g + 1 in the int32
- * of their pair) and d, dmin, all as vectors over the rows. */
+/* How a format's scales become planes: P digits of base 2^lb, each
+ * ((x + off) mod 2^lb) - off (off > 0: balanced digits for signed
+ * scales), the codes signed (the offset applied) or not. */
 typedef struct {
-	__m512i codes[64];
-	__m512i sc[16];
-	__m512i corr[8];
+	int planes, lb, off;
+	bool sgn;
+} kplanes;
+
+#define MAX_PLANES 3
+
+/* A group of 16 rows made for the tiles, per super-block: the planes'
+ * bytes (64 dwords of 16 rows, 4 KiB a plane), the minima's weights of
+ * the bsums in pairs (int16 g and g + 1 in the int32 of their pair) and
+ * d, dmin, all as vectors over the rows. */
+typedef struct {
+	__m512i codes[MAX_PLANES][64];
 	__m512 d, dmin;
 } kgroup;
 
-AMX static void group_decode(kdecode_fn decode, size_t bytes, int gk, int64_t nb, const uint8_t *const row[16],
-                             kgroup *g, int *shift)
+/* Rows row[0..15]'s super-blocks made into planes. */
+__attribute__((always_inline)) AMX static inline void group_make(kdecode_fn decode, size_t bytes, const kplanes f,
+                                                                 int64_t nb, const uint8_t *const row[16], kgroup *g)
 {
+	/* group k's digits: those of scales 2k (int16 lanes 0-15) and 2k + 1
+	 * (16-31) */
+	__m512i pick[8];
+	for (int k = 0; k < 8; k++)
+		pick[k] = _mm512_add_epi16(_mm512_set1_epi16((short)(2 * k)),
+		                           _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1));
 	for (int64_t i = 0; i < nb; i++) {
-		__m512i rows[16][4], sc[16], corr[16];
+		_Alignas(64) int8_t plane[MAX_PLANES][16][256];
 		float d[16], dmin[16];
 		for (int r = 0; r < 16; r++) {
 			kblock b;
 			decode(row[r] + (size_t)i * bytes, &b);
-			for (int k = 0; k < 4; k++)
-				rows[r][k] = _mm512_inserti64x4(_mm512_castsi256_si512(b.u[2 * k]), b.u[2 * k + 1], 1);
 			/* the sixteen scales: half h holds scales 8h..8h+7 in both lanes */
-			sc[r] = _mm512_cvtepi16_epi32(_mm256_set_m128i(_mm256_castsi256_si128(b.sc.half[1]),
-			                                               _mm256_castsi256_si128(b.sc.half[0])));
-			corr[r] = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(b.corr));
+			__m512i x = _mm512_zextsi256_si512(_mm256_set_m128i(_mm256_castsi256_si128(b.sc.half[1]),
+			                                                    _mm256_castsi256_si128(b.sc.half[0])));
+			for (int p = 0; p < f.planes; p++) {
+				const __m512i off = _mm512_set1_epi16((short)f.off);
+				const __m512i dig = _mm512_sub_epi16(
+				        _mm512_and_si512(_mm512_add_epi16(x, off), _mm512_set1_epi16((short)((1 << f.lb) - 1))), off);
+				x = _mm512_srai_epi16(_mm512_sub_epi16(x, dig), f.lb);
+				for (int k = 0; k < 8; k++) {
+					__m512i q = _mm512_cvtepu8_epi16(b.u[k]);
+					if (f.sgn)
+						q = _mm512_sub_epi16(q, _mm512_set1_epi16((short)(1 << b.shift)));
+					const __m512i v = _mm512_mullo_epi16(q, _mm512_permutexvar_epi16(pick[k], dig));
+					_mm256_store_si256((__m256i *)&plane[p][r][32 * k], _mm512_cvtepi16_epi8(v));
+				}
+			}
+			if (!f.sgn) {
+				/* the minima's plane: each element's sub-block minimum */
+				const __m512i mn = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(b.corr));
+				for (int k = 0; k < 8; k++)
+					_mm256_store_si256((__m256i *)&plane[f.planes][r][32 * k],
+					                   _mm512_cvtepi16_epi8(_mm512_permutexvar_epi16(pick[k], mn)));
+			}
 			d[r] = b.d;
 			dmin[r] = b.dmin;
-			*shift = b.shift;
 		}
 		kgroup *o = &g[i];
-		for (int k = 0; k < 4; k++) {
-			__m512i in[16];
-			for (int r = 0; r < 16; r++)
-				in[r] = rows[r][k];
-			transpose16(in, o->codes + 16 * k);
-		}
-		__m512i t[16];
-		transpose16(sc, t);
-		for (int s = 0; s < 256 / gk; s++)
-			o->sc[s] = t[s * gk / 16];
-		transpose16(corr, t);
-		for (int p = 0; p < 8; p++)
-			o->corr[p] = t[p];
+		for (int p = 0; p < f.planes + !f.sgn; p++)
+			for (int k = 0; k < 4; k++) {
+				__m512i in[16];
+				for (int r = 0; r < 16; r++)
+					in[r] = _mm512_load_si512(&plane[p][r][64 * k]);
+				transpose16(in, o->codes[p] + 16 * k);
+			}
 		o->d = _mm512_loadu_ps(d);
 		o->dmin = _mm512_loadu_ps(dmin);
 	}
 }
 
-/* Sub-block s of super-block i on tiles C, A, B (literal numbers: the
- * instructions name them): C = A (activations) x B (codes), stored into
- * c[s]. */
-#define TILE_SUB(C, A, B, s)                                                                                  \
-	do {                                                                                                  \
-		_tile_zero(C);                                                                                \
-		_tile_loadd(A, act + (size_t)i * sizeof(sl_block_q8_K) + ACT_QS + (size_t)(s) * gk, xs);         \
-		_tile_loadd(B, (const char *)(g->codes + (s) * gk / 4), 64);                                  \
-		_tile_dpbsud(C, A, B);                                                                        \
-		_tile_stored(C, c[s], 64);                                                                    \
+/* A product of tiles: dst += src1 x src2, the codes signed or not. */
+#define TILE_DP(sgn, dst, src1, src2)                 \
+	do {                                          \
+		if (sgn)                              \
+			_tile_dpbssd(dst, src1, src2); \
+		else                                  \
+			_tile_dpbsud(dst, src1, src2); \
 	} while (0)
 
-/* One tile of 16 tokens (act, rows xs bytes apart) against a decoded group
- * over nb super-blocks, the sums of token t into f[t] (lane r: row r). */
-AMX static void tile_run(int gk, int shift, int64_t nb, const kgroup *groups, const char *act, size_t xs,
-                         __m512 f[16])
+/* Planes p0 and (np = 2) p0 + 1 of super-block i (g) for two tiles of
+ * tokens (a0, a1): tmm4 + 2j + q = tile j's activations times plane
+ * p0 + q, over the four 64-byte quarters, stored into c[j][p0 + q]. Four
+ * sums in flight: a product takes some 14 cycles, but its sum is ready
+ * for the next only some 27 cycles after it started. */
+__attribute__((always_inline)) AMX static inline void tile_pair(const kplanes f, int p0, int np, const kgroup *g,
+                                                                const char *a0, const char *a1,
+                                                                int32_t c[2][MAX_PLANES][16][16])
 {
-	_Alignas(64) int32_t c[16][16][16]; /* sub-block, token, row */
-	const int ns = 256 / gk;
+	_tile_zero(4);
+	_tile_zero(6);
+	if (np > 1) {
+		_tile_zero(5);
+		_tile_zero(7);
+	}
+	for (int k = 0; k < 4; k++) {
+		_tile_loadd(0, a0 + 1024 * k, 64);
+		_tile_loadd(1, a1 + 1024 * k, 64);
+		_tile_loadd(2, (const char *)(g->codes[p0] + 16 * k), 64);
+		TILE_DP(f.sgn, 4, 0, 2);
+		TILE_DP(f.sgn, 6, 1, 2);
+		if (np > 1) {
+			_tile_loadd(3, (const char *)(g->codes[p0 + 1] + 16 * k), 64);
+			TILE_DP(f.sgn, 5, 0, 3);
+			TILE_DP(f.sgn, 7, 1, 3);
+		}
+	}
+	_tile_stored(4, c[0][p0], 64);
+	_tile_stored(6, c[1][p0], 64);
+	if (np > 1) {
+		_tile_stored(5, c[0][p0 + 1], 64);
+		_tile_stored(7, c[1][p0 + 1], 64);
+	}
+}
+
+/* Every plane of super-block i (g) for two tiles of tokens. */
+__attribute__((always_inline)) AMX static inline void tile_sums(const kplanes f, const kgroup *g, const char *a0,
+                                                                const char *a1, int32_t c[2][MAX_PLANES][16][16])
+{
+	const int planes = f.planes + !f.sgn;
+	for (int p = 0; p < planes; p += 2)
+		tile_pair(f, p, planes - p > 1 ? 2 : 1, g, a0, a1, c);
+}
+
+/* The float step of super-block i for a tile of tokens (their scales yd)
+ * from the planes' sums c, into acc[t] (lane r: row r). */
+__attribute__((always_inline)) AMX static inline void tile_step(const kplanes f, const kgroup *g, const float *yd,
+                                                                int32_t c[MAX_PLANES][16][16], __m512 acc[16])
+{
+	for (int t = 0; t < 16; t++) {
+		__m512i sumi = _mm512_load_si512(c[0][t]), summ = _mm512_setzero_si512();
+		for (int p = 1; p < f.planes; p++)
+			sumi = _mm512_add_epi32(sumi, _mm512_slli_epi32(_mm512_load_si512(c[p][t]), (unsigned)(p * f.lb)));
+		if (!f.sgn)
+			summ = _mm512_load_si512(c[f.planes][t]);
+		const __m512 blkf = _mm512_mul_ps(_mm512_set1_ps(yd[t]),
+		                                  _mm512_sub_ps(_mm512_mul_ps(g->d, _mm512_cvtepi32_ps(sumi)),
+		                                                _mm512_mul_ps(g->dmin, _mm512_cvtepi32_ps(summ))));
+		acc[t] = _mm512_add_ps(acc[t], blkf);
+	}
+}
+
+/* A call's activations for the tiles: per tile of 16 tokens (the last
+ * padded with copies of the call's last token) and super-block, the codes
+ * as four tiles of 16 tokens x 64 bytes (1 KiB each, in the order the
+ * products take them) and the 16 tokens' scales. */
+typedef struct {
+	int8_t *codes; /* [tile][super-block][quarter][token][64] */
+	float *yd;     /* [tile][super-block][token] */
+} kacts;
+
+AMX static void acts_make(int64_t nb, int nt, const void *xq, size_t xs, const kacts *a)
+{
+	const int tiles = (nt + 15) / 16;
+	for (int j = 0; j < tiles; j++)
+		for (int t = 0; t < 16; t++) {
+			const char *row = (const char *)xq + (size_t)(16 * j + t < nt ? 16 * j + t : nt - 1) * xs;
+			for (int64_t i = 0; i < nb; i++) {
+				const sl_block_q8_K *b = (const sl_block_q8_K *)row + i;
+				int8_t *dst = a->codes + ((size_t)j * nb + i) * 4096 + 64 * t;
+				for (int k = 0; k < 4; k++)
+					_mm512_store_si512(dst + 1024 * k, _mm512_loadu_si512(b->qs + 64 * k));
+				memcpy(&a->yd[((size_t)j * nb + i) * 16 + t], &b->d, sizeof(float));
+			}
+		}
+}
+
+/* Tiles of tokens taken at a time against one group of rows: their sums
+ * (a float per row and token, 8 KiB) and the group's planes of one
+ * super-block stay in the first-level cache while each pair of tiles
+ * meets the super-block. */
+#define CHUNK_TILES 8
+
+/* Tiles j0 .. j0 + nk - 1 against a group over nb super-blocks, the sums
+ * of tile j0 + k's token t into acc[16 k + t] (lane r: row r), in each
+ * pair's order over the super-blocks. Tiles go in pairs (an odd one out
+ * with itself, its twin's sums dropped); each pair's products are issued
+ * before the float step of the pair before it, so that the two units
+ * overlap. */
+__attribute__((always_inline)) AMX static inline void chunk_run(const kplanes f, int64_t nb, const kgroup *groups,
+                                                                const kacts *a, int j0, int nk, __m512 *acc)
+{
+	_Alignas(64) int32_t c[2][2][MAX_PLANES][16][16]; /* pair, tile, plane, token, row */
 	/* The tile loads read memory the compiler cannot see them read. */
 	__asm__ volatile("" ::: "memory");
-	for (int t = 0; t < 16; t++)
-		f[t] = _mm512_setzero_ps();
+	for (int t = 0; t < 16 * nk; t++)
+		acc[t] = _mm512_setzero_ps();
+	const size_t tile = (size_t)nb * 4096;
 	for (int64_t i = 0; i < nb; i++) {
+		const int8_t *at = a->codes + ((size_t)j0 * nb + i) * 4096;
+		const float *yd = a->yd + ((size_t)j0 * nb + i) * 16;
 		const kgroup *g = &groups[i];
-		for (int s = 0; s < ns; s += 2) {
-			TILE_SUB(0, 1, 2, s);
-			TILE_SUB(3, 4, 5, s + 1);
-		}
-		for (int t = 0; t < 16; t++) {
-			const char *blk = act + (size_t)t * xs + (size_t)i * sizeof(sl_block_q8_K);
-			__m512i sumi = _mm512_setzero_si512(), summ = _mm512_setzero_si512();
-			for (int s = 0; s < ns; s++)
-				sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_load_si512(c[s][t]), g->sc[s]));
-			int32_t bs[8];
-			memcpy(bs, blk + ACT_BSUMS, sizeof bs);
-#pragma GCC unroll 8
-			for (int p = 0; p < 8; p++)
-				summ = _mm512_dpwssd_epi32(summ, g->corr[p], _mm512_set1_epi32(bs[p]));
-			if (shift >= 0) {
-				sumi = _mm512_sub_epi32(sumi, _mm512_sll_epi32(summ, _mm_cvtsi32_si128(shift)));
-				summ = _mm512_setzero_si512();
-			}
-			float yd;
-			memcpy(&yd, blk, sizeof yd);
-			const __m512 blkf = _mm512_mul_ps(_mm512_set1_ps(yd),
-			                                  _mm512_sub_ps(_mm512_mul_ps(g->d, _mm512_cvtepi32_ps(sumi)),
-			                                                _mm512_mul_ps(g->dmin, _mm512_cvtepi32_ps(summ))));
-			f[t] = _mm512_add_ps(f[t], blkf);
+		tile_sums(f, g, (const char *)at, (const char *)(nk > 1 ? at + tile : at), c[0]);
+		for (int k = 0; k < nk; k += 2) {
+			if (k + 2 < nk)
+				tile_sums(f, g, (const char *)(at + (k + 2) * tile),
+				          (const char *)(k + 3 < nk ? at + (k + 3) * tile : at + (k + 2) * tile), c[(k / 2 + 1) % 2]);
+			tile_step(f, g, yd + (size_t)k * nb * 16, c[k / 2 % 2][0], acc + 16 * k);
+			if (k + 1 < nk)
+				tile_step(f, g, yd + (size_t)(k + 1) * nb * 16, c[k / 2 % 2][1], acc + 16 * (k + 1));
 		}
 	}
 }
 
-AMX static void gemm_amx(kdecode_fn decode, size_t bytes, int gk, int64_t n, int nr, int nt, float *y, size_t ys,
-                         const void *w, size_t ws, const void *xq, size_t xs)
+/* A thread's scratch memory, kept from call to call (a prompt's products
+ * would otherwise fault in fresh pages every time) and freed when the
+ * thread ends. */
+typedef struct {
+	void *p;
+	size_t n;
+} scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static bool scratch_ok;
+
+static void scratch_free(void *p)
+{
+	scratch *s = p;
+	free(s->p);
+	free(s);
+}
+
+static void scratch_init(void)
+{
+	scratch_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* n bytes aligned to 64, or NULL. */
+static void *scratch_get(size_t n)
+{
+	pthread_once(&scratch_once, scratch_init);
+	if (!scratch_ok)
+		return NULL;
+	scratch *s = pthread_getspecific(scratch_key);
+	if (!s) {
+		if (!(s = calloc(1, sizeof *s)) || pthread_setspecific(scratch_key, s)) {
+			free(s);
+			return NULL;
+		}
+	}
+	if (s->n < n) {
+		free(s->p);
+		n = (n + 63) / 64 * 64;
+		s->p = aligned_alloc(64, n);
+		s->n = s->p ? n : 0;
+	}
+	return s->p;
+}
+
+__attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode, size_t bytes, const kplanes f,
+                                                               int64_t n, int nr, int nt, float *y, size_t ys,
+                                                               const void *w, size_t ws, const void *xq, size_t xs)
 {
 	const int64_t nb = n / SL_QK_K;
-	kgroup *groups = aligned_alloc(64, (size_t)nb * sizeof(kgroup));
-	char *pad = malloc(16 * xs);
-	if (!groups || !pad)
-		abort(); /* tens of KiB; there is no sensible way on without it */
+	const int tiles = (nt + 15) / 16;
+	const size_t sz_groups = (size_t)nb * sizeof(kgroup), sz_codes = (size_t)tiles * nb * 4096,
+	             sz_yd = (size_t)tiles * nb * 64, sz_acc = CHUNK_TILES * 16 * sizeof(__m512);
+	char *mem = scratch_get(sz_groups + sz_codes + sz_yd + sz_acc);
+	if (!mem)
+		abort(); /* a prompt's activations; there is no sensible way on without them */
+	kgroup *groups = (kgroup *)mem;
+	const kacts a = {(int8_t *)(mem + sz_groups), (float *)(mem + sz_groups + sz_codes)};
+	__m512 *acc = (__m512 *)(mem + sz_groups + sz_codes + sz_yd);
+	acts_make(nb, nt, xq, xs, &a);
 	tile_config cfg;
-	tile_config_for(&cfg, gk);
+	tile_config_all(&cfg);
 	_tile_loadconfig(&cfg);
-	int shift = -1;
 	for (int r0 = 0; r0 < nr; r0 += 16) {
 		const int gr = nr - r0 < 16 ? nr - r0 : 16;
 		const uint8_t *row[16];
 		for (int r = 0; r < 16; r++)
 			row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws;
-		group_decode(decode, bytes, gk, nb, row, groups, &shift);
+		group_make(decode, bytes, f, nb, row, groups);
 		const __mmask16 keep = (__mmask16)((1u << gr) - 1);
-		for (int t0 = 0; t0 < nt; t0 += 16) {
-			const int tc = nt - t0 < 16 ? nt - t0 : 16;
-			const char *act = (const char *)xq + (size_t)t0 * xs;
-			if (tc < 16) {
-				for (int t = 0; t < 16; t++)
-					memcpy(pad + (size_t)t * xs, act + (size_t)(t < tc ? t : tc - 1) * xs, xs);
-				act = pad;
-			}
-			__m512 f[16];
-			tile_run(gk, shift, nb, groups, act, xs, f);
-			for (int t = 0; t < tc; t++)
-				_mm512_mask_storeu_ps(y + (size_t)(t0 + t) * ys + r0, keep, f[t]);
+		for (int j0 = 0; j0 < tiles; j0 += CHUNK_TILES) {
+			const int nk = tiles - j0 < CHUNK_TILES ? tiles - j0 : CHUNK_TILES;
+			chunk_run(f, nb, groups, &a, j0, nk, acc);
+			for (int t = 16 * j0; t < nt && t < 16 * (j0 + nk); t++)
+				_mm512_mask_storeu_ps(y + (size_t)t * ys + r0, keep, acc[t - 16 * j0]);
 		}
 	}
 	_tile_release();
-	free(pad);
-	free(groups);
 }
 
-#define GEMM_AMX(name, gk)                                                                                    \
+/* Each format's planes: Q2_K's scales (0..15) times codes 0..3 fit one;
+ * Q4_K's (0..63) two of base 16 against codes 0..15, Q5_K's two of base 8
+ * against codes 0..31; Q3_K's (-32..31) two balanced digits of base 16
+ * (-7..8) against codes -4..3, Q6_K's (-128..127) three of base 8 (-3..4)
+ * against codes -32..31. */
+#define GEMM_AMX(name, P, lb, off, sgn)                                                                       \
 	AMX static void name##_gemm_amx(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws, \
 	                                const void *xq, size_t xs)                                           \
 	{                                                                                                     \
-		gemm_amx(name##_decode, sizeof(sl_block_##name), gk, n, nr, nt, y, ys, w, ws, xq, xs);          \
+		gemm_amx(name##_decode, sizeof(sl_block_##name), (kplanes){P, lb, off, sgn}, n, nr, nt, y, ys, w, ws, \
+		         xq, xs);                                                                             \
 	}
-GEMM_AMX(q2_K, 16)
-GEMM_AMX(q3_K, 16)
-GEMM_AMX(q4_K, 32)
-GEMM_AMX(q5_K, 32)
-GEMM_AMX(q6_K, 16)
+GEMM_AMX(q2_K, 1, 4, 0, false)
+GEMM_AMX(q3_K, 2, 4, 7, true)
+GEMM_AMX(q4_K, 2, 4, 0, false)
+GEMM_AMX(q5_K, 2, 3, 0, false)
+GEMM_AMX(q6_K, 3, 3, 3, true)
 
 sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type)
 {
