@@ -103,9 +103,9 @@ AMX static inline void transpose16(const __m512i in[16], __m512i out[16])
 #define MAX_PLANES 3
 
 /* A group of 16 rows made for the tiles, per super-block: the planes'
- * bytes (64 dwords of 16 rows, 4 KiB a plane), the minima's weights of
- * the bsums in pairs (int16 g and g + 1 in the int32 of their pair) and
- * d, dmin, all as vectors over the rows. */
+ * bytes (64 dwords of 16 rows, 4 KiB a plane; the minima's plane after
+ * the scales' where the format has minima) and d, dmin as vectors over
+ * the rows. */
 typedef struct {
 	__m512i codes[MAX_PLANES][64];
 	__m512 d, dmin;
