@@ -175,48 +175,44 @@ __attribute__((always_inline)) AMX static inline void group_make(kdecode_fn deco
 			_tile_dpbsud(dst, src1, src2); \
 	} while (0)
 
-/* Planes p0 and (np = 2) p0 + 1 of super-block i (g) for two tiles of
- * tokens (a0, a1): tmm4 + 2j + q = tile j's activations times plane
- * p0 + q, over the four 64-byte quarters, stored into c[j][p0 + q]. Four
- * sums in flight: a product takes some 14 cycles, but its sum is ready
- * for the next only some 27 cycles after it started. */
-__attribute__((always_inline)) AMX static inline void tile_pair(const sl_kplanes f, int p0, int np, const kgroup *g,
-                                                                const char *a0, const char *a1,
-                                                                int32_t c[2][MAX_PLANES][16][16])
+/* Plane p of super-block i for two tiles of tokens (a0, a1) and two
+ * groups of rows (g0, g1): tmm4 + 2h + j = tile j's activations times
+ * group h's plane, over the four 64-byte quarters, stored into
+ * c[j][h][p]. Each tile of activations (from the second-level cache)
+ * meets both groups; four sums in flight: a product takes some 17 cycles,
+ * but its sum is ready for the next only some 27 cycles after it
+ * started. */
+__attribute__((always_inline)) AMX static inline void tile_plane(const sl_kplanes f, int p, const kgroup *g0,
+                                                                 const kgroup *g1, const char *a0, const char *a1,
+                                                                 int32_t c[2][2][MAX_PLANES][16][16])
 {
 	_tile_zero(4);
+	_tile_zero(5);
 	_tile_zero(6);
-	if (np > 1) {
-		_tile_zero(5);
-		_tile_zero(7);
-	}
+	_tile_zero(7);
 	for (int k = 0; k < 4; k++) {
 		_tile_loadd(0, a0 + 1024 * k, 64);
 		_tile_loadd(1, a1 + 1024 * k, 64);
-		_tile_loadd(2, (const char *)(g->codes[p0] + 16 * k), 64);
+		_tile_loadd(2, (const char *)(g0->codes[p] + 16 * k), 64);
 		TILE_DP(f.sgn, 4, 0, 2);
-		TILE_DP(f.sgn, 6, 1, 2);
-		if (np > 1) {
-			_tile_loadd(3, (const char *)(g->codes[p0 + 1] + 16 * k), 64);
-			TILE_DP(f.sgn, 5, 0, 3);
-			TILE_DP(f.sgn, 7, 1, 3);
-		}
+		TILE_DP(f.sgn, 5, 1, 2);
+		_tile_loadd(3, (const char *)(g1->codes[p] + 16 * k), 64);
+		TILE_DP(f.sgn, 6, 0, 3);
+		TILE_DP(f.sgn, 7, 1, 3);
 	}
-	_tile_stored(4, c[0][p0], 64);
-	_tile_stored(6, c[1][p0], 64);
-	if (np > 1) {
-		_tile_stored(5, c[0][p0 + 1], 64);
-		_tile_stored(7, c[1][p0 + 1], 64);
-	}
+	_tile_stored(4, c[0][0][p], 64);
+	_tile_stored(5, c[1][0][p], 64);
+	_tile_stored(6, c[0][1][p], 64);
+	_tile_stored(7, c[1][1][p], 64);
 }
 
-/* Every plane of super-block i (g) for two tiles of tokens. */
-__attribute__((always_inline)) AMX static inline void tile_sums(const sl_kplanes f, const kgroup *g, const char *a0,
-                                                                const char *a1, int32_t c[2][MAX_PLANES][16][16])
+/* Every plane of super-block i for two tiles of tokens and two groups. */
+__attribute__((always_inline)) AMX static inline void tile_sums(const sl_kplanes f, const kgroup *g0,
+                                                                const kgroup *g1, const char *a0, const char *a1,
+                                                                int32_t c[2][2][MAX_PLANES][16][16])
 {
-	const int planes = f.planes + !f.sgn;
-	for (int p = 0; p < planes; p += 2)
-		tile_pair(f, p, planes - p > 1 ? 2 : 1, g, a0, a1, c);
+	for (int p = 0; p < f.planes + !f.sgn; p++)
+		tile_plane(f, p, g0, g1, a0, a1, c);
 }
 
 /* The float step of super-block i for a tile of tokens (their scales yd)
@@ -262,39 +258,41 @@ AMX static void acts_make(int64_t nb, int nt, const void *xq, size_t xs, const k
 		}
 }
 
-/* Tiles of tokens taken at a time against one group of rows: their sums
- * (a float per row and token, 8 KiB) and the group's planes of one
- * super-block stay in the first-level cache while each pair of tiles
- * meets the super-block. */
-#define CHUNK_TILES 8
+/* Tiles of tokens taken at a time against two groups of rows, over all
+ * the super-blocks: one pair, so that its activations, the groups' planes
+ * of a super-block and the planes' sums stay in the first-level cache
+ * (measured on 1024-wide rows, 512 tokens: pairs 123 multiply-adds a
+ * cycle, chunks of four tiles 106, of eight 110). */
+#define CHUNK_TILES 2
 
-/* Tiles j0 .. j0 + nk - 1 against a group over nb super-blocks, the sums
- * of tile j0 + k's token t into acc[16 k + t] (lane r: row r), in each
- * pair's order over the super-blocks. Tiles go in pairs (an odd one out
- * with itself, its twin's sums dropped); each pair's products are issued
- * before the float step of the pair before it, so that the two units
- * overlap. */
-__attribute__((always_inline)) AMX static inline void chunk_run(const sl_kplanes f, int64_t nb, const kgroup *groups,
-                                                                const kacts *a, int j0, int nk, __m512 *acc)
+/* Tiles j0 .. j0 + nk - 1 against groups g0 and g1 (each over nb
+ * super-blocks), the sums of tile j0 + k's token t against group h into
+ * acc[32 k + 16 h + t] (lane r: row r of the group), in each pair's order
+ * over the super-blocks. Tiles go in pairs (an odd one out with itself,
+ * its twin's sums dropped); each pair's products are issued before the
+ * float step of the pair before it, so that the two units overlap. */
+__attribute__((always_inline)) AMX static inline void chunk_run(const sl_kplanes f, int64_t nb, const kgroup *g0,
+                                                                const kgroup *g1, const kacts *a, int j0, int nk,
+                                                                __m512 *acc)
 {
-	_Alignas(64) int32_t c[2][2][MAX_PLANES][16][16]; /* pair, tile, plane, token, row */
+	_Alignas(64) int32_t c[2][2][2][MAX_PLANES][16][16]; /* pair, tile, group, plane, token, row */
 	/* The tile loads read memory the compiler cannot see them read. */
 	__asm__ volatile("" ::: "memory");
-	for (int t = 0; t < 16 * nk; t++)
+	for (int t = 0; t < 32 * nk; t++)
 		acc[t] = _mm512_setzero_ps();
 	const size_t tile = (size_t)nb * 4096;
 	for (int64_t i = 0; i < nb; i++) {
 		const int8_t *at = a->codes + ((size_t)j0 * nb + i) * 4096;
 		const float *yd = a->yd + ((size_t)j0 * nb + i) * 16;
-		const kgroup *g = &groups[i];
-		tile_sums(f, g, (const char *)at, (const char *)(nk > 1 ? at + tile : at), c[0]);
+		tile_sums(f, &g0[i], &g1[i], (const char *)at, (const char *)(nk > 1 ? at + tile : at), c[0]);
 		for (int k = 0; k < nk; k += 2) {
 			if (k + 2 < nk)
-				tile_sums(f, g, (const char *)(at + (k + 2) * tile),
+				tile_sums(f, &g0[i], &g1[i], (const char *)(at + (k + 2) * tile),
 				          (const char *)(k + 3 < nk ? at + (k + 3) * tile : at + (k + 2) * tile), c[(k / 2 + 1) % 2]);
-			tile_step(f, g, yd + (size_t)k * nb * 16, c[k / 2 % 2][0], acc + 16 * k);
-			if (k + 1 < nk)
-				tile_step(f, g, yd + (size_t)(k + 1) * nb * 16, c[k / 2 % 2][1], acc + 16 * (k + 1));
+			for (int j = 0; j < 2 && k + j < nk; j++)
+				for (int h = 0; h < 2; h++)
+					tile_step(f, h ? &g1[i] : &g0[i], yd + (size_t)(k + j) * nb * 16, c[k / 2 % 2][j][h],
+					          acc + 32 * (k + j) + 16 * h);
 		}
 	}
 }
@@ -351,8 +349,8 @@ __attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode
 {
 	const int64_t nb = n / SL_QK_K;
 	const int tiles = (nt + 15) / 16;
-	const size_t sz_groups = (size_t)nb * sizeof(kgroup), sz_codes = (size_t)tiles * nb * 4096,
-	             sz_yd = (size_t)tiles * nb * 64, sz_acc = CHUNK_TILES * 16 * sizeof(__m512);
+	const size_t sz_groups = 2 * (size_t)nb * sizeof(kgroup), sz_codes = (size_t)tiles * nb * 4096,
+	             sz_yd = (size_t)tiles * nb * 64, sz_acc = CHUNK_TILES * 32 * sizeof(__m512);
 	char *mem = scratch_get(sz_groups + sz_codes + sz_yd + sz_acc);
 	if (!mem)
 		abort(); /* a prompt's activations; there is no sensible way on without them */
@@ -363,18 +361,29 @@ __attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode
 	tile_config cfg;
 	tile_config_all(&cfg);
 	_tile_loadconfig(&cfg);
-	for (int r0 = 0; r0 < nr; r0 += 16) {
-		const int gr = nr - r0 < 16 ? nr - r0 : 16;
-		const uint8_t *row[16];
-		for (int r = 0; r < 16; r++)
-			row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws;
-		group_make(decode, bytes, f, nb, row, groups);
-		const __mmask16 keep = (__mmask16)((1u << gr) - 1);
+	/* the rows in pairs of groups of 16 (the last rows repeated, and a
+	 * missing second group the first again, their sums dropped) */
+	for (int r0 = 0; r0 < nr; r0 += 32) {
+		int gr[2];
+		for (int h = 0; h < 2; h++) {
+			gr[h] = nr - r0 - 16 * h < 16 ? nr - r0 - 16 * h : 16;
+			if (gr[h] <= 0)
+				continue;
+			const uint8_t *row[16];
+			for (int r = 0; r < 16; r++)
+				row[r] = (const uint8_t *)w + (size_t)(r0 + 16 * h + (r < gr[h] ? r : gr[h] - 1)) * ws;
+			group_make(decode, bytes, f, nb, row, groups + (size_t)h * nb);
+		}
+		const kgroup *g1 = gr[1] > 0 ? groups + nb : groups;
 		for (int j0 = 0; j0 < tiles; j0 += CHUNK_TILES) {
 			const int nk = tiles - j0 < CHUNK_TILES ? tiles - j0 : CHUNK_TILES;
-			chunk_run(f, nb, groups, &a, j0, nk, acc);
-			for (int t = 16 * j0; t < nt && t < 16 * (j0 + nk); t++)
-				_mm512_mask_storeu_ps(y + (size_t)t * ys + r0, keep, acc[t - 16 * j0]);
+			chunk_run(f, nb, groups, g1, &a, j0, nk, acc);
+			for (int h = 0; h < 2 && gr[h] > 0; h++) {
+				const __mmask16 keep = (__mmask16)((1u << gr[h]) - 1);
+				for (int t = 16 * j0; t < nt && t < 16 * (j0 + nk); t++)
+					_mm512_mask_storeu_ps(y + (size_t)t * ys + r0 + 16 * h, keep,
+					                      acc[32 * ((t - 16 * j0) / 16) + 16 * h + (t - 16 * j0) % 16]);
+			}
 		}
 	}
 	_tile_release();
