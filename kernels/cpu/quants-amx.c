@@ -111,44 +111,61 @@ typedef struct {
 	__m512 d, dmin;
 } kgroup;
 
-/* Rows row[0..15]'s super-blocks made into planes. */
+/* Rows row[0..15]'s super-blocks made into planes. Sub-block g's 16
+ * codes are 128-bit lane g % 4 of quarter g / 4 (64 codes a register), so
+ * each lane takes one digit: every byte of the lane holds it, and
+ * vpmaddubsw multiplies the codes by it, the even bytes' products in one
+ * register and the odd bytes' in another (at most 15 * 15 = 225 apart
+ * from the offset, within int16 and, after the offset, within a byte). */
 __attribute__((always_inline)) AMX static inline void group_make(kdecode_fn decode, size_t bytes, const sl_kplanes f,
                                                                  int64_t nb, const uint8_t *const row[16], kgroup *g)
 {
-	/* group k's digits: those of scales 2k (int16 lanes 0-15) and 2k + 1
-	 * (16-31) */
-	__m512i pick[8];
-	for (int k = 0; k < 8; k++)
-		pick[k] = _mm512_add_epi16(_mm512_set1_epi16((short)(2 * k)),
-		                           _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1));
+	/* byte b of lane l of quarter q: table entry 4q + l */
+	__m512i pick[4];
+	for (int q = 0; q < 4; q++)
+		pick[q] = _mm512_add_epi8(_mm512_set1_epi8((char)(4 * q)),
+		                          _mm512_set_epi32(3 * 0x01010101, 3 * 0x01010101, 3 * 0x01010101, 3 * 0x01010101,
+		                                           2 * 0x01010101, 2 * 0x01010101, 2 * 0x01010101, 2 * 0x01010101,
+		                                           0x01010101, 0x01010101, 0x01010101, 0x01010101, 0, 0, 0, 0));
+	const __m512i even = _mm512_set1_epi16(0x00ff), odd = _mm512_set1_epi16((short)0xff00);
 	for (int64_t i = 0; i < nb; i++) {
 		_Alignas(64) int8_t plane[MAX_PLANES][16][256];
 		float d[16], dmin[16];
 		for (int r = 0; r < 16; r++) {
 			kblock b;
 			decode(row[r] + (size_t)i * bytes, &b);
+			__m512i u[4];
+			for (int q = 0; q < 4; q++)
+				u[q] = _mm512_inserti64x4(_mm512_castsi256_si512(b.u[2 * q]), b.u[2 * q + 1], 1);
 			/* the sixteen scales: half h holds scales 8h..8h+7 in both lanes */
-			__m512i x = _mm512_zextsi256_si512(_mm256_set_m128i(_mm256_castsi256_si128(b.sc.half[1]),
-			                                                    _mm256_castsi256_si128(b.sc.half[0])));
+			__m256i x = _mm256_set_m128i(_mm256_castsi256_si128(b.sc.half[1]), _mm256_castsi256_si128(b.sc.half[0]));
 			for (int p = 0; p < f.planes; p++) {
-				const __m512i off = _mm512_set1_epi16((short)f.off);
-				const __m512i dig = _mm512_sub_epi16(
-				        _mm512_and_si512(_mm512_add_epi16(x, off), _mm512_set1_epi16((short)((1 << f.lb) - 1))), off);
-				x = _mm512_srai_epi16(_mm512_sub_epi16(x, dig), f.lb);
-				for (int k = 0; k < 8; k++) {
-					__m512i q = _mm512_cvtepu8_epi16(b.u[k]);
-					if (f.sgn)
-						q = _mm512_sub_epi16(q, _mm512_set1_epi16((short)(1 << b.shift)));
-					const __m512i v = _mm512_mullo_epi16(q, _mm512_permutexvar_epi16(pick[k], dig));
-					_mm256_store_si256((__m256i *)&plane[p][r][32 * k], _mm512_cvtepi16_epi8(v));
+				const __m256i off = _mm256_set1_epi16((short)f.off);
+				const __m256i dig = _mm256_sub_epi16(
+				        _mm256_and_si256(_mm256_add_epi16(x, off), _mm256_set1_epi16((short)((1 << f.lb) - 1))), off);
+				x = _mm256_srai_epi16(_mm256_sub_epi16(x, dig), f.lb);
+				/* the digits as bytes, sub-block g's in byte g of every lane */
+				const __m512i table = _mm512_broadcast_i32x4(_mm256_cvtepi16_epi8(dig));
+				for (int q = 0; q < 4; q++) {
+					const __m512i dq = _mm512_shuffle_epi8(table, pick[q]);
+					__m512i lo = _mm512_maddubs_epi16(u[q], _mm512_and_si512(dq, even));
+					__m512i hi = _mm512_maddubs_epi16(u[q], _mm512_and_si512(dq, odd));
+					if (f.sgn) {
+						/* codes u - 2^shift: the digit 2^shift times, out */
+						const __m512i dd = _mm512_slli_epi16(_mm512_srai_epi16(_mm512_slli_epi16(dq, 8), 8), b.shift);
+						lo = _mm512_sub_epi16(lo, dd);
+						hi = _mm512_sub_epi16(hi, dd);
+					}
+					/* the even products' low bytes, the odd ones' moved up */
+					_mm512_store_si512(&plane[p][r][64 * q],
+					                   _mm512_ternarylogic_epi32(_mm512_slli_epi16(hi, 8), lo, even, 0xf8));
 				}
 			}
 			if (!f.sgn) {
 				/* the minima's plane: each element's sub-block minimum */
-				const __m512i mn = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(b.corr));
-				for (int k = 0; k < 8; k++)
-					_mm256_store_si256((__m256i *)&plane[f.planes][r][32 * k],
-					                   _mm512_cvtepi16_epi8(_mm512_permutexvar_epi16(pick[k], mn)));
+				const __m512i mn = _mm512_broadcast_i32x4(b.corr);
+				for (int q = 0; q < 4; q++)
+					_mm512_store_si512(&plane[f.planes][r][64 * q], _mm512_shuffle_epi8(mn, pick[q]));
 			}
 			d[r] = b.d;
 			dmin[r] = b.dmin;
