@@ -11,10 +11,11 @@
 void sl_backend_describe(char *buf, size_t n)
 {
 	/* The kernels this machine runs, as the run-time choice makes it
-	 * (SL_NO_AVX2, SL_NO_AVX512 and SL_NO_VNNI turn forms off). */
-	int k = snprintf(buf, n, "cpu:  %s%s%s kernels, OpenBLAS sgemm\n",
+	 * (SL_NO_AVX2, SL_NO_AVX512, SL_NO_VNNI and SL_NO_AMX turn forms
+	 * off). */
+	int k = snprintf(buf, n, "cpu:  %s%s%s%s kernels, OpenBLAS sgemm\n",
 			 sl_cpu_avx2() ? "AVX2+FMA+F16C" : "portable C", sl_cpu_avx512vl() ? ", AVX-512" : "",
-			 sl_cpu_vnni() ? " with VNNI" : "");
+			 sl_cpu_vnni() ? " with VNNI" : "", sl_cpu_amx() ? " and AMX" : "");
 	if (k < 0 || (size_t)k >= n)
 		return;
 #ifdef SL_HAVE_CUDA

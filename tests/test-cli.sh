@@ -44,8 +44,13 @@ v=$(SL_NO_AVX2=1 "$slimlab" --version | sed -n 's/^cpu: *//p')
 v=$(SL_NO_AVX512=1 "$slimlab" --version | sed -n 's/^cpu: *//p')
 case $v in *AVX-512* | *VNNI*) fail "--version with SL_NO_AVX512 still names 512-bit kernels: '$v'" ;; esac
 if grep -qw avx512_vnni /proc/cpuinfo 2>/dev/null && grep -qw avx512bw /proc/cpuinfo; then
-	v=$(env -u SL_NO_AVX2 -u SL_NO_AVX512 -u SL_NO_VNNI "$slimlab" --version | sed -n 's/^cpu: *//p')
-	[ "$v" = "AVX2+FMA+F16C, AVX-512 with VNNI kernels, OpenBLAS sgemm" ] || fail "--version on an AVX-512 VNNI processor: '$v'"
+	# AMX tiles where the processor has them (Linux grants them on request)
+	amx=
+	grep -qw amx_int8 /proc/cpuinfo && amx=" and AMX"
+	v=$(env -u SL_NO_AVX2 -u SL_NO_AVX512 -u SL_NO_VNNI -u SL_NO_AMX "$slimlab" --version | sed -n 's/^cpu: *//p')
+	[ "$v" = "AVX2+FMA+F16C, AVX-512 with VNNI$amx kernels, OpenBLAS sgemm" ] || fail "--version on an AVX-512 VNNI processor: '$v'"
+	v=$(env -u SL_NO_AVX2 -u SL_NO_AVX512 -u SL_NO_VNNI SL_NO_AMX=1 "$slimlab" --version | sed -n 's/^cpu: *//p')
+	[ "$v" = "AVX2+FMA+F16C, AVX-512 with VNNI kernels, OpenBLAS sgemm" ] || fail "--version with SL_NO_AMX: '$v'"
 	v=$(env -u SL_NO_AVX2 -u SL_NO_AVX512 SL_NO_VNNI=1 "$slimlab" --version | sed -n 's/^cpu: *//p')
 	[ "$v" = "AVX2+FMA+F16C, AVX-512 kernels, OpenBLAS sgemm" ] || fail "--version with SL_NO_VNNI: '$v'"
 fi

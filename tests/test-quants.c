@@ -1043,6 +1043,56 @@ static void test_gemm(void)
 		printf("gemm of %d formats x paths: the bits of vec_dot for every count of rows and tokens\n", tested);
 }
 
+/* The K formats' gemm on AMX tiles: every result the bits of the portable
+ * dot product, for rows and tokens that leave partial tiles of 16, rows
+ * of one and of eleven super-blocks, weights quantized and weights of
+ * random bytes (every scale and code, as a hostile file holds them). */
+static void test_gemm_amx(void)
+{
+	enum { NR = 40, NT = 70 };
+	static const int lens[] = {256, 2816};
+	static const int counts[][2] = {{1, 16}, {16, 16}, {17, 33}, {5, NT}, {NR, NT}};
+	static float v[2816];
+	if (!sl_quants_vec_dot_gemm_amx(SL_DT_Q4_K)) {
+		printf("note: no AMX tiles on this CPU (or SL_NO_AMX set): its gemm is not tested\n");
+		return;
+	}
+	int tested = 0;
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++)
+		for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
+			for (int random = 0; random < 2; random++) {
+				const int t = weight_types[k], N = lens[l];
+				const sl_type_info *ti = sl_type_info_get(t);
+				sl_vec_dot_rows_fn gemm = sl_quants_vec_dot_gemm_amx(t);
+				sl_vec_dot_fn dot = sl_quants_vec_dot_portable(t);
+				if (!gemm)
+					continue;
+				REQUIRE(is_k(t), "%s: an AMX gemm for a format outside the K formats", ti->name);
+				tested++;
+				rows_case rc;
+				REQUIRE(rows_case_make(&rc, t, N, NR, NT, 1700 + 10 * k, 1800 * k, 4, dot, v), "out of memory");
+				if (random) {
+					random_blocks(t, rc.w, NR * rc.wb);
+					for (int j = 0; j < NT; j++)
+						for (int r = 0; r < NR; r++)
+							dot(N, &rc.ref[j * NR + r], rc.w + r * rc.wb, rc.x + j * rc.xb);
+				}
+				for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+					const int nr = counts[c][0], nt = counts[c][1];
+					memset(rc.got, 0, sizeof(float) * NR * NT);
+					gemm(N, nr, nt, rc.got, NR, rc.w, rc.wb, rc.x, rc.xb);
+					int diff = 0;
+					for (int j = 0; j < nt; j++)
+						diff += memcmp(&rc.got[j * NR], &rc.ref[j * NR], sizeof(float) * nr) != 0;
+					CHECK(!diff, "%s, %s weights, rows of %d: AMX gemm of %d rows x %d tokens: %d tokens differ from "
+					      "the portable vec_dot", ti->name, random ? "random" : "quantized", N, nr, nt, diff);
+				}
+				rows_case_free(&rc);
+			}
+	REQUIRE(tested == 20, "AMX gemm of %d format cases, not the 5 K formats x 4", tested);
+	printf("AMX gemm of the K formats x lengths x weights (%d): the bits of the portable vec_dot\n", tested);
+}
+
 /* vec_dot_rows takes any count of weight rows (a product's share in one
  * call, decoded SL_DOT_ROWS at a time or so, the last group padded): every
  * result must be the bits of the one-row vec_dot, for counts that leave
@@ -1191,6 +1241,7 @@ int main(void)
 	test_tiles();
 	test_rows_any();
 	test_gemm();
+	test_gemm_amx();
 	test_act();
 	test_degenerate();
 	return test_finish();

@@ -13,5 +13,9 @@ bool sl_cpu_vnni(void);
 /* AVX-512 F and VL besides the AVX2 set: 256-bit operations over 32
  * registers. SL_NO_AVX512 (or SL_NO_AVX2) in the environment turns it off. */
 bool sl_cpu_avx512vl(void);
+/* AMX tiles with int8 products, granted to the process by the OS, besides
+ * the AVX-512 VNNI set; SL_NO_AMX (or any switch that turns VNNI off)
+ * turns it off. */
+bool sl_cpu_amx(void);
 
 #endif

@@ -1362,6 +1362,9 @@ void sl_quants_register(sl_type_info *table)
 		ti.vec_dot_tile = sl_quants_vec_dot_tile_avx2(formats[i].type);
 		ti.vec_dot_rows = sl_quants_vec_dot_rows_avx2(formats[i].type);
 		ti.vec_dot_gemm = sl_quants_vec_dot_gemm_avx2(formats[i].type);
+		sl_vec_dot_rows_fn tiles = sl_quants_vec_dot_gemm_amx(formats[i].type);
+		if (tiles)
+			ti.vec_dot_gemm = tiles;
 		table[formats[i].type] = ti;
 	}
 	table[SL_DT_Q8_0].from_float_act = q8_0_act_from_float;
