@@ -1363,6 +1363,8 @@ void sl_quants_register(sl_type_info *table)
 		ti.vec_dot_rows = sl_quants_vec_dot_rows_avx2(formats[i].type);
 		ti.vec_dot_gemm = sl_quants_vec_dot_gemm_avx2(formats[i].type);
 		sl_vec_dot_rows_fn tiles = sl_quants_vec_dot_gemm_amx(formats[i].type);
+		if (!tiles)
+			tiles = sl_quants_vec_dot_gemm_amx_legacy(formats[i].type);
 		if (tiles)
 			ti.vec_dot_gemm = tiles;
 		table[formats[i].type] = ti;

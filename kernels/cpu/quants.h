@@ -167,6 +167,9 @@ sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_avx2(int type);
 /* The AMX vec_dot_gemm of the K formats (quants-amx.c), or NULL where the
  * CPU or the OS offers no tiles (sl_cpu_amx). */
 sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type);
+/* The AMX vec_dot_gemm of the legacy formats (quants-amx-legacy.c), or
+ * NULL as for the K formats'. */
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type);
 
 /* The AVX2 dot product, or NULL when the build is not for x86 or this CPU
  * lacks AVX2, FMA or F16C. */

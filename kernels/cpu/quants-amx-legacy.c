@@ -1,0 +1,280 @@
+/* Prompt products of the legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) on
+ * AMX tiles. Every (row, token) pair gets exactly the portable dot
+ * product's bits (quants.c's vec_dot32): a block's integer sum is exact in
+ * any order, so one TDPBSSD of a tile of 16 tokens' 32 activation bytes by
+ * 16 rows' 32 codes gives the 256 block sums, and the float chain then
+ * takes its steps for 16 rows at once in the lanes of one vector, per
+ * token acc = acc + float(isum) * (d * dy), then (_1 formats)
+ * acc = acc + m * sy, multiplies and adds never fused.
+ *
+ * The codes go into the tiles as signed bytes of their value (Q4_0: q - 8,
+ * Q5_0: q - 16, Q8_0 as stored, the _1 formats' unsigned codes as they
+ * are, all within int8), so no offset needs taking out. A call takes its
+ * rows in groups of 16: a group's blocks are decoded once into B's layout
+ * (B[k/4][4r + k%4] = element k of row r) with d and m as vectors over the
+ * rows, and the tokens' scales once per call; then every tile of 16
+ * tokens meets the group, its activations read as tiles straight from the
+ * Q8_0/Q8_1 rows (the last, partial tile from a copy padded with its last
+ * token). The tile configuration is per thread: loaded at the start of
+ * every call and released at its end. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#include "cpu.h"
+#include "quants.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AMX                                                                                                   \
+	__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,amx-tile,amx-int8")))
+
+AVX2 static inline __m256i load32(const void *p)
+{
+	return _mm256_loadu_si256((const __m256i *)p);
+}
+
+#include "quants-ldecode.h"
+
+/* Each format's codes as signed values (the offset of Q4_0/Q5_0 taken out
+ * here), the bytes before them in its activations' blocks, and whether it
+ * has a minimum (Q8_1 activations). */
+AVX2 static inline __m256i q4_0_v(const uint8_t *b)
+{
+	return _mm256_sub_epi8(q4_0_u(b), _mm256_set1_epi8(8));
+}
+
+AVX2 static inline __m256i q5_0_v(const uint8_t *b)
+{
+	return _mm256_sub_epi8(q5_0_u(b), _mm256_set1_epi8(16));
+}
+
+typedef __m256i (*vcodes_fn)(const uint8_t *blk);
+
+/* The tile registers: two sets of C (16 tokens x 16 rows of int32), A (16
+ * tokens x 32 bytes) and B (8 x 16 rows' dwords), taken by blocks in turn
+ * so that one set's product runs while the other's result is read. */
+typedef struct {
+	uint8_t palette, start_row, reserved[14];
+	uint16_t colsb[16];
+	uint8_t rows[16];
+} tile_config;
+
+static void tile_config_legacy(tile_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->palette = 1;
+	for (int s = 0; s < 2; s++) {
+		c->rows[3 * s] = 16, c->colsb[3 * s] = 64;
+		c->rows[3 * s + 1] = 16, c->colsb[3 * s + 1] = SL_QK;
+		c->rows[3 * s + 2] = SL_QK / 4, c->colsb[3 * s + 2] = 64;
+	}
+}
+
+/* A block of a group of 16 rows: B's eight rows of 16 dwords, and the
+ * rows' d and m (0 without a minimum). */
+typedef struct {
+	__m512i codes[8];
+	__m512 d, m;
+} lgroup;
+
+/* x[r] holds dwords 0-7 of row r in its low half, of row r + 8 in its
+ * high one; out[j] gets dword j of rows 0-15, row r in lane r: an 8 x 8
+ * transpose in each half (within 128-bit lanes, then across them). */
+AMX static inline void transpose8x2(const __m512i x[8], __m512i out[8])
+{
+	__m512i t[8], u[8];
+#pragma GCC unroll 4
+	for (int k = 0; k < 4; k++) {
+		t[2 * k] = _mm512_unpacklo_epi32(x[2 * k], x[2 * k + 1]);
+		t[2 * k + 1] = _mm512_unpackhi_epi32(x[2 * k], x[2 * k + 1]);
+	}
+	/* u[4h + e]: rows 4h..4h+3 of dword e in 128-bit lanes 0 and 2, of
+	 * dword e + 4 in lanes 1 and 3 */
+#pragma GCC unroll 2
+	for (int h = 0; h < 2; h++) {
+		u[4 * h] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+		u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+		u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+		u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+	}
+	const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0), hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+#pragma GCC unroll 4
+	for (int e = 0; e < 4; e++) {
+		out[e] = _mm512_permutex2var_epi64(u[e], lo, u[4 + e]);
+		out[e + 4] = _mm512_permutex2var_epi64(u[e], hi, u[4 + e]);
+	}
+}
+
+AMX static void group_decode(vcodes_fn codes, size_t bytes, bool offset, int64_t nb, const uint8_t *const row[16],
+                             lgroup *g)
+{
+	for (int64_t i = 0; i < nb; i++) {
+		const size_t at = (size_t)i * bytes;
+		__m512i x[8];
+#pragma GCC unroll 8
+		for (int r = 0; r < 8; r++)
+			x[r] = _mm512_inserti64x4(_mm512_castsi256_si512(codes(row[r] + at)), codes(row[r + 8] + at), 1);
+		transpose8x2(x, g[i].codes);
+		_Alignas(32) uint16_t d[16], m[16];
+		for (int r = 0; r < 16; r++) {
+			memcpy(&d[r], row[r] + at, 2);
+			memcpy(&m[r], row[r] + at + 2, 2);
+		}
+		g[i].d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)d));
+		g[i].m = offset ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)m)) : _mm512_setzero_ps();
+	}
+}
+
+/* Block i on tiles C, A, B (literal numbers: the instructions name them):
+ * C = A (activations) x B (codes), stored into c. */
+#define TILE_BLOCK(C, A, B, i, c)                                                                             \
+	do {                                                                                                  \
+		_tile_zero(C);                                                                                \
+		_tile_loadd(A, act + (size_t)(i) * abytes + qoff, xs);                                        \
+		_tile_loadd(B, (const char *)g[i].codes, 64);                                                 \
+		_tile_dpbssd(C, A, B);                                                                        \
+		_tile_stored(C, c, 64);                                                                       \
+	} while (0)
+
+/* The float chain's steps of block i for the 16 tokens, c[t] their sums
+ * against the 16 rows, dy[t] (and sy[t]) the tokens' scales. */
+AMX static inline void block_step(bool offset, const lgroup *g, const int32_t c[16][16], const float *dy,
+                                  const float *sy, __m512 f[16])
+{
+#pragma GCC unroll 16
+	for (int t = 0; t < 16; t++) {
+		const __m512 p = _mm512_mul_ps(g->d, _mm512_set1_ps(dy[t]));
+		f[t] = _mm512_add_ps(f[t], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[t])), p));
+		if (offset)
+			f[t] = _mm512_add_ps(f[t], _mm512_mul_ps(g->m, _mm512_set1_ps(sy[t])));
+	}
+}
+
+/* One tile of 16 tokens (act, rows xs bytes apart; their scales in
+ * dy/sy[i * 16 + t]) against a decoded group over nb blocks, the sums of
+ * token t into f[t] (lane r: row r). */
+AMX static void tile_run(bool offset, size_t abytes, int qoff, int64_t nb, const lgroup *g, const char *act,
+                         size_t xs, const float *dy, const float *sy, __m512 f[16])
+{
+	_Alignas(64) int32_t c[2][16][16];
+	/* The tile loads read memory the compiler cannot see them read. */
+	__asm__ volatile("" ::: "memory");
+#pragma GCC unroll 16
+	for (int t = 0; t < 16; t++)
+		f[t] = _mm512_setzero_ps();
+	int64_t i = 0;
+	for (; i + 2 <= nb; i += 2) {
+		TILE_BLOCK(0, 1, 2, i, c[0]);
+		TILE_BLOCK(3, 4, 5, i + 1, c[1]);
+		__asm__ volatile("" ::: "memory");
+		block_step(offset, &g[i], c[0], dy + i * 16, sy + i * 16, f);
+		block_step(offset, &g[i + 1], c[1], dy + (i + 1) * 16, sy + (i + 1) * 16, f);
+	}
+	if (i < nb) {
+		TILE_BLOCK(0, 1, 2, i, c[0]);
+		__asm__ volatile("" ::: "memory");
+		block_step(offset, &g[i], c[0], dy + i * 16, sy + i * 16, f);
+	}
+}
+
+AMX static void gemm_amx_legacy(vcodes_fn codes, size_t bytes, bool offset, int64_t n, int nr, int nt, float *y,
+                                size_t ys, const void *w, size_t ws, const void *xq, size_t xs)
+{
+	const int64_t nb = n / SL_QK;
+	const size_t abytes = offset ? sizeof(sl_block_q8_1) : sizeof(sl_block_q8_0);
+	const int qoff = offset ? 4 : 2;
+	const int tiles = (nt + 15) / 16;
+	lgroup *groups = aligned_alloc(64, (size_t)nb * sizeof(lgroup));
+	float *dy = malloc((size_t)tiles * nb * 16 * sizeof(float) * 2);
+	char *pad = malloc(16 * xs);
+	if (!groups || !dy || !pad)
+		abort(); /* tens of KiB; there is no sensible way on without it */
+	float *sy = dy + (size_t)tiles * nb * 16;
+	/* The tokens' scales, [tile][block][token], the last tile padded with
+	 * its last token's. */
+	for (int k = 0; k < tiles * 16; k++) {
+		const uint8_t *xr = (const uint8_t *)xq + (size_t)(k < nt ? k : nt - 1) * xs;
+		for (int64_t i = 0; i < nb; i++) {
+			uint16_t h[2];
+			memcpy(h, xr + (size_t)i * abytes, sizeof h);
+			const size_t at = ((size_t)(k / 16) * nb + i) * 16 + k % 16;
+			dy[at] = _cvtsh_ss(h[0]);
+			sy[at] = offset ? _cvtsh_ss(h[1]) : 0;
+		}
+	}
+	tile_config cfg;
+	tile_config_legacy(&cfg);
+	_tile_loadconfig(&cfg);
+	for (int r0 = 0; r0 < nr; r0 += 16) {
+		const int gr = nr - r0 < 16 ? nr - r0 : 16;
+		const uint8_t *row[16];
+		for (int r = 0; r < 16; r++)
+			row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws;
+		group_decode(codes, bytes, offset, nb, row, groups);
+		const __mmask16 keep = (__mmask16)((1u << gr) - 1);
+		for (int k = 0; k < tiles; k++) {
+			const int t0 = 16 * k, tc = nt - t0 < 16 ? nt - t0 : 16;
+			const char *act = (const char *)xq + (size_t)t0 * xs;
+			if (tc < 16) {
+				for (int t = 0; t < 16; t++)
+					memcpy(pad + (size_t)t * xs, act + (size_t)(t < tc ? t : tc - 1) * xs, xs);
+				act = pad;
+			}
+			__m512 f[16];
+			const size_t at = (size_t)k * nb * 16;
+			tile_run(offset, abytes, qoff, nb, groups, act, xs, dy + at, sy + at, f);
+			for (int t = 0; t < tc; t++)
+				_mm512_mask_storeu_ps(y + (size_t)(t0 + t) * ys + r0, keep, f[t]);
+		}
+	}
+	_tile_release();
+	free(pad);
+	free(dy);
+	free(groups);
+}
+
+#define GEMM_AMX_LEGACY(name, codes, offset)                                                                  \
+	AMX static void name##_gemm_amx(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws, \
+	                                const void *xq, size_t xs)                                           \
+	{                                                                                                     \
+		gemm_amx_legacy(codes, sizeof(sl_block_##name), offset, n, nr, nt, y, ys, w, ws, xq, xs);       \
+	}
+GEMM_AMX_LEGACY(q4_0, q4_0_v, false)
+GEMM_AMX_LEGACY(q4_1, q4_1_u, true)
+GEMM_AMX_LEGACY(q5_0, q5_0_v, false)
+GEMM_AMX_LEGACY(q5_1, q5_1_u, true)
+GEMM_AMX_LEGACY(q8_0, q8_0_s, false)
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type)
+{
+	if (!sl_cpu_amx())
+		return NULL;
+	switch (type) {
+	case SL_DT_Q4_0: return q4_0_gemm_amx;
+	case SL_DT_Q4_1: return q4_1_gemm_amx;
+	case SL_DT_Q5_0: return q5_0_gemm_amx;
+	case SL_DT_Q5_1: return q5_1_gemm_amx;
+	case SL_DT_Q8_0: return q8_0_gemm_amx;
+	default: return NULL;
+	}
+}
+
+#else
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+#endif
