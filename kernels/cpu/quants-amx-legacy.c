@@ -60,9 +60,9 @@ AVX2 static inline __m256i q5_0_v(const uint8_t *b)
 
 typedef __m256i (*vcodes_fn)(const uint8_t *blk);
 
-/* The tile registers: two sets of C (16 tokens x 16 rows of int32), A (16
- * tokens x 32 bytes) and B (8 x 16 rows' dwords), taken by blocks in turn
- * so that one set's product runs while the other's result is read. */
+/* The tile registers: four C (tiles 0-3: 16 tokens x 16 rows of int32),
+ * two A (4, 5: 16 tokens x 32 bytes) and two B (6, 7: 8 x 16 rows'
+ * dwords), taken by the blocks in turn. */
 typedef struct {
 	uint8_t palette, start_row, reserved[14];
 	uint16_t colsb[16];
@@ -73,10 +73,11 @@ static void tile_config_legacy(tile_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->palette = 1;
+	for (int k = 0; k < 4; k++)
+		c->rows[k] = 16, c->colsb[k] = 64;
 	for (int s = 0; s < 2; s++) {
-		c->rows[3 * s] = 16, c->colsb[3 * s] = 64;
-		c->rows[3 * s + 1] = 16, c->colsb[3 * s + 1] = SL_QK;
-		c->rows[3 * s + 2] = SL_QK / 4, c->colsb[3 * s + 2] = 64;
+		c->rows[4 + s] = 16, c->colsb[4 + s] = SL_QK;
+		c->rows[6 + s] = SL_QK / 4, c->colsb[6 + s] = 64;
 	}
 }
 
@@ -115,7 +116,7 @@ AMX static inline void transpose8x2(const __m512i x[8], __m512i out[8])
 	}
 }
 
-AMX static void group_decode(vcodes_fn codes, size_t bytes, bool offset, int64_t nb, const uint8_t *const row[16],
+__attribute__((always_inline)) AMX static inline void group_decode(vcodes_fn codes, size_t bytes, bool offset, int64_t nb, const uint8_t *const row[16],
                              lgroup *g)
 {
 	for (int64_t i = 0; i < nb; i++) {
@@ -135,21 +136,20 @@ AMX static void group_decode(vcodes_fn codes, size_t bytes, bool offset, int64_t
 	}
 }
 
-/* Block i on tiles C, A, B (literal numbers: the instructions name them):
- * C = A (activations) x B (codes), stored into c. */
-#define TILE_BLOCK(C, A, B, i, c)                                                                             \
+/* The product of block i into tile C (literal tile numbers: the
+ * instructions name them): C = A (activations) x B (codes). */
+#define TILE_ISSUE(C, A, B, i)                                                                                \
 	do {                                                                                                  \
 		_tile_zero(C);                                                                                \
 		_tile_loadd(A, act + (size_t)(i) * abytes + qoff, xs);                                        \
 		_tile_loadd(B, (const char *)g[i].codes, 64);                                                 \
 		_tile_dpbssd(C, A, B);                                                                        \
-		_tile_stored(C, c, 64);                                                                       \
 	} while (0)
 
 /* The float chain's steps of block i for the 16 tokens, c[t] their sums
  * against the 16 rows, dy[t] (and sy[t]) the tokens' scales. */
-AMX static inline void block_step(bool offset, const lgroup *g, const int32_t c[16][16], const float *dy,
-                                  const float *sy, __m512 f[16])
+__attribute__((always_inline)) AMX static inline void block_step(bool offset, const lgroup *g, const int32_t c[16][16],
+                                                                  const float *dy, const float *sy, __m512 f[16])
 {
 #pragma GCC unroll 16
 	for (int t = 0; t < 16; t++) {
@@ -160,34 +160,70 @@ AMX static inline void block_step(bool offset, const lgroup *g, const int32_t c[
 	}
 }
 
+/* Block i's sums, from tile C into c; then block i + 2's product issued
+ * on the tiles A and B that block i used (its product done), into tile
+ * N; then block i's float steps. */
+#define TILE_STEP(C, A, B, N, i, c)                                                                           \
+	do {                                                                                                  \
+		if ((i) < nb) {                                                                               \
+			_tile_stored(C, c, 64);                                                               \
+			/* the compiler cannot see the tile store write c (and a  \
+			 * wider barrier would send the accumulators to memory) */                          \
+			__asm__ volatile("" : "+m"(*(int32_t(*)[256])(c)));                                   \
+			if ((i) + 2 < nb)                                                                     \
+				TILE_ISSUE(N, A, B, (i) + 2);                                                 \
+			block_step(offset, &g[i], c, dy + (i) * 16, sy + (i) * 16, f);                         \
+		}                                                                                             \
+	} while (0)
+
 /* One tile of 16 tokens (act, rows xs bytes apart; their scales in
  * dy/sy[i * 16 + t]) against a decoded group over nb blocks, the sums of
- * token t into f[t] (lane r: row r). */
-AMX static void tile_run(bool offset, size_t abytes, int qoff, int64_t nb, const lgroup *g, const char *act,
-                         size_t xs, const float *dy, const float *sy, __m512 f[16])
+ * token t into f[t] (lane r: row r), then stored (tc tokens, the rows in
+ * keep) at y. Four C tiles (0-3) and two sets of A and B (4, 6 and 5, 7)
+ * take the blocks in turn, each block's product issued two blocks before
+ * its sums are read, so that the tile unit works while the vector unit
+ * takes the float steps. */
+__attribute__((always_inline)) AMX static inline void tile_run(bool offset, size_t abytes, int qoff, int64_t nb,
+                                                                const lgroup *g, const char *act, size_t xs,
+                                                                const float *dy, const float *sy, float *y, size_t ys,
+                                                                int tc, __mmask16 keep)
 {
 	_Alignas(64) int32_t c[2][16][16];
+	__m512 f[16];
 	/* The tile loads read memory the compiler cannot see them read. */
 	__asm__ volatile("" ::: "memory");
 #pragma GCC unroll 16
 	for (int t = 0; t < 16; t++)
 		f[t] = _mm512_setzero_ps();
-	int64_t i = 0;
-	for (; i + 2 <= nb; i += 2) {
-		TILE_BLOCK(0, 1, 2, i, c[0]);
-		TILE_BLOCK(3, 4, 5, i + 1, c[1]);
-		__asm__ volatile("" ::: "memory");
-		block_step(offset, &g[i], c[0], dy + i * 16, sy + i * 16, f);
-		block_step(offset, &g[i + 1], c[1], dy + (i + 1) * 16, sy + (i + 1) * 16, f);
+	TILE_ISSUE(0, 4, 6, 0);
+	if (nb > 1)
+		TILE_ISSUE(1, 5, 7, 1);
+	for (int64_t i = 0; i < nb; i += 4) {
+		TILE_STEP(0, 4, 6, 2, i, c[0]);
+		TILE_STEP(1, 5, 7, 3, i + 1, c[1]);
+		TILE_STEP(2, 4, 6, 0, i + 2, c[0]);
+		TILE_STEP(3, 5, 7, 1, i + 3, c[1]);
 	}
-	if (i < nb) {
-		TILE_BLOCK(0, 1, 2, i, c[0]);
-		__asm__ volatile("" ::: "memory");
-		block_step(offset, &g[i], c[0], dy + i * 16, sy + i * 16, f);
-	}
+#pragma GCC unroll 16
+	for (int t = 0; t < 16; t++)
+		if (t < tc)
+			_mm512_mask_storeu_ps(y + (size_t)t * ys, keep, f[t]);
 }
 
-AMX static void gemm_amx_legacy(vcodes_fn codes, size_t bytes, bool offset, int64_t n, int nr, int nt, float *y,
+/* A tile of tokens, a function of its own per kind of format (with or
+ * without minima): inlined into the loops around it, its sixteen
+ * accumulators would not keep their registers. */
+#define TILE_RUN(name, offset)                                                                                \
+	__attribute__((noinline)) AMX static void name(size_t abytes, int qoff, int64_t nb, const lgroup *g,     \
+	                                               const char *act, size_t xs, const float *dy, const float *sy, \
+	                                               float *y, size_t ys, int tc, __mmask16 keep)          \
+	{                                                                                                     \
+		tile_run(offset, abytes, qoff, nb, g, act, xs, dy, sy, y, ys, tc, keep);                        \
+	}
+TILE_RUN(tile_run_plain, false)
+TILE_RUN(tile_run_min, true)
+
+__attribute__((always_inline)) AMX static inline void gemm_amx_legacy(vcodes_fn codes, size_t bytes, bool offset, int64_t n, int nr, int nt, float *y,
                                 size_t ys, const void *w, size_t ws, const void *xq, size_t xs)
 {
 	const int64_t nb = n / SL_QK;
@@ -230,11 +266,9 @@ AMX static void gemm_amx_legacy(vcodes_fn codes, size_t bytes, bool offset, int6
 					memcpy(pad + (size_t)t * xs, act + (size_t)(t < tc ? t : tc - 1) * xs, xs);
 				act = pad;
 			}
-			__m512 f[16];
 			const size_t at = (size_t)k * nb * 16;
-			tile_run(offset, abytes, qoff, nb, groups, act, xs, dy + at, sy + at, f);
-			for (int t = 0; t < tc; t++)
-				_mm512_mask_storeu_ps(y + (size_t)(t0 + t) * ys + r0, keep, f[t]);
+			(offset ? tile_run_min : tile_run_plain)(abytes, qoff, nb, groups, act, xs, dy + at, sy + at,
+			                                         y + (size_t)t0 * ys + r0, ys, tc, keep);
 		}
 	}
 	_tile_release();
