@@ -418,11 +418,14 @@ static void test_other_ops(const sl_kernels *K, const sl_kernels *R, const char 
  * block). The first has fewer rows than one of ops.c's tasks (16); the
  * others have row counts that are not multiples of 16 and are split into
  * tasks over the threads (2 T n_out n_in >= 2e5 flops): the second from
- * T = 2 on, the third even for one token. One has a bias. */
+ * T = 2 on, the third even for one token. One has a bias. The last has
+ * rows so long that the float kernel takes a prompt's tokens in chunks
+ * (24 at a time, a third chunk of 16 at T = 64), and the K formats' gemm
+ * takes more than one tile of tokens (AMX tiles where the CPU has them). */
 static const struct {
 	int n_out, n_in;
 	bool bias;
-} mm_shapes[] = {{7, 256, false}, {100, 512, true}, {136, 768, false}};
+} mm_shapes[] = {{7, 256, false}, {100, 512, true}, {136, 768, false}, {9, 8192, true}};
 
 typedef struct {
 	double worst, tol;

@@ -179,8 +179,8 @@ static float int_dot_f32(const int_layout *L, const void *w, const float *x, int
 /* sum_i w[i]*x[i] with integer products: per run of 32 activations,
  * dx * (d * sum(q*qx) + m * sum(qx)) for asymmetric codes (unsigned, with
  * their minimum m); symmetric levels (signed) take the ggml legacy
- * formats' float chain, acc + sum(q*qx) * (d * dx), so that a group of 32
- * exported as Q8_0 or Q4_0 gives the same bits (quants.c). */
+ * formats' float chain, acc + sum(q*qx) * (d * dx), so that groups of 32
+ * exported as ggml's 8- or 4-bit blocks give the same bits (quants.c). */
 static float int_dot_portable(const int_layout *L, const uint8_t *w, const sl_act_block *x, int64_t n)
 {
 	int G = L->group, half = L->bits == 8 || L->asym ? 0 : 1 << (L->bits - 1);

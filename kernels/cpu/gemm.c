@@ -492,6 +492,15 @@ X512 static inline __m512 load512_bf16(const void *w, size_t i)
 		tile_out(y, ldy, x, ldx, w, SL_DT_##WT, ldw, n, v, TM, TN);                             \
 	}
 
+/* Tokens whose activations (n floats each) take some 512 KiB, in threes:
+ * a quarter of the second-level cache of the cores measured, the rest left
+ * to the weights and the other thread's work. */
+static inline int chunk_tokens(int n)
+{
+	int c = (int)(((size_t)512 << 10) / ((size_t)n * sizeof(float))) / 3 * 3;
+	return c < 24 ? 24 : c;
+}
+
 /* Three tokens by four rows (24 accumulators), the last one or two tokens
  * in one tile; rows left after the fours one at a time. One token meets
  * four rows at a time too where the matrix is small enough to come from
@@ -506,6 +515,16 @@ X512 static inline __m512 load512_bf16(const void *w, size_t i)
 	X512 static void gemm512_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, \
 	                              size_t ldw, int rows, int n, size_t whole)                        \
 	{                                                                                               \
+		/* A prompt's tokens in chunks whose activations stay in the                            \
+		 * second-level cache while every row meets them (the rows'                             \
+		 * weights come again for each chunk, eight rows at a time). */                        \
+		const int chunk = chunk_tokens(n);                                                      \
+		if (T > chunk) {                                                                        \
+			for (int t0 = 0; t0 < T; t0 += chunk)                                           \
+				gemm512_##WT(y + (size_t)t0 * ldy, ldy, x + (size_t)t0 * ldx, ldx,      \
+				             T - t0 < chunk ? T - t0 : chunk, w, ldw, rows, n, whole);  \
+			return;                                                                         \
+		}                                                                                       \
 		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
 		int r = 0;                                                                              \
 		if (T > 1) /* eight rows meet each group of three tokens */                            \

@@ -1,64 +1,46 @@
-/* Prompt products of the legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) on
- * AMX tiles. Every (row, token) pair gets exactly the portable dot
- * product's bits (quants.c's vec_dot32): a block's integer sum is exact in
- * any order, so one TDPBSSD of a tile of 16 tokens' 32 activation bytes by
- * 16 rows' 32 codes gives the 256 block sums, and the float chain then
- * takes its steps for 16 rows at once in the lanes of one vector, per
- * token acc = acc + float(isum) * (d * dy), then (_1 formats)
- * acc = acc + m * sy, multiplies and adds never fused.
+/* Prompt products of ggml's legacy formats (blocks of 32 with one scale,
+ * and a minimum or an implied offset) on AMX tiles. Every (row, token)
+ * pair gets exactly the portable dot product's bits (quants.c's
+ * vec_dot32): a block's integer sum is exact in any order, so one TDPBSSD
+ * of a tile of 16 tokens' 32 activation bytes by 16 rows' 32 codes gives
+ * the 256 block sums, and the float chain then takes its steps for 16
+ * rows at once in the lanes of one vector, per token
+ * acc = acc + float(isum) * (d * dy), then (with minima) acc = acc + m * sy,
+ * multiplies and adds never fused.
  *
- * The codes go into the tiles as signed bytes of their value (Q4_0: q - 8,
- * Q5_0: q - 16, Q8_0 as stored, the _1 formats' unsigned codes as they
- * are, all within int8), so no offset needs taking out. A call takes its
- * rows in groups of 16: a group's blocks are decoded once into B's layout
- * (B[k/4][4r + k%4] = element k of row r) with d and m as vectors over the
- * rows, and the tokens' scales once per call; then every tile of 16
- * tokens meets the group, its activations read as tiles straight from the
- * Q8_0/Q8_1 rows (the last, partial tile from a copy padded with its last
- * token). The tile configuration is per thread: loaded at the start of
- * every call and released at its end. */
+ * The codes go into the tiles as signed bytes of their value (an implied
+ * offset taken out, the unsigned codes of the formats with a minimum as
+ * they are: all within int8), decoded by each format's function
+ * (quants-avx2.c). A call takes its rows in groups of 16: a group's blocks
+ * are decoded once into B's layout (B[k/4][4r + k%4] = element k of row
+ * r) with d and m as vectors over the rows, and the tokens' scales once
+ * per call; then every tile of 16 tokens meets the group, its activations
+ * read as tiles straight from the activation rows (the last, partial tile
+ * from a copy padded with its last token). The tile configuration is per
+ * thread: loaded at the start of every call and released at its end. */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-#include "cpu.h"
 #include "quants.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include "quants-kblock.h"
+#endif
+
+#ifdef SL_AMX_KERNELS
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AMX                                                                                                   \
 	__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,amx-tile,amx-int8")))
-
-AVX2 static inline __m256i load32(const void *p)
-{
-	return _mm256_loadu_si256((const __m256i *)p);
-}
-
-#include "quants-ldecode.h"
-
-/* Each format's codes as signed values (the offset of Q4_0/Q5_0 taken out
- * here), the bytes before them in its activations' blocks, and whether it
- * has a minimum (Q8_1 activations). */
-AVX2 static inline __m256i q4_0_v(const uint8_t *b)
-{
-	return _mm256_sub_epi8(q4_0_u(b), _mm256_set1_epi8(8));
-}
-
-AVX2 static inline __m256i q5_0_v(const uint8_t *b)
-{
-	return _mm256_sub_epi8(q5_0_u(b), _mm256_set1_epi8(16));
-}
-
-typedef __m256i (*vcodes_fn)(const uint8_t *blk);
 
 /* The tile registers: four C (tiles 0-3: 16 tokens x 16 rows of int32),
  * two A (4, 5: 16 tokens x 32 bytes) and two B (6, 7: 8 x 16 rows'
@@ -116,15 +98,19 @@ AMX static inline void transpose8x2(const __m512i x[8], __m512i out[8])
 	}
 }
 
-__attribute__((always_inline)) AMX static inline void group_decode(vcodes_fn codes, size_t bytes, bool offset, int64_t nb, const uint8_t *const row[16],
-                             lgroup *g)
+/* A group's nb blocks into the tiles' layout, from its codes (raw: the
+ * format's decoder's, [block][row]) and the halves at the start of each
+ * block. */
+AMX static void group_decode(int8_t (*raw)[16][SL_QK], size_t bytes, bool minima, int64_t nb,
+                             const uint8_t *const row[16], lgroup *g)
 {
 	for (int64_t i = 0; i < nb; i++) {
 		const size_t at = (size_t)i * bytes;
 		__m512i x[8];
 #pragma GCC unroll 8
 		for (int r = 0; r < 8; r++)
-			x[r] = _mm512_inserti64x4(_mm512_castsi256_si512(codes(row[r] + at)), codes(row[r + 8] + at), 1);
+			x[r] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)raw[i][r])),
+			                          _mm256_load_si256((const __m256i *)raw[i][r + 8]), 1);
 		transpose8x2(x, g[i].codes);
 		_Alignas(32) uint16_t d[16], m[16];
 		for (int r = 0; r < 16; r++) {
@@ -132,7 +118,7 @@ __attribute__((always_inline)) AMX static inline void group_decode(vcodes_fn cod
 			memcpy(&m[r], row[r] + at + 2, 2);
 		}
 		g[i].d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)d));
-		g[i].m = offset ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)m)) : _mm512_setzero_ps();
+		g[i].m = minima ? _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)m)) : _mm512_setzero_ps();
 	}
 }
 
@@ -148,14 +134,14 @@ __attribute__((always_inline)) AMX static inline void group_decode(vcodes_fn cod
 
 /* The float chain's steps of block i for the 16 tokens, c[t] their sums
  * against the 16 rows, dy[t] (and sy[t]) the tokens' scales. */
-__attribute__((always_inline)) AMX static inline void block_step(bool offset, const lgroup *g, const int32_t c[16][16],
+__attribute__((always_inline)) AMX static inline void block_step(bool minima, const lgroup *g, const int32_t c[16][16],
                                                                   const float *dy, const float *sy, __m512 f[16])
 {
 #pragma GCC unroll 16
 	for (int t = 0; t < 16; t++) {
 		const __m512 p = _mm512_mul_ps(g->d, _mm512_set1_ps(dy[t]));
 		f[t] = _mm512_add_ps(f[t], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[t])), p));
-		if (offset)
+		if (minima)
 			f[t] = _mm512_add_ps(f[t], _mm512_mul_ps(g->m, _mm512_set1_ps(sy[t])));
 	}
 }
@@ -172,7 +158,7 @@ __attribute__((always_inline)) AMX static inline void block_step(bool offset, co
 			__asm__ volatile("" : "+m"(*(int32_t(*)[256])(c)));                                   \
 			if ((i) + 2 < nb)                                                                     \
 				TILE_ISSUE(N, A, B, (i) + 2);                                                 \
-			block_step(offset, &g[i], c, dy + (i) * 16, sy + (i) * 16, f);                         \
+			block_step(minima, &g[i], c, dy + (i) * 16, sy + (i) * 16, f);                         \
 		}                                                                                             \
 	} while (0)
 
@@ -183,7 +169,7 @@ __attribute__((always_inline)) AMX static inline void block_step(bool offset, co
  * take the blocks in turn, each block's product issued two blocks before
  * its sums are read, so that the tile unit works while the vector unit
  * takes the float steps. */
-__attribute__((always_inline)) AMX static inline void tile_run(bool offset, size_t abytes, int qoff, int64_t nb,
+__attribute__((always_inline)) AMX static inline void tile_run(bool minima, size_t abytes, size_t qoff, int64_t nb,
                                                                 const lgroup *g, const char *act, size_t xs,
                                                                 const float *dy, const float *sy, float *y, size_t ys,
                                                                 int tc, __mmask16 keep)
@@ -213,27 +199,27 @@ __attribute__((always_inline)) AMX static inline void tile_run(bool offset, size
 /* A tile of tokens, a function of its own per kind of format (with or
  * without minima): inlined into the loops around it, its sixteen
  * accumulators would not keep their registers. */
-#define TILE_RUN(name, offset)                                                                                \
-	__attribute__((noinline)) AMX static void name(size_t abytes, int qoff, int64_t nb, const lgroup *g,     \
+#define TILE_RUN(name, minima)                                                                                \
+	__attribute__((noinline)) AMX static void name(size_t abytes, size_t qoff, int64_t nb, const lgroup *g,     \
 	                                               const char *act, size_t xs, const float *dy, const float *sy, \
 	                                               float *y, size_t ys, int tc, __mmask16 keep)          \
 	{                                                                                                     \
-		tile_run(offset, abytes, qoff, nb, g, act, xs, dy, sy, y, ys, tc, keep);                        \
+		tile_run(minima, abytes, qoff, nb, g, act, xs, dy, sy, y, ys, tc, keep);                        \
 	}
 TILE_RUN(tile_run_plain, false)
 TILE_RUN(tile_run_min, true)
 
-__attribute__((always_inline)) AMX static inline void gemm_amx_legacy(vcodes_fn codes, size_t bytes, bool offset, int64_t n, int nr, int nt, float *y,
-                                size_t ys, const void *w, size_t ws, const void *xq, size_t xs)
+AMX void sl_quants_gemm_amx_legacy(sl_amx_codes_fn codes, size_t bytes, bool minima, size_t abytes, size_t qoff,
+                                   int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws,
+                                   const void *xq, size_t xs)
 {
 	const int64_t nb = n / SL_QK;
-	const size_t abytes = offset ? sizeof(sl_block_q8_1) : sizeof(sl_block_q8_0);
-	const int qoff = offset ? 4 : 2;
 	const int tiles = (nt + 15) / 16;
 	lgroup *groups = aligned_alloc(64, (size_t)nb * sizeof(lgroup));
+	int8_t(*raw)[16][SL_QK] = aligned_alloc(64, (size_t)nb * sizeof *raw);
 	float *dy = malloc((size_t)tiles * nb * 16 * sizeof(float) * 2);
 	char *pad = malloc(16 * xs);
-	if (!groups || !dy || !pad)
+	if (!groups || !raw || !dy || !pad)
 		abort(); /* tens of KiB; there is no sensible way on without it */
 	float *sy = dy + (size_t)tiles * nb * 16;
 	/* The tokens' scales, [tile][block][token], the last tile padded with
@@ -245,7 +231,7 @@ __attribute__((always_inline)) AMX static inline void gemm_amx_legacy(vcodes_fn 
 			memcpy(h, xr + (size_t)i * abytes, sizeof h);
 			const size_t at = ((size_t)(k / 16) * nb + i) * 16 + k % 16;
 			dy[at] = _cvtsh_ss(h[0]);
-			sy[at] = offset ? _cvtsh_ss(h[1]) : 0;
+			sy[at] = minima ? _cvtsh_ss(h[1]) : 0;
 		}
 	}
 	tile_config cfg;
@@ -256,7 +242,8 @@ __attribute__((always_inline)) AMX static inline void gemm_amx_legacy(vcodes_fn 
 		const uint8_t *row[16];
 		for (int r = 0; r < 16; r++)
 			row[r] = (const uint8_t *)w + (size_t)(r0 + (r < gr ? r : gr - 1)) * ws;
-		group_decode(codes, bytes, offset, nb, row, groups);
+		codes(row, nb, raw);
+		group_decode(raw, bytes, minima, nb, row, groups);
 		const __mmask16 keep = (__mmask16)((1u << gr) - 1);
 		for (int k = 0; k < tiles; k++) {
 			const int t0 = 16 * k, tc = nt - t0 < 16 ? nt - t0 : 16;
@@ -267,48 +254,15 @@ __attribute__((always_inline)) AMX static inline void gemm_amx_legacy(vcodes_fn 
 				act = pad;
 			}
 			const size_t at = (size_t)k * nb * 16;
-			(offset ? tile_run_min : tile_run_plain)(abytes, qoff, nb, groups, act, xs, dy + at, sy + at,
+			(minima ? tile_run_min : tile_run_plain)(abytes, qoff, nb, groups, act, xs, dy + at, sy + at,
 			                                         y + (size_t)t0 * ys + r0, ys, tc, keep);
 		}
 	}
 	_tile_release();
 	free(pad);
 	free(dy);
+	free(raw);
 	free(groups);
-}
-
-#define GEMM_AMX_LEGACY(name, codes, offset)                                                                  \
-	AMX static void name##_gemm_amx(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws, \
-	                                const void *xq, size_t xs)                                           \
-	{                                                                                                     \
-		gemm_amx_legacy(codes, sizeof(sl_block_##name), offset, n, nr, nt, y, ys, w, ws, xq, xs);       \
-	}
-GEMM_AMX_LEGACY(q4_0, q4_0_v, false)
-GEMM_AMX_LEGACY(q4_1, q4_1_u, true)
-GEMM_AMX_LEGACY(q5_0, q5_0_v, false)
-GEMM_AMX_LEGACY(q5_1, q5_1_u, true)
-GEMM_AMX_LEGACY(q8_0, q8_0_s, false)
-
-sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type)
-{
-	if (!sl_cpu_amx())
-		return NULL;
-	switch (type) {
-	case SL_DT_Q4_0: return q4_0_gemm_amx;
-	case SL_DT_Q4_1: return q4_1_gemm_amx;
-	case SL_DT_Q5_0: return q5_0_gemm_amx;
-	case SL_DT_Q5_1: return q5_1_gemm_amx;
-	case SL_DT_Q8_0: return q8_0_gemm_amx;
-	default: return NULL;
-	}
-}
-
-#else
-
-sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type)
-{
-	(void)type;
-	return NULL;
 }
 
 #endif

@@ -8,25 +8,25 @@
  * The scales go into the tiles' bytes. A tile's sum runs over all 64 bytes
  * of its K dimension, across sub-blocks, so each sub-block's scale is
  * written in P digits of base 2^lb, and plane p holds digit p of its
- * sub-block's scale times each code: small enough for a byte (Q4_K: base
- * 16, 15 * 15 at most; Q6_K: digits -3..4 of base 8 times codes -32..31).
+ * sub-block's scale times each code, small enough for a byte (6-bit scales
+ * against 4-bit codes: two digits of base 16, 15 * 15 at most; signed 8-bit
+ * scales against codes -32..31: three balanced digits of base 8, -3..4).
  * A super-block is then P tile sums over its 256 elements, each four
  * products of 64 bytes, and sumi = sum of plane p's shifted left p * lb:
  * one tile store per plane and super-block, where a store per sub-block
- * would cost more than the products (a 1 KiB tile store takes some 12
- * cycles, a product some 14). The formats with minima (Q2_K, Q4_K, Q5_K)
- * keep their unsigned codes and take the minima's share against the
- * activations' bsums as the other kernels do; Q3_K and Q6_K take their
- * codes with the offset applied, signed.
+ * would cost as much as the products (a 1 KiB tile store takes some 12
+ * cycles, a product some 14). Formats with minima keep their unsigned
+ * codes, and the minima's share (minimum times the activations' sum of
+ * each sub-block) is one more plane, each element's sub-block minimum;
+ * the others take their codes signed, the offset applied.
  *
  * A call takes its rows in groups of 16. A group's planes are made once
- * (decoded by quants-kdecode.h's decoders) in the tiles' layout, dword j
- * of every row side by side (B[j][4r + b] = byte b of dword j of row r),
- * with the minima and d as vectors over the rows; every tile of 16 tokens
- * then meets them, its activations read as tiles straight from their Q8_K
- * rows (the last, partial tile from a copy padded with its last token).
- * The tile configuration is per thread: loaded at the start of every call
- * and released at its end. */
+ * (each block decoded by the format's decoder from quants-avx2.c) in the
+ * tiles' layout, dword j of every row side by side (B[j][4r + b] = byte b
+ * of dword j of row r), with d and dmin as vectors over the rows; every
+ * tile of 16 tokens then meets them, its activations packed once per call
+ * into tiles of 16 tokens x 64 bytes. The tile configuration is per
+ * thread: loaded at the start of every call and released at its end. */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
@@ -36,32 +36,22 @@
 #include "cpu.h"
 #include "quants.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include "quants-kblock.h"
+#endif
+
+#ifdef SL_AMX_KERNELS
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-#define VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
 #define AMX                                                                                                   \
 	__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,amx-tile,amx-int8")))
-
-AVX2 static inline float half(uint16_t h)
-{
-	return _cvtsh_ss(h);
-}
-
-AVX2 static inline __m256i load32(const void *p)
-{
-	return _mm256_loadu_si256((const __m256i *)p);
-}
-
-#include "quants-kdecode.h"
-
 
 /* The tile registers, all 16 rows of 64 bytes: tmm0-1 two tiles'
  * activations (16 tokens x 64 bytes), tmm2-3 two planes' codes (16 rows of
@@ -110,14 +100,6 @@ AMX static inline void transpose16(const __m512i in[16], __m512i out[16])
 	}
 }
 
-/* How a format's scales become planes: P digits of base 2^lb, each
- * ((x + off) mod 2^lb) - off (off > 0: balanced digits for signed
- * scales), the codes signed (the offset applied) or not. */
-typedef struct {
-	int planes, lb, off;
-	bool sgn;
-} kplanes;
-
 #define MAX_PLANES 3
 
 /* A group of 16 rows made for the tiles, per super-block: the planes'
@@ -130,7 +112,7 @@ typedef struct {
 } kgroup;
 
 /* Rows row[0..15]'s super-blocks made into planes. */
-__attribute__((always_inline)) AMX static inline void group_make(kdecode_fn decode, size_t bytes, const kplanes f,
+__attribute__((always_inline)) AMX static inline void group_make(kdecode_fn decode, size_t bytes, const sl_kplanes f,
                                                                  int64_t nb, const uint8_t *const row[16], kgroup *g)
 {
 	/* group k's digits: those of scales 2k (int16 lanes 0-15) and 2k + 1
@@ -198,7 +180,7 @@ __attribute__((always_inline)) AMX static inline void group_make(kdecode_fn deco
  * p0 + q, over the four 64-byte quarters, stored into c[j][p0 + q]. Four
  * sums in flight: a product takes some 14 cycles, but its sum is ready
  * for the next only some 27 cycles after it started. */
-__attribute__((always_inline)) AMX static inline void tile_pair(const kplanes f, int p0, int np, const kgroup *g,
+__attribute__((always_inline)) AMX static inline void tile_pair(const sl_kplanes f, int p0, int np, const kgroup *g,
                                                                 const char *a0, const char *a1,
                                                                 int32_t c[2][MAX_PLANES][16][16])
 {
@@ -229,7 +211,7 @@ __attribute__((always_inline)) AMX static inline void tile_pair(const kplanes f,
 }
 
 /* Every plane of super-block i (g) for two tiles of tokens. */
-__attribute__((always_inline)) AMX static inline void tile_sums(const kplanes f, const kgroup *g, const char *a0,
+__attribute__((always_inline)) AMX static inline void tile_sums(const sl_kplanes f, const kgroup *g, const char *a0,
                                                                 const char *a1, int32_t c[2][MAX_PLANES][16][16])
 {
 	const int planes = f.planes + !f.sgn;
@@ -239,7 +221,7 @@ __attribute__((always_inline)) AMX static inline void tile_sums(const kplanes f,
 
 /* The float step of super-block i for a tile of tokens (their scales yd)
  * from the planes' sums c, into acc[t] (lane r: row r). */
-__attribute__((always_inline)) AMX static inline void tile_step(const kplanes f, const kgroup *g, const float *yd,
+__attribute__((always_inline)) AMX static inline void tile_step(const sl_kplanes f, const kgroup *g, const float *yd,
                                                                 int32_t c[MAX_PLANES][16][16], __m512 acc[16])
 {
 	for (int t = 0; t < 16; t++) {
@@ -292,7 +274,7 @@ AMX static void acts_make(int64_t nb, int nt, const void *xq, size_t xs, const k
  * with itself, its twin's sums dropped); each pair's products are issued
  * before the float step of the pair before it, so that the two units
  * overlap. */
-__attribute__((always_inline)) AMX static inline void chunk_run(const kplanes f, int64_t nb, const kgroup *groups,
+__attribute__((always_inline)) AMX static inline void chunk_run(const sl_kplanes f, int64_t nb, const kgroup *groups,
                                                                 const kacts *a, int j0, int nk, __m512 *acc)
 {
 	_Alignas(64) int32_t c[2][2][MAX_PLANES][16][16]; /* pair, tile, plane, token, row */
@@ -363,7 +345,7 @@ static void *scratch_get(size_t n)
 	return s->p;
 }
 
-__attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode, size_t bytes, const kplanes f,
+__attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode, size_t bytes, const sl_kplanes f,
                                                                int64_t n, int nr, int nt, float *y, size_t ys,
                                                                const void *w, size_t ws, const void *xq, size_t xs)
 {
@@ -398,61 +380,23 @@ __attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode
 	_tile_release();
 }
 
-/* Calls of fewer tokens go to the decoding kernel (vec_dot_rows, the same
- * bits): below two tiles, making a group's planes costs more than the
- * tiles save (measured on Q4_K rows of 1024: 16 tokens at 0.85x its
- * speed, 32 at 1.6x, 512 at 4.2x). */
-#define AMX_MIN_TOKENS 32
+/* Each shape of planes its own build of the kernel. */
+#define GEMM_PLANES(P, sgn) \
+	gemm_amx(decode, bytes, (sl_kplanes){P, f.lb, f.off, sgn}, n, nr, nt, y, ys, w, ws, xq, xs)
 
-/* The decoding kernels, by format (q2_K .. q6_K), for the calls of few
- * tokens. */
-static sl_vec_dot_rows_fn few_tokens[5];
-
-#define GEMM_AMX(name, idx, P, lb, off, sgn)                                                                  \
-	AMX static void name##_gemm_amx(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws, \
-	                                const void *xq, size_t xs)                                           \
-	{                                                                                                     \
-		if (nt < AMX_MIN_TOKENS && few_tokens[idx]) {                                                \
-			for (int t = 0; t < nt; t += SL_DOT_ROWS_TOKENS)                                     \
-				few_tokens[idx](n, nr, nt - t < SL_DOT_ROWS_TOKENS ? nt - t : SL_DOT_ROWS_TOKENS, \
-				                y + (size_t)t * ys, ys, w, ws, (const char *)xq + (size_t)t * xs, xs); \
-			return;                                                                               \
-		}                                                                                             \
-		gemm_amx(name##_decode, sizeof(sl_block_##name), (kplanes){P, lb, off, sgn}, n, nr, nt, y, ys, w, ws, \
-		         xq, xs);                                                                             \
-	}
-/* Each format's planes: Q2_K's scales (0..15) times codes 0..3 fit one;
- * Q4_K's (0..63) two of base 16 against codes 0..15, Q5_K's two of base 8
- * against codes 0..31; Q3_K's (-32..31) two balanced digits of base 16
- * (-7..8) against codes -4..3, Q6_K's (-128..127) three of base 8 (-3..4)
- * against codes -32..31. */
-GEMM_AMX(q2_K, 0, 1, 4, 0, false)
-GEMM_AMX(q3_K, 1, 2, 4, 7, true)
-GEMM_AMX(q4_K, 2, 2, 4, 0, false)
-GEMM_AMX(q5_K, 3, 2, 3, 0, false)
-GEMM_AMX(q6_K, 4, 3, 3, 3, true)
-
-sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type)
+AMX void sl_quants_gemm_amx_k(kdecode_fn decode, size_t bytes, sl_kplanes f, int64_t n, int nr, int nt, float *y,
+                              size_t ys, const void *w, size_t ws, const void *xq, size_t xs)
 {
-	static const int types[5] = {SL_DT_Q2_K, SL_DT_Q3_K, SL_DT_Q4_K, SL_DT_Q5_K, SL_DT_Q6_K};
-	static const sl_vec_dot_rows_fn gemms[5] = {q2_K_gemm_amx, q3_K_gemm_amx, q4_K_gemm_amx, q5_K_gemm_amx,
-	                                            q6_K_gemm_amx};
-	if (!sl_cpu_amx())
-		return NULL;
-	for (int k = 0; k < 5; k++)
-		if (types[k] == type) {
-			few_tokens[k] = sl_quants_vec_dot_rows_avx2(type);
-			return gemms[k];
-		}
-	return NULL;
-}
-
-#else
-
-sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type)
-{
-	(void)type;
-	return NULL;
+	if (f.planes == 1 && !f.sgn)
+		GEMM_PLANES(1, false);
+	else if (f.planes == 2 && !f.sgn)
+		GEMM_PLANES(2, false);
+	else if (f.planes == 2 && f.sgn)
+		GEMM_PLANES(2, true);
+	else if (f.planes == 3 && f.sgn)
+		GEMM_PLANES(3, true);
+	else
+		abort(); /* no format takes other planes */
 }
 
 #endif

@@ -64,7 +64,44 @@ AVX2 static inline __m256i load32(const void *p)
 
 /* ---- legacy formats ------------------------------------------------------- */
 
-#include "quants-ldecode.h"
+/* The 32 codes of a block in element order: low nibbles of qs, then high.
+ * The sixteen bytes are loaded into both halves at once, and each half
+ * shifted by its own count. */
+AVX2 static inline __m256i nibbles32(const uint8_t qs[16])
+{
+	const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+	return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0)),
+	                        _mm256_set1_epi8(0x0f));
+}
+
+/* 0xff in byte j when bit j of the little-endian 32-bit qh is set: byte j
+ * gets a copy of qh's byte j/8, then keeps only bit j%8. */
+AVX2 static inline __m256i bits32(const uint8_t qh[4])
+{
+	uint32_t h;
+	memcpy(&h, qh, sizeof h);
+	const __m256i spread =
+	        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), spread);
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* The codes of one block: unsigned, their offset either implied (Q4_0:
+ * code - 8, Q5_0: code - 16, Q8_0 for VNNI: code - 128) or a minimum
+ * (Q4_1, Q5_1 against Q8_1); or signed (Q8_0 for AVX2). Every legacy
+ * block starts with its scale d, the _1 formats' minimum m after it. */
+typedef __m256i (*ucodes_fn)(const uint8_t *blk);
+
+AVX2 static inline __m256i q4_0_u(const uint8_t *blk)
+{
+	return nibbles32(((const sl_block_q4_0 *)blk)->qs);
+}
+
+AVX2 static inline __m256i q4_1_u(const uint8_t *blk)
+{
+	return nibbles32(((const sl_block_q4_1 *)blk)->qs);
+}
 
 /* The 4-bit codes for VNNI: the low nibbles, then the high ones left in
  * place, 16 times the code (at most 240: vpdpbusd takes any unsigned byte,
@@ -84,6 +121,23 @@ AVX2 static inline __m256i q4_0_u16(const uint8_t *blk)
 AVX2 static inline __m256i q4_1_u16(const uint8_t *blk)
 {
 	return nibbles32x16(((const sl_block_q4_1 *)blk)->qs);
+}
+
+AVX2 static inline __m256i q5_0_u(const uint8_t *blk)
+{
+	const sl_block_q5_0 *x = (const sl_block_q5_0 *)blk;
+	return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+}
+
+AVX2 static inline __m256i q5_1_u(const uint8_t *blk)
+{
+	const sl_block_q5_1 *x = (const sl_block_q5_1 *)blk;
+	return _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+}
+
+AVX2 static inline __m256i q8_0_s(const uint8_t *blk)
+{
+	return load32(((const sl_block_q8_0 *)blk)->qs);
 }
 
 /* q + 128 as unsigned bytes (for VNNI, whose sums do not saturate). */
@@ -497,7 +551,260 @@ sl_act_fn sl_quants_act_avx2(int type)
 	}
 }
 
-#include "quants-kdecode.h"
+/* ---- K formats -------------------------------------------------------------
+ * Every block is eight groups of 32 codes. Group k spans sub-blocks 2k and
+ * 2k+1 of 16 elements (Q4_K/Q5_K repeat each 32-element scale twice). The
+ * sixteen sub-block scales are widened to int16 once per block, in two
+ * halves: half h holds scales 8h..8h+7 in both 128-bit lanes, so that group
+ * k = 4h + j finds its pair with one in-lane shuffle. */
+#include "quants-kblock.h"
+
+AVX2 static inline scales16 widen_scales(__m128i sc8)
+{
+	const __m256i all = _mm256_cvtepi8_epi16(sc8);
+	return (scales16){{_mm256_permute2x128_si256(all, all, 0x00),
+	                   _mm256_permute2x128_si256(all, all, 0x11)}};
+}
+
+/* Group k's scales as int16 weights of its pairs of products: bytes 0-15
+ * weighted by scale 2k, bytes 16-31 by scale 2k+1 (int16 2j of the low
+ * lane, 2j+1 of the high). */
+AVX2 static inline __m256i group_scales(const scales16 *sc, int k)
+{
+	const int j = k % 4;
+	const __m256i pick =
+	        _mm256_add_epi8(_mm256_set_m128i(_mm_set1_epi16(0x0302), _mm_set1_epi16(0x0100)),
+	                        _mm256_set1_epi8((char)(4 * j)));
+	return _mm256_shuffle_epi8(sc->half[k / 4], pick);
+}
+
+/* Group k's codes times its activations. */
+AVX2 static inline __m256i group_dot(__m256i u, const int8_t *y, const scales16 *sc, int k)
+{
+	return _mm256_madd_epi16(_mm256_maddubs_epi16(u, load32(y)), group_scales(sc, k));
+}
+
+/* sum_g w_g*bsum_g with the sixteen weights as bytes, in 8 int32 lanes. */
+AVX2 static inline __m256i bsum_dot(__m128i w, const int16_t bsums[16])
+{
+	return _mm256_madd_epi16(_mm256_cvtepi8_epi16(w), load32(bsums));
+}
+
+/* Bit k of every byte of v, moved to bit `to`. */
+AVX2 static inline __m256i bit_of(__m256i v, int k, int to)
+{
+	return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(v, k), _mm256_set1_epi8(1)),
+	                         to);
+}
+
+
+AVX2 static inline void q2_K_decode(const void *blk, kblock *b)
+{
+	const sl_block_q2_K *x = blk;
+	const __m256i m3 = _mm256_set1_epi8(3);
+	const __m128i m4 = _mm_set1_epi8(0x0f);
+	const __m128i packed = _mm_loadu_si128((const __m128i *)x->scales);
+	b->sc = widen_scales(_mm_and_si128(packed, m4));
+	b->corr = _mm_and_si128(_mm_srli_epi16(packed, 4), m4);
+	b->shift = -1;
+	b->d = half(x->d);
+	b->dmin = half(x->dmin);
+#pragma GCC unroll 2
+	for (int h = 0; h < 2; h++) {
+		const __m256i q = load32(x->qs + 32 * h);
+#pragma GCC unroll 4
+		for (int j = 0; j < 4; j++)
+			b->u[4 * h + j] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+	}
+}
+
+/* Codes q + 4 are unsigned; the 4 comes back out as 4*sum(sc*bsum). */
+AVX2 static inline void q3_K_decode(const void *blk, kblock *b)
+{
+	const sl_block_q3_K *x = blk;
+	const __m256i m3 = _mm256_set1_epi8(3);
+	uint64_t biased[2];
+	sl_q3_K_scales(x->scales, biased);
+	const __m128i sc = _mm_sub_epi8(_mm_set_epi64x((long long)biased[1], (long long)biased[0]),
+	                                _mm_set1_epi8(32));
+	b->sc = widen_scales(sc);
+	b->corr = sc;
+	b->shift = 2;
+	b->d = half(x->d);
+	b->dmin = 0;
+	const __m256i hm = load32(x->hmask);
+#pragma GCC unroll 2
+	for (int h = 0; h < 2; h++) {
+		const __m256i q = load32(x->qs + 32 * h);
+#pragma GCC unroll 4
+		for (int j = 0; j < 4; j++)
+			b->u[4 * h + j] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3),
+			                                  bit_of(hm, 4 * h + j, 2));
+	}
+}
+
+/* Q4_K and Q5_K differ only in the fifth bit; Q4_K passes qh = NULL. Each
+ * 32-element scale and minimum is repeated for both of its 16-element
+ * sub-blocks. */
+__attribute__((always_inline)) AVX2 static inline void
+q45_K_decode(uint16_t d, uint16_t dmin, const uint8_t scales[12], const uint8_t *qh, const uint8_t qs[128],
+             kblock *b)
+{
+	uint64_t sc8, m8;
+	sl_q4_K_scales(scales, &sc8, &m8);
+	const __m128i sc = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc8), _mm_cvtsi64_si128((long long)sc8));
+	b->corr = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)m8), _mm_cvtsi64_si128((long long)m8));
+	b->sc = widen_scales(sc);
+	b->shift = -1;
+	b->d = half(d);
+	b->dmin = half(dmin);
+	const __m256i m4 = _mm256_set1_epi8(0x0f);
+	const __m256i hv = qh ? load32(qh) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++) {
+		const __m256i q = load32(qs + 32 * c);
+		__m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+		if (qh) {
+			lo = _mm256_or_si256(lo, bit_of(hv, 2 * c, 4));
+			hi = _mm256_or_si256(hi, bit_of(hv, 2 * c + 1, 4));
+		}
+		b->u[2 * c] = lo;
+		b->u[2 * c + 1] = hi;
+	}
+}
+
+AVX2 static inline void q4_K_decode(const void *blk, kblock *b)
+{
+	const sl_block_q4_K *x = blk;
+	q45_K_decode(x->d, x->dmin, x->scales, NULL, x->qs, b);
+}
+
+AVX2 static inline void q5_K_decode(const void *blk, kblock *b)
+{
+	const sl_block_q5_K *x = blk;
+	q45_K_decode(x->d, x->dmin, x->scales, x->qh, x->qs, b);
+}
+
+/* Codes q + 32 are unsigned; the 32 comes back out as 32*sum(sc*bsum). */
+AVX2 static inline void q6_K_decode(const void *blk, kblock *b)
+{
+	const sl_block_q6_K *x = blk;
+	const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+	const __m128i sc = _mm_loadu_si128((const __m128i *)x->scales);
+	b->sc = widen_scales(sc);
+	b->corr = sc;
+	b->shift = 5;
+	b->d = half(x->d);
+	b->dmin = 0;
+#pragma GCC unroll 2
+	for (int h = 0; h < 2; h++) {
+		const __m256i ql[2] = {load32(x->ql + 64 * h), load32(x->ql + 64 * h + 32)};
+		const __m256i qh = load32(x->qh + 32 * h);
+#pragma GCC unroll 4
+		for (int j = 0; j < 4; j++) {
+			__m256i lo = _mm256_and_si256(_mm256_srli_epi16(ql[j % 2], 4 * (j / 2)), m4);
+			__m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), m3);
+			b->u[4 * h + j] = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+		}
+	}
+}
+
+/* A K block decoded for AVX-512 VNNI's 64-byte vectors: the eight groups
+ * in four pairs, pair p holding the unsigned codes of groups 2p and 2p + 1
+ * in its halves, and w[p] their four sub-blocks' scales as int16, one
+ * per 128-bit lane (the weights of vpdpwssd's pairs of products); corr,
+ * shift, d and dmin as kblock's. Half the instructions of kblock's groups
+ * for the same integers. */
+typedef struct {
+	__m512i u[4], w[4];
+	__m128i corr;
+	int shift;
+	float d, dmin;
+} kblock2;
+
+typedef void (*kdecode2_fn)(const void *blk, kblock2 *b);
+
+/* The pairs' scales from the sixteen sub-block scales sc8 (int8). */
+VNNI static inline void pair_scales(__m128i sc8, __m512i w[4])
+{
+	const __m512i all = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
+	/* lane l of pair p: sub-block 4p + l */
+	const __m512i lane = _mm512_set_epi64(0x0003000300030003, 0x0003000300030003, 0x0002000200020002,
+	                                      0x0002000200020002, 0x0001000100010001, 0x0001000100010001, 0, 0);
+#pragma GCC unroll 4
+	for (int p = 0; p < 4; p++)
+		w[p] = _mm512_permutexvar_epi16(_mm512_add_epi16(lane, _mm512_set1_epi16((short)(4 * p))), all);
+}
+
+/* Q4_K and Q5_K as q45_K_decode, for AVX-512: pair c is chunk c's low
+ * nibbles, then its high ones (and fifth bits 2c, 2c + 1). */
+__attribute__((always_inline)) VNNI static inline void
+q45_K_decode2(uint16_t d, uint16_t dmin, const uint8_t scales[12], const uint8_t *qh, const uint8_t qs[128],
+              kblock2 *b)
+{
+	uint64_t sc8, m8;
+	sl_q4_K_scales(scales, &sc8, &m8);
+	pair_scales(_mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)sc8), _mm_cvtsi64_si128((long long)sc8)), b->w);
+	b->corr = _mm_unpacklo_epi8(_mm_cvtsi64_si128((long long)m8), _mm_cvtsi64_si128((long long)m8));
+	b->shift = -1;
+	b->d = half(d);
+	b->dmin = half(dmin);
+	const __m512i m4 = _mm512_set1_epi8(0x0f), nib = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+	const __m512i hv = qh ? _mm512_broadcast_i64x4(load32(qh)) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+	for (int c = 0; c < 4; c++) {
+		const __m512i q = _mm512_broadcast_i64x4(load32(qs + 32 * c));
+		__m512i u = _mm512_and_si512(_mm512_srlv_epi64(q, nib), m4);
+		if (qh) {
+			/* bit 2c (low half) or 2c + 1 (high) of every byte, as 16 */
+			const __m512i at = _mm512_set_epi64(2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c + 1, 2 * c, 2 * c, 2 * c, 2 * c);
+			const __m512i h = _mm512_slli_epi64(_mm512_srlv_epi64(hv, at), 4);
+			u = _mm512_ternarylogic_epi64(h, _mm512_set1_epi8(0x10), u, 0xea); /* (h & 0x10) | u */
+		}
+		b->u[c] = u;
+	}
+}
+
+VNNI static inline void q4_K_decode2(const void *blk, kblock2 *b)
+{
+	const sl_block_q4_K *x = blk;
+	q45_K_decode2(x->d, x->dmin, x->scales, NULL, x->qs, b);
+}
+
+VNNI static inline void q5_K_decode2(const void *blk, kblock2 *b)
+{
+	const sl_block_q5_K *x = blk;
+	q45_K_decode2(x->d, x->dmin, x->scales, x->qh, x->qs, b);
+}
+
+/* Q6_K as q6_K_decode, for AVX-512: half h's pairs 2h and 2h + 1 are its
+ * 64 ql bytes' low nibbles, then their high ones, each with its two high
+ * bits from qh (bits 0-1 and 2-3, then 4-5 and 6-7). */
+VNNI static inline void q6_K_decode2(const void *blk, kblock2 *b)
+{
+	const sl_block_q6_K *x = blk;
+	const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(0x30);
+	const __m128i sc = _mm_loadu_si128((const __m128i *)x->scales);
+	pair_scales(sc, b->w);
+	b->corr = sc;
+	b->shift = 5;
+	b->d = half(x->d);
+	b->dmin = 0;
+#pragma GCC unroll 2
+	for (int h = 0; h < 2; h++) {
+		const __m512i ql = _mm512_loadu_si512(x->ql + 64 * h);
+		const __m512i qh = _mm512_broadcast_i64x4(load32(x->qh + 32 * h));
+#pragma GCC unroll 2
+		for (int j = 0; j < 2; j++) {
+			/* the high bits 4j + 2k of group 4h + 2j + k (k: the half) moved to bits 4-5 */
+			const __m512i at = _mm512_set_epi64(4 * j + 2, 4 * j + 2, 4 * j + 2, 4 * j + 2, 4 * j, 4 * j, 4 * j, 4 * j);
+			const __m512i hi = _mm512_slli_epi64(_mm512_srlv_epi64(qh, at), 4);
+			const __m512i lo = _mm512_and_si512(j ? _mm512_srli_epi64(ql, 4) : ql, m4);
+			b->u[2 * h + j] = _mm512_ternarylogic_epi64(hi, m3, lo, 0xea);
+		}
+	}
+}
+
 
 /* One weight row against NT activation rows, each row's sum in the one-row
  * order: integer sums (exact, whatever their order) per block, then
@@ -680,6 +987,105 @@ sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
 	return vnni ? k_rows_vnni(type) : k_rows(type);
 }
 
+/* ---- AMX tiles for the K formats' prompts (quants-amx.c) ---------------- */
+
+#ifdef SL_AMX_KERNELS
+/* Calls of fewer tokens go to the decoding kernel (vec_dot_rows, the same
+ * bits): below two tiles, making a group's planes costs more than the
+ * tiles save (measured on Q4_K rows of 1024: 16 tokens at 0.85x its
+ * speed, 32 at 1.6x, 512 at 4.2x). */
+#define AMX_MIN_TOKENS 32
+
+/* Each format's planes (see sl_kplanes): Q2_K's scales (0..15) times codes
+ * 0..3 fit one; Q4_K's (0..63) take two of base 16 against codes 0..15,
+ * Q5_K's two of base 8 against codes 0..31 (each with the minima's plane);
+ * Q3_K's (-32..31) two balanced digits of base 16 (-7..8) against codes
+ * -4..3, Q6_K's (-128..127) three of base 8 (-3..4) against codes -32..31. */
+#define K_GEMM_AMX(t, P, lb, off, sgn)                                                                        \
+	static void t##_gemm_amx(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws,    \
+	                         const void *xq, size_t xs)                                                  \
+	{                                                                                                     \
+		if (nt >= AMX_MIN_TOKENS) {                                                                   \
+			sl_quants_gemm_amx_k(t##_decode, sizeof(sl_block_##t), (sl_kplanes){P, lb, off, sgn}, n, nr, nt, y, \
+			                     ys, w, ws, xq, xs);                                              \
+			return;                                                                               \
+		}                                                                                             \
+		for (int t0 = 0; t0 < nt; t0 += SL_DOT_ROWS_TOKENS)                                           \
+			t##_krows_vnni(n, nr, nt - t0 < SL_DOT_ROWS_TOKENS ? nt - t0 : SL_DOT_ROWS_TOKENS,      \
+			               y + (size_t)t0 * ys, ys, w, ws, (const char *)xq + (size_t)t0 * xs, xs); \
+	}
+K_GEMM_AMX(q2_K, 1, 4, 0, false)
+K_GEMM_AMX(q3_K, 2, 4, 7, true)
+K_GEMM_AMX(q4_K, 2, 4, 0, false)
+K_GEMM_AMX(q5_K, 2, 3, 0, false)
+K_GEMM_AMX(q6_K, 3, 3, 3, true)
+#endif
+
+/* ---- AMX tiles for the legacy formats' prompts (quants-amx-legacy.c) ---- */
+
+#ifdef SL_AMX_KERNELS
+/* Each format's codes as signed values (value = d * code + m), Q4_0's and
+ * Q5_0's offset taken out, for the tiles; and its gemm. */
+#define LEGACY_GEMM_AMX(t, u, off, minima, act)                                                               \
+	AVX2 static void t##_amx_codes(const uint8_t *const row[16], int64_t nb, int8_t (*codes)[16][SL_QK])  \
+	{                                                                                                     \
+		for (int64_t i = 0; i < nb; i++)                                                              \
+			for (int r = 0; r < 16; r++)                                                          \
+				_mm256_store_si256((__m256i *)codes[i][r],                                    \
+				                   _mm256_sub_epi8(u(row[r] + (size_t)i * sizeof(sl_block_##t)), \
+				                                   _mm256_set1_epi8(off)));                   \
+	}                                                                                                     \
+	static void t##_gemm_amx(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws,    \
+	                         const void *xq, size_t xs)                                                  \
+	{                                                                                                     \
+		sl_quants_gemm_amx_legacy(t##_amx_codes, sizeof(sl_block_##t), minima, sizeof(act),             \
+		                          offsetof(act, qs), n, nr, nt, y, ys, w, ws, xq, xs);                \
+	}
+LEGACY_GEMM_AMX(q4_0, q4_0_u, 8, false, sl_block_q8_0)
+LEGACY_GEMM_AMX(q4_1, q4_1_u, 0, true, sl_block_q8_1)
+LEGACY_GEMM_AMX(q5_0, q5_0_u, 16, false, sl_block_q8_0)
+LEGACY_GEMM_AMX(q5_1, q5_1_u, 0, true, sl_block_q8_1)
+LEGACY_GEMM_AMX(q8_0, q8_0_s, 0, false, sl_block_q8_0)
+#endif
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type)
+{
+#ifdef SL_AMX_KERNELS
+	if (!sl_cpu_amx())
+		return NULL;
+	switch (type) {
+	case SL_DT_Q4_0: return q4_0_gemm_amx;
+	case SL_DT_Q4_1: return q4_1_gemm_amx;
+	case SL_DT_Q5_0: return q5_0_gemm_amx;
+	case SL_DT_Q5_1: return q5_1_gemm_amx;
+	case SL_DT_Q8_0: return q8_0_gemm_amx;
+	default: return NULL;
+	}
+#else
+	(void)type;
+	return NULL;
+#endif
+}
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type)
+{
+#ifdef SL_AMX_KERNELS
+	if (!sl_cpu_amx())
+		return NULL;
+	switch (type) {
+	case SL_DT_Q2_K: return q2_K_gemm_amx;
+	case SL_DT_Q3_K: return q3_K_gemm_amx;
+	case SL_DT_Q4_K: return q4_K_gemm_amx;
+	case SL_DT_Q5_K: return q5_K_gemm_amx;
+	case SL_DT_Q6_K: return q6_K_gemm_amx;
+	default: return NULL;
+	}
+#else
+	(void)type;
+	return NULL;
+#endif
+}
+
 sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_avx2(int type)
 {
 	if (!sl_cpu_avx2())
@@ -736,6 +1142,18 @@ sl_vec_dot_rows_fn sl_quants_vec_dot_rows_avx2(int type)
 }
 
 sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_avx2(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type)
 {
 	(void)type;
 	return NULL;
