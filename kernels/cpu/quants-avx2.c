@@ -168,7 +168,7 @@ CODES32(q8_0_ucodes, q8_0_u, false)
 /* The halves at byte offset at of R blocks, one per row (row[r]), as
  * floats in lanes 0..R-1: gathered in a general register, converted at
  * once. */
-__attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *const row[4], size_t at, const int R)
+__attribute__((always_inline)) static inline uint64_t halves4_bits(const uint8_t *const row[4], size_t at, const int R)
 {
 	uint64_t h = 0;
 #pragma GCC unroll 4
@@ -177,7 +177,12 @@ __attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *
 		memcpy(&v, row[r] + at, sizeof v);
 		h |= (uint64_t)v << (16 * r);
 	}
-	return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+	return h;
+}
+
+__attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *const row[4], size_t at, const int R)
+{
+	return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves4_bits(row, at, R)));
 }
 
 /* Dispatch on the number of tokens (nt) of a tile. */

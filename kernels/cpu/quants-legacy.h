@@ -138,33 +138,80 @@ SFX(rows)(ucodes_fn codes, size_t bytes, bool offset, int shift, bool hi16, cons
 	 * below, with half the integer dot products. */
 	if (hi16 && !offset && shift >= 0 && bytes == 18 && NT == 1 && R == 4) {
 		const __m512i lohi = _mm512_broadcast_i64x4(_mm256_set_m128i(_mm_set1_epi8((char)0xf0), _mm_set1_epi8(0x0f)));
-		for (int64_t i = 0; i < nb; i++) {
-			SFX(fetch_group)(next, i, nb, R, bytes);
-			const size_t at = (size_t)i * bytes;
-			const __m128 pd = _mm_mul_ps(halves4(row, at, R), _mm_set1_ps(a->dy[i]));
-			const __m512i yv = _mm512_broadcast_i64x4(a->act[i][0]);
-			const __m512i b = _mm512_broadcast_i64x4(a->act[i][1]);
-			const __m512i q01 = _mm512_and_si512(
-			        _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(row[0] + at + 2))),
-			                                    0xff00, _mm_loadu_si128((const __m128i *)(row[1] + at + 2))),
-			        lohi);
-			const __m512i q23 = _mm512_and_si512(
-			        _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(row[2] + at + 2))),
-			                                    0xff00, _mm_loadu_si128((const __m128i *)(row[3] + at + 2))),
-			        lohi);
-			const __m512i d01 = _mm512_dpbusd_epi32(b, q01, yv), d23 = _mm512_dpbusd_epi32(b, q23, yv);
-			/* Quarter k of each 128-bit lane: d01's lanes 0+2, 1+3, then
-			 * d23's; then each lane's two sums of d01 and d23 in place. */
-			__m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(d01, d23), _mm512_unpackhi_epi64(d01, d23));
+		/* Block i's dot products: rows 0 and 1 in d[0], 2 and 3 in d[1]. */
+#define Q4_PAIRS(i, d)                                                                                        \
+	do {                                                                                                  \
+		SFX(fetch_group)(next, (i), nb, R, bytes);                                                    \
+		const size_t at = (size_t)(i) * bytes;                                                        \
+		const __m512i yv = _mm512_broadcast_i64x4(a->act[i][0]), b = _mm512_broadcast_i64x4(a->act[i][1]); \
+		_Pragma("GCC unroll 2") for (int h = 0; h < 2; h++)                                           \
+		{                                                                                             \
+			const __m512i q = _mm512_and_si512(                                                   \
+			        _mm512_mask_broadcast_i32x4(                                                  \
+			                _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(row[2 * h] + at + 2))), \
+			                0xff00, _mm_loadu_si128((const __m128i *)(row[2 * h + 1] + at + 2))),  \
+			        lohi);                                                                        \
+			d[h] = _mm512_dpbusd_epi32(b, q, yv);                                                 \
+		}                                                                                             \
+	} while (0)
+		/* 128-bit lanes 1 and 3 hold the high nibbles' sums: 16 times */
+		const __m512i hi = _mm512_set_epi32(4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0);
+		int64_t i = 0;
+		/* Four blocks at a time: their 16 (row, block) sums gathered into
+		 * one vector by a tree of in-lane interleaves and adds, then the
+		 * chain's four steps, block by block. */
+		for (; i + 4 <= nb; i += 4) {
+			__m512i d[4][2], pr[4], qd[2];
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++) {
+				Q4_PAIRS(i + k, d[k]);
+				/* each 128-bit lane: d[k][0]'s 0+2, d[k][1]'s 0+2, then 1+3 */
+				pr[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(d[k][0], d[k][1]), _mm512_unpackhi_epi32(d[k][0], d[k][1]));
+			}
+			/* qd[j]: per 128-bit lane, the lane's sums of block 2j's d[0] and
+			 * d[1], then block 2j + 1's */
+#pragma GCC unroll 2
+			for (int j = 0; j < 2; j++)
+				qd[j] = _mm512_srav_epi32(_mm512_add_epi32(_mm512_unpacklo_epi64(pr[2 * j], pr[2 * j + 1]),
+				                                           _mm512_unpackhi_epi64(pr[2 * j], pr[2 * j + 1])),
+				                          hi);
+			/* 128-bit lane 0: rows 0, 2 of blocks 0, 1; lane 1: rows 1, 3;
+			 * lanes 2 and 3 the same of blocks 2, 3 */
+			const __m512i s4 = _mm512_add_epi32(_mm512_shuffle_i32x4(qd[0], qd[1], _MM_SHUFFLE(2, 0, 2, 0)),
+			                                    _mm512_shuffle_i32x4(qd[0], qd[1], _MM_SHUFFLE(3, 1, 3, 1)));
+			const __m512i isum = _mm512_permutexvar_epi32(
+			        _mm512_set_epi32(15, 11, 14, 10, 13, 9, 12, 8, 7, 3, 6, 2, 5, 1, 4, 0), s4);
+			/* the scale products d * dy of the 16 pairs, in isum's order */
+			const __m256i h4 = _mm256_set_epi64x((long long)halves4_bits(row, (size_t)(i + 3) * bytes, R),
+			                                     (long long)halves4_bits(row, (size_t)(i + 2) * bytes, R),
+			                                     (long long)halves4_bits(row, (size_t)(i + 1) * bytes, R),
+			                                     (long long)halves4_bits(row, (size_t)i * bytes, R));
+			const __m512 p4 = _mm512_mul_ps(
+			        _mm512_cvtph_ps(h4),
+			        _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+			                              _mm512_castps128_ps512(_mm_loadu_ps(a->dy + i))));
+			const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), p4);
+			acc[0] = _mm_add_ps(acc[0], _mm512_castps512_ps128(f));
+			acc[0] = _mm_add_ps(acc[0], _mm512_extractf32x4_ps(f, 1));
+			acc[0] = _mm_add_ps(acc[0], _mm512_extractf32x4_ps(f, 2));
+			acc[0] = _mm_add_ps(acc[0], _mm512_extractf32x4_ps(f, 3));
+		}
+		for (; i < nb; i++) {
+			__m512i d[2];
+			Q4_PAIRS(i, d);
+			const __m128 pd = _mm_mul_ps(halves4(row, (size_t)i * bytes, R), _mm_set1_ps(a->dy[i]));
+			/* Quarter k of each 128-bit lane: d[0]'s lanes 0+2, 1+3, then
+			 * d[1]'s; then each lane's two sums of d[0] and d[1] in place. */
+			__m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(d[0], d[1]), _mm512_unpackhi_epi64(d[0], d[1]));
 			u = _mm512_add_epi32(u, _mm512_shuffle_epi32(u, (_MM_PERM_ENUM)_MM_SHUFFLE(2, 3, 0, 1)));
-			/* 128-bit lanes 1 and 3 came from high nibbles: 16 times */
-			u = _mm512_srav_epi32(u, _mm512_set_epi32(4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0));
+			u = _mm512_srav_epi32(u, hi);
 			u = _mm512_add_epi32(u, _mm512_shuffle_i32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
 			/* rows 0 and 2 in lanes 0 and 2, rows 1 and 3 in lanes 8 and 10 */
 			acc[0] = SFX(chain4)(acc[0], pd,
 			                     _mm512_castsi512_si128(_mm512_permutexvar_epi32(
 			                             _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 2, 8, 0), u)));
 		}
+#undef Q4_PAIRS
 		goto sums;
 	}
 #endif
