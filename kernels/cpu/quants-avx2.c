@@ -2,9 +2,9 @@
  * Every function carries its own target attribute, so this file compiles in
  * a plain x86-64 build; sl_quants_vec_dot_avx2 hands them out only when the
  * CPU has AVX2, FMA and F16C. The K formats produce exactly the portable
- * results (the same integer sums, then sl_q_K_block_dot); the legacy formats
- * keep eight float partial sums and differ from the portable ones only in
- * rounding. */
+ * results (the same integer sums, then sl_q_K_block_dot), and so do the
+ * legacy formats (each block's exact integer sum, then quants.c's
+ * vec_dot32 float chain, several rows' steps in one vector). */
 /* No fused multiply-adds but the ones written out: the scalar step the K
  * formats share with the portable code (sl_q_K_block_dot) must round as it
  * does there. */
@@ -31,14 +31,6 @@
 AVX2 static inline float half(uint16_t h)
 {
 	return _cvtsh_ss(h);
-}
-
-AVX2 static inline float hsum_ps(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	return _mm_cvtss_f32(s);
 }
 
 AVX2 static inline int32_t hsum_epi32(__m256i v)
@@ -196,10 +188,9 @@ __attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *
 _Static_assert(SL_DOT_TILE == 4, "the switches cover tiles of 1 to 4 tokens");
 
 /* The decoding kernel decodes LEGACY_GROUP(NT) weight rows together for NT
- * tokens: four rows by four tokens is sixteen accumulators, what AVX-512's
- * 32 registers hold; AVX2's 16 take two rows for three or four tokens.
- * Eight rows (more independent chains of fused multiply-adds) measured no
- * faster on either. */
+ * tokens: four rows by four tokens is sixteen vectors of integer sums a
+ * block, what AVX-512's 32 registers hold; AVX2's 16 take two rows for
+ * three or four tokens. */
 _Static_assert(SL_DOT_ROWS == 4, "the legacy rows go in groups of at most 4");
 
 /* Block i of a row of activations, Q8_1 (offset) or Q8_0: its codes, its
