@@ -768,12 +768,8 @@ static void check_dots(int type, int n, const float *w, const float *x, bool ran
 	if (avx2) {
 		float fast;
 		avx2(n, &fast, wq, xq);
-		if (is_k(type))
-			CHECK(fast == portable, "%s n=%d avx2 %.9g vs portable %.9g", ti->name, n,
-			      fast, portable);
-		else
-			CHECK(fabs(fast - portable) <= 2 * acc_tol,
-			      "%s n=%d avx2 %.9g vs portable %.9g", ti->name, n, fast, portable);
+		CHECK(!memcmp(&fast, &portable, sizeof fast), "%s n=%d avx2 %.9g vs portable %.9g", ti->name, n,
+		      fast, portable);
 	}
 
 	double ref32 = dot_ref(wd, x, n, &abs_sum);
@@ -1052,16 +1048,54 @@ static void test_gemm(void)
 		printf("gemm of %d formats x paths: the bits of vec_dot for every count of rows and tokens\n", tested);
 }
 
+enum { AMX_NR = 40, AMX_NT = 70, AMX_N = 2816 };
+
+/* One case of an AMX gemm (type t, rows of n): AMX_NR weight rows
+ * quantized (weights 0), of random bytes (1: every scale and code, as a
+ * hostile file holds them) or (2) random with every other row's codes at
+ * an extreme (all bits set, or 0x80 in every byte: Q8_0's -128), against
+ * AMX_NT tokens (every fourth at the activations' extremes); each count
+ * {rows, tokens} must give the bits of the portable vec_dot. */
+static void amx_case(int t, size_t k, int n, int weights, sl_vec_dot_rows_fn gemm, const int (*counts)[2],
+                     size_t n_counts)
+{
+	enum { NR = AMX_NR, NT = AMX_NT };
+	static float v[AMX_N];
+	const sl_type_info *ti = sl_type_info_get(t);
+	sl_vec_dot_fn dot = sl_quants_vec_dot_portable(t);
+	rows_case rc;
+	REQUIRE(rows_case_make(&rc, t, n, NR, NT, 1700 + 10 * k, 1800 * k, 4, dot, v), "out of memory");
+	if (weights) {
+		random_blocks(t, rc.w, NR * rc.wb);
+		const size_t head = has_offset(t) ? 4 : 2;
+		for (int r = 1; weights == 2 && !is_k(t) && r < NR; r += 2)
+			for (uint8_t *b = rc.w + r * rc.wb; b < rc.w + (r + 1) * rc.wb; b += ti->block_bytes)
+				memset(b + head, r % 4 == 1 ? 0xff : 0x80, ti->block_bytes - head);
+		for (int j = 0; j < NT; j++)
+			for (int r = 0; r < NR; r++)
+				dot(n, &rc.ref[j * NR + r], rc.w + r * rc.wb, rc.x + j * rc.xb);
+	}
+	static const char *const kind[] = {"quantized", "random", "extreme"};
+	for (size_t c = 0; c < n_counts; c++) {
+		const int nr = counts[c][0], nt = counts[c][1];
+		memset(rc.got, 0, sizeof(float) * NR * NT);
+		gemm(n, nr, nt, rc.got, NR, rc.w, rc.wb, rc.x, rc.xb);
+		int diff = 0;
+		for (int j = 0; j < nt; j++)
+			diff += memcmp(&rc.got[j * NR], &rc.ref[j * NR], sizeof(float) * nr) != 0;
+		CHECK(!diff, "%s, %s weights, rows of %d: AMX gemm of %d rows x %d tokens: %d tokens differ from "
+		      "the portable vec_dot", ti->name, kind[weights], n, nr, nt, diff);
+	}
+	rows_case_free(&rc);
+}
+
 /* The K formats' gemm on AMX tiles: every result the bits of the portable
  * dot product, for rows and tokens that leave partial tiles of 16, rows
- * of one and of eleven super-blocks, weights quantized and weights of
- * random bytes (every scale and code, as a hostile file holds them). */
+ * of one and of eleven super-blocks, weights quantized and random. */
 static void test_gemm_amx(void)
 {
-	enum { NR = 40, NT = 70 };
-	static const int lens[] = {256, 2816};
-	static const int counts[][2] = {{1, 16}, {16, 16}, {17, 33}, {5, NT}, {NR, NT}};
-	static float v[2816];
+	static const int lens[] = {256, AMX_N};
+	static const int counts[][2] = {{1, 16}, {16, 16}, {17, 33}, {5, AMX_NT}, {AMX_NR, AMX_NT}};
 	if (!sl_quants_vec_dot_gemm_amx(SL_DT_Q4_K)) {
 		printf("note: no AMX tiles on this CPU (or SL_NO_AMX set): its gemm is not tested\n");
 		return;
@@ -1070,36 +1104,48 @@ static void test_gemm_amx(void)
 	for (size_t k = 0; k < N_WEIGHT_TYPES; k++)
 		for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
 			for (int random = 0; random < 2; random++) {
-				const int t = weight_types[k], N = lens[l];
-				const sl_type_info *ti = sl_type_info_get(t);
+				const int t = weight_types[k];
 				sl_vec_dot_rows_fn gemm = sl_quants_vec_dot_gemm_amx(t);
-				sl_vec_dot_fn dot = sl_quants_vec_dot_portable(t);
 				if (!gemm)
 					continue;
-				REQUIRE(is_k(t), "%s: an AMX gemm for a format outside the K formats", ti->name);
+				REQUIRE(is_k(t), "%s: an AMX gemm for a format outside the K formats", sl_type_info_get(t)->name);
 				tested++;
-				rows_case rc;
-				REQUIRE(rows_case_make(&rc, t, N, NR, NT, 1700 + 10 * k, 1800 * k, 4, dot, v), "out of memory");
-				if (random) {
-					random_blocks(t, rc.w, NR * rc.wb);
-					for (int j = 0; j < NT; j++)
-						for (int r = 0; r < NR; r++)
-							dot(N, &rc.ref[j * NR + r], rc.w + r * rc.wb, rc.x + j * rc.xb);
-				}
-				for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
-					const int nr = counts[c][0], nt = counts[c][1];
-					memset(rc.got, 0, sizeof(float) * NR * NT);
-					gemm(N, nr, nt, rc.got, NR, rc.w, rc.wb, rc.x, rc.xb);
-					int diff = 0;
-					for (int j = 0; j < nt; j++)
-						diff += memcmp(&rc.got[j * NR], &rc.ref[j * NR], sizeof(float) * nr) != 0;
-					CHECK(!diff, "%s, %s weights, rows of %d: AMX gemm of %d rows x %d tokens: %d tokens differ from "
-					      "the portable vec_dot", ti->name, random ? "random" : "quantized", N, nr, nt, diff);
-				}
-				rows_case_free(&rc);
+				amx_case(t, k, lens[l], random, gemm, counts, sizeof counts / sizeof *counts);
 			}
 	REQUIRE(tested == 20, "AMX gemm of %d format cases, not the 5 K formats x 4", tested);
 	printf("AMX gemm of the K formats x lengths x weights (%d): the bits of the portable vec_dot\n", tested);
+}
+
+/* The legacy formats' gemm on AMX tiles: every result the bits of the
+ * portable dot product, for every count of rows from 1 to 40 (partial
+ * groups of 16) against 16 to 70 tokens (partial tiles of 16), rows of
+ * one to 88 blocks, weights quantized, random and extreme. */
+static void test_gemm_amx_legacy(void)
+{
+	static const int lens[] = {32, 64, 320, AMX_N};
+	int counts[AMX_NR][2];
+	for (int c = 0; c < AMX_NR; c++) {
+		counts[c][0] = c + 1;
+		counts[c][1] = 16 + (c * 7) % (AMX_NT - 15);
+	}
+	counts[AMX_NR - 1][1] = AMX_NT;
+	if (!sl_quants_vec_dot_gemm_amx_legacy(SL_DT_Q4_0)) {
+		printf("note: no AMX tiles on this CPU (or SL_NO_AMX set): the legacy formats' AMX gemm is not tested\n");
+		return;
+	}
+	int tested = 0;
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		const int t = weight_types[k];
+		sl_vec_dot_rows_fn gemm = sl_quants_vec_dot_gemm_amx_legacy(t);
+		if (!gemm)
+			continue;
+		REQUIRE(!is_k(t), "%s: a legacy AMX gemm for a K format", sl_type_info_get(t)->name);
+		for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
+			for (int weights = 0; weights < 3; weights++, tested++)
+				amx_case(t, k, lens[l], weights, gemm, (const int (*)[2])counts, AMX_NR);
+	}
+	REQUIRE(tested == 60, "legacy AMX gemm of %d format cases, not the 5 legacy formats x 12", tested);
+	printf("AMX gemm of the legacy formats x lengths x weights (%d): the bits of the portable vec_dot\n", tested);
 }
 
 /* vec_dot_rows takes any count of weight rows (a product's share in one
@@ -1251,6 +1297,7 @@ int main(void)
 	test_rows_any();
 	test_gemm();
 	test_gemm_amx();
+	test_gemm_amx_legacy();
 	test_act();
 	test_degenerate();
 	return test_finish();

@@ -22,7 +22,14 @@
  *     2) byte j holds values j, j + G/F, j + 2G/F, ... from its low bits
  *     up, so 4-bit blocks put value j in the low nibble of byte j and value
  *     j + G/2 in the high one, as ggml does. K = 3 stores the low two bits
- *     as a 2-bit plane and the third bit as a 1-bit plane after it. */
+ *     as a 2-bit plane and the third bit as a 1-bit plane after it.
+ * No fused multiply-adds but the ones written out (the symmetric dot
+ * products' float chain is the legacy formats'). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -170,8 +177,10 @@ static float int_dot_f32(const int_layout *L, const void *w, const float *x, int
 }
 
 /* sum_i w[i]*x[i] with integer products: per run of 32 activations,
- * dx * (d * sum(q*qx) + m * sum(qx)), where symmetric levels are signed
- * and asymmetric codes unsigned with their minimum m. */
+ * dx * (d * sum(q*qx) + m * sum(qx)) for asymmetric codes (unsigned, with
+ * their minimum m); symmetric levels (signed) take the ggml legacy
+ * formats' float chain, acc + sum(q*qx) * (d * dx), so that groups of 32
+ * exported as ggml's 8- or 4-bit blocks give the same bits (quants.c). */
 static float int_dot_portable(const int_layout *L, const uint8_t *w, const sl_act_block *x, int64_t n)
 {
 	int G = L->group, half = L->bits == 8 || L->asym ? 0 : 1 << (L->bits - 1);
@@ -189,7 +198,10 @@ static float int_dot_portable(const int_layout *L, const uint8_t *w, const sl_ac
 				isum += q * x->q[i];
 				xsum += x->q[i];
 			}
-			acc += sl_f16_to_f32(x->d) * (d * (float)isum + m * (float)xsum);
+			if (L->asym)
+				acc += sl_f16_to_f32(x->d) * (d * (float)isum + m * (float)xsum);
+			else
+				acc = acc + (float)isum * (d * sl_f16_to_f32(x->d));
 		}
 	}
 	return acc;

@@ -2,7 +2,15 @@
  * against int8-g32 activations, FP8, F16 and BF16 against F32; and the
  * decoding of 4-bit codes through a table. Compiled for the generic
  * target with per-function target attributes, and called only when the CPU
- * reports AVX2, FMA and F16C, so one binary runs everywhere. */
+ * reports AVX2, FMA and F16C, so one binary runs everywhere. No fused
+ * multiply-adds but the ones written out: the symmetric integers' float
+ * chain must round as the portable one (fmt-int.c) and the ggml legacy
+ * formats' (quants.c) do. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
 #include <immintrin.h>
 #include <math.h>
 
@@ -34,6 +42,17 @@ SL_AVX2_INLINE __m256 dot_s8(__m256i w, __m256i x)
 {
 	__m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
 	return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* The exact integer sum of w*x over 32 signed bytes, as dot_s8 forms it. */
+SL_AVX2_INLINE int32_t isum_s8(__m256i w, __m256i x)
+{
+	const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
+	                                    _mm256_set1_epi16(1));
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+	s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+	return _mm_cvtsi128_si32(s);
 }
 
 /* The same for unsigned w below 128. */
@@ -69,6 +88,7 @@ SL_AVX2_INLINE float int8g(const uint8_t *w, const sl_act_block *x, int64_t n, c
 {
 	const size_t hdr = asym ? 4 : 2, bb = hdr + (size_t)group;
 	__m256 acc = _mm256_setzero_ps();
+	float sum = 0.0f;
 	for (int64_t g = 0; g < n / group; g++, w += bb) {
 		float d = half_to_float(w);
 		float c = asym ? 128.0f * d + half_to_float(w + 2) : 0.0f;
@@ -76,14 +96,16 @@ SL_AVX2_INLINE float int8g(const uint8_t *w, const sl_act_block *x, int64_t n, c
 			__m256i wv = _mm256_loadu_si256((const __m256i *)(w + hdr + SL_ACT_RUN * r));
 			__m256i xv = load_x(x);
 			float dx = half_to_float(&x->d);
-			if (asym)
+			if (asym) {
 				wv = _mm256_xor_si256(wv, _mm256_set1_epi8((char)0x80));
-			acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), dot_s8(wv, xv), acc);
-			if (asym)
+				acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), dot_s8(wv, xv), acc);
 				acc = _mm256_fmadd_ps(_mm256_set1_ps(c * dx), sum_s8(xv), acc);
+			} else {
+				sum = sum + (float)isum_s8(wv, xv) * (d * dx);
+			}
 		}
 	}
-	return hsum(acc);
+	return asym ? hsum(acc) : sum;
 }
 
 /* 4-bit codes c: symmetric levels are c - 8 (signed bytes), asymmetric
@@ -93,6 +115,7 @@ SL_AVX2_INLINE float int4g(const uint8_t *w, const sl_act_block *x, int64_t n, c
 	const size_t hdr = asym ? 4 : 2, bb = hdr + (size_t)group / 2;
 	const __m256i low = _mm256_set1_epi8(0x0f);
 	__m256 acc = _mm256_setzero_ps();
+	float sum = 0.0f;
 	for (int64_t g = 0; g < n / group; g++, w += bb) {
 		const uint8_t *q = w + hdr;
 		float d = half_to_float(w);
@@ -115,11 +138,11 @@ SL_AVX2_INLINE float int4g(const uint8_t *w, const sl_act_block *x, int64_t n, c
 				acc = _mm256_fmadd_ps(_mm256_set1_ps(m * dx), sum_s8(xv), acc);
 			} else {
 				__m256i lv = _mm256_sub_epi8(codes, _mm256_set1_epi8(8));
-				acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), dot_s8(lv, xv), acc);
+				sum = sum + (float)isum_s8(lv, xv) * (d * dx);
 			}
 		}
 	}
-	return hsum(acc);
+	return asym ? hsum(acc) : sum;
 }
 
 /* The 2-bit field of run r (values 32r .. 32r+31) of a group of G from its
@@ -177,6 +200,7 @@ SL_AVX2_INLINE float intk(const uint8_t *w, const sl_act_block *x, int64_t n, co
 	const size_t hdr = asym ? 4 : 2, bb = hdr + (size_t)(group * bits / 8);
 	const int half = 1 << (bits - 1);
 	__m256 acc = _mm256_setzero_ps();
+	float sum = 0.0f;
 	for (int64_t g = 0; g < n / group; g++, w += bb) {
 		const uint8_t *q = w + hdr;
 		float d = half_to_float(w);
@@ -192,11 +216,11 @@ SL_AVX2_INLINE float intk(const uint8_t *w, const sl_act_block *x, int64_t n, co
 				acc = _mm256_fmadd_ps(_mm256_set1_ps(m * dx), sum_s8(xv), acc);
 			} else {
 				__m256i lv = _mm256_sub_epi8(cv, _mm256_set1_epi8((char)half));
-				acc = _mm256_fmadd_ps(_mm256_set1_ps(d * dx), dot_s8(lv, xv), acc);
+				sum = sum + (float)isum_s8(lv, xv) * (d * dx);
 			}
 		}
 	}
-	return hsum(acc);
+	return asym ? hsum(acc) : sum;
 }
 
 #define GROUPS(call, ...)                                                                         \

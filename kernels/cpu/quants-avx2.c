@@ -2,9 +2,9 @@
  * Every function carries its own target attribute, so this file compiles in
  * a plain x86-64 build; sl_quants_vec_dot_avx2 hands them out only when the
  * CPU has AVX2, FMA and F16C. The K formats produce exactly the portable
- * results (the same integer sums, then sl_q_K_block_dot); the legacy formats
- * keep eight float partial sums and differ from the portable ones only in
- * rounding. */
+ * results (the same integer sums, then sl_q_K_block_dot), and so do the
+ * legacy formats (each block's exact integer sum, then quants.c's
+ * vec_dot32 float chain, several rows' steps in one vector). */
 /* No fused multiply-adds but the ones written out: the scalar step the K
  * formats share with the portable code (sl_q_K_block_dot) must round as it
  * does there. */
@@ -31,14 +31,6 @@
 AVX2 static inline float half(uint16_t h)
 {
 	return _cvtsh_ss(h);
-}
-
-AVX2 static inline float hsum_ps(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	return _mm_cvtss_f32(s);
 }
 
 AVX2 static inline int32_t hsum_epi32(__m256i v)
@@ -168,7 +160,7 @@ CODES32(q8_0_ucodes, q8_0_u, false)
 /* The halves at byte offset at of R blocks, one per row (row[r]), as
  * floats in lanes 0..R-1: gathered in a general register, converted at
  * once. */
-__attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *const row[4], size_t at, const int R)
+__attribute__((always_inline)) static inline uint64_t halves4_bits(const uint8_t *const row[4], size_t at, const int R)
 {
 	uint64_t h = 0;
 #pragma GCC unroll 4
@@ -177,7 +169,12 @@ __attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *
 		memcpy(&v, row[r] + at, sizeof v);
 		h |= (uint64_t)v << (16 * r);
 	}
-	return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+	return h;
+}
+
+__attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *const row[4], size_t at, const int R)
+{
+	return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)halves4_bits(row, at, R)));
 }
 
 /* Dispatch on the number of tokens (nt) of a tile. */
@@ -191,10 +188,9 @@ __attribute__((always_inline)) AVX2 static inline __m128 halves4(const uint8_t *
 _Static_assert(SL_DOT_TILE == 4, "the switches cover tiles of 1 to 4 tokens");
 
 /* The decoding kernel decodes LEGACY_GROUP(NT) weight rows together for NT
- * tokens: four rows by four tokens is sixteen accumulators, what AVX-512's
- * 32 registers hold; AVX2's 16 take two rows for three or four tokens.
- * Eight rows (more independent chains of fused multiply-adds) measured no
- * faster on either. */
+ * tokens: four rows by four tokens is sixteen vectors of integer sums a
+ * block, what AVX-512's 32 registers hold; AVX2's 16 take two rows for
+ * three or four tokens. */
 _Static_assert(SL_DOT_ROWS == 4, "the legacy rows go in groups of at most 4");
 
 /* Block i of a row of activations, Q8_1 (offset) or Q8_0: its codes, its
@@ -1021,6 +1017,52 @@ K_GEMM_AMX(q5_K, 2, 3, 0, false)
 K_GEMM_AMX(q6_K, 3, 3, 3, true)
 #endif
 
+/* ---- AMX tiles for the legacy formats' prompts (quants-amx-legacy.c) ---- */
+
+#ifdef SL_AMX_KERNELS
+/* Each format's codes as signed values (value = d * code + m), Q4_0's and
+ * Q5_0's offset taken out, for the tiles; and its gemm. */
+#define LEGACY_GEMM_AMX(t, u, off, minima, act)                                                               \
+	AVX2 static void t##_amx_codes(const uint8_t *const row[16], int64_t nb, int8_t (*codes)[16][SL_QK])  \
+	{                                                                                                     \
+		for (int64_t i = 0; i < nb; i++)                                                              \
+			for (int r = 0; r < 16; r++)                                                          \
+				_mm256_store_si256((__m256i *)codes[i][r],                                    \
+				                   _mm256_sub_epi8(u(row[r] + (size_t)i * sizeof(sl_block_##t)), \
+				                                   _mm256_set1_epi8(off)));                   \
+	}                                                                                                     \
+	static void t##_gemm_amx(int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws,    \
+	                         const void *xq, size_t xs)                                                  \
+	{                                                                                                     \
+		sl_quants_gemm_amx_legacy(t##_amx_codes, sizeof(sl_block_##t), minima, sizeof(act),             \
+		                          offsetof(act, qs), n, nr, nt, y, ys, w, ws, xq, xs);                \
+	}
+LEGACY_GEMM_AMX(q4_0, q4_0_u, 8, false, sl_block_q8_0)
+LEGACY_GEMM_AMX(q4_1, q4_1_u, 0, true, sl_block_q8_1)
+LEGACY_GEMM_AMX(q5_0, q5_0_u, 16, false, sl_block_q8_0)
+LEGACY_GEMM_AMX(q5_1, q5_1_u, 0, true, sl_block_q8_1)
+LEGACY_GEMM_AMX(q8_0, q8_0_s, 0, false, sl_block_q8_0)
+#endif
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type)
+{
+#ifdef SL_AMX_KERNELS
+	if (!sl_cpu_amx())
+		return NULL;
+	switch (type) {
+	case SL_DT_Q4_0: return q4_0_gemm_amx;
+	case SL_DT_Q4_1: return q4_1_gemm_amx;
+	case SL_DT_Q5_0: return q5_0_gemm_amx;
+	case SL_DT_Q5_1: return q5_1_gemm_amx;
+	case SL_DT_Q8_0: return q8_0_gemm_amx;
+	default: return NULL;
+	}
+#else
+	(void)type;
+	return NULL;
+#endif
+}
+
 sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type)
 {
 #ifdef SL_AMX_KERNELS
@@ -1102,6 +1144,12 @@ sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_avx2(int type)
 }
 
 sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type)
+{
+	(void)type;
+	return NULL;
+}
+
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type)
 {
 	(void)type;
 	return NULL;

@@ -148,7 +148,13 @@ GENERIC void to_float32(unpack32_fn unpack, size_t bytes, const void *src, float
 }
 
 /* Weights against Q8_0 activations, or against Q8_1 ones for the formats
- * with an offset: sum d_w*d_x*q_w*q_x + m_w*(d_x*sum q_x). */
+ * with an offset: sum d_w*d_x*q_w*q_x + m_w*(d_x*sum q_x). This defines the
+ * bits of every legacy dot product (the AVX2, VNNI and AMX kernels take
+ * the same steps): per block, the exact integer sum isum of its 32
+ * products, then one float chain over the blocks in order,
+ * sum = sum + float(isum) * (d_w * d_x), and for the formats with an offset
+ * sum = sum + m_w * s_x in the same chain; multiplies and adds, never
+ * fused. */
 GENERIC void vec_dot32(unpack32_fn unpack, size_t bytes, bool offset, int64_t n, float *s,
                        const void *w, const void *xq)
 {
@@ -1363,6 +1369,8 @@ void sl_quants_register(sl_type_info *table)
 		ti.vec_dot_rows = sl_quants_vec_dot_rows_avx2(formats[i].type);
 		ti.vec_dot_gemm = sl_quants_vec_dot_gemm_avx2(formats[i].type);
 		sl_vec_dot_rows_fn tiles = sl_quants_vec_dot_gemm_amx(formats[i].type);
+		if (!tiles)
+			tiles = sl_quants_vec_dot_gemm_amx_legacy(formats[i].type);
 		if (tiles)
 			ti.vec_dot_gemm = tiles;
 		table[formats[i].type] = ti;

@@ -6,6 +6,7 @@
 #ifndef SL_QUANTS_H
 #define SL_QUANTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -167,6 +168,24 @@ sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_avx2(int type);
 /* The AMX vec_dot_gemm of the K formats (quants-amx.c's kernel), or NULL
  * where the CPU or the OS offers no tiles (sl_cpu_amx). */
 sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx(int type);
+/* The AMX vec_dot_gemm of the legacy formats (quants-amx-legacy.c's
+ * kernel), or NULL as for the K formats'. */
+sl_vec_dot_rows_fn sl_quants_vec_dot_gemm_amx_legacy(int type);
+
+/* A legacy format's codes for that kernel: 16 rows' (row[r]) blocks 0 to
+ * nb-1 as signed values, the element k of row r's block i in
+ * codes[i][r][k] (value = d * code + m, m the minimum where the format
+ * has one). */
+typedef void (*sl_amx_codes_fn)(const uint8_t *const row[16], int64_t nb, int8_t (*codes)[16][SL_QK]);
+/* The legacy formats' gemm (vec_dot_gemm's contract: nr rows of blocks of
+ * `bytes`, each starting with its half-float d and, with minima, m)
+ * against nt activation rows of blocks of `abytes` (a half-float scale,
+ * with minima a half-float scaled sum, and the 32 codes at `qoff`) on AMX
+ * tiles, for a CPU where sl_cpu_amx holds (x86 GCC builds only): every
+ * result the portable dot product's bits. */
+void sl_quants_gemm_amx_legacy(sl_amx_codes_fn codes, size_t bytes, bool minima, size_t abytes, size_t qoff,
+                               int64_t n, int nr, int nt, float *y, size_t ys, const void *w, size_t ws,
+                               const void *xq, size_t xs);
 
 /* The AVX2 dot product, or NULL when the build is not for x86 or this CPU
  * lacks AVX2, FMA or F16C. */
