@@ -45,13 +45,8 @@
 /* The tile registers: four C (tiles 0-3: 16 tokens x 16 rows of int32),
  * two A (4, 5: 16 tokens x 32 bytes) and two B (6, 7: 8 x 16 rows'
  * dwords), taken by the blocks in turn. */
-typedef struct {
-	uint8_t palette, start_row, reserved[14];
-	uint16_t colsb[16];
-	uint8_t rows[16];
-} tile_config;
 
-static void tile_config_legacy(tile_config *c)
+static void tile_config_legacy(sl_tile_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->palette = 1;
@@ -234,7 +229,7 @@ AMX void sl_quants_gemm_amx_legacy(sl_amx_codes_fn codes, size_t bytes, bool min
 			sy[at] = minima ? _cvtsh_ss(h[1]) : 0;
 		}
 	}
-	tile_config cfg;
+	sl_tile_config cfg;
 	tile_config_legacy(&cfg);
 	_tile_loadconfig(&cfg);
 	for (int r0 = 0; r0 < nr; r0 += 16) {

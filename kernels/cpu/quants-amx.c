@@ -57,13 +57,8 @@
  * activations (16 tokens x 64 bytes), tmm2-3 two planes' codes (16 rows of
  * dwords x 16 weight rows), tmm4-7 their sums (16 tokens x 16 rows of
  * int32). */
-typedef struct {
-	uint8_t palette, start_row, reserved[14];
-	uint16_t colsb[16];
-	uint8_t rows[16];
-} tile_config;
 
-static void tile_config_all(tile_config *c)
+static void tile_config_all(sl_tile_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->palette = 1;
@@ -375,7 +370,7 @@ __attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode
 	const kacts a = {(int8_t *)(mem + sz_groups), (float *)(mem + sz_groups + sz_codes)};
 	__m512 *acc = (__m512 *)(mem + sz_groups + sz_codes + sz_yd);
 	acts_make(nb, nt, xq, xs, &a);
-	tile_config cfg;
+	sl_tile_config cfg;
 	tile_config_all(&cfg);
 	_tile_loadconfig(&cfg);
 	/* the rows in pairs of groups of 16 (the last rows repeated, and a

@@ -1,7 +1,8 @@
 /* A K-format block decoded for the AVX2 and AMX kernels (quants-avx2.c
- * decodes, quants-amx.c takes the codes to the tiles), and the AMX gemm
- * that quants-avx2.c hands each format's decoder to. Included after
- * <immintrin.h>, in x86 builds. */
+ * decodes, quants-amx.c takes the codes to the tiles), the AMX gemm that
+ * quants-avx2.c hands each format's decoder to, and the tile
+ * configuration of both AMX files. Included after <immintrin.h>, in x86
+ * builds. */
 #ifndef SL_QUANTS_KBLOCK_H
 #define SL_QUANTS_KBLOCK_H
 
@@ -32,6 +33,14 @@ typedef void (*kdecode_fn)(const void *blk, kblock *b);
 /* The AMX kernels are written for GCC's tile intrinsics. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SL_AMX_KERNELS 1
+
+/* The tile configuration _tile_loadconfig takes (palette 1): each tile's
+ * rows and bytes a row. */
+typedef struct {
+	uint8_t palette, start_row, reserved[14];
+	uint16_t colsb[16];
+	uint8_t rows[16];
+} sl_tile_config;
 
 /* How a format's sub-block scales go into the tiles' bytes (quants-amx.c):
  * `planes` digits of base 2^lb, each ((x + off) mod 2^lb) - off (off > 0:
