@@ -39,13 +39,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AMX                                                                                                   \
-	__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,amx-tile,amx-int8")))
+#define AMX SL_AMX_TARGET
 
 /* The tile registers: four C (tiles 0-3: 16 tokens x 16 rows of int32),
  * two A (4, 5: 16 tokens x 32 bytes) and two B (6, 7: 8 x 16 rows'
  * dwords), taken by the blocks in turn. */
-
 static void tile_config_legacy(sl_tile_config *c)
 {
 	memset(c, 0, sizeof *c);

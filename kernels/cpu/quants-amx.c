@@ -50,14 +50,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AMX                                                                                                   \
-	__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,amx-tile,amx-int8")))
+#define AMX SL_AMX_TARGET
 
 /* The tile registers, all 16 rows of 64 bytes: tmm0-1 two tiles'
  * activations (16 tokens x 64 bytes), tmm2-3 two planes' codes (16 rows of
  * dwords x 16 weight rows), tmm4-7 their sums (16 tokens x 16 rows of
  * int32). */
-
 static void tile_config_all(sl_tile_config *c)
 {
 	memset(c, 0, sizeof *c);

@@ -34,6 +34,10 @@ typedef void (*kdecode_fn)(const void *blk, kblock *b);
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define SL_AMX_KERNELS 1
 
+/* The instruction sets the AMX kernels use around the tiles. */
+#define SL_AMX_TARGET                                                                                         \
+	__attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,amx-tile,amx-int8")))
+
 /* The tile configuration _tile_loadconfig takes (palette 1): each tile's
  * rows and bytes a row. */
 typedef struct {
