@@ -268,24 +268,21 @@ AMX static void acts_make(int64_t nb, int nt, const void *xq, size_t xs, const k
 		}
 }
 
-/* Tiles of tokens taken at a time against two groups of rows, over all
- * the super-blocks: one pair, so that its activations, the groups' planes
- * of a super-block and the planes' sums stay in the first-level cache
- * (measured on 1024-wide rows, 512 tokens: pairs 123 multiply-adds a
- * cycle, chunks of four tiles 106, of eight 110). */
-#define CHUNK_TILES 2
-
-/* Tiles j0 .. j0 + nk - 1 against groups g0 and g1 (each over nb
+/* Tiles j0 and j0 + 1 (nk = 2; nk = 1: j0 alone, met as its own twin and
+ * the twin's sums dropped) against groups g0 and g1 (each over nb
  * super-blocks), the sums of tile j0 + k's token t against group h into
  * acc[32 k + 16 h + t] (lane r: row r of the group), in each pair's order
- * over the super-blocks. Tiles go in pairs (an odd one out with itself,
- * its twin's sums dropped); each pair's products are issued before the
- * float step of the pair before it, so that the two units overlap. */
-__attribute__((always_inline)) AMX static inline void chunk_run(const sl_kplanes f, int64_t nb, const kgroup *g0,
-                                                                const kgroup *g1, const kacts *a, int j0, int nk,
-                                                                __m512 *acc)
+ * over the super-blocks. One pair at a time over all the super-blocks, so
+ * that its activations, the groups' planes of a super-block and the
+ * planes' sums stay in the first-level cache (measured on 1024-wide rows,
+ * 512 tokens: pairs 123 multiply-adds a cycle; chunks of four tiles, each
+ * pair's products issued before the float step of the pair before, 106;
+ * of eight 110). */
+__attribute__((always_inline)) AMX static inline void pair_run(const sl_kplanes f, int64_t nb, const kgroup *g0,
+                                                               const kgroup *g1, const kacts *a, int j0, int nk,
+                                                               __m512 acc[64])
 {
-	_Alignas(64) int32_t c[2][2][2][MAX_PLANES][16][16]; /* pair, tile, group, plane, token, row */
+	_Alignas(64) int32_t c[2][2][MAX_PLANES][16][16]; /* tile, group, plane, token, row */
 	/* The tile loads read memory the compiler cannot see them read. */
 	__asm__ volatile("" ::: "memory");
 	for (int t = 0; t < 32 * nk; t++)
@@ -294,16 +291,10 @@ __attribute__((always_inline)) AMX static inline void chunk_run(const sl_kplanes
 	for (int64_t i = 0; i < nb; i++) {
 		const int8_t *at = a->codes + ((size_t)j0 * nb + i) * 4096;
 		const float *yd = a->yd + ((size_t)j0 * nb + i) * 16;
-		tile_sums(f, &g0[i], &g1[i], (const char *)at, (const char *)(nk > 1 ? at + tile : at), c[0]);
-		for (int k = 0; k < nk; k += 2) {
-			if (k + 2 < nk)
-				tile_sums(f, &g0[i], &g1[i], (const char *)(at + (k + 2) * tile),
-				          (const char *)(k + 3 < nk ? at + (k + 3) * tile : at + (k + 2) * tile), c[(k / 2 + 1) % 2]);
-			for (int j = 0; j < 2 && k + j < nk; j++)
-				for (int h = 0; h < 2; h++)
-					tile_step(f, h ? &g1[i] : &g0[i], yd + (size_t)(k + j) * nb * 16, c[k / 2 % 2][j][h],
-					          acc + 32 * (k + j) + 16 * h);
-		}
+		tile_sums(f, &g0[i], &g1[i], (const char *)at, (const char *)(nk > 1 ? at + tile : at), c);
+		for (int j = 0; j < nk; j++)
+			for (int h = 0; h < 2; h++)
+				tile_step(f, h ? &g1[i] : &g0[i], yd + (size_t)j * nb * 16, c[j][h], acc + 32 * j + 16 * h);
 	}
 }
 
@@ -360,13 +351,13 @@ __attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode
 	const int64_t nb = n / SL_QK_K;
 	const int tiles = (nt + 15) / 16;
 	const size_t sz_groups = 2 * (size_t)nb * sizeof(kgroup), sz_codes = (size_t)tiles * nb * 4096,
-	             sz_yd = (size_t)tiles * nb * 64, sz_acc = CHUNK_TILES * 32 * sizeof(__m512);
-	char *mem = scratch_get(sz_groups + sz_codes + sz_yd + sz_acc);
+	             sz_yd = (size_t)tiles * nb * 64;
+	char *mem = scratch_get(sz_groups + sz_codes + sz_yd);
 	if (!mem)
 		abort(); /* a prompt's activations; there is no sensible way on without them */
 	kgroup *groups = (kgroup *)mem;
 	const kacts a = {(int8_t *)(mem + sz_groups), (float *)(mem + sz_groups + sz_codes)};
-	__m512 *acc = (__m512 *)(mem + sz_groups + sz_codes + sz_yd);
+	__m512 acc[64];
 	acts_make(nb, nt, xq, xs, &a);
 	sl_tile_config cfg;
 	tile_config_all(&cfg);
@@ -385,9 +376,9 @@ __attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode
 			group_make(decode, bytes, f, nb, row, groups + (size_t)h * nb);
 		}
 		const kgroup *g1 = gr[1] > 0 ? groups + nb : groups;
-		for (int j0 = 0; j0 < tiles; j0 += CHUNK_TILES) {
-			const int nk = tiles - j0 < CHUNK_TILES ? tiles - j0 : CHUNK_TILES;
-			chunk_run(f, nb, groups, g1, &a, j0, nk, acc);
+		for (int j0 = 0; j0 < tiles; j0 += 2) {
+			const int nk = tiles - j0 < 2 ? 1 : 2;
+			pair_run(f, nb, groups, g1, &a, j0, nk, acc);
 			for (int h = 0; h < 2 && gr[h] > 0; h++) {
 				const __mmask16 keep = (__mmask16)((1u << gr[h]) - 1);
 				for (int t = 16 * j0; t < nt && t < 16 * (j0 + nk); t++)
