@@ -208,12 +208,17 @@ AMX void sl_quants_gemm_amx_legacy(sl_amx_codes_fn codes, size_t bytes, bool min
 {
 	const int64_t nb = n / SL_QK;
 	const int tiles = (nt + 15) / 16;
-	lgroup *groups = aligned_alloc(64, (size_t)nb * sizeof(lgroup));
-	int8_t(*raw)[16][SL_QK] = aligned_alloc(64, (size_t)nb * sizeof *raw);
-	float *dy = malloc((size_t)tiles * nb * 16 * sizeof(float) * 2);
-	char *pad = malloc(16 * xs);
-	if (!groups || !raw || !dy || !pad)
-		abort(); /* tens of KiB; there is no sensible way on without it */
+	/* the thread's scratch: groups, raw codes, the tokens' scales, the
+	 * padded last tile */
+	const size_t sz_groups = (size_t)nb * sizeof(lgroup), sz_raw = (size_t)nb * 16 * SL_QK,
+	             sz_dy = (size_t)tiles * nb * 16 * sizeof(float) * 2, sz_pad = (16 * xs + 63) / 64 * 64;
+	char *mem = sl_amx_scratch(sz_groups + sz_raw + sz_dy + sz_pad);
+	if (!mem)
+		abort(); /* a prompt's scales; there is no sensible way on without them */
+	lgroup *groups = (lgroup *)mem;
+	int8_t(*raw)[16][SL_QK] = (int8_t(*)[16][SL_QK])(mem + sz_groups);
+	float *dy = (float *)(mem + sz_groups + sz_raw);
+	char *pad = mem + sz_groups + sz_raw + sz_dy;
 	float *sy = dy + (size_t)tiles * nb * 16;
 	/* The tokens' scales, [tile][block][token], the last tile padded with
 	 * its last token's. */
@@ -227,6 +232,10 @@ AMX void sl_quants_gemm_amx_legacy(sl_amx_codes_fn codes, size_t bytes, bool min
 			sy[at] = minima ? _cvtsh_ss(h[1]) : 0;
 		}
 	}
+	/* the last, partial tile's tokens, padded with copies of its last */
+	const int full = nt / 16 * 16;
+	for (int t = 0; full < nt && t < 16; t++)
+		memcpy(pad + (size_t)t * xs, (const char *)xq + (size_t)(full + (t < nt - full ? t : nt - full - 1)) * xs, xs);
 	sl_tile_config cfg;
 	tile_config_legacy(&cfg);
 	_tile_loadconfig(&cfg);
@@ -240,22 +249,13 @@ AMX void sl_quants_gemm_amx_legacy(sl_amx_codes_fn codes, size_t bytes, bool min
 		const __mmask16 keep = (__mmask16)((1u << gr) - 1);
 		for (int k = 0; k < tiles; k++) {
 			const int t0 = 16 * k, tc = nt - t0 < 16 ? nt - t0 : 16;
-			const char *act = (const char *)xq + (size_t)t0 * xs;
-			if (tc < 16) {
-				for (int t = 0; t < 16; t++)
-					memcpy(pad + (size_t)t * xs, act + (size_t)(t < tc ? t : tc - 1) * xs, xs);
-				act = pad;
-			}
+			const char *act = tc < 16 ? pad : (const char *)xq + (size_t)t0 * xs;
 			const size_t at = (size_t)k * nb * 16;
 			(minima ? tile_run_min : tile_run_plain)(abytes, qoff, nb, groups, act, xs, dy + at, sy + at,
 			                                         y + (size_t)t0 * ys + r0, ys, tc, keep);
 		}
 	}
 	_tile_release();
-	free(pad);
-	free(dy);
-	free(raw);
-	free(groups);
 }
 
 #endif

@@ -322,8 +322,7 @@ static void scratch_init(void)
 	scratch_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
 }
 
-/* n bytes aligned to 64, or NULL. */
-static void *scratch_get(size_t n)
+void *sl_amx_scratch(size_t n)
 {
 	pthread_once(&scratch_once, scratch_init);
 	if (!scratch_ok)
@@ -352,7 +351,7 @@ __attribute__((always_inline)) AMX static inline void gemm_amx(kdecode_fn decode
 	const int tiles = (nt + 15) / 16;
 	const size_t sz_groups = 2 * (size_t)nb * sizeof(kgroup), sz_codes = (size_t)tiles * nb * 4096,
 	             sz_yd = (size_t)tiles * nb * 64;
-	char *mem = scratch_get(sz_groups + sz_codes + sz_yd);
+	char *mem = sl_amx_scratch(sz_groups + sz_codes + sz_yd);
 	if (!mem)
 		abort(); /* a prompt's activations; there is no sensible way on without them */
 	kgroup *groups = (kgroup *)mem;

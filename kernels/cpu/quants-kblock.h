@@ -46,6 +46,12 @@ typedef struct {
 	uint8_t rows[16];
 } sl_tile_config;
 
+/* The calling thread's scratch memory for the AMX gemms (quants-amx.c):
+ * n bytes aligned to 64, or NULL; kept from call to call (a prompt's
+ * products would otherwise fault in fresh pages every time), overwritten
+ * by the thread's next call, freed when the thread ends. */
+void *sl_amx_scratch(size_t n);
+
 /* How a format's sub-block scales go into the tiles' bytes (quants-amx.c):
  * `planes` digits of base 2^lb, each ((x + off) mod 2^lb) - off (off > 0:
  * balanced digits for signed scales); every digit times every code fits a
