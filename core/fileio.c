@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -42,7 +43,88 @@ sl_status sl_map_file(const char *path, sl_mapping *map, sl_error *err)
 		                 (long long)st.st_size, strerror(e));
 	map->addr = p;
 	map->size = (size_t)st.st_size;
+	/* Pages read from here on come in 2 MB pieces that map as huge pages:
+	 * a fresh read of a 143 MB file mapped 139 MB that way advised, 98 MB
+	 * not. Decoding a 374M-parameter file of 8-bit blocks on one thread of
+	 * a Xeon (KVM): 27.8 tokens/s with the file's pages cached in 4 KB
+	 * pieces, as the program that wrote it left them, 34.5 in 2 MB ones. */
+	sl_advise_huge(p, map->size);
 	return SL_OK;
+}
+
+void sl_advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+	const uintptr_t ext = (uintptr_t)2 << 20;
+	uintptr_t a = (uintptr_t)p, lo = (a + ext - 1) & ~(ext - 1), hi = (a + n) & ~(ext - 1);
+	if (p && hi > lo)
+		madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* a hint: where refused, 4 KB pages */
+#else
+	(void)p;
+	(void)n;
+#endif
+}
+
+/* Adds one mapping's figures (from s to e, huge bytes of it in huge
+ * pages, advised) to u for its overlap with the spans. */
+static void huge_add(sl_huge_usage *u, uintptr_t s, uintptr_t e, size_t huge, bool advised, const sl_span *spans,
+                     int n_spans)
+{
+	size_t over = 0;
+	for (int i = 0; i < n_spans; i++) {
+		uintptr_t lo = (uintptr_t)spans[i].p, hi = lo + spans[i].n;
+		uintptr_t a = s > lo ? s : lo, b = e < hi ? e : hi;
+		if (b > a)
+			over += (size_t)(b - a);
+	}
+	u->bytes += over;
+	u->huge += huge < over ? huge : over;
+	if (advised)
+		u->advised += over;
+}
+
+bool sl_huge_usage_scan(FILE *smaps, const sl_span *spans, int n_spans, sl_huge_usage *out)
+{
+	*out = (sl_huge_usage){0};
+	if (!smaps)
+		return false;
+	uintptr_t s = 0, e = 0;
+	size_t huge = 0;
+	bool advised = false, any = false;
+	char line[PATH_MAX + 256]; /* a header names a path */
+	while (fgets(line, sizeof line, smaps)) {
+		uintptr_t a, b;
+		unsigned long long kb;
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &a, &b) == 2 && b > a) {
+			if (any)
+				huge_add(out, s, e, huge, advised, spans, n_spans);
+			s = a;
+			e = b;
+			huge = 0;
+			advised = false;
+			any = true;
+		} else if (sscanf(line, "AnonHugePages: %llu kB", &kb) == 1 ||
+		           sscanf(line, "FilePmdMapped: %llu kB", &kb) == 1) {
+			huge += (size_t)kb * 1024;
+		} else if (!strncmp(line, "VmFlags:", 8)) {
+			/* two-letter flags, each after a space; "hg": advised */
+			for (const char *f = line + 8; (f = strstr(f, " hg")); f += 3)
+				if (f[3] == ' ' || f[3] == '\n' || !f[3])
+					advised = true;
+		}
+	}
+	if (any)
+		huge_add(out, s, e, huge, advised, spans, n_spans);
+	return any;
+}
+
+bool sl_huge_usage_of(const sl_span *spans, int n_spans, sl_huge_usage *out)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	bool ok = sl_huge_usage_scan(f, spans, n_spans, out);
+	if (f)
+		fclose(f);
+	return ok;
 }
 
 void sl_unmap(sl_mapping *map)

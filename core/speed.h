@@ -9,9 +9,11 @@
 #ifndef SL_SPEED_H
 #define SL_SPEED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fileio.h"
 #include "model.h"
 #include "progress.h"
 
@@ -33,6 +35,11 @@ void sl_speed_test_free(sl_speed_test *t);
 /* Weight bytes one decoded token reads: every tensor, one row of each
  * embedding table, and the whole table again when it is the tied head. */
 double sl_model_token_bytes(const sl_model *m);
+
+/* How the model's weights (every tensor's data) are mapped now: their
+ * bytes, those in huge pages and those advised to take them (see
+ * sl_advise_huge). false where the system does not say. */
+bool sl_model_huge_usage(const sl_model *m, sl_huge_usage *out);
 
 /* Read bandwidth of main memory in GB/s: every kernel thread sums its
  * share of a buffer far larger than the caches, best of five passes.

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
+
 int64_t sl_tensor_nelements(const sl_tensor *t)
 {
 	int64_t n = 1;
@@ -82,6 +84,7 @@ sl_status sl_tensor_realloc(sl_tensor *t, int type, const int64_t *ne, int n_dim
 	void *d = malloc(nb);
 	if (!d)
 		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory for %zu bytes", t->name, nb);
+	sl_advise_huge(d, nb); /* weights stream once a token: see sl_advise_huge */
 	sl_tensor_release(t);
 	t->data = d;
 	t->owned = true;
@@ -101,6 +104,7 @@ sl_status sl_tensor_to_f32(sl_tensor *t, sl_error *err)
 	float *d = sl_malloc_array(n, sizeof(float));
 	if (!d)
 		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory converting to f32", t->name);
+	sl_advise_huge(d, n * sizeof(float));
 	sl_tensor_rows_to_f32(t, 0, sl_tensor_nrows(t), d);
 	sl_tensor_release(t);
 	t->data = d;
@@ -162,6 +166,7 @@ sl_status sl_tensor_own(sl_tensor *t, sl_error *err)
 	void *d = malloc(t->nbytes);
 	if (!d)
 		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory for %zu bytes", t->name, t->nbytes);
+	sl_advise_huge(d, t->nbytes);
 	memcpy(d, t->data, t->nbytes);
 	t->data = d;
 	t->owned = true;

@@ -4,8 +4,9 @@
 # bandwidth column) and the lines under it (caches, bandwidth, resident
 # memory); --json as a list of llama-bench's records with slimlab's
 # figures added; a KV cache in int8 at a quarter of F32's bytes plus
-# the scales; bad options refused with exit 2. The speeds themselves
-# are never checked: they are the machine's.
+# the scales; how much of the weights huge pages hold; bad options
+# refused with exit 2. The speeds themselves are never checked: they are
+# the machine's.
 srcdir=${SL_SRCDIR:-.}
 builddir=${SL_BUILDDIR:-.}
 slimlab=$builddir/slimlab
@@ -40,6 +41,8 @@ echo "$out" | grep -q '^pp16 key/value cache .*, tg4 key/value cache ' || fail "
 echo "$out" | grep -q '^decoding reads 11\.55 MB of weights per token; memory read bandwidth [0-9.]* GB/s$' ||
 	fail "no bandwidth line: $out"
 echo "$out" | grep -q '^resident [0-9.]* [kMG]*B, peak [0-9.]* [kMG]*B$' || fail "no resident memory: $out"
+# every tensor's bytes found in the process's mappings
+echo "$out" | grep -q '^weights in 2 MB pages: [0-9.]* [kMG]*B of 11\.55 MB ([0-9]*%)$' || fail "no huge-page line: $out"
 
 run "$model" -p 8 -n 0 -r 1
 [ $rc -eq 0 ] && echo "$out" | grep -q ' pp8 ' && ! echo "$out" | grep -q ' tg' &&
@@ -57,6 +60,8 @@ echo "$out" | grep -q '"n_prompt":	8,' && echo "$out" | grep -q '"n_gen":	2,' ||
 # What llama-bench reports for this file.
 echo "$out" | grep -q '"model_size":	11547648,' && echo "$out" | grep -q '"model_n_params":	5770496,' ||
 	fail "model_size and model_n_params are not llama-bench's: $out"
+[ "$(echo "$out" | grep -c '"weight_bytes":	11547648,')" = 2 ] &&
+	[ "$(echo "$out" | grep -c '"weight_huge_page_bytes":	[0-9]*,')" = 2 ] || fail "the weights' mapping: $out"
 [ "$(echo "$out" | grep -c '"weight_gbps":')" = 1 ] && [ "$(echo "$out" | grep -c '"memory_bandwidth_gbps":')" = 1 ] ||
 	fail "only the decoding record has bandwidths: $out"
 echo "$out" | grep -q '"samples_ts":	\[[0-9.e+]*, [0-9.e+]*, [0-9.e+]*\]' || fail "three samples per test: $out"

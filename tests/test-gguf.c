@@ -1,6 +1,7 @@
 /* GGUF reading and writing, and hostile files: every malformed header,
  * count, length and offset gets a clear error and never a crash. Loading
- * reports its progress and can be cancelled. */
+ * reports its progress and can be cancelled. Mappings and tensors are
+ * advised to take huge pages, and the kernel's smaps says so. */
 #include <stdint.h>
 
 #include "core/fileio.h"
@@ -318,8 +319,88 @@ static void test_finite_halves(void)
 	}
 }
 
+/* The smaps reader on text in the kernel's format: per mapping, its
+ * overlap with the spans, at most that much of its huge pages, and the
+ * overlap again where VmFlags has "hg". */
+static void test_smaps_scan(void)
+{
+	static const char text[] =
+	        "00200000-00a00000 rw-p 00000000 00:00 0 \n"
+	        "Size:               8192 kB\n"
+	        "AnonHugePages:      4096 kB\n"
+	        "FilePmdMapped:         0 kB\n"
+	        "VmFlags: rd wr mr mw me ac hg\n"
+	        "7f0000000000-7f0000600000 r--p 00000000 fe:00 1234       /models/a-hg.gguf\n"
+	        "Size:               6144 kB\n"
+	        "AnonHugePages:         0 kB\n"
+	        "FilePmdMapped:      6144 kB\n"
+	        "VmFlags: rd mr mw me hgx\n"
+	        "7f0000600000-7f0000800000 r--p 00600000 fe:00 1234       /models/a-hg.gguf\n"
+	        "FilePmdMapped:      2048 kB\n"
+	        "VmFlags: rd mr mw me sd hg\n";
+	/* 7 MB of the first mapping; 1 MB of the file's first piece and all
+	 * of its second, as two spans */
+	const sl_span sp[3] = {{(void *)0x300000, 7 << 20},
+	                       {(void *)0x7f0000500000, 1 << 20},
+	                       {(void *)0x7f0000600000, 2 << 20}};
+	FILE *f = fmemopen((void *)text, sizeof text - 1, "r");
+	REQUIRE(f, "fmemopen");
+	sl_huge_usage u;
+	CHECK(sl_huge_usage_scan(f, sp, 3, &u), "scan");
+	fclose(f);
+	CHECK(u.bytes == (size_t)10 << 20, "bytes %zu", u.bytes);
+	CHECK(u.huge == (size_t)(4 + 1 + 2) << 20, "huge %zu", u.huge);
+	CHECK(u.advised == (size_t)(7 + 2) << 20, "advised %zu", u.advised);
+	f = fmemopen((void *)"", 1, "r");
+	CHECK(!sl_huge_usage_scan(f, sp, 3, &u) && !u.bytes, "no mappings");
+	fclose(f);
+	CHECK(!sl_huge_usage_scan(NULL, sp, 3, &u), "no text");
+}
+
+/* A model file's mapping and a tensor's own data are advised to take
+ * huge pages, in their whole 2 MB extents (the kernel's own view). */
+static void test_huge_advice(void)
+{
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", R_OK) != 0) {
+		printf("SKIP: huge-page advice: this kernel has no transparent huge pages\n");
+		return;
+	}
+	const size_t ext = (size_t)2 << 20;
+	const char *path = tmp_path("huge.gguf");
+	int n = 5 << 18; /* 5 MB of F32 */
+	float *w = calloc((size_t)n, sizeof *w);
+	REQUIRE(w, "alloc");
+	write_sample(path, w, n);
+	free(w);
+	sl_mapping map;
+	sl_error err;
+	REQUIRE(sl_map_file(path, &map, &err) == SL_OK, "map: %s", err.msg);
+	uintptr_t a = (uintptr_t)map.addr, lo = (a + ext - 1) / ext * ext, hi = (a + map.size) / ext * ext;
+	sl_huge_usage u;
+	sl_span sp = {map.addr, map.size};
+	CHECK(sl_huge_usage_of(&sp, 1, &u), "smaps");
+	CHECK(u.bytes == map.size, "mapped %zu of %zu", u.bytes, map.size);
+	CHECK(hi > lo && u.advised == hi - lo, "mapping: %zu advised, whole extents %zu", u.advised, (size_t)(hi - lo));
+	sl_unmap(&map);
+
+	sl_tensor t = {.name = "t"};
+	int64_t ne[2] = {1 << 10, 5 << 8};
+	REQUIRE(sl_tensor_realloc(&t, SL_DT_F32, ne, 2, &err) == SL_OK, "realloc: %s", err.msg);
+	memset(t.data, 1, t.nbytes);
+	a = (uintptr_t)t.data;
+	lo = (a + ext - 1) / ext * ext;
+	hi = (a + t.nbytes) / ext * ext;
+	sp = (sl_span){t.data, t.nbytes};
+	CHECK(sl_huge_usage_of(&sp, 1, &u), "smaps");
+	CHECK(u.bytes == t.nbytes && u.advised == hi - lo && hi > lo, "tensor: %zu of %zu mapped, %zu advised, extents %zu",
+	      u.bytes, t.nbytes, u.advised, (size_t)(hi - lo));
+	sl_tensor_release(&t);
+}
+
 int main(void)
 {
+	test_smaps_scan();
+	test_huge_advice();
 	test_finite_halves();
 	test_round_trip();
 	test_hostile();

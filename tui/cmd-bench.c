@@ -100,7 +100,7 @@ static size_t f32_cache_bytes(const sl_model *m, const sl_speed_test *t)
 }
 
 static void table_footer(const sl_model *m, const sl_speed_test *t, int n, double tok_bytes, double bw, size_t rss,
-                         size_t hwm)
+                         size_t hwm, const sl_huge_usage *hu)
 {
 	char a[32], b[32];
 	putchar('\n');
@@ -123,6 +123,11 @@ static void table_footer(const sl_model *m, const sl_speed_test *t, int n, doubl
 	sl_fmt_bytes((double)rss, a, sizeof a);
 	sl_fmt_bytes((double)hwm, b, sizeof b);
 	printf("resident %s, peak %s\n", a, b);
+	if (hu && hu->bytes) {
+		sl_fmt_bytes((double)hu->huge, a, sizeof a);
+		sl_fmt_bytes((double)hu->bytes, b, sizeof b);
+		printf("weights in 2 MB pages: %s of %s (%.0f%%)\n", a, b, 100.0 * (double)hu->huge / (double)hu->bytes);
+	}
 }
 
 static cJSON *numbers(const double *v, int n, double scale, bool rate, int tokens)
@@ -136,7 +141,7 @@ static cJSON *numbers(const double *v, int n, double scale, bool rate, int token
 /* One of llama-bench's JSON records (the fields that describe this run)
  * and slimlab's additions. */
 static cJSON *json_record(const sl_model *m, const char *path, const char *type, int threads, const sl_speed_test *t,
-                          double tok_bytes, double bw, size_t rss, size_t hwm)
+                          double tok_bytes, double bw, size_t rss, size_t hwm, const sl_huge_usage *hu)
 {
 	cJSON *o = cJSON_CreateObject();
 	int tokens = t->n_prompt + t->n_gen;
@@ -166,6 +171,10 @@ static cJSON *json_record(const sl_model *m, const char *path, const char *type,
 	cJSON_AddItemToObject(o, "samples_ts", numbers(t->samples_s, t->reps, 1, true, tokens));
 	cJSON_AddNumberToObject(o, "rss_bytes", (double)rss);
 	cJSON_AddNumberToObject(o, "hwm_bytes", (double)hwm);
+	if (hu) {
+		cJSON_AddNumberToObject(o, "weight_bytes", (double)hu->bytes);
+		cJSON_AddNumberToObject(o, "weight_huge_page_bytes", (double)hu->huge);
+	}
 	cJSON_AddNumberToObject(o, "kv_cache_bytes", (double)t->kv_bytes);
 	cJSON_AddStringToObject(o, "kv_cache_type", sl_dtype_name(m->cfg.kv_type));
 	cJSON_AddNumberToObject(o, "kv_cache_f32_bytes", (double)f32_cache_bytes(m, t));
@@ -259,14 +268,16 @@ int sl_cmd_bench(int argc, char **argv)
 	/* Read before the bandwidth test, whose buffer would count. */
 	size_t rss, hwm;
 	sl_resident_memory(&rss, &hwm);
+	sl_huge_usage huse;
+	const sl_huge_usage *hu = sl_model_huge_usage(m, &huse) ? &huse : NULL;
 	double bw = !st && n_gen ? sl_memory_bandwidth() : 0;
 	if (!st && json) {
 		cJSON *a = cJSON_CreateArray();
 		for (int i = 0; i < n_tests; i++)
-			cJSON_AddItemToArray(a, json_record(m, path, type, nt, &tests[i], tok_bytes, bw, rss, hwm));
+			cJSON_AddItemToArray(a, json_record(m, path, type, nt, &tests[i], tok_bytes, bw, rss, hwm, hu));
 		cli_print_json(a);
 	} else if (!st) {
-		table_footer(m, tests, n_tests, tok_bytes, bw, rss, hwm);
+		table_footer(m, tests, n_tests, tok_bytes, bw, rss, hwm, hu);
 	}
 	for (int i = 0; i < n_tests; i++)
 		sl_speed_test_free(&tests[i]);
