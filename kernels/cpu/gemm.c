@@ -411,6 +411,14 @@ GEMM(bf16)
  * registers of sixteen lanes: chains 0 and 1 in the low and high halves of
  * one, 2 and 3 of the other, so that one fused multiply-add covers 16
  * neighbouring products (two runs) with the lanes of the AVX2 kernel. */
+/* A token that reads a row from memory (the 1 x 1 tile) asks for the
+ * bytes FETCH_AHEAD on into the second-level cache, across the end of the
+ * row into the next one (which follows it in memory): one thread streaming
+ * F32 rows of 1024 from 384 MB in 2 MB pages, 13.5-14.1 GB/s without, 15.1
+ * to 15.7 with 2 KiB (1 KiB 14.8, 4 KiB 14.6, into the first level 15.1).
+ * A prefetch never faults, wherever it points. */
+#define FETCH_AHEAD 2048
+#define ES512(WT) ((size_t)(SL_DT_##WT == SL_DT_F32 ? 4 : 2))
 #define X512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl")))
 
 X512 static inline __m512 load512_f32(const void *w, size_t i)
@@ -447,6 +455,9 @@ X512 static inline __m512 load512_bf16(const void *w, size_t i)
 		const int n8 = n & ~7;                                                                  \
 		int k = 0;                                                                              \
 		for (; k + 32 <= n8; k += 32) {                                                         \
+			if (TM == 1 && TN == 1) /* see FETCH_AHEAD */                                   \
+				for (size_t o = 0; o < 32 * ES512(WT); o += 64)                         \
+					_mm_prefetch((const char *)w + (size_t)k * ES512(WT) + FETCH_AHEAD + o, _MM_HINT_T1); \
 			__m512 xv[TM];                                                                  \
 			UNROLL for (int i = 0; i < TM; i++)                                             \
 				xv[i] = _mm512_loadu_ps(x + (size_t)i * ldx + k);                       \
