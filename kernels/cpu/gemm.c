@@ -241,6 +241,17 @@ static inline int tile_group(int t, int te)
 	return te - t >= 3 && te - t != 4 ? 3 : 2;
 }
 
+/* A token that reads a row from memory (the 1 x 1 tiles, AVX2's and
+ * AVX-512's) asks for the bytes FETCH_AHEAD on into the second-level
+ * cache, across the end of the row into the next one (which follows it in
+ * memory). One thread of a Xeon streaming rows of 1024 from 384 MB in 2 MB
+ * pages, without and with 2 KiB: AVX-512 F32 13.5-14.1 and 15.1-15.7 GB/s
+ * (1 KiB 14.8, 4 KiB 14.6, into the first level 15.1), F16 12.9-13.1 and
+ * 15.5-15.8; AVX2 F32 14.8-15.0 and 15.3-15.5, F16 12.8 and 14.5-15.0. A
+ * prefetch never faults, wherever it points. */
+#define FETCH_AHEAD 2048
+#define ES(WT) ((size_t)(SL_DT_##WT == SL_DT_F32 ? 4 : 2))
+
 /* One tile of TM tokens by TN rows on AVX2 over the stretch kb .. ke-1 of
  * the rows, CH of each output's four chains a pass (TM * TN * CH
  * accumulators of sixteen registers): the pass for chains c0 .. c0 + CH - 1
@@ -265,7 +276,10 @@ static inline int tile_group(int t, int te)
 					UNROLL for (int j = 0; j < TN; j++)                             \
 						acc[c][i][j] = kb ? part[((c0 + c) * TM + i) * TN + j] : _mm256_setzero_ps(); \
 			int k = kb + 8 * c0;                                                            \
-			for (; k + 8 * CH <= ke; k += 32)                                               \
+			for (; k + 8 * CH <= ke; k += 32) {                                             \
+				if (TM == 1 && TN == 1) /* see FETCH_AHEAD */                           \
+					for (size_t o = 0; o < 32 * ES(WT); o += 64)                    \
+						_mm_prefetch((const char *)w + (size_t)k * ES(WT) + FETCH_AHEAD + o, _MM_HINT_T1); \
 				UNROLL for (int c = 0; c < CH; c++) {                                   \
 					__m256 xv[TM];                                                  \
 					UNROLL for (int i = 0; i < TM; i++)                             \
@@ -277,6 +291,7 @@ static inline int tile_group(int t, int te)
 							acc[c][i][j] = _mm256_fmadd_ps(xv[i], wv, acc[c][i][j]); \
 					}                                                               \
 				}                                                                       \
+			}                                                                               \
 			UNROLL for (int c = 0; c < CH - 1; c++) /* a last, partial step */              \
 				if (k + 8 * c + 8 <= ke)                                                \
 					UNROLL for (int i = 0; i < TM; i++) {                           \
@@ -411,14 +426,6 @@ GEMM(bf16)
  * registers of sixteen lanes: chains 0 and 1 in the low and high halves of
  * one, 2 and 3 of the other, so that one fused multiply-add covers 16
  * neighbouring products (two runs) with the lanes of the AVX2 kernel. */
-/* A token that reads a row from memory (the 1 x 1 tile) asks for the
- * bytes FETCH_AHEAD on into the second-level cache, across the end of the
- * row into the next one (which follows it in memory): one thread streaming
- * F32 rows of 1024 from 384 MB in 2 MB pages, 13.5-14.1 GB/s without, 15.1
- * to 15.7 with 2 KiB (1 KiB 14.8, 4 KiB 14.6, into the first level 15.1).
- * A prefetch never faults, wherever it points. */
-#define FETCH_AHEAD 2048
-#define ES512(WT) ((size_t)(SL_DT_##WT == SL_DT_F32 ? 4 : 2))
 #define X512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl")))
 
 X512 static inline __m512 load512_f32(const void *w, size_t i)
@@ -456,8 +463,8 @@ X512 static inline __m512 load512_bf16(const void *w, size_t i)
 		int k = 0;                                                                              \
 		for (; k + 32 <= n8; k += 32) {                                                         \
 			if (TM == 1 && TN == 1) /* see FETCH_AHEAD */                                   \
-				for (size_t o = 0; o < 32 * ES512(WT); o += 64)                         \
-					_mm_prefetch((const char *)w + (size_t)k * ES512(WT) + FETCH_AHEAD + o, _MM_HINT_T1); \
+				for (size_t o = 0; o < 32 * ES(WT); o += 64)                         \
+					_mm_prefetch((const char *)w + (size_t)k * ES(WT) + FETCH_AHEAD + o, _MM_HINT_T1); \
 			__m512 xv[TM];                                                                  \
 			UNROLL for (int i = 0; i < TM; i++)                                             \
 				xv[i] = _mm512_loadu_ps(x + (size_t)i * ldx + k);                       \
