@@ -43,6 +43,8 @@ echo "$out" | grep -q '^decoding reads 11\.55 MB of weights per token; memory re
 echo "$out" | grep -q '^resident [0-9.]* [kMG]*B, peak [0-9.]* [kMG]*B$' || fail "no resident memory: $out"
 # every tensor's bytes found in the process's mappings
 echo "$out" | grep -q '^weights in 2 MB pages: [0-9.]* [kMG]*B of 11\.55 MB ([0-9]*%)$' || fail "no huge-page line: $out"
+# a model this small comes from the caches: no word on how its file is cached
+! echo "$out" | grep -q '4 KB pieces' || fail "a page-cache hint for a small model: $out"
 
 run "$model" -p 8 -n 0 -r 1
 [ $rc -eq 0 ] && echo "$out" | grep -q ' pp8 ' && ! echo "$out" | grep -q ' tg' &&

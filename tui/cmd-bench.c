@@ -127,6 +127,10 @@ static void table_footer(const sl_model *m, const sl_speed_test *t, int n, doubl
 		sl_fmt_bytes((double)hu->huge, a, sizeof a);
 		sl_fmt_bytes((double)hu->bytes, b, sizeof b);
 		printf("weights in 2 MB pages: %s of %s (%.0f%%)\n", a, b, 100.0 * (double)hu->huge / (double)hu->bytes);
+		/* a model this large is read from memory */
+		if (2 * hu->huge < hu->bytes && hu->bytes >= ((size_t)64 << 20) && m->n_maps)
+			printf("(the page cache holds most of the file in 4 KB pieces, which decode slower: see bench in "
+			       "slimlab(1))\n");
 	}
 }
 
