@@ -90,6 +90,11 @@ static void test_gguf_matches_bin(void)
 	sl_error err;
 	REQUIRE(!sl_state_new(a, 128, &sa, &err) && !sl_state_new(b, 128, &sb, &err) &&
 	        !sl_state_new(b, 128, &sc, &err), "states");
+	/* the products read the activations and the cache in place only
+	 * where rows start on a cache line (kernels/cpu/gemm.c) */
+	const void *bufs[] = {sa->kv, sa->x, sa->xb, sa->q, sa->att, sa->hb, sa->hb2};
+	for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+		CHECK((uintptr_t)bufs[i] % 64 == 0, "state buffer %zu at %p is not on a cache line", i, bufs[i]);
 	CHECK(!sl_forward(sa, toks, 64, la, 0, &err), "forward a");
 	CHECK(!sl_forward(sb, toks, 64, lb, 0, &err), "forward b");
 	/* Token by token through the KV cache must agree with the batch. */
