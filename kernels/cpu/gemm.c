@@ -370,12 +370,14 @@ static inline int from_memory(size_t whole)
 			return;                                                                         \
 		}                                                                                       \
 		/* Where 48 rows or more share them and they take at most 8 MiB, the                    \
-		 * activations are copied to rows on 32 bytes (in place they are often                  \
-		 * 16 bytes off, and then two passes of four load each vector across                    \
-		 * two cache lines); otherwise the tiles read them in place. */                         \
+		 * activations are copied to rows on 32 bytes unless they are on such                    \
+		 * rows already (16 bytes off, two passes of four load each vector                      \
+		 * across two cache lines); otherwise the tiles read them in place. */                  \
 		const int tb = tile_tokens(n), rb = tile_rows(rows, n, es);                             \
 		const size_t lda = ((size_t)n + 7) & ~(size_t)7;                                        \
-		float *xa = rows >= 48 && (size_t)T * lda <= ((size_t)2 << 20) ? aligned_alloc(32, (size_t)T * lda * 4) : NULL; \
+		float *xa = rows >= 48 && ((uintptr_t)x % 32 || ldx % 8) && (size_t)T * lda <= ((size_t)2 << 20) \
+		                    ? aligned_alloc(32, (size_t)T * lda * 4)                                    \
+		                    : NULL;                                                                     \
 		for (int t = 0; xa && t < T; t++)                                                       \
 			memcpy(xa + (size_t)t * lda, x + (size_t)t * ldx, (size_t)n * 4);               \
 		const float *xb = xa ? xa : x;                                                          \
