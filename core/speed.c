@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
 #include "forward.h"
 #include "sample.h"
 #include "tokenizer.h"

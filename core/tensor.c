@@ -75,16 +75,25 @@ void sl_tensor_rows_to_f32(const sl_tensor *t, int64_t r0, int64_t n, float *dst
 	sl_dtype_rows_to_float(t->type, src, dst, n, t->ne[0]);
 }
 
+/* A tensor's own data (count x size bytes, as sl_malloc_array), advised
+ * to take huge pages: weights stream once a token (see sl_advise_huge). */
+static void *data_alloc(size_t count, size_t size)
+{
+	void *d = sl_malloc_array(count, size);
+	if (d)
+		sl_advise_huge(d, count * size);
+	return d;
+}
+
 sl_status sl_tensor_realloc(sl_tensor *t, int type, const int64_t *ne, int n_dims, sl_error *err)
 {
 	size_t nb = sl_tensor_bytes_for(type, ne, n_dims);
 	if (!nb)
 		return sl_errorf(err, SL_ERR_ARG, "tensor '%s': shape does not fit type %s", t->name,
 		                 sl_dtype_name(type));
-	void *d = malloc(nb);
+	void *d = data_alloc(nb, 1);
 	if (!d)
 		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory for %zu bytes", t->name, nb);
-	sl_advise_huge(d, nb); /* weights stream once a token: see sl_advise_huge */
 	sl_tensor_release(t);
 	t->data = d;
 	t->owned = true;
@@ -101,10 +110,9 @@ sl_status sl_tensor_to_f32(sl_tensor *t, sl_error *err)
 	if (t->type == SL_DT_F32 && t->owned && !t->lr_a)
 		return SL_OK;
 	size_t n = (size_t)sl_tensor_nelements(t);
-	float *d = sl_malloc_array(n, sizeof(float));
+	float *d = data_alloc(n, sizeof(float));
 	if (!d)
 		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory converting to f32", t->name);
-	sl_advise_huge(d, n * sizeof(float));
 	sl_tensor_rows_to_f32(t, 0, sl_tensor_nrows(t), d);
 	sl_tensor_release(t);
 	t->data = d;
@@ -163,10 +171,9 @@ sl_status sl_tensor_own(sl_tensor *t, sl_error *err)
 {
 	if (t->owned)
 		return SL_OK;
-	void *d = malloc(t->nbytes);
+	void *d = data_alloc(t->nbytes, 1);
 	if (!d)
 		return sl_errorf(err, SL_ERR_NOMEM, "tensor '%s': out of memory for %zu bytes", t->name, t->nbytes);
-	sl_advise_huge(d, t->nbytes);
 	memcpy(d, t->data, t->nbytes);
 	t->data = d;
 	t->owned = true;
