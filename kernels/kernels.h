@@ -102,23 +102,16 @@ void sl_parallel_for(int n, void (*fn)(int i, void *arg), void *arg);
  * Each row is computed by one task, so the split never changes a result. */
 int sl_rows_per_task(int n_rows, double flops);
 
-/* Output rows dealt to tasks: task i computes rows start[i] .. start[i+1]-1
- * (room for sl_rows_per_task's four tasks for each of 256 threads, cut at
- * the ends of a few products that share a split). */
-#define SL_SPLIT_MAX_TASKS (1024 + 8)
-typedef struct sl_rows_split {
-	int n_tasks;
-	int start[SL_SPLIT_MAX_TASKS + 1];
-} sl_rows_split;
-
-/* Splits n_rows output rows of a product of `flops` operations, one of a
- * few tokens that is over in microseconds, into tasks for sl_parallel_for
- * that shrink towards the end: in multiples of 16 rows, none larger than
- * sl_rows_per_task's, so that the threads, which claim tasks as they come
- * free, finish within a small task of each other. One task (all the rows)
- * when the product is too small to share. Each row is computed by one
- * task, so the split never changes a result. */
-void sl_split_rows(sl_rows_split *s, int n_rows, double flops);
+/* Runs fn(r0, r1, arg) over the n_rows output rows of a product of
+ * `flops` operations, one of a few tokens that is over in microseconds, on
+ * the kernel threads, and waits: each thread a share of the rows, a
+ * contiguous run it computes from start to end in pieces, then pieces from
+ * the ends of the shares not yet done, so that the threads finish within a
+ * small piece of each other. Pieces are whole multiples of 16 rows (the
+ * last may end at n_rows), none larger than sl_rows_per_task's; all the
+ * rows in one call on this thread when the product is too small to share.
+ * Each row is computed by one call, so the split never changes a result. */
+void sl_parallel_rows(int n_rows, double flops, void (*fn)(int r0, int r1, void *arg), void *arg);
 
 /* ---- training ----------------------------------------------------------
  * The forward operations a training step keeps state from, and their

@@ -12,6 +12,7 @@
  * and W8A8's integer products the reference's bits; matmul_parts must give
  * each of its products matmul's bits, and the thread pool must run every
  * task of every loop once. */
+#include <pthread.h>
 #include <spawn.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -579,11 +580,72 @@ static void test_pool(void)
 	printf("pool: 300 loops of 2 to 1000 tasks, nested loops, pauses and fewer threads: every task ran once\n");
 }
 
-/* sl_split_rows deals every row to one task, in order, in whole units of
- * 16 rows but the last, none larger than sl_rows_per_task's equal tasks,
- * shrinking to one unit at the end where a unit is enough work; one task
- * for a product too small to share, or one thread. */
-static void test_split_rows(void)
+/* What sl_parallel_rows' calls did: each row's count, the first call of
+ * each thread, and the rows of the thread held up at its first call. */
+#define PR_MAX 32000
+typedef struct {
+	int n, per;
+	_Atomic int hits[PR_MAX];
+	atomic_int bad;        /* calls outside the rules */
+	atomic_int calls;
+	/* hold: the call with row 0 waits this long (ms) */
+	int hold;
+	_Atomic(pthread_t) held;
+	atomic_int held_set, held_rows;
+	/* meet: each thread's first call waits until `meet` threads are in */
+	int meet;
+	atomic_int met;
+	atomic_int first[4]; /* first rows of the threads, in order of arrival */
+} pr_run;
+
+static _Thread_local const pr_run *pr_seen;
+
+static void pr_rows(int r0, int r1, void *p)
+{
+	pr_run *c = p;
+	atomic_fetch_add(&c->calls, 1);
+	if (r0 < 0 || r1 > c->n || r1 <= r0 || r0 % 16 || (r1 % 16 && r1 != c->n) || (c->per < c->n && r1 - r0 > c->per)) {
+		atomic_fetch_add(&c->bad, 1);
+		return;
+	}
+	for (int r = r0; r < r1; r++)
+		atomic_fetch_add(&c->hits[r], 1);
+	if (c->meet && pr_seen != c) {
+		pr_seen = c;
+		int k = atomic_fetch_add(&c->met, 1);
+		if (k < 4)
+			atomic_store(&c->first[k], r0);
+		struct timespec step = {0, 100000};
+		for (int i = 0; i < 10000 && atomic_load(&c->met) < c->meet; i++)
+			nanosleep(&step, NULL);
+	}
+	if (c->hold && r0 == 0) {
+		atomic_store(&c->held, pthread_self());
+		atomic_store(&c->held_set, 1);
+		struct timespec hold = {0, (long)c->hold * 1000000};
+		nanosleep(&hold, NULL);
+	}
+	if (atomic_load(&c->held_set) && pthread_equal(atomic_load(&c->held), pthread_self()))
+		atomic_fetch_add(&c->held_rows, r1 - r0);
+}
+
+static pr_run *pr_new(int n, double flops)
+{
+	pr_run *c = calloc(1, sizeof *c);
+	if (!c)
+		abort();
+	c->n = n;
+	c->per = sl_rows_per_task(n, flops);
+	return c;
+}
+
+/* sl_parallel_rows computes every row once, in calls of whole units of 16
+ * rows (the last may end at n), none larger than sl_rows_per_task's, one
+ * call for a product too small to share or one thread. Each thread starts
+ * at the start of a share of its own, the rows split evenly between the
+ * threads, and a thread held up at its first call is left only that call's
+ * rows: the others take the rest of its share. */
+static void test_parallel_rows(void)
 {
 	static const int rows[] = {1, 15, 17, 100, 768, 1000, 1024, 2816, 3072, 5632, 32000};
 	static const int n_in[] = {16, 768, 1024};
@@ -594,30 +656,49 @@ static void test_split_rows(void)
 			for (size_t k = 0; k < sizeof n_in / sizeof n_in[0]; k++) {
 				int n = rows[r];
 				double flops = 2.0 * n * n_in[k];
-				int per = sl_rows_per_task(n, flops);
-				sl_rows_split sp;
-				sl_split_rows(&sp, n, flops);
-				bool shared = per < n && threads > 1;
-				bool ok = sp.n_tasks >= 1 && sp.n_tasks <= SL_SPLIT_MAX_TASKS && sp.start[0] == 0 &&
-				          sp.start[sp.n_tasks] == n;
-				for (int i = 0; ok && i < sp.n_tasks; i++) {
-					int size = sp.start[i + 1] - sp.start[i];
-					ok = size > 0 && sp.start[i] % 16 == 0 && (size <= per || !shared) &&
-					     (i == 0 || i + 1 == sp.n_tasks || size <= sp.start[i] - sp.start[i - 1]);
-				}
-				if (ok && !shared)
-					ok = sp.n_tasks == 1;
-				/* A unit of 16 rows of 1024 is enough work: the last full task is one unit. */
-				if (ok && shared && n_in[k] == 1024 && n >= 32)
-					ok = sp.start[sp.n_tasks - 1] - sp.start[sp.n_tasks - 2] == 16 &&
-					     sp.n_tasks >= (n + per - 1) / per + (per > 16);
-				CHECK(ok, "sl_split_rows: %d rows of %d, %d threads: %d tasks, not a tapered split of all the rows",
-				      n, n_in[k], threads, sp.n_tasks);
+				pr_run *c = pr_new(n, flops);
+				bool shared = c->per < n && threads > 1;
+				if (!shared) /* one call of all the rows */
+					c->per = n;
+				sl_parallel_rows(n, flops, pr_rows, c);
+				bool ok = !atomic_load(&c->bad) && (shared || atomic_load(&c->calls) == 1);
+				for (int i = 0; ok && i < n; i++)
+					ok = atomic_load(&c->hits[i]) == 1;
+				/* a unit of 16 rows of 1024 is enough work: pieces down to one */
+				if (ok && shared && n_in[k] == 1024 && n >= 32 * threads)
+					ok = atomic_load(&c->calls) > threads;
+				CHECK(ok, "sl_parallel_rows: %d rows of %d, %d threads: %d calls, %d outside the rules, not every "
+				      "row once", n, n_in[k], threads, atomic_load(&c->calls), atomic_load(&c->bad));
+				free(c);
 				checked++;
 			}
 	}
+	/* Two threads meet at their first calls: one at row 0, one at the
+	 * start of the second share (the 192 units of 3072 rows halved). */
+	sl_kernels_set_threads(2);
+	pr_run *c = pr_new(3072, 2.0 * 3072 * 1024);
+	c->meet = 2;
+	sl_parallel_rows(c->n, 2.0 * 3072 * 1024, pr_rows, c);
+	int a = atomic_load(&c->first[0]), b = atomic_load(&c->first[1]);
+	CHECK(atomic_load(&c->met) == 2 && ((a == 0 && b == 1536) || (a == 1536 && b == 0)),
+	      "sl_parallel_rows: two threads' first rows %d and %d, not the starts of two shares 0 and 1536", a, b);
+	free(c);
+	/* The thread with row 0 is held up 100 ms at that call: the other
+	 * takes the rest of its share, from its end. */
+	c = pr_new(3072, 2.0 * 3072 * 1024);
+	c->hold = 100;
+	sl_parallel_rows(c->n, 2.0 * 3072 * 1024, pr_rows, c);
+	bool all = true;
+	for (int i = 0; i < c->n; i++)
+		all &= atomic_load(&c->hits[i]) == 1;
+	int held = atomic_load(&c->held_rows);
+	CHECK(all && held > 0 && held <= c->per, "sl_parallel_rows: the thread held up at row 0 computed %d of 3072 rows "
+	      "(one piece, at most %d, expected)%s", held, c->per, all ? "" : ", and not every row once");
+	free(c);
 	sl_kernels_set_threads(4);
-	printf("sl_split_rows: %d splits on 1 to 4 threads, every row in one task, tapering to 16 rows\n", checked);
+	printf("sl_parallel_rows: %d products on 1 to 4 threads, every row once in pieces of 16 rows; threads start at "
+	       "their shares, a held-up thread's share taken by the other (it computed %d of 3072 rows)\n",
+	       checked, held);
 }
 
 /* matmul_parts gives every part the bits matmul gives it alone: parts of
@@ -796,7 +877,7 @@ int main(int argc, char **argv)
 	const sl_kernels *K = sl_kernels_cpu(), *R = sl_kernels_ref();
 	if (!portable_run) {
 		test_pool();
-		test_split_rows();
+		test_parallel_rows();
 	}
 	printf("== the %s kernels against the reference\n", path);
 	test_other_ops(K, R, path);

@@ -144,36 +144,53 @@ static void mm_prepare(mm_args *a, float *y, const float *x, int T, const void *
 	a->xq = *owned = xq;
 }
 
-/* Products of a few tokens take tapered tasks (sl_split_rows); a prompt's
- * take equal ones, each large enough to pay for its preparations. */
-static bool mm_tapered(int T)
+/* Products of a few tokens go to sl_parallel_rows, each thread streaming
+ * a share of the rows from start to end; a prompt's take equal tasks,
+ * each large enough to pay for its preparations. */
+static bool mm_shared(int T)
 {
 	return T < MM_GEMM_TOKENS;
 }
+
+/* A prompt's equal tasks: task i computes rows start[i] .. start[i+1]-1
+ * (room for sl_rows_per_task's four tasks for each of 256 threads, cut at
+ * the ends of the parts). */
+#define MM_MAX_TASKS (1024 + SL_MATMUL_MAX_PARTS)
+typedef struct {
+	int n_tasks;
+	int start[MM_MAX_TASKS + 1];
+} mm_split;
 
 typedef struct {
 	mm_args a[SL_MATMUL_MAX_PARTS];
 	int n_parts;
 	int first[SL_MATMUL_MAX_PARTS + 1]; /* part i is rows first[i] .. first[i+1]-1 of all the parts' rows */
-	sl_rows_split split;
+	mm_split split;
 } mm_parts_args;
 
-/* A task's rows of all the parts' rows, cut at the parts' boundaries. */
-static void mm_parts_task(int task, void *p)
+/* Rows g0 .. g1-1 of all the parts' rows, cut at the parts' boundaries. */
+static void mm_parts_rows(int g0, int g1, void *p)
 {
 	const mm_parts_args *pa = p;
-	int g0 = pa->split.start[task], g1 = pa->split.start[task + 1];
 	for (int i = 0; i < pa->n_parts; i++) {
 		int r0 = g0 > pa->first[i] ? g0 - pa->first[i] : 0;
 		int r1 = (g1 < pa->first[i + 1] ? g1 : pa->first[i + 1]) - pa->first[i];
-		mm_rows(&pa->a[i], r0, r1);
+		if (r1 > r0)
+			mm_rows(&pa->a[i], r0, r1);
 	}
+}
+
+static void mm_parts_task(int task, void *p)
+{
+	const mm_parts_args *pa = p;
+	mm_parts_rows(pa->split.start[task], pa->split.start[task + 1], p);
 }
 
 /* Runs the products prepared in pa->a (n_parts of them on one input of
  * T tokens and n_in values), their rows split as one product of all their
- * rows would be: tapered across the parts, or in equal tasks cut at the
- * parts' ends. Every output is computed by one task as matmul computes it. */
+ * rows would be: in shares of all the parts' rows (sl_parallel_rows), or
+ * in equal tasks cut at the parts' ends. Every output is computed by one
+ * call of mm_rows as matmul computes it. */
 static void mm_run(mm_parts_args *pa, int n_parts, int T, int n_in)
 {
 	pa->n_parts = n_parts;
@@ -182,19 +199,19 @@ static void mm_run(mm_parts_args *pa, int n_parts, int T, int n_in)
 		pa->first[i + 1] = pa->first[i] + pa->a[i].n_out;
 	int rows = pa->first[n_parts];
 	double flops = 2.0 * T * rows * (double)n_in;
-	sl_rows_split *sp = &pa->split;
-	if (mm_tapered(T)) {
-		sl_split_rows(sp, rows, flops);
-	} else {
-		int per = sl_rows_per_task(rows, flops);
-		sp->n_tasks = 0;
-		for (int i = 0; i < n_parts && per < rows; i++)
-			for (int r = pa->first[i]; r < pa->first[i + 1]; r += per)
-				sp->start[sp->n_tasks++] = r;
-		if (!sp->n_tasks)
-			sp->start[sp->n_tasks++] = 0;
-		sp->start[sp->n_tasks] = rows;
+	if (mm_shared(T)) {
+		sl_parallel_rows(rows, flops, mm_parts_rows, pa);
+		return;
 	}
+	int per = sl_rows_per_task(rows, flops);
+	mm_split *sp = &pa->split;
+	sp->n_tasks = 0;
+	for (int i = 0; i < n_parts && per < rows; i++)
+		for (int r = pa->first[i]; r < pa->first[i + 1]; r += per)
+			sp->start[sp->n_tasks++] = r;
+	if (!sp->n_tasks)
+		sp->start[sp->n_tasks++] = 0;
+	sp->start[sp->n_tasks] = rows;
 	if (sp->n_tasks == 1) /* too small to share: on this thread */
 		mm_parts_task(0, pa);
 	else

@@ -277,39 +277,109 @@ int sl_rows_per_task(int n_rows, double flops)
 	return (per + 15) / 16 * 16;
 }
 
-/* Each task is a share 1 / (2 * threads) of the rows not yet dealt,
- * between a task's least work (SPLIT_UNIT rows and some microseconds) and
- * an untapered task. The first ones are as large as untapered ones, so a
- * thread that loses its core holds no more than it would there; the last
- * ones are one unit, so the thread that finishes first waits for a unit
- * at most. A claim costs about a cache line between cores, a unit several
- * microseconds of a thread streaming weights. */
+/* Products of a few tokens (decoding) are over in microseconds and read
+ * their weights from memory, a row after the other. Each thread takes one
+ * share of the rows, a contiguous run, and streams it from start to end:
+ * its reads stay one stream, which the hardware's prefetchers and the
+ * kernels' own prefetches (the rows after a call's) follow. Threads that
+ * claimed small tasks in turn from all the rows read runs that the other
+ * threads' runs interrupt, and paid for each restart. A thread claims its
+ * share in pieces: a part 1 / (2 * threads) of what is left of it, between
+ * a least (SPLIT_UNIT rows and some microseconds of work) and an equal
+ * task's size (sl_rows_per_task). A thread done with its share takes
+ * pieces from the end of the share with the most left, so the threads
+ * finish within a piece of each other, the last pieces one unit, however
+ * late a thread came or long it lost its core. Two threads, a model of
+ * the 374M shape in 8-bit blocks: 16.8-17.3 ms a token, against 17.6-18.2
+ * with tapered tasks claimed in turn from all the rows. */
 #define SPLIT_UNIT 16
 
-void sl_split_rows(sl_rows_split *s, int n_rows, double flops)
+typedef struct {
+	_Alignas(64) _Atomic uint64_t span; /* next unit << 32 | end unit of a share */
+} rows_share;
+
+typedef struct {
+	rows_share *share;
+	int n_shares, least, most, n_rows;
+	void (*fn)(int r0, int r1, void *arg);
+	void *arg;
+} rows_args;
+
+/* A piece of share s, from its start (its owner) or its end (a thread
+ * done with its own); false when nothing is left. */
+static bool rows_claim(const rows_args *r, rows_share *s, bool from_end, int *u0, int *u1)
 {
-	int per = sl_rows_per_task(n_rows, flops);
-	int threads = sl_kernels_threads();
-	s->n_tasks = 0;
-	s->start[0] = 0;
+	uint64_t v = atomic_load_explicit(&s->span, memory_order_relaxed);
+	for (;;) {
+		uint32_t lo = (uint32_t)(v >> 32), hi = (uint32_t)v;
+		if (lo >= hi)
+			return false;
+		uint32_t c = (hi - lo) / (2u * (uint32_t)r->n_shares);
+		c = c < (uint32_t)r->least ? (uint32_t)r->least : c > (uint32_t)r->most ? (uint32_t)r->most : c;
+		if (c > hi - lo)
+			c = hi - lo;
+		uint64_t next = from_end ? (uint64_t)lo << 32 | (hi - c) : (uint64_t)(lo + c) << 32 | hi;
+		if (atomic_compare_exchange_weak_explicit(&s->span, &v, next, memory_order_relaxed, memory_order_relaxed)) {
+			*u0 = (int)(from_end ? hi - c : lo);
+			*u1 = *u0 + (int)c;
+			return true;
+		}
+	}
+}
+
+static void rows_piece(const rows_args *r, int u0, int u1)
+{
+	int r1 = u1 * SPLIT_UNIT;
+	r->fn(u0 * SPLIT_UNIT, r1 < r->n_rows ? r1 : r->n_rows, r->arg);
+}
+
+/* Task k: share k from its start, then pieces of the others from their
+ * ends until every share is claimed. */
+static void rows_task(int k, void *p)
+{
+	const rows_args *r = p;
+	int u0, u1;
+	while (rows_claim(r, &r->share[k], false, &u0, &u1))
+		rows_piece(r, u0, u1);
+	for (;;) {
+		int most = -1;
+		uint32_t left = 0;
+		for (int j = 0; j < r->n_shares; j++) {
+			uint64_t v = atomic_load_explicit(&r->share[j].span, memory_order_relaxed);
+			uint32_t lo = (uint32_t)(v >> 32), hi = (uint32_t)v;
+			if (hi > lo && hi - lo > left) {
+				left = hi - lo;
+				most = j;
+			}
+		}
+		if (most < 0)
+			return;
+		if (rows_claim(r, &r->share[most], true, &u0, &u1))
+			rows_piece(r, u0, u1);
+	}
+}
+
+void sl_parallel_rows(int n_rows, double flops, void (*fn)(int r0, int r1, void *arg), void *arg)
+{
 	if (n_rows <= 0)
 		return;
+	int per = sl_rows_per_task(n_rows, flops);
+	int threads = in_pool_task ? 1 : sl_kernels_threads();
 	if (per >= n_rows || threads < 2) {
-		s->n_tasks = 1;
-		s->start[1] = n_rows;
+		fn(0, n_rows, arg);
 		return;
 	}
 	int units = (n_rows + SPLIT_UNIT - 1) / SPLIT_UNIT;
 	double unit_flops = flops / n_rows * SPLIT_UNIT;
 	int least = unit_flops >= 2.5e4 ? 1 : (int)ceil(2.5e4 / unit_flops);
 	int most = per / SPLIT_UNIT > least ? per / SPLIT_UNIT : least;
-	for (int left = units; left > 0;) {
-		int c = left / (2 * threads);
-		c = c < least ? least : c > most ? most : c;
-		if (c > left || s->n_tasks == SL_SPLIT_MAX_TASKS - 1)
-			c = left;
-		s->start[s->n_tasks++] = (units - left) * SPLIT_UNIT;
-		left -= c;
-	}
-	s->start[s->n_tasks] = n_rows;
+	int n = threads < units ? threads : units;
+	rows_share *share = aligned_alloc(64, sizeof *share * (size_t)n);
+	if (!share)
+		abort();
+	for (int k = 0; k < n; k++)
+		atomic_init(&share[k].span, (uint64_t)((int64_t)units * k / n) << 32 | (uint32_t)((int64_t)units * (k + 1) / n));
+	rows_args r = {share, n, least, most, n_rows, fn, arg};
+	sl_parallel_for(n, rows_task, &r);
+	free(share);
 }
