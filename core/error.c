@@ -72,6 +72,14 @@ void *sl_malloc_array(size_t count, size_t size)
 	return sl_malloc(count * size);
 }
 
+void *sl_malloc_lines(size_t count, size_t size)
+{
+	if (size && count > (SIZE_MAX - 63) / size)
+		return NULL;
+	size_t n = (count * size + 63) & ~(size_t)63;
+	return aligned_alloc(64, n ? n : 64);
+}
+
 char *sl_strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;

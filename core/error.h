@@ -37,6 +37,9 @@ const char *sl_status_name(sl_status st);
 void *sl_malloc(size_t n);
 void *sl_calloc(size_t count, size_t size);
 void *sl_malloc_array(size_t count, size_t size);
+/* count x size bytes starting on a 64-byte cache line, rounded up to whole
+ * lines (free() releases them). */
+void *sl_malloc_lines(size_t count, size_t size);
 char *sl_strdup(const char *s);
 
 #endif

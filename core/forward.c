@@ -7,7 +7,6 @@
 #include "forward.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,22 +44,6 @@ size_t sl_kv_cache_bytes(const sl_model *m, int kv_type, int n_ctx)
 		total += 2 * (size_t)n_ctx * row;
 	}
 	return total;
-}
-
-/* count x size bytes starting on a cache line, in whole lines. The float
- * products (kernels/cpu/gemm.c) read a prompt's activations in place where
- * each row starts on a line, and otherwise copy them to such rows, into a
- * buffer allocated, faulted in and freed by each task for each chunk of
- * tokens. Two threads, pp512, with the copies and without: 374M F32
- * 252-255 and 259-267 tokens/s, F16 245-249 and 254-256, 110M F32 898-921
- * and 948-953. The KV cache too: attention's scores read its rows as a
- * product's weights. */
-static void *alloc_lines(size_t count, size_t size)
-{
-	if (size && count > (SIZE_MAX - 63) / size)
-		return NULL;
-	size_t n = (count * size + 63) & ~(size_t)63;
-	return aligned_alloc(64, n ? n : 64);
 }
 
 sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *err)
@@ -120,23 +103,32 @@ sl_status sl_state_new(const sl_model *m, int n_ctx, sl_state **out, sl_error *e
 		goto oom;
 	if (rank)
 		s->lr = sl_malloc_array(B * (size_t)rank, sizeof(float));
-	s->kv = alloc_lines(total, 1);
-	s->x = alloc_lines(B * c->dim, sizeof(float));
-	s->xb = alloc_lines(B * max_sz(c->dim, q_max), sizeof(float));
-	s->q = alloc_lines(B * q_max, sizeof(float));
-	s->att = alloc_lines(B * q_max, sizeof(float));
-	s->hb = alloc_lines(B * hid_max, sizeof(float));
-	s->hb2 = alloc_lines(B * hid_max, sizeof(float));
+	/* The state's buffers and the KV cache start on cache lines
+	 * (sl_malloc_lines). The float products (kernels/cpu/gemm.c) read a
+	 * prompt's activations in place where each row starts on a line, and
+	 * otherwise copy them to such rows, into a buffer allocated, faulted
+	 * in and freed by each task for each chunk of tokens. Two threads,
+	 * pp512, with the copies and without: 374M F32 252-255 and 259-267
+	 * tokens/s, F16 245-249 and 254-256, 110M F32 898-921 and 948-953.
+	 * The KV cache too: attention's scores read its rows as a product's
+	 * weights. */
+	s->kv = sl_malloc_lines(total, 1);
+	s->x = sl_malloc_lines(B * c->dim, sizeof(float));
+	s->xb = sl_malloc_lines(B * max_sz(c->dim, q_max), sizeof(float));
+	s->q = sl_malloc_lines(B * q_max, sizeof(float));
+	s->att = sl_malloc_lines(B * q_max, sizeof(float));
+	s->hb = sl_malloc_lines(B * hid_max, sizeof(float));
+	s->hb2 = sl_malloc_lines(B * hid_max, sizeof(float));
 	if (c->arch == SL_ARCH_GPT2)
-		s->qkv = alloc_lines(B * 3 * (size_t)c->dim, sizeof(float));
+		s->qkv = sl_malloc_lines(B * 3 * (size_t)c->dim, sizeof(float));
 	if (act_q) {
 		s->xq = sl_malloc_array(B * act_max, sizeof(float));
 		s->xq8 = sl_malloc_array(B, act_max);
 		s->xd = sl_malloc_array(B, sizeof(float));
 	}
 	if (packed) {
-		s->k_new = alloc_lines(B * kv_max, sizeof(float));
-		s->v_new = alloc_lines(B * kv_max, sizeof(float));
+		s->k_new = sl_malloc_lines(B * kv_max, sizeof(float));
+		s->v_new = sl_malloc_lines(B * kv_max, sizeof(float));
 	}
 	if (!s->kv || !s->x || !s->xb || !s->q || !s->att || !s->hb || !s->hb2 ||
 	    (c->arch == SL_ARCH_GPT2 && !s->qkv) || (act_q && (!s->xq || !s->xq8 || !s->xd)) ||

@@ -251,6 +251,10 @@ static inline int tile_group(int t, int te)
  * prefetch never faults, wherever it points. */
 #define FETCH_AHEAD 2048
 #define ES(WT) ((size_t)(SL_DT_##WT == SL_DT_F32 ? 4 : 2))
+/* The 32 weights at k of row w, FETCH_AHEAD bytes on. */
+#define FETCH_ON(WT, w, k)                                                                              \
+	for (size_t o_ = 0; o_ < 32 * ES(WT); o_ += 64)                                                  \
+	_mm_prefetch((const char *)(w) + (size_t)(k) * ES(WT) + FETCH_AHEAD + o_, _MM_HINT_T1)
 
 /* One tile of TM tokens by TN rows on AVX2 over the stretch kb .. ke-1 of
  * the rows, CH of each output's four chains a pass (TM * TN * CH
@@ -278,8 +282,7 @@ static inline int tile_group(int t, int te)
 			int k = kb + 8 * c0;                                                            \
 			for (; k + 8 * CH <= ke; k += 32) {                                             \
 				if (TM == 1 && TN == 1) /* see FETCH_AHEAD */                           \
-					for (size_t o = 0; o < 32 * ES(WT); o += 64)                    \
-						_mm_prefetch((const char *)w + (size_t)k * ES(WT) + FETCH_AHEAD + o, _MM_HINT_T1); \
+					FETCH_ON(WT, w, k);                                             \
 				UNROLL for (int c = 0; c < CH; c++) {                                   \
 					__m256 xv[TM];                                                  \
 					UNROLL for (int i = 0; i < TM; i++)                             \
@@ -355,7 +358,7 @@ static inline int from_memory(size_t whole)
 	AVX2 static void gemm_##WT(float *y, size_t ldy, const float *x, size_t ldx, int T, const void *w, \
 	                           size_t ldw, int rows, int n, size_t whole)                           \
 	{                                                                                               \
-		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
+		const size_t es = ES(WT);                                                              \
 		const int n8 = n & ~7, st = tile_stretch(n8, es);                                       \
 		int r = 0;                                                                              \
 		if (T == 1) {                                                                           \
@@ -465,8 +468,7 @@ X512 static inline __m512 load512_bf16(const void *w, size_t i)
 		int k = 0;                                                                              \
 		for (; k + 32 <= n8; k += 32) {                                                         \
 			if (TM == 1 && TN == 1) /* see FETCH_AHEAD */                                   \
-				for (size_t o = 0; o < 32 * ES(WT); o += 64)                         \
-					_mm_prefetch((const char *)w + (size_t)k * ES(WT) + FETCH_AHEAD + o, _MM_HINT_T1); \
+				FETCH_ON(WT, w, k);                                                     \
 			__m512 xv[TM];                                                                  \
 			UNROLL for (int i = 0; i < TM; i++)                                             \
 				xv[i] = _mm512_loadu_ps(x + (size_t)i * ldx + k);                       \
@@ -545,7 +547,7 @@ static inline int chunk_tokens(int n)
 				             T - t0 < chunk ? T - t0 : chunk, w, ldw, rows, n, whole);  \
 			return;                                                                         \
 		}                                                                                       \
-		const size_t es = SL_DT_##WT == SL_DT_F32 ? 4 : 2;                                      \
+		const size_t es = ES(WT);                                                              \
 		int r = 0;                                                                              \
 		/* A prompt's activations, and each block of eight F32 rows, on                         \
 		 * rows that start on a cache line where they do not already: a                         \
